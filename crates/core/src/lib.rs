@@ -1,0 +1,10 @@
+//! The pure tilewave domain: what a tile is, its lifecycle and sign-offs, the
+//! Partner Connect config formats and their validation, the region catalog,
+//! and the roll-out planner.
+//!
+//! Nothing here does I/O or reads the clock: time comes in as arguments, so
+//! everything is tested with plain unit and property tests.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod regions;

@@ -1,0 +1,259 @@
+//! The region catalog: every production region a tile can be rolled out to,
+//! with its cloud and IANA time zone (for local blackout windows), read from
+//! a `regions.toml` (a copy of `shared/regions.toml` ships as the default).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::tz::TimeZone;
+use serde::Deserialize;
+
+/// The `regions.toml` shipped with tilewave: 70 production regions.
+pub const DEFAULT_REGIONS_TOML: &str = include_str!("../regions.toml");
+
+/// A cloud a tile can be offered on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cloud {
+    /// Amazon Web Services.
+    Aws,
+    /// Microsoft Azure.
+    Azure,
+    /// Google Cloud.
+    Gcp,
+}
+
+impl Cloud {
+    /// Every cloud, in a fixed order.
+    pub const ALL: [Cloud; 3] = [Cloud::Aws, Cloud::Azure, Cloud::Gcp];
+
+    /// The lower-case name used in configs and region ids.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cloud::Aws => "aws",
+            Cloud::Azure => "azure",
+            Cloud::Gcp => "gcp",
+        }
+    }
+}
+
+impl fmt::Display for Cloud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Cloud {
+    type Err = RegionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "aws" => Ok(Cloud::Aws),
+            "azure" => Ok(Cloud::Azure),
+            "gcp" => Ok(Cloud::Gcp),
+            other => Err(RegionError::UnknownCloud(other.to_string())),
+        }
+    }
+}
+
+/// One production region: one partner catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Region {
+    /// `<cloud>:<region>`, e.g. `aws:eu-west-1`.
+    pub id: String,
+    /// The cloud the region belongs to (the prefix of `id`).
+    pub cloud: Cloud,
+    /// The IANA name of the region's time zone, e.g. `Europe/Berlin`.
+    pub tz_name: String,
+    /// The resolved time zone, for local-time blackout windows.
+    pub tz: TimeZone,
+    /// A region that exists to take changes first (the canary of its cloud).
+    pub canary: bool,
+}
+
+/// Why a region catalog or a region reference is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegionError {
+    /// The TOML did not parse.
+    #[error("regions.toml: {0}")]
+    Toml(String),
+    /// A cloud name that is not aws, azure or gcp.
+    #[error("unknown cloud {0:?} (expected aws, azure or gcp)")]
+    UnknownCloud(String),
+    /// A region entry is inconsistent.
+    #[error("regions.toml region[{index}] ({id}): {problem}")]
+    BadEntry {
+        /// Position in the file, from 0.
+        index: usize,
+        /// The entry's id as written.
+        id: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A region id that the catalog does not know.
+    #[error("unknown region {0:?}")]
+    UnknownRegion(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionsFile {
+    region: Vec<RegionEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionEntry {
+    id: String,
+    cloud: String,
+    tz: String,
+    #[serde(default)]
+    canary: bool,
+}
+
+/// The ordered catalog of regions. Order is the file's order; it decides the
+/// default canary of a cloud (the first of its regions when none is flagged).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionCatalog {
+    regions: Vec<Region>,
+}
+
+impl RegionCatalog {
+    /// The catalog shipped with tilewave.
+    pub fn builtin() -> Self {
+        // The shipped file is checked by the unit tests below.
+        match Self::from_toml(DEFAULT_REGIONS_TOML) {
+            Ok(c) => c,
+            Err(e) => unreachable!("the shipped regions.toml is valid: {e}"),
+        }
+    }
+
+    /// Parses a catalog in the format of `shared/regions.toml`.
+    pub fn from_toml(text: &str) -> Result<Self, RegionError> {
+        let file: RegionsFile = toml::from_str(text).map_err(|e| RegionError::Toml(e.to_string()))?;
+        let mut seen = HashSet::new();
+        let mut canaries = HashSet::new();
+        let mut regions = Vec::with_capacity(file.region.len());
+        for (index, e) in file.region.into_iter().enumerate() {
+            let bad = |problem: String| RegionError::BadEntry {
+                index,
+                id: e.id.clone(),
+                problem,
+            };
+            let cloud: Cloud = e.cloud.parse().map_err(|err: RegionError| bad(err.to_string()))?;
+            let Some((prefix, name)) = e.id.split_once(':') else {
+                return Err(bad("id must be <cloud>:<region>".into()));
+            };
+            if prefix != cloud.as_str() || name.is_empty() {
+                return Err(bad(format!("id must start with \"{cloud}:\" and name a region")));
+            }
+            if !seen.insert(e.id.clone()) {
+                return Err(bad("duplicate id".into()));
+            }
+            if e.canary && !canaries.insert(cloud) {
+                return Err(bad(format!("a second canary for {cloud}")));
+            }
+            let tz = TimeZone::get(&e.tz).map_err(|err| bad(format!("time zone {:?}: {err}", e.tz)))?;
+            regions.push(Region {
+                id: e.id,
+                cloud,
+                tz_name: e.tz,
+                tz,
+                canary: e.canary,
+            });
+        }
+        if regions.is_empty() {
+            return Err(RegionError::Toml("no [[region]] entries".into()));
+        }
+        Ok(Self { regions })
+    }
+
+    /// Every region, in file order.
+    pub fn all(&self) -> &[Region] {
+        &self.regions
+    }
+
+    /// The region with this id.
+    pub fn get(&self, id: &str) -> Result<&Region, RegionError> {
+        self.regions
+            .iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| RegionError::UnknownRegion(id.to_string()))
+    }
+
+    /// The regions of one cloud, in file order.
+    pub fn of_cloud(&self, cloud: Cloud) -> impl Iterator<Item = &Region> {
+        self.regions.iter().filter(move |r| r.cloud == cloud)
+    }
+
+    /// The canary of a cloud: the region flagged `canary`, else the first of
+    /// the cloud's regions. `None` when the catalog has no region of it.
+    pub fn canary_of(&self, cloud: Cloud) -> Option<&Region> {
+        self.of_cloud(cloud)
+            .find(|r| r.canary)
+            .or_else(|| self.of_cloud(cloud).next())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalog_has_the_documented_regions() {
+        let c = RegionCatalog::builtin();
+        assert_eq!(c.all().len(), 70);
+        assert_eq!(c.of_cloud(Cloud::Aws).count(), 16);
+        assert_eq!(c.of_cloud(Cloud::Gcp).count(), 15);
+        assert_eq!(c.of_cloud(Cloud::Azure).count(), 39);
+        assert_eq!(
+            c.canary_of(Cloud::Azure).map(|r| r.id.as_str()),
+            Some("azure:eastus2euap")
+        );
+        assert_eq!(
+            c.canary_of(Cloud::Aws).map(|r| r.id.as_str()),
+            Some("aws:ap-northeast-1")
+        );
+        assert_eq!(
+            c.canary_of(Cloud::Gcp).map(|r| r.id.as_str()),
+            Some("gcp:asia-northeast1")
+        );
+    }
+
+    #[test]
+    fn rejects_bad_entries_naming_them() {
+        let cases = [
+            (
+                "[[region]]\nid = \"aws:x\"\ncloud = \"oracle\"\ntz = \"UTC\"\n",
+                "unknown cloud",
+            ),
+            (
+                "[[region]]\nid = \"gcp:x\"\ncloud = \"aws\"\ntz = \"UTC\"\n",
+                "must start with",
+            ),
+            (
+                "[[region]]\nid = \"aws:x\"\ncloud = \"aws\"\ntz = \"Mars/Olympus\"\n",
+                "time zone",
+            ),
+            (
+                "[[region]]\nid = \"aws:x\"\ncloud = \"aws\"\ntz = \"UTC\"\n[[region]]\nid = \"aws:x\"\ncloud = \"aws\"\ntz = \"UTC\"\n",
+                "duplicate",
+            ),
+            ("region = []\n", "no [[region]]"),
+        ];
+        for (text, want) in cases {
+            let err = RegionCatalog::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(want), "{err:?} should mention {want:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_region_is_an_error() {
+        let c = RegionCatalog::builtin();
+        assert_eq!(
+            c.get("aws:mars-1").unwrap_err(),
+            RegionError::UnknownRegion("aws:mars-1".into())
+        );
+        assert_eq!(c.get("gcp:me-central2").map(|r| r.cloud), Ok(Cloud::Gcp));
+    }
+}
