@@ -7,4 +7,5 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod planner;
 pub mod regions;
