@@ -4,6 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+/// Messages whose derived `Debug` would print secret plain text.
+const REDACTED_DEBUG: &[&str] = &[
+    ".tilewave.credentials.v1.SubmitCredentialRequest",
+    ".tilewave.agent.v1.InstallCredentialRequest",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let mut files = Vec::new();
@@ -21,6 +27,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&fds),
     )?;
     tonic_prost_build::configure()
+        // Messages carrying secret plain text get a hand-written, redacting
+        // `Debug` in `src/lib.rs` instead of the derived one, so that
+        // `{:?}` in a log line cannot leak a secret.
+        .skip_debug(REDACTED_DEBUG)
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;
