@@ -1,0 +1,419 @@
+//! Watch-backed caches, informer style: serve reads and drive reactions
+//! without a round trip to etcd.
+//!
+//! A [`WatchCache`] lists its range at revision R, then watches from R + 1.
+//! Each watch response is applied under one write lock and the cache's
+//! revision moves only after it, so readers never see a torn state (part of
+//! a transaction). When the connection is lost it reconnects with back-off
+//! and resumes the watch from its revision + 1, so no change is missed; when
+//! that history was compacted (the watch is cancelled with
+//! `compact_revision`), or a waiter needs a revision the watch has not shown
+//! (see [`WatchCache::wait_for_revision`]), it relists and replaces its state
+//! atomically, broadcasting the differences and then
+//! [`CacheEvent::Resynced`]. While etcd is unreachable it keeps serving its
+//! last consistent state.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use etcd_client::{EventType, KeyValue, WatchOptions};
+use tokio::sync::{Notify, broadcast, watch};
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::keys::prefix_end;
+use crate::retry::Backoff;
+use crate::store::{Store, Versioned, decode};
+
+/// How many change events a slow subscriber may fall behind before it sees
+/// `RecvError::Lagged` (and should re-read the cache).
+const EVENT_CAPACITY: usize = 1024;
+/// How long [`WatchCache::wait_for_revision`] waits for the watch before it
+/// asks for a relist to catch up.
+const CATCH_UP_AFTER: Duration = Duration::from_millis(150);
+
+/// Which keys in the range a cache keeps.
+pub type KeyFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// A change the cache applied.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CacheEvent<T> {
+    /// A key was created or updated.
+    Put(Versioned<T>),
+    /// A key was deleted.
+    Delete {
+        /// The full key.
+        key: String,
+        /// The revision of the deletion (of the relist, after a resync).
+        revision: i64,
+    },
+    /// The cache replaced its state from a fresh listing (the differences
+    /// were broadcast just before).
+    Resynced {
+        /// The listing's revision.
+        revision: i64,
+        /// Why.
+        reason: ResyncReason,
+    },
+}
+
+/// Why a cache relisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResyncReason {
+    /// The watch's history was compacted away.
+    Compacted,
+    /// A waiter needed a newer revision than the watch had shown.
+    CatchUp,
+    /// etcd cancelled the watch for another reason.
+    Cancelled,
+}
+
+struct State<T> {
+    items: BTreeMap<String, Versioned<T>>,
+    revision: i64,
+}
+
+struct Shared<T> {
+    state: RwLock<State<T>>,
+    revision: watch::Sender<i64>,
+    events: broadcast::Sender<CacheEvent<T>>,
+    relist: Notify,
+    resyncs: AtomicU64,
+    start: String,
+    end: Vec<u8>,
+    filter: Option<KeyFilter>,
+}
+
+impl<T> Shared<T> {
+    fn read(&self) -> RwLockReadGuard<'_, State<T>> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    fn write(&self) -> RwLockWriteGuard<'_, State<T>> {
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    fn keeps(&self, key: &str) -> bool {
+        self.filter.as_ref().is_none_or(|f| f(key))
+    }
+}
+
+/// A local copy of a key range, kept current by a watch.
+pub struct WatchCache<T> {
+    shared: Arc<Shared<T>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<T> std::fmt::Debug for WatchCache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchCache")
+            .field("start", &self.shared.start)
+            .field("revision", &*self.shared.revision.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Drop for WatchCache<T> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl<T> WatchCache<T>
+where
+    T: prost::Message + Default + Clone + 'static,
+{
+    /// Caches every key under `prefix`.
+    pub async fn prefix(store: &Store, prefix: &str) -> Result<Self> {
+        Self::start(store, prefix.to_owned(), prefix_end(prefix.as_bytes()), None).await
+    }
+
+    /// Caches the keys under `prefix` that `filter` accepts (e.g. roll-outs
+    /// but not their steps: [`crate::Keys::is_direct_child`]).
+    pub async fn prefix_filtered(store: &Store, prefix: &str, filter: KeyFilter) -> Result<Self> {
+        Self::start(
+            store,
+            prefix.to_owned(),
+            prefix_end(prefix.as_bytes()),
+            Some(filter),
+        )
+        .await
+    }
+
+    /// Caches one key.
+    pub async fn key(store: &Store, key: &str) -> Result<Self> {
+        let mut end = key.as_bytes().to_vec();
+        end.push(0);
+        Self::start(store, key.to_owned(), end, None).await
+    }
+
+    async fn start(store: &Store, start: String, end: Vec<u8>, filter: Option<KeyFilter>) -> Result<Self> {
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (revision, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            state: RwLock::new(State {
+                items: BTreeMap::new(),
+                revision: 0,
+            }),
+            revision,
+            events,
+            relist: Notify::new(),
+            resyncs: AtomicU64::new(0),
+            start,
+            end,
+            filter,
+        });
+        relist(store, &shared, None).await?;
+        let task = tokio::spawn(run(store.clone(), Arc::clone(&shared)));
+        Ok(Self { shared, task })
+    }
+
+    /// The cached value at `key`.
+    pub fn get(&self, key: &str) -> Option<Versioned<T>> {
+        self.shared.read().items.get(key).cloned()
+    }
+
+    /// Every cached value, in key order.
+    pub fn list(&self) -> Vec<Versioned<T>> {
+        self.snapshot().1
+    }
+
+    /// The revision and every cached value, consistently.
+    pub fn snapshot(&self) -> (i64, Vec<Versioned<T>>) {
+        let s = self.shared.read();
+        (s.revision, s.items.values().cloned().collect())
+    }
+
+    /// The first cached value in key order (the next timer, for the timer
+    /// range).
+    pub fn first(&self) -> Option<Versioned<T>> {
+        self.shared.read().items.values().next().cloned()
+    }
+
+    /// The revision the cache reflects: every change to its range up to it
+    /// is applied.
+    pub fn revision(&self) -> i64 {
+        self.shared.read().revision
+    }
+
+    /// How many times the cache relisted since it started.
+    pub fn resyncs(&self) -> u64 {
+        self.shared.resyncs.load(Ordering::Relaxed)
+    }
+
+    /// Change events, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<CacheEvent<T>> {
+        self.shared.events.subscribe()
+    }
+
+    /// The cache's revision as a watch channel: wakes on every applied
+    /// change or resync.
+    pub fn revision_watch(&self) -> watch::Receiver<i64> {
+        self.shared.revision.subscribe()
+    }
+
+    /// Waits until the cache reflects store revision `rev` (e.g. a commit's
+    /// revision: read your own writes). Changes outside the range do not
+    /// reach the watch, so after a short wait the cache relists to catch up.
+    pub async fn wait_for_revision(&self, rev: i64, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut rx = self.shared.revision.subscribe();
+        loop {
+            if *rx.borrow_and_update() >= rev {
+                return Ok(());
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(Error::DeadlineExceeded {
+                    op: "wait_for_revision",
+                });
+            }
+            match tokio::time::timeout(remaining.min(CATCH_UP_AFTER), rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    return Err(Error::Unavailable {
+                        op: "wait_for_revision",
+                        source: "the cache stopped".into(),
+                    });
+                }
+                Err(_) => self.shared.relist.notify_one(),
+            }
+        }
+    }
+}
+
+/// Why the watch loop left a watch.
+enum Next {
+    Relist(ResyncReason),
+    Reconnect(String),
+}
+
+async fn run<T>(store: Store, shared: Arc<Shared<T>>)
+where
+    T: prost::Message + Default + Clone + 'static,
+{
+    let mut backoff = Backoff::default();
+    loop {
+        let from = shared.read().revision + 1;
+        let opts = WatchOptions::new()
+            .with_range(shared.end.clone())
+            .with_start_revision(from)
+            .with_progress_notify();
+        let mut client = store.etcd();
+        let next =
+            match tokio::time::timeout(store.op_timeout(), client.watch(shared.start.clone(), Some(opts)))
+                .await
+            {
+                Err(_) => Next::Reconnect("no answer to the watch request".to_owned()),
+                Ok(Err(e)) => Next::Reconnect(e.to_string()),
+                Ok(Ok(mut stream)) => loop {
+                    tokio::select! {
+                        biased;
+                        () = shared.relist.notified() => break Next::Relist(ResyncReason::CatchUp),
+                        msg = stream.message() => match msg {
+                            Ok(Some(resp)) => {
+                                if resp.canceled() {
+                                    if resp.compact_revision() > 0 {
+                                        break Next::Relist(ResyncReason::Compacted);
+                                    }
+                                    let reason = resp.cancel_reason();
+                                    if reason.contains("no leader") || reason.is_empty() {
+                                        break Next::Reconnect(format!("watch cancelled: {reason:?}"));
+                                    }
+                                    break Next::Relist(ResyncReason::Cancelled);
+                                }
+                                if !resp.events().is_empty() {
+                                    apply(&shared, resp.events());
+                                    backoff.reset();
+                                }
+                            }
+                            Ok(None) => break Next::Reconnect("the watch stream ended".to_owned()),
+                            Err(e) => break Next::Reconnect(e.to_string()),
+                        },
+                    }
+                },
+            };
+        match next {
+            Next::Reconnect(why) => {
+                tracing::warn!(range = %shared.start, revision = from - 1, %why, "watch lost; resuming after back-off");
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+            Next::Relist(reason) => loop {
+                match relist(&store, &shared, Some(reason)).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(range = %shared.start, error = %e, "relist failed; retrying after back-off");
+                        tokio::time::sleep(backoff.next_delay()).await;
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Applies one watch response atomically, then announces it.
+fn apply<T>(shared: &Shared<T>, events: &[etcd_client::Event])
+where
+    T: prost::Message + Default + Clone + 'static,
+{
+    let mut out = Vec::with_capacity(events.len());
+    let revision = {
+        let mut state = shared.write();
+        let mut revision = state.revision;
+        for ev in events {
+            let Some(kv) = ev.kv() else { continue };
+            revision = revision.max(kv.mod_revision());
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            if !shared.keeps(&key) {
+                continue;
+            }
+            match ev.event_type() {
+                EventType::Put => match decode::<T>(kv) {
+                    Ok(v) => {
+                        state.items.insert(key, v.clone());
+                        out.push(CacheEvent::Put(v));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "skipping an undecodable value");
+                        if state.items.remove(&key).is_some() {
+                            out.push(CacheEvent::Delete {
+                                key,
+                                revision: kv.mod_revision(),
+                            });
+                        }
+                    }
+                },
+                EventType::Delete => {
+                    state.items.remove(&key);
+                    out.push(CacheEvent::Delete {
+                        key,
+                        revision: kv.mod_revision(),
+                    });
+                }
+            }
+        }
+        state.revision = revision;
+        revision
+    };
+    for ev in out {
+        // No subscribers is fine.
+        let _ = shared.events.send(ev);
+    }
+    shared.revision.send_replace(revision);
+}
+
+/// Replaces the state from a fresh listing and broadcasts the differences.
+async fn relist<T>(store: &Store, shared: &Shared<T>, reason: Option<ResyncReason>) -> Result<()>
+where
+    T: prost::Message + Default + Clone + 'static,
+{
+    let (kvs, revision): (Vec<KeyValue>, i64) =
+        store.list_raw(&shared.start, Some(shared.end.clone())).await?;
+    let mut fresh = BTreeMap::new();
+    for kv in &kvs {
+        match decode::<T>(kv) {
+            Ok(v) if shared.keeps(&v.key) => {
+                fresh.insert(v.key.clone(), v);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "skipping an undecodable value"),
+        }
+    }
+    let mut out = Vec::new();
+    {
+        let mut state = shared.write();
+        if reason.is_some() {
+            for (key, v) in &fresh {
+                if state.items.get(key).is_none_or(|old| old.etag != v.etag) {
+                    out.push(CacheEvent::Put(v.clone()));
+                }
+            }
+            for key in state.items.keys() {
+                if !fresh.contains_key(key) {
+                    out.push(CacheEvent::Delete {
+                        key: key.clone(),
+                        revision,
+                    });
+                }
+            }
+        }
+        state.items = fresh;
+        state.revision = state.revision.max(revision);
+    }
+    if let Some(reason) = reason {
+        shared.resyncs.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(range = %shared.start, revision, ?reason, "cache resynced");
+        out.push(CacheEvent::Resynced { revision, reason });
+    }
+    for ev in out {
+        let _ = shared.events.send(ev);
+    }
+    shared
+        .revision
+        .send_replace(revision.max(*shared.revision.borrow()));
+    Ok(())
+}

@@ -1,0 +1,453 @@
+//! One state change = one etcd transaction, with its audit record inside.
+//!
+//! A [`Change`] collects guarded mutations (`create`: the key must be absent;
+//! `update`/`delete`: the key's mod revision must still be the etag the
+//! caller read), unguarded ones, extra guards (`expect`, `fence`) and the
+//! audit record; [`Store::commit`] turns it into a single transaction, so the
+//! audit log can neither miss nor invent a change.
+//!
+//! **Audit keys** are `audit/<domain time in zero-padded unix nanoseconds>-
+//! <64 random bits in hex>`, written create-if-absent: ordered by domain time
+//! (which never goes backwards), unique without a shared counter (no hot
+//! key, no extra round trip), and known before the commit.
+//!
+//! **Retries**: a transaction whose answer was lost (member died, timeout)
+//! may or may not have been applied. Because the audit key is unique and
+//! guarded create-if-absent, it doubles as an idempotency marker: a change
+//! with an audit record is retried on transient errors, and if a retry fails
+//! its compares *because the audit key already exists*, the earlier attempt
+//! committed and the commit reports success. A change without an audit
+//! record has no marker and is tried once.
+//!
+//! **Failures** are identified from the transaction's else branch, which
+//! reads every guarded key: fenced first, then an existing key (create), then
+//! a moved etag (update, delete, expect). Nothing is changed on failure.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use etcd_client::{Compare, CompareOp, KeyValue, Txn, TxnOp, TxnOpResponse};
+use tilewave_proto::common::v1::{AuditRecord, Timer};
+
+use crate::actor::Actor;
+use crate::clock::to_proto_timestamp;
+use crate::error::{Error, Result};
+use crate::keys::Keys;
+use crate::retry::{self, Attempt};
+use crate::store::Store;
+
+/// Proof of ownership: the owner key and its create revision. Every write
+/// the owner makes compares it, so a replica that lost the work cannot write.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FencingToken {
+    /// The owner key (`owners/<work>`).
+    pub owner_key: String,
+    /// The owner key's create revision.
+    pub revision: i64,
+}
+
+/// What a successful commit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The etcd revision of the transaction: the new etag of every key it wrote.
+    pub revision: i64,
+    /// The audit record's key, when the change had one.
+    pub audit_key: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create { key: String, value: Vec<u8> },
+    Update { key: String, value: Vec<u8>, etag: i64 },
+    Delete { key: String, etag: i64 },
+    Put { key: String, value: Vec<u8> },
+    DeleteUnchecked { key: String },
+    Expect { key: String, etag: i64 },
+    ExpectAbsent { key: String },
+}
+
+impl Op {
+    fn key(&self) -> &str {
+        match self {
+            Op::Create { key, .. }
+            | Op::Update { key, .. }
+            | Op::Delete { key, .. }
+            | Op::Put { key, .. }
+            | Op::DeleteUnchecked { key }
+            | Op::Expect { key, .. }
+            | Op::ExpectAbsent { key } => key,
+        }
+    }
+
+    fn writes(&self) -> bool {
+        match self {
+            Op::Create { .. }
+            | Op::Update { .. }
+            | Op::Delete { .. }
+            | Op::Put { .. }
+            | Op::DeleteUnchecked { .. } => true,
+            Op::Expect { .. } | Op::ExpectAbsent { .. } => false,
+        }
+    }
+}
+
+/// A state change, committed atomically by [`Store::commit`].
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    ops: Vec<Op>,
+    audit: Option<AuditRecord>,
+    fence: Option<FencingToken>,
+}
+
+impl Change {
+    /// An empty change.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Creates `key`; fails with [`Error::AlreadyExists`] if it exists.
+    pub fn create(mut self, key: impl Into<String>, msg: &impl prost::Message) -> Self {
+        self.ops.push(Op::Create {
+            key: key.into(),
+            value: msg.encode_to_vec(),
+        });
+        self
+    }
+
+    /// Replaces `key` if its mod revision is still `etag`; else
+    /// [`Error::Conflict`].
+    pub fn update(mut self, key: impl Into<String>, msg: &impl prost::Message, etag: i64) -> Self {
+        self.ops.push(Op::Update {
+            key: key.into(),
+            value: msg.encode_to_vec(),
+            etag,
+        });
+        self
+    }
+
+    /// Deletes `key` if its mod revision is still `etag`; else
+    /// [`Error::Conflict`].
+    pub fn delete(mut self, key: impl Into<String>, etag: i64) -> Self {
+        self.ops.push(Op::Delete {
+            key: key.into(),
+            etag,
+        });
+        self
+    }
+
+    /// Writes `key` whatever it holds (records whose key is unique by
+    /// construction, or that only their fenced owner writes).
+    pub fn put_unchecked(mut self, key: impl Into<String>, msg: &impl prost::Message) -> Self {
+        self.ops.push(Op::Put {
+            key: key.into(),
+            value: msg.encode_to_vec(),
+        });
+        self
+    }
+
+    /// Deletes `key` if present, whatever it holds.
+    pub fn delete_unchecked(mut self, key: impl Into<String>) -> Self {
+        self.ops.push(Op::DeleteUnchecked { key: key.into() });
+        self
+    }
+
+    /// Guards on a key the change does not write: its mod revision must still
+    /// be `etag` (e.g. the freeze flag as read); else [`Error::Conflict`].
+    pub fn expect(mut self, key: impl Into<String>, etag: i64) -> Self {
+        self.ops.push(Op::Expect {
+            key: key.into(),
+            etag,
+        });
+        self
+    }
+
+    /// Guards on a key being absent; else [`Error::AlreadyExists`].
+    pub fn expect_absent(mut self, key: impl Into<String>) -> Self {
+        self.ops.push(Op::ExpectAbsent { key: key.into() });
+        self
+    }
+
+    /// Schedules a durable timer (create-if-absent at
+    /// `timers/<due>/<id>`). The timer needs an id and a due time.
+    pub fn schedule(self, keys: &Keys, timer: &Timer) -> Result<Self> {
+        let due = timer
+            .due
+            .as_ref()
+            .ok_or_else(|| Error::invalid("timer.due is required"))
+            .and_then(crate::clock::from_proto_timestamp)?;
+        if timer.id.is_empty() {
+            return Err(Error::invalid("timer.id is required"));
+        }
+        let key = keys.timer(due, &timer.id)?;
+        Ok(self.create(key, timer))
+    }
+
+    /// The audit record of this change. Its `actor` is set from the
+    /// committing [`Actor`]; a missing `at` is the store clock's now.
+    pub fn audit(mut self, record: AuditRecord) -> Self {
+        self.audit = Some(record);
+        self
+    }
+
+    /// Whether an audit record is attached.
+    pub fn has_audit(&self) -> bool {
+        self.audit.is_some()
+    }
+
+    /// Commits only while `token` still owns its work; else [`Error::Fenced`].
+    pub fn fence(mut self, token: &FencingToken) -> Self {
+        self.fence = Some(token.clone());
+        self
+    }
+
+    /// Adds every operation of `other` (its audit record and fence too, when
+    /// this change has none).
+    pub fn merge(mut self, other: Change) -> Self {
+        self.ops.extend(other.ops);
+        if self.audit.is_none() {
+            self.audit = other.audit;
+        }
+        if self.fence.is_none() {
+            self.fence = other.fence;
+        }
+        self
+    }
+
+    /// Whether the change has no operations and no audit record.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.audit.is_none()
+    }
+}
+
+/// A change turned into a transaction.
+struct Plan {
+    txn_compares: Vec<Compare>,
+    success: Vec<TxnOp>,
+    /// Keys read in the else branch, in order.
+    probes: Vec<String>,
+    ops: Vec<Op>,
+    fence: Option<FencingToken>,
+    audit_key: Option<String>,
+}
+
+impl Store {
+    /// Commits `change` as one transaction on behalf of `actor`.
+    ///
+    /// Errors: [`Error::AlreadyExists`], [`Error::Conflict`] or
+    /// [`Error::Fenced`] when a guard failed (nothing changed);
+    /// [`Error::Unavailable`]/[`Error::DeadlineExceeded`] when etcd could not
+    /// answer within the deadline. For a change *with* an audit record the
+    /// latter means the change was not applied, or its outcome is unknown
+    /// only if etcd lost quorum mid-commit: the audit key, created in the
+    /// same transaction, then tells (both exist or neither).
+    pub async fn commit(&self, change: Change, actor: &Actor) -> Result<CommitInfo> {
+        let plan = self.plan(change, actor)?;
+        let retryable = plan.audit_key.is_some();
+        let txn = Txn::new()
+            .when(plan.txn_compares.clone())
+            .and_then(plan.success.clone())
+            .or_else(
+                plan.probes
+                    .iter()
+                    .map(|k| TxnOp::get(k.clone(), None))
+                    .collect::<Vec<_>>(),
+            );
+        let deadline = self.op_timeout();
+        if !retryable {
+            let mut c = self.etcd();
+            let resp = tokio::time::timeout(deadline, c.txn(txn))
+                .await
+                .map_err(|_| Error::DeadlineExceeded { op: "commit" })?
+                .map_err(|e| {
+                    if crate::error::is_transient(&e) {
+                        Error::Unavailable {
+                            op: "commit",
+                            source: Box::new(e),
+                        }
+                    } else {
+                        Error::Etcd {
+                            op: "commit",
+                            source: e,
+                        }
+                    }
+                })?;
+            return outcome(&plan, &resp, false);
+        }
+        retry::with_retries("commit", deadline, |attempt| {
+            let mut c = self.etcd();
+            let txn = txn.clone();
+            let plan = &plan;
+            async move {
+                match c.txn(txn).await {
+                    Ok(resp) => Attempt::Done(outcome(plan, &resp, attempt > 1)),
+                    Err(e) => retry::classify("commit", e),
+                }
+            }
+        })
+        .await
+    }
+
+    fn plan(&self, change: Change, actor: &Actor) -> Result<Plan> {
+        let Change { ops, audit, fence } = change;
+        if ops.is_empty() && audit.is_none() {
+            return Err(Error::invalid("empty change"));
+        }
+        let keys = self.keys();
+        let mut written = BTreeSet::new();
+        for op in &ops {
+            if !keys.contains(op.key()) {
+                return Err(Error::invalid(format!(
+                    "key {:?} is outside {:?}",
+                    op.key(),
+                    keys.prefix()
+                )));
+            }
+            if op.writes() && !written.insert(op.key().to_owned()) {
+                return Err(Error::invalid(format!(
+                    "key {:?} is written twice in one change",
+                    op.key()
+                )));
+            }
+        }
+        let mut compares = Vec::new();
+        let mut success = Vec::new();
+        let mut probes = BTreeSet::new();
+        if let Some(token) = &fence {
+            compares.push(Compare::create_revision(
+                token.owner_key.clone(),
+                CompareOp::Equal,
+                token.revision,
+            ));
+            probes.insert(token.owner_key.clone());
+        }
+        for op in &ops {
+            match op {
+                Op::Create { key, value } => {
+                    compares.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0));
+                    success.push(TxnOp::put(key.clone(), value.clone(), None));
+                    probes.insert(key.clone());
+                }
+                Op::Update { key, value, etag } => {
+                    compares.push(Compare::mod_revision(key.clone(), CompareOp::Equal, *etag));
+                    success.push(TxnOp::put(key.clone(), value.clone(), None));
+                    probes.insert(key.clone());
+                }
+                Op::Delete { key, etag } => {
+                    compares.push(Compare::mod_revision(key.clone(), CompareOp::Equal, *etag));
+                    success.push(TxnOp::delete(key.clone(), None));
+                    probes.insert(key.clone());
+                }
+                Op::Put { key, value } => success.push(TxnOp::put(key.clone(), value.clone(), None)),
+                Op::DeleteUnchecked { key } => success.push(TxnOp::delete(key.clone(), None)),
+                Op::Expect { key, etag } => {
+                    compares.push(Compare::mod_revision(key.clone(), CompareOp::Equal, *etag));
+                    probes.insert(key.clone());
+                }
+                Op::ExpectAbsent { key } => {
+                    compares.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0));
+                    probes.insert(key.clone());
+                }
+            }
+        }
+        let mut audit_key = None;
+        if let Some(mut record) = audit {
+            record.actor = actor.as_str().to_owned();
+            let at = match &record.at {
+                Some(at) => crate::clock::from_proto_timestamp(at)?,
+                None => {
+                    let now = self.clock().now();
+                    record.at = Some(to_proto_timestamp(now));
+                    now
+                }
+            };
+            if record.trace_id.is_empty()
+                && let Some(origin) = crate::trace::current()
+                && let Some(id) = crate::trace::trace_id(&origin)
+            {
+                record.trace_id = id.to_owned();
+            }
+            let key = keys.audit(at, rand::random())?;
+            if written.contains(&key) {
+                return Err(Error::invalid("the change writes its own audit key"));
+            }
+            compares.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0));
+            success.push(TxnOp::put(
+                key.clone(),
+                prost::Message::encode_to_vec(&record),
+                None,
+            ));
+            probes.insert(key.clone());
+            audit_key = Some(key);
+        }
+        Ok(Plan {
+            txn_compares: compares,
+            success,
+            probes: probes.into_iter().collect(),
+            ops,
+            fence,
+            audit_key,
+        })
+    }
+}
+
+/// Reads a transaction's answer: success, or which guard failed.
+fn outcome(plan: &Plan, resp: &etcd_client::TxnResponse, retried: bool) -> Result<CommitInfo> {
+    let revision = resp.header().map(|h| h.revision()).unwrap_or_default();
+    if resp.succeeded() {
+        return Ok(CommitInfo {
+            revision,
+            audit_key: plan.audit_key.clone(),
+        });
+    }
+    let mut seen: BTreeMap<&str, Option<KeyValue>> = BTreeMap::new();
+    for (key, r) in plan.probes.iter().zip(resp.op_responses()) {
+        let kv = match r {
+            TxnOpResponse::Get(g) => g.kvs().first().cloned(),
+            TxnOpResponse::Put(_) | TxnOpResponse::Delete(_) | TxnOpResponse::Txn(_) => None,
+        };
+        seen.insert(key.as_str(), kv);
+    }
+    let current = |key: &str| seen.get(key).and_then(|kv| kv.as_ref());
+    if let Some(audit_key) = &plan.audit_key
+        && let Some(kv) = current(audit_key)
+    {
+        if retried {
+            // An earlier attempt whose answer was lost did commit.
+            tracing::debug!(audit_key, "commit retry found its audit record: already applied");
+            return Ok(CommitInfo {
+                revision: kv.mod_revision(),
+                audit_key: Some(audit_key.clone()),
+            });
+        }
+        return Err(Error::Conflict {
+            key: audit_key.clone(),
+        });
+    }
+    if let Some(token) = &plan.fence
+        && current(&token.owner_key).map(KeyValue::create_revision) != Some(token.revision)
+    {
+        return Err(Error::Fenced {
+            owner_key: token.owner_key.clone(),
+            token: token.revision,
+        });
+    }
+    for op in &plan.ops {
+        match op {
+            Op::Create { key, .. } | Op::ExpectAbsent { key } => {
+                if current(key).is_some() {
+                    return Err(Error::AlreadyExists { key: key.clone() });
+                }
+            }
+            Op::Update { key, etag, .. } | Op::Delete { key, etag } | Op::Expect { key, etag } => {
+                if current(key).map(KeyValue::mod_revision) != Some(*etag) {
+                    return Err(Error::Conflict { key: key.clone() });
+                }
+            }
+            Op::Put { .. } | Op::DeleteUnchecked { .. } => {}
+        }
+    }
+    // A guard failed but the else branch shows none failing: the state moved
+    // in between (impossible within one transaction); report a conflict.
+    Err(Error::Conflict {
+        key: plan.probes.first().cloned().unwrap_or_default(),
+    })
+}

@@ -1,0 +1,40 @@
+//! The one way tilewave services talk to etcd.
+//!
+//! - [`keys`]: the key space under one prefix.
+//! - [`store`]: the connection, its deadlines, typed reads ([`Versioned`]).
+//! - [`change`]: one audited transaction per state change, with optimistic
+//!   concurrency (etags) and fencing.
+//! - [`ownership`]: ownership of long-running work through a lease, with a
+//!   fencing token.
+//! - [`cache`]: watch-backed caches that resync after compaction and
+//!   reconnect after a lost connection.
+//! - [`timers`]: durable timers that fire exactly once.
+//! - [`clock`]: domain time, system or virtual (the only reader of the wall
+//!   clock).
+//! - [`actor`], [`trace`]: who made a change and which request started it.
+//! - [`error`]: the errors and their gRPC status codes.
+//! - [`retry`]: deadlines and back-off for etcd calls.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod actor;
+pub mod cache;
+pub mod change;
+pub mod clock;
+pub mod error;
+pub mod keys;
+pub mod ownership;
+pub mod retry;
+pub mod store;
+pub mod timers;
+pub mod trace;
+
+pub use actor::Actor;
+pub use cache::{CacheEvent, ResyncReason, WatchCache};
+pub use change::{Change, CommitInfo, FencingToken};
+pub use clock::{Clock, ClockState, SystemClock, VirtualClock};
+pub use error::{Error, Result};
+pub use keys::Keys;
+pub use ownership::Ownership;
+pub use store::{Listing, Store, StoreConfig, Versioned};
+pub use timers::{Fired, run_timer_loop};

@@ -1,0 +1,341 @@
+//! Ownership of long-running work, with fencing.
+//!
+//! One replica owns a piece of work (a roll-out, a rotation, the timer loop)
+//! by creating `owners/<work>` (an `Owner` message) attached to an etcd
+//! lease, create-if-absent. The key's create revision is the
+//! [`FencingToken`]: every write the owner makes compares it
+//! ([`crate::Change::fence`]), so a replica that lost its lease (paused,
+//! partitioned, too slow) cannot write, whatever it believes; etcd refuses
+//! it with [`Error::Fenced`].
+//!
+//! A background task keeps the lease alive (every third of the TTL, on real
+//! time). It reports the ownership lost ([`Ownership::lost`]) when etcd says
+//! the lease is gone, or when no renewal succeeded for a whole TTL: from then
+//! on another replica may own the work. Release (explicit, or best effort on
+//! drop) revokes the lease, which deletes the owner key at once.
+
+use std::time::Duration;
+
+use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
+use tilewave_proto::common::v1::Owner;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::change::FencingToken;
+use crate::clock::{Clock, SystemClock, to_proto_timestamp};
+use crate::error::{Error, Result};
+use crate::keys::check_segment;
+use crate::retry::{self, Attempt, Backoff};
+use crate::store::{Store, decode};
+
+/// The shortest lease TTL accepted.
+pub const MIN_TTL: Duration = Duration::from_secs(2);
+
+/// Ownership of one piece of work. Dropping it releases the work (best
+/// effort); prefer [`Ownership::release`].
+#[derive(Debug)]
+pub struct Ownership {
+    store: Store,
+    token: FencingToken,
+    lease_id: i64,
+    lost: watch::Receiver<bool>,
+    keeper: tokio::task::JoinHandle<()>,
+    released: bool,
+}
+
+impl Ownership {
+    /// Takes `work` for `holder` if nobody owns it; `None` if someone does.
+    pub async fn try_acquire(store: &Store, work: &str, holder: &str, ttl: Duration) -> Result<Option<Self>> {
+        Self::try_acquire_with(
+            store,
+            work,
+            Owner {
+                holder: holder.to_owned(),
+                ..Default::default()
+            },
+            ttl,
+        )
+        .await
+    }
+
+    /// Like [`Ownership::try_acquire`], with the whole `Owner` record (its
+    /// `since` is set to now).
+    pub async fn try_acquire_with(
+        store: &Store,
+        work: &str,
+        mut owner: Owner,
+        ttl: Duration,
+    ) -> Result<Option<Self>> {
+        check_segment("work name", work)?;
+        if ttl < MIN_TTL {
+            return Err(Error::invalid(format!("lease TTL must be at least {MIN_TTL:?}")));
+        }
+        let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        let key = store.keys().owner(work);
+        // Infrastructure time: when the lease began, for diagnostics.
+        owner.since = Some(to_proto_timestamp(SystemClock.now()));
+        let lease_id = retry::idempotent("lease grant", store.op_timeout(), || {
+            let mut c = store.etcd();
+            async move { c.lease_grant(ttl_secs, None).await }
+        })
+        .await?
+        .id();
+        let value = prost::Message::encode_to_vec(&owner);
+        let txn = Txn::new()
+            .when(vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then(vec![TxnOp::put(
+                key.clone(),
+                value,
+                Some(PutOptions::new().with_lease(lease_id)),
+            )])
+            .or_else(vec![TxnOp::get(key.clone(), None)]);
+        // Retrying is safe: if a lost answer hid our success, the key now
+        // carries our lease, which the else branch shows.
+        let result = retry::with_retries("acquire", store.op_timeout(), |_| {
+            let mut c = store.etcd();
+            let txn = txn.clone();
+            async move {
+                match c.txn(txn).await {
+                    Ok(resp) if resp.succeeded() => {
+                        let rev = resp.header().map(|h| h.revision()).unwrap_or_default();
+                        Attempt::Done(Ok(Some(rev)))
+                    }
+                    Ok(resp) => {
+                        let ours = resp.op_responses().into_iter().find_map(|r| match r {
+                            TxnOpResponse::Get(g) => g
+                                .kvs()
+                                .first()
+                                .filter(|kv| kv.lease() == lease_id)
+                                .map(|kv| kv.create_revision()),
+                            TxnOpResponse::Put(_) | TxnOpResponse::Delete(_) | TxnOpResponse::Txn(_) => None,
+                        });
+                        Attempt::Done(Ok(ours))
+                    }
+                    Err(e) => retry::classify("acquire", e),
+                }
+            }
+        })
+        .await;
+        let revision = match result {
+            Ok(Some(rev)) => rev,
+            Ok(None) => {
+                revoke(store, lease_id).await;
+                return Ok(None);
+            }
+            Err(e) => {
+                revoke(store, lease_id).await;
+                return Err(e);
+            }
+        };
+        let (tx, lost) = watch::channel(false);
+        let keeper = tokio::spawn(keep_alive(store.clone(), key.clone(), lease_id, ttl, tx));
+        tracing::info!(owner_key = %key, token = revision, lease_id, "ownership acquired");
+        Ok(Some(Self {
+            store: store.clone(),
+            token: FencingToken {
+                owner_key: key,
+                revision,
+            },
+            lease_id,
+            lost,
+            keeper,
+            released: false,
+        }))
+    }
+
+    /// Takes `work` for `holder`, waiting for the current owner (if any) to
+    /// release it or lose its lease. Cancel by dropping the future.
+    pub async fn acquire(store: &Store, work: &str, holder: &str, ttl: Duration) -> Result<Self> {
+        let key = store.keys().owner(work);
+        let mut backoff = Backoff::new(Duration::from_millis(100), ttl / 3);
+        loop {
+            match Self::try_acquire(store, work, holder, ttl).await {
+                Ok(Some(o)) => return Ok(o),
+                Ok(None) => {
+                    backoff.reset();
+                    wait_for_delete(store, &key, ttl).await;
+                }
+                Err(e) if e.is_unavailable() => {
+                    tracing::warn!(work, error = %e, "cannot acquire yet; retrying");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The fencing token: pass it to [`crate::Change::fence`] on every write.
+    pub fn token(&self) -> FencingToken {
+        self.token.clone()
+    }
+
+    /// The lease holding the owner key.
+    pub fn lease_id(&self) -> i64 {
+        self.lease_id
+    }
+
+    /// Whether the ownership is known lost (writes would be fenced).
+    pub fn is_lost(&self) -> bool {
+        *self.lost.borrow()
+    }
+
+    /// Completes when the ownership is lost: the lease expired or could not
+    /// be renewed for a whole TTL. Stop the work then.
+    pub async fn lost(&self) {
+        let mut rx = self.lost.clone();
+        // An error means the keeper is gone, which only happens once lost.
+        let _ = rx.wait_for(|lost| *lost).await;
+    }
+
+    /// A channel that turns `true` when the ownership is lost.
+    pub fn lost_signal(&self) -> watch::Receiver<bool> {
+        self.lost.clone()
+    }
+
+    /// Gives the work up: revokes the lease, deleting the owner key.
+    pub async fn release(mut self) -> Result<()> {
+        self.released = true;
+        self.keeper.abort();
+        let id = self.lease_id;
+        retry::idempotent("lease revoke", self.store.op_timeout(), || {
+            let mut c = self.store.etcd();
+            async move {
+                match c.lease_revoke(id).await {
+                    Ok(_) => Ok(()),
+                    // Already expired: released all the same.
+                    Err(etcd_client::Error::GRpcStatus(s)) if s.code() == tonic::Code::NotFound => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for Ownership {
+    fn drop(&mut self) {
+        self.keeper.abort();
+        if self.released {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let store = self.store.clone();
+            let id = self.lease_id;
+            rt.spawn(async move { revoke(&store, id).await });
+        }
+    }
+}
+
+/// Best-effort revoke; the lease expires by itself otherwise.
+async fn revoke(store: &Store, lease_id: i64) {
+    let mut c = store.etcd();
+    match tokio::time::timeout(store.op_timeout(), c.lease_revoke(lease_id)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::debug!(lease_id, error = %e, "lease revoke failed; it will expire"),
+        Err(_) => tracing::debug!(lease_id, "lease revoke timed out; it will expire"),
+    }
+}
+
+/// Waits (at most `limit`) for the owner key to be deleted.
+async fn wait_for_delete(store: &Store, key: &str, limit: Duration) {
+    let wait = async {
+        let current = match store.get_raw(key).await {
+            Ok(Some(kv)) => kv,
+            Ok(None) | Err(_) => return,
+        };
+        let opts = etcd_client::WatchOptions::new().with_start_revision(current.mod_revision() + 1);
+        let mut c = store.etcd();
+        let Ok(mut stream) = c.watch(key, Some(opts)).await else {
+            return;
+        };
+        while let Ok(Some(resp)) = stream.message().await {
+            if resp.canceled()
+                || resp
+                    .events()
+                    .iter()
+                    .any(|e| e.event_type() == etcd_client::EventType::Delete)
+            {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(limit, wait).await;
+}
+
+/// Renews the lease every third of the TTL until it is lost.
+async fn keep_alive(store: Store, key: String, lease_id: i64, ttl: Duration, lost: watch::Sender<bool>) {
+    let interval = ttl / 3;
+    let mut last_ok = Instant::now();
+    let mut backoff = Backoff::new(Duration::from_millis(100), interval);
+    let why = 'outer: loop {
+        // Open a keep-alive stream (a new one after any failure).
+        let opened = tokio::time::timeout(interval, async {
+            let mut c = store.etcd();
+            c.lease_keep_alive(lease_id).await
+        })
+        .await;
+        let (mut keeper, mut stream) = match opened {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(etcd_client::Error::LeaseKeepAliveError(e))) => break format!("lease gone: {e}"),
+            Ok(Err(e)) => {
+                if last_ok.elapsed() >= ttl {
+                    break format!("no renewal for a whole TTL; last error: {e}");
+                }
+                tracing::debug!(lease_id, error = %e, "keep-alive stream failed; retrying");
+                tokio::time::sleep(backoff.next_delay()).await;
+                continue;
+            }
+            Err(_) => {
+                if last_ok.elapsed() >= ttl {
+                    break "no renewal for a whole TTL".to_owned();
+                }
+                continue;
+            }
+        };
+        loop {
+            let sent_at = Instant::now();
+            if sent_at.duration_since(last_ok) >= ttl {
+                break 'outer "no renewal for a whole TTL".to_owned();
+            }
+            let round = tokio::time::timeout(interval, async {
+                keeper.keep_alive().await?;
+                stream.message().await
+            })
+            .await;
+            match round {
+                Ok(Ok(Some(resp))) if resp.ttl() > 0 => {
+                    // The lease runs at least a TTL from when the renewal was sent.
+                    last_ok = sent_at;
+                    backoff.reset();
+                    tokio::time::sleep_until(sent_at + interval).await;
+                }
+                Ok(Ok(Some(_))) => break 'outer "etcd reports the lease expired".to_owned(),
+                Ok(Ok(None)) => {
+                    tracing::debug!(lease_id, "keep-alive stream ended; reopening");
+                    continue 'outer;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(lease_id, error = %e, "keep-alive failed; reopening");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                    continue 'outer;
+                }
+                Err(_) => {
+                    tracing::debug!(lease_id, "keep-alive got no answer; reopening");
+                    continue 'outer;
+                }
+            }
+        }
+    };
+    tracing::warn!(owner_key = %key, lease_id, %why, "ownership lost");
+    let _ = lost.send(true);
+    // Keep the sender alive so `lost()` observes `true` rather than closure.
+    std::future::pending::<()>().await;
+}
+
+/// Decodes the current owner of `work`, if any (for diagnostics).
+pub async fn current_owner(store: &Store, work: &str) -> Result<Option<crate::Versioned<Owner>>> {
+    match store.get_raw(&store.keys().owner(work)).await? {
+        Some(kv) => decode(&kv).map(Some),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,320 @@
+//! The connection to etcd: configuration, typed reads, and the plumbing the
+//! other modules share.
+//!
+//! A [`Store`] is cheap to clone (it shares one etcd-client channel). Every
+//! call carries a deadline ([`StoreConfig::op_timeout`]); reads are
+//! linearizable and retried on transient errors (see [`crate::retry`]).
+//! Values are protobuf messages; a read returns them as [`Versioned`], with
+//! the key's mod revision as the etag that an update must name.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{Client, CompactionOptions, ConnectOptions, GetOptions, KeyValue};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::keys::{DEFAULT_PREFIX, Keys, prefix_end};
+use crate::retry;
+
+/// Default deadline of one store operation, retries included.
+pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default deadline for establishing a connection to an etcd member.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// HTTP/2 keep-alive ping interval and timeout: a member that stopped
+/// answering (killed, paused, partitioned) is noticed within a few seconds,
+/// even by a watch that is otherwise idle.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
+/// Page size of prefix listings.
+const LIST_PAGE: i64 = 500;
+
+/// How to reach etcd.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// etcd client URLs, e.g. `http://127.0.0.1:2379`.
+    pub endpoints: Vec<String>,
+    /// Key prefix every key lives under (default `/tilewave/`).
+    pub prefix: String,
+    /// Deadline of one store operation, retries included: an etcd without
+    /// quorum gives [`Error::Unavailable`] after at most this long.
+    pub op_timeout: Duration,
+    /// Deadline for a TCP/HTTP2 connection to a member, and for the first
+    /// successful read in [`Store::connect`].
+    pub connect_timeout: Duration,
+}
+
+impl StoreConfig {
+    /// Defaults for everything but the endpoints.
+    pub fn new(endpoints: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            endpoints: endpoints.into_iter().map(Into::into).collect(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            op_timeout: DEFAULT_OP_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+
+    /// With another key prefix.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// With another operation deadline.
+    pub fn with_op_timeout(mut self, timeout: Duration) -> Self {
+        self.op_timeout = timeout;
+        self
+    }
+}
+
+/// A protobuf message read from etcd, with the revisions that version it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    /// The full etcd key.
+    pub key: String,
+    /// The decoded message.
+    pub value: T,
+    /// The key's mod revision: name it to update or delete the object.
+    pub etag: i64,
+    /// The key's create revision (for an owner key: the fencing token).
+    pub create_revision: i64,
+}
+
+/// The items under a prefix, read at one revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing<T> {
+    /// In key order.
+    pub items: Vec<Versioned<T>>,
+    /// The store revision the listing was read at.
+    pub revision: i64,
+}
+
+/// The handle services use to talk to etcd.
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    keys: Keys,
+    cfg: Arc<StoreConfig>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("endpoints", &self.cfg.endpoints)
+            .field("prefix", &self.keys.prefix())
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects, and checks within `connect_timeout` that some member answers
+    /// a read. Domain time comes from the system clock until
+    /// [`Store::with_clock`].
+    pub async fn connect(cfg: StoreConfig) -> Result<Self> {
+        if cfg.endpoints.is_empty() {
+            return Err(Error::invalid("no etcd endpoints"));
+        }
+        if cfg.op_timeout.is_zero() || cfg.connect_timeout.is_zero() {
+            return Err(Error::invalid("timeouts must be positive"));
+        }
+        let keys = Keys::new(cfg.prefix.clone())?;
+        let options = ConnectOptions::new()
+            .with_connect_timeout(cfg.connect_timeout)
+            .with_keep_alive(KEEP_ALIVE, KEEP_ALIVE)
+            .with_keep_alive_while_idle(true)
+            // Without a leader a member refuses requests at once (UNAVAILABLE,
+            // retried elsewhere) instead of queueing them, and cancels watches.
+            .with_require_leader(true);
+        let client = tokio::time::timeout(
+            cfg.connect_timeout,
+            Client::connect(&cfg.endpoints, Some(options)),
+        )
+        .await
+        .map_err(|_| Error::DeadlineExceeded { op: "connect" })?
+        .map_err(|e| Error::Unavailable {
+            op: "connect",
+            source: Box::new(e),
+        })?;
+        let store = Self {
+            client,
+            keys,
+            cfg: Arc::new(cfg),
+            clock: Arc::new(SystemClock),
+        };
+        let probe_key = store.keys.clock();
+        retry::idempotent("connect", store.cfg.connect_timeout, || {
+            let mut c = store.client.clone();
+            let key = probe_key.clone();
+            async move { c.get(key, Some(GetOptions::new().with_count_only())).await }
+        })
+        .await?;
+        Ok(store)
+    }
+
+    /// The same connection, with domain time from `clock` (used for audit
+    /// records that name no time).
+    pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            ..self.clone()
+        }
+    }
+
+    /// The key builder for this store's prefix.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The configuration it was connected with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.cfg
+    }
+
+    /// The store's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The raw etcd client, for what the store does not wrap (tests,
+    /// diagnostics). Prefer the typed calls: they carry deadlines.
+    pub fn etcd(&self) -> Client {
+        self.client.clone()
+    }
+
+    pub(crate) fn op_timeout(&self) -> Duration {
+        self.cfg.op_timeout
+    }
+
+    /// Reads and decodes one key; `None` when absent.
+    pub async fn get<T: prost::Message + Default>(&self, key: &str) -> Result<Option<Versioned<T>>> {
+        match self.get_raw(key).await? {
+            Some(kv) => decode(&kv).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`Store::get`], with [`Error::NotFound`] when absent.
+    pub async fn get_required<T: prost::Message + Default>(&self, key: &str) -> Result<Versioned<T>> {
+        self.get(key)
+            .await?
+            .ok_or_else(|| Error::NotFound { key: key.to_owned() })
+    }
+
+    pub(crate) async fn get_raw(&self, key: &str) -> Result<Option<KeyValue>> {
+        let resp = retry::idempotent("get", self.op_timeout(), || {
+            let mut c = self.client.clone();
+            let key = key.to_owned();
+            async move { c.get(key, None).await }
+        })
+        .await?;
+        Ok(resp.kvs().first().cloned())
+    }
+
+    /// Reads and decodes every key under `prefix`, in key order, at one
+    /// revision (paged; restarted if compaction overtakes the pages).
+    pub async fn list<T: prost::Message + Default>(&self, prefix: &str) -> Result<Listing<T>> {
+        let (kvs, revision) = self.list_raw(prefix, None).await?;
+        let items = kvs.iter().map(decode).collect::<Result<Vec<_>>>()?;
+        Ok(Listing { items, revision })
+    }
+
+    /// Every key in `[start, end)` (`end` `None`: the prefix range of
+    /// `start`), at one revision.
+    pub(crate) async fn list_raw(&self, start: &str, end: Option<Vec<u8>>) -> Result<(Vec<KeyValue>, i64)> {
+        let end = end.unwrap_or_else(|| prefix_end(start.as_bytes()));
+        'restart: for _ in 0..3 {
+            let mut out = Vec::new();
+            let mut from = start.as_bytes().to_vec();
+            let mut revision = 0i64;
+            loop {
+                let opts = GetOptions::new().with_range(end.clone()).with_limit(LIST_PAGE);
+                let opts = if revision > 0 {
+                    opts.with_revision(revision)
+                } else {
+                    opts
+                };
+                let result = retry::idempotent("list", self.op_timeout(), || {
+                    let mut c = self.client.clone();
+                    let (from, opts) = (from.clone(), opts.clone());
+                    async move { c.get(from, Some(opts)).await }
+                })
+                .await;
+                let resp = match result {
+                    Ok(r) => r,
+                    Err(Error::Etcd {
+                        source: etcd_client::Error::GRpcStatus(s),
+                        ..
+                    }) if s.code() == tonic::Code::OutOfRange && revision > 0 => {
+                        tracing::debug!(prefix = start, "listing overtaken by compaction; restarting");
+                        continue 'restart;
+                    }
+                    Err(e) => return Err(e),
+                };
+                if revision == 0 {
+                    revision = resp.header().map(|h| h.revision()).unwrap_or_default();
+                }
+                let more = resp.more();
+                out.extend_from_slice(resp.kvs());
+                match out.last() {
+                    Some(last) if more => {
+                        from = last.key().to_vec();
+                        from.push(0);
+                    }
+                    _ => return Ok((out, revision)),
+                }
+            }
+        }
+        Err(Error::Unavailable {
+            op: "list",
+            source: "compaction kept overtaking the listing".into(),
+        })
+    }
+
+    /// The store's current revision (a linearizable read).
+    pub async fn revision(&self) -> Result<i64> {
+        let key = self.keys.clock();
+        let resp = retry::idempotent("revision", self.op_timeout(), || {
+            let mut c = self.client.clone();
+            let key = key.clone();
+            async move { c.get(key, Some(GetOptions::new().with_count_only())).await }
+        })
+        .await?;
+        Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
+    }
+
+    /// Compacts etcd's history up to `revision` (housekeeping; watches
+    /// behind it are cancelled and caches resync).
+    pub async fn compact(&self, revision: i64) -> Result<()> {
+        retry::idempotent("compact", self.op_timeout(), || {
+            let mut c = self.client.clone();
+            async move {
+                match c
+                    .compact(revision, Some(CompactionOptions::new().with_physical()))
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    // Already compacted that far: the goal is reached.
+                    Err(etcd_client::Error::GRpcStatus(s)) if s.code() == tonic::Code::OutOfRange => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// Decodes a key-value into a [`Versioned`].
+pub(crate) fn decode<T: prost::Message + Default>(kv: &KeyValue) -> Result<Versioned<T>> {
+    let key = String::from_utf8_lossy(kv.key()).into_owned();
+    match T::decode(kv.value()) {
+        Ok(value) => Ok(Versioned {
+            key,
+            value,
+            etag: kv.mod_revision(),
+            create_revision: kv.create_revision(),
+        }),
+        Err(source) => Err(Error::Decode { key, source }),
+    }
+}
