@@ -1,0 +1,535 @@
+//! Tower layers that put W3C trace context on every gRPC hop.
+//!
+//! [`ServerLayer`] (for `tonic::transport::Server::builder().layer(..)`)
+//! extracts `traceparent`/`tracestate` from the request headers, opens one
+//! span per RPC named `<package.Service>/<Method>` with the OpenTelemetry RPC
+//! semantic-convention attributes, makes it the parent of the handler's spans,
+//! records the `grpc-status` (from the response headers for trailers-only
+//! responses, else from the trailers) and the RPC metrics. [`ClientLayer`]
+//! (around a `tonic::transport::Channel`) opens a client span per call and
+//! injects its context into the request headers.
+//!
+//! The span ends, and the status is known, when the response body ends, so a
+//! streaming RPC is timed to its last message.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use http_body::{Body, Frame, SizeHint};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
+use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tokio::time::Instant;
+use tonic::Code;
+use tracing::Span;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::Metrics;
+
+/// A tonic channel whose calls carry trace context: use it as the generic
+/// of generated clients, e.g. `HealthClient<TracedChannel>`.
+pub type TracedChannel = Traced<tonic::transport::Channel>;
+
+/// The server layer recording into [`Metrics::global`].
+pub fn server_layer() -> ServerLayer {
+    ServerLayer::new()
+}
+
+/// The client layer, for `tower::ServiceBuilder`.
+pub fn client_layer() -> ClientLayer {
+    ClientLayer
+}
+
+/// Wraps a channel so that every call through it is traced.
+pub fn traced_channel(channel: tonic::transport::Channel) -> TracedChannel {
+    Traced::client(channel)
+}
+
+/// Which end of the call a [`Traced`] service is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Server,
+    Client,
+}
+
+/// Traces every RPC a tonic server serves and records the RPC metrics.
+#[derive(Debug, Clone)]
+pub struct ServerLayer {
+    metrics: Option<Metrics>,
+}
+
+impl Default for ServerLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerLayer {
+    /// Records metrics into [`Metrics::global`].
+    pub fn new() -> Self {
+        Self::with_metrics(Metrics::global())
+    }
+
+    /// Records metrics into `metrics`.
+    pub fn with_metrics(metrics: Metrics) -> Self {
+        ServerLayer {
+            metrics: Some(metrics),
+        }
+    }
+
+    /// Records no metrics: spans and propagation only.
+    pub fn without_metrics() -> Self {
+        ServerLayer { metrics: None }
+    }
+}
+
+impl<S> tower::Layer<S> for ServerLayer {
+    type Service = Traced<S>;
+
+    fn layer(&self, inner: S) -> Traced<S> {
+        Traced {
+            inner,
+            side: Side::Server,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// Traces every call a gRPC client makes and injects its context.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientLayer;
+
+impl<S> tower::Layer<S> for ClientLayer {
+    type Service = Traced<S>;
+
+    fn layer(&self, inner: S) -> Traced<S> {
+        Traced::client(inner)
+    }
+}
+
+/// A gRPC service (server side) or channel (client side) with tracing.
+#[derive(Debug, Clone)]
+pub struct Traced<S> {
+    inner: S,
+    side: Side,
+    metrics: Option<Metrics>,
+}
+
+impl<S> Traced<S> {
+    fn client(inner: S) -> Self {
+        Traced {
+            inner,
+            side: Side::Client,
+            metrics: None,
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+/// `/pkg.Service/Method` split up.
+#[derive(Debug)]
+struct Rpc {
+    /// `pkg.Service/Method`: the span name.
+    name: String,
+    /// `pkg.Service`.
+    service: String,
+    /// `Method`.
+    method: String,
+}
+
+impl Rpc {
+    fn from_path(path: &str) -> Rpc {
+        let name = path.strip_prefix('/').unwrap_or(path);
+        match name.rsplit_once('/') {
+            Some((service, method)) if !service.is_empty() && !method.is_empty() => Rpc {
+                name: name.to_owned(),
+                service: service.to_owned(),
+                method: method.to_owned(),
+            },
+            _ => Rpc {
+                name: name.to_owned(),
+                service: name.to_owned(),
+                method: String::new(),
+            },
+        }
+    }
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+fn server_span<B>(rpc: &Rpc, req: &http::Request<B>) -> Span {
+    let span = tracing::info_span!(
+        target: "tilewave::rpc",
+        "grpc.server",
+        otel.name = %rpc.name,
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = %rpc.service,
+        rpc.method = %rpc.method,
+        rpc.grpc.status_code = Empty,
+        otel.status_code = Empty,
+        otel.status_description = Empty,
+        server.address = Empty,
+        server.port = Empty,
+        client.address = Empty,
+        client.port = Empty,
+    );
+    if span.is_disabled() {
+        return span;
+    }
+    if let Some(info) = req.extensions().get::<tonic::transport::server::TcpConnectInfo>() {
+        if let Some(local) = info.local_addr() {
+            span.record("server.address", tracing::field::display(local.ip()));
+            span.record("server.port", i64::from(local.port()));
+        }
+        if let Some(remote) = info.remote_addr() {
+            span.record("client.address", tracing::field::display(remote.ip()));
+            span.record("client.port", i64::from(remote.port()));
+        }
+    }
+    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(req.headers()));
+    if parent.span().span_context().is_valid() {
+        // Fails only when the span was already started or no OpenTelemetry
+        // layer is installed; either way the span stays a root.
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+fn client_span<B>(rpc: &Rpc, req: &mut http::Request<B>) -> Span {
+    let span = tracing::info_span!(
+        target: "tilewave::rpc",
+        "grpc.client",
+        otel.name = %rpc.name,
+        otel.kind = "client",
+        rpc.system = "grpc",
+        rpc.service = %rpc.service,
+        rpc.method = %rpc.method,
+        rpc.grpc.status_code = Empty,
+        otel.status_code = Empty,
+        otel.status_description = Empty,
+        server.address = Empty,
+        server.port = Empty,
+    );
+    if span.is_disabled() {
+        return span;
+    }
+    if let Some(host) = req.uri().host() {
+        span.record("server.address", host);
+    }
+    if let Some(port) = req.uri().port_u16() {
+        span.record("server.port", i64::from(port));
+    }
+    let cx = span.context();
+    if cx.span().span_context().is_valid() {
+        TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(req.headers_mut()));
+    }
+    span
+}
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for Traced<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+{
+    type Response = http::Response<TracedBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
+        let rpc = Rpc::from_path(req.uri().path());
+        let span = match self.side {
+            Side::Server => server_span(&rpc, &req),
+            Side::Client => client_span(&rpc, &mut req),
+        };
+        let finish = Finish {
+            span: span.clone(),
+            side: self.side,
+            rpc,
+            start: Instant::now(),
+            metrics: self.metrics.clone(),
+            done: false,
+        };
+        let inner = {
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        ResponseFuture {
+            inner,
+            span,
+            finish: Some(finish),
+        }
+    }
+}
+
+/// Records the outcome of one RPC on its span and in the metrics, once.
+struct Finish {
+    span: Span,
+    side: Side,
+    rpc: Rpc,
+    start: Instant,
+    metrics: Option<Metrics>,
+    done: bool,
+}
+
+impl Finish {
+    fn finish(mut self, code: Code, message: Option<&str>) {
+        self.record(code, message);
+    }
+
+    fn record(&mut self, code: Code, message: Option<&str>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.span.record("rpc.grpc.status_code", code as i64);
+        if code != Code::Ok {
+            self.span.record("otel.status_code", "ERROR");
+            let description = match message {
+                Some(m) if !m.is_empty() => m,
+                _ => code_name(code),
+            };
+            self.span.record("otel.status_description", description);
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.record_rpc(
+                &self.rpc.service,
+                &self.rpc.method,
+                code_name(code),
+                self.start.elapsed(),
+            );
+        }
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        // Dropped before a status was seen: the caller went away (server
+        // side) or gave up (client side).
+        if !self.done {
+            self.record(Code::Cancelled, None);
+        }
+    }
+}
+
+impl std::fmt::Debug for Finish {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Finish")
+            .field("rpc", &self.rpc.name)
+            .field("side", &self.side)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `grpc-status` and `grpc-message` in a header map, if any.
+fn status_in(headers: &HeaderMap) -> Option<(Code, Option<&str>)> {
+    let code = Code::from_bytes(headers.get("grpc-status")?.as_bytes());
+    let message = headers.get("grpc-message").and_then(|v| v.to_str().ok());
+    Some((code, message))
+}
+
+/// The canonical name of a status code, as the metrics' `code` label.
+pub(crate) fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of a [`Traced`] service.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        span: Span,
+        finish: Option<Finish>,
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("finish", &self.finish)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = Result<http::Response<TracedBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let polled = {
+            let _entered = this.span.enter();
+            this.inner.poll(cx)
+        };
+        match ready!(polled) {
+            Ok(response) => {
+                let mut finish = this.finish.take();
+                // Trailers-only response (how tonic sends unary errors).
+                if let Some((code, message)) = status_in(response.headers())
+                    && let Some(f) = finish.take()
+                {
+                    f.finish(code, message);
+                }
+                Poll::Ready(Ok(response.map(|inner| TracedBody { inner, finish })))
+            }
+            Err(error) => {
+                if let Some(f) = this.finish.take() {
+                    let code = match f.side {
+                        Side::Client => Code::Unavailable,
+                        Side::Server => Code::Unknown,
+                    };
+                    f.finish(code, Some("transport error"));
+                }
+                Poll::Ready(Err(error))
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that records the RPC's status from its trailers and
+    /// keeps the RPC's span open until it ends.
+    pub struct TracedBody<B> {
+        #[pin]
+        inner: B,
+        finish: Option<Finish>,
+    }
+}
+
+impl<B> std::fmt::Debug for TracedBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TracedBody")
+            .field("finish", &self.finish)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Body> Body for TracedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = {
+            let _entered = this.finish.as_ref().map(|f| f.span.enter());
+            this.inner.poll_frame(cx)
+        };
+        let frame = ready!(polled);
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref()
+                    && let Some(f) = this.finish.take()
+                {
+                    match status_in(trailers) {
+                        Some((code, message)) => f.finish(code, message),
+                        None => f.finish(Code::Unknown, Some("no grpc-status in trailers")),
+                    }
+                }
+            }
+            Some(Err(_)) => {
+                if let Some(f) = this.finish.take() {
+                    f.finish(Code::Unknown, Some("response body failed"));
+                }
+            }
+            None => {
+                if let Some(f) = this.finish.take() {
+                    f.finish(Code::Unknown, Some("response ended without grpc-status"));
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_into_service_and_method() {
+        let rpc = Rpc::from_path("/grpc.health.v1.Health/Check");
+        assert_eq!(rpc.name, "grpc.health.v1.Health/Check");
+        assert_eq!(rpc.service, "grpc.health.v1.Health");
+        assert_eq!(rpc.method, "Check");
+        let odd = Rpc::from_path("/");
+        assert_eq!(odd.name, "");
+        assert_eq!(odd.method, "");
+        let no_method = Rpc::from_path("/svc/");
+        assert_eq!(no_method.service, "svc/");
+    }
+
+    #[test]
+    fn status_comes_from_headers() {
+        let mut headers = HeaderMap::new();
+        assert!(status_in(&headers).is_none());
+        headers.insert("grpc-status", HeaderValue::from_static("5"));
+        headers.insert("grpc-message", HeaderValue::from_static("gone"));
+        assert_eq!(status_in(&headers), Some((Code::NotFound, Some("gone"))));
+        assert_eq!(code_name(Code::NotFound), "NOT_FOUND");
+    }
+}

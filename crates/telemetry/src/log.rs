@@ -1,0 +1,179 @@
+//! Log lines on stderr: one JSON object per event carrying the current
+//! OpenTelemetry `trace_id` and `span_id`, so a log line leads to its trace.
+//! Stderr, because a child process whose stdout pipe nobody drains blocks
+//! (STACK.md).
+
+use std::fmt;
+
+use opentelemetry::trace::TraceContextExt as _;
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, JsonFields, Writer};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The JSON-lines layer services log with.
+pub(crate) fn json_layer<S>() -> impl tracing_subscriber::Layer<S> + Send + Sync + 'static
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .fmt_fields(JsonFields::new())
+        .event_format(JsonLines)
+}
+
+/// The human-readable layer the CLI logs with when asked to.
+pub(crate) fn compact_layer<S>() -> impl tracing_subscriber::Layer<S> + Send + Sync + 'static
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .compact()
+}
+
+/// Formats an event as one JSON object: `timestamp`, `level`, `target`,
+/// the event's fields (`message` among them), `span` (the current span's
+/// name and fields), `spans` (names from the root), `trace_id`, `span_id`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct JsonLines;
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let mut line = Map::new();
+        let mut timestamp = String::new();
+        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+        line.insert("timestamp".into(), Value::String(timestamp));
+        line.insert("level".into(), Value::String(meta.level().as_str().into()));
+        line.insert("target".into(), Value::String(meta.target().into()));
+        event.record(&mut JsonVisitor(&mut line));
+
+        if let Some(scope) = ctx.event_scope() {
+            let mut names = Vec::new();
+            let mut current = None;
+            for span in scope {
+                if current.is_none() {
+                    let mut fields = Map::new();
+                    fields.insert("name".into(), Value::String(span.name().into()));
+                    if let Some(formatted) = span.extensions().get::<FormattedFields<N>>()
+                        && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(formatted)
+                    {
+                        fields.extend(map);
+                    }
+                    current = Some(fields);
+                }
+                names.push(Value::String(span.name().into()));
+            }
+            names.reverse();
+            if let Some(fields) = current {
+                line.insert("span".into(), Value::Object(fields));
+            }
+            line.insert("spans".into(), Value::Array(names));
+        }
+
+        let cx = opentelemetry::Context::current();
+        let span = cx.span();
+        let sc = span.span_context();
+        if sc.is_valid() {
+            line.insert("trace_id".into(), Value::String(sc.trace_id().to_string()));
+            line.insert("span_id".into(), Value::String(sc.span_id().to_string()));
+        }
+        writeln!(writer, "{}", Value::Object(line))
+    }
+}
+
+/// Collects an event's fields into a JSON object.
+struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+
+impl Visit for JsonVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0.insert(field.name().into(), Value::from(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().into(), Value::from(format!("{value:?}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+    use crate::{Config, Pipeline};
+
+    /// A writer that keeps what was written, for reading the lines back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_are_json_with_the_current_trace_and_span_ids() {
+        let pipeline = Pipeline::new(&Config::from_lookup("t", |_| None)).unwrap();
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::registry().with(pipeline.otel_layer()).with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(move || writer.clone())
+                .fmt_fields(JsonFields::new())
+                .event_format(JsonLines),
+        );
+        let (trace_id, span_id) = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("handle", tile = "riverflow");
+            let _entered = span.enter();
+            tracing::info!(count = 3, "did \"it\"");
+            (crate::trace_id_of_current(), crate::current_origin().traceparent)
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line: Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["message"], "did \"it\"");
+        assert_eq!(line["count"], 3);
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["span"]["name"], "handle");
+        assert_eq!(line["span"]["tile"], "riverflow");
+        assert_eq!(line["trace_id"], Value::String(trace_id.clone()));
+        assert_eq!(trace_id.len(), 32);
+        let logged_span_id = line["span_id"].as_str().unwrap();
+        assert!(span_id.contains(logged_span_id), "{span_id} vs {logged_span_id}");
+    }
+}
