@@ -7,5 +7,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod lifecycle;
 pub mod planner;
 pub mod regions;
+pub mod slug;
