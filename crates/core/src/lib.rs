@@ -10,4 +10,5 @@
 pub mod lifecycle;
 pub mod planner;
 pub mod regions;
+pub mod signoff;
 pub mod slug;
