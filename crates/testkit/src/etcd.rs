@@ -1,0 +1,568 @@
+//! A real etcd cluster (one member or three) as child processes on loopback
+//! ports, for process-level tests and for local mode.
+//!
+//! Each member `m<i>` keeps its data in `<dir>/m<i>.etcd` and logs to
+//! `<dir>/m<i>.log`. Readiness is polled, never slept for: a member is
+//! healthy when, through its own client URL, `status()` names a leader and a
+//! linearizable `get` (which needs a quorum) succeeds, each try under a short
+//! timeout. Start-up is retried on fresh ports when a member could not bind
+//! its address (another process took a port we picked).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use etcd_client::{Client, ConnectOptions};
+use nix::sys::signal::Signal;
+
+use crate::ports::free_ports;
+use crate::process::{ChildProcess, DROP_GRACE, Launch, terminate_all_blocking};
+use crate::testdir::TestDir;
+
+/// Environment variable naming the etcd binary; otherwise `etcd` on `PATH`,
+/// then `/usr/bin/etcd`.
+pub const ETCD_BIN_ENV: &str = "TILEWAVE_ETCD_BIN";
+
+/// How long start-up and restarts wait for health by default.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Per-try timeout of a health check: a stopped or dead member must not
+/// hold up the polling loop.
+const HEALTH_TRY_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// How often health is polled.
+const HEALTH_POLL: Duration = Duration::from_millis(50);
+
+/// How many times start-up is tried on fresh ports after a bind failure.
+const BIND_ATTEMPTS: usize = 5;
+
+/// The key a health check reads (it need not exist).
+const HEALTH_KEY: &str = "tilewave-testkit-health";
+
+/// How to run a cluster. `EtcdOptions::default()` is one member, no
+/// auto-compaction, in a fresh [`TestDir`].
+#[derive(Debug, Clone)]
+pub struct EtcdOptions {
+    /// Number of members (1 or 3 in practice).
+    pub members: usize,
+    /// `Some(n)` runs etcd with `--auto-compaction-mode=revision
+    /// --auto-compaction-retention=n`. Off by default: tests compact
+    /// explicitly so what they see does not depend on timing.
+    pub auto_compaction_revisions: Option<u64>,
+    /// More flags for every member.
+    pub extra_args: Vec<String>,
+    /// Where data and logs go; `None` makes a [`TestDir`] owned by the
+    /// cluster (kept if the test panics).
+    pub dir: Option<PathBuf>,
+    /// How long start-up waits for the cluster to be healthy.
+    pub start_timeout: Duration,
+}
+
+impl Default for EtcdOptions {
+    fn default() -> Self {
+        Self {
+            members: 1,
+            auto_compaction_revisions: None,
+            extra_args: Vec::new(),
+            dir: None,
+            start_timeout: DEFAULT_START_TIMEOUT,
+        }
+    }
+}
+
+/// One member's identity: its name, ports and data directory. Everything
+/// needed to build its command line with [`etcd_launch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdMember {
+    /// `--name`, also the log file's stem.
+    pub name: String,
+    /// Port of the client URL `http://127.0.0.1:<port>`.
+    pub client_port: u16,
+    /// Port of the peer URL.
+    pub peer_port: u16,
+    /// `--data-dir`.
+    pub data_dir: PathBuf,
+}
+
+impl EtcdMember {
+    /// The client URL.
+    pub fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The peer URL.
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+}
+
+/// Where the etcd binary is: `$TILEWAVE_ETCD_BIN`, `etcd` on `PATH`, or
+/// `/usr/bin/etcd`.
+pub fn etcd_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os(ETCD_BIN_ENV) {
+        return PathBuf::from(p);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join("etcd");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    PathBuf::from("/usr/bin/etcd")
+}
+
+/// The command line of `member` in a cluster of `cluster` (which includes
+/// it). `existing` selects `--initial-cluster-state existing` (rejoining
+/// with its data) over `new`. Usable without [`EtcdCluster`], for example
+/// with [`crate::spawn_detached`].
+pub fn etcd_launch(
+    member: &EtcdMember,
+    cluster: &[EtcdMember],
+    token: &str,
+    existing: bool,
+    options: &EtcdOptions,
+) -> Launch {
+    let initial_cluster: Vec<String> = cluster
+        .iter()
+        .map(|m| format!("{}={}", m.name, m.peer_url()))
+        .collect();
+    let mut args = vec![
+        format!("--name={}", member.name),
+        format!("--data-dir={}", member.data_dir.display()),
+        format!("--listen-client-urls={}", member.client_url()),
+        format!("--advertise-client-urls={}", member.client_url()),
+        format!("--listen-peer-urls={}", member.peer_url()),
+        format!("--initial-advertise-peer-urls={}", member.peer_url()),
+        format!("--initial-cluster={}", initial_cluster.join(",")),
+        format!(
+            "--initial-cluster-state={}",
+            if existing { "existing" } else { "new" }
+        ),
+        format!("--initial-cluster-token={token}"),
+        "--logger=zap".to_owned(),
+        "--log-outputs=stderr".to_owned(),
+    ];
+    if let Some(n) = options.auto_compaction_revisions {
+        args.push("--auto-compaction-mode=revision".to_owned());
+        args.push(format!("--auto-compaction-retention={n}"));
+    }
+    args.extend(options.extra_args.iter().cloned());
+    Launch {
+        name: member.name.clone(),
+        program: etcd_binary(),
+        args,
+        env: Vec::new(),
+    }
+}
+
+/// Checks one member's health through its own client URL: `status()` names
+/// a leader and a linearizable `get` succeeds, within [`HEALTH_TRY_TIMEOUT`].
+pub async fn member_health(endpoint: &str) -> anyhow::Result<()> {
+    let check = async {
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(HEALTH_TRY_TIMEOUT)
+            .with_timeout(HEALTH_TRY_TIMEOUT);
+        let mut client = Client::connect([endpoint], Some(opts)).await?;
+        let status = client.status().await?;
+        anyhow::ensure!(status.leader() != 0, "{endpoint} knows no leader");
+        client.get(HEALTH_KEY, None).await?;
+        anyhow::Ok(())
+    };
+    // The outer bound is a little longer so the client's own timeouts,
+    // which say more, usually fire first.
+    tokio::time::timeout(HEALTH_TRY_TIMEOUT + Duration::from_millis(250), check)
+        .await
+        .with_context(|| format!("{endpoint}: no answer within {HEALTH_TRY_TIMEOUT:?}"))?
+        .with_context(|| format!("{endpoint} is not healthy"))
+}
+
+/// What the kit last did to a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    /// Started or continued.
+    Running,
+    /// SIGSTOP: alive but frozen.
+    Stopped,
+    /// SIGKILL and reaped (or exited by itself).
+    Killed,
+}
+
+/// A member with its process.
+#[derive(Debug)]
+struct Member {
+    /// Name, ports, data dir.
+    id: EtcdMember,
+    /// What the kit last did to it (behind a lock so `stop`/`cont` take `&self`).
+    state: Mutex<MemberState>,
+    /// `None` once killed.
+    process: Option<ChildProcess>,
+}
+
+impl Member {
+    /// What the kit last did to this member.
+    fn state(&self) -> MemberState {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records what the kit did.
+    fn set_state(&self, state: MemberState) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+    }
+}
+
+/// Why one start-up attempt failed.
+enum StartError {
+    /// A member could not bind: try again on other ports.
+    PortTaken(anyhow::Error),
+    /// Anything else.
+    Other(anyhow::Error),
+}
+
+/// A running etcd cluster of child processes; terminated on drop.
+#[derive(Debug)]
+pub struct EtcdCluster {
+    /// The members, index = member number. Declared before `owned_dir` so
+    /// the processes end before the directory is removed.
+    members: Vec<Member>,
+    /// `--initial-cluster-token` of this cluster (unique per cluster).
+    token: String,
+    /// How it was started, reused on restart.
+    options: EtcdOptions,
+    /// Data and logs.
+    dir: PathBuf,
+    /// The directory, when the cluster made it.
+    owned_dir: Option<TestDir>,
+}
+
+impl EtcdCluster {
+    /// Starts `members` members in a fresh [`TestDir`] and waits until the
+    /// cluster is healthy.
+    pub async fn start(members: usize) -> anyhow::Result<Self> {
+        Self::start_with(EtcdOptions {
+            members,
+            ..EtcdOptions::default()
+        })
+        .await
+    }
+
+    /// Starts a cluster as `options` say and waits until it is healthy.
+    pub async fn start_with(options: EtcdOptions) -> anyhow::Result<Self> {
+        anyhow::ensure!(options.members >= 1, "an etcd cluster needs at least one member");
+        let (dir, owned_dir) = match &options.dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+                (d.clone(), None)
+            }
+            None => {
+                let td = TestDir::new("etcd")?;
+                (td.path().to_path_buf(), Some(td))
+            }
+        };
+        let base_token = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "tilewave".to_owned());
+        let mut cluster = Self {
+            members: Vec::new(),
+            token: String::new(),
+            options,
+            dir,
+            owned_dir,
+        };
+        let mut last = None;
+        for attempt in 1..=BIND_ATTEMPTS {
+            cluster.token = format!("{base_token}-{}-{attempt}", std::process::id());
+            match cluster.try_start().await {
+                Ok(()) => return Ok(cluster),
+                Err(StartError::Other(e)) => return Err(e),
+                Err(StartError::PortTaken(e)) => {
+                    tracing::warn!(attempt, "etcd could not bind, retrying on other ports: {e:#}");
+                    cluster.kill_all();
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| anyhow::anyhow!("no attempt made"))
+            .context(format!(
+                "etcd could not bind its ports in {BIND_ATTEMPTS} attempts"
+            )))
+    }
+
+    /// One start-up attempt on fresh ports and empty data dirs.
+    async fn try_start(&mut self) -> Result<(), StartError> {
+        let n = self.options.members;
+        let ports = free_ports(2 * n).map_err(StartError::Other)?;
+        let ids: Vec<EtcdMember> = (0..n)
+            .map(|i| EtcdMember {
+                name: format!("m{i}"),
+                client_port: ports[2 * i],
+                peer_port: ports[2 * i + 1],
+                data_dir: self.dir.join(format!("m{i}.etcd")),
+            })
+            .collect();
+        self.members.clear();
+        for id in &ids {
+            if id.data_dir.exists() {
+                std::fs::remove_dir_all(&id.data_dir)
+                    .with_context(|| format!("clearing {}", id.data_dir.display()))
+                    .map_err(StartError::Other)?;
+            }
+            let launch = etcd_launch(id, &ids, &self.token, false, &self.options);
+            let process = ChildProcess::spawn(launch, &self.dir).map_err(StartError::Other)?;
+            self.members.push(Member {
+                id: id.clone(),
+                state: Mutex::new(MemberState::Running),
+                process: Some(process),
+            });
+        }
+        let all: Vec<usize> = (0..n).collect();
+        self.wait_members(&all, self.options.start_timeout).await
+    }
+
+    /// Polls until the members `which` are healthy, failing fast when one
+    /// of them exits (as [`StartError::PortTaken`] when it could not bind).
+    async fn wait_members(&mut self, which: &[usize], timeout: Duration) -> Result<(), StartError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            for &i in which {
+                let m = &mut self.members[i];
+                let Some(p) = m.process.as_mut() else { continue };
+                if let Some(status) = p.try_exit_status().map_err(StartError::Other)? {
+                    let e = anyhow::anyhow!(
+                        "etcd member {} exited during start-up ({status}); log {}:\n{}",
+                        m.id.name,
+                        p.log_path().display(),
+                        p.log_tail()
+                    );
+                    let taken = p.failed_to_bind();
+                    m.process = None;
+                    m.set_state(MemberState::Killed);
+                    return Err(if taken {
+                        StartError::PortTaken(e)
+                    } else {
+                        StartError::Other(e)
+                    });
+                }
+            }
+            let last = match self.check(which).await {
+                Ok(()) => return Ok(()),
+                Err(e) => format!("{e:#}"),
+            };
+            if tokio::time::Instant::now() + HEALTH_POLL >= deadline {
+                return Err(StartError::Other(anyhow::anyhow!(
+                    "etcd not healthy after {timeout:?} (logs in {}): {last}",
+                    self.dir.display()
+                )));
+            }
+            tokio::time::sleep(HEALTH_POLL).await;
+        }
+    }
+
+    /// One health check of the members `which`, all at once.
+    async fn check(&self, which: &[usize]) -> anyhow::Result<()> {
+        let checks = which.iter().map(|&i| {
+            let ep = self.member_endpoint(i);
+            async move { member_health(&ep).await }
+        });
+        for r in futures::future::join_all(checks).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Client URLs (`http://127.0.0.1:PORT`) of all members, whatever their state.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.id.client_url()).collect()
+    }
+
+    /// Client URLs of the members that are running (not stopped or killed).
+    pub fn running_endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|m| m.state() == MemberState::Running)
+            .map(|m| m.id.client_url())
+            .collect()
+    }
+
+    /// Client URL of member `i`.
+    ///
+    /// # Panics
+    /// When there is no member `i`.
+    pub fn member_endpoint(&self, i: usize) -> String {
+        self.members[i].id.client_url()
+    }
+
+    /// Member `i`'s name, ports and data dir.
+    pub fn member(&self, i: usize) -> Option<&EtcdMember> {
+        self.members.get(i).map(|m| &m.id)
+    }
+
+    /// What the kit last did to member `i`.
+    pub fn member_state(&self, i: usize) -> Option<MemberState> {
+        self.members.get(i).map(Member::state)
+    }
+
+    /// Member `i`'s pid, while it has one.
+    pub fn member_pid(&self, i: usize) -> Option<u32> {
+        self.members.get(i)?.process.as_ref()?.pid()
+    }
+
+    /// Member `i`'s log file.
+    pub fn member_log(&self, i: usize) -> Option<PathBuf> {
+        self.members
+            .get(i)
+            .map(|m| self.dir.join(format!("{}.log", m.id.name)))
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the cluster has no members (never, once started).
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The directory holding data and logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Keeps the data and logs after the cluster is dropped (when the
+    /// cluster made its own directory), and returns where they are.
+    pub fn keep_dir(&mut self) -> PathBuf {
+        if let Some(d) = &mut self.owned_dir {
+            d.keep();
+        }
+        self.dir.clone()
+    }
+
+    /// A client connected to all members' endpoints.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        Client::connect(self.endpoints(), None)
+            .await
+            .context("connecting to etcd")
+    }
+
+    /// A client connected to member `i` only.
+    pub async fn member_client(&self, i: usize) -> anyhow::Result<Client> {
+        Client::connect([self.member_endpoint(i)], None)
+            .await
+            .with_context(|| format!("connecting to etcd member {i}"))
+    }
+
+    /// Member `i`'s running process.
+    fn process(&self, i: usize) -> anyhow::Result<&ChildProcess> {
+        let m = self
+            .members
+            .get(i)
+            .with_context(|| format!("no etcd member {i}"))?;
+        m.process
+            .as_ref()
+            .with_context(|| format!("etcd member {} is not running", m.id.name))
+    }
+
+    /// Freezes member `i` (SIGSTOP): it keeps its sockets but answers nothing.
+    pub fn stop(&self, i: usize) -> anyhow::Result<()> {
+        self.process(i)?.signal(Signal::SIGSTOP)?;
+        self.members[i].set_state(MemberState::Stopped);
+        Ok(())
+    }
+
+    /// Resumes member `i` after [`EtcdCluster::stop`] (SIGCONT).
+    pub fn cont(&self, i: usize) -> anyhow::Result<()> {
+        self.process(i)?.signal(Signal::SIGCONT)?;
+        self.members[i].set_state(MemberState::Running);
+        Ok(())
+    }
+
+    /// Kills member `i` (SIGKILL) and reaps it. Its data dir stays, for
+    /// [`EtcdCluster::restart`].
+    pub fn kill(&mut self, i: usize) -> anyhow::Result<()> {
+        let m = self
+            .members
+            .get_mut(i)
+            .with_context(|| format!("no etcd member {i}"))?;
+        if let Some(mut p) = m.process.take() {
+            p.kill()?;
+        }
+        m.set_state(MemberState::Killed);
+        Ok(())
+    }
+
+    /// Starts member `i` again with the same data dir, ports and flags (in a
+    /// cluster of several, with `--initial-cluster-state existing`), after
+    /// terminating it if it still runs, and waits until it is healthy (it
+    /// then serves linearizable reads, so it has caught up).
+    pub async fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        anyhow::ensure!(i < self.members.len(), "no etcd member {i}");
+        if let Some(mut p) = self.members[i].process.take() {
+            p.terminate(DROP_GRACE).await?;
+        }
+        self.members[i].set_state(MemberState::Killed);
+        let ids: Vec<EtcdMember> = self.members.iter().map(|m| m.id.clone()).collect();
+        let existing = ids.len() > 1;
+        let mut last = None;
+        for attempt in 1..=BIND_ATTEMPTS {
+            let launch = etcd_launch(&ids[i], &ids, &self.token, existing, &self.options);
+            self.members[i].process = Some(ChildProcess::spawn(launch, &self.dir)?);
+            self.members[i].set_state(MemberState::Running);
+            match self.wait_members(&[i], self.options.start_timeout).await {
+                Ok(()) => return Ok(()),
+                Err(StartError::Other(e)) => return Err(e),
+                Err(StartError::PortTaken(e)) => {
+                    // Our own port, so most likely a socket of the old
+                    // process not yet released: try again shortly.
+                    tracing::warn!(attempt, "etcd member {i} could not bind on restart: {e:#}");
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+                }
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| anyhow::anyhow!("no attempt made"))
+            .context(format!("restarting etcd member {i}")))
+    }
+
+    /// Waits until every running member (not stopped, not killed) is
+    /// healthy, polling against `timeout`.
+    pub async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
+        let running: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.members[i].state() == MemberState::Running)
+            .collect();
+        anyhow::ensure!(!running.is_empty(), "no etcd member is running");
+        crate::eventually("a healthy etcd cluster", timeout, || self.check(&running)).await
+    }
+
+    /// Terminates and reaps every member (blocking).
+    fn kill_all(&mut self) {
+        let mut procs: Vec<&mut ChildProcess> = self
+            .members
+            .iter_mut()
+            .filter_map(|m| m.process.as_mut())
+            .collect();
+        terminate_all_blocking(&mut procs, Duration::ZERO);
+        for m in &mut self.members {
+            m.process = None;
+            m.set_state(MemberState::Killed);
+        }
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        let mut procs: Vec<&mut ChildProcess> = self
+            .members
+            .iter_mut()
+            .filter_map(|m| m.process.as_mut())
+            .collect();
+        if !procs.is_empty() {
+            crate::process::blocking(|| terminate_all_blocking(&mut procs, DROP_GRACE));
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! tilewave's test kit: runs the real thing as child processes.
+//!
+//! - [`EtcdCluster`]: etcd with one or three members on free loopback
+//!   ports, data and logs in a temporary directory, with SIGSTOP/SIGCONT,
+//!   kill and restart of single members for failure tests.
+//! - [`ServiceProcess`]: any service binary (found with [`bin_path`]) on a
+//!   free port passed as `--listen`, ready once its gRPC health check says
+//!   SERVING.
+//! - [`TestDir`]: a temporary directory kept (and its logs listed) when
+//!   the test fails.
+//! - [`eventually`]: polling against a deadline instead of sleeping.
+//!
+//! Children get SIGTERM, then SIGKILL after a grace period, when their
+//! owner is dropped. Readiness is always polled against a deadline, never
+//! slept for. For `tilewave dev up`, [`spawn_detached`] and [`stop_pid`]
+//! start and stop the same command lines ([`Launch`]) without the drop
+//! clean-up.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod bins;
+mod etcd;
+mod eventually;
+mod ports;
+mod process;
+mod service;
+mod testdir;
+
+pub use bins::bin_path;
+pub use etcd::{
+    DEFAULT_START_TIMEOUT, ETCD_BIN_ENV, EtcdCluster, EtcdMember, EtcdOptions, MemberState, etcd_binary,
+    etcd_launch, member_health,
+};
+pub use eventually::{Attempt, POLL_INTERVAL, eventually};
+pub use ports::{free_port, free_ports};
+pub use process::{
+    ChildProcess, DROP_GRACE, Launch, log_says_addr_in_use, log_tail, read_pid_file, signal_pid,
+    spawn_detached, stop_pid, terminate_all_blocking,
+};
+pub use service::{DEFAULT_READY_TIMEOUT, ServiceProcess, ServiceSpec, check_ready};
+pub use testdir::{KEEP_ENV, TestDir};
+
+/// Re-exported so callers can name signals for [`signal_pid`].
+pub use nix::sys::signal::Signal;
