@@ -566,3 +566,67 @@ impl Drop for EtcdCluster {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members() -> Vec<EtcdMember> {
+        (0..3)
+            .map(|i| EtcdMember {
+                name: format!("m{i}"),
+                client_port: 2000 + i,
+                peer_port: 3000 + i,
+                data_dir: PathBuf::from(format!("/d/m{i}.etcd")),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn command_line_names_the_cluster_and_leaves_compaction_off() {
+        let ms = members();
+        let l = etcd_launch(&ms[1], &ms, "tok", false, &EtcdOptions::default());
+        assert_eq!(l.name, "m1");
+        for want in [
+            "--name=m1",
+            "--data-dir=/d/m1.etcd",
+            "--listen-client-urls=http://127.0.0.1:2001",
+            "--advertise-client-urls=http://127.0.0.1:2001",
+            "--listen-peer-urls=http://127.0.0.1:3001",
+            "--initial-advertise-peer-urls=http://127.0.0.1:3001",
+            "--initial-cluster=m0=http://127.0.0.1:3000,m1=http://127.0.0.1:3001,m2=http://127.0.0.1:3002",
+            "--initial-cluster-state=new",
+            "--initial-cluster-token=tok",
+        ] {
+            assert!(
+                l.args.iter().any(|a| a == want),
+                "{want} missing from {:?}",
+                l.args
+            );
+        }
+        assert!(!l.args.iter().any(|a| a.starts_with("--auto-compaction")));
+    }
+
+    #[test]
+    fn rejoin_and_auto_compaction_are_options() {
+        let ms = members();
+        let opts = EtcdOptions {
+            auto_compaction_revisions: Some(1000),
+            extra_args: vec!["--snapshot-count=500".into()],
+            ..EtcdOptions::default()
+        };
+        let l = etcd_launch(&ms[0], &ms, "tok", true, &opts);
+        for want in [
+            "--initial-cluster-state=existing",
+            "--auto-compaction-mode=revision",
+            "--auto-compaction-retention=1000",
+            "--snapshot-count=500",
+        ] {
+            assert!(
+                l.args.iter().any(|a| a == want),
+                "{want} missing from {:?}",
+                l.args
+            );
+        }
+    }
+}

@@ -35,8 +35,14 @@ pub const DROP_GRACE: Duration = Duration::from_secs(3);
 /// How often exits are polled while waiting for a process to end.
 const EXIT_POLL: Duration = Duration::from_millis(10);
 
-/// How much of a log's end error messages quote.
-const LOG_TAIL_BYTES: u64 = 4000;
+/// How much of a run's log beginning error messages quote.
+const LOG_HEAD_BYTES: usize = 3000;
+
+/// How much of a run's log end error messages quote.
+const LOG_TAIL_BYTES: usize = 3000;
+
+/// How much of a run's log is read at most, to quote or scan.
+const SCAN_LIMIT: u64 = 4 << 20;
 
 /// A command line to run: what [`ChildProcess::spawn`] and [`spawn_detached`]
 /// start. Kept as data so the same launch can be repeated on restart and
@@ -186,27 +192,45 @@ pub fn read_pid_file(path: &Path) -> anyhow::Result<u32> {
         .with_context(|| format!("{} does not hold a pid", path.display()))
 }
 
-/// The last few kilobytes of a log from `offset` on, for error messages.
-pub fn log_tail(path: &Path, offset: u64) -> String {
-    let Ok(mut f) = File::open(path) else {
-        return format!("(no log at {})", path.display());
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = offset.max(len.saturating_sub(LOG_TAIL_BYTES));
+/// A run's output: the log from `offset` on, at most [`SCAN_LIMIT`] bytes.
+fn run_output(path: &Path, offset: u64) -> Option<String> {
+    let mut f = File::open(path).ok()?;
+    f.seek(SeekFrom::Start(offset)).ok()?;
     let mut buf = Vec::new();
-    if f.seek(SeekFrom::Start(start)).is_err() || f.read_to_end(&mut buf).is_err() {
+    f.take(SCAN_LIMIT).read_to_end(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// A log from `offset` on, for error messages: all of it when short, else
+/// its beginning (where a failing start-up usually says why, before any
+/// backtrace) and its end.
+pub fn log_tail(path: &Path, offset: u64) -> String {
+    let Some(out) = run_output(path, offset) else {
         return format!("(cannot read {})", path.display());
+    };
+    if out.len() <= LOG_HEAD_BYTES + LOG_TAIL_BYTES {
+        return out;
     }
-    String::from_utf8_lossy(&buf).into_owned()
+    let head_end = (0..=LOG_HEAD_BYTES)
+        .rev()
+        .find(|&i| out.is_char_boundary(i))
+        .unwrap_or(0);
+    let tail_start = (out.len() - LOG_TAIL_BYTES..out.len())
+        .find(|&i| out.is_char_boundary(i))
+        .unwrap_or(out.len());
+    format!(
+        "{}\n[... {} bytes ...]\n{}",
+        &out[..head_end],
+        tail_start - head_end,
+        &out[tail_start..]
+    )
 }
 
 /// Whether a log (from `offset` on) says the process could not bind its
 /// address because something else holds it: the signal to retry on other
-/// ports.
+/// ports. Scans the whole run's output, not just its end.
 pub fn log_says_addr_in_use(path: &Path, offset: u64) -> bool {
-    log_tail(path, offset)
-        .to_ascii_lowercase()
-        .contains("address already in use")
+    run_output(path, offset).is_some_and(|o| o.to_ascii_lowercase().contains("address already in use"))
 }
 
 /// A child process that we own: terminated and reaped on drop.
@@ -391,5 +415,33 @@ pub fn terminate_all_blocking(children: &mut [&mut ChildProcess], grace: Duratio
     }
     for c in children.iter_mut() {
         let _ = c.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bind_failure_is_found_and_quoted_before_a_long_backtrace() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("x.log");
+        let earlier = "=== an earlier run\nAddress already in use\n";
+        let run = format!(
+            "Error: cannot bind 127.0.0.1:1\nCaused by: Address already in use (os error 98)\n{}",
+            "  at some::frame\n".repeat(2000)
+        );
+        std::fs::write(&log, format!("{earlier}{run}")).unwrap();
+        let offset = earlier.len() as u64;
+        assert!(log_says_addr_in_use(&log, offset));
+        let quoted = log_tail(&log, offset);
+        assert!(quoted.starts_with("Error: cannot bind"), "{quoted}");
+        assert!(quoted.contains("bytes ...]"));
+        assert!(quoted.len() < 7000);
+
+        // An earlier run's bind failure does not count for this run.
+        std::fs::write(&log, format!("{earlier}Error: unknown argument\n")).unwrap();
+        assert!(!log_says_addr_in_use(&log, offset));
+        assert_eq!(log_tail(&log, offset), "Error: unknown argument\n");
     }
 }
