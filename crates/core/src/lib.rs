@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod lifecycle;
+pub mod partner_config;
 pub mod planner;
 pub mod regions;
 pub mod signoff;
