@@ -13,3 +13,4 @@ pub mod planner;
 pub mod regions;
 pub mod signoff;
 pub mod slug;
+pub mod tile;

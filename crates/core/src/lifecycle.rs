@@ -378,9 +378,9 @@ pub fn step(kind: TileKind, state: State, event: &Event) -> Result<Transition, L
                 workspace: workspace.clone(),
             }],
         ),
-        (S::Draft, E::AllSignedOff | E::SignOffWithdrawn | E::GaDateSet { .. }) => {
-            refuse(Refusal::NotValidating)
-        }
+        (S::Draft, E::AllSignedOff | E::GaDateSet { .. }) => refuse(Refusal::NotValidating),
+        // An early sign-off taken back: nothing depended on it.
+        (S::Draft, E::SignOffWithdrawn) => to(S::Draft, vec![]),
         (S::Draft, E::GaDateCleared | E::RolloutStarted | E::GaReached) => refuse(Refusal::NotScheduled),
         (S::Draft, E::RolloutCompleted | E::RolloutRolledBack) => refuse(Refusal::NoRolloutInProgress),
         (S::Draft, E::NewRevision) => to(S::Draft, vec![Fx::OpenRevision { maintenance: false }]),
