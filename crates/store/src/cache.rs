@@ -412,8 +412,8 @@ where
     for ev in out {
         let _ = shared.events.send(ev);
     }
-    shared
-        .revision
-        .send_replace(revision.max(*shared.revision.borrow()));
+    // Not `send_replace(max(borrow()))`: the borrow would still hold the
+    // channel's lock while sending, a deadlock.
+    shared.revision.send_modify(|r| *r = (*r).max(revision));
     Ok(())
 }
