@@ -1,0 +1,315 @@
+//! Clients of the registry and the region agents, all through traced
+//! channels so that a request's trace continues into them.
+//!
+//! Agents register under `agents/<region>` with a lease. The registration's
+//! message is the agent's own; this module only needs the agent's gRPC
+//! address from it, so it reads it tolerantly ([`address_in`]): a JSON
+//! object's `address`, or the protobuf string field that is a socket
+//! address or URL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tilewave_proto::agent::v1::agent_service_client::AgentServiceClient;
+use tilewave_proto::common::v1::TileState;
+use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use tilewave_proto::registry::v1::{AdvanceLifecycleRequest, GetTileRequest, Tile};
+use tilewave_store::Store;
+use tilewave_telemetry::{TracedChannel, traced_channel};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{Error, Result};
+
+/// The actor the rollout service names itself as on its own calls.
+pub const SYSTEM_ACTOR: &str = "system:rollout";
+
+/// Attaches the service's actor and a deadline to a request.
+pub fn request<T>(msg: T, timeout: Duration) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.set_timeout(timeout);
+    if let Ok(v) = SYSTEM_ACTOR.parse() {
+        r.metadata_mut().insert(tilewave_store::actor::ACTOR_HEADER, v);
+    }
+    r
+}
+
+fn lazy_channel(url: &str, timeout: Duration) -> Result<Channel> {
+    let url = if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    };
+    Ok(Endpoint::from_shared(url.clone())
+        .map_err(|e| Error::invalid("address", format!("{url}: {e}")))?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .connect_lazy())
+}
+
+/// The registry: read tiles, move their lifecycle.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    client: RegistryServiceClient<TracedChannel>,
+    timeout: Duration,
+}
+
+impl Registry {
+    /// A client of the registry at `url` (connected on first use).
+    pub fn new(url: &str, timeout: Duration) -> Result<Self> {
+        let channel = lazy_channel(url, timeout)?;
+        Ok(Self {
+            client: RegistryServiceClient::new(traced_channel(channel)),
+            timeout,
+        })
+    }
+
+    /// A tile (at `revision`, 0: latest).
+    pub async fn get_tile(&self, id: &str, revision: i64) -> Result<Tile> {
+        let resp = self
+            .client
+            .clone()
+            .get_tile(request(
+                GetTileRequest {
+                    id: id.to_owned(),
+                    revision,
+                },
+                self.timeout,
+            ))
+            .await
+            .map_err(|s| Error::remote(format!("registry GetTile {id}"), s))?;
+        resp.into_inner()
+            .tile
+            .ok_or_else(|| Error::NotFound(format!("the registry returned no tile for {id}")))
+    }
+
+    /// Moves a tile's lifecycle (the registry checks the transition).
+    pub async fn advance(
+        &self,
+        id: &str,
+        target: TileState,
+        expected_revision: i64,
+        reason: &str,
+        rollout_id: &str,
+    ) -> Result<Tile> {
+        let resp = self
+            .client
+            .clone()
+            .advance_lifecycle(request(
+                AdvanceLifecycleRequest {
+                    id: id.to_owned(),
+                    target_state: target as i32,
+                    expected_revision,
+                    reason: reason.to_owned(),
+                    rollout_id: rollout_id.to_owned(),
+                    etag: 0,
+                },
+                self.timeout,
+            ))
+            .await
+            .map_err(|s| Error::remote(format!("registry AdvanceLifecycle {id} to {target:?}"), s))?;
+        resp.into_inner()
+            .tile
+            .ok_or_else(|| Error::NotFound(format!("the registry returned no tile for {id}")))
+    }
+}
+
+/// The region agents, found through their registrations in etcd.
+#[derive(Debug, Clone)]
+pub struct Agents {
+    store: Store,
+    timeout: Duration,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+/// An agent client.
+pub type AgentClient = AgentServiceClient<TracedChannel>;
+
+impl Agents {
+    /// Agents registered in `store`.
+    pub fn new(store: Store, timeout: Duration) -> Self {
+        Self {
+            store,
+            timeout,
+            channels: Arc::default(),
+        }
+    }
+
+    /// The deadline of one agent call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn client_for(&self, address: &str) -> Result<AgentClient> {
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let channel = match channels.get(address) {
+            Some(c) => c.clone(),
+            None => {
+                let c = lazy_channel(address, self.timeout)?;
+                channels.insert(address.to_owned(), c.clone());
+                c
+            }
+        };
+        Ok(AgentServiceClient::new(traced_channel(channel)))
+    }
+
+    /// The agent of `region`; [`Error::Remote`] UNAVAILABLE when none is
+    /// registered.
+    pub async fn client(&self, region: &str) -> Result<AgentClient> {
+        let key = self.store.keys().agent(region);
+        let mut etcd = self.store.etcd();
+        let resp = tokio::time::timeout(self.timeout, etcd.get(key.clone(), None))
+            .await
+            .map_err(|_| tilewave_store::Error::DeadlineExceeded { op: "get agent" })?
+            .map_err(|e| tilewave_store::Error::Unavailable {
+                op: "get agent",
+                source: Box::new(e),
+            })?;
+        let address = resp
+            .kvs()
+            .first()
+            .and_then(|kv| address_in(kv.value()))
+            .ok_or_else(|| {
+                Error::remote(
+                    format!("agent of {region}"),
+                    tonic::Status::unavailable(format!("no agent registered under {key}")),
+                )
+            })?;
+        self.client_for(&address)
+    }
+
+    /// Every registered agent: (region, client).
+    pub async fn all(&self) -> Result<Vec<(String, AgentClient)>> {
+        let prefix = self.store.keys().agents();
+        let mut etcd = self.store.etcd();
+        let resp = tokio::time::timeout(self.timeout, etcd.get(prefix.clone(), Some(etcd_client_prefix())))
+            .await
+            .map_err(|_| tilewave_store::Error::DeadlineExceeded { op: "list agents" })?
+            .map_err(|e| tilewave_store::Error::Unavailable {
+                op: "list agents",
+                source: Box::new(e),
+            })?;
+        let mut out = Vec::new();
+        for kv in resp.kvs() {
+            let key = String::from_utf8_lossy(kv.key());
+            let Some(region) = key.strip_prefix(prefix.as_str()) else {
+                continue;
+            };
+            if region.contains('/') {
+                continue;
+            }
+            if let Some(address) = address_in(kv.value()) {
+                out.push((region.to_owned(), self.client_for(&address)?));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn etcd_client_prefix() -> etcd_client::GetOptions {
+    etcd_client::GetOptions::new().with_prefix()
+}
+
+/// The agent's gRPC address in its registration value: a JSON object's
+/// `address`, else the first protobuf string field (at any depth) that is a
+/// socket address or an http(s) URL.
+pub fn address_in(value: &[u8]) -> Option<String> {
+    if let Ok(text) = std::str::from_utf8(value)
+        && let Some(rest) = text.trim().strip_prefix('{')
+    {
+        let at = rest.find("\"address\"")?;
+        let after = &rest[at + "\"address\"".len()..];
+        let start = after.find('"')? + 1;
+        let end = after[start..].find('"')? + start;
+        return Some(after[start..end].to_owned());
+    }
+    proto_strings(value, 0)
+        .into_iter()
+        .find(|s| looks_like_address(s))
+}
+
+fn looks_like_address(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://") || s.parse::<std::net::SocketAddr>().is_ok()
+}
+
+/// Every length-delimited field of a protobuf message that is UTF-8, with
+/// nested messages searched too (depth-limited).
+fn proto_strings(mut buf: &[u8], depth: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    if depth > 3 {
+        return out;
+    }
+    while !buf.is_empty() {
+        let Some((tag, rest)) = varint(buf) else {
+            return out;
+        };
+        buf = rest;
+        match tag & 7 {
+            0 => match varint(buf) {
+                Some((_, rest)) => buf = rest,
+                None => return out,
+            },
+            1 => match buf.get(8..) {
+                Some(rest) => buf = rest,
+                None => return out,
+            },
+            5 => match buf.get(4..) {
+                Some(rest) => buf = rest,
+                None => return out,
+            },
+            2 => {
+                let Some((len, rest)) = varint(buf) else {
+                    return out;
+                };
+                let Ok(len) = usize::try_from(len) else { return out };
+                let Some(field) = rest.get(..len) else { return out };
+                if let Ok(s) = std::str::from_utf8(field) {
+                    out.push(s.to_owned());
+                }
+                out.extend(proto_strings(field, depth + 1));
+                buf = &rest[len..];
+            }
+            _ => return out,
+        }
+    }
+    out
+}
+
+fn varint(buf: &[u8]) -> Option<(u64, &[u8])> {
+    let mut v = 0u64;
+    for (i, b) in buf.iter().enumerate().take(10) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, &buf[i + 1..]));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+
+    #[test]
+    fn address_from_json_and_protobuf() {
+        assert_eq!(
+            address_in(br#"{"region":"aws:us-east-1","address":"127.0.0.1:9000"}"#).as_deref(),
+            Some("127.0.0.1:9000")
+        );
+        // Any message with the address in some string field.
+        let owner = tilewave_proto::common::v1::Owner {
+            holder: "aws:us-east-1".into(),
+            address: "http://127.0.0.1:9001".into(),
+            since: None,
+        };
+        assert_eq!(
+            address_in(&owner.encode_to_vec()).as_deref(),
+            Some("http://127.0.0.1:9001")
+        );
+        assert_eq!(address_in(b"\x01\x02garbage"), None);
+    }
+}

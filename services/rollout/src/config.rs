@@ -1,0 +1,94 @@
+//! The rollout service's configuration: a typed struct read from flags and
+//! the environment, with defaults as named constants.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the rollout service listens unless told otherwise: loopback only,
+/// until the security work brings mTLS.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7402";
+/// The etcd endpoint of a local stack.
+pub const DEFAULT_ETCD: &str = "http://127.0.0.1:2379";
+/// The registry of a local stack.
+pub const DEFAULT_REGISTRY: &str = "http://127.0.0.1:7401";
+/// The key prefix every tilewave key lives under.
+pub const DEFAULT_PREFIX: &str = "/tilewave/";
+/// How long one etcd operation may take before the call fails UNAVAILABLE.
+pub const DEFAULT_ETCD_TIMEOUT_MS: u64 = 5_000;
+/// TTL of the leases behind roll-out, timer and reconciler ownership: a
+/// replica that stops renewing loses its work after this long.
+pub const DEFAULT_LEASE_TTL_MS: u64 = 5_000;
+/// How often the reconciler compares desired state with what agents report.
+pub const DEFAULT_RECONCILE_INTERVAL_MS: u64 = 10_000;
+/// Deadline of one call to an agent or the registry.
+pub const DEFAULT_RPC_TIMEOUT_MS: u64 = 5_000;
+
+/// `tilewave-rollout`: the regional rollout service and the virtual clock.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "tilewave-rollout", version, about, long_about = None)]
+pub struct RolloutConfig {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "TILEWAVE_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// etcd client URLs, comma separated.
+    #[arg(long, env = "TILEWAVE_ETCD", value_delimiter = ',', default_value = DEFAULT_ETCD)]
+    pub etcd: Vec<String>,
+    /// Key prefix in etcd.
+    #[arg(long, env = "TILEWAVE_PREFIX", default_value = DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// Deadline of one etcd operation, in milliseconds.
+    #[arg(long, env = "TILEWAVE_ETCD_TIMEOUT_MS", default_value_t = DEFAULT_ETCD_TIMEOUT_MS)]
+    pub etcd_timeout_ms: u64,
+    /// The registry's gRPC URL: the only writer of tiles.
+    #[arg(long, env = "TILEWAVE_REGISTRY", default_value = DEFAULT_REGISTRY)]
+    pub registry: String,
+    /// A regions.toml to use instead of the built-in catalog.
+    #[arg(long, env = "TILEWAVE_REGIONS_FILE")]
+    pub regions_file: Option<PathBuf>,
+    /// Create the virtual clock at this RFC 3339 time if none exists (demo
+    /// and tests); without it the clock in etcd, if any, else the system
+    /// clock, is used.
+    #[arg(long, env = "TILEWAVE_VIRTUAL_CLOCK_START")]
+    pub virtual_clock_start: Option<jiff::Timestamp>,
+    /// The rate of a virtual clock created by `--virtual-clock-start`.
+    #[arg(long, env = "TILEWAVE_VIRTUAL_CLOCK_RATE", default_value_t = 1.0)]
+    pub virtual_clock_rate: f64,
+    /// Lease TTL of owned work, in milliseconds (at least 2000).
+    #[arg(long, env = "TILEWAVE_LEASE_TTL_MS", default_value_t = DEFAULT_LEASE_TTL_MS)]
+    pub lease_ttl_ms: u64,
+    /// How often reconciliation runs, in milliseconds.
+    #[arg(long, env = "TILEWAVE_RECONCILE_INTERVAL_MS", default_value_t = DEFAULT_RECONCILE_INTERVAL_MS)]
+    pub reconcile_interval_ms: u64,
+    /// Deadline of one call to an agent or the registry, in milliseconds.
+    #[arg(long, env = "TILEWAVE_RPC_TIMEOUT_MS", default_value_t = DEFAULT_RPC_TIMEOUT_MS)]
+    pub rpc_timeout_ms: u64,
+    /// This replica's name in owner records; default `rollout-<pid>-<random>`.
+    #[arg(long, env = "TILEWAVE_REPLICA")]
+    pub replica: Option<String>,
+    /// Address to serve Prometheus `/metrics` on; none when unset.
+    #[arg(long, env = "TILEWAVE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl RolloutConfig {
+    /// The etcd operation deadline.
+    pub fn etcd_timeout(&self) -> Duration {
+        Duration::from_millis(self.etcd_timeout_ms)
+    }
+
+    /// The lease TTL of owned work.
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_millis(self.lease_ttl_ms)
+    }
+
+    /// The reconciliation period.
+    pub fn reconcile_interval(&self) -> Duration {
+        Duration::from_millis(self.reconcile_interval_ms)
+    }
+
+    /// The deadline of one outgoing RPC.
+    pub fn rpc_timeout(&self) -> Duration {
+        Duration::from_millis(self.rpc_timeout_ms)
+    }
+}

@@ -1,0 +1,338 @@
+//! Roll-out state in etcd and what every part of the service shares: the
+//! context ([`Ctx`]), reading a roll-out with its steps, re-planning it from
+//! now, and events.
+//!
+//! Layout: `rollouts/<id>` (a `Rollout` without its steps),
+//! `rollouts/<id>/steps/<region>` (one `RolloutStep` per region),
+//! `events/<id>` (common `Event`s), `freeze`, `owners/rollout-<id>` (the
+//! roll-out's owner), `owners/timers`, `owners/reconciler`, and the GA
+//! timers under `timers/`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use tilewave_core::planner::{self, Progress, RegionState};
+use tilewave_core::regions::RegionCatalog;
+use tilewave_proto::common::v1::{Event, EventKind, PartnerConfig, Severity, SpanOrigin, TileState};
+use tilewave_proto::registry::v1::Tile;
+use tilewave_proto::rollout::v1::{Freeze, Rollout, RolloutKind, RolloutState, RolloutStep, StepState};
+use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
+use tilewave_store::{Actor, Change, Clock, Keys, Store, Versioned, WatchCache};
+
+use crate::clients::{Agents, Registry};
+use crate::error::{Error, Result};
+use crate::spec::{self, Resolved};
+
+/// A bake is health-checked at least this often (domain time).
+pub const HEALTH_CHECK_EVERY: SignedDuration = SignedDuration::from_mins(5);
+
+/// Everything the RPCs, the controller and the loops share.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// etcd, with the domain clock.
+    pub store: Store,
+    /// Domain time.
+    pub clock: Arc<dyn Clock>,
+    /// The registry.
+    pub registry: Registry,
+    /// The region agents.
+    pub agents: Agents,
+    /// The regions that exist.
+    pub catalog: Arc<RegionCatalog>,
+    /// Every roll-out (not its steps), watch-backed.
+    pub rollouts: Arc<WatchCache<Rollout>>,
+    /// The global freeze, watch-backed.
+    pub freeze: Arc<WatchCache<Freeze>>,
+    /// This replica's name in owner records.
+    pub holder: String,
+    /// Lease TTL of owned work.
+    pub ttl: Duration,
+    /// The actor of automatic changes.
+    pub actor: Actor,
+}
+
+impl Ctx {
+    /// The key builder.
+    pub fn keys(&self) -> &Keys {
+        self.store.keys()
+    }
+
+    /// Whether the global freeze is active now.
+    pub fn frozen(&self) -> bool {
+        let key = self.keys().freeze();
+        self.freeze.get(&key).is_some_and(|f| {
+            f.value.active
+                && f.value
+                    .until
+                    .as_ref()
+                    .and_then(|u| from_proto_timestamp(u).ok())
+                    .is_none_or(|u| self.clock.now() < u)
+        })
+    }
+}
+
+/// Whether a roll-out state is final.
+pub fn is_terminal(state: i32) -> bool {
+    matches!(
+        RolloutState::try_from(state).unwrap_or(RolloutState::Unspecified),
+        RolloutState::Succeeded | RolloutState::Failed | RolloutState::Aborted | RolloutState::RolledBack
+    )
+}
+
+/// A state's short name, for messages ("RUNNING").
+pub fn state_name(state: i32) -> &'static str {
+    RolloutState::try_from(state)
+        .unwrap_or(RolloutState::Unspecified)
+        .as_str_name()
+        .trim_start_matches("ROLLOUT_STATE_")
+}
+
+/// A step state's short name.
+pub fn step_name(state: i32) -> &'static str {
+    StepState::try_from(state)
+        .unwrap_or(StepState::Unspecified)
+        .as_str_name()
+        .trim_start_matches("STEP_STATE_")
+}
+
+/// The owner work name of a roll-out (`owners/rollout-<id>`).
+pub fn owner_work(id: &str) -> String {
+    format!("rollout-{id}")
+}
+
+/// A roll-out and its steps as read from etcd.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The roll-out key.
+    pub rollout: Versioned<Rollout>,
+    /// Its steps, in planned order.
+    pub steps: Vec<Versioned<RolloutStep>>,
+}
+
+impl Loaded {
+    /// The roll-out as the API returns it, steps included.
+    pub fn assemble(&self) -> Rollout {
+        let mut r = self.rollout.value.clone();
+        r.etag = self.rollout.etag;
+        r.steps = self.steps.iter().map(|s| s.value.clone()).collect();
+        r
+    }
+
+    /// The step of `region`.
+    pub fn step(&self, region: &str) -> Option<&Versioned<RolloutStep>> {
+        self.steps.iter().find(|s| s.value.region == region)
+    }
+}
+
+/// Reads a roll-out and its steps; NOT_FOUND naming the id.
+pub async fn load(store: &Store, id: &str) -> Result<Loaded> {
+    let rollout = store
+        .get::<Rollout>(&store.keys().rollout(id))
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no roll-out {id:?}")))?;
+    let mut steps = store
+        .list::<RolloutStep>(&store.keys().rollout_steps(id))
+        .await?
+        .items;
+    steps.sort_by_key(|s| {
+        (
+            s.value.wave,
+            s.value.planned_apply_start.as_ref().map(|t| (t.seconds, t.nanos)),
+            s.value.region.clone(),
+        )
+    });
+    Ok(Loaded { rollout, steps })
+}
+
+fn ts(t: Option<&prost_types::Timestamp>) -> Option<Timestamp> {
+    t.and_then(|t| from_proto_timestamp(t).ok())
+}
+
+/// Where the planner should think each region stands.
+pub fn progress(rollout: &Rollout, steps: &[RolloutStep]) -> Progress {
+    let mut regions = BTreeMap::new();
+    for s in steps {
+        let st = StepState::try_from(s.state).unwrap_or(StepState::Unspecified);
+        let rs = match st {
+            StepState::Pending | StepState::Unspecified | StepState::RolledBack | StepState::RollingBack => {
+                RegionState::Pending
+            }
+            StepState::Applying => match ts(s.apply_started_at.as_ref()) {
+                Some(since) => RegionState::Applying { since },
+                None => RegionState::Pending,
+            },
+            StepState::Baking => match ts(s.bake_ends_at.as_ref()) {
+                Some(until) => RegionState::Baking { until },
+                None => RegionState::Pending,
+            },
+            StepState::Verified => RegionState::Verified,
+            StepState::Failed => RegionState::Failed,
+            StepState::Skipped => RegionState::Skipped,
+        };
+        regions.insert(s.region.clone(), rs);
+    }
+    Progress {
+        regions,
+        paused_since: (rollout.state == RolloutState::Paused as i32)
+            .then(|| ts(rollout.plan.as_ref().and_then(|p| p.computed_at.as_ref())))
+            .flatten(),
+    }
+}
+
+/// The planner input of a stored roll-out, rebuilt from its spec (whose
+/// region list was made explicit at start).
+pub fn resolved_of(ctx: &Ctx, rollout: &Rollout, now: Timestamp) -> Result<Resolved> {
+    let spec = rollout.spec.clone().unwrap_or_default();
+    let mut clouds: Vec<i32> = spec
+        .regions
+        .iter()
+        .map(|r| spec::region_cloud(&ctx.catalog, r))
+        .collect();
+    clouds.sort_unstable();
+    clouds.dedup();
+    let kind = RolloutKind::try_from(rollout.kind).unwrap_or(RolloutKind::Launch);
+    let tile = Tile {
+        id: rollout.tile_id.clone(),
+        revision: rollout.revision,
+        state: if kind == RolloutKind::Maintenance {
+            TileState::Ga as i32
+        } else {
+            TileState::Scheduled as i32
+        },
+        config: Some(PartnerConfig {
+            supported_clouds: clouds,
+            ..Default::default()
+        }),
+        ga_time: rollout.plan.as_ref().and_then(|p| p.ga_time),
+        ..Default::default()
+    };
+    spec::resolve(&spec, &tile, &ctx.catalog, now, &[])
+}
+
+/// What a re-plan changed that needs an event.
+#[derive(Debug, Clone, Default)]
+pub struct Replanned {
+    /// The ETA just crossed the deadline: raise DEADLINE_AT_RISK.
+    pub crossed: Option<Event>,
+}
+
+/// Re-plans `rollout` (with `steps`) from `now` and stores the result on
+/// it: plan, ETA, at-risk amount, counts, current wave. Returns the
+/// DEADLINE_AT_RISK event when the ETA has just passed the deadline.
+pub fn replan_into(ctx: &Ctx, rollout: &mut Rollout, steps: &[RolloutStep], now: Timestamp) -> Replanned {
+    rollout.regions_total = i32::try_from(steps.len()).unwrap_or(i32::MAX);
+    rollout.regions_verified = i32::try_from(
+        steps
+            .iter()
+            .filter(|s| s.state == StepState::Verified as i32)
+            .count(),
+    )
+    .unwrap_or(i32::MAX);
+    rollout.current_wave = current_wave(steps).unwrap_or(rollout.wave_count);
+    rollout.frozen = ctx.frozen();
+    if is_terminal(rollout.state) || rollout.state == RolloutState::RollingBack as i32 {
+        return Replanned::default();
+    }
+    let resolved = match resolved_of(ctx, rollout, now) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(rollout = %rollout.id, error = %e, "cannot rebuild the plan input");
+            return Replanned::default();
+        }
+    };
+    let re = match planner::replan(&resolved.input, &progress(rollout, steps), now) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(rollout = %rollout.id, error = %e, "re-plan failed");
+            return Replanned::default();
+        }
+    };
+    let mut plan = spec::plan_to_proto(&re.plan, &resolved, now);
+    let was_at_risk = rollout.at_risk_by.is_some();
+    rollout.eta = Some(to_proto_timestamp(re.eta));
+    rollout.deadline = plan.deadline;
+    let mut out = Replanned::default();
+    match (&re.at_risk, resolved.has_deadline) {
+        (Some(risk), true) => {
+            let problem = spec::at_risk_problem(risk);
+            plan.feasible = false;
+            rollout.at_risk_by = Some(spec::proto_duration(risk.late_by));
+            if !was_at_risk {
+                let mut attributes = std::collections::HashMap::new();
+                attributes.insert("late_by".to_owned(), planner::format_duration(risk.late_by));
+                for (i, s) in problem.suggestions.iter().enumerate() {
+                    attributes.insert(format!("fix_{}", i + 1), s.message.clone());
+                }
+                out.crossed = Some(event(
+                    rollout,
+                    EventKind::DeadlineAtRisk,
+                    Severity::Sev2,
+                    "",
+                    format!(
+                        "roll-out {} of {} is at risk: ETA {} is {} past the deadline; {}",
+                        rollout.id,
+                        rollout.tile_id,
+                        re.eta,
+                        planner::format_duration(risk.late_by),
+                        problem.message
+                    ),
+                    now,
+                    attributes,
+                ));
+            }
+            plan.problems.push(problem);
+        }
+        _ => rollout.at_risk_by = None,
+    }
+    rollout.plan = Some(plan);
+    out
+}
+
+/// The lowest wave with a region not yet verified or skipped.
+pub fn current_wave(steps: &[RolloutStep]) -> Option<i32> {
+    steps
+        .iter()
+        .filter(|s| s.state != StepState::Verified as i32 && s.state != StepState::Skipped as i32)
+        .map(|s| s.wave)
+        .min()
+}
+
+/// A new event about a roll-out, with a unique id.
+pub fn event(
+    rollout: &Rollout,
+    kind: EventKind,
+    severity: Severity,
+    region: &str,
+    message: String,
+    now: Timestamp,
+    attributes: std::collections::HashMap<String, String>,
+) -> Event {
+    let tag = kind
+        .as_str_name()
+        .trim_start_matches("EVENT_KIND_")
+        .to_ascii_lowercase();
+    Event {
+        id: format!(
+            "{}-{tag}-{}-{:08x}",
+            rollout.id,
+            now.as_millisecond(),
+            rand::random::<u32>()
+        ),
+        kind: kind as i32,
+        severity: severity as i32,
+        at: Some(to_proto_timestamp(now)),
+        tile_id: rollout.tile_id.clone(),
+        rollout_id: rollout.id.clone(),
+        region: region.to_owned(),
+        message,
+        origin: rollout.origin.clone().or_else(|| Some(SpanOrigin::default())),
+        attributes,
+    }
+}
+
+/// Adds the creation of `events/<id>` to a change.
+pub fn with_event(keys: &Keys, change: Change, e: &Event) -> Change {
+    change.create(keys.event(&e.id), e)
+}

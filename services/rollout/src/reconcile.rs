@@ -1,0 +1,229 @@
+//! Reconciliation: the revision of each tile that should be live in each
+//! region (desired state, from the recorded steps of finished roll-outs)
+//! against what each agent reports. A region that lost its catalog or holds
+//! a wrong revision is repaired and a DRIFT_REPAIRED event recorded.
+//!
+//! One replica reconciles at a time: each pass takes `owners/reconciler`
+//! anew, so its fencing token is newer than those of the roll-outs that
+//! finished before it (agents refuse older tokens), and tiles with a
+//! roll-out still under way are left to that roll-out's owner.
+
+use std::collections::{BTreeMap, HashSet};
+
+use jiff::Timestamp;
+use tilewave_proto::agent::v1::{ApplyTileRequest, ListTilesRequest, RemoveTileRequest};
+use tilewave_proto::common::v1::{AuditRecord, Event, EventKind, Severity};
+use tilewave_proto::rollout::v1::{Rollout, RolloutKind, RolloutStep, StepState};
+use tilewave_store::clock::to_proto_timestamp;
+use tilewave_store::{Change, Ownership};
+
+use crate::clients::request;
+use crate::error::Result;
+use crate::model::{Ctx, is_terminal};
+
+/// The owner work of reconciliation.
+pub const RECONCILER_WORK: &str = "reconciler";
+
+/// What should be live in one region for one tile.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Desired {
+    /// The revision that should be live; 0: none.
+    pub revision: i64,
+    /// The revision recorded live (verified, or being baked).
+    pub live_revision: i64,
+    /// Since when (domain time).
+    pub since: Option<prost_types::Timestamp>,
+    /// The roll-out that last changed the region.
+    pub rollout_id: String,
+    /// Whether a roll-out of the tile is under way (its owner decides).
+    pub in_flight: bool,
+}
+
+/// Desired state per (tile, region), from every roll-out's steps in the
+/// order the roll-outs were created (`tile`: only that tile's).
+pub async fn desired(ctx: &Ctx, tile: Option<&str>) -> Result<BTreeMap<(String, String), Desired>> {
+    let mut rollouts: Vec<_> = ctx
+        .rollouts
+        .list()
+        .into_iter()
+        .filter(|r| tile.is_none_or(|t| r.value.tile_id == t))
+        .collect();
+    rollouts.sort_by_key(|r| r.create_revision);
+    let mut out: BTreeMap<(String, String), Desired> = BTreeMap::new();
+    for r in rollouts {
+        let ro: &Rollout = &r.value;
+        let steps = ctx
+            .store
+            .list::<RolloutStep>(&ctx.keys().rollout_steps(&ro.id))
+            .await?
+            .items;
+        let target = if ro.kind == RolloutKind::Withdraw as i32 {
+            0
+        } else {
+            ro.revision
+        };
+        let in_flight = !is_terminal(ro.state);
+        for s in steps {
+            let s = s.value;
+            let key = (ro.tile_id.clone(), s.region.clone());
+            let entry = out.entry(key).or_default();
+            entry.in_flight |= in_flight;
+            let st = StepState::try_from(s.state).unwrap_or(StepState::Unspecified);
+            match st {
+                StepState::Verified | StepState::Baking => {
+                    entry.revision = target;
+                    entry.live_revision = target;
+                    entry.since = s.applied_at.or(s.apply_started_at);
+                    entry.rollout_id = ro.id.clone();
+                }
+                StepState::Applying if in_flight => {
+                    entry.revision = target;
+                    entry.rollout_id = ro.id.clone();
+                }
+                StepState::RolledBack => {
+                    entry.revision = ro.previous_revision;
+                    entry.live_revision = ro.previous_revision;
+                    entry.since = s.verified_at.or(s.applied_at);
+                    entry.rollout_id = ro.id.clone();
+                }
+                StepState::Applying
+                | StepState::Pending
+                | StepState::Failed
+                | StepState::Skipped
+                | StepState::RollingBack
+                | StepState::Unspecified => {}
+            }
+        }
+    }
+    out.retain(|_, d| d.revision > 0 || !d.rollout_id.is_empty());
+    Ok(out)
+}
+
+/// Runs reconciliation passes every `interval` until `shutdown`.
+pub async fn run(ctx: Ctx, interval: std::time::Duration, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        match Ownership::try_acquire(&ctx.store, RECONCILER_WORK, &ctx.holder, ctx.ttl).await {
+            Ok(Some(own)) => {
+                if let Err(e) = pass(&ctx, &own).await {
+                    tracing::warn!(error = %e, "reconciliation pass failed");
+                }
+                if let Err(e) = own.release().await {
+                    tracing::debug!(error = %e, "releasing the reconciler failed");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot take the reconciler"),
+        }
+    }
+}
+
+/// One pass: compare and repair.
+pub async fn pass(ctx: &Ctx, own: &Ownership) -> Result<usize> {
+    let desired = desired(ctx, None).await?;
+    let tiles: HashSet<&str> = desired.keys().map(|(t, _)| t.as_str()).collect();
+    let token = own.token();
+    let mut repaired = 0;
+    for (region, mut client) in ctx.agents.all().await? {
+        let Ok(resp) = client
+            .list_tiles(request(ListTilesRequest { page: None }, ctx.agents.timeout()))
+            .await
+        else {
+            continue;
+        };
+        let entries = resp.into_inner().entries;
+        for tile in &tiles {
+            let Some(d) = desired.get(&((*tile).to_owned(), region.clone())) else {
+                continue;
+            };
+            if d.in_flight || own.is_lost() {
+                continue;
+            }
+            let have = entries
+                .iter()
+                .find(|e| e.tile_id == *tile)
+                .map_or(0, |e| e.revision);
+            if have == d.revision {
+                continue;
+            }
+            let outcome = if d.revision > 0 {
+                let config = ctx.registry.get_tile(tile, d.revision).await?.config;
+                client
+                    .apply_tile(request(
+                        ApplyTileRequest {
+                            tile_id: (*tile).to_owned(),
+                            revision: d.revision,
+                            config,
+                            fencing_token: token.revision,
+                            rollout_id: d.rollout_id.clone(),
+                            ..Default::default()
+                        },
+                        ctx.agents.timeout(),
+                    ))
+                    .await
+                    .map(|_| ())
+            } else {
+                client
+                    .remove_tile(request(
+                        RemoveTileRequest {
+                            tile_id: (*tile).to_owned(),
+                            fencing_token: token.revision,
+                            rollout_id: d.rollout_id.clone(),
+                        },
+                        ctx.agents.timeout(),
+                    ))
+                    .await
+                    .map(|_| ())
+            };
+            if let Err(s) = outcome {
+                tracing::warn!(tile, %region, status = %s, "drift repair failed");
+                continue;
+            }
+            repaired += 1;
+            let now = ctx.clock.now();
+            let e = drift_event(tile, &region, have, d, now);
+            tracing::info!(tile, %region, have, want = d.revision, "drift repaired");
+            let change = Change::new()
+                .create(ctx.keys().event(&e.id), &e)
+                .fence(&token)
+                .audit(AuditRecord {
+                    action: "RepairDrift".into(),
+                    object_kind: "tile".into(),
+                    object_id: (*tile).to_owned(),
+                    summary: e.message.clone(),
+                    ..Default::default()
+                });
+            ctx.store.commit(change, &ctx.actor).await?;
+        }
+    }
+    Ok(repaired)
+}
+
+fn drift_event(tile: &str, region: &str, have: i64, d: &Desired, now: Timestamp) -> Event {
+    let mut attributes = std::collections::HashMap::new();
+    attributes.insert("reported_revision".into(), have.to_string());
+    attributes.insert("desired_revision".into(), d.revision.to_string());
+    Event {
+        id: format!(
+            "drift-{tile}-{}-{}",
+            region.replace(':', "_"),
+            now.as_millisecond()
+        ),
+        kind: EventKind::DriftRepaired as i32,
+        severity: Severity::Sev4 as i32,
+        at: Some(to_proto_timestamp(now)),
+        tile_id: tile.to_owned(),
+        rollout_id: d.rollout_id.clone(),
+        region: region.to_owned(),
+        message: format!(
+            "{region} reported {tile} at revision {have} but r{} should be live: repaired",
+            d.revision
+        ),
+        origin: None,
+        attributes,
+    }
+}

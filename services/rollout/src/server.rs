@@ -1,0 +1,147 @@
+//! Serving the rollout service: `serve(listener, config, shutdown)`
+//! connects to etcd, follows (or creates) the domain clock, starts the
+//! watch caches, the controller, the timer loop and reconciliation, and
+//! serves RolloutService and ClockService with gRPC health checking and
+//! server reflection, every RPC traced by the telemetry layer.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tilewave_core::regions::RegionCatalog;
+use tilewave_proto::clock::v1::clock_service_server::ClockServiceServer;
+use tilewave_proto::rollout::v1::rollout_service_server::RolloutServiceServer;
+use tilewave_proto::rollout::v1::{Freeze, Rollout};
+use tilewave_store::{Actor, Clock, Keys, Store, StoreConfig, SystemClock, VirtualClock, WatchCache};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::clients::{Agents, Registry};
+use crate::clock_service::Clocks;
+use crate::config::RolloutConfig;
+use crate::model::Ctx;
+use crate::service::Rollouts;
+
+/// The gRPC health service name the rollout service reports SERVING under
+/// (besides the overall "").
+pub const HEALTH_SERVICE: &str = "tilewave.rollout.v1.RolloutService";
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// etcd could not be reached or refused.
+    #[error("etcd: {0}")]
+    Store(#[from] tilewave_store::Error),
+    /// The service's own set-up failed.
+    #[error("{0}")]
+    Rollout(#[from] crate::error::Error),
+    /// The regions file could not be read or parsed.
+    #[error("regions file: {0}")]
+    Regions(String),
+    /// Reflection descriptors could not be loaded.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves the rollout service on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: RolloutConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let store_config = StoreConfig::new(config.etcd.clone())
+        .with_prefix(config.prefix.clone())
+        .with_op_timeout(config.etcd_timeout());
+    let store = Store::connect(store_config).await?;
+    let actor = Actor::system("rollout");
+    let virtual_clock = match config.virtual_clock_start {
+        Some(start) => Some(VirtualClock::start(&store, start, config.virtual_clock_rate, &actor).await?),
+        None => match VirtualClock::attach(&store).await {
+            Ok(c) => Some(c),
+            Err(tilewave_store::Error::ClockNotVirtual) => None,
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let clock: Arc<dyn Clock> = match &virtual_clock {
+        Some(v) => Arc::clone(v) as Arc<dyn Clock>,
+        None => Arc::new(SystemClock),
+    };
+    let store = store.with_clock(Arc::clone(&clock));
+    let catalog = match &config.regions_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ServeError::Regions(format!("{}: {e}", path.display())))?;
+            RegionCatalog::from_toml(&text)
+                .map_err(|e| ServeError::Regions(format!("{}: {e}", path.display())))?
+        }
+        None => RegionCatalog::builtin(),
+    };
+    let rollouts_prefix = store.keys().rollouts();
+    let filter_prefix = rollouts_prefix.clone();
+    let rollouts = WatchCache::<Rollout>::prefix_filtered(
+        &store,
+        &rollouts_prefix,
+        Arc::new(move |k: &str| Keys::is_direct_child(&filter_prefix, k)),
+    )
+    .await?;
+    let freeze = WatchCache::<Freeze>::key(&store, &store.keys().freeze()).await?;
+    let holder = config
+        .replica
+        .clone()
+        .unwrap_or_else(|| format!("rollout-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+    let ctx = Ctx {
+        registry: Registry::new(&config.registry, config.rpc_timeout())?,
+        agents: Agents::new(store.clone(), config.rpc_timeout()),
+        store: store.clone(),
+        clock: Arc::clone(&clock),
+        catalog: Arc::new(catalog),
+        rollouts: Arc::new(rollouts),
+        freeze: Arc::new(freeze),
+        holder,
+        ttl: config.lease_ttl(),
+        actor,
+    };
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let controller = tokio::spawn(crate::controller::run(ctx.clone(), stopped()));
+    let timers = tokio::spawn(crate::ga::run(ctx.clone(), stopped()));
+    let reconciler = tokio::spawn(crate::reconcile::run(
+        ctx.clone(),
+        config.reconcile_interval(),
+        stopped(),
+    ));
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<RolloutServiceServer<Rollouts>>().await;
+    reporter.set_serving::<ClockServiceServer<Clocks>>().await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tilewave_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    tracing::info!(addr = ?listener.local_addr().ok(), holder = %ctx.holder, "tilewave-rollout serving");
+    let result = tonic::transport::Server::builder()
+        .layer(tilewave_telemetry::server_layer())
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(RolloutServiceServer::new(Rollouts::new(ctx.clone())))
+        .add_service(ClockServiceServer::new(Clocks::new(store, clock, virtual_clock)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+    let _ = stop_tx.send(true);
+    for task in [controller, timers, reconciler] {
+        let _ = task.await;
+    }
+    result?;
+    Ok(())
+}

@@ -1,0 +1,1013 @@
+//! The RolloutService RPCs. Reads come from etcd (the roll-out and its
+//! steps); every change is one audited transaction guarded by the etag the
+//! caller named (or read), so a call that is refused changes nothing.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+
+use futures::Stream;
+use tilewave_proto::agent::v1::ListTilesRequest as AgentListTiles;
+use tilewave_proto::common::v1::{AuditRecord, HealthStatus};
+use tilewave_proto::rollout::v1::rollout_service_server::RolloutService;
+use tilewave_proto::rollout::v1::*;
+use tilewave_store::clock::to_proto_timestamp;
+use tilewave_store::{Actor, Change};
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+
+use crate::clients::request;
+use crate::controller::stored;
+use crate::error::{Error, Result};
+use crate::model::{self, Ctx, Loaded, is_terminal, state_name};
+use crate::reconcile;
+use crate::spec;
+
+/// The RolloutService implementation.
+#[derive(Debug, Clone)]
+pub struct Rollouts {
+    ctx: Ctx,
+}
+
+impl Rollouts {
+    /// Serves from `ctx`.
+    pub fn new(ctx: Ctx) -> Self {
+        Self { ctx }
+    }
+
+    fn audit(action: &str, id: &str, summary: String) -> AuditRecord {
+        AuditRecord {
+            action: action.to_owned(),
+            object_kind: "rollout".into(),
+            object_id: id.to_owned(),
+            summary,
+            ..Default::default()
+        }
+    }
+
+    /// Resolves a spec against its tile and the live regions.
+    async fn resolve(
+        &self,
+        spec: &RolloutSpec,
+    ) -> Result<(tilewave_proto::registry::v1::Tile, spec::Resolved)> {
+        if spec.tile_id.is_empty() {
+            return Err(Error::invalid("spec.tile_id", "required"));
+        }
+        tilewave_store::keys::check_segment("tile id", &spec.tile_id)
+            .map_err(|e| Error::invalid("spec.tile_id", e.to_string()))?;
+        let tile = self.ctx.registry.get_tile(&spec.tile_id, spec.revision).await?;
+        let now = self.ctx.clock.now();
+        let live: Vec<String> = reconcile::desired(&self.ctx, Some(&spec.tile_id))
+            .await?
+            .into_iter()
+            .filter(|(_, d)| d.revision > 0)
+            .map(|((_, region), _)| region)
+            .collect();
+        let resolved = spec::resolve(spec, &tile, &self.ctx.catalog, now, &live)?;
+        Ok((tile, resolved))
+    }
+
+    async fn load_for(&self, id: &str, tile_id: &str) -> Result<Loaded> {
+        if !id.is_empty() {
+            return model::load(&self.ctx.store, id).await;
+        }
+        if tile_id.is_empty() {
+            return Err(Error::invalid("id", "give a roll-out id or a tile_id"));
+        }
+        let mut of_tile: Vec<_> = self
+            .ctx
+            .rollouts
+            .list()
+            .into_iter()
+            .filter(|r| r.value.tile_id == tile_id)
+            .collect();
+        of_tile.sort_by_key(|r| (!is_terminal(r.value.state), r.create_revision));
+        let latest = of_tile
+            .last()
+            .ok_or_else(|| Error::NotFound(format!("tile {tile_id} has no roll-out")))?;
+        model::load(&self.ctx.store, &latest.value.id).await
+    }
+
+    /// Applies `f` to a roll-out read now (checking `etag` when given) and
+    /// commits it with the steps it changed.
+    async fn mutate<F>(&self, actor: &Actor, id: &str, etag: i64, action: &str, f: F) -> Result<Rollout>
+    where
+        F: FnOnce(&mut Rollout, &mut Vec<RolloutStep>) -> Result<String>,
+    {
+        if id.is_empty() {
+            return Err(Error::invalid("id", "required"));
+        }
+        let loaded = model::load(&self.ctx.store, id).await?;
+        if etag != 0 && etag != loaded.rollout.etag {
+            return Err(Error::Conflict(format!(
+                "roll-out {id} changed since it was read (etag {etag}, now {}): read it again and retry",
+                loaded.rollout.etag
+            )));
+        }
+        let mut r = loaded.rollout.value.clone();
+        let mut steps: Vec<RolloutStep> = loaded.steps.iter().map(|s| s.value.clone()).collect();
+        let summary = f(&mut r, &mut steps)?;
+        let now = self.ctx.clock.now();
+        let re = model::replan_into(&self.ctx, &mut r, &steps, now);
+        let keys = self.ctx.keys();
+        let mut change = Change::new().update(keys.rollout(id), &stored(&r), loaded.rollout.etag);
+        for (old, new) in loaded.steps.iter().zip(&steps) {
+            if &old.value != new {
+                change = change.update(old.key.clone(), new, old.etag);
+            }
+        }
+        if let Some(e) = &re.crossed {
+            change = model::with_event(keys, change, e);
+        }
+        let change = change.audit(Self::audit(action, id, summary));
+        self.ctx.store.commit(change, actor).await?;
+        Ok(model::load(&self.ctx.store, id).await?.assemble())
+    }
+}
+
+fn require_state(r: &Rollout, allowed: &[RolloutState], what: &str) -> Result<()> {
+    if allowed.iter().any(|s| *s as i32 == r.state) {
+        return Ok(());
+    }
+    Err(Error::FailedPrecondition(format!(
+        "cannot {what} roll-out {}: it is {}{}",
+        r.id,
+        state_name(r.state),
+        if is_terminal(r.state) { " (finished)" } else { "" }
+    )))
+}
+
+type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// What every GA-scheduler RPC answers for now.
+const GA_SCHEDULER: &str = "arrives with the GA scheduler";
+
+#[tonic::async_trait]
+impl RolloutService for Rollouts {
+    #[instrument(skip_all, fields(tile = %req.get_ref().spec.as_ref().map(|s| s.tile_id.as_str()).unwrap_or("")))]
+    async fn plan_rollout(
+        &self,
+        req: Request<PlanRolloutRequest>,
+    ) -> Result<Response<PlanRolloutResponse>, Status> {
+        let spec_in = req.into_inner().spec.unwrap_or_default();
+        let (tile, resolved) = self.resolve(&spec_in).await?;
+        let mut plan = spec::plan(&resolved)?;
+        if let Err(e) = spec::check_tile(resolved.kind, &tile)
+            && let Some(p) = spec::tile_problem(&e, &tile)
+        {
+            plan.feasible = false;
+            plan.problems.insert(0, p);
+        }
+        if self.ctx.frozen() {
+            plan.feasible = false;
+            plan.problems.push(PlanProblem {
+                kind: PlanProblemKind::Frozen as i32,
+                message: "the global freeze is active: no roll-out starts applies until it is lifted".into(),
+                ..Default::default()
+            });
+        }
+        Ok(Response::new(PlanRolloutResponse { plan: Some(plan) }))
+    }
+
+    #[instrument(skip_all, fields(tile = %req.get_ref().spec.as_ref().map(|s| s.tile_id.as_str()).unwrap_or("")))]
+    async fn start_rollout(
+        &self,
+        req: Request<StartRolloutRequest>,
+    ) -> Result<Response<StartRolloutResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let origin = tilewave_telemetry::current_origin();
+        let r = req.into_inner();
+        let spec_in = r.spec.unwrap_or_default();
+        let (tile, mut resolved) = self.resolve(&spec_in).await?;
+        spec::check_tile(resolved.kind, &tile)?;
+        if self.ctx.frozen() {
+            return Err(Error::FailedPrecondition(
+                "the global freeze is active: lift it (SetFreeze active=false) before starting a roll-out"
+                    .into(),
+            )
+            .into());
+        }
+        if let Some(active) = self
+            .ctx
+            .rollouts
+            .list()
+            .into_iter()
+            .find(|x| x.value.tile_id == tile.id && !is_terminal(x.value.state))
+        {
+            return Err(Error::FailedPrecondition(format!(
+                "roll-out {} of tile {} (revision {}) is already {}: exactly one roll-out of a tile runs at a time",
+                active.value.id,
+                tile.id,
+                active.value.revision,
+                state_name(active.value.state)
+            ))
+            .into());
+        }
+        let now = self.ctx.clock.now();
+        let plan = match tilewave_core::planner::plan(&resolved.input) {
+            Ok(p) => p,
+            Err(tilewave_core::planner::PlanError::Infeasible(inf)) if r.accept_late => inf.plan,
+            Err(e @ tilewave_core::planner::PlanError::Infeasible(_)) => {
+                let problem = spec::plan(&resolved)?
+                    .problems
+                    .into_iter()
+                    .next()
+                    .map(|p| p.message);
+                return Err(Error::FailedPrecondition(format!(
+                    "the plan cannot fit: {}",
+                    problem.unwrap_or_else(|| e.to_string())
+                ))
+                .into());
+            }
+            Err(e) => return Err(Error::from(e).into()),
+        };
+        // The region list becomes explicit, in plan order.
+        resolved.spec.regions = plan.regions.iter().map(|p| p.region.clone()).collect();
+        resolved.spec.exclude_regions.clear();
+        let kind = resolved.kind;
+        let previous_revision = match kind {
+            RolloutKind::Maintenance => {
+                if tile.ga_revision > 0 && tile.ga_revision != resolved.spec.revision {
+                    tile.ga_revision
+                } else {
+                    resolved.spec.revision - 1
+                }
+            }
+            RolloutKind::Withdraw => resolved.spec.revision,
+            RolloutKind::Launch | RolloutKind::Unspecified => 0,
+        };
+        let base = format!(
+            "{}-r{}{}",
+            tile.id,
+            resolved.spec.revision,
+            if kind == RolloutKind::Withdraw {
+                "-withdraw"
+            } else {
+                ""
+            }
+        );
+        let taken = self
+            .ctx
+            .rollouts
+            .list()
+            .into_iter()
+            .filter(|x| x.value.id == base || x.value.id.starts_with(&format!("{base}-")))
+            .count();
+        let id = if taken == 0 {
+            base
+        } else {
+            format!("{base}-{}", taken + 1)
+        };
+        let earliest = resolved.input.earliest_start.or(plan
+            .ga
+            .and_then(|g| g.checked_sub(tilewave_core::planner::DEFAULT_LEAD_TIME).ok()));
+        let state = if earliest.is_some_and(|e| e > now) {
+            RolloutState::Pending
+        } else {
+            RolloutState::Running
+        };
+        let trace_id = tilewave_store::trace::trace_id(&origin)
+            .unwrap_or_default()
+            .to_owned();
+        let mut rollout = Rollout {
+            id: id.clone(),
+            tile_id: tile.id.clone(),
+            revision: resolved.spec.revision,
+            previous_revision,
+            kind: kind as i32,
+            state: state as i32,
+            spec: Some(resolved.spec.clone()),
+            wave_count: i32::try_from(plan.waves.len()).unwrap_or(i32::MAX),
+            regions_total: i32::try_from(plan.regions.len()).unwrap_or(i32::MAX),
+            plan: Some(spec::plan_to_proto(&plan, &resolved, now)),
+            eta: Some(to_proto_timestamp(plan.planned_end)),
+            deadline: resolved.has_deadline.then(|| to_proto_timestamp(plan.deadline)),
+            created_at: Some(to_proto_timestamp(now)),
+            created_by: actor.as_str().to_owned(),
+            origin: Some(origin),
+            trace_id,
+            ..Default::default()
+        };
+        let steps: Vec<RolloutStep> = plan
+            .regions
+            .iter()
+            .map(|p| RolloutStep {
+                region: p.region.clone(),
+                cloud: spec::region_cloud(&self.ctx.catalog, &p.region),
+                wave: i32::try_from(p.wave).unwrap_or(i32::MAX),
+                state: StepState::Pending as i32,
+                planned_apply_start: Some(to_proto_timestamp(p.apply_start)),
+                ..Default::default()
+            })
+            .collect();
+        let re = model::replan_into(&self.ctx, &mut rollout, &steps, now);
+        let keys = self.ctx.keys();
+        let mut change = Change::new().create(keys.rollout(&id), &stored(&rollout)).expect(
+            keys.freeze(),
+            self.ctx.freeze.get(&keys.freeze()).map_or(0, |f| f.etag),
+        );
+        if self.ctx.freeze.get(&keys.freeze()).is_none() {
+            change = Change::new()
+                .create(keys.rollout(&id), &stored(&rollout))
+                .expect_absent(keys.freeze());
+        }
+        for s in &steps {
+            change = change.create(keys.rollout_step(&id, &s.region), s);
+        }
+        if let Some(e) = &re.crossed {
+            change = model::with_event(keys, change, e);
+        }
+        let change = change.audit(Self::audit(
+            "StartRollout",
+            &id,
+            format!(
+                "started {} of {} r{} to {} regions in {} waves",
+                kind.as_str_name()
+                    .trim_start_matches("ROLLOUT_KIND_")
+                    .to_ascii_lowercase(),
+                tile.id,
+                rollout.revision,
+                steps.len(),
+                rollout.wave_count
+            ),
+        ));
+        match self.ctx.store.commit(change, &actor).await {
+            Ok(_) => {}
+            Err(tilewave_store::Error::AlreadyExists { key }) if key == keys.rollout(&id) => {
+                return Err(Error::FailedPrecondition(format!(
+                    "roll-out {id} of tile {} revision {} already exists: another StartRollout won",
+                    tile.id, rollout.revision
+                ))
+                .into());
+            }
+            Err(tilewave_store::Error::Conflict { key } | tilewave_store::Error::AlreadyExists { key })
+                if key == keys.freeze() =>
+            {
+                return Err(Error::FailedPrecondition(
+                    "the global freeze changed while starting; try again".into(),
+                )
+                .into());
+            }
+            Err(e) => return Err(Error::from(e).into()),
+        }
+        let loaded = model::load(&self.ctx.store, &id).await?;
+        Ok(Response::new(StartRolloutResponse {
+            rollout: Some(loaded.assemble()),
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn get_rollout(
+        &self,
+        req: Request<GetRolloutRequest>,
+    ) -> Result<Response<GetRolloutResponse>, Status> {
+        let r = req.into_inner();
+        let loaded = self.load_for(&r.id, &r.tile_id).await?;
+        Ok(Response::new(GetRolloutResponse {
+            rollout: Some(loaded.assemble()),
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn list_rollouts(
+        &self,
+        req: Request<ListRolloutsRequest>,
+    ) -> Result<Response<ListRolloutsResponse>, Status> {
+        let r = req.into_inner();
+        let mut all = self.ctx.rollouts.list();
+        all.sort_by_key(|x| std::cmp::Reverse(x.create_revision));
+        let start = r.created.as_ref().and_then(|c| c.start);
+        let end = r.created.as_ref().and_then(|c| c.end);
+        let key = |t: &prost_types::Timestamp| (t.seconds, t.nanos);
+        let items: Vec<Rollout> = all
+            .into_iter()
+            .filter(|x| r.tile_id.is_empty() || x.value.tile_id == r.tile_id)
+            .filter(|x| r.states.is_empty() || r.states.contains(&x.value.state))
+            .filter(|x| r.kind == 0 || x.value.kind == r.kind)
+            .filter(|x| {
+                let c = x.value.created_at.as_ref().map(key).unwrap_or_default();
+                start.as_ref().is_none_or(|s| c >= key(s)) && end.as_ref().is_none_or(|e| c < key(e))
+            })
+            .map(|x| {
+                let mut v = x.value;
+                v.etag = x.etag;
+                v
+            })
+            .collect();
+        let page = r.page.unwrap_or_default();
+        let size = if page.page_size <= 0 {
+            100
+        } else {
+            page.page_size as usize
+        };
+        let offset: usize = if page.page_token.is_empty() {
+            0
+        } else {
+            page.page_token
+                .parse()
+                .map_err(|_| Error::invalid("page.page_token", "not a token from this call"))?
+        };
+        let next = offset + size;
+        let next_page_token = if next < items.len() {
+            next.to_string()
+        } else {
+            String::new()
+        };
+        let rollouts = items.into_iter().skip(offset).take(size).collect();
+        Ok(Response::new(ListRolloutsResponse {
+            rollouts,
+            next_page_token,
+        }))
+    }
+
+    type WatchRolloutStream = Stream_<RolloutEvent>;
+
+    #[instrument(skip_all)]
+    async fn watch_rollout(
+        &self,
+        req: Request<WatchRolloutRequest>,
+    ) -> Result<Response<Self::WatchRolloutStream>, Status> {
+        let r = req.into_inner();
+        let first = self.load_for(&r.id, &r.tile_id).await?;
+        let id = first.rollout.value.id.clone();
+        let store = self.ctx.store.clone();
+        let prefix = store.keys().rollout(&id);
+        let steps_prefix = store.keys().rollout_steps(&id);
+        let exact = prefix.clone();
+        let filter: tilewave_store::cache::KeyFilter =
+            std::sync::Arc::new(move |k: &str| k == exact || k.starts_with(&steps_prefix));
+        let cache = tilewave_store::WatchCache::<RolloutStep>::prefix_filtered(&store, &prefix, filter)
+            .await
+            .map_err(Error::from)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut changes = cache.revision_watch();
+            let mut last = first.assemble();
+            let ty = if is_terminal(last.state) {
+                RolloutEventType::Finished
+            } else {
+                RolloutEventType::Snapshot
+            };
+            let ev = RolloutEvent {
+                r#type: ty as i32,
+                rollout: Some(last.clone()),
+                changed_regions: Vec::new(),
+                message: format!("{} is {}", id, state_name(last.state)),
+                revision: cache.revision(),
+            };
+            if tx.send(Ok(ev)).await.is_err() || ty == RolloutEventType::Finished {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    () = tx.closed() => return,
+                    c = changes.changed() => if c.is_err() { return },
+                }
+                let revision = *changes.borrow_and_update();
+                let now = match model::load(&store, &id).await {
+                    Ok(l) => l.assemble(),
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                };
+                let changed: Vec<String> = now
+                    .steps
+                    .iter()
+                    .filter(|s| !last.steps.contains(s))
+                    .map(|s| s.region.clone())
+                    .collect();
+                if changed.is_empty() && stored(&now) == stored(&last) {
+                    continue;
+                }
+                let done = is_terminal(now.state);
+                let message = if done {
+                    format!("{} {}", id, state_name(now.state))
+                } else if changed.is_empty() {
+                    format!("{} is {}", id, state_name(now.state))
+                } else {
+                    changed
+                        .iter()
+                        .filter_map(|c| now.steps.iter().find(|s| &s.region == c))
+                        .map(|s| format!("{} {}", s.region, model::step_name(s.state)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let ev = RolloutEvent {
+                    r#type: if done {
+                        RolloutEventType::Finished
+                    } else {
+                        RolloutEventType::Update
+                    } as i32,
+                    rollout: Some(now.clone()),
+                    changed_regions: changed,
+                    message,
+                    revision,
+                };
+                if tx.send(Ok(ev)).await.is_err() || done {
+                    return;
+                }
+                last = now;
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    #[instrument(skip_all, fields(rollout = %req.get_ref().id))]
+    async fn pause_rollout(
+        &self,
+        req: Request<PauseRolloutRequest>,
+    ) -> Result<Response<PauseRolloutResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let rollout = self
+            .mutate(&actor, &r.id, r.etag, "PauseRollout", |ro, _| {
+                require_state(ro, &[RolloutState::Running, RolloutState::Pending], "pause")?;
+                ro.state = RolloutState::Paused as i32;
+                ro.pause_cause = PauseCause::Manual as i32;
+                ro.paused_reason = if r.reason.is_empty() {
+                    "paused by request".into()
+                } else {
+                    r.reason.clone()
+                };
+                Ok(format!("paused: {}", ro.paused_reason))
+            })
+            .await?;
+        Ok(Response::new(PauseRolloutResponse {
+            rollout: Some(rollout),
+        }))
+    }
+
+    #[instrument(skip_all, fields(rollout = %req.get_ref().id))]
+    async fn resume_rollout(
+        &self,
+        req: Request<ResumeRolloutRequest>,
+    ) -> Result<Response<ResumeRolloutResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        if r.concurrency < 0 {
+            return Err(Error::invalid("concurrency", "must not be negative").into());
+        }
+        let bake = r
+            .bake
+            .as_ref()
+            .map(|b| spec::duration_of("bake", b))
+            .transpose()?;
+        if bake.is_some_and(|b| b.is_negative()) {
+            return Err(Error::invalid("bake", "must not be negative").into());
+        }
+        let apply = |ro: &mut Rollout, steps: &mut Vec<RolloutStep>| -> Result<String> {
+            require_state(ro, &[RolloutState::Paused], "resume")?;
+            if ro.pause_cause == PauseCause::Hold as i32 {
+                return Err(Error::FailedPrecondition(format!(
+                    "roll-out {} is held after wave {}: release it with Approve",
+                    ro.id, ro.held_after_wave
+                )));
+            }
+            let mut retried = 0;
+            for s in steps.iter_mut() {
+                if s.state == StepState::Failed as i32 || s.state == StepState::RolledBack as i32 {
+                    s.state = StepState::Pending as i32;
+                    retried += 1;
+                }
+            }
+            let current = model::current_wave(steps).unwrap_or(1);
+            let spec = ro.spec.get_or_insert_with(Default::default);
+            if let Some(b) = bake {
+                let waves = usize::try_from(ro.wave_count.max(1)).unwrap_or(1);
+                let old: Vec<prost_types::Duration> = (1..=waves)
+                    .map(|w| {
+                        if spec.bake_per_wave.is_empty() {
+                            spec.bake.unwrap_or_default()
+                        } else {
+                            spec.bake_per_wave[(w - 1).min(spec.bake_per_wave.len() - 1)]
+                        }
+                    })
+                    .collect();
+                spec.bake_per_wave = old
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, d)| {
+                        if (i as i32) + 1 >= current {
+                            spec::proto_duration(b)
+                        } else {
+                            d
+                        }
+                    })
+                    .collect();
+            }
+            if r.concurrency > 0 {
+                spec.concurrency = r.concurrency;
+            }
+            ro.state = RolloutState::Running as i32;
+            ro.pause_cause = PauseCause::Unspecified as i32;
+            ro.paused_reason.clear();
+            Ok(format!("resumed; {retried} failed regions to retry"))
+        };
+        if r.dry_run {
+            let loaded = model::load(&self.ctx.store, &r.id).await?;
+            let mut ro = loaded.rollout.value.clone();
+            let mut steps: Vec<RolloutStep> = loaded.steps.iter().map(|s| s.value.clone()).collect();
+            apply(&mut ro, &mut steps)?;
+            model::replan_into(&self.ctx, &mut ro, &steps, self.ctx.clock.now());
+            let plan = ro.plan.clone();
+            return Ok(Response::new(ResumeRolloutResponse {
+                rollout: Some(loaded.assemble()),
+                plan,
+            }));
+        }
+        let rollout = self.mutate(&actor, &r.id, r.etag, "ResumeRollout", apply).await?;
+        let plan = rollout.plan.clone();
+        Ok(Response::new(ResumeRolloutResponse {
+            rollout: Some(rollout),
+            plan,
+        }))
+    }
+
+    #[instrument(skip_all, fields(rollout = %req.get_ref().id))]
+    async fn abort_rollout(
+        &self,
+        req: Request<AbortRolloutRequest>,
+    ) -> Result<Response<AbortRolloutResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let now = self.ctx.clock.now();
+        let rollout = self
+            .mutate(&actor, &r.id, r.etag, "AbortRollout", |ro, _| {
+                require_state(
+                    ro,
+                    &[RolloutState::Pending, RolloutState::Running, RolloutState::Paused],
+                    "abort",
+                )?;
+                ro.state = RolloutState::Aborted as i32;
+                ro.finished_at = Some(to_proto_timestamp(now));
+                ro.paused_reason = r.reason.clone();
+                Ok(format!("aborted: {}", r.reason))
+            })
+            .await?;
+        if rollout.kind != RolloutKind::Withdraw as i32 && rollout.started_at.is_some() {
+            let target = if rollout.kind == RolloutKind::Maintenance as i32 {
+                tilewave_proto::common::v1::TileState::Ga
+            } else {
+                tilewave_proto::common::v1::TileState::Scheduled
+            };
+            if let Err(e) = self
+                .ctx
+                .registry
+                .advance(
+                    &rollout.tile_id,
+                    target,
+                    rollout.revision,
+                    &format!("roll-out {} aborted", rollout.id),
+                    &rollout.id,
+                )
+                .await
+            {
+                tracing::warn!(rollout = %rollout.id, error = %e, "the registry refused the abort transition");
+            }
+        }
+        Ok(Response::new(AbortRolloutResponse {
+            rollout: Some(rollout),
+        }))
+    }
+
+    #[instrument(skip_all, fields(rollout = %req.get_ref().id))]
+    async fn rollback_rollout(
+        &self,
+        req: Request<RollbackRolloutRequest>,
+    ) -> Result<Response<RollbackRolloutResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let rollout = self
+            .mutate(&actor, &r.id, r.etag, "RollbackRollout", |ro, steps| {
+                require_state(
+                    ro,
+                    &[
+                        RolloutState::Running,
+                        RolloutState::Paused,
+                        RolloutState::Succeeded,
+                        RolloutState::Aborted,
+                        RolloutState::Failed,
+                    ],
+                    "roll back",
+                )?;
+                for region in &r.regions {
+                    if !steps.iter().any(|s| &s.region == region) {
+                        return Err(Error::invalid(
+                            "regions",
+                            format!("{region:?} is not a region of roll-out {}", ro.id),
+                        ));
+                    }
+                }
+                ro.state = RolloutState::RollingBack as i32;
+                ro.rollback_regions = r.regions.clone();
+                ro.pause_after_rollback = false;
+                ro.finished_at = None;
+                ro.paused_reason = r.reason.clone();
+                Ok(format!(
+                    "rolling back to r{}{}: {}",
+                    ro.previous_revision,
+                    if r.regions.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" in {}", r.regions.join(", "))
+                    },
+                    r.reason
+                ))
+            })
+            .await?;
+        Ok(Response::new(RollbackRolloutResponse {
+            rollout: Some(rollout),
+        }))
+    }
+
+    #[instrument(skip_all, fields(rollout = %req.get_ref().id))]
+    async fn retry_region(
+        &self,
+        req: Request<RetryRegionRequest>,
+    ) -> Result<Response<RetryRegionResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let rollout = self
+            .mutate(&actor, &r.id, r.etag, "RetryRegion", |ro, steps| {
+                require_state(
+                    ro,
+                    &[RolloutState::Running, RolloutState::Paused],
+                    "retry a region of",
+                )?;
+                let s = steps.iter_mut().find(|s| s.region == r.region).ok_or_else(|| {
+                    Error::NotFound(format!("roll-out {} has no region {:?}", ro.id, r.region))
+                })?;
+                if s.state != StepState::Failed as i32 {
+                    return Err(Error::FailedPrecondition(format!(
+                        "{} is {}, not FAILED: only a failed region is retried",
+                        r.region,
+                        model::step_name(s.state)
+                    )));
+                }
+                s.state = StepState::Pending as i32;
+                if ro.pause_cause == PauseCause::Failure as i32
+                    && !steps.iter().any(|s| s.state == StepState::Failed as i32)
+                {
+                    ro.state = RolloutState::Running as i32;
+                    ro.pause_cause = PauseCause::Unspecified as i32;
+                    ro.paused_reason.clear();
+                }
+                Ok(format!("retrying {}", r.region))
+            })
+            .await?;
+        Ok(Response::new(RetryRegionResponse {
+            rollout: Some(rollout),
+        }))
+    }
+
+    #[instrument(skip_all, fields(rollout = %req.get_ref().id))]
+    async fn skip_region(
+        &self,
+        req: Request<SkipRegionRequest>,
+    ) -> Result<Response<SkipRegionResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let rollout = self
+            .mutate(&actor, &r.id, r.etag, "SkipRegion", |ro, steps| {
+                require_state(
+                    ro,
+                    &[RolloutState::Running, RolloutState::Paused, RolloutState::Pending],
+                    "skip a region of",
+                )?;
+                let s = steps.iter_mut().find(|s| s.region == r.region).ok_or_else(|| {
+                    Error::NotFound(format!("roll-out {} has no region {:?}", ro.id, r.region))
+                })?;
+                if s.state != StepState::Failed as i32 && s.state != StepState::Pending as i32 {
+                    return Err(Error::FailedPrecondition(format!(
+                        "{} is {}: only a pending or failed region can be skipped",
+                        r.region,
+                        model::step_name(s.state)
+                    )));
+                }
+                s.state = StepState::Skipped as i32;
+                s.skip_reason = r.reason.clone();
+                if ro.pause_cause == PauseCause::Failure as i32
+                    && ro.state == RolloutState::Paused as i32
+                    && !steps.iter().any(|s| s.state == StepState::Failed as i32)
+                {
+                    ro.state = RolloutState::Running as i32;
+                    ro.pause_cause = PauseCause::Unspecified as i32;
+                    ro.paused_reason.clear();
+                }
+                Ok(format!("skipped {}: {}", r.region, r.reason))
+            })
+            .await?;
+        Ok(Response::new(SkipRegionResponse {
+            rollout: Some(rollout),
+        }))
+    }
+
+    #[instrument(skip_all, fields(rollout = %req.get_ref().id))]
+    async fn approve(&self, req: Request<ApproveRequest>) -> Result<Response<ApproveResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let rollout = self
+            .mutate(&actor, &r.id, r.etag, "Approve", |ro, _| {
+                if ro.state != RolloutState::Paused as i32 || ro.pause_cause != PauseCause::Hold as i32 {
+                    return Err(Error::FailedPrecondition(format!(
+                        "roll-out {} is {} and not held: nothing to approve",
+                        ro.id,
+                        state_name(ro.state)
+                    )));
+                }
+                if ro.held_after_wave != r.wave {
+                    return Err(Error::FailedPrecondition(format!(
+                        "roll-out {} is held after wave {}, not wave {}",
+                        ro.id, ro.held_after_wave, r.wave
+                    )));
+                }
+                ro.approved_waves.push(r.wave);
+                ro.state = RolloutState::Running as i32;
+                ro.pause_cause = PauseCause::Unspecified as i32;
+                ro.paused_reason.clear();
+                ro.held_after_wave = 0;
+                Ok(format!("approved wave {}: {}", r.wave, r.note))
+            })
+            .await?;
+        Ok(Response::new(ApproveResponse {
+            rollout: Some(rollout),
+        }))
+    }
+
+    #[instrument(skip_all, fields(tile = %req.get_ref().tile_id))]
+    async fn where_is_tile(
+        &self,
+        req: Request<WhereIsTileRequest>,
+    ) -> Result<Response<WhereIsTileResponse>, Status> {
+        let r = req.into_inner();
+        if r.tile_id.is_empty() {
+            return Err(Error::invalid("tile_id", "required").into());
+        }
+        for region in &r.regions {
+            if self.ctx.catalog.get(region).is_err() {
+                return Err(Error::invalid("regions", format!("unknown region {region:?}")).into());
+            }
+        }
+        let desired = reconcile::desired(&self.ctx, Some(&r.tile_id)).await?;
+        let agents = self.ctx.agents.all().await?;
+        let now = self.ctx.clock.now();
+        let mut reported: BTreeMap<String, (i64, bool)> = BTreeMap::new();
+        let timeout = self.ctx.agents.timeout();
+        let answers = futures::future::join_all(agents.into_iter().map(|(region, mut c)| async move {
+            let resp = c
+                .list_tiles(request(AgentListTiles { page: None }, timeout))
+                .await;
+            (region, resp)
+        }))
+        .await;
+        let mut answered = std::collections::BTreeSet::new();
+        for (region, resp) in answers {
+            if let Ok(resp) = resp {
+                answered.insert(region.clone());
+                if let Some(e) = resp
+                    .into_inner()
+                    .entries
+                    .into_iter()
+                    .find(|e| e.tile_id == r.tile_id)
+                {
+                    reported.insert(region, (e.revision, e.hidden));
+                }
+            }
+        }
+        let placements = self
+            .ctx
+            .catalog
+            .all()
+            .iter()
+            .filter(|reg| r.regions.is_empty() || r.regions.contains(&reg.id))
+            .filter(|reg| {
+                desired.contains_key(&(r.tile_id.clone(), reg.id.clone())) || reported.contains_key(&reg.id)
+            })
+            .map(|reg| {
+                let d = desired
+                    .get(&(r.tile_id.clone(), reg.id.clone()))
+                    .cloned()
+                    .unwrap_or_default();
+                let (rep, hidden) = reported.get(&reg.id).copied().unwrap_or((0, false));
+                RegionPlacement {
+                    region: reg.id.clone(),
+                    cloud: spec::proto_cloud(reg.cloud) as i32,
+                    live_revision: d.live_revision,
+                    since: d.since,
+                    desired_revision: d.revision,
+                    reported_revision: rep,
+                    reported_at: answered.contains(&reg.id).then(|| to_proto_timestamp(now)),
+                    in_sync: d.revision == rep,
+                    hidden,
+                    rollout_id: d.rollout_id,
+                    health: HealthStatus::Unspecified as i32,
+                }
+            })
+            .collect();
+        Ok(Response::new(WhereIsTileResponse {
+            placements,
+            next_page_token: String::new(),
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn set_freeze(
+        &self,
+        req: Request<SetFreezeRequest>,
+    ) -> Result<Response<SetFreezeResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let key = self.ctx.keys().freeze();
+        let current = self.ctx.store.get::<Freeze>(&key).await.map_err(Error::from)?;
+        let now = self.ctx.clock.now();
+        let freeze = Freeze {
+            active: r.active,
+            reason: r.reason.clone(),
+            actor: actor.as_str().to_owned(),
+            since: Some(to_proto_timestamp(now)),
+            until: r.until,
+            etag: 0,
+        };
+        let change = match &current {
+            Some(c) => {
+                if r.etag != 0 && r.etag != c.etag {
+                    return Err(Error::Conflict(format!(
+                        "the freeze changed since it was read (etag {}, now {})",
+                        r.etag, c.etag
+                    ))
+                    .into());
+                }
+                Change::new().update(key.clone(), &freeze, c.etag)
+            }
+            None => Change::new().create(key.clone(), &freeze),
+        };
+        let change = change.audit(AuditRecord {
+            action: "SetFreeze".into(),
+            object_kind: "freeze".into(),
+            object_id: "freeze".into(),
+            summary: if r.active {
+                format!("freeze on: {}", r.reason)
+            } else {
+                format!("freeze lifted: {}", r.reason)
+            },
+            ..Default::default()
+        });
+        let info = self.ctx.store.commit(change, &actor).await.map_err(Error::from)?;
+        let _ = self
+            .ctx
+            .freeze
+            .wait_for_revision(info.revision, self.ctx.store.config().op_timeout)
+            .await;
+        Ok(Response::new(SetFreezeResponse {
+            freeze: Some(Freeze {
+                etag: info.revision,
+                ..freeze
+            }),
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn get_freeze(
+        &self,
+        _req: Request<GetFreezeRequest>,
+    ) -> Result<Response<GetFreezeResponse>, Status> {
+        let key = self.ctx.keys().freeze();
+        let freeze = self.ctx.store.get::<Freeze>(&key).await.map_err(Error::from)?;
+        Ok(Response::new(GetFreezeResponse {
+            freeze: Some(freeze.map_or_else(Freeze::default, |f| Freeze {
+                etag: f.etag,
+                ..f.value
+            })),
+        }))
+    }
+
+    async fn schedule_ga(
+        &self,
+        _req: Request<ScheduleGaRequest>,
+    ) -> Result<Response<ScheduleGaResponse>, Status> {
+        Err(Error::Unimplemented(format!("ScheduleGa {GA_SCHEDULER}")).into())
+    }
+
+    async fn list_launches(
+        &self,
+        _req: Request<ListLaunchesRequest>,
+    ) -> Result<Response<ListLaunchesResponse>, Status> {
+        Err(Error::Unimplemented(format!("ListLaunches {GA_SCHEDULER}")).into())
+    }
+
+    async fn set_launch_calendar(
+        &self,
+        _req: Request<SetLaunchCalendarRequest>,
+    ) -> Result<Response<SetLaunchCalendarResponse>, Status> {
+        Err(Error::Unimplemented(format!("SetLaunchCalendar {GA_SCHEDULER}")).into())
+    }
+
+    async fn get_launch_calendar(
+        &self,
+        _req: Request<GetLaunchCalendarRequest>,
+    ) -> Result<Response<GetLaunchCalendarResponse>, Status> {
+        Err(Error::Unimplemented(format!("GetLaunchCalendar {GA_SCHEDULER}")).into())
+    }
+}

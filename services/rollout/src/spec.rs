@@ -1,0 +1,593 @@
+//! From the wire to the planner and back: a `RolloutSpec` and the tile it
+//! names become a [`PlanInput`] (defaults filled in, bad input rejected
+//! naming the field); a planner [`Plan`] or its infeasibility becomes the
+//! proto `Plan` with its `PlanProblem`s.
+
+use jiff::civil::{Time, Weekday as CivilWeekday};
+use jiff::{SignedDuration, Timestamp};
+use tilewave_core::planner::{
+    self, AtRisk, BakePolicy, Binding, BlackoutWindow as PlannerWindow, Blackouts, DEFAULT_APPLY_TIME,
+    DEFAULT_BAKE, DEFAULT_CONCURRENCY, DEFAULT_GA_MARGIN, DEFAULT_LEAD_TIME, DEFAULT_WAVE_GROWTH, Days,
+    Infeasible, Period, PlanError, PlanInput, Recurring, RegionBlackout, RegionSelection, Suggestions,
+    WaveShape,
+};
+use tilewave_core::regions::{Cloud, RegionCatalog};
+use tilewave_proto::common::v1::{Cloud as ProtoCloud, TileState, Weekday};
+use tilewave_proto::registry::v1::{MaintenanceState, Tile};
+use tilewave_proto::rollout::v1::{
+    BlackoutWindow, Constraint, DeadlineSource, OnFailure, Plan as ProtoPlan, PlanProblem, PlanProblemKind,
+    PlanSuggestion, PlannedRegion, PlannedWave, RolloutKind, RolloutSpec, blackout_window, plan_suggestion,
+};
+use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
+
+use crate::error::{Error, Result};
+
+/// How far ahead a roll-out without a deadline is planned against: the
+/// planner needs one; the proto then reports none.
+pub const NO_DEADLINE_HORIZON: SignedDuration = SignedDuration::from_hours(24 * 365);
+
+/// A spec checked against its tile: what to plan and how to run it.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The spec with every default filled in (and the region list made
+    /// explicit, so re-plans stay the same whatever the tile does later).
+    pub spec: RolloutSpec,
+    /// The planner's input, with `now`.
+    pub input: PlanInput,
+    /// Launch, maintenance or withdraw.
+    pub kind: RolloutKind,
+    /// Whether the deadline is real (not the planning horizon).
+    pub has_deadline: bool,
+}
+
+/// A protobuf duration as a signed one.
+pub fn duration_of(field: &str, d: &prost_types::Duration) -> Result<SignedDuration> {
+    if (d.seconds < 0 && d.nanos > 0) || (d.seconds > 0 && d.nanos < 0) {
+        return Err(Error::invalid(field, "seconds and nanos have different signs"));
+    }
+    Ok(SignedDuration::new(d.seconds, d.nanos))
+}
+
+/// A signed duration as a protobuf one.
+pub fn proto_duration(d: SignedDuration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.as_secs(),
+        nanos: d.subsec_nanos(),
+    }
+}
+
+fn timestamp_of(field: &str, t: &prost_types::Timestamp) -> Result<Timestamp> {
+    from_proto_timestamp(t).map_err(|e| Error::invalid(field, e.to_string()))
+}
+
+/// The core cloud of a proto one.
+pub fn cloud_of(c: i32) -> Option<Cloud> {
+    match ProtoCloud::try_from(c).ok()? {
+        ProtoCloud::Aws => Some(Cloud::Aws),
+        ProtoCloud::Azure => Some(Cloud::Azure),
+        ProtoCloud::Gcp => Some(Cloud::Gcp),
+        ProtoCloud::Unspecified => None,
+    }
+}
+
+/// The proto cloud of a core one.
+pub fn proto_cloud(c: Cloud) -> ProtoCloud {
+    match c {
+        Cloud::Aws => ProtoCloud::Aws,
+        Cloud::Azure => ProtoCloud::Azure,
+        Cloud::Gcp => ProtoCloud::Gcp,
+    }
+}
+
+/// The proto cloud of a region id, from the catalog.
+pub fn region_cloud(catalog: &RegionCatalog, region: &str) -> i32 {
+    catalog
+        .get(region)
+        .map_or(ProtoCloud::Unspecified, |r| proto_cloud(r.cloud)) as i32
+}
+
+/// The kind a spec asks for, inferred from the tile when unspecified.
+pub fn kind_of(spec: &RolloutSpec, tile: &Tile) -> RolloutKind {
+    match RolloutKind::try_from(spec.kind).unwrap_or(RolloutKind::Unspecified) {
+        RolloutKind::Unspecified => {
+            if tile.state == TileState::Ga as i32 {
+                RolloutKind::Maintenance
+            } else {
+                RolloutKind::Launch
+            }
+        }
+        k => k,
+    }
+}
+
+/// Checks that the tile may be rolled out as `kind`: the clear
+/// FAILED_PRECONDITION a user sees before anything is written.
+pub fn check_tile(kind: RolloutKind, tile: &Tile) -> Result<()> {
+    let state = TileState::try_from(tile.state).unwrap_or(TileState::Unspecified);
+    let missing = || {
+        tile.missing_sign_offs
+            .iter()
+            .filter_map(|r| tilewave_proto::common::v1::SignOffRole::try_from(*r).ok())
+            .map(|r| {
+                r.as_str_name()
+                    .trim_start_matches("SIGN_OFF_ROLE_")
+                    .to_ascii_lowercase()
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match kind {
+        RolloutKind::Launch | RolloutKind::Unspecified => {
+            if tile.ga_time.is_none() {
+                return Err(Error::FailedPrecondition(format!(
+                    "tile {} has no GA date: a launch needs one (tilewave ga schedule {} or SetGaDate){}",
+                    tile.id,
+                    tile.id,
+                    if tile.missing_sign_offs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; it also lacks sign-offs on revision {}: {}",
+                            tile.revision,
+                            missing()
+                        )
+                    }
+                )));
+            }
+            if !tile.missing_sign_offs.is_empty() {
+                return Err(Error::FailedPrecondition(format!(
+                    "tile {} revision {} lacks sign-offs: {} (a launch needs all five)",
+                    tile.id,
+                    tile.revision,
+                    missing()
+                )));
+            }
+            if state != TileState::Scheduled {
+                return Err(Error::FailedPrecondition(format!(
+                    "tile {} is {}, not SCHEDULED: a launch starts from SCHEDULED (five sign-offs and a GA date)",
+                    tile.id,
+                    state.as_str_name().trim_start_matches("TILE_STATE_")
+                )));
+            }
+        }
+        RolloutKind::Maintenance => {
+            if state != TileState::Ga {
+                return Err(Error::FailedPrecondition(format!(
+                    "tile {} is {}: a maintenance roll-out needs a GA tile",
+                    tile.id,
+                    state.as_str_name().trim_start_matches("TILE_STATE_")
+                )));
+            }
+            if tile.maintenance_state != MaintenanceState::SignedOff as i32 {
+                return Err(Error::FailedPrecondition(format!(
+                    "revision {} of tile {} is not signed off for maintenance (engineering and partner){}",
+                    tile.revision,
+                    tile.id,
+                    if tile.missing_sign_offs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": missing {}", missing())
+                    }
+                )));
+            }
+        }
+        RolloutKind::Withdraw => {
+            if tile.withdraw_requested_at.is_none() && state != TileState::Withdrawn {
+                return Err(Error::FailedPrecondition(format!(
+                    "tile {} has no withdrawal pending: call Withdraw on the registry first",
+                    tile.id
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn civil_weekday(w: i32) -> Option<CivilWeekday> {
+    Some(match Weekday::try_from(w).ok()? {
+        Weekday::Monday => CivilWeekday::Monday,
+        Weekday::Tuesday => CivilWeekday::Tuesday,
+        Weekday::Wednesday => CivilWeekday::Wednesday,
+        Weekday::Thursday => CivilWeekday::Thursday,
+        Weekday::Friday => CivilWeekday::Friday,
+        Weekday::Saturday => CivilWeekday::Saturday,
+        Weekday::Sunday => CivilWeekday::Sunday,
+        Weekday::Unspecified => return None,
+    })
+}
+
+fn local_time(field: &str, t: Option<&tilewave_proto::common::v1::LocalTime>) -> Result<Time> {
+    let t = t.ok_or_else(|| Error::invalid(field, "required"))?;
+    let hour = i8::try_from(t.hour).map_err(|_| Error::invalid(field, "hour out of range"))?;
+    let minute = i8::try_from(t.minute).map_err(|_| Error::invalid(field, "minute out of range"))?;
+    Time::new(hour, minute, 0, 0).map_err(|e| Error::invalid(field, e.to_string()))
+}
+
+/// Proto blackout windows as the planner's, for the regions of `catalog`.
+pub fn blackouts(windows: &[BlackoutWindow], catalog: &RegionCatalog) -> Result<Blackouts> {
+    let mut out = Blackouts::default();
+    for (i, w) in windows.iter().enumerate() {
+        let field = format!("spec.blackouts[{i}]");
+        for r in &w.regions {
+            catalog
+                .get(r)
+                .map_err(|_| Error::invalid(format!("{field}.regions"), format!("unknown region {r:?}")))?;
+        }
+        let window = match &w.when {
+            None => return Err(Error::invalid(field, "needs `recurring` or `once`")),
+            Some(blackout_window::When::Once(range)) => {
+                let start = range
+                    .start
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid(format!("{field}.once.start"), "required"))
+                    .and_then(|t| timestamp_of(&format!("{field}.once.start"), t))?;
+                let end = range
+                    .end
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid(format!("{field}.once.end"), "required"))
+                    .and_then(|t| timestamp_of(&format!("{field}.once.end"), t))?;
+                if w.regions.is_empty() {
+                    out.global.push(Period::new(start, end));
+                    continue;
+                }
+                PlannerWindow::Once(Period::new(start, end))
+            }
+            Some(blackout_window::When::Recurring(rec)) => {
+                let days = if rec.weekdays.is_empty() {
+                    Days::EVERY_DAY
+                } else {
+                    let days: Vec<CivilWeekday> =
+                        rec.weekdays.iter().filter_map(|d| civil_weekday(*d)).collect();
+                    Days::of(&days)
+                };
+                PlannerWindow::Recurring(Recurring {
+                    days,
+                    from: local_time(&format!("{field}.recurring.start"), rec.start.as_ref())?,
+                    to: local_time(&format!("{field}.recurring.end"), rec.end.as_ref())?,
+                    tz: (!rec.time_zone.is_empty()).then(|| rec.time_zone.clone()),
+                })
+            }
+        };
+        let regions: Vec<String> = if w.regions.is_empty() {
+            catalog.all().iter().map(|r| r.id.clone()).collect()
+        } else {
+            w.regions.clone()
+        };
+        for region in regions {
+            out.regions.push(RegionBlackout {
+                region,
+                window: window.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Checks a spec against its tile and fills in its defaults. `live` are the
+/// regions where the tile is live (a withdraw's regions).
+pub fn resolve(
+    spec: &RolloutSpec,
+    tile: &Tile,
+    catalog: &RegionCatalog,
+    now: Timestamp,
+    live: &[String],
+) -> Result<Resolved> {
+    let kind = kind_of(spec, tile);
+    let mut spec = spec.clone();
+    spec.kind = kind as i32;
+    spec.tile_id = tile.id.clone();
+    if spec.revision == 0 {
+        spec.revision = tile.revision;
+    }
+    for (i, r) in spec.regions.iter().chain(&spec.exclude_regions).enumerate() {
+        if catalog.get(r).is_err() {
+            let field = if i < spec.regions.len() {
+                "spec.regions"
+            } else {
+                "spec.exclude_regions"
+            };
+            return Err(Error::invalid(
+                field,
+                format!("unknown region {r:?}: not in regions.toml"),
+            ));
+        }
+    }
+    let mut clouds: Vec<Cloud> = tile
+        .config
+        .as_ref()
+        .map(|c| c.supported_clouds.iter().filter_map(|c| cloud_of(*c)).collect())
+        .unwrap_or_default();
+    let mut regions = if spec.regions.is_empty() {
+        RegionSelection::AllExcept(spec.exclude_regions.clone())
+    } else {
+        RegionSelection::Only(spec.regions.clone())
+    };
+    let ga = tile.ga_time.as_ref().map(from_proto_timestamp).transpose()?;
+    let mut deadline = spec
+        .deadline
+        .as_ref()
+        .map(|t| timestamp_of("spec.deadline", t))
+        .transpose()?;
+    let mut earliest = spec
+        .earliest_start
+        .as_ref()
+        .map(|t| timestamp_of("spec.earliest_start", t))
+        .transpose()?;
+    let mut plan_ga = None;
+    match kind {
+        RolloutKind::Launch | RolloutKind::Unspecified => plan_ga = ga,
+        RolloutKind::Maintenance => {
+            if let Some(m) = &tile.maintenance {
+                if spec.regions.is_empty() {
+                    if !m.affected_regions.is_empty() {
+                        let keep: Vec<String> = m
+                            .affected_regions
+                            .iter()
+                            .filter(|r| !spec.exclude_regions.contains(r))
+                            .cloned()
+                            .collect();
+                        regions = RegionSelection::Only(keep);
+                    } else if !m.affected_clouds.is_empty() {
+                        clouds = m.affected_clouds.iter().filter_map(|c| cloud_of(*c)).collect();
+                    }
+                }
+                if deadline.is_none() {
+                    deadline = m.target_time.as_ref().map(from_proto_timestamp).transpose()?;
+                }
+            }
+            earliest = earliest.or(Some(now));
+        }
+        RolloutKind::Withdraw => {
+            if spec.regions.is_empty() {
+                regions = RegionSelection::Only(
+                    live.iter()
+                        .filter(|r| !spec.exclude_regions.contains(r))
+                        .cloned()
+                        .collect(),
+                );
+            }
+            earliest = earliest.or(Some(now));
+        }
+    }
+    let has_deadline = deadline.is_some() || plan_ga.is_some();
+    if !has_deadline {
+        deadline = Some(
+            now.checked_add(NO_DEADLINE_HORIZON)
+                .map_err(|e| Error::invalid("spec", e.to_string()))?,
+        );
+    }
+    let apply_time = match &spec.apply_time {
+        Some(d) => duration_of("spec.apply_time", d)?,
+        None => DEFAULT_APPLY_TIME,
+    };
+    let bake = if spec.bake_per_wave.is_empty() {
+        let b = match &spec.bake {
+            Some(d) => duration_of("spec.bake", d)?,
+            None => DEFAULT_BAKE,
+        };
+        spec.bake = Some(proto_duration(b));
+        BakePolicy::Uniform(b)
+    } else {
+        BakePolicy::PerWave(
+            spec.bake_per_wave
+                .iter()
+                .enumerate()
+                .map(|(i, d)| duration_of(&format!("spec.bake_per_wave[{i}]"), d))
+                .collect::<Result<_>>()?,
+        )
+    };
+    if spec.concurrency < 0 {
+        return Err(Error::invalid("spec.concurrency", "must not be negative"));
+    }
+    if spec.concurrency == 0 {
+        spec.concurrency = i32::try_from(DEFAULT_CONCURRENCY).unwrap_or(4);
+    }
+    if spec.wave_growth < 0 {
+        return Err(Error::invalid("spec.wave_growth", "must not be negative"));
+    }
+    if spec.wave_growth == 0 && spec.waves.is_empty() {
+        spec.wave_growth = i32::try_from(DEFAULT_WAVE_GROWTH).unwrap_or(2);
+    }
+    let waves = if spec.waves.is_empty() {
+        WaveShape::Canary {
+            growth: u32::try_from(spec.wave_growth).unwrap_or(2),
+        }
+    } else {
+        WaveShape::Explicit(spec.waves.iter().map(|w| w.regions.clone()).collect())
+    };
+    let mut holds_after = Vec::new();
+    for h in &spec.hold_after_waves {
+        holds_after
+            .push(usize::try_from(*h).map_err(|_| Error::invalid("spec.hold_after_waves", "must be >= 1"))?);
+    }
+    if spec.on_failure == OnFailure::Unspecified as i32 {
+        spec.on_failure = OnFailure::Pause as i32;
+    }
+    spec.apply_time = Some(proto_duration(apply_time));
+    let input = PlanInput {
+        blackouts: blackouts(&spec.blackouts, catalog)?,
+        catalog: catalog.clone(),
+        clouds,
+        regions,
+        apply_time,
+        waves,
+        bake,
+        concurrency: usize::try_from(spec.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
+        holds_after,
+        ga: plan_ga,
+        earliest_start: earliest,
+        deadline,
+        now,
+    };
+    if has_deadline {
+        let d = deadline.or_else(|| plan_ga.and_then(|g| g.checked_sub(DEFAULT_GA_MARGIN).ok()));
+        spec.deadline = d.map(to_proto_timestamp);
+    }
+    let e = earliest.or_else(|| plan_ga.and_then(|g| g.checked_sub(DEFAULT_LEAD_TIME).ok()));
+    spec.earliest_start = e.map(to_proto_timestamp);
+    Ok(Resolved {
+        spec,
+        input,
+        kind,
+        has_deadline,
+    })
+}
+
+/// A planner plan as the proto `Plan` (feasible, no problems).
+pub fn plan_to_proto(p: &planner::Plan, r: &Resolved, now: Timestamp) -> ProtoPlan {
+    let catalog = &r.input.catalog;
+    ProtoPlan {
+        spec: Some(r.spec.clone()),
+        waves: p
+            .waves
+            .iter()
+            .map(|w| PlannedWave {
+                number: i32::try_from(w.index).unwrap_or(i32::MAX),
+                regions: w.regions.clone(),
+                start: Some(to_proto_timestamp(w.start)),
+                end: Some(to_proto_timestamp(w.end)),
+                bake: Some(proto_duration(w.bake)),
+                hold_after: w.hold_after,
+            })
+            .collect(),
+        regions: p
+            .regions
+            .iter()
+            .map(|reg| PlannedRegion {
+                region: reg.region.clone(),
+                cloud: region_cloud(catalog, &reg.region),
+                wave: i32::try_from(reg.wave).unwrap_or(i32::MAX),
+                apply_start: Some(to_proto_timestamp(reg.apply_start)),
+                apply_end: Some(to_proto_timestamp(reg.apply_end)),
+                bake_end: Some(to_proto_timestamp(reg.bake_end)),
+                delayed_by: Vec::new(),
+                applying: reg.apply_start < now && reg.apply_end > now,
+            })
+            .collect(),
+        planned_start: Some(to_proto_timestamp(p.start)),
+        planned_end: Some(to_proto_timestamp(p.planned_end)),
+        deadline: r.has_deadline.then(|| to_proto_timestamp(p.deadline)),
+        slack: r.has_deadline.then(|| proto_duration(p.slack)),
+        feasible: true,
+        problems: Vec::new(),
+        computed_at: Some(to_proto_timestamp(now)),
+        ga_time: p.ga.map(to_proto_timestamp),
+        deadline_source: if !r.has_deadline {
+            DeadlineSource::Unspecified
+        } else if matches!(p.deadline_source, planner::DeadlineSource::BeforeGa(_)) {
+            DeadlineSource::GaMargin
+        } else {
+            DeadlineSource::Given
+        } as i32,
+        canary_wave: p.canary_wave,
+    }
+}
+
+/// The problem of a late plan (or a late re-plan), with its suggestions.
+pub fn late_problem(
+    late_by: SignedDuration,
+    binding: Binding,
+    s: &Suggestions,
+    remaining: bool,
+) -> PlanProblem {
+    let (constraint, amount, window) = match binding {
+        Binding::Bake {
+            critical_path,
+            window,
+        } => (Constraint::Bake, Some(critical_path), Some(window)),
+        Binding::Concurrency => (Constraint::Concurrency, None, None),
+        Binding::Blackouts { delay } => (Constraint::Blackout, Some(delay), None),
+        Binding::EarliestStart => (Constraint::EarliestStart, None, None),
+        Binding::LateStart { lost } => (Constraint::LateStart, Some(lost), None),
+    };
+    let which = if remaining { " for the remaining waves" } else { "" };
+    let mut suggestions = Vec::new();
+    if let Some(b) = s.longest_bake_that_fits {
+        suggestions.push(PlanSuggestion {
+            message: format!("bake {}{which} would fit", planner::format_duration(b)),
+            change: Some(plan_suggestion::Change::Bake(proto_duration(b))),
+        });
+    }
+    if let Some(c) = s.smallest_concurrency_that_fits {
+        suggestions.push(PlanSuggestion {
+            message: format!("concurrency {c}{which} would fit"),
+            change: Some(plan_suggestion::Change::Concurrency(
+                i32::try_from(c).unwrap_or(i32::MAX),
+            )),
+        });
+    }
+    if let Some(g) = s.earliest_ga_that_fits {
+        suggestions.push(PlanSuggestion {
+            message: format!("GA at {g} or later would fit"),
+            change: Some(plan_suggestion::Change::GaTime(to_proto_timestamp(g))),
+        });
+    }
+    let fixes: Vec<&str> = suggestions.iter().map(|s| s.message.as_str()).collect();
+    PlanProblem {
+        kind: PlanProblemKind::DeadlineMissed as i32,
+        message: format!(
+            "ends {} after the deadline: {binding}{}",
+            planner::format_duration(late_by),
+            if fixes.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", fixes.join("; "))
+            }
+        ),
+        binding_constraint: constraint as i32,
+        late_by: Some(proto_duration(late_by)),
+        amount: amount.map(proto_duration),
+        window: window.map(proto_duration),
+        suggestions,
+        missing_sign_offs: Vec::new(),
+    }
+}
+
+/// The problem of a re-plan that is at risk.
+pub fn at_risk_problem(a: &AtRisk) -> PlanProblem {
+    late_problem(a.late_by, a.binding, &a.suggestions, true)
+}
+
+/// Plans `r` from scratch: the proto plan, feasible or with its problem.
+pub fn plan(r: &Resolved) -> Result<ProtoPlan> {
+    let now = r.input.now;
+    match planner::plan(&r.input) {
+        Ok(p) => Ok(plan_to_proto(&p, r, now)),
+        Err(PlanError::Infeasible(inf)) => {
+            let Infeasible {
+                plan,
+                late_by,
+                binding,
+                suggestions,
+            } = *inf;
+            let mut proto = plan_to_proto(&plan, r, now);
+            proto.feasible = false;
+            proto
+                .problems
+                .push(late_problem(late_by, binding, &suggestions, false));
+            Ok(proto)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The problem (kind and message) of a tile that cannot start, for a dry
+/// run that always answers with a plan.
+pub fn tile_problem(e: &Error, tile: &Tile) -> Option<PlanProblem> {
+    let Error::FailedPrecondition(message) = e else {
+        return None;
+    };
+    let kind = if tile.ga_time.is_none() && tile.state != TileState::Ga as i32 {
+        PlanProblemKind::NoGaDate
+    } else if !tile.missing_sign_offs.is_empty() {
+        PlanProblemKind::MissingSignOffs
+    } else {
+        PlanProblemKind::Unspecified
+    };
+    Some(PlanProblem {
+        kind: kind as i32,
+        message: message.clone(),
+        missing_sign_offs: tile.missing_sign_offs.clone(),
+        ..Default::default()
+    })
+}
