@@ -1,0 +1,527 @@
+//! The region's catalog as a pure value: which revision of which tile is
+//! live, the newest fencing token seen per tile, and how many applies took
+//! effect. No I/O here; [`crate::persist`] writes it to disk and
+//! [`crate::service`] serialises changes and persists before it answers.
+//!
+//! Rules:
+//! - **Fencing**: a call whose token is older than the newest seen for the
+//!   tile is refused ([`Error::StaleToken`]) and changes nothing; an equal or
+//!   newer token is accepted and remembered, even by a call that is
+//!   otherwise a no-op, and even after the tile was removed (a removed tile
+//!   keeps its record without a live entry).
+//! - **Idempotence by (tile, revision)**: applying the live revision again
+//!   changes nothing and counts nothing. Any other revision (newer, or older
+//!   for a rollback) becomes live and counts one apply.
+//! - **Hidden** toggles visibility without changing the revision and counts
+//!   no apply; revision 0 with `hidden` set addresses the live revision.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use tilewave_proto::agent::v1::{CatalogEntry, CatalogFile, CatalogRecord};
+use tilewave_proto::common::v1::PartnerConfig;
+use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
+
+use crate::error::{Error, Result};
+
+/// The catalog file format this agent writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A fresh, random catalog generation: it changes every time a catalog is
+/// created anew, so that reconciliation notices a reset catalog.
+pub fn new_generation() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// The revision of a tile that is live in the region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Live {
+    /// The revision.
+    pub revision: i64,
+    /// Domain time it became live.
+    pub applied_at: Timestamp,
+    /// Hidden by a mitigation: in the catalog but not shown.
+    pub hidden: bool,
+    /// Its configuration, for the synthetic probe.
+    pub config: Option<PartnerConfig>,
+    /// The credential in use; empty until credentials land.
+    pub credential_fingerprint: String,
+}
+
+/// Everything the agent remembers about one tile.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TileRecord {
+    /// The live revision; `None` once removed.
+    pub live: Option<Live>,
+    /// The newest fencing token seen for the tile.
+    pub newest_token: i64,
+    /// Applies that made a revision live.
+    pub apply_count: i64,
+    /// `apply_count` per revision.
+    pub applies_by_revision: BTreeMap<i64, i64>,
+}
+
+/// An ApplyTile request after edge validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Apply {
+    /// The tile.
+    pub tile_id: String,
+    /// The revision to make live; 0 only with `hidden` (the live one).
+    pub revision: i64,
+    /// The revision's configuration.
+    pub config: Option<PartnerConfig>,
+    /// The caller's fencing token.
+    pub fencing_token: i64,
+    /// Hide or show; `None` leaves visibility as it is.
+    pub hidden: Option<bool>,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// The tile's entry afterwards.
+    pub entry: CatalogEntry,
+    /// False when the revision was already live and visibility unchanged.
+    pub changed: bool,
+}
+
+/// One region's catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Catalog {
+    region: String,
+    generation: String,
+    tiles: BTreeMap<String, TileRecord>,
+}
+
+impl Catalog {
+    /// An empty catalog for `region` with a new generation.
+    pub fn new(region: &str, generation: String) -> Self {
+        Self {
+            region: region.to_owned(),
+            generation,
+            tiles: BTreeMap::new(),
+        }
+    }
+
+    /// The region it belongs to.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// Its generation.
+    pub fn generation(&self) -> &str {
+        &self.generation
+    }
+
+    /// The record of a tile, live or removed.
+    pub fn record(&self, tile_id: &str) -> Option<&TileRecord> {
+        self.tiles.get(tile_id)
+    }
+
+    /// The live tiles, sorted by id.
+    pub fn live(&self) -> impl Iterator<Item = (&str, &TileRecord, &Live)> {
+        self.tiles
+            .iter()
+            .filter_map(|(id, r)| r.live.as_ref().map(|l| (id.as_str(), r, l)))
+    }
+
+    /// How many tiles are live.
+    pub fn len(&self) -> usize {
+        self.live().count()
+    }
+
+    /// Whether no tile is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Refuses a token older than the newest seen for the tile.
+    fn check_token(&self, tile_id: &str, token: i64) -> Result<()> {
+        let newest = self.tiles.get(tile_id).map_or(0, |r| r.newest_token);
+        if token < newest {
+            return Err(Error::StaleToken {
+                tile: tile_id.to_owned(),
+                token,
+                newest,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies a revision (or a visibility change); see the module docs.
+    pub fn apply(&mut self, req: Apply, now: Timestamp) -> Result<Applied> {
+        self.check_token(&req.tile_id, req.fencing_token)?;
+        let current = self.tiles.get(&req.tile_id).and_then(|r| r.live.as_ref());
+        if req.revision == 0 {
+            if req.hidden.is_none() {
+                return Err(Error::invalid(
+                    "revision",
+                    "must be positive (0 only with `hidden`, to hide or show the live revision)",
+                ));
+            }
+            if current.is_none() {
+                return Err(Error::NotFound(req.tile_id));
+            }
+        }
+        let record = self.tiles.entry(req.tile_id.clone()).or_default();
+        record.newest_token = record.newest_token.max(req.fencing_token);
+        let changed = match &mut record.live {
+            Some(live) if req.revision == 0 || live.revision == req.revision => match req.hidden {
+                Some(h) if h != live.hidden => {
+                    live.hidden = h;
+                    true
+                }
+                _ => false,
+            },
+            previous => {
+                let old = previous.take();
+                *previous = Some(Live {
+                    revision: req.revision,
+                    applied_at: now,
+                    hidden: req.hidden.or(old.as_ref().map(|l| l.hidden)).unwrap_or(false),
+                    config: req.config,
+                    credential_fingerprint: old.map(|l| l.credential_fingerprint).unwrap_or_default(),
+                });
+                record.apply_count += 1;
+                *record.applies_by_revision.entry(req.revision).or_default() += 1;
+                true
+            }
+        };
+        let entry = entry_of(&req.tile_id, record).ok_or(Error::NotFound(req.tile_id))?;
+        Ok(Applied { entry, changed })
+    }
+
+    /// Removes a tile; `Ok(false)` when it was not live. Fenced like
+    /// [`Catalog::apply`].
+    pub fn remove(&mut self, tile_id: &str, fencing_token: i64) -> Result<bool> {
+        self.check_token(tile_id, fencing_token)?;
+        let record = self.tiles.entry(tile_id.to_owned()).or_default();
+        record.newest_token = record.newest_token.max(fencing_token);
+        Ok(record.live.take().is_some())
+    }
+
+    /// The live entries, sorted by tile id.
+    pub fn entries(&self) -> Vec<CatalogEntry> {
+        self.tiles.iter().filter_map(|(id, r)| entry_of(id, r)).collect()
+    }
+
+    /// The entry of one live tile.
+    pub fn entry(&self, tile_id: &str) -> Option<CatalogEntry> {
+        self.tiles.get(tile_id).and_then(|r| entry_of(tile_id, r))
+    }
+
+    /// The file form.
+    pub fn to_file(&self) -> CatalogFile {
+        CatalogFile {
+            format_version: FORMAT_VERSION,
+            region: self.region.clone(),
+            generation: self.generation.clone(),
+            tiles: self
+                .tiles
+                .iter()
+                .map(|(id, r)| CatalogRecord {
+                    tile_id: id.clone(),
+                    entry: entry_of(id, r),
+                    config: r.live.as_ref().and_then(|l| l.config.clone()),
+                    newest_fencing_token: r.newest_token,
+                    apply_count: r.apply_count,
+                    applies_by_revision: r.applies_by_revision.iter().map(|(k, v)| (*k, *v)).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// From the file form; the error says what is wrong.
+    pub fn from_file(file: CatalogFile) -> std::result::Result<Self, String> {
+        if file.format_version != FORMAT_VERSION {
+            return Err(format!(
+                "format version {} (this agent reads {FORMAT_VERSION})",
+                file.format_version
+            ));
+        }
+        let mut tiles = BTreeMap::new();
+        for rec in file.tiles {
+            let live = match rec.entry {
+                None => None,
+                Some(e) => {
+                    let applied_at = match &e.applied_at {
+                        Some(t) => {
+                            from_proto_timestamp(t).map_err(|err| format!("tile {}: {err}", rec.tile_id))?
+                        }
+                        None => return Err(format!("tile {}: entry without applied_at", rec.tile_id)),
+                    };
+                    Some(Live {
+                        revision: e.revision,
+                        applied_at,
+                        hidden: e.hidden,
+                        config: rec.config,
+                        credential_fingerprint: e.credential_fingerprint,
+                    })
+                }
+            };
+            let record = TileRecord {
+                live,
+                newest_token: rec.newest_fencing_token,
+                apply_count: rec.apply_count,
+                applies_by_revision: rec.applies_by_revision.into_iter().collect(),
+            };
+            if tiles.insert(rec.tile_id.clone(), record).is_some() {
+                return Err(format!("tile {} appears twice", rec.tile_id));
+            }
+        }
+        Ok(Self {
+            region: file.region,
+            generation: file.generation,
+            tiles,
+        })
+    }
+}
+
+/// The wire entry of a live tile.
+fn entry_of(tile_id: &str, r: &TileRecord) -> Option<CatalogEntry> {
+    r.live.as_ref().map(|l| CatalogEntry {
+        tile_id: tile_id.to_owned(),
+        revision: l.revision,
+        applied_at: Some(to_proto_timestamp(l.applied_at)),
+        fencing_token: r.newest_token,
+        hidden: l.hidden,
+        credential_fingerprint: l.credential_fingerprint.clone(),
+        apply_count: r.apply_count,
+        applies_by_revision: r.applies_by_revision.iter().map(|(k, v)| (*k, *v)).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(s).unwrap()
+    }
+
+    fn apply(tile: &str, revision: i64, token: i64) -> Apply {
+        Apply {
+            tile_id: tile.into(),
+            revision,
+            config: Some(PartnerConfig {
+                name: format!("{tile} r{revision}"),
+                ..Default::default()
+            }),
+            fencing_token: token,
+            hidden: None,
+        }
+    }
+
+    fn catalog() -> Catalog {
+        Catalog::new("aws:eu-west-1", "g1".into())
+    }
+
+    #[test]
+    fn applying_the_same_revision_twice_counts_once() {
+        let mut c = catalog();
+        let first = c.apply(apply("riverflow", 1, 7), t(100)).unwrap();
+        assert!(first.changed);
+        assert_eq!(first.entry.apply_count, 1);
+        let again = c.apply(apply("riverflow", 1, 7), t(200)).unwrap();
+        assert!(!again.changed);
+        assert_eq!(again.entry.apply_count, 1);
+        assert_eq!(
+            again.entry.applied_at,
+            Some(to_proto_timestamp(t(100))),
+            "a no-op keeps the time"
+        );
+        assert_eq!(again.entry.applies_by_revision.get(&1), Some(&1));
+    }
+
+    #[test]
+    fn a_new_revision_and_a_rollback_each_count() {
+        let mut c = catalog();
+        c.apply(apply("riverflow", 1, 7), t(100)).unwrap();
+        let r2 = c.apply(apply("riverflow", 2, 7), t(200)).unwrap();
+        assert!(r2.changed);
+        assert_eq!(r2.entry.revision, 2);
+        let back = c.apply(apply("riverflow", 1, 8), t(300)).unwrap();
+        assert!(back.changed);
+        assert_eq!(back.entry.revision, 1);
+        assert_eq!(back.entry.apply_count, 3);
+        assert_eq!(back.entry.applies_by_revision.get(&1), Some(&2));
+        assert_eq!(back.entry.applies_by_revision.get(&2), Some(&1));
+        assert_eq!(back.entry.fencing_token, 8);
+        let rec = c.record("riverflow").unwrap();
+        assert_eq!(
+            rec.live.as_ref().unwrap().config.as_ref().unwrap().name,
+            "riverflow r1"
+        );
+    }
+
+    #[test]
+    fn a_stale_token_is_refused_and_changes_nothing() {
+        let mut c = catalog();
+        c.apply(apply("riverflow", 1, 9), t(100)).unwrap();
+        let before = c.clone();
+        let e = c.apply(apply("riverflow", 2, 8), t(200)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::StaleToken {
+                    token: 8,
+                    newest: 9,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(e.to_string(), "stale fencing token 8 < 9 for tile riverflow");
+        assert_eq!(c, before);
+        let e = c.remove("riverflow", 3).unwrap_err();
+        assert!(matches!(
+            e,
+            Error::StaleToken {
+                token: 3,
+                newest: 9,
+                ..
+            }
+        ));
+        assert_eq!(c, before);
+    }
+
+    #[test]
+    fn a_newer_token_is_remembered_even_by_a_no_op() {
+        let mut c = catalog();
+        c.apply(apply("riverflow", 1, 5), t(100)).unwrap();
+        let same = c.apply(apply("riverflow", 1, 11), t(200)).unwrap();
+        assert!(!same.changed);
+        assert_eq!(same.entry.fencing_token, 11);
+        assert!(c.apply(apply("riverflow", 1, 10), t(300)).is_err());
+        // Equal is accepted.
+        assert!(c.apply(apply("riverflow", 1, 11), t(300)).is_ok());
+    }
+
+    #[test]
+    fn tokens_are_per_tile() {
+        let mut c = catalog();
+        c.apply(apply("riverflow", 1, 50), t(100)).unwrap();
+        assert!(c.apply(apply("lumen-bi", 1, 2), t(100)).unwrap().changed);
+    }
+
+    #[test]
+    fn hidden_toggles_visibility_without_a_new_revision_or_count() {
+        let mut c = catalog();
+        c.apply(apply("riverflow", 3, 1), t(100)).unwrap();
+        let hide = c
+            .apply(
+                Apply {
+                    hidden: Some(true),
+                    ..apply("riverflow", 3, 1)
+                },
+                t(200),
+            )
+            .unwrap();
+        assert!(hide.changed);
+        assert!(hide.entry.hidden);
+        assert_eq!(hide.entry.revision, 3);
+        assert_eq!(hide.entry.apply_count, 1);
+        let again = c
+            .apply(
+                Apply {
+                    hidden: Some(true),
+                    ..apply("riverflow", 3, 1)
+                },
+                t(200),
+            )
+            .unwrap();
+        assert!(!again.changed);
+        // Revision 0 addresses the live revision.
+        let show = c
+            .apply(
+                Apply {
+                    revision: 0,
+                    hidden: Some(false),
+                    config: None,
+                    ..apply("riverflow", 0, 1)
+                },
+                t(300),
+            )
+            .unwrap();
+        assert!(show.changed);
+        assert!(!show.entry.hidden);
+        assert_eq!(show.entry.revision, 3);
+        assert_eq!(
+            c.record("riverflow")
+                .unwrap()
+                .live
+                .as_ref()
+                .unwrap()
+                .config
+                .as_ref()
+                .unwrap()
+                .name,
+            "riverflow r3"
+        );
+        // A new revision keeps a mitigation's hiding unless told otherwise.
+        c.apply(
+            Apply {
+                hidden: Some(true),
+                ..apply("riverflow", 3, 1)
+            },
+            t(400),
+        )
+        .unwrap();
+        assert!(c.apply(apply("riverflow", 4, 1), t(500)).unwrap().entry.hidden);
+    }
+
+    #[test]
+    fn revision_zero_needs_hidden_and_a_live_tile() {
+        let mut c = catalog();
+        assert!(matches!(
+            c.apply(apply("riverflow", 0, 1), t(1)),
+            Err(Error::Invalid {
+                field: "revision",
+                ..
+            })
+        ));
+        let hide = Apply {
+            hidden: Some(true),
+            ..apply("riverflow", 0, 1)
+        };
+        assert!(matches!(c.apply(hide, t(1)), Err(Error::NotFound(_))));
+        assert_eq!(c, catalog());
+    }
+
+    #[test]
+    fn remove_is_idempotent_and_keeps_the_token() {
+        let mut c = catalog();
+        c.apply(apply("riverflow", 1, 4), t(100)).unwrap();
+        assert!(c.remove("riverflow", 5).unwrap());
+        assert!(!c.remove("riverflow", 5).unwrap());
+        assert!(c.entries().is_empty());
+        assert!(
+            c.apply(apply("riverflow", 1, 4), t(200)).is_err(),
+            "the removal's token is remembered"
+        );
+        let back = c.apply(apply("riverflow", 1, 5), t(200)).unwrap();
+        assert!(back.changed);
+        assert_eq!(back.entry.apply_count, 2);
+    }
+
+    #[test]
+    fn entries_are_sorted_and_round_trip_through_the_file_form() {
+        let mut c = catalog();
+        c.apply(apply("zeta", 1, 1), t(100)).unwrap();
+        c.apply(apply("alpha", 2, 3), t(200)).unwrap();
+        c.apply(apply("mid", 1, 1), t(300)).unwrap();
+        c.remove("mid", 2).unwrap();
+        let ids: Vec<_> = c.entries().into_iter().map(|e| e.tile_id).collect();
+        assert_eq!(ids, ["alpha", "zeta"]);
+        let back = Catalog::from_file(c.to_file()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.record("mid").unwrap().newest_token, 2);
+    }
+
+    #[test]
+    fn a_file_of_another_format_is_refused() {
+        let mut f = catalog().to_file();
+        f.format_version = 9;
+        assert!(Catalog::from_file(f).unwrap_err().contains("format version 9"));
+    }
+}

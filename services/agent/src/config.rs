@@ -1,0 +1,251 @@
+//! The agent's configuration: a typed struct read from flags and the
+//! environment, with defaults as named constants, checked as a whole
+//! ([`AgentConfig::resolve`] reports every problem at once).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tilewave_core::regions::{Cloud, RegionCatalog};
+
+/// Where the agent listens unless told otherwise: loopback only, until the
+/// security work brings mTLS.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7500";
+/// The etcd endpoint of a local stack.
+pub const DEFAULT_ETCD: &str = "http://127.0.0.1:2379";
+/// The key prefix every tilewave key lives under.
+pub const DEFAULT_PREFIX: &str = "/tilewave/";
+/// TTL of the registration lease: how long `agents/<region>` outlives a
+/// crashed agent.
+pub const DEFAULT_LEASE_TTL_SECS: u64 = 10;
+/// The shortest lease TTL accepted (etcd's own floor is a few seconds; below
+/// it the keep-alive would compete with ordinary scheduling hiccups).
+pub const MIN_LEASE_TTL_SECS: u64 = 2;
+/// How often every tile with a probe-able endpoint is probed in the
+/// background.
+pub const DEFAULT_PROBE_INTERVAL: &str = "30s";
+/// The sliding window the error rate is computed over.
+pub const DEFAULT_ERROR_WINDOW: &str = "5m";
+/// Above this error rate (0 to 1) a tile is UNHEALTHY.
+pub const DEFAULT_ERROR_RATE_THRESHOLD: f64 = 0.5;
+/// How long one etcd operation may take.
+pub const DEFAULT_ETCD_TIMEOUT_MS: u64 = 5_000;
+
+/// `tilewave-agent`: the region agent, one process per region.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "tilewave-agent", version, about, long_about = None)]
+pub struct AgentConfig {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "TILEWAVE_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// The region this agent serves, `<cloud>:<region>` (e.g.
+    /// `aws:eu-west-1`); must be in the region catalog.
+    #[arg(long, env = "TILEWAVE_AGENT_REGION")]
+    pub region: String,
+    /// A `regions.toml` to use instead of the built-in region catalog.
+    #[arg(long, env = "TILEWAVE_REGIONS_FILE")]
+    pub regions_file: Option<PathBuf>,
+    /// etcd client URLs, comma separated.
+    #[arg(long, env = "TILEWAVE_ETCD", value_delimiter = ',', default_value = DEFAULT_ETCD)]
+    pub etcd: Vec<String>,
+    /// Key prefix in etcd.
+    #[arg(long, env = "TILEWAVE_PREFIX", default_value = DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// Directory of the agent's own state: the catalog file
+    /// (`catalog.pb`) and the refuse-to-start flag.
+    #[arg(long, env = "TILEWAVE_AGENT_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// TTL of the registration lease, in seconds.
+    #[arg(long, env = "TILEWAVE_AGENT_LEASE_TTL_SECS", default_value_t = DEFAULT_LEASE_TTL_SECS)]
+    pub lease_ttl_secs: u64,
+    /// How often tiles are probed in the background: seconds, or a span
+    /// like `30s`, `500ms`, `2m`.
+    #[arg(long, env = "TILEWAVE_AGENT_PROBE_INTERVAL", default_value = DEFAULT_PROBE_INTERVAL,
+          value_parser = parse_duration)]
+    pub probe_interval: Duration,
+    /// A host name the synthetic probe may call besides the loopback
+    /// addresses (repeatable or comma separated). Whatever the list, the
+    /// probe connects only to loopback addresses: see `crate::probe`.
+    #[arg(
+        long = "allow-probe-host",
+        env = "TILEWAVE_AGENT_ALLOW_PROBE_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allow_probe_hosts: Vec<String>,
+    /// The sliding window of the error rate: seconds, or a span like `5m`.
+    #[arg(long, env = "TILEWAVE_AGENT_ERROR_WINDOW", default_value = DEFAULT_ERROR_WINDOW,
+          value_parser = parse_duration)]
+    pub error_window: Duration,
+    /// Above this error rate (0 to 1) a tile is UNHEALTHY.
+    #[arg(long, env = "TILEWAVE_AGENT_ERROR_RATE_THRESHOLD", default_value_t = DEFAULT_ERROR_RATE_THRESHOLD)]
+    pub error_rate_threshold: f64,
+    /// Serve the test-only FaultInjectionService (tests, chaos runs, the
+    /// demo). Never in production.
+    #[arg(long, env = "TILEWAVE_AGENT_ENABLE_FAULT_INJECTION")]
+    pub enable_fault_injection: bool,
+    /// The address registered in etcd for callers to dial; default the
+    /// address actually bound.
+    #[arg(long, env = "TILEWAVE_AGENT_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Deadline of one etcd operation, in milliseconds.
+    #[arg(long, env = "TILEWAVE_ETCD_TIMEOUT_MS", default_value_t = DEFAULT_ETCD_TIMEOUT_MS)]
+    pub etcd_timeout_ms: u64,
+    /// Address to serve Prometheus `/metrics` on; none when unset.
+    #[arg(long, env = "TILEWAVE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Parses seconds (`30`) or a friendly span (`30s`, `500ms`, `2m`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let span: jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("{s:?} is neither seconds nor a span like 30s or 500ms: {e}"))?;
+    Duration::try_from(span).map_err(|_| format!("{s:?} must not be negative"))
+}
+
+/// The configuration after checking: what the server runs with.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The flags as given.
+    pub config: AgentConfig,
+    /// The region's cloud.
+    pub cloud: Cloud,
+}
+
+/// One or more problems with the configuration, all reported together.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl AgentConfig {
+    /// The etcd operation deadline.
+    pub fn etcd_timeout(&self) -> Duration {
+        Duration::from_millis(self.etcd_timeout_ms)
+    }
+
+    /// The registration lease TTL.
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_secs(self.lease_ttl_secs)
+    }
+
+    /// A configuration for tests and embedding: the given region, etcd,
+    /// prefix and data directory, everything else default.
+    pub fn for_region(region: &str, etcd: Vec<String>, prefix: &str, data_dir: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            region: region.to_owned(),
+            regions_file: None,
+            etcd,
+            prefix: prefix.to_owned(),
+            data_dir,
+            lease_ttl_secs: DEFAULT_LEASE_TTL_SECS,
+            probe_interval: Duration::from_secs(30),
+            allow_probe_hosts: Vec::new(),
+            error_window: Duration::from_secs(300),
+            error_rate_threshold: DEFAULT_ERROR_RATE_THRESHOLD,
+            enable_fault_injection: false,
+            advertise: None,
+            etcd_timeout_ms: DEFAULT_ETCD_TIMEOUT_MS,
+            metrics_listen: None,
+        }
+    }
+
+    /// Checks everything and reports every problem at once.
+    pub fn resolve(self) -> Result<Resolved, ConfigError> {
+        let mut problems = Vec::new();
+        let catalog = match &self.regions_file {
+            None => Some(RegionCatalog::builtin()),
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => match RegionCatalog::from_toml(&text) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        problems.push(format!("--regions-file {}: {e}", path.display()));
+                        None
+                    }
+                },
+                Err(e) => {
+                    problems.push(format!("--regions-file {}: {e}", path.display()));
+                    None
+                }
+            },
+        };
+        let cloud = catalog.as_ref().and_then(|c| match c.get(&self.region) {
+            Ok(r) => Some(r.cloud),
+            Err(e) => {
+                problems.push(format!("--region: {e}"));
+                None
+            }
+        });
+        if self.lease_ttl_secs < MIN_LEASE_TTL_SECS {
+            problems.push(format!(
+                "--lease-ttl-secs must be at least {MIN_LEASE_TTL_SECS}, got {}",
+                self.lease_ttl_secs
+            ));
+        }
+        if self.probe_interval.is_zero() {
+            problems.push("--probe-interval must be positive".to_owned());
+        }
+        if self.error_window.is_zero() {
+            problems.push("--error-window must be positive".to_owned());
+        }
+        if !(0.0..=1.0).contains(&self.error_rate_threshold) {
+            problems.push(format!(
+                "--error-rate-threshold must be between 0 and 1, got {}",
+                self.error_rate_threshold
+            ));
+        }
+        if self.etcd.is_empty() {
+            problems.push("--etcd: no endpoints".to_owned());
+        }
+        if self.etcd_timeout_ms == 0 {
+            problems.push("--etcd-timeout-ms must be positive".to_owned());
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            problems.push("--data-dir must not be empty".to_owned());
+        }
+        match cloud {
+            Some(cloud) if problems.is_empty() => Ok(Resolved { config: self, cloud }),
+            _ => Err(ConfigError(problems)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[test]
+    fn defaults_and_durations() {
+        let c =
+            AgentConfig::try_parse_from(["tilewave-agent", "--region", "aws:eu-west-1", "--data-dir", "/d"])
+                .unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.lease_ttl(), Duration::from_secs(10));
+        assert_eq!(c.probe_interval, Duration::from_secs(30));
+        assert_eq!(c.error_window, Duration::from_secs(300));
+        assert!(c.allow_probe_hosts.is_empty());
+        let r = c.resolve().unwrap();
+        assert_eq!(r.cloud, Cloud::Aws);
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut c = AgentConfig::for_region("aws:nowhere-9", vec![], "/t/", PathBuf::from("/d"));
+        c.lease_ttl_secs = 1;
+        c.error_rate_threshold = 2.0;
+        let e = c.resolve().unwrap_err();
+        assert_eq!(e.0.len(), 4, "{e}");
+        let text = e.to_string();
+        assert!(text.contains("unknown region"), "{text}");
+        assert!(text.contains("--lease-ttl-secs"), "{text}");
+        assert!(text.contains("--error-rate-threshold"), "{text}");
+        assert!(text.contains("--etcd"), "{text}");
+    }
+}

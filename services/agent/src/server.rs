@@ -1,0 +1,177 @@
+//! Serving the agent: `serve(listener, config, shutdown)` checks the
+//! configuration and the refuse-to-start flag, opens the catalog, connects
+//! to etcd, serves AgentService (and, when enabled, FaultInjectionService)
+//! with gRPC health checking and reflection, every RPC traced by the
+//! telemetry layer; registers under `agents/<region>` and only then reports
+//! SERVING; probes tiles in the background; deregisters on shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tilewave_proto::agent::v1::AgentInfo;
+use tilewave_proto::agent::v1::agent_service_server::AgentServiceServer;
+use tilewave_proto::agent::v1::fault_injection_service_server::FaultInjectionServiceServer;
+use tilewave_store::clock::to_proto_timestamp;
+use tilewave_store::{Clock, Store, StoreConfig, SystemClock, VirtualClock};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::AgentConfig;
+use crate::faults::FaultInjector;
+use crate::persist::DataDir;
+use crate::probe::ProbePolicy;
+use crate::registration::Registration;
+use crate::service::{Agent, AgentSettings};
+
+/// The gRPC health service name the agent reports SERVING under (and the
+/// overall `""`), once it is registered in etcd.
+pub const HEALTH_SERVICE: &str = "tilewave.agent.v1.AgentService";
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration is wrong; every problem is listed.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The refuse-to-start flag is set.
+    #[error(
+        "refusing to start: the refuse-to-start flag {flag} is set (FaultInjectionService.RefuseToStart); \
+         remove the file, or call ClearFaults on a running agent, to let the agent start"
+    )]
+    RefusedToStart {
+        /// The flag file.
+        flag: String,
+    },
+    /// The catalog could not be opened.
+    #[error("catalog: {0}")]
+    Catalog(#[from] crate::error::Error),
+    /// etcd could not be reached or refused.
+    #[error("etcd: {0}")]
+    Store(#[from] tilewave_store::Error),
+    /// Reflection descriptors could not be loaded.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The listener has no local address.
+    #[error("listener: {0}")]
+    Listener(#[from] std::io::Error),
+}
+
+/// The domain clock: the virtual clock when one is stored in etcd, else the
+/// system clock.
+pub async fn domain_clock(store: &Store) -> Result<Arc<dyn Clock>, tilewave_store::Error> {
+    match VirtualClock::attach(store).await {
+        Ok(clock) => Ok(clock),
+        Err(tilewave_store::Error::ClockNotVirtual) => Ok(Arc::new(SystemClock)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Serves the agent on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let resolved = config.resolve()?;
+    let config = resolved.config;
+    let data = DataDir::new(&config.data_dir);
+    if data.refuse_flag() {
+        return Err(ServeError::RefusedToStart {
+            flag: data.refuse_flag_path().display().to_string(),
+        });
+    }
+    let local = listener.local_addr()?;
+
+    let store_config = StoreConfig::new(config.etcd.clone())
+        .with_prefix(config.prefix.clone())
+        .with_op_timeout(config.etcd_timeout());
+    let store = Store::connect(store_config).await?;
+    let clock = domain_clock(&store).await?;
+    let store = store.with_clock(Arc::clone(&clock));
+
+    let settings = AgentSettings {
+        region: config.region.clone(),
+        cloud: resolved.cloud,
+        probe_policy: ProbePolicy::new(&config.allow_probe_hosts),
+        error_window: config.error_window,
+        error_rate_threshold: config.error_rate_threshold,
+    };
+    let agent = Agent::open(settings, data, Arc::clone(&clock)).await?;
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status(HEALTH_SERVICE, tonic_health::ServingStatus::NotServing)
+        .await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tilewave_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let fault_injection = config
+        .enable_fault_injection
+        .then(|| FaultInjectionServiceServer::new(FaultInjector::new(agent.clone())));
+    if fault_injection.is_some() {
+        tracing::warn!("fault injection is enabled: tests and chaos runs only");
+    }
+    let server = tonic::transport::Server::builder()
+        .layer(tilewave_telemetry::server_layer())
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(AgentServiceServer::new(agent.clone()))
+        .add_optional_service(fault_injection)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+    tokio::pin!(server);
+    tracing::info!(addr = %local, region = %config.region, "tilewave-agent serving");
+
+    let info = AgentInfo {
+        region: config.region.clone(),
+        cloud: resolved.cloud.as_str().to_owned(),
+        address: config.advertise.clone().unwrap_or_else(|| local.to_string()),
+        started_at: Some(to_proto_timestamp(clock.now())),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let registration = Registration::start(
+        store.clone(),
+        store.keys().agent(&config.region),
+        info,
+        config.lease_ttl(),
+    );
+    let registered = tokio::select! {
+        r = &mut server => Err(r),
+        () = registration.registered() => Ok(()),
+    };
+    if let Err(result) = registered {
+        registration.shutdown().await;
+        return Ok(result?);
+    }
+    reporter
+        .set_service_status(HEALTH_SERVICE, tonic_health::ServingStatus::Serving)
+        .await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+
+    let prober = tokio::spawn({
+        let agent = agent.clone();
+        let every = config.probe_interval;
+        async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                agent.probe_all().await;
+            }
+        }
+    });
+
+    let result = server.await;
+    prober.abort();
+    registration.shutdown().await;
+    tracing::info!("tilewave-agent stopped");
+    Ok(result?)
+}

@@ -1,0 +1,461 @@
+//! The `AgentService` RPCs over one region's catalog.
+//!
+//! Changes are serialised by one async mutex around the catalog. A change
+//! is made on a copy, the copy is written to the catalog file (atomically,
+//! durably) and only then replaces the catalog in memory and is
+//! acknowledged: a change the caller saw acknowledged survives a crash, and
+//! a change that could not be written is not made. Requests are converted
+//! and checked at this edge (`INVALID_ARGUMENT` naming the field).
+
+use std::sync::{Arc, Mutex};
+
+use tilewave_core::regions::Cloud;
+use tilewave_core::slug::TileId;
+use tilewave_proto::agent::v1::agent_service_server::AgentService;
+use tilewave_proto::agent::v1::*;
+use tilewave_proto::common::v1::{HealthStatus, PartnerConfig, ProbeResult};
+use tilewave_store::Clock;
+use tonic::{Request, Response, Status};
+use tracing::{Span, instrument};
+
+use crate::catalog::{Apply, Catalog, new_generation};
+use crate::error::{Error, Result};
+use crate::faults::Faults;
+use crate::health::{HealthBook, verdict};
+use crate::persist::DataDir;
+use crate::probe::{self, ProbePolicy, Target};
+
+/// Default page size of ListTiles.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// The largest page ListTiles returns.
+pub const MAX_PAGE_SIZE: usize = 1000;
+/// Why credentials are refused in this version.
+pub const CREDENTIALS_LATER: &str =
+    "credentials are not handled by this agent yet: they arrive with the credentials service";
+
+/// What the agent is configured with, beyond its state.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// `<cloud>:<region>`.
+    pub region: String,
+    /// The region's cloud.
+    pub cloud: Cloud,
+    /// Which hosts the probe may call.
+    pub probe_policy: ProbePolicy,
+    /// The error-rate window.
+    pub error_window: std::time::Duration,
+    /// Above this error rate a tile is UNHEALTHY.
+    pub error_rate_threshold: f64,
+}
+
+/// The region agent: its catalog, faults and health.
+#[derive(Clone)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: AgentSettings,
+    catalog: tokio::sync::Mutex<Catalog>,
+    data: DataDir,
+    clock: Arc<dyn Clock>,
+    faults: Faults,
+    health: Mutex<HealthBook>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("region", &self.inner.settings.region)
+            .field("data_dir", &self.inner.data.path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tile's live revision and configuration, read under the catalog lock.
+struct LiveTile {
+    revision: i64,
+    config: Option<PartnerConfig>,
+}
+
+impl Agent {
+    /// Opens the catalog in `data` (a new one, written at once, when there
+    /// is none).
+    pub async fn open(settings: AgentSettings, data: DataDir, clock: Arc<dyn Clock>) -> Result<Self> {
+        let region = settings.region.clone();
+        let d = data.clone();
+        let catalog = blocking(move || match d.load(&region)? {
+            Some(c) => Ok(c),
+            None => {
+                let c = Catalog::new(&region, new_generation());
+                d.save(&c)?;
+                tracing::info!(generation = c.generation(), "created a new catalog");
+                Ok(c)
+            }
+        })
+        .await?;
+        tracing::info!(
+            tiles = catalog.len(),
+            generation = catalog.generation(),
+            "catalog loaded"
+        );
+        let health = Mutex::new(HealthBook::new(settings.error_window));
+        let faults = Faults::new(data.clone());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                settings,
+                catalog: tokio::sync::Mutex::new(catalog),
+                data,
+                clock,
+                faults,
+                health,
+            }),
+        })
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> &Faults {
+        &self.inner.faults
+    }
+
+    /// The region served.
+    pub fn region(&self) -> &str {
+        &self.inner.settings.region
+    }
+
+    /// The catalog's generation.
+    pub async fn generation(&self) -> String {
+        self.inner.catalog.lock().await.generation().to_owned()
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, HealthBook> {
+        self.inner
+            .health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes `next` to disk and, once durable, makes it the catalog.
+    async fn commit(&self, current: &mut Catalog, next: Catalog) -> Result<()> {
+        if *current == next {
+            return Ok(());
+        }
+        let d = self.inner.data.clone();
+        let to_write = next.clone();
+        blocking(move || d.save(&to_write)).await?;
+        *current = next;
+        Ok(())
+    }
+
+    /// Applies a revision; see [`Catalog::apply`].
+    pub async fn apply(&self, req: Apply) -> Result<crate::catalog::Applied> {
+        let tile_id = req.tile_id.clone();
+        let now = self.inner.clock.now();
+        let mut catalog = self.inner.catalog.lock().await;
+        let mut next = catalog.clone();
+        let before = catalog.entry(&tile_id).map(|e| e.revision);
+        let applied = next.apply(req, now)?;
+        self.commit(&mut catalog, next).await?;
+        drop(catalog);
+        if before != Some(applied.entry.revision) {
+            self.health().new_revision(&tile_id);
+        }
+        Ok(applied)
+    }
+
+    /// Removes a tile; see [`Catalog::remove`].
+    pub async fn remove(&self, tile_id: &str, fencing_token: i64) -> Result<bool> {
+        let mut catalog = self.inner.catalog.lock().await;
+        let mut next = catalog.clone();
+        let removed = next.remove(tile_id, fencing_token)?;
+        self.commit(&mut catalog, next).await?;
+        drop(catalog);
+        if removed {
+            self.health().forget(tile_id);
+        }
+        Ok(removed)
+    }
+
+    /// Wipes the catalog, memory and file, as a disk loss would, and starts
+    /// a new generation. Returns how many live entries were lost.
+    pub async fn lose_catalog(&self) -> Result<usize> {
+        let mut catalog = self.inner.catalog.lock().await;
+        let lost = catalog.len();
+        let fresh = Catalog::new(catalog.region(), new_generation());
+        let d = self.inner.data.clone();
+        let to_write = fresh.clone();
+        blocking(move || {
+            d.remove_catalog()?;
+            d.save(&to_write)
+        })
+        .await?;
+        tracing::warn!(
+            lost,
+            generation = fresh.generation(),
+            "catalog lost (injected fault)"
+        );
+        *catalog = fresh;
+        drop(catalog);
+        self.health().clear();
+        Ok(lost)
+    }
+
+    /// The live tiles (and their configurations) among `ids` (all when
+    /// empty); `None` for a requested tile that is not live.
+    async fn live_tiles(&self, ids: &[String]) -> Vec<(String, Option<LiveTile>)> {
+        let catalog = self.inner.catalog.lock().await;
+        let snapshot = |id: &str| {
+            catalog
+                .record(id)
+                .and_then(|r| r.live.as_ref())
+                .map(|l| LiveTile {
+                    revision: l.revision,
+                    config: l.config.clone(),
+                })
+        };
+        if ids.is_empty() {
+            catalog
+                .live()
+                .map(|(id, _, _)| (id.to_owned(), snapshot(id)))
+                .collect()
+        } else {
+            ids.iter().map(|id| (id.clone(), snapshot(id))).collect()
+        }
+    }
+
+    /// Runs a probe of one tile now and records it.
+    async fn probe_tile(&self, tile_id: &str, config: Option<&PartnerConfig>) -> ProbeResult {
+        let now = self.inner.clock.now();
+        let result = match self.inner.settings.probe_policy.target(config) {
+            Target::Probe(url) => probe::run(&url, &self.inner.settings.region, now).await,
+            Target::Skip(why) => probe::unknown(why, now),
+        };
+        tracing::debug!(tile_id, status = ?result.status(), message = %result.message, "probed");
+        self.health()
+            .record_probe(tile_id, result.clone(), tokio::time::Instant::now());
+        result
+    }
+
+    /// Probes every live tile once (the background prober's round).
+    pub async fn probe_all(&self) {
+        for (id, live) in self.live_tiles(&[]).await {
+            if let Some(live) = live
+                && matches!(
+                    self.inner.settings.probe_policy.target(live.config.as_ref()),
+                    Target::Probe(_)
+                )
+            {
+                self.probe_tile(&id, live.config.as_ref()).await;
+            }
+        }
+    }
+
+    /// The health of the given tiles (all when empty).
+    pub async fn tile_health(&self, ids: &[String], probe_now: bool) -> Vec<TileHealth> {
+        let threshold = self.inner.settings.error_rate_threshold;
+        let window = prost_types::Duration::try_from(self.inner.settings.error_window).ok();
+        let mut out = Vec::new();
+        for (id, live) in self.live_tiles(ids).await {
+            let forced = self.inner.faults.forced(&id);
+            let Some(live) = live else {
+                out.push(TileHealth {
+                    tile_id: id,
+                    status: HealthStatus::Unknown as i32,
+                    window,
+                    reason: "not in this region's catalog".to_owned(),
+                    ..Default::default()
+                });
+                continue;
+            };
+            let last = self.health().last_probe(&id).cloned();
+            let probe = match last {
+                Some(p) if !probe_now => p,
+                _ => self.probe_tile(&id, live.config.as_ref()).await,
+            };
+            let rate = self.health().rate(&id, tokio::time::Instant::now());
+            let (status, reason) = verdict(&probe, rate, threshold, forced.as_ref());
+            let mut probe = probe;
+            let mut error_rate = rate.error_rate();
+            if let Some(f) = &forced {
+                if f.error_rate > 0.0 {
+                    error_rate = f.error_rate;
+                }
+                if !f.message.is_empty() {
+                    probe.message = f.message.clone();
+                }
+            }
+            out.push(TileHealth {
+                tile_id: id,
+                revision: live.revision,
+                status: status as i32,
+                probe: Some(probe),
+                error_rate,
+                request_count: i64::try_from(rate.calls).unwrap_or(i64::MAX),
+                window,
+                reason,
+            });
+        }
+        out
+    }
+}
+
+/// Runs blocking file I/O off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Persist {
+        path: "catalog".to_owned(),
+        source: std::io::Error::other(format!("file task failed: {e}")),
+    })?
+}
+
+/// Checks a tile id at the edge.
+fn tile_id(field: &'static str, id: &str) -> Result<String> {
+    TileId::parse(id)
+        .map(TileId::into_string)
+        .map_err(|e| Error::invalid(field, e.to_string()))
+}
+
+/// Checks a fencing token at the edge.
+fn token(t: i64) -> Result<i64> {
+    if t < 0 {
+        Err(Error::invalid(
+            "fencing_token",
+            format!("must not be negative, got {t}"),
+        ))
+    } else {
+        Ok(t)
+    }
+}
+
+#[tonic::async_trait]
+impl AgentService for Agent {
+    #[instrument(skip(self, req), fields(
+        tile_id = %req.get_ref().tile_id,
+        revision = req.get_ref().revision,
+        fencing_token = req.get_ref().fencing_token,
+        rollout_id = %req.get_ref().rollout_id,
+        changed,
+    ))]
+    async fn apply_tile(
+        &self,
+        req: Request<ApplyTileRequest>,
+    ) -> Result<Response<ApplyTileResponse>, Status> {
+        self.inner.faults.before_call("ApplyTile").await?;
+        let r = req.into_inner();
+        if r.revision < 0 {
+            return Err(Error::invalid("revision", format!("must be positive, got {}", r.revision)).into());
+        }
+        let apply = Apply {
+            tile_id: tile_id("tile_id", &r.tile_id)?,
+            revision: r.revision,
+            config: r.config,
+            fencing_token: token(r.fencing_token)?,
+            hidden: r.hidden,
+        };
+        let applied = self
+            .apply(apply)
+            .await
+            .inspect_err(|e| tracing::info!(error = %e, "apply refused"))?;
+        Span::current().record("changed", applied.changed);
+        if applied.changed {
+            tracing::info!(
+                revision = applied.entry.revision,
+                hidden = applied.entry.hidden,
+                "tile applied"
+            );
+        }
+        Ok(Response::new(ApplyTileResponse {
+            entry: Some(applied.entry),
+            changed: applied.changed,
+        }))
+    }
+
+    #[instrument(skip(self, req), fields(
+        tile_id = %req.get_ref().tile_id,
+        fencing_token = req.get_ref().fencing_token,
+        rollout_id = %req.get_ref().rollout_id,
+        removed,
+    ))]
+    async fn remove_tile(
+        &self,
+        req: Request<RemoveTileRequest>,
+    ) -> Result<Response<RemoveTileResponse>, Status> {
+        self.inner.faults.before_call("RemoveTile").await?;
+        let r = req.into_inner();
+        let id = tile_id("tile_id", &r.tile_id)?;
+        let removed = self
+            .remove(&id, token(r.fencing_token)?)
+            .await
+            .inspect_err(|e| tracing::info!(error = %e, "remove refused"))?;
+        Span::current().record("removed", removed);
+        if removed {
+            tracing::info!("tile removed");
+        }
+        Ok(Response::new(RemoveTileResponse { removed }))
+    }
+
+    #[instrument(skip(self, req))]
+    async fn list_tiles(
+        &self,
+        req: Request<ListTilesRequest>,
+    ) -> Result<Response<ListTilesResponse>, Status> {
+        self.inner.faults.before_call("ListTiles").await?;
+        let page = req.into_inner().page.unwrap_or_default();
+        let size = match usize::try_from(page.page_size) {
+            Ok(0) => DEFAULT_PAGE_SIZE,
+            Ok(n) => n.min(MAX_PAGE_SIZE),
+            Err(_) => return Err(Error::invalid("page.page_size", "must not be negative").into()),
+        };
+        let catalog = self.inner.catalog.lock().await;
+        let mut entries: Vec<CatalogEntry> = catalog
+            .entries()
+            .into_iter()
+            .filter(|e| e.tile_id.as_str() > page.page_token.as_str())
+            .collect();
+        let next_page_token = if entries.len() > size {
+            entries.truncate(size);
+            entries.last().map(|e| e.tile_id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(ListTilesResponse {
+            region: catalog.region().to_owned(),
+            entries,
+            next_page_token,
+            catalog_generation: catalog.generation().to_owned(),
+        }))
+    }
+
+    #[instrument(skip(self, req), fields(tiles = req.get_ref().tile_ids.len(), probe_now = req.get_ref().probe_now))]
+    async fn health(&self, req: Request<HealthRequest>) -> Result<Response<HealthResponse>, Status> {
+        self.inner.faults.before_call("Health").await?;
+        let r = req.into_inner();
+        for id in &r.tile_ids {
+            tile_id("tile_ids", id)?;
+        }
+        let tiles = self.tile_health(&r.tile_ids, r.probe_now).await;
+        Ok(Response::new(HealthResponse {
+            region: self.inner.settings.region.clone(),
+            tiles,
+        }))
+    }
+
+    #[instrument(skip(self, req), fields(tile_id = %req.get_ref().tile_id, fencing_token = req.get_ref().fencing_token))]
+    async fn install_credential(
+        &self,
+        req: Request<InstallCredentialRequest>,
+    ) -> Result<Response<InstallCredentialResponse>, Status> {
+        self.inner.faults.before_call("InstallCredential").await?;
+        drop(req);
+        Err(Error::Unimplemented(CREDENTIALS_LATER).into())
+    }
+
+    #[instrument(skip(self, req), fields(tile_id = %req.get_ref().tile_id))]
+    async fn verify_credential(
+        &self,
+        req: Request<VerifyCredentialRequest>,
+    ) -> Result<Response<VerifyCredentialResponse>, Status> {
+        self.inner.faults.before_call("VerifyCredential").await?;
+        drop(req);
+        Err(Error::Unimplemented(CREDENTIALS_LATER).into())
+    }
+}
