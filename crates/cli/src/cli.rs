@@ -1,0 +1,203 @@
+//! The command line: global flags and the command tree (clap derive). Each
+//! command's own arguments live with the command.
+
+use clap::{Parser, Subcommand};
+
+use crate::dev::DevCommand;
+use crate::output::Format;
+use crate::settings::FlagSettings;
+use crate::tile::TileCommand;
+
+/// Shown by `tilewave --help`.
+const ABOUT_LONG: &str = "\
+tilewave rolls partner tiles out to a multi-cloud catalog, region by region.
+
+This is its command line. It talks gRPC to the tilewave services; `tilewave dev up`
+starts a local stack and saves its addresses, so later commands need no flags.
+
+Settings come from flags, then the environment (TILEWAVE_REGISTRY, TILEWAVE_ROLLOUT,
+TILEWAVE_ACTOR, TILEWAVE_TIMEOUT), then the config file (TILEWAVE_CONFIG, else
+$XDG_CONFIG_HOME/tilewave/config.toml or ~/.config/tilewave/config.toml), then defaults.
+
+Exit codes: 0 ok; 2 bad input; 3 not found or conflict (re-read and retry); 1 anything else.";
+
+/// Shown after `tilewave --help`.
+const EXAMPLES: &str = "\
+Examples:
+  tilewave dev up
+  tilewave tile import riverflow.json
+  tilewave tile set-test-workspace riverflow 6051921418418893
+  tilewave tile signoff riverflow --role engineering
+  tilewave tile set-ga riverflow \"2026-12-08 17:00\"
+  tilewave tile list -o yaml
+  tilewave dev down";
+
+/// The `tilewave` command line.
+#[derive(Debug, Parser)]
+#[command(name = "tilewave", version, about = "Roll partner tiles out, region by region", long_about = ABOUT_LONG)]
+#[command(after_long_help = EXAMPLES, propagate_version = true)]
+pub struct Cli {
+    /// Flags every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// The registry's gRPC URL [env: TILEWAVE_REGISTRY] [default: http://127.0.0.1:7401].
+    #[arg(long, global = true, value_name = "URL")]
+    pub registry: Option<String>,
+    /// The rollout service's gRPC URL [env: TILEWAVE_ROLLOUT] [default: http://127.0.0.1:7402].
+    #[arg(long, global = true, value_name = "URL")]
+    pub rollout: Option<String>,
+    /// Who you are, for the audit log [env: TILEWAVE_ACTOR] [default: $USER].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub actor: Option<String>,
+    /// How long one call may take, e.g. 10s [env: TILEWAVE_TIMEOUT] [default: 10s].
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// Print the trace id of this command on stderr.
+    #[arg(long, global = true)]
+    pub trace: bool,
+    /// Log more on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl GlobalArgs {
+    /// The connection settings the flags give.
+    pub fn flag_settings(&self) -> FlagSettings {
+        FlagSettings {
+            registry: self.registry.clone(),
+            rollout: self.rollout.clone(),
+            actor: self.actor.clone(),
+            timeout: self.timeout.clone(),
+        }
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import, inspect, sign off and schedule tiles.
+    #[command(subcommand)]
+    Tile(TileCommand),
+    /// Run a local stack: etcd and the services, in the background.
+    #[command(subcommand)]
+    Dev(DevCommand),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+}
+
+impl Command {
+    /// The command's name, for the root span.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Tile(t) => t.name(),
+            Self::Dev(d) => d.name(),
+            Self::Completions(_) => "completions",
+        }
+    }
+}
+
+/// Examples for `completions`.
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  tilewave completions bash > ~/.local/share/bash-completion/completions/tilewave
+  tilewave completions zsh > \"${fpath[1]}/_tilewave\"
+  tilewave completions fish > ~/.config/fish/completions/tilewave.fish";
+
+/// Arguments of `completions`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = COMPLETIONS_EXAMPLES)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Writes the completion script for `shell` to `out`.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut cmd, "tilewave", out);
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every command and every flag says what it is for, and every leaf
+    /// command shows examples in its long help.
+    #[test]
+    fn every_command_and_flag_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let here = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() {
+                missing.push(format!("{here}: no about"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{here} {id}: no help"));
+                }
+            }
+            let subs: Vec<&clap::Command> =
+                cmd.get_subcommands().filter(|c| c.get_name() != "help").collect();
+            if subs.is_empty() && cmd.get_after_long_help().is_none() {
+                missing.push(format!("{here}: no examples"));
+            }
+            for sub in subs {
+                walk(sub, &here, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
+
+    #[test]
+    fn global_flags_anywhere_and_output_formats() {
+        let cli = Cli::try_parse_from([
+            "tilewave",
+            "tile",
+            "list",
+            "-o",
+            "yaml",
+            "--registry",
+            "http://x:1",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.output, Format::Yaml);
+        assert_eq!(cli.global.flag_settings().registry.as_deref(), Some("http://x:1"));
+        assert_eq!(cli.command.name(), "tile list");
+        let err = Cli::try_parse_from(["tilewave", "tile", "list", "-o", "xml"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let err = Cli::try_parse_from(["tilewave", "tile", "frobnicate"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn completions_are_generated() {
+        let mut buf = Vec::new();
+        completions(clap_complete::Shell::Bash, &mut buf);
+        let text = String::from_utf8(buf).unwrap();
+        assert!(
+            text.contains("set-test-workspace"),
+            "bash completions name the commands"
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! What every command runs with: the resolved settings, the output format,
+//! and the gRPC clients. Channels are traced (W3C trace context on every
+//! call, one client span per RPC) and every request carries the caller's
+//! identity in `x-tilewave-actor`.
+
+use std::io::Write as _;
+
+use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use tilewave_proto::registry::v1::{GetTileRequest, Tile};
+use tilewave_telemetry::{TracedChannel, traced_channel};
+
+use crate::error::{CliError, rpc};
+use crate::output::Format;
+use crate::settings::Settings;
+
+/// The metadata entry naming the caller, until mTLS gives identities.
+pub const ACTOR_HEADER: &str = "x-tilewave-actor";
+
+/// The registry client the commands use.
+pub type Registry = RegistryServiceClient<TracedChannel>;
+
+/// A command's context.
+#[derive(Debug)]
+pub struct Ctx {
+    /// Where the services are and who is calling.
+    pub settings: Settings,
+    /// How results are printed.
+    pub format: Format,
+}
+
+impl Ctx {
+    /// A traced channel to `url`. Connecting is lazy, so an unreachable
+    /// service shows up as UNAVAILABLE on the first call, with the hint.
+    fn channel(&self, url: &str) -> Result<TracedChannel, CliError> {
+        let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
+            .map_err(|e| CliError::usage(format!("{url:?} is not a valid URL: {e}")))?
+            .connect_timeout(self.settings.timeout)
+            .timeout(self.settings.timeout);
+        Ok(traced_channel(endpoint.connect_lazy()))
+    }
+
+    /// A client of the registry.
+    pub fn registry(&self) -> Result<Registry, CliError> {
+        Ok(RegistryServiceClient::new(self.channel(&self.settings.registry)?))
+    }
+
+    /// Wraps a request message with the actor metadata.
+    pub fn request<T>(&self, message: T) -> Result<tonic::Request<T>, CliError> {
+        let mut req = tonic::Request::new(message);
+        let value = self.settings.actor.parse().map_err(|_| {
+            CliError::usage(format!(
+                "actor {:?} cannot be sent as metadata",
+                self.settings.actor
+            ))
+        })?;
+        req.metadata_mut().insert(ACTOR_HEADER, value);
+        Ok(req)
+    }
+
+    /// Reads a tile at its latest revision (for the etag and revision that
+    /// mutations name).
+    pub async fn current_tile(&self, registry: &mut Registry, id: &str) -> anyhow::Result<Tile> {
+        let resp = rpc(
+            "GetTile",
+            registry
+                .get_tile(self.request(GetTileRequest {
+                    id: id.to_owned(),
+                    revision: 0,
+                })?)
+                .await,
+        )?;
+        resp.tile
+            .ok_or_else(|| anyhow::anyhow!("GetTile {id}: the response holds no tile"))
+    }
+}
+
+/// Writes text to stdout; a closed pipe (`tilewave tile list | head`) is
+/// not an error worth a message.
+pub fn out(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes a note to stderr (progress, warnings, hints).
+pub fn note(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(actor: &str) -> Ctx {
+        Ctx {
+            settings: Settings {
+                registry: "http://127.0.0.1:1".into(),
+                rollout: "http://127.0.0.1:2".into(),
+                actor: actor.into(),
+                timeout: std::time::Duration::from_secs(1),
+            },
+            format: Format::Table,
+        }
+    }
+
+    #[test]
+    fn requests_carry_the_actor() {
+        let req = ctx("ada").request(()).unwrap();
+        assert_eq!(
+            req.metadata().get(ACTOR_HEADER).and_then(|v| v.to_str().ok()),
+            Some("ada")
+        );
+    }
+
+    #[test]
+    fn an_actor_that_is_not_ascii_is_a_usage_error() {
+        let err = ctx("ad\u{e9}\n").request(()).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

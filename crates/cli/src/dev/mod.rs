@@ -1,0 +1,582 @@
+//! `tilewave dev up | status | down`: a local stack in the background, for
+//! trying tilewave out and for demos. etcd (one member, data in the dev
+//! directory) and then each service of [`services::SERVICES`] whose binary
+//! is built, started detached with the test kit, each waited for until
+//! healthy. `stack.toml` records what runs; the connection settings go into
+//! the config file so that later commands reach the stack without flags.
+
+pub mod services;
+pub mod stack;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use tilewave_testkit::{EtcdMember, EtcdOptions, ServiceSpec, etcd_launch, spawn_detached};
+
+use crate::cli::GlobalArgs;
+use crate::client::{note, out};
+use crate::error::CliError;
+use crate::output::{Format, Table, structured};
+use crate::settings::{config_path, process_env, remove_config_values, write_config_values};
+use services::{Replicas, SERVICES, StackEnv, instance_name, regions};
+use stack::{HealthKind, ProcessRecord, StackFile, dev_dir, pid_alive, pid_runs};
+
+/// The key prefix of the dev stack.
+pub const DEV_PREFIX: &str = "/tilewave/";
+/// The etcd cluster token of the dev stack.
+const DEV_ETCD_TOKEN: &str = "tilewave-dev";
+/// etcd keeps this many revisions before compacting.
+const DEV_ETCD_COMPACTION_REVISIONS: u64 = 10_000;
+/// How long each process may take to become healthy.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often health is polled while starting.
+const POLL: Duration = Duration::from_millis(100);
+/// How long `dev down` waits after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Examples of `dev up`.
+const UP_EXAMPLES: &str = "\
+Examples:
+  tilewave dev up
+  tilewave dev up --dir /tmp/tw --virtual-clock
+  TILEWAVE_DEV_DIR=/tmp/tw tilewave dev up";
+
+/// Examples of `dev status`.
+const STATUS_EXAMPLES: &str = "\
+Examples:
+  tilewave dev status
+  tilewave dev status -o json";
+
+/// Examples of `dev down`.
+const DOWN_EXAMPLES: &str = "\
+Examples:
+  tilewave dev down             # stop; data and logs stay for the next `dev up`
+  tilewave dev down --purge     # stop, delete the dev directory and the saved settings";
+
+/// The dev commands.
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Start etcd and the services in the background and save their addresses.
+    Up(UpArgs),
+    /// Show each process of the local stack: alive, healthy, port, log.
+    Status(DirArgs),
+    /// Stop the local stack (SIGTERM, then SIGKILL, by recorded pid only).
+    Down(DownArgs),
+}
+
+impl DevCommand {
+    /// The command's name, for the root span.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Up(_) => "dev up",
+            Self::Status(_) => "dev status",
+            Self::Down(_) => "dev down",
+        }
+    }
+}
+
+/// Where the stack lives.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = STATUS_EXAMPLES)]
+pub struct DirArgs {
+    /// The dev directory [env: TILEWAVE_DEV_DIR] [default: ~/.local/share/tilewave/dev].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Arguments of `dev up`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = UP_EXAMPLES)]
+pub struct UpArgs {
+    /// The dev directory: etcd data, logs, stack.toml [env: TILEWAVE_DEV_DIR] [default: ~/.local/share/tilewave/dev].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// How many regions get an agent (the first N of the catalog).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub regions: u32,
+    /// Run domain time on the virtual clock (the rollout service serves it).
+    #[arg(long)]
+    pub virtual_clock: bool,
+}
+
+/// Arguments of `dev down`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = DOWN_EXAMPLES)]
+pub struct DownArgs {
+    /// The dev directory [env: TILEWAVE_DEV_DIR] [default: ~/.local/share/tilewave/dev].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Also delete the dev directory (data and logs) and the saved settings.
+    #[arg(long)]
+    pub purge: bool,
+}
+
+/// Runs a dev command.
+pub async fn run(cmd: DevCommand, global: &GlobalArgs) -> anyhow::Result<()> {
+    match cmd {
+        DevCommand::Up(a) => up(&a, global.output).await,
+        DevCommand::Status(a) => status(&a, global.output).await,
+        DevCommand::Down(a) => down(&a).await,
+    }
+}
+
+/// The binary `name`: next to the running `tilewave` first, then wherever
+/// the test kit finds workspace binaries. `None` when it is not built.
+pub fn find_binary(name: &str) -> Option<PathBuf> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join(name)))
+        .filter(|p| p.is_file());
+    beside.or_else(|| tilewave_testkit::bin_path(name).ok())
+}
+
+/// Whether `port` on 127.0.0.1 can be bound now.
+fn port_free(port: u16) -> bool {
+    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).is_ok()
+}
+
+/// `previous` if it is still free, else a fresh free port.
+fn reuse_or_free(previous: Option<u16>) -> anyhow::Result<u16> {
+    match previous {
+        Some(p) if port_free(p) => Ok(p),
+        _ => tilewave_testkit::free_port(),
+    }
+}
+
+/// Checks a recorded process once.
+async fn check(p: &ProcessRecord) -> anyhow::Result<()> {
+    match p.health {
+        HealthKind::Etcd => tilewave_testkit::member_health(&p.url).await,
+        HealthKind::Grpc => {
+            tilewave_testkit::check_ready(
+                SocketAddr::from((Ipv4Addr::LOCALHOST, p.port)),
+                Some(&p.health_service),
+            )
+            .await
+        }
+    }
+}
+
+/// Polls until `p` is healthy; fails early when it exits, quoting its log.
+async fn wait_healthy(p: &ProcessRecord) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    loop {
+        let last = match check(p).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if !pid_alive(p.pid) {
+            anyhow::bail!(
+                "{} (pid {}) exited while starting; the end of {}:\n{}",
+                p.name,
+                p.pid,
+                p.log.display(),
+                tilewave_testkit::log_tail(&p.log, 0)
+            );
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "{} (pid {}) was not healthy after {START_TIMEOUT:?} ({last:#}); see {}",
+                p.name,
+                p.pid,
+                p.log.display()
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Stops the recorded processes, newest first, by pid only, and only when
+/// the pid still runs the recorded program.
+async fn stop_all(stack: &StackFile) -> Vec<String> {
+    let mut notes = Vec::new();
+    for p in stack.processes.iter().rev() {
+        if !pid_alive(p.pid) {
+            notes.push(format!("{}: not running (pid {})", p.name, p.pid));
+            continue;
+        }
+        if pid_runs(p.pid, &p.program) == Some(false) {
+            notes.push(format!(
+                "{}: pid {} now runs another program; left alone",
+                p.name, p.pid
+            ));
+            continue;
+        }
+        match tilewave_testkit::stop_pid(p.pid, STOP_GRACE).await {
+            Ok(()) => notes.push(format!("{}: stopped (pid {})", p.name, p.pid)),
+            Err(e) => notes.push(format!("{}: could not stop pid {}: {e:#}", p.name, p.pid)),
+        }
+        let _ = std::fs::remove_file(stack.dir.join(format!("{}.pid", p.name)));
+    }
+    notes
+}
+
+/// `dev up`.
+async fn up(args: &UpArgs, format: Format) -> anyhow::Result<()> {
+    let dir = dev_dir(args.dir.as_deref(), &process_env)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize().unwrap_or(dir);
+    let previous = StackFile::read(&dir)?;
+    if let Some(prev) = &previous {
+        let running: Vec<String> = prev
+            .processes
+            .iter()
+            .filter(|p| pid_alive(p.pid) && pid_runs(p.pid, &p.program) != Some(false))
+            .map(|p| format!("{} (pid {})", p.name, p.pid))
+            .collect();
+        if !running.is_empty() {
+            return Err(CliError::Conflict(format!(
+                "a dev stack is already running in {}: {}. See `tilewave dev status`; stop it with `tilewave dev down`",
+                dir.display(),
+                running.join(", ")
+            ))
+            .into());
+        }
+    }
+    let prev_port = |name: &str| previous.as_ref().and_then(|s| s.process(name)).map(|p| p.port);
+
+    let mut stack = StackFile {
+        dir: dir.clone(),
+        virtual_clock: args.virtual_clock,
+        regions: args.regions,
+        prefix: DEV_PREFIX.to_owned(),
+        config_file: None,
+        skipped: Vec::new(),
+        settings: BTreeMap::new(),
+        processes: Vec::new(),
+    };
+    match start_stack(&mut stack, args, &prev_port, previous.as_ref()).await {
+        Ok(()) => {}
+        Err(e) => {
+            for n in stop_all(&stack).await {
+                note(&format!("cleaning up: {n}"));
+            }
+            let _ = StackFile::remove(&dir);
+            return Err(e.context("starting the dev stack"));
+        }
+    }
+
+    // Save the settings so later commands reach the stack without flags.
+    let values: Vec<(String, String)> = SERVICES
+        .iter()
+        .filter_map(|s| {
+            let key = s.setting?;
+            stack
+                .process(s.name)
+                .map(|p| (key.key().to_owned(), p.url.clone()))
+        })
+        .collect();
+    if let Some(path) = config_path(&process_env) {
+        let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        write_config_values(&path, &pairs)?;
+        stack.settings = values.iter().cloned().collect();
+        stack.config_file = Some(path);
+    } else {
+        note("note: no config file location (HOME is not set): pass --registry to later commands");
+    }
+    stack.write()?;
+    print_up(&stack, format)
+}
+
+/// Starts etcd and the services, recording each in `stack` (and the stack
+/// file) as soon as it is spawned, so a failure can stop what runs.
+async fn start_stack(
+    stack: &mut StackFile,
+    args: &UpArgs,
+    prev_port: &dyn Fn(&str) -> Option<u16>,
+    previous: Option<&StackFile>,
+) -> anyhow::Result<()> {
+    let dir = stack.dir.clone();
+    // etcd, reusing its ports when its data is kept, so its recorded peer
+    // URL stays right.
+    let prev_etcd = previous.and_then(|s| s.process("etcd"));
+    let client_port = reuse_or_free(prev_etcd.map(|p| p.port))?;
+    let mut peer_port = reuse_or_free(prev_etcd.and_then(|p| p.peer_port))?;
+    if peer_port == client_port {
+        peer_port = tilewave_testkit::free_port()?;
+    }
+    let member = EtcdMember {
+        name: "etcd".into(),
+        client_port,
+        peer_port,
+        data_dir: dir.join("etcd-data"),
+    };
+    let existing = member.data_dir.join("member").is_dir();
+    let options = EtcdOptions {
+        auto_compaction_revisions: Some(DEV_ETCD_COMPACTION_REVISIONS),
+        dir: Some(dir.clone()),
+        ..EtcdOptions::default()
+    };
+    let launch = etcd_launch(
+        &member,
+        std::slice::from_ref(&member),
+        DEV_ETCD_TOKEN,
+        existing,
+        &options,
+    );
+    let pid = spawn_detached(&launch, &dir)?;
+    let etcd = ProcessRecord {
+        name: "etcd".into(),
+        pid,
+        program: launch.program.clone(),
+        port: client_port,
+        url: member.client_url(),
+        log: launch.log_path(&dir),
+        health: HealthKind::Etcd,
+        health_service: String::new(),
+        peer_port: Some(peer_port),
+    };
+    stack.processes.push(etcd.clone());
+    stack.write()?;
+    wait_healthy(&etcd).await?;
+
+    let mut env = StackEnv {
+        etcd_url: etcd.url.clone(),
+        prefix: stack.prefix.clone(),
+        virtual_clock: args.virtual_clock,
+        registry_url: None,
+        region: None,
+    };
+    for def in SERVICES {
+        let Some(binary) = find_binary(def.binary) else {
+            stack.skipped.push(format!(
+                "{}: `{}` is not built (cargo build --bins)",
+                def.name, def.binary
+            ));
+            continue;
+        };
+        let instances: Vec<Option<String>> = match def.replicas {
+            Replicas::One => vec![None],
+            Replicas::PerRegion => regions(args.regions as usize).into_iter().map(Some).collect(),
+        };
+        for region in instances {
+            env.region.clone_from(&region);
+            let name = instance_name(def.name, region.as_deref());
+            let port = reuse_or_free(prev_port(&name))?;
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            let launch = ServiceSpec::new(name.clone(), &binary)
+                .with_args((def.args)(&env))
+                .launch(addr);
+            let pid = spawn_detached(&launch, &dir)?;
+            let record = ProcessRecord {
+                name,
+                pid,
+                program: binary.clone(),
+                port,
+                url: format!("http://{addr}"),
+                log: launch.log_path(&dir),
+                health: HealthKind::Grpc,
+                health_service: def.health_service.to_owned(),
+                peer_port: None,
+            };
+            stack.processes.push(record.clone());
+            stack.write()?;
+            wait_healthy(&record).await?;
+            if def.name == "registry" {
+                env.registry_url = Some(record.url.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `dev up` prints.
+fn print_up(stack: &StackFile, format: Format) -> anyhow::Result<()> {
+    if let Some(text) = structured(format, stack)? {
+        return out(&text);
+    }
+    let mut t = Table::new(&["NAME", "PID", "URL", "LOG"]);
+    for p in &stack.processes {
+        t.row(vec![
+            p.name.clone(),
+            p.pid.to_string(),
+            p.url.clone(),
+            p.log.display().to_string(),
+        ]);
+    }
+    let mut text = format!(
+        "started the tilewave dev stack in {}\n\n{}",
+        stack.dir.display(),
+        t.render()
+    );
+    for s in &stack.skipped {
+        text.push_str(&format!("skipped {s}\n"));
+    }
+    if stack.virtual_clock && stack.process("rollout").is_none() {
+        text.push_str("note: --virtual-clock takes effect once the rollout service (which serves the clock) is part of the stack\n");
+    }
+    if let Some(path) = &stack.config_file {
+        let saved: Vec<String> = stack.settings.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        if !saved.is_empty() {
+            text.push_str(&format!("\nsaved to {}: {}\n", path.display(), saved.join(", ")));
+        }
+        for s in SERVICES.iter().filter_map(|s| s.setting) {
+            if let Some(v) = process_env(s.env()) {
+                text.push_str(&format!(
+                    "warning: {}={v} is set and overrides the saved {}\n",
+                    s.env(),
+                    s.key()
+                ));
+            }
+        }
+    }
+    text.push_str("\ncheck it:  tilewave dev status\nstop it:   tilewave dev down   (--purge also deletes the data, logs and saved settings)\n");
+    out(&text)
+}
+
+/// One process as `dev status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProcessStatus {
+    pub name: String,
+    pub pid: u32,
+    pub alive: bool,
+    pub healthy: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub problem: String,
+    pub port: u16,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+/// `dev status`.
+async fn status(args: &DirArgs, format: Format) -> anyhow::Result<()> {
+    let dir = dev_dir(args.dir.as_deref(), &process_env)?;
+    let Some(stack) = StackFile::read(&dir)? else {
+        return Err(CliError::Conflict(format!(
+            "no dev stack in {}: start one with `tilewave dev up`",
+            dir.display()
+        ))
+        .into());
+    };
+    let mut rows = Vec::new();
+    for p in &stack.processes {
+        let alive = pid_alive(p.pid) && pid_runs(p.pid, &p.program) != Some(false);
+        let health = if alive {
+            check(p).await
+        } else {
+            Err(anyhow::anyhow!("not running"))
+        };
+        rows.push(ProcessStatus {
+            name: p.name.clone(),
+            pid: p.pid,
+            alive,
+            healthy: health.is_ok(),
+            problem: health.err().map(|e| format!("{e:#}")).unwrap_or_default(),
+            port: p.port,
+            url: p.url.clone(),
+            log: p.log.clone(),
+        });
+    }
+    if let Some(text) = structured(format, &rows)? {
+        out(&text)?;
+    } else {
+        let mut t = Table::new(&["NAME", "PID", "ALIVE", "HEALTHY", "PORT", "LOG"]);
+        let yes = |b: bool| if b { "yes" } else { "no" }.to_owned();
+        for r in &rows {
+            t.row(vec![
+                r.name.clone(),
+                r.pid.to_string(),
+                yes(r.alive),
+                yes(r.healthy),
+                r.port.to_string(),
+                r.log.display().to_string(),
+            ]);
+        }
+        let mut text = format!("dev stack in {}\n\n{}", stack.dir.display(), t.render());
+        for s in &stack.skipped {
+            text.push_str(&format!("not started: {s}\n"));
+        }
+        out(&text)?;
+    }
+    if rows.iter().all(|r| r.healthy) {
+        Ok(())
+    } else {
+        let bad: Vec<String> = rows
+            .iter()
+            .filter(|r| !r.healthy)
+            .map(|r| r.name.clone())
+            .collect();
+        anyhow::bail!(
+            "not healthy: {} (see the logs; `tilewave dev down` then `tilewave dev up` restarts the stack)",
+            bad.join(", ")
+        )
+    }
+}
+
+/// `dev down`.
+async fn down(args: &DownArgs) -> anyhow::Result<()> {
+    let dir = dev_dir(args.dir.as_deref(), &process_env)?;
+    let stack = StackFile::read(&dir)?;
+    match &stack {
+        None => note(&format!("no dev stack recorded in {}", dir.display())),
+        Some(stack) => {
+            for n in stop_all(stack).await {
+                note(&n);
+            }
+            StackFile::remove(&dir)?;
+        }
+    }
+    if args.purge {
+        if let Some(stack) = &stack
+            && let Some(path) = &stack.config_file
+        {
+            let pairs: Vec<(&str, &str)> = stack
+                .settings
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let removed = remove_config_values(path, &pairs)?;
+            if !removed.is_empty() {
+                note(&format!("removed {} from {}", removed.join(", "), path.display()));
+            }
+        }
+        purge_dir(&dir)?;
+        note(&format!("deleted {}", dir.display()));
+    }
+    Ok(())
+}
+
+/// Deletes the dev directory, refusing paths that cannot be one (`/`, the
+/// home directory).
+fn purge_dir(dir: &Path) -> anyhow::Result<()> {
+    let home = process_env("HOME").map(PathBuf::from);
+    if dir.parent().is_none() || home.as_deref() == Some(dir) {
+        return Err(CliError::usage(format!("refusing to delete {}", dir.display())).into());
+    }
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("deleting {}", dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_refuses_the_root() {
+        let err = purge_dir(Path::new("/")).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 2);
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("dev");
+        std::fs::create_dir_all(sub.join("etcd-data")).unwrap();
+        purge_dir(&sub).unwrap();
+        assert!(!sub.exists());
+        purge_dir(&sub).unwrap();
+    }
+
+    #[test]
+    fn ports_are_reused_only_when_free() {
+        let held = TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = held.local_addr().unwrap().port();
+        assert_ne!(reuse_or_free(Some(taken)).unwrap(), taken);
+        drop(held);
+        assert!(reuse_or_free(None).unwrap() > 0);
+    }
+}

@@ -1,0 +1,198 @@
+//! What `tilewave dev up` starts after etcd: one spec per service. Adding a
+//! service to the local stack is one line in [`SERVICES`]; a service whose
+//! binary is not built yet is skipped with a note.
+
+use crate::settings::{ENV_REGISTRY, ENV_ROLLOUT};
+
+/// The connection setting a service's address is saved as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingKey {
+    /// `registry` in the config file.
+    Registry,
+    /// `rollout` in the config file.
+    #[allow(
+        dead_code,
+        reason = "used by the rollout line of SERVICES, commented out until its binary exists"
+    )]
+    Rollout,
+}
+
+impl SettingKey {
+    /// The config file key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Registry => "registry",
+            Self::Rollout => "rollout",
+        }
+    }
+
+    /// The environment variable that would override the saved value.
+    pub fn env(self) -> &'static str {
+        match self {
+            Self::Registry => ENV_REGISTRY,
+            Self::Rollout => ENV_ROLLOUT,
+        }
+    }
+}
+
+/// How many copies of a service run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replicas {
+    /// One.
+    One,
+    /// One per region, for the first `--regions N` regions of the catalog.
+    #[allow(
+        dead_code,
+        reason = "used by the agent line of SERVICES, commented out until its binary exists"
+    )]
+    PerRegion,
+}
+
+/// What the argument builders know about the stack being started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackEnv {
+    /// etcd's client URL.
+    pub etcd_url: String,
+    /// The key prefix every service uses.
+    pub prefix: String,
+    /// `--virtual-clock`: run domain time on the virtual clock.
+    pub virtual_clock: bool,
+    /// The registry's URL, once started (for services that call it).
+    pub registry_url: Option<String>,
+    /// The region of a per-region instance.
+    pub region: Option<String>,
+}
+
+/// One service of the local stack.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceDef {
+    /// Instance name: log `<dir>/<name>.log`, entry in `stack.toml`.
+    pub name: &'static str,
+    /// The binary, found next to `tilewave` or in the cargo target dir.
+    pub binary: &'static str,
+    /// The gRPC health service whose SERVING means ready (`""`: the server).
+    pub health_service: &'static str,
+    /// The setting its URL is saved as, if the CLI talks to it.
+    pub setting: Option<SettingKey>,
+    /// Its arguments (`--listen 127.0.0.1:PORT` is added).
+    pub args: fn(&StackEnv) -> Vec<String>,
+    /// One, or one per region.
+    pub replicas: Replicas,
+}
+
+/// The services in start order (each may use the ones before it).
+#[rustfmt::skip]
+pub const SERVICES: &[ServiceDef] = &[
+    ServiceDef { name: "registry", binary: "tilewave-registry", health_service: "", setting: Some(SettingKey::Registry), args: store_args, replicas: Replicas::One },
+    // Next, one line each, once their binaries and flags exist:
+    // ServiceDef { name: "rollout", binary: "tilewave-rollout", health_service: "", setting: Some(SettingKey::Rollout), args: rollout_args, replicas: Replicas::One },
+    // ServiceDef { name: "credentials", binary: "tilewave-credentials", health_service: "", setting: None, args: store_args, replicas: Replicas::One },
+    // ServiceDef { name: "escalation", binary: "tilewave-escalation", health_service: "", setting: None, args: store_args, replicas: Replicas::One },
+    // ServiceDef { name: "agent", binary: "tilewave-agent", health_service: "", setting: None, args: agent_args, replicas: Replicas::PerRegion },
+];
+
+/// The arguments of a service that keeps its state in etcd.
+pub fn store_args(env: &StackEnv) -> Vec<String> {
+    vec![
+        "--etcd".into(),
+        env.etcd_url.clone(),
+        "--prefix".into(),
+        env.prefix.clone(),
+    ]
+}
+
+/// The rollout service: the store, the registry, and the clock mode.
+#[allow(
+    dead_code,
+    reason = "the rollout line of SERVICES is commented out until its binary exists"
+)]
+pub fn rollout_args(env: &StackEnv) -> Vec<String> {
+    let mut args = store_args(env);
+    if let Some(url) = &env.registry_url {
+        args.extend(["--registry".into(), url.clone()]);
+    }
+    if env.virtual_clock {
+        args.push("--virtual-clock".into());
+    }
+    args
+}
+
+/// A region agent: its region, and etcd to register itself in.
+#[allow(
+    dead_code,
+    reason = "the agent line of SERVICES is commented out until its binary exists"
+)]
+pub fn agent_args(env: &StackEnv) -> Vec<String> {
+    let mut args = store_args(env);
+    if let Some(region) = &env.region {
+        args.extend(["--region".into(), region.clone()]);
+    }
+    args
+}
+
+/// The instance name of a per-region copy: `agent-aws-eu-west-1`.
+pub fn instance_name(service: &str, region: Option<&str>) -> String {
+    match region {
+        None => service.to_owned(),
+        Some(r) => format!("{service}-{}", r.replace(':', "-")),
+    }
+}
+
+/// The first `n` regions of the built-in catalog.
+pub fn regions(n: usize) -> Vec<String> {
+    tilewave_core::regions::RegionCatalog::builtin()
+        .all()
+        .iter()
+        .take(n)
+        .map(|r| r.id.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> StackEnv {
+        StackEnv {
+            etcd_url: "http://127.0.0.1:2379".into(),
+            prefix: "/tilewave/".into(),
+            virtual_clock: true,
+            registry_url: Some("http://127.0.0.1:7401".into()),
+            region: Some("aws:eu-west-1".into()),
+        }
+    }
+
+    #[test]
+    fn the_registry_comes_first_and_is_saved_as_the_registry_setting() {
+        let r = &SERVICES[0];
+        assert_eq!(
+            (r.name, r.binary, r.setting),
+            ("registry", "tilewave-registry", Some(SettingKey::Registry))
+        );
+        assert_eq!(
+            (r.args)(&env()),
+            vec!["--etcd", "http://127.0.0.1:2379", "--prefix", "/tilewave/"]
+        );
+        let names: std::collections::HashSet<&str> = SERVICES.iter().map(|s| s.name).collect();
+        assert_eq!(names.len(), SERVICES.len(), "instance names are unique");
+    }
+
+    #[test]
+    fn later_services_get_their_flags() {
+        let a = rollout_args(&env());
+        assert!(a.ends_with(&[
+            "--registry".into(),
+            "http://127.0.0.1:7401".into(),
+            "--virtual-clock".into()
+        ]));
+        let a = agent_args(&env());
+        assert!(a.ends_with(&["--region".into(), "aws:eu-west-1".into()]));
+        assert_eq!(
+            instance_name("agent", Some("aws:eu-west-1")),
+            "agent-aws-eu-west-1"
+        );
+        assert_eq!(instance_name("registry", None), "registry");
+        assert_eq!(regions(3).len(), 3);
+        assert_eq!(regions(1000).len(), regions(70).len());
+    }
+}

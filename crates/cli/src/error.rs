@@ -1,0 +1,203 @@
+//! What can go wrong in a command, the exit code each outcome maps to, and
+//! how an error is shown: the status message, then every field violation of
+//! a `google.rpc.BadRequest` as `  <path>: <description>`, then what to do.
+//!
+//! Exit codes: 0 ok; 2 bad input (INVALID_ARGUMENT, OUT_OF_RANGE, usage);
+//! 3 not found or conflict (NOT_FOUND, ALREADY_EXISTS, ABORTED,
+//! FAILED_PRECONDITION); 1 anything else.
+
+use tonic::Code;
+use tonic_types::StatusExt as _;
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// Anything not covered below (unavailable, internal, I/O, ...).
+pub const EXIT_FAILURE: u8 = 1;
+/// Bad input: the caller should change the command or the file.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Not found, or a conflict with the current state: re-read and retry, or
+/// pick another object.
+pub const EXIT_CONFLICT: u8 = 3;
+
+/// What to do when the services cannot be reached.
+pub const UNAVAILABLE_HINT: &str =
+    "is the stack running? try `tilewave dev up` (or check --registry / TILEWAVE_REGISTRY)";
+
+/// An error with a known exit code. Anything else (I/O, ...) exits 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The command line, a file or a setting is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// The command conflicts with what exists (e.g. a second `dev up`).
+    #[error("{0}")]
+    Conflict(String),
+    /// A call failed with a gRPC status.
+    #[error("{rpc}: {} ({:?})", status.message(), status.code())]
+    Rpc {
+        /// The RPC, for the message ("GetTile").
+        rpc: &'static str,
+        /// What the server (or the transport) said.
+        status: tonic::Status,
+    },
+}
+
+impl CliError {
+    /// A usage error from anything printable.
+    pub fn usage(msg: impl Into<String>) -> Self {
+        Self::Usage(msg.into())
+    }
+
+    /// The exit code this error maps to.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => EXIT_BAD_INPUT,
+            Self::Conflict(_) => EXIT_CONFLICT,
+            Self::Rpc { status, .. } => exit_code_of(status.code()),
+        }
+    }
+}
+
+/// The exit code of a gRPC status code.
+pub fn exit_code_of(code: Code) -> u8 {
+    match code {
+        Code::Ok => EXIT_OK,
+        Code::InvalidArgument | Code::OutOfRange => EXIT_BAD_INPUT,
+        Code::NotFound | Code::AlreadyExists | Code::Aborted | Code::FailedPrecondition => EXIT_CONFLICT,
+        Code::Cancelled
+        | Code::Unknown
+        | Code::DeadlineExceeded
+        | Code::PermissionDenied
+        | Code::ResourceExhausted
+        | Code::Unimplemented
+        | Code::Internal
+        | Code::Unavailable
+        | Code::DataLoss
+        | Code::Unauthenticated => EXIT_FAILURE,
+    }
+}
+
+/// The exit code of any error: the first [`CliError`] in its chain decides.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<CliError>())
+        .map_or(EXIT_FAILURE, CliError::exit_code)
+}
+
+/// The lines to print on stderr for an error: `error: <chain>`, then each
+/// field violation, then a hint where there is one.
+pub fn report(err: &anyhow::Error) -> Vec<String> {
+    let mut lines = vec![format!("error: {err:#}")];
+    let status = err.chain().find_map(|e| match e.downcast_ref::<CliError>() {
+        Some(CliError::Rpc { status, .. }) => Some(status),
+        _ => None,
+    });
+    if let Some(status) = status {
+        if let Some(bad) = status.get_details_bad_request() {
+            for v in bad.field_violations {
+                lines.push(format!("  {}: {}", v.field, v.description));
+            }
+        }
+        match status.code() {
+            Code::Unavailable => lines.push(format!("hint: {UNAVAILABLE_HINT}")),
+            Code::Aborted => {
+                lines.push("hint: the tile changed since it was read; run the command again".into())
+            }
+            Code::DeadlineExceeded => {
+                lines.push("hint: the call timed out; retry, or raise --timeout".into())
+            }
+            _ => {}
+        }
+    }
+    lines
+}
+
+/// Maps a failed call to a [`CliError::Rpc`] naming the RPC.
+pub fn rpc<T>(name: &'static str, r: Result<tonic::Response<T>, tonic::Status>) -> Result<T, CliError> {
+    r.map(tonic::Response::into_inner)
+        .map_err(|status| CliError::Rpc { rpc: name, status })
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_types::{ErrorDetails, FieldViolation};
+
+    use super::*;
+
+    #[test]
+    fn every_status_code_has_its_exit_code() {
+        let cases = [
+            (Code::Ok, 0),
+            (Code::InvalidArgument, 2),
+            (Code::OutOfRange, 2),
+            (Code::NotFound, 3),
+            (Code::AlreadyExists, 3),
+            (Code::Aborted, 3),
+            (Code::FailedPrecondition, 3),
+            (Code::Unavailable, 1),
+            (Code::Internal, 1),
+            (Code::DeadlineExceeded, 1),
+            (Code::Unknown, 1),
+            (Code::PermissionDenied, 1),
+        ];
+        for (code, want) in cases {
+            assert_eq!(exit_code_of(code), want, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn exit_code_looks_through_context() {
+        let e = anyhow::Error::from(CliError::usage("bad")).context("while doing things");
+        assert_eq!(exit_code(&e), 2);
+        let e = anyhow::anyhow!("disk on fire");
+        assert_eq!(exit_code(&e), 1);
+        let e = anyhow::Error::from(CliError::Conflict("running".into()));
+        assert_eq!(exit_code(&e), 3);
+        let e = anyhow::Error::from(CliError::Rpc {
+            rpc: "GetTile",
+            status: tonic::Status::not_found("tile nope not found"),
+        });
+        assert_eq!(exit_code(&e), 3);
+    }
+
+    #[test]
+    fn report_lists_every_field_violation_with_its_path() {
+        let details = ErrorDetails::with_bad_request(vec![
+            FieldViolation::new(
+                "$.endpoints.connect_path",
+                "required: the path of the connect endpoint",
+            ),
+            FieldViolation::new("$.base_url", "must be https"),
+        ]);
+        let status = tonic::Status::with_error_details(
+            Code::InvalidArgument,
+            "the configuration has 2 errors",
+            details,
+        );
+        let e = anyhow::Error::from(CliError::Rpc {
+            rpc: "ImportPartnerConfig",
+            status,
+        });
+        let lines = report(&e);
+        assert_eq!(
+            lines,
+            vec![
+                "error: ImportPartnerConfig: the configuration has 2 errors (InvalidArgument)".to_owned(),
+                "  $.endpoints.connect_path: required: the path of the connect endpoint".to_owned(),
+                "  $.base_url: must be https".to_owned(),
+            ]
+        );
+        assert_eq!(exit_code(&e), 2);
+    }
+
+    #[test]
+    fn unavailable_says_what_to_do() {
+        let e = anyhow::Error::from(CliError::Rpc {
+            rpc: "ListTiles",
+            status: tonic::Status::unavailable("connection refused"),
+        });
+        let lines = report(&e);
+        assert!(lines.iter().any(|l| l.contains("tilewave dev up")), "{lines:?}");
+        assert_eq!(exit_code(&e), 1);
+    }
+}

@@ -1,0 +1,100 @@
+//! `tilewave`: the command line of the tilewave roll-out orchestrator.
+//!
+//! `main` parses the command line (clap exits 2 on a usage error), sets
+//! telemetry up (one root span per command; `--trace` prints its trace id,
+//! and every error does), runs the command, prints an error as the status
+//! message followed by each field violation, and exits with the code the
+//! error maps to (see `error`).
+#![forbid(unsafe_code)]
+
+mod cli;
+mod client;
+mod dev;
+mod diff;
+mod error;
+mod names;
+mod output;
+mod settings;
+mod tile;
+mod view;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use tracing::Instrument as _;
+
+use crate::cli::{Cli, Command};
+use crate::client::{Ctx, note};
+use crate::error::{EXIT_FAILURE, EXIT_OK, exit_code, report};
+use crate::settings::{Settings, process_env};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            note(&format!("error: starting the async runtime: {e}"));
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    ExitCode::from(runtime.block_on(run(cli)))
+}
+
+/// Runs one command inside its root span and returns the exit code.
+async fn run(cli: Cli) -> u8 {
+    if let Command::Completions(args) = &cli.command {
+        cli::completions(args.shell, &mut std::io::stdout());
+        return EXIT_OK;
+    }
+    let guard = match tilewave_telemetry::init_for_cli("tilewave", cli.global.verbose) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            note(&format!("warning: telemetry is off: {e}"));
+            None
+        }
+    };
+    let span = tracing::info_span!("tilewave", command = cli.command.name());
+    let trace_id = span.in_scope(tilewave_telemetry::trace_id_of_current);
+    if cli.global.trace && !trace_id.is_empty() {
+        note(&format!("trace id: {trace_id}"));
+    }
+    let result = execute(cli).instrument(span).await;
+    let code = match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            for line in report(&e) {
+                note(&line);
+            }
+            if !trace_id.is_empty() {
+                note(&format!("trace id: {trace_id}"));
+            }
+            exit_code(&e)
+        }
+    };
+    if let Some(g) = guard
+        && let Err(e) = g.shutdown().await
+    {
+        note(&format!("warning: flushing traces: {e}"));
+    }
+    code
+}
+
+/// Dispatches a command.
+async fn execute(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Tile(cmd) => {
+            let ctx = Ctx {
+                settings: Settings::load(&cli.global.flag_settings(), &process_env)?,
+                format: cli.global.output,
+            };
+            tracing::debug!(registry = %ctx.settings.registry, actor = %ctx.settings.actor, "settings");
+            tile::run(cmd, &ctx).await
+        }
+        Command::Dev(cmd) => dev::run(cmd, &cli.global).await,
+        Command::Completions(_) => Ok(()),
+    }
+}

@@ -1,0 +1,272 @@
+//! The words the CLI uses for the API's enums and times, both ways: what a
+//! user types (`--role partner-sa`, `--state signed-off`, `"2026-12-08
+//! 17:00"`) and what the CLI prints (`SIGNED_OFF`, RFC 3339 in UTC).
+
+use clap::ValueEnum;
+use tilewave_proto::common::v1::{Cloud, PartnerCategory, SignOffRole, TileState};
+
+/// A sign-off role as typed on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Databricks engineering: functional validation.
+    Engineering,
+    /// Partner solution architects: core integration.
+    #[value(name = "partner-sa")]
+    PartnerSa,
+    /// Product: usability.
+    Product,
+    /// The partner itself.
+    Partner,
+    /// The legal partnership agreement is signed.
+    Legal,
+}
+
+impl Role {
+    /// The API's value.
+    pub fn proto(self) -> SignOffRole {
+        match self {
+            Self::Engineering => SignOffRole::Engineering,
+            Self::PartnerSa => SignOffRole::PartnerSolutionArchitect,
+            Self::Product => SignOffRole::Product,
+            Self::Partner => SignOffRole::Partner,
+            Self::Legal => SignOffRole::Legal,
+        }
+    }
+}
+
+/// How a role is printed: the same word the command line takes.
+pub fn role_name(role: i32) -> String {
+    match SignOffRole::try_from(role) {
+        Ok(SignOffRole::Engineering) => "engineering".into(),
+        Ok(SignOffRole::PartnerSolutionArchitect) => "partner-sa".into(),
+        Ok(SignOffRole::Product) => "product".into(),
+        Ok(SignOffRole::Partner) => "partner".into(),
+        Ok(SignOffRole::Legal) => "legal".into(),
+        Ok(SignOffRole::Unspecified) => "unspecified".into(),
+        Err(_) => format!("role-{role}"),
+    }
+}
+
+/// A tile state as typed on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum State {
+    /// Imported or created; being prepared.
+    Draft,
+    /// Shown only in its test workspace while test cases run.
+    Validating,
+    /// All sign-offs recorded.
+    SignedOff,
+    /// A GA date is set.
+    Scheduled,
+    /// Being rolled out.
+    RollingOut,
+    /// Live everywhere, waiting for GA.
+    RolledOut,
+    /// Generally available.
+    Ga,
+    /// Removed everywhere.
+    Withdrawn,
+}
+
+impl State {
+    /// The API's value.
+    pub fn proto(self) -> TileState {
+        match self {
+            Self::Draft => TileState::Draft,
+            Self::Validating => TileState::Validating,
+            Self::SignedOff => TileState::SignedOff,
+            Self::Scheduled => TileState::Scheduled,
+            Self::RollingOut => TileState::RollingOut,
+            Self::RolledOut => TileState::RolledOut,
+            Self::Ga => TileState::Ga,
+            Self::Withdrawn => TileState::Withdrawn,
+        }
+    }
+}
+
+/// A cloud as typed on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CloudArg {
+    /// Amazon Web Services.
+    Aws,
+    /// Microsoft Azure.
+    Azure,
+    /// Google Cloud.
+    Gcp,
+}
+
+impl CloudArg {
+    /// The API's value.
+    pub fn proto(self) -> Cloud {
+        match self {
+            Self::Aws => Cloud::Aws,
+            Self::Azure => Cloud::Azure,
+            Self::Gcp => Cloud::Gcp,
+        }
+    }
+}
+
+/// A partner category as typed on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Category {
+    /// Ingest.
+    Ingest,
+    /// Data preparation and transformation.
+    DataPrepAndTransform,
+    /// Security and governance.
+    SecurityAndGovernance,
+    /// BI and visualisation.
+    BiAndViz,
+    /// Machine learning.
+    Ml,
+    /// Data quality.
+    DataQuality,
+    /// Reverse ETL.
+    ReverseEtl,
+    /// Semantic layer.
+    SemanticLayer,
+    /// Data governance.
+    DataGovernance,
+}
+
+impl Category {
+    /// The API's value.
+    pub fn proto(self) -> PartnerCategory {
+        match self {
+            Self::Ingest => PartnerCategory::Ingest,
+            Self::DataPrepAndTransform => PartnerCategory::DataPrepAndTransform,
+            Self::SecurityAndGovernance => PartnerCategory::SecurityAndGovernance,
+            Self::BiAndViz => PartnerCategory::BiAndViz,
+            Self::Ml => PartnerCategory::Ml,
+            Self::DataQuality => PartnerCategory::DataQuality,
+            Self::ReverseEtl => PartnerCategory::ReverseEtl,
+            Self::SemanticLayer => PartnerCategory::SemanticLayer,
+            Self::DataGovernance => PartnerCategory::DataGovernance,
+        }
+    }
+}
+
+/// How a tile state is printed: `SIGNED_OFF`.
+pub fn state_name(state: i32) -> String {
+    TileState::try_from(state).map_or_else(
+        |_| format!("STATE_{state}"),
+        |s| strip(s.as_str_name(), "TILE_STATE_").to_owned(),
+    )
+}
+
+/// How a cloud is printed: `gcp`.
+pub fn cloud_name(cloud: i32) -> String {
+    Cloud::try_from(cloud).map_or_else(|_| format!("cloud-{cloud}"), |c| kebab(c.as_str_name(), "CLOUD_"))
+}
+
+/// `PREFIX_SOME_NAME` -> `some-name`: how the CLI prints most enum values.
+pub fn kebab(proto_name: &str, prefix: &str) -> String {
+    strip(proto_name, prefix).to_ascii_lowercase().replace('_', "-")
+}
+
+/// `some-name` -> `PREFIX_SOME_NAME`: the inverse of [`kebab`].
+pub fn unkebab(word: &str, prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        word.trim().to_ascii_uppercase().replace(['-', ' '], "_")
+    )
+}
+
+/// `name` without `prefix` (as is when it has none).
+fn strip<'a>(name: &'a str, prefix: &str) -> &'a str {
+    name.strip_prefix(prefix).unwrap_or(name)
+}
+
+/// Parses a moment: RFC 3339 with an offset ("2026-12-08T17:00:00Z",
+/// "2026-12-08T18:00:00+01:00"), or a date and time without one
+/// ("2026-12-08 17:00", "2026-12-08T17:00:30"), which is taken as UTC. A bare
+/// date is refused: a GA moment needs a time of day.
+pub fn parse_time(s: &str) -> Result<jiff::Timestamp, String> {
+    let s = s.trim();
+    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+        return Ok(ts);
+    }
+    let has_time = s.len() > 10 && s.contains(':');
+    let civil = s
+        .parse::<jiff::civil::DateTime>()
+        .ok()
+        .filter(|_| has_time)
+        .ok_or_else(|| {
+            format!("{s:?} is not a time: use RFC 3339 (2026-12-08T17:00:00Z) or a UTC date and time (\"2026-12-08 17:00\")")
+        })?;
+    civil
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|z| z.timestamp())
+        .map_err(|e| format!("{s:?} is out of range: {e}"))
+}
+
+/// A moment as the API carries it.
+pub fn to_proto_time(ts: jiff::Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ts.as_second(),
+        nanos: ts.subsec_nanosecond(),
+    }
+}
+
+/// A moment from the API, printed as RFC 3339 in UTC; `None` when absent
+/// or out of range.
+pub fn format_time(ts: Option<&prost_types::Timestamp>) -> Option<String> {
+    let ts = ts?;
+    jiff::Timestamp::new(ts.seconds, ts.nanos)
+        .ok()
+        .map(|t| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_as_rfc3339_or_utc_civil() {
+        let ok = [
+            ("2026-12-08T17:00:00Z", "2026-12-08T17:00:00Z"),
+            ("2026-12-08T18:00:00+01:00", "2026-12-08T17:00:00Z"),
+            ("2026-12-08 17:00", "2026-12-08T17:00:00Z"),
+            ("2026-12-08T17:00", "2026-12-08T17:00:00Z"),
+            ("2026-12-08 17:00:30", "2026-12-08T17:00:30Z"),
+        ];
+        for (input, want) in ok {
+            assert_eq!(
+                parse_time(input).map(|t| t.to_string()),
+                Ok(want.to_owned()),
+                "{input}"
+            );
+        }
+        for bad in ["2026-12-08", "tomorrow", "2026-13-01 10:00", "17:00", ""] {
+            assert!(parse_time(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn times_round_trip_through_the_api() {
+        let ts = parse_time("2026-12-08 17:00").unwrap();
+        let p = to_proto_time(ts);
+        assert_eq!(p.seconds, ts.as_second());
+        assert_eq!(format_time(Some(&p)).as_deref(), Some("2026-12-08T17:00:00Z"));
+        assert_eq!(format_time(None), None);
+    }
+
+    #[test]
+    fn enum_names() {
+        assert_eq!(state_name(TileState::SignedOff as i32), "SIGNED_OFF");
+        assert_eq!(
+            role_name(SignOffRole::PartnerSolutionArchitect as i32),
+            "partner-sa"
+        );
+        assert_eq!(cloud_name(Cloud::Gcp as i32), "gcp");
+        assert_eq!(
+            kebab("PARTNER_CATEGORY_BI_AND_VIZ", "PARTNER_CATEGORY_"),
+            "bi-and-viz"
+        );
+        assert_eq!(
+            unkebab("bi-and-viz", "PARTNER_CATEGORY_"),
+            "PARTNER_CATEGORY_BI_AND_VIZ"
+        );
+        assert_eq!(state_name(99), "STATE_99");
+    }
+}
