@@ -1,0 +1,680 @@
+//! The edge between the wire and the domain: converts registry messages to
+//! `tilewave-core` types, asks core's rules (lifecycle, sign-offs, config
+//! validation, the GA date rule), and writes the outcome back onto the
+//! stored `Tile`. No rule is decided here; this module only translates.
+
+use jiff::Timestamp;
+use tilewave_core::lifecycle::{self, Effect, Event, Maintenance, State, TileKind};
+use tilewave_core::signoff::{ReadinessKind, RevisionNo, Role, SignOff as CoreSignOff, SignOffs};
+use tilewave_core::slug::TileId;
+use tilewave_proto::common::v1::{ConfigFormat, PartnerConfig, SignOffRole, TileState};
+use tilewave_proto::registry::v1::{ConfigIssue, MaintenanceInfo, MaintenanceState, SignOff, Tile};
+use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
+
+use crate::error::{Error, Result, Violation};
+
+pub use crate::config_edge::{from_document, from_typed};
+
+/// A new revision of a tile, validated, before it is stored.
+#[derive(Debug, Clone)]
+pub struct NewRevision {
+    /// The tile id (given, or the slug of the name).
+    pub id: String,
+    /// The partner id (given, or the tile id).
+    pub partner_id: String,
+    /// The typed configuration.
+    pub config: PartnerConfig,
+    /// The document as submitted, if it came as one.
+    pub raw: String,
+    /// Its format.
+    pub format: ConfigFormat,
+    /// A self-test tile, and its workspace.
+    pub self_test: bool,
+    /// The self-test tile's workspace.
+    pub workspace: String,
+    /// Non-fatal problems.
+    pub warnings: Vec<ConfigIssue>,
+    /// What changed (for a later revision).
+    pub note: String,
+    /// What a maintenance revision affects, if the caller said.
+    pub maintenance: Option<MaintenanceInfo>,
+}
+
+impl NewRevision {
+    /// Revision 1 of a new tile, in DRAFT.
+    pub fn into_first_tile(self, now: Timestamp, actor: &str) -> Tile {
+        let at = Some(to_proto_timestamp(now));
+        let missing = if self.self_test {
+            vec![]
+        } else {
+            roles_to_proto(ReadinessKind::Launch.required())
+        };
+        Tile {
+            id: self.id,
+            partner_id: self.partner_id,
+            name: self.config.name.clone(),
+            revision: 1,
+            latest_revision: 1,
+            state: TileState::Draft as i32,
+            config: Some(self.config),
+            raw_config: self.raw,
+            config_format: self.format as i32,
+            self_test: self.self_test,
+            test_workspace_id: self.workspace,
+            missing_sign_offs: missing,
+            created_at: at,
+            created_by: actor.to_string(),
+            updated_at: at,
+            updated_by: actor.to_string(),
+            warnings: self.warnings,
+            maintenance_state: MaintenanceState::Unspecified as i32,
+            ..Default::default()
+        }
+    }
+}
+
+/// The roles a launch needs, in the wire enum.
+pub const LAUNCH_ROLES: [SignOffRole; 5] = [
+    SignOffRole::Engineering,
+    SignOffRole::PartnerSolutionArchitect,
+    SignOffRole::Product,
+    SignOffRole::Partner,
+    SignOffRole::Legal,
+];
+
+/// Checks a tile id from a request.
+pub fn check_id(field: &str, id: &str) -> Result<()> {
+    TileId::parse(id)
+        .map(|_| ())
+        .map_err(|e| Error::invalid(field, e.to_string()))
+}
+
+/// The longest workspace id accepted.
+const MAX_WORKSPACE_LEN: usize = 32;
+
+/// Checks a workspace id: digits only (as Databricks workspace ids are).
+pub fn check_workspace(field: &str, ws: &str, allow_empty: bool) -> Result<()> {
+    if ws.is_empty() {
+        return if allow_empty {
+            Ok(())
+        } else {
+            Err(Error::invalid(field, "required"))
+        };
+    }
+    if ws.len() > MAX_WORKSPACE_LEN || !ws.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::invalid(
+            field,
+            format!("{ws:?} is not a workspace id (digits only, e.g. 6051921418418893)"),
+        ));
+    }
+    Ok(())
+}
+
+/// A wire role, checked.
+pub fn role(field: &str, raw: i32) -> Result<Role> {
+    match SignOffRole::try_from(raw) {
+        Ok(SignOffRole::Engineering) => Ok(Role::Engineering),
+        Ok(SignOffRole::PartnerSolutionArchitect) => Ok(Role::PartnerSolutionArchitect),
+        Ok(SignOffRole::Product) => Ok(Role::Product),
+        Ok(SignOffRole::Partner) => Ok(Role::Partner),
+        Ok(SignOffRole::Legal) => Ok(Role::Legal),
+        Ok(SignOffRole::Unspecified) | Err(_) => Err(Error::invalid(
+            field,
+            format!("{raw} is not a sign-off role; valid: engineering, partner-sa, product, partner, legal"),
+        )),
+    }
+}
+
+fn role_to_proto(r: Role) -> SignOffRole {
+    match r {
+        Role::Engineering => SignOffRole::Engineering,
+        Role::PartnerSolutionArchitect => SignOffRole::PartnerSolutionArchitect,
+        Role::Product => SignOffRole::Product,
+        Role::Partner => SignOffRole::Partner,
+        Role::Legal => SignOffRole::Legal,
+    }
+}
+
+fn roles_to_proto(roles: &[Role]) -> Vec<i32> {
+    roles.iter().map(|r| role_to_proto(*r) as i32).collect()
+}
+
+fn revision_no(field: &str, revision: i64) -> Result<RevisionNo> {
+    u32::try_from(revision)
+        .map(RevisionNo)
+        .map_err(|_| Error::invalid(field, format!("{revision} is not a revision")))
+}
+
+fn kind(tile: &Tile) -> TileKind {
+    if tile.self_test {
+        TileKind::SelfTest
+    } else {
+        TileKind::Partner
+    }
+}
+
+/// The core state of a stored tile.
+fn state_of(tile: &Tile) -> Result<State> {
+    let state = TileState::try_from(tile.state).unwrap_or(TileState::Unspecified);
+    Ok(match state {
+        TileState::Draft => State::Draft,
+        TileState::Validating => State::Validating,
+        TileState::SignedOff => State::SignedOff,
+        TileState::Scheduled => State::Scheduled,
+        TileState::RollingOut => State::RollingOut,
+        TileState::RolledOut => State::RolledOut,
+        TileState::Ga => State::Ga {
+            maintenance: match MaintenanceState::try_from(tile.maintenance_state) {
+                Ok(MaintenanceState::Open) => Maintenance::Open,
+                Ok(MaintenanceState::SignedOff) => Maintenance::SignedOff,
+                Ok(MaintenanceState::RollingOut) => Maintenance::RollingOut,
+                Ok(MaintenanceState::Idle | MaintenanceState::Unspecified) | Err(_) => Maintenance::Idle,
+            },
+        },
+        TileState::Withdrawn => State::Withdrawn,
+        TileState::Unspecified => {
+            return Err(Error::FailedPrecondition(format!(
+                "tile {:?} has no state stored",
+                tile.id
+            )));
+        }
+    })
+}
+
+fn store_state(tile: &mut Tile, state: State) {
+    let (wire, maintenance) = match state {
+        State::Draft => (TileState::Draft, MaintenanceState::Unspecified),
+        State::Validating => (TileState::Validating, MaintenanceState::Unspecified),
+        State::SignedOff => (TileState::SignedOff, MaintenanceState::Unspecified),
+        State::Scheduled => (TileState::Scheduled, MaintenanceState::Unspecified),
+        State::RollingOut => (TileState::RollingOut, MaintenanceState::Unspecified),
+        State::RolledOut => (TileState::RolledOut, MaintenanceState::Unspecified),
+        State::Ga { maintenance } => (
+            TileState::Ga,
+            match maintenance {
+                Maintenance::Idle => MaintenanceState::Idle,
+                Maintenance::Open => MaintenanceState::Open,
+                Maintenance::SignedOff => MaintenanceState::SignedOff,
+                Maintenance::RollingOut => MaintenanceState::RollingOut,
+            },
+        ),
+        State::Withdrawn => (TileState::Withdrawn, MaintenanceState::Unspecified),
+    };
+    tile.state = wire as i32;
+    tile.maintenance_state = maintenance as i32;
+}
+
+/// Runs one lifecycle event on the tile: the core decides, this applies the
+/// new state and the effects that concern the stored tile.
+fn run(tile: &mut Tile, event: Event, now: Timestamp) -> Result<State> {
+    let from = state_of(tile)?;
+    let (to, effects) =
+        lifecycle::step(kind(tile), from, &event).map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+    for effect in effects {
+        match effect {
+            Effect::ShowInTestWorkspace { workspace } => tile.test_workspace_id = workspace,
+            Effect::ArmGaTimer { at } => tile.ga_time = Some(to_proto_timestamp(at)),
+            Effect::CancelGaTimer | Effect::ClearGaDate => tile.ga_time = None,
+            Effect::AnnounceGa => tile.ga_revision = tile.revision,
+            Effect::AbortRollout | Effect::StartRemovalRollout => {
+                tile.withdraw_requested_at = Some(to_proto_timestamp(now));
+            }
+            // Showing a revision in the test workspace, and hiding it, are
+            // the region agents' concern; the stored workspace id is enough.
+            Effect::RefreshTestWorkspace | Effect::HideFromTestWorkspace | Effect::OpenRevision { .. } => {}
+        }
+    }
+    store_state(tile, to);
+    Ok(to)
+}
+
+/// What the tile's current revision still needs.
+fn readiness(tile: &Tile) -> ReadinessKind {
+    if tile.ga_revision > 0 {
+        ReadinessKind::Maintenance
+    } else {
+        ReadinessKind::Launch
+    }
+}
+
+/// The core view of the sign-offs standing on the tile's current revision.
+fn sign_offs(tile: &Tile) -> Result<SignOffs> {
+    let current = revision_no("revision", tile.revision)?;
+    let mut set = SignOffs::new(current);
+    for s in tile.sign_offs.iter().filter(|s| s.revision == tile.revision) {
+        let r = role("sign_offs.role", s.role)?;
+        let at =
+            s.at.as_ref()
+                .and_then(|t| from_proto_timestamp(t).ok())
+                .unwrap_or_default();
+        set.record(
+            current,
+            r,
+            CoreSignOff {
+                by: s.actor.clone(),
+                at,
+            },
+        )
+        .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+    }
+    Ok(set)
+}
+
+fn refresh_missing(tile: &mut Tile) -> Result<bool> {
+    if tile.self_test {
+        tile.missing_sign_offs.clear();
+        return Ok(false);
+    }
+    let set = sign_offs(tile)?;
+    let missing = set.missing(readiness(tile), set.revision());
+    tile.missing_sign_offs = roles_to_proto(&missing);
+    Ok(missing.is_empty())
+}
+
+/// Records a sign-off on the current revision; completes the set when it is
+/// the last one needed.
+pub fn record_sign_off(
+    tile: &mut Tile,
+    r: Role,
+    revision: i64,
+    actor: &str,
+    note: &str,
+    now: Timestamp,
+) -> Result<String> {
+    if tile.self_test {
+        return Err(Error::FailedPrecondition(
+            "a self-test tile has no sign-offs: it is never launched".into(),
+        ));
+    }
+    let given = revision_no("revision", if revision == 0 { tile.revision } else { revision })?;
+    let mut set = sign_offs(tile)?;
+    let was_complete = set.missing(readiness(tile), set.revision()).is_empty();
+    set.record(
+        given,
+        r,
+        CoreSignOff {
+            by: actor.to_string(),
+            at: now,
+        },
+    )
+    .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+    tile.sign_offs
+        .retain(|s| !(s.revision == tile.revision && s.role == role_to_proto(r) as i32));
+    tile.sign_offs.push(SignOff {
+        role: role_to_proto(r) as i32,
+        revision: tile.revision,
+        actor: actor.to_string(),
+        at: Some(to_proto_timestamp(now)),
+        note: note.to_string(),
+    });
+    let complete = refresh_missing(tile)?;
+    if complete && !was_complete {
+        run(tile, Event::AllSignedOff, now)?;
+    }
+    Ok(format!("signed off as {r} on revision {}", tile.revision))
+}
+
+/// Withdraws a sign-off from the current revision.
+pub fn withdraw_sign_off(tile: &mut Tile, r: Role, revision: i64, reason: &str) -> Result<String> {
+    let given = revision_no("revision", if revision == 0 { tile.revision } else { revision })?;
+    let mut set = sign_offs(tile)?;
+    let was_complete = set.missing(readiness(tile), set.revision()).is_empty();
+    set.withdraw(given, r)
+        .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+    let now = Timestamp::UNIX_EPOCH; // no effect of this event reads the time
+    if was_complete {
+        // Core decides whether losing it moves the tile (and refuses while
+        // a roll-out runs) before anything is changed.
+        run(tile, Event::SignOffWithdrawn, now)?;
+    }
+    tile.sign_offs
+        .retain(|s| !(s.revision == tile.revision && s.role == role_to_proto(r) as i32));
+    refresh_missing(tile)?;
+    Ok(format!(
+        "withdrew the {r} sign-off on revision {}: {reason}",
+        tile.revision
+    ))
+}
+
+/// Sets the test workspace, starting validation.
+pub fn set_test_workspace(tile: &mut Tile, workspace: &str) -> Result<String> {
+    if workspace.is_empty() {
+        return Err(Error::invalid("workspace_id", "required"));
+    }
+    if tile.self_test {
+        return Err(Error::FailedPrecondition(
+            "a self-test tile's workspace is fixed at import; import it again for another workspace".into(),
+        ));
+    }
+    run(
+        tile,
+        Event::StartValidation {
+            workspace: workspace.to_string(),
+        },
+        Timestamp::UNIX_EPOCH,
+    )?;
+    Ok(format!("shown in test workspace {workspace}"))
+}
+
+/// Sets, moves or clears the GA date.
+pub fn set_ga(tile: &mut Tile, ga: Option<Timestamp>, now: Timestamp, reason: &str) -> Result<String> {
+    match ga {
+        Some(ga) => {
+            tilewave_core::tile::check_ga_date(now, ga)
+                .map_err(|e| Error::invalid("ga_time", e.to_string()))?;
+            run(tile, Event::GaDateSet { ga }, now)?;
+            Ok(format!("GA set to {ga}{}", suffix(reason)))
+        }
+        None => {
+            run(tile, Event::GaDateCleared, now)?;
+            Ok(format!("GA date cleared{}", suffix(reason)))
+        }
+    }
+}
+
+fn suffix(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {reason}")
+    }
+}
+
+/// Moves the lifecycle for the rollout service. Targets name where the tile
+/// goes: ROLLING_OUT (a roll-out started), ROLLED_OUT (it completed), GA (the
+/// GA moment; for a GA tile: its maintenance roll-out completed), SCHEDULED
+/// (the roll-out was rolled back), WITHDRAWN (removed; repeating it is a
+/// no-op so that a removal roll-out can confirm it).
+pub fn advance(
+    tile: &mut Tile,
+    target: TileState,
+    expected_revision: i64,
+    reason: &str,
+    rollout: &str,
+    now: Timestamp,
+) -> Result<String> {
+    if expected_revision != 0 && expected_revision != tile.revision {
+        return Err(Error::FailedPrecondition(format!(
+            "roll-out {rollout} acted on revision {expected_revision}, but the tile is at revision {}",
+            tile.revision
+        )));
+    }
+    let from = state_of(tile)?;
+    let is_ga = matches!(from, State::Ga { .. });
+    let event = match (target, is_ga) {
+        (TileState::Withdrawn, _) if from == State::Withdrawn => {
+            return Ok(format!("withdrawal confirmed by {rollout}{}", suffix(reason)));
+        }
+        (TileState::Withdrawn, _) => Event::Withdraw,
+        (TileState::RollingOut, _) => Event::RolloutStarted,
+        (TileState::RolledOut, false) => Event::RolloutCompleted,
+        (TileState::Ga, false) => Event::GaReached,
+        (TileState::Ga, true) => Event::RolloutCompleted,
+        (TileState::Scheduled, _) => Event::RolloutRolledBack,
+        (TileState::Unspecified | TileState::Draft | TileState::Validating | TileState::SignedOff, _)
+        | (TileState::RolledOut, true) => {
+            return Err(Error::FailedPrecondition(format!(
+                "the rollout service cannot move a tile to {}",
+                crate::service::state_name(target as i32)
+            )));
+        }
+    };
+    if matches!(event, Event::RolloutStarted) && !is_ga && !refresh_missing(tile)? {
+        return Err(Error::FailedPrecondition(format!(
+            "revision {} lacks launch sign-offs: {}",
+            tile.revision,
+            missing_names(tile)
+        )));
+    }
+    let to = run(tile, event, now)?;
+    tile.state_reason = reason.to_string();
+    Ok(format!("{} -> {to}{}", from, suffix(reason)))
+}
+
+fn missing_names(tile: &Tile) -> String {
+    tile.missing_sign_offs
+        .iter()
+        .filter_map(|r| SignOffRole::try_from(*r).ok())
+        .map(|r| {
+            r.as_str_name()
+                .trim_start_matches("SIGN_OFF_ROLE_")
+                .to_ascii_lowercase()
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Withdraws the tile: at once if it was never live, else marked for the
+/// removal roll-out.
+pub fn withdraw(tile: &mut Tile, reason: &str, now: Timestamp) -> Result<String> {
+    let from = state_of(tile)?;
+    let to = run(tile, Event::Withdraw, now)?;
+    tile.state_reason = reason.to_string();
+    Ok(format!("withdrawn ({from} -> {to}){}", suffix(reason)))
+}
+
+/// Makes `new` the next revision of `tile` (which the caller read).
+pub fn apply_new_revision(tile: &mut Tile, new: NewRevision, now: Timestamp, actor: &str) -> Result<String> {
+    if new.id != tile.id {
+        return Err(Error::invalid(
+            "id",
+            format!("the document is for {:?}, not {:?}", new.id, tile.id),
+        ));
+    }
+    if new.self_test != tile.self_test {
+        return Err(Error::invalid(
+            "config_json",
+            "a tile cannot change between the self-test and the full format",
+        ));
+    }
+    let old_config = tile.config.clone().unwrap_or_default();
+    run(tile, Event::NewRevision, now)?;
+    tile.revision += 1;
+    tile.latest_revision = tile.revision;
+    tile.name = new.config.name.clone();
+    tile.partner_id = new.partner_id;
+    tile.raw_config = new.raw;
+    tile.config_format = new.format as i32;
+    tile.warnings = new.warnings;
+    tile.maintenance = if tile.ga_revision > 0 {
+        let mut info = new
+            .maintenance
+            .unwrap_or_else(|| derive_maintenance(&old_config, &new.config));
+        if info.summary.is_empty() {
+            info.summary = new.note.clone();
+        }
+        Some(info)
+    } else {
+        new.maintenance
+            .map(|mut m| {
+                if m.summary.is_empty() {
+                    m.summary = new.note.clone();
+                }
+                m
+            })
+            .or_else(|| {
+                (!new.note.is_empty()).then(|| MaintenanceInfo {
+                    summary: new.note.clone(),
+                    ..Default::default()
+                })
+            })
+    };
+    tile.config = Some(new.config);
+    tile.updated_at = Some(to_proto_timestamp(now));
+    tile.updated_by = actor.to_string();
+    refresh_missing(tile)?;
+    Ok(format!(
+        "created revision {}{}",
+        tile.revision,
+        suffix(&new_note(tile))
+    ))
+}
+
+fn new_note(tile: &Tile) -> String {
+    tile.maintenance
+        .as_ref()
+        .map(|m| m.summary.clone())
+        .unwrap_or_default()
+}
+
+/// What a configuration change affects: a change of `supported_clouds`
+/// affects the clouds added and removed; any other change every cloud the
+/// new configuration supports.
+pub fn derive_maintenance(old: &PartnerConfig, new: &PartnerConfig) -> MaintenanceInfo {
+    let mut only_clouds_changed = old.clone();
+    only_clouds_changed.supported_clouds = new.supported_clouds.clone();
+    let affected_clouds = if &only_clouds_changed == new && old.supported_clouds != new.supported_clouds {
+        let mut changed: Vec<i32> = new
+            .supported_clouds
+            .iter()
+            .filter(|c| !old.supported_clouds.contains(c))
+            .chain(
+                old.supported_clouds
+                    .iter()
+                    .filter(|c| !new.supported_clouds.contains(c)),
+            )
+            .copied()
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        changed
+    } else {
+        new.supported_clouds.clone()
+    };
+    MaintenanceInfo {
+        affected_clouds,
+        ..Default::default()
+    }
+}
+
+/// Turns configuration problems into violations, one per JSON path.
+pub fn violations(issues: &[ConfigIssue]) -> Vec<Violation> {
+    issues
+        .iter()
+        .map(|i| Violation::new(i.path.clone(), i.message.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tilewave_proto::common::v1::Cloud;
+
+    fn tile() -> Tile {
+        NewRevision {
+            id: "riverflow".into(),
+            partner_id: "riverflow".into(),
+            config: PartnerConfig {
+                name: "Riverflow".into(),
+                ..Default::default()
+            },
+            raw: String::new(),
+            format: ConfigFormat::PartnerConfig,
+            self_test: false,
+            workspace: String::new(),
+            warnings: vec![],
+            note: String::new(),
+            maintenance: None,
+        }
+        .into_first_tile(Timestamp::UNIX_EPOCH, "alice")
+    }
+
+    #[test]
+    fn five_sign_offs_complete_the_launch_set_and_a_new_revision_clears_them() {
+        let mut t = tile();
+        let now = Timestamp::UNIX_EPOCH;
+        set_test_workspace(&mut t, "1").unwrap();
+        for (i, r) in Role::ALL.into_iter().enumerate() {
+            record_sign_off(&mut t, r, 1, "bob", "", now).unwrap();
+            assert_eq!(t.missing_sign_offs.len(), 4 - i);
+        }
+        assert_eq!(t.state, TileState::SignedOff as i32);
+        let new = NewRevision {
+            id: "riverflow".into(),
+            partner_id: "riverflow".into(),
+            config: PartnerConfig {
+                name: "Riverflow".into(),
+                description_blurb: "v2".into(),
+                ..Default::default()
+            },
+            raw: String::new(),
+            format: ConfigFormat::PartnerConfig,
+            self_test: false,
+            workspace: String::new(),
+            warnings: vec![],
+            note: "blurb".into(),
+            maintenance: None,
+        };
+        apply_new_revision(&mut t, new, now, "alice").unwrap();
+        assert_eq!(t.revision, 2);
+        assert_eq!(t.missing_sign_offs.len(), 5);
+        assert_eq!(t.state, TileState::Validating as i32);
+        // A sign-off on the old revision is refused.
+        assert!(matches!(
+            record_sign_off(&mut t, Role::Legal, 1, "bob", "", now),
+            Err(Error::FailedPrecondition(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_roles_and_bad_workspaces_name_their_field() {
+        assert!(matches!(role("role", 42), Err(Error::Invalid { .. })));
+        assert!(matches!(role("role", 0), Err(Error::Invalid { .. })));
+        assert!(check_workspace("workspace_id", "12ab", false).is_err());
+        assert!(check_workspace("workspace_id", "", false).is_err());
+        assert!(check_workspace("workspace_id", "6051921418418893", false).is_ok());
+    }
+
+    #[test]
+    fn maintenance_of_a_cloud_addition_affects_only_that_cloud() {
+        let old = PartnerConfig {
+            name: "L".into(),
+            supported_clouds: vec![Cloud::Azure as i32],
+            ..Default::default()
+        };
+        let mut new = old.clone();
+        new.supported_clouds.push(Cloud::Gcp as i32);
+        assert_eq!(
+            derive_maintenance(&old, &new).affected_clouds,
+            vec![Cloud::Gcp as i32]
+        );
+        new.hostnames.push("x.example".into());
+        assert_eq!(
+            derive_maintenance(&old, &new).affected_clouds,
+            vec![Cloud::Azure as i32, Cloud::Gcp as i32]
+        );
+    }
+
+    #[test]
+    fn rollout_moves_map_to_lifecycle_events() {
+        let mut t = tile();
+        let now = Timestamp::UNIX_EPOCH;
+        // Not scheduled: the rollout service cannot start it.
+        assert!(advance(&mut t, TileState::RollingOut, 1, "", "r1", now).is_err());
+        assert!(advance(&mut t, TileState::Draft, 1, "", "r1", now).is_err());
+        set_test_workspace(&mut t, "1").unwrap();
+        for r in Role::ALL {
+            record_sign_off(&mut t, r, 1, "bob", "", now).unwrap();
+        }
+        run(
+            &mut t,
+            Event::GaDateSet {
+                ga: Timestamp::from_second(1_000_000_000).unwrap(),
+            },
+            now,
+        )
+        .unwrap();
+        assert!(
+            advance(&mut t, TileState::RollingOut, 2, "", "r1", now).is_err(),
+            "wrong revision"
+        );
+        advance(&mut t, TileState::RollingOut, 1, "", "r1", now).unwrap();
+        advance(&mut t, TileState::RolledOut, 1, "", "r1", now).unwrap();
+        advance(&mut t, TileState::Ga, 1, "", "timer", now).unwrap();
+        assert_eq!(t.state, TileState::Ga as i32);
+        assert_eq!(t.ga_revision, 1);
+        advance(&mut t, TileState::Withdrawn, 1, "", "r2", now).unwrap();
+        advance(&mut t, TileState::Withdrawn, 1, "", "r2", now).unwrap();
+        assert_eq!(t.state, TileState::Withdrawn as i32);
+    }
+}

@@ -1,0 +1,83 @@
+//! Serving the registry: `serve(listener, config, shutdown)` connects to
+//! etcd, follows the domain clock, starts the tile cache and serves the
+//! registry with gRPC health checking and server reflection, every RPC
+//! traced by the telemetry layer.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tilewave_proto::registry::v1::registry_service_server::RegistryServiceServer;
+use tilewave_store::{Clock, Store, StoreConfig, SystemClock, VirtualClock};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::RegistryConfig;
+use crate::service::Registry;
+
+/// The gRPC health service name the registry reports SERVING under (besides
+/// the overall "").
+pub const HEALTH_SERVICE: &str = "tilewave.registry.v1.RegistryService";
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// etcd could not be reached or refused.
+    #[error("etcd: {0}")]
+    Store(#[from] tilewave_store::Error),
+    /// The registry's own start-up failed.
+    #[error("{0}")]
+    Registry(#[from] crate::error::Error),
+    /// Reflection descriptors could not be loaded.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// The domain clock: the virtual clock when one is stored in etcd, else the
+/// system clock.
+pub async fn domain_clock(store: &Store) -> Result<Arc<dyn Clock>, tilewave_store::Error> {
+    match VirtualClock::attach(store).await {
+        Ok(clock) => Ok(clock),
+        Err(tilewave_store::Error::ClockNotVirtual) => Ok(Arc::new(SystemClock)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Serves the registry on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: RegistryConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let store_config = StoreConfig::new(config.etcd.clone())
+        .with_prefix(config.prefix.clone())
+        .with_op_timeout(config.etcd_timeout());
+    let store = Store::connect(store_config).await?;
+    tracing::info!("connected to etcd");
+    let clock = domain_clock(&store).await?;
+    tracing::info!(virtual_clock = clock.is_virtual(), "domain clock ready");
+    let store = store.with_clock(Arc::clone(&clock));
+    let registry = Registry::new(store, clock).await?;
+    tracing::info!("tile cache ready");
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<RegistryServiceServer<Registry>>().await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tilewave_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    tracing::info!(addr = ?listener.local_addr().ok(), "tilewave-registry serving");
+    tonic::transport::Server::builder()
+        .layer(tilewave_telemetry::server_layer())
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(RegistryServiceServer::new(registry))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

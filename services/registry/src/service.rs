@@ -1,0 +1,730 @@
+//! The `RegistryService` RPCs.
+//!
+//! Reads are served from a watch-backed cache of `tiles/`; every write reads
+//! the tile fresh from etcd, applies one domain rule from `tilewave-core`
+//! (through [`crate::domain`]), and commits the new tile, any revision
+//! snapshot and its audit record in one transaction guarded by the tile's
+//! etag. After a commit the handler waits (briefly) until its own cache has
+//! caught up, so a caller reads its own writes on the same replica.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use jiff::Timestamp;
+use tilewave_proto::common::v1::{AuditRecord, Cloud, PartnerCategory, TileState};
+use tilewave_proto::registry::v1::registry_service_server::RegistryService;
+use tilewave_proto::registry::v1::*;
+use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
+use tilewave_store::{Actor, Change, Clock, Store, Versioned, WatchCache};
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+
+use crate::domain;
+use crate::error::{Error, Result};
+
+/// Default and largest page sizes of list calls.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// The largest page a caller may ask for.
+pub const MAX_PAGE_SIZE: usize = 1000;
+/// How long a write waits for its own replica's cache to show it.
+const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(2);
+
+/// The registry's shared state: the store, the tile cache and the clock.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    tiles: WatchCache<Tile>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("store", &self.inner.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Keys of the latest tiles are direct children of `tiles/`; revision
+/// snapshots live below them (`tiles/<id>/rev/<n>`) and stay out of the cache.
+fn is_tile_key(prefix: &str, key: &str) -> bool {
+    key.strip_prefix(prefix)
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+}
+
+impl Registry {
+    /// Starts the tile cache and returns the service state.
+    pub async fn new(store: Store, clock: Arc<dyn Clock>) -> Result<Self> {
+        let prefix = store.keys().tiles();
+        let filter_prefix = prefix.clone();
+        let tiles = WatchCache::prefix_filtered(
+            &store,
+            &prefix,
+            Arc::new(move |key: &str| is_tile_key(&filter_prefix, key)),
+        )
+        .await?;
+        Ok(Self {
+            inner: Arc::new(Inner { store, tiles, clock }),
+        })
+    }
+
+    fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    fn tile_key(&self, id: &str) -> String {
+        self.store().keys().tile(id)
+    }
+
+    fn revision_key(&self, id: &str, revision: i64) -> String {
+        format!("{}/rev/{revision:010}", self.tile_key(id))
+    }
+
+    /// The latest tile from the cache, with its etag filled in.
+    fn cached(&self, id: &str) -> Option<Tile> {
+        self.inner.tiles.get(&self.tile_key(id)).map(with_etag)
+    }
+
+    /// The latest tile, read fresh from etcd (for writes).
+    async fn read_fresh(&self, id: &str) -> Result<Versioned<Tile>> {
+        domain::check_id("id", id)?;
+        self.store()
+            .get::<Tile>(&self.tile_key(id))
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no tile {id:?}: `tilewave tile list` shows the tiles")))
+    }
+
+    async fn read_revision(&self, id: &str, revision: i64) -> Result<Tile> {
+        self.store()
+            .get::<Tile>(&self.revision_key(id, revision))
+            .await?
+            .map(|v| v.value)
+            .ok_or_else(|| Error::NotFound(format!("tile {id:?} has no revision {revision}")))
+    }
+
+    async fn wait_for(&self, revision: i64) {
+        // Best effort: the write is committed; a slow cache only delays
+        // read-your-writes on this replica, it does not lose anything.
+        if let Err(e) = self
+            .inner
+            .tiles
+            .wait_for_revision(revision, READ_YOUR_WRITES_WAIT)
+            .await
+        {
+            tracing::warn!(error = %e, revision, "tile cache is behind the write just made");
+        }
+    }
+
+    /// Reads the tile, checks the caller's etag (0: no check), lets `edit`
+    /// change it, and commits it with its audit record in one transaction
+    /// guarded by the etag read.
+    async fn mutate<F>(&self, actor: &Actor, id: &str, etag: i64, action: &str, edit: F) -> Result<Tile>
+    where
+        F: FnOnce(&mut Tile, Timestamp) -> Result<String>,
+    {
+        let current = self.read_fresh(id).await?;
+        check_etag(id, etag, current.etag)?;
+        let now = self.now();
+        let mut tile = current.value.clone();
+        let summary = edit(&mut tile, now)?;
+        tile.updated_at = Some(to_proto_timestamp(now));
+        tile.updated_by = actor.as_str().to_string();
+        tile.etag = 0;
+        let change = Change::new()
+            .update(self.tile_key(id), &tile, current.etag)
+            .audit(audit(now, action, &tile, summary));
+        let info = self.store().commit(change, actor).await?;
+        self.wait_for(info.revision).await;
+        tile.etag = info.revision;
+        Ok(tile)
+    }
+
+    /// Creates revision 1 of a tile, or (with `etag`) the next revision.
+    async fn store_revision(
+        &self,
+        actor: &Actor,
+        new: domain::NewRevision,
+        etag: i64,
+        action: &str,
+    ) -> Result<Tile> {
+        let now = self.now();
+        let id = new.id.clone();
+        if etag == 0 {
+            let mut tile = new.into_first_tile(now, actor.as_str());
+            let change = Change::new()
+                .create(self.tile_key(&id), &tile)
+                .create(self.revision_key(&id, 1), &revision_snapshot(&tile))
+                .audit(audit(
+                    now,
+                    action,
+                    &tile,
+                    format!("created revision 1 of {:?}", tile.name),
+                ));
+            let info = self.store().commit(change, actor).await.map_err(|e| match e {
+                tilewave_store::Error::AlreadyExists { .. } => Error::AlreadyExists(format!(
+                    "tile {id:?} exists: pass its etag to make a new revision (`tilewave tile update`), or \
+                     import with another --id"
+                )),
+                other => other.into(),
+            })?;
+            self.wait_for(info.revision).await;
+            tile.etag = info.revision;
+            return Ok(tile);
+        }
+        let current = self.read_fresh(&id).await?;
+        check_etag(&id, etag, current.etag)?;
+        let mut tile = current.value.clone();
+        let summary = domain::apply_new_revision(&mut tile, new, now, actor.as_str())?;
+        let change = Change::new()
+            .update(self.tile_key(&id), &tile, current.etag)
+            .create(self.revision_key(&id, tile.revision), &revision_snapshot(&tile))
+            .audit(audit(now, action, &tile, summary));
+        let info = self.store().commit(change, actor).await?;
+        self.wait_for(info.revision).await;
+        tile.etag = info.revision;
+        Ok(tile)
+    }
+
+    fn list_filtered(&self, req: &ListTilesRequest) -> Vec<Tile> {
+        let states: Vec<i32> = req.states.clone();
+        self.inner
+            .tiles
+            .list()
+            .into_iter()
+            .map(with_etag)
+            .filter(|t| states.is_empty() || states.contains(&t.state))
+            .filter(|t| req.partner_id.is_empty() || t.partner_id == req.partner_id)
+            .filter(|t| {
+                req.cloud == Cloud::Unspecified as i32
+                    || t.config
+                        .as_ref()
+                        .is_some_and(|c| c.supported_clouds.contains(&req.cloud))
+            })
+            .filter(|t| {
+                req.category == PartnerCategory::Unspecified as i32
+                    || t.config.as_ref().is_some_and(|c| c.category == req.category)
+            })
+            .filter(|t| req.include_self_test || !t.self_test)
+            .map(|mut t| {
+                if !req.include_raw_config {
+                    t.raw_config.clear();
+                }
+                t
+            })
+            .collect()
+    }
+}
+
+fn with_etag(v: Versioned<Tile>) -> Tile {
+    let mut t = v.value;
+    t.etag = v.etag;
+    t
+}
+
+fn check_etag(id: &str, asked: i64, current: i64) -> Result<()> {
+    if asked != 0 && asked != current {
+        return Err(Error::Conflict(format!(
+            "tile {id:?} changed since it was read (etag {asked}, now {current}): read it again and retry"
+        )));
+    }
+    Ok(())
+}
+
+/// What a revision snapshot keeps: the fields that belong to the revision.
+fn revision_snapshot(tile: &Tile) -> Tile {
+    Tile {
+        id: tile.id.clone(),
+        partner_id: tile.partner_id.clone(),
+        name: tile.name.clone(),
+        revision: tile.revision,
+        latest_revision: tile.revision,
+        config: tile.config.clone(),
+        raw_config: tile.raw_config.clone(),
+        config_format: tile.config_format,
+        self_test: tile.self_test,
+        maintenance: tile.maintenance.clone(),
+        created_at: tile.updated_at,
+        created_by: tile.updated_by.clone(),
+        updated_at: tile.updated_at,
+        updated_by: tile.updated_by.clone(),
+        warnings: tile.warnings.clone(),
+        ..Default::default()
+    }
+}
+
+fn audit(now: Timestamp, action: &str, tile: &Tile, summary: String) -> AuditRecord {
+    AuditRecord {
+        at: Some(to_proto_timestamp(now)),
+        action: action.to_string(),
+        object_kind: "tile".into(),
+        object_id: tile.id.clone(),
+        object_revision: tile.revision,
+        summary,
+        trace_id: current_trace_id(),
+        details: [("state".to_string(), state_name(tile.state))]
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn current_trace_id() -> String {
+    tilewave_store::trace::current()
+        .and_then(|o| o.traceparent.split('-').nth(1).map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The proto name of a state, e.g. `SCHEDULED`.
+pub fn state_name(state: i32) -> String {
+    TileState::try_from(state)
+        .map(|s| s.as_str_name().trim_start_matches("TILE_STATE_").to_string())
+        .unwrap_or_else(|_| format!("UNKNOWN({state})"))
+}
+
+fn page_bounds(page: Option<&tilewave_proto::common::v1::PageRequest>) -> Result<(usize, usize)> {
+    let (size, token) = page
+        .map(|p| (p.page_size, p.page_token.as_str()))
+        .unwrap_or((0, ""));
+    let size = match size {
+        0 => DEFAULT_PAGE_SIZE,
+        n if n < 0 => return Err(Error::invalid("page.page_size", "must not be negative")),
+        n => (n as usize).min(MAX_PAGE_SIZE),
+    };
+    let offset = if token.is_empty() {
+        0
+    } else {
+        token.parse::<usize>().map_err(|_| {
+            Error::invalid(
+                "page.page_token",
+                "not a token this server issued: start again without one",
+            )
+        })?
+    };
+    Ok((offset, size))
+}
+
+fn page<T>(items: Vec<T>, offset: usize, size: usize) -> (Vec<T>, String) {
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(offset).take(size).collect();
+    let next = if offset + size < total {
+        (offset + size).to_string()
+    } else {
+        String::new()
+    };
+    (page, next)
+}
+
+type TileEventStream = Pin<Box<dyn Stream<Item = Result<TileEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl RegistryService for Registry {
+    #[instrument(skip_all, fields(tile = %req.get_ref().id))]
+    async fn create_tile(
+        &self,
+        req: Request<CreateTileRequest>,
+    ) -> Result<Response<CreateTileResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let config = r.config.ok_or_else(|| Error::invalid("config", "required"))?;
+        let new = domain::from_typed(&r.id, &r.partner_id, config, r.self_test, &r.workspace_id)?;
+        let warnings = new.warnings.clone();
+        if r.dry_run {
+            let tile = new.into_first_tile(self.now(), actor.as_str());
+            return Ok(Response::new(CreateTileResponse {
+                tile: Some(tile),
+                warnings,
+            }));
+        }
+        let tile = self.store_revision(&actor, new, 0, "CreateTile").await?;
+        Ok(Response::new(CreateTileResponse {
+            tile: Some(tile),
+            warnings,
+        }))
+    }
+
+    #[instrument(skip_all, fields(tile = %req.get_ref().id))]
+    async fn import_partner_config(
+        &self,
+        req: Request<ImportPartnerConfigRequest>,
+    ) -> Result<Response<ImportPartnerConfigResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let parsed = domain::from_document(&r.config_json, &r.id, &r.partner_id, &r.workspace_id);
+        let mut new = match parsed {
+            Ok(new) => new,
+            Err(Error::Invalid { message, violations }) if r.dry_run => {
+                let errors = violations
+                    .into_iter()
+                    .map(|v| ConfigIssue {
+                        path: v.field,
+                        code: String::new(),
+                        message: v.description,
+                    })
+                    .collect();
+                tracing::debug!(%message, "dry run found errors");
+                return Ok(Response::new(ImportPartnerConfigResponse {
+                    errors,
+                    ..Default::default()
+                }));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        new.note = r.note;
+        new.maintenance = r.maintenance;
+        let warnings = new.warnings.clone();
+        let format = new.format as i32;
+        if r.dry_run {
+            let tile = new.into_first_tile(self.now(), actor.as_str());
+            return Ok(Response::new(ImportPartnerConfigResponse {
+                tile: Some(tile),
+                warnings,
+                errors: vec![],
+                format,
+            }));
+        }
+        let tile = self
+            .store_revision(&actor, new, r.etag, "ImportPartnerConfig")
+            .await?;
+        Ok(Response::new(ImportPartnerConfigResponse {
+            tile: Some(tile),
+            warnings,
+            errors: vec![],
+            format,
+        }))
+    }
+
+    #[instrument(skip_all, fields(tile = %req.get_ref().id))]
+    async fn update_tile(
+        &self,
+        req: Request<UpdateTileRequest>,
+    ) -> Result<Response<UpdateTileResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        if r.etag == 0 {
+            return Err(Error::invalid(
+                "etag",
+                "required: the etag of the tile as read (`tilewave tile get`)",
+            )
+            .into());
+        }
+        let current = self.read_fresh(&r.id).await?;
+        let partner = if r.partner_id.is_empty() {
+            current.value.partner_id.clone()
+        } else {
+            r.partner_id
+        };
+        let mut new = match r.source {
+            Some(update_tile_request::Source::Config(c)) => domain::from_typed(
+                &r.id,
+                &partner,
+                c,
+                current.value.self_test,
+                &current.value.test_workspace_id,
+            )?,
+            Some(update_tile_request::Source::ConfigJson(j)) => {
+                let ws = if current.value.self_test {
+                    current.value.test_workspace_id.as_str()
+                } else {
+                    ""
+                };
+                domain::from_document(&j, &r.id, &partner, ws)?
+            }
+            None => {
+                return Err(Error::invalid("source", "give the new configuration, typed or as JSON").into());
+            }
+        };
+        new.note = r.note;
+        new.maintenance = r.maintenance;
+        let warnings = new.warnings.clone();
+        if r.dry_run {
+            let mut tile = current.value;
+            domain::apply_new_revision(&mut tile, new, self.now(), actor.as_str())?;
+            return Ok(Response::new(UpdateTileResponse {
+                tile: Some(tile),
+                warnings,
+            }));
+        }
+        let tile = self.store_revision(&actor, new, r.etag, "UpdateTile").await?;
+        Ok(Response::new(UpdateTileResponse {
+            tile: Some(tile),
+            warnings,
+        }))
+    }
+
+    #[instrument(skip_all, fields(tile = %req.get_ref().id))]
+    async fn get_tile(&self, req: Request<GetTileRequest>) -> Result<Response<GetTileResponse>, Status> {
+        let r = req.into_inner();
+        domain::check_id("id", &r.id)?;
+        let latest = self.cached(&r.id).ok_or_else(|| {
+            Error::NotFound(format!(
+                "no tile {:?}: `tilewave tile list` shows the tiles",
+                r.id
+            ))
+        })?;
+        if r.revision < 0 || r.revision > latest.revision {
+            return Err(Error::NotFound(format!(
+                "tile {:?} has revisions 1 to {}, not {}",
+                r.id, latest.revision, r.revision
+            ))
+            .into());
+        }
+        let listing = self
+            .store()
+            .list::<Tile>(&format!("{}/rev/", self.tile_key(&r.id)))
+            .await
+            .map_err(Error::from)?;
+        let revisions = listing
+            .items
+            .iter()
+            .map(|v| RevisionSummary {
+                revision: v.value.revision,
+                created_at: v.value.created_at,
+                created_by: v.value.created_by.clone(),
+                note: v
+                    .value
+                    .maintenance
+                    .as_ref()
+                    .map(|m| m.summary.clone())
+                    .unwrap_or_default(),
+                signed_off: latest
+                    .sign_offs
+                    .iter()
+                    .filter(|s| s.revision == v.value.revision)
+                    .map(|s| s.role)
+                    .collect(),
+            })
+            .collect();
+        let tile = if r.revision == 0 || r.revision == latest.revision {
+            latest
+        } else {
+            let snap = self.read_revision(&r.id, r.revision).await?;
+            Tile {
+                name: snap.name,
+                revision: snap.revision,
+                config: snap.config,
+                raw_config: snap.raw_config,
+                config_format: snap.config_format,
+                maintenance: snap.maintenance,
+                warnings: snap.warnings,
+                ..latest
+            }
+        };
+        Ok(Response::new(GetTileResponse {
+            tile: Some(tile),
+            revisions,
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn list_tiles(
+        &self,
+        req: Request<ListTilesRequest>,
+    ) -> Result<Response<ListTilesResponse>, Status> {
+        let r = req.into_inner();
+        let (offset, size) = page_bounds(r.page.as_ref())?;
+        let read_revision = self.inner.tiles.revision();
+        let (tiles, next_page_token) = page(self.list_filtered(&r), offset, size);
+        Ok(Response::new(ListTilesResponse {
+            tiles,
+            next_page_token,
+            read_revision,
+        }))
+    }
+
+    type WatchTilesStream = TileEventStream;
+
+    #[instrument(skip_all)]
+    async fn watch_tiles(
+        &self,
+        req: Request<WatchTilesRequest>,
+    ) -> Result<Response<Self::WatchTilesStream>, Status> {
+        let r = req.into_inner();
+        if !r.tile_id.is_empty() {
+            domain::check_id("tile_id", &r.tile_id)?;
+        }
+        let stream = crate::watch::watch_tiles(self.store().clone(), self.snapshot_for_watch(&r), r).await?;
+        Ok(Response::new(stream))
+    }
+
+    #[instrument(skip_all, fields(tile = %req.get_ref().id))]
+    async fn get_history(
+        &self,
+        req: Request<GetHistoryRequest>,
+    ) -> Result<Response<GetHistoryResponse>, Status> {
+        let r = req.into_inner();
+        domain::check_id("id", &r.id)?;
+        let (offset, size) = page_bounds(r.page.as_ref())?;
+        if self.cached(&r.id).is_none() {
+            return Err(Error::NotFound(format!("no tile {:?}", r.id)).into());
+        }
+        let (from, to) = match &r.range {
+            Some(range) => (
+                range
+                    .start
+                    .as_ref()
+                    .map(from_proto_timestamp)
+                    .transpose()
+                    .map_err(Error::from)?,
+                range
+                    .end
+                    .as_ref()
+                    .map(from_proto_timestamp)
+                    .transpose()
+                    .map_err(Error::from)?,
+            ),
+            None => (None, None),
+        };
+        let listing = self
+            .store()
+            .list::<AuditRecord>(&self.store().keys().audit_prefix())
+            .await
+            .map_err(Error::from)?;
+        let mut records: Vec<AuditRecord> = listing
+            .items
+            .into_iter()
+            .map(|v| v.value)
+            .filter(|a| a.object_kind == "tile" && a.object_id == r.id)
+            .filter(|a| r.revision == 0 || a.object_revision == r.revision)
+            .filter(|a| {
+                let at = a.at.as_ref().and_then(|t| from_proto_timestamp(t).ok());
+                from.is_none_or(|f| at.is_some_and(|t| t >= f))
+                    && to.is_none_or(|e| at.is_some_and(|t| t < e))
+            })
+            .collect();
+        records.sort_by_key(|a| a.at.as_ref().map(|t| (t.seconds, t.nanos)));
+        let (records, next_page_token) = page(records, offset, size);
+        Ok(Response::new(GetHistoryResponse {
+            records,
+            next_page_token,
+        }))
+    }
+
+    #[instrument(skip_all, fields(tile = %req.get_ref().id))]
+    async fn record_sign_off(
+        &self,
+        req: Request<RecordSignOffRequest>,
+    ) -> Result<Response<RecordSignOffResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let role = domain::role("role", r.role)?;
+        let who = actor.as_str().to_string();
+        let tile = self
+            .mutate(&actor, &r.id, r.etag, "RecordSignOff", |tile, now| {
+                domain::record_sign_off(tile, role, r.revision, &who, &r.note, now)
+            })
+            .await?;
+        Ok(Response::new(RecordSignOffResponse { tile: Some(tile) }))
+    }
+
+    #[instrument(skip_all, fields(tile = %req.get_ref().id))]
+    async fn withdraw_sign_off(
+        &self,
+        req: Request<WithdrawSignOffRequest>,
+    ) -> Result<Response<WithdrawSignOffResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let role = domain::role("role", r.role)?;
+        let tile = self
+            .mutate(&actor, &r.id, r.etag, "WithdrawSignOff", |tile, _now| {
+                domain::withdraw_sign_off(tile, role, r.revision, &r.reason)
+            })
+            .await?;
+        Ok(Response::new(WithdrawSignOffResponse { tile: Some(tile) }))
+    }
+
+    #[instrument(skip_all, fields(tile = %req.get_ref().id))]
+    async fn set_test_workspace(
+        &self,
+        req: Request<SetTestWorkspaceRequest>,
+    ) -> Result<Response<SetTestWorkspaceResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        domain::check_workspace("workspace_id", &r.workspace_id, true)?;
+        let tile = self
+            .mutate(&actor, &r.id, r.etag, "SetTestWorkspace", |tile, _now| {
+                domain::set_test_workspace(tile, &r.workspace_id)
+            })
+            .await?;
+        Ok(Response::new(SetTestWorkspaceResponse { tile: Some(tile) }))
+    }
+
+    #[instrument(skip_all, fields(tile = %req.get_ref().id))]
+    async fn set_ga_date(
+        &self,
+        req: Request<SetGaDateRequest>,
+    ) -> Result<Response<SetGaDateResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let ga = r
+            .ga_time
+            .as_ref()
+            .map(from_proto_timestamp)
+            .transpose()
+            .map_err(|e| Error::invalid("ga_time", e.to_string()))?;
+        let tile = self
+            .mutate(&actor, &r.id, r.etag, "SetGaDate", |tile, now| {
+                domain::set_ga(tile, ga, now, &r.reason)
+            })
+            .await?;
+        Ok(Response::new(SetGaDateResponse { tile: Some(tile) }))
+    }
+
+    #[instrument(skip_all, fields(tile = %req.get_ref().id))]
+    async fn advance_lifecycle(
+        &self,
+        req: Request<AdvanceLifecycleRequest>,
+    ) -> Result<Response<AdvanceLifecycleResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let target = TileState::try_from(r.target_state)
+            .ok()
+            .filter(|s| *s != TileState::Unspecified)
+            .ok_or_else(|| Error::invalid("target_state", "not a tile state"))?;
+        let tile = self
+            .mutate(&actor, &r.id, 0, "AdvanceLifecycle", |tile, now| {
+                domain::advance(tile, target, r.expected_revision, &r.reason, &r.rollout_id, now)
+            })
+            .await?;
+        Ok(Response::new(AdvanceLifecycleResponse { tile: Some(tile) }))
+    }
+
+    #[instrument(skip_all, fields(tile = %req.get_ref().id))]
+    async fn withdraw(&self, req: Request<WithdrawRequest>) -> Result<Response<WithdrawResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let tile = self
+            .mutate(&actor, &r.id, r.etag, "Withdraw", |tile, now| {
+                domain::withdraw(tile, &r.reason, now)
+            })
+            .await?;
+        let removal_pending = tile.withdraw_requested_at.is_some();
+        Ok(Response::new(WithdrawResponse {
+            tile: Some(tile),
+            removal_pending,
+        }))
+    }
+}
+
+impl Registry {
+    /// The snapshot a watch from revision 0 starts with: the cache's tiles at
+    /// one revision, filtered to the request.
+    fn snapshot_for_watch(&self, r: &WatchTilesRequest) -> (i64, Vec<Tile>) {
+        let (revision, items) = self.inner.tiles.snapshot();
+        let tiles = items
+            .into_iter()
+            .map(with_etag)
+            .filter(|t| r.tile_id.is_empty() || t.id == r.tile_id)
+            .collect();
+        (revision, tiles)
+    }
+}

@@ -1,0 +1,170 @@
+//! `WatchTiles`: the current tiles (from the cache, at one revision), then
+//! every change from etcd's own watch, so a client that resumes from
+//! `revision + 1` of the last event it saw, on any replica, misses nothing
+//! and sees nothing twice.
+
+use std::pin::Pin;
+
+use etcd_client::{EventType, WatchOptions};
+use futures::Stream;
+use tilewave_proto::registry::v1::{Tile, TileEvent, TileEventType, WatchTilesRequest};
+use tilewave_store::Store;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+/// How many events may wait for a slow client before the watch stalls.
+const BUFFER: usize = 256;
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<TileEvent, Status>> + Send>>;
+
+fn event(kind: TileEventType, tile: Option<Tile>, revision: i64) -> TileEvent {
+    TileEvent {
+        r#type: kind as i32,
+        tile,
+        revision,
+    }
+}
+
+/// Starts the stream. `snapshot` is the cache's `(revision, tiles)`, used
+/// only when the request starts from revision 0.
+pub async fn watch_tiles(
+    store: Store,
+    snapshot: (i64, Vec<Tile>),
+    req: WatchTilesRequest,
+) -> Result<EventStream, Status> {
+    if req.start_revision < 0 {
+        return Err(Status::invalid_argument("start_revision: must not be negative"));
+    }
+    let (tx, rx) = mpsc::channel(BUFFER);
+    let start_from = if req.start_revision == 0 {
+        let (revision, tiles) = snapshot;
+        for mut tile in tiles {
+            if !req.include_raw_config {
+                tile.raw_config.clear();
+            }
+            // The channel is fresh and large enough for a first batch; a
+            // full buffer means the client is gone or very slow.
+            if tx
+                .send(Ok(event(TileEventType::Snapshot, Some(tile), revision)))
+                .await
+                .is_err()
+            {
+                return Err(Status::cancelled("client went away"));
+            }
+        }
+        let _ = tx
+            .send(Ok(event(TileEventType::SnapshotEnd, None, revision)))
+            .await;
+        revision + 1
+    } else {
+        req.start_revision
+    };
+
+    let prefix = store.keys().tiles();
+    let mut client = store.etcd();
+    let options = WatchOptions::new()
+        .with_prefix()
+        .with_start_revision(start_from)
+        .with_progress_notify()
+        .with_prev_key();
+    let mut events = client
+        .watch(prefix.clone(), Some(options))
+        .await
+        .map_err(|e| Status::unavailable(format!("cannot watch etcd: {e}")))?;
+    tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                msg = events.message() => msg,
+                () = tx.closed() => break,
+            };
+            let resp = match msg {
+                Ok(Some(resp)) => resp,
+                Ok(None) => {
+                    let _ = tx
+                        .send(Err(Status::unavailable(
+                            "etcd ended the watch: resume from the last revision + 1",
+                        )))
+                        .await;
+                    break;
+                }
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(Status::unavailable(format!(
+                            "etcd watch failed: {e}; resume from the last revision + 1"
+                        ))))
+                        .await;
+                    break;
+                }
+            };
+            if resp.compact_revision() > 0 {
+                let _ = tx
+                    .send(Err(Status::out_of_range(format!(
+                        "revision {start_from} is compacted (oldest kept: {}): watch again from 0",
+                        resp.compact_revision()
+                    ))))
+                    .await;
+                break;
+            }
+            if resp.canceled() {
+                let _ = tx
+                    .send(Err(Status::unavailable(format!(
+                        "etcd cancelled the watch: {}",
+                        resp.cancel_reason()
+                    ))))
+                    .await;
+                break;
+            }
+            let header_rev = resp.header().map(|h| h.revision()).unwrap_or_default();
+            if resp.events().is_empty() {
+                if tx
+                    .send(Ok(event(TileEventType::Bookmark, None, header_rev)))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                continue;
+            }
+            for ev in resp.events() {
+                let Some(kv) = ev.kv() else { continue };
+                let Ok(key) = kv.key_str() else { continue };
+                let Some(rest) = key.strip_prefix(prefix.as_str()) else {
+                    continue;
+                };
+                if rest.is_empty() || rest.contains('/') {
+                    continue; // a revision snapshot, not a tile
+                }
+                if !req.tile_id.is_empty() && rest != req.tile_id {
+                    continue;
+                }
+                let (kind, bytes, etag) = match ev.event_type() {
+                    EventType::Put => (TileEventType::Put, kv.value(), kv.mod_revision()),
+                    EventType::Delete => {
+                        let prev = ev.prev_kv().map(|p| p.value()).unwrap_or_default();
+                        (TileEventType::Delete, prev, kv.mod_revision())
+                    }
+                };
+                let tile = match <Tile as prost::Message>::decode(bytes) {
+                    Ok(mut t) => {
+                        t.etag = etag;
+                        if !req.include_raw_config {
+                            t.raw_config.clear();
+                        }
+                        Some(t)
+                    }
+                    Err(e) => {
+                        tracing::error!(key, error = %e, "undecodable tile in etcd");
+                        None
+                    }
+                };
+                if tx.send(Ok(event(kind, tile, kv.mod_revision()))).await.is_err() {
+                    break;
+                }
+            }
+        }
+        // Dropping the stream ends the watch at etcd.
+        drop(events);
+    });
+    Ok(Box::pin(ReceiverStream::new(rx)))
+}

@@ -1,0 +1,323 @@
+//! Import, sign-off, GA date and lifecycle rules across two replicas.
+
+use std::collections::BTreeSet;
+
+use tilewave_proto::common::v1::{SignOffRole, TileState};
+use tilewave_proto::registry::v1::*;
+use tonic::Code;
+use tonic_types::StatusExt as _;
+
+use crate::*;
+
+#[tokio::test]
+async fn imports_every_fixture_and_reports_all_eleven_errors_of_the_broken_one() -> anyhow::Result<()> {
+    let stack = Stack::start(2).await?;
+    let mut a = stack.client(0).await?;
+
+    let riverflow = import(&mut a, RIVERFLOW, "").await?;
+    assert_eq!((riverflow.id.as_str(), riverflow.revision), ("riverflow", 1));
+    assert_eq!(riverflow.state, TileState::Draft as i32);
+    assert_eq!(riverflow.partner_id, "riverflow");
+    let lumen = import(&mut a, LUMEN, "").await?;
+    assert_eq!(lumen.id, "lumen-dashboards");
+    let quarry = import(&mut a, QUARRY, "6051921418418893").await?;
+    assert!(quarry.self_test);
+    assert_eq!(quarry.test_workspace_id, "6051921418418893");
+
+    // A self-test document without its workspace is refused, naming the field.
+    let err = a
+        .import_partner_config(ImportPartnerConfigRequest {
+            config_json: QUARRY.into(),
+            id: "quarry-2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("workspace"), "{}", err.message());
+
+    let before = stack.dump().await?;
+    let err = a
+        .import_partner_config(ImportPartnerConfigRequest {
+            config_json: BROKEN.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let paths: Vec<String> = err
+        .get_details_bad_request()
+        .expect("BadRequest details")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    let expected: BTreeSet<String> = BROKEN_EXPECTED
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    assert_eq!(paths.len(), 11, "{paths:?}");
+    assert_eq!(paths.iter().cloned().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(stack.dump().await?, before, "a refused import changed etcd");
+
+    // The other replica serves the imported tiles from its cache.
+    let mut b = stack.client(1).await?;
+    let listed = tilewave_testkit::eventually("replica 1 lists both launch tiles", WAIT, || {
+        let mut b = b.clone();
+        async move {
+            let r = b.list_tiles(ListTilesRequest::default()).await.ok()?.into_inner();
+            let ids: Vec<String> = r.tiles.into_iter().map(|t| t.id).collect();
+            (ids == ["lumen-dashboards", "riverflow"]).then_some(ids)
+        }
+    })
+    .await?;
+    assert_eq!(listed.len(), 2, "self-test tiles are left out by default");
+    let all = b
+        .list_tiles(ListTilesRequest {
+            include_self_test: true,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(all.tiles.len(), 3);
+    Ok(())
+}
+
+async fn sign_all(
+    c: &mut RegistryServiceClient<tonic::transport::Channel>,
+    id: &str,
+    revision: i64,
+) -> anyhow::Result<Tile> {
+    let mut tile = get(c, id).await?;
+    for role in ROLES {
+        tile = c
+            .record_sign_off(as_actor(
+                "bob",
+                RecordSignOffRequest {
+                    id: id.into(),
+                    role: role as i32,
+                    revision,
+                    note: String::new(),
+                    etag: tile.etag,
+                },
+            ))
+            .await?
+            .into_inner()
+            .tile
+            .expect("tile");
+    }
+    Ok(tile)
+}
+
+#[tokio::test]
+async fn walks_a_tile_to_scheduled_and_refuses_each_bad_move_with_its_own_code() -> anyhow::Result<()> {
+    let stack = Stack::start(2).await?;
+    let mut a = stack.client(0).await?;
+    let mut b = stack.client(1).await?;
+    let tile = import(&mut a, RIVERFLOW, "").await?;
+
+    let tile = a
+        .set_test_workspace(SetTestWorkspaceRequest {
+            id: tile.id.clone(),
+            workspace_id: "6051921418418893".into(),
+            etag: tile.etag,
+        })
+        .await?
+        .into_inner()
+        .tile
+        .expect("tile");
+    assert_eq!(tile.state, TileState::Validating as i32);
+
+    let before = stack.dump().await?;
+    // Unknown tile.
+    let e = a
+        .get_tile(GetTileRequest {
+            id: "nope".into(),
+            revision: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    // Unknown sign-off role.
+    let e = a
+        .record_sign_off(RecordSignOffRequest {
+            id: "riverflow".into(),
+            role: 42,
+            revision: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    // A stale etag.
+    let e = a
+        .record_sign_off(RecordSignOffRequest {
+            id: "riverflow".into(),
+            role: SignOffRole::Engineering as i32,
+            revision: 1,
+            etag: tile.etag - 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Aborted, "{e:?}");
+    // A GA date before all sign-offs.
+    let now = jiff::Timestamp::from_second(get_time_hint(&tile))?;
+    let e = a
+        .set_ga_date(SetGaDateRequest {
+            id: "riverflow".into(),
+            ga_time: Some(ts(now + jiff::SignedDuration::from_hours(24 * 30))),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    // An illegal lifecycle move.
+    let e = a
+        .advance_lifecycle(AdvanceLifecycleRequest {
+            id: "riverflow".into(),
+            target_state: TileState::Ga as i32,
+            expected_revision: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert_eq!(stack.dump().await?, before, "refused requests changed etcd");
+
+    // Sign-offs through the other replica.
+    let tile = sign_all(&mut b, "riverflow", 1).await?;
+    assert_eq!(tile.state, TileState::SignedOff as i32);
+    assert!(tile.missing_sign_offs.is_empty());
+
+    // GA under 7 days ahead: refused, nothing stored.
+    let before = stack.dump().await?;
+    let e = a
+        .set_ga_date(SetGaDateRequest {
+            id: "riverflow".into(),
+            ga_time: Some(ts(now + jiff::SignedDuration::from_hours(24 * 6))),
+            etag: 0,
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("week of notice"), "{}", e.message());
+    assert_eq!(stack.dump().await?, before);
+
+    let tile = a
+        .set_ga_date(SetGaDateRequest {
+            id: "riverflow".into(),
+            ga_time: Some(ts(now + jiff::SignedDuration::from_hours(24 * 9))),
+            etag: 0,
+            reason: "launch post".into(),
+        })
+        .await?
+        .into_inner()
+        .tile
+        .expect("tile");
+    assert_eq!(tile.state, TileState::Scheduled as i32);
+
+    // The history names who did what, oldest first.
+    let history = b
+        .get_history(GetHistoryRequest {
+            id: "riverflow".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let actions: Vec<&str> = history.records.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "ImportPartnerConfig",
+            "SetTestWorkspace",
+            "RecordSignOff",
+            "RecordSignOff",
+            "RecordSignOff",
+            "RecordSignOff",
+            "RecordSignOff",
+            "SetGaDate"
+        ]
+    );
+    assert_eq!(history.records[0].actor, "alice");
+    assert_eq!(history.records[2].actor, "bob");
+    Ok(())
+}
+
+/// The tile's creation time, which the registry stamped from its clock: the
+/// tests base GA dates on it rather than on this process's wall clock.
+fn get_time_hint(tile: &Tile) -> i64 {
+    tile.created_at.as_ref().map(|t| t.seconds).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_new_revision_clears_sign_offs_and_concurrent_updates_have_one_winner() -> anyhow::Result<()> {
+    let stack = Stack::start(2).await?;
+    let mut a = stack.client(0).await?;
+    let mut b = stack.client(1).await?;
+    import(&mut a, LUMEN, "").await?;
+    a.set_test_workspace(SetTestWorkspaceRequest {
+        id: "lumen-dashboards".into(),
+        workspace_id: "42".into(),
+        etag: 0,
+    })
+    .await?;
+    let signed = sign_all(&mut a, "lumen-dashboards", 1).await?;
+    assert_eq!(signed.state, TileState::SignedOff as i32);
+
+    // Two updates naming the same etag, one on each replica, at once.
+    let v2 = LUMEN.replace("Self-service dashboards", "Dashboards v2");
+    let v2b = LUMEN.replace("Self-service dashboards", "Dashboards v2b");
+    let req = |json: String| UpdateTileRequest {
+        id: "lumen-dashboards".into(),
+        etag: signed.etag,
+        source: Some(update_tile_request::Source::ConfigJson(json)),
+        note: "blurb".into(),
+        ..Default::default()
+    };
+    let (ra, rb) = tokio::join!(a.update_tile(req(v2)), b.update_tile(req(v2b)));
+    let outcomes = [ra.map(|r| r.into_inner()), rb.map(|r| r.into_inner())];
+    let winners: Vec<&UpdateTileResponse> = outcomes.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let losers: Vec<&tonic::Status> = outcomes.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(winners.len(), 1, "exactly one update wins");
+    assert_eq!(losers[0].code(), Code::Aborted, "{:?}", losers[0]);
+
+    let tile = get(&mut a, "lumen-dashboards").await?;
+    assert_eq!(tile.revision, 2);
+    assert_eq!(
+        tile.missing_sign_offs.len(),
+        5,
+        "a new revision clears the sign-offs"
+    );
+    assert_ne!(tile.state, TileState::SignedOff as i32);
+    // Revision 1 is still there, unchanged.
+    let r1 = a
+        .get_tile(GetTileRequest {
+            id: "lumen-dashboards".into(),
+            revision: 1,
+        })
+        .await?
+        .into_inner();
+    let r1 = r1.tile.expect("tile");
+    assert!(
+        r1.config
+            .expect("config")
+            .description_blurb
+            .starts_with("Self-service")
+    );
+    // A sign-off on the superseded revision is refused.
+    let e = a
+        .record_sign_off(RecordSignOffRequest {
+            id: "lumen-dashboards".into(),
+            role: SignOffRole::Engineering as i32,
+            revision: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Process-level tests of the registry: real etcd, two `tilewave-registry`
+//! replicas as child processes, gRPC clients against both.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod lifecycle;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use tilewave_proto::common::v1::SignOffRole;
+use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use tilewave_proto::registry::v1::*;
+use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path};
+use tonic::transport::Channel;
+
+/// The shared fixtures, kept in the core crate.
+pub const RIVERFLOW: &str =
+    include_str!("../../../../crates/core/tests/fixtures/partner-connect/riverflow-ingest.json");
+pub const LUMEN: &str = include_str!("../../../../crates/core/tests/fixtures/partner-connect/lumen-bi.json");
+pub const QUARRY: &str =
+    include_str!("../../../../crates/core/tests/fixtures/partner-connect/self-test-quarry.json");
+pub const BROKEN: &str =
+    include_str!("../../../../crates/core/tests/fixtures/partner-connect/invalid-several-errors.json");
+pub const BROKEN_EXPECTED: &str =
+    include_str!("../../../../crates/core/tests/fixtures/partner-connect/invalid-several-errors.expected");
+
+/// Every launch role.
+pub const ROLES: [SignOffRole; 5] = [
+    SignOffRole::Engineering,
+    SignOffRole::PartnerSolutionArchitect,
+    SignOffRole::Product,
+    SignOffRole::Partner,
+    SignOffRole::Legal,
+];
+
+/// etcd plus `n` registry replicas, all under one test directory.
+#[allow(missing_debug_implementations)]
+pub struct Stack {
+    pub etcd: EtcdCluster,
+    pub replicas: Vec<ServiceProcess>,
+    pub dir: TestDir,
+}
+
+pub const PREFIX: &str = "/tilewave-it/";
+
+impl Stack {
+    pub async fn start(replicas: usize) -> Result<Self> {
+        let dir = TestDir::new("registry-it")?;
+        let etcd = EtcdCluster::start(1).await?;
+        let binary = bin_path("tilewave-registry")?;
+        let mut procs = Vec::new();
+        for i in 0..replicas {
+            let spec = ServiceSpec::new(format!("registry-{i}"), binary.clone())
+                .with_args(["--etcd", &etcd.endpoints().join(","), "--prefix", PREFIX])
+                .with_health_service(Some(tilewave_registry::HEALTH_SERVICE));
+            procs.push(ServiceProcess::start(spec, dir.path()).await?);
+        }
+        Ok(Self {
+            etcd,
+            replicas: procs,
+            dir,
+        })
+    }
+
+    pub async fn client(&self, i: usize) -> Result<RegistryServiceClient<Channel>> {
+        let endpoint = self.replicas[i].endpoint();
+        RegistryServiceClient::connect(endpoint.clone())
+            .await
+            .with_context(|| format!("connecting {endpoint}"))
+    }
+
+    /// Every key and value under the prefix: to prove a refused request
+    /// changed nothing.
+    pub async fn dump(&self) -> Result<BTreeMap<String, (Vec<u8>, i64)>> {
+        let mut c = self.etcd.client().await?;
+        let resp = c
+            .get(PREFIX, Some(etcd_client::GetOptions::new().with_prefix()))
+            .await?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .map(|kv| {
+                (
+                    String::from_utf8_lossy(kv.key()).into_owned(),
+                    (kv.value().to_vec(), kv.mod_revision()),
+                )
+            })
+            .collect())
+    }
+}
+
+/// A request carrying the caller's name.
+pub fn as_actor<T>(actor: &str, msg: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    if let Ok(v) = actor.parse() {
+        req.metadata_mut().insert("x-tilewave-actor", v);
+    }
+    req
+}
+
+pub async fn import(c: &mut RegistryServiceClient<Channel>, json: &str, workspace: &str) -> Result<Tile> {
+    let resp = c
+        .import_partner_config(as_actor(
+            "alice",
+            ImportPartnerConfigRequest {
+                config_json: json.to_string(),
+                workspace_id: workspace.to_string(),
+                ..Default::default()
+            },
+        ))
+        .await?;
+    resp.into_inner().tile.context("no tile in response")
+}
+
+pub async fn get(c: &mut RegistryServiceClient<Channel>, id: &str) -> Result<Tile> {
+    let resp = c
+        .get_tile(GetTileRequest {
+            id: id.into(),
+            revision: 0,
+        })
+        .await?;
+    resp.into_inner().tile.context("no tile")
+}
+
+pub fn ts(t: jiff::Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.as_second(),
+        nanos: t.subsec_nanosecond(),
+    }
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);
