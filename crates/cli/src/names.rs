@@ -217,6 +217,14 @@ pub fn format_time(ts: Option<&prost_types::Timestamp>) -> Option<String> {
         .map(|t| t.to_string())
 }
 
+/// A moment for a table column: RFC 3339 in UTC to the second (JSON and
+/// YAML keep the full precision of [`format_time`]).
+pub fn short_time(ts: Option<&prost_types::Timestamp>) -> Option<String> {
+    let ts = ts?;
+    let t = jiff::Timestamp::new(ts.seconds, ts.nanos).ok()?;
+    Some(t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +257,15 @@ mod tests {
         assert_eq!(p.seconds, ts.as_second());
         assert_eq!(format_time(Some(&p)).as_deref(), Some("2026-12-08T17:00:00Z"));
         assert_eq!(format_time(None), None);
+        let p = prost_types::Timestamp {
+            seconds: p.seconds,
+            nanos: 926_696_970,
+        };
+        assert_eq!(
+            format_time(Some(&p)).as_deref(),
+            Some("2026-12-08T17:00:00.92669697Z")
+        );
+        assert_eq!(short_time(Some(&p)).as_deref(), Some("2026-12-08T17:00:00Z"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use tilewave_proto::registry::v1::{GetTileRequest, GetTileResponse};
 
 use crate::client::{Ctx, out};
 use crate::error::{CliError, rpc};
-use crate::names::{format_time, role_name};
+use crate::names::{role_name, short_time};
 use crate::output::{Table, structured};
 use crate::tile::{issues_table, none_if_empty, summary};
 use crate::view::{RevisionView, TileDetailView, TileView};
@@ -48,7 +48,7 @@ pub fn render(resp: &GetTileResponse) -> String {
                 role_name(s.role),
                 s.revision.to_string(),
                 s.actor.clone(),
-                format_time(s.at.as_ref()).unwrap_or_default(),
+                short_time(s.at.as_ref()).unwrap_or_default(),
                 s.note.clone(),
             ]);
         }
@@ -61,7 +61,7 @@ pub fn render(resp: &GetTileResponse) -> String {
             let roles: Vec<String> = r.signed_off.iter().map(|x| role_name(*x)).collect();
             t.row(vec![
                 r.revision.to_string(),
-                format_time(r.created_at.as_ref()).unwrap_or_default(),
+                short_time(r.created_at.as_ref()).unwrap_or_default(),
                 none_if_empty(&r.created_by),
                 if roles.is_empty() {
                     "-".into()

@@ -6,7 +6,7 @@ use tilewave_proto::registry::v1::GetHistoryRequest;
 
 use crate::client::{Ctx, out};
 use crate::error::{CliError, rpc};
-use crate::names::format_time;
+use crate::names::short_time;
 use crate::output::{Table, structured};
 use crate::view::AuditView;
 
@@ -48,7 +48,7 @@ pub fn render(records: &[AuditRecord]) -> String {
     let mut t = Table::new(&["AT", "ACTOR", "ACTION", "REV", "SUMMARY"]);
     for r in records {
         t.row(vec![
-            format_time(r.at.as_ref()).unwrap_or_default(),
+            short_time(r.at.as_ref()).unwrap_or_default(),
             r.actor.clone(),
             r.action.clone(),
             r.object_revision.to_string(),

@@ -89,9 +89,12 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     if let Some(text) = structured(ctx.format, &view)? {
         out(&text)?;
     } else {
-        let id = resp.tile.as_ref().map_or("?", |t| t.id.as_str());
+        let tile = resp
+            .tile
+            .as_ref()
+            .map_or(String::new(), |t| format!("tile {}, ", t.id));
         let mut text = format!(
-            "dry run: tile {id}, {} error(s), {} warning(s); nothing was written\n",
+            "dry run: {tile}{} error(s), {} warning(s); nothing was written\n",
             resp.errors.len(),
             resp.warnings.len()
         );

@@ -6,7 +6,7 @@ use tilewave_proto::registry::v1::{ListTilesRequest, Tile};
 
 use crate::client::{Ctx, out};
 use crate::error::{CliError, rpc};
-use crate::names::{Category, CloudArg, State, cloud_name, format_time, role_name, state_name};
+use crate::names::{Category, CloudArg, State, cloud_name, role_name, short_time, state_name};
 use crate::output::{Table, structured};
 use crate::view::TileView;
 
@@ -91,7 +91,7 @@ pub fn render(tiles: &[Tile]) -> String {
             } else {
                 clouds.join(",")
             },
-            format_time(tile.ga_time.as_ref()).unwrap_or_else(|| "-".into()),
+            short_time(tile.ga_time.as_ref()).unwrap_or_else(|| "-".into()),
             if missing.is_empty() {
                 "-".into()
             } else {

@@ -12,7 +12,7 @@ use tilewave_proto::registry::v1::{ConfigIssue, Tile};
 
 use crate::client::{Ctx, out};
 use crate::error::CliError;
-use crate::names::{format_time, role_name, state_name};
+use crate::names::{role_name, short_time, state_name};
 use crate::output::{Format, Table, fields, structured};
 use crate::view::{IssueView, TileView};
 
@@ -163,10 +163,7 @@ pub(crate) fn summary(t: &Tile) -> String {
         pairs.push(("SELF-TEST", "yes".into()));
     }
     pairs.push(("TEST WORKSPACE", none_if_empty(&t.test_workspace_id)));
-    pairs.push((
-        "GA",
-        format_time(t.ga_time.as_ref()).unwrap_or_else(|| "-".into()),
-    ));
+    pairs.push(("GA", short_time(t.ga_time.as_ref()).unwrap_or_else(|| "-".into())));
     pairs.push((
         "MISSING SIGN-OFFS",
         if missing.is_empty() {
@@ -175,14 +172,14 @@ pub(crate) fn summary(t: &Tile) -> String {
             missing.join(", ")
         },
     ));
-    if let Some(at) = format_time(t.withdraw_requested_at.as_ref()) {
+    if let Some(at) = short_time(t.withdraw_requested_at.as_ref()) {
         pairs.push(("WITHDRAW REQUESTED", at));
     }
     pairs.push((
         "UPDATED",
         format!(
             "{} by {}",
-            format_time(t.updated_at.as_ref()).unwrap_or_else(|| "-".into()),
+            short_time(t.updated_at.as_ref()).unwrap_or_else(|| "-".into()),
             none_if_empty(&t.updated_by)
         ),
     ));
@@ -195,11 +192,22 @@ pub(crate) fn none_if_empty(s: &str) -> String {
     if s.is_empty() { "-".into() } else { s.to_owned() }
 }
 
-/// Configuration issues as a table.
+/// Configuration issues as a table (without the CODE column when no issue
+/// has a code).
 pub(crate) fn issues_table(issues: &[ConfigIssue]) -> String {
-    let mut t = Table::new(&["PATH", "CODE", "MESSAGE"]);
+    let codes = issues.iter().any(|i| !i.code.is_empty());
+    let mut t = if codes {
+        Table::new(&["PATH", "CODE", "MESSAGE"])
+    } else {
+        Table::new(&["PATH", "MESSAGE"])
+    };
     for i in issues {
-        t.row(vec![i.path.clone(), i.code.clone(), i.message.clone()]);
+        let mut row = vec![i.path.clone()];
+        if codes {
+            row.push(i.code.clone());
+        }
+        row.push(i.message.clone());
+        t.row(row);
     }
     t.render()
 }

@@ -234,11 +234,14 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
             }
             OnError::Retry => {
                 let delay = backoff.next_delay();
+                let from = match resume.start_revision() {
+                    0 => "a fresh snapshot".to_owned(),
+                    r => format!("revision {r}"),
+                };
                 note(&format!(
-                    "watch: stream ended ({}: {}); resuming from revision {} in {delay:?}",
+                    "watch: stream ended ({}: {}); resuming from {from} in {delay:?}",
                     failure.code(),
                     failure.message(),
-                    resume.start_revision()
                 ));
                 tokio::time::sleep(delay).await;
             }
