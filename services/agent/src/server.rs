@@ -4,6 +4,10 @@
 //! with gRPC health checking and reflection, every RPC traced by the
 //! telemetry layer; registers under `agents/<region>` and only then reports
 //! SERVING; probes tiles in the background; deregisters on shutdown.
+//!
+//! Once SERVING, the agent stays SERVING while it re-registers after a lost
+//! lease (e.g. during an etcd outage): its catalog does not depend on etcd,
+//! and callers that already know its address can keep applying.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -177,7 +177,9 @@ impl Agent {
     }
 
     /// Wipes the catalog, memory and file, as a disk loss would, and starts
-    /// a new generation. Returns how many live entries were lost.
+    /// a new generation. The remembered fencing tokens and apply counts go
+    /// with it, as they would with a real disk. Returns how many live
+    /// entries were lost.
     pub async fn lose_catalog(&self) -> Result<usize> {
         let mut catalog = self.inner.catalog.lock().await;
         let lost = catalog.len();

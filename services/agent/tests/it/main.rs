@@ -1,0 +1,133 @@
+//! Process-level tests of the region agent: real etcd (one member), the
+//! `tilewave-agent` binary as a child process with fault injection on,
+//! gRPC clients against it.
+
+mod catalog;
+mod faults;
+mod probe;
+mod registration;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use tilewave_proto::agent::v1::agent_service_client::AgentServiceClient;
+use tilewave_proto::agent::v1::fault_injection_service_client::FaultInjectionServiceClient;
+use tilewave_proto::agent::v1::*;
+use tilewave_proto::common::v1::{PartnerConfig, PartnerEndpoints};
+use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path};
+use tonic::transport::Channel;
+
+/// The region every test's agent serves.
+pub const REGION: &str = "aws:eu-west-1";
+/// The key prefix of the tests.
+pub const PREFIX: &str = "/t/";
+/// Lease TTL of the agents under test.
+pub const LEASE_TTL_SECS: u64 = 3;
+/// How long convergence may take.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// etcd plus one agent, under one test directory.
+#[derive(Debug)]
+pub struct Stack {
+    pub agent: ServiceProcess,
+    pub etcd: EtcdCluster,
+    pub dir: TestDir,
+}
+
+impl Stack {
+    /// Starts etcd and an agent for [`REGION`].
+    pub async fn start() -> Result<Self> {
+        let dir = TestDir::new("agent-it")?;
+        let etcd = EtcdCluster::start(1).await?;
+        let agent = ServiceProcess::start(spec(&etcd, &dir)?, dir.path()).await?;
+        Ok(Self { agent, etcd, dir })
+    }
+
+    /// The agent's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        data_dir(&self.dir)
+    }
+
+    /// An AgentService client.
+    pub async fn client(&self) -> Result<AgentServiceClient<Channel>> {
+        let endpoint = self.agent.endpoint();
+        AgentServiceClient::connect(endpoint.clone())
+            .await
+            .with_context(|| format!("connecting {endpoint}"))
+    }
+
+    /// A FaultInjectionService client.
+    pub async fn faults(&self) -> Result<FaultInjectionServiceClient<Channel>> {
+        let endpoint = self.agent.endpoint();
+        FaultInjectionServiceClient::connect(endpoint.clone())
+            .await
+            .with_context(|| format!("connecting {endpoint}"))
+    }
+
+    /// The registration key of [`REGION`].
+    pub fn agent_key(&self) -> String {
+        format!("{PREFIX}agents/{REGION}")
+    }
+
+    /// The live entries.
+    pub async fn list(&self) -> Result<ListTilesResponse> {
+        Ok(self
+            .client()
+            .await?
+            .list_tiles(ListTilesRequest::default())
+            .await?
+            .into_inner())
+    }
+}
+
+fn data_dir(dir: &TestDir) -> PathBuf {
+    dir.path().join("agent-data")
+}
+
+/// How the agent is started.
+pub fn spec(etcd: &EtcdCluster, dir: &TestDir) -> Result<ServiceSpec> {
+    let data = data_dir(dir);
+    Ok(ServiceSpec::new("agent", bin_path("tilewave-agent")?)
+        .with_args([
+            "--region",
+            REGION,
+            "--etcd",
+            &etcd.endpoints().join(","),
+            "--prefix",
+            PREFIX,
+            "--data-dir",
+            &data.display().to_string(),
+            "--lease-ttl-secs",
+            &LEASE_TTL_SECS.to_string(),
+            "--enable-fault-injection",
+        ])
+        .with_health_service(Some(tilewave_agent::HEALTH_SERVICE)))
+}
+
+/// A configuration whose probe points at `base_url` + `path`.
+pub fn config(base_url: &str, path: &str) -> PartnerConfig {
+    PartnerConfig {
+        name: "Riverflow Ingest".into(),
+        base_url: base_url.into(),
+        endpoints: Some(PartnerEndpoints {
+            connect_path: "/connect".into(),
+            test_connection_path: path.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// An apply of `tile` at `revision` with `token`, configured like the
+/// riverflow fixture (a partner host that must not be contacted).
+pub fn apply(tile: &str, revision: i64, token: i64) -> ApplyTileRequest {
+    ApplyTileRequest {
+        tile_id: tile.into(),
+        revision,
+        config: Some(config("https://api.riverflow.example", "/test-connection")),
+        fencing_token: token,
+        rollout_id: "r-1".into(),
+        hidden: None,
+    }
+}
