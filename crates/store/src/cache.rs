@@ -363,7 +363,7 @@ where
         // No subscribers is fine.
         let _ = shared.events.send(ev);
     }
-    shared.revision.send_replace(revision);
+    shared.revision.send_modify(|r| *r = (*r).max(revision));
 }
 
 /// Replaces the state from a fresh listing and broadcasts the differences.

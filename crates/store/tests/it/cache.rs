@@ -1,0 +1,193 @@
+//! Watch caches converge after an etcd restart and after compaction, and
+//! never show a torn state.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tilewave_proto::common::v1::Event;
+use tilewave_store::{Actor, CacheEvent, Change, ResyncReason, Store, WatchCache};
+use tilewave_testkit::{EtcdCluster, eventually};
+
+use crate::support::{CONVERGE, Proxy, audit, connect, event};
+
+/// Keys and etags, to compare a cache with etcd.
+fn summary(items: &[tilewave_store::Versioned<Event>]) -> BTreeMap<String, (i64, String)> {
+    items
+        .iter()
+        .map(|v| (v.key.clone(), (v.etag, v.value.message.clone())))
+        .collect()
+}
+
+async fn converged(store: &Store, cache: &WatchCache<Event>, prefix: &str) -> anyhow::Result<()> {
+    let truth = store.list::<Event>(prefix).await?;
+    let (rev, items) = cache.snapshot();
+    anyhow::ensure!(
+        summary(&items) == summary(&truth.items),
+        "cache at {rev} differs from etcd at {}",
+        truth.revision
+    );
+    Ok(())
+}
+
+async fn put(store: &Store, id: &str, msg: &str) -> anyhow::Result<i64> {
+    let key = store.keys().event(id);
+    Ok(store
+        .commit(
+            Change::new()
+                .put_unchecked(key, &event(id, msg))
+                .audit(audit("Put", id)),
+            &Actor::new("t"),
+        )
+        .await?
+        .revision)
+}
+
+async fn delete(store: &Store, id: &str) -> anyhow::Result<()> {
+    let key = store.keys().event(id);
+    let current = store.get_required::<Event>(&key).await?;
+    store
+        .commit(
+            Change::new().delete(key, current.etag).audit(audit("Delete", id)),
+            &Actor::new("t"),
+        )
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn converges_after_etcd_restart_without_torn_reads() -> anyhow::Result<()> {
+    let mut etcd = EtcdCluster::start(1).await?;
+    let store = connect(etcd.endpoints()).await?;
+    let prefix = store.keys().events();
+    for i in 0..5 {
+        put(&store, &format!("e{i}"), "before").await?;
+    }
+    let cache = WatchCache::<Event>::prefix(&store, &prefix).await?;
+    assert_eq!(cache.list().len(), 5);
+
+    // Pairs written in one transaction are never seen half-applied.
+    let torn = AtomicBool::new(false);
+    let stop = AtomicBool::new(false);
+    let (a, b) = (store.keys().event("pair-a"), store.keys().event("pair-b"));
+    let reader = async {
+        while !stop.load(Ordering::SeqCst) {
+            let (_, items) = cache.snapshot();
+            let find = |k: &str| items.iter().find(|v| v.key == k).map(|v| v.value.message.clone());
+            if find(&a) != find(&b) {
+                torn.store(true, Ordering::SeqCst);
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let writer = async {
+        let result = async {
+            let mut last = 0;
+            for i in 0..40 {
+                let n = i.to_string();
+                last = store
+                    .commit(
+                        Change::new()
+                            .put_unchecked(a.clone(), &event("pair-a", &n))
+                            .put_unchecked(b.clone(), &event("pair-b", &n))
+                            .audit(audit("Pair", &n)),
+                        &Actor::new("t"),
+                    )
+                    .await?
+                    .revision;
+            }
+            anyhow::Ok(last)
+        }
+        .await;
+        stop.store(true, Ordering::SeqCst);
+        result
+    };
+    let (last, ()) = tokio::join!(writer, reader);
+    cache.wait_for_revision(last?, CONVERGE).await?;
+    assert!(
+        !torn.load(Ordering::SeqCst),
+        "the cache served half a transaction"
+    );
+
+    etcd.kill(0)?;
+    // While etcd is down the cache keeps serving its last consistent state.
+    assert_eq!(cache.list().len(), 7);
+    etcd.restart(0).await?;
+
+    let rev = put(&store, "e5", "after").await?;
+    put(&store, "e0", "updated").await?;
+    delete(&store, "e1").await?;
+    cache.wait_for_revision(rev, CONVERGE).await?;
+    eventually("the cache to converge after the restart", CONVERGE, || {
+        converged(&store, &cache, &prefix)
+    })
+    .await?;
+    assert_eq!(
+        cache.get(&store.keys().event("e0")).map(|v| v.value.message),
+        Some("updated".into())
+    );
+    assert!(cache.get(&store.keys().event("e1")).is_none());
+
+    // A revision outside the range is reached too (by catching up).
+    let outside = store
+        .commit(
+            Change::new()
+                .put_unchecked(store.keys().tile("x"), &event("x", "x"))
+                .audit(audit("Put", "x")),
+            &Actor::new("t"),
+        )
+        .await?;
+    cache.wait_for_revision(outside.revision, CONVERGE).await?;
+    assert!(cache.revision() >= outside.revision);
+    Ok(())
+}
+
+#[tokio::test]
+async fn resyncs_after_compaction() -> anyhow::Result<()> {
+    let etcd = EtcdCluster::start(1).await?;
+    let writer = connect(etcd.endpoints()).await?;
+    let proxy = Proxy::start(&etcd.member_endpoint(0)).await?;
+    let reader = connect(vec![proxy.endpoint.clone()]).await?;
+    let prefix = writer.keys().events();
+    for i in 0..4 {
+        put(&writer, &format!("c{i}"), "v1").await?;
+    }
+    let cache = WatchCache::<Event>::prefix(&reader, &prefix).await?;
+    let mut events = cache.subscribe();
+    assert_eq!(cache.list().len(), 4);
+
+    // Cut the cache off, change things, compact the history it would need.
+    proxy.cut();
+    put(&writer, "c4", "v1").await?;
+    put(&writer, "c0", "v2").await?;
+    delete(&writer, "c1").await?;
+    let rev = put(&writer, "c2", "v2").await?;
+    writer.compact(rev).await?;
+    assert_eq!(cache.list().len(), 4, "still the old consistent state");
+    proxy.heal();
+
+    eventually("the cache to resync after compaction", CONVERGE, || {
+        converged(&writer, &cache, &prefix)
+    })
+    .await?;
+    assert!(cache.resyncs() >= 1);
+    let mut saw_delete = false;
+    let mut saw_resync = false;
+    while let Ok(ev) = events.try_recv() {
+        match ev {
+            CacheEvent::Delete { key, .. } if key == writer.keys().event("c1") => saw_delete = true,
+            CacheEvent::Resynced {
+                reason: ResyncReason::Compacted,
+                ..
+            } => saw_resync = true,
+            _ => {}
+        }
+    }
+    assert!(saw_delete, "the deletion missed during the cut is announced");
+    assert!(saw_resync, "a resync after compaction is announced");
+
+    // And it keeps following the watch afterwards.
+    let rev = put(&writer, "c5", "v1").await?;
+    cache.wait_for_revision(rev, CONVERGE).await?;
+    assert!(cache.get(&writer.keys().event("c5")).is_some());
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the store against real etcd processes
+//! (`tilewave-testkit`), and against real owner processes
+//! (`tilewave-store-probe`) where a pause or a kill -9 must be real.
+
+mod availability;
+mod cache;
+mod changes;
+mod clock;
+mod ownership;
+mod support;
+mod timers;

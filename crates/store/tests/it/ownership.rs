@@ -1,0 +1,90 @@
+//! Ownership across processes: an owner paused past its lease cannot write.
+
+use std::time::Duration;
+
+use tilewave_proto::common::v1::Event;
+use tilewave_store::{Actor, Change, Ownership};
+use tilewave_testkit::{EtcdCluster, Signal, TestDir, eventually};
+
+use crate::support::{CONVERGE, Probe, audit, audits_for, connect, event};
+
+#[tokio::test]
+async fn an_owner_paused_past_its_lease_is_fenced_and_a_new_owner_writes() -> anyhow::Result<()> {
+    let etcd = EtcdCluster::start(1).await?;
+    let dir = TestDir::new("store-owner")?;
+    let store = connect(etcd.endpoints()).await?;
+    let endpoints = etcd.endpoints().join(",");
+    let mut probe = Probe::spawn(
+        dir.path(),
+        "owner",
+        &[
+            "--endpoints",
+            &endpoints,
+            "--mode",
+            "owner",
+            "--work",
+            "rollout-r9",
+            "--holder",
+            "probe",
+            "--ttl-secs",
+            "3",
+        ],
+    )?;
+    let owned = probe.expect("OWNED", CONVERGE).await?;
+    let old_token: i64 = owned.trim_start_matches("OWNED ").parse()?;
+
+    probe.send("write rollouts/r9 probe-1").await?;
+    let ok = probe.expect("", CONVERGE).await?;
+    assert!(ok.starts_with("OK"), "{ok}");
+
+    // Pause the owner past its TTL; another replica takes over.
+    probe.signal(Signal::SIGSTOP)?;
+    let ttl = Duration::from_secs(3);
+    let new_owner = eventually("the work to be free for a new owner", CONVERGE, || async {
+        Ownership::try_acquire(&store, "rollout-r9", "replica-b", ttl)
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|o| o.ok_or_else(|| anyhow::anyhow!("still owned")))
+    })
+    .await?;
+    assert!(new_owner.token().revision > old_token);
+    let key = store.keys().rollout("r9");
+    store
+        .commit(
+            Change::new()
+                .put_unchecked(key.clone(), &event("new-owner", "replica-b"))
+                .fence(&new_owner.token())
+                .audit(audit("Step", "new-owner")),
+            &Actor::new("replica-b"),
+        )
+        .await?;
+
+    // Resume the old owner: its write is refused by etcd, and it learns it lost.
+    probe.signal(Signal::SIGCONT)?;
+    probe.send("write rollouts/r9 probe-2").await?;
+    let mut got_err = None;
+    let mut got_lost = false;
+    while got_err.is_none() || !got_lost {
+        let line = probe.next_line(CONVERGE).await?;
+        if line == "LOST" {
+            got_lost = true;
+        } else {
+            got_err = Some(line);
+        }
+    }
+    let err = got_err.unwrap_or_default();
+    assert!(
+        err.starts_with("ERR Fenced"),
+        "the paused owner's write must be fenced: {err}"
+    );
+    let stored = store.get_required::<Event>(&key).await?;
+    assert_eq!(stored.value.id, "new-owner", "etcd kept the new owner's write");
+    assert!(
+        audits_for(&store, "probe-2").await?.is_empty(),
+        "no audit for the refused write"
+    );
+    assert_eq!(audits_for(&store, "probe-1").await?.len(), 1);
+    probe.send("quit").await?;
+    new_owner.release().await?;
+    Ok(())
+}
