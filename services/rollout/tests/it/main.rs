@@ -1,0 +1,330 @@
+//! Process-level tests of the rollout service: real etcd, the real
+//! `tilewave-registry`, eight `tilewave-agent`s (aws, azure, gcp) and two
+//! `tilewave-rollout` replicas as child processes, on the virtual clock.
+
+mod bad_input;
+mod launch;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use jiff::{SignedDuration, Timestamp};
+use tilewave_proto::agent::v1::agent_service_client::AgentServiceClient;
+use tilewave_proto::agent::v1::fault_injection_service_client::FaultInjectionServiceClient;
+use tilewave_proto::clock::v1::clock_service_client::ClockServiceClient;
+use tilewave_proto::clock::v1::{GetTimeRequest, SetRateRequest};
+use tilewave_proto::common::v1::{Event, SignOffRole};
+use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use tilewave_proto::registry::v1::*;
+use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
+use tilewave_proto::rollout::v1::{GetRolloutRequest, Rollout, RolloutSpec};
+use tilewave_store::{Actor, Store, StoreConfig, VirtualClock};
+use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path};
+use tonic::transport::Channel;
+
+pub const RIVERFLOW: &str =
+    include_str!("../../../../crates/core/tests/fixtures/partner-connect/riverflow-ingest.json");
+
+/// Eight regions across the three clouds; the canaries first.
+pub const REGIONS: [&str; 8] = [
+    "aws:ap-northeast-1",
+    "gcp:asia-northeast1",
+    "azure:eastus2euap",
+    "aws:eu-west-1",
+    "aws:us-east-1",
+    "azure:westeurope",
+    "gcp:europe-west1",
+    "gcp:us-central1",
+];
+
+pub const ROLES: [SignOffRole; 5] = [
+    SignOffRole::Engineering,
+    SignOffRole::PartnerSolutionArchitect,
+    SignOffRole::Product,
+    SignOffRole::Partner,
+    SignOffRole::Legal,
+];
+
+pub const PREFIX: &str = "/tilewave-rollout-it/";
+/// Generous: the whole binary shares two cores with other builds.
+pub const WAIT: Duration = Duration::from_secs(90);
+pub const SHORT: Duration = Duration::from_secs(20);
+
+/// Virtual time when every test starts.
+pub fn t0() -> Timestamp {
+    "2026-12-01T00:00:00Z".parse().unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+pub fn ts(t: Timestamp) -> prost_types::Timestamp {
+    tilewave_store::clock::to_proto_timestamp(t)
+}
+
+pub fn from_ts(t: &Option<prost_types::Timestamp>) -> Timestamp {
+    t.as_ref()
+        .and_then(|t| tilewave_store::clock::from_proto_timestamp(t).ok())
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+pub fn dur(d: SignedDuration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.as_secs(),
+        nanos: d.subsec_nanos(),
+    }
+}
+
+/// etcd, the registry, the agents and the rollout replicas.
+#[allow(missing_debug_implementations)]
+pub struct Stack {
+    pub etcd: EtcdCluster,
+    pub registry: ServiceProcess,
+    pub agents: BTreeMap<String, ServiceProcess>,
+    pub rollouts: Vec<ServiceProcess>,
+    pub store: Store,
+    pub dir: TestDir,
+}
+
+impl Stack {
+    pub async fn start(replicas: usize) -> Result<Self> {
+        let dir = TestDir::new("rollout-it")?;
+        let etcd = EtcdCluster::start(1).await?;
+        let endpoints = etcd.endpoints().join(",");
+        let store = Store::connect(StoreConfig::new(etcd.endpoints()).with_prefix(PREFIX)).await?;
+        // The virtual clock exists before any service starts, frozen.
+        VirtualClock::start(&store, t0(), 0.0, &Actor::new("test")).await?;
+        let registry = ServiceProcess::start(
+            ServiceSpec::new("registry", bin_path("tilewave-registry")?)
+                .with_args(["--etcd", &endpoints, "--prefix", PREFIX])
+                .with_health_service(Some("tilewave.registry.v1.RegistryService")),
+            dir.path(),
+        )
+        .await?;
+        let agent_bin = bin_path("tilewave-agent")?;
+        let starts = REGIONS.iter().map(|region| {
+            let data = dir.path().join(format!("agent-{}", region.replace(':', "-")));
+            let spec = ServiceSpec::new(format!("agent-{}", region.replace(':', "-")), agent_bin.clone())
+                .with_args([
+                    "--region",
+                    region,
+                    "--data-dir",
+                    &data.to_string_lossy(),
+                    "--etcd",
+                    &endpoints,
+                    "--prefix",
+                    PREFIX,
+                    "--lease-ttl-secs",
+                    "3",
+                    "--enable-fault-injection",
+                ])
+                .with_health_service(Some("tilewave.agent.v1.AgentService"));
+            let path = dir.path().to_path_buf();
+            async move {
+                ServiceProcess::start(spec, &path)
+                    .await
+                    .map(|p| (region.to_string(), p))
+            }
+        });
+        let agents = futures::future::try_join_all(starts).await?.into_iter().collect();
+        let mut rollouts = Vec::new();
+        for i in 0..replicas {
+            rollouts.push(start_rollout_replica(&dir, &endpoints, &registry.endpoint(), i).await?);
+        }
+        Ok(Self {
+            etcd,
+            registry,
+            agents,
+            rollouts,
+            store,
+            dir,
+        })
+    }
+
+    pub async fn rollout(&self, i: usize) -> Result<RolloutServiceClient<Channel>> {
+        let e = self.rollouts[i].endpoint();
+        RolloutServiceClient::connect(e.clone())
+            .await
+            .with_context(|| format!("connecting {e}"))
+    }
+
+    pub async fn clock(&self, i: usize) -> Result<ClockServiceClient<Channel>> {
+        Ok(ClockServiceClient::connect(self.rollouts[i].endpoint()).await?)
+    }
+
+    pub async fn registry(&self) -> Result<RegistryServiceClient<Channel>> {
+        Ok(RegistryServiceClient::connect(self.registry.endpoint()).await?)
+    }
+
+    pub async fn agent(&self, region: &str) -> Result<AgentServiceClient<Channel>> {
+        Ok(AgentServiceClient::connect(self.agents[region].endpoint()).await?)
+    }
+
+    pub async fn faults(&self, region: &str) -> Result<FaultInjectionServiceClient<Channel>> {
+        Ok(FaultInjectionServiceClient::connect(self.agents[region].endpoint()).await?)
+    }
+
+    pub async fn now(&self) -> Result<Timestamp> {
+        let r = self
+            .clock(0)
+            .await?
+            .get_time(GetTimeRequest {})
+            .await?
+            .into_inner();
+        Ok(from_ts(&r.clock.and_then(|c| c.now)))
+    }
+
+    pub async fn set_rate(&self, rate: f64) -> Result<()> {
+        self.clock(0).await?.set_rate(SetRateRequest { rate }).await?;
+        Ok(())
+    }
+
+    /// Imports riverflow, signs it off (five roles) and sets GA `ga_in`
+    /// ahead of virtual now.
+    pub async fn scheduled_tile(&self, ga_in: SignedDuration) -> Result<Tile> {
+        let mut c = self.registry().await?;
+        let mut tile = c
+            .import_partner_config(ImportPartnerConfigRequest {
+                config_json: RIVERFLOW.into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .tile
+            .context("tile")?;
+        tile = c
+            .set_test_workspace(SetTestWorkspaceRequest {
+                id: tile.id.clone(),
+                workspace_id: "6051921418418893".into(),
+                etag: tile.etag,
+            })
+            .await?
+            .into_inner()
+            .tile
+            .context("tile")?;
+        for role in ROLES {
+            tile = c
+                .record_sign_off(RecordSignOffRequest {
+                    id: tile.id.clone(),
+                    role: role as i32,
+                    revision: tile.revision,
+                    note: String::new(),
+                    etag: tile.etag,
+                })
+                .await?
+                .into_inner()
+                .tile
+                .context("tile")?;
+        }
+        let now = self.now().await?;
+        tile = c
+            .set_ga_date(SetGaDateRequest {
+                id: tile.id.clone(),
+                ga_time: Some(ts(now + ga_in)),
+                etag: tile.etag,
+                reason: "test".into(),
+            })
+            .await?
+            .into_inner()
+            .tile
+            .context("tile")?;
+        Ok(tile)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Rollout> {
+        let mut c = self.rollout(0).await?;
+        c.get_rollout(GetRolloutRequest {
+            id: id.into(),
+            tile_id: String::new(),
+        })
+        .await?
+        .into_inner()
+        .rollout
+        .context("rollout")
+    }
+
+    /// Every event under `events/`.
+    pub async fn events(&self) -> Result<Vec<Event>> {
+        Ok(self
+            .store
+            .list::<Event>(&self.store.keys().events())
+            .await?
+            .items
+            .into_iter()
+            .map(|v| v.value)
+            .collect())
+    }
+
+    /// The replica index owning a roll-out.
+    pub async fn owner_of(&self, id: &str) -> Result<Option<usize>> {
+        let owner = tilewave_store::ownership::current_owner(&self.store, &format!("rollout-{id}")).await?;
+        Ok(owner.and_then(|o| {
+            o.value
+                .holder
+                .strip_prefix("replica-")
+                .and_then(|n| n.parse().ok())
+        }))
+    }
+
+    /// Every key and value under the prefix, to prove nothing changed.
+    pub async fn dump(&self) -> Result<BTreeMap<String, Vec<u8>>> {
+        let mut c = self.etcd.client().await?;
+        let resp = c
+            .get(PREFIX, Some(etcd_client::GetOptions::new().with_prefix()))
+            .await?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .map(|kv| {
+                (
+                    String::from_utf8_lossy(kv.key()).into_owned(),
+                    kv.value().to_vec(),
+                )
+            })
+            .filter(|(k, _)| !k.contains("/agents/") && !k.ends_with("/clock") && !k.contains("/owners/"))
+            .collect())
+    }
+}
+
+pub async fn start_rollout_replica(
+    dir: &TestDir,
+    etcd: &str,
+    registry: &str,
+    i: usize,
+) -> Result<ServiceProcess> {
+    ServiceProcess::start(
+        ServiceSpec::new(format!("rollout-{i}"), bin_path("tilewave-rollout")?)
+            .with_args([
+                "--etcd",
+                etcd,
+                "--prefix",
+                PREFIX,
+                "--registry",
+                registry,
+                "--lease-ttl-ms",
+                "3000",
+                "--reconcile-interval-ms",
+                "500",
+                "--rpc-timeout-ms",
+                "2000",
+                "--replica",
+                &format!("replica-{i}"),
+            ])
+            .with_health_service(Some(tilewave_rollout::HEALTH_SERVICE)),
+        dir.path(),
+    )
+    .await
+}
+
+/// The spec the tests roll out: the eight regions, waves of three, two at
+/// once, 5 min applies, 30 min bakes, starting now.
+pub fn spec(tile: &str, now: Timestamp) -> RolloutSpec {
+    RolloutSpec {
+        tile_id: tile.into(),
+        regions: REGIONS.iter().map(|r| r.to_string()).collect(),
+        apply_time: Some(dur(SignedDuration::from_mins(5))),
+        bake: Some(dur(SignedDuration::from_mins(30))),
+        concurrency: 2,
+        wave_growth: 1,
+        earliest_start: Some(ts(now)),
+        ..Default::default()
+    }
+}
