@@ -123,10 +123,12 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-/// Writes the completion script for `shell` to `out`.
-pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+/// The completion script for `shell`.
+pub fn completions(shell: clap_complete::Shell) -> String {
     let mut cmd = <Cli as clap::CommandFactory>::command();
-    clap_complete::generate(shell, &mut cmd, "tilewave", out);
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "tilewave", &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 #[cfg(test)]
@@ -192,9 +194,7 @@ mod tests {
 
     #[test]
     fn completions_are_generated() {
-        let mut buf = Vec::new();
-        completions(clap_complete::Shell::Bash, &mut buf);
-        let text = String::from_utf8(buf).unwrap();
+        let text = completions(clap_complete::Shell::Bash);
         assert!(
             text.contains("set-test-workspace"),
             "bash completions name the commands"

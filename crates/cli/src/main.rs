@@ -47,8 +47,13 @@ fn main() -> ExitCode {
 /// Runs one command inside its root span and returns the exit code.
 async fn run(cli: Cli) -> u8 {
     if let Command::Completions(args) = &cli.command {
-        cli::completions(args.shell, &mut std::io::stdout());
-        return EXIT_OK;
+        return match client::out(&cli::completions(args.shell)) {
+            Ok(()) => EXIT_OK,
+            Err(e) => {
+                note(&format!("error: writing the completion script: {e}"));
+                EXIT_FAILURE
+            }
+        };
     }
     let guard = match tilewave_telemetry::init_for_cli("tilewave", cli.global.verbose) {
         Ok(g) => Some(g),

@@ -102,6 +102,11 @@ pub fn store_args(env: &StackEnv) -> Vec<String> {
 }
 
 /// The rollout service: the store, the registry, and the clock mode.
+///
+/// Today `tilewave-rollout` takes `--virtual-clock-start TIME` and
+/// `--virtual-clock-rate R`; the CLI must not read the wall clock to make up
+/// a start, so enabling this line needs the rollout service to accept a
+/// "start from now" form (the flag below, or a bare rate).
 #[allow(
     dead_code,
     reason = "the rollout line of SERVICES is commented out until its binary exists"

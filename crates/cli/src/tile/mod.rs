@@ -33,18 +33,31 @@ pub mod withdraw_signoff;
 /// The tile commands.
 #[derive(Debug, Subcommand)]
 pub enum TileCommand {
+    /// Create a tile (or a new revision) from a partner's JSON document.
     Import(import::Args),
+    /// Create a tile from a typed configuration.
     Create(create::Args),
+    /// Show a tile, its sign-offs and its revisions.
     Get(get::Args),
+    /// List tiles at their latest revisions.
     List(list::Args),
+    /// Show a tile's audit records, oldest first.
     History(history::Args),
+    /// Show what changed between two revisions of a tile.
     Diff(diff::Args),
+    /// Record your sign-off on a revision.
     Signoff(signoff::Args),
+    /// Withdraw a sign-off recorded earlier.
     WithdrawSignoff(withdraw_signoff::Args),
+    /// Set the test workspace a tile is validated in.
     SetTestWorkspace(set_test_workspace::Args),
+    /// Set or clear a tile's GA moment.
     SetGa(set_ga::Args),
+    /// Make a new revision from a changed partner document.
     Update(update::Args),
+    /// Withdraw a tile from every region.
     Withdraw(withdraw::Args),
+    /// Stream tile changes as they happen.
     Watch(watch::Args),
 }
 
