@@ -86,6 +86,11 @@ impl Registry {
         self.store().keys().tile(id)
     }
 
+    /// Marks the workspace that holds a self-test tile.
+    fn self_test_marker(&self, workspace: &str) -> String {
+        format!("{}self-test-workspaces/{workspace}", self.store().keys().prefix())
+    }
+
     fn revision_key(&self, id: &str, revision: i64) -> String {
         format!("{}/rev/{revision:010}", self.tile_key(id))
     }
@@ -140,9 +145,12 @@ impl Registry {
         tile.updated_at = Some(to_proto_timestamp(now));
         tile.updated_by = actor.as_str().to_string();
         tile.etag = 0;
-        let change = Change::new()
-            .update(self.tile_key(id), &tile, current.etag)
-            .audit(audit(now, action, &tile, summary));
+        let mut change = Change::new().update(self.tile_key(id), &tile, current.etag);
+        if tile.self_test && tile.state == TileState::Withdrawn as i32 {
+            // The workspace may hold a new self-test tile now.
+            change = change.delete_unchecked(self.self_test_marker(&tile.test_workspace_id));
+        }
+        let change = change.audit(audit(now, action, &tile, summary));
         let info = self.store().commit(change, actor).await?;
         self.wait_for(info.revision).await;
         tile.etag = info.revision;
@@ -161,16 +169,33 @@ impl Registry {
         let id = new.id.clone();
         if etag == 0 {
             let mut tile = new.into_first_tile(now, actor.as_str());
-            let change = Change::new()
+            let mut change = Change::new()
                 .create(self.tile_key(&id), &tile)
-                .create(self.revision_key(&id, 1), &revision_snapshot(&tile))
-                .audit(audit(
-                    now,
-                    action,
-                    &tile,
-                    format!("created revision 1 of {:?}", tile.name),
-                ));
+                .create(self.revision_key(&id, 1), &revision_snapshot(&tile));
+            // One self-test tile per workspace: a marker key created in the
+            // same transaction makes the rule hold across replicas.
+            let marker = tile
+                .self_test
+                .then(|| self.self_test_marker(&tile.test_workspace_id));
+            if let Some(marker) = &marker {
+                change = change.create(
+                    marker.clone(),
+                    &Tile {
+                        id: id.clone(),
+                        ..Default::default()
+                    },
+                );
+            }
+            let summary = format!("created revision 1 of {:?}", tile.name);
+            let change = change.audit(audit(now, action, &tile, summary));
+            let workspace = tile.test_workspace_id.clone();
             let info = self.store().commit(change, actor).await.map_err(|e| match e {
+                tilewave_store::Error::AlreadyExists { key } if Some(&key) == marker.as_ref() => {
+                    Error::AlreadyExists(format!(
+                        "workspace {workspace} already has a self-test tile (one per workspace): withdraw it \
+                         first"
+                    ))
+                }
                 tilewave_store::Error::AlreadyExists { .. } => Error::AlreadyExists(format!(
                     "tile {id:?} exists: pass its etag to make a new revision (`tilewave tile update`), or \
                      import with another --id"

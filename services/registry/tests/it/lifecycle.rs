@@ -35,6 +35,33 @@ async fn imports_every_fixture_and_reports_all_eleven_errors_of_the_broken_one()
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("workspace"), "{}", err.message());
+    // One self-test tile per workspace, until it is withdrawn.
+    let err = a
+        .import_partner_config(ImportPartnerConfigRequest {
+            config_json: QUARRY.into(),
+            id: "quarry-2".into(),
+            workspace_id: "6051921418418893".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    assert!(err.message().contains("one per workspace"), "{}", err.message());
+    a.withdraw(WithdrawRequest {
+        id: "quarry-notebooks".into(),
+        ..Default::default()
+    })
+    .await?;
+    let again = a
+        .import_partner_config(ImportPartnerConfigRequest {
+            config_json: QUARRY.into(),
+            id: "quarry-2".into(),
+            workspace_id: "6051921418418893".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(again.tile.map(|t| t.id).as_deref(), Some("quarry-2"));
 
     let before = stack.dump().await?;
     let err = a
@@ -81,7 +108,11 @@ async fn imports_every_fixture_and_reports_all_eleven_errors_of_the_broken_one()
         })
         .await?
         .into_inner();
-    assert_eq!(all.tiles.len(), 3);
+    assert_eq!(
+        all.tiles.len(),
+        4,
+        "two launch tiles, a withdrawn and a live self-test tile"
+    );
     Ok(())
 }
 
