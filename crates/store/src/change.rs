@@ -17,7 +17,8 @@
 //! with an audit record is retried on transient errors, and if a retry fails
 //! its compares *because the audit key already exists*, the earlier attempt
 //! committed and the commit reports success. A change without an audit
-//! record has no marker and is tried once.
+//! record has no marker: it is retried only when the request provably was
+//! not applied (connection refused, no leader), else tried once.
 //!
 //! **Failures** are identified from the transaction's else branch, which
 //! reads every guarded key: fenced first, then an existing key (create), then
@@ -160,6 +161,12 @@ impl Change {
         self
     }
 
+    /// Cancels a scheduled timer, if it is still the version read.
+    pub fn cancel_timer(self, timer: &crate::Versioned<Timer>) -> Self {
+        let (key, etag) = (timer.key.clone(), timer.etag);
+        self.delete(key, etag)
+    }
+
     /// Guards on a key being absent; else [`Error::AlreadyExists`].
     pub fn expect_absent(mut self, key: impl Into<String>) -> Self {
         self.ops.push(Op::ExpectAbsent { key: key.into() });
@@ -253,24 +260,7 @@ impl Store {
             );
         let deadline = self.op_timeout();
         if !retryable {
-            let mut c = self.etcd();
-            let resp = tokio::time::timeout(deadline, c.txn(txn))
-                .await
-                .map_err(|_| Error::DeadlineExceeded { op: "commit" })?
-                .map_err(|e| {
-                    if crate::error::is_transient(&e) {
-                        Error::Unavailable {
-                            op: "commit",
-                            source: Box::new(e),
-                        }
-                    } else {
-                        Error::Etcd {
-                            op: "commit",
-                            source: e,
-                        }
-                    }
-                })?;
-            return outcome(&plan, &resp, false);
+            return self.commit_once(&plan, txn).await;
         }
         retry::with_retries("commit", deadline, |attempt| {
             let mut c = self.etcd();
@@ -284,6 +274,45 @@ impl Store {
             }
         })
         .await
+    }
+
+    /// Commits a change without an idempotency marker: retried only when the
+    /// request provably never reached a member able to apply it (connection
+    /// refused, no leader); any other failure is final.
+    async fn commit_once(&self, plan: &Plan, txn: Txn) -> Result<CommitInfo> {
+        let end = tokio::time::Instant::now() + self.op_timeout();
+        let mut backoff = retry::Backoff::default();
+        loop {
+            let remaining = end.saturating_duration_since(tokio::time::Instant::now());
+            let mut c = self.etcd();
+            match tokio::time::timeout(remaining, c.txn(txn.clone())).await {
+                Err(_) => return Err(Error::DeadlineExceeded { op: "commit" }),
+                Ok(Ok(resp)) => return outcome(plan, &resp, false),
+                Ok(Err(e)) if never_sent(&e) => {
+                    let remaining = end.saturating_duration_since(tokio::time::Instant::now());
+                    if remaining.is_zero() {
+                        return Err(Error::Unavailable {
+                            op: "commit",
+                            source: Box::new(e),
+                        });
+                    }
+                    tracing::debug!(error = %e, "commit not sent; retrying");
+                    tokio::time::sleep(backoff.next_delay().min(remaining)).await;
+                }
+                Ok(Err(e)) if crate::error::is_transient(&e) => {
+                    return Err(Error::Unavailable {
+                        op: "commit",
+                        source: Box::new(e),
+                    });
+                }
+                Ok(Err(e)) => {
+                    return Err(Error::Etcd {
+                        op: "commit",
+                        source: e,
+                    });
+                }
+            }
+        }
     }
 
     fn plan(&self, change: Change, actor: &Actor) -> Result<Plan> {
@@ -386,6 +415,19 @@ impl Store {
             fence,
             audit_key,
         })
+    }
+}
+
+/// Whether a failed request provably was not applied: it never reached a
+/// member (connection refused) or was refused before being proposed (no
+/// leader).
+fn never_sent(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::Unavailable => {
+            let m = s.message().to_ascii_lowercase();
+            m.contains("connect error") || m.contains("connection refused") || m.contains("no leader")
+        }
+        _ => false,
     }
 }
 

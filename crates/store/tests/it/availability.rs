@@ -44,6 +44,15 @@ async fn writes_survive_one_dead_member_and_fail_cleanly_without_quorum() -> any
             .await?;
     }
 
+    // Changes without an audit record (no idempotency marker) are retried
+    // only when provably not sent: the dead member's refusals qualify.
+    for i in 0..30 {
+        let key = store.keys().tile(&format!("plain-{i}"));
+        store
+            .commit(Change::new().put_unchecked(key, &event("plain", "x")), &actor)
+            .await?;
+    }
+
     // Two killed: no quorum. The write fails with UNAVAILABLE within the deadline.
     etcd.kill(1)?;
     let started = tokio::time::Instant::now();
