@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use tilewave_proto::common::v1::{SignOffRole, TileState};
+use tilewave_proto::common::v1::{Cloud, PageRequest, PartnerCategory, SignOffRole, TileState};
 use tilewave_proto::registry::v1::*;
 use tonic::Code;
 use tonic_types::StatusExt as _;
@@ -113,6 +113,70 @@ async fn imports_every_fixture_and_reports_all_eleven_errors_of_the_broken_one()
         4,
         "two launch tiles, a withdrawn and a live self-test tile"
     );
+
+    // Filters and pages.
+    let ids = |r: ListTilesResponse| r.tiles.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    let gcp = b
+        .list_tiles(ListTilesRequest {
+            cloud: Cloud::Gcp as i32,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(ids(gcp), ["riverflow"]);
+    let bi = b
+        .list_tiles(ListTilesRequest {
+            category: PartnerCategory::BiAndViz as i32,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(ids(bi), ["lumen-dashboards"]);
+    let withdrawn = b
+        .list_tiles(ListTilesRequest {
+            states: vec![TileState::Withdrawn as i32],
+            include_self_test: true,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(ids(withdrawn), ["quarry-notebooks"]);
+    let mut token = String::new();
+    let mut paged = Vec::new();
+    loop {
+        let page = b
+            .list_tiles(ListTilesRequest {
+                include_self_test: true,
+                page: Some(PageRequest {
+                    page_size: 3,
+                    page_token: token.clone(),
+                }),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        assert!(page.tiles.len() <= 3);
+        token = page.next_page_token.clone();
+        paged.extend(ids(page));
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(
+        paged,
+        ["lumen-dashboards", "quarry-2", "quarry-notebooks", "riverflow"]
+    );
+    let bad = b
+        .list_tiles(ListTilesRequest {
+            page: Some(PageRequest {
+                page_size: 1,
+                page_token: "nonsense".into(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
     Ok(())
 }
 
