@@ -1,1 +1,252 @@
-fn main() {}
+//! What the tracing layers cost a unary gRPC call over loopback when no
+//! `OTEL_*` variable is set (a service's default: no exporter, but spans,
+//! W3C propagation, RPC metrics and JSON logs at info), against the same
+//! call with no layers at all.
+//!
+//! - `layers_in_memory/*`: the layers' own CPU per RPC (client layer around
+//!   server layer around a service that answers at once), no network.
+//! - `unary_health_check/*`: a tonic-health `Check` over loopback on one
+//!   current-thread runtime (client and servers on one thread), `plain` vs
+//!   `layers_no_otel_env`, plus the two halves (layers without subscriber,
+//!   subscriber without layers).
+//! - After criterion, the four loopback variants interleaved in rounds; the
+//!   printed ratios are the figure to quote, as load from other processes
+//!   hits every variant alike.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Result;
+use std::hint::black_box;
+
+use criterion::Criterion;
+use tilewave_telemetry::{
+    ClientLayer, Config, Metrics, Pipeline, ServerLayer, TracedChannel, server_layer, traced_channel,
+};
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tonic::transport::{Channel, Server};
+use tonic_health::ServingStatus;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+use tower::{Service as _, ServiceExt as _};
+use tracing::Instrument as _;
+
+const SERVICE: &str = "tilewave.bench.v1.Bench";
+
+struct Ends {
+    plain: HealthClient<Channel>,
+    traced: HealthClient<TracedChannel>,
+}
+
+async fn serve(traced: bool) -> Result<SocketAddr> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_service_status(SERVICE, ServingStatus::Serving).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    if traced {
+        tokio::spawn(
+            Server::builder()
+                .layer(server_layer())
+                .add_service(health)
+                .serve_with_incoming(incoming),
+        );
+    } else {
+        tokio::spawn(
+            Server::builder()
+                .add_service(health)
+                .serve_with_incoming(incoming),
+        );
+    }
+    Ok(addr)
+}
+
+async fn connect(addr: SocketAddr) -> Result<Channel> {
+    Ok(Channel::from_shared(format!("http://{addr}"))?.connect().await?)
+}
+
+fn setup(rt: &Runtime) -> Result<Ends> {
+    rt.block_on(async {
+        let plain_addr = serve(false).await?;
+        let traced_addr = serve(true).await?;
+        let mut ends = Ends {
+            plain: HealthClient::new(connect(plain_addr).await?),
+            traced: HealthClient::new(traced_channel(connect(traced_addr).await?)),
+        };
+        // Both ends answer before anything is timed.
+        ends.plain.check(request()).await?;
+        ends.traced.check(request()).await?;
+        Ok(ends)
+    })
+}
+
+fn request() -> HealthCheckRequest {
+    HealthCheckRequest {
+        service: SERVICE.to_owned(),
+    }
+}
+
+/// One health check through the plain or the traced end, inside a request
+/// span as a handler calling another service would be.
+async fn call(ends: &Ends, traced: bool) -> bool {
+    if traced {
+        let mut client = ends.traced.clone();
+        async move { client.check(request()).await.is_ok() }
+            .instrument(tracing::info_span!("bench.request"))
+            .await
+    } else {
+        let mut client = ends.plain.clone();
+        client.check(request()).await.is_ok()
+    }
+}
+
+/// The subscriber a service runs with when no `OTEL_*` variable is set:
+/// OpenTelemetry spans without an exporter, JSON logs at info.
+fn service_default() -> impl tracing::Subscriber + Send + Sync + 'static {
+    let config = Config::from_lookup("bench", |_| None);
+    let pipeline = match Pipeline::new(&config) {
+        Ok(p) => p,
+        Err(error) => panic!("pipeline: {error}"),
+    };
+    assert!(!pipeline.exports(), "no OTEL variables, no exporter");
+    match pipeline.full_subscriber(&config) {
+        Ok(s) => s,
+        Err(error) => panic!("subscriber: {error}"),
+    }
+}
+
+/// The variants, in the order they are measured.
+const VARIANTS: [(&str, bool, bool); 4] = [
+    // (name, through the layers, with the service's default subscriber)
+    ("plain", false, false),
+    ("layers_no_subscriber", true, false),
+    ("plain_with_subscriber", false, true),
+    ("layers_no_otel_env", true, true),
+];
+
+fn loopback(c: &mut Criterion, rt: &Runtime, ends: &Ends) {
+    let mut group = c.benchmark_group("unary_health_check");
+    for (name, traced, subscribed) in VARIANTS {
+        let run = |group: &mut criterion::BenchmarkGroup<'_, _>| {
+            group.bench_function(name, |b| b.iter(|| black_box(rt.block_on(call(ends, traced)))));
+        };
+        if subscribed {
+            tracing::subscriber::with_default(service_default(), || run(&mut group));
+        } else {
+            run(&mut group);
+        }
+    }
+    group.finish();
+}
+
+/// Median per-call time of each variant over `rounds` rounds, each round
+/// timing a block of `per_block` calls of every variant in turn, so that
+/// load from other processes hits all variants alike.
+fn interleaved(rt: &Runtime, ends: &Ends, rounds: usize, per_block: u32) -> Vec<Duration> {
+    let subscriber = tracing::Dispatch::new(service_default());
+    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); VARIANTS.len()];
+    for _ in 0..rounds {
+        for (i, (_, traced, subscribed)) in VARIANTS.into_iter().enumerate() {
+            let block = || {
+                rt.block_on(async {
+                    let start = tokio::time::Instant::now();
+                    for _ in 0..per_block {
+                        black_box(call(ends, traced).await);
+                    }
+                    start.elapsed() / per_block
+                })
+            };
+            let took = if subscribed {
+                tracing::dispatcher::with_default(&subscriber, block)
+            } else {
+                block()
+            };
+            times[i].push(took);
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort();
+            t[t.len() / 2]
+        })
+        .collect()
+}
+
+/// The layers' own cost per RPC, without a network: a client layer around a
+/// server layer around a service that answers at once (trailers-only OK),
+/// under no subscriber, the OpenTelemetry layer alone, and a service's
+/// default subscriber (OpenTelemetry without exporter + JSON logs at info).
+fn in_memory(c: &mut Criterion) {
+    let answer = tower::service_fn(|_request: http::Request<String>| async {
+        let mut response = http::Response::new(String::new());
+        response
+            .headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static("0"));
+        Ok::<_, std::convert::Infallible>(response)
+    });
+    let stack = tower::ServiceBuilder::new()
+        .layer(ClientLayer)
+        .layer(ServerLayer::with_metrics(Metrics::new()))
+        .service(answer);
+    let one_call = move || {
+        let mut stack = stack.clone();
+        let mut request = http::Request::new(String::new());
+        *request.uri_mut() = http::Uri::from_static("/grpc.health.v1.Health/Check");
+        futures::executor::block_on(async move {
+            let ready = stack.ready().await?;
+            ready
+                .call(request)
+                .instrument(tracing::info_span!("bench.request"))
+                .await
+        })
+        .is_ok()
+    };
+    let config = Config::from_lookup("bench", |_| None);
+    let pipeline = match Pipeline::new(&config) {
+        Ok(p) => p,
+        Err(error) => panic!("pipeline: {error}"),
+    };
+    let full = match pipeline.full_subscriber(&config) {
+        Ok(s) => s,
+        Err(error) => panic!("subscriber: {error}"),
+    };
+
+    let mut group = c.benchmark_group("layers_in_memory");
+    group.bench_function("no_subscriber", |b| b.iter(|| black_box(one_call())));
+    tracing::subscriber::with_default(pipeline.subscriber(), || {
+        group.bench_function("otel_only", |b| b.iter(|| black_box(one_call())));
+    });
+    tracing::subscriber::with_default(full, || {
+        group.bench_function("service_default", |b| b.iter(|| black_box(one_call())));
+    });
+    group.finish();
+}
+
+fn main() {
+    // One thread for client and servers: a call's latency is the work on
+    // its path, and a thread-local subscriber covers all of it.
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(error) => panic!("building the runtime: {error}"),
+    };
+    let ends = match setup(&rt) {
+        Ok(ends) => ends,
+        Err(error) => panic!("starting the servers: {error:#}"),
+    };
+    let mut criterion = Criterion::default().configure_from_args();
+    in_memory(&mut criterion);
+    loopback(&mut criterion, &rt, &ends);
+    criterion.final_summary();
+
+    let medians = interleaved(&rt, &ends, 101, 100);
+    let plain = medians[0].as_secs_f64();
+    for ((name, _, _), median) in VARIANTS.iter().zip(&medians) {
+        println!(
+            "interleaved median {name}: {:.1} us, ratio to plain {:.3}",
+            median.as_secs_f64() * 1e6,
+            median.as_secs_f64() / plain
+        );
+    }
+}

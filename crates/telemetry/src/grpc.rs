@@ -188,6 +188,11 @@ impl Injector for HeaderInjector<'_> {
 }
 
 fn server_span<B>(rpc: &Rpc, req: &http::Request<B>) -> Span {
+    // Everything known up front goes in at creation: each later `record`
+    // costs every layer an update.
+    let info = req.extensions().get::<tonic::transport::server::TcpConnectInfo>();
+    let local = info.and_then(|i| i.local_addr());
+    let remote = info.and_then(|i| i.remote_addr());
     let span = tracing::info_span!(
         target: "tilewave::rpc",
         "grpc.server",
@@ -199,23 +204,13 @@ fn server_span<B>(rpc: &Rpc, req: &http::Request<B>) -> Span {
         rpc.grpc.status_code = Empty,
         otel.status_code = Empty,
         otel.status_description = Empty,
-        server.address = Empty,
-        server.port = Empty,
-        client.address = Empty,
-        client.port = Empty,
+        server.address = local.map(|a| tracing::field::display(a.ip())),
+        server.port = local.map(|a| i64::from(a.port())),
+        client.address = remote.map(|a| tracing::field::display(a.ip())),
+        client.port = remote.map(|a| i64::from(a.port())),
     );
     if span.is_disabled() {
         return span;
-    }
-    if let Some(info) = req.extensions().get::<tonic::transport::server::TcpConnectInfo>() {
-        if let Some(local) = info.local_addr() {
-            span.record("server.address", tracing::field::display(local.ip()));
-            span.record("server.port", i64::from(local.port()));
-        }
-        if let Some(remote) = info.remote_addr() {
-            span.record("client.address", tracing::field::display(remote.ip()));
-            span.record("client.port", i64::from(remote.port()));
-        }
     }
     let parent = TraceContextPropagator::new().extract(&HeaderExtractor(req.headers()));
     if parent.span().span_context().is_valid() {
@@ -238,17 +233,11 @@ fn client_span<B>(rpc: &Rpc, req: &mut http::Request<B>) -> Span {
         rpc.grpc.status_code = Empty,
         otel.status_code = Empty,
         otel.status_description = Empty,
-        server.address = Empty,
-        server.port = Empty,
+        server.address = req.uri().host(),
+        server.port = req.uri().port_u16().map(i64::from),
     );
     if span.is_disabled() {
         return span;
-    }
-    if let Some(host) = req.uri().host() {
-        span.record("server.address", host);
-    }
-    if let Some(port) = req.uri().port_u16() {
-        span.record("server.port", i64::from(port));
     }
     let cx = span.context();
     if cx.span().span_context().is_valid() {
@@ -283,13 +272,17 @@ where
             metrics: self.metrics.clone(),
             done: false,
         };
-        let inner = {
+        let enter = self.side == Side::Server;
+        let inner = if enter {
             let _entered = span.enter();
+            self.inner.call(req)
+        } else {
             self.inner.call(req)
         };
         ResponseFuture {
             inner,
             span,
+            enter,
             finish: Some(finish),
         }
     }
@@ -391,6 +384,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         span: Span,
+        enter: bool,
         finish: Option<Finish>,
     }
 }
@@ -411,8 +405,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let polled = {
+        // Only server-side polling runs user code (the handler) that should
+        // see the RPC span as its parent; entering a span costs every layer.
+        let polled = if *this.enter {
             let _entered = this.span.enter();
+            this.inner.poll(cx)
+        } else {
             this.inner.poll(cx)
         };
         match ready!(polled) {
@@ -467,8 +465,13 @@ impl<B: Body> Body for TracedBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
+        // A server's streaming handler runs while its body is polled.
         let polled = {
-            let _entered = this.finish.as_ref().map(|f| f.span.enter());
+            let _entered = this
+                .finish
+                .as_ref()
+                .filter(|f| f.side == Side::Server)
+                .map(|f| f.span.enter());
             this.inner.poll_frame(cx)
         };
         let frame = ready!(polled);

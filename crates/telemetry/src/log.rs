@@ -8,8 +8,10 @@ use std::fmt;
 use opentelemetry::trace::TraceContextExt as _;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
+use tracing::span::Record;
 use tracing::{Event, Subscriber};
-use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, JsonFields, Writer};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -21,8 +23,82 @@ where
 {
     tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .fmt_fields(JsonFields::new())
+        .fmt_fields(JsonFragments)
         .event_format(JsonLines)
+}
+
+/// Stores a span's fields as a JSON object's inside without the braces
+/// (`"a":1,"b":"x"`), so that recording more fields later only appends:
+/// `JsonFields` re-parses and re-serializes on every `record`, which the RPC
+/// spans (recorded into when their status is known) would pay per call.
+/// The event formatter puts the braces back when a line is written.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct JsonFragments;
+
+impl<'writer> FormatFields<'writer> for JsonFragments {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
+        let mut visitor = FragmentVisitor {
+            writer: &mut writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+
+    fn add_fields(&self, current: &'writer mut FormattedFields<Self>, fields: &Record<'_>) -> fmt::Result {
+        let first = current.fields.is_empty();
+        let mut writer = current.as_writer();
+        let mut visitor = FragmentVisitor {
+            writer: &mut writer,
+            first,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+/// Writes `"name":value` pairs, comma-separated.
+struct FragmentVisitor<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl FragmentVisitor<'_, '_> {
+    fn pair(&mut self, field: &Field, value: Value) {
+        if self.result.is_err() {
+            return;
+        }
+        let comma = if self.first { "" } else { "," };
+        self.first = false;
+        self.result = write!(self.writer, "{comma}{}:{value}", Value::from(field.name()));
+    }
+}
+
+impl Visit for FragmentVisitor<'_, '_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.pair(field, Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.pair(field, Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.pair(field, Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.pair(field, Value::from(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.pair(field, Value::from(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.pair(field, Value::from(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.pair(field, Value::from(format!("{value:?}")));
+    }
 }
 
 /// The human-readable layer the CLI logs with when asked to.
@@ -69,7 +145,9 @@ where
                     let mut fields = Map::new();
                     fields.insert("name".into(), Value::String(span.name().into()));
                     if let Some(formatted) = span.extensions().get::<FormattedFields<N>>()
-                        && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(formatted)
+                        && !formatted.fields.is_empty()
+                        && let Ok(Value::Object(map)) =
+                            serde_json::from_str::<Value>(&format!("{{{}}}", formatted.fields))
                     {
                         fields.extend(map);
                     }
@@ -155,11 +233,12 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(pipeline.otel_layer()).with(
             tracing_subscriber::fmt::layer()
                 .with_writer(move || writer.clone())
-                .fmt_fields(JsonFields::new())
+                .fmt_fields(JsonFragments)
                 .event_format(JsonLines),
         );
         let (trace_id, span_id) = tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("handle", tile = "riverflow");
+            let span = tracing::info_span!("handle", tile = "riverflow", wave = tracing::field::Empty);
+            span.record("wave", 4);
             let _entered = span.enter();
             tracing::info!(count = 3, "did \"it\"");
             (crate::trace_id_of_current(), crate::current_origin().traceparent)
@@ -171,6 +250,7 @@ mod tests {
         assert_eq!(line["level"], "INFO");
         assert_eq!(line["span"]["name"], "handle");
         assert_eq!(line["span"]["tile"], "riverflow");
+        assert_eq!(line["span"]["wave"], 4);
         assert_eq!(line["trace_id"], Value::String(trace_id.clone()));
         assert_eq!(trace_id.len(), 32);
         let logged_span_id = line["span_id"].as_str().unwrap();

@@ -218,7 +218,7 @@ impl Pipeline {
     /// The `tracing` layer that turns spans at INFO and above into
     /// OpenTelemetry spans, independent of the log filter, so that turning
     /// logs down never breaks traces.
-    pub fn otel_layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static
+    pub fn otel_layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static + use<S>
     where
         S: Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
     {
@@ -235,13 +235,35 @@ impl Pipeline {
 
     /// A subscriber with this pipeline's spans and no logs, for
     /// `tracing::subscriber::set_default` in tests and benchmarks.
-    pub fn subscriber(&self) -> impl Subscriber + Send + Sync + 'static {
+    pub fn subscriber(&self) -> impl Subscriber + Send + Sync + 'static + use<> {
         Registry::default().with(self.otel_layer())
     }
 
     /// Exports every finished span now.
     pub fn force_flush(&self) -> Result<()> {
         Ok(self.provider.force_flush()?)
+    }
+
+    /// The subscriber [`init_with`] installs: this pipeline's spans plus
+    /// logs on stderr as `config` says. For benchmarks and tests that want
+    /// exactly a service's set-up without installing it globally.
+    pub fn full_subscriber(
+        &self,
+        config: &Config,
+    ) -> Result<impl Subscriber + Send + Sync + 'static + use<>> {
+        let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![self.otel_layer().boxed()];
+        match config.log_format {
+            LogFormat::Json => {
+                let filter = EnvFilter::try_new(&config.log_filter)?;
+                layers.push(crate::log::json_layer().with_filter(filter).boxed());
+            }
+            LogFormat::Compact => {
+                let filter = EnvFilter::try_new(&config.log_filter)?;
+                layers.push(crate::log::compact_layer().with_filter(filter).boxed());
+            }
+            LogFormat::Off => {}
+        }
+        Ok(Registry::default().with(layers))
     }
 
     /// Exports every finished span now, from a blocking thread so that the
@@ -340,19 +362,7 @@ pub fn init_for_cli(service: &str, verbosity: u8) -> Result<Guard> {
 /// globally: the subscriber, the tracer provider and the propagator.
 pub fn init_with(config: Config) -> Result<Guard> {
     let pipeline = Pipeline::new(&config)?;
-    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![pipeline.otel_layer().boxed()];
-    match config.log_format {
-        LogFormat::Json => {
-            let filter = EnvFilter::try_new(&config.log_filter)?;
-            layers.push(crate::log::json_layer().with_filter(filter).boxed());
-        }
-        LogFormat::Compact => {
-            let filter = EnvFilter::try_new(&config.log_filter)?;
-            layers.push(crate::log::compact_layer().with_filter(filter).boxed());
-        }
-        LogFormat::Off => {}
-    }
-    Registry::default().with(layers).try_init()?;
+    pipeline.full_subscriber(&config)?.try_init()?;
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(pipeline.provider().clone());
     Ok(Guard {
