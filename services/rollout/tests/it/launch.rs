@@ -66,6 +66,7 @@ async fn launch_survives_kill_of_its_owner_respects_plan_and_turns_ga() -> anyho
         stack.owner_of(&id).await.ok().flatten()
     })
     .await?;
+    stack.mark_down(owner);
     stack.rollouts[owner].kill()?;
     let survivor = 1 - owner;
 

@@ -3,6 +3,7 @@
 //! `tilewave-rollout` replicas as child processes, on the virtual clock.
 
 mod bad_input;
+mod fencing;
 mod launch;
 
 use std::collections::BTreeMap;
@@ -82,6 +83,8 @@ pub struct Stack {
     pub rollouts: Vec<ServiceProcess>,
     pub store: Store,
     pub dir: TestDir,
+    /// Replicas killed or stopped by the test: helpers avoid them.
+    pub down: std::sync::Mutex<std::collections::HashSet<usize>>,
 }
 
 impl Stack {
@@ -136,6 +139,7 @@ impl Stack {
             rollouts,
             store,
             dir,
+            down: Default::default(),
         })
     }
 
@@ -144,6 +148,19 @@ impl Stack {
         RolloutServiceClient::connect(e.clone())
             .await
             .with_context(|| format!("connecting {e}"))
+    }
+
+    /// A replica the test has not killed or stopped.
+    pub fn live(&self) -> usize {
+        let down = self.down.lock().map(|d| d.clone()).unwrap_or_default();
+        (0..self.rollouts.len()).find(|i| !down.contains(i)).unwrap_or(0)
+    }
+
+    /// Marks a replica killed or stopped.
+    pub fn mark_down(&self, i: usize) {
+        if let Ok(mut d) = self.down.lock() {
+            d.insert(i);
+        }
     }
 
     pub async fn clock(&self, i: usize) -> Result<ClockServiceClient<Channel>> {
@@ -164,7 +181,7 @@ impl Stack {
 
     pub async fn now(&self) -> Result<Timestamp> {
         let r = self
-            .clock(0)
+            .clock(self.live())
             .await?
             .get_time(GetTimeRequest {})
             .await?
@@ -173,7 +190,10 @@ impl Stack {
     }
 
     pub async fn set_rate(&self, rate: f64) -> Result<()> {
-        self.clock(0).await?.set_rate(SetRateRequest { rate }).await?;
+        self.clock(self.live())
+            .await?
+            .set_rate(SetRateRequest { rate })
+            .await?;
         Ok(())
     }
 
@@ -230,7 +250,7 @@ impl Stack {
     }
 
     pub async fn get(&self, id: &str) -> Result<Rollout> {
-        let mut c = self.rollout(0).await?;
+        let mut c = self.rollout(self.live()).await?;
         c.get_rollout(GetRolloutRequest {
             id: id.into(),
             tile_id: String::new(),

@@ -1,0 +1,179 @@
+//! The owner paused (SIGSTOP) past its lease: another replica takes over,
+//! the stale fencing token is refused at etcd and at the agents, the paused
+//! replica stops when resumed, and the roll-out completes with every region
+//! applied once. Then a rollback restores the previous state (a launch: the
+//! tile removed) everywhere, newest region first.
+
+use anyhow::Context as _;
+use jiff::SignedDuration;
+use tilewave_proto::agent::v1::{ApplyTileRequest, ListTilesRequest};
+use tilewave_proto::common::v1::{AuditRecord, TileState};
+use tilewave_proto::registry::v1::GetTileRequest;
+use tilewave_proto::rollout::v1::{RollbackRolloutRequest, RolloutState, StartRolloutRequest, StepState};
+use tilewave_store::{Actor, Change, FencingToken};
+use tilewave_testkit::eventually;
+use tonic::Code;
+
+use crate::*;
+
+#[tokio::test]
+async fn a_paused_owner_is_fenced_out_and_rollback_removes_the_launch() -> anyhow::Result<()> {
+    let stack = Stack::start(2).await?;
+    let tile = stack.scheduled_tile(SignedDuration::from_hours(24 * 8)).await?;
+    let now = stack.now().await?;
+    let mut c = stack.rollout(0).await?;
+    let r = c
+        .start_rollout(StartRolloutRequest {
+            spec: Some(spec(&tile.id, now)),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .rollout
+        .context("rollout")?;
+    let id = r.id.clone();
+    stack.set_rate(600.0).await?;
+    let owner_key = stack.store.keys().owner(&format!("rollout-{id}"));
+    let (owner, old_token) = eventually("an owner applying wave 1", WAIT, || async {
+        let r = stack.get(&id).await.ok()?;
+        if !r.steps.iter().any(|s| s.state == StepState::Baking as i32) {
+            return None;
+        }
+        let o = tilewave_store::ownership::current_owner(&stack.store, &format!("rollout-{id}"))
+            .await
+            .ok()??;
+        let i: usize = o.value.holder.strip_prefix("replica-")?.parse().ok()?;
+        Some((i, o.create_revision))
+    })
+    .await?;
+    stack.mark_down(owner);
+    stack.rollouts[owner].stop()?;
+    let new_token = eventually("the other replica takes over", WAIT, || async {
+        let o = tilewave_store::ownership::current_owner(&stack.store, &format!("rollout-{id}"))
+            .await
+            .ok()??;
+        (o.value.holder == format!("replica-{}", 1 - owner)).then_some(o.create_revision)
+    })
+    .await?;
+    assert!(new_token > old_token);
+
+    // A write under the stale token is refused by etcd ...
+    let stale = FencingToken {
+        owner_key: owner_key.clone(),
+        revision: old_token,
+    };
+    let e = stack
+        .store
+        .commit(
+            Change::new()
+                .put_unchecked(
+                    stack.store.keys().rollout_step(&id, "late-write"),
+                    &AuditRecord::default(),
+                )
+                .fence(&stale)
+                .audit(AuditRecord {
+                    action: "LateWrite".into(),
+                    ..Default::default()
+                }),
+            &Actor::new("test"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, tilewave_store::Error::Fenced { .. }), "{e:?}");
+    // ... and by an agent that has seen the new owner's token.
+    let region = eventually("the new owner reaches an agent", WAIT, || async {
+        let r = stack.get(&id).await.ok()?;
+        r.steps
+            .iter()
+            .find(|s| s.state != StepState::Pending as i32 && s.attempts > 0 && s.wave >= 2)
+            .map(|s| s.region.clone())
+    })
+    .await?;
+    let mut agent = stack.agent(&region).await?;
+    let e = agent
+        .apply_tile(ApplyTileRequest {
+            tile_id: tile.id.clone(),
+            revision: 1,
+            fencing_token: old_token,
+            rollout_id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+
+    // The paused replica, resumed, stops driving the roll-out.
+    stack.rollouts[owner].cont()?;
+    let done = eventually("the roll-out succeeds", WAIT, || async {
+        let r = stack.get(&id).await.ok()?;
+        (r.state == RolloutState::Succeeded as i32).then_some(r)
+    })
+    .await?;
+    assert!(done.steps.iter().all(|s| s.state == StepState::Verified as i32));
+    for region in REGIONS {
+        let entries = stack
+            .agent(region)
+            .await?
+            .list_tiles(ListTilesRequest { page: None })
+            .await?
+            .into_inner()
+            .entries;
+        let e = entries.iter().find(|e| e.tile_id == tile.id).context("entry")?;
+        assert_eq!((e.revision, e.apply_count), (1, 1), "{region}: {e:?}");
+    }
+    let log = std::fs::read_to_string(stack.rollouts[owner].log_path())?;
+    assert!(
+        log.contains("ownership lost") || log.contains("fenced"),
+        "the paused replica did not notice it lost the roll-out"
+    );
+
+    // Rollback of a launch removes the tile everywhere, newest region first.
+    let mut c = stack.rollout(1 - owner).await?;
+    let rb = c
+        .rollback_rollout(RollbackRolloutRequest {
+            id: id.clone(),
+            reason: "test".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .rollout
+        .context("rollout")?;
+    assert_eq!(rb.state, RolloutState::RollingBack as i32);
+    let back = eventually("the roll-out is rolled back", WAIT, || async {
+        let r = stack.get(&id).await.ok()?;
+        (r.state == RolloutState::RolledBack as i32).then_some(r)
+    })
+    .await?;
+    assert!(
+        back.steps.iter().all(|s| s.state == StepState::RolledBack as i32),
+        "{:?}",
+        back.steps
+    );
+    for region in REGIONS {
+        let entries = stack
+            .agent(region)
+            .await?
+            .list_tiles(ListTilesRequest { page: None })
+            .await?
+            .into_inner()
+            .entries;
+        assert!(
+            entries.iter().all(|e| e.tile_id != tile.id),
+            "{region} still has the tile: {entries:?}"
+        );
+    }
+    let t = stack
+        .registry()
+        .await?
+        .get_tile(GetTileRequest {
+            id: tile.id.clone(),
+            revision: 0,
+        })
+        .await?
+        .into_inner()
+        .tile
+        .context("tile")?;
+    assert_eq!(t.state, TileState::Scheduled as i32, "{t:?}");
+    Ok(())
+}
