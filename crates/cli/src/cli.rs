@@ -3,8 +3,12 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::clock::ClockCommand;
+use crate::demo::DemoArgs;
 use crate::dev::DevCommand;
+use crate::freeze::FreezeCommand;
 use crate::output::Format;
+use crate::rollout::RolloutCommand;
 use crate::settings::FlagSettings;
 use crate::tile::TileCommand;
 
@@ -30,6 +34,10 @@ Examples:
   tilewave tile signoff riverflow --role engineering
   tilewave tile set-ga riverflow \"2026-12-08 17:00\"
   tilewave tile list -o yaml
+  tilewave rollout plan riverflow
+  tilewave rollout start riverflow
+  tilewave rollout status riverflow --watch
+  tilewave tile where riverflow
   tilewave dev down";
 
 /// The `tilewave` command line.
@@ -89,9 +97,20 @@ pub enum Command {
     /// Import, inspect, sign off and schedule tiles.
     #[command(subcommand)]
     Tile(TileCommand),
+    /// Plan, start, watch and steer roll-outs.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
+    /// Hold every roll-out's new applies back (global freeze).
+    #[command(subcommand)]
+    Freeze(FreezeCommand),
+    /// Read or move the virtual clock.
+    #[command(subcommand)]
+    Clock(ClockCommand),
     /// Run a local stack: etcd and the services, in the background.
     #[command(subcommand)]
     Dev(DevCommand),
+    /// Run a demo launch on the local stack: import, sign off, plan, roll out.
+    Demo(DemoArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -101,7 +120,11 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Tile(t) => t.name(),
+            Self::Rollout(r) => r.name(),
+            Self::Freeze(f) => f.name(),
+            Self::Clock(c) => c.name(),
             Self::Dev(d) => d.name(),
+            Self::Demo(_) => "demo",
             Self::Completions(_) => "completions",
         }
     }

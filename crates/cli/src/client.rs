@@ -5,8 +5,10 @@
 
 use std::io::Write as _;
 
+use tilewave_proto::clock::v1::clock_service_client::ClockServiceClient;
 use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use tilewave_proto::registry::v1::{GetTileRequest, Tile};
+use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
 use tilewave_telemetry::{TracedChannel, traced_channel};
 
 use crate::error::{CliError, rpc};
@@ -18,6 +20,12 @@ pub const ACTOR_HEADER: &str = "x-tilewave-actor";
 
 /// The registry client the commands use.
 pub type Registry = RegistryServiceClient<TracedChannel>;
+
+/// The rollout service client the commands use.
+pub type Rollouts = RolloutServiceClient<TracedChannel>;
+
+/// The clock client (served by the rollout service).
+pub type Clock = ClockServiceClient<TracedChannel>;
 
 /// A command's context.
 #[derive(Debug)]
@@ -42,6 +50,26 @@ impl Ctx {
     /// A client of the registry.
     pub fn registry(&self) -> Result<Registry, CliError> {
         Ok(RegistryServiceClient::new(self.channel(&self.settings.registry)?))
+    }
+
+    /// A client of the rollout service.
+    pub fn rollouts(&self) -> Result<Rollouts, CliError> {
+        Ok(RolloutServiceClient::new(self.channel(&self.settings.rollout)?))
+    }
+
+    /// A client of the rollout service for a stream that may outlive the
+    /// per-call timeout (`--watch`): connecting is still bounded.
+    pub fn rollouts_streaming(&self) -> Result<Rollouts, CliError> {
+        let url = &self.settings.rollout;
+        let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+            .map_err(|e| CliError::usage(format!("{url:?} is not a valid URL: {e}")))?
+            .connect_timeout(self.settings.timeout);
+        Ok(RolloutServiceClient::new(traced_channel(endpoint.connect_lazy())))
+    }
+
+    /// A client of the virtual clock (the rollout service serves it).
+    pub fn clock(&self) -> Result<Clock, CliError> {
+        Ok(ClockServiceClient::new(self.channel(&self.settings.rollout)?))
     }
 
     /// Wraps a request message with the actor metadata.

@@ -9,11 +9,15 @@
 
 mod cli;
 mod client;
+mod clock;
+mod demo;
 mod dev;
 mod diff;
 mod error;
+mod freeze;
 mod names;
 mod output;
+mod rollout;
 mod settings;
 mod tile;
 mod view;
@@ -90,15 +94,20 @@ async fn run(cli: Cli) -> u8 {
 
 /// Dispatches a command.
 async fn execute(cli: Cli) -> anyhow::Result<()> {
+    let ctx = || -> anyhow::Result<Ctx> {
+        let ctx = Ctx {
+            settings: Settings::load(&cli.global.flag_settings(), &process_env)?,
+            format: cli.global.output,
+        };
+        tracing::debug!(registry = %ctx.settings.registry, rollout = %ctx.settings.rollout, actor = %ctx.settings.actor, "settings");
+        Ok(ctx)
+    };
     match cli.command {
-        Command::Tile(cmd) => {
-            let ctx = Ctx {
-                settings: Settings::load(&cli.global.flag_settings(), &process_env)?,
-                format: cli.global.output,
-            };
-            tracing::debug!(registry = %ctx.settings.registry, actor = %ctx.settings.actor, "settings");
-            tile::run(cmd, &ctx).await
-        }
+        Command::Tile(cmd) => tile::run(cmd, &ctx()?).await,
+        Command::Rollout(cmd) => rollout::run(cmd, &ctx()?).await,
+        Command::Freeze(cmd) => freeze::run(cmd, &ctx()?).await,
+        Command::Clock(cmd) => clock::run(cmd, &ctx()?).await,
+        Command::Demo(args) => demo::run(args, &ctx()?).await,
         Command::Dev(cmd) => dev::run(cmd, &cli.global).await,
         Command::Completions(_) => Ok(()),
     }

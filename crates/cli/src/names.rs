@@ -225,9 +225,104 @@ pub fn short_time(ts: Option<&prost_types::Timestamp>) -> Option<String> {
     Some(t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
+/// Parses a duration: one or more `<number><unit>` parts with units `d`,
+/// `h`, `m`, `s` ("4h", "90m", "2h30m", "1d 12h"), or `0`. Negative and
+/// empty durations are refused.
+pub fn parse_duration(s: &str) -> Result<jiff::SignedDuration, String> {
+    let bad = || format!("{s:?} is not a duration: use e.g. 4h, 90m, 2h30m or 1d 12h");
+    let text: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if text == "0" {
+        return Ok(jiff::SignedDuration::ZERO);
+    }
+    if text.is_empty() {
+        return Err(bad());
+    }
+    let mut secs: i64 = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit: i64 = match c {
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(bad()),
+        };
+        let n: i64 = number.parse().map_err(|_| bad())?;
+        number.clear();
+        secs = n
+            .checked_mul(unit)
+            .and_then(|v| secs.checked_add(v))
+            .ok_or_else(|| format!("{s:?} is too long"))?;
+    }
+    if !number.is_empty() {
+        return Err(format!(
+            "{s:?} is not a duration: {number} needs a unit (d, h, m or s)"
+        ));
+    }
+    Ok(jiff::SignedDuration::from_secs(secs))
+}
+
+/// A duration as the API carries it.
+pub fn to_proto_duration(d: jiff::SignedDuration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.as_secs(),
+        nanos: d.subsec_nanos(),
+    }
+}
+
+/// A duration from the API.
+pub fn from_proto_duration(d: &prost_types::Duration) -> jiff::SignedDuration {
+    jiff::SignedDuration::new(d.seconds, d.nanos)
+}
+
+/// A moment from the API; `None` when absent or out of range.
+pub fn from_proto_time(ts: Option<&prost_types::Timestamp>) -> Option<jiff::Timestamp> {
+    let ts = ts?;
+    jiff::Timestamp::new(ts.seconds, ts.nanos).ok()
+}
+
+/// A moment as a status line shows it: `Sun 6 Dec 21:00 UTC`.
+pub fn human_time(t: jiff::Timestamp) -> String {
+    t.strftime("%a %-d %b %H:%M UTC").to_string()
+}
+
+/// A duration as a status line shows it: `5d 02h`, `4h 30m`, `45m`.
+pub fn human_duration(d: jiff::SignedDuration) -> String {
+    tilewave_core::planner::format_duration(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_parse() {
+        let ok = [
+            ("4h", 4 * 3600),
+            ("90m", 90 * 60),
+            ("2h30m", 2 * 3600 + 30 * 60),
+            ("1d 12h", 36 * 3600),
+            ("45s", 45),
+            ("0", 0),
+            (" 7d ", 7 * 86_400),
+        ];
+        for (input, secs) in ok {
+            assert_eq!(parse_duration(input).map(|d| d.as_secs()), Ok(secs), "{input}");
+        }
+        for bad in ["", "4", "h", "-4h", "4x", "1.5h", "4 hours", "99999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
+        }
+        let d = parse_duration("2h30m").unwrap();
+        assert_eq!(from_proto_duration(&to_proto_duration(d)), d);
+        assert_eq!(human_duration(d), "2h 30m");
+        let t = parse_time("2026-12-06 21:00").unwrap();
+        assert_eq!(human_time(t), "Sun 6 Dec 21:00 UTC");
+        assert_eq!(from_proto_time(Some(&to_proto_time(t))), Some(t));
+    }
 
     #[test]
     fn times_parse_as_rfc3339_or_utc_civil() {

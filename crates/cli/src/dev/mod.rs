@@ -95,12 +95,40 @@ pub struct UpArgs {
     /// The dev directory: etcd data, logs, stack.toml [env: TILEWAVE_DEV_DIR] [default: ~/.local/share/tilewave/dev].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// How many regions get an agent (the first N of the catalog).
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    pub regions: u32,
-    /// Run domain time on the virtual clock (the rollout service serves it).
+    /// How many regions get an agent: the first N of the catalog [default: all 70].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..))]
+    pub regions: Option<u32>,
+    /// Run domain time on the virtual clock, starting now (the rollout service serves it).
     #[arg(long)]
     pub virtual_clock: bool,
+    /// With --virtual-clock: virtual seconds per real second (10000 runs a week in a minute).
+    #[arg(long, value_name = "R", requires = "virtual_clock", value_parser = rate_arg)]
+    pub rate: Option<f64>,
+}
+
+/// A clock rate: a finite number, zero or more.
+fn rate_arg(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!("{s:?} is not a rate: use a number >= 0, e.g. 10000")),
+    }
+}
+
+/// How many agents run at most while starting, so that 70 of them do not
+/// all compete for two cores at once.
+const AGENT_START_CONCURRENCY: usize = 8;
+
+/// The wall-clock now, as the start of a fresh virtual clock.
+///
+/// The only place the CLI reads the wall clock (STYLE.md 7): a virtual clock
+/// has to start somewhere, and "now" is what a person trying tilewave out
+/// expects; every later time comes from the clock service.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "bootstrap of the dev stack's virtual clock: the one wall-clock read of the CLI"
+)]
+fn wall_clock_start() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Arguments of `dev down`.
@@ -191,28 +219,50 @@ async fn wait_healthy(p: &ProcessRecord) -> anyhow::Result<()> {
 }
 
 /// Stops the recorded processes, newest first, by pid only, and only when
-/// the pid still runs the recorded program.
+/// the pid still runs the recorded program. Per-region instances (agents)
+/// are stopped together, 16 at a time, and summed up in one note unless
+/// one of them needs its own.
 async fn stop_all(stack: &StackFile) -> Vec<String> {
-    let mut notes = Vec::new();
-    for p in stack.processes.iter().rev() {
-        if !pid_alive(p.pid) {
-            notes.push(format!("{}: not running (pid {})", p.name, p.pid));
-            continue;
-        }
-        if pid_runs(p.pid, &p.program) == Some(false) {
-            notes.push(format!(
-                "{}: pid {} now runs another program; left alone",
-                p.name, p.pid
-            ));
-            continue;
-        }
-        match tilewave_testkit::stop_pid(p.pid, STOP_GRACE).await {
-            Ok(()) => notes.push(format!("{}: stopped (pid {})", p.name, p.pid)),
-            Err(e) => notes.push(format!("{}: could not stop pid {}: {e:#}", p.name, p.pid)),
-        }
-        let _ = std::fs::remove_file(stack.dir.join(format!("{}.pid", p.name)));
+    use futures::StreamExt as _;
+    let is_replica = |p: &ProcessRecord| p.name.starts_with("agent-");
+    let replicas: Vec<&ProcessRecord> = stack.processes.iter().filter(|p| is_replica(p)).collect();
+    let results: Vec<(bool, String)> = futures::stream::iter(replicas)
+        .map(|p| stop_one(stack, p))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut notes: Vec<String> = results
+        .iter()
+        .filter(|(ok, _)| !ok)
+        .map(|(_, n)| n.clone())
+        .collect();
+    let stopped = results.iter().filter(|(ok, _)| *ok).count();
+    if stopped > 0 {
+        notes.push(format!("agents: {stopped} stopped"));
+    }
+    for p in stack.processes.iter().rev().filter(|p| !is_replica(p)) {
+        notes.push(stop_one(stack, p).await.1);
     }
     notes
+}
+
+/// Stops one recorded process: (stopped, note).
+async fn stop_one(stack: &StackFile, p: &ProcessRecord) -> (bool, String) {
+    if !pid_alive(p.pid) {
+        return (false, format!("{}: not running (pid {})", p.name, p.pid));
+    }
+    if pid_runs(p.pid, &p.program) == Some(false) {
+        return (
+            false,
+            format!("{}: pid {} now runs another program; left alone", p.name, p.pid),
+        );
+    }
+    let r = match tilewave_testkit::stop_pid(p.pid, STOP_GRACE).await {
+        Ok(()) => (true, format!("{}: stopped (pid {})", p.name, p.pid)),
+        Err(e) => (false, format!("{}: could not stop pid {}: {e:#}", p.name, p.pid)),
+    };
+    let _ = std::fs::remove_file(stack.dir.join(format!("{}.pid", p.name)));
+    r
 }
 
 /// `dev up`.
@@ -242,7 +292,9 @@ async fn up(args: &UpArgs, format: Format) -> anyhow::Result<()> {
     let mut stack = StackFile {
         dir: dir.clone(),
         virtual_clock: args.virtual_clock,
-        regions: args.regions,
+        regions: args
+            .regions
+            .unwrap_or(u32::try_from(regions(usize::MAX).len()).unwrap_or(u32::MAX)),
         prefix: DEV_PREFIX.to_owned(),
         config_file: None,
         skipped: Vec::new(),
@@ -338,6 +390,9 @@ async fn start_stack(
         etcd_url: etcd.url.clone(),
         prefix: stack.prefix.clone(),
         virtual_clock: args.virtual_clock,
+        virtual_clock_start: args.virtual_clock.then(wall_clock_start),
+        rate: args.rate.unwrap_or(1.0),
+        data_dir: dir.clone(),
         registry_url: None,
         region: None,
     };
@@ -349,38 +404,118 @@ async fn start_stack(
             ));
             continue;
         };
-        let instances: Vec<Option<String>> = match def.replicas {
-            Replicas::One => vec![None],
-            Replicas::PerRegion => regions(args.regions as usize).into_iter().map(Some).collect(),
-        };
-        for region in instances {
-            env.region.clone_from(&region);
-            let name = instance_name(def.name, region.as_deref());
-            let port = reuse_or_free(prev_port(&name))?;
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            let launch = ServiceSpec::new(name.clone(), &binary)
-                .with_args((def.args)(&env))
-                .launch(addr);
-            let pid = spawn_detached(&launch, &dir)?;
-            let record = ProcessRecord {
-                name,
-                pid,
-                program: binary.clone(),
-                port,
-                url: format!("http://{addr}"),
-                log: launch.log_path(&dir),
-                health: HealthKind::Grpc,
-                health_service: def.health_service.to_owned(),
-                peer_port: None,
-            };
-            stack.processes.push(record.clone());
-            stack.write()?;
-            wait_healthy(&record).await?;
-            if def.name == "registry" {
-                env.registry_url = Some(record.url.clone());
-            }
+        if def.replicas == Replicas::PerRegion {
+            start_per_region(stack, def, &binary, &env, prev_port).await?;
+            continue;
+        }
+        let name = instance_name(def.name, None);
+        let port = reuse_or_free(prev_port(&name))?;
+        let record = spawn_service(&dir, def, &binary, &env, name, port)?;
+        stack.processes.push(record.clone());
+        stack.write()?;
+        wait_healthy(&record).await?;
+        if def.name == "registry" {
+            env.registry_url = Some(record.url.clone());
         }
     }
+    Ok(())
+}
+
+/// Spawns one instance of a service on `port`, detached.
+fn spawn_service(
+    dir: &Path,
+    def: &services::ServiceDef,
+    binary: &Path,
+    env: &StackEnv,
+    name: String,
+    port: u16,
+) -> anyhow::Result<ProcessRecord> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let launch = ServiceSpec::new(name.clone(), binary)
+        .with_args((def.args)(env))
+        .launch(addr);
+    let pid = spawn_detached(&launch, dir)?;
+    Ok(ProcessRecord {
+        name,
+        pid,
+        program: binary.to_path_buf(),
+        port,
+        url: format!("http://{addr}"),
+        log: launch.log_path(dir),
+        health: HealthKind::Grpc,
+        health_service: def.health_service.to_owned(),
+        peer_port: None,
+    })
+}
+
+/// Starts one instance per region, [`AGENT_START_CONCURRENCY`] at a time,
+/// showing "agents 40/70 healthy". Every spawned process is recorded in
+/// `stack` (also on failure, so that it is stopped).
+async fn start_per_region(
+    stack: &mut StackFile,
+    def: &services::ServiceDef,
+    binary: &Path,
+    env: &StackEnv,
+    prev_port: &dyn Fn(&str) -> Option<u16>,
+) -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+    use std::io::IsTerminal as _;
+
+    let dir = stack.dir.clone();
+    let ids = regions(stack.regions as usize);
+    let total = ids.len();
+    // Ports first, all distinct, so that parallel starts cannot collide.
+    let mut taken: std::collections::HashSet<u16> = stack.processes.iter().map(|p| p.port).collect();
+    let mut planned = Vec::with_capacity(total);
+    for region in ids {
+        let name = instance_name(def.name, Some(&region));
+        let mut port = reuse_or_free(prev_port(&name))?;
+        while !taken.insert(port) {
+            port = tilewave_testkit::free_port()?;
+        }
+        planned.push((region, name, port));
+    }
+    let spawned = std::sync::Mutex::new(Vec::<ProcessRecord>::new());
+    let healthy = std::sync::atomic::AtomicUsize::new(0);
+    let tty = std::io::stderr().is_terminal();
+    let plural = format!("{}s", def.name);
+    let show = |n: usize| {
+        if tty {
+            eprint!("\r{plural} {n}/{total} healthy");
+            if n == total {
+                eprintln!();
+            }
+        } else if n == total || n.is_multiple_of(10) {
+            note(&format!("{plural} {n}/{total} healthy"));
+        }
+    };
+    let result = futures::stream::iter(planned)
+        .map(|(region, name, port)| {
+            let (dir, spawned, healthy, show) = (&dir, &spawned, &healthy, &show);
+            async move {
+                let mut env = env.clone();
+                env.region = Some(region);
+                let record = spawn_service(dir, def, binary, &env, name, port)?;
+                if let Ok(mut list) = spawned.lock() {
+                    list.push(record.clone());
+                }
+                wait_healthy(&record).await?;
+                let n = healthy.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                show(n);
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(AGENT_START_CONCURRENCY)
+        .collect::<Vec<anyhow::Result<()>>>()
+        .await;
+    if let Ok(mut list) = spawned.lock() {
+        stack.processes.append(&mut list);
+    }
+    stack.write()?;
+    if tty && healthy.load(std::sync::atomic::Ordering::SeqCst) < total {
+        eprintln!();
+    }
+    result.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     Ok(())
 }
 
@@ -390,7 +525,12 @@ fn print_up(stack: &StackFile, format: Format) -> anyhow::Result<()> {
         return out(&text);
     }
     let mut t = Table::new(&["NAME", "PID", "URL", "LOG"]);
-    for p in &stack.processes {
+    let agents = stack
+        .processes
+        .iter()
+        .filter(|p| p.name.starts_with("agent-"))
+        .count();
+    for p in stack.processes.iter().filter(|p| !p.name.starts_with("agent-")) {
         t.row(vec![
             p.name.clone(),
             p.pid.to_string(),
@@ -398,9 +538,22 @@ fn print_up(stack: &StackFile, format: Format) -> anyhow::Result<()> {
             p.log.display().to_string(),
         ]);
     }
+    if agents > 0 {
+        t.row(vec![
+            format!("agents ({agents})"),
+            "-".into(),
+            "-".into(),
+            stack.dir.join("agent-*.log").display().to_string(),
+        ]);
+    }
     let mut text = format!(
-        "started the tilewave dev stack in {}\n\n{}",
+        "started the tilewave dev stack in {}{}\n\n{}",
         stack.dir.display(),
+        if stack.virtual_clock {
+            " (virtual clock)"
+        } else {
+            ""
+        },
         t.render()
     );
     for s in &stack.skipped {
@@ -452,31 +605,41 @@ async fn status(args: &DirArgs, format: Format) -> anyhow::Result<()> {
         ))
         .into());
     };
-    let mut rows = Vec::new();
-    for p in &stack.processes {
-        let alive = pid_alive(p.pid) && pid_runs(p.pid, &p.program) != Some(false);
-        let health = if alive {
-            check(p).await
-        } else {
-            Err(anyhow::anyhow!("not running"))
-        };
-        rows.push(ProcessStatus {
-            name: p.name.clone(),
-            pid: p.pid,
-            alive,
-            healthy: health.is_ok(),
-            problem: health.err().map(|e| format!("{e:#}")).unwrap_or_default(),
-            port: p.port,
-            url: p.url.clone(),
-            log: p.log.clone(),
-        });
-    }
+    let rows: Vec<ProcessStatus> = {
+        use futures::StreamExt as _;
+        futures::stream::iter(&stack.processes)
+            .map(|p| async move {
+                let alive = pid_alive(p.pid) && pid_runs(p.pid, &p.program) != Some(false);
+                let health = if alive {
+                    check(p).await
+                } else {
+                    Err(anyhow::anyhow!("not running"))
+                };
+                ProcessStatus {
+                    name: p.name.clone(),
+                    pid: p.pid,
+                    alive,
+                    healthy: health.is_ok(),
+                    problem: health.err().map(|e| format!("{e:#}")).unwrap_or_default(),
+                    port: p.port,
+                    url: p.url.clone(),
+                    log: p.log.clone(),
+                }
+            })
+            .buffered(8)
+            .collect()
+            .await
+    };
     if let Some(text) = structured(format, &rows)? {
         out(&text)?;
     } else {
         let mut t = Table::new(&["NAME", "PID", "ALIVE", "HEALTHY", "PORT", "LOG"]);
         let yes = |b: bool| if b { "yes" } else { "no" }.to_owned();
-        for r in &rows {
+        let agents: Vec<&ProcessStatus> = rows.iter().filter(|r| r.name.starts_with("agent-")).collect();
+        for r in rows
+            .iter()
+            .filter(|r| !r.name.starts_with("agent-") || !r.healthy)
+        {
             t.row(vec![
                 r.name.clone(),
                 r.pid.to_string(),
@@ -484,6 +647,18 @@ async fn status(args: &DirArgs, format: Format) -> anyhow::Result<()> {
                 yes(r.healthy),
                 r.port.to_string(),
                 r.log.display().to_string(),
+            ]);
+        }
+        if !agents.is_empty() {
+            let alive = agents.iter().filter(|r| r.alive).count();
+            let healthy = agents.iter().filter(|r| r.healthy).count();
+            t.row(vec![
+                format!("agents ({})", agents.len()),
+                "-".into(),
+                format!("{alive}/{}", agents.len()),
+                format!("{healthy}/{}", agents.len()),
+                "-".into(),
+                stack.dir.join("agent-*.log").display().to_string(),
             ]);
         }
         let mut text = format!("dev stack in {}\n\n{}", stack.dir.display(), t.render());

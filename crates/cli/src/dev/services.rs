@@ -10,10 +10,6 @@ pub enum SettingKey {
     /// `registry` in the config file.
     Registry,
     /// `rollout` in the config file.
-    #[allow(
-        dead_code,
-        reason = "used by the rollout line of SERVICES, commented out until its binary exists"
-    )]
     Rollout,
 }
 
@@ -41,15 +37,11 @@ pub enum Replicas {
     /// One.
     One,
     /// One per region, for the first `--regions N` regions of the catalog.
-    #[allow(
-        dead_code,
-        reason = "used by the agent line of SERVICES, commented out until its binary exists"
-    )]
     PerRegion,
 }
 
 /// What the argument builders know about the stack being started.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StackEnv {
     /// etcd's client URL.
     pub etcd_url: String,
@@ -57,6 +49,12 @@ pub struct StackEnv {
     pub prefix: String,
     /// `--virtual-clock`: run domain time on the virtual clock.
     pub virtual_clock: bool,
+    /// With `virtual_clock`: the virtual clock's start (RFC 3339).
+    pub virtual_clock_start: Option<String>,
+    /// With `virtual_clock`: virtual seconds per real second.
+    pub rate: f64,
+    /// The dev directory (agents keep their catalogs under it).
+    pub data_dir: std::path::PathBuf,
     /// The registry's URL, once started (for services that call it).
     pub registry_url: Option<String>,
     /// The region of a per-region instance.
@@ -84,11 +82,11 @@ pub struct ServiceDef {
 #[rustfmt::skip]
 pub const SERVICES: &[ServiceDef] = &[
     ServiceDef { name: "registry", binary: "tilewave-registry", health_service: "", setting: Some(SettingKey::Registry), args: store_args, replicas: Replicas::One },
+    ServiceDef { name: "rollout", binary: "tilewave-rollout", health_service: "tilewave.rollout.v1.RolloutService", setting: Some(SettingKey::Rollout), args: rollout_args, replicas: Replicas::One },
     // Next, one line each, once their binaries and flags exist:
-    // ServiceDef { name: "rollout", binary: "tilewave-rollout", health_service: "", setting: Some(SettingKey::Rollout), args: rollout_args, replicas: Replicas::One },
     // ServiceDef { name: "credentials", binary: "tilewave-credentials", health_service: "", setting: None, args: store_args, replicas: Replicas::One },
     // ServiceDef { name: "escalation", binary: "tilewave-escalation", health_service: "", setting: None, args: store_args, replicas: Replicas::One },
-    // ServiceDef { name: "agent", binary: "tilewave-agent", health_service: "", setting: None, args: agent_args, replicas: Replicas::PerRegion },
+    ServiceDef { name: "agent", binary: "tilewave-agent", health_service: "tilewave.agent.v1.AgentService", setting: None, args: agent_args, replicas: Replicas::PerRegion },
 ];
 
 /// The arguments of a service that keeps its state in etcd.
@@ -101,36 +99,36 @@ pub fn store_args(env: &StackEnv) -> Vec<String> {
     ]
 }
 
-/// The rollout service: the store, the registry, and the clock mode.
-///
-/// Today `tilewave-rollout` takes `--virtual-clock-start TIME` and
-/// `--virtual-clock-rate R`; the CLI must not read the wall clock to make up
-/// a start, so enabling this line needs the rollout service to accept a
-/// "start from now" form (the flag below, or a bare rate).
-#[allow(
-    dead_code,
-    reason = "the rollout line of SERVICES is commented out until its binary exists"
-)]
+/// The rollout service: the store, the registry, and the clock mode. With
+/// `--virtual-clock`, the clock is created at the start `dev up` read (only
+/// when etcd holds none yet: a restarted stack keeps its virtual time).
 pub fn rollout_args(env: &StackEnv) -> Vec<String> {
     let mut args = store_args(env);
     if let Some(url) = &env.registry_url {
         args.extend(["--registry".into(), url.clone()]);
     }
-    if env.virtual_clock {
-        args.push("--virtual-clock".into());
+    if let (true, Some(start)) = (env.virtual_clock, &env.virtual_clock_start) {
+        args.extend([
+            "--virtual-clock-start".into(),
+            start.clone(),
+            "--virtual-clock-rate".into(),
+            env.rate.to_string(),
+        ]);
     }
     args
 }
 
-/// A region agent: its region, and etcd to register itself in.
-#[allow(
-    dead_code,
-    reason = "the agent line of SERVICES is commented out until its binary exists"
-)]
+/// A region agent: its region, etcd to register itself in, and its own
+/// catalog directory under the dev directory.
 pub fn agent_args(env: &StackEnv) -> Vec<String> {
     let mut args = store_args(env);
     if let Some(region) = &env.region {
         args.extend(["--region".into(), region.clone()]);
+        let dir = env
+            .data_dir
+            .join("agents")
+            .join(instance_name("agent", Some(region)));
+        args.extend(["--data-dir".into(), dir.display().to_string()]);
     }
     args
 }
@@ -162,6 +160,9 @@ mod tests {
             etcd_url: "http://127.0.0.1:2379".into(),
             prefix: "/tilewave/".into(),
             virtual_clock: true,
+            virtual_clock_start: Some("2026-12-01T17:00:00Z".into()),
+            rate: 10000.0,
+            data_dir: "/d".into(),
             registry_url: Some("http://127.0.0.1:7401".into()),
             region: Some("aws:eu-west-1".into()),
         }
@@ -185,13 +186,36 @@ mod tests {
     #[test]
     fn later_services_get_their_flags() {
         let a = rollout_args(&env());
-        assert!(a.ends_with(&[
-            "--registry".into(),
-            "http://127.0.0.1:7401".into(),
-            "--virtual-clock".into()
-        ]));
+        assert!(
+            a.ends_with(&[
+                "--registry".into(),
+                "http://127.0.0.1:7401".into(),
+                "--virtual-clock-start".into(),
+                "2026-12-01T17:00:00Z".into(),
+                "--virtual-clock-rate".into(),
+                "10000".into(),
+            ]),
+            "{a:?}"
+        );
+        let no_clock = StackEnv {
+            virtual_clock: false,
+            ..env()
+        };
+        assert!(!rollout_args(&no_clock).iter().any(|a| a.starts_with("--virtual")));
         let a = agent_args(&env());
-        assert!(a.ends_with(&["--region".into(), "aws:eu-west-1".into()]));
+        assert!(
+            a.ends_with(&[
+                "--region".into(),
+                "aws:eu-west-1".into(),
+                "--data-dir".into(),
+                "/d/agents/agent-aws-eu-west-1".into()
+            ]),
+            "{a:?}"
+        );
+        let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["registry", "rollout", "agent"]);
+        assert_eq!(SERVICES[2].replicas, Replicas::PerRegion);
+        assert_eq!(SERVICES[1].setting, Some(SettingKey::Rollout));
         assert_eq!(
             instance_name("agent", Some("aws:eu-west-1")),
             "agent-aws-eu-west-1"

@@ -27,6 +27,7 @@ pub mod set_test_workspace;
 pub mod signoff;
 pub mod update;
 pub mod watch;
+pub mod where_is;
 pub mod withdraw;
 pub mod withdraw_signoff;
 
@@ -59,6 +60,8 @@ pub enum TileCommand {
     Withdraw(withdraw::Args),
     /// Stream tile changes as they happen.
     Watch(watch::Args),
+    /// Show where a tile is live: per region, revision and since when.
+    Where(where_is::Args),
 }
 
 impl TileCommand {
@@ -78,6 +81,7 @@ impl TileCommand {
             Self::Update(_) => "tile update",
             Self::Withdraw(_) => "tile withdraw",
             Self::Watch(_) => "tile watch",
+            Self::Where(_) => "tile where",
         }
     }
 }
@@ -98,6 +102,7 @@ pub async fn run(cmd: TileCommand, ctx: &Ctx) -> anyhow::Result<()> {
         TileCommand::Update(a) => update::run(a, ctx).await,
         TileCommand::Withdraw(a) => withdraw::run(a, ctx).await,
         TileCommand::Watch(a) => watch::run(a, ctx).await,
+        TileCommand::Where(a) => where_is::run(a, ctx).await,
     }
 }
 

@@ -3,8 +3,14 @@
 //! saved settings alone, errors exit with their codes, and `dev down
 //! --purge` stops everything and removes what `dev up` wrote.
 //!
-//! Needs the `tilewave-registry` binary (built by `cargo build --bins` or a
-//! workspace test run); without it the test says so and does nothing.
+//! The roll-out journey runs a stack with the rollout service and four
+//! agents on a fast virtual clock: plan, start, watch to SUCCEEDED, where
+//! the tile is live, the freeze refusing a start, the clock refusing to go
+//! back.
+//!
+//! Needs the service binaries (built by `cargo build --bins` or a workspace
+//! test run); without them a test says so and does nothing, except under
+//! CI (`CI=true`), where a missing binary fails it.
 
 #![allow(
     clippy::expect_used,
@@ -79,23 +85,36 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Whether every binary is built; under CI a missing one fails the test.
+fn binaries_built(names: &[&str]) -> bool {
+    for name in names {
+        if let Err(e) = tilewave_testkit::bin_path(name) {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true but {name} is not built: {e:#}");
+            }
+            eprintln!("SKIPPED: {e:#}");
+            return false;
+        }
+    }
+    true
+}
+
 #[test]
 fn dev_stack_and_tile_journey() {
-    if let Err(e) = tilewave_testkit::bin_path("tilewave-registry") {
-        eprintln!("SKIPPED: {e:#}");
+    if !binaries_built(&["tilewave-registry"]) {
         return;
     }
     let cli = Cli {
         dir: tempfile::tempdir().unwrap(),
     };
 
-    let up = cli.run(&["dev", "up"]);
+    let up = cli.run(&["dev", "up", "--regions", "1"]);
     assert_eq!(code(&up), 0);
     assert!(stdout(&up).contains("registry"), "dev up names what it started");
     let config = std::fs::read_to_string(cli.config()).unwrap();
     assert!(config.contains("registry = \"http://127.0.0.1:"), "{config}");
 
-    let again = cli.run(&["dev", "up"]);
+    let again = cli.run(&["dev", "up", "--regions", "1"]);
     assert_eq!(code(&again), 3, "a second dev up is refused");
     assert!(stderr(&again).contains("already running"));
 
@@ -103,7 +122,16 @@ fn dev_stack_and_tile_journey() {
     assert_eq!(code(&status), 0);
     let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 2, "etcd and the registry");
+    let names: Vec<&str> = rows.iter().filter_map(|r| r["name"].as_str()).collect();
+    assert_eq!(
+        names[..2],
+        ["etcd", "registry"],
+        "etcd, the registry, then the rest that is built"
+    );
+    assert!(
+        rows.len() <= 4,
+        "at most the rollout service and one agent more: {names:?}"
+    );
     assert!(
         rows.iter().all(|r| r["alive"] == true && r["healthy"] == true),
         "{rows:?}"
@@ -198,4 +226,153 @@ fn dev_stack_and_tile_journey() {
         stderr(&unavailable).contains("tilewave dev up"),
         "says what to do"
     );
+}
+
+/// Runs `tilewave` with a time limit, killing it when it runs over.
+fn run_bounded(cli: &Cli, args: &[&str], limit: std::time::Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tilewave"))
+        .args(args)
+        .env("TILEWAVE_DEV_DIR", cli.dev_dir())
+        .env("TILEWAVE_CONFIG", cli.config())
+        .env("USER", "it-test")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running tilewave");
+    let waited = std::time::Instant::now();
+    while child.try_wait().expect("waiting").is_none() {
+        if waited.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().expect("collecting output");
+    eprintln!(
+        "$ tilewave {}\n-> {:?}\n{}{}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Imports riverflow under `id`, sets its test workspace, records the five
+/// sign-offs and sets GA a week and an hour after virtual now.
+fn prepare_launch(cli: &Cli, id: &str) {
+    let riverflow = fixture("riverflow-ingest.json");
+    let import = cli.run(&["tile", "import", riverflow.to_str().unwrap(), "--id", id]);
+    assert_eq!(code(&import), 0);
+    assert_eq!(
+        code(&cli.run(&["tile", "set-test-workspace", id, "6051921418418893"])),
+        0
+    );
+    for role in ["engineering", "partner-sa", "product", "partner", "legal"] {
+        assert_eq!(
+            code(&cli.run(&["tile", "signoff", id, "--role", role])),
+            0,
+            "{role}"
+        );
+    }
+    let clock = cli.run(&["clock", "show", "-o", "json"]);
+    assert_eq!(code(&clock), 0);
+    let reading: serde_json::Value = serde_json::from_slice(&clock.stdout).unwrap();
+    assert_eq!(reading["virtual_clock"], true, "{reading}");
+    let now: jiff::Timestamp = reading["now"].as_str().unwrap().parse().unwrap();
+    // A week and a few hours: the clock runs on while the commands run.
+    let ga = now + jiff::SignedDuration::from_hours(7 * 24 + 6);
+    let ga = ga.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert_eq!(code(&cli.run(&["tile", "set-ga", id, &ga])), 0);
+}
+
+#[test]
+fn rollout_journey_on_the_virtual_clock() {
+    if !binaries_built(&["tilewave-registry", "tilewave-rollout", "tilewave-agent"]) {
+        return;
+    }
+    let cli = Cli {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let up = cli.run(&["dev", "up", "--regions", "4", "--virtual-clock", "--rate", "5000"]);
+    assert_eq!(code(&up), 0);
+    let config = std::fs::read_to_string(cli.config()).unwrap();
+    assert!(config.contains("rollout = \"http://127.0.0.1:"), "{config}");
+    let status = cli.run(&["dev", "status", "-o", "json"]);
+    assert_eq!(code(&status), 0, "every process healthy");
+    let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        7,
+        "etcd, registry, rollout, 4 agents"
+    );
+
+    let regions: Vec<String> = tilewave_core::regions::RegionCatalog::builtin()
+        .all()
+        .iter()
+        .take(4)
+        .map(|r| r.id.clone())
+        .collect();
+    let regions = regions.join(",");
+
+    prepare_launch(&cli, "riverflow");
+    let plan = cli.run(&["rollout", "plan", "riverflow", "--regions", &regions]);
+    assert_eq!(code(&plan), 0);
+    let text = stdout(&plan);
+    assert!(text.contains("4 regions"), "{text}");
+    assert!(text.contains("canaries") || text.contains("canary"), "{text}");
+    assert!(text.contains("(GA - 24h)"), "{text}");
+
+    let bad = cli.run(&["rollout", "plan", "riverflow", "--bake", "4 hours"]);
+    assert_eq!(code(&bad), 2);
+    assert!(stderr(&bad).contains("--bake"), "names the flag");
+
+    let start = cli.run(&["rollout", "start", "riverflow", "--regions", &regions]);
+    assert_eq!(code(&start), 0);
+    assert!(stdout(&start).contains("riverflow-r1"), "{}", stdout(&start));
+
+    let watch = run_bounded(
+        &cli,
+        &["rollout", "status", "riverflow", "--watch"],
+        std::time::Duration::from_secs(180),
+    );
+    assert_eq!(code(&watch), 0);
+    assert!(stdout(&watch).contains("succeeded"), "{}", stdout(&watch));
+    let done = cli.run(&["rollout", "status", "riverflow", "-o", "json"]);
+    let r: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    assert_eq!(r["state"], "SUCCEEDED", "{r}");
+    assert_eq!(r["regions_live"], 4, "{r}");
+
+    let list = cli.run(&["rollout", "list"]);
+    assert_eq!(code(&list), 0);
+    assert!(stdout(&list).contains("SUCCEEDED"));
+
+    let where_ = cli.run(&["tile", "where", "riverflow", "-o", "json"]);
+    assert_eq!(code(&where_), 0);
+    let placements: serde_json::Value = serde_json::from_slice(&where_.stdout).unwrap();
+    let live: Vec<&serde_json::Value> = placements
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["live_revision"] == 1)
+        .collect();
+    assert_eq!(live.len(), 4, "revision 1 in all four regions: {placements}");
+    assert!(stdout(&cli.run(&["tile", "where", "riverflow"])).contains("live in 4 of"));
+
+    // A freeze refuses a start.
+    prepare_launch(&cli, "riverflow-b");
+    assert_eq!(code(&cli.run(&["freeze", "on", "--reason", "it-test"])), 0);
+    assert!(stdout(&cli.run(&["freeze", "show"])).contains("FROZEN  yes"));
+    let frozen = cli.run(&["rollout", "start", "riverflow-b", "--regions", &regions]);
+    assert_eq!(code(&frozen), 3, "a start during a freeze is refused");
+    assert_eq!(code(&cli.run(&["freeze", "off"])), 0);
+
+    // The clock never goes back.
+    let back = cli.run(&["clock", "set", "2000-01-01 00:00"]);
+    assert!(matches!(code(&back), 2 | 3), "exit 2 or 3");
+    assert!(stderr(&back).contains("Set:"), "{}", stderr(&back));
+
+    let down = cli.run(&["dev", "down", "--purge"]);
+    assert_eq!(code(&down), 0);
+    assert!(!cli.dev_dir().exists());
 }

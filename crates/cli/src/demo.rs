@@ -1,0 +1,443 @@
+//! `tilewave demo`: a launch on the local stack, start to finish, on the
+//! virtual clock. It imports a fixture tile (riverflow by default; a fresh
+//! id when that exists), sets a test workspace, records the five sign-offs,
+//! sets GA a week (and an hour) ahead of virtual now, shows the plan, starts
+//! the roll-out and shows its progress until it succeeds, then says how far
+//! ahead of GA it finished and how to explore.
+
+use std::io::IsTerminal as _;
+
+use jiff::{SignedDuration, Timestamp};
+use tilewave_proto::clock::v1::{GetTimeRequest, SetRateRequest};
+use tilewave_proto::common::v1::SignOffRole;
+use tilewave_proto::registry::v1::{
+    ImportPartnerConfigRequest, RecordSignOffRequest, SetGaDateRequest, SetTestWorkspaceRequest, Tile,
+};
+use tilewave_proto::rollout::v1::{
+    PlanRolloutRequest, Rollout, RolloutSpec, RolloutState, StartRolloutRequest,
+};
+
+use crate::client::{Ctx, out};
+use crate::error::{CliError, rpc};
+use crate::names::{from_proto_time, human_duration, human_time, to_proto_time};
+use crate::rollout::plan::infeasible;
+use crate::rollout::render::{is_terminal, plan_text, progress, width};
+use crate::rollout::status::{follow, mode};
+use crate::settings::process_env;
+use crate::tile::read_document;
+
+/// The default demo tile: the riverflow partner config of the fixtures.
+const RIVERFLOW: &str = include_str!("../../core/tests/fixtures/partner-connect/riverflow-ingest.json");
+/// The test workspace the demo sets.
+const DEMO_WORKSPACE: &str = "6051921418418893";
+/// GA is this far after virtual now: the 7-day rule, plus an hour so the
+/// registry's check passes while the fast clock runs on.
+const GA_AHEAD: SignedDuration = SignedDuration::from_hours(7 * 24 + 1);
+/// A launch must finish this long before GA.
+const GA_MARGIN: SignedDuration = SignedDuration::from_hours(24);
+/// How many `<id>-N` ids are tried when the tile exists.
+const MAX_FRESH_IDS: u32 = 50;
+
+/// Examples shown by `--help`.
+const EXAMPLES: &str = "\
+Needs a running stack on the virtual clock: `tilewave dev up --virtual-clock --rate 10000`.
+
+Examples:
+  tilewave demo
+  tilewave demo --rate 10000
+  tilewave demo --tile my-partner.json";
+
+/// Arguments of `demo`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = EXAMPLES)]
+pub struct DemoArgs {
+    /// A partner config to launch instead of the built-in riverflow fixture.
+    #[arg(long, value_name = "FILE")]
+    pub tile: Option<String>,
+    /// Set the virtual clock's rate first (virtual seconds per real second).
+    #[arg(long, value_name = "R", value_parser = positive_rate)]
+    pub rate: Option<f64>,
+}
+
+/// A rate above zero.
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("{s:?} is not a rate: use a number > 0, e.g. 10000")),
+    }
+}
+
+/// The id to try for the `attempt`-th import: the document's own (empty:
+/// its slug) first, then `<base>-2`, `<base>-3`, ...
+pub fn candidate_id(base: &str, attempt: u32) -> String {
+    if attempt <= 1 {
+        String::new()
+    } else {
+        format!("{base}-{attempt}")
+    }
+}
+
+/// The slug a document's name gives (what the registry derives the id from).
+pub fn base_id(config_json: &str) -> String {
+    let name = serde_json::from_str::<serde_json::Value>(config_json)
+        .ok()
+        .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| "demo".into());
+    let slug = tilewave_core::slug::slugify(&name);
+    if slug.is_empty() { "demo".into() } else { slug }
+}
+
+/// The five sign-off roles a launch needs.
+pub const ROLES: [SignOffRole; 5] = [
+    SignOffRole::Engineering,
+    SignOffRole::PartnerSolutionArchitect,
+    SignOffRole::Product,
+    SignOffRole::Partner,
+    SignOffRole::Legal,
+];
+
+/// The sign-off request for `role` on the tile as read.
+pub fn signoff_request(tile: &Tile, role: SignOffRole) -> RecordSignOffRequest {
+    RecordSignOffRequest {
+        id: tile.id.clone(),
+        role: role as i32,
+        revision: tile.latest_revision.max(tile.revision),
+        note: "tilewave demo".into(),
+        etag: tile.etag,
+    }
+}
+
+/// The GA moment for virtual `now`.
+pub fn ga_for(now: Timestamp) -> Timestamp {
+    now.checked_add(GA_AHEAD).unwrap_or(now)
+}
+
+/// The closing verdict: how far ahead of GA the roll-out finished.
+pub fn verdict(finished: Timestamp, ga: Timestamp) -> String {
+    let ahead = ga.duration_since(finished);
+    let ok = if ahead >= GA_MARGIN { "OK" } else { "MISSED" };
+    if ahead.is_negative() {
+        format!(
+            "finished {} after GA; the rule needs >= 24h before: {ok}",
+            human_duration(-ahead)
+        )
+    } else {
+        format!(
+            "finished {} before GA; the rule needs >= 24h: {ok}",
+            human_duration(ahead)
+        )
+    }
+}
+
+/// Domain now from the clock service; refuses the system clock (a week
+/// would take a week).
+async fn virtual_now(ctx: &Ctx) -> anyhow::Result<Timestamp> {
+    let reading = rpc(
+        "GetTime",
+        ctx.clock()?.get_time(ctx.request(GetTimeRequest {})?).await,
+    )?
+    .clock
+    .ok_or_else(|| anyhow::anyhow!("GetTime: no reading"))?;
+    if !reading.virtual_clock {
+        return Err(CliError::Conflict(
+            "the stack runs on the system clock, so a launch would take a week: restart it with `tilewave dev down && tilewave dev up --virtual-clock --rate 10000`".into(),
+        )
+        .into());
+    }
+    from_proto_time(reading.now.as_ref()).ok_or_else(|| anyhow::anyhow!("GetTime: no time"))
+}
+
+/// Imports the document under its own id, or a fresh one when it exists.
+async fn import(ctx: &Ctx, doc: &str) -> anyhow::Result<Tile> {
+    let base = base_id(doc);
+    let mut registry = ctx.registry()?;
+    for attempt in 1..=MAX_FRESH_IDS {
+        let req = ImportPartnerConfigRequest {
+            config_json: doc.to_owned(),
+            id: candidate_id(&base, attempt),
+            ..ImportPartnerConfigRequest::default()
+        };
+        match registry.import_partner_config(ctx.request(req)?).await {
+            Ok(resp) => {
+                return resp
+                    .into_inner()
+                    .tile
+                    .ok_or_else(|| anyhow::anyhow!("ImportPartnerConfig: no tile"));
+            }
+            Err(status) if status.code() == tonic::Code::AlreadyExists => {}
+            Err(status) => {
+                return Err(CliError::Rpc {
+                    rpc: "ImportPartnerConfig",
+                    status,
+                }
+                .into());
+            }
+        }
+    }
+    anyhow::bail!("{base} .. {base}-{MAX_FRESH_IDS} all exist: `tilewave dev down --purge` starts afresh")
+}
+
+/// The regions of the local stack when it runs agents for only some of
+/// the catalog (`dev up --regions N`); empty (every region) otherwise.
+fn regions_with_agents() -> Vec<String> {
+    let Ok(dir) = crate::dev::stack::dev_dir(None, &process_env) else {
+        return Vec::new();
+    };
+    match crate::dev::stack::StackFile::read(&dir) {
+        Ok(Some(stack)) => limit_regions(stack.regions as usize),
+        _ => Vec::new(),
+    }
+}
+
+/// The first `n` regions of the catalog, or none (meaning all) when `n`
+/// covers the catalog.
+pub fn limit_regions(n: usize) -> Vec<String> {
+    let all = crate::dev::services::regions(usize::MAX);
+    if n >= all.len() {
+        Vec::new()
+    } else {
+        all.into_iter().take(n).collect()
+    }
+}
+
+/// A response's tile.
+fn tile_of(name: &str, t: Option<Tile>) -> anyhow::Result<Tile> {
+    t.ok_or_else(|| anyhow::anyhow!("{name}: the response holds no tile"))
+}
+
+/// Runs `demo`.
+pub async fn run(args: DemoArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    let doc = match &args.tile {
+        Some(path) => read_document(path)?,
+        None => RIVERFLOW.to_owned(),
+    };
+    let mut clock = ctx.clock()?;
+    virtual_now(ctx).await?;
+    if let Some(rate) = args.rate {
+        rpc(
+            "SetRate",
+            clock.set_rate(ctx.request(SetRateRequest { rate })?).await,
+        )?;
+    }
+    let step = |s: &str| out(&format!("==> {s}\n"));
+
+    let tile = import(ctx, &doc).await?;
+    let id = tile.id.clone();
+    step(&format!(
+        "imported tile {id} (revision {}, {})",
+        tile.revision,
+        crate::names::state_name(tile.state)
+    ))?;
+
+    let mut registry = ctx.registry()?;
+    let mut tile = tile_of(
+        "SetTestWorkspace",
+        rpc(
+            "SetTestWorkspace",
+            registry
+                .set_test_workspace(ctx.request(SetTestWorkspaceRequest {
+                    id: id.clone(),
+                    workspace_id: DEMO_WORKSPACE.into(),
+                    etag: tile.etag,
+                })?)
+                .await,
+        )?
+        .tile,
+    )?;
+    step(&format!("test workspace {DEMO_WORKSPACE}"))?;
+    for role in ROLES {
+        tile = tile_of(
+            "RecordSignOff",
+            rpc(
+                "RecordSignOff",
+                registry
+                    .record_sign_off(ctx.request(signoff_request(&tile, role))?)
+                    .await,
+            )?
+            .tile,
+        )?;
+    }
+    step(&format!(
+        "signed off: engineering, partner-sa, product, partner, legal ({})",
+        crate::names::state_name(tile.state)
+    ))?;
+
+    let ga = ga_for(virtual_now(ctx).await?);
+    tile = tile_of(
+        "SetGaDate",
+        rpc(
+            "SetGaDate",
+            registry
+                .set_ga_date(ctx.request(SetGaDateRequest {
+                    id: id.clone(),
+                    ga_time: Some(to_proto_time(ga)),
+                    etag: tile.etag,
+                    reason: "tilewave demo: a week ahead".into(),
+                })?)
+                .await,
+        )?
+        .tile,
+    )?;
+    step(&format!(
+        "GA set to {} ({})",
+        human_time(ga),
+        crate::names::state_name(tile.state)
+    ))?;
+
+    let mut rollouts = ctx.rollouts()?;
+    let spec = RolloutSpec {
+        tile_id: id.clone(),
+        regions: regions_with_agents(),
+        ..RolloutSpec::default()
+    };
+    let plan = rpc(
+        "PlanRollout",
+        rollouts
+            .plan_rollout(ctx.request(PlanRolloutRequest {
+                spec: Some(spec.clone()),
+            })?)
+            .await,
+    )?
+    .plan
+    .ok_or_else(|| anyhow::anyhow!("PlanRollout: no plan"))?;
+    let cols = width(None, process_env("COLUMNS").as_deref());
+    step(&format!("the plan (tilewave rollout plan {id})"))?;
+    out(&plan_text(&plan, cols, false))?;
+    if !plan.feasible {
+        return Err(infeasible(&plan).into());
+    }
+
+    let started = rpc(
+        "StartRollout",
+        rollouts
+            .start_rollout(ctx.request(StartRolloutRequest {
+                spec: Some(spec),
+                accept_late: false,
+                request_id: String::new(),
+            })?)
+            .await,
+    )?
+    .rollout
+    .ok_or_else(|| anyhow::anyhow!("StartRollout: no roll-out"))?;
+    step(&format!(
+        "started roll-out {} (trace id {}); following it (tilewave rollout status {id} --watch)",
+        started.id, started.trace_id
+    ))?;
+    let tty = std::io::stdout().is_terminal();
+    let end = follow(ctx, &started.id, mode(ctx.format, tty), stopped).await?;
+    out(&explain_end(&end, ga, cols))
+}
+
+/// Whether the demo stops following: the roll-out ended or paused.
+fn stopped(r: &Rollout) -> bool {
+    is_terminal(r) || r.state == RolloutState::Paused as i32
+}
+
+/// What the demo prints when it stops following.
+pub fn explain_end(r: &Rollout, ga: Timestamp, cols: usize) -> String {
+    let id = &r.tile_id;
+    let mut text = String::from("\n");
+    if r.state == RolloutState::Succeeded as i32 {
+        let finished = from_proto_time(r.finished_at.as_ref());
+        text.push_str(&format!(
+            "==> {} SUCCEEDED: {id} is live in {} regions\n",
+            r.id,
+            r.steps.len().max(usize::try_from(r.regions_total).unwrap_or(0))
+        ));
+        if let Some(f) = finished {
+            text.push_str(&format!("==> {}\n", verdict(f, ga)));
+        }
+        text.push_str(&format!(
+            "    GA is {}: the tile turns GA by itself then.\n",
+            human_time(ga)
+        ));
+    } else {
+        text.push_str(&format!(
+            "==> {} stopped: {}\n",
+            r.id,
+            crate::rollout::render::state_name(r.state)
+        ));
+        for l in progress(r, None, cols) {
+            text.push_str(&format!("    {l}\n"));
+        }
+        text.push_str(&format!(
+            "    what to do: see why with `tilewave rollout status {id}`; after fixing it, `tilewave rollout resume {id} --retry-failed`, or `tilewave rollout skip-region {id} REGION`; service logs are listed by `tilewave dev status`\n"
+        ));
+    }
+    text.push_str(&format!(
+        "\nexplore:\n  tilewave tile list\n  tilewave rollout status {id}\n  tilewave tile where {id}\n  tilewave clock show\nstop the stack:\n  tilewave dev down\n"
+    ));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::parse_time;
+
+    fn at(s: &str) -> Timestamp {
+        parse_time(s).unwrap()
+    }
+
+    #[test]
+    fn ids_roles_and_ga() {
+        assert_eq!(base_id(RIVERFLOW), "riverflow");
+        assert_eq!(candidate_id("riverflow", 1), "");
+        assert_eq!(candidate_id("riverflow", 2), "riverflow-2");
+        assert_eq!(base_id("not json"), "demo");
+        assert_eq!(ga_for(at("2026-12-01 17:00")), at("2026-12-08 18:00"));
+        let tile = Tile {
+            id: "riverflow".into(),
+            revision: 1,
+            latest_revision: 1,
+            etag: 9,
+            ..Tile::default()
+        };
+        let r = signoff_request(&tile, SignOffRole::Legal);
+        assert_eq!(
+            (r.id.as_str(), r.revision, r.etag, r.role),
+            ("riverflow", 1, 9, SignOffRole::Legal as i32)
+        );
+        assert_eq!(ROLES.len(), 5);
+        assert!(positive_rate("0").is_err());
+        assert_eq!(limit_regions(4).len(), 4);
+        assert!(limit_regions(70).is_empty());
+        assert_eq!(positive_rate("10000"), Ok(10000.0));
+    }
+
+    #[test]
+    fn verdicts() {
+        let ga = at("2026-12-08 18:00");
+        assert_eq!(
+            verdict(at("2026-12-07 16:00"), ga),
+            "finished 1d 02h before GA; the rule needs >= 24h: OK"
+        );
+        assert_eq!(
+            verdict(at("2026-12-08 10:00"), ga),
+            "finished 8h before GA; the rule needs >= 24h: MISSED"
+        );
+        assert!(verdict(at("2026-12-09 10:00"), ga).starts_with("finished 16h after GA"));
+    }
+
+    #[test]
+    fn the_end_says_what_next() {
+        let mut r = crate::rollout::render::tests::sample_rollout();
+        r.state = RolloutState::Succeeded as i32;
+        r.finished_at = Some(to_proto_time(at("2026-12-02 09:00")));
+        let text = explain_end(&r, at("2026-12-08 18:00"), 80);
+        assert!(
+            text.contains("SUCCEEDED: riverflow is live in 70 regions"),
+            "{text}"
+        );
+        assert!(
+            text.contains("finished 6d 09h before GA; the rule needs >= 24h: OK"),
+            "{text}"
+        );
+        assert!(text.contains("tilewave rollout status riverflow"), "{text}");
+        assert!(text.contains("tilewave dev down"), "{text}");
+        r.state = RolloutState::Paused as i32;
+        let text = explain_end(&r, at("2026-12-08 18:00"), 80);
+        assert!(text.contains("stopped: PAUSED"), "{text}");
+        assert!(text.contains("what to do"), "{text}");
+    }
+}
