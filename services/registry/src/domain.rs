@@ -315,13 +315,18 @@ pub fn record_sign_off(
 }
 
 /// Withdraws a sign-off from the current revision.
-pub fn withdraw_sign_off(tile: &mut Tile, r: Role, revision: i64, reason: &str) -> Result<String> {
+pub fn withdraw_sign_off(
+    tile: &mut Tile,
+    r: Role,
+    revision: i64,
+    reason: &str,
+    now: Timestamp,
+) -> Result<String> {
     let given = revision_no("revision", if revision == 0 { tile.revision } else { revision })?;
     let mut set = sign_offs(tile)?;
     let was_complete = set.missing(readiness(tile), set.revision()).is_empty();
     set.withdraw(given, r)
         .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
-    let now = Timestamp::UNIX_EPOCH; // no effect of this event reads the time
     if was_complete {
         // Core decides whether losing it moves the tile (and refuses while
         // a roll-out runs) before anything is changed.
@@ -337,7 +342,7 @@ pub fn withdraw_sign_off(tile: &mut Tile, r: Role, revision: i64, reason: &str) 
 }
 
 /// Sets the test workspace, starting validation.
-pub fn set_test_workspace(tile: &mut Tile, workspace: &str) -> Result<String> {
+pub fn set_test_workspace(tile: &mut Tile, workspace: &str, now: Timestamp) -> Result<String> {
     if workspace.is_empty() {
         return Err(Error::invalid("workspace_id", "required"));
     }
@@ -351,7 +356,7 @@ pub fn set_test_workspace(tile: &mut Tile, workspace: &str) -> Result<String> {
         Event::StartValidation {
             workspace: workspace.to_string(),
         },
-        Timestamp::UNIX_EPOCH,
+        now,
     )?;
     Ok(format!("shown in test workspace {workspace}"))
 }
@@ -583,7 +588,7 @@ mod tests {
     fn five_sign_offs_complete_the_launch_set_and_a_new_revision_clears_them() {
         let mut t = tile();
         let now = Timestamp::UNIX_EPOCH;
-        set_test_workspace(&mut t, "1").unwrap();
+        set_test_workspace(&mut t, "1", now).unwrap();
         for (i, r) in Role::ALL.into_iter().enumerate() {
             record_sign_off(&mut t, r, 1, "bob", "", now).unwrap();
             assert_eq!(t.missing_sign_offs.len(), 4 - i);
@@ -652,7 +657,7 @@ mod tests {
         // Not scheduled: the rollout service cannot start it.
         assert!(advance(&mut t, TileState::RollingOut, 1, "", "r1", now).is_err());
         assert!(advance(&mut t, TileState::Draft, 1, "", "r1", now).is_err());
-        set_test_workspace(&mut t, "1").unwrap();
+        set_test_workspace(&mut t, "1", now).unwrap();
         for r in Role::ALL {
             record_sign_off(&mut t, r, 1, "bob", "", now).unwrap();
         }

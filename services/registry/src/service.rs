@@ -660,8 +660,8 @@ impl RegistryService for Registry {
         let r = req.into_inner();
         let role = domain::role("role", r.role)?;
         let tile = self
-            .mutate(&actor, &r.id, r.etag, "WithdrawSignOff", |tile, _now| {
-                domain::withdraw_sign_off(tile, role, r.revision, &r.reason)
+            .mutate(&actor, &r.id, r.etag, "WithdrawSignOff", |tile, now| {
+                domain::withdraw_sign_off(tile, role, r.revision, &r.reason, now)
             })
             .await?;
         Ok(Response::new(WithdrawSignOffResponse { tile: Some(tile) }))
@@ -676,8 +676,8 @@ impl RegistryService for Registry {
         let r = req.into_inner();
         domain::check_workspace("workspace_id", &r.workspace_id, true)?;
         let tile = self
-            .mutate(&actor, &r.id, r.etag, "SetTestWorkspace", |tile, _now| {
-                domain::set_test_workspace(tile, &r.workspace_id)
+            .mutate(&actor, &r.id, r.etag, "SetTestWorkspace", |tile, now| {
+                domain::set_test_workspace(tile, &r.workspace_id, now)
             })
             .await?;
         Ok(Response::new(SetTestWorkspaceResponse { tile: Some(tile) }))
