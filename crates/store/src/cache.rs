@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::keys::prefix_end;
+use crate::observe::{EtcdOp, Observed};
 use crate::retry::Backoff;
 use crate::store::{Store, Versioned, decode};
 
@@ -264,39 +265,44 @@ where
             .with_start_revision(from)
             .with_progress_notify();
         let mut client = store.etcd();
-        let next =
-            match tokio::time::timeout(store.op_timeout(), client.watch(shared.start.clone(), Some(opts)))
-                .await
-            {
-                Err(_) => Next::Reconnect("no answer to the watch request".to_owned()),
-                Ok(Err(e)) => Next::Reconnect(e.to_string()),
-                Ok(Ok(mut stream)) => loop {
-                    tokio::select! {
-                        biased;
-                        () = shared.relist.notified() => break Next::Relist(ResyncReason::CatchUp),
-                        msg = stream.message() => match msg {
-                            Ok(Some(resp)) => {
-                                if resp.canceled() {
-                                    if resp.compact_revision() > 0 {
-                                        break Next::Relist(ResyncReason::Compacted);
-                                    }
-                                    let reason = resp.cancel_reason();
-                                    if reason.contains("no leader") || reason.is_empty() {
-                                        break Next::Reconnect(format!("watch cancelled: {reason:?}"));
-                                    }
-                                    break Next::Relist(ResyncReason::Cancelled);
+        let observed = Observed::start(EtcdOp::Watch, &shared.start);
+        let opened =
+            tokio::time::timeout(store.op_timeout(), client.watch(shared.start.clone(), Some(opts))).await;
+        match &opened {
+            Ok(Ok(_)) => observed.ok(),
+            Ok(Err(e)) => observed.failed(true, "etcd", e),
+            Err(_) => observed.failed(true, "deadline_exceeded", &"no answer to the watch request"),
+        }
+        let next = match opened {
+            Err(_) => Next::Reconnect("no answer to the watch request".to_owned()),
+            Ok(Err(e)) => Next::Reconnect(e.to_string()),
+            Ok(Ok(mut stream)) => loop {
+                tokio::select! {
+                    biased;
+                    () = shared.relist.notified() => break Next::Relist(ResyncReason::CatchUp),
+                    msg = stream.message() => match msg {
+                        Ok(Some(resp)) => {
+                            if resp.canceled() {
+                                if resp.compact_revision() > 0 {
+                                    break Next::Relist(ResyncReason::Compacted);
                                 }
-                                if !resp.events().is_empty() {
-                                    apply(&shared, resp.events());
-                                    backoff.reset();
+                                let reason = resp.cancel_reason();
+                                if reason.contains("no leader") || reason.is_empty() {
+                                    break Next::Reconnect(format!("watch cancelled: {reason:?}"));
                                 }
+                                break Next::Relist(ResyncReason::Cancelled);
                             }
-                            Ok(None) => break Next::Reconnect("the watch stream ended".to_owned()),
-                            Err(e) => break Next::Reconnect(e.to_string()),
-                        },
-                    }
-                },
-            };
+                            if !resp.events().is_empty() {
+                                apply(&shared, resp.events());
+                                backoff.reset();
+                            }
+                        }
+                        Ok(None) => break Next::Reconnect("the watch stream ended".to_owned()),
+                        Err(e) => break Next::Reconnect(e.to_string()),
+                    },
+                }
+            },
+        };
         match next {
             Next::Reconnect(why) => {
                 tracing::warn!(range = %shared.start, revision = from - 1, %why, "watch lost; resuming after back-off");

@@ -33,6 +33,7 @@ use crate::actor::Actor;
 use crate::clock::to_proto_timestamp;
 use crate::error::{Error, Result};
 use crate::keys::Keys;
+use crate::observe::{EtcdOp, observe};
 use crate::retry::{self, Attempt};
 use crate::store::Store;
 
@@ -174,7 +175,9 @@ impl Change {
     }
 
     /// Schedules a durable timer (create-if-absent at
-    /// `timers/<due>/<id>`). The timer needs an id and a due time.
+    /// `timers/<due>/<id>`). The timer needs an id and a due time; without
+    /// an origin it gets the current trace context's
+    /// ([`crate::trace::current`]).
     pub fn schedule(self, keys: &Keys, timer: &Timer) -> Result<Self> {
         let due = timer
             .due
@@ -185,6 +188,13 @@ impl Change {
             return Err(Error::invalid("timer.id is required"));
         }
         let key = keys.timer(due, &timer.id)?;
+        if timer.origin.is_none() {
+            // The request scheduling the timer is its origin: whoever fires
+            // it later links back to that request.
+            let mut timer = timer.clone();
+            timer.origin = crate::trace::current();
+            return Ok(self.create(key, &timer));
+        }
         Ok(self.create(key, timer))
     }
 
@@ -259,10 +269,18 @@ impl Store {
                     .collect::<Vec<_>>(),
             );
         let deadline = self.op_timeout();
+        // The span names the first key the change touches (else its audit
+        // key): enough to find the object, never a value.
+        let key = plan
+            .ops
+            .first()
+            .map(Op::key)
+            .or(plan.audit_key.as_deref())
+            .unwrap_or_default();
         if !retryable {
-            return self.commit_once(&plan, txn).await;
+            return observe(EtcdOp::Txn, key, self.commit_once(&plan, txn)).await;
         }
-        retry::with_retries("commit", deadline, |attempt| {
+        let committing = retry::with_retries("commit", deadline, |attempt| {
             let mut c = self.etcd();
             let txn = txn.clone();
             let plan = &plan;
@@ -272,8 +290,8 @@ impl Store {
                     Err(e) => retry::classify("commit", e),
                 }
             }
-        })
-        .await
+        });
+        observe(EtcdOp::Txn, key, committing).await
     }
 
     /// Commits a change without an idempotency marker: retried only when the

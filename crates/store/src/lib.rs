@@ -14,6 +14,11 @@
 //! - [`actor`], [`trace`]: who made a change and which request started it.
 //! - [`error`]: the errors and their gRPC status codes.
 //! - [`retry`]: deadlines and back-off for etcd calls.
+//!
+//! Every etcd operation runs inside an `etcd.<op>` span, a child of the
+//! caller's span, and is timed in the telemetry crate's metrics; losing an
+//! [`Ownership`] counts a lease loss. Audit records and timers capture the
+//! current trace context without the caller asking ([`trace::current`]).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -23,6 +28,7 @@ pub mod change;
 pub mod clock;
 pub mod error;
 pub mod keys;
+mod observe;
 pub mod ownership;
 pub mod retry;
 pub mod store;

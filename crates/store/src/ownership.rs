@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
 use tilewave_proto::common::v1::Owner;
+use tilewave_telemetry::Metrics;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -25,6 +26,7 @@ use crate::change::FencingToken;
 use crate::clock::{Clock, SystemClock, to_proto_timestamp};
 use crate::error::{Error, Result};
 use crate::keys::check_segment;
+use crate::observe::{EtcdOp, LEASE_RENEW, Observed, observe};
 use crate::retry::{self, Attempt, Backoff};
 use crate::store::{Store, decode};
 
@@ -74,12 +76,11 @@ impl Ownership {
         let key = store.keys().owner(work);
         // Infrastructure time: when the lease began, for diagnostics.
         owner.since = Some(to_proto_timestamp(SystemClock.now()));
-        let lease_id = retry::idempotent("lease grant", store.op_timeout(), || {
+        let granting = retry::idempotent("lease grant", store.op_timeout(), || {
             let mut c = store.etcd();
             async move { c.lease_grant(ttl_secs, None).await }
-        })
-        .await?
-        .id();
+        });
+        let lease_id = observe(EtcdOp::LeaseGrant, &key, granting).await?.id();
         let value = prost::Message::encode_to_vec(&owner);
         let txn = Txn::new()
             .when(vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
@@ -91,7 +92,7 @@ impl Ownership {
             .or_else(vec![TxnOp::get(key.clone(), None)]);
         // Retrying is safe: if a lost answer hid our success, the key now
         // carries our lease, which the else branch shows.
-        let result = retry::with_retries("acquire", store.op_timeout(), |_| {
+        let claiming = retry::with_retries("acquire", store.op_timeout(), |_| {
             let mut c = store.etcd();
             let txn = txn.clone();
             async move {
@@ -114,21 +115,28 @@ impl Ownership {
                     Err(e) => retry::classify("acquire", e),
                 }
             }
-        })
-        .await;
+        });
+        let result = observe(EtcdOp::Txn, &key, claiming).await;
         let revision = match result {
             Ok(Some(rev)) => rev,
             Ok(None) => {
-                revoke(store, lease_id).await;
+                revoke(store, &key, lease_id).await;
                 return Ok(None);
             }
             Err(e) => {
-                revoke(store, lease_id).await;
+                revoke(store, &key, lease_id).await;
                 return Err(e);
             }
         };
         let (tx, lost) = watch::channel(false);
-        let keeper = tokio::spawn(keep_alive(store.clone(), key.clone(), lease_id, ttl, tx));
+        let keeper = tokio::spawn(keep_alive(
+            store.clone(),
+            key.clone(),
+            work.to_owned(),
+            lease_id,
+            ttl,
+            tx,
+        ));
         tracing::info!(owner_key = %key, token = revision, lease_id, "ownership acquired");
         Ok(Some(Self {
             store: store.clone(),
@@ -197,7 +205,7 @@ impl Ownership {
         self.released = true;
         self.keeper.abort();
         let id = self.lease_id;
-        retry::idempotent("lease revoke", self.store.op_timeout(), || {
+        let revoking = retry::idempotent("lease revoke", self.store.op_timeout(), || {
             let mut c = self.store.etcd();
             async move {
                 match c.lease_revoke(id).await {
@@ -207,8 +215,8 @@ impl Ownership {
                     Err(e) => Err(e),
                 }
             }
-        })
-        .await
+        });
+        observe(EtcdOp::LeaseRevoke, &self.token.owner_key, revoking).await
     }
 }
 
@@ -221,18 +229,26 @@ impl Drop for Ownership {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let store = self.store.clone();
             let id = self.lease_id;
-            rt.spawn(async move { revoke(&store, id).await });
+            let key = self.token.owner_key.clone();
+            rt.spawn(async move { revoke(&store, &key, id).await });
         }
     }
 }
 
 /// Best-effort revoke; the lease expires by itself otherwise.
-async fn revoke(store: &Store, lease_id: i64) {
+async fn revoke(store: &Store, key: &str, lease_id: i64) {
+    let observed = Observed::start(EtcdOp::LeaseRevoke, key);
     let mut c = store.etcd();
     match tokio::time::timeout(store.op_timeout(), c.lease_revoke(lease_id)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::debug!(lease_id, error = %e, "lease revoke failed; it will expire"),
-        Err(_) => tracing::debug!(lease_id, "lease revoke timed out; it will expire"),
+        Ok(Ok(_)) => observed.ok(),
+        Ok(Err(e)) => {
+            tracing::debug!(lease_id, error = %e, "lease revoke failed; it will expire");
+            observed.failed(true, "etcd", &e);
+        }
+        Err(_) => {
+            tracing::debug!(lease_id, "lease revoke timed out; it will expire");
+            observed.failed(true, "deadline_exceeded", &"lease revoke timed out");
+        }
     }
 }
 
@@ -245,8 +261,16 @@ async fn wait_for_delete(store: &Store, key: &str, limit: Duration) {
         };
         let opts = etcd_client::WatchOptions::new().with_start_revision(current.mod_revision() + 1);
         let mut c = store.etcd();
-        let Ok(mut stream) = c.watch(key, Some(opts)).await else {
-            return;
+        let observed = Observed::start(EtcdOp::Watch, key);
+        let mut stream = match c.watch(key, Some(opts)).await {
+            Ok(stream) => {
+                observed.ok();
+                stream
+            }
+            Err(e) => {
+                observed.failed(true, "etcd", &e);
+                return;
+            }
         };
         while let Ok(Some(resp)) = stream.message().await {
             if resp.canceled()
@@ -263,17 +287,30 @@ async fn wait_for_delete(store: &Store, key: &str, limit: Duration) {
 }
 
 /// Renews the lease every third of the TTL until it is lost.
-async fn keep_alive(store: Store, key: String, lease_id: i64, ttl: Duration, lost: watch::Sender<bool>) {
+async fn keep_alive(
+    store: Store,
+    key: String,
+    work: String,
+    lease_id: i64,
+    ttl: Duration,
+    lost: watch::Sender<bool>,
+) {
     let interval = ttl / 3;
     let mut last_ok = Instant::now();
     let mut backoff = Backoff::new(Duration::from_millis(100), interval);
     let why = 'outer: loop {
         // Open a keep-alive stream (a new one after any failure).
+        let observed = Observed::start(EtcdOp::LeaseKeepAlive, &key);
         let opened = tokio::time::timeout(interval, async {
             let mut c = store.etcd();
             c.lease_keep_alive(lease_id).await
         })
         .await;
+        match &opened {
+            Ok(Ok(_)) => observed.ok(),
+            Ok(Err(e)) => observed.failed(true, "etcd", e),
+            Err(_) => observed.failed(true, "deadline_exceeded", &"no answer to the keep-alive request"),
+        }
         let (mut keeper, mut stream) = match opened {
             Ok(Ok(pair)) => pair,
             Ok(Err(etcd_client::Error::LeaseKeepAliveError(e))) => break format!("lease gone: {e}"),
@@ -302,6 +339,8 @@ async fn keep_alive(store: Store, key: String, lease_id: i64, ttl: Duration, los
                 stream.message().await
             })
             .await;
+            let renewed = matches!(&round, Ok(Ok(Some(_))));
+            Metrics::global().record_etcd_op(LEASE_RENEW, sent_at.elapsed(), renewed);
             match round {
                 Ok(Ok(Some(resp))) if resp.ttl() > 0 => {
                     // The lease runs at least a TTL from when the renewal was sent.
@@ -327,6 +366,7 @@ async fn keep_alive(store: Store, key: String, lease_id: i64, ttl: Duration, los
         }
     };
     tracing::warn!(owner_key = %key, lease_id, %why, "ownership lost");
+    Metrics::global().lease_lost(&work);
     let _ = lost.send(true);
     // Keep the sender alive so `lost()` observes `true` rather than closure.
     std::future::pending::<()>().await;

@@ -15,6 +15,7 @@ use etcd_client::{Client, CompactionOptions, ConnectOptions, GetOptions, KeyValu
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::keys::{DEFAULT_PREFIX, Keys, prefix_end};
+use crate::observe::{EtcdOp, observe};
 use crate::retry;
 
 /// Default deadline of one store operation, retries included.
@@ -144,11 +145,15 @@ impl Store {
             clock: Arc::new(SystemClock),
         };
         let probe_key = store.keys.clock();
-        retry::idempotent("connect", store.cfg.connect_timeout, || {
-            let mut c = store.client.clone();
-            let key = probe_key.clone();
-            async move { c.get(key, Some(GetOptions::new().with_count_only())).await }
-        })
+        observe(
+            EtcdOp::Get,
+            &probe_key,
+            retry::idempotent("connect", store.cfg.connect_timeout, || {
+                let mut c = store.client.clone();
+                let key = probe_key.clone();
+                async move { c.get(key, Some(GetOptions::new().with_count_only())).await }
+            }),
+        )
         .await?;
         Ok(store)
     }
@@ -203,11 +208,15 @@ impl Store {
     }
 
     pub(crate) async fn get_raw(&self, key: &str) -> Result<Option<KeyValue>> {
-        let resp = retry::idempotent("get", self.op_timeout(), || {
-            let mut c = self.client.clone();
-            let key = key.to_owned();
-            async move { c.get(key, None).await }
-        })
+        let resp = observe(
+            EtcdOp::Get,
+            key,
+            retry::idempotent("get", self.op_timeout(), || {
+                let mut c = self.client.clone();
+                let key = key.to_owned();
+                async move { c.get(key, None).await }
+            }),
+        )
         .await?;
         Ok(resp.kvs().first().cloned())
     }
@@ -223,6 +232,11 @@ impl Store {
     /// Every key in `[start, end)` (`end` `None`: the prefix range of
     /// `start`), at one revision.
     pub(crate) async fn list_raw(&self, start: &str, end: Option<Vec<u8>>) -> Result<(Vec<KeyValue>, i64)> {
+        observe(EtcdOp::List, start, self.list_pages(start, end)).await
+    }
+
+    /// The pages of [`Store::list_raw`].
+    async fn list_pages(&self, start: &str, end: Option<Vec<u8>>) -> Result<(Vec<KeyValue>, i64)> {
         let end = end.unwrap_or_else(|| prefix_end(start.as_bytes()));
         'restart: for _ in 0..3 {
             let mut out = Vec::new();
@@ -275,11 +289,15 @@ impl Store {
     /// The store's current revision (a linearizable read).
     pub async fn revision(&self) -> Result<i64> {
         let key = self.keys.clock();
-        let resp = retry::idempotent("revision", self.op_timeout(), || {
-            let mut c = self.client.clone();
-            let key = key.clone();
-            async move { c.get(key, Some(GetOptions::new().with_count_only())).await }
-        })
+        let resp = observe(
+            EtcdOp::Get,
+            &key,
+            retry::idempotent("revision", self.op_timeout(), || {
+                let mut c = self.client.clone();
+                let key = key.clone();
+                async move { c.get(key, Some(GetOptions::new().with_count_only())).await }
+            }),
+        )
         .await?;
         Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
     }
@@ -287,7 +305,7 @@ impl Store {
     /// Compacts etcd's history up to `revision` (housekeeping; watches
     /// behind it are cancelled and caches resync).
     pub async fn compact(&self, revision: i64) -> Result<()> {
-        retry::idempotent("compact", self.op_timeout(), || {
+        let compacting = retry::idempotent("compact", self.op_timeout(), || {
             let mut c = self.client.clone();
             async move {
                 match c
@@ -300,8 +318,8 @@ impl Store {
                     Err(e) => Err(e),
                 }
             }
-        })
-        .await
+        });
+        observe(EtcdOp::Compact, self.keys.prefix(), compacting).await
     }
 }
 

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use tilewave_proto::common::v1::{AuditRecord, Timer};
+use tracing::Instrument as _;
 
 use crate::actor::Actor;
 use crate::cache::WatchCache;
@@ -91,6 +92,23 @@ impl Store {
     }
 }
 
+/// Where firing one timer failed.
+enum Step {
+    /// The caller's handler: the timer stays.
+    Handler(Error),
+    /// The commit.
+    Fire(Error),
+}
+
+/// The span of one timer firing: a root span named `timer.fire`, linked to
+/// the request that scheduled the timer (its stored origin), so the step can
+/// be found from that request's trace however much later and wherever it
+/// runs. The handler's and the commit's spans are its children.
+fn step_span(timer: &Timer) -> tracing::Span {
+    let origin = timer.origin.clone().unwrap_or_default();
+    tilewave_telemetry::span_linked_to(&origin, "timer.fire")
+}
+
 /// Fires timers as they fall due on `clock`, until `shutdown` completes or
 /// the ownership behind `token` is lost (then [`Error::Fenced`]).
 ///
@@ -98,7 +116,8 @@ impl Store {
 /// its own audit record); its error leaves the timer in place to be retried
 /// after a back-off. Timers fire in due order: a failure restarts the round.
 /// Run it under an [`crate::Ownership`] of the timer work, and select on
-/// [`crate::Ownership::lost`] too.
+/// [`crate::Ownership::lost`] too. Each firing (handler and commit) runs in a
+/// `timer.fire` span linked to the timer's origin.
 pub async fn run_timer_loop<H, F>(
     store: &Store,
     clock: Arc<dyn Clock>,
@@ -124,15 +143,24 @@ where
             Ok(due) => {
                 for timer in due {
                     let id = timer.value.id.clone();
-                    let effect = match handler(timer.clone()).await {
-                        Ok(c) => c,
-                        Err(e) => {
+                    // Each firing is a step of the work that scheduled the
+                    // timer: its own root span, linked to that request.
+                    let step = step_span(&timer.value);
+                    let outcome = async {
+                        let effect = handler(timer.clone()).await.map_err(Step::Handler)?;
+                        store
+                            .fire_timer(&timer, effect, &token, &actor)
+                            .await
+                            .map_err(Step::Fire)
+                    }
+                    .instrument(step)
+                    .await;
+                    match outcome {
+                        Err(Step::Handler(e)) => {
                             tracing::warn!(timer = %id, error = %e, "timer handler failed; will retry");
                             failed = true;
                             break;
                         }
-                    };
-                    match store.fire_timer(&timer, effect, &token, &actor).await {
                         Ok(Fired::Fired(info)) => {
                             tracing::debug!(timer = %id, revision = info.revision, "timer fired");
                             last_commit = info.revision;
@@ -140,8 +168,8 @@ where
                         Ok(Fired::AlreadyFired) => {
                             tracing::debug!(timer = %id, "timer already fired elsewhere");
                         }
-                        Err(e @ Error::Fenced { .. }) => return Err(e),
-                        Err(e) => {
+                        Err(Step::Fire(e @ Error::Fenced { .. })) => return Err(e),
+                        Err(Step::Fire(e)) => {
                             tracing::warn!(timer = %id, error = %e, "firing failed; will retry");
                             failed = true;
                             break;

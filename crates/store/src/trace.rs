@@ -2,8 +2,12 @@
 //! that started it, stored as a `SpanOrigin` with timers and events so that
 //! every later step links back to it.
 //!
-//! For now the context comes from a `traceparent` string (or gRPC metadata);
-//! the telemetry crate plugs its own source in with [`set_current_provider`].
+//! The context comes from the telemetry crate's current span
+//! (`tilewave_telemetry::current_origin`) without anything to install, so a
+//! service cannot forget it: audit records and timers get the trace id of the
+//! request that made them. [`set_current_provider`] replaces that source
+//! (tests, tools without telemetry); [`from_traceparent`] and
+//! [`from_metadata`] read a context given explicitly.
 
 use std::sync::OnceLock;
 
@@ -16,16 +20,27 @@ pub type Provider = fn() -> Option<SpanOrigin>;
 
 static PROVIDER: OnceLock<Provider> = OnceLock::new();
 
-/// Installs the source of the current trace context (once per process;
-/// later calls are ignored and return `false`).
+/// Replaces the source of the current trace context (once per process;
+/// later calls are ignored and return `false`). Without it, the telemetry
+/// crate's current span is the source.
 pub fn set_current_provider(provider: Provider) -> bool {
     PROVIDER.set(provider).is_ok()
 }
 
-/// The current trace context, if a provider is installed and a span is
-/// active.
+/// The current trace context: the installed provider's, else the current
+/// span's as the telemetry crate sees it; `None` outside any span (or with
+/// no telemetry set up).
 pub fn current() -> Option<SpanOrigin> {
-    PROVIDER.get().and_then(|p| p())
+    match PROVIDER.get() {
+        Some(provider) => provider(),
+        None => telemetry_current(),
+    }
+}
+
+/// The telemetry crate's view of the current span, as an origin.
+fn telemetry_current() -> Option<SpanOrigin> {
+    let origin = tilewave_telemetry::current_origin();
+    (!origin.traceparent.is_empty()).then_some(origin)
 }
 
 /// A `SpanOrigin` from a `traceparent` (and optional `tracestate`) header

@@ -348,10 +348,14 @@ impl std::fmt::Debug for Finish {
     }
 }
 
-/// The `grpc-status` and `grpc-message` in a header map, if any.
-fn status_in(headers: &HeaderMap) -> Option<(Code, Option<&str>)> {
+/// The `grpc-status` in a header map, if any, and for an error the
+/// `grpc-message` (percent-decoded, as the gRPC protocol encodes it).
+fn status_in(headers: &HeaderMap) -> Option<(Code, Option<String>)> {
     let code = Code::from_bytes(headers.get("grpc-status")?.as_bytes());
-    let message = headers.get("grpc-message").and_then(|v| v.to_str().ok());
+    if code == Code::Ok {
+        return Some((code, None));
+    }
+    let message = tonic::Status::from_header_map(headers).map(|s| s.message().to_owned());
     Some((code, message))
 }
 
@@ -420,7 +424,7 @@ where
                 if let Some((code, message)) = status_in(response.headers())
                     && let Some(f) = finish.take()
                 {
-                    f.finish(code, message);
+                    f.finish(code, message.as_deref());
                 }
                 Poll::Ready(Ok(response.map(|inner| TracedBody { inner, finish })))
             }
@@ -481,7 +485,7 @@ impl<B: Body> Body for TracedBody<B> {
                     && let Some(f) = this.finish.take()
                 {
                     match status_in(trailers) {
-                        Some((code, message)) => f.finish(code, message),
+                        Some((code, message)) => f.finish(code, message.as_deref()),
                         None => f.finish(Code::Unknown, Some("no grpc-status in trailers")),
                     }
                 }
@@ -531,8 +535,13 @@ mod tests {
         let mut headers = HeaderMap::new();
         assert!(status_in(&headers).is_none());
         headers.insert("grpc-status", HeaderValue::from_static("5"));
-        headers.insert("grpc-message", HeaderValue::from_static("gone"));
-        assert_eq!(status_in(&headers), Some((Code::NotFound, Some("gone"))));
+        headers.insert("grpc-message", HeaderValue::from_static("tile%20%22x%22%20gone"));
+        assert_eq!(
+            status_in(&headers),
+            Some((Code::NotFound, Some("tile \"x\" gone".to_owned())))
+        );
+        headers.insert("grpc-status", HeaderValue::from_static("0"));
+        assert_eq!(status_in(&headers), Some((Code::Ok, None)));
         assert_eq!(code_name(Code::NotFound), "NOT_FOUND");
     }
 }

@@ -1,0 +1,101 @@
+//! Process-level end-to-end tests: real etcd, the real services and the
+//! real `tilewave` CLI as child processes, with `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! pointed at an in-process OTLP receiver, so every assertion is on spans
+//! that were really exported (and on `/metrics` as really served).
+//!
+//! Needs the workspace binaries: `cargo build --bins` first.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli_trace;
+mod origin;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use tilewave_telemetry::receiver::{ReceivedSpan, Receiver};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// The key prefix the tests' services use.
+pub const PREFIX: &str = "/tilewave-e2e/";
+
+/// How long to wait for spans to arrive.
+pub const SPAN_WAIT: Duration = Duration::from_secs(15);
+
+/// How often the services export a batch (ms): short, so waits are short.
+pub const EXPORT_DELAY_MS: &str = "100";
+
+/// A fixture shared with the core crate's tests.
+pub fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/core/tests/fixtures/partner-connect")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// The environment that sends a child's spans to `receiver`.
+pub fn otel_env(receiver: &Receiver) -> Vec<(&'static str, String)> {
+    vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint().to_owned()),
+        ("OTEL_BSP_SCHEDULE_DELAY", EXPORT_DELAY_MS.to_owned()),
+        ("OTEL_TRACES_SAMPLER", "parentbased_always_on".to_owned()),
+    ]
+}
+
+/// The span's ancestors in `spans`, nearest first.
+pub fn ancestors<'a>(spans: &'a [ReceivedSpan], span: &ReceivedSpan) -> Vec<&'a ReceivedSpan> {
+    let by_id: HashMap<&str, &ReceivedSpan> = spans
+        .iter()
+        .filter(|s| s.trace_id == span.trace_id)
+        .map(|s| (s.span_id.as_str(), s))
+        .collect();
+    let mut out = Vec::new();
+    let mut parent = span.parent_span_id.as_str();
+    while let Some(p) = by_id.get(parent) {
+        out.push(*p);
+        parent = p.parent_span_id.as_str();
+        if out.len() > spans.len() {
+            break;
+        }
+    }
+    out
+}
+
+/// `GET /metrics` from `addr`, the body.
+pub async fn scrape(addr: std::net::SocketAddr) -> Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let Some((head, body)) = response.split_once("\r\n\r\n") else {
+        bail!("no HTTP head in {response:?}");
+    };
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("metrics answered {head:?}");
+    }
+    Ok(body.to_owned())
+}
+
+/// The value of the sample whose name and labels are exactly `series`
+/// (`name{a="x",b="y"}` as the encoder writes it); 0 when absent.
+pub fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok())?
+        })
+        .unwrap_or(0.0)
+}
+
+/// Reads a line of a child's stdout that starts with `word `, the rest.
+pub fn line_after<'a>(text: &'a str, word: &str) -> Result<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(word)?.strip_prefix(' '))
+        .with_context(|| format!("no {word:?} line in {text:?}"))
+}
