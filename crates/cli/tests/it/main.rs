@@ -239,13 +239,15 @@ fn run_bounded(cli: &Cli, args: &[&str], limit: std::time::Duration) -> Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("running tilewave");
-    let waited = std::time::Instant::now();
+    let step = std::time::Duration::from_millis(100);
+    let mut waited = std::time::Duration::ZERO;
     while child.try_wait().expect("waiting").is_none() {
-        if waited.elapsed() > limit {
+        if waited > limit {
             let _ = child.kill();
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(step);
+        waited += step;
     }
     let out = child.wait_with_output().expect("collecting output");
     eprintln!(
@@ -262,7 +264,13 @@ fn run_bounded(cli: &Cli, args: &[&str], limit: std::time::Duration) -> Output {
 /// sign-offs and sets GA a week and an hour after virtual now.
 fn prepare_launch(cli: &Cli, id: &str) {
     let riverflow = fixture("riverflow-ingest.json");
-    let import = cli.run(&["tile", "import", riverflow.to_str().unwrap(), "--id", id]);
+    let import = cli.run(&[
+        "tile",
+        "import",
+        riverflow.to_str().expect("a UTF-8 path"),
+        "--id",
+        id,
+    ]);
     assert_eq!(code(&import), 0);
     assert_eq!(
         code(&cli.run(&["tile", "set-test-workspace", id, "6051921418418893"])),
@@ -277,9 +285,13 @@ fn prepare_launch(cli: &Cli, id: &str) {
     }
     let clock = cli.run(&["clock", "show", "-o", "json"]);
     assert_eq!(code(&clock), 0);
-    let reading: serde_json::Value = serde_json::from_slice(&clock.stdout).unwrap();
+    let reading: serde_json::Value = serde_json::from_slice(&clock.stdout).expect("JSON");
     assert_eq!(reading["virtual_clock"], true, "{reading}");
-    let now: jiff::Timestamp = reading["now"].as_str().unwrap().parse().unwrap();
+    let now: jiff::Timestamp = reading["now"]
+        .as_str()
+        .expect("a time")
+        .parse()
+        .expect("RFC 3339");
     // A week and a few hours: the clock runs on while the commands run.
     let ga = now + jiff::SignedDuration::from_hours(7 * 24 + 6);
     let ga = ga.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
