@@ -146,10 +146,17 @@ async fn launch_survives_kill_of_its_owner_respects_plan_and_turns_ga() -> anyho
             .entries;
         let e = entries.iter().find(|e| e.tile_id == tile.id).context("entry")?;
         assert_eq!((e.revision, e.apply_count), (1, 1), "{region}: {e:?}");
+        // The agent applied it during its step's apply call (which, checked
+        // above, started outside the blackout), not at some later moment:
+        // a wall-clock-free form of "no apply in the blackout" (at 600x a
+        // busy machine's 100 ms is a virtual minute).
         let at = from_ts(&e.applied_at);
+        let step = done.steps.iter().find(|s| s.region == region).context("step")?;
+        let (called, returned) = (from_ts(&step.apply_started_at), from_ts(&step.applied_at));
+        let rounding = SignedDuration::from_secs(1);
         assert!(
-            !(blackout_from + SignedDuration::from_mins(1) <= at && at < blackout_to),
-            "{region} applied in the blackout at {at}"
+            called - rounding <= at && at <= returned + rounding,
+            "{region} applied at {at}, outside its apply call {called}..{returned}"
         );
     }
     let mut reg = stack.registry().await?;

@@ -21,7 +21,7 @@ use tilewave_proto::registry::v1::*;
 use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
 use tilewave_proto::rollout::v1::{GetRolloutRequest, Rollout, RolloutSpec};
 use tilewave_store::{Actor, Store, StoreConfig, VirtualClock};
-use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path};
+use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path, eventually};
 use tonic::transport::Channel;
 
 pub const RIVERFLOW: &str =
@@ -50,7 +50,9 @@ pub const ROLES: [SignOffRole; 5] = [
 pub const PREFIX: &str = "/tilewave-rollout-it/";
 /// Generous: the whole binary shares two cores with other builds.
 pub const WAIT: Duration = Duration::from_secs(90);
-pub const SHORT: Duration = Duration::from_secs(20);
+/// For what converges within a few passes of a loop (reconciliation every
+/// 500 ms): still generous, because a busy machine stretches every pass.
+pub const SHORT: Duration = Duration::from_secs(30);
 
 /// Virtual time when every test starts.
 pub fn t0() -> Timestamp {
@@ -145,9 +147,7 @@ impl Stack {
 
     pub async fn rollout(&self, i: usize) -> Result<RolloutServiceClient<Channel>> {
         let e = self.rollouts[i].endpoint();
-        RolloutServiceClient::connect(e.clone())
-            .await
-            .with_context(|| format!("connecting {e}"))
+        connect(&format!("rollout replica {i}"), &e, RolloutServiceClient::connect).await
     }
 
     /// A replica the test has not killed or stopped.
@@ -164,19 +164,33 @@ impl Stack {
     }
 
     pub async fn clock(&self, i: usize) -> Result<ClockServiceClient<Channel>> {
-        Ok(ClockServiceClient::connect(self.rollouts[i].endpoint()).await?)
+        let e = self.rollouts[i].endpoint();
+        connect(
+            &format!("the clock of rollout replica {i}"),
+            &e,
+            ClockServiceClient::connect,
+        )
+        .await
     }
 
     pub async fn registry(&self) -> Result<RegistryServiceClient<Channel>> {
-        Ok(RegistryServiceClient::connect(self.registry.endpoint()).await?)
+        let e = self.registry.endpoint();
+        connect("the registry", &e, RegistryServiceClient::connect).await
     }
 
     pub async fn agent(&self, region: &str) -> Result<AgentServiceClient<Channel>> {
-        Ok(AgentServiceClient::connect(self.agents[region].endpoint()).await?)
+        let e = self.agents[region].endpoint();
+        connect(&format!("the agent of {region}"), &e, AgentServiceClient::connect).await
     }
 
     pub async fn faults(&self, region: &str) -> Result<FaultInjectionServiceClient<Channel>> {
-        Ok(FaultInjectionServiceClient::connect(self.agents[region].endpoint()).await?)
+        let e = self.agents[region].endpoint();
+        connect(
+            &format!("the fault injection of the agent of {region}"),
+            &e,
+            FaultInjectionServiceClient::connect,
+        )
+        .await
     }
 
     pub async fn now(&self) -> Result<Timestamp> {
@@ -304,6 +318,24 @@ impl Stack {
     }
 }
 
+/// How long a client keeps trying to connect: on two busy cores a freshly
+/// accepted connection can take seconds.
+pub const CONNECT: Duration = Duration::from_secs(10);
+
+/// Connects a client to `endpoint`, retrying for up to [`CONNECT`]; the
+/// error names `what` was being connected and where.
+pub async fn connect<C, F, Fut>(what: &str, endpoint: &str, f: F) -> Result<C>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<C, tonic::transport::Error>>,
+{
+    eventually(&format!("a connection to {what}"), CONNECT, || {
+        f(endpoint.to_owned())
+    })
+    .await
+    .with_context(|| format!("connecting {what} at {endpoint}"))
+}
+
 pub async fn start_rollout_replica(
     dir: &TestDir,
     etcd: &str,
@@ -323,8 +355,11 @@ pub async fn start_rollout_replica(
                 "3000",
                 "--reconcile-interval-ms",
                 "500",
+                // Generous: an agent's apply fsyncs its catalog, which on a
+                // busy CI disk can take seconds, and a timed-out apply
+                // fails the step (and pauses the roll-out).
                 "--rpc-timeout-ms",
-                "2000",
+                "10000",
                 "--replica",
                 &format!("replica-{i}"),
             ])
