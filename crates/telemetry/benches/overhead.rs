@@ -145,6 +145,15 @@ fn loopback(c: &mut Criterion, rt: &Runtime, ends: &Ends) {
 /// load from other processes hits all variants alike.
 fn interleaved(rt: &Runtime, ends: &Ends, rounds: usize, per_block: u32) -> Vec<Duration> {
     let subscriber = tracing::Dispatch::new(service_default());
+    // One traced call with the subscriber as the default first. tracing
+    // caches each callsite's interest when the callsite is first hit; while
+    // a single dispatcher is registered it asks the thread's *current*
+    // default, so a span first created during `layers_no_subscriber` would
+    // be cached as "never" and stay disabled in `layers_no_otel_env` until
+    // some later `Dispatch::new` rebuilds the cache. That made a fresh run
+    // of this function measure the layers without their spans (the "1.1x
+    // fresh, 1.6x after a few thousand calls" of earlier notes).
+    tracing::dispatcher::with_default(&subscriber, || black_box(rt.block_on(call(ends, true))));
     let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); VARIANTS.len()];
     for _ in 0..rounds {
         for (i, (_, traced, subscribed)) in VARIANTS.into_iter().enumerate() {
