@@ -135,6 +135,16 @@ fn check_rate(rate: f64) -> Result<f64> {
     }
 }
 
+/// The domain clock a service follows: the virtual clock when one is stored
+/// in etcd (tests, the demo), else the system clock.
+pub async fn domain_clock(store: &Store) -> Result<Arc<dyn Clock>> {
+    match VirtualClock::attach(store).await {
+        Ok(clock) => Ok(clock),
+        Err(Error::ClockNotVirtual) => Ok(Arc::new(SystemClock)),
+        Err(e) => Err(e),
+    }
+}
+
 /// The virtual clock, shared by every process through the `clock` key.
 pub struct VirtualClock {
     store: Store,

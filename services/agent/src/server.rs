@@ -16,7 +16,7 @@ use tilewave_proto::agent::v1::AgentInfo;
 use tilewave_proto::agent::v1::agent_service_server::AgentServiceServer;
 use tilewave_proto::agent::v1::fault_injection_service_server::FaultInjectionServiceServer;
 use tilewave_store::clock::to_proto_timestamp;
-use tilewave_store::{Clock, Store, StoreConfig, SystemClock, VirtualClock};
+use tilewave_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -63,16 +63,6 @@ pub enum ServeError {
     Listener(#[from] std::io::Error),
 }
 
-/// The domain clock: the virtual clock when one is stored in etcd, else the
-/// system clock.
-pub async fn domain_clock(store: &Store) -> Result<Arc<dyn Clock>, tilewave_store::Error> {
-    match VirtualClock::attach(store).await {
-        Ok(clock) => Ok(clock),
-        Err(tilewave_store::Error::ClockNotVirtual) => Ok(Arc::new(SystemClock)),
-        Err(e) => Err(e),
-    }
-}
-
 /// Serves the agent on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -93,7 +83,7 @@ pub async fn serve(
         .with_prefix(config.prefix.clone())
         .with_op_timeout(config.etcd_timeout());
     let store = Store::connect(store_config).await?;
-    let clock = domain_clock(&store).await?;
+    let clock = tilewave_store::clock::domain_clock(&store).await?;
     let store = store.with_clock(Arc::clone(&clock));
 
     let settings = AgentSettings {

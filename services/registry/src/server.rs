@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tilewave_proto::registry::v1::registry_service_server::RegistryServiceServer;
-use tilewave_store::{Clock, Store, StoreConfig, SystemClock, VirtualClock};
+use tilewave_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -35,16 +35,6 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// The domain clock: the virtual clock when one is stored in etcd, else the
-/// system clock.
-pub async fn domain_clock(store: &Store) -> Result<Arc<dyn Clock>, tilewave_store::Error> {
-    match VirtualClock::attach(store).await {
-        Ok(clock) => Ok(clock),
-        Err(tilewave_store::Error::ClockNotVirtual) => Ok(Arc::new(SystemClock)),
-        Err(e) => Err(e),
-    }
-}
-
 /// Serves the registry on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -56,7 +46,7 @@ pub async fn serve(
         .with_op_timeout(config.etcd_timeout());
     let store = Store::connect(store_config).await?;
     tracing::info!("connected to etcd");
-    let clock = domain_clock(&store).await?;
+    let clock = tilewave_store::clock::domain_clock(&store).await?;
     tracing::info!(virtual_clock = clock.is_virtual(), "domain clock ready");
     let store = store.with_clock(Arc::clone(&clock));
     let registry = Registry::new(store, clock).await?;

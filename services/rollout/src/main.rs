@@ -1,40 +1,20 @@
-//! `tilewave-rollout`: reads its configuration, sets up telemetry, binds,
-//! and serves until SIGTERM or Ctrl-C.
+//! `tilewave-rollout`: reads its configuration and runs the service through
+//! the shared main (`tilewave-service`): telemetry, binding, metrics,
+//! SIGTERM/Ctrl-C and a bounded graceful shutdown.
 
-use anyhow::Context as _;
 use clap::Parser as _;
 use tilewave_rollout::RolloutConfig;
+use tilewave_service::Listen;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = RolloutConfig::parse();
-    let _telemetry = tilewave_telemetry::init("tilewave-rollout").context("setting up telemetry")?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    if let Some(addr) = config.metrics_listen {
-        let metrics = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
-        tokio::spawn(tilewave_telemetry::serve_metrics(metrics, shutdown_signal()));
-    }
-    tilewave_rollout::serve(listener, config, shutdown_signal())
-        .await
-        .context("tilewave-rollout")?;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let listen = Listen {
+        grpc: config.listen,
+        metrics: config.metrics_listen,
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
+    tilewave_service::run("tilewave-rollout", listen, |listener, shutdown| {
+        tilewave_rollout::serve(listener, config, shutdown)
+    })
+    .await
 }

@@ -1,0 +1,96 @@
+//! The shared `main` of every tilewave service.
+//!
+//! A service's binary reads its typed configuration and hands this crate a
+//! `serve(listener, shutdown)` function (STYLE.md: servers take a bound
+//! listener and a shutdown future). [`run`] does the rest the same way for
+//! every service: telemetry set up inside the runtime, the gRPC listener
+//! and the optional Prometheus listener bound (a bind failure names the
+//! address), SIGTERM or Ctrl-C turned into the shutdown future, in-flight
+//! calls given [`SHUTDOWN_GRACE`] to finish (a client holding a stream open
+//! must not keep a stopping replica alive), and the last spans flushed.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+/// How long shutdown waits for open calls to finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// The future a server stops on.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Where a service listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Listen {
+    /// The gRPC address.
+    pub grpc: SocketAddr,
+    /// The Prometheus `/metrics` address, if any.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// Runs a service until SIGTERM or Ctrl-C: `name` is its binary name (for
+/// telemetry and messages), `serve` its server.
+pub async fn run<F, Fut, E>(name: &str, listen: Listen, serve: F) -> anyhow::Result<()>
+where
+    F: FnOnce(TcpListener, Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let telemetry = tilewave_telemetry::init(name).context("setting up telemetry")?;
+    let listener = TcpListener::bind(listen.grpc)
+        .await
+        .with_context(|| format!("{name}: binding {}", listen.grpc))?;
+    if let Some(addr) = listen.metrics {
+        let metrics = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("{name}: binding {addr}"))?;
+        tokio::spawn(tilewave_telemetry::serve_metrics(metrics, shutdown_signal()));
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = serve(
+        listener,
+        Box::pin(async {
+            let _ = stopped.await;
+        }),
+    );
+    tokio::pin!(server);
+    let result = tokio::select! {
+        result = &mut server => result.with_context(|| name.to_string()),
+        () = shutdown_signal() => {
+            let _ = stop.send(());
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+                Ok(result) => result.with_context(|| name.to_string()),
+                Err(_) => {
+                    tracing::warn!(grace = ?SHUTDOWN_GRACE, "open calls outlived the shutdown grace; exiting");
+                    Ok(())
+                }
+            }
+        }
+    };
+    if let Err(e) = telemetry.shutdown().await {
+        eprintln!("{name}: flushing spans: {e}");
+    }
+    result
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
