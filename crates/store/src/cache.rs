@@ -381,11 +381,16 @@ where
         store.list_raw(&shared.start, Some(shared.end.clone())).await?;
     let mut fresh = BTreeMap::new();
     for kv in &kvs {
+        // Filter on the key before decoding: a range may hold other kinds of
+        // values (a roll-out's steps under the roll-out), which are not
+        // undecodable, only not ours.
+        if !kv.key_str().is_ok_and(|k| shared.keeps(k)) {
+            continue;
+        }
         match decode::<T>(kv) {
-            Ok(v) if shared.keeps(&v.key) => {
+            Ok(v) => {
                 fresh.insert(v.key.clone(), v);
             }
-            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "skipping an undecodable value"),
         }
     }
