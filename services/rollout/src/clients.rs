@@ -1,16 +1,14 @@
 //! Clients of the registry and the region agents, all through traced
 //! channels so that a request's trace continues into them.
 //!
-//! Agents register under `agents/<region>` with a lease. The registration's
-//! message is the agent's own; this module only needs the agent's gRPC
-//! address from it, so it reads it tolerantly ([`address_in`]): a JSON
-//! object's `address`, or the protobuf string field that is a socket
-//! address or URL.
+//! Agents register under `agents/<region>` with a lease; the value is the
+//! agent's `AgentInfo`, whose `address` this module dials.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tilewave_proto::agent::v1::AgentInfo;
 use tilewave_proto::agent::v1::agent_service_client::AgentServiceClient;
 use tilewave_proto::common::v1::TileState;
 use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
@@ -213,80 +211,11 @@ fn etcd_client_prefix() -> etcd_client::GetOptions {
     etcd_client::GetOptions::new().with_prefix()
 }
 
-/// The agent's gRPC address in its registration value: a JSON object's
-/// `address`, else the first protobuf string field (at any depth) that is a
-/// socket address or an http(s) URL.
+/// The agent's gRPC address in its registration value, an
+/// [`AgentInfo`]; `None` when the value is not one or names no address.
 pub fn address_in(value: &[u8]) -> Option<String> {
-    if let Ok(text) = std::str::from_utf8(value)
-        && let Some(rest) = text.trim().strip_prefix('{')
-    {
-        let at = rest.find("\"address\"")?;
-        let after = &rest[at + "\"address\"".len()..];
-        let start = after.find('"')? + 1;
-        let end = after[start..].find('"')? + start;
-        return Some(after[start..end].to_owned());
-    }
-    proto_strings(value, 0)
-        .into_iter()
-        .find(|s| looks_like_address(s))
-}
-
-fn looks_like_address(s: &str) -> bool {
-    s.starts_with("http://") || s.starts_with("https://") || s.parse::<std::net::SocketAddr>().is_ok()
-}
-
-/// Every length-delimited field of a protobuf message that is UTF-8, with
-/// nested messages searched too (depth-limited).
-fn proto_strings(mut buf: &[u8], depth: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    if depth > 3 {
-        return out;
-    }
-    while !buf.is_empty() {
-        let Some((tag, rest)) = varint(buf) else {
-            return out;
-        };
-        buf = rest;
-        match tag & 7 {
-            0 => match varint(buf) {
-                Some((_, rest)) => buf = rest,
-                None => return out,
-            },
-            1 => match buf.get(8..) {
-                Some(rest) => buf = rest,
-                None => return out,
-            },
-            5 => match buf.get(4..) {
-                Some(rest) => buf = rest,
-                None => return out,
-            },
-            2 => {
-                let Some((len, rest)) = varint(buf) else {
-                    return out;
-                };
-                let Ok(len) = usize::try_from(len) else { return out };
-                let Some(field) = rest.get(..len) else { return out };
-                if let Ok(s) = std::str::from_utf8(field) {
-                    out.push(s.to_owned());
-                }
-                out.extend(proto_strings(field, depth + 1));
-                buf = &rest[len..];
-            }
-            _ => return out,
-        }
-    }
-    out
-}
-
-fn varint(buf: &[u8]) -> Option<(u64, &[u8])> {
-    let mut v = 0u64;
-    for (i, b) in buf.iter().enumerate().take(10) {
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((v, &buf[i + 1..]));
-        }
-    }
-    None
+    let info = <AgentInfo as prost::Message>::decode(value).ok()?;
+    (!info.address.is_empty()).then_some(info.address)
 }
 
 #[cfg(test)]
@@ -295,21 +224,18 @@ mod tests {
     use prost::Message as _;
 
     #[test]
-    fn address_from_json_and_protobuf() {
-        assert_eq!(
-            address_in(br#"{"region":"aws:us-east-1","address":"127.0.0.1:9000"}"#).as_deref(),
-            Some("127.0.0.1:9000")
-        );
-        // Any message with the address in some string field.
-        let owner = tilewave_proto::common::v1::Owner {
-            holder: "aws:us-east-1".into(),
-            address: "http://127.0.0.1:9001".into(),
-            since: None,
+    fn address_from_the_registration() {
+        let info = AgentInfo {
+            region: "aws:us-east-1".into(),
+            cloud: "aws".into(),
+            address: "127.0.0.1:9001".into(),
+            ..Default::default()
         };
         assert_eq!(
-            address_in(&owner.encode_to_vec()).as_deref(),
-            Some("http://127.0.0.1:9001")
+            address_in(&info.encode_to_vec()).as_deref(),
+            Some("127.0.0.1:9001")
         );
+        assert_eq!(address_in(&AgentInfo::default().encode_to_vec()), None);
         assert_eq!(address_in(b"\x01\x02garbage"), None);
     }
 }

@@ -245,6 +245,7 @@ impl<'a> Write<'a> {
             )
             .fence(self.token)
             .merge(self.extra);
+        change = model::with_active_marker(keys, change, self.loaded.rollout.value.state, &self.rollout);
         for (i, s) in &self.steps {
             let v = &self.loaded.steps[*i];
             change = change.update(v.key.clone(), s, v.etag);
@@ -331,6 +332,26 @@ async fn config_of(
         .unwrap_or_default())
 }
 
+/// The span of one step in one region: its own root (the step is its own
+/// unit of work), linked to the request that started the roll-out, and
+/// naming the region, roll-out and revision (fields must be declared when
+/// a span is made: recording an undeclared one later is silently dropped).
+fn step_span(r: &Rollout, name: &str, region: &str, revision: i64) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: "tilewave::work",
+        parent: None,
+        "work",
+        otel.name = %name,
+        otel.kind = "internal",
+        region = %region,
+        rollout = %r.id,
+        tile = %r.tile_id,
+        revision,
+    );
+    tilewave_telemetry::link_to_origin(&span, &r.origin.clone().unwrap_or_default());
+    span
+}
+
 /// The outcome of a call to an agent.
 enum AgentOutcome {
     Ok,
@@ -341,8 +362,7 @@ enum AgentOutcome {
 }
 
 async fn apply_at(ctx: &Ctx, r: &Rollout, region: &str, revision: i64, token: i64) -> Result<AgentOutcome> {
-    let span = tilewave_telemetry::span_linked_to(&r.origin.clone().unwrap_or_default(), "rollout.apply");
-    span.record("region", region);
+    let span = step_span(r, "rollout.apply", region, revision);
     async {
         let mut client = match ctx.agents.client(region).await {
             Ok(c) => c,
@@ -392,8 +412,7 @@ async fn apply_at(ctx: &Ctx, r: &Rollout, region: &str, revision: i64, token: i6
 /// Health of the tile in a region: `Ok(None)` healthy (or no verdict yet),
 /// `Ok(Some(reason))` unhealthy, `Err` when the agent cannot be asked.
 async fn health_at(ctx: &Ctx, r: &Rollout, region: &str) -> Result<(HealthStatus, Option<String>)> {
-    let span =
-        tilewave_telemetry::span_linked_to(&r.origin.clone().unwrap_or_default(), "rollout.bake_check");
+    let span = step_span(r, "rollout.bake_check", region, r.revision_to_apply());
     async {
         let mut client = ctx.agents.client(region).await?;
         let resp = client
@@ -832,18 +851,18 @@ async fn rollback_step(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Ti
             next.state = StepState::RollingBack as i32;
             let mut w = Write::new(ctx, token, loaded);
             w.step(i, next);
-            w.commit(
-                "RollingBack",
-                format!("restoring r{} in {}", r.previous_revision, step.region),
-            )
-            .await?;
+            w.commit("RollingBack", format!("restoring {}", step.region))
+                .await?;
             return Ok(Next::Again);
         }
-        let restore = if r.kind == RolloutKind::Withdraw as i32 {
-            r.revision
-        } else {
-            r.previous_revision
-        };
+        // What was live there before this roll-out: a maintenance revision
+        // that added a cloud leaves nothing behind in it, a withdraw puts
+        // the launched revision back.
+        let restore = crate::reconcile::live_before(ctx, &r.tile_id, loaded.rollout.create_revision)
+            .await?
+            .get(&step.region)
+            .copied()
+            .unwrap_or(0);
         match apply_at(ctx, r, &step.region, restore, token.revision).await? {
             AgentOutcome::Ok => {
                 let mut next = step.clone();
@@ -884,9 +903,11 @@ async fn rollback_step(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Ti
             RolloutKind::Launch | RolloutKind::Unspecified => (tile.state == TileState::RollingOut as i32
                 || tile.state == TileState::RolledOut as i32)
                 .then_some(TileState::Scheduled),
-            RolloutKind::Maintenance => {
-                (tile.maintenance_state == MaintenanceState::RollingOut as i32).then_some(TileState::Ga)
-            }
+            // SCHEDULED asks the registry for "rolled back": a GA tile's
+            // maintenance revision goes back to SIGNED_OFF (GA would
+            // mean "completed", IDLE).
+            RolloutKind::Maintenance => (tile.maintenance_state == MaintenanceState::RollingOut as i32)
+                .then_some(TileState::Scheduled),
             RolloutKind::Withdraw => None,
         };
         if let Some(target) = target

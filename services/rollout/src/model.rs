@@ -97,6 +97,35 @@ pub fn step_name(state: i32) -> &'static str {
         .trim_start_matches("STEP_STATE_")
 }
 
+/// `rollout-active/<tile>`: present while a roll-out of the tile is not
+/// finished, holding that roll-out (id, tile, revision). Created in the
+/// StartRollout transaction (and when a rollback revives a finished
+/// roll-out), deleted in the transaction that finishes it: at most one
+/// roll-out of a tile is active, whatever runs concurrently.
+pub fn active_key(keys: &Keys, tile: &str) -> String {
+    format!("{}rollout-active/{tile}", keys.prefix())
+}
+
+/// The value of [`active_key`].
+pub fn active_marker(r: &Rollout) -> Rollout {
+    Rollout {
+        id: r.id.clone(),
+        tile_id: r.tile_id.clone(),
+        revision: r.revision,
+        ..Default::default()
+    }
+}
+
+/// Keeps the active marker of `r`'s tile in step with a state change from
+/// `before` to `r.state`.
+pub fn with_active_marker(keys: &Keys, change: Change, before: i32, r: &Rollout) -> Change {
+    match (is_terminal(before), is_terminal(r.state)) {
+        (false, true) => change.delete_unchecked(active_key(keys, &r.tile_id)),
+        (true, false) => change.create(active_key(keys, &r.tile_id), &active_marker(r)),
+        _ => change,
+    }
+}
+
 /// The owner work name of a roll-out (`owners/rollout-<id>`).
 pub fn owner_work(id: &str) -> String {
     format!("rollout-{id}")

@@ -42,11 +42,31 @@ pub struct Desired {
 /// Desired state per (tile, region), from every roll-out's steps in the
 /// order the roll-outs were created (`tile`: only that tile's).
 pub async fn desired(ctx: &Ctx, tile: Option<&str>) -> Result<BTreeMap<(String, String), Desired>> {
+    desired_among(ctx, tile, i64::MAX).await
+}
+
+/// What was live of `tile` in each region before the roll-out created at
+/// etcd revision `created`: the desired state of the tile's earlier
+/// roll-outs (0: nothing). A rollback restores it.
+pub async fn live_before(ctx: &Ctx, tile: &str, created: i64) -> Result<BTreeMap<String, i64>> {
+    Ok(desired_among(ctx, Some(tile), created)
+        .await?
+        .into_iter()
+        .map(|((_, region), d)| (region, d.live_revision))
+        .collect())
+}
+
+/// [`desired`] from the roll-outs created before etcd revision `before`.
+async fn desired_among(
+    ctx: &Ctx,
+    tile: Option<&str>,
+    before: i64,
+) -> Result<BTreeMap<(String, String), Desired>> {
     let mut rollouts: Vec<_> = ctx
         .rollouts
         .list()
         .into_iter()
-        .filter(|r| tile.is_none_or(|t| r.value.tile_id == t))
+        .filter(|r| tile.is_none_or(|t| r.value.tile_id == t) && r.create_revision < before)
         .collect();
     rollouts.sort_by_key(|r| r.create_revision);
     let mut out: BTreeMap<(String, String), Desired> = BTreeMap::new();
@@ -80,10 +100,10 @@ pub async fn desired(ctx: &Ctx, tile: Option<&str>) -> Result<BTreeMap<(String, 
                     entry.revision = target;
                     entry.rollout_id = ro.id.clone();
                 }
+                // What was live before this roll-out is live again: the
+                // entry as the earlier roll-outs left it (nothing, where
+                // none had put the tile in this region).
                 StepState::RolledBack => {
-                    entry.revision = ro.previous_revision;
-                    entry.live_revision = ro.previous_revision;
-                    entry.since = s.verified_at.or(s.applied_at);
                     entry.rollout_id = ro.id.clone();
                 }
                 StepState::Applying

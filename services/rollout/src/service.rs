@@ -110,6 +110,7 @@ impl Rollouts {
         let re = model::replan_into(&self.ctx, &mut r, &steps, now);
         let keys = self.ctx.keys();
         let mut change = Change::new().update(keys.rollout(id), &stored(&r), loaded.rollout.etag);
+        change = model::with_active_marker(keys, change, loaded.rollout.value.state, &r);
         for (old, new) in loaded.steps.iter().zip(&steps) {
             if &old.value != new {
                 change = change.update(old.key.clone(), new, old.etag);
@@ -119,7 +120,17 @@ impl Rollouts {
             change = model::with_event(keys, change, e);
         }
         let change = change.audit(Self::audit(action, id, summary));
-        self.ctx.store.commit(change, actor).await?;
+        let active = model::active_key(keys, &r.tile_id);
+        match self.ctx.store.commit(change, actor).await {
+            Ok(_) => {}
+            Err(tilewave_store::Error::AlreadyExists { key }) if key == active => {
+                return Err(Error::FailedPrecondition(format!(
+                    "another roll-out of tile {} is active: {action} would make two",
+                    r.tile_id
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
         Ok(model::load(&self.ctx.store, id).await?.assemble())
     }
 }
@@ -310,6 +321,7 @@ impl RolloutService for Rollouts {
                 .create(keys.rollout(&id), &stored(&rollout))
                 .expect_absent(keys.freeze());
         }
+        change = change.create(model::active_key(keys, &tile.id), &model::active_marker(&rollout));
         for s in &steps {
             change = change.create(keys.rollout_step(&id, &s.region), s);
         }
@@ -336,6 +348,24 @@ impl RolloutService for Rollouts {
                 return Err(Error::FailedPrecondition(format!(
                     "roll-out {id} of tile {} revision {} already exists: another StartRollout won",
                     tile.id, rollout.revision
+                ))
+                .into());
+            }
+            Err(tilewave_store::Error::AlreadyExists { key }) if key == model::active_key(keys, &tile.id) => {
+                let active = self
+                    .ctx
+                    .store
+                    .get::<Rollout>(&key)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map_or_else(
+                        || "another roll-out".to_owned(),
+                        |a| format!("roll-out {}", a.value.id),
+                    );
+                return Err(Error::FailedPrecondition(format!(
+                    "{active} of tile {} is still active: exactly one roll-out of a tile runs at a time",
+                    tile.id
                 ))
                 .into());
             }
@@ -647,11 +677,10 @@ impl RolloutService for Rollouts {
             })
             .await?;
         if rollout.kind != RolloutKind::Withdraw as i32 && rollout.started_at.is_some() {
-            let target = if rollout.kind == RolloutKind::Maintenance as i32 {
-                tilewave_proto::common::v1::TileState::Ga
-            } else {
-                tilewave_proto::common::v1::TileState::Scheduled
-            };
+            // SCHEDULED is the registry's "rolled back": a launch goes back
+            // to SCHEDULED, a maintenance revision to SIGNED_OFF (GA would
+            // mark it completed).
+            let target = tilewave_proto::common::v1::TileState::Scheduled;
             if let Err(e) = self
                 .ctx
                 .registry

@@ -318,18 +318,59 @@ pub fn resolve(
         RolloutKind::Launch | RolloutKind::Unspecified => plan_ga = ga,
         RolloutKind::Maintenance => {
             if let Some(m) = &tile.maintenance {
-                if spec.regions.is_empty() {
-                    if !m.affected_regions.is_empty() {
-                        let keep: Vec<String> = m
-                            .affected_regions
-                            .iter()
-                            .filter(|r| !spec.exclude_regions.contains(r))
-                            .cloned()
-                            .collect();
-                        regions = RegionSelection::Only(keep);
-                    } else if !m.affected_clouds.is_empty() {
-                        clouds = m.affected_clouds.iter().filter_map(|c| cloud_of(*c)).collect();
+                if !spec.regions.is_empty() {
+                    // Only the regions the change affects: an explicit list
+                    // is narrowed to them, in its order.
+                    let affected_clouds: Vec<Cloud> =
+                        m.affected_clouds.iter().filter_map(|c| cloud_of(*c)).collect();
+                    let affected = |r: &String| {
+                        if !m.affected_regions.is_empty() {
+                            m.affected_regions.contains(r)
+                        } else if !affected_clouds.is_empty() {
+                            catalog
+                                .get(r)
+                                .is_ok_and(|reg| affected_clouds.contains(&reg.cloud))
+                        } else {
+                            true
+                        }
+                    };
+                    let keep: Vec<String> = spec.regions.iter().filter(|r| affected(r)).cloned().collect();
+                    if keep.is_empty() {
+                        return Err(Error::invalid(
+                            "spec.regions",
+                            format!(
+                                "revision {} of {} affects none of these regions (it changes {})",
+                                spec.revision,
+                                tile.id,
+                                if m.affected_regions.is_empty() {
+                                    affected_clouds
+                                        .iter()
+                                        .map(|c| {
+                                            proto_cloud(*c)
+                                                .as_str_name()
+                                                .trim_start_matches("CLOUD_")
+                                                .to_ascii_lowercase()
+                                        })
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                } else {
+                                    m.affected_regions.join(", ")
+                                }
+                            ),
+                        ));
                     }
+                    spec.regions = keep.clone();
+                    regions = RegionSelection::Only(keep);
+                } else if !m.affected_regions.is_empty() {
+                    let keep: Vec<String> = m
+                        .affected_regions
+                        .iter()
+                        .filter(|r| !spec.exclude_regions.contains(r))
+                        .cloned()
+                        .collect();
+                    regions = RegionSelection::Only(keep);
+                } else if !m.affected_clouds.is_empty() {
+                    clouds = m.affected_clouds.iter().filter_map(|c| cloud_of(*c)).collect();
                 }
                 if deadline.is_none() {
                     deadline = m.target_time.as_ref().map(from_proto_timestamp).transpose()?;

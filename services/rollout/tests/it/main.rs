@@ -3,8 +3,14 @@
 //! `tilewave-rollout` replicas as child processes, on the virtual clock.
 
 mod bad_input;
+mod clock;
 mod fencing;
+mod freeze;
 mod launch;
+mod maintenance;
+mod steering;
+mod trace;
+mod withdraw;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,19 +19,24 @@ use anyhow::{Context as _, Result};
 use jiff::{SignedDuration, Timestamp};
 use tilewave_proto::agent::v1::agent_service_client::AgentServiceClient;
 use tilewave_proto::agent::v1::fault_injection_service_client::FaultInjectionServiceClient;
+use tilewave_proto::agent::v1::{CatalogEntry, ListTilesRequest};
 use tilewave_proto::clock::v1::clock_service_client::ClockServiceClient;
-use tilewave_proto::clock::v1::{GetTimeRequest, SetRateRequest};
+use tilewave_proto::clock::v1::{AdvanceRequest, GetTimeRequest, SetRateRequest};
 use tilewave_proto::common::v1::{Event, SignOffRole};
 use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use tilewave_proto::registry::v1::*;
 use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
-use tilewave_proto::rollout::v1::{GetRolloutRequest, Rollout, RolloutSpec};
+use tilewave_proto::rollout::v1::{
+    GetRolloutRequest, Rollout, RolloutSpec, RolloutState, StartRolloutRequest,
+};
 use tilewave_store::{Actor, Store, StoreConfig, VirtualClock};
 use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path, eventually};
 use tonic::transport::Channel;
 
 pub const RIVERFLOW: &str =
     include_str!("../../../../crates/core/tests/fixtures/partner-connect/riverflow-ingest.json");
+/// Azure only: a later revision adds GCP (journey 2).
+pub const LUMEN: &str = include_str!("../../../../crates/core/tests/fixtures/partner-connect/lumen-bi.json");
 
 /// Eight regions across the three clouds; the canaries first.
 pub const REGIONS: [&str; 8] = [
@@ -91,6 +102,11 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(replicas: usize) -> Result<Self> {
+        Self::start_with_env(replicas, &[]).await
+    }
+
+    /// [`Stack::start`] with extra environment for every service.
+    pub async fn start_with_env(replicas: usize, env: &[(String, String)]) -> Result<Self> {
         let dir = TestDir::new("rollout-it")?;
         let etcd = EtcdCluster::start(1).await?;
         let endpoints = etcd.endpoints().join(",");
@@ -100,7 +116,8 @@ impl Stack {
         let registry = ServiceProcess::start(
             ServiceSpec::new("registry", bin_path("tilewave-registry")?)
                 .with_args(["--etcd", &endpoints, "--prefix", PREFIX])
-                .with_health_service(Some("tilewave.registry.v1.RegistryService")),
+                .with_health_service(Some("tilewave.registry.v1.RegistryService"))
+                .with_envs(env),
             dir.path(),
         )
         .await?;
@@ -121,7 +138,8 @@ impl Stack {
                     "3",
                     "--enable-fault-injection",
                 ])
-                .with_health_service(Some("tilewave.agent.v1.AgentService"));
+                .with_health_service(Some("tilewave.agent.v1.AgentService"))
+                .with_envs(env);
             let path = dir.path().to_path_buf();
             async move {
                 ServiceProcess::start(spec, &path)
@@ -132,7 +150,7 @@ impl Stack {
         let agents = futures::future::try_join_all(starts).await?.into_iter().collect();
         let mut rollouts = Vec::new();
         for i in 0..replicas {
-            rollouts.push(start_rollout_replica(&dir, &endpoints, &registry.endpoint(), i).await?);
+            rollouts.push(start_rollout_replica_with(&dir, &endpoints, &registry.endpoint(), i, env).await?);
         }
         Ok(Self {
             etcd,
@@ -214,10 +232,18 @@ impl Stack {
     /// Imports riverflow, signs it off (five roles) and sets GA `ga_in`
     /// ahead of virtual now.
     pub async fn scheduled_tile(&self, ga_in: SignedDuration) -> Result<Tile> {
+        self.scheduled(RIVERFLOW, "", ga_in).await
+    }
+
+    /// Imports `config_json` (as `id`, or its slug when empty), gives it a
+    /// test workspace, signs it off (five roles) and sets GA `ga_in` ahead
+    /// of virtual now.
+    pub async fn scheduled(&self, config_json: &str, id: &str, ga_in: SignedDuration) -> Result<Tile> {
         let mut c = self.registry().await?;
         let mut tile = c
             .import_partner_config(ImportPartnerConfigRequest {
-                config_json: RIVERFLOW.into(),
+                config_json: config_json.into(),
+                id: id.into(),
                 ..Default::default()
             })
             .await?
@@ -234,20 +260,7 @@ impl Stack {
             .into_inner()
             .tile
             .context("tile")?;
-        for role in ROLES {
-            tile = c
-                .record_sign_off(RecordSignOffRequest {
-                    id: tile.id.clone(),
-                    role: role as i32,
-                    revision: tile.revision,
-                    note: String::new(),
-                    etag: tile.etag,
-                })
-                .await?
-                .into_inner()
-                .tile
-                .context("tile")?;
-        }
+        tile = self.sign_off(&tile, &ROLES).await?;
         let now = self.now().await?;
         tile = c
             .set_ga_date(SetGaDateRequest {
@@ -261,6 +274,105 @@ impl Stack {
             .tile
             .context("tile")?;
         Ok(tile)
+    }
+
+    /// Records `roles` on the tile's latest revision.
+    pub async fn sign_off(&self, tile: &Tile, roles: &[SignOffRole]) -> Result<Tile> {
+        let mut c = self.registry().await?;
+        let mut tile = tile.clone();
+        for role in roles {
+            tile = c
+                .record_sign_off(RecordSignOffRequest {
+                    id: tile.id.clone(),
+                    role: *role as i32,
+                    revision: tile.revision,
+                    note: String::new(),
+                    etag: tile.etag,
+                })
+                .await?
+                .into_inner()
+                .tile
+                .context("tile")?;
+        }
+        Ok(tile)
+    }
+
+    /// The tile as the registry has it now.
+    pub async fn tile(&self, id: &str) -> Result<Tile> {
+        self.registry()
+            .await?
+            .get_tile(GetTileRequest {
+                id: id.into(),
+                revision: 0,
+            })
+            .await?
+            .into_inner()
+            .tile
+            .context("tile")
+    }
+
+    /// StartRollout on a live replica.
+    pub async fn start_rollout(&self, spec: RolloutSpec) -> Result<Rollout> {
+        self.rollout(self.live())
+            .await?
+            .start_rollout(StartRolloutRequest {
+                spec: Some(spec),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .rollout
+            .context("rollout")
+    }
+
+    /// Waits until the roll-out satisfies `done`.
+    pub async fn wait_for(&self, id: &str, what: &str, done: impl Fn(&Rollout) -> bool) -> Result<Rollout> {
+        eventually(what, WAIT, || async {
+            let r = self.get(id).await.ok()?;
+            done(&r).then_some(r)
+        })
+        .await
+    }
+
+    /// Waits until the roll-out is in `state`.
+    pub async fn wait_state(&self, id: &str, state: RolloutState) -> Result<Rollout> {
+        self.wait_for(id, &format!("roll-out {id} {}", state.as_str_name()), |r| {
+            r.state == state as i32
+        })
+        .await
+    }
+
+    /// What the agent of `region` holds of `tile`.
+    pub async fn entry(&self, region: &str, tile: &str) -> Result<Option<CatalogEntry>> {
+        Ok(self
+            .agent(region)
+            .await?
+            .list_tiles(ListTilesRequest { page: None })
+            .await?
+            .into_inner()
+            .entries
+            .into_iter()
+            .find(|e| e.tile_id == tile))
+    }
+
+    /// Every agent's apply count of `tile` (0 where it never was applied).
+    pub async fn apply_counts(&self, tile: &str) -> Result<BTreeMap<String, i64>> {
+        let mut out = BTreeMap::new();
+        for region in REGIONS {
+            let n = self.entry(region, tile).await?.map_or(0, |e| e.apply_count);
+            out.insert(region.to_string(), n);
+        }
+        Ok(out)
+    }
+
+    /// Sets the clock's rate to 0 and moves it forward by `by`.
+    pub async fn advance(&self, by: SignedDuration) -> Result<()> {
+        self.set_rate(0.0).await?;
+        self.clock(self.live())
+            .await?
+            .advance(AdvanceRequest { by: Some(dur(by)) })
+            .await?;
+        Ok(())
     }
 
     pub async fn get(&self, id: &str) -> Result<Rollout> {
@@ -336,11 +448,12 @@ where
     .with_context(|| format!("connecting {what} at {endpoint}"))
 }
 
-pub async fn start_rollout_replica(
+pub async fn start_rollout_replica_with(
     dir: &TestDir,
     etcd: &str,
     registry: &str,
     i: usize,
+    env: &[(String, String)],
 ) -> Result<ServiceProcess> {
     ServiceProcess::start(
         ServiceSpec::new(format!("rollout-{i}"), bin_path("tilewave-rollout")?)
@@ -363,10 +476,23 @@ pub async fn start_rollout_replica(
                 "--replica",
                 &format!("replica-{i}"),
             ])
-            .with_health_service(Some(tilewave_rollout::HEALTH_SERVICE)),
+            .with_health_service(Some(tilewave_rollout::HEALTH_SERVICE))
+            .with_envs(env),
         dir.path(),
     )
     .await
+}
+
+/// Adds a list of environment variables to a spec.
+pub trait WithEnvs {
+    fn with_envs(self, env: &[(String, String)]) -> Self;
+}
+
+impl WithEnvs for ServiceSpec {
+    fn with_envs(self, env: &[(String, String)]) -> Self {
+        env.iter()
+            .fold(self, |s, (k, v)| s.with_env(k.clone(), v.clone()))
+    }
 }
 
 /// The spec the tests roll out: the eight regions, waves of three, two at
@@ -382,4 +508,34 @@ pub fn spec(tile: &str, now: Timestamp) -> RolloutSpec {
         earliest_start: Some(ts(now)),
         ..Default::default()
     }
+}
+
+/// A quick spec: `regions`, 5 min applies, `bake` bakes, `concurrency` at
+/// once, canary waves growing by one, starting now.
+pub fn quick_spec(
+    tile: &str,
+    now: Timestamp,
+    regions: &[&str],
+    bake: SignedDuration,
+    concurrency: i32,
+) -> RolloutSpec {
+    RolloutSpec {
+        tile_id: tile.into(),
+        regions: regions.iter().map(|r| r.to_string()).collect(),
+        apply_time: Some(dur(SignedDuration::from_mins(5))),
+        bake: Some(dur(bake)),
+        concurrency,
+        wave_growth: 1,
+        earliest_start: Some(ts(now)),
+        ..Default::default()
+    }
+}
+
+/// The regions of a roll-out's wave `w`.
+pub fn wave(r: &Rollout, w: i32) -> Vec<String> {
+    r.steps
+        .iter()
+        .filter(|s| s.wave == w)
+        .map(|s| s.region.clone())
+        .collect()
 }
