@@ -408,6 +408,8 @@ pub fn advance(
     let is_ga = matches!(from, State::Ga { .. });
     let event = match (target, is_ga) {
         (TileState::Withdrawn, _) if from == State::Withdrawn => {
+            // The removal roll-out finished: nothing is pending any more.
+            tile.withdraw_requested_at = None;
             return Ok(format!("withdrawal confirmed by {rollout}{}", suffix(reason)));
         }
         (TileState::Withdrawn, _) => Event::Withdraw,
@@ -679,7 +681,12 @@ mod tests {
         assert_eq!(t.state, TileState::Ga as i32);
         assert_eq!(t.ga_revision, 1);
         advance(&mut t, TileState::Withdrawn, 1, "", "r2", now).unwrap();
+        assert!(
+            t.withdraw_requested_at.is_some(),
+            "a GA tile needs a removal roll-out"
+        );
         advance(&mut t, TileState::Withdrawn, 1, "", "r2", now).unwrap();
         assert_eq!(t.state, TileState::Withdrawn as i32);
+        assert!(t.withdraw_requested_at.is_none(), "the removal is confirmed");
     }
 }
