@@ -23,6 +23,8 @@ pub const DEFAULT_LEASE_TTL_MS: u64 = 5_000;
 pub const DEFAULT_RECONCILE_INTERVAL_MS: u64 = 10_000;
 /// Deadline of one call to an agent or the registry.
 pub const DEFAULT_RPC_TIMEOUT_MS: u64 = 5_000;
+/// Bake of each wave of a removal roll-out (domain minutes).
+pub const DEFAULT_REMOVAL_BAKE_MINS: u64 = 60;
 
 /// `tilewave-rollout`: the regional rollout service and the virtual clock.
 #[derive(Debug, Clone, clap::Parser)]
@@ -63,6 +65,10 @@ pub struct RolloutConfig {
     /// Deadline of one call to an agent or the registry, in milliseconds.
     #[arg(long, env = "TILEWAVE_RPC_TIMEOUT_MS", default_value_t = DEFAULT_RPC_TIMEOUT_MS)]
     pub rpc_timeout_ms: u64,
+    /// Bake of each wave of the removal roll-out started for a withdrawn
+    /// tile, in domain minutes.
+    #[arg(long, env = "TILEWAVE_REMOVAL_BAKE_MINS", default_value_t = DEFAULT_REMOVAL_BAKE_MINS)]
+    pub removal_bake_mins: u64,
     /// This replica's name in owner records; default `rollout-<pid>-<random>`.
     #[arg(long, env = "TILEWAVE_REPLICA")]
     pub replica: Option<String>,
@@ -85,6 +91,11 @@ impl RolloutConfig {
     /// The reconciliation period.
     pub fn reconcile_interval(&self) -> Duration {
         Duration::from_millis(self.reconcile_interval_ms)
+    }
+
+    /// The bake of each wave of a removal roll-out (domain time).
+    pub fn removal_bake(&self) -> jiff::SignedDuration {
+        jiff::SignedDuration::from_mins(i64::try_from(self.removal_bake_mins).unwrap_or(i64::MAX / 60))
     }
 
     /// The deadline of one outgoing RPC.

@@ -767,7 +767,9 @@ async fn finish(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp
             }
         }
         RolloutKind::Withdraw => {
-            if tile.state != TileState::Withdrawn as i32 {
+            // Also on a WITHDRAWN tile: confirming clears its
+            // withdraw_requested_at mark.
+            if tile.state != TileState::Withdrawn as i32 || tile.withdraw_requested_at.is_some() {
                 ctx.registry
                     .advance(&r.tile_id, TileState::Withdrawn, 0, &reason, &r.id)
                     .await?;

@@ -7,6 +7,8 @@
 //!   and drives them (fenced writes, crash-resume from the recorded steps).
 //! - [`reconcile`]: desired state per region against what agents report.
 //! - [`ga`]: the durable GA timers.
+//! - [`lifecycle`]: removal roll-outs of withdrawn tiles, and tiles moved
+//!   back when their roll-out ended aborted or rolled back.
 //! - [`clock_service`]: the virtual clock's RPCs.
 //! - [`spec`]: RolloutSpec and tiles to planner input, plans to protos.
 //! - [`model`]: roll-out state in etcd and the helpers shared above.
@@ -20,6 +22,7 @@ pub mod config;
 pub mod controller;
 pub mod error;
 pub mod ga;
+pub mod lifecycle;
 pub mod model;
 pub mod reconcile;
 pub mod server;

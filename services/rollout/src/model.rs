@@ -45,6 +45,9 @@ pub struct Ctx {
     pub rollouts: Arc<WatchCache<Rollout>>,
     /// The global freeze, watch-backed.
     pub freeze: Arc<WatchCache<Freeze>>,
+    /// Every tile (`tiles/<id>`, not their revisions), watch-backed and
+    /// read-only: the registry is the only writer of tiles.
+    pub tiles: Arc<WatchCache<Tile>>,
     /// This replica's name in owner records.
     pub holder: String,
     /// Lease TTL of owned work.

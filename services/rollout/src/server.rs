@@ -1,6 +1,7 @@
 //! Serving the rollout service: `serve(listener, config, shutdown)`
 //! connects to etcd, follows (or creates) the domain clock, starts the
-//! watch caches, the controller, the timer loop and reconciliation, and
+//! watch caches, the controller, the timer loop, reconciliation and the
+//! lifecycle loop, and
 //! serves RolloutService and ClockService with gRPC health checking and
 //! server reflection, every RPC traced by the telemetry layer.
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use tilewave_core::regions::RegionCatalog;
 use tilewave_proto::clock::v1::clock_service_server::ClockServiceServer;
+use tilewave_proto::registry::v1::Tile;
 use tilewave_proto::rollout::v1::rollout_service_server::RolloutServiceServer;
 use tilewave_proto::rollout::v1::{Freeze, Rollout};
 use tilewave_store::{Actor, Clock, Keys, Store, StoreConfig, SystemClock, VirtualClock, WatchCache};
@@ -87,6 +89,14 @@ pub async fn serve(
     )
     .await?;
     let freeze = WatchCache::<Freeze>::key(&store, &store.keys().freeze()).await?;
+    let tiles_prefix = store.keys().tiles();
+    let tiles_filter = tiles_prefix.clone();
+    let tiles = WatchCache::<Tile>::prefix_filtered(
+        &store,
+        &tiles_prefix,
+        Arc::new(move |k: &str| Keys::is_direct_child(&tiles_filter, k)),
+    )
+    .await?;
     let holder = config
         .replica
         .clone()
@@ -99,6 +109,7 @@ pub async fn serve(
         catalog: Arc::new(catalog),
         rollouts: Arc::new(rollouts),
         freeze: Arc::new(freeze),
+        tiles: Arc::new(tiles),
         holder,
         ttl: config.lease_ttl(),
         actor,
@@ -116,6 +127,11 @@ pub async fn serve(
     let reconciler = tokio::spawn(crate::reconcile::run(
         ctx.clone(),
         config.reconcile_interval(),
+        stopped(),
+    ));
+    let lifecycle = tokio::spawn(crate::lifecycle::run(
+        ctx.clone(),
+        config.removal_bake(),
         stopped(),
     ));
 
@@ -139,7 +155,7 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
     let _ = stop_tx.send(true);
-    for task in [controller, timers, reconciler] {
+    for task in [controller, timers, reconciler, lifecycle] {
         let _ = task.await;
     }
     result?;

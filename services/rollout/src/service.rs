@@ -133,69 +133,25 @@ impl Rollouts {
         }
         Ok(model::load(&self.ctx.store, id).await?.assemble())
     }
-}
 
-fn require_state(r: &Rollout, allowed: &[RolloutState], what: &str) -> Result<()> {
-    if allowed.iter().any(|s| *s as i32 == r.state) {
-        return Ok(());
-    }
-    Err(Error::FailedPrecondition(format!(
-        "cannot {what} roll-out {}: it is {}{}",
-        r.id,
-        state_name(r.state),
-        if is_terminal(r.state) { " (finished)" } else { "" }
-    )))
-}
-
-type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// What every GA-scheduler RPC answers for now.
-const GA_SCHEDULER: &str = "arrives with the GA scheduler";
-
-#[tonic::async_trait]
-impl RolloutService for Rollouts {
-    #[instrument(skip_all, fields(tile = %req.get_ref().spec.as_ref().map(|s| s.tile_id.as_str()).unwrap_or("")))]
-    async fn plan_rollout(
+    /// Starts a roll-out of `spec_in` (StartRollout, and the removal
+    /// roll-outs the lifecycle loop starts): at most one active roll-out
+    /// per tile (the `rollout-active/<tile>` marker is created in the same
+    /// transaction), and one roll-out per id (create-if-absent).
+    pub async fn start(
         &self,
-        req: Request<PlanRolloutRequest>,
-    ) -> Result<Response<PlanRolloutResponse>, Status> {
-        let spec_in = req.into_inner().spec.unwrap_or_default();
-        let (tile, resolved) = self.resolve(&spec_in).await?;
-        let mut plan = spec::plan(&resolved)?;
-        if let Err(e) = spec::check_tile(resolved.kind, &tile)
-            && let Some(p) = spec::tile_problem(&e, &tile)
-        {
-            plan.feasible = false;
-            plan.problems.insert(0, p);
-        }
-        if self.ctx.frozen() {
-            plan.feasible = false;
-            plan.problems.push(PlanProblem {
-                kind: PlanProblemKind::Frozen as i32,
-                message: "the global freeze is active: no roll-out starts applies until it is lifted".into(),
-                ..Default::default()
-            });
-        }
-        Ok(Response::new(PlanRolloutResponse { plan: Some(plan) }))
-    }
-
-    #[instrument(skip_all, fields(tile = %req.get_ref().spec.as_ref().map(|s| s.tile_id.as_str()).unwrap_or("")))]
-    async fn start_rollout(
-        &self,
-        req: Request<StartRolloutRequest>,
-    ) -> Result<Response<StartRolloutResponse>, Status> {
-        let actor = Actor::from_request(&req);
-        let origin = tilewave_telemetry::current_origin();
-        let r = req.into_inner();
-        let spec_in = r.spec.unwrap_or_default();
+        actor: &Actor,
+        origin: tilewave_proto::common::v1::SpanOrigin,
+        spec_in: RolloutSpec,
+        accept_late: bool,
+    ) -> Result<Rollout> {
         let (tile, mut resolved) = self.resolve(&spec_in).await?;
         spec::check_tile(resolved.kind, &tile)?;
         if self.ctx.frozen() {
             return Err(Error::FailedPrecondition(
                 "the global freeze is active: lift it (SetFreeze active=false) before starting a roll-out"
                     .into(),
-            )
-            .into());
+            ));
         }
         if let Some(active) = self
             .ctx
@@ -210,13 +166,12 @@ impl RolloutService for Rollouts {
                 tile.id,
                 active.value.revision,
                 state_name(active.value.state)
-            ))
-            .into());
+            )));
         }
         let now = self.ctx.clock.now();
         let plan = match tilewave_core::planner::plan(&resolved.input) {
             Ok(p) => p,
-            Err(tilewave_core::planner::PlanError::Infeasible(inf)) if r.accept_late => inf.plan,
+            Err(tilewave_core::planner::PlanError::Infeasible(inf)) if accept_late => inf.plan,
             Err(e @ tilewave_core::planner::PlanError::Infeasible(_)) => {
                 let problem = spec::plan(&resolved)?
                     .problems
@@ -226,10 +181,9 @@ impl RolloutService for Rollouts {
                 return Err(Error::FailedPrecondition(format!(
                     "the plan cannot fit: {}",
                     problem.unwrap_or_else(|| e.to_string())
-                ))
-                .into());
+                )));
             }
-            Err(e) => return Err(Error::from(e).into()),
+            Err(e) => return Err(Error::from(e)),
         };
         // The region list becomes explicit, in plan order.
         resolved.spec.regions = plan.regions.iter().map(|p| p.region.clone()).collect();
@@ -342,14 +296,13 @@ impl RolloutService for Rollouts {
                 rollout.wave_count
             ),
         ));
-        match self.ctx.store.commit(change, &actor).await {
+        match self.ctx.store.commit(change, actor).await {
             Ok(_) => {}
             Err(tilewave_store::Error::AlreadyExists { key }) if key == keys.rollout(&id) => {
                 return Err(Error::FailedPrecondition(format!(
                     "roll-out {id} of tile {} revision {} already exists: another StartRollout won",
                     tile.id, rollout.revision
-                ))
-                .into());
+                )));
             }
             Err(tilewave_store::Error::AlreadyExists { key }) if key == model::active_key(keys, &tile.id) => {
                 let active = self
@@ -366,22 +319,96 @@ impl RolloutService for Rollouts {
                 return Err(Error::FailedPrecondition(format!(
                     "{active} of tile {} is still active: exactly one roll-out of a tile runs at a time",
                     tile.id
-                ))
-                .into());
+                )));
             }
             Err(tilewave_store::Error::Conflict { key } | tilewave_store::Error::AlreadyExists { key })
                 if key == keys.freeze() =>
             {
                 return Err(Error::FailedPrecondition(
                     "the global freeze changed while starting; try again".into(),
-                )
-                .into());
+                ));
             }
-            Err(e) => return Err(Error::from(e).into()),
+            Err(e) => return Err(Error::from(e)),
         }
-        let loaded = model::load(&self.ctx.store, &id).await?;
+        Ok(model::load(&self.ctx.store, &id).await?.assemble())
+    }
+
+    /// Aborts a pending, running or paused roll-out (AbortRollout, and the
+    /// lifecycle loop before a removal): one audited transaction.
+    pub async fn abort(&self, actor: &Actor, id: &str, etag: i64, reason: &str) -> Result<Rollout> {
+        let now = self.ctx.clock.now();
+        self.mutate(actor, id, etag, "AbortRollout", |ro, _| {
+            require_state(
+                ro,
+                &[RolloutState::Pending, RolloutState::Running, RolloutState::Paused],
+                "abort",
+            )?;
+            ro.state = RolloutState::Aborted as i32;
+            ro.finished_at = Some(to_proto_timestamp(now));
+            ro.paused_reason = reason.to_owned();
+            Ok(format!("aborted: {reason}"))
+        })
+        .await
+    }
+}
+
+fn require_state(r: &Rollout, allowed: &[RolloutState], what: &str) -> Result<()> {
+    if allowed.iter().any(|s| *s as i32 == r.state) {
+        return Ok(());
+    }
+    Err(Error::FailedPrecondition(format!(
+        "cannot {what} roll-out {}: it is {}{}",
+        r.id,
+        state_name(r.state),
+        if is_terminal(r.state) { " (finished)" } else { "" }
+    )))
+}
+
+type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// What every GA-scheduler RPC answers for now.
+const GA_SCHEDULER: &str = "arrives with the GA scheduler";
+
+#[tonic::async_trait]
+impl RolloutService for Rollouts {
+    #[instrument(skip_all, fields(tile = %req.get_ref().spec.as_ref().map(|s| s.tile_id.as_str()).unwrap_or("")))]
+    async fn plan_rollout(
+        &self,
+        req: Request<PlanRolloutRequest>,
+    ) -> Result<Response<PlanRolloutResponse>, Status> {
+        let spec_in = req.into_inner().spec.unwrap_or_default();
+        let (tile, resolved) = self.resolve(&spec_in).await?;
+        let mut plan = spec::plan(&resolved)?;
+        if let Err(e) = spec::check_tile(resolved.kind, &tile)
+            && let Some(p) = spec::tile_problem(&e, &tile)
+        {
+            plan.feasible = false;
+            plan.problems.insert(0, p);
+        }
+        if self.ctx.frozen() {
+            plan.feasible = false;
+            plan.problems.push(PlanProblem {
+                kind: PlanProblemKind::Frozen as i32,
+                message: "the global freeze is active: no roll-out starts applies until it is lifted".into(),
+                ..Default::default()
+            });
+        }
+        Ok(Response::new(PlanRolloutResponse { plan: Some(plan) }))
+    }
+
+    #[instrument(skip_all, fields(tile = %req.get_ref().spec.as_ref().map(|s| s.tile_id.as_str()).unwrap_or("")))]
+    async fn start_rollout(
+        &self,
+        req: Request<StartRolloutRequest>,
+    ) -> Result<Response<StartRolloutResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let origin = tilewave_telemetry::current_origin();
+        let r = req.into_inner();
+        let rollout = self
+            .start(&actor, origin, r.spec.unwrap_or_default(), r.accept_late)
+            .await?;
         Ok(Response::new(StartRolloutResponse {
-            rollout: Some(loaded.assemble()),
+            rollout: Some(rollout),
         }))
     }
 
@@ -662,40 +689,11 @@ impl RolloutService for Rollouts {
     ) -> Result<Response<AbortRolloutResponse>, Status> {
         let actor = Actor::from_request(&req);
         let r = req.into_inner();
-        let now = self.ctx.clock.now();
-        let rollout = self
-            .mutate(&actor, &r.id, r.etag, "AbortRollout", |ro, _| {
-                require_state(
-                    ro,
-                    &[RolloutState::Pending, RolloutState::Running, RolloutState::Paused],
-                    "abort",
-                )?;
-                ro.state = RolloutState::Aborted as i32;
-                ro.finished_at = Some(to_proto_timestamp(now));
-                ro.paused_reason = r.reason.clone();
-                Ok(format!("aborted: {}", r.reason))
-            })
-            .await?;
-        if rollout.kind != RolloutKind::Withdraw as i32 && rollout.started_at.is_some() {
-            // SCHEDULED is the registry's "rolled back": a launch goes back
-            // to SCHEDULED, a maintenance revision to SIGNED_OFF (GA would
-            // mark it completed).
-            let target = tilewave_proto::common::v1::TileState::Scheduled;
-            if let Err(e) = self
-                .ctx
-                .registry
-                .advance(
-                    &rollout.tile_id,
-                    target,
-                    rollout.revision,
-                    &format!("roll-out {} aborted", rollout.id),
-                    &rollout.id,
-                )
-                .await
-            {
-                tracing::warn!(rollout = %rollout.id, error = %e, "the registry refused the abort transition");
-            }
-        }
+        let rollout = self.abort(&actor, &r.id, r.etag, &r.reason).await?;
+        // The tile's lifecycle (back to SCHEDULED) is the lifecycle loop's
+        // job ([`crate::lifecycle`]): it sees the roll-out ABORTED while the
+        // tile is still ROLLING_OUT for its revision, whichever replica
+        // committed the abort and whether or not it lived on after it.
         Ok(Response::new(AbortRolloutResponse {
             rollout: Some(rollout),
         }))

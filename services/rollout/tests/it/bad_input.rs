@@ -237,6 +237,12 @@ async fn bad_input_is_refused_and_a_failed_gate_pauses_with_one_event() -> anyho
         .context("rollout")?;
     assert_eq!(aborted.state, RolloutState::Aborted as i32);
     stack.set_rate(0.0).await?;
+    // The lifecycle loop moves the tile back (not the handler).
+    eventually("the aborted launch's tile back to SCHEDULED", WAIT, || async {
+        let t = stack.tile(&tile.id).await.ok()?;
+        (t.state == tilewave_proto::common::v1::TileState::Scheduled as i32).then_some(())
+    })
+    .await?;
     let before = stack.dump().await?;
     let e = b
         .pause_rollout(PauseRolloutRequest {

@@ -7,6 +7,7 @@ mod clock;
 mod fencing;
 mod freeze;
 mod launch;
+mod lifecycle;
 mod maintenance;
 mod steering;
 mod trace;
@@ -468,6 +469,8 @@ pub async fn start_rollout_replica_with(
                 "3000",
                 "--reconcile-interval-ms",
                 "500",
+                "--removal-bake-mins",
+                "10",
                 // Generous: an agent's apply fsyncs its catalog, which on a
                 // busy CI disk can take seconds, and a timed-out apply
                 // fails the step (and pauses the roll-out).

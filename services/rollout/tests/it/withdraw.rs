@@ -1,7 +1,9 @@
 //! Withdraw as a removal roll-out: a rolled-out tile withdrawn at the
-//! registry is removed region by region (wave order, the concurrency
+//! registry (nothing else: the rollout service starts the removal by
+//! itself) is removed region by region (wave order, the concurrency
 //! limit), no agent lists it any more, WhereIsTile shows nothing live, and
-//! the tile is WITHDRAWN. ListRollouts filters the tile's two roll-outs by
+//! the tile is WITHDRAWN with its withdrawal confirmed (the mark cleared),
+//! after exactly one removal roll-out. ListRollouts filters the tile's two roll-outs by
 //! state and kind.
 
 use anyhow::Context as _;
@@ -44,15 +46,30 @@ async fn withdraw_removes_the_tile_region_by_region() -> anyhow::Result<()> {
         .into_inner();
     assert!(w.removal_pending, "{w:?}");
 
-    let now = stack.now().await?;
-    let mut s = quick_spec(&tile.id, now, &[], SignedDuration::from_mins(10), 2);
-    s.kind = RolloutKind::Withdraw as i32;
-    let removal = stack.start_rollout(s).await?;
+    // Nobody calls StartRollout: the rollout service reacts to the mark.
+    let mut c = stack.rollout(stack.live()).await?;
+    let removal = eventually("the removal roll-out to start by itself", WAIT, || {
+        let mut c = c.clone();
+        let tile_id = tile.id.clone();
+        async move {
+            c.list_rollouts(ListRolloutsRequest {
+                tile_id,
+                kind: RolloutKind::Withdraw as i32,
+                ..Default::default()
+            })
+            .await
+            .ok()?
+            .into_inner()
+            .rollouts
+            .into_iter()
+            .next()
+        }
+    })
+    .await?;
     assert_eq!(removal.kind, RolloutKind::Withdraw as i32);
     assert_eq!(removal.regions_total, 8, "every region where it is live");
 
     // Two roll-outs of the tile: filtered by state and by kind.
-    let mut c = stack.rollout(stack.live()).await?;
     let list = |states: Vec<i32>, kind: RolloutKind| ListRolloutsRequest {
         tile_id: tile.id.clone(),
         states,
@@ -104,7 +121,14 @@ async fn withdraw_removes_the_tile_region_by_region() -> anyhow::Result<()> {
         "{:?}",
         done.steps
     );
-    // Region by region: never more than two removals at once, wave after wave.
+    // Region by region: never more removals at once than the concurrency
+    // limit, wave after wave.
+    let limit = done
+        .spec
+        .as_ref()
+        .map_or(0, |s| usize::try_from(s.concurrency).unwrap_or(0));
+    let limit = if limit == 0 { 4 } else { limit };
+    assert!(done.wave_count >= 2, "canaries first: {done:?}");
     let apply = SignedDuration::from_mins(5);
     for s in &done.steps {
         let start = from_ts(&s.apply_started_at);
@@ -116,7 +140,7 @@ async fn withdraw_removes_the_tile_region_by_region() -> anyhow::Result<()> {
                 os <= start && start < os + apply
             })
             .count();
-        assert!(overlapping <= 2, "{overlapping} removals at once at {start}");
+        assert!(overlapping <= limit, "{overlapping} removals at once at {start}");
         if s.wave > 1 {
             let prev = done
                 .steps
@@ -155,6 +179,21 @@ async fn withdraw_removes_the_tile_region_by_region() -> anyhow::Result<()> {
             .all(|p| p.live_revision == 0 && p.reported_revision == 0),
         "{placements:?}"
     );
-    assert_eq!(stack.tile(&tile.id).await?.state, TileState::Withdrawn as i32);
+    // The removal's AdvanceLifecycle(WITHDRAWN) confirmed the withdrawal.
+    let confirmed = eventually("the withdrawal confirmed", SHORT, || async {
+        let t = stack.tile(&tile.id).await.ok()?;
+        t.withdraw_requested_at.is_none().then_some(t)
+    })
+    .await?;
+    assert_eq!(confirmed.state, TileState::Withdrawn as i32);
+    // Exactly one removal, even after the lifecycle loop looked again.
+    let withdraws = stack
+        .rollout(stack.live())
+        .await?
+        .list_rollouts(list(vec![], RolloutKind::Withdraw))
+        .await?
+        .into_inner()
+        .rollouts;
+    assert_eq!(withdraws.len(), 1, "{withdraws:?}");
     Ok(())
 }

@@ -1,0 +1,299 @@
+//! The lifecycle loop: what the rollout service does on its own when a
+//! tile or a roll-out reaches a state that asks for it. One replica runs it
+//! at a time, under `owners/lifecycle`, driven by the watch caches of tiles
+//! (read-only: the registry stays the only writer of tiles) and roll-outs.
+//!
+//! - **Removals**: a tile the registry marked for withdrawal
+//!   (`withdraw_requested_at` set) gets a WITHDRAW roll-out, started through
+//!   the same path as StartRollout (so the per-tile active marker and the
+//!   create-if-absent roll-out id keep it to one). A launch or maintenance
+//!   roll-out of the tile still running is aborted first (the lifecycle's
+//!   AbortRollout effect). When the removal succeeds, its AdvanceLifecycle
+//!   (WITHDRAWN) confirms the withdrawal and the registry clears the mark.
+//!   Where the tile was never applied anywhere, the withdrawal is confirmed
+//!   at once.
+//! - **Finished roll-outs**: a roll-out that ended ABORTED or ROLLED_BACK
+//!   while its tile is still ROLLING_OUT for its revision (say the replica
+//!   that committed the abort died before telling the registry) moves the
+//!   tile back to SCHEDULED (a maintenance revision: back to SIGNED_OFF).
+//!   AdvanceLifecycle is called only after a fresh read of the tile, so
+//!   repeating it is harmless.
+
+use std::collections::{BTreeSet, HashMap};
+
+use jiff::SignedDuration;
+use tilewave_proto::common::v1::TileState;
+use tilewave_proto::registry::v1::{MaintenanceState, Tile};
+use tilewave_proto::rollout::v1::{Rollout, RolloutKind, RolloutSpec, RolloutState, RolloutStep, StepState};
+use tilewave_store::{Ownership, Versioned};
+use tracing::Instrument as _;
+
+use crate::error::{Error, Result};
+use crate::model::{Ctx, is_terminal};
+use crate::service::Rollouts;
+use crate::spec::proto_duration;
+
+/// The owner work of the lifecycle loop (`owners/lifecycle`).
+pub const LIFECYCLE_WORK: &str = "lifecycle";
+
+/// Runs the lifecycle loop whenever this replica owns it, until `shutdown`.
+/// `removal_bake`: the bake of each wave of a removal roll-out.
+pub async fn run(
+    ctx: Ctx,
+    removal_bake: SignedDuration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let service = Rollouts::new(ctx.clone());
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let own = tokio::select! {
+            r = Ownership::acquire(&ctx.store, LIFECYCLE_WORK, &ctx.holder, ctx.ttl) => r,
+            _ = stop.changed() => return,
+        };
+        let own = match own {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the lifecycle loop");
+                tokio::time::sleep(ctx.ttl / 3).await;
+                continue;
+            }
+        };
+        tracing::info!(holder = %ctx.holder, "running the lifecycle loop");
+        let mut lost = own.lost_signal();
+        let mut tiles = ctx.tiles.revision_watch();
+        let mut rollouts = ctx.rollouts.revision_watch();
+        loop {
+            if *lost.borrow() || *stop.borrow() {
+                break;
+            }
+            tiles.borrow_and_update();
+            rollouts.borrow_and_update();
+            tokio::select! {
+                () = pass(&ctx, &service, removal_bake) => {}
+                _ = lost.wait_for(|l| *l) => break,
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            tokio::select! {
+                _ = tiles.changed() => {}
+                _ = rollouts.changed() => {}
+                _ = lost.changed() => {}
+                _ = stop.changed() => {}
+                () = tokio::time::sleep(ctx.ttl / 3) => {}
+            }
+        }
+        if own.is_lost() {
+            tracing::warn!("lost the lifecycle loop");
+            continue;
+        }
+        let _ = own.release().await;
+    }
+}
+
+/// One look at every tile.
+async fn pass(ctx: &Ctx, service: &Rollouts, removal_bake: SignedDuration) {
+    let mut by_tile: HashMap<String, Vec<Versioned<Rollout>>> = HashMap::new();
+    for r in ctx.rollouts.list() {
+        by_tile.entry(r.value.tile_id.clone()).or_default().push(r);
+    }
+    for list in by_tile.values_mut() {
+        list.sort_by_key(|r| r.create_revision);
+    }
+    for t in ctx.tiles.list() {
+        let tile = &t.value;
+        let of_tile = by_tile.get(&tile.id).map(Vec::as_slice).unwrap_or_default();
+        let result = if tile.withdraw_requested_at.is_some() {
+            remove(ctx, service, tile, of_tile, removal_bake).await
+        } else {
+            settle_finished(ctx, tile, of_tile).await
+        };
+        if let Err(e) = result {
+            tracing::warn!(tile = %tile.id, error = %e, "lifecycle step failed; trying again later");
+        }
+    }
+}
+
+/// A roll-out that ended without completing, as the latest of its tile.
+fn ended_unfinished(r: &Rollout) -> bool {
+    matches!(
+        RolloutState::try_from(r.state).unwrap_or(RolloutState::Unspecified),
+        RolloutState::Aborted | RolloutState::RolledBack | RolloutState::Failed
+    )
+}
+
+/// Whether `tile` shows a roll-out of `kind` under way for `revision`.
+fn rolling_out(tile: &Tile, kind: RolloutKind, revision: i64) -> bool {
+    if tile.revision != revision {
+        return false;
+    }
+    match kind {
+        RolloutKind::Launch | RolloutKind::Unspecified => tile.state == TileState::RollingOut as i32,
+        RolloutKind::Maintenance => {
+            tile.state == TileState::Ga as i32
+                && tile.maintenance_state == MaintenanceState::RollingOut as i32
+        }
+        RolloutKind::Withdraw => false,
+    }
+}
+
+/// The tile's latest roll-out ended ABORTED or ROLLED_BACK but the tile is
+/// still ROLLING_OUT for it: move it back (SCHEDULED).
+async fn settle_finished(ctx: &Ctx, cached: &Tile, of_tile: &[Versioned<Rollout>]) -> Result<()> {
+    let Some(latest) = of_tile.last().map(|r| &r.value) else {
+        return Ok(());
+    };
+    let kind = RolloutKind::try_from(latest.kind).unwrap_or(RolloutKind::Launch);
+    if !ended_unfinished(latest) || !rolling_out(cached, kind, latest.revision) {
+        return Ok(());
+    }
+    // The cache may lag: decide on a fresh read.
+    let tile = ctx.registry.get_tile(&cached.id, 0).await?;
+    if !rolling_out(&tile, kind, latest.revision) {
+        return Ok(());
+    }
+    let ended = crate::model::state_name(latest.state).to_ascii_lowercase();
+    tracing::info!(tile = %tile.id, rollout = %latest.id, %ended, "moving the tile back: its roll-out ended");
+    ctx.registry
+        .advance(
+            &tile.id,
+            TileState::Scheduled,
+            latest.revision,
+            &format!("roll-out {} {ended}", latest.id),
+            &latest.id,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Regions where a roll-out of the tile other than a removal may have put
+/// it: every step that started applying and was not rolled back.
+async fn touched_regions(ctx: &Ctx, of_tile: &[Versioned<Rollout>]) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for r in of_tile {
+        if r.value.kind == RolloutKind::Withdraw as i32 {
+            continue;
+        }
+        let steps = ctx
+            .store
+            .list::<RolloutStep>(&ctx.keys().rollout_steps(&r.value.id))
+            .await?
+            .items;
+        for s in steps {
+            let st = StepState::try_from(s.value.state).unwrap_or(StepState::Unspecified);
+            let touched = match st {
+                StepState::Applying | StepState::Baking | StepState::Verified | StepState::RollingBack => {
+                    true
+                }
+                StepState::Failed => s.value.apply_started_at.is_some(),
+                StepState::Pending | StepState::Skipped | StepState::RolledBack | StepState::Unspecified => {
+                    false
+                }
+            };
+            if touched {
+                out.insert(s.value.region);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A tile marked for withdrawal: abort what still runs, then start (once)
+/// the removal roll-out, or confirm at once when there is nothing to remove.
+async fn remove(
+    ctx: &Ctx,
+    service: &Rollouts,
+    cached: &Tile,
+    of_tile: &[Versioned<Rollout>],
+    removal_bake: SignedDuration,
+) -> Result<()> {
+    if let Some(active) = of_tile.iter().find(|r| !is_terminal(r.value.state)) {
+        let r = &active.value;
+        if r.kind == RolloutKind::Withdraw as i32 || r.state == RolloutState::RollingBack as i32 {
+            // The removal runs, or a rollback finishes first.
+            return Ok(());
+        }
+        tracing::info!(tile = %r.tile_id, rollout = %r.id, "aborting the roll-out of a withdrawn tile");
+        match service
+            .abort(&ctx.actor, &r.id, active.etag, "the tile is withdrawn")
+            .await
+        {
+            Ok(_) | Err(Error::Conflict(_) | Error::FailedPrecondition(_)) => {}
+            Err(Error::Store(tilewave_store::Error::Conflict { .. })) => {}
+            Err(e) => return Err(e),
+        }
+        // The next pass (woken by the change) starts the removal.
+        return Ok(());
+    }
+    // The cache may lag behind a confirmation: decide on a fresh read.
+    let tile = ctx.registry.get_tile(&cached.id, 0).await?;
+    if tile.withdraw_requested_at.is_none() {
+        return Ok(());
+    }
+    let removed = of_tile.iter().map(|r| &r.value).find(|r| {
+        r.kind == RolloutKind::Withdraw as i32
+            && r.revision == tile.revision
+            && r.state == RolloutState::Succeeded as i32
+    });
+    let mut regions: BTreeSet<String> = crate::reconcile::desired(ctx, Some(&tile.id))
+        .await?
+        .into_iter()
+        .filter(|(_, d)| d.revision > 0)
+        .map(|((_, region), _)| region)
+        .collect();
+    regions.extend(touched_regions(ctx, of_tile).await?);
+    if removed.is_some() || regions.is_empty() {
+        let by = removed.map_or("", |r| r.id.as_str());
+        tracing::info!(tile = %tile.id, removal = %by, "confirming the withdrawal: nothing left to remove");
+        ctx.registry
+            .advance(
+                &tile.id,
+                TileState::Withdrawn,
+                0,
+                if by.is_empty() {
+                    "never live anywhere: nothing to remove"
+                } else {
+                    "removed everywhere"
+                },
+                by,
+            )
+            .await?;
+        return Ok(());
+    }
+    // In catalog order, which the planner turns into waves.
+    let ordered: Vec<String> = ctx
+        .catalog
+        .all()
+        .iter()
+        .filter(|r| regions.contains(&r.id))
+        .map(|r| r.id.clone())
+        .collect();
+    let spec = RolloutSpec {
+        tile_id: tile.id.clone(),
+        revision: tile.revision,
+        kind: RolloutKind::Withdraw as i32,
+        regions: ordered,
+        bake: Some(proto_duration(removal_bake)),
+        ..Default::default()
+    };
+    let span = tracing::info_span!("rollout.withdraw", tile = %tile.id);
+    let origin = span.in_scope(tilewave_telemetry::current_origin);
+    match service
+        .start(&ctx.actor, origin, spec, true)
+        .instrument(span)
+        .await
+    {
+        Ok(r) => {
+            tracing::info!(tile = %tile.id, rollout = %r.id, regions = r.regions_total, "removal roll-out started");
+            Ok(())
+        }
+        // Someone else's roll-out of the tile (or this one) won the race.
+        Err(Error::FailedPrecondition(m)) if m.contains("already") || m.contains("still active") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
