@@ -9,6 +9,7 @@ mod freeze;
 mod launch;
 mod lifecycle;
 mod maintenance;
+mod policy;
 mod steering;
 mod trace;
 mod withdraw;
