@@ -18,14 +18,13 @@ use std::task::{Context, Poll, ready};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
+use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tokio::time::Instant;
 use tonic::Code;
 use tracing::Span;
 use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::Metrics;
 
@@ -174,18 +173,8 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-struct HeaderInjector<'a>(&'a mut HeaderMap);
-
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(key.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            self.0.insert(name, value);
-        }
-    }
-}
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 fn server_span<B>(rpc: &Rpc, req: &http::Request<B>) -> Span {
     // Everything known up front goes in at creation: each later `record`
@@ -213,10 +202,9 @@ fn server_span<B>(rpc: &Rpc, req: &http::Request<B>) -> Span {
         return span;
     }
     let parent = TraceContextPropagator::new().extract(&HeaderExtractor(req.headers()));
-    if parent.span().span_context().is_valid() {
-        // Fails only when the span was already started or no OpenTelemetry
-        // layer is installed; either way the span stays a root.
-        let _ = span.set_parent(parent);
+    let remote = parent.span().span_context().clone();
+    if remote.is_valid() {
+        crate::context::set_parent(&span, remote);
     }
     span
 }
@@ -239,9 +227,18 @@ fn client_span<B>(rpc: &Rpc, req: &mut http::Request<B>) -> Span {
     if span.is_disabled() {
         return span;
     }
-    let cx = span.context();
-    if cx.span().span_context().is_valid() {
-        TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(req.headers_mut()));
+    if let Some(sc) = crate::context::span_context(&span) {
+        let headers = req.headers_mut();
+        if let Ok(mut value) = HeaderValue::from_str(&crate::context::traceparent(&sc)) {
+            value.set_sensitive(true);
+            headers.insert(TRACEPARENT, value);
+        }
+        let state = sc.trace_state().header();
+        if !state.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&state)
+        {
+            headers.insert(TRACESTATE, value);
+        }
     }
     span
 }

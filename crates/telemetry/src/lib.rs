@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod context;
 mod grpc;
 mod log;
 mod metrics;

@@ -137,10 +137,14 @@ where
         line.insert("target".into(), Value::String(meta.target().into()));
         event.record(&mut JsonVisitor(&mut line));
 
+        let mut ids = None;
         if let Some(scope) = ctx.event_scope() {
             let mut names = Vec::new();
             let mut current = None;
             for span in scope {
+                if ids.is_none() {
+                    ids = crate::context::ids_of(&span);
+                }
                 if current.is_none() {
                     let mut fields = Map::new();
                     fields.insert("name".into(), Value::String(span.name().into()));
@@ -162,12 +166,18 @@ where
             line.insert("spans".into(), Value::Array(names));
         }
 
-        let cx = opentelemetry::Context::current();
-        let span = cx.span();
-        let sc = span.span_context();
-        if sc.is_valid() {
-            line.insert("trace_id".into(), Value::String(sc.trace_id().to_string()));
-            line.insert("span_id".into(), Value::String(sc.span_id().to_string()));
+        // The event's span's context ([`ContextLayer`]), else that of the
+        // span this thread is in (when the log filter hides the span the
+        // context layer sees), else OpenTelemetry's current context.
+        let ids = ids.or_else(crate::context::entered_ids).or_else(|| {
+            let cx = opentelemetry::Context::current();
+            let span = cx.span();
+            let sc = span.span_context();
+            sc.is_valid().then(|| (sc.trace_id(), sc.span_id()))
+        });
+        if let Some((trace_id, span_id)) = ids {
+            line.insert("trace_id".into(), Value::String(trace_id.to_string()));
+            line.insert("span_id".into(), Value::String(span_id.to_string()));
         }
         writeln!(writer, "{}", Value::Object(line))
     }
@@ -228,9 +238,17 @@ mod tests {
     #[test]
     fn lines_are_json_with_the_current_trace_and_span_ids() {
         let pipeline = Pipeline::new(&Config::from_lookup("t", |_| None)).unwrap();
+        lines_carry_ids(pipeline.otel_layer());
+        // What a service without an exporter runs: the context layer.
+        lines_carry_ids(crate::context::ContextLayer::new(crate::Sampling::default()));
+    }
+
+    fn lines_carry_ids(
+        span_layer: impl tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+    ) {
         let captured = Captured::default();
         let writer = captured.clone();
-        let subscriber = tracing_subscriber::registry().with(pipeline.otel_layer()).with(
+        let subscriber = tracing_subscriber::registry().with(span_layer).with(
             tracing_subscriber::fmt::layer()
                 .with_writer(move || writer.clone())
                 .fmt_fields(JsonFragments)

@@ -22,11 +22,12 @@ pub fn current_origin() -> SpanOrigin {
 
 /// The W3C context of `span`.
 pub fn origin_of(span: &tracing::Span) -> SpanOrigin {
-    let mut carrier: HashMap<String, String> = HashMap::new();
-    TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
-    SpanOrigin {
-        traceparent: carrier.remove(TRACEPARENT).unwrap_or_default(),
-        tracestate: carrier.remove(TRACESTATE).unwrap_or_default(),
+    match crate::context::span_context(span) {
+        Some(sc) => SpanOrigin {
+            traceparent: crate::context::traceparent(&sc),
+            tracestate: sc.trace_state().header(),
+        },
+        None => SpanOrigin::default(),
     }
 }
 
@@ -77,14 +78,9 @@ pub fn span_linked_to(origin: &SpanOrigin, name: &str) -> tracing::Span {
 /// The trace id of the current span as 32 lowercase hex digits, or an empty
 /// string when there is none: for the CLI's `--trace` and error messages.
 pub fn trace_id_of_current() -> String {
-    let cx = tracing::Span::current().context();
-    let span = cx.span();
-    let sc = span.span_context();
-    if sc.is_valid() {
-        sc.trace_id().to_string()
-    } else {
-        String::new()
-    }
+    crate::context::span_context(&tracing::Span::current())
+        .map(|sc| sc.trace_id().to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

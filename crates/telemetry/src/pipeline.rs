@@ -49,6 +49,16 @@ const QUIET_TARGETS: &[&str] = &[
     "opentelemetry_otlp",
 ];
 
+/// The spans that get a trace context: INFO and above, except
+/// [`QUIET_TARGETS`].
+fn span_targets() -> Targets {
+    let mut targets = Targets::new().with_default(LevelFilter::INFO);
+    for target in QUIET_TARGETS {
+        targets = targets.with_target(*target, LevelFilter::OFF);
+    }
+    targets
+}
+
 /// Which spans are sampled, from `OTEL_TRACES_SAMPLER` and
 /// `OTEL_TRACES_SAMPLER_ARG` (the OpenTelemetry SDK specification's names).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -87,7 +97,7 @@ impl Sampling {
         }
     }
 
-    fn to_sampler(self) -> Sampler {
+    pub(crate) fn to_sampler(self) -> Sampler {
         match self {
             Sampling::AlwaysOn => Sampler::AlwaysOn,
             Sampling::AlwaysOff => Sampler::AlwaysOff,
@@ -160,6 +170,7 @@ impl Config {
 pub struct Pipeline {
     provider: SdkTracerProvider,
     exporting: bool,
+    sampling: Sampling,
 }
 
 impl Pipeline {
@@ -197,6 +208,7 @@ impl Pipeline {
         Ok(Pipeline {
             provider: builder.build(),
             exporting,
+            sampling: config.sampling,
         })
     }
 
@@ -222,21 +234,33 @@ impl Pipeline {
     where
         S: Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
     {
-        let mut targets = Targets::new().with_default(LevelFilter::INFO);
-        for target in QUIET_TARGETS {
-            targets = targets.with_target(*target, LevelFilter::OFF);
-        }
         tracing_opentelemetry::layer()
             .with_tracer(self.tracer())
             .with_threads(false)
             .with_tracked_inactivity(false)
-            .with_filter(targets)
+            .with_filter(span_targets())
+    }
+
+    /// The layer that gives spans their trace context: the OpenTelemetry
+    /// layer when spans are exported, else the lightweight
+    /// [`ContextLayer`](crate::context::ContextLayer), which keeps only the
+    /// W3C context (ids and the sampled flag) of the same spans, so that
+    /// trace context still flows and logs still carry ids, at a fraction of
+    /// the cost of SDK spans that would be dropped unread.
+    fn span_layer(&self) -> Box<dyn Layer<Registry> + Send + Sync> {
+        if self.exporting {
+            self.otel_layer().boxed()
+        } else {
+            crate::context::ContextLayer::new(self.sampling)
+                .with_filter(span_targets())
+                .boxed()
+        }
     }
 
     /// A subscriber with this pipeline's spans and no logs, for
     /// `tracing::subscriber::set_default` in tests and benchmarks.
     pub fn subscriber(&self) -> impl Subscriber + Send + Sync + 'static + use<> {
-        Registry::default().with(self.otel_layer())
+        Registry::default().with(self.span_layer())
     }
 
     /// Exports every finished span now.
@@ -251,7 +275,7 @@ impl Pipeline {
         &self,
         config: &Config,
     ) -> Result<impl Subscriber + Send + Sync + 'static + use<>> {
-        let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![self.otel_layer().boxed()];
+        let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![self.span_layer()];
         match config.log_format {
             LogFormat::Json => {
                 let filter = EnvFilter::try_new(&config.log_filter)?;
