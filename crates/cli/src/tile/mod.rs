@@ -116,6 +116,20 @@ pub struct Current {
     pub latest_revision: i64,
 }
 
+/// Reads the tile's etag and latest revision when a command needs them
+/// (a flag did not give them).
+pub async fn read_if(
+    ctx: &crate::client::Ctx,
+    registry: &mut crate::client::Registry,
+    tile: &str,
+    needed: bool,
+) -> anyhow::Result<Option<Current>> {
+    if !needed {
+        return Ok(None);
+    }
+    Ok(Some(Current::from(&ctx.current_tile(registry, tile).await?)))
+}
+
 impl From<&Tile> for Current {
     fn from(t: &Tile) -> Self {
         Self {

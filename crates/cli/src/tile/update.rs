@@ -7,7 +7,7 @@ use tilewave_proto::registry::v1::update_tile_request::Source;
 
 use crate::client::Ctx;
 use crate::error::{CliError, rpc};
-use crate::tile::{Current, given_or_read, print_tile, read_document};
+use crate::tile::{Current, given_or_read, print_tile, read_document, read_if};
 
 /// Examples shown by `--help`.
 const EXAMPLES: &str = "\
@@ -68,11 +68,7 @@ pub fn request(
 pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     let document = read_document(&args.file)?;
     let mut registry = ctx.registry()?;
-    let current = if needs_read(&args) {
-        Some(Current::from(&ctx.current_tile(&mut registry, &args.tile).await?))
-    } else {
-        None
-    };
+    let current = read_if(ctx, &mut registry, &args.tile, needs_read(&args)).await?;
     let req = request(&args, document, current)?;
     let resp = rpc("UpdateTile", registry.update_tile(ctx.request(req)?).await)?;
     print_tile(ctx, resp.tile.as_ref(), &resp.warnings)

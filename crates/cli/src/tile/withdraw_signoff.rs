@@ -6,7 +6,7 @@ use tilewave_proto::registry::v1::WithdrawSignOffRequest;
 use crate::client::Ctx;
 use crate::error::{CliError, rpc};
 use crate::names::Role;
-use crate::tile::{Current, given_or_read, print_tile};
+use crate::tile::{Current, given_or_read, print_tile, read_if};
 
 /// Examples shown by `--help`.
 const EXAMPLES: &str = "\
@@ -53,11 +53,7 @@ pub fn request(args: &Args, current: Option<Current>) -> Result<WithdrawSignOffR
 /// Runs `tile withdraw-signoff`.
 pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     let mut registry = ctx.registry()?;
-    let current = if needs_read(&args) {
-        Some(Current::from(&ctx.current_tile(&mut registry, &args.tile).await?))
-    } else {
-        None
-    };
+    let current = read_if(ctx, &mut registry, &args.tile, needs_read(&args)).await?;
     let req = request(&args, current)?;
     let resp = rpc(
         "WithdrawSignOff",
