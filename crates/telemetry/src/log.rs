@@ -3,7 +3,7 @@
 //! Stderr, because a child process whose stdout pipe nobody drains blocks
 //! (STACK.md).
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use opentelemetry::trace::TraceContextExt as _;
 use serde_json::{Map, Value};
@@ -67,37 +67,106 @@ struct FragmentVisitor<'a, 'w> {
 }
 
 impl FragmentVisitor<'_, '_> {
-    fn pair(&mut self, field: &Field, value: Value) {
+    /// Writes `"name":` (with the comma before it when needed); false when
+    /// an earlier write failed.
+    fn key(&mut self, field: &Field) -> bool {
         if self.result.is_err() {
-            return;
+            return false;
         }
-        let comma = if self.first { "" } else { "," };
+        if !self.first {
+            self.result = self.writer.write_char(',');
+        }
         self.first = false;
-        self.result = write!(self.writer, "{comma}{}:{value}", Value::from(field.name()));
+        if self.result.is_ok() {
+            self.result =
+                write_json_str(self.writer, field.name()).and_then(|()| self.writer.write_char(':'));
+        }
+        self.result.is_ok()
+    }
+
+    fn display(&mut self, field: &Field, value: impl fmt::Display) {
+        if self.key(field) {
+            self.result = write!(self.writer, "{value}");
+        }
+    }
+
+    fn string(&mut self, field: &Field, value: &str) {
+        if self.key(field) {
+            self.result = write_json_str(self.writer, value);
+        }
     }
 }
 
+// Written straight into the span's buffer, escaped on the fly: building a
+// `serde_json::Value` per field (and a `String` per `Debug`/`Display` field)
+// was most of what the JSON layer cost a span.
 impl Visit for FragmentVisitor<'_, '_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.pair(field, Value::from(value));
+        if value.is_finite() {
+            self.display(field, value);
+        } else {
+            self.display(field, "null");
+        }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.pair(field, Value::from(value));
+        self.display(field, value);
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.pair(field, Value::from(value));
+        self.display(field, value);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.pair(field, Value::from(value));
+        self.display(field, value);
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.pair(field, Value::from(value));
+        self.string(field, value);
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.pair(field, Value::from(value.to_string()));
+        self.record_debug(field, &format_args!("{value}"));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.pair(field, Value::from(format!("{value:?}")));
+        if self.key(field) {
+            self.result = self
+                .writer
+                .write_char('"')
+                .and_then(|()| write!(Escaping(&mut *self.writer), "{value:?}"))
+                .and_then(|()| self.writer.write_char('"'));
+        }
+    }
+}
+
+/// Writes `s` as a JSON string, quotes included.
+fn write_json_str(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    w.write_char('"')?;
+    Escaping(&mut *w).write_str(s)?;
+    w.write_char('"')
+}
+
+/// Escapes what is written through it for the inside of a JSON string.
+struct Escaping<'a, W: ?Sized>(&'a mut W);
+
+impl<W: fmt::Write + ?Sized> fmt::Write for Escaping<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut start = 0;
+        for (i, b) in s.bytes().enumerate() {
+            let escaped = match b {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0..=0x1f => {
+                    self.0.write_str(&s[start..i])?;
+                    write!(self.0, "\\u{b:04x}")?;
+                    start = i + 1;
+                    continue;
+                }
+                _ => continue,
+            };
+            self.0.write_str(&s[start..i])?;
+            self.0.write_str(escaped)?;
+            start = i + 1;
+        }
+        self.0.write_str(&s[start..])
     }
 }
 
@@ -255,7 +324,16 @@ mod tests {
                 .event_format(JsonLines),
         );
         let (trace_id, span_id) = tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("handle", tile = "riverflow", wave = tracing::field::Empty);
+            let span = tracing::info_span!(
+                "handle",
+                tile = "riverflow",
+                wave = tracing::field::Empty,
+                note = "a \"q\"\n\u{1}\\",
+                list = ?["x\"y"],
+                ratio = 0.5,
+                nan = f64::NAN,
+                ok = true,
+            );
             span.record("wave", 4);
             let _entered = span.enter();
             tracing::info!(count = 3, "did \"it\"");
@@ -269,6 +347,11 @@ mod tests {
         assert_eq!(line["span"]["name"], "handle");
         assert_eq!(line["span"]["tile"], "riverflow");
         assert_eq!(line["span"]["wave"], 4);
+        assert_eq!(line["span"]["note"], "a \"q\"\n\u{1}\\");
+        assert_eq!(line["span"]["list"], r#"["x\"y"]"#);
+        assert_eq!(line["span"]["ratio"], 0.5);
+        assert_eq!(line["span"]["nan"], Value::Null);
+        assert_eq!(line["span"]["ok"], true);
         assert_eq!(line["trace_id"], Value::String(trace_id.clone()));
         assert_eq!(trace_id.len(), 32);
         let logged_span_id = line["span_id"].as_str().unwrap();
