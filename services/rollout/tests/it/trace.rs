@@ -1,27 +1,30 @@
 //! The end-to-end trace of a roll-out (issue 7): every service exports to
-//! an in-process OTLP receiver; the test makes StartRollout inside a client
-//! span of its own. The rollout's StartRollout server span is in the
-//! caller's trace; the apply and bake-check spans of every region link back
-//! to the StartRollout request's span; and each agent's ApplyTile server
-//! span is a child of the rollout's ApplyTile client span under that apply
-//! span: from the start request every region can be reached.
+//! an in-process OTLP receiver, and the roll-out is started with the real
+//! `tilewave` CLI (`--trace rollout start`), which prints its trace id. The
+//! CLI's root span is the root of the StartRollout trace (its client span
+//! under it, the rollout's StartRollout server span under that); the apply
+//! and bake-check spans of every region link back to the StartRollout
+//! request's span; and each agent's ApplyTile server span is a child of the
+//! rollout's ApplyTile client span under that apply span: from the command
+//! every region can be reached.
 
 use anyhow::Context as _;
 use jiff::SignedDuration;
-use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
-use tilewave_proto::rollout::v1::{RolloutState, StartRolloutRequest};
+use tilewave_proto::rollout::v1::RolloutState;
 use tilewave_telemetry::receiver::{Kind, ReceivedSpan, Receiver};
-use tilewave_telemetry::{Config, Pipeline, traced_channel};
 use tokio::net::TcpListener;
-use tracing::Instrument as _;
 
 use crate::*;
 
 const START: &str = "tilewave.rollout.v1.RolloutService/StartRollout";
 const APPLY: &str = "tilewave.agent.v1.AgentService/ApplyTile";
 
-#[tokio::test]
-async fn start_rollout_apply_and_every_agent_in_one_trace() -> anyhow::Result<()> {
+// Two workers: the stack's processes are stopped in a blocking Drop at the
+// end, and each flushes its last spans to the in-process receiver as it
+// stops; on a single-threaded runtime the receiver could not answer while
+// Drop blocked, so every process sat out its export timeout (~30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_start_apply_and_every_agent_in_one_trace() -> anyhow::Result<()> {
     let receiver = Receiver::start(TcpListener::bind("127.0.0.1:0").await?)?;
     let env: Vec<(String, String)> = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
@@ -33,48 +36,67 @@ async fn start_rollout_apply_and_every_agent_in_one_trace() -> anyhow::Result<()
     .collect();
     let stack = Stack::start_with_env(2, &env).await?;
     let tile = stack.scheduled_tile(SignedDuration::from_hours(24 * 8)).await?;
-    let now = stack.now().await?;
 
-    // The caller: a span of its own around a traced StartRollout.
-    let endpoint = receiver.endpoint().to_owned();
-    let pipeline = Pipeline::new(&Config::from_lookup("rollout-it", |k| {
-        (k == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| endpoint.clone())
-    }))?;
-    let e = stack.rollouts[0].endpoint();
-    let channel = connect("rollout replica 0", &e, |e| async move {
-        tonic::transport::Endpoint::from_shared(e)
-            .map_err(|_| unreachable!())?
-            .connect()
-            .await
+    // The caller: the tilewave binary, exporting to the same receiver.
+    let cli = bin_path("tilewave")?;
+    let args: Vec<String> = [
+        "--rollout",
+        &stack.rollouts[0].endpoint(),
+        "--registry",
+        &stack.registry.endpoint(),
+        "--actor",
+        "rollout-it",
+        "--trace",
+        "rollout",
+        "start",
+        &tile.id,
+        "--regions",
+        &REGIONS.join(","),
+        "--bake",
+        "10m",
+        "--concurrency",
+        "3",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cli_env = env.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(cli)
+            .args(args)
+            .envs(cli_env)
+            .env_remove("TILEWAVE_ROLLOUT")
+            .env_remove("TILEWAVE_REGISTRY")
+            .output()
     })
-    .await?;
-    let (trace_id, started) = {
-        let _default = tracing::subscriber::set_default(pipeline.subscriber());
-        let span = tracing::info_span!("it.start_rollout");
-        let trace_id = span.in_scope(tilewave_telemetry::trace_id_of_current);
-        let mut client = RolloutServiceClient::new(traced_channel(channel));
-        let spec = quick_spec(&tile.id, now, &REGIONS, SignedDuration::from_mins(10), 3);
-        let started = async {
-            client
-                .start_rollout(StartRolloutRequest {
-                    spec: Some(spec),
-                    ..Default::default()
-                })
-                .await
-        }
-        .instrument(span)
+    .await??;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "tilewave failed: {stdout}\n{stderr}");
+    let trace_id = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("trace id: "))
+        .with_context(|| format!("no trace id printed: {stderr}"))?
+        .trim()
+        .to_owned();
+    assert_eq!(trace_id.len(), 32, "{trace_id:?}");
+    let started = stack
+        .rollout(stack.live())
+        .await?
+        .get_rollout(tilewave_proto::rollout::v1::GetRolloutRequest {
+            id: String::new(),
+            tile_id: tile.id.clone(),
+        })
         .await?
         .into_inner()
         .rollout
         .context("rollout")?;
-        (trace_id, started)
-    };
-    pipeline.flush().await?;
-    assert_eq!(trace_id.len(), 32);
     assert_eq!(
         started.trace_id, trace_id,
-        "the roll-out keeps the caller's trace id"
+        "the roll-out keeps the CLI's trace id"
     );
+    // It waits for its earliest start, GA - 7 days: a day from now.
+    stack.advance(SignedDuration::from_hours(24)).await?;
 
     stack.set_rate(600.0).await?;
     stack.wait_state(&started.id, RolloutState::Succeeded).await?;
@@ -107,24 +129,45 @@ async fn start_rollout_apply_and_every_agent_in_one_trace() -> anyhow::Result<()
             anyhow::anyhow!("spans so far: {names:#?}")
         })?;
 
-    // The StartRollout server span is in the caller's trace, under its
-    // client span, under the caller's own span.
-    let mine = spans
+    // The CLI's root span is the root of the StartRollout trace: its
+    // client span under it, the rollout's server span under that.
+    let root = spans
         .iter()
-        .find(|s| s.name == "it.start_rollout")
-        .context("the caller's span")?;
-    assert_eq!(mine.trace_id, trace_id);
+        .find(|s| s.trace_id == trace_id && s.is_root() && s.service_name == "tilewave")
+        .with_context(|| {
+            let mine: Vec<_> = spans
+                .iter()
+                .filter(|s| s.trace_id == trace_id)
+                .map(|s| (&s.service_name, &s.name, &s.parent_span_id))
+                .collect();
+            format!("no root span of the CLI in its trace: {mine:#?}")
+        })?;
     let client = spans
         .iter()
-        .find(|s| s.name == START && s.kind == Kind::Client)
-        .context("the caller's client span")?;
-    assert!(client.is_child_of(mine), "{client:#?}");
+        .find(|s| s.name == START && s.kind == Kind::Client && s.service_name == "tilewave")
+        .context("the CLI's StartRollout client span")?;
+    assert_eq!(client.trace_id, trace_id);
     let server = spans
         .iter()
         .find(|s| s.name == START && s.kind == Kind::Server)
         .context("the StartRollout server span")?;
     assert_eq!(server.service_name, "tilewave-rollout");
     assert!(server.is_child_of(client), "{server:#?}");
+    // Up from the client span, parent by parent, to the CLI's root.
+    let mut at = client;
+    let mut hops = 0;
+    while !at.is_root() {
+        at = spans
+            .iter()
+            .find(|p| at.is_child_of(p))
+            .with_context(|| format!("a parent of {at:#?}"))?;
+        hops += 1;
+        anyhow::ensure!(hops < 32, "no root above the client span");
+    }
+    assert_eq!(
+        at.span_id, root.span_id,
+        "the CLI's root span is the trace's root"
+    );
     // The request's span: the server span or the handler under it.
     let request: Vec<&ReceivedSpan> = spans
         .iter()
