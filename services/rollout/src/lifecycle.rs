@@ -265,6 +265,11 @@ async fn remove(
             .await?;
         return Ok(());
     }
+    if ctx.frozen() {
+        // StartRollout would refuse: the removal starts once it is lifted.
+        tracing::debug!(tile = %tile.id, "removal waits for the global freeze to lift");
+        return Ok(());
+    }
     // In catalog order, which the planner turns into waves.
     let ordered: Vec<String> = ctx
         .catalog
