@@ -5,7 +5,6 @@
 //! tile withdrawn mid-launch has its launch aborted and a removal roll-out
 //! started, which takes it off every agent and confirms the withdrawal.
 
-use anyhow::Context as _;
 use jiff::SignedDuration;
 use tilewave_proto::common::v1::{AuditRecord, TileState};
 use tilewave_proto::registry::v1::WithdrawRequest;
@@ -37,28 +36,29 @@ async fn an_abort_committed_without_the_registry_call_still_schedules_the_tile()
 
     // What AbortRollout commits, written straight into etcd: the replica
     // that committed it "died" before anything else happened.
-    let keys = stack.store.keys();
-    let key = keys.rollout(&launch.id);
-    let current = stack
-        .store
-        .get::<Rollout>(&key)
-        .await?
-        .context("the stored roll-out")?;
-    let mut aborted = current.value.clone();
-    aborted.state = RolloutState::Aborted as i32;
-    aborted.finished_at = Some(ts(stack.now().await?));
-    aborted.paused_reason = "aborted by a replica that then died".into();
-    let change = Change::new()
-        .update(key, &aborted, current.etag)
-        .delete_unchecked(format!("{}rollout-active/{}", keys.prefix(), tile.id))
-        .audit(AuditRecord {
-            action: "AbortRollout".into(),
-            object_kind: "rollout".into(),
-            object_id: launch.id.clone(),
-            summary: "aborted (simulated crash right after the commit)".into(),
-            ..Default::default()
-        });
-    stack.store.commit(change, &Actor::new("test")).await?;
+    // The owner may be writing (its applies): read, change and commit
+    // until no write came in between.
+    eventually("ABORTED committed straight into etcd", WAIT, || async {
+        let keys = stack.store.keys();
+        let key = keys.rollout(&launch.id);
+        let current = stack.store.get::<Rollout>(&key).await.ok()??;
+        let mut aborted = current.value.clone();
+        aborted.state = RolloutState::Aborted as i32;
+        aborted.finished_at = Some(ts(stack.now().await.ok()?));
+        aborted.paused_reason = "aborted by a replica that then died".into();
+        let change = Change::new()
+            .update(key, &aborted, current.etag)
+            .delete_unchecked(format!("{}rollout-active/{}", keys.prefix(), tile.id))
+            .audit(AuditRecord {
+                action: "AbortRollout".into(),
+                object_kind: "rollout".into(),
+                object_id: launch.id.clone(),
+                summary: "aborted (simulated crash right after the commit)".into(),
+                ..Default::default()
+            });
+        stack.store.commit(change, &Actor::new("test")).await.ok()
+    })
+    .await?;
 
     let t = eventually("the tile back to SCHEDULED", WAIT, || async {
         let t = stack.tile(&tile.id).await.ok()?;
