@@ -12,6 +12,8 @@
 //! - After criterion, the four loopback variants interleaved in rounds; the
 //!   printed ratios are the figure to quote, as load from other processes
 //!   hits every variant alike.
+//! - `OVERHEAD_CALLS=<variant>:<n>` skips all of that and makes only `n`
+//!   calls of one loopback variant, for profilers and `/usr/bin/time`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -244,6 +246,29 @@ fn main() {
         Ok(ends) => ends,
         Err(error) => panic!("starting the servers: {error:#}"),
     };
+    // `OVERHEAD_CALLS=<variant>:<n>`: only `n` calls of one loopback
+    // variant, for counting (`perf stat -e instructions:u,cycles:u`).
+    if let Some((name, n)) = std::env::var("OVERHEAD_CALLS").ok().and_then(|v| {
+        v.split_once(':')
+            .map(|(a, b)| (a.to_owned(), b.parse::<u32>().ok()))
+    }) && let Some((_, traced, subscribed)) = VARIANTS.into_iter().find(|(v, _, _)| *v == name)
+    {
+        let n = n.unwrap_or(10_000);
+        let subscriber = tracing::Dispatch::new(service_default());
+        let run = || {
+            rt.block_on(async {
+                for _ in 0..n {
+                    black_box(call(&ends, traced).await);
+                }
+            });
+        };
+        if subscribed {
+            tracing::dispatcher::with_default(&subscriber, run);
+        } else {
+            run();
+        }
+        return;
+    }
     let mut criterion = Criterion::default().configure_from_args();
     in_memory(&mut criterion);
     loopback(&mut criterion, &rt, &ends);
