@@ -132,31 +132,42 @@ impl<S> Traced<S> {
     }
 }
 
-/// `/pkg.Service/Method` split up.
+/// `/pkg.Service/Method` split up, in one allocation.
 #[derive(Debug)]
 struct Rpc {
     /// `pkg.Service/Method`: the span name.
     name: String,
-    /// `pkg.Service`.
-    service: String,
-    /// `Method`.
-    method: String,
+    /// Where `pkg.Service` ends in `name` and, after the slash, `Method`
+    /// starts; `None` when the path has no method.
+    split: Option<usize>,
 }
 
 impl Rpc {
     fn from_path(path: &str) -> Rpc {
         let name = path.strip_prefix('/').unwrap_or(path);
-        match name.rsplit_once('/') {
-            Some((service, method)) if !service.is_empty() && !method.is_empty() => Rpc {
-                name: name.to_owned(),
-                service: service.to_owned(),
-                method: method.to_owned(),
-            },
-            _ => Rpc {
-                name: name.to_owned(),
-                service: name.to_owned(),
-                method: String::new(),
-            },
+        let split = match name.rsplit_once('/') {
+            Some((service, method)) if !service.is_empty() && !method.is_empty() => Some(service.len()),
+            _ => None,
+        };
+        Rpc {
+            name: name.to_owned(),
+            split,
+        }
+    }
+
+    /// `pkg.Service`.
+    fn service(&self) -> &str {
+        match self.split {
+            Some(at) => &self.name[..at],
+            None => &self.name,
+        }
+    }
+
+    /// `Method`.
+    fn method(&self) -> &str {
+        match self.split {
+            Some(at) => &self.name[at + 1..],
+            None => "",
         }
     }
 }
@@ -185,11 +196,11 @@ fn server_span<B>(rpc: &Rpc, req: &http::Request<B>) -> Span {
     let span = tracing::info_span!(
         target: "tilewave::rpc",
         "grpc.server",
-        otel.name = %rpc.name,
+        otel.name = rpc.name.as_str(),
         otel.kind = "server",
         rpc.system = "grpc",
-        rpc.service = %rpc.service,
-        rpc.method = %rpc.method,
+        rpc.service = rpc.service(),
+        rpc.method = rpc.method(),
         rpc.grpc.status_code = Empty,
         otel.status_code = Empty,
         otel.status_description = Empty,
@@ -213,11 +224,11 @@ fn client_span<B>(rpc: &Rpc, req: &mut http::Request<B>) -> Span {
     let span = tracing::info_span!(
         target: "tilewave::rpc",
         "grpc.client",
-        otel.name = %rpc.name,
+        otel.name = rpc.name.as_str(),
         otel.kind = "client",
         rpc.system = "grpc",
-        rpc.service = %rpc.service,
-        rpc.method = %rpc.method,
+        rpc.service = rpc.service(),
+        rpc.method = rpc.method(),
         rpc.grpc.status_code = Empty,
         otel.status_code = Empty,
         otel.status_description = Empty,
@@ -316,8 +327,8 @@ impl Finish {
         }
         if let Some(metrics) = &self.metrics {
             metrics.record_rpc(
-                &self.rpc.service,
-                &self.rpc.method,
+                self.rpc.service(),
+                self.rpc.method(),
                 code_name(code),
                 self.start.elapsed(),
             );
@@ -518,13 +529,15 @@ mod tests {
     fn paths_split_into_service_and_method() {
         let rpc = Rpc::from_path("/grpc.health.v1.Health/Check");
         assert_eq!(rpc.name, "grpc.health.v1.Health/Check");
-        assert_eq!(rpc.service, "grpc.health.v1.Health");
-        assert_eq!(rpc.method, "Check");
+        assert_eq!(rpc.service(), "grpc.health.v1.Health");
+        assert_eq!(rpc.method(), "Check");
         let odd = Rpc::from_path("/");
         assert_eq!(odd.name, "");
-        assert_eq!(odd.method, "");
+        assert_eq!(odd.service(), "");
+        assert_eq!(odd.method(), "");
         let no_method = Rpc::from_path("/svc/");
-        assert_eq!(no_method.service, "svc/");
+        assert_eq!(no_method.service(), "svc/");
+        assert_eq!(no_method.method(), "");
     }
 
     #[test]
