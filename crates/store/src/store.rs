@@ -229,6 +229,42 @@ impl Store {
         Ok(Listing { items, revision })
     }
 
+    /// An object and the objects stored under it (keys starting with
+    /// `children`, e.g. a roll-out and its steps), read together at one
+    /// revision, so that a transaction touching both is seen whole or not at
+    /// all. `children` must start with `key` followed by `/`. `None` when the
+    /// object is absent.
+    pub async fn get_with_children<P, C>(
+        &self,
+        key: &str,
+        children: &str,
+    ) -> Result<Option<(Versioned<P>, Listing<C>)>>
+    where
+        P: prost::Message + Default,
+        C: prost::Message + Default,
+    {
+        let below = format!("{key}/");
+        if !children.starts_with(&below) {
+            return Err(Error::invalid(format!("{children:?} is not under {key:?}")));
+        }
+        // `[key, key/ + 1)` also holds siblings such as `key-2`: keep only
+        // the object and its children.
+        let (kvs, revision) = self
+            .list_raw(key, Some(crate::keys::prefix_end(below.as_bytes())))
+            .await?;
+        let mut parent = None;
+        let mut items = Vec::new();
+        for kv in &kvs {
+            let k = kv.key();
+            if k == key.as_bytes() {
+                parent = Some(decode::<P>(kv)?);
+            } else if k.starts_with(children.as_bytes()) {
+                items.push(decode::<C>(kv)?);
+            }
+        }
+        Ok(parent.map(|p| (p, Listing { items, revision })))
+    }
+
     /// Every key in `[start, end)` (`end` `None`: the prefix range of
     /// `start`), at one revision.
     pub(crate) async fn list_raw(&self, start: &str, end: Option<Vec<u8>>) -> Result<(Vec<KeyValue>, i64)> {

@@ -144,6 +144,15 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The etcd revision of the newest change in this state (the roll-out or
+    /// any of its steps).
+    pub fn revision(&self) -> i64 {
+        self.steps
+            .iter()
+            .map(|s| s.etag)
+            .fold(self.rollout.etag, i64::max)
+    }
+
     /// The roll-out as the API returns it, steps included.
     pub fn assemble(&self) -> Rollout {
         let mut r = self.rollout.value.clone();
@@ -160,14 +169,13 @@ impl Loaded {
 
 /// Reads a roll-out and its steps; NOT_FOUND naming the id.
 pub async fn load(store: &Store, id: &str) -> Result<Loaded> {
-    let rollout = store
-        .get::<Rollout>(&store.keys().rollout(id))
+    // One read at one revision: the owner writes a step and the roll-out in
+    // one transaction, and two reads could see one without the other.
+    let (rollout, steps) = store
+        .get_with_children::<Rollout, RolloutStep>(&store.keys().rollout(id), &store.keys().rollout_steps(id))
         .await?
         .ok_or_else(|| Error::NotFound(format!("no roll-out {id:?}")))?;
-    let mut steps = store
-        .list::<RolloutStep>(&store.keys().rollout_steps(id))
-        .await?
-        .items;
+    let mut steps = steps.items;
     steps.sort_by_key(|s| {
         (
             s.value.wave,

@@ -194,3 +194,52 @@ async fn a_stale_owner_is_fenced_in_process() -> anyhow::Result<()> {
     assert!(second.is_lost());
     Ok(())
 }
+
+#[tokio::test]
+async fn an_object_and_its_children_are_read_together_without_siblings() -> anyhow::Result<()> {
+    let etcd = EtcdCluster::start(1).await?;
+    let store = connect(etcd.endpoints()).await?;
+    let alice = Actor::new("alice");
+    let keys = store.keys().clone();
+    let (r1, r1_2) = (keys.rollout("r1"), keys.rollout("r1-2"));
+
+    assert!(
+        store
+            .get_with_children::<Event, Event>(&r1, &keys.rollout_steps("r1"))
+            .await?
+            .is_none(),
+        "an absent object reads as None"
+    );
+    // One transaction writes the object and two children; a sibling whose
+    // key sorts inside the object's range (`r1-2`) and its child too.
+    let info = store
+        .commit(
+            Change::new()
+                .create(r1.clone(), &event("r1", "parent"))
+                .create(keys.rollout_step("r1", "aws:eu-west-1"), &event("r1", "a"))
+                .create(keys.rollout_step("r1", "gcp:us-central1"), &event("r1", "b"))
+                .create(r1_2.clone(), &event("r1-2", "sibling"))
+                .create(keys.rollout_step("r1-2", "aws:eu-west-1"), &event("r1-2", "c")),
+            &alice,
+        )
+        .await?;
+    let (parent, children) = store
+        .get_with_children::<Event, Event>(&r1, &keys.rollout_steps("r1"))
+        .await?
+        .expect("present");
+    assert_eq!(parent.value.message, "parent");
+    let got: Vec<&str> = children.items.iter().map(|c| c.value.message.as_str()).collect();
+    assert_eq!(got, ["a", "b"]);
+    assert!(children.revision >= info.revision);
+    assert!(
+        children.items.iter().all(|c| c.etag == parent.etag),
+        "one transaction, one revision"
+    );
+
+    let err = store
+        .get_with_children::<Event, Event>(&r1, &keys.rollout_steps("r1-2"))
+        .await
+        .expect_err("children must lie under the object");
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    Ok(())
+}
