@@ -487,17 +487,19 @@ impl RolloutService for Rollouts {
         let first = self.load_for(&r.id, &r.tile_id).await?;
         let id = first.rollout.value.id.clone();
         let store = self.ctx.store.clone();
-        let prefix = store.keys().rollout(&id);
-        let steps_prefix = store.keys().rollout_steps(&id);
-        let exact = prefix.clone();
-        let filter: tilewave_store::cache::KeyFilter =
-            std::sync::Arc::new(move |k: &str| k == exact || k.starts_with(&steps_prefix));
-        let cache = tilewave_store::WatchCache::<RolloutStep>::prefix_filtered(&store, &prefix, filter)
-            .await
-            .map_err(Error::from)?;
+        // Two change signals: the roll-out itself comes from the controller's
+        // cache of roll-outs, its steps from a cache of this roll-out's steps
+        // (a cache typed as steps must not hold the roll-out's key too).
+        let steps =
+            tilewave_store::WatchCache::<RolloutStep>::prefix(&store, &store.keys().rollout_steps(&id))
+                .await
+                .map_err(Error::from)?;
+        let mut rollout_changes = self.ctx.rollouts.revision_watch();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
+            let cache = steps;
             let mut changes = cache.revision_watch();
+            let first_revision = first.revision();
             let mut last = first.assemble();
             let ty = if is_terminal(last.state) {
                 RolloutEventType::Finished
@@ -509,7 +511,7 @@ impl RolloutService for Rollouts {
                 rollout: Some(last.clone()),
                 changed_regions: Vec::new(),
                 message: format!("{} is {}", id, state_name(last.state)),
-                revision: cache.revision(),
+                revision: first_revision,
             };
             if tx.send(Ok(ev)).await.is_err() || ty == RolloutEventType::Finished {
                 return;
@@ -518,10 +520,12 @@ impl RolloutService for Rollouts {
                 tokio::select! {
                     () = tx.closed() => return,
                     c = changes.changed() => if c.is_err() { return },
+                    c = rollout_changes.changed() => if c.is_err() { return },
                 }
-                let revision = *changes.borrow_and_update();
-                let now = match model::load(&store, &id).await {
-                    Ok(l) => l.assemble(),
+                changes.borrow_and_update();
+                rollout_changes.borrow_and_update();
+                let (now, revision) = match model::load(&store, &id).await {
+                    Ok(l) => (l.assemble(), l.revision()),
                     Err(e) => {
                         let _ = tx.send(Err(Status::from(e))).await;
                         return;
