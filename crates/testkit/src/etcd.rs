@@ -8,6 +8,7 @@
 //! timeout. Start-up is retried on fresh ports when a member could not bind
 //! its address (another process took a port we picked).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -447,6 +448,27 @@ impl EtcdCluster {
         Client::connect(self.endpoints(), None)
             .await
             .context("connecting to etcd")
+    }
+
+    /// Every key under `prefix` with its value and mod revision, read at
+    /// one revision: compare a dump before and after a refused request to
+    /// prove it changed nothing.
+    pub async fn dump(&self, prefix: &str) -> anyhow::Result<BTreeMap<String, (Vec<u8>, i64)>> {
+        let mut c = self.client().await?;
+        let resp = c
+            .get(prefix, Some(etcd_client::GetOptions::new().with_prefix()))
+            .await
+            .with_context(|| format!("reading every key under {prefix}"))?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .map(|kv| {
+                (
+                    String::from_utf8_lossy(kv.key()).into_owned(),
+                    (kv.value().to_vec(), kv.mod_revision()),
+                )
+            })
+            .collect())
     }
 
     /// A client connected to member `i` only.

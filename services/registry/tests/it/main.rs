@@ -75,20 +75,7 @@ impl Stack {
     /// Every key and value under the prefix: to prove a refused request
     /// changed nothing.
     pub async fn dump(&self) -> Result<BTreeMap<String, (Vec<u8>, i64)>> {
-        let mut c = self.etcd.client().await?;
-        let resp = c
-            .get(PREFIX, Some(etcd_client::GetOptions::new().with_prefix()))
-            .await?;
-        Ok(resp
-            .kvs()
-            .iter()
-            .map(|kv| {
-                (
-                    String::from_utf8_lossy(kv.key()).into_owned(),
-                    (kv.value().to_vec(), kv.mod_revision()),
-                )
-            })
-            .collect())
+        self.etcd.dump(PREFIX).await
     }
 }
 

@@ -414,20 +414,13 @@ impl Stack {
 
     /// Every key and value under the prefix, to prove nothing changed.
     pub async fn dump(&self) -> Result<BTreeMap<String, Vec<u8>>> {
-        let mut c = self.etcd.client().await?;
-        let resp = c
-            .get(PREFIX, Some(etcd_client::GetOptions::new().with_prefix()))
-            .await?;
-        Ok(resp
-            .kvs()
-            .iter()
-            .map(|kv| {
-                (
-                    String::from_utf8_lossy(kv.key()).into_owned(),
-                    kv.value().to_vec(),
-                )
-            })
+        Ok(self
+            .etcd
+            .dump(PREFIX)
+            .await?
+            .into_iter()
             .filter(|(k, _)| !k.contains("/agents/") && !k.ends_with("/clock") && !k.contains("/owners/"))
+            .map(|(k, (v, _))| (k, v))
             .collect())
     }
 }
