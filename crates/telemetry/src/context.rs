@@ -1,5 +1,6 @@
-//! Trace context without OpenTelemetry spans, for a process that exports
-//! nothing (no `OTEL_EXPORTER_OTLP_ENDPOINT`).
+//! W3C trace context: span contexts for a process that exports nothing
+//! (no `OTEL_EXPORTER_OTLP_ENDPOINT`), and `traceparent` written and read
+//! by hand.
 //!
 //! Turning every `tracing` span into an SDK span only to drop it when it ends
 //! was most of what the layers cost a call (BENCHMARKS.md, "Telemetry
@@ -8,47 +9,39 @@
 //! request's `traceparent`), a span id of its own and the sampled flag, so
 //! that trace context flows on to services that do export, log lines carry
 //! `trace_id`/`span_id`, and [`crate::current_origin`] and
-//! [`crate::trace_id_of_current`] work. [`ContextLayer`] keeps just that in
-//! each span's extensions.
+//! [`crate::trace_id_of_current`] work. [`ContextGen`] makes those contexts;
+//! the [`LocalLayer`](crate::layer::LocalLayer) keeps one in each span.
 //!
-//! [`span_context`] and [`set_parent`] work with either layer: the
-//! [`ContextLayer`] when it is installed, else `tracing-opentelemetry`'s.
+//! [`span_context`] and [`set_parent`] work with either: the local layer's
+//! context when it keeps one, else `tracing-opentelemetry`'s.
 
-use std::cell::RefCell;
+use std::str::FromStr as _;
 
 use opentelemetry::Context;
-use opentelemetry::trace::{SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags, TraceId};
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+};
 use opentelemetry_sdk::trace::{
     IdGenerator as _, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample as _,
 };
-use tracing::span::{Attributes, Id};
-use tracing::{Span, Subscriber};
+use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::Registry;
-use tracing_subscriber::layer::{Context as LayerContext, Layer};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::LookupSpan as _;
 
 use crate::Sampling;
+use crate::layer::{LocalLayer, SpanState};
 
-/// A span's W3C context, in its extensions.
-#[derive(Debug, Clone)]
-struct Ids(SpanContext);
-
-thread_local! {
-    /// The contexts of the spans this thread is in, innermost last: what a
-    /// log line written outside any span this layer sees carries.
-    static ENTERED: RefCell<Vec<(Id, TraceId, SpanId)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Gives every span it sees a W3C span context, and nothing else.
+/// Makes the W3C context of new spans: ids, and the sampled flag the
+/// configured sampler would give.
 #[derive(Debug)]
-pub(crate) struct ContextLayer {
+pub(crate) struct ContextGen {
     ids: RandomIdGenerator,
     sampler: Sampler,
     parent_based: bool,
 }
 
-impl ContextLayer {
+impl ContextGen {
     pub(crate) fn new(sampling: Sampling) -> Self {
         let parent_based = matches!(
             sampling,
@@ -56,7 +49,7 @@ impl ContextLayer {
                 | Sampling::ParentBasedAlwaysOff
                 | Sampling::ParentBasedTraceIdRatio(_)
         );
-        ContextLayer {
+        ContextGen {
             ids: RandomIdGenerator::default(),
             sampler: sampling.to_sampler(),
             parent_based,
@@ -81,28 +74,12 @@ impl ContextLayer {
             SamplingDecision::Drop | SamplingDecision::RecordOnly => TraceFlags::default(),
         }
     }
-}
 
-impl<S> Layer<S> for ContextLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(&self, _attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
-        let Some(span) = ctx.span(id) else {
-            return;
-        };
-        let parent = span
-            .parent()
-            .and_then(|p| p.extensions().get::<Ids>().map(|i| i.0.clone()));
+    /// The context of a new span under `parent` (a new trace when `None`).
+    pub(crate) fn child_of(&self, parent: Option<&SpanContext>) -> SpanContext {
         let span_id = self.ids.new_span_id();
-        let sc = match parent {
-            Some(parent) => SpanContext::new(
-                parent.trace_id(),
-                span_id,
-                self.flags(parent.trace_id(), Some(&parent)),
-                false,
-                parent.trace_state().clone(),
-            ),
+        match parent {
+            Some(parent) => self.joined(parent, span_id),
             None => {
                 let trace_id = self.ids.new_trace_id();
                 SpanContext::new(
@@ -110,57 +87,41 @@ where
                     span_id,
                     self.flags(trace_id, None),
                     false,
-                    Default::default(),
+                    TraceState::NONE,
                 )
             }
-        };
-        span.extensions_mut().insert(Ids(sc));
+        }
     }
 
-    fn on_enter(&self, id: &Id, ctx: LayerContext<'_, S>) {
-        let Some(span) = ctx.span(id) else {
-            return;
-        };
-        let Some(ids) = span
-            .extensions()
-            .get::<Ids>()
-            .map(|i| (i.0.trace_id(), i.0.span_id()))
-        else {
-            return;
-        };
-        ENTERED.with(|entered| entered.borrow_mut().push((id.clone(), ids.0, ids.1)));
-    }
-
-    fn on_exit(&self, id: &Id, _ctx: LayerContext<'_, S>) {
-        ENTERED.with(|entered| {
-            let mut entered = entered.borrow_mut();
-            if let Some(at) = entered.iter().rposition(|(entered_id, _, _)| entered_id == id) {
-                entered.remove(at);
-            }
-        });
+    /// The context of span `span_id` whose parent is `parent`.
+    fn joined(&self, parent: &SpanContext, span_id: SpanId) -> SpanContext {
+        SpanContext::new(
+            parent.trace_id(),
+            span_id,
+            self.flags(parent.trace_id(), Some(parent)),
+            false,
+            parent.trace_state().clone(),
+        )
     }
 }
 
-/// The trace and span id of the innermost span this thread is in that has
-/// a [`ContextLayer`] context, if any.
-pub(crate) fn entered_ids() -> Option<(TraceId, SpanId)> {
-    ENTERED.with(|entered| entered.borrow().last().map(|(_, t, s)| (*t, *s)))
-}
-
-/// The [`ContextLayer`] context of the span `id` or its nearest ancestor
+/// The local layer's context of the span `id` or of its nearest ancestor
 /// that has one, when `id` lives in a [`Registry`].
-fn light_context_of(id: &Id, dispatch: &tracing::Dispatch) -> Option<SpanContext> {
+fn local_context_of(id: &tracing::Id, dispatch: &tracing::Dispatch) -> Option<SpanContext> {
     let registry = dispatch.downcast_ref::<Registry>()?;
     let span = registry.span(id)?;
-    span.scope()
-        .find_map(|s| s.extensions().get::<Ids>().map(|i| i.0.clone()))
+    span.scope().find_map(|s| {
+        s.extensions()
+            .get::<SpanState>()
+            .and_then(|state| state.context.clone())
+    })
 }
 
 /// The W3C span context of `span` (or of its nearest ancestor that has one);
 /// `None` when it has none (no subscriber, or a span no layer keeps).
 pub(crate) fn span_context(span: &Span) -> Option<SpanContext> {
     if let Some(sc) = span
-        .with_subscriber(|(id, dispatch)| light_context_of(id, dispatch))
+        .with_subscriber(|(id, dispatch)| local_context_of(id, dispatch))
         .flatten()
     {
         return Some(sc);
@@ -177,25 +138,22 @@ pub(crate) fn set_parent(span: &Span, remote: SpanContext) {
     let handled = span
         .with_subscriber(|(id, dispatch)| {
             let (Some(layer), Some(registry)) = (
-                dispatch.downcast_ref::<ContextLayer>(),
+                dispatch.downcast_ref::<LocalLayer>(),
                 dispatch.downcast_ref::<Registry>(),
             ) else {
                 return false;
             };
-            let Some(data) = registry.span(id) else {
+            let (Some(contexts), Some(data)) = (layer.context_gen(), registry.span(id)) else {
                 return false;
             };
             let mut extensions = data.extensions_mut();
-            let Some(Ids(sc)) = extensions.get_mut::<Ids>() else {
+            let Some(SpanState {
+                context: Some(sc), ..
+            }) = extensions.get_mut::<SpanState>()
+            else {
                 return false;
             };
-            *sc = SpanContext::new(
-                remote.trace_id(),
-                sc.span_id(),
-                layer.flags(remote.trace_id(), Some(&remote)),
-                false,
-                remote.trace_state().clone(),
-            );
+            *sc = contexts.joined(&remote, sc.span_id());
             true
         })
         .unwrap_or(false);
@@ -206,23 +164,87 @@ pub(crate) fn set_parent(span: &Span, remote: SpanContext) {
     }
 }
 
-/// The `traceparent` header value of `sc` (W3C Trace Context, version 00).
-pub(crate) fn traceparent(sc: &SpanContext) -> String {
-    format!(
-        "00-{}-{}-{:02x}",
-        sc.trace_id(),
-        sc.span_id(),
-        sc.trace_flags().to_u8()
-    )
+/// Length of a version-00 `traceparent`: `00-<32 hex>-<16 hex>-<2 hex>`.
+const TRACEPARENT_LEN: usize = 55;
+
+/// The `traceparent` header value of `sc` (W3C Trace Context, version 00),
+/// as bytes: always ASCII.
+pub(crate) fn traceparent_bytes(sc: &SpanContext) -> [u8; TRACEPARENT_LEN] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'-'; TRACEPARENT_LEN];
+    out[0] = b'0';
+    out[1] = b'0';
+    let mut put = |at: usize, bytes: &[u8]| {
+        for (i, b) in bytes.iter().enumerate() {
+            out[at + 2 * i] = HEX[usize::from(b >> 4)];
+            out[at + 2 * i + 1] = HEX[usize::from(b & 0xf)];
+        }
+    };
+    put(3, &sc.trace_id().to_bytes());
+    put(36, &sc.span_id().to_bytes());
+    put(53, &[sc.trace_flags().to_u8()]);
+    out
 }
 
-/// The trace and span id a [`ContextLayer`] gave `span`, if it did.
-pub(crate) fn ids_of<R: for<'a> LookupSpan<'a>>(
-    span: &tracing_subscriber::registry::SpanRef<'_, R>,
-) -> Option<(TraceId, SpanId)> {
-    span.extensions()
-        .get::<Ids>()
-        .map(|i| (i.0.trace_id(), i.0.span_id()))
+/// The `traceparent` header value of `sc` (W3C Trace Context, version 00).
+pub(crate) fn traceparent(sc: &SpanContext) -> String {
+    String::from_utf8_lossy(&traceparent_bytes(sc)).into_owned()
+}
+
+/// `n` lowercase hex digits as bytes; `None` for anything else.
+fn hex<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    if digits.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in digits.chunks_exact(2).enumerate() {
+        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+/// Parses a remote parent from a `traceparent` (and `tracestate`) value, as
+/// W3C Trace Context says: lowercase hex, version `ff` and all-zero ids are
+/// invalid, a version-00 value is exactly 55 characters, later versions may
+/// append `-`-separated fields. Only the sampled flag is kept. A malformed
+/// `tracestate` is dropped, not the parent.
+pub(crate) fn parse_traceparent(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContext> {
+    let b = traceparent.trim().as_bytes();
+    if b.len() < TRACEPARENT_LEN || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+        return None;
+    }
+    let [version] = hex::<1>(&b[0..2])?;
+    if version == 0xff
+        || (version == 0 && b.len() != TRACEPARENT_LEN)
+        || (b.len() > TRACEPARENT_LEN && b[TRACEPARENT_LEN] != b'-')
+    {
+        return None;
+    }
+    let trace_id = TraceId::from_bytes(hex::<16>(&b[3..35])?);
+    let span_id = SpanId::from_bytes(hex::<8>(&b[36..52])?);
+    let [flags] = hex::<1>(&b[53..55])?;
+    if trace_id == TraceId::INVALID || span_id == SpanId::INVALID {
+        return None;
+    }
+    let state = tracestate
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .and_then(|s| TraceState::from_str(s).ok())
+        .unwrap_or_default();
+    Some(SpanContext::new(
+        trace_id,
+        span_id,
+        TraceFlags::new(flags) & TraceFlags::SAMPLED,
+        true,
+        state,
+    ))
 }
 
 #[cfg(test)]
@@ -281,6 +303,54 @@ mod tests {
                 assert_eq!(sc.trace_state().header(), "vendor=x");
             }
         });
+    }
+
+    #[test]
+    fn traceparent_is_written_and_read_as_w3c_says() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let sc = parse_traceparent(tp, Some("vendor=x,other=y")).expect("valid");
+        assert_eq!(sc.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(sc.is_sampled() && sc.is_remote());
+        assert_eq!(sc.trace_state().header(), "vendor=x,other=y");
+        assert_eq!(traceparent(&sc), tp);
+        assert_eq!(&traceparent_bytes(&sc)[..], tp.as_bytes());
+
+        // Flags other than sampled are dropped; a bad tracestate is dropped,
+        // not the parent; a later version may carry more fields.
+        let sc = parse_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-fe",
+            Some("=bad="),
+        )
+        .unwrap();
+        assert!(!sc.is_sampled());
+        assert_eq!(sc.trace_state().header(), "");
+        assert!(
+            parse_traceparent(
+                "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+                None
+            )
+            .is_some()
+        );
+
+        let invalid = [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+            "0x-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-é",
+        ];
+        for tp in invalid {
+            assert!(parse_traceparent(tp, None).is_none(), "{tp:?}");
+        }
     }
 
     #[test]

@@ -18,9 +18,6 @@ use std::task::{Context, Poll, ready};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
-use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
-use opentelemetry::trace::TraceContextExt as _;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tokio::time::Instant;
 use tonic::Code;
 use tracing::Span;
@@ -172,18 +169,6 @@ impl Rpc {
     }
 }
 
-struct HeaderExtractor<'a>(&'a HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(HeaderName::as_str).collect()
-    }
-}
-
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
@@ -212,9 +197,15 @@ fn server_span<B>(rpc: &Rpc, req: &http::Request<B>) -> Span {
     if span.is_disabled() {
         return span;
     }
-    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(req.headers()));
-    let remote = parent.span().span_context().clone();
-    if remote.is_valid() {
+    let headers = req.headers();
+    let remote = headers
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|tp| {
+            let state = headers.get(TRACESTATE).and_then(|v| v.to_str().ok());
+            crate::context::parse_traceparent(tp, state)
+        });
+    if let Some(remote) = remote {
         crate::context::set_parent(&span, remote);
     }
     span
@@ -240,7 +231,7 @@ fn client_span<B>(rpc: &Rpc, req: &mut http::Request<B>) -> Span {
     }
     if let Some(sc) = crate::context::span_context(&span) {
         let headers = req.headers_mut();
-        if let Ok(mut value) = HeaderValue::from_str(&crate::context::traceparent(&sc)) {
+        if let Ok(mut value) = HeaderValue::from_bytes(&crate::context::traceparent_bytes(&sc)) {
             value.set_sensitive(true);
             headers.insert(TRACEPARENT, value);
         }

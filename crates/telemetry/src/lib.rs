@@ -19,6 +19,7 @@
 
 mod context;
 mod grpc;
+mod layer;
 mod log;
 mod metrics;
 mod origin;

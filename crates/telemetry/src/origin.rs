@@ -3,16 +3,9 @@
 //! the work), and every later step span, on any replica and however much
 //! later, carries an OpenTelemetry *link* (not a parent) back to it.
 
-use std::collections::HashMap;
-
-use opentelemetry::propagation::TextMapPropagator as _;
-use opentelemetry::trace::{SpanContext, TraceContextExt as _};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry::trace::SpanContext;
 use tilewave_proto::common::v1::SpanOrigin;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-
-const TRACEPARENT: &str = "traceparent";
-const TRACESTATE: &str = "tracestate";
 
 /// The W3C context of the current span, to store with work it starts.
 /// Empty strings when there is no current span (or no telemetry).
@@ -36,14 +29,7 @@ pub fn span_context_of(origin: &SpanOrigin) -> Option<SpanContext> {
     if origin.traceparent.is_empty() {
         return None;
     }
-    let mut carrier: HashMap<String, String> = HashMap::new();
-    carrier.insert(TRACEPARENT.to_owned(), origin.traceparent.clone());
-    if !origin.tracestate.is_empty() {
-        carrier.insert(TRACESTATE.to_owned(), origin.tracestate.clone());
-    }
-    let cx = TraceContextPropagator::new().extract(&carrier);
-    let sc = cx.span().span_context().clone();
-    sc.is_valid().then_some(sc)
+    crate::context::parse_traceparent(&origin.traceparent, Some(&origin.tracestate))
 }
 
 /// Adds a link from `span` to the stored origin. Returns whether a link was

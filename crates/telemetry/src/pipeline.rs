@@ -18,13 +18,15 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use tracing::Subscriber;
-use tracing::level_filters::LevelFilter;
-use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::filter::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer, Registry};
 
+use crate::context::ContextGen;
+use crate::layer::{LocalLayer, LogFilter};
 use crate::{Error, Result};
 
 /// The level logs default to when `RUST_LOG` is unset.
@@ -35,29 +37,6 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The instrumentation scope our spans are reported under.
 const TRACER_NAME: &str = "tilewave";
-
-/// Targets whose spans never become OpenTelemetry spans: the transport the
-/// exporter itself uses, and the SDK, so that exporting cannot feed itself.
-const QUIET_TARGETS: &[&str] = &[
-    "h2",
-    "hyper",
-    "hyper_util",
-    "tonic",
-    "tower",
-    "opentelemetry",
-    "opentelemetry_sdk",
-    "opentelemetry_otlp",
-];
-
-/// The spans that get a trace context: INFO and above, except
-/// [`QUIET_TARGETS`].
-fn span_targets() -> Targets {
-    let mut targets = Targets::new().with_default(LevelFilter::INFO);
-    for target in QUIET_TARGETS {
-        targets = targets.with_target(*target, LevelFilter::OFF);
-    }
-    targets
-}
 
 /// Which spans are sampled, from `OTEL_TRACES_SAMPLER` and
 /// `OTEL_TRACES_SAMPLER_ARG` (the OpenTelemetry SDK specification's names).
@@ -238,29 +217,36 @@ impl Pipeline {
             .with_tracer(self.tracer())
             .with_threads(false)
             .with_tracked_inactivity(false)
-            .with_filter(span_targets())
+            .with_filter(crate::layer::span_targets())
     }
 
-    /// The layer that gives spans their trace context: the OpenTelemetry
-    /// layer when spans are exported, else the lightweight
-    /// [`ContextLayer`](crate::context::ContextLayer), which keeps only the
-    /// W3C context (ids and the sampled flag) of the same spans, so that
-    /// trace context still flows and logs still carry ids, at a fraction of
-    /// the cost of SDK spans that would be dropped unread.
-    fn span_layer(&self) -> Box<dyn Layer<Registry> + Send + Sync> {
-        if self.exporting {
-            self.otel_layer().boxed()
+    /// The layers for `logs`: OpenTelemetry's when spans are exported, and
+    /// the [`LocalLayer`], which then only writes logs, and otherwise also
+    /// gives spans a W3C context of their own (ids and the sampled flag), so
+    /// that trace context still flows and logs still carry ids, at a fraction
+    /// of the cost of SDK spans that would be dropped unread.
+    fn layers(
+        &self,
+        logs: LogFilter,
+        json: Option<BoxMakeWriter>,
+    ) -> Vec<Box<dyn Layer<Registry> + Send + Sync>> {
+        let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::with_capacity(3);
+        let context = if self.exporting {
+            layers.push(self.otel_layer().boxed());
+            None
         } else {
-            crate::context::ContextLayer::new(self.sampling)
-                .with_filter(span_targets())
-                .boxed()
+            Some(ContextGen::new(self.sampling))
+        };
+        if context.is_some() || !matches!(logs, LogFilter::Off) {
+            layers.push(LocalLayer::new(context, logs, json).boxed());
         }
+        layers
     }
 
     /// A subscriber with this pipeline's spans and no logs, for
     /// `tracing::subscriber::set_default` in tests and benchmarks.
     pub fn subscriber(&self) -> impl Subscriber + Send + Sync + 'static + use<> {
-        Registry::default().with(self.span_layer())
+        Registry::default().with(self.layers(LogFilter::Off, None))
     }
 
     /// Exports every finished span now.
@@ -275,18 +261,28 @@ impl Pipeline {
         &self,
         config: &Config,
     ) -> Result<impl Subscriber + Send + Sync + 'static + use<>> {
-        let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![self.span_layer()];
-        match config.log_format {
-            LogFormat::Json => {
-                let filter = EnvFilter::try_new(&config.log_filter)?;
-                layers.push(crate::log::json_layer().with_filter(filter).boxed());
-            }
+        self.subscriber_with_writer(config, BoxMakeWriter::new(std::io::stderr))
+    }
+
+    /// [`Pipeline::full_subscriber`] with JSON lines going to `writer`.
+    pub(crate) fn subscriber_with_writer(
+        &self,
+        config: &Config,
+        writer: BoxMakeWriter,
+    ) -> Result<impl Subscriber + Send + Sync + 'static + use<>> {
+        let mut layers = match config.log_format {
+            LogFormat::Json => self.layers(LogFilter::parse(&config.log_filter)?, Some(writer)),
             LogFormat::Compact => {
+                // The compact layer filters for itself; the local layer
+                // must let through what it wants.
+                let mut layers = self.layers(LogFilter::parse(&config.log_filter)?, None);
                 let filter = EnvFilter::try_new(&config.log_filter)?;
                 layers.push(crate::log::compact_layer().with_filter(filter).boxed());
+                layers
             }
-            LogFormat::Off => {}
-        }
+            LogFormat::Off => self.layers(LogFilter::Off, None),
+        };
+        layers.shrink_to_fit();
         Ok(Registry::default().with(layers))
     }
 
