@@ -164,6 +164,26 @@ pub(crate) fn set_parent(span: &Span, remote: SpanContext) {
     }
 }
 
+/// Without an exporter, the context a client call sends: a new span id
+/// under the current span's context (a new trace without one). `None` when
+/// OpenTelemetry's layer keeps contexts (spans are exported) or no
+/// subscriber does: then the client makes a real span.
+///
+/// Without an exporter a client span would be seen by nothing: no user code
+/// runs inside it, and nothing records it. The id the server is told is its
+/// parent is all that is left of it, and costs a fraction of a span.
+pub(crate) fn local_client_context() -> Option<SpanContext> {
+    tracing::dispatcher::get_default(|dispatch| {
+        let contexts = dispatch.downcast_ref::<LocalLayer>()?.context_gen()?;
+        // Not `Span::current()`: inside `get_default` it sees no subscriber.
+        let parent = dispatch
+            .current_span()
+            .id()
+            .and_then(|id| local_context_of(id, dispatch));
+        Some(contexts.child_of(parent.as_ref()))
+    })
+}
+
 /// Length of a version-00 `traceparent`: `00-<32 hex>-<16 hex>-<2 hex>`.
 const TRACEPARENT_LEN: usize = 55;
 

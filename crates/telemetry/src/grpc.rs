@@ -16,14 +16,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
+use opentelemetry::trace::SpanContext;
 use tokio::time::Instant;
 use tonic::Code;
 use tracing::Span;
 use tracing::field::Empty;
 
 use crate::Metrics;
+use crate::metrics::RpcMetrics;
 
 /// A tonic channel whose calls carry trace context: use it as the generic
 /// of generated clients, e.g. `HealthClient<TracedChannel>`.
@@ -129,39 +134,36 @@ impl<S> Traced<S> {
     }
 }
 
-/// `/pkg.Service/Method` split up, in one allocation.
+/// `/pkg.Service/Method` split up, borrowed from the request's path.
 #[derive(Debug)]
-struct Rpc {
+struct Rpc<'a> {
     /// `pkg.Service/Method`: the span name.
-    name: String,
+    name: &'a str,
     /// Where `pkg.Service` ends in `name` and, after the slash, `Method`
     /// starts; `None` when the path has no method.
     split: Option<usize>,
 }
 
-impl Rpc {
-    fn from_path(path: &str) -> Rpc {
+impl<'a> Rpc<'a> {
+    fn from_path(path: &'a str) -> Rpc<'a> {
         let name = path.strip_prefix('/').unwrap_or(path);
         let split = match name.rsplit_once('/') {
             Some((service, method)) if !service.is_empty() && !method.is_empty() => Some(service.len()),
             _ => None,
         };
-        Rpc {
-            name: name.to_owned(),
-            split,
-        }
+        Rpc { name, split }
     }
 
     /// `pkg.Service`.
-    fn service(&self) -> &str {
+    fn service(&self) -> &'a str {
         match self.split {
             Some(at) => &self.name[..at],
-            None => &self.name,
+            None => self.name,
         }
     }
 
     /// `Method`.
-    fn method(&self) -> &str {
+    fn method(&self) -> &'a str {
         match self.split {
             Some(at) => &self.name[at + 1..],
             None => "",
@@ -171,6 +173,7 @@ impl Rpc {
 
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 fn server_span<B>(rpc: &Rpc, req: &http::Request<B>) -> Span {
     // Everything known up front goes in at creation: each later `record`
@@ -178,10 +181,11 @@ fn server_span<B>(rpc: &Rpc, req: &http::Request<B>) -> Span {
     let info = req.extensions().get::<tonic::transport::server::TcpConnectInfo>();
     let local = info.and_then(|i| i.local_addr());
     let remote = info.and_then(|i| i.remote_addr());
+    let (mut local_ip, mut remote_ip) = ([0u8; 39], [0u8; 39]);
     let span = tracing::info_span!(
         target: "tilewave::rpc",
         "grpc.server",
-        otel.name = rpc.name.as_str(),
+        otel.name = rpc.name,
         otel.kind = "server",
         rpc.system = "grpc",
         rpc.service = rpc.service(),
@@ -189,9 +193,9 @@ fn server_span<B>(rpc: &Rpc, req: &http::Request<B>) -> Span {
         rpc.grpc.status_code = Empty,
         otel.status_code = Empty,
         otel.status_description = Empty,
-        server.address = local.map(|a| tracing::field::display(a.ip())),
+        server.address = local.map(|a| ip_text(a.ip(), &mut local_ip)),
         server.port = local.map(|a| i64::from(a.port())),
-        client.address = remote.map(|a| tracing::field::display(a.ip())),
+        client.address = remote.map(|a| ip_text(a.ip(), &mut remote_ip)),
         client.port = remote.map(|a| i64::from(a.port())),
     );
     if span.is_disabled() {
@@ -215,7 +219,7 @@ fn client_span<B>(rpc: &Rpc, req: &mut http::Request<B>) -> Span {
     let span = tracing::info_span!(
         target: "tilewave::rpc",
         "grpc.client",
-        otel.name = rpc.name.as_str(),
+        otel.name = rpc.name,
         otel.kind = "client",
         rpc.system = "grpc",
         rpc.service = rpc.service(),
@@ -230,19 +234,52 @@ fn client_span<B>(rpc: &Rpc, req: &mut http::Request<B>) -> Span {
         return span;
     }
     if let Some(sc) = crate::context::span_context(&span) {
-        let headers = req.headers_mut();
-        if let Ok(mut value) = HeaderValue::from_bytes(&crate::context::traceparent_bytes(&sc)) {
-            value.set_sensitive(true);
-            headers.insert(TRACEPARENT, value);
-        }
-        let state = sc.trace_state().header();
-        if !state.is_empty()
-            && let Ok(value) = HeaderValue::from_str(&state)
-        {
-            headers.insert(TRACESTATE, value);
-        }
+        inject(&sc, req.headers_mut());
     }
     span
+}
+
+/// Writes `sc` into the request headers as `traceparent`/`tracestate`.
+fn inject(sc: &SpanContext, headers: &mut HeaderMap) {
+    if let Ok(mut value) = HeaderValue::from_bytes(&crate::context::traceparent_bytes(sc)) {
+        // Unique to each call: indexing it would only evict useful entries
+        // from both ends' HPACK tables.
+        value.set_sensitive(true);
+        headers.insert(TRACEPARENT, value);
+    }
+    let state = sc.trace_state().header();
+    if !state.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&state)
+    {
+        headers.insert(TRACESTATE, value);
+    }
+}
+
+/// An IP address as text, IPv4 without the formatting machinery (a server
+/// span records its peer's on every call).
+fn ip_text(ip: IpAddr, buf: &mut [u8; 39]) -> &str {
+    use std::io::Write as _;
+    let mut at = 0;
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[at] = b'.';
+                    at += 1;
+                }
+                let mut text = itoa::Buffer::new();
+                let digits = text.format(octet).as_bytes();
+                buf[at..at + digits.len()].copy_from_slice(digits);
+                at += digits.len();
+            }
+        }
+        IpAddr::V6(v6) => {
+            let mut cursor = std::io::Cursor::new(&mut buf[..]);
+            let _ = write!(cursor, "{v6}");
+            at = usize::try_from(cursor.position()).unwrap_or(0);
+        }
+    }
+    std::str::from_utf8(&buf[..at]).unwrap_or_default()
 }
 
 impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for Traced<S>
@@ -258,19 +295,35 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
-        let rpc = Rpc::from_path(req.uri().path());
+        if self.side == Side::Client
+            && let Some(sc) = crate::context::local_client_context()
+        {
+            inject(&sc, req.headers_mut());
+            return ResponseFuture {
+                inner: self.inner.call(req),
+                span: Span::none(),
+                enter: false,
+                finish: None,
+            };
+        }
+        // The path is borrowed while the client span writes headers.
+        let uri = req.uri().clone();
+        let rpc = Rpc::from_path(uri.path());
         let span = match self.side {
             Side::Server => server_span(&rpc, &req),
             Side::Client => client_span(&rpc, &mut req),
         };
-        let finish = Finish {
+        let metrics = self
+            .metrics
+            .as_ref()
+            .map(|m| m.rpc(rpc.name, rpc.service(), rpc.method()));
+        let finish = (!span.is_disabled() || metrics.is_some()).then(|| Finish {
             span: span.clone(),
             side: self.side,
-            rpc,
             start: Instant::now(),
-            metrics: self.metrics.clone(),
+            metrics,
             done: false,
-        };
+        });
         let enter = self.side == Side::Server;
         let inner = if enter {
             let _entered = span.enter();
@@ -282,7 +335,7 @@ where
             inner,
             span,
             enter,
-            finish: Some(finish),
+            finish,
         }
     }
 }
@@ -291,9 +344,8 @@ where
 struct Finish {
     span: Span,
     side: Side,
-    rpc: Rpc,
     start: Instant,
-    metrics: Option<Metrics>,
+    metrics: Option<Arc<RpcMetrics>>,
     done: bool,
 }
 
@@ -317,12 +369,7 @@ impl Finish {
             self.span.record("otel.status_description", description);
         }
         if let Some(metrics) = &self.metrics {
-            metrics.record_rpc(
-                self.rpc.service(),
-                self.rpc.method(),
-                code_name(code),
-                self.start.elapsed(),
-            );
+            metrics.record(code, self.start.elapsed());
         }
     }
 }
@@ -340,7 +387,6 @@ impl Drop for Finish {
 impl std::fmt::Debug for Finish {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Finish")
-            .field("rpc", &self.rpc.name)
             .field("side", &self.side)
             .field("done", &self.done)
             .finish_non_exhaustive()
@@ -350,7 +396,7 @@ impl std::fmt::Debug for Finish {
 /// The `grpc-status` in a header map, if any, and for an error the
 /// `grpc-message` (percent-decoded, as the gRPC protocol encodes it).
 fn status_in(headers: &HeaderMap) -> Option<(Code, Option<String>)> {
-    let code = Code::from_bytes(headers.get("grpc-status")?.as_bytes());
+    let code = Code::from_bytes(headers.get(GRPC_STATUS)?.as_bytes());
     if code == Code::Ok {
         return Some((code, None));
     }
@@ -529,6 +575,22 @@ mod tests {
         let no_method = Rpc::from_path("/svc/");
         assert_eq!(no_method.service(), "svc/");
         assert_eq!(no_method.method(), "");
+    }
+
+    #[test]
+    fn ip_addresses_are_written_as_display_writes_them() {
+        let cases: [IpAddr; 5] = [
+            [127, 0, 0, 1].into(),
+            [0, 0, 0, 0].into(),
+            [255, 255, 255, 255].into(),
+            [10, 200, 3, 45].into(),
+            "2001:db8::ff00:42:8329".parse().unwrap(),
+        ];
+        for ip in cases {
+            assert_eq!(ip_text(ip, &mut [0; 39]), ip.to_string());
+        }
+        let longest: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".parse().unwrap();
+        assert_eq!(ip_text(longest, &mut [0; 39]), longest.to_string());
     }
 
     #[test]

@@ -28,7 +28,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::context::ContextGen;
-use crate::log::{FragmentVisitor, write_json_str};
+use crate::log::{FragmentVisitor, SpanFields, write_json_str};
 
 /// Targets whose spans never get a trace context of their own: the
 /// transport the exporter itself uses, and the SDK, so that exporting cannot
@@ -124,9 +124,8 @@ pub(crate) struct SpanState {
     /// The span's W3C context, when this layer makes contexts (nothing is
     /// exported).
     pub(crate) context: Option<SpanContext>,
-    /// The span's fields as the inside of a JSON object, when JSON logs want
-    /// the span.
-    fields: Option<String>,
+    /// The span's fields, when JSON logs want the span.
+    fields: Option<SpanFields>,
 }
 
 /// See the module documentation.
@@ -214,9 +213,8 @@ where
             contexts.child_of(parent.as_ref())
         });
         let fields = logged.then(|| {
-            // Room for an RPC span's attributes without growing.
-            let mut fields = String::with_capacity(256);
-            attrs.record(&mut FragmentVisitor::new(&mut fields));
+            let mut fields = SpanFields::new();
+            attrs.record(&mut fields);
             fields
         });
         if context.is_some() || fields.is_some() {
@@ -239,7 +237,7 @@ where
             fields: Some(fields), ..
         }) = extensions.get_mut::<SpanState>()
         {
-            values.record(&mut FragmentVisitor::new(fields));
+            values.record(fields);
         }
     }
 
@@ -328,17 +326,14 @@ where
                     .and_then(|s| s.context.as_ref())
                     .map(|sc| (sc.trace_id(), sc.span_id()));
             }
-            let Some(fields) = state.and_then(|s| s.fields.as_deref()) else {
+            let Some(fields) = state.and_then(|s| s.fields.as_ref()) else {
                 continue;
             };
             if innermost {
                 innermost = false;
                 buf.push_str(",\"span\":{\"name\":");
                 write_json_str(buf, span.name())?;
-                if !fields.is_empty() {
-                    buf.push(',');
-                    buf.push_str(fields);
-                }
+                fields.write_json(buf);
                 buf.push('}');
             }
             names.push(span.name());

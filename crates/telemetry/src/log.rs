@@ -78,6 +78,93 @@ impl Visit for FragmentVisitor<'_> {
     }
 }
 
+/// A span's fields as recorded, turned into JSON only when a log line
+/// shows them: most spans never see an event, and escaping and formatting
+/// every RPC span's attributes up front was most of what logs cost a call.
+#[derive(Debug, Default)]
+pub(crate) struct SpanFields {
+    entries: Vec<(&'static str, Captured)>,
+    /// The text of string and `Debug` values, back to back.
+    text: String,
+}
+
+/// One recorded value; text is a range of [`SpanFields::text`].
+#[derive(Debug, Clone, Copy)]
+enum Captured {
+    Str(usize, usize),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+}
+
+impl SpanFields {
+    /// Room for an RPC span's attributes without growing.
+    pub(crate) fn new() -> Self {
+        SpanFields {
+            entries: Vec::with_capacity(16),
+            text: String::with_capacity(128),
+        }
+    }
+
+    fn text(&mut self, field: &Field, write: impl FnOnce(&mut String)) {
+        let start = self.text.len();
+        write(&mut self.text);
+        self.entries
+            .push((field.name(), Captured::Str(start, self.text.len())));
+    }
+
+    /// Writes the fields as the inside of a JSON object (no braces), a
+    /// comma first unless there are none.
+    pub(crate) fn write_json(&self, out: &mut String) {
+        for (name, value) in &self.entries {
+            out.push(',');
+            let _ = write_json_str(out, name);
+            out.push(':');
+            match *value {
+                Captured::Str(start, end) => {
+                    let _ = write_json_str(out, self.text.get(start..end).unwrap_or_default());
+                }
+                Captured::I64(v) => out.push_str(itoa::Buffer::new().format(v)),
+                Captured::U64(v) => out.push_str(itoa::Buffer::new().format(v)),
+                Captured::F64(v) if v.is_finite() => {
+                    let _ = write!(out, "{v}");
+                }
+                Captured::F64(_) => out.push_str("null"),
+                Captured::Bool(v) => out.push_str(if v { "true" } else { "false" }),
+            }
+        }
+    }
+}
+
+impl Visit for SpanFields {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.entries.push((field.name(), Captured::F64(value)));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.entries.push((field.name(), Captured::I64(value)));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.entries.push((field.name(), Captured::U64(value)));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.entries.push((field.name(), Captured::Bool(value)));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.text(field, |text| text.push_str(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.text(field, |text| {
+            let _ = write!(text, "{value}");
+        });
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.text(field, |text| {
+            let _ = write!(text, "{value:?}");
+        });
+    }
+}
+
 /// Writes `s` as a JSON string, quotes included.
 pub(crate) fn write_json_str(w: &mut String, s: &str) -> fmt::Result {
     w.push('"');

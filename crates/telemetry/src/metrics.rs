@@ -2,8 +2,9 @@
 //! and lease metrics the store records, and a `/metrics` endpoint served
 //! with a few lines of HTTP/1.1 over a tokio listener (no HTTP framework).
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -48,8 +49,53 @@ struct WorkLabels {
     work: String,
 }
 
+/// Distinct RPC names whose metrics are kept apart. Only a client calling
+/// paths no service has can make more; those calls are counted under
+/// `service="other", method="other"`, so that such a client cannot grow the
+/// metrics (and the memory they take) without bound.
+const MAX_RPC_NAMES: usize = 512;
+
+/// The metrics of one RPC method, looked up once rather than on every call
+/// (each lookup hashed and allocated its labels).
+pub(crate) struct RpcMetrics {
+    service: String,
+    method: String,
+    duration: Histogram,
+    /// By `tonic::Code` number, made on first use.
+    requests: [OnceLock<Counter>; 17],
+    family: Family<RpcLabels, Counter>,
+}
+
+impl RpcMetrics {
+    /// Records one served RPC with status `code`.
+    pub(crate) fn record(&self, code: tonic::Code, duration: Duration) {
+        let counter = usize::try_from(code as i32)
+            .ok()
+            .and_then(|i| self.requests.get(i))
+            .map(|slot| {
+                slot.get_or_init(|| {
+                    self.family
+                        .get_or_create(&RpcLabels {
+                            service: self.service.clone(),
+                            method: self.method.clone(),
+                            code: crate::grpc::code_name(code).to_owned(),
+                        })
+                        .clone()
+                })
+            });
+        if let Some(counter) = counter {
+            counter.inc();
+        }
+        self.duration.observe(duration.as_secs_f64());
+    }
+}
+
 struct Inner {
     registry: Registry,
+    /// [`RpcMetrics`] by RPC name (`pkg.Service/Method`).
+    rpcs: RwLock<HashMap<String, Arc<RpcMetrics>>>,
+    /// Where calls beyond [`MAX_RPC_NAMES`] are counted.
+    other_rpcs: OnceLock<Arc<RpcMetrics>>,
     rpc_requests: Family<RpcLabels, Counter>,
     rpc_duration: Family<MethodLabels, Histogram, fn() -> Histogram>,
     etcd_duration: Family<OpLabels, Histogram, fn() -> Histogram>,
@@ -116,6 +162,8 @@ impl Metrics {
         Metrics {
             inner: Arc::new(Inner {
                 registry,
+                rpcs: RwLock::default(),
+                other_rpcs: OnceLock::new(),
                 rpc_requests,
                 rpc_duration,
                 etcd_duration,
@@ -132,24 +180,55 @@ impl Metrics {
         GLOBAL.get_or_init(Metrics::new).clone()
     }
 
-    /// Records one served RPC. `code` is the canonical status name
-    /// (`"OK"`, `"NOT_FOUND"`).
-    pub fn record_rpc(&self, service: &str, method: &str, code: &str, duration: Duration) {
+    /// The metrics of the RPC `name` (`service/method`), for recording its
+    /// calls without looking labels up each time.
+    pub(crate) fn rpc(&self, name: &str, service: &str, method: &str) -> Arc<RpcMetrics> {
+        if let Some(found) = self
+            .inner
+            .rpcs
+            .read()
+            .ok()
+            .and_then(|rpcs| rpcs.get(name).cloned())
+        {
+            return found;
+        }
+        let Ok(mut rpcs) = self.inner.rpcs.write() else {
+            return self.other_rpcs();
+        };
+        if let Some(found) = rpcs.get(name) {
+            return found.clone();
+        }
+        if rpcs.len() >= MAX_RPC_NAMES {
+            return self.other_rpcs();
+        }
+        let made = Arc::new(self.rpc_metrics(service, method));
+        rpcs.insert(name.to_owned(), made.clone());
+        made
+    }
+
+    fn other_rpcs(&self) -> Arc<RpcMetrics> {
         self.inner
-            .rpc_requests
-            .get_or_create(&RpcLabels {
-                service: service.to_owned(),
-                method: method.to_owned(),
-                code: code.to_owned(),
-            })
-            .inc();
-        self.inner
+            .other_rpcs
+            .get_or_init(|| Arc::new(self.rpc_metrics("other", "other")))
+            .clone()
+    }
+
+    fn rpc_metrics(&self, service: &str, method: &str) -> RpcMetrics {
+        let duration = self
+            .inner
             .rpc_duration
             .get_or_create(&MethodLabels {
                 service: service.to_owned(),
                 method: method.to_owned(),
             })
-            .observe(duration.as_secs_f64());
+            .clone();
+        RpcMetrics {
+            service: service.to_owned(),
+            method: method.to_owned(),
+            duration,
+            requests: Default::default(),
+            family: self.inner.rpc_requests.clone(),
+        }
     }
 
     /// Records one etcd operation (`"get"`, `"txn"`, `"lease_grant"`, ...).
@@ -270,7 +349,8 @@ mod tests {
     #[test]
     fn names_and_labels_are_the_documented_ones() {
         let m = Metrics::new();
-        m.record_rpc("grpc.health.v1.Health", "Check", "OK", Duration::from_millis(2));
+        let check = m.rpc("grpc.health.v1.Health/Check", "grpc.health.v1.Health", "Check");
+        check.record(tonic::Code::Ok, Duration::from_millis(2));
         m.record_etcd_op("txn", Duration::from_millis(1), false);
         m.record_etcd_op("get", Duration::from_millis(1), true);
         m.lease_lost("rollout/r1");
@@ -285,6 +365,54 @@ mod tests {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
         assert!(!text.contains(r#"tilewave_etcd_errors_total{op="get"}"#));
+    }
+
+    #[test]
+    fn calls_are_counted_by_code_through_one_lookup_per_name() {
+        let m = Metrics::new();
+        let a = m.rpc("pkg.Svc/Get", "pkg.Svc", "Get");
+        let b = m.rpc("pkg.Svc/Get", "pkg.Svc", "Get");
+        assert!(Arc::ptr_eq(&a, &b), "one entry per name");
+        a.record(tonic::Code::Ok, Duration::from_millis(1));
+        b.record(tonic::Code::Ok, Duration::from_millis(1));
+        b.record(tonic::Code::NotFound, Duration::from_millis(1));
+        let text = m.encode();
+        for want in [
+            r#"tilewave_rpc_requests_total{service="pkg.Svc",method="Get",code="OK"} 2"#,
+            r#"tilewave_rpc_requests_total{service="pkg.Svc",method="Get",code="NOT_FOUND"} 1"#,
+            r#"tilewave_rpc_duration_seconds_count{service="pkg.Svc",method="Get"} 3"#,
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn names_beyond_the_limit_are_counted_as_other() {
+        let m = Metrics::new();
+        for i in 0..MAX_RPC_NAMES + 10 {
+            let method = format!("M{i}");
+            m.rpc(&format!("probe.Svc/{method}"), "probe.Svc", &method)
+                .record(tonic::Code::Unimplemented, Duration::from_millis(1));
+        }
+        let text = m.encode();
+        let kept = text
+            .lines()
+            .filter(|l| l.starts_with("tilewave_rpc_requests_total{service=\"probe.Svc\""))
+            .count();
+        assert_eq!(kept, MAX_RPC_NAMES);
+        assert!(
+            text.contains(
+                r#"tilewave_rpc_requests_total{service="other",method="other",code="UNIMPLEMENTED"} 10"#
+            ),
+            "{text}"
+        );
+        // Names seen before the limit keep their own series.
+        m.rpc("probe.Svc/M0", "probe.Svc", "M0")
+            .record(tonic::Code::Ok, Duration::from_millis(1));
+        assert!(
+            m.encode()
+                .contains(r#"tilewave_rpc_requests_total{service="probe.Svc",method="M0",code="OK"} 1"#)
+        );
     }
 
     #[test]
