@@ -38,6 +38,9 @@ const SERVICE: &str = "tilewave.bench.v1.Bench";
 
 struct Ends {
     plain: HealthClient<Channel>,
+    /// Another plain server and connection: the A/A control, so that the
+    /// noise between two identical ends is measured in the same run.
+    plain_again: HealthClient<Channel>,
     traced: HealthClient<TracedChannel>,
 }
 
@@ -71,13 +74,16 @@ async fn connect(addr: SocketAddr) -> Result<Channel> {
 fn setup(rt: &Runtime) -> Result<Ends> {
     rt.block_on(async {
         let plain_addr = serve(false).await?;
+        let again_addr = serve(false).await?;
         let traced_addr = serve(true).await?;
         let mut ends = Ends {
             plain: HealthClient::new(connect(plain_addr).await?),
+            plain_again: HealthClient::new(connect(again_addr).await?),
             traced: HealthClient::new(traced_channel(connect(traced_addr).await?)),
         };
-        // Both ends answer before anything is timed.
+        // Every end answers before anything is timed.
         ends.plain.check(request()).await?;
+        ends.plain_again.check(request()).await?;
         ends.traced.check(request()).await?;
         Ok(ends)
     })
@@ -89,17 +95,26 @@ fn request() -> HealthCheckRequest {
     }
 }
 
-/// One health check through the plain or the traced end, inside a request
-/// span as a handler calling another service would be.
-async fn call(ends: &Ends, traced: bool) -> bool {
-    if traced {
-        let mut client = ends.traced.clone();
-        async move { client.check(request()).await.is_ok() }
-            .instrument(tracing::info_span!("bench.request"))
-            .await
-    } else {
-        let mut client = ends.plain.clone();
-        client.check(request()).await.is_ok()
+/// Which end a variant calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Plain,
+    PlainAgain,
+    Traced,
+}
+
+/// One health check through an end; through the traced one inside a
+/// request span, as a handler calling another service would be.
+async fn call(ends: &Ends, end: End) -> bool {
+    match end {
+        End::Traced => {
+            let mut client = ends.traced.clone();
+            async move { client.check(request()).await.is_ok() }
+                .instrument(tracing::info_span!("bench.request"))
+                .await
+        }
+        End::Plain => ends.plain.clone().check(request()).await.is_ok(),
+        End::PlainAgain => ends.plain_again.clone().check(request()).await.is_ok(),
     }
 }
 
@@ -119,19 +134,20 @@ fn service_default() -> impl tracing::Subscriber + Send + Sync + 'static {
 }
 
 /// The variants, in the order they are measured.
-const VARIANTS: [(&str, bool, bool); 4] = [
-    // (name, through the layers, with the service's default subscriber)
-    ("plain", false, false),
-    ("layers_no_subscriber", true, false),
-    ("plain_with_subscriber", false, true),
-    ("layers_no_otel_env", true, true),
+const VARIANTS: [(&str, End, bool); 5] = [
+    // (name, the end called, with the service's default subscriber)
+    ("plain", End::Plain, false),
+    ("plain_again", End::PlainAgain, false),
+    ("layers_no_subscriber", End::Traced, false),
+    ("plain_with_subscriber", End::Plain, true),
+    ("layers_no_otel_env", End::Traced, true),
 ];
 
 fn loopback(c: &mut Criterion, rt: &Runtime, ends: &Ends) {
     let mut group = c.benchmark_group("unary_health_check");
-    for (name, traced, subscribed) in VARIANTS {
+    for (name, end, subscribed) in VARIANTS {
         let run = |group: &mut criterion::BenchmarkGroup<'_, _>| {
-            group.bench_function(name, |b| b.iter(|| black_box(rt.block_on(call(ends, traced)))));
+            group.bench_function(name, |b| b.iter(|| black_box(rt.block_on(call(ends, end)))));
         };
         if subscribed {
             tracing::subscriber::with_default(service_default(), || run(&mut group));
@@ -142,10 +158,10 @@ fn loopback(c: &mut Criterion, rt: &Runtime, ends: &Ends) {
     group.finish();
 }
 
-/// Median per-call time of each variant over `rounds` rounds, each round
+/// Per-call time of each variant in each of `rounds` rounds, each round
 /// timing a block of `per_block` calls of every variant in turn, so that
 /// load from other processes hits all variants alike.
-fn interleaved(rt: &Runtime, ends: &Ends, rounds: usize, per_block: u32) -> Vec<Duration> {
+fn interleaved(rt: &Runtime, ends: &Ends, rounds: usize, per_block: u32) -> Vec<Vec<Duration>> {
     let subscriber = tracing::Dispatch::new(service_default());
     // One traced call with the subscriber as the default first. tracing
     // caches each callsite's interest when the callsite is first hit; while
@@ -155,15 +171,15 @@ fn interleaved(rt: &Runtime, ends: &Ends, rounds: usize, per_block: u32) -> Vec<
     // some later `Dispatch::new` rebuilds the cache. That made a fresh run
     // of this function measure the layers without their spans (the "1.1x
     // fresh, 1.6x after a few thousand calls" of earlier notes).
-    tracing::dispatcher::with_default(&subscriber, || black_box(rt.block_on(call(ends, true))));
+    tracing::dispatcher::with_default(&subscriber, || black_box(rt.block_on(call(ends, End::Traced))));
     let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); VARIANTS.len()];
     for _ in 0..rounds {
-        for (i, (_, traced, subscribed)) in VARIANTS.into_iter().enumerate() {
+        for (i, (_, end, subscribed)) in VARIANTS.into_iter().enumerate() {
             let block = || {
                 rt.block_on(async {
                     let start = tokio::time::Instant::now();
                     for _ in 0..per_block {
-                        black_box(call(ends, traced).await);
+                        black_box(call(ends, end).await);
                     }
                     start.elapsed() / per_block
                 })
@@ -177,12 +193,13 @@ fn interleaved(rt: &Runtime, ends: &Ends, rounds: usize, per_block: u32) -> Vec<
         }
     }
     times
-        .into_iter()
-        .map(|mut t| {
-            t.sort();
-            t[t.len() / 2]
-        })
-        .collect()
+}
+
+/// The value at quantile `q` of `values` (sorted in place).
+fn quantile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let at = ((values.len().saturating_sub(1)) as f64 * q).round() as usize;
+    values.get(at).copied().unwrap_or(f64::NAN)
 }
 
 /// The layers' own cost per RPC, without a network: a client layer around a
@@ -251,14 +268,14 @@ fn main() {
     if let Some((name, n)) = std::env::var("OVERHEAD_CALLS").ok().and_then(|v| {
         v.split_once(':')
             .map(|(a, b)| (a.to_owned(), b.parse::<u32>().ok()))
-    }) && let Some((_, traced, subscribed)) = VARIANTS.into_iter().find(|(v, _, _)| *v == name)
+    }) && let Some((_, end, subscribed)) = VARIANTS.into_iter().find(|(v, _, _)| *v == name)
     {
         let n = n.unwrap_or(10_000);
         let subscriber = tracing::Dispatch::new(service_default());
         let run = || {
             rt.block_on(async {
                 for _ in 0..n {
-                    black_box(call(&ends, traced).await);
+                    black_box(call(&ends, end).await);
                 }
             });
         };
@@ -274,13 +291,20 @@ fn main() {
     loopback(&mut criterion, &rt, &ends);
     criterion.final_summary();
 
-    let medians = interleaved(&rt, &ends, 101, 100);
-    let plain = medians[0].as_secs_f64();
-    for ((name, _, _), median) in VARIANTS.iter().zip(&medians) {
+    // Each round's time of a variant over the same round's `plain`: the
+    // ratio to quote is the median; `plain_again` (an identical second
+    // end) shows how far two ends that differ in nothing spread.
+    let times = interleaved(&rt, &ends, 101, 100);
+    let plain: Vec<f64> = times[0].iter().map(Duration::as_secs_f64).collect();
+    for ((name, _, _), variant) in VARIANTS.iter().zip(&times) {
+        let mut per_call: Vec<f64> = variant.iter().map(Duration::as_secs_f64).collect();
+        let mut ratios: Vec<f64> = per_call.iter().zip(&plain).map(|(v, p)| v / p).collect();
         println!(
-            "interleaved median {name}: {:.1} us, ratio to plain {:.3}",
-            median.as_secs_f64() * 1e6,
-            median.as_secs_f64() / plain
+            "interleaved {name}: median {:.1} us; ratio to plain: median {:.3}, middle half {:.3} to {:.3}",
+            quantile(&mut per_call, 0.5) * 1e6,
+            quantile(&mut ratios, 0.5),
+            quantile(&mut ratios, 0.25),
+            quantile(&mut ratios, 0.75),
         );
     }
 }

@@ -213,7 +213,7 @@ where
             contexts.child_of(parent.as_ref())
         });
         let fields = logged.then(|| {
-            let mut fields = SpanFields::new();
+            let mut fields = SpanFields::with_capacity(attrs.metadata().fields().len());
             attrs.record(&mut fields);
             fields
         });

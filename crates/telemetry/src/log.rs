@@ -99,11 +99,12 @@ enum Captured {
 }
 
 impl SpanFields {
-    /// Room for an RPC span's attributes without growing.
-    pub(crate) fn new() -> Self {
+    /// Room for `fields` values (a span's declared fields) without growing;
+    /// nothing is allocated for a span without fields.
+    pub(crate) fn with_capacity(fields: usize) -> Self {
         SpanFields {
-            entries: Vec::with_capacity(16),
-            text: String::with_capacity(128),
+            entries: Vec::with_capacity(fields),
+            text: String::with_capacity(fields * 16),
         }
     }
 
