@@ -8,10 +8,11 @@
 //! - `unary_health_check/*`: a tonic-health `Check` over loopback on one
 //!   current-thread runtime (client and servers on one thread), `plain` vs
 //!   `layers_no_otel_env`, plus the two halves (layers without subscriber,
-//!   subscriber without layers).
-//! - After criterion, the four loopback variants interleaved in rounds; the
-//!   printed ratios are the figure to quote, as load from other processes
-//!   hits every variant alike.
+//!   subscriber without layers) and `plain_again`, a second plain end.
+//! - After criterion, the loopback variants interleaved in rounds; each
+//!   round's time over the same round's `plain` is the figure to quote, as
+//!   load from other processes hits every variant alike, and `plain_again`
+//!   (two ends that differ in nothing) shows the noise.
 //! - `OVERHEAD_CALLS=<variant>:<n>` skips all of that and makes only `n`
 //!   calls of one loopback variant, for profilers and `/usr/bin/time`.
 
@@ -204,8 +205,8 @@ fn quantile(values: &mut [f64], q: f64) -> f64 {
 
 /// The layers' own cost per RPC, without a network: a client layer around a
 /// server layer around a service that answers at once (trailers-only OK),
-/// under no subscriber, the OpenTelemetry layer alone, and a service's
-/// default subscriber (OpenTelemetry without exporter + JSON logs at info).
+/// under no subscriber, the spans' context alone (no logs), and a service's
+/// default subscriber (context without exporter + JSON logs at info).
 fn in_memory(c: &mut Criterion) {
     let answer = tower::service_fn(|_request: http::Request<String>| async {
         let mut response = http::Response::new(String::new());
@@ -244,7 +245,7 @@ fn in_memory(c: &mut Criterion) {
     let mut group = c.benchmark_group("layers_in_memory");
     group.bench_function("no_subscriber", |b| b.iter(|| black_box(one_call())));
     tracing::subscriber::with_default(pipeline.subscriber(), || {
-        group.bench_function("otel_only", |b| b.iter(|| black_box(one_call())));
+        group.bench_function("context_only", |b| b.iter(|| black_box(one_call())));
     });
     tracing::subscriber::with_default(full, || {
         group.bench_function("service_default", |b| b.iter(|| black_box(one_call())));

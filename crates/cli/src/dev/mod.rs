@@ -577,8 +577,22 @@ fn print_up(stack: &StackFile, format: Format) -> anyhow::Result<()> {
             }
         }
     }
-    text.push_str("\ncheck it:  tilewave dev status\nstop it:   tilewave dev down   (--purge also deletes the data, logs and saved settings)\n");
+    text.push_str(&next_steps(&stack.dir, &process_env));
     out(&text)
+}
+
+/// How to check and stop the stack in `dir`: with `--dir` when a plain
+/// `tilewave dev status` would look somewhere else.
+fn next_steps(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> String {
+    let default = dev_dir(None, env).ok();
+    let flag = if default.as_deref() == Some(dir) {
+        String::new()
+    } else {
+        format!(" --dir {}", dir.display())
+    };
+    format!(
+        "\ncheck it:  tilewave dev status{flag}\nstop it:   tilewave dev down{flag}   (--purge also deletes the data, logs and saved settings)\n"
+    )
 }
 
 /// One process as `dev status` shows it.
@@ -733,6 +747,18 @@ fn purge_dir(dir: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_steps_name_the_directory_only_when_it_is_not_the_default() {
+        let env = |k: &str| (k == "HOME").then(|| "/home/u".to_owned());
+        let default = Path::new("/home/u/.local/share/tilewave/dev");
+        let text = next_steps(default, &env);
+        assert!(text.contains("tilewave dev status\n"), "{text}");
+        assert!(text.contains("tilewave dev down   (--purge"), "{text}");
+        let text = next_steps(Path::new("/tmp/stack"), &env);
+        assert!(text.contains("tilewave dev status --dir /tmp/stack\n"), "{text}");
+        assert!(text.contains("tilewave dev down --dir /tmp/stack   (--purge"), "{text}");
+    }
 
     #[test]
     fn purge_refuses_the_root() {
