@@ -757,7 +757,10 @@ mod tests {
         assert!(text.contains("tilewave dev down   (--purge"), "{text}");
         let text = next_steps(Path::new("/tmp/stack"), &env);
         assert!(text.contains("tilewave dev status --dir /tmp/stack\n"), "{text}");
-        assert!(text.contains("tilewave dev down --dir /tmp/stack   (--purge"), "{text}");
+        assert!(
+            text.contains("tilewave dev down --dir /tmp/stack   (--purge"),
+            "{text}"
+        );
     }
 
     #[test]
