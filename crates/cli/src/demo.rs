@@ -324,67 +324,8 @@ pub async fn run(args: DemoArgs, ctx: &Ctx) -> anyhow::Result<()> {
         started.id, started.trace_id
     ))?;
     let tty = std::io::stdout().is_terminal();
-    let fast = current_rate(ctx).await?;
-    let pacer = tokio::spawn(pace(
-        Ctx {
-            settings: ctx.settings.clone(),
-            format: ctx.format,
-        },
-        started.id.clone(),
-        fast,
-    ));
-    let end = follow(ctx, &started.id, mode(ctx.format, tty), stopped).await;
-    pacer.abort();
-    // Back to the rate the stack ran at, whatever the pacer last set.
-    let _ = clock.set_rate(ctx.request(SetRateRequest { rate: fast })?).await;
-    out(&explain_end(&end?, ga, cols))
-}
-
-/// The clock's rate while regions apply: each apply costs the services
-/// about a second of wall time whatever the rate, so at 10000x an apply
-/// would take hours of virtual time and a launch would miss its deadline.
-pub const APPLY_RATE: f64 = 1000.0;
-
-/// The rate for a roll-out's phase: `fast` while it only bakes (or waits),
-/// at most [`APPLY_RATE`] while regions apply.
-pub fn paced_rate(r: &Rollout, fast: f64) -> f64 {
-    use tilewave_proto::rollout::v1::StepState;
-    let applying = r.state == RolloutState::Running as i32
-        && r.steps.iter().any(|s| {
-            s.wave == r.current_wave
-                && (s.state == StepState::Applying as i32 || s.state == StepState::Pending as i32)
-        });
-    if applying { fast.min(APPLY_RATE) } else { fast }
-}
-
-/// The clock's rate now.
-async fn current_rate(ctx: &Ctx) -> anyhow::Result<f64> {
-    let reading = rpc(
-        "GetTime",
-        ctx.clock()?.get_time(ctx.request(GetTimeRequest {})?).await,
-    )?
-    .clock
-    .ok_or_else(|| anyhow::anyhow!("GetTime: no reading"))?;
-    Ok(reading.rate)
-}
-
-/// Paces the virtual clock by the roll-out's phase (see [`paced_rate`])
-/// until aborted; a failed call only skips a beat.
-async fn pace(ctx: Ctx, id: String, fast: f64) {
-    let mut set = fast;
-    loop {
-        if let Ok(r) = crate::rollout::resolve(&ctx, &id).await {
-            let want = paced_rate(&r, fast);
-            if (want - set).abs() > f64::EPSILON
-                && let Ok(mut clock) = ctx.clock()
-                && let Ok(req) = ctx.request(SetRateRequest { rate: want })
-                && clock.set_rate(req).await.is_ok()
-            {
-                set = want;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let end = follow(ctx, &started.id, mode(ctx.format, tty), stopped).await?;
+    out(&explain_end(&end, ga, cols))
 }
 
 /// Whether the demo stops following: the roll-out ended or paused.
@@ -462,17 +403,6 @@ mod tests {
         assert_eq!(limit_regions(4).len(), 4);
         assert!(limit_regions(70).is_empty());
         assert_eq!(positive_rate("10000"), Ok(10000.0));
-    }
-
-    #[test]
-    fn the_clock_slows_down_while_regions_apply() {
-        let mut r = crate::rollout::render::tests::sample_rollout();
-        assert_eq!(paced_rate(&r, 10000.0), 10000.0, "wave 3 only bakes");
-        r.current_wave = 4;
-        assert_eq!(paced_rate(&r, 10000.0), APPLY_RATE, "wave 4 applies");
-        assert_eq!(paced_rate(&r, 100.0), 100.0, "never faster than asked");
-        r.state = RolloutState::Pending as i32;
-        assert_eq!(paced_rate(&r, 10000.0), 10000.0);
     }
 
     #[test]

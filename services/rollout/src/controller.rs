@@ -448,20 +448,19 @@ async fn health_at(ctx: &Ctx, r: &Rollout, region: &str) -> Result<(HealthStatus
 }
 
 /// Marks step `i` FAILED, pauses the roll-out (or rolls the wave back) and
-/// writes the one failure event, in one transaction.
+/// writes the one failure event, in one transaction: `w`, which may already
+/// hold other steps' changes (what the same round learnt about them).
 async fn fail_step(
-    ctx: &Ctx,
-    token: &FencingToken,
-    loaded: &Loaded,
+    mut w: Write<'_>,
     i: usize,
     mut step: RolloutStep,
     why: String,
     now: Timestamp,
 ) -> Result<Next> {
+    let loaded = w.loaded;
     let r = &loaded.rollout.value;
     step.state = StepState::Failed as i32;
     step.last_error = why.clone();
-    let mut w = Write::new(ctx, token, loaded);
     let rollback_wave = r
         .spec
         .as_ref()
@@ -510,12 +509,18 @@ async fn fail_step(
 }
 
 /// One decision for a RUNNING or PAUSED roll-out.
+///
+/// Its order matters on a fast virtual clock, where one decision (an etcd
+/// transaction, an agent call) costs more domain time than a bake check's
+/// period: unacknowledged applies first, then the health gates of applies
+/// whose time is over, then the applies the re-plan starts now, then the
+/// bake checks, each step for every region it concerns at once (one
+/// transaction). Bake checks that are always due must not hold new applies
+/// back (they did: a wave's regions then applied one bake after another).
 async fn advance(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp) -> Result<Next> {
     let r = &loaded.rollout.value;
     let running = r.state == RolloutState::Running as i32;
-    let apply = apply_time(r);
-    let mut wake: Option<Timestamp> = None;
-    let mut wake_at = |t: Timestamp| wake = Some(wake.map_or(t, |w: Timestamp| w.min(t)));
+    let mut wake = Wake::default();
 
     if running && r.started_at.is_none() {
         ensure_lifecycle_started(ctx, r).await?;
@@ -526,103 +531,40 @@ async fn advance(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestam
         return Ok(Next::Again);
     }
 
-    // Applies recorded but not (known to be) done: (re)issue them. The
-    // agent treats the same (tile, revision) as a no-op.
-    for (i, s) in loaded.steps.iter().enumerate() {
-        let step = &s.value;
-        if state_of(step) != StepState::Applying || step.applied_at.is_some() {
-            continue;
-        }
-        match apply_at(ctx, r, &step.region, r.revision_to_apply(), token.revision).await? {
-            AgentOutcome::Ok => {
-                let mut next = step.clone();
-                next.applied_at = Some(to_proto_timestamp(ctx.clock.now()));
-                next.last_error.clear();
-                let mut w = Write::new(ctx, token, loaded);
-                w.step(i, next);
-                w.commit("Applied", format!("{} applied in {}", r.tile_id, step.region))
-                    .await?;
-            }
-            AgentOutcome::Fenced(m) => {
-                return Err(Error::Store(tilewave_store::Error::Fenced {
-                    owner_key: format!("{} (agent of {}: {m})", token.owner_key, step.region),
-                    token: token.revision,
-                }));
-            }
-            AgentOutcome::Failed(why) => {
-                return fail_step(ctx, token, loaded, i, step.clone(), why, now).await;
-            }
-        }
-        return Ok(Next::Again);
+    if let Some(next) = issue_applies(ctx, token, loaded, now).await? {
+        return Ok(next);
     }
 
-    // Applies whose slot is over start baking (health-checked at the start).
-    for (i, s) in loaded.steps.iter().enumerate() {
-        let step = &s.value;
-        if state_of(step) != StepState::Applying {
-            continue;
-        }
-        let Some(started) = ts(step.apply_started_at.as_ref()) else {
-            continue;
-        };
-        let slot_end = started.checked_add(apply).unwrap_or(started);
-        if now < slot_end {
-            wake_at(slot_end);
-            continue;
-        }
-        let (status, bad) = health_at(ctx, r, &step.region).await?;
-        let mut next = step.clone();
-        next.last_health = status as i32;
-        next.last_health_at = Some(to_proto_timestamp(now));
-        if let Some(why) = bad {
-            return fail_step(ctx, token, loaded, i, next, format!("health gate: {why}"), now).await;
-        }
-        next.state = StepState::Baking as i32;
-        let bake_end = slot_end.checked_add(bake_of(r, step.wave)).unwrap_or(slot_end);
-        next.bake_ends_at = Some(to_proto_timestamp(bake_end));
-        let mut w = Write::new(ctx, token, loaded);
-        w.step(i, next);
-        w.commit("Baking", format!("{} baking in {}", r.tile_id, step.region))
-            .await?;
-        return Ok(Next::Again);
-    }
-
-    // Bakes: checked every few virtual minutes and at their end.
-    for (i, s) in loaded.steps.iter().enumerate() {
-        let step = &s.value;
-        if state_of(step) != StepState::Baking {
-            continue;
-        }
-        let end = ts(step.bake_ends_at.as_ref()).unwrap_or(now);
-        let last = ts(step.last_health_at.as_ref());
-        let check_due = last.and_then(|l| l.checked_add(HEALTH_CHECK_EVERY).ok());
-        let due = now >= end || check_due.is_none_or(|c| now >= c);
-        if !due {
-            wake_at(end.min(check_due.unwrap_or(end)));
-            continue;
-        }
-        let (status, bad) = health_at(ctx, r, &step.region).await?;
-        let mut next = step.clone();
-        next.last_health = status as i32;
-        next.last_health_at = Some(to_proto_timestamp(now));
-        if let Some(why) = bad {
-            return fail_step(ctx, token, loaded, i, next, format!("health gate: {why}"), now).await;
-        }
-        let summary = if now >= end {
-            next.state = StepState::Verified as i32;
-            next.verified_at = Some(to_proto_timestamp(now));
-            format!("{} verified in {}", r.tile_id, step.region)
-        } else {
-            format!("{} healthy in {}", r.tile_id, step.region)
-        };
-        let mut w = Write::new(ctx, token, loaded);
-        w.step(i, next);
-        w.commit("BakeCheck", summary).await?;
-        return Ok(Next::Again);
+    // An apply whose time is over has its health gate (the start of its
+    // bake) before anything else starts: an unhealthy region stops the
+    // roll-out before more regions take the revision.
+    let apply = apply_time(r);
+    let gate_due = loaded.steps.iter().any(|s| {
+        state_of(&s.value) == StepState::Applying
+            && ts(s.value.apply_started_at.as_ref())
+                .and_then(|t| t.checked_add(apply).ok())
+                .is_some_and(|end| now >= end)
+    });
+    if gate_due && let Some(next) = health_round(ctx, token, loaded, now, &mut wake).await? {
+        return Ok(next);
     }
 
     let steps: Vec<RolloutStep> = loaded.steps.iter().map(|s| s.value.clone()).collect();
-    let Some(wave) = model::current_wave(&steps) else {
+    let wave = model::current_wave(&steps);
+    if running
+        && let Some(wave) = wave
+        && !held(r, &steps, wave)
+        && !ctx.frozen()
+        && let Some(next) = start_applies(ctx, token, loaded, &steps, wave, now, &mut wake).await?
+    {
+        return Ok(next);
+    }
+
+    if let Some(next) = health_round(ctx, token, loaded, now, &mut wake).await? {
+        return Ok(next);
+    }
+
+    let Some(wave) = wave else {
         return finish(ctx, token, loaded, now).await;
     };
 
@@ -637,22 +579,13 @@ async fn advance(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestam
             return Ok(Next::Again);
         }
         if let Some(t) = next_refresh {
-            wake_at(t);
+            wake.at(t);
         }
-        return Ok(Next::Until(wake.unwrap_or(now)));
+        return Ok(Next::Until(wake.or(now)));
     }
 
-    // A hold after the previous wave.
-    let prev = wave - 1;
-    let held = r
-        .spec
-        .as_ref()
-        .is_some_and(|s| s.hold_after_waves.contains(&prev));
-    let wave_untouched = steps
-        .iter()
-        .filter(|s| s.wave == wave)
-        .all(|s| s.state == StepState::Pending as i32);
-    if prev >= 1 && held && wave_untouched && !r.approved_waves.contains(&prev) {
+    if held(r, &steps, wave) {
+        let prev = wave - 1;
         let mut w = Write::new(ctx, token, loaded);
         w.rollout.state = RolloutState::Paused as i32;
         w.rollout.pause_cause = PauseCause::Hold as i32;
@@ -670,13 +603,132 @@ async fn advance(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestam
             return Ok(Next::Again);
         }
         return Ok(Next::Until(
-            wake.unwrap_or(now.checked_add(HEALTH_CHECK_EVERY).unwrap_or(now)),
+            wake.or(now.checked_add(HEALTH_CHECK_EVERY).unwrap_or(now)),
         ));
     }
 
-    // Start the applies the re-plan starts now.
+    if r.frozen {
+        Write::new(ctx, token, loaded)
+            .commit("Unfrozen", "the global freeze was lifted".into())
+            .await?;
+        return Ok(Next::Again);
+    }
+    Ok(Next::Until(
+        wake.or(now.checked_add(HEALTH_CHECK_EVERY).unwrap_or(now)),
+    ))
+}
+
+/// The earliest domain time the owner must look again.
+#[derive(Debug, Default)]
+struct Wake(Option<Timestamp>);
+
+impl Wake {
+    fn at(&mut self, t: Timestamp) {
+        self.0 = Some(self.0.map_or(t, |w| w.min(t)));
+    }
+
+    fn or(self, default: Timestamp) -> Timestamp {
+        self.0.unwrap_or(default)
+    }
+}
+
+/// Whether wave `wave` waits for an Approve of the wave before it (its
+/// regions untouched so far).
+fn held(r: &Rollout, steps: &[RolloutStep], wave: i32) -> bool {
+    let prev = wave - 1;
+    let hold = r
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.hold_after_waves.contains(&prev));
+    let untouched = steps
+        .iter()
+        .filter(|s| s.wave == wave)
+        .all(|s| s.state == StepState::Pending as i32);
+    prev >= 1 && hold && untouched && !r.approved_waves.contains(&prev)
+}
+
+/// Applies recorded but not (known to be) done: (re)issues them, all at
+/// once, and records what they did in one transaction. The agent treats
+/// the same (tile, revision) as a no-op. `None` when there were none.
+async fn issue_applies(
+    ctx: &Ctx,
+    token: &FencingToken,
+    loaded: &Loaded,
+    now: Timestamp,
+) -> Result<Option<Next>> {
+    let r = &loaded.rollout.value;
+    let open: Vec<usize> = loaded
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| state_of(&s.value) == StepState::Applying && s.value.applied_at.is_none())
+        .map(|(i, _)| i)
+        .collect();
+    if open.is_empty() {
+        return Ok(None);
+    }
+    let outcomes = futures::future::join_all(open.iter().map(|&i| {
+        apply_at(
+            ctx,
+            r,
+            &loaded.steps[i].value.region,
+            r.revision_to_apply(),
+            token.revision,
+        )
+    }))
+    .await;
+    let mut done = Vec::new();
+    let mut failed = None;
+    for (&i, outcome) in open.iter().zip(outcomes) {
+        let step = &loaded.steps[i].value;
+        match outcome? {
+            AgentOutcome::Ok => {
+                let mut next = step.clone();
+                next.applied_at = Some(to_proto_timestamp(ctx.clock.now()));
+                next.last_error.clear();
+                done.push((i, next));
+            }
+            AgentOutcome::Fenced(m) => {
+                return Err(Error::Store(tilewave_store::Error::Fenced {
+                    owner_key: format!("{} (agent of {}: {m})", token.owner_key, step.region),
+                    token: token.revision,
+                }));
+            }
+            AgentOutcome::Failed(why) => {
+                if failed.is_none() {
+                    failed = Some((i, step.clone(), why));
+                }
+            }
+        }
+    }
+    let regions = region_list(loaded, &done);
+    let mut w = Write::new(ctx, token, loaded);
+    for (i, s) in done {
+        w.step(i, s);
+    }
+    if let Some((i, step, why)) = failed {
+        return fail_step(w, i, step, why, now).await.map(Some);
+    }
+    w.commit("Applied", format!("{} applied in {regions}", r.tile_id))
+        .await?;
+    Ok(Some(Next::Again))
+}
+
+/// Starts, in one transaction, every pending region of `wave` that the
+/// re-plan starts now, as far as the concurrency limit allows. `None` when
+/// none starts now (`wake` learns when one will).
+async fn start_applies(
+    ctx: &Ctx,
+    token: &FencingToken,
+    loaded: &Loaded,
+    steps: &[RolloutStep],
+    wave: i32,
+    now: Timestamp,
+    wake: &mut Wake,
+) -> Result<Option<Next>> {
+    let r = &loaded.rollout.value;
     let resolved = model::resolved_of(ctx, r, now)?;
-    let re = tilewave_core::planner::replan(&resolved.input, &model::progress(r, &steps), now)?;
+    let re = tilewave_core::planner::replan(&resolved.input, &model::progress(r, steps), now)?;
     let concurrency = usize::try_from(r.spec.as_ref().map_or(1, |s| s.concurrency.max(1))).unwrap_or(1);
     let applying = steps
         .iter()
@@ -687,15 +739,16 @@ async fn advance(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestam
         .filter(|s| s.wave == wave && s.state == StepState::Pending as i32)
         .map(|s| s.region.as_str())
         .collect();
+    let mut starting = Vec::new();
     for planned in &re.plan.regions {
         if !pending_here.contains(planned.region.as_str()) {
             continue;
         }
         if planned.apply_start > now {
-            wake_at(planned.apply_start);
+            wake.at(planned.apply_start);
             continue;
         }
-        if applying >= concurrency {
+        if applying + starting.len() >= concurrency {
             break;
         }
         let Some(i) = loaded.steps.iter().position(|s| s.value.region == planned.region) else {
@@ -708,25 +761,154 @@ async fn advance(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestam
         next.applied_at = None;
         next.bake_ends_at = None;
         next.last_error.clear();
-        let mut w = Write::new(ctx, token, loaded);
-        w.rollout.frozen = false;
-        w.step(i, next);
-        w.commit(
-            "Apply",
-            format!("applying {} r{} in {}", r.tile_id, r.revision, planned.region),
-        )
-        .await?;
-        return Ok(Next::Again);
+        starting.push((i, next));
     }
-    if r.frozen {
-        Write::new(ctx, token, loaded)
-            .commit("Unfrozen", "the global freeze was lifted".into())
-            .await?;
-        return Ok(Next::Again);
+    if starting.is_empty() {
+        return Ok(None);
     }
-    Ok(Next::Until(
-        wake.unwrap_or(now.checked_add(HEALTH_CHECK_EVERY).unwrap_or(now)),
-    ))
+    let regions = region_list(loaded, &starting);
+    let mut w = Write::new(ctx, token, loaded);
+    w.rollout.frozen = false;
+    for (i, s) in starting {
+        w.step(i, s);
+    }
+    w.commit(
+        "Apply",
+        format!("applying {} r{} in {regions}", r.tile_id, r.revision),
+    )
+    .await?;
+    Ok(Some(Next::Again))
+}
+
+/// One health round: every applied region whose apply time is over (its
+/// bake starts, health-checked) and every bake due a check (every
+/// [`HEALTH_CHECK_EVERY`] and at its end), asked at once and recorded in
+/// one transaction; the first unhealthy region fails its step. `None` when
+/// no region needs a check (`wake` learns when one will).
+async fn health_round(
+    ctx: &Ctx,
+    token: &FencingToken,
+    loaded: &Loaded,
+    now: Timestamp,
+    wake: &mut Wake,
+) -> Result<Option<Next>> {
+    let r = &loaded.rollout.value;
+    let apply = apply_time(r);
+    // (step, the step after a healthy check)
+    let mut due: Vec<(usize, RolloutStep)> = Vec::new();
+    for (i, s) in loaded.steps.iter().enumerate() {
+        let step = &s.value;
+        match state_of(step) {
+            StepState::Applying => {
+                let Some(started) = ts(step.apply_started_at.as_ref()) else {
+                    continue;
+                };
+                let slot_end = started.checked_add(apply).unwrap_or(started);
+                if now < slot_end {
+                    wake.at(slot_end);
+                    continue;
+                }
+                let mut next = step.clone();
+                next.state = StepState::Baking as i32;
+                let bake_end = slot_end.checked_add(bake_of(r, step.wave)).unwrap_or(slot_end);
+                next.bake_ends_at = Some(to_proto_timestamp(bake_end));
+                due.push((i, next));
+            }
+            StepState::Baking => {
+                let end = ts(step.bake_ends_at.as_ref()).unwrap_or(now);
+                let last = ts(step.last_health_at.as_ref());
+                let check_due = last.and_then(|l| l.checked_add(HEALTH_CHECK_EVERY).ok());
+                if now < end && check_due.is_some_and(|c| now < c) {
+                    wake.at(end.min(check_due.unwrap_or(end)));
+                    continue;
+                }
+                let mut next = step.clone();
+                if now >= end {
+                    next.state = StepState::Verified as i32;
+                    next.verified_at = Some(to_proto_timestamp(now));
+                }
+                due.push((i, next));
+            }
+            _ => {}
+        }
+    }
+    if due.is_empty() {
+        return Ok(None);
+    }
+    let answers = futures::future::join_all(
+        due.iter()
+            .map(|(i, _)| health_at(ctx, r, &loaded.steps[*i].value.region)),
+    )
+    .await;
+    let mut healthy = Vec::new();
+    let mut unhealthy = None;
+    for ((i, mut next), answer) in due.into_iter().zip(answers) {
+        let (status, bad) = answer?;
+        next.last_health = status as i32;
+        next.last_health_at = Some(to_proto_timestamp(now));
+        match bad {
+            Some(why) => {
+                if unhealthy.is_none() {
+                    // The step as it was, with the verdict: it fails where it stood.
+                    let mut failed = loaded.steps[i].value.clone();
+                    failed.last_health = next.last_health;
+                    failed.last_health_at = next.last_health_at;
+                    unhealthy = Some((i, failed, why));
+                }
+            }
+            None => healthy.push((i, next)),
+        }
+    }
+    let (action, summary) = round_summary(r, loaded, &healthy);
+    let mut w = Write::new(ctx, token, loaded);
+    for (i, s) in healthy {
+        w.step(i, s);
+    }
+    if let Some((i, step, why)) = unhealthy {
+        return fail_step(w, i, step, format!("health gate: {why}"), now)
+            .await
+            .map(Some);
+    }
+    w.commit(action, summary).await?;
+    Ok(Some(Next::Again))
+}
+
+/// The regions of some steps, for a summary ("aws:x, gcp:y").
+fn region_list(loaded: &Loaded, steps: &[(usize, RolloutStep)]) -> String {
+    steps
+        .iter()
+        .map(|(i, _)| loaded.steps[*i].value.region.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The audit action and summary of a health round: "Baking" when it only
+/// starts bakes, else "BakeCheck"; the regions grouped by what they became.
+fn round_summary(r: &Rollout, loaded: &Loaded, healthy: &[(usize, RolloutStep)]) -> (&'static str, String) {
+    let mut groups: [(&str, Vec<&str>); 3] = [
+        ("baking", Vec::new()),
+        ("verified", Vec::new()),
+        ("healthy", Vec::new()),
+    ];
+    for (i, next) in healthy {
+        let was = &loaded.steps[*i].value;
+        let g = if next.state == StepState::Verified as i32 {
+            1
+        } else if state_of(was) == StepState::Applying {
+            0
+        } else {
+            2
+        };
+        groups[g].1.push(was.region.as_str());
+    }
+    let only_bakes_start = groups[1].1.is_empty() && groups[2].1.is_empty();
+    let parts: Vec<String> = groups
+        .iter()
+        .filter(|(_, regions)| !regions.is_empty())
+        .map(|(word, regions)| format!("{word} in {}", regions.join(", ")))
+        .collect();
+    let action = if only_bakes_start { "Baking" } else { "BakeCheck" };
+    (action, format!("{} {}", r.tile_id, parts.join("; ")))
 }
 
 trait RevisionToApply {

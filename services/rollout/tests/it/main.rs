@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod clock;
+mod fast_clock;
 mod fencing;
 mod freeze;
 mod launch;
