@@ -8,6 +8,7 @@
 //! address), SIGTERM or Ctrl-C turned into the shutdown future, in-flight
 //! calls given [`SHUTDOWN_GRACE`] to finish (a client holding a stream open
 //! must not keep a stopping replica alive), and the last spans flushed.
+//! Every `serve` accepts its connections through [`incoming`].
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
 
 /// How long shutdown waits for open calls to finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -79,6 +81,19 @@ where
     result
 }
 
+/// The connections a gRPC server accepts on `listener`, with `TCP_NODELAY`
+/// set on each.
+///
+/// tonic applies its `tcp_nodelay` setting only to listeners it binds
+/// itself; a server handed a listener (`serve_with_incoming`) gets sockets
+/// with Nagle's algorithm on. A response then written in two pieces (the
+/// message, then the trailers) waits for the client's delayed ACK: about
+/// 40 ms on every call (the registry's `GetTile` took 43 ms instead of
+/// under a millisecond; BENCHMARKS.md).
+pub fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// Completes on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     let term = async {
@@ -92,5 +107,35 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_have_nodelay_set() -> anyhow::Result<()> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let mut accepted = incoming(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await?;
+        let stream = accepted.next().await.context("a connection")??;
+        assert!(stream.nodelay()?, "TCP_NODELAY on the accepted socket");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_plain_listener_would_not_set_it() -> anyhow::Result<()> {
+        // What the helper is for: without it the socket keeps Nagle on.
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let mut accepted = TcpIncoming::from(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await?;
+        let stream = accepted.next().await.context("a connection")??;
+        assert!(!stream.nodelay()?);
+        Ok(())
     }
 }

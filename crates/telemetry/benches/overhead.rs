@@ -17,7 +17,6 @@
 //!   calls of one loopback variant, for profilers and `/usr/bin/time`.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use anyhow::Result;
 use std::hint::black_box;
@@ -26,6 +25,7 @@ use criterion::Criterion;
 use tilewave_telemetry::{
     ClientLayer, Config, Metrics, Pipeline, ServerLayer, TracedChannel, server_layer, traced_channel,
 };
+use tilewave_testkit::ratios::{Variant, interleaved};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tonic::transport::{Channel, Server};
@@ -50,7 +50,7 @@ async fn serve(traced: bool) -> Result<SocketAddr> {
     reporter.set_service_status(SERVICE, ServingStatus::Serving).await;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     if traced {
         tokio::spawn(
             Server::builder()
@@ -159,48 +159,34 @@ fn loopback(c: &mut Criterion, rt: &Runtime, ends: &Ends) {
     group.finish();
 }
 
-/// Per-call time of each variant in each of `rounds` rounds, each round
-/// timing a block of `per_block` calls of every variant in turn, so that
-/// load from other processes hits all variants alike.
-fn interleaved(rt: &Runtime, ends: &Ends, rounds: usize, per_block: u32) -> Vec<Vec<Duration>> {
-    let subscriber = tracing::Dispatch::new(service_default());
-    // One traced call with the subscriber as the default first. tracing
-    // caches each callsite's interest when the callsite is first hit; while
-    // a single dispatcher is registered it asks the thread's *current*
-    // default, so a span first created during `layers_no_subscriber` would
-    // be cached as "never" and stay disabled in `layers_no_otel_env` until
-    // some later `Dispatch::new` rebuilds the cache. That made a fresh run
-    // of this function measure the layers without their spans (the "1.1x
-    // fresh, 1.6x after a few thousand calls" of earlier notes).
-    tracing::dispatcher::with_default(&subscriber, || black_box(rt.block_on(call(ends, End::Traced))));
-    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); VARIANTS.len()];
-    for _ in 0..rounds {
-        for (i, (_, end, subscribed)) in VARIANTS.into_iter().enumerate() {
-            let block = || {
-                rt.block_on(async {
-                    let start = tokio::time::Instant::now();
-                    for _ in 0..per_block {
-                        black_box(call(ends, end).await);
-                    }
-                    start.elapsed() / per_block
-                })
-            };
-            let took = if subscribed {
-                tracing::dispatcher::with_default(&subscriber, block)
-            } else {
-                block()
-            };
-            times[i].push(took);
-        }
-    }
-    times
-}
-
-/// The value at quantile `q` of `values` (sorted in place).
-fn quantile(values: &mut [f64], q: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let at = ((values.len().saturating_sub(1)) as f64 * q).round() as usize;
-    values.get(at).copied().unwrap_or(f64::NAN)
+/// The loopback variants as [`Variant`]s for [`interleaved`], each
+/// making its calls under its subscriber.
+fn interleaved_variants<'a>(
+    rt: &'a Runtime,
+    ends: &'a Ends,
+    subscriber: &'a tracing::Dispatch,
+) -> Vec<Variant<'a>> {
+    VARIANTS
+        .into_iter()
+        .map(|(name, end, subscribed)| {
+            Variant::new(name, move |n| {
+                let block = || {
+                    rt.block_on(async {
+                        let start = tokio::time::Instant::now();
+                        for _ in 0..n {
+                            black_box(call(ends, end).await);
+                        }
+                        start.elapsed()
+                    })
+                };
+                if subscribed {
+                    tracing::dispatcher::with_default(subscriber, block)
+                } else {
+                    block()
+                }
+            })
+        })
+        .collect()
 }
 
 /// The layers' own cost per RPC, without a network: a client layer around a
@@ -295,17 +281,17 @@ fn main() {
     // Each round's time of a variant over the same round's `plain`: the
     // ratio to quote is the median; `plain_again` (an identical second
     // end) shows how far two ends that differ in nothing spread.
-    let times = interleaved(&rt, &ends, 101, 100);
-    let plain: Vec<f64> = times[0].iter().map(Duration::as_secs_f64).collect();
-    for ((name, _, _), variant) in VARIANTS.iter().zip(&times) {
-        let mut per_call: Vec<f64> = variant.iter().map(Duration::as_secs_f64).collect();
-        let mut ratios: Vec<f64> = per_call.iter().zip(&plain).map(|(v, p)| v / p).collect();
-        println!(
-            "interleaved {name}: median {:.1} us; ratio to plain: median {:.3}, middle half {:.3} to {:.3}",
-            quantile(&mut per_call, 0.5) * 1e6,
-            quantile(&mut ratios, 0.5),
-            quantile(&mut ratios, 0.25),
-            quantile(&mut ratios, 0.75),
-        );
+    let subscriber = tracing::Dispatch::new(service_default());
+    // One traced call with the subscriber as the default first. tracing
+    // caches each callsite's interest when the callsite is first hit; while
+    // a single dispatcher is registered it asks the thread's *current*
+    // default, so a span first created during `layers_no_subscriber` would
+    // be cached as "never" and stay disabled in `layers_no_otel_env` until
+    // some later `Dispatch::new` rebuilds the cache. That made a fresh run
+    // measure the layers without their spans (the "1.1x fresh, 1.6x after
+    // a few thousand calls" of earlier notes).
+    tracing::dispatcher::with_default(&subscriber, || black_box(rt.block_on(call(&ends, End::Traced))));
+    for summary in interleaved(&mut interleaved_variants(&rt, &ends, &subscriber), 101, 100) {
+        println!("interleaved {summary}");
     }
 }

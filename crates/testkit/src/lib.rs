@@ -9,6 +9,8 @@
 //! - [`TestDir`]: a temporary directory kept (and its logs listed) when
 //!   the test fails.
 //! - [`eventually`]: polling against a deadline instead of sleeping.
+//! - [`ratios`]: benchmark variants timed in interleaved rounds, as ratios
+//!   to a baseline measured in the same minutes.
 //!
 //! Children get SIGTERM, then SIGKILL after a grace period, when their
 //! owner is dropped. Readiness is always polled against a deadline, never
@@ -23,6 +25,7 @@ mod etcd;
 mod eventually;
 mod ports;
 mod process;
+pub mod ratios;
 mod service;
 mod testdir;
 

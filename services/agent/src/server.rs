@@ -18,7 +18,6 @@ use tilewave_proto::agent::v1::fault_injection_service_server::FaultInjectionSer
 use tilewave_store::clock::to_proto_timestamp;
 use tilewave_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::AgentConfig;
 use crate::faults::FaultInjector;
@@ -118,7 +117,7 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(AgentServiceServer::new(agent.clone()))
         .add_optional_service(fault_injection)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+        .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown);
     tokio::pin!(server);
     tracing::info!(addr = %local, region = %config.region, "tilewave-agent serving");
 

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use tilewave_proto::registry::v1::registry_service_server::RegistryServiceServer;
 use tilewave_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::RegistryConfig;
 use crate::service::Registry;
@@ -67,7 +66,7 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection)
         .add_service(RegistryServiceServer::new(registry))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown)
         .await?;
     Ok(())
 }

@@ -15,7 +15,6 @@ use tilewave_proto::rollout::v1::rollout_service_server::RolloutServiceServer;
 use tilewave_proto::rollout::v1::{Freeze, Rollout};
 use tilewave_store::{Actor, Clock, Keys, Store, StoreConfig, SystemClock, VirtualClock, WatchCache};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::clients::{Agents, Registry};
 use crate::clock_service::Clocks;
@@ -152,7 +151,7 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(RolloutServiceServer::new(Rollouts::new(ctx.clone())))
         .add_service(ClockServiceServer::new(Clocks::new(store, clock, virtual_clock)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown)
         .await;
     let _ = stop_tx.send(true);
     for task in [controller, timers, reconciler, lifecycle] {

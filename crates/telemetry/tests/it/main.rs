@@ -98,9 +98,12 @@ impl TestServer {
             Server::builder()
                 .layer(stack)
                 .add_service(health)
-                .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), async {
-                    let _ = stopped.await;
-                }),
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    async {
+                        let _ = stopped.await;
+                    },
+                ),
         );
         Ok(TestServer {
             addr,

@@ -79,7 +79,10 @@ async fn main() -> anyhow::Result<()> {
     };
     tonic::transport::Server::builder()
         .add_service(health)
-        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await?;
     eprintln!("echo: stopped");
     Ok(())
