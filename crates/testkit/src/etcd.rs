@@ -156,6 +156,7 @@ pub fn etcd_launch(
         program: etcd_binary(),
         args,
         env: Vec::new(),
+        env_remove: Vec::new(),
     }
 }
 

@@ -57,6 +57,9 @@ pub struct Launch {
     pub args: Vec<String>,
     /// Extra environment variables (the rest is inherited).
     pub env: Vec<(String, String)>,
+    /// Inherited variables the child must not see (a test that proves what
+    /// happens without them).
+    pub env_remove: Vec<String>,
 }
 
 impl Launch {
@@ -99,6 +102,9 @@ impl Launch {
         let offset = log.seek(SeekFrom::End(0))?;
         let stderr = log.try_clone()?;
         let mut cmd = Command::new(&self.program);
+        for key in &self.env_remove {
+            cmd.env_remove(key);
+        }
         cmd.args(&self.args)
             .envs(
                 self.env

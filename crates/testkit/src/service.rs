@@ -42,6 +42,8 @@ pub struct ServiceSpec {
     pub args: Vec<String>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// Inherited environment variables removed for the child.
+    pub env_remove: Vec<String>,
     /// Log file stem (`<dir>/<name>.log`) and the name in messages.
     pub name: String,
     /// The gRPC health service name whose SERVING means ready (`""` is the
@@ -58,6 +60,7 @@ impl Default for ServiceSpec {
             binary: PathBuf::new(),
             args: Vec::new(),
             env: Vec::new(),
+            env_remove: Vec::new(),
             name: String::from("service"),
             health_service: Some(String::new()),
             ready_timeout: DEFAULT_READY_TIMEOUT,
@@ -92,6 +95,12 @@ impl ServiceSpec {
         self
     }
 
+    /// Removes `key` from the environment the child inherits.
+    pub fn without_env(mut self, key: impl Into<String>) -> Self {
+        self.env_remove.push(key.into());
+        self
+    }
+
     /// Sets the health service name to wait for (`None`: TCP accept only).
     pub fn with_health_service(mut self, name: Option<&str>) -> Self {
         self.health_service = name.map(str::to_owned);
@@ -115,6 +124,7 @@ impl ServiceSpec {
             program: self.binary.clone(),
             args,
             env: self.env.clone(),
+            env_remove: self.env_remove.clone(),
         }
     }
 }

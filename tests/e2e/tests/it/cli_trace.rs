@@ -6,75 +6,19 @@
 //! made.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use tokio::time::Instant;
 
-use anyhow::{Context as _, Result, ensure};
+use anyhow::Result;
 use tilewave_proto::common::v1::AuditRecord;
 use tilewave_store::{Store, StoreConfig};
 use tilewave_telemetry::receiver::{Kind, ReceivedSpan, Receiver};
 use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path, free_port};
 use tokio::net::TcpListener;
 
-use crate::{PREFIX, SPAN_WAIT, ancestors, fixture, otel_env, sample, scrape};
+use crate::{Cli, PREFIX, SPAN_WAIT, ancestors, fixture, otel_env, sample, scrape};
 
 const REGISTRY: &str = "tilewave.registry.v1.RegistryService";
 const WORKSPACE: &str = "6051921418418893";
-
-/// How the test runs the real `tilewave` binary.
-struct Cli {
-    binary: PathBuf,
-    registry: String,
-    env: Vec<(&'static str, String)>,
-    config: PathBuf,
-}
-
-/// One finished CLI command.
-#[derive(Debug)]
-struct Run {
-    args: String,
-    success: bool,
-    stderr: String,
-    /// The trace id the CLI printed.
-    trace_id: String,
-}
-
-impl Cli {
-    async fn run(&self, args: &[&str]) -> Result<Run> {
-        let output = tokio::process::Command::new(&self.binary)
-            .args(["--registry", &self.registry, "--trace"])
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("TILEWAVE_CONFIG", &self.config)
-            .env("TILEWAVE_ACTOR", "e2e-engineer")
-            .env_remove("RUST_LOG")
-            .env_remove("OTEL_SERVICE_NAME")
-            .kill_on_drop(true)
-            .output()
-            .await
-            .context("running tilewave")?;
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        let trace_id = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("trace id: "))
-            .map(str::to_owned)
-            .with_context(|| format!("`tilewave {}` printed no trace id: {stderr}", args.join(" ")))?;
-        ensure!(trace_id.len() == 32, "trace id {trace_id:?}");
-        Ok(Run {
-            args: args.join(" "),
-            success: output.status.success(),
-            stderr,
-            trace_id,
-        })
-    }
-}
-
-impl Run {
-    fn ok(self) -> Result<Self> {
-        ensure!(self.success, "`tilewave {}` failed: {}", self.args, self.stderr);
-        Ok(self)
-    }
-}
 
 /// The spans of one trace, with lookups that fail loudly.
 struct Trace<'a> {

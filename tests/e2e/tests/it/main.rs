@@ -8,13 +8,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli_trace;
+mod no_export;
 mod origin;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, bail, ensure};
 use tilewave_telemetry::receiver::{ReceivedSpan, Receiver};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -98,4 +99,68 @@ pub fn line_after<'a>(text: &'a str, word: &str) -> Result<&'a str> {
     text.lines()
         .find_map(|l| l.strip_prefix(word)?.strip_prefix(' '))
         .with_context(|| format!("no {word:?} line in {text:?}"))
+}
+
+/// How the test runs the real `tilewave` binary.
+#[derive(Debug)]
+pub struct Cli {
+    pub binary: PathBuf,
+    pub registry: String,
+    /// Extra environment (the rest is inherited, less `RUST_LOG` and
+    /// every `OTEL_*` variable not named here).
+    pub env: Vec<(&'static str, String)>,
+    /// A settings file of its own (usually one that does not exist).
+    pub config: PathBuf,
+}
+
+/// One finished CLI command.
+#[derive(Debug)]
+pub struct Run {
+    pub args: String,
+    pub success: bool,
+    pub stderr: String,
+    /// The trace id the CLI printed.
+    pub trace_id: String,
+}
+
+impl Cli {
+    pub async fn run(&self, args: &[&str]) -> Result<Run> {
+        let mut command = tokio::process::Command::new(&self.binary);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("OTEL_") {
+                command.env_remove(key);
+            }
+        }
+        let output = command
+            .args(["--registry", &self.registry, "--trace"])
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("TILEWAVE_CONFIG", &self.config)
+            .env("TILEWAVE_ACTOR", "e2e-engineer")
+            .env_remove("RUST_LOG")
+            .kill_on_drop(true)
+            .output()
+            .await
+            .context("running tilewave")?;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let trace_id = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("trace id: "))
+            .map(str::to_owned)
+            .with_context(|| format!("`tilewave {}` printed no trace id: {stderr}", args.join(" ")))?;
+        ensure!(trace_id.len() == 32, "trace id {trace_id:?}");
+        Ok(Run {
+            args: args.join(" "),
+            success: output.status.success(),
+            stderr,
+            trace_id,
+        })
+    }
+}
+
+impl Run {
+    pub fn ok(self) -> Result<Self> {
+        ensure!(self.success, "`tilewave {}` failed: {}", self.args, self.stderr);
+        Ok(self)
+    }
 }
