@@ -9,16 +9,13 @@ use std::net::SocketAddr;
 use tokio::time::Instant;
 
 use anyhow::Result;
-use tilewave_proto::common::v1::AuditRecord;
-use tilewave_store::{Store, StoreConfig};
 use tilewave_telemetry::receiver::{Kind, ReceivedSpan, Receiver};
 use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path, free_port};
 use tokio::net::TcpListener;
 
-use crate::{Cli, PREFIX, SPAN_WAIT, ancestors, fixture, otel_env, sample, scrape};
+use crate::{Cli, PREFIX, SPAN_WAIT, ancestors, audited, otel_env, sample, scrape};
 
 const REGISTRY: &str = "tilewave.registry.v1.RegistryService";
-const WORKSPACE: &str = "6051921418418893";
 
 /// The spans of one trace, with lookups that fail loudly.
 struct Trace<'a> {
@@ -175,20 +172,7 @@ async fn each_cli_command_is_one_trace_through_the_registry_into_etcd() -> Resul
     };
 
     let before = scrape(metrics_addr).await?;
-    let import = cli
-        .run(&[
-            "tile",
-            "import",
-            &fixture("riverflow-ingest.json"),
-            "--id",
-            "riverflow",
-        ])
-        .await?
-        .ok()?;
-    let workspace = cli
-        .run(&["tile", "set-test-workspace", "riverflow", WORKSPACE])
-        .await?
-        .ok()?;
+    let (import, workspace) = cli.import_riverflow().await?;
     let signoff = cli
         .run(&["tile", "signoff", "riverflow", "--role", "engineering"])
         .await?
@@ -315,19 +299,12 @@ async fn each_cli_command_is_one_trace_through_the_registry_into_etcd() -> Resul
     assert!(t.etcd(handler, "etcd.txn").is_empty());
 
     // The audit records carry the trace ids of the commands that made them.
-    let store = Store::connect(StoreConfig::new(etcd.endpoints()).with_prefix(PREFIX)).await?;
-    let audit = store.list::<AuditRecord>(&store.keys().audit_prefix()).await?;
     for (action, trace) in [
         ("ImportPartnerConfig", &import.trace_id),
         ("SetTestWorkspace", &workspace.trace_id),
         ("RecordSignOff", &signoff.trace_id),
     ] {
-        let records: Vec<&AuditRecord> = audit
-            .items
-            .iter()
-            .map(|v| &v.value)
-            .filter(|r| r.action == action)
-            .collect();
+        let records = audited(&etcd, action).await?;
         assert_eq!(records.len(), 1, "{action}: {records:#?}");
         assert_eq!(&records[0].trace_id, trace, "{action}");
         assert_eq!(records[0].actor, "e2e-engineer");

@@ -16,11 +16,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail, ensure};
+use tilewave_proto::common::v1::AuditRecord;
+use tilewave_store::{Store, StoreConfig};
 use tilewave_telemetry::receiver::{ReceivedSpan, Receiver};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// The key prefix the tests' services use.
 pub const PREFIX: &str = "/tilewave-e2e/";
+
+/// The test workspace the journeys set.
+pub const WORKSPACE: &str = "6051921418418893";
 
 /// How long to wait for spans to arrive.
 pub const SPAN_WAIT: Duration = Duration::from_secs(15);
@@ -124,6 +129,27 @@ pub struct Run {
 }
 
 impl Cli {
+    /// The start of every journey here: `tile import` of the riverflow
+    /// fixture (id `riverflow`), then `tile set-test-workspace`; both must
+    /// succeed.
+    pub async fn import_riverflow(&self) -> Result<(Run, Run)> {
+        let import = self
+            .run(&[
+                "tile",
+                "import",
+                &fixture("riverflow-ingest.json"),
+                "--id",
+                "riverflow",
+            ])
+            .await?
+            .ok()?;
+        let workspace = self
+            .run(&["tile", "set-test-workspace", "riverflow", WORKSPACE])
+            .await?
+            .ok()?;
+        Ok((import, workspace))
+    }
+
     pub async fn run(&self, args: &[&str]) -> Result<Run> {
         let mut command = tokio::process::Command::new(&self.binary);
         for (key, _) in std::env::vars_os() {
@@ -163,4 +189,16 @@ impl Run {
         ensure!(self.success, "`tilewave {}` failed: {}", self.args, self.stderr);
         Ok(self)
     }
+}
+
+/// The audit records of `action` under [`PREFIX`] in `etcd`, oldest first.
+pub async fn audited(etcd: &tilewave_testkit::EtcdCluster, action: &str) -> Result<Vec<AuditRecord>> {
+    let store = Store::connect(StoreConfig::new(etcd.endpoints()).with_prefix(PREFIX)).await?;
+    let audit = store.list::<AuditRecord>(&store.keys().audit_prefix()).await?;
+    Ok(audit
+        .items
+        .into_iter()
+        .map(|v| v.value)
+        .filter(|r| r.action == action)
+        .collect())
 }

@@ -6,13 +6,11 @@
 //! the audit records still carry the trace ids the CLI printed.
 
 use anyhow::{Context as _, Result};
-use tilewave_proto::common::v1::AuditRecord;
-use tilewave_store::{Store, StoreConfig};
 use tilewave_telemetry::receiver::Receiver;
 use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path};
 use tokio::net::TcpListener;
 
-use crate::{Cli, PREFIX, fixture};
+use crate::{Cli, PREFIX, audited};
 
 /// Where OTLP/gRPC goes when no endpoint is configured (the specification's
 /// default, `http://localhost:4317`).
@@ -58,20 +56,7 @@ async fn without_otel_variables_nothing_is_exported_and_trace_ids_still_flow() -
         config: dir.path().join("no-such-config.toml"),
     };
 
-    let import = cli
-        .run(&[
-            "tile",
-            "import",
-            &fixture("riverflow-ingest.json"),
-            "--id",
-            "riverflow",
-        ])
-        .await?
-        .ok()?;
-    let workspace = cli
-        .run(&["tile", "set-test-workspace", "riverflow", "6051921418418893"])
-        .await?
-        .ok()?;
+    let (import, workspace) = cli.import_riverflow().await?;
     let refused = cli.run(&["tile", "get", "no-such-tile"]).await?;
     assert!(!refused.success, "an unknown tile is refused: {refused:?}");
     assert_ne!(import.trace_id, workspace.trace_id, "one trace per command");
@@ -87,19 +72,16 @@ async fn without_otel_variables_nothing_is_exported_and_trace_ids_still_flow() -
     assert!(exported.is_empty(), "nothing was exported, yet: {exported:#?}");
 
     // The context still flowed from the CLI into the registry and etcd.
-    let store = Store::connect(StoreConfig::new(etcd.endpoints()).with_prefix(PREFIX)).await?;
-    let audit = store.list::<AuditRecord>(&store.keys().audit_prefix()).await?;
     for (action, trace) in [
         ("ImportPartnerConfig", &import.trace_id),
         ("SetTestWorkspace", &workspace.trace_id),
     ] {
-        let traces: Vec<&str> = audit
-            .items
-            .iter()
-            .filter(|v| v.value.action == action)
-            .map(|v| v.value.trace_id.as_str())
+        let traces: Vec<String> = audited(&etcd, action)
+            .await?
+            .into_iter()
+            .map(|r| r.trace_id)
             .collect();
-        assert_eq!(traces, [trace.as_str()], "{action}");
+        assert_eq!(traces, std::slice::from_ref(trace), "{action}");
     }
     Ok(())
 }
