@@ -229,6 +229,13 @@ impl<'a> Write<'a> {
         self.steps.push((i, s));
     }
 
+    /// [`Self::step`] for each `(index, step)`.
+    fn steps(&mut self, changes: impl IntoIterator<Item = (usize, RolloutStep)>) {
+        for (i, s) in changes {
+            self.step(i, s);
+        }
+    }
+
     async fn commit(mut self, action: &str, summary: String) -> Result<()> {
         let now = self.ctx.clock.now();
         let mut all: Vec<RolloutStep> = self.loaded.steps.iter().map(|s| s.value.clone()).collect();
@@ -703,9 +710,7 @@ async fn issue_applies(
     }
     let regions = region_list(loaded, &done);
     let mut w = Write::new(ctx, token, loaded);
-    for (i, s) in done {
-        w.step(i, s);
-    }
+    w.steps(done);
     if let Some((i, step, why)) = failed {
         return fail_step(w, i, step, why, now).await.map(Some);
     }
@@ -769,9 +774,7 @@ async fn start_applies(
     let regions = region_list(loaded, &starting);
     let mut w = Write::new(ctx, token, loaded);
     w.rollout.frozen = false;
-    for (i, s) in starting {
-        w.step(i, s);
-    }
+    w.steps(starting);
     w.commit(
         "Apply",
         format!("applying {} r{} in {regions}", r.tile_id, r.revision),
@@ -861,9 +864,7 @@ async fn health_round(
     }
     let (action, summary) = round_summary(r, loaded, &healthy);
     let mut w = Write::new(ctx, token, loaded);
-    for (i, s) in healthy {
-        w.step(i, s);
-    }
+    w.steps(healthy);
     if let Some((i, step, why)) = unhealthy {
         return fail_step(w, i, step, format!("health gate: {why}"), now)
             .await
