@@ -14,8 +14,9 @@
 //!   spans, a traced channel, JSON logs at info, no exporter; each call
 //!   inside a caller's span, as the CLI makes it.
 //!
-//! The calls are the two kinds the CLI makes: `GetTile` (served from the
-//! watch cache) and `SetTestWorkspace` (a write: read from etcd, an
+//! The calls are the two kinds the CLI makes: `GetTile` (the tile from the
+//! watch cache, its revision list from one etcd range read) and
+//! `SetTestWorkspace` (a write: read from etcd, an
 //! audited, etag-guarded transaction, then the wait for the replica's own
 //! cache). Client, registries and etcd client share one current-thread
 //! runtime, so a call's latency is the work on its path plus etcd's.
@@ -243,7 +244,10 @@ fn main() -> Result<()> {
         }
     }
     let reads = interleaved(&mut variants(&rt, ends, &subscriber, false), rounds, 100);
-    report("GetTile (served from the watch cache), 100 calls a block", &reads);
+    report(
+        "GetTile (the cache plus an etcd range of its revisions), 100 calls a block",
+        &reads,
+    );
     let writes = interleaved(&mut variants(&rt, ends, &subscriber, true), rounds, 10);
     report(
         "SetTestWorkspace (an audited etcd transaction), 10 calls a block",
