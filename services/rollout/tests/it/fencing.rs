@@ -83,26 +83,19 @@ async fn a_paused_owner_is_fenced_out_and_rollback_removes_the_launch() -> anyho
     // ... and by an agent that has seen the new owner's token. A step that
     // records an attempt does so before its ApplyTile reaches the agent, so
     // the agent's own catalog is what says the new token has arrived.
-    let (region, mut agent) = eventually("the new owner's apply reaches an agent", WAIT, || async {
+    let region = eventually("the new owner's apply reaches an agent", WAIT, || async {
         let r = stack.get(&id).await.ok()?;
         for s in r.steps.iter().filter(|s| s.wave >= 2 && s.attempts > 0) {
-            let mut agent = stack.agent(&s.region).await.ok()?;
-            let entries = agent
-                .list_tiles(ListTilesRequest { page: None })
-                .await
-                .ok()?
-                .into_inner()
-                .entries;
-            if entries
-                .iter()
-                .any(|e| e.tile_id == tile.id && e.fencing_token == new_token)
+            if let Ok(Some(e)) = stack.entry(&s.region, &tile.id).await
+                && e.fencing_token == new_token
             {
-                return Some((s.region.clone(), agent));
+                return Some(s.region.clone());
             }
         }
         None
     })
     .await?;
+    let mut agent = stack.agent(&region).await?;
     let e = agent
         .apply_tile(ApplyTileRequest {
             tile_id: tile.id.clone(),
