@@ -229,6 +229,13 @@ impl Store {
         Ok(Listing { items, revision })
     }
 
+    /// Every audit record, in key order: by domain time, oldest first
+    /// (records of the same instant in no particular order).
+    pub async fn audit_records(&self) -> Result<Vec<tilewave_proto::common::v1::AuditRecord>> {
+        let listing = self.list(&self.keys().audit_prefix()).await?;
+        Ok(listing.items.into_iter().map(|v| v.value).collect())
+    }
+
     /// An object and the objects stored under it (keys starting with
     /// `children`, e.g. a roll-out and its steps), read together at one
     /// revision, so that a transaction touching both is seen whole or not at

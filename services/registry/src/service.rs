@@ -609,15 +609,12 @@ impl RegistryService for Registry {
             ),
             None => (None, None),
         };
-        let listing = self
+        let mut records: Vec<AuditRecord> = self
             .store()
-            .list::<AuditRecord>(&self.store().keys().audit_prefix())
+            .audit_records()
             .await
-            .map_err(Error::from)?;
-        let mut records: Vec<AuditRecord> = listing
-            .items
+            .map_err(Error::from)?
             .into_iter()
-            .map(|v| v.value)
             .filter(|a| a.object_kind == "tile" && a.object_id == r.id)
             .filter(|a| r.revision == 0 || a.object_revision == r.revision)
             .filter(|a| {

@@ -58,11 +58,10 @@ pub fn event(id: &str, message: &str) -> Event {
 
 /// Audit records about `object_id`.
 pub async fn audits_for(store: &Store, object_id: &str) -> anyhow::Result<Vec<AuditRecord>> {
-    let all = store.list::<AuditRecord>(&store.keys().audit_prefix()).await?;
-    Ok(all
-        .items
+    Ok(store
+        .audit_records()
+        .await?
         .into_iter()
-        .map(|v| v.value)
         .filter(|a| a.object_id == object_id)
         .collect())
 }

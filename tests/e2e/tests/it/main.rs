@@ -194,11 +194,10 @@ impl Run {
 /// The audit records of `action` under [`PREFIX`] in `etcd`, oldest first.
 pub async fn audited(etcd: &tilewave_testkit::EtcdCluster, action: &str) -> Result<Vec<AuditRecord>> {
     let store = Store::connect(StoreConfig::new(etcd.endpoints()).with_prefix(PREFIX)).await?;
-    let audit = store.list::<AuditRecord>(&store.keys().audit_prefix()).await?;
-    Ok(audit
-        .items
+    Ok(store
+        .audit_records()
+        .await?
         .into_iter()
-        .map(|v| v.value)
         .filter(|r| r.action == action)
         .collect())
 }

@@ -8,7 +8,6 @@
 use tokio::time::Instant;
 
 use anyhow::{Context as _, Result, ensure};
-use tilewave_proto::common::v1::AuditRecord;
 use tilewave_store::{Store, StoreConfig};
 use tilewave_telemetry::receiver::{Kind, Receiver};
 use tilewave_testkit::EtcdCluster;
@@ -101,14 +100,13 @@ async fn work_resumed_by_another_process_links_back_to_the_request_that_started_
 
     // Both audit records name the origin's trace.
     let store = Store::connect(StoreConfig::new(etcd.endpoints()).with_prefix(PREFIX)).await?;
-    let audit = store.list::<AuditRecord>(&store.keys().audit_prefix()).await?;
+    let audit = store.audit_records().await?;
     for action in ["ScheduleE2eTimer", "FireTimer"] {
         let record = audit
-            .items
             .iter()
-            .find(|r| r.value.action == action)
+            .find(|r| r.action == action)
             .with_context(|| format!("no {action} audit record"))?;
-        assert_eq!(record.value.trace_id, origin_trace, "{action}");
+        assert_eq!(record.trace_id, origin_trace, "{action}");
     }
     eprintln!("origin test took {:?}", started.elapsed());
     Ok(())
