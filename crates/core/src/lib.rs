@@ -10,6 +10,7 @@
 pub mod lifecycle;
 pub mod partner_config;
 pub mod planner;
+pub mod quote;
 pub mod regions;
 pub mod signoff;
 pub mod slug;

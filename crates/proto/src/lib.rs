@@ -72,6 +72,72 @@ pub mod agent {
     }
 }
 
+/// The short name of a wire enum value, for messages and output: the proto
+/// name without the enum's prefix (`RolloutState::Running` is `RUNNING`,
+/// `TileState::Ga` is `GA`). The one place that knows the prefixes; an
+/// unknown number is `UNSPECIFIED`.
+pub trait ShortName: Sized {
+    /// The prefix every value of the enum carries in its proto name.
+    const PREFIX: &'static str;
+
+    /// The proto name of the value (`as_str_name`).
+    fn proto_name(&self) -> &'static str;
+
+    /// The name without [`ShortName::PREFIX`].
+    fn short_name(&self) -> &'static str {
+        let full = self.proto_name();
+        full.strip_prefix(Self::PREFIX).unwrap_or(full)
+    }
+
+    /// The short name of a wire number (`UNSPECIFIED` when unknown).
+    fn short_name_of(value: i32) -> &'static str
+    where
+        Self: TryFrom<i32> + Default,
+    {
+        Self::try_from(value).unwrap_or_default().short_name()
+    }
+}
+
+macro_rules! short_names {
+    ($($ty:path => $prefix:literal),* $(,)?) => {
+        $(impl ShortName for $ty {
+            const PREFIX: &'static str = $prefix;
+            fn proto_name(&self) -> &'static str {
+                self.as_str_name()
+            }
+        })*
+    };
+}
+
+short_names! {
+    common::v1::Cloud => "CLOUD_",
+    common::v1::TileState => "TILE_STATE_",
+    common::v1::SignOffRole => "SIGN_OFF_ROLE_",
+    common::v1::Severity => "SEVERITY_",
+    common::v1::EventKind => "EVENT_KIND_",
+    common::v1::HealthStatus => "HEALTH_STATUS_",
+    common::v1::ConfigFormat => "CONFIG_FORMAT_",
+    registry::v1::MaintenanceState => "MAINTENANCE_STATE_",
+    registry::v1::TileEventType => "TILE_EVENT_TYPE_",
+    rollout::v1::RolloutKind => "ROLLOUT_KIND_",
+    rollout::v1::OnFailure => "ON_FAILURE_",
+    rollout::v1::Constraint => "CONSTRAINT_",
+    rollout::v1::DeadlineSource => "DEADLINE_SOURCE_",
+    rollout::v1::PlanProblemKind => "PLAN_PROBLEM_KIND_",
+    rollout::v1::RolloutState => "ROLLOUT_STATE_",
+    rollout::v1::PauseCause => "PAUSE_CAUSE_",
+    rollout::v1::StepState => "STEP_STATE_",
+    rollout::v1::RolloutEventType => "ROLLOUT_EVENT_TYPE_",
+    credentials::v1::CredentialKind => "CREDENTIAL_KIND_",
+    credentials::v1::CredentialStatus => "CREDENTIAL_STATUS_",
+    credentials::v1::RotationState => "ROTATION_STATE_",
+    credentials::v1::RegionRotationState => "REGION_ROTATION_STATE_",
+    escalation::v1::IncidentState => "INCIDENT_STATE_",
+    escalation::v1::TimelineKind => "TIMELINE_KIND_",
+    escalation::v1::MitigationAction => "MITIGATION_ACTION_",
+    agent::v1::CredentialSlot => "CREDENTIAL_SLOT_",
+}
+
 /// What a redacted secret prints as.
 const REDACTED: &str = "<redacted>";
 
@@ -130,6 +196,20 @@ mod tests {
     use super::*;
 
     const SECRET: &str = "hunter2-very-secret";
+
+    #[test]
+    fn short_names_drop_the_enum_prefix() {
+        use rollout::v1::{RolloutState, StepState};
+        assert_eq!(RolloutState::Running.short_name(), "RUNNING");
+        assert_eq!(RolloutState::RolledBack.short_name(), "ROLLED_BACK");
+        assert_eq!(StepState::Verified.short_name(), "VERIFIED");
+        assert_eq!(common::v1::TileState::Ga.short_name(), "GA");
+        assert_eq!(RolloutState::short_name_of(9999), "UNSPECIFIED");
+        assert_eq!(
+            common::v1::EventKind::short_name_of(common::v1::EventKind::DeadlineAtRisk as i32),
+            "DEADLINE_AT_RISK"
+        );
+    }
 
     #[test]
     fn submit_credential_debug_redacts_the_plaintext() {

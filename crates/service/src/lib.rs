@@ -12,6 +12,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod paging;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;

@@ -11,6 +11,7 @@
 //! - [`timers`]: durable timers that fire exactly once.
 //! - [`clock`]: domain time, system or virtual (the only reader of the wall
 //!   clock).
+//! - [`audit`]: the one constructor of audit records.
 //! - [`actor`], [`trace`]: who made a change and which request started it.
 //! - [`error`]: the errors and their gRPC status codes.
 //! - [`retry`]: deadlines and back-off for etcd calls.
@@ -23,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod actor;
+pub mod audit;
 pub mod cache;
 pub mod change;
 pub mod clock;
