@@ -36,7 +36,7 @@ impl SettingKey {
 pub enum Replicas {
     /// One.
     One,
-    /// One per region, for the first `--regions N` regions of the catalog.
+    /// One per region of the stack (`--regions N`: a representative set).
     PerRegion,
 }
 
@@ -59,6 +59,9 @@ pub struct StackEnv {
     pub registry_url: Option<String>,
     /// The region of a per-region instance.
     pub region: Option<String>,
+    /// The stack's region catalog when `--regions N` narrows it (the
+    /// regions with agents); empty: every region of the catalog.
+    pub catalog: Vec<String>,
 }
 
 /// One service of the local stack.
@@ -107,6 +110,9 @@ pub fn rollout_args(env: &StackEnv) -> Vec<String> {
     if let Some(url) = &env.registry_url {
         args.extend(["--registry".into(), url.clone()]);
     }
+    if !env.catalog.is_empty() {
+        args.extend(["--regions".into(), env.catalog.join(",")]);
+    }
     if let (true, Some(start)) = (env.virtual_clock, &env.virtual_clock_start) {
         args.extend([
             "--virtual-clock-start".into(),
@@ -141,14 +147,23 @@ pub fn instance_name(service: &str, region: Option<&str>) -> String {
     }
 }
 
-/// The first `n` regions of the built-in catalog.
+/// The `n` regions a stack started with `--regions N` runs agents for: a
+/// representative set of the built-in catalog (every cloud's canary, then
+/// the others spread round-robin over the clouds); all when `n` covers it.
 pub fn regions(n: usize) -> Vec<String> {
-    tilewave_core::regions::RegionCatalog::builtin()
-        .all()
-        .iter()
-        .take(n)
-        .map(|r| r.id.clone())
-        .collect()
+    tilewave_core::regions::RegionCatalog::builtin().representative(n)
+}
+
+/// The region catalog the rollout service is told for a stack with agents
+/// in `n` regions: those regions, or empty (the whole catalog) when `n` is
+/// zero or covers the catalog.
+pub fn stack_catalog(n: usize) -> Vec<String> {
+    let ids = regions(n);
+    if n == 0 || ids.len() >= regions(usize::MAX).len() {
+        Vec::new()
+    } else {
+        ids
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +180,7 @@ mod tests {
             data_dir: "/d".into(),
             registry_url: Some("http://127.0.0.1:7401".into()),
             region: Some("aws:eu-west-1".into()),
+            catalog: Vec::new(),
         }
     }
 
@@ -223,5 +239,24 @@ mod tests {
         assert_eq!(instance_name("registry", None), "registry");
         assert_eq!(regions(3).len(), 3);
         assert_eq!(regions(1000).len(), regions(70).len());
+    }
+
+    #[test]
+    fn a_narrowed_stack_tells_the_rollout_service_its_catalog() {
+        let six = stack_catalog(6);
+        assert_eq!(six.len(), 6);
+        let clouds: std::collections::HashSet<&str> =
+            six.iter().filter_map(|r| r.split(':').next()).collect();
+        assert_eq!(clouds.len(), 3, "every cloud: {six:?}");
+        assert!(stack_catalog(0).is_empty());
+        assert!(stack_catalog(70).is_empty());
+        assert!(stack_catalog(500).is_empty());
+        let a = rollout_args(&StackEnv {
+            catalog: six.clone(),
+            ..env()
+        });
+        let at = a.iter().position(|x| x == "--regions").expect("--regions");
+        assert_eq!(a[at + 1], six.join(","));
+        assert!(!rollout_args(&env()).contains(&"--regions".to_owned()));
     }
 }
