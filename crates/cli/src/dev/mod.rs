@@ -575,7 +575,7 @@ fn print_up(stack: &StackFile, format: Format) -> anyhow::Result<()> {
             text.push_str(&format!("\nsaved to {}: {}\n", path.display(), saved.join(", ")));
         }
         for s in SERVICES.iter().filter_map(|s| s.setting) {
-            if let Some(v) = process_env(s.env()) {
+            if let Some(v) = process_env(&s.env()) {
                 text.push_str(&format!(
                     "warning: {}={v} is set and overrides the saved {}\n",
                     s.env(),

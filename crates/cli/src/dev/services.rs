@@ -2,34 +2,7 @@
 //! service to the local stack is one line in [`SERVICES`]; a service whose
 //! binary is not built yet is skipped with a note.
 
-use crate::settings::{ENV_REGISTRY, ENV_ROLLOUT};
-
-/// The connection setting a service's address is saved as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SettingKey {
-    /// `registry` in the config file.
-    Registry,
-    /// `rollout` in the config file.
-    Rollout,
-}
-
-impl SettingKey {
-    /// The config file key.
-    pub fn key(self) -> &'static str {
-        match self {
-            Self::Registry => "registry",
-            Self::Rollout => "rollout",
-        }
-    }
-
-    /// The environment variable that would override the saved value.
-    pub fn env(self) -> &'static str {
-        match self {
-            Self::Registry => ENV_REGISTRY,
-            Self::Rollout => ENV_ROLLOUT,
-        }
-    }
-}
+use crate::endpoints::{Endpoint, REGISTRY, ROLLOUT};
 
 /// How many copies of a service run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +46,9 @@ pub struct ServiceDef {
     pub binary: &'static str,
     /// The gRPC health service whose SERVING means ready (`""`: the server).
     pub health_service: &'static str,
-    /// The setting its URL is saved as, if the CLI talks to it.
-    pub setting: Option<SettingKey>,
+    /// The endpoint its URL is saved as (config key, variable), if the
+    /// CLI talks to it.
+    pub setting: Option<Endpoint>,
     /// Its arguments (`--listen 127.0.0.1:PORT` is added).
     pub args: fn(&StackEnv) -> Vec<String>,
     /// One, or one per region.
@@ -84,10 +58,10 @@ pub struct ServiceDef {
 /// The services in start order (each may use the ones before it).
 #[rustfmt::skip]
 pub const SERVICES: &[ServiceDef] = &[
-    ServiceDef { name: "registry", binary: "tilewave-registry", health_service: "", setting: Some(SettingKey::Registry), args: store_args, replicas: Replicas::One },
-    ServiceDef { name: "rollout", binary: "tilewave-rollout", health_service: "tilewave.rollout.v1.RolloutService", setting: Some(SettingKey::Rollout), args: rollout_args, replicas: Replicas::One },
+    ServiceDef { name: "registry", binary: "tilewave-registry", health_service: "", setting: Some(REGISTRY), args: store_args, replicas: Replicas::One },
+    ServiceDef { name: "rollout", binary: "tilewave-rollout", health_service: "tilewave.rollout.v1.RolloutService", setting: Some(ROLLOUT), args: rollout_args, replicas: Replicas::One },
     // Next, one line each, once their binaries and flags exist:
-    // ServiceDef { name: "credentials", binary: "tilewave-credentials", health_service: "", setting: None, args: store_args, replicas: Replicas::One },
+    // ServiceDef { name: "credentials", binary: "tilewave-credentials", health_service: "", setting: Some(CREDENTIALS), args: store_args, replicas: Replicas::One },
     // ServiceDef { name: "escalation", binary: "tilewave-escalation", health_service: "", setting: None, args: store_args, replicas: Replicas::One },
     ServiceDef { name: "agent", binary: "tilewave-agent", health_service: "tilewave.agent.v1.AgentService", setting: None, args: agent_args, replicas: Replicas::PerRegion },
 ];
@@ -189,7 +163,7 @@ mod tests {
         let r = &SERVICES[0];
         assert_eq!(
             (r.name, r.binary, r.setting),
-            ("registry", "tilewave-registry", Some(SettingKey::Registry))
+            ("registry", "tilewave-registry", Some(REGISTRY))
         );
         assert_eq!(
             (r.args)(&env()),
@@ -231,7 +205,7 @@ mod tests {
         let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
         assert_eq!(names, ["registry", "rollout", "agent"]);
         assert_eq!(SERVICES[2].replicas, Replicas::PerRegion);
-        assert_eq!(SERVICES[1].setting, Some(SettingKey::Rollout));
+        assert_eq!(SERVICES[1].setting, Some(ROLLOUT));
         assert_eq!(
             instance_name("agent", Some("aws:eu-west-1")),
             "agent-aws-eu-west-1"
