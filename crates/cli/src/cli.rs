@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use crate::clock::ClockCommand;
 use crate::demo::DemoArgs;
 use crate::dev::DevCommand;
+use crate::endpoints::EndpointFlags;
 use crate::freeze::FreezeCommand;
 use crate::output::Format;
 use crate::rollout::RolloutCommand;
@@ -19,8 +20,8 @@ tilewave rolls partner tiles out to a multi-cloud catalog, region by region.
 This is its command line. It talks gRPC to the tilewave services; `tilewave dev up`
 starts a local stack and saves its addresses, so later commands need no flags.
 
-Settings come from flags, then the environment (TILEWAVE_REGISTRY, TILEWAVE_ROLLOUT,
-TILEWAVE_ACTOR, TILEWAVE_TIMEOUT), then the config file (TILEWAVE_CONFIG, else
+Settings come from flags, then the environment (TILEWAVE_<SERVICE> for each service's URL:
+TILEWAVE_REGISTRY, TILEWAVE_ROLLOUT; TILEWAVE_ACTOR, TILEWAVE_TIMEOUT), then the config file (TILEWAVE_CONFIG, else
 $XDG_CONFIG_HOME/tilewave/config.toml or ~/.config/tilewave/config.toml), then defaults.
 
 Exit codes: 0 ok; 2 bad input; 3 not found or conflict (re-read and retry); 1 anything else.";
@@ -56,12 +57,10 @@ pub struct Cli {
 /// Flags every command takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalArgs {
-    /// The registry's gRPC URL [env: TILEWAVE_REGISTRY] [default: http://127.0.0.1:7401].
-    #[arg(long, global = true, value_name = "URL")]
-    pub registry: Option<String>,
-    /// The rollout service's gRPC URL [env: TILEWAVE_ROLLOUT] [default: http://127.0.0.1:7402].
-    #[arg(long, global = true, value_name = "URL")]
-    pub rollout: Option<String>,
+    /// `--registry URL`, `--rollout URL`, ...: one per service of
+    /// [`crate::endpoints::ENDPOINTS`].
+    #[command(flatten)]
+    pub endpoints: EndpointFlags,
     /// Who you are, for the audit log [env: TILEWAVE_ACTOR] [default: $USER].
     #[arg(long, global = true, value_name = "NAME")]
     pub actor: Option<String>,
@@ -83,8 +82,7 @@ impl GlobalArgs {
     /// The connection settings the flags give.
     pub fn flag_settings(&self) -> FlagSettings {
         FlagSettings {
-            registry: self.registry.clone(),
-            rollout: self.rollout.clone(),
+            urls: self.endpoints.0.clone(),
             actor: self.actor.clone(),
             timeout: self.timeout.clone(),
         }
@@ -207,7 +205,14 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.global.output, Format::Yaml);
-        assert_eq!(cli.global.flag_settings().registry.as_deref(), Some("http://x:1"));
+        assert_eq!(
+            cli.global
+                .flag_settings()
+                .urls
+                .get("registry")
+                .map(String::as_str),
+            Some("http://x:1")
+        );
         assert_eq!(cli.command.name(), "tile list");
         let err = Cli::try_parse_from(["tilewave", "tile", "list", "-o", "xml"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);

@@ -11,6 +11,7 @@ use tilewave_proto::registry::v1::{GetTileRequest, Tile};
 use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
 use tilewave_telemetry::{TracedChannel, traced_channel};
 
+use crate::endpoints::{REGISTRY, ROLLOUT};
 use crate::error::{CliError, rpc};
 use crate::output::Format;
 use crate::settings::Settings;
@@ -49,18 +50,22 @@ impl Ctx {
 
     /// A client of the registry.
     pub fn registry(&self) -> Result<Registry, CliError> {
-        Ok(RegistryServiceClient::new(self.channel(&self.settings.registry)?))
+        Ok(RegistryServiceClient::new(
+            self.channel(&self.settings.url(REGISTRY))?,
+        ))
     }
 
     /// A client of the rollout service.
     pub fn rollouts(&self) -> Result<Rollouts, CliError> {
-        Ok(RolloutServiceClient::new(self.channel(&self.settings.rollout)?))
+        Ok(RolloutServiceClient::new(
+            self.channel(&self.settings.url(ROLLOUT))?,
+        ))
     }
 
     /// A client of the rollout service for a stream that may outlive the
     /// per-call timeout (`--watch`): connecting is still bounded.
     pub fn rollouts_streaming(&self) -> Result<Rollouts, CliError> {
-        let url = &self.settings.rollout;
+        let url = &self.settings.url(ROLLOUT);
         let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
             .map_err(|e| CliError::usage(format!("{url:?} is not a valid URL: {e}")))?
             .connect_timeout(self.settings.timeout);
@@ -69,7 +74,9 @@ impl Ctx {
 
     /// A client of the virtual clock (the rollout service serves it).
     pub fn clock(&self) -> Result<Clock, CliError> {
-        Ok(ClockServiceClient::new(self.channel(&self.settings.rollout)?))
+        Ok(ClockServiceClient::new(
+            self.channel(&self.settings.url(ROLLOUT))?,
+        ))
     }
 
     /// Wraps a request message with the actor metadata.
@@ -125,8 +132,11 @@ mod tests {
     fn ctx(actor: &str) -> Ctx {
         Ctx {
             settings: Settings {
-                registry: "http://127.0.0.1:1".into(),
-                rollout: "http://127.0.0.1:2".into(),
+                urls: [
+                    (REGISTRY.name, "http://127.0.0.1:1".to_owned()),
+                    (ROLLOUT.name, "http://127.0.0.1:2".to_owned()),
+                ]
+                .into(),
                 actor: actor.into(),
                 timeout: std::time::Duration::from_secs(1),
             },

@@ -189,8 +189,9 @@ fn regions_with_agents() -> Vec<String> {
     }
 }
 
-/// The first `n` regions of the catalog, or none (meaning all) when `n`
-/// covers the catalog.
+/// The `n` regions of a stack started with `dev up --regions N` (a
+/// representative set, the stack's catalog), or none (meaning all) when
+/// `n` covers the catalog.
 pub fn limit_regions(n: usize) -> Vec<String> {
     let all = crate::dev::services::regions(usize::MAX);
     if n >= all.len() {

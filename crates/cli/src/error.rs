@@ -19,9 +19,18 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 /// pick another object.
 pub const EXIT_CONFLICT: u8 = 3;
 
-/// What to do when the services cannot be reached.
-pub const UNAVAILABLE_HINT: &str =
-    "is the stack running? try `tilewave dev up` (or check --registry / TILEWAVE_REGISTRY)";
+/// What to do when the services cannot be reached: start the stack, or
+/// check each service's address setting (from [`crate::endpoints::ENDPOINTS`]).
+pub fn unavailable_hint() -> String {
+    let flags: Vec<String> = crate::endpoints::ENDPOINTS
+        .iter()
+        .map(|e| format!("--{} / {}", e.flag(), e.env()))
+        .collect();
+    format!(
+        "is the stack running? try `tilewave dev up` (or check {})",
+        flags.join(", ")
+    )
+}
 
 /// An error with a known exit code. Anything else (I/O, ...) exits 1.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +108,7 @@ pub fn report(err: &anyhow::Error) -> Vec<String> {
             }
         }
         match status.code() {
-            Code::Unavailable => lines.push(format!("hint: {UNAVAILABLE_HINT}")),
+            Code::Unavailable => lines.push(format!("hint: {}", unavailable_hint())),
             Code::Aborted => {
                 lines.push("hint: the tile changed since it was read; run the command again".into())
             }
@@ -143,6 +152,14 @@ mod tests {
         for (code, want) in cases {
             assert_eq!(exit_code_of(code), want, "{code:?}");
         }
+    }
+
+    #[test]
+    fn the_unavailable_hint_names_every_service_address_setting() {
+        assert_eq!(
+            unavailable_hint(),
+            "is the stack running? try `tilewave dev up` (or check --registry / TILEWAVE_REGISTRY, --rollout / TILEWAVE_ROLLOUT)"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod clock;
 mod demo;
 mod dev;
 mod diff;
+mod endpoints;
 mod error;
 mod freeze;
 mod names;
@@ -99,7 +100,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             settings: Settings::load(&cli.global.flag_settings(), &process_env)?,
             format: cli.global.output,
         };
-        tracing::debug!(registry = %ctx.settings.registry, rollout = %ctx.settings.rollout, actor = %ctx.settings.actor, "settings");
+        tracing::debug!(urls = ?ctx.settings.urls, actor = %ctx.settings.actor, "settings");
         Ok(ctx)
     };
     match cli.command {

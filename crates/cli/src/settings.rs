@@ -3,28 +3,21 @@
 //! file, then defaults (STYLE.md 5), and written back by `tilewave dev up`
 //! so that every later command reaches the local stack without flags.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
 
+use crate::endpoints::{ENDPOINTS, Endpoint};
 use crate::error::CliError;
 
-/// The registry's address when nothing else is configured.
-pub const DEFAULT_REGISTRY: &str = "http://127.0.0.1:7401";
-/// The rollout service's address when nothing else is configured.
-pub const DEFAULT_ROLLOUT: &str = "http://127.0.0.1:7402";
 /// How long one call may take when nothing else is configured.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The actor named when neither `--actor`, `TILEWAVE_ACTOR`, the config file
 /// nor `$USER` says who the caller is.
 pub const FALLBACK_ACTOR: &str = "unknown";
 
-/// Environment variable: the registry's URL.
-pub const ENV_REGISTRY: &str = "TILEWAVE_REGISTRY";
-/// Environment variable: the rollout service's URL.
-pub const ENV_ROLLOUT: &str = "TILEWAVE_ROLLOUT";
 /// Environment variable: who the caller is.
 pub const ENV_ACTOR: &str = "TILEWAVE_ACTOR";
 /// Environment variable: the per-call timeout ("10s", "1m 30s").
@@ -35,10 +28,9 @@ pub const ENV_CONFIG: &str = "TILEWAVE_CONFIG";
 /// The resolved settings every command runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// The registry's gRPC URL.
-    pub registry: String,
-    /// The rollout service's gRPC URL (for the roll-out commands).
-    pub rollout: String,
+    /// Each service's gRPC URL, by endpoint name (every one of
+    /// [`ENDPOINTS`] is present); read with [`Settings::url`].
+    pub urls: BTreeMap<&'static str, String>,
     /// Sent as `x-tilewave-actor` on every call, so the audit log names who.
     pub actor: String,
     /// Deadline of each unary call (and of connecting).
@@ -48,26 +40,21 @@ pub struct Settings {
 /// What the flags said; `None` where a flag was not given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlagSettings {
-    /// `--registry`.
-    pub registry: Option<String>,
-    /// `--rollout`.
-    pub rollout: Option<String>,
+    /// `--<endpoint>`: the URLs given, by endpoint name.
+    pub urls: BTreeMap<&'static str, String>,
     /// `--actor`.
     pub actor: Option<String>,
     /// `--timeout`.
     pub timeout: Option<String>,
 }
 
-/// The config file's contents (TOML). Unknown keys are kept when
-/// `dev up` rewrites the file, because it edits a TOML table rather than
-/// this struct.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The config file's contents (TOML): a URL per endpoint key, `actor`,
+/// `timeout`. Unknown keys are refused on reading; `dev up` edits the file
+/// as a TOML table, so it keeps whatever else is in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileSettings {
-    /// The registry's URL.
-    pub registry: Option<String>,
-    /// The rollout service's URL.
-    pub rollout: Option<String>,
+    /// The URLs in the file, by endpoint name.
+    pub urls: BTreeMap<&'static str, String>,
     /// Who the caller is.
     pub actor: Option<String>,
     /// Per-call timeout, e.g. "10s".
@@ -102,9 +89,41 @@ pub fn read_file_settings(path: &Path) -> anyhow::Result<Option<FileSettings>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading config file {}", path.display())),
     };
-    let parsed = toml::from_str(&text)
-        .map_err(|e| CliError::Usage(format!("config file {} is not valid: {e}", path.display())))?;
-    Ok(Some(parsed))
+    let invalid = |e: String| CliError::Usage(format!("config file {} is not valid: {e}", path.display()));
+    let table: toml::Table = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    Ok(Some(FileSettings::from_table(table).map_err(invalid)?))
+}
+
+impl FileSettings {
+    /// The settings of a config file's table: every key must be an
+    /// endpoint's, `actor` or `timeout`, and every value a string.
+    pub fn from_table(table: toml::Table) -> Result<Self, String> {
+        let mut out = Self::default();
+        let mut unknown = Vec::new();
+        for (key, value) in table {
+            let toml::Value::String(v) = value else {
+                return Err(format!("{key}: expected a string, found {}", value.type_str()));
+            };
+            match (key.as_str(), Endpoint::by_key(&key)) {
+                (_, Some(e)) => {
+                    out.urls.insert(e.name, v);
+                }
+                ("actor", None) => out.actor = Some(v),
+                ("timeout", None) => out.timeout = Some(v),
+                _ => unknown.push(tilewave_core::quote::quote(&key)),
+            }
+        }
+        if !unknown.is_empty() {
+            let mut known: Vec<&str> = ENDPOINTS.iter().map(|e| e.key()).collect();
+            known.extend(["actor", "timeout"]);
+            return Err(format!(
+                "unknown key {}: expected one of {}",
+                unknown.join(", "),
+                known.join(", ")
+            ));
+        }
+        Ok(out)
+    }
 }
 
 /// Parses a timeout like "10s", "1m 30s", "500ms" or "PT10S".
@@ -133,10 +152,18 @@ impl Settings {
                 .or_else(|| env(var))
                 .or_else(|| from_file.and_then(Clone::clone))
         };
-        let registry = pick(&flags.registry, ENV_REGISTRY, file.map(|f| &f.registry))
-            .unwrap_or_else(|| DEFAULT_REGISTRY.to_owned());
-        let rollout = pick(&flags.rollout, ENV_ROLLOUT, file.map(|f| &f.rollout))
-            .unwrap_or_else(|| DEFAULT_ROLLOUT.to_owned());
+        let urls: BTreeMap<&'static str, String> = ENDPOINTS
+            .iter()
+            .map(|e| {
+                let url = pick(
+                    &flags.urls.get(e.name).cloned(),
+                    &e.env(),
+                    file.map(|f| f.urls.get(e.name).cloned()).as_ref(),
+                )
+                .unwrap_or_else(|| e.default_url());
+                (e.name, url)
+            })
+            .collect();
         let actor = pick(&flags.actor, ENV_ACTOR, file.map(|f| &f.actor))
             .or_else(|| env("USER"))
             .unwrap_or_else(|| FALLBACK_ACTOR.to_owned());
@@ -148,7 +175,7 @@ impl Settings {
                 DEFAULT_TIMEOUT
             }),
         };
-        for (what, url) in [("registry", &registry), ("rollout", &rollout)] {
+        for (what, url) in &urls {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 problems.push(format!("{what}: {url:?} is not an http:// or https:// URL"));
             }
@@ -164,12 +191,16 @@ impl Settings {
                 problems.join("\n  ")
             )));
         }
-        Ok(Self {
-            registry,
-            rollout,
-            actor,
-            timeout,
-        })
+        Ok(Self { urls, actor, timeout })
+    }
+
+    /// The URL of `endpoint` (its default when, in a hand-built value, it
+    /// is missing).
+    pub fn url(&self, endpoint: Endpoint) -> String {
+        self.urls
+            .get(endpoint.name)
+            .cloned()
+            .unwrap_or_else(|| endpoint.default_url())
     }
 
     /// Reads the config file (from `env`'s idea of where it is) and resolves.
@@ -240,6 +271,11 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::endpoints::{REGISTRY, ROLLOUT};
+
+    fn urls(pairs: &[(&'static str, &str)]) -> BTreeMap<&'static str, String> {
+        pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+    }
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
         let map: HashMap<String, String> = pairs
@@ -251,8 +287,7 @@ mod tests {
 
     fn file(registry: &str, actor: &str, timeout: &str) -> FileSettings {
         FileSettings {
-            registry: Some(registry.to_owned()),
-            rollout: None,
+            urls: urls(&[("registry", registry)]),
             actor: Some(actor.to_owned()),
             timeout: Some(timeout.to_owned()),
         }
@@ -261,27 +296,27 @@ mod tests {
     #[test]
     fn precedence_is_flags_then_env_then_file_then_defaults() {
         let flags = FlagSettings {
-            registry: Some("http://flag:1".into()),
+            urls: urls(&[("registry", "http://flag:1")]),
             ..FlagSettings::default()
         };
         let env = env_of(&[
-            (ENV_REGISTRY, "http://env:2"),
+            (&REGISTRY.env(), "http://env:2"),
             (ENV_ACTOR, "env-actor"),
             ("USER", "unix-user"),
         ]);
         let f = file("http://file:3", "file-actor", "3s");
         let s = Settings::resolve(&flags, &env, Some(&f)).unwrap();
-        assert_eq!(s.registry, "http://flag:1", "flag beats env and file");
+        assert_eq!(s.url(REGISTRY), "http://flag:1", "flag beats env and file");
         assert_eq!(s.actor, "env-actor", "env beats file");
         assert_eq!(s.timeout, Duration::from_secs(3), "file beats default");
-        assert_eq!(s.rollout, DEFAULT_ROLLOUT, "default when nobody says");
+        assert_eq!(s.url(ROLLOUT), ROLLOUT.default_url(), "default when nobody says");
     }
 
     #[test]
     fn table_of_sources() {
         // (flag, env, file, expected registry)
         let cases = [
-            (None, None, None, DEFAULT_REGISTRY),
+            (None, None, None, "http://127.0.0.1:7401"),
             (None, None, Some("http://f"), "http://f"),
             (None, Some("http://e"), Some("http://f"), "http://e"),
             (Some("http://x"), Some("http://e"), Some("http://f"), "http://x"),
@@ -289,16 +324,21 @@ mod tests {
         ];
         for (flag, env, from_file, want) in cases {
             let flags = FlagSettings {
-                registry: flag.map(str::to_owned),
+                urls: flag.map(|f| urls(&[("registry", f)])).unwrap_or_default(),
                 ..FlagSettings::default()
             };
-            let pairs: Vec<(&str, &str)> = env.map(|e| (ENV_REGISTRY, e)).into_iter().collect();
+            let var = REGISTRY.env();
+            let pairs: Vec<(&str, &str)> = env.map(|e| (var.as_str(), e)).into_iter().collect();
             let fs = from_file.map(|r| FileSettings {
-                registry: Some(r.to_owned()),
+                urls: urls(&[("registry", r)]),
                 ..FileSettings::default()
             });
             let s = Settings::resolve(&flags, &env_of(&pairs), fs.as_ref()).unwrap();
-            assert_eq!(s.registry, want, "flag={flag:?} env={env:?} file={from_file:?}");
+            assert_eq!(
+                s.url(REGISTRY),
+                want,
+                "flag={flag:?} env={env:?} file={from_file:?}"
+            );
         }
     }
 
@@ -315,10 +355,9 @@ mod tests {
     #[test]
     fn every_bad_value_is_reported_together() {
         let flags = FlagSettings {
-            registry: Some("127.0.0.1:7401".into()),
+            urls: urls(&[("registry", "127.0.0.1:7401")]),
             timeout: Some("soon".into()),
             actor: Some("\u{1F600}".into()),
-            ..FlagSettings::default()
         };
         let err = Settings::resolve(&flags, &env_of(&[]), None).unwrap_err();
         let text = err.to_string();
@@ -351,12 +390,39 @@ mod tests {
         let p = path.display().to_string();
         let env = env_of(&[(ENV_CONFIG, &p)]);
         let s = Settings::load(&FlagSettings::default(), &env).unwrap();
-        assert_eq!(s.registry, "http://127.0.0.1:9");
+        assert_eq!(s.url(REGISTRY), "http://127.0.0.1:9");
         assert_eq!(s.timeout, Duration::from_secs(2));
 
         std::fs::write(&path, "registri = \"http://x\"\n").unwrap();
         let err = Settings::load(&FlagSettings::default(), &env).unwrap_err();
         assert!(format!("{err:#}").contains("registri"), "{err:#}");
+    }
+
+    #[test]
+    fn every_endpoint_is_a_config_key_and_other_keys_are_refused() {
+        let mut table = toml::Table::new();
+        for e in crate::endpoints::ENDPOINTS {
+            table.insert(
+                e.key().to_owned(),
+                toml::Value::String(format!("http://{}:1", e.name)),
+            );
+        }
+        table.insert("actor".into(), toml::Value::String("ada".into()));
+        let f = FileSettings::from_table(table.clone()).unwrap();
+        for e in crate::endpoints::ENDPOINTS {
+            assert_eq!(f.urls.get(e.name), Some(&format!("http://{}:1", e.name)));
+        }
+        assert_eq!(f.actor.as_deref(), Some("ada"));
+        table.insert("credentialz".into(), toml::Value::String("x".into()));
+        let err = FileSettings::from_table(table).unwrap_err();
+        assert!(
+            err.contains("credentialz") && err.contains("expected one of registry, rollout"),
+            "{err}"
+        );
+        let mut bad = toml::Table::new();
+        bad.insert("timeout".into(), toml::Value::Integer(10));
+        let err = FileSettings::from_table(bad).unwrap_err();
+        assert!(err.contains("timeout: expected a string"), "{err}");
     }
 
     #[test]
@@ -374,7 +440,10 @@ mod tests {
         .unwrap();
         let f = read_file_settings(&path).unwrap().unwrap();
         assert_eq!(f.actor.as_deref(), Some("ada"));
-        assert_eq!(f.registry.as_deref(), Some("http://127.0.0.1:5"));
+        assert_eq!(
+            f.urls.get("registry").map(String::as_str),
+            Some("http://127.0.0.1:5")
+        );
 
         // The user changed rollout since: it stays.
         write_config_values(&path, &[("rollout", "http://elsewhere:1")]).unwrap();
@@ -388,8 +457,11 @@ mod tests {
         .unwrap();
         assert_eq!(removed, vec!["registry".to_owned()]);
         let f = read_file_settings(&path).unwrap().unwrap();
-        assert_eq!(f.registry, None);
-        assert_eq!(f.rollout.as_deref(), Some("http://elsewhere:1"));
+        assert_eq!(f.urls.get("registry"), None);
+        assert_eq!(
+            f.urls.get("rollout").map(String::as_str),
+            Some("http://elsewhere:1")
+        );
 
         // Nothing left: the file goes.
         remove_config_values(&path, &[("rollout", "http://elsewhere:1"), ("actor", "ada")]).unwrap();

@@ -193,6 +193,56 @@ impl RegionCatalog {
             .find(|r| r.canary)
             .or_else(|| self.of_cloud(cloud).next())
     }
+
+    /// The catalog of only the regions `ids` names, in this catalog's order
+    /// (so each cloud keeps its canary when the canary is among them).
+    /// Every id must be in this catalog; at least one is needed.
+    pub fn subset(&self, ids: &[String]) -> Result<Self, RegionError> {
+        if let Some(unknown) = ids.iter().find(|id| self.get(id).is_err()) {
+            return Err(RegionError::UnknownRegion(unknown.clone()));
+        }
+        let regions: Vec<Region> = self
+            .regions
+            .iter()
+            .filter(|r| ids.contains(&r.id))
+            .cloned()
+            .collect();
+        if regions.is_empty() {
+            return Err(RegionError::Toml("no region selected".into()));
+        }
+        Ok(Self { regions })
+    }
+
+    /// A representative set of `n` regions, for a stack that runs agents
+    /// for only some of the catalog: every cloud's canary first (in
+    /// [`Cloud::ALL`] order), then the other regions spread round-robin
+    /// over the clouds, each cloud's in catalog order, skipping a cloud
+    /// that has none left. Ids in the order they were picked; all of the
+    /// catalog when `n` covers it.
+    pub fn representative(&self, n: usize) -> Vec<String> {
+        let canaries: Vec<&Region> = Cloud::ALL.iter().filter_map(|c| self.canary_of(*c)).collect();
+        let mut rest: Vec<std::collections::VecDeque<&Region>> = Cloud::ALL
+            .iter()
+            .map(|c| {
+                self.of_cloud(*c)
+                    .filter(|r| !canaries.iter().any(|k| k.id == r.id))
+                    .collect()
+            })
+            .collect();
+        let mut picked: Vec<String> = canaries.iter().map(|r| r.id.clone()).collect();
+        while picked.len() < n && rest.iter().any(|q| !q.is_empty()) {
+            for queue in &mut rest {
+                if picked.len() >= n {
+                    break;
+                }
+                if let Some(r) = queue.pop_front() {
+                    picked.push(r.id.clone());
+                }
+            }
+        }
+        picked.truncate(n);
+        picked
+    }
 }
 
 #[cfg(test)]
@@ -245,6 +295,79 @@ mod tests {
             let err = RegionCatalog::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(want), "{err:?} should mention {want:?}");
         }
+    }
+
+    #[test]
+    fn representative_sets_take_canaries_first_then_spread_over_clouds() {
+        let c = RegionCatalog::builtin();
+        let canaries = ["aws:ap-northeast-1", "azure:eastus2euap", "gcp:asia-northeast1"];
+        // (n, the picks expected at the front)
+        let cases: &[(usize, &[&str])] = &[
+            (0, &[]),
+            (1, &["aws:ap-northeast-1"]),
+            (2, &["aws:ap-northeast-1", "azure:eastus2euap"]),
+            (3, &canaries),
+            (
+                6,
+                &[
+                    "aws:ap-northeast-1",
+                    "azure:eastus2euap",
+                    "gcp:asia-northeast1",
+                    "aws:ap-northeast-2",
+                    "azure:australiacentral",
+                    "gcp:asia-south1",
+                ],
+            ),
+        ];
+        for (n, want) in cases {
+            let got = c.representative(*n);
+            assert_eq!(got.len(), *n, "n={n}");
+            let got: Vec<&str> = got.iter().map(String::as_str).collect();
+            assert_eq!(&got[..], *want, "n={n}");
+        }
+        for n in [7, 12, 45, 69] {
+            let got = c.representative(n);
+            assert_eq!(got.len(), n, "n={n}");
+            let unique: HashSet<&String> = got.iter().collect();
+            assert_eq!(unique.len(), n, "no region twice, n={n}");
+            assert_eq!(got[..3], canaries.map(String::from), "canaries first, n={n}");
+            for cloud in Cloud::ALL {
+                let k = got
+                    .iter()
+                    .filter(|id| c.get(id).is_ok_and(|r| r.cloud == cloud))
+                    .count();
+                // Spread: each cloud holds its share until it runs out.
+                let share = n.div_ceil(3).min(c.of_cloud(cloud).count());
+                assert!(k + 1 >= share, "{cloud}: {k} of {n} (share {share})");
+            }
+        }
+        assert_eq!(c.representative(70).len(), 70);
+        assert_eq!(c.representative(1000).len(), 70, "at most the whole catalog");
+    }
+
+    #[test]
+    fn a_subset_keeps_catalog_order_and_canaries() {
+        let c = RegionCatalog::builtin();
+        let ids = c.representative(6);
+        let s = c.subset(&ids).unwrap();
+        assert_eq!(s.all().len(), 6);
+        for cloud in Cloud::ALL {
+            assert_eq!(
+                s.canary_of(cloud).map(|r| &r.id),
+                c.canary_of(cloud).map(|r| &r.id)
+            );
+        }
+        let order: Vec<usize> = s
+            .all()
+            .iter()
+            .filter_map(|r| c.all().iter().position(|x| x.id == r.id))
+            .collect();
+        assert!(order.is_sorted(), "{order:?}");
+        assert_eq!(
+            c.subset(&["aws:mars-1".into()]).unwrap_err(),
+            RegionError::UnknownRegion("aws:mars-1".into())
+        );
+        assert!(c.subset(&[]).is_err());
     }
 
     #[test]

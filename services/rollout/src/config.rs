@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tilewave_core::regions::RegionCatalog;
+
 /// Where the rollout service listens unless told otherwise: loopback only,
 /// until the security work brings mTLS.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7402";
@@ -48,6 +50,17 @@ pub struct RolloutConfig {
     /// A regions.toml to use instead of the built-in catalog.
     #[arg(long, env = "TILEWAVE_REGIONS_FILE")]
     pub regions_file: Option<PathBuf>,
+    /// Only these regions of the catalog (ids, comma separated): the
+    /// region catalog of a stack that runs agents for some regions only
+    /// (`tilewave dev up --regions N`). Plans cover only these. Default:
+    /// every region of the catalog.
+    #[arg(
+        long,
+        env = "TILEWAVE_REGIONS",
+        value_delimiter = ',',
+        value_name = "REGION,..."
+    )]
+    pub regions: Vec<String>,
     /// Create the virtual clock at this RFC 3339 time if none exists (demo
     /// and tests); without it the clock in etcd, if any, else the system
     /// clock, is used.
@@ -78,6 +91,28 @@ pub struct RolloutConfig {
 }
 
 impl RolloutConfig {
+    /// The region catalog: `--regions-file` (else the built-in one),
+    /// narrowed to `--regions` when given. The error names the flag.
+    pub fn catalog(&self) -> Result<RegionCatalog, String> {
+        let full = match &self.regions_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                RegionCatalog::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => RegionCatalog::builtin(),
+        };
+        let ids: Vec<String> = self
+            .regions
+            .iter()
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .collect();
+        if ids.is_empty() {
+            return Ok(full);
+        }
+        full.subset(&ids).map_err(|e| format!("--regions: {e}"))
+    }
+
     /// The etcd operation deadline.
     pub fn etcd_timeout(&self) -> Duration {
         Duration::from_millis(self.etcd_timeout_ms)
@@ -101,5 +136,31 @@ impl RolloutConfig {
     /// The deadline of one outgoing RPC.
     pub fn rpc_timeout(&self) -> Duration {
         Duration::from_millis(self.rpc_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn regions_narrow_the_catalog_and_unknown_ones_are_named() {
+        let all = RolloutConfig::parse_from(["tilewave-rollout"]).catalog().unwrap();
+        assert_eq!(all.all().len(), RegionCatalog::builtin().all().len());
+        let some = RolloutConfig::parse_from([
+            "tilewave-rollout",
+            "--regions",
+            "gcp:asia-northeast1,aws:ap-northeast-1",
+        ])
+        .catalog()
+        .unwrap();
+        let ids: Vec<&str> = some.all().iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["aws:ap-northeast-1", "gcp:asia-northeast1"]);
+        let err = RolloutConfig::parse_from(["tilewave-rollout", "--regions", "aws:mars-1"])
+            .catalog()
+            .unwrap_err();
+        assert!(err.contains("--regions") && err.contains("aws:mars-1"), "{err}");
     }
 }

@@ -8,7 +8,6 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tilewave_core::regions::RegionCatalog;
 use tilewave_proto::clock::v1::clock_service_server::ClockServiceServer;
 use tilewave_proto::registry::v1::Tile;
 use tilewave_proto::rollout::v1::rollout_service_server::RolloutServiceServer;
@@ -70,15 +69,7 @@ pub async fn serve(
         None => Arc::new(SystemClock),
     };
     let store = store.with_clock(Arc::clone(&clock));
-    let catalog = match &config.regions_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ServeError::Regions(format!("{}: {e}", path.display())))?;
-            RegionCatalog::from_toml(&text)
-                .map_err(|e| ServeError::Regions(format!("{}: {e}", path.display())))?
-        }
-        None => RegionCatalog::builtin(),
-    };
+    let catalog = config.catalog().map_err(ServeError::Regions)?;
     let rollouts_prefix = store.keys().rollouts();
     let filter_prefix = rollouts_prefix.clone();
     let rollouts = WatchCache::<Rollout>::prefix_filtered(

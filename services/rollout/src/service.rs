@@ -134,16 +134,49 @@ impl Rollouts {
         Ok(model::load(&self.ctx.store, id).await?.assemble())
     }
 
-    /// Starts a roll-out of `spec_in` (StartRollout, and the removal
-    /// roll-outs the lifecycle loop starts): at most one active roll-out
-    /// per tile (the `rollout-active/<tile>` marker is created in the same
-    /// transaction), and one roll-out per id (create-if-absent).
+    /// The pre-flight check: the regions of `plan_regions` with no agent
+    /// registered under `agents/<region>`, in plan order.
+    async fn regions_without_agent<'a>(
+        &self,
+        plan_regions: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<String>> {
+        let registered: std::collections::HashSet<String> = self
+            .ctx
+            .agents
+            .all()
+            .await?
+            .into_iter()
+            .map(|(region, _)| region)
+            .collect();
+        Ok(spec::without_agent(plan_regions, &registered))
+    }
+
+    /// Starts a roll-out of `spec_in` without the pre-flight check (the
+    /// removal roll-outs the lifecycle loop starts: a missing agent is left
+    /// to the roll-out's failure policy); see [`Self::start_checked`].
     pub async fn start(
         &self,
         actor: &Actor,
         origin: tilewave_proto::common::v1::SpanOrigin,
         spec_in: RolloutSpec,
         accept_late: bool,
+    ) -> Result<Rollout> {
+        self.start_checked(actor, origin, spec_in, accept_late, Preflight::Skip)
+            .await
+    }
+
+    /// Starts a roll-out of `spec_in` (StartRollout, and the removal
+    /// roll-outs the lifecycle loop starts): at most one active roll-out
+    /// per tile (the `rollout-active/<tile>` marker is created in the same
+    /// transaction), and one roll-out per id (create-if-absent). With
+    /// [`Preflight::Agents`], refuses when a planned region has no agent.
+    pub async fn start_checked(
+        &self,
+        actor: &Actor,
+        origin: tilewave_proto::common::v1::SpanOrigin,
+        spec_in: RolloutSpec,
+        accept_late: bool,
+        preflight: Preflight,
     ) -> Result<Rollout> {
         let (tile, mut resolved) = self.resolve(&spec_in).await?;
         spec::check_tile(resolved.kind, &tile)?;
@@ -185,6 +218,14 @@ impl Rollouts {
             }
             Err(e) => return Err(Error::from(e)),
         };
+        if preflight == Preflight::Agents {
+            let missing = self
+                .regions_without_agent(plan.regions.iter().map(|p| p.region.as_str()))
+                .await?;
+            if !missing.is_empty() {
+                return Err(spec::no_agent_refusal(&missing));
+            }
+        }
         // The region list becomes explicit, in plan order.
         resolved.spec.regions = plan.regions.iter().map(|p| p.region.clone()).collect();
         resolved.spec.exclude_regions.clear();
@@ -352,6 +393,16 @@ impl Rollouts {
     }
 }
 
+/// Whether a start first checks that every planned region has an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preflight {
+    /// StartRollout: refuse (FAILED_PRECONDITION) naming the regions with
+    /// no registered agent.
+    Agents,
+    /// No check.
+    Skip,
+}
+
 fn require_state(r: &Rollout, allowed: &[RolloutState], what: &str) -> Result<()> {
     if allowed.iter().any(|s| *s as i32 == r.state) {
         return Ok(());
@@ -393,6 +444,13 @@ impl RolloutService for Rollouts {
                 ..Default::default()
             });
         }
+        let missing = self
+            .regions_without_agent(plan.regions.iter().map(|r| r.region.as_str()))
+            .await?;
+        if let Some(p) = spec::no_agent_problem(&missing) {
+            plan.feasible = false;
+            plan.problems.push(p);
+        }
         Ok(Response::new(PlanRolloutResponse { plan: Some(plan) }))
     }
 
@@ -405,7 +463,13 @@ impl RolloutService for Rollouts {
         let origin = tilewave_telemetry::current_origin();
         let r = req.into_inner();
         let rollout = self
-            .start(&actor, origin, r.spec.unwrap_or_default(), r.accept_late)
+            .start_checked(
+                &actor,
+                origin,
+                r.spec.unwrap_or_default(),
+                r.accept_late,
+                Preflight::Agents,
+            )
             .await?;
         Ok(Response::new(StartRolloutResponse {
             rollout: Some(rollout),

@@ -16,7 +16,8 @@ use tilewave_proto::common::v1::{Cloud as ProtoCloud, TileState, Weekday};
 use tilewave_proto::registry::v1::{MaintenanceState, Tile};
 use tilewave_proto::rollout::v1::{
     BlackoutWindow, Constraint, DeadlineSource, OnFailure, Plan as ProtoPlan, PlanProblem, PlanProblemKind,
-    PlanSuggestion, PlannedRegion, PlannedWave, RolloutKind, RolloutSpec, blackout_window, plan_suggestion,
+    PlanSuggestion, PlannedRegion, PlannedWave, RegionList, RolloutKind, RolloutSpec, blackout_window,
+    plan_suggestion,
 };
 use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
 
@@ -612,6 +613,75 @@ pub fn plan(r: &Resolved) -> Result<ProtoPlan> {
     }
 }
 
+/// The pre-flight check: the regions of a plan (in plan order) that have
+/// no registered agent (`agents/<region>`), so an apply there would fail.
+pub fn without_agent<'a>(
+    plan_regions: impl IntoIterator<Item = &'a str>,
+    registered: &std::collections::HashSet<String>,
+) -> Vec<String> {
+    plan_regions
+        .into_iter()
+        .filter(|r| !registered.contains(*r))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `--exclude` flag of `tilewave rollout plan|start` that leaves
+/// `regions` out.
+pub fn exclude_flag(regions: &[String]) -> String {
+    format!("--exclude {}", regions.join(","))
+}
+
+/// "no agent is registered for X (is its tilewave-agent running?)", for
+/// one region or several.
+fn no_agent_sentence(missing: &[String]) -> String {
+    match missing {
+        [one] => format!("no agent is registered for {one} (is its tilewave-agent running?)"),
+        many => format!(
+            "no agent is registered for {} regions of the plan: {} (are their tilewave-agents running?)",
+            many.len(),
+            many.join(", ")
+        ),
+    }
+}
+
+/// The plan problem of the pre-flight check, with the exclusion that would
+/// fit as its suggestion; `None` when every region has an agent.
+pub fn no_agent_problem(missing: &[String]) -> Option<PlanProblem> {
+    if missing.is_empty() {
+        return None;
+    }
+    Some(PlanProblem {
+        kind: PlanProblemKind::NoAgent as i32,
+        message: format!("{}: applies there would fail", no_agent_sentence(missing)),
+        suggestions: vec![PlanSuggestion {
+            message: format!(
+                "leave {} out",
+                if missing.len() == 1 {
+                    "that region"
+                } else {
+                    "those regions"
+                }
+            ),
+            change: Some(plan_suggestion::Change::Exclude(RegionList {
+                regions: missing.to_vec(),
+            })),
+        }],
+        ..Default::default()
+    })
+}
+
+/// StartRollout's refusal when the pre-flight check finds regions with no
+/// agent: names them and the `--exclude` that would fit.
+pub fn no_agent_refusal(missing: &[String]) -> Error {
+    Error::FailedPrecondition(format!(
+        "cannot start: {}; start the agent, or leave {} out with {}",
+        no_agent_sentence(missing),
+        if missing.len() == 1 { "it" } else { "them" },
+        exclude_flag(missing)
+    ))
+}
+
 /// The problem (kind and message) of a tile that cannot start, for a dry
 /// run that always answers with a plan.
 pub fn tile_problem(e: &Error, tile: &Tile) -> Option<PlanProblem> {
@@ -631,4 +701,69 @@ pub fn tile_problem(e: &Error, tile: &Tile) -> Option<PlanProblem> {
         missing_sign_offs: tile.missing_sign_offs.clone(),
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn pre_flight_lists_the_regions_without_an_agent_in_plan_order() {
+        let registered: HashSet<String> = ids(&["aws:ap-northeast-1", "azure:westus"]).into_iter().collect();
+        let plan = [
+            "gcp:asia-northeast1",
+            "aws:ap-northeast-1",
+            "azure:westus",
+            "azure:eastus",
+        ];
+        assert_eq!(
+            without_agent(plan, &registered),
+            ids(&["gcp:asia-northeast1", "azure:eastus"])
+        );
+        assert!(without_agent(["aws:ap-northeast-1"], &registered).is_empty());
+        assert_eq!(no_agent_problem(&[]), None);
+    }
+
+    #[test]
+    fn the_no_agent_problem_and_refusal_name_the_regions_and_the_exclude_that_fits() {
+        // (missing, phrases in the problem, phrases in the refusal)
+        let cases: &[(&[&str], &[&str], &[&str])] = &[
+            (
+                &["gcp:asia-northeast1"],
+                &["no agent is registered for gcp:asia-northeast1 (is its tilewave-agent running?)"],
+                &["cannot start", "leave it out with --exclude gcp:asia-northeast1"],
+            ),
+            (
+                &["gcp:asia-northeast1", "azure:westus"],
+                &["2 regions of the plan: gcp:asia-northeast1, azure:westus"],
+                &["leave them out with --exclude gcp:asia-northeast1,azure:westus"],
+            ),
+        ];
+        for (missing, in_problem, in_refusal) in cases {
+            let missing = ids(missing);
+            let p = no_agent_problem(&missing).unwrap();
+            assert_eq!(p.kind, PlanProblemKind::NoAgent as i32);
+            for want in *in_problem {
+                assert!(p.message.contains(want), "{:?} lacks {want:?}", p.message);
+            }
+            assert_eq!(
+                p.suggestions[0].change,
+                Some(plan_suggestion::Change::Exclude(RegionList {
+                    regions: missing.clone()
+                }))
+            );
+            let Error::FailedPrecondition(refusal) = no_agent_refusal(&missing) else {
+                panic!("a failed precondition")
+            };
+            for want in *in_refusal {
+                assert!(refusal.contains(want), "{refusal:?} lacks {want:?}");
+            }
+        }
+    }
 }

@@ -22,7 +22,7 @@ use crate::client::{note, out};
 use crate::error::CliError;
 use crate::output::{Format, Table, structured};
 use crate::settings::{config_path, process_env, remove_config_values, write_config_values};
-use services::{Replicas, SERVICES, StackEnv, instance_name, regions};
+use services::{Replicas, SERVICES, StackEnv, instance_name, regions, stack_catalog};
 use stack::{HealthKind, ProcessRecord, StackFile, dev_dir, pid_alive, pid_runs};
 
 /// The key prefix of the dev stack.
@@ -95,7 +95,10 @@ pub struct UpArgs {
     /// The dev directory: etcd data, logs, stack.toml [env: TILEWAVE_DEV_DIR] [default: ~/.local/share/tilewave/dev].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// How many regions get an agent: the first N of the catalog [default: all 70].
+    /// How many regions get an agent [default: all 70]. Fewer picks a
+    /// representative set (every cloud's canary first, then the others
+    /// spread round-robin over aws, azure and gcp), and those N become the
+    /// stack's region catalog: plans cover only them.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..))]
     pub regions: Option<u32>,
     /// Run domain time on the virtual clock, starting now (the rollout service serves it).
@@ -295,12 +298,14 @@ async fn up(args: &UpArgs, format: Format) -> anyhow::Result<()> {
         regions: args
             .regions
             .unwrap_or(u32::try_from(regions(usize::MAX).len()).unwrap_or(u32::MAX)),
+        region_ids: Vec::new(),
         prefix: DEV_PREFIX.to_owned(),
         config_file: None,
         skipped: Vec::new(),
         settings: BTreeMap::new(),
         processes: Vec::new(),
     };
+    stack.region_ids = stack_catalog(stack.regions as usize);
     match start_stack(&mut stack, args, &prev_port, previous.as_ref()).await {
         Ok(()) => {}
         Err(e) => {
@@ -395,6 +400,7 @@ async fn start_stack(
         data_dir: dir.clone(),
         registry_url: None,
         region: None,
+        catalog: stack.region_ids.clone(),
     };
     for def in SERVICES {
         let Some(binary) = find_binary(def.binary) else {
@@ -556,6 +562,7 @@ fn print_up(stack: &StackFile, format: Format) -> anyhow::Result<()> {
         },
         t.render()
     );
+    text.push_str(&regions_line(stack));
     for s in &stack.skipped {
         text.push_str(&format!("skipped {s}\n"));
     }
@@ -568,7 +575,7 @@ fn print_up(stack: &StackFile, format: Format) -> anyhow::Result<()> {
             text.push_str(&format!("\nsaved to {}: {}\n", path.display(), saved.join(", ")));
         }
         for s in SERVICES.iter().filter_map(|s| s.setting) {
-            if let Some(v) = process_env(s.env()) {
+            if let Some(v) = process_env(&s.env()) {
                 text.push_str(&format!(
                     "warning: {}={v} is set and overrides the saved {}\n",
                     s.env(),
@@ -579,6 +586,24 @@ fn print_up(stack: &StackFile, format: Format) -> anyhow::Result<()> {
     }
     text.push_str(&next_steps(&stack.dir, &process_env));
     out(&text)
+}
+
+/// Which regions the stack covers: "regions: 6 of 70 (aws:..., ...), the
+/// stack's region catalog", or all of them.
+fn regions_line(stack: &StackFile) -> String {
+    let total = regions(usize::MAX).len();
+    if stack.region_ids.is_empty() {
+        format!(
+            "regions: {} of {total} have an agent; plans cover all {total}\n",
+            stack.regions
+        )
+    } else {
+        format!(
+            "regions: {} of {total}, the stack's region catalog (plans cover only these): {}\n",
+            stack.region_ids.len(),
+            stack.region_ids.join(", ")
+        )
+    }
 }
 
 /// How to check and stop the stack in `dir`: with `--dir` when a plain
@@ -676,6 +701,7 @@ async fn status(args: &DirArgs, format: Format) -> anyhow::Result<()> {
             ]);
         }
         let mut text = format!("dev stack in {}\n\n{}", stack.dir.display(), t.render());
+        text.push_str(&regions_line(&stack));
         for s in &stack.skipped {
             text.push_str(&format!("not started: {s}\n"));
         }

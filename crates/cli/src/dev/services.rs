@@ -2,41 +2,14 @@
 //! service to the local stack is one line in [`SERVICES`]; a service whose
 //! binary is not built yet is skipped with a note.
 
-use crate::settings::{ENV_REGISTRY, ENV_ROLLOUT};
-
-/// The connection setting a service's address is saved as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SettingKey {
-    /// `registry` in the config file.
-    Registry,
-    /// `rollout` in the config file.
-    Rollout,
-}
-
-impl SettingKey {
-    /// The config file key.
-    pub fn key(self) -> &'static str {
-        match self {
-            Self::Registry => "registry",
-            Self::Rollout => "rollout",
-        }
-    }
-
-    /// The environment variable that would override the saved value.
-    pub fn env(self) -> &'static str {
-        match self {
-            Self::Registry => ENV_REGISTRY,
-            Self::Rollout => ENV_ROLLOUT,
-        }
-    }
-}
+use crate::endpoints::{Endpoint, REGISTRY, ROLLOUT};
 
 /// How many copies of a service run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replicas {
     /// One.
     One,
-    /// One per region, for the first `--regions N` regions of the catalog.
+    /// One per region of the stack (`--regions N`: a representative set).
     PerRegion,
 }
 
@@ -59,6 +32,9 @@ pub struct StackEnv {
     pub registry_url: Option<String>,
     /// The region of a per-region instance.
     pub region: Option<String>,
+    /// The stack's region catalog when `--regions N` narrows it (the
+    /// regions with agents); empty: every region of the catalog.
+    pub catalog: Vec<String>,
 }
 
 /// One service of the local stack.
@@ -70,8 +46,9 @@ pub struct ServiceDef {
     pub binary: &'static str,
     /// The gRPC health service whose SERVING means ready (`""`: the server).
     pub health_service: &'static str,
-    /// The setting its URL is saved as, if the CLI talks to it.
-    pub setting: Option<SettingKey>,
+    /// The endpoint its URL is saved as (config key, variable), if the
+    /// CLI talks to it.
+    pub setting: Option<Endpoint>,
     /// Its arguments (`--listen 127.0.0.1:PORT` is added).
     pub args: fn(&StackEnv) -> Vec<String>,
     /// One, or one per region.
@@ -81,10 +58,10 @@ pub struct ServiceDef {
 /// The services in start order (each may use the ones before it).
 #[rustfmt::skip]
 pub const SERVICES: &[ServiceDef] = &[
-    ServiceDef { name: "registry", binary: "tilewave-registry", health_service: "", setting: Some(SettingKey::Registry), args: store_args, replicas: Replicas::One },
-    ServiceDef { name: "rollout", binary: "tilewave-rollout", health_service: "tilewave.rollout.v1.RolloutService", setting: Some(SettingKey::Rollout), args: rollout_args, replicas: Replicas::One },
+    ServiceDef { name: "registry", binary: "tilewave-registry", health_service: "", setting: Some(REGISTRY), args: store_args, replicas: Replicas::One },
+    ServiceDef { name: "rollout", binary: "tilewave-rollout", health_service: "tilewave.rollout.v1.RolloutService", setting: Some(ROLLOUT), args: rollout_args, replicas: Replicas::One },
     // Next, one line each, once their binaries and flags exist:
-    // ServiceDef { name: "credentials", binary: "tilewave-credentials", health_service: "", setting: None, args: store_args, replicas: Replicas::One },
+    // ServiceDef { name: "credentials", binary: "tilewave-credentials", health_service: "", setting: Some(CREDENTIALS), args: store_args, replicas: Replicas::One },
     // ServiceDef { name: "escalation", binary: "tilewave-escalation", health_service: "", setting: None, args: store_args, replicas: Replicas::One },
     ServiceDef { name: "agent", binary: "tilewave-agent", health_service: "tilewave.agent.v1.AgentService", setting: None, args: agent_args, replicas: Replicas::PerRegion },
 ];
@@ -106,6 +83,9 @@ pub fn rollout_args(env: &StackEnv) -> Vec<String> {
     let mut args = store_args(env);
     if let Some(url) = &env.registry_url {
         args.extend(["--registry".into(), url.clone()]);
+    }
+    if !env.catalog.is_empty() {
+        args.extend(["--regions".into(), env.catalog.join(",")]);
     }
     if let (true, Some(start)) = (env.virtual_clock, &env.virtual_clock_start) {
         args.extend([
@@ -141,14 +121,23 @@ pub fn instance_name(service: &str, region: Option<&str>) -> String {
     }
 }
 
-/// The first `n` regions of the built-in catalog.
+/// The `n` regions a stack started with `--regions N` runs agents for: a
+/// representative set of the built-in catalog (every cloud's canary, then
+/// the others spread round-robin over the clouds); all when `n` covers it.
 pub fn regions(n: usize) -> Vec<String> {
-    tilewave_core::regions::RegionCatalog::builtin()
-        .all()
-        .iter()
-        .take(n)
-        .map(|r| r.id.clone())
-        .collect()
+    tilewave_core::regions::RegionCatalog::builtin().representative(n)
+}
+
+/// The region catalog the rollout service is told for a stack with agents
+/// in `n` regions: those regions, or empty (the whole catalog) when `n` is
+/// zero or covers the catalog.
+pub fn stack_catalog(n: usize) -> Vec<String> {
+    let ids = regions(n);
+    if n == 0 || ids.len() >= regions(usize::MAX).len() {
+        Vec::new()
+    } else {
+        ids
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +154,7 @@ mod tests {
             data_dir: "/d".into(),
             registry_url: Some("http://127.0.0.1:7401".into()),
             region: Some("aws:eu-west-1".into()),
+            catalog: Vec::new(),
         }
     }
 
@@ -173,7 +163,7 @@ mod tests {
         let r = &SERVICES[0];
         assert_eq!(
             (r.name, r.binary, r.setting),
-            ("registry", "tilewave-registry", Some(SettingKey::Registry))
+            ("registry", "tilewave-registry", Some(REGISTRY))
         );
         assert_eq!(
             (r.args)(&env()),
@@ -215,7 +205,7 @@ mod tests {
         let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
         assert_eq!(names, ["registry", "rollout", "agent"]);
         assert_eq!(SERVICES[2].replicas, Replicas::PerRegion);
-        assert_eq!(SERVICES[1].setting, Some(SettingKey::Rollout));
+        assert_eq!(SERVICES[1].setting, Some(ROLLOUT));
         assert_eq!(
             instance_name("agent", Some("aws:eu-west-1")),
             "agent-aws-eu-west-1"
@@ -223,5 +213,24 @@ mod tests {
         assert_eq!(instance_name("registry", None), "registry");
         assert_eq!(regions(3).len(), 3);
         assert_eq!(regions(1000).len(), regions(70).len());
+    }
+
+    #[test]
+    fn a_narrowed_stack_tells_the_rollout_service_its_catalog() {
+        let six = stack_catalog(6);
+        assert_eq!(six.len(), 6);
+        let clouds: std::collections::HashSet<&str> =
+            six.iter().filter_map(|r| r.split(':').next()).collect();
+        assert_eq!(clouds.len(), 3, "every cloud: {six:?}");
+        assert!(stack_catalog(0).is_empty());
+        assert!(stack_catalog(70).is_empty());
+        assert!(stack_catalog(500).is_empty());
+        let a = rollout_args(&StackEnv {
+            catalog: six.clone(),
+            ..env()
+        });
+        let at = a.iter().position(|x| x == "--regions").expect("--regions");
+        assert_eq!(a[at + 1], six.join(","));
+        assert!(!rollout_args(&env()).contains(&"--regions".to_owned()));
     }
 }

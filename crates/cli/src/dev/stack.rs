@@ -60,6 +60,10 @@ pub struct StackFile {
     pub virtual_clock: bool,
     /// How many regions have agents.
     pub regions: u32,
+    /// The stack's region catalog when `--regions N` narrowed it: the
+    /// regions with agents, which plans cover; empty: the whole catalog.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub region_ids: Vec<String>,
     /// The key prefix of every service.
     pub prefix: String,
     /// The config file the settings were written to, if any.
@@ -184,6 +188,7 @@ mod tests {
             dir: dir.to_path_buf(),
             virtual_clock: true,
             regions: 3,
+            region_ids: vec!["aws:ap-northeast-1".into()],
             prefix: "/tilewave/".into(),
             config_file: Some(dir.join("config.toml")),
             skipped: vec!["rollout: tilewave-rollout is not built".into()],

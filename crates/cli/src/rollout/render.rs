@@ -166,6 +166,9 @@ pub fn problems(p: &Plan) -> Vec<String> {
                         )
                     })
                 }
+                Some(plan_suggestion::Change::Exclude(list)) => {
+                    format!(" (--exclude {})", list.regions.join(","))
+                }
                 None => String::new(),
             };
             lines.push(format!("    try: {}{flag}", s.message));
@@ -488,7 +491,9 @@ pub fn progress(r: &Rollout, now: Option<Timestamp>, width: usize) -> Vec<String
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use tilewave_proto::rollout::v1::{PlanProblem, PlanSuggestion, PlannedRegion, PlannedWave, RolloutSpec};
+    use tilewave_proto::rollout::v1::{
+        PlanProblem, PlanSuggestion, PlannedRegion, PlannedWave, RegionList, RolloutSpec,
+    };
 
     use super::*;
     use crate::names::{parse_time, to_proto_duration, to_proto_time};
@@ -642,6 +647,34 @@ pub(crate) mod tests {
         let text = plan_text(&bare, 80, false);
         assert!(
             text.contains("- missing sign offs: missing sign-offs: legal"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_pre_flight_problem_names_the_regions_and_the_exclude_that_fits() {
+        let p = Plan {
+            feasible: false,
+            problems: vec![PlanProblem {
+                kind: PlanProblemKind::NoAgent as i32,
+                message: "no agent is registered for 2 regions of the plan: gcp:asia-northeast1, azure:westus (are their tilewave-agents running?): applies there would fail".into(),
+                suggestions: vec![PlanSuggestion {
+                    message: "leave those regions out".into(),
+                    change: Some(plan_suggestion::Change::Exclude(RegionList {
+                        regions: vec!["gcp:asia-northeast1".into(), "azure:westus".into()],
+                    })),
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let text = plan_text(&p, 80, false);
+        assert!(
+            text.contains("- no agent: no agent is registered for 2 regions of the plan: gcp:asia-northeast1, azure:westus"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    try: leave those regions out (--exclude gcp:asia-northeast1,azure:westus)"),
             "{text}"
         );
     }

@@ -319,12 +319,8 @@ fn rollout_journey_on_the_virtual_clock() {
         "etcd, registry, rollout, 4 agents"
     );
 
-    let regions: Vec<String> = tilewave_core::regions::RegionCatalog::builtin()
-        .all()
-        .iter()
-        .take(4)
-        .map(|r| r.id.clone())
-        .collect();
+    // The stack's four regions: `dev up --regions 4` picks them.
+    let regions: Vec<String> = tilewave_core::regions::RegionCatalog::builtin().representative(4);
     let regions = regions.join(",");
 
     prepare_launch(&cli, "riverflow");
@@ -387,4 +383,150 @@ fn rollout_journey_on_the_virtual_clock() {
     let down = cli.run(&["dev", "down", "--purge"]);
     assert_eq!(code(&down), 0);
     assert!(!cli.dev_dir().exists());
+}
+
+/// Starts a stack with agents in `regions` regions on a fast virtual clock
+/// and returns `dev status` as JSON rows (every process healthy).
+fn up_with_regions(cli: &Cli, regions: &str) -> Vec<serde_json::Value> {
+    let up = cli.run(&[
+        "dev",
+        "up",
+        "--regions",
+        regions,
+        "--virtual-clock",
+        "--rate",
+        "5000",
+    ]);
+    assert_eq!(code(&up), 0);
+    assert!(
+        stdout(&up).contains(&format!("regions: {regions} of 70, the stack's region catalog")),
+        "dev up names the stack's regions: {}",
+        stdout(&up)
+    );
+    let status = cli.run(&["dev", "status", "-o", "json"]);
+    assert_eq!(code(&status), 0, "every process healthy");
+    let rows: serde_json::Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    rows.as_array().expect("an array").clone()
+}
+
+/// Follows the tile's roll-out to its end; returns its final status.
+fn follow_to_the_end(cli: &Cli, tile: &str) -> serde_json::Value {
+    let watch = run_bounded(
+        cli,
+        &["rollout", "status", tile, "--watch"],
+        std::time::Duration::from_secs(120),
+    );
+    assert_eq!(code(&watch), 0);
+    let done = cli.run(&["rollout", "status", tile, "-o", "json"]);
+    serde_json::from_slice(&done.stdout).expect("JSON")
+}
+
+/// `dev up --regions 6` runs agents on all three clouds, makes those six
+/// the stack's region catalog, and an all-cloud tile's roll-out (no
+/// `--regions` flag) covers exactly them and succeeds.
+#[test]
+fn a_six_region_stack_rolls_an_all_cloud_tile_out_over_its_six_regions() {
+    if !binaries_built(&["tilewave-registry", "tilewave-rollout", "tilewave-agent"]) {
+        return;
+    }
+    let cli = Cli {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let rows = up_with_regions(&cli, "6");
+    let agents: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .filter(|n| n.starts_with("agent-"))
+        .collect();
+    assert_eq!(agents.len(), 6, "{agents:?}");
+    for cloud in ["aws", "azure", "gcp"] {
+        assert!(
+            agents.iter().any(|a| a.starts_with(&format!("agent-{cloud}-"))),
+            "an agent on {cloud}: {agents:?}"
+        );
+    }
+    let status = cli.run(&["dev", "status"]);
+    assert!(
+        stdout(&status).contains("regions: 6 of 70, the stack's region catalog"),
+        "dev status shows the saved regions: {}",
+        stdout(&status)
+    );
+
+    prepare_launch(&cli, "riverflow");
+    let plan = cli.run(&["rollout", "plan", "riverflow"]);
+    assert_eq!(code(&plan), 0, "every region of the plan has an agent");
+    assert!(stdout(&plan).contains("6 regions"), "{}", stdout(&plan));
+
+    let start = cli.run(&["rollout", "start", "riverflow"]);
+    assert_eq!(code(&start), 0);
+    let r = follow_to_the_end(&cli, "riverflow");
+    assert_eq!(r["state"], "SUCCEEDED", "{r}");
+    assert_eq!(r["regions_live"], 6, "{r}");
+    assert_eq!(code(&cli.run(&["dev", "down", "--purge"])), 0);
+}
+
+/// With one agent stopped, `rollout plan` lists its region as a problem
+/// and `rollout start` refuses (exit 3) naming it and the `--exclude`
+/// that fits; the start with that `--exclude` completes.
+#[test]
+fn a_stopped_agent_fails_the_pre_flight_check_and_the_suggested_exclude_completes() {
+    if !binaries_built(&["tilewave-registry", "tilewave-rollout", "tilewave-agent"]) {
+        return;
+    }
+    let cli = Cli {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let rows = up_with_regions(&cli, "6");
+    let stopped = "gcp:asia-northeast1";
+    let pid = rows
+        .iter()
+        .find(|r| r["name"] == "agent-gcp-asia-northeast1")
+        .and_then(|r| r["pid"].as_i64())
+        .and_then(|p| i32::try_from(p).ok())
+        .expect("the gcp canary's agent runs");
+    let pid = nix::unistd::Pid::from_raw(pid);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("stopping the agent");
+
+    prepare_launch(&cli, "riverflow");
+    // Its registration goes when it stops: poll the plan until it says so.
+    let exclude = format!("--exclude {stopped}");
+    // (At most 30 s, counted in steps as `run_bounded` does.)
+    let step = std::time::Duration::from_millis(200);
+    let mut waited = std::time::Duration::ZERO;
+    let plan = loop {
+        let plan = cli.run(&["rollout", "plan", "riverflow"]);
+        if code(&plan) == 3 || waited > std::time::Duration::from_secs(30) {
+            break plan;
+        }
+        std::thread::sleep(step);
+        waited += step;
+    };
+    assert_eq!(
+        code(&plan),
+        3,
+        "a plan with a region lacking an agent is not feasible"
+    );
+    let text = stdout(&plan);
+    assert!(
+        text.contains(&format!(
+            "- no agent: no agent is registered for {stopped} (is its tilewave-agent running?)"
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!("({exclude})")), "{text}");
+
+    let refused = cli.run(&["rollout", "start", "riverflow"]);
+    assert_eq!(code(&refused), 3, "FAILED_PRECONDITION");
+    let err = stderr(&refused);
+    assert!(err.contains(stopped), "names the region: {err}");
+    assert!(err.contains(&exclude), "says the --exclude that fits: {err}");
+    let none = cli.run(&["rollout", "list", "-o", "json"]);
+    assert_eq!(stdout(&none).trim(), "[]", "nothing started");
+
+    let start = cli.run(&["rollout", "start", "riverflow", "--exclude", stopped]);
+    assert_eq!(code(&start), 0);
+    let r = follow_to_the_end(&cli, "riverflow");
+    assert_eq!(r["state"], "SUCCEEDED", "{r}");
+    assert_eq!(r["regions_live"], 5, "{r}");
+    assert_eq!(code(&cli.run(&["dev", "down", "--purge"])), 0);
 }
