@@ -318,7 +318,12 @@ impl View {
 
     /// Where the planner should think each region stands.
     pub fn progress(&self) -> Progress {
-        progress(self.state, self.planned_at, &self.steps)
+        let paused_since = if self.state == State::Paused {
+            self.planned_at
+        } else {
+            None
+        };
+        progress(&self.steps, paused_since)
     }
 }
 
@@ -327,10 +332,9 @@ pub fn current_wave(steps: &[Step]) -> Option<i32> {
     steps.iter().filter(|s| !s.state.is_done()).map(|s| s.wave).min()
 }
 
-/// Where the planner should think each region stands, for a roll-out in
-/// `state` whose plan was computed at `planned_at` (when paused, the pause
-/// counts from then).
-pub fn progress(state: State, planned_at: Option<Timestamp>, steps: &[Step]) -> Progress {
+/// Where the planner should think each region stands, for a roll-out of
+/// `steps` paused since `paused_since` (if it is).
+pub fn progress(steps: &[Step], paused_since: Option<Timestamp>) -> Progress {
     let mut regions = BTreeMap::new();
     for s in steps {
         let rs = match s.state {
@@ -351,7 +355,7 @@ pub fn progress(state: State, planned_at: Option<Timestamp>, steps: &[Step]) -> 
     }
     Progress {
         regions,
-        paused_since: if state == State::Paused { planned_at } else { None },
+        paused_since,
     }
 }
 
