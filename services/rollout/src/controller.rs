@@ -7,6 +7,12 @@
 //! continues from the recorded steps and a replica that lost its lease can
 //! neither write to etcd nor (through the fencing token) to the agents.
 //!
+//! What each decision is comes from the pure rules in
+//! [`tilewave_core::rollout`] ([`rollout::decide`], [`rollout::fail`]);
+//! this module reads the roll-out, converts it at the edge
+//! ([`crate::convert`]) and carries the decision out: etcd commits, agent
+//! calls, registry transitions.
+//!
 //! A RUNNING roll-out follows its re-plan from now: a PENDING region starts
 //! applying when the re-plan starts it now (which honours blackouts, the
 //! concurrency limit and wave order); its apply holds its slot for the

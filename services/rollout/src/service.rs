@@ -1,6 +1,11 @@
 //! The RolloutService RPCs. Reads come from etcd (the roll-out and its
 //! steps); every change is one audited transaction guarded by the etag the
 //! caller named (or read), so a call that is refused changes nothing.
+//!
+//! Pause, resume, retry, skip, approve, abort and rollback are answered by
+//! the pure rules ([`tilewave_core::rollout::handle`]) on the roll-out
+//! converted at the edge ([`crate::convert`]); `Rollouts::command`
+//! commits what they return.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;

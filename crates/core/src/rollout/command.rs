@@ -72,7 +72,7 @@ impl Command {
         }
     }
 
-    /// What the command does, for "cannot <verb> roll-out <id>".
+    /// What the command does, for "cannot `verb` roll-out `id`".
     pub fn verb(&self) -> &'static str {
         match self {
             Command::Pause { .. } => "pause",

@@ -332,7 +332,7 @@ pub struct Failure {
     /// Set when the wave rolls back: its regions; the roll-out pauses when
     /// they are restored.
     pub rollback_wave: Option<Vec<String>>,
-    /// The pause reason: "<tile> failed in <region> (wave <n>): <why>".
+    /// The pause reason: "`tile` failed in `region` (wave `n`): `why`".
     pub reason: String,
     /// The failure event's message.
     pub event: String,
