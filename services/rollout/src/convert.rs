@@ -254,3 +254,77 @@ impl From<Refused> for Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_goes_to_the_wire_and_back() {
+        for s in State::ALL {
+            assert_eq!(state(state_to_wire(s)), Some(s));
+            assert_eq!(wire::RolloutState::short_name_of(state_to_wire(s)), s.name());
+        }
+        assert_eq!(state(0), None);
+        assert_eq!(state(99), None);
+        for s in StepState::ALL {
+            assert_eq!(step_state(step_state_to_wire(s)), s);
+            assert_eq!(wire::StepState::short_name_of(step_state_to_wire(s)), s.name());
+        }
+        assert_eq!(step_state(0), StepState::Pending);
+        for c in [
+            None,
+            Some(PauseCause::Manual),
+            Some(PauseCause::Failure),
+            Some(PauseCause::Hold),
+        ] {
+            assert_eq!(pause_cause(pause_cause_to_wire(c)), c);
+        }
+    }
+
+    #[test]
+    fn a_view_carries_the_spec_with_defaults() {
+        let r = wire::Rollout {
+            id: "r".into(),
+            state: state_to_wire(State::Running),
+            spec: Some(wire::RolloutSpec {
+                on_failure: wire::OnFailure::RollbackWave.into(),
+                bake_per_wave: vec![spec::proto_duration(jiff::SignedDuration::from_mins(10))],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let v = view(&r, &[], Err(String::new())).unwrap();
+        assert_eq!(v.policy, FailurePolicy::RollbackWave);
+        assert_eq!(v.bake_of(3), jiff::SignedDuration::from_mins(10));
+        assert_eq!((v.apply_time, v.concurrency), (DEFAULT_APPLY_TIME, 1));
+        let unknown = wire::Rollout { state: 0, ..r };
+        assert!(view(&unknown, &[], Err(String::new())).is_err());
+    }
+
+    #[test]
+    fn resume_with_a_bake_sets_it_from_a_wave_on() {
+        let mins = |m| spec::proto_duration(jiff::SignedDuration::from_mins(m));
+        let mut r = wire::Rollout {
+            wave_count: 3,
+            spec: Some(wire::RolloutSpec {
+                bake: Some(mins(60)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        apply_effects(
+            &[
+                Effect::SetBake {
+                    from_wave: 2,
+                    bake: jiff::SignedDuration::from_mins(5),
+                },
+                Effect::SetConcurrency(4),
+            ],
+            &mut r,
+        );
+        let spec = r.spec.unwrap_or_default();
+        assert_eq!(spec.bake_per_wave, [mins(60), mins(5), mins(5)]);
+        assert_eq!(spec.concurrency, 4);
+    }
+}

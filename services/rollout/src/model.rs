@@ -14,7 +14,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tilewave_core::planner::{self, Progress};
 use tilewave_core::regions::RegionCatalog;
-use tilewave_core::rollout::State as RolloutState_;
+use tilewave_core::rollout::{Deadline, State as RolloutState_};
 use tilewave_proto::ShortName;
 use tilewave_proto::common::v1::{Event, EventKind, PartnerConfig, Severity, SpanOrigin, TileState};
 use tilewave_proto::registry::v1::Tile;
@@ -232,7 +232,7 @@ pub fn replan_into(ctx: &Ctx, rollout: &mut Rollout, steps: &[RolloutStep], now:
     .unwrap_or(i32::MAX);
     rollout.current_wave = tilewave_core::rollout::current_wave(&core_steps).unwrap_or(rollout.wave_count);
     rollout.frozen = ctx.frozen();
-    if convert::state(rollout.state).is_none_or(|s| s.is_terminal() || s == RolloutState_::RollingBack) {
+    if !convert::state(rollout.state).is_some_and(|s| s.replans()) {
         return Replanned::default();
     }
     let resolved = match resolved_of(ctx, rollout, now) {
@@ -254,14 +254,15 @@ pub fn replan_into(ctx: &Ctx, rollout: &mut Rollout, steps: &[RolloutStep], now:
     rollout.eta = Some(to_proto_timestamp(re.eta));
     rollout.deadline = plan.deadline;
     let mut out = Replanned::default();
-    match (&re.at_risk, resolved.has_deadline) {
-        (Some(risk), true) => {
+    let verdict = tilewave_core::rollout::deadline(&re, resolved.has_deadline, was_at_risk);
+    match (verdict, &re.at_risk) {
+        (Deadline::AtRisk { late_by, crossed }, Some(risk)) => {
             let problem = spec::at_risk_problem(risk);
             plan.feasible = false;
-            rollout.at_risk_by = Some(spec::proto_duration(risk.late_by));
-            if !was_at_risk {
+            rollout.at_risk_by = Some(spec::proto_duration(late_by));
+            if crossed {
                 let mut attributes = std::collections::HashMap::new();
-                attributes.insert("late_by".to_owned(), planner::format_duration(risk.late_by));
+                attributes.insert("late_by".to_owned(), planner::format_duration(late_by));
                 for (i, s) in problem.suggestions.iter().enumerate() {
                     attributes.insert(format!("fix_{}", i + 1), s.message.clone());
                 }
@@ -275,7 +276,7 @@ pub fn replan_into(ctx: &Ctx, rollout: &mut Rollout, steps: &[RolloutStep], now:
                         rollout.id,
                         rollout.tile_id,
                         re.eta,
-                        planner::format_duration(risk.late_by),
+                        planner::format_duration(late_by),
                         problem.message
                     ),
                     now,
@@ -284,7 +285,7 @@ pub fn replan_into(ctx: &Ctx, rollout: &mut Rollout, steps: &[RolloutStep], now:
             }
             plan.problems.push(problem);
         }
-        _ => rollout.at_risk_by = None,
+        (Deadline::AtRisk { .. } | Deadline::OnPlan, _) => rollout.at_risk_by = None,
     }
     rollout.plan = Some(plan);
     out

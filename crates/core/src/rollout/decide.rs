@@ -1,7 +1,9 @@
 //! What the owner of a roll-out does next ([`decide`]) and what a failed
 //! region does to it ([`fail`]).
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::planner::Replan;
 
 use super::{FailurePolicy, HEALTH_CHECK_EVERY, PauseCause, State, Step, StepState, View};
 
@@ -366,5 +368,32 @@ pub fn fail(view: &View, tile: &str, step: usize, why: &str) -> Failure {
         rollback_wave,
         event: format!("{reason}; roll-out {then}"),
         reason,
+    }
+}
+
+/// What a re-plan from now says about a roll-out's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// The ETA meets the deadline, or the roll-out has no real deadline.
+    OnPlan,
+    /// The ETA is past the deadline.
+    AtRisk {
+        /// By how much.
+        late_by: SignedDuration,
+        /// It was on plan before this re-plan: raise DEADLINE_AT_RISK (once
+        /// per crossing).
+        crossed: bool,
+    },
+}
+
+/// The deadline verdict of `re` for a roll-out that `has_deadline` (not
+/// just the planning horizon) and `was_at_risk` before.
+pub fn deadline(re: &Replan, has_deadline: bool, was_at_risk: bool) -> Deadline {
+    match &re.at_risk {
+        Some(risk) if has_deadline => Deadline::AtRisk {
+            late_by: risk.late_by,
+            crossed: !was_at_risk,
+        },
+        Some(_) | None => Deadline::OnPlan,
     }
 }

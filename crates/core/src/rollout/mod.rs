@@ -31,7 +31,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::planner::{PlanInput, Progress, RegionState};
 
 pub use command::{Command, Effect, Refusal, Refused, Transition, handle};
-pub use decide::{Check, Decision, Failure, decide, fail, needs_rollback};
+pub use decide::{Check, Deadline, Decision, Failure, deadline, decide, fail, needs_rollback};
 
 /// A bake is health-checked at least this often (domain time); a paused
 /// roll-out is re-planned as often, so a deadline at risk shows.
@@ -97,6 +97,17 @@ impl State {
     /// Whether a roll-out in this state needs an owner driving it.
     pub fn needs_owner(&self) -> bool {
         !self.is_terminal()
+    }
+
+    /// Whether its remaining work is re-planned from now after each change
+    /// (not once it is over, nor while it rolls back).
+    pub fn replans(&self) -> bool {
+        match self {
+            State::Pending | State::Running | State::Paused => true,
+            State::Succeeded | State::Failed | State::Aborted | State::RollingBack | State::RolledBack => {
+                false
+            }
+        }
     }
 }
 

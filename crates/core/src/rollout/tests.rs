@@ -878,3 +878,41 @@ fn progress_tells_the_planner_where_regions_stand() {
     v.state = State::Paused;
     assert_eq!(v.progress().paused_since, Some(at(-1)));
 }
+
+#[test]
+fn a_re_plan_past_the_deadline_is_at_risk_and_crossed_once() {
+    let v = planned(T);
+    let mut input = v.plan.clone().unwrap();
+    let on_plan = planner::replan(&input, &v.progress(), T).unwrap();
+    assert_eq!(deadline(&on_plan, true, false), Deadline::OnPlan);
+    assert_eq!(deadline(&on_plan, true, true), Deadline::OnPlan, "back on plan");
+    input.deadline = Some(at(10));
+    let late = planner::replan(&input, &v.progress(), T).unwrap();
+    let late_by = late.at_risk.as_ref().unwrap().late_by;
+    assert!(late_by.is_positive());
+    assert_eq!(
+        deadline(&late, true, false),
+        Deadline::AtRisk {
+            late_by,
+            crossed: true
+        }
+    );
+    assert_eq!(
+        deadline(&late, true, true),
+        Deadline::AtRisk {
+            late_by,
+            crossed: false
+        }
+    );
+    assert_eq!(
+        deadline(&late, false, false),
+        Deadline::OnPlan,
+        "only a real deadline"
+    );
+}
+
+#[test]
+fn only_a_live_roll_out_is_re_planned() {
+    let replans: Vec<State> = State::ALL.into_iter().filter(State::replans).collect();
+    assert_eq!(replans, [State::Pending, State::Running, State::Paused]);
+}
