@@ -12,6 +12,7 @@ pub mod partner_config;
 pub mod planner;
 pub mod quote;
 pub mod regions;
+pub mod rollout;
 pub mod signoff;
 pub mod slug;
 pub mod tile;

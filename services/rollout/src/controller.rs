@@ -7,31 +7,37 @@
 //! continues from the recorded steps and a replica that lost its lease can
 //! neither write to etcd nor (through the fencing token) to the agents.
 //!
+//! What each decision is comes from the pure rules in
+//! [`tilewave_core::rollout`] ([`rollout::decide`], [`rollout::fail`]);
+//! this module reads the roll-out, converts it at the edge
+//! ([`crate::convert`]) and carries the decision out: etcd commits, agent
+//! calls, registry transitions.
+//!
 //! A RUNNING roll-out follows its re-plan from now: a PENDING region starts
 //! applying when the re-plan starts it now (which honours blackouts, the
 //! concurrency limit and wave order); its apply holds its slot for the
 //! apply time; its bake is health-checked at the start, at least every
-//! [`HEALTH_CHECK_EVERY`] and at the end; the next wave starts only when
+//! [`rollout::HEALTH_CHECK_EVERY`] and at the end; the next wave starts only when
 //! every region of the previous one is verified (or skipped), after an
 //! Approve if the wave has a hold.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
+use tilewave_core::rollout::{self, Check, Decision, State, StepState, View};
 use tilewave_proto::agent::v1::{ApplyTileRequest, HealthRequest, RemoveTileRequest};
-use tilewave_proto::common::v1::{AuditRecord, EventKind, HealthStatus, Severity, TileState, Timer};
+use tilewave_proto::common::v1::{EventKind, HealthStatus, Severity, TileState, Timer};
 use tilewave_proto::registry::v1::MaintenanceState;
-use tilewave_proto::rollout::v1::{
-    GaTimerPayload, OnFailure, PauseCause, Rollout, RolloutKind, RolloutState, RolloutStep, StepState,
-};
+use tilewave_proto::rollout::v1::{GaTimerPayload, Rollout, RolloutKind, RolloutStep};
+use tilewave_store::audit::{self, AuditRecordExt as _};
 use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
 use tilewave_store::{Change, FencingToken, Ownership};
 use tracing::Instrument as _;
 
 use crate::clients::request;
+use crate::convert;
 use crate::error::{Error, Result};
-use crate::model::{self, Ctx, HEALTH_CHECK_EVERY, Loaded, is_terminal};
-use crate::spec;
+use crate::model::{self, Ctx, Loaded};
 
 /// The kind of the GA timer.
 pub const GA_TIMER_KIND: &str = "ga";
@@ -44,10 +50,7 @@ const ERROR_BACKOFF: std::time::Duration = std::time::Duration::from_millis(300)
 
 /// Whether a roll-out in this state needs an owner.
 pub fn needs_owner(state: i32) -> bool {
-    matches!(
-        RolloutState::try_from(state).unwrap_or(RolloutState::Unspecified),
-        RolloutState::Pending | RolloutState::Running | RolloutState::Paused | RolloutState::RollingBack
-    )
+    convert::state(state).is_some_and(|s| s.needs_owner())
 }
 
 /// Runs the controller until `shutdown`.
@@ -157,48 +160,6 @@ pub async fn drive(ctx: Ctx, id: String, own: Ownership) {
     }
 }
 
-fn ts(t: Option<&prost_types::Timestamp>) -> Option<Timestamp> {
-    t.and_then(|t| from_proto_timestamp(t).ok())
-}
-
-fn state_of(s: &RolloutStep) -> StepState {
-    StepState::try_from(s.state).unwrap_or(StepState::Unspecified)
-}
-
-fn dur(d: Option<&prost_types::Duration>, default: SignedDuration) -> SignedDuration {
-    d.and_then(|d| spec::duration_of("", d).ok()).unwrap_or(default)
-}
-
-/// The bake of a wave (1-based) under a spec.
-fn bake_of(r: &Rollout, wave: i32) -> SignedDuration {
-    let spec = r.spec.clone().unwrap_or_default();
-    if spec.bake_per_wave.is_empty() {
-        return dur(spec.bake.as_ref(), tilewave_core::planner::DEFAULT_BAKE);
-    }
-    let i = usize::try_from(wave - 1)
-        .unwrap_or(0)
-        .min(spec.bake_per_wave.len() - 1);
-    dur(spec.bake_per_wave.get(i), tilewave_core::planner::DEFAULT_BAKE)
-}
-
-fn apply_time(r: &Rollout) -> SignedDuration {
-    dur(
-        r.spec.as_ref().and_then(|s| s.apply_time.as_ref()),
-        tilewave_core::planner::DEFAULT_APPLY_TIME,
-    )
-}
-
-fn audit(action: &str, r: &Rollout, summary: String) -> AuditRecord {
-    AuditRecord {
-        action: action.to_owned(),
-        object_kind: "rollout".into(),
-        object_id: r.id.clone(),
-        summary,
-        trace_id: r.trace_id.clone(),
-        ..Default::default()
-    }
-}
-
 /// One fenced transaction of the owner: the roll-out (re-planned with the
 /// steps as they will be), the changed steps, events and extras.
 struct Write<'a> {
@@ -260,7 +221,8 @@ impl<'a> Write<'a> {
         for e in self.events.iter().chain(re.crossed.iter()) {
             change = model::with_event(keys, change, e);
         }
-        let change = change.audit(audit(action, &self.rollout, summary));
+        let change = change
+            .audit(audit::record(action, "rollout", &self.rollout.id, summary).trace(&self.rollout.trace_id));
         self.ctx.store.commit(change, &self.ctx.actor).await?;
         Ok(())
     }
@@ -274,31 +236,122 @@ pub fn stored(r: &Rollout) -> Rollout {
     r
 }
 
-/// One decision of the owner.
+/// One decision of the owner: the rules of [`tilewave_core::rollout::decide`]
+/// on the roll-out as read now, carried out.
 async fn decide(ctx: &Ctx, id: &str, token: &FencingToken) -> Result<Next> {
     let loaded = model::load(&ctx.store, id).await?;
     let r = &loaded.rollout.value;
     let now = ctx.clock.now();
-    match RolloutState::try_from(r.state).unwrap_or(RolloutState::Unspecified) {
-        RolloutState::Succeeded
-        | RolloutState::Failed
-        | RolloutState::Aborted
-        | RolloutState::RolledBack
-        | RolloutState::Unspecified => Ok(Next::Done),
-        RolloutState::Pending => {
-            let earliest = ts(r.spec.as_ref().and_then(|s| s.earliest_start.as_ref()));
-            match earliest {
-                Some(t) if t > now => Ok(Next::Until(t)),
-                _ => {
-                    let mut w = Write::new(ctx, token, &loaded);
-                    w.rollout.state = RolloutState::Running as i32;
-                    w.commit("StartApplying", "earliest start reached".into()).await?;
-                    Ok(Next::Again)
-                }
-            }
+    let Some(state) = convert::state(r.state) else {
+        return Ok(Next::Done);
+    };
+    let steps: Vec<RolloutStep> = loaded.steps.iter().map(|s| s.value.clone()).collect();
+    let plan = match state {
+        State::Running | State::Paused => model::resolved_of(ctx, r, now)
+            .map(|resolved| resolved.input)
+            .map_err(|e| e.to_string()),
+        State::Pending
+        | State::Succeeded
+        | State::Failed
+        | State::Aborted
+        | State::RollingBack
+        | State::RolledBack => Err(format!("roll-out {id} is {state}: no re-plan")),
+    };
+    let view = convert::view(r, &steps, plan)?;
+    let w = || Write::new(ctx, token, &loaded);
+    match rollout::decide(&view, now, ctx.frozen()) {
+        Decision::Done => Ok(Next::Done),
+        Decision::WaitUntil(t) => Ok(Next::Until(t)),
+        Decision::StartRunning => {
+            let mut w = w();
+            w.rollout.state = convert::state_to_wire(State::Running);
+            w.commit("StartApplying", "earliest start reached".into()).await?;
+            Ok(Next::Again)
         }
-        RolloutState::Running | RolloutState::Paused => advance(ctx, token, &loaded, now).await,
-        RolloutState::RollingBack => rollback_step(ctx, token, &loaded, now).await,
+        Decision::MarkStarted => {
+            ensure_lifecycle_started(ctx, r).await?;
+            let mut w = w();
+            w.rollout.started_at = Some(to_proto_timestamp(now));
+            w.commit("Started", format!("roll-out {} started applying", r.id))
+                .await?;
+            Ok(Next::Again)
+        }
+        Decision::IssueApplies(open) => issue_applies(ctx, token, &loaded, &view, &open, now).await,
+        Decision::HealthRound(checks) => health_round(ctx, token, &loaded, &view, &checks, now).await,
+        Decision::StartApplies(starting) => {
+            let starting: Vec<(usize, RolloutStep)> = starting
+                .into_iter()
+                .map(|i| {
+                    let mut next = loaded.steps[i].value.clone();
+                    next.state = convert::step_state_to_wire(StepState::Applying);
+                    next.attempts += 1;
+                    next.apply_started_at = Some(to_proto_timestamp(now));
+                    next.applied_at = None;
+                    next.bake_ends_at = None;
+                    next.last_error.clear();
+                    (i, next)
+                })
+                .collect();
+            let regions = region_list(&loaded, &starting);
+            let mut w = w();
+            w.rollout.frozen = false;
+            w.steps(starting);
+            w.commit(
+                "Apply",
+                format!("applying {} r{} in {regions}", r.tile_id, r.revision),
+            )
+            .await?;
+            Ok(Next::Again)
+        }
+        Decision::Finish => finish(ctx, token, &loaded, now).await,
+        Decision::Replan => {
+            w().commit("Replan", format!("re-planned {} while paused", r.id))
+                .await?;
+            Ok(Next::Again)
+        }
+        Decision::Hold { after_wave } => {
+            let mut w = w();
+            w.rollout.state = convert::state_to_wire(State::Paused);
+            w.rollout.pause_cause = convert::pause_cause_to_wire(Some(rollout::PauseCause::Hold));
+            w.rollout.held_after_wave = after_wave;
+            w.rollout.paused_reason = format!("held after wave {after_wave}: waiting for Approve");
+            w.commit("Hold", format!("held after wave {after_wave}")).await?;
+            Ok(Next::Again)
+        }
+        Decision::Freeze => {
+            w().commit("Frozen", "the global freeze holds new applies back".into())
+                .await?;
+            Ok(Next::Again)
+        }
+        Decision::Unfreeze => {
+            w().commit("Unfrozen", "the global freeze was lifted".into())
+                .await?;
+            Ok(Next::Again)
+        }
+        Decision::BeginRollback(i) => {
+            let step = &loaded.steps[i].value;
+            let mut next = step.clone();
+            next.state = convert::step_state_to_wire(StepState::RollingBack);
+            let mut w = w();
+            w.step(i, next);
+            w.commit("RollingBack", format!("restoring {}", step.region))
+                .await?;
+            Ok(Next::Again)
+        }
+        Decision::Restore(i) => restore(ctx, token, &loaded, i, now).await,
+        Decision::WaveRolledBack => {
+            let mut w = w();
+            w.rollout.state = convert::state_to_wire(State::Paused);
+            w.rollout.pause_after_rollback = false;
+            w.rollout.rollback_regions.clear();
+            w.commit("WaveRolledBack", "failed wave rolled back; paused".into())
+                .await?;
+            Ok(Next::Again)
+        }
+        Decision::RolledBack => rolled_back(ctx, token, &loaded, now).await,
+        Decision::CannotPlan(why) => Err(Error::FailedPrecondition(format!(
+            "cannot re-plan roll-out {id} from now: {why}"
+        ))),
     }
 }
 
@@ -308,8 +361,8 @@ async fn ensure_lifecycle_started(ctx: &Ctx, r: &Rollout) -> Result<()> {
     let tile = ctx.registry.get_tile(&r.tile_id, 0).await?;
     let kind = RolloutKind::try_from(r.kind).unwrap_or(RolloutKind::Launch);
     let needed = match kind {
-        RolloutKind::Launch | RolloutKind::Unspecified => tile.state == TileState::Scheduled as i32,
-        RolloutKind::Maintenance => tile.maintenance_state != MaintenanceState::RollingOut as i32,
+        RolloutKind::Launch | RolloutKind::Unspecified => tile.state() == TileState::Scheduled,
+        RolloutKind::Maintenance => tile.maintenance_state() != MaintenanceState::RollingOut,
         RolloutKind::Withdraw => false,
     };
     if needed {
@@ -435,7 +488,7 @@ async fn health_at(ctx: &Ctx, r: &Rollout, region: &str) -> Result<(HealthStatus
             .into_inner();
         let th = resp.tiles.into_iter().find(|t| t.tile_id == r.tile_id);
         Ok(match th {
-            Some(t) if t.status == HealthStatus::Unhealthy as i32 => (
+            Some(t) if t.status() == HealthStatus::Unhealthy => (
                 HealthStatus::Unhealthy,
                 Some(if t.reason.is_empty() {
                     format!("error rate {:.3}", t.error_rate)
@@ -454,226 +507,60 @@ async fn health_at(ctx: &Ctx, r: &Rollout, region: &str) -> Result<(HealthStatus
     .await
 }
 
-/// Marks step `i` FAILED, pauses the roll-out (or rolls the wave back) and
-/// writes the one failure event, in one transaction: `w`, which may already
-/// hold other steps' changes (what the same round learnt about them).
+/// Marks step `i` FAILED, pauses the roll-out or rolls the wave back (the
+/// roll-out's policy, [`rollout::fail`]) and writes the one failure event,
+/// in one transaction: `w`, which may already hold other steps' changes
+/// (what the same round learnt about them).
 async fn fail_step(
     mut w: Write<'_>,
+    view: &View,
     i: usize,
     mut step: RolloutStep,
     why: String,
     now: Timestamp,
 ) -> Result<Next> {
-    let loaded = w.loaded;
-    let r = &loaded.rollout.value;
-    step.state = StepState::Failed as i32;
+    let r = &w.loaded.rollout.value;
+    let failure = rollout::fail(view, &r.tile_id, i, &why);
+    step.state = convert::step_state_to_wire(StepState::Failed);
     step.last_error = why.clone();
-    let rollback_wave = r
-        .spec
-        .as_ref()
-        .is_some_and(|s| s.on_failure == OnFailure::RollbackWave as i32);
-    let message = format!(
-        "{} failed in {} (wave {}): {why}",
-        r.tile_id, step.region, step.wave
-    );
-    if rollback_wave {
-        w.rollout.state = RolloutState::RollingBack as i32;
+    w.rollout.state = convert::state_to_wire(failure.state);
+    if let Some(regions) = failure.rollback_wave {
         w.rollout.pause_after_rollback = true;
-        w.rollout.rollback_regions = loaded
-            .steps
-            .iter()
-            .filter(|s| s.value.wave == step.wave)
-            .map(|s| s.value.region.clone())
-            .collect();
-    } else {
-        w.rollout.state = RolloutState::Paused as i32;
+        w.rollout.rollback_regions = regions;
     }
-    w.rollout.pause_cause = PauseCause::Failure as i32;
-    w.rollout.paused_reason = message.clone();
+    w.rollout.pause_cause = convert::pause_cause_to_wire(Some(failure.pause_cause));
+    w.rollout.paused_reason = failure.reason;
     let mut attributes = HashMap::new();
     attributes.insert("wave".to_owned(), step.wave.to_string());
     attributes.insert("error".to_owned(), why);
-    w.events.push(model::event(
+    let event = model::event(
         r,
         EventKind::RolloutFailed,
         Severity::Sev2,
         &step.region,
-        format!(
-            "{message}; roll-out {}",
-            if rollback_wave {
-                "rolling the wave back"
-            } else {
-                "paused"
-            }
-        ),
+        failure.event,
         now,
         attributes,
-    ));
+    );
+    w.events.push(event);
     let region = step.region.clone();
     w.step(i, step);
     w.commit("StepFailed", format!("{region} failed")).await?;
     Ok(Next::Again)
 }
 
-/// One decision for a RUNNING or PAUSED roll-out.
-///
-/// Its order matters on a fast virtual clock, where one decision (an etcd
-/// transaction, an agent call) costs more domain time than a bake check's
-/// period: unacknowledged applies first, then the health gates of applies
-/// whose time is over, then the applies the re-plan starts now, then the
-/// bake checks, each step for every region it concerns at once (one
-/// transaction). Bake checks that are always due must not hold new applies
-/// back (they did: a wave's regions then applied one bake after another).
-async fn advance(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp) -> Result<Next> {
-    let r = &loaded.rollout.value;
-    let running = r.state == RolloutState::Running as i32;
-    let mut wake = Wake::default();
-
-    if running && r.started_at.is_none() {
-        ensure_lifecycle_started(ctx, r).await?;
-        let mut w = Write::new(ctx, token, loaded);
-        w.rollout.started_at = Some(to_proto_timestamp(now));
-        w.commit("Started", format!("roll-out {} started applying", r.id))
-            .await?;
-        return Ok(Next::Again);
-    }
-
-    if let Some(next) = issue_applies(ctx, token, loaded, now).await? {
-        return Ok(next);
-    }
-
-    // An apply whose time is over has its health gate (the start of its
-    // bake) before anything else starts: an unhealthy region stops the
-    // roll-out before more regions take the revision.
-    let apply = apply_time(r);
-    let gate_due = loaded.steps.iter().any(|s| {
-        state_of(&s.value) == StepState::Applying
-            && ts(s.value.apply_started_at.as_ref())
-                .and_then(|t| t.checked_add(apply).ok())
-                .is_some_and(|end| now >= end)
-    });
-    if gate_due && let Some(next) = health_round(ctx, token, loaded, now, &mut wake).await? {
-        return Ok(next);
-    }
-
-    let steps: Vec<RolloutStep> = loaded.steps.iter().map(|s| s.value.clone()).collect();
-    let wave = model::current_wave(&steps);
-    if running
-        && let Some(wave) = wave
-        && !held(r, &steps, wave)
-        && !ctx.frozen()
-        && let Some(next) = start_applies(ctx, token, loaded, &steps, wave, now, &mut wake).await?
-    {
-        return Ok(next);
-    }
-
-    if let Some(next) = health_round(ctx, token, loaded, now, &mut wake).await? {
-        return Ok(next);
-    }
-
-    let Some(wave) = wave else {
-        return finish(ctx, token, loaded, now).await;
-    };
-
-    if !running {
-        // Paused: keep the re-plan current so a deadline at risk shows.
-        let computed = ts(r.plan.as_ref().and_then(|p| p.computed_at.as_ref()));
-        let next_refresh = computed.and_then(|c| c.checked_add(HEALTH_CHECK_EVERY).ok());
-        if next_refresh.is_none_or(|t| now >= t) {
-            Write::new(ctx, token, loaded)
-                .commit("Replan", format!("re-planned {} while paused", r.id))
-                .await?;
-            return Ok(Next::Again);
-        }
-        if let Some(t) = next_refresh {
-            wake.at(t);
-        }
-        return Ok(Next::Until(wake.or(now)));
-    }
-
-    if held(r, &steps, wave) {
-        let prev = wave - 1;
-        let mut w = Write::new(ctx, token, loaded);
-        w.rollout.state = RolloutState::Paused as i32;
-        w.rollout.pause_cause = PauseCause::Hold as i32;
-        w.rollout.held_after_wave = prev;
-        w.rollout.paused_reason = format!("held after wave {prev}: waiting for Approve");
-        w.commit("Hold", format!("held after wave {prev}")).await?;
-        return Ok(Next::Again);
-    }
-
-    if ctx.frozen() {
-        if !r.frozen {
-            Write::new(ctx, token, loaded)
-                .commit("Frozen", "the global freeze holds new applies back".into())
-                .await?;
-            return Ok(Next::Again);
-        }
-        return Ok(Next::Until(
-            wake.or(now.checked_add(HEALTH_CHECK_EVERY).unwrap_or(now)),
-        ));
-    }
-
-    if r.frozen {
-        Write::new(ctx, token, loaded)
-            .commit("Unfrozen", "the global freeze was lifted".into())
-            .await?;
-        return Ok(Next::Again);
-    }
-    Ok(Next::Until(
-        wake.or(now.checked_add(HEALTH_CHECK_EVERY).unwrap_or(now)),
-    ))
-}
-
-/// The earliest domain time the owner must look again.
-#[derive(Debug, Default)]
-struct Wake(Option<Timestamp>);
-
-impl Wake {
-    fn at(&mut self, t: Timestamp) {
-        self.0 = Some(self.0.map_or(t, |w| w.min(t)));
-    }
-
-    fn or(self, default: Timestamp) -> Timestamp {
-        self.0.unwrap_or(default)
-    }
-}
-
-/// Whether wave `wave` waits for an Approve of the wave before it (its
-/// regions untouched so far).
-fn held(r: &Rollout, steps: &[RolloutStep], wave: i32) -> bool {
-    let prev = wave - 1;
-    let hold = r
-        .spec
-        .as_ref()
-        .is_some_and(|s| s.hold_after_waves.contains(&prev));
-    let untouched = steps
-        .iter()
-        .filter(|s| s.wave == wave)
-        .all(|s| s.state == StepState::Pending as i32);
-    prev >= 1 && hold && untouched && !r.approved_waves.contains(&prev)
-}
-
 /// Applies recorded but not (known to be) done: (re)issues them, all at
 /// once, and records what they did in one transaction. The agent treats
-/// the same (tile, revision) as a no-op. `None` when there were none.
+/// the same (tile, revision) as a no-op.
 async fn issue_applies(
     ctx: &Ctx,
     token: &FencingToken,
     loaded: &Loaded,
+    view: &View,
+    open: &[usize],
     now: Timestamp,
-) -> Result<Option<Next>> {
+) -> Result<Next> {
     let r = &loaded.rollout.value;
-    let open: Vec<usize> = loaded
-        .steps
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| state_of(&s.value) == StepState::Applying && s.value.applied_at.is_none())
-        .map(|(i, _)| i)
-        .collect();
-    if open.is_empty() {
-        return Ok(None);
-    }
     let outcomes = futures::future::join_all(open.iter().map(|&i| {
         apply_at(
             ctx,
@@ -695,12 +582,7 @@ async fn issue_applies(
                 next.last_error.clear();
                 done.push((i, next));
             }
-            AgentOutcome::Fenced(m) => {
-                return Err(Error::Store(tilewave_store::Error::Fenced {
-                    owner_key: format!("{} (agent of {}: {m})", token.owner_key, step.region),
-                    token: token.revision,
-                }));
-            }
+            AgentOutcome::Fenced(m) => return Err(agent_fenced(token, &step.region, &m)),
             AgentOutcome::Failed(why) => {
                 if failed.is_none() {
                     failed = Some((i, step.clone(), why));
@@ -712,132 +594,53 @@ async fn issue_applies(
     let mut w = Write::new(ctx, token, loaded);
     w.steps(done);
     if let Some((i, step, why)) = failed {
-        return fail_step(w, i, step, why, now).await.map(Some);
+        return fail_step(w, view, i, step, why, now).await;
     }
     w.commit("Applied", format!("{} applied in {regions}", r.tile_id))
         .await?;
-    Ok(Some(Next::Again))
+    Ok(Next::Again)
 }
 
-/// Starts, in one transaction, every pending region of `wave` that the
-/// re-plan starts now, as far as the concurrency limit allows. `None` when
-/// none starts now (`wake` learns when one will).
-async fn start_applies(
-    ctx: &Ctx,
-    token: &FencingToken,
-    loaded: &Loaded,
-    steps: &[RolloutStep],
-    wave: i32,
-    now: Timestamp,
-    wake: &mut Wake,
-) -> Result<Option<Next>> {
-    let r = &loaded.rollout.value;
-    let resolved = model::resolved_of(ctx, r, now)?;
-    let re = tilewave_core::planner::replan(&resolved.input, &model::progress(r, steps), now)?;
-    let concurrency = usize::try_from(r.spec.as_ref().map_or(1, |s| s.concurrency.max(1))).unwrap_or(1);
-    let applying = steps
-        .iter()
-        .filter(|s| s.state == StepState::Applying as i32)
-        .count();
-    let pending_here: HashSet<&str> = steps
-        .iter()
-        .filter(|s| s.wave == wave && s.state == StepState::Pending as i32)
-        .map(|s| s.region.as_str())
-        .collect();
-    let mut starting = Vec::new();
-    for planned in &re.plan.regions {
-        if !pending_here.contains(planned.region.as_str()) {
-            continue;
-        }
-        if planned.apply_start > now {
-            wake.at(planned.apply_start);
-            continue;
-        }
-        if applying + starting.len() >= concurrency {
-            break;
-        }
-        let Some(i) = loaded.steps.iter().position(|s| s.value.region == planned.region) else {
-            continue;
-        };
-        let mut next = loaded.steps[i].value.clone();
-        next.state = StepState::Applying as i32;
-        next.attempts += 1;
-        next.apply_started_at = Some(to_proto_timestamp(now));
-        next.applied_at = None;
-        next.bake_ends_at = None;
-        next.last_error.clear();
-        starting.push((i, next));
-    }
-    if starting.is_empty() {
-        return Ok(None);
-    }
-    let regions = region_list(loaded, &starting);
-    let mut w = Write::new(ctx, token, loaded);
-    w.rollout.frozen = false;
-    w.steps(starting);
-    w.commit(
-        "Apply",
-        format!("applying {} r{} in {regions}", r.tile_id, r.revision),
-    )
-    .await?;
-    Ok(Some(Next::Again))
+/// The error of an agent that refused our fencing token: someone newer
+/// owns the tile there.
+fn agent_fenced(token: &FencingToken, region: &str, message: &str) -> Error {
+    Error::Store(tilewave_store::Error::Fenced {
+        owner_key: format!("{} (agent of {region}: {message})", token.owner_key),
+        token: token.revision,
+    })
 }
 
-/// One health round: every applied region whose apply time is over (its
-/// bake starts, health-checked) and every bake due a check (every
-/// [`HEALTH_CHECK_EVERY`] and at its end), asked at once and recorded in
-/// one transaction; the first unhealthy region fails its step. `None` when
-/// no region needs a check (`wake` learns when one will).
+/// One health round: the `checks` [`rollout::decide`] found due, asked at
+/// once and recorded in one transaction; the first unhealthy region fails
+/// its step.
 async fn health_round(
     ctx: &Ctx,
     token: &FencingToken,
     loaded: &Loaded,
+    view: &View,
+    checks: &[Check],
     now: Timestamp,
-    wake: &mut Wake,
-) -> Result<Option<Next>> {
+) -> Result<Next> {
     let r = &loaded.rollout.value;
-    let apply = apply_time(r);
     // (step, the step after a healthy check)
-    let mut due: Vec<(usize, RolloutStep)> = Vec::new();
-    for (i, s) in loaded.steps.iter().enumerate() {
-        let step = &s.value;
-        match state_of(step) {
-            StepState::Applying => {
-                let Some(started) = ts(step.apply_started_at.as_ref()) else {
-                    continue;
-                };
-                let slot_end = started.checked_add(apply).unwrap_or(started);
-                if now < slot_end {
-                    wake.at(slot_end);
-                    continue;
+    let due: Vec<(usize, RolloutStep)> = checks
+        .iter()
+        .map(|check| {
+            let mut next = loaded.steps[check.step()].value.clone();
+            match *check {
+                Check::Gate { bake_ends_at, .. } => {
+                    next.state = convert::step_state_to_wire(StepState::Baking);
+                    next.bake_ends_at = Some(to_proto_timestamp(bake_ends_at));
                 }
-                let mut next = step.clone();
-                next.state = StepState::Baking as i32;
-                let bake_end = slot_end.checked_add(bake_of(r, step.wave)).unwrap_or(slot_end);
-                next.bake_ends_at = Some(to_proto_timestamp(bake_end));
-                due.push((i, next));
-            }
-            StepState::Baking => {
-                let end = ts(step.bake_ends_at.as_ref()).unwrap_or(now);
-                let last = ts(step.last_health_at.as_ref());
-                let check_due = last.and_then(|l| l.checked_add(HEALTH_CHECK_EVERY).ok());
-                if now < end && check_due.is_some_and(|c| now < c) {
-                    wake.at(end.min(check_due.unwrap_or(end)));
-                    continue;
-                }
-                let mut next = step.clone();
-                if now >= end {
-                    next.state = StepState::Verified as i32;
+                Check::Bake { .. } => {}
+                Check::Verify { .. } => {
+                    next.state = convert::step_state_to_wire(StepState::Verified);
                     next.verified_at = Some(to_proto_timestamp(now));
                 }
-                due.push((i, next));
             }
-            _ => {}
-        }
-    }
-    if due.is_empty() {
-        return Ok(None);
-    }
+            (check.step(), next)
+        })
+        .collect();
     let answers = futures::future::join_all(
         due.iter()
             .map(|(i, _)| health_at(ctx, r, &loaded.steps[*i].value.region)),
@@ -845,9 +648,9 @@ async fn health_round(
     .await;
     let mut healthy = Vec::new();
     let mut unhealthy = None;
-    for ((i, mut next), answer) in due.into_iter().zip(answers) {
+    for (((i, mut next), answer), check) in due.into_iter().zip(answers).zip(checks) {
         let (status, bad) = answer?;
-        next.last_health = status as i32;
+        next.last_health = status.into();
         next.last_health_at = Some(to_proto_timestamp(now));
         match bad {
             Some(why) => {
@@ -859,19 +662,17 @@ async fn health_round(
                     unhealthy = Some((i, failed, why));
                 }
             }
-            None => healthy.push((i, next)),
+            None => healthy.push((i, next, *check)),
         }
     }
     let (action, summary) = round_summary(r, loaded, &healthy);
     let mut w = Write::new(ctx, token, loaded);
-    w.steps(healthy);
+    w.steps(healthy.into_iter().map(|(i, next, _)| (i, next)));
     if let Some((i, step, why)) = unhealthy {
-        return fail_step(w, i, step, format!("health gate: {why}"), now)
-            .await
-            .map(Some);
+        return fail_step(w, view, i, step, format!("health gate: {why}"), now).await;
     }
     w.commit(action, summary).await?;
-    Ok(Some(Next::Again))
+    Ok(Next::Again)
 }
 
 /// The regions of some steps, for a summary ("aws:x, gcp:y").
@@ -885,22 +686,23 @@ fn region_list(loaded: &Loaded, steps: &[(usize, RolloutStep)]) -> String {
 
 /// The audit action and summary of a health round: "Baking" when it only
 /// starts bakes, else "BakeCheck"; the regions grouped by what they became.
-fn round_summary(r: &Rollout, loaded: &Loaded, healthy: &[(usize, RolloutStep)]) -> (&'static str, String) {
+fn round_summary(
+    r: &Rollout,
+    loaded: &Loaded,
+    healthy: &[(usize, RolloutStep, Check)],
+) -> (&'static str, String) {
     let mut groups: [(&str, Vec<&str>); 3] = [
         ("baking", Vec::new()),
         ("verified", Vec::new()),
         ("healthy", Vec::new()),
     ];
-    for (i, next) in healthy {
-        let was = &loaded.steps[*i].value;
-        let g = if next.state == StepState::Verified as i32 {
-            1
-        } else if state_of(was) == StepState::Applying {
-            0
-        } else {
-            2
+    for (i, _, check) in healthy {
+        let g = match check {
+            Check::Gate { .. } => 0,
+            Check::Verify { .. } => 1,
+            Check::Bake { .. } => 2,
         };
-        groups[g].1.push(was.region.as_str());
+        groups[g].1.push(loaded.steps[*i].value.region.as_str());
     }
     let only_bakes_start = groups[1].1.is_empty() && groups[2].1.is_empty();
     let parts: Vec<String> = groups
@@ -919,7 +721,7 @@ trait RevisionToApply {
 
 impl RevisionToApply for Rollout {
     fn revision_to_apply(&self) -> i64 {
-        if self.kind == RolloutKind::Withdraw as i32 {
+        if self.kind() == RolloutKind::Withdraw {
             0
         } else {
             self.revision
@@ -936,14 +738,14 @@ async fn finish(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp
     let reason = format!("roll-out {} verified everywhere", r.id);
     match kind {
         RolloutKind::Launch | RolloutKind::Unspecified => {
-            if tile.state == TileState::RollingOut as i32 {
+            if tile.state() == TileState::RollingOut {
                 ctx.registry
                     .advance(&r.tile_id, TileState::RolledOut, r.revision, &reason, &r.id)
                     .await?;
             }
         }
         RolloutKind::Maintenance => {
-            if tile.maintenance_state == MaintenanceState::RollingOut as i32 {
+            if tile.maintenance_state() == MaintenanceState::RollingOut {
                 ctx.registry
                     .advance(&r.tile_id, TileState::Ga, r.revision, &reason, &r.id)
                     .await?;
@@ -952,7 +754,7 @@ async fn finish(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp
         RolloutKind::Withdraw => {
             // Also on a WITHDRAWN tile: confirming clears its
             // withdraw_requested_at mark.
-            if tile.state != TileState::Withdrawn as i32 || tile.withdraw_requested_at.is_some() {
+            if tile.state() != TileState::Withdrawn || tile.withdraw_requested_at.is_some() {
                 ctx.registry
                     .advance(&r.tile_id, TileState::Withdrawn, 0, &reason, &r.id)
                     .await?;
@@ -960,7 +762,7 @@ async fn finish(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp
         }
     }
     let mut w = Write::new(ctx, token, loaded);
-    w.rollout.state = RolloutState::Succeeded as i32;
+    w.rollout.state = convert::state_to_wire(State::Succeeded);
     w.rollout.finished_at = Some(to_proto_timestamp(now));
     if kind == RolloutKind::Launch
         && let Some(ga) = tile
@@ -1001,125 +803,84 @@ pub fn ga_timer(r: &Rollout, ga: prost_types::Timestamp) -> Timer {
     }
 }
 
-/// Whether step `s` changed its region and so needs restoring.
-fn needs_rollback(r: &Rollout, s: &RolloutStep) -> bool {
-    let in_scope = r.rollback_regions.is_empty() || r.rollback_regions.contains(&s.region);
-    let touched = match state_of(s) {
-        StepState::Applying | StepState::Baking | StepState::Verified | StepState::RollingBack => true,
-        StepState::Failed => s.apply_started_at.is_some(),
-        StepState::Pending | StepState::Skipped | StepState::RolledBack | StepState::Unspecified => false,
-    };
-    in_scope && touched
-}
-
-/// One decision of a ROLLING_BACK roll-out: restore the newest applied
-/// region, or finish.
-async fn rollback_step(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp) -> Result<Next> {
+/// Restores what was live before this roll-out in step `i`'s region (a
+/// maintenance revision that added a cloud leaves nothing behind in it, a
+/// withdraw puts the launched revision back).
+async fn restore(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, i: usize, now: Timestamp) -> Result<Next> {
     let r = &loaded.rollout.value;
-    let newest = loaded
-        .steps
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| needs_rollback(r, &s.value))
-        .max_by_key(|(_, s)| {
-            let t = s
-                .value
-                .applied_at
-                .or(s.value.apply_started_at)
-                .unwrap_or_default();
-            (s.value.state == StepState::RollingBack as i32, t.seconds, t.nanos)
-        });
-    if let Some((i, s)) = newest {
-        let step = &s.value;
-        if state_of(step) != StepState::RollingBack {
+    let step = &loaded.steps[i].value;
+    let restore = crate::reconcile::live_before(ctx, &r.tile_id, loaded.rollout.create_revision)
+        .await?
+        .get(&step.region)
+        .copied()
+        .unwrap_or(0);
+    match apply_at(ctx, r, &step.region, restore, token.revision).await? {
+        AgentOutcome::Ok => {
             let mut next = step.clone();
-            next.state = StepState::RollingBack as i32;
+            next.state = convert::step_state_to_wire(StepState::RolledBack);
+            next.last_error.clear();
             let mut w = Write::new(ctx, token, loaded);
             w.step(i, next);
-            w.commit("RollingBack", format!("restoring {}", step.region))
+            w.commit("RolledBack", format!("r{restore} restored in {}", step.region))
                 .await?;
-            return Ok(Next::Again);
+            Ok(Next::Again)
         }
-        // What was live there before this roll-out: a maintenance revision
-        // that added a cloud leaves nothing behind in it, a withdraw puts
-        // the launched revision back.
-        let restore = crate::reconcile::live_before(ctx, &r.tile_id, loaded.rollout.create_revision)
-            .await?
-            .get(&step.region)
-            .copied()
-            .unwrap_or(0);
-        match apply_at(ctx, r, &step.region, restore, token.revision).await? {
-            AgentOutcome::Ok => {
-                let mut next = step.clone();
-                next.state = StepState::RolledBack as i32;
-                next.last_error.clear();
-                let mut w = Write::new(ctx, token, loaded);
-                w.step(i, next);
-                w.commit("RolledBack", format!("r{restore} restored in {}", step.region))
-                    .await?;
-                Ok(Next::Again)
-            }
-            AgentOutcome::Fenced(m) => Err(Error::Store(tilewave_store::Error::Fenced {
-                owner_key: format!("{} (agent of {}: {m})", token.owner_key, step.region),
-                token: token.revision,
-            })),
-            AgentOutcome::Failed(why) => {
-                // Keep trying: a rollback must not give up on a region.
-                tracing::warn!(rollout = %r.id, region = %step.region, %why, "rollback apply failed; retrying");
-                Ok(Next::Until(
-                    now.checked_add(SignedDuration::from_mins(1)).unwrap_or(now),
-                ))
-            }
+        AgentOutcome::Fenced(m) => Err(agent_fenced(token, &step.region, &m)),
+        AgentOutcome::Failed(why) => {
+            // Keep trying: a rollback must not give up on a region.
+            tracing::warn!(rollout = %r.id, region = %step.region, %why, "rollback apply failed; retrying");
+            Ok(Next::Until(
+                now.checked_add(SignedDuration::from_mins(1)).unwrap_or(now),
+            ))
         }
-    } else {
-        let mut w = Write::new(ctx, token, loaded);
-        if r.pause_after_rollback {
-            w.rollout.state = RolloutState::Paused as i32;
-            w.rollout.pause_after_rollback = false;
-            w.rollout.rollback_regions.clear();
-            w.commit("WaveRolledBack", "failed wave rolled back; paused".into())
-                .await?;
-            return Ok(Next::Again);
-        }
-        let kind = RolloutKind::try_from(r.kind).unwrap_or(RolloutKind::Launch);
-        let tile = ctx.registry.get_tile(&r.tile_id, 0).await?;
-        let reason = format!("roll-out {} rolled back", r.id);
-        let target = match kind {
-            RolloutKind::Launch | RolloutKind::Unspecified => (tile.state == TileState::RollingOut as i32
-                || tile.state == TileState::RolledOut as i32)
-                .then_some(TileState::Scheduled),
-            // SCHEDULED asks the registry for "rolled back": a GA tile's
-            // maintenance revision goes back to SIGNED_OFF (GA would
-            // mean "completed", IDLE).
-            RolloutKind::Maintenance => (tile.maintenance_state == MaintenanceState::RollingOut as i32)
-                .then_some(TileState::Scheduled),
-            RolloutKind::Withdraw => None,
-        };
-        if let Some(target) = target
-            && let Err(e) = ctx
-                .registry
-                .advance(&r.tile_id, target, r.revision, &reason, &r.id)
-                .await
-        {
-            tracing::warn!(rollout = %r.id, error = %e, "the registry refused the rollback transition");
-        }
-        w.rollout.state = RolloutState::RolledBack as i32;
-        w.rollout.finished_at = Some(to_proto_timestamp(now));
-        if let Some(ga) = r.plan.as_ref().and_then(|p| p.ga_time).or(tile.ga_time)
-            && kind == RolloutKind::Launch
-        {
-            let key = ctx
-                .keys()
-                .timer(from_proto_timestamp(&ga)?, &format!("ga/{}", r.tile_id))?;
-            w.extra = Change::new().delete_unchecked(key);
-        }
-        w.commit("RolledBack", format!("roll-out {} rolled back", r.id))
-            .await?;
-        Ok(Next::Done)
     }
+}
+
+/// Every touched region is restored: the tile's lifecycle moves back and
+/// the roll-out ends ROLLED_BACK (without the GA timer of a launch).
+async fn rolled_back(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp) -> Result<Next> {
+    let r = &loaded.rollout.value;
+    let mut w = Write::new(ctx, token, loaded);
+    let kind = RolloutKind::try_from(r.kind).unwrap_or(RolloutKind::Launch);
+    let tile = ctx.registry.get_tile(&r.tile_id, 0).await?;
+    let reason = format!("roll-out {} rolled back", r.id);
+    let target = match kind {
+        RolloutKind::Launch | RolloutKind::Unspecified => {
+            matches!(tile.state(), TileState::RollingOut | TileState::RolledOut)
+                .then_some(TileState::Scheduled)
+        }
+        // SCHEDULED asks the registry for "rolled back": a GA tile's
+        // maintenance revision goes back to SIGNED_OFF (GA would
+        // mean "completed", IDLE).
+        RolloutKind::Maintenance => {
+            (tile.maintenance_state() == MaintenanceState::RollingOut).then_some(TileState::Scheduled)
+        }
+        RolloutKind::Withdraw => None,
+    };
+    if let Some(target) = target
+        && let Err(e) = ctx
+            .registry
+            .advance(&r.tile_id, target, r.revision, &reason, &r.id)
+            .await
+    {
+        tracing::warn!(rollout = %r.id, error = %e, "the registry refused the rollback transition");
+    }
+    w.rollout.state = convert::state_to_wire(State::RolledBack);
+    w.rollout.finished_at = Some(to_proto_timestamp(now));
+    if let Some(ga) = r.plan.as_ref().and_then(|p| p.ga_time).or(tile.ga_time)
+        && kind == RolloutKind::Launch
+    {
+        let key = ctx
+            .keys()
+            .timer(from_proto_timestamp(&ga)?, &format!("ga/{}", r.tile_id))?;
+        w.extra = Change::new().delete_unchecked(key);
+    }
+    w.commit("RolledBack", format!("roll-out {} rolled back", r.id))
+        .await?;
+    Ok(Next::Done)
 }
 
 /// Whether a roll-out is over (for callers outside the controller).
 pub fn finished(r: &Rollout) -> bool {
-    is_terminal(r.state)
+    convert::is_terminal(r.state)
 }

@@ -11,6 +11,8 @@
 //!   back when their roll-out ended aborted or rolled back.
 //! - [`clock_service`]: the virtual clock's RPCs.
 //! - [`spec`]: RolloutSpec and tiles to planner input, plans to protos.
+//! - [`convert`]: wire roll-outs and steps to the rules of
+//!   [`tilewave_core::rollout`] and back.
 //! - [`model`]: roll-out state in etcd and the helpers shared above.
 //! - [`clients`]: registry and agent clients (traced channels).
 #![deny(missing_docs)]
@@ -20,6 +22,7 @@ pub mod clients;
 pub mod clock_service;
 pub mod config;
 pub mod controller;
+pub mod convert;
 pub mod error;
 pub mod ga;
 pub mod lifecycle;

@@ -8,25 +8,26 @@
 //! roll-out's owner), `owners/timers`, `owners/reconciler`, and the GA
 //! timers under `timers/`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
-use tilewave_core::planner::{self, Progress, RegionState};
+use jiff::Timestamp;
+use tilewave_core::planner::{self, Progress};
 use tilewave_core::regions::RegionCatalog;
+use tilewave_core::rollout::{Deadline, State as RolloutState_};
+use tilewave_proto::ShortName;
 use tilewave_proto::common::v1::{Event, EventKind, PartnerConfig, Severity, SpanOrigin, TileState};
 use tilewave_proto::registry::v1::Tile;
-use tilewave_proto::rollout::v1::{Freeze, Rollout, RolloutKind, RolloutState, RolloutStep, StepState};
+use tilewave_proto::rollout::v1::{Freeze, Rollout, RolloutKind, RolloutState, RolloutStep};
 use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
 use tilewave_store::{Actor, Change, Clock, Keys, Store, Versioned, WatchCache};
 
 use crate::clients::{Agents, Registry};
+use crate::convert;
 use crate::error::{Error, Result};
 use crate::spec::{self, Resolved};
 
-/// A bake is health-checked at least this often (domain time).
-pub const HEALTH_CHECK_EVERY: SignedDuration = SignedDuration::from_mins(5);
+pub use tilewave_core::rollout::HEALTH_CHECK_EVERY;
 
 /// Everything the RPCs, the controller and the loops share.
 #[derive(Debug, Clone)]
@@ -76,28 +77,11 @@ impl Ctx {
     }
 }
 
-/// Whether a roll-out state is final.
-pub fn is_terminal(state: i32) -> bool {
-    matches!(
-        RolloutState::try_from(state).unwrap_or(RolloutState::Unspecified),
-        RolloutState::Succeeded | RolloutState::Failed | RolloutState::Aborted | RolloutState::RolledBack
-    )
-}
+pub use crate::convert::is_terminal;
 
 /// A state's short name, for messages ("RUNNING").
 pub fn state_name(state: i32) -> &'static str {
-    RolloutState::try_from(state)
-        .unwrap_or(RolloutState::Unspecified)
-        .as_str_name()
-        .trim_start_matches("ROLLOUT_STATE_")
-}
-
-/// A step state's short name.
-pub fn step_name(state: i32) -> &'static str {
-    StepState::try_from(state)
-        .unwrap_or(StepState::Unspecified)
-        .as_str_name()
-        .trim_start_matches("STEP_STATE_")
+    RolloutState::short_name_of(state)
 }
 
 /// `rollout-active/<tile>`: present while a roll-out of the tile is not
@@ -186,39 +170,13 @@ pub async fn load(store: &Store, id: &str) -> Result<Loaded> {
     Ok(Loaded { rollout, steps })
 }
 
-fn ts(t: Option<&prost_types::Timestamp>) -> Option<Timestamp> {
-    t.and_then(|t| from_proto_timestamp(t).ok())
-}
-
 /// Where the planner should think each region stands.
 pub fn progress(rollout: &Rollout, steps: &[RolloutStep]) -> Progress {
-    let mut regions = BTreeMap::new();
-    for s in steps {
-        let st = StepState::try_from(s.state).unwrap_or(StepState::Unspecified);
-        let rs = match st {
-            StepState::Pending | StepState::Unspecified | StepState::RolledBack | StepState::RollingBack => {
-                RegionState::Pending
-            }
-            StepState::Applying => match ts(s.apply_started_at.as_ref()) {
-                Some(since) => RegionState::Applying { since },
-                None => RegionState::Pending,
-            },
-            StepState::Baking => match ts(s.bake_ends_at.as_ref()) {
-                Some(until) => RegionState::Baking { until },
-                None => RegionState::Pending,
-            },
-            StepState::Verified => RegionState::Verified,
-            StepState::Failed => RegionState::Failed,
-            StepState::Skipped => RegionState::Skipped,
-        };
-        regions.insert(s.region.clone(), rs);
-    }
-    Progress {
-        regions,
-        paused_since: (rollout.state == RolloutState::Paused as i32)
-            .then(|| ts(rollout.plan.as_ref().and_then(|p| p.computed_at.as_ref())))
-            .flatten(),
-    }
+    let paused_since = (convert::state(rollout.state) == Some(RolloutState_::Paused))
+        .then(|| rollout.plan.as_ref().and_then(|p| p.computed_at.as_ref()))
+        .flatten()
+        .and_then(|t| from_proto_timestamp(t).ok());
+    tilewave_core::rollout::progress(&convert::steps(steps), paused_since)
 }
 
 /// The planner input of a stored roll-out, rebuilt from its spec (whose
@@ -237,10 +195,11 @@ pub fn resolved_of(ctx: &Ctx, rollout: &Rollout, now: Timestamp) -> Result<Resol
         id: rollout.tile_id.clone(),
         revision: rollout.revision,
         state: if kind == RolloutKind::Maintenance {
-            TileState::Ga as i32
+            TileState::Ga
         } else {
-            TileState::Scheduled as i32
-        },
+            TileState::Scheduled
+        }
+        .into(),
         config: Some(PartnerConfig {
             supported_clouds: clouds,
             ..Default::default()
@@ -263,16 +222,17 @@ pub struct Replanned {
 /// DEADLINE_AT_RISK event when the ETA has just passed the deadline.
 pub fn replan_into(ctx: &Ctx, rollout: &mut Rollout, steps: &[RolloutStep], now: Timestamp) -> Replanned {
     rollout.regions_total = i32::try_from(steps.len()).unwrap_or(i32::MAX);
+    let core_steps = convert::steps(steps);
     rollout.regions_verified = i32::try_from(
-        steps
+        core_steps
             .iter()
-            .filter(|s| s.state == StepState::Verified as i32)
+            .filter(|s| s.state == tilewave_core::rollout::StepState::Verified)
             .count(),
     )
     .unwrap_or(i32::MAX);
-    rollout.current_wave = current_wave(steps).unwrap_or(rollout.wave_count);
+    rollout.current_wave = tilewave_core::rollout::current_wave(&core_steps).unwrap_or(rollout.wave_count);
     rollout.frozen = ctx.frozen();
-    if is_terminal(rollout.state) || rollout.state == RolloutState::RollingBack as i32 {
+    if !convert::state(rollout.state).is_some_and(|s| s.replans()) {
         return Replanned::default();
     }
     let resolved = match resolved_of(ctx, rollout, now) {
@@ -294,14 +254,15 @@ pub fn replan_into(ctx: &Ctx, rollout: &mut Rollout, steps: &[RolloutStep], now:
     rollout.eta = Some(to_proto_timestamp(re.eta));
     rollout.deadline = plan.deadline;
     let mut out = Replanned::default();
-    match (&re.at_risk, resolved.has_deadline) {
-        (Some(risk), true) => {
+    let verdict = tilewave_core::rollout::deadline(&re, resolved.has_deadline, was_at_risk);
+    match (verdict, &re.at_risk) {
+        (Deadline::AtRisk { late_by, crossed }, Some(risk)) => {
             let problem = spec::at_risk_problem(risk);
             plan.feasible = false;
-            rollout.at_risk_by = Some(spec::proto_duration(risk.late_by));
-            if !was_at_risk {
+            rollout.at_risk_by = Some(spec::proto_duration(late_by));
+            if crossed {
                 let mut attributes = std::collections::HashMap::new();
-                attributes.insert("late_by".to_owned(), planner::format_duration(risk.late_by));
+                attributes.insert("late_by".to_owned(), planner::format_duration(late_by));
                 for (i, s) in problem.suggestions.iter().enumerate() {
                     attributes.insert(format!("fix_{}", i + 1), s.message.clone());
                 }
@@ -315,7 +276,7 @@ pub fn replan_into(ctx: &Ctx, rollout: &mut Rollout, steps: &[RolloutStep], now:
                         rollout.id,
                         rollout.tile_id,
                         re.eta,
-                        planner::format_duration(risk.late_by),
+                        planner::format_duration(late_by),
                         problem.message
                     ),
                     now,
@@ -324,19 +285,10 @@ pub fn replan_into(ctx: &Ctx, rollout: &mut Rollout, steps: &[RolloutStep], now:
             }
             plan.problems.push(problem);
         }
-        _ => rollout.at_risk_by = None,
+        (Deadline::AtRisk { .. } | Deadline::OnPlan, _) => rollout.at_risk_by = None,
     }
     rollout.plan = Some(plan);
     out
-}
-
-/// The lowest wave with a region not yet verified or skipped.
-pub fn current_wave(steps: &[RolloutStep]) -> Option<i32> {
-    steps
-        .iter()
-        .filter(|s| s.state != StepState::Verified as i32 && s.state != StepState::Skipped as i32)
-        .map(|s| s.wave)
-        .min()
 }
 
 /// A new event about a roll-out, with a unique id.
@@ -349,10 +301,7 @@ pub fn event(
     now: Timestamp,
     attributes: std::collections::HashMap<String, String>,
 ) -> Event {
-    let tag = kind
-        .as_str_name()
-        .trim_start_matches("EVENT_KIND_")
-        .to_ascii_lowercase();
+    let tag = kind.short_name().to_ascii_lowercase();
     Event {
         id: format!(
             "{}-{tag}-{}-{:08x}",

@@ -1,15 +1,23 @@
 //! The RolloutService RPCs. Reads come from etcd (the roll-out and its
 //! steps); every change is one audited transaction guarded by the etag the
 //! caller named (or read), so a call that is refused changes nothing.
+//!
+//! Pause, resume, retry, skip, approve, abort and rollback are answered by
+//! the pure rules ([`tilewave_core::rollout::handle`]) on the roll-out
+//! converted at the edge ([`crate::convert`]); `Rollouts::command`
+//! commits what they return.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
 
 use futures::Stream;
+use tilewave_core::rollout::Command;
+use tilewave_proto::ShortName;
 use tilewave_proto::agent::v1::ListTilesRequest as AgentListTiles;
-use tilewave_proto::common::v1::{AuditRecord, HealthStatus};
+use tilewave_proto::common::v1::HealthStatus;
 use tilewave_proto::rollout::v1::rollout_service_server::RolloutService;
 use tilewave_proto::rollout::v1::*;
+use tilewave_store::audit;
 use tilewave_store::clock::to_proto_timestamp;
 use tilewave_store::{Actor, Change};
 use tonic::{Request, Response, Status};
@@ -17,8 +25,9 @@ use tracing::instrument;
 
 use crate::clients::request;
 use crate::controller::stored;
+use crate::convert::{self, is_terminal};
 use crate::error::{Error, Result};
-use crate::model::{self, Ctx, Loaded, is_terminal, state_name};
+use crate::model::{self, Ctx, Loaded};
 use crate::reconcile;
 use crate::spec;
 
@@ -32,16 +41,6 @@ impl Rollouts {
     /// Serves from `ctx`.
     pub fn new(ctx: Ctx) -> Self {
         Self { ctx }
-    }
-
-    fn audit(action: &str, id: &str, summary: String) -> AuditRecord {
-        AuditRecord {
-            action: action.to_owned(),
-            object_kind: "rollout".into(),
-            object_id: id.to_owned(),
-            summary,
-            ..Default::default()
-        }
     }
 
     /// Resolves a spec against its tile and the live regions.
@@ -87,12 +86,25 @@ impl Rollouts {
         model::load(&self.ctx.store, &latest.value.id).await
     }
 
-    /// Applies `f` to a roll-out read now (checking `etag` when given) and
-    /// commits it with the steps it changed.
-    async fn mutate<F>(&self, actor: &Actor, id: &str, etag: i64, action: &str, f: F) -> Result<Rollout>
-    where
-        F: FnOnce(&mut Rollout, &mut Vec<RolloutStep>) -> Result<String>,
-    {
+    /// Answers `command` on a roll-out as `loaded` holds it, at `now`: the
+    /// roll-out and its steps as they become, and the audit summary.
+    fn answer(
+        loaded: &Loaded,
+        command: &Command,
+        now: jiff::Timestamp,
+    ) -> Result<(Rollout, Vec<RolloutStep>, String)> {
+        let mut r = loaded.rollout.value.clone();
+        let mut steps: Vec<RolloutStep> = loaded.steps.iter().map(|s| s.value.clone()).collect();
+        let before = convert::view(&r, &steps, Err(String::new()))?;
+        let t = tilewave_core::rollout::handle(&before, command, now)?;
+        convert::write_back(&before, &t.view, &mut r, &mut steps);
+        convert::apply_effects(&t.effects, &mut r);
+        Ok((r, steps, t.summary))
+    }
+
+    /// Carries out `command` on a roll-out read now (checking `etag` when
+    /// given) in one audited transaction with the steps it changed.
+    async fn command(&self, actor: &Actor, id: &str, etag: i64, command: Command) -> Result<Rollout> {
         if id.is_empty() {
             return Err(Error::invalid("id", "required"));
         }
@@ -103,10 +115,9 @@ impl Rollouts {
                 loaded.rollout.etag
             )));
         }
-        let mut r = loaded.rollout.value.clone();
-        let mut steps: Vec<RolloutStep> = loaded.steps.iter().map(|s| s.value.clone()).collect();
-        let summary = f(&mut r, &mut steps)?;
         let now = self.ctx.clock.now();
+        let action = command.action();
+        let (mut r, steps, summary) = Self::answer(&loaded, &command, now)?;
         let re = model::replan_into(&self.ctx, &mut r, &steps, now);
         let keys = self.ctx.keys();
         let mut change = Change::new().update(keys.rollout(id), &stored(&r), loaded.rollout.etag);
@@ -119,7 +130,7 @@ impl Rollouts {
         if let Some(e) = &re.crossed {
             change = model::with_event(keys, change, e);
         }
-        let change = change.audit(Self::audit(action, id, summary));
+        let change = change.audit(audit::record(action, "rollout", id, summary));
         let active = model::active_key(keys, &r.tile_id);
         match self.ctx.store.commit(change, actor).await {
             Ok(_) => {}
@@ -198,7 +209,7 @@ impl Rollouts {
                 active.value.id,
                 tile.id,
                 active.value.revision,
-                state_name(active.value.state)
+                RolloutState::short_name_of(active.value.state)
             )));
         }
         let now = self.ctx.clock.now();
@@ -267,9 +278,9 @@ impl Rollouts {
             .ga
             .and_then(|g| g.checked_sub(tilewave_core::planner::DEFAULT_LEAD_TIME).ok()));
         let state = if earliest.is_some_and(|e| e > now) {
-            RolloutState::Pending
+            tilewave_core::rollout::State::Pending
         } else {
-            RolloutState::Running
+            tilewave_core::rollout::State::Running
         };
         let trace_id = tilewave_store::trace::trace_id(&origin)
             .unwrap_or_default()
@@ -280,7 +291,7 @@ impl Rollouts {
             revision: resolved.spec.revision,
             previous_revision,
             kind: kind as i32,
-            state: state as i32,
+            state: convert::state_to_wire(state),
             spec: Some(resolved.spec.clone()),
             wave_count: i32::try_from(plan.waves.len()).unwrap_or(i32::MAX),
             regions_total: i32::try_from(plan.regions.len()).unwrap_or(i32::MAX),
@@ -300,7 +311,7 @@ impl Rollouts {
                 region: p.region.clone(),
                 cloud: spec::region_cloud(&self.ctx.catalog, &p.region),
                 wave: i32::try_from(p.wave).unwrap_or(i32::MAX),
-                state: StepState::Pending as i32,
+                state: convert::step_state_to_wire(tilewave_core::rollout::StepState::Pending),
                 planned_apply_start: Some(to_proto_timestamp(p.apply_start)),
                 ..Default::default()
             })
@@ -323,14 +334,13 @@ impl Rollouts {
         if let Some(e) = &re.crossed {
             change = model::with_event(keys, change, e);
         }
-        let change = change.audit(Self::audit(
+        let change = change.audit(audit::record(
             "StartRollout",
+            "rollout",
             &id,
             format!(
                 "started {} of {} r{} to {} regions in {} waves",
-                kind.as_str_name()
-                    .trim_start_matches("ROLLOUT_KIND_")
-                    .to_ascii_lowercase(),
+                kind.short_name().to_ascii_lowercase(),
                 tile.id,
                 rollout.revision,
                 steps.len(),
@@ -377,19 +387,8 @@ impl Rollouts {
     /// Aborts a pending, running or paused roll-out (AbortRollout, and the
     /// lifecycle loop before a removal): one audited transaction.
     pub async fn abort(&self, actor: &Actor, id: &str, etag: i64, reason: &str) -> Result<Rollout> {
-        let now = self.ctx.clock.now();
-        self.mutate(actor, id, etag, "AbortRollout", |ro, _| {
-            require_state(
-                ro,
-                &[RolloutState::Pending, RolloutState::Running, RolloutState::Paused],
-                "abort",
-            )?;
-            ro.state = RolloutState::Aborted as i32;
-            ro.finished_at = Some(to_proto_timestamp(now));
-            ro.paused_reason = reason.to_owned();
-            Ok(format!("aborted: {reason}"))
-        })
-        .await
+        let reason = reason.to_owned();
+        self.command(actor, id, etag, Command::Abort { reason }).await
     }
 }
 
@@ -401,18 +400,6 @@ pub enum Preflight {
     Agents,
     /// No check.
     Skip,
-}
-
-fn require_state(r: &Rollout, allowed: &[RolloutState], what: &str) -> Result<()> {
-    if allowed.iter().any(|s| *s as i32 == r.state) {
-        return Ok(());
-    }
-    Err(Error::FailedPrecondition(format!(
-        "cannot {what} roll-out {}: it is {}{}",
-        r.id,
-        state_name(r.state),
-        if is_terminal(r.state) { " (finished)" } else { "" }
-    )))
 }
 
 type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -574,7 +561,7 @@ impl RolloutService for Rollouts {
                 r#type: ty as i32,
                 rollout: Some(last.clone()),
                 changed_regions: Vec::new(),
-                message: format!("{} is {}", id, state_name(last.state)),
+                message: format!("{} is {}", id, RolloutState::short_name_of(last.state)),
                 revision: first_revision,
             };
             if tx.send(Ok(ev)).await.is_err() || ty == RolloutEventType::Finished {
@@ -606,14 +593,14 @@ impl RolloutService for Rollouts {
                 }
                 let done = is_terminal(now.state);
                 let message = if done {
-                    format!("{} {}", id, state_name(now.state))
+                    format!("{} {}", id, RolloutState::short_name_of(now.state))
                 } else if changed.is_empty() {
-                    format!("{} is {}", id, state_name(now.state))
+                    format!("{} is {}", id, RolloutState::short_name_of(now.state))
                 } else {
                     changed
                         .iter()
                         .filter_map(|c| now.steps.iter().find(|s| &s.region == c))
-                        .map(|s| format!("{} {}", s.region, model::step_name(s.state)))
+                        .map(|s| format!("{} {}", s.region, StepState::short_name_of(s.state)))
                         .collect::<Vec<_>>()
                         .join(", ")
                 };
@@ -647,17 +634,7 @@ impl RolloutService for Rollouts {
         let actor = Actor::from_request(&req);
         let r = req.into_inner();
         let rollout = self
-            .mutate(&actor, &r.id, r.etag, "PauseRollout", |ro, _| {
-                require_state(ro, &[RolloutState::Running, RolloutState::Pending], "pause")?;
-                ro.state = RolloutState::Paused as i32;
-                ro.pause_cause = PauseCause::Manual as i32;
-                ro.paused_reason = if r.reason.is_empty() {
-                    "paused by request".into()
-                } else {
-                    r.reason.clone()
-                };
-                Ok(format!("paused: {}", ro.paused_reason))
-            })
+            .command(&actor, &r.id, r.etag, Command::Pause { reason: r.reason })
             .await?;
         Ok(Response::new(PauseRolloutResponse {
             rollout: Some(rollout),
@@ -682,67 +659,22 @@ impl RolloutService for Rollouts {
         if bake.is_some_and(|b| b.is_negative()) {
             return Err(Error::invalid("bake", "must not be negative").into());
         }
-        let apply = |ro: &mut Rollout, steps: &mut Vec<RolloutStep>| -> Result<String> {
-            require_state(ro, &[RolloutState::Paused], "resume")?;
-            if ro.pause_cause == PauseCause::Hold as i32 {
-                return Err(Error::FailedPrecondition(format!(
-                    "roll-out {} is held after wave {}: release it with Approve",
-                    ro.id, ro.held_after_wave
-                )));
-            }
-            let mut retried = 0;
-            for s in steps.iter_mut() {
-                if s.state == StepState::Failed as i32 || s.state == StepState::RolledBack as i32 {
-                    s.state = StepState::Pending as i32;
-                    retried += 1;
-                }
-            }
-            let current = model::current_wave(steps).unwrap_or(1);
-            let spec = ro.spec.get_or_insert_with(Default::default);
-            if let Some(b) = bake {
-                let waves = usize::try_from(ro.wave_count.max(1)).unwrap_or(1);
-                let old: Vec<prost_types::Duration> = (1..=waves)
-                    .map(|w| {
-                        if spec.bake_per_wave.is_empty() {
-                            spec.bake.unwrap_or_default()
-                        } else {
-                            spec.bake_per_wave[(w - 1).min(spec.bake_per_wave.len() - 1)]
-                        }
-                    })
-                    .collect();
-                spec.bake_per_wave = old
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, d)| {
-                        if (i as i32) + 1 >= current {
-                            spec::proto_duration(b)
-                        } else {
-                            d
-                        }
-                    })
-                    .collect();
-            }
-            if r.concurrency > 0 {
-                spec.concurrency = r.concurrency;
-            }
-            ro.state = RolloutState::Running as i32;
-            ro.pause_cause = PauseCause::Unspecified as i32;
-            ro.paused_reason.clear();
-            Ok(format!("resumed; {retried} failed regions to retry"))
+        let command = Command::Resume {
+            bake,
+            concurrency: Some(r.concurrency),
         };
         if r.dry_run {
             let loaded = model::load(&self.ctx.store, &r.id).await?;
-            let mut ro = loaded.rollout.value.clone();
-            let mut steps: Vec<RolloutStep> = loaded.steps.iter().map(|s| s.value.clone()).collect();
-            apply(&mut ro, &mut steps)?;
-            model::replan_into(&self.ctx, &mut ro, &steps, self.ctx.clock.now());
+            let now = self.ctx.clock.now();
+            let (mut ro, steps, _) = Self::answer(&loaded, &command, now)?;
+            model::replan_into(&self.ctx, &mut ro, &steps, now);
             let plan = ro.plan.clone();
             return Ok(Response::new(ResumeRolloutResponse {
                 rollout: Some(loaded.assemble()),
                 plan,
             }));
         }
-        let rollout = self.mutate(&actor, &r.id, r.etag, "ResumeRollout", apply).await?;
+        let rollout = self.command(&actor, &r.id, r.etag, command).await?;
         let plan = rollout.plan.clone();
         Ok(Response::new(ResumeRolloutResponse {
             rollout: Some(rollout),
@@ -774,44 +706,11 @@ impl RolloutService for Rollouts {
     ) -> Result<Response<RollbackRolloutResponse>, Status> {
         let actor = Actor::from_request(&req);
         let r = req.into_inner();
-        let rollout = self
-            .mutate(&actor, &r.id, r.etag, "RollbackRollout", |ro, steps| {
-                require_state(
-                    ro,
-                    &[
-                        RolloutState::Running,
-                        RolloutState::Paused,
-                        RolloutState::Succeeded,
-                        RolloutState::Aborted,
-                        RolloutState::Failed,
-                    ],
-                    "roll back",
-                )?;
-                for region in &r.regions {
-                    if !steps.iter().any(|s| &s.region == region) {
-                        return Err(Error::invalid(
-                            "regions",
-                            format!("{region:?} is not a region of roll-out {}", ro.id),
-                        ));
-                    }
-                }
-                ro.state = RolloutState::RollingBack as i32;
-                ro.rollback_regions = r.regions.clone();
-                ro.pause_after_rollback = false;
-                ro.finished_at = None;
-                ro.paused_reason = r.reason.clone();
-                Ok(format!(
-                    "rolling back to r{}{}: {}",
-                    ro.previous_revision,
-                    if r.regions.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" in {}", r.regions.join(", "))
-                    },
-                    r.reason
-                ))
-            })
-            .await?;
+        let command = Command::Rollback {
+            regions: r.regions,
+            reason: r.reason,
+        };
+        let rollout = self.command(&actor, &r.id, r.etag, command).await?;
         Ok(Response::new(RollbackRolloutResponse {
             rollout: Some(rollout),
         }))
@@ -824,34 +723,8 @@ impl RolloutService for Rollouts {
     ) -> Result<Response<RetryRegionResponse>, Status> {
         let actor = Actor::from_request(&req);
         let r = req.into_inner();
-        let rollout = self
-            .mutate(&actor, &r.id, r.etag, "RetryRegion", |ro, steps| {
-                require_state(
-                    ro,
-                    &[RolloutState::Running, RolloutState::Paused],
-                    "retry a region of",
-                )?;
-                let s = steps.iter_mut().find(|s| s.region == r.region).ok_or_else(|| {
-                    Error::NotFound(format!("roll-out {} has no region {:?}", ro.id, r.region))
-                })?;
-                if s.state != StepState::Failed as i32 {
-                    return Err(Error::FailedPrecondition(format!(
-                        "{} is {}, not FAILED: only a failed region is retried",
-                        r.region,
-                        model::step_name(s.state)
-                    )));
-                }
-                s.state = StepState::Pending as i32;
-                if ro.pause_cause == PauseCause::Failure as i32
-                    && !steps.iter().any(|s| s.state == StepState::Failed as i32)
-                {
-                    ro.state = RolloutState::Running as i32;
-                    ro.pause_cause = PauseCause::Unspecified as i32;
-                    ro.paused_reason.clear();
-                }
-                Ok(format!("retrying {}", r.region))
-            })
-            .await?;
+        let command = Command::RetryRegion { region: r.region };
+        let rollout = self.command(&actor, &r.id, r.etag, command).await?;
         Ok(Response::new(RetryRegionResponse {
             rollout: Some(rollout),
         }))
@@ -864,36 +737,11 @@ impl RolloutService for Rollouts {
     ) -> Result<Response<SkipRegionResponse>, Status> {
         let actor = Actor::from_request(&req);
         let r = req.into_inner();
-        let rollout = self
-            .mutate(&actor, &r.id, r.etag, "SkipRegion", |ro, steps| {
-                require_state(
-                    ro,
-                    &[RolloutState::Running, RolloutState::Paused, RolloutState::Pending],
-                    "skip a region of",
-                )?;
-                let s = steps.iter_mut().find(|s| s.region == r.region).ok_or_else(|| {
-                    Error::NotFound(format!("roll-out {} has no region {:?}", ro.id, r.region))
-                })?;
-                if s.state != StepState::Failed as i32 && s.state != StepState::Pending as i32 {
-                    return Err(Error::FailedPrecondition(format!(
-                        "{} is {}: only a pending or failed region can be skipped",
-                        r.region,
-                        model::step_name(s.state)
-                    )));
-                }
-                s.state = StepState::Skipped as i32;
-                s.skip_reason = r.reason.clone();
-                if ro.pause_cause == PauseCause::Failure as i32
-                    && ro.state == RolloutState::Paused as i32
-                    && !steps.iter().any(|s| s.state == StepState::Failed as i32)
-                {
-                    ro.state = RolloutState::Running as i32;
-                    ro.pause_cause = PauseCause::Unspecified as i32;
-                    ro.paused_reason.clear();
-                }
-                Ok(format!("skipped {}: {}", r.region, r.reason))
-            })
-            .await?;
+        let command = Command::SkipRegion {
+            region: r.region,
+            reason: r.reason,
+        };
+        let rollout = self.command(&actor, &r.id, r.etag, command).await?;
         Ok(Response::new(SkipRegionResponse {
             rollout: Some(rollout),
         }))
@@ -903,29 +751,11 @@ impl RolloutService for Rollouts {
     async fn approve(&self, req: Request<ApproveRequest>) -> Result<Response<ApproveResponse>, Status> {
         let actor = Actor::from_request(&req);
         let r = req.into_inner();
-        let rollout = self
-            .mutate(&actor, &r.id, r.etag, "Approve", |ro, _| {
-                if ro.state != RolloutState::Paused as i32 || ro.pause_cause != PauseCause::Hold as i32 {
-                    return Err(Error::FailedPrecondition(format!(
-                        "roll-out {} is {} and not held: nothing to approve",
-                        ro.id,
-                        state_name(ro.state)
-                    )));
-                }
-                if ro.held_after_wave != r.wave {
-                    return Err(Error::FailedPrecondition(format!(
-                        "roll-out {} is held after wave {}, not wave {}",
-                        ro.id, ro.held_after_wave, r.wave
-                    )));
-                }
-                ro.approved_waves.push(r.wave);
-                ro.state = RolloutState::Running as i32;
-                ro.pause_cause = PauseCause::Unspecified as i32;
-                ro.paused_reason.clear();
-                ro.held_after_wave = 0;
-                Ok(format!("approved wave {}: {}", r.wave, r.note))
-            })
-            .await?;
+        let command = Command::Approve {
+            wave: r.wave,
+            note: r.note,
+        };
+        let rollout = self.command(&actor, &r.id, r.etag, command).await?;
         Ok(Response::new(ApproveResponse {
             rollout: Some(rollout),
         }))
@@ -1038,17 +868,12 @@ impl RolloutService for Rollouts {
             }
             None => Change::new().create(key.clone(), &freeze),
         };
-        let change = change.audit(AuditRecord {
-            action: "SetFreeze".into(),
-            object_kind: "freeze".into(),
-            object_id: "freeze".into(),
-            summary: if r.active {
-                format!("freeze on: {}", r.reason)
-            } else {
-                format!("freeze lifted: {}", r.reason)
-            },
-            ..Default::default()
-        });
+        let summary = if r.active {
+            format!("freeze on: {}", r.reason)
+        } else {
+            format!("freeze lifted: {}", r.reason)
+        };
+        let change = change.audit(audit::record("SetFreeze", "freeze", "freeze", summary));
         let info = self.ctx.store.commit(change, &actor).await.map_err(Error::from)?;
         let _ = self
             .ctx

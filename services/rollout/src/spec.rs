@@ -12,6 +12,7 @@ use tilewave_core::planner::{
     WaveShape,
 };
 use tilewave_core::regions::{Cloud, RegionCatalog};
+use tilewave_proto::ShortName;
 use tilewave_proto::common::v1::{Cloud as ProtoCloud, TileState, Weekday};
 use tilewave_proto::registry::v1::{MaintenanceState, Tile};
 use tilewave_proto::rollout::v1::{
@@ -109,11 +110,7 @@ pub fn check_tile(kind: RolloutKind, tile: &Tile) -> Result<()> {
         tile.missing_sign_offs
             .iter()
             .filter_map(|r| tilewave_proto::common::v1::SignOffRole::try_from(*r).ok())
-            .map(|r| {
-                r.as_str_name()
-                    .trim_start_matches("SIGN_OFF_ROLE_")
-                    .to_ascii_lowercase()
-            })
+            .map(|r| r.short_name().to_ascii_lowercase())
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -147,7 +144,7 @@ pub fn check_tile(kind: RolloutKind, tile: &Tile) -> Result<()> {
                 return Err(Error::FailedPrecondition(format!(
                     "tile {} is {}, not SCHEDULED: a launch starts from SCHEDULED (five sign-offs and a GA date)",
                     tile.id,
-                    state.as_str_name().trim_start_matches("TILE_STATE_")
+                    state.short_name()
                 )));
             }
         }
@@ -156,7 +153,7 @@ pub fn check_tile(kind: RolloutKind, tile: &Tile) -> Result<()> {
                 return Err(Error::FailedPrecondition(format!(
                     "tile {} is {}: a maintenance roll-out needs a GA tile",
                     tile.id,
-                    state.as_str_name().trim_start_matches("TILE_STATE_")
+                    state.short_name()
                 )));
             }
             if tile.maintenance_state != MaintenanceState::SignedOff as i32 {
@@ -346,12 +343,7 @@ pub fn resolve(
                                 if m.affected_regions.is_empty() {
                                     affected_clouds
                                         .iter()
-                                        .map(|c| {
-                                            proto_cloud(*c)
-                                                .as_str_name()
-                                                .trim_start_matches("CLOUD_")
-                                                .to_ascii_lowercase()
-                                        })
+                                        .map(|c| proto_cloud(*c).short_name().to_ascii_lowercase())
                                         .collect::<Vec<_>>()
                                         .join(", ")
                                 } else {
