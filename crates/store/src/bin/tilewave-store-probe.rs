@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use tilewave_proto::common::v1::{AuditRecord, Event};
 use tilewave_store::{
-    Actor, Change, Clock, Error, Ownership, Store, StoreConfig, VirtualClock, run_timer_loop,
+    Actor, Change, Clock, Error, Ownership, Store, StoreConfig, TimerKinds, VirtualClock, run_timer_loop,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -167,7 +167,8 @@ async fn run() -> BoxResult<()> {
                     _ = async { while let Ok(Some(l)) = lines.next_line().await { if l == "quit" { break; } } } => {}
                 }
             };
-            let result = run_timer_loop(&store, clock, owner.token(), actor, handler, shutdown).await;
+            let kinds = TimerKinds::new().on("test", handler);
+            let result = run_timer_loop(&store, clock, owner.token(), actor, kinds, shutdown).await;
             if let Err(e) = &result {
                 say(&format!("ERR {} {e}", kind(e)));
             }
