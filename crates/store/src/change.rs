@@ -163,7 +163,7 @@ impl Change {
     }
 
     /// Cancels a scheduled timer, if it is still the version read.
-    pub fn cancel_timer(self, timer: &crate::Versioned<Timer>) -> Self {
+    pub fn cancel_timer(self, timer: &crate::store::Versioned<Timer>) -> Self {
         let (key, etag) = (timer.key.clone(), timer.etag);
         self.delete(key, etag)
     }

@@ -13,9 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use tilewave_proto::common::v1::{AuditRecord, VirtualClock as VirtualClockMsg};
+use tilewave_proto::common::v1::VirtualClock as VirtualClockMsg;
 
 use crate::actor::Actor;
+use crate::audit::{self, AuditRecordExt as _};
 use crate::cache::WatchCache;
 use crate::change::Change;
 use crate::error::{Error, Result};
@@ -125,16 +126,15 @@ impl VirtualClock {
                 real_base: wall_now(),
                 rate,
             };
-            let change = Change::new()
-                .create(key.clone(), &state.to_proto())
-                .audit(AuditRecord {
-                    at: Some(to_proto_timestamp(initial)),
-                    action: "StartVirtualClock".into(),
-                    object_kind: "clock".into(),
-                    object_id: "clock".into(),
-                    summary: format!("virtual clock started at {initial} with rate {rate}"),
-                    ..Default::default()
-                });
+            let change = Change::new().create(key.clone(), &state.to_proto()).audit(
+                audit::record(
+                    "StartVirtualClock",
+                    "clock",
+                    "clock",
+                    format!("virtual clock started at {initial} with rate {rate}"),
+                )
+                .at(initial),
+            );
             match store.commit(change, actor).await {
                 Ok(_) | Err(Error::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
@@ -248,14 +248,7 @@ impl VirtualClock {
             let now = next.virtual_base;
             let change = Change::new()
                 .update(self.key.clone(), &next.to_proto(), current.etag)
-                .audit(AuditRecord {
-                    at: Some(to_proto_timestamp(now)),
-                    action: action.to_owned(),
-                    object_kind: "clock".into(),
-                    object_id: "clock".into(),
-                    summary,
-                    ..Default::default()
-                });
+                .audit(audit::record(action, "clock", "clock", summary).at(now));
             match self.store.commit(change, actor).await {
                 Ok(info) => {
                     // Read your own write: this process's now() reflects it.

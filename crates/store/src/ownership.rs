@@ -373,7 +373,7 @@ async fn keep_alive(
 }
 
 /// Decodes the current owner of `work`, if any (for diagnostics).
-pub async fn current_owner(store: &Store, work: &str) -> Result<Option<crate::Versioned<Owner>>> {
+pub async fn current_owner(store: &Store, work: &str) -> Result<Option<crate::store::Versioned<Owner>>> {
     match store.get_raw(&store.keys().owner(work)).await? {
         Some(kv) => decode(&kv).map(Some),
         None => Ok(None),
