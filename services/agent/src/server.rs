@@ -16,7 +16,7 @@ use tilewave_proto::agent::v1::AgentInfo;
 use tilewave_proto::agent::v1::agent_service_server::AgentServiceServer;
 use tilewave_proto::agent::v1::fault_injection_service_server::FaultInjectionServiceServer;
 use tilewave_store::clock::to_proto_timestamp;
-use tilewave_store::{Store, StoreConfig};
+use tilewave_store::{Store, StoreConfig, Tasks};
 use tokio::net::TcpListener;
 
 use crate::config::AgentConfig;
@@ -61,6 +61,9 @@ pub enum ServeError {
     #[error("listener: {0}")]
     Listener(#[from] std::io::Error),
 }
+
+/// How long a background task may take to stop before it is aborted.
+const TASK_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Serves the agent on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -149,21 +152,30 @@ pub async fn serve(
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
 
-    let prober = tokio::spawn({
+    // The background task, under its name with its shutdown signal.
+    let mut tasks = Tasks::new();
+    tasks.spawn("prober", {
         let agent = agent.clone();
         let every = config.probe_interval;
-        async move {
+        move |shutdown| async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
-                agent.probe_all().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = shutdown.requested() => return,
+                }
+                tokio::select! {
+                    () = agent.probe_all() => {}
+                    () = shutdown.requested() => return,
+                }
             }
         }
     });
 
     let result = server.await;
-    prober.abort();
+    tasks.stop(TASK_GRACE).await;
+    // Deregistered last: the agent answers until it stops.
     registration.shutdown().await;
     tracing::info!("tilewave-agent stopped");
     Ok(result?)
