@@ -63,7 +63,7 @@ pub enum ServeError {
 }
 
 /// How long a background task may take to stop before it is aborted.
-const TASK_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+const TASK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Serves the agent on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -131,7 +131,12 @@ pub async fn serve(
         started_at: Some(to_proto_timestamp(clock.now())),
         version: env!("CARGO_PKG_VERSION").to_owned(),
     };
+    // The background tasks, each under its name with its shutdown signal,
+    // stopped last-started-first: the prober, then the registration
+    // (deregistered last: the agent answers until it stops).
+    let mut tasks = Tasks::new();
     let registration = Registration::start(
+        &mut tasks,
         store.clone(),
         store.keys().agent(&config.region),
         info,
@@ -142,7 +147,7 @@ pub async fn serve(
         () = registration.registered() => Ok(()),
     };
     if let Err(result) = registered {
-        registration.shutdown().await;
+        tasks.stop(TASK_GRACE).await;
         return Ok(result?);
     }
     reporter
@@ -152,8 +157,6 @@ pub async fn serve(
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
 
-    // The background task, under its name with its shutdown signal.
-    let mut tasks = Tasks::new();
     tasks.spawn("prober", {
         let agent = agent.clone();
         let every = config.probe_interval;
@@ -175,8 +178,6 @@ pub async fn serve(
 
     let result = server.await;
     tasks.stop(TASK_GRACE).await;
-    // Deregistered last: the agent answers until it stops.
-    registration.shutdown().await;
     tracing::info!("tilewave-agent stopped");
     Ok(result?)
 }
