@@ -28,7 +28,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use tilewave_proto::common::v1::Timer;
+use tilewave_proto::common::v1::{AuditRecord, Timer};
 use tracing::Instrument as _;
 
 use crate::actor::Actor;
@@ -99,20 +99,7 @@ impl Store {
                 .delete(old.key.clone(), old.etag)
                 .create(new_key, t)
                 .fence(token)
-                .audit(
-                    audit::record(
-                        "MigrateTimer",
-                        "timer",
-                        &t.id,
-                        format!("timer {} ({}) moved to the timers of its kind", t.id, t.kind),
-                    )
-                    .trace(
-                        t.origin
-                            .as_ref()
-                            .and_then(crate::trace::trace_id)
-                            .unwrap_or_default(),
-                    ),
-                );
+                .audit(timer_audit("MigrateTimer", t, "moved to the timers of its kind"));
             match self.commit(change, actor).await {
                 Ok(_) => moved += 1,
                 // Moved, fired or cancelled by someone else meanwhile.
@@ -138,21 +125,7 @@ impl Store {
     ) -> Result<Fired> {
         let mut change = effect.delete(timer.key.clone(), timer.etag).fence(token);
         if !change.has_audit() {
-            let t = &timer.value;
-            change = change.audit(
-                audit::record(
-                    "FireTimer",
-                    "timer",
-                    &t.id,
-                    format!("timer {} ({}) fired", t.id, t.kind),
-                )
-                .trace(
-                    t.origin
-                        .as_ref()
-                        .and_then(crate::trace::trace_id)
-                        .unwrap_or_default(),
-                ),
-            );
+            change = change.audit(timer_audit("FireTimer", &timer.value, "fired"));
         }
         match self.commit(change, actor).await {
             Ok(info) => Ok(Fired::Fired(info)),
@@ -160,6 +133,23 @@ impl Store {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The audit record of `action` on timer `t` ("timer <id> (<kind>) <what>"),
+/// carrying the trace id of the request that scheduled it.
+fn timer_audit(action: &str, t: &Timer, what: &str) -> AuditRecord {
+    audit::record(
+        action,
+        "timer",
+        &t.id,
+        format!("timer {} ({}) {what}", t.id, t.kind),
+    )
+    .trace(
+        t.origin
+            .as_ref()
+            .and_then(crate::trace::trace_id)
+            .unwrap_or_default(),
+    )
 }
 
 /// The handler of one timer kind: turns a due timer into its effect.
