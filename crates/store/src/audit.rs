@@ -28,6 +28,9 @@ pub trait AuditRecordExt: Sized {
     fn trace(self, trace_id: impl Into<String>) -> Self;
     /// One detail (`state` = `SCHEDULED`).
     fn detail(self, key: impl Into<String>, value: impl Into<String>) -> Self;
+    /// The domain time of the change, when it is not the store clock's now
+    /// (e.g. a clock change records the time it moved to).
+    fn at(self, at: jiff::Timestamp) -> Self;
 }
 
 impl AuditRecordExt for AuditRecord {
@@ -43,6 +46,11 @@ impl AuditRecordExt for AuditRecord {
 
     fn detail(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.details.insert(key.into(), value.into());
+        self
+    }
+
+    fn at(mut self, at: jiff::Timestamp) -> Self {
+        self.at = Some(crate::time::to_proto_timestamp(at));
         self
     }
 }

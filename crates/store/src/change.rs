@@ -30,12 +30,12 @@ use etcd_client::{Compare, CompareOp, KeyValue, Txn, TxnOp, TxnOpResponse};
 use tilewave_proto::common::v1::{AuditRecord, Timer};
 
 use crate::actor::Actor;
-use crate::clock::to_proto_timestamp;
 use crate::error::{Error, Result};
 use crate::keys::Keys;
 use crate::observe::{EtcdOp, observe};
 use crate::retry::{self, Attempt};
 use crate::store::Store;
+use crate::time::to_proto_timestamp;
 
 /// Proof of ownership: the owner key and its create revision. Every write
 /// the owner makes compares it, so a replica that lost the work cannot write.
@@ -163,7 +163,7 @@ impl Change {
     }
 
     /// Cancels a scheduled timer, if it is still the version read.
-    pub fn cancel_timer(self, timer: &crate::Versioned<Timer>) -> Self {
+    pub fn cancel_timer(self, timer: &crate::store::Versioned<Timer>) -> Self {
         let (key, etag) = (timer.key.clone(), timer.etag);
         self.delete(key, etag)
     }
@@ -175,19 +175,11 @@ impl Change {
     }
 
     /// Schedules a durable timer (create-if-absent at
-    /// `timers/<due>/<id>`). The timer needs an id and a due time; without
-    /// an origin it gets the current trace context's
-    /// ([`crate::trace::current`]).
+    /// `timers/<kind>/<due>/<id>`). The timer needs a kind
+    /// ([`crate::keys::check_timer_kind`]), an id and a due time; without an
+    /// origin it gets the current trace context's ([`crate::trace::current`]).
     pub fn schedule(self, keys: &Keys, timer: &Timer) -> Result<Self> {
-        let due = timer
-            .due
-            .as_ref()
-            .ok_or_else(|| Error::invalid("timer.due is required"))
-            .and_then(crate::clock::from_proto_timestamp)?;
-        if timer.id.is_empty() {
-            return Err(Error::invalid("timer.id is required"));
-        }
-        let key = keys.timer(due, &timer.id)?;
+        let key = keys.timer_of(timer)?;
         if timer.origin.is_none() {
             // The request scheduling the timer is its origin: whoever fires
             // it later links back to that request.
@@ -399,7 +391,7 @@ impl Store {
         if let Some(mut record) = audit {
             record.actor = actor.as_str().to_owned();
             let at = match &record.at {
-                Some(at) => crate::clock::from_proto_timestamp(at)?,
+                Some(at) => crate::time::from_proto_timestamp(at)?,
                 None => {
                     let now = self.clock().now();
                     record.at = Some(to_proto_timestamp(now));

@@ -1,81 +1,31 @@
-//! Domain time: the [`Clock`] every service reads plans, bakes, deadlines and
-//! GA moments from (DESIGN.md, "Time").
+//! The virtual clock: domain time stored at `clock` as `{virtual_base,
+//! real_base, rate}`: virtual now = virtual_base + rate x (real now -
+//! real_base). Every process watches the key (a [`WatchCache`]), so all
+//! compute the same time; changes are compare-and-swap updates of the key
+//! with an audit record, and only ever move it forward.
 //!
-//! [`SystemClock`] is the wall clock. [`VirtualClock`] is the clock stored at
-//! `clock` as `{virtual_base, real_base, rate}`: virtual now = virtual_base +
-//! rate x (real now - real_base). Every process watches the key (a
-//! [`WatchCache`]), so all compute the same time; changes are compare-and-swap
-//! updates of the key with an audit record, and only ever move it forward.
-//!
-//! This is the only module that reads the wall clock ([`wall_now`]);
-//! `clippy.toml` denies it everywhere else. Infrastructure time (leases, RPC
-//! deadlines, back-off) uses `tokio::time` and never this module.
+//! The [`Clock`] trait, the [`SystemClock`] and the timestamp conversions sit
+//! at the bottom of the store ([`crate::time`]) and are re-exported here; this
+//! module sits above the store, its transactions and its caches, which it
+//! uses.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use tilewave_proto::common::v1::{AuditRecord, VirtualClock as VirtualClockMsg};
+use tilewave_proto::common::v1::VirtualClock as VirtualClockMsg;
 
 use crate::actor::Actor;
+use crate::audit::{self, AuditRecordExt as _};
 use crate::cache::WatchCache;
 use crate::change::Change;
 use crate::error::{Error, Result};
 use crate::store::Store;
+use crate::time::MAX_REAL_SLEEP;
+pub use crate::time::{BoxFuture, Clock, SystemClock, from_proto_timestamp, to_proto_timestamp, wall_now};
 
-/// A boxed future, for [`Clock::sleep_until`].
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The longest single real sleep while waiting for a domain time: the wall
-/// clock may be adjusted, so sleeps re-check at least this often.
-const MAX_REAL_SLEEP: Duration = Duration::from_secs(60);
 /// How many compare-and-swap rounds a clock change tries before giving up.
 const CAS_ROUNDS: usize = 32;
-
-/// Domain time.
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// The current domain time.
-    fn now(&self) -> Timestamp;
-    /// Whether this is the virtual clock (and so may be moved).
-    fn is_virtual(&self) -> bool;
-    /// Completes once [`Clock::now`] has reached `t`; wakes early to
-    /// re-check when the clock is changed.
-    fn sleep_until(&self, t: Timestamp) -> BoxFuture<'_, ()>;
-}
-
-/// The wall clock: the one place it is read.
-#[allow(clippy::disallowed_methods)] // the clock module is where time is read (clippy.toml)
-pub fn wall_now() -> Timestamp {
-    Timestamp::now()
-}
-
-/// The system (wall) clock, used in production.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        wall_now()
-    }
-
-    fn is_virtual(&self) -> bool {
-        false
-    }
-
-    fn sleep_until(&self, t: Timestamp) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            loop {
-                let now = wall_now();
-                if now >= t {
-                    return;
-                }
-                tokio::time::sleep(real_duration(t.duration_since(now)).min(MAX_REAL_SLEEP)).await;
-            }
-        })
-    }
-}
 
 /// The virtual clock's parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -176,16 +126,15 @@ impl VirtualClock {
                 real_base: wall_now(),
                 rate,
             };
-            let change = Change::new()
-                .create(key.clone(), &state.to_proto())
-                .audit(AuditRecord {
-                    at: Some(to_proto_timestamp(initial)),
-                    action: "StartVirtualClock".into(),
-                    object_kind: "clock".into(),
-                    object_id: "clock".into(),
-                    summary: format!("virtual clock started at {initial} with rate {rate}"),
-                    ..Default::default()
-                });
+            let change = Change::new().create(key.clone(), &state.to_proto()).audit(
+                audit::record(
+                    "StartVirtualClock",
+                    "clock",
+                    "clock",
+                    format!("virtual clock started at {initial} with rate {rate}"),
+                )
+                .at(initial),
+            );
             match store.commit(change, actor).await {
                 Ok(_) | Err(Error::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
@@ -299,14 +248,7 @@ impl VirtualClock {
             let now = next.virtual_base;
             let change = Change::new()
                 .update(self.key.clone(), &next.to_proto(), current.etag)
-                .audit(AuditRecord {
-                    at: Some(to_proto_timestamp(now)),
-                    action: action.to_owned(),
-                    object_kind: "clock".into(),
-                    object_id: "clock".into(),
-                    summary,
-                    ..Default::default()
-                });
+                .audit(audit::record(action, "clock", "clock", summary).at(now));
             match self.store.commit(change, actor).await {
                 Ok(info) => {
                     // Read your own write: this process's now() reflects it.
@@ -371,25 +313,6 @@ impl Clock for VirtualClock {
     }
 }
 
-/// A protobuf timestamp from a jiff one.
-pub fn to_proto_timestamp(t: Timestamp) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.as_second(),
-        nanos: t.subsec_nanosecond(),
-    }
-}
-
-/// A jiff timestamp from a protobuf one ([`Error::InvalidArgument`] when out
-/// of range).
-pub fn from_proto_timestamp(t: &prost_types::Timestamp) -> Result<Timestamp> {
-    Timestamp::new(t.seconds, t.nanos).map_err(|e| Error::invalid(format!("bad timestamp: {e}")))
-}
-
-/// A non-negative real duration from a signed one (negative: zero).
-fn real_duration(d: SignedDuration) -> Duration {
-    Duration::try_from(d).unwrap_or(Duration::ZERO)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,13 +347,5 @@ mod tests {
             ..s.to_proto()
         };
         assert!(ClockState::from_proto(&bad).is_err());
-    }
-
-    #[tokio::test]
-    async fn system_clock_sleeps_until() {
-        let c = SystemClock;
-        let t = c.now() + SignedDuration::from_millis(30);
-        c.sleep_until(t).await;
-        assert!(c.now() >= t);
     }
 }

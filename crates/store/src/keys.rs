@@ -1,15 +1,35 @@
 //! The key space, built in one place.
 //!
 //! Everything lives under a configurable prefix (default `/tilewave/`):
-//! `tiles/<id>`, `rollouts/<id>`, `rollouts/<id>/steps/<region>`,
+//! `tiles/<id>`, `tiles/<id>/rev/<n>`, `self-test-workspaces/<workspace>`,
+//! `rollouts/<id>`, `rollouts/<id>/steps/<region>`, `rollout-active/<tile>`,
 //! `agents/<region>`, `events/<id>`, `credentials/<id>`, `incidents/<id>`,
-//! `timers/<due>/<id>`, `audit/<at>-<random>`, `owners/<work>`, `freeze` and
-//! `clock` (DESIGN.md, "Coordination through etcd"). Builders are infallible;
-//! ids are checked at the service edges ([`check_segment`]).
+//! `timers/<kind>/<due>/<id>`, `audit/<at>-<random>`, `owners/<work>`,
+//! `freeze` and `clock` (DESIGN.md, "Coordination through etcd"). Every
+//! service and test builds its keys here, and the names of owner work in
+//! [`work`]. Builders are infallible where the parts cannot be wrong; ids
+//! are checked at the service edges ([`check_segment`]).
 
 use jiff::Timestamp;
+use tilewave_proto::common::v1::Timer;
 
 use crate::error::{Error, Result};
+use crate::time::from_proto_timestamp;
+
+/// The names of owner work (`owners/<work>`).
+pub mod work {
+    /// The rollout service's timer loop (`owners/timers`).
+    pub const TIMERS: &str = "timers";
+    /// The rollout service's lifecycle loop (`owners/lifecycle`).
+    pub const LIFECYCLE: &str = "lifecycle";
+    /// Reconciliation, taken afresh each pass (`owners/reconciler`).
+    pub const RECONCILER: &str = "reconciler";
+
+    /// One roll-out (`owners/rollout-<id>`).
+    pub fn rollout(id: &str) -> String {
+        format!("rollout-{id}")
+    }
+}
 
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "/tilewave/";
@@ -74,6 +94,23 @@ impl Keys {
     /// `tiles/<id>`
     pub fn tile(&self, id: &str) -> String {
         self.join(&["tiles/", id])
+    }
+    /// `tiles/<id>/rev/`: the revision snapshots of a tile.
+    pub fn tile_revisions(&self, id: &str) -> String {
+        self.join(&["tiles/", id, "/rev/"])
+    }
+    /// `tiles/<id>/rev/<n, 10 digits>`: one revision's immutable part.
+    pub fn tile_revision(&self, id: &str, revision: i64) -> String {
+        self.join(&["tiles/", id, "/rev/", &format!("{revision:010}")])
+    }
+    /// `self-test-workspaces/<workspace>`: the workspace holding a
+    /// self-test tile.
+    pub fn self_test_workspace(&self, workspace: &str) -> String {
+        self.join(&["self-test-workspaces/", workspace])
+    }
+    /// `rollout-active/<tile>`: the one active roll-out of a tile.
+    pub fn rollout_active(&self, tile: &str) -> String {
+        self.join(&["rollout-active/", tile])
     }
     /// `rollouts/` (holds roll-outs and their steps: see [`Keys::is_direct_child`]).
     pub fn rollouts(&self) -> String {
@@ -155,21 +192,55 @@ impl Keys {
         Ok(self.join(&["audit/", &format!("{nanos:0NUM_WIDTH$}-{random:016x}")]))
     }
 
-    /// `timers/`
+    /// `timers/`: every kind's timers.
     pub fn timers(&self) -> String {
         self.join(&["timers/"])
     }
 
-    /// `timers/<due as zero-padded unix milliseconds>/<id>`: keys sort in due
-    /// order. `id` may contain `/`.
-    pub fn timer(&self, due: Timestamp, id: &str) -> Result<String> {
-        Ok(self.join(&["timers/", &Self::timer_bucket(due)?, "/", id]))
+    /// `timers/<kind>/`: the timers of one kind.
+    pub fn timers_of(&self, kind: &str) -> Result<String> {
+        check_timer_kind(kind)?;
+        Ok(self.join(&["timers/", kind, "/"]))
     }
 
-    /// The exclusive end of the timer keys due at or before `now`.
-    pub fn timers_due_end(&self, now: Timestamp) -> Result<String> {
+    /// `timers/<kind>/<due as zero-padded unix milliseconds>/<id>`: a kind's
+    /// keys sort in due order. `id` may contain `/`.
+    pub fn timer(&self, kind: &str, due: Timestamp, id: &str) -> Result<String> {
+        check_timer_kind(kind)?;
+        Ok(self.join(&["timers/", kind, "/", &Self::timer_bucket(due)?, "/", id]))
+    }
+
+    /// The key of `timer` (from its kind, due time and id).
+    pub fn timer_of(&self, timer: &Timer) -> Result<String> {
+        let due = timer
+            .due
+            .as_ref()
+            .ok_or_else(|| Error::invalid("timer.due is required"))
+            .and_then(from_proto_timestamp)?;
+        if timer.id.is_empty() {
+            return Err(Error::invalid("timer.id is required"));
+        }
+        self.timer(&timer.kind, due, &timer.id)
+    }
+
+    /// The exclusive end of the `kind` timer keys due at or before `now`.
+    pub fn timers_due_end(&self, kind: &str, now: Timestamp) -> Result<String> {
+        check_timer_kind(kind)?;
         let millis = now.as_millisecond().saturating_add(1).max(0);
-        Ok(self.join(&["timers/", &format!("{millis:0NUM_WIDTH$}")]))
+        Ok(self.join(&["timers/", kind, "/", &format!("{millis:0NUM_WIDTH$}")]))
+    }
+
+    /// The range `[start, end)` of the keys of the layout before timers had
+    /// kinds, `timers/<due>/<id>`: a due time starts with a digit, a kind
+    /// with a letter ([`check_timer_kind`]), so the two never mix.
+    pub fn legacy_timers(&self) -> (String, String) {
+        (self.join(&["timers/0"]), self.join(&["timers/:"]))
+    }
+
+    /// `timers/<due>/<id>`: a timer's key in the layout before kinds (what
+    /// [`crate::Store::migrate_legacy_timers`] moves; for its tests).
+    pub fn legacy_timer(&self, due: Timestamp, id: &str) -> Result<String> {
+        Ok(self.join(&["timers/", &Self::timer_bucket(due)?, "/", id]))
     }
 
     fn timer_bucket(due: Timestamp) -> Result<String> {
@@ -194,6 +265,23 @@ pub fn check_segment(what: &str, id: &str) -> Result<()> {
     if id.is_empty() || id.len() > 253 || id.contains('/') || id.chars().any(char::is_control) {
         return Err(Error::invalid(format!(
             "{what} must be 1 to 253 characters without '/' or control characters, got {id:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a timer kind: a key segment ([`check_segment`]) of ASCII letters,
+/// digits, `-` and `_`, starting with a letter, at most 63 bytes.
+pub fn check_timer_kind(kind: &str) -> Result<()> {
+    let ok = kind.len() <= 63
+        && kind.starts_with(|c: char| c.is_ascii_alphabetic())
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        return Err(Error::invalid(format!(
+            "a timer kind must be 1 to 63 letters, digits, '-' or '_' starting with a letter, got {}",
+            tilewave_core::quote::quoted(kind)
         )));
     }
     Ok(())
@@ -234,12 +322,58 @@ mod tests {
     #[test]
     fn timer_keys_sort_in_due_order() {
         let k = Keys::default();
-        let a = k.timer(Timestamp::from_second(9).unwrap(), "z").unwrap();
-        let b = k.timer(Timestamp::from_second(10).unwrap(), "a").unwrap();
+        let a = k.timer("ga", Timestamp::from_second(9).unwrap(), "z").unwrap();
+        let b = k.timer("ga", Timestamp::from_second(10).unwrap(), "a").unwrap();
         assert!(a < b);
-        let end = k.timers_due_end(Timestamp::from_second(9).unwrap()).unwrap();
+        let end = k
+            .timers_due_end("ga", Timestamp::from_second(9).unwrap())
+            .unwrap();
         assert!(a < end && b > end);
-        assert!(k.timer(Timestamp::from_second(-1).unwrap(), "x").is_err());
+        assert!(k.timer("ga", Timestamp::from_second(-1).unwrap(), "x").is_err());
+    }
+
+    #[test]
+    fn timer_keys_by_kind() {
+        let k = Keys::default();
+        let due = Timestamp::from_second(9).unwrap();
+        assert_eq!(
+            k.timer("ga", due, "ga/riverflow").unwrap(),
+            "/tilewave/timers/ga/0000000000000009000/ga/riverflow"
+        );
+        assert_eq!(k.timers_of("ga").unwrap(), "/tilewave/timers/ga/");
+        for bad in ["", "0ga", "g/a", "g a", &"x".repeat(64)] {
+            assert!(k.timer(bad, due, "x").is_err(), "{bad:?}");
+            assert!(k.timers_of(bad).is_err(), "{bad:?}");
+        }
+        // The layout before kinds: a due bucket right after `timers/`.
+        let (start, end) = k.legacy_timers();
+        let old = k.legacy_timer(due, "ga/riverflow").unwrap();
+        assert_eq!(old, "/tilewave/timers/0000000000000009000/ga/riverflow");
+        assert!(start <= old && old < end);
+        let new = k.timer("ga", due, "ga/riverflow").unwrap();
+        assert!(!(start <= new && new < end));
+    }
+
+    #[test]
+    fn service_keys() {
+        let k = Keys::default();
+        assert_eq!(
+            k.tile_revision("riverflow", 3),
+            "/tilewave/tiles/riverflow/rev/0000000003"
+        );
+        assert!(
+            k.tile_revision("riverflow", 3)
+                .starts_with(&k.tile_revisions("riverflow"))
+        );
+        assert_eq!(
+            k.self_test_workspace("1234"),
+            "/tilewave/self-test-workspaces/1234"
+        );
+        assert_eq!(
+            k.rollout_active("riverflow"),
+            "/tilewave/rollout-active/riverflow"
+        );
+        assert_eq!(k.owner(&work::rollout("r1")), "/tilewave/owners/rollout-r1");
     }
 
     #[test]

@@ -6,11 +6,16 @@
 //!   concurrency (etags) and fencing.
 //! - [`ownership`]: ownership of long-running work through a lease, with a
 //!   fencing token.
+//! - [`owner_loop`]: the one owner loop: campaign, run with the fencing
+//!   token, stop at once on loss or shutdown, release.
+//! - [`shutdown`]: the one shutdown signal handed to every background task,
+//!   and the named tasks a service stops in order.
 //! - [`cache`]: watch-backed caches that resync after compaction and
 //!   reconnect after a lost connection.
 //! - [`timers`]: durable timers that fire exactly once.
-//! - [`clock`]: domain time, system or virtual (the only reader of the wall
-//!   clock).
+//! - [`time`]: the [`Clock`] trait, the system clock (the only reader of
+//!   the wall clock) and timestamp conversions, at the bottom.
+//! - [`clock`]: the virtual clock, stored in etcd.
 //! - [`audit`]: the one constructor of audit records.
 //! - [`actor`], [`trace`]: who made a change and which request started it.
 //! - [`error`]: the errors and their gRPC status codes.
@@ -31,9 +36,12 @@ pub mod clock;
 pub mod error;
 pub mod keys;
 mod observe;
+pub mod owner_loop;
 pub mod ownership;
 pub mod retry;
+pub mod shutdown;
 pub mod store;
+pub mod time;
 pub mod timers;
 pub mod trace;
 
@@ -43,6 +51,8 @@ pub use change::{Change, CommitInfo, FencingToken};
 pub use clock::{Clock, ClockState, SystemClock, VirtualClock};
 pub use error::{Error, Result};
 pub use keys::Keys;
+pub use owner_loop::{Ended, Owned, OwnerLoop};
 pub use ownership::Ownership;
+pub use shutdown::{Shutdown, Tasks, Trigger};
 pub use store::{Listing, Store, StoreConfig, Versioned};
-pub use timers::{Fired, run_timer_loop};
+pub use timers::{Fired, TimerKinds, run_timer_loop};

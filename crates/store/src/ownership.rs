@@ -23,12 +23,12 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::change::FencingToken;
-use crate::clock::{Clock, SystemClock, to_proto_timestamp};
 use crate::error::{Error, Result};
 use crate::keys::check_segment;
 use crate::observe::{EtcdOp, LEASE_RENEW, Observed, observe};
 use crate::retry::{self, Attempt, Backoff};
 use crate::store::{Store, decode};
+use crate::time::{Clock, SystemClock, to_proto_timestamp};
 
 /// The shortest lease TTL accepted.
 pub const MIN_TTL: Duration = Duration::from_secs(2);
@@ -373,7 +373,7 @@ async fn keep_alive(
 }
 
 /// Decodes the current owner of `work`, if any (for diagnostics).
-pub async fn current_owner(store: &Store, work: &str) -> Result<Option<crate::Versioned<Owner>>> {
+pub async fn current_owner(store: &Store, work: &str) -> Result<Option<crate::store::Versioned<Owner>>> {
     match store.get_raw(&store.keys().owner(work)).await? {
         Some(kv) => decode(&kv).map(Some),
         None => Ok(None),

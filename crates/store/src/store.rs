@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use etcd_client::{Client, CompactionOptions, ConnectOptions, GetOptions, KeyValue};
 
-use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::keys::{DEFAULT_PREFIX, Keys, prefix_end};
 use crate::observe::{EtcdOp, observe};
 use crate::retry;
+use crate::time::{Clock, SystemClock};
 
 /// Default deadline of one store operation, retries included.
 pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,19 +1,29 @@
 //! Durable timers: bake ends, acknowledgement deadlines, grace periods, GA
 //! moments.
 //!
-//! A timer is a `Timer` message at `timers/<due as zero-padded unix
-//! milliseconds>/<id>`, so keys sort in due order. It is scheduled inside the
-//! change that needs it ([`crate::Change::schedule`]). Firing commits the
-//! timer's effect and the deletion of the timer key in **one** fenced
-//! transaction that also compares the timer key's etag: whichever replica
-//! fires first wins, a second attempt finds the key gone
+//! A timer is a `Timer` message at `timers/<kind>/<due as zero-padded unix
+//! milliseconds>/<id>`, so a kind's keys sort in due order. It is scheduled
+//! inside the change that needs it ([`crate::Change::schedule`]). Firing
+//! commits the timer's effect and the deletion of the timer key in **one**
+//! fenced transaction that also compares the timer key's etag: whichever
+//! replica fires first wins, a second attempt finds the key gone
 //! ([`Fired::AlreadyFired`]) and a replica that lost ownership is
 //! [`crate::Error::Fenced`]. So a timer takes effect exactly once, across
 //! crashes and competing owners.
 //!
-//! [`run_timer_loop`] drives firing from a [`Clock`]: when the clock jumps,
-//! every timer that fell due fires, in due order.
+//! [`run_timer_loop`] drives firing from a [`Clock`] for the kinds it was
+//! given handlers for ([`TimerKinds`]): it lists and watches only those
+//! kinds, so a timer of a kind another service handles is never touched
+//! here. When the clock jumps, every timer of its kinds that fell due fires,
+//! in due order.
+//!
+//! **Migration.** Before timers had kinds their keys were
+//! `timers/<due>/<id>`. Every timer loop first moves such keys to
+//! `timers/<kind>/<due>/<id>` ([`Store::migrate_legacy_timers`]), whatever
+//! their kind, one fenced transaction per timer (guarded on the old key's
+//! etag, so concurrent migrations and firings move or fire each once).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -22,12 +32,14 @@ use tilewave_proto::common::v1::{AuditRecord, Timer};
 use tracing::Instrument as _;
 
 use crate::actor::Actor;
+use crate::audit::{self, AuditRecordExt as _};
 use crate::cache::WatchCache;
 use crate::change::{Change, CommitInfo, FencingToken};
-use crate::clock::{Clock, from_proto_timestamp, to_proto_timestamp};
 use crate::error::{Error, Result};
+use crate::keys::check_timer_kind;
 use crate::retry::Backoff;
 use crate::store::{Store, Versioned, decode};
+use crate::time::{BoxFuture, Clock, from_proto_timestamp};
 
 /// What firing a timer did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,12 +60,57 @@ pub fn due_of(timer: &Timer) -> Result<Timestamp> {
 }
 
 impl Store {
-    /// Every timer due at or before `now`, in due order.
-    pub async fn due_timers(&self, now: Timestamp) -> Result<Vec<Versioned<Timer>>> {
+    /// Every timer of `kind` due at or before `now`, in due order.
+    pub async fn due_timers(&self, kind: &str, now: Timestamp) -> Result<Vec<Versioned<Timer>>> {
         let keys = self.keys();
-        let end = keys.timers_due_end(now)?;
-        let (kvs, _) = self.list_raw(&keys.timers(), Some(end.into_bytes())).await?;
+        let end = keys.timers_due_end(kind, now)?;
+        let (kvs, _) = self
+            .list_raw(&keys.timers_of(kind)?, Some(end.into_bytes()))
+            .await?;
         kvs.iter().map(decode).collect()
+    }
+
+    /// Moves every timer still under the layout before kinds
+    /// (`timers/<due>/<id>`) to `timers/<kind>/<due>/<id>`, one transaction
+    /// per timer fenced by `token` and guarded on the old key's etag (a timer
+    /// moved or fired meanwhile is left alone). A timer without a valid kind
+    /// or due time stays where it is (and is logged). Returns how many moved.
+    pub async fn migrate_legacy_timers(&self, token: &FencingToken, actor: &Actor) -> Result<usize> {
+        let (start, end) = self.keys().legacy_timers();
+        let (kvs, _) = self.list_raw(&start, Some(end.into_bytes())).await?;
+        let mut moved = 0;
+        for kv in &kvs {
+            let old: Versioned<Timer> = match decode(kv) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a timer of the old layout cannot be read; left in place");
+                    continue;
+                }
+            };
+            let new_key = match self.keys().timer_of(&old.value) {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::warn!(timer = %old.key, error = %e, "a timer of the old layout has no valid kind or due time; left in place");
+                    continue;
+                }
+            };
+            let t = &old.value;
+            let change = Change::new()
+                .delete(old.key.clone(), old.etag)
+                .create(new_key, t)
+                .fence(token)
+                .audit(timer_audit("MigrateTimer", t, "moved to the timers of its kind"));
+            match self.commit(change, actor).await {
+                Ok(_) => moved += 1,
+                // Moved, fired or cancelled by someone else meanwhile.
+                Err(Error::Conflict { .. } | Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if moved > 0 {
+            tracing::info!(moved, "timers moved to the layout by kind");
+        }
+        Ok(moved)
     }
 
     /// Fires `timer`: commits `effect`, the deletion of the timer key (which
@@ -68,27 +125,70 @@ impl Store {
     ) -> Result<Fired> {
         let mut change = effect.delete(timer.key.clone(), timer.etag).fence(token);
         if !change.has_audit() {
-            change = change.audit(AuditRecord {
-                at: Some(to_proto_timestamp(self.clock().now())),
-                action: "FireTimer".into(),
-                object_kind: "timer".into(),
-                object_id: timer.value.id.clone(),
-                summary: format!("timer {} ({}) fired", timer.value.id, timer.value.kind),
-                trace_id: timer
-                    .value
-                    .origin
-                    .as_ref()
-                    .and_then(crate::trace::trace_id)
-                    .unwrap_or_default()
-                    .to_owned(),
-                ..Default::default()
-            });
+            change = change.audit(timer_audit("FireTimer", &timer.value, "fired"));
         }
         match self.commit(change, actor).await {
             Ok(info) => Ok(Fired::Fired(info)),
             Err(Error::Conflict { key }) if key == timer.key => Ok(Fired::AlreadyFired),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// The audit record of `action` on timer `t` ("timer <id> (<kind>) <what>"),
+/// carrying the trace id of the request that scheduled it.
+fn timer_audit(action: &str, t: &Timer, what: &str) -> AuditRecord {
+    audit::record(
+        action,
+        "timer",
+        &t.id,
+        format!("timer {} ({}) {what}", t.id, t.kind),
+    )
+    .trace(
+        t.origin
+            .as_ref()
+            .and_then(crate::trace::trace_id)
+            .unwrap_or_default(),
+    )
+}
+
+/// The handler of one timer kind: turns a due timer into its effect.
+type Handler = Box<dyn FnMut(Versioned<Timer>) -> BoxFuture<'static, Result<Change>> + Send>;
+
+/// The timer kinds a loop fires, each with its handler. A loop lists,
+/// watches and fires only these kinds: other kinds belong to other loops.
+#[derive(Default)]
+pub struct TimerKinds {
+    handlers: BTreeMap<String, Handler>,
+}
+
+impl std::fmt::Debug for TimerKinds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.handlers.keys()).finish()
+    }
+}
+
+impl TimerKinds {
+    /// No kinds yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fires the timers of `kind` with `handler` (which replaces an earlier
+    /// handler of the kind). The kind is checked when the loop starts.
+    pub fn on<H, F>(mut self, kind: &str, mut handler: H) -> Self
+    where
+        H: FnMut(Versioned<Timer>) -> F + Send + 'static,
+        F: Future<Output = Result<Change>> + Send + 'static,
+    {
+        self.handlers
+            .insert(kind.to_owned(), Box::new(move |t| Box::pin(handler(t))));
+        self
+    }
+
+    /// The registered kinds, in order.
+    pub fn kinds(&self) -> Vec<&str> {
+        self.handlers.keys().map(String::as_str).collect()
     }
 }
 
@@ -109,77 +209,116 @@ fn step_span(timer: &Timer) -> tracing::Span {
     tilewave_telemetry::span_linked_to(&origin, "timer.fire")
 }
 
-/// Fires timers as they fall due on `clock`, until `shutdown` completes or
-/// the ownership behind `token` is lost (then [`Error::Fenced`]).
+/// Fires the timers of the registered `kinds` as they fall due on `clock`,
+/// until `shutdown` completes or the ownership behind `token` is lost (then
+/// [`Error::Fenced`]). It first moves timers of the old layout
+/// ([`Store::migrate_legacy_timers`]).
 ///
-/// `handler` turns a due timer into its effect (a [`Change`], possibly with
-/// its own audit record); its error leaves the timer in place to be retried
-/// after a back-off. Timers fire in due order: a failure restarts the round.
-/// Run it under an [`crate::Ownership`] of the timer work, and select on
-/// [`crate::Ownership::lost`] too. Each firing (handler and commit) runs in a
+/// A kind's handler turns a due timer into its effect (a [`Change`],
+/// possibly with its own audit record); its error leaves the timer in place
+/// to be retried after a back-off. Timers fire in due order (across the
+/// registered kinds): a failure restarts the round. Timers of other kinds
+/// are never read, fired or deleted. Run it under an ownership of the timer
+/// work ([`crate::OwnerLoop`]). Each firing (handler and commit) runs in a
 /// `timer.fire` span linked to the timer's origin.
-pub async fn run_timer_loop<H, F>(
+pub async fn run_timer_loop(
     store: &Store,
     clock: Arc<dyn Clock>,
     token: FencingToken,
     actor: Actor,
-    mut handler: H,
+    mut kinds: TimerKinds,
     shutdown: impl Future<Output = ()>,
-) -> Result<()>
-where
-    H: FnMut(Versioned<Timer>) -> F,
-    F: Future<Output = Result<Change>>,
-{
+) -> Result<()> {
+    if kinds.handlers.is_empty() {
+        return Err(Error::invalid("a timer loop needs at least one timer kind"));
+    }
+    // Owned names: a borrow of the handlers must not live across an await
+    // (they are `Send`, not `Sync`).
+    let names: Vec<String> = kinds.handlers.keys().cloned().collect();
+    for kind in &names {
+        check_timer_kind(kind)?;
+    }
     let store = store.with_clock(Arc::clone(&clock));
-    let cache = WatchCache::<Timer>::prefix(&store, &store.keys().timers()).await?;
+    let prefixes = names
+        .iter()
+        .map(|k| store.keys().timers_of(k))
+        .collect::<Result<Vec<_>>>()?;
+    let filter_prefixes = prefixes.clone();
+    let cache = WatchCache::<Timer>::prefix_filtered(
+        &store,
+        &store.keys().timers(),
+        Arc::new(move |k: &str| filter_prefixes.iter().any(|p| k.starts_with(p.as_str()))),
+    )
+    .await?;
     let mut changes = cache.revision_watch();
     let mut backoff = Backoff::default();
+    let mut migrated = false;
     tokio::pin!(shutdown);
     loop {
         changes.borrow_and_update();
         let mut last_commit = 0;
         let mut failed = false;
-        match store.due_timers(clock.now()).await {
-            Ok(due) => {
-                for timer in due {
-                    let id = timer.value.id.clone();
-                    // Each firing is a step of the work that scheduled the
-                    // timer: its own root span, linked to that request.
-                    let step = step_span(&timer.value);
-                    let outcome = async {
-                        let effect = handler(timer.clone()).await.map_err(Step::Handler)?;
-                        store
-                            .fire_timer(&timer, effect, &token, &actor)
-                            .await
-                            .map_err(Step::Fire)
-                    }
-                    .instrument(step)
-                    .await;
-                    match outcome {
-                        Err(Step::Handler(e)) => {
-                            tracing::warn!(timer = %id, error = %e, "timer handler failed; will retry");
-                            failed = true;
-                            break;
-                        }
-                        Ok(Fired::Fired(info)) => {
-                            tracing::debug!(timer = %id, revision = info.revision, "timer fired");
-                            last_commit = info.revision;
-                        }
-                        Ok(Fired::AlreadyFired) => {
-                            tracing::debug!(timer = %id, "timer already fired elsewhere");
-                        }
-                        Err(Step::Fire(e @ Error::Fenced { .. })) => return Err(e),
-                        Err(Step::Fire(e)) => {
-                            tracing::warn!(timer = %id, error = %e, "firing failed; will retry");
-                            failed = true;
-                            break;
-                        }
+        if !migrated {
+            match store.migrate_legacy_timers(&token, &actor).await {
+                Ok(_) => migrated = true,
+                Err(e @ Error::Fenced { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot move timers of the old layout yet; will retry");
+                    failed = true;
+                }
+            }
+        }
+        let mut due = Vec::new();
+        if !failed {
+            for kind in &names {
+                match store.due_timers(kind, clock.now()).await {
+                    Ok(list) => due.extend(list.into_iter().map(|t| (kind.clone(), t))),
+                    Err(e) => {
+                        tracing::warn!(kind = %kind, error = %e, "cannot read due timers; will retry");
+                        failed = true;
+                        break;
                     }
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read due timers; will retry");
-                failed = true;
+        }
+        // In due order across kinds (each kind's list is in due order).
+        due.sort_by_key(|(_, t)| due_of(&t.value).ok());
+        for (kind, timer) in if failed { Vec::new() } else { due } {
+            let Some(handler) = kinds.handlers.get_mut(&kind) else {
+                continue;
+            };
+            let id = timer.value.id.clone();
+            // Each firing is a step of the work that scheduled the timer:
+            // its own root span, linked to that request.
+            let step = step_span(&timer.value);
+            let outcome = async {
+                let effect = handler(timer.clone()).await.map_err(Step::Handler)?;
+                store
+                    .fire_timer(&timer, effect, &token, &actor)
+                    .await
+                    .map_err(Step::Fire)
+            }
+            .instrument(step)
+            .await;
+            match outcome {
+                Err(Step::Handler(e)) => {
+                    tracing::warn!(timer = %id, %kind, error = %e, "timer handler failed; will retry");
+                    failed = true;
+                    break;
+                }
+                Ok(Fired::Fired(info)) => {
+                    tracing::debug!(timer = %id, %kind, revision = info.revision, "timer fired");
+                    last_commit = info.revision;
+                }
+                Ok(Fired::AlreadyFired) => {
+                    tracing::debug!(timer = %id, %kind, "timer already fired elsewhere");
+                }
+                Err(Step::Fire(e @ Error::Fenced { .. })) => return Err(e),
+                Err(Step::Fire(e)) => {
+                    tracing::warn!(timer = %id, %kind, error = %e, "firing failed; will retry");
+                    failed = true;
+                    break;
+                }
             }
         }
         if failed {
@@ -197,7 +336,7 @@ where
             }
             continue;
         }
-        let next = cache.first().and_then(|t| due_of(&t.value).ok());
+        let next = cache.list().iter().filter_map(|t| due_of(&t.value).ok()).min();
         tokio::select! {
             () = &mut shutdown => return Ok(()),
             _ = changes.changed() => {}

@@ -16,32 +16,35 @@ use std::time::Duration;
 use etcd_client::PutOptions;
 use prost::Message as _;
 use tilewave_proto::agent::v1::AgentInfo;
-use tilewave_store::Store;
 use tilewave_store::retry::Backoff;
+use tilewave_store::{Shutdown, Store, Tasks};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// A running registration.
+/// A running registration: the background task `registration` of the
+/// agent's [`Tasks`], which deregisters (revokes the lease, deleting the
+/// key) when it is stopped.
 #[derive(Debug)]
 pub struct Registration {
-    store: Store,
-    task: tokio::task::JoinHandle<()>,
     /// The current lease while registered, `None` while not.
     lease: watch::Receiver<Option<i64>>,
 }
 
 impl Registration {
-    /// Starts registering `info` under `key` with leases of `ttl`.
-    pub fn start(store: Store, key: String, info: AgentInfo, ttl: Duration) -> Self {
+    /// Starts registering `info` under `key` with leases of `ttl`, as the
+    /// task `registration` of `tasks`.
+    pub fn start(tasks: &mut Tasks, store: Store, key: String, info: AgentInfo, ttl: Duration) -> Self {
         let (tx, lease) = watch::channel(None);
-        let task = tokio::spawn(run(store.clone(), key, info, ttl, tx));
-        Self { store, task, lease }
+        tasks.spawn("registration", move |shutdown| {
+            run(store, key, info, ttl, tx, shutdown)
+        });
+        Self { lease }
     }
 
-    /// Completes once the key is written (the first time).
+    /// Completes once the key is written (the first time), or the task ended.
     pub async fn registered(&self) {
         let mut rx = self.lease.clone();
-        // An error means the task ended, which it does only when aborted.
+        // An error means the task ended (it was stopped).
         let _ = rx.wait_for(Option::is_some).await;
     }
 
@@ -49,23 +52,39 @@ impl Registration {
     pub fn is_registered(&self) -> bool {
         self.lease.borrow().is_some()
     }
+}
 
-    /// Stops renewing and revokes the lease, deleting the key.
-    pub async fn shutdown(self) {
-        self.task.abort();
-        let lease = *self.lease.borrow();
-        if let Some(id) = lease {
-            revoke(&self.store, id).await;
-            tracing::info!(lease_id = id, "deregistered");
-        }
+/// Keeps the registration until `shutdown`, then revokes the lease.
+async fn run(
+    store: Store,
+    key: String,
+    info: AgentInfo,
+    ttl: Duration,
+    tx: watch::Sender<Option<i64>>,
+    shutdown: Shutdown,
+) {
+    tokio::select! {
+        () = keep_registered(&store, &key, &info, ttl, &tx) => {}
+        () = shutdown.requested() => {}
+    }
+    let lease = *tx.borrow();
+    if let Some(id) = lease {
+        revoke(&store, id).await;
+        tracing::info!(lease_id = id, "deregistered");
     }
 }
 
 /// Registers, keeps the lease alive, and registers again when it is lost.
-async fn run(store: Store, key: String, info: AgentInfo, ttl: Duration, tx: watch::Sender<Option<i64>>) {
+async fn keep_registered(
+    store: &Store,
+    key: &str,
+    info: &AgentInfo,
+    ttl: Duration,
+    tx: &watch::Sender<Option<i64>>,
+) {
     let mut backoff = Backoff::new(Duration::from_millis(100), ttl / 3);
     loop {
-        let lease_id = match register(&store, &key, &info, ttl).await {
+        let lease_id = match register(store, key, info, ttl).await {
             Ok(id) => id,
             Err(e) => {
                 tracing::warn!(key, error = %e, "cannot register yet; retrying");
@@ -76,12 +95,12 @@ async fn run(store: Store, key: String, info: AgentInfo, ttl: Duration, tx: watc
         backoff.reset();
         let _ = tx.send(Some(lease_id));
         tracing::info!(key, lease_id, ttl_secs = ttl.as_secs(), "registered");
-        let why = keep_alive(&store, lease_id, ttl).await;
+        let why = keep_alive(store, lease_id, ttl).await;
         let _ = tx.send(None);
         tracing::warn!(key, lease_id, %why, "registration lost; registering again");
         // The old lease may still exist (no renewal got through, but etcd
         // kept it): let it go.
-        revoke(&store, lease_id).await;
+        revoke(store, lease_id).await;
     }
 }
 

@@ -16,7 +16,7 @@ use tilewave_proto::agent::v1::AgentInfo;
 use tilewave_proto::agent::v1::agent_service_server::AgentServiceServer;
 use tilewave_proto::agent::v1::fault_injection_service_server::FaultInjectionServiceServer;
 use tilewave_store::clock::to_proto_timestamp;
-use tilewave_store::{Store, StoreConfig};
+use tilewave_store::{Store, StoreConfig, Tasks};
 use tokio::net::TcpListener;
 
 use crate::config::AgentConfig;
@@ -61,6 +61,9 @@ pub enum ServeError {
     #[error("listener: {0}")]
     Listener(#[from] std::io::Error),
 }
+
+/// How long a background task may take to stop before it is aborted.
+const TASK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Serves the agent on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -128,7 +131,12 @@ pub async fn serve(
         started_at: Some(to_proto_timestamp(clock.now())),
         version: env!("CARGO_PKG_VERSION").to_owned(),
     };
+    // The background tasks, each under its name with its shutdown signal,
+    // stopped last-started-first: the prober, then the registration
+    // (deregistered last: the agent answers until it stops).
+    let mut tasks = Tasks::new();
     let registration = Registration::start(
+        &mut tasks,
         store.clone(),
         store.keys().agent(&config.region),
         info,
@@ -139,7 +147,7 @@ pub async fn serve(
         () = registration.registered() => Ok(()),
     };
     if let Err(result) = registered {
-        registration.shutdown().await;
+        tasks.stop(TASK_GRACE).await;
         return Ok(result?);
     }
     reporter
@@ -149,22 +157,27 @@ pub async fn serve(
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
 
-    let prober = tokio::spawn({
+    tasks.spawn("prober", {
         let agent = agent.clone();
         let every = config.probe_interval;
-        async move {
+        move |shutdown| async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
-                agent.probe_all().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = shutdown.requested() => return,
+                }
+                tokio::select! {
+                    () = agent.probe_all() => {}
+                    () = shutdown.requested() => return,
+                }
             }
         }
     });
 
     let result = server.await;
-    prober.abort();
-    registration.shutdown().await;
+    tasks.stop(TASK_GRACE).await;
     tracing::info!("tilewave-agent stopped");
     Ok(result?)
 }

@@ -88,11 +88,11 @@ impl Registry {
 
     /// Marks the workspace that holds a self-test tile.
     fn self_test_marker(&self, workspace: &str) -> String {
-        format!("{}self-test-workspaces/{workspace}", self.store().keys().prefix())
+        self.store().keys().self_test_workspace(workspace)
     }
 
     fn revision_key(&self, id: &str, revision: i64) -> String {
-        format!("{}/rev/{revision:010}", self.tile_key(id))
+        self.store().keys().tile_revision(id, revision)
     }
 
     /// The latest tile from the cache, with its etag filled in.
@@ -505,7 +505,7 @@ impl RegistryService for Registry {
         }
         let listing = self
             .store()
-            .list::<Tile>(&format!("{}/rev/", self.tile_key(&r.id)))
+            .list::<Tile>(&self.store().keys().tile_revisions(&r.id))
             .await
             .map_err(Error::from)?;
         let revisions = listing

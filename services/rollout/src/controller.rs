@@ -30,8 +30,8 @@ use tilewave_proto::common::v1::{EventKind, HealthStatus, Severity, TileState, T
 use tilewave_proto::registry::v1::MaintenanceState;
 use tilewave_proto::rollout::v1::{GaTimerPayload, Rollout, RolloutKind, RolloutStep};
 use tilewave_store::audit::{self, AuditRecordExt as _};
-use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
-use tilewave_store::{Change, FencingToken, Ownership};
+use tilewave_store::clock::to_proto_timestamp;
+use tilewave_store::{Change, Ended, FencingToken, Owned, OwnerLoop, Shutdown};
 use tracing::Instrument as _;
 
 use crate::clients::request;
@@ -53,9 +53,11 @@ pub fn needs_owner(state: i32) -> bool {
     convert::state(state).is_some_and(|s| s.needs_owner())
 }
 
-/// Runs the controller until `shutdown`.
-pub async fn run(ctx: Ctx, shutdown: impl std::future::Future<Output = ()>) {
-    tokio::pin!(shutdown);
+/// Runs the controller until `shutdown`: every roll-out that needs an owner
+/// and is not driven here gets a try at its owner key
+/// (`owners/rollout-<id>`) through the owner loop, which drives it while
+/// owned, stops at once on loss or shutdown, and releases the key.
+pub async fn run(ctx: Ctx, shutdown: Shutdown) {
     let mut changes = ctx.rollouts.revision_watch();
     let mut driving: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
@@ -65,35 +67,33 @@ pub async fn run(ctx: Ctx, shutdown: impl std::future::Future<Output = ()>) {
             if !needs_owner(r.value.state) || driving.contains_key(&id) {
                 continue;
             }
-            let work = model::owner_work(&id);
-            match tilewave_store::ownership::current_owner(&ctx.store, &work).await {
-                Ok(Some(_)) => continue,
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::debug!(rollout = %id, error = %e, "cannot read the owner");
-                    continue;
-                }
-            }
-            match Ownership::try_acquire(&ctx.store, &work, &ctx.holder, ctx.ttl).await {
-                Ok(Some(own)) => {
-                    let ctx = ctx.clone();
-                    let origin = r.value.origin.clone().unwrap_or_default();
+            let owner = OwnerLoop::new(&ctx.store, model::owner_work(&id), &ctx.holder, ctx.ttl);
+            let origin = r.value.origin.clone().unwrap_or_default();
+            let (ctx, shutdown, rid) = (ctx.clone(), shutdown.clone(), id.clone());
+            let task = async move {
+                let work = |owned| {
                     let span = tilewave_telemetry::span_linked_to(&origin, "rollout.drive");
-                    let rid = id.clone();
-                    driving.insert(id, tokio::spawn(drive(ctx, rid, own).instrument(span)));
+                    drive(ctx, rid.clone(), owned).instrument(span)
+                };
+                match owner.run_once(&shutdown, work).await {
+                    Ok(Some(Ended::Finished(Err(e)))) => {
+                        tracing::warn!(rollout = %rid, error = %e, "stopped driving the roll-out");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(rollout = %rid, error = %e, "cannot take ownership"),
                 }
-                Ok(None) => {}
-                Err(e) => tracing::debug!(rollout = %id, error = %e, "cannot take ownership"),
-            }
+            };
+            driving.insert(id, tokio::spawn(task));
         }
         tokio::select! {
-            () = &mut shutdown => break,
+            () = shutdown.requested() => break,
             _ = changes.changed() => {}
             () = tokio::time::sleep(ctx.ttl / 3) => {}
         }
     }
+    // Each owner loop stops its roll-out and releases it on shutdown.
     for (_, h) in driving {
-        h.abort();
+        let _ = h.await;
     }
 }
 
@@ -108,48 +108,35 @@ enum Next {
     Done,
 }
 
-/// Drives one roll-out while `own` holds it.
-pub async fn drive(ctx: Ctx, id: String, own: Ownership) {
-    let token = own.token();
-    let mut lost = own.lost_signal();
+/// Drives one roll-out while this replica owns it (the owner loop stops
+/// it at once on loss or shutdown). Returns when the roll-out needs no owner
+/// any more, or with the error that made driving it pointless (a fenced
+/// write: another replica owns it).
+pub async fn drive(ctx: Ctx, id: String, owned: Owned) -> Result<()> {
+    let token = owned.token();
     let mut changes = ctx.rollouts.revision_watch();
     let mut freeze = ctx.freeze.revision_watch();
     tracing::info!(rollout = %id, token = token.revision, holder = %ctx.holder, "driving roll-out");
     loop {
-        if *lost.borrow() {
-            tracing::warn!(rollout = %id, "ownership lost: stopping at once");
-            return;
-        }
         changes.borrow_and_update();
         freeze.borrow_and_update();
-        let step = tokio::select! {
-            r = decide(&ctx, &id, &token) => r,
-            _ = lost.wait_for(|l| *l) => {
-                tracing::warn!(rollout = %id, "ownership lost mid-step: stopping at once");
-                return;
-            }
-        };
-        match step {
+        match decide(&ctx, &id, &token).await {
             Ok(Next::Again) => continue,
             Ok(Next::Done) => {
                 tracing::info!(rollout = %id, "roll-out needs no owner any more; releasing");
-                if let Err(e) = own.release().await {
-                    tracing::debug!(rollout = %id, error = %e, "release failed; the lease will expire");
-                }
-                return;
+                return Ok(());
             }
             Ok(Next::Until(t)) => {
                 tokio::select! {
                     () = ctx.clock.sleep_until(t) => {}
                     _ = changes.changed() => {}
                     _ = freeze.changed() => {}
-                    _ = lost.changed() => {}
                     () = tokio::time::sleep(MAX_IDLE) => {}
                 }
             }
-            Err(Error::Store(tilewave_store::Error::Fenced { .. })) => {
+            Err(e @ Error::Store(tilewave_store::Error::Fenced { .. })) => {
                 tracing::warn!(rollout = %id, "write fenced: another replica owns the roll-out; stopping");
-                return;
+                return Err(e);
             }
             Err(Error::Store(tilewave_store::Error::Conflict { .. })) => {}
             Err(e) => {
@@ -771,7 +758,7 @@ async fn finish(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp
             .or(r.plan.as_ref().and_then(|p| p.ga_time.as_ref()))
     {
         let timer = ga_timer(r, *ga);
-        let key = ctx.keys().timer(from_proto_timestamp(ga)?, &timer.id)?;
+        let key = ctx.keys().timer_of(&timer)?;
         w.extra = Change::new().put_unchecked(key, &timer);
     }
     w.events.push(model::event(
@@ -870,9 +857,7 @@ async fn rolled_back(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Time
     if let Some(ga) = r.plan.as_ref().and_then(|p| p.ga_time).or(tile.ga_time)
         && kind == RolloutKind::Launch
     {
-        let key = ctx
-            .keys()
-            .timer(from_proto_timestamp(&ga)?, &format!("ga/{}", r.tile_id))?;
+        let key = ctx.keys().timer_of(&ga_timer(r, ga))?;
         w.extra = Change::new().delete_unchecked(key);
     }
     w.commit("RolledBack", format!("roll-out {} rolled back", r.id))

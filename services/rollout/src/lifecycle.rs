@@ -25,7 +25,7 @@ use jiff::SignedDuration;
 use tilewave_proto::common::v1::TileState;
 use tilewave_proto::registry::v1::{MaintenanceState, Tile};
 use tilewave_proto::rollout::v1::{Rollout, RolloutKind, RolloutSpec, RolloutState, RolloutStep, StepState};
-use tilewave_store::{Ownership, Versioned};
+use tilewave_store::{OwnerLoop, Shutdown, Versioned};
 use tracing::Instrument as _;
 
 use crate::error::{Error, Result};
@@ -34,65 +34,38 @@ use crate::service::Rollouts;
 use crate::spec::proto_duration;
 
 /// The owner work of the lifecycle loop (`owners/lifecycle`).
-pub const LIFECYCLE_WORK: &str = "lifecycle";
+pub const LIFECYCLE_WORK: &str = tilewave_store::keys::work::LIFECYCLE;
 
 /// Runs the lifecycle loop whenever this replica owns it, until `shutdown`.
 /// `removal_bake`: the bake of each wave of a removal roll-out.
-pub async fn run(
-    ctx: Ctx,
-    removal_bake: SignedDuration,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) {
-    let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
+pub async fn run(ctx: Ctx, removal_bake: SignedDuration, shutdown: Shutdown) {
     let service = Rollouts::new(ctx.clone());
+    let owner = OwnerLoop::new(&ctx.store, LIFECYCLE_WORK, &ctx.holder, ctx.ttl);
+    owner
+        .run(&shutdown, |_owned| owned_loop(&ctx, &service, removal_bake))
+        .await;
+}
+
+/// The loop while this replica owns the work: a pass on every change of the
+/// tiles or roll-outs (at least every third of the TTL). The owner loop
+/// stops it at once on loss or shutdown.
+async fn owned_loop(
+    ctx: &Ctx,
+    service: &Rollouts,
+    removal_bake: SignedDuration,
+) -> std::result::Result<(), std::convert::Infallible> {
+    tracing::info!(holder = %ctx.holder, "running the lifecycle loop");
+    let mut tiles = ctx.tiles.revision_watch();
+    let mut rollouts = ctx.rollouts.revision_watch();
     loop {
-        if *stop.borrow() {
-            return;
+        tiles.borrow_and_update();
+        rollouts.borrow_and_update();
+        pass(ctx, service, removal_bake).await;
+        tokio::select! {
+            _ = tiles.changed() => {}
+            _ = rollouts.changed() => {}
+            () = tokio::time::sleep(ctx.ttl / 3) => {}
         }
-        let own = tokio::select! {
-            r = Ownership::acquire(&ctx.store, LIFECYCLE_WORK, &ctx.holder, ctx.ttl) => r,
-            _ = stop.changed() => return,
-        };
-        let own = match own {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot take the lifecycle loop");
-                tokio::time::sleep(ctx.ttl / 3).await;
-                continue;
-            }
-        };
-        tracing::info!(holder = %ctx.holder, "running the lifecycle loop");
-        let mut lost = own.lost_signal();
-        let mut tiles = ctx.tiles.revision_watch();
-        let mut rollouts = ctx.rollouts.revision_watch();
-        loop {
-            if *lost.borrow() || *stop.borrow() {
-                break;
-            }
-            tiles.borrow_and_update();
-            rollouts.borrow_and_update();
-            tokio::select! {
-                () = pass(&ctx, &service, removal_bake) => {}
-                _ = lost.wait_for(|l| *l) => break,
-                _ = stop.wait_for(|s| *s) => break,
-            }
-            tokio::select! {
-                _ = tiles.changed() => {}
-                _ = rollouts.changed() => {}
-                _ = lost.changed() => {}
-                _ = stop.changed() => {}
-                () = tokio::time::sleep(ctx.ttl / 3) => {}
-            }
-        }
-        if own.is_lost() {
-            tracing::warn!("lost the lifecycle loop");
-            continue;
-        }
-        let _ = own.release().await;
     }
 }
 

@@ -4,9 +4,11 @@
 //!
 //! Layout: `rollouts/<id>` (a `Rollout` without its steps),
 //! `rollouts/<id>/steps/<region>` (one `RolloutStep` per region),
-//! `events/<id>` (common `Event`s), `freeze`, `owners/rollout-<id>` (the
-//! roll-out's owner), `owners/timers`, `owners/reconciler`, and the GA
-//! timers under `timers/`.
+//! `events/<id>` (common `Event`s), `freeze`, `rollout-active/<tile>`,
+//! `owners/rollout-<id>` (the roll-out's owner), `owners/timers`,
+//! `owners/lifecycle`, `owners/reconciler`, and the GA timers under
+//! `timers/ga/`: every key is built by `tilewave_store::Keys`, every owner
+//! work name in `tilewave_store::keys::work`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,7 +92,7 @@ pub fn state_name(state: i32) -> &'static str {
 /// roll-out), deleted in the transaction that finishes it: at most one
 /// roll-out of a tile is active, whatever runs concurrently.
 pub fn active_key(keys: &Keys, tile: &str) -> String {
-    format!("{}rollout-active/{tile}", keys.prefix())
+    keys.rollout_active(tile)
 }
 
 /// The value of [`active_key`].
@@ -115,7 +117,7 @@ pub fn with_active_marker(keys: &Keys, change: Change, before: i32, r: &Rollout)
 
 /// The owner work name of a roll-out (`owners/rollout-<id>`).
 pub fn owner_work(id: &str) -> String {
-    format!("rollout-{id}")
+    tilewave_store::keys::work::rollout(id)
 }
 
 /// A roll-out and its steps as read from etcd.

@@ -12,17 +12,18 @@ use std::collections::{BTreeMap, HashSet};
 
 use jiff::Timestamp;
 use tilewave_proto::agent::v1::{ApplyTileRequest, ListTilesRequest, RemoveTileRequest};
-use tilewave_proto::common::v1::{AuditRecord, Event, EventKind, Severity};
+use tilewave_proto::common::v1::{Event, EventKind, Severity};
 use tilewave_proto::rollout::v1::{Rollout, RolloutKind, RolloutStep, StepState};
+use tilewave_store::audit;
 use tilewave_store::clock::to_proto_timestamp;
-use tilewave_store::{Change, Ownership};
+use tilewave_store::{Change, Ended, Owned, OwnerLoop, Shutdown};
 
 use crate::clients::request;
 use crate::error::Result;
 use crate::model::{Ctx, is_terminal};
 
 /// The owner work of reconciliation.
-pub const RECONCILER_WORK: &str = "reconciler";
+pub const RECONCILER_WORK: &str = tilewave_store::keys::work::RECONCILER;
 
 /// What should be live in one region for one tile.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -119,31 +120,30 @@ async fn desired_among(
     Ok(out)
 }
 
-/// Runs reconciliation passes every `interval` until `shutdown`.
-pub async fn run(ctx: Ctx, interval: std::time::Duration, shutdown: impl std::future::Future<Output = ()>) {
-    tokio::pin!(shutdown);
+/// Runs reconciliation passes every `interval` until `shutdown`. Each pass
+/// takes `owners/reconciler` afresh through the owner loop (skipped when
+/// another replica holds it), and is stopped at once on loss or shutdown.
+pub async fn run(ctx: Ctx, interval: std::time::Duration, shutdown: Shutdown) {
+    let owner = OwnerLoop::new(&ctx.store, RECONCILER_WORK, &ctx.holder, ctx.ttl);
+    let ctx = &ctx;
     loop {
         tokio::select! {
-            () = &mut shutdown => return,
+            () = shutdown.requested() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        match Ownership::try_acquire(&ctx.store, RECONCILER_WORK, &ctx.holder, ctx.ttl).await {
-            Ok(Some(own)) => {
-                if let Err(e) = pass(&ctx, &own).await {
-                    tracing::warn!(error = %e, "reconciliation pass failed");
-                }
-                if let Err(e) = own.release().await {
-                    tracing::debug!(error = %e, "releasing the reconciler failed");
-                }
-            }
-            Ok(None) => {}
+        match owner
+            .run_once(&shutdown, |owned| async move { pass(ctx, &owned).await })
+            .await
+        {
+            Ok(Some(Ended::Finished(Err(e)))) => tracing::warn!(error = %e, "reconciliation pass failed"),
+            Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "cannot take the reconciler"),
         }
     }
 }
 
 /// One pass: compare and repair.
-pub async fn pass(ctx: &Ctx, own: &Ownership) -> Result<usize> {
+pub async fn pass(ctx: &Ctx, own: &Owned) -> Result<usize> {
     let desired = desired(ctx, None).await?;
     let tiles: HashSet<&str> = desired.keys().map(|(t, _)| t.as_str()).collect();
     let token = own.token();
@@ -210,13 +210,7 @@ pub async fn pass(ctx: &Ctx, own: &Ownership) -> Result<usize> {
             let change = Change::new()
                 .create(ctx.keys().event(&e.id), &e)
                 .fence(&token)
-                .audit(AuditRecord {
-                    action: "RepairDrift".into(),
-                    object_kind: "tile".into(),
-                    object_id: (*tile).to_owned(),
-                    summary: e.message.clone(),
-                    ..Default::default()
-                });
+                .audit(audit::record("RepairDrift", "tile", tile, e.message.clone()));
             ctx.store.commit(change, &ctx.actor).await?;
         }
     }

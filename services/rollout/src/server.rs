@@ -1,7 +1,8 @@
 //! Serving the rollout service: `serve(listener, config, shutdown)`
 //! connects to etcd, follows (or creates) the domain clock, starts the
-//! watch caches, the controller, the timer loop, reconciliation and the
-//! lifecycle loop, and
+//! watch caches, the background tasks (the controller, the timer loop,
+//! reconciliation and the lifecycle loop, each under its name with its own
+//! shutdown signal, stopped last-started-first), and
 //! serves RolloutService and ClockService with gRPC health checking and
 //! server reflection, every RPC traced by the telemetry layer.
 
@@ -12,7 +13,7 @@ use tilewave_proto::clock::v1::clock_service_server::ClockServiceServer;
 use tilewave_proto::registry::v1::Tile;
 use tilewave_proto::rollout::v1::rollout_service_server::RolloutServiceServer;
 use tilewave_proto::rollout::v1::{Freeze, Rollout};
-use tilewave_store::{Actor, Clock, Keys, Store, StoreConfig, SystemClock, VirtualClock, WatchCache};
+use tilewave_store::{Actor, Clock, Keys, Store, StoreConfig, SystemClock, Tasks, VirtualClock, WatchCache};
 use tokio::net::TcpListener;
 
 use crate::clients::{Agents, Registry};
@@ -24,6 +25,10 @@ use crate::service::Rollouts;
 /// The gRPC health service name the rollout service reports SERVING under
 /// (besides the overall "").
 pub const HEALTH_SERVICE: &str = "tilewave.rollout.v1.RolloutService";
+
+/// How long each background task may take to stop (it releases its owner
+/// keys) before it is aborted.
+const TASK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -105,25 +110,25 @@ pub async fn serve(
         actor,
     };
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let controller = tokio::spawn(crate::controller::run(ctx.clone(), stopped()));
-    let timers = tokio::spawn(crate::ga::run(ctx.clone(), stopped()));
-    let reconciler = tokio::spawn(crate::reconcile::run(
-        ctx.clone(),
-        config.reconcile_interval(),
-        stopped(),
-    ));
-    let lifecycle = tokio::spawn(crate::lifecycle::run(
-        ctx.clone(),
-        config.removal_bake(),
-        stopped(),
-    ));
+    // The background tasks, each with its own shutdown signal; stopped in
+    // the reverse order of their start once the server has stopped.
+    let mut tasks = Tasks::new();
+    tasks.spawn("controller", {
+        let ctx = ctx.clone();
+        |shutdown| crate::controller::run(ctx, shutdown)
+    });
+    tasks.spawn("timers", {
+        let ctx = ctx.clone();
+        |shutdown| crate::ga::run(ctx, shutdown)
+    });
+    tasks.spawn("reconciler", {
+        let (ctx, interval) = (ctx.clone(), config.reconcile_interval());
+        move |shutdown| crate::reconcile::run(ctx, interval, shutdown)
+    });
+    tasks.spawn("lifecycle", {
+        let (ctx, bake) = (ctx.clone(), config.removal_bake());
+        move |shutdown| crate::lifecycle::run(ctx, bake, shutdown)
+    });
 
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<RolloutServiceServer<Rollouts>>().await;
@@ -144,10 +149,7 @@ pub async fn serve(
         .add_service(ClockServiceServer::new(Clocks::new(store, clock, virtual_clock)))
         .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown)
         .await;
-    let _ = stop_tx.send(true);
-    for task in [controller, timers, reconciler, lifecycle] {
-        let _ = task.await;
-    }
+    tasks.stop(TASK_GRACE).await;
     result?;
     Ok(())
 }

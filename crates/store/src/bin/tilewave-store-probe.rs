@@ -23,9 +23,9 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tilewave_proto::common::v1::{AuditRecord, Event};
+use tilewave_proto::common::v1::Event;
 use tilewave_store::{
-    Actor, Change, Clock, Error, Ownership, Store, StoreConfig, VirtualClock, run_timer_loop,
+    Actor, Change, Clock, Error, Ownership, Store, StoreConfig, TimerKinds, VirtualClock, run_timer_loop,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -119,16 +119,10 @@ async fn run() -> BoxResult<()> {
                             message: args.holder.clone(),
                             ..Default::default()
                         };
-                        let change =
-                            Change::new()
-                                .put_unchecked(key, &event)
-                                .fence(&token)
-                                .audit(AuditRecord {
-                                    action: "ProbeWrite".into(),
-                                    object_kind: "probe".into(),
-                                    object_id: text.to_owned(),
-                                    ..Default::default()
-                                });
+                        let change = Change::new()
+                            .put_unchecked(key, &event)
+                            .fence(&token)
+                            .audit(tilewave_store::audit::record("ProbeWrite", "probe", text, ""));
                         match store.commit(change, &actor).await {
                             Ok(info) => say(&format!("OK {}", info.revision)),
                             Err(e) => say(&format!("ERR {} {e}", kind(&e))),
@@ -167,7 +161,8 @@ async fn run() -> BoxResult<()> {
                     _ = async { while let Ok(Some(l)) = lines.next_line().await { if l == "quit" { break; } } } => {}
                 }
             };
-            let result = run_timer_loop(&store, clock, owner.token(), actor, handler, shutdown).await;
+            let kinds = TimerKinds::new().on("test", handler);
+            let result = run_timer_loop(&store, clock, owner.token(), actor, kinds, shutdown).await;
             if let Err(e) = &result {
                 say(&format!("ERR {} {e}", kind(e)));
             }

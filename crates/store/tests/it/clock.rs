@@ -135,11 +135,19 @@ async fn advances_identically_in_every_process_and_never_backwards() -> anyhow::
         b.duration_since(a).abs() < SignedDuration::from_secs(60),
         "{a} vs {b}"
     );
-    let later = probe_now(&mut probe).await?;
-    assert!(
-        later > t3 + SignedDuration::from_hours(2),
-        "the probe runs too: {later}"
-    );
+    // The probe runs too, once its watch has seen the rate (as above for
+    // the advance: another process converges, it is not told).
+    let shared = tokio::sync::Mutex::new(probe);
+    eventually("the other process to see the clock run", CONVERGE, || async {
+        let later = probe_now(&mut *shared.lock().await).await?;
+        anyhow::ensure!(
+            later > t3 + SignedDuration::from_hours(2),
+            "the probe runs too: {later}"
+        );
+        anyhow::Ok(())
+    })
+    .await?;
+    let mut probe = shared.into_inner();
     probe.send("quit").await?;
     Ok(())
 }

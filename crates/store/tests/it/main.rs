@@ -8,4 +8,5 @@ mod changes;
 mod clock;
 mod ownership;
 mod support;
+mod timer_kinds;
 mod timers;

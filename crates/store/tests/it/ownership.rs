@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tilewave_proto::common::v1::Event;
-use tilewave_store::{Actor, Change, Ownership};
+use tilewave_store::{Actor, Change, OwnerLoop, Ownership, Shutdown};
 use tilewave_testkit::{EtcdCluster, Signal, TestDir, eventually};
 
 use crate::support::{CONVERGE, Probe, audit, audits_for, connect, event};
@@ -86,5 +86,83 @@ async fn an_owner_paused_past_its_lease_is_fenced_and_a_new_owner_writes() -> an
     assert_eq!(audits_for(&store, "probe-1").await?.len(), 1);
     probe.send("quit").await?;
     new_owner.release().await?;
+    Ok(())
+}
+
+/// What the work of an owner loop reports.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Started(i64),
+    Dropped(i64),
+}
+
+/// The next report of the work, waiting at most [`CONVERGE`].
+async fn next(seen: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>) -> Option<Seen> {
+    tokio::time::timeout(CONVERGE, seen.recv()).await.ok().flatten()
+}
+
+/// Sends `Dropped` when the work's future is dropped (stopped from outside).
+struct OnDrop(tokio::sync::mpsc::UnboundedSender<Seen>, i64);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(Seen::Dropped(self.1));
+    }
+}
+
+#[tokio::test]
+async fn the_owner_loop_stops_the_work_at_once_on_loss_takes_it_again_and_releases_on_shutdown()
+-> anyhow::Result<()> {
+    let etcd = EtcdCluster::start(1).await?;
+    let store = connect(etcd.endpoints()).await?;
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let (stop, shutdown) = Shutdown::new();
+    let owner = OwnerLoop::new(&store, "loop-work", "replica-a", Duration::from_secs(2));
+    let task = tokio::spawn(async move {
+        owner
+            .run(&shutdown, |owned| {
+                let seen = seen_tx.clone();
+                async move {
+                    let token = owned.token().revision;
+                    let _ = seen.send(Seen::Started(token));
+                    let _guard = OnDrop(seen, token);
+                    std::future::pending::<()>().await;
+                    Ok::<(), std::convert::Infallible>(())
+                }
+            })
+            .await;
+    });
+    let Some(Seen::Started(first)) = next(&mut seen).await else {
+        panic!("the work did not start");
+    };
+
+    // The lease behind the owner key goes (as when it expires): the work is
+    // stopped at once, and the loop takes the work again with a new token.
+    let owner_key = store.keys().owner("loop-work");
+    let lease = store
+        .etcd()
+        .get(owner_key.as_str(), None)
+        .await?
+        .kvs()
+        .first()
+        .map(|kv| kv.lease())
+        .expect("the owner key");
+    store.etcd().lease_revoke(lease).await?;
+    assert_eq!(next(&mut seen).await, Some(Seen::Dropped(first)));
+    let Some(Seen::Started(second)) = next(&mut seen).await else {
+        panic!("the work was not taken again");
+    };
+    assert!(second > first, "a new token: {second} after {first}");
+
+    // Shutdown stops the work and releases the key at once.
+    stop.request();
+    tokio::time::timeout(CONVERGE, task).await??;
+    assert_eq!(next(&mut seen).await, Some(Seen::Dropped(second)));
+    assert!(
+        tilewave_store::ownership::current_owner(&store, "loop-work")
+            .await?
+            .is_none(),
+        "released"
+    );
     Ok(())
 }

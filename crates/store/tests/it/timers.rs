@@ -47,9 +47,12 @@ async fn a_timer_fires_once_when_two_firers_compete() -> anyhow::Result<()> {
             &actor,
         )
         .await?;
-    assert!(store.due_timers(clock.now()).await?.is_empty(), "not due yet");
+    assert!(
+        store.due_timers("test", clock.now()).await?.is_empty(),
+        "not due yet"
+    );
     clock.advance(SignedDuration::from_mins(2), &actor).await?;
-    let due_now = store.due_timers(clock.now()).await?;
+    let due_now = store.due_timers("test", clock.now()).await?;
     assert_eq!(due_now.len(), 1);
     let t = &due_now[0];
 
@@ -82,7 +85,7 @@ async fn a_timer_fires_once_when_two_firers_compete() -> anyhow::Result<()> {
             .count(),
         1
     );
-    assert!(store.due_timers(clock.now()).await?.is_empty());
+    assert!(store.due_timers("test", clock.now()).await?.is_empty());
 
     // A replica without the current token cannot fire at all.
     store
@@ -93,7 +96,7 @@ async fn a_timer_fires_once_when_two_firers_compete() -> anyhow::Result<()> {
             &actor,
         )
         .await?;
-    let t2 = store.due_timers(clock.now()).await?.remove(0);
+    let t2 = store.due_timers("test", clock.now()).await?.remove(0);
     let stale = FencingToken {
         revision: token.revision - 1,
         ..token.clone()
@@ -104,7 +107,7 @@ async fn a_timer_fires_once_when_two_firers_compete() -> anyhow::Result<()> {
         .expect_err("a stale token is fenced");
     assert!(matches!(err, Error::Fenced { .. }), "{err:?}");
     assert_eq!(
-        store.due_timers(clock.now()).await?.len(),
+        store.due_timers("test", clock.now()).await?.len(),
         1,
         "the timer is still there"
     );

@@ -66,8 +66,8 @@ impl Stack {
     }
 
     /// The registration key of [`REGION`].
-    pub fn agent_key(&self) -> String {
-        format!("{PREFIX}agents/{REGION}")
+    pub fn agent_key(&self) -> Result<String> {
+        Ok(tilewave_store::Keys::new(PREFIX)?.agent(REGION))
     }
 
     /// The live entries.

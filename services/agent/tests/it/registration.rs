@@ -7,7 +7,7 @@ use crate::*;
 
 async fn registered(stack: &Stack) -> Result<Option<AgentInfo>> {
     let mut c = stack.etcd.client().await?;
-    let resp = c.get(stack.agent_key(), None).await?;
+    let resp = c.get(stack.agent_key()?, None).await?;
     Ok(match resp.kvs().first() {
         Some(kv) => Some(prost::Message::decode(kv.value())?),
         None => None,

@@ -73,7 +73,7 @@ async fn the_clock_service_refuses_changes_under_the_system_clock() -> anyhow::R
         assert!(e.message().contains("system clock"), "{}", e.message());
     }
     let mut c = etcd.client().await?;
-    let clock_key = format!("{PREFIX}clock");
+    let clock_key = tilewave_store::Keys::new(PREFIX)?.clock();
     let stored = c.get(clock_key.as_str(), None).await?;
     assert!(stored.kvs().is_empty(), "a refused change wrote {clock_key}");
     Ok(())

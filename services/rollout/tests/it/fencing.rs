@@ -33,15 +33,19 @@ async fn a_paused_owner_is_fenced_out_and_rollback_removes_the_launch() -> anyho
         .context("rollout")?;
     let id = r.id.clone();
     stack.set_rate(600.0).await?;
-    let owner_key = stack.store.keys().owner(&format!("rollout-{id}"));
+    let owner_key = stack
+        .store
+        .keys()
+        .owner(&tilewave_store::keys::work::rollout(&id));
     let (owner, old_token) = eventually("an owner applying wave 1", WAIT, || async {
         let r = stack.get(&id).await.ok()?;
         if !r.steps.iter().any(|s| s.state == StepState::Baking as i32) {
             return None;
         }
-        let o = tilewave_store::ownership::current_owner(&stack.store, &format!("rollout-{id}"))
-            .await
-            .ok()??;
+        let o =
+            tilewave_store::ownership::current_owner(&stack.store, &tilewave_store::keys::work::rollout(&id))
+                .await
+                .ok()??;
         let i: usize = o.value.holder.strip_prefix("replica-")?.parse().ok()?;
         Some((i, o.create_revision))
     })
@@ -49,9 +53,10 @@ async fn a_paused_owner_is_fenced_out_and_rollback_removes_the_launch() -> anyho
     stack.mark_down(owner);
     stack.rollouts[owner].stop()?;
     let new_token = eventually("the other replica takes over", WAIT, || async {
-        let o = tilewave_store::ownership::current_owner(&stack.store, &format!("rollout-{id}"))
-            .await
-            .ok()??;
+        let o =
+            tilewave_store::ownership::current_owner(&stack.store, &tilewave_store::keys::work::rollout(&id))
+                .await
+                .ok()??;
         (o.value.holder == format!("replica-{}", 1 - owner)).then_some(o.create_revision)
     })
     .await?;

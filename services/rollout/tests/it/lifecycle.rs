@@ -48,7 +48,7 @@ async fn an_abort_committed_without_the_registry_call_still_schedules_the_tile()
         aborted.paused_reason = "aborted by a replica that then died".into();
         let change = Change::new()
             .update(key, &aborted, current.etag)
-            .delete_unchecked(format!("{}rollout-active/{}", keys.prefix(), tile.id))
+            .delete_unchecked(keys.rollout_active(&tile.id))
             .audit(AuditRecord {
                 action: "AbortRollout".into(),
                 object_kind: "rollout".into(),

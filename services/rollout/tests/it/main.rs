@@ -12,6 +12,7 @@ mod lifecycle;
 mod maintenance;
 mod policy;
 mod steering;
+mod timer_kinds;
 mod trace;
 mod withdraw;
 
@@ -404,7 +405,9 @@ impl Stack {
 
     /// The replica index owning a roll-out.
     pub async fn owner_of(&self, id: &str) -> Result<Option<usize>> {
-        let owner = tilewave_store::ownership::current_owner(&self.store, &format!("rollout-{id}")).await?;
+        let owner =
+            tilewave_store::ownership::current_owner(&self.store, &tilewave_store::keys::work::rollout(id))
+                .await?;
         Ok(owner.and_then(|o| {
             o.value
                 .holder
@@ -420,7 +423,10 @@ impl Stack {
             .dump(PREFIX)
             .await?
             .into_iter()
-            .filter(|(k, _)| !k.contains("/agents/") && !k.ends_with("/clock") && !k.contains("/owners/"))
+            .filter(|(k, _)| {
+                let keys = self.store.keys();
+                !k.starts_with(&keys.agents()) && *k != keys.clock() && !k.starts_with(&keys.owners())
+            })
             .map(|(k, (v, _))| (k, v))
             .collect())
     }

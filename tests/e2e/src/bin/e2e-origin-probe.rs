@@ -22,7 +22,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use tilewave_proto::common::v1::{AuditRecord, Timer};
 use tilewave_store::clock::to_proto_timestamp;
-use tilewave_store::{Actor, Change, Clock, Ownership, Store, StoreConfig, SystemClock, run_timer_loop};
+use tilewave_store::{
+    Actor, Change, Clock, Ownership, Store, StoreConfig, SystemClock, TimerKinds, run_timer_loop,
+};
 use tracing::Instrument as _;
 
 /// The work name the timer loop is owned under.
@@ -121,7 +123,7 @@ async fn fire(store: &Store, id: &str) -> anyhow::Result<()> {
         clock,
         owner.token(),
         Actor::new("e2e-probe-b"),
-        handler,
+        TimerKinds::new().on("e2e", handler),
         shutdown,
     )
     .await?;

@@ -260,7 +260,7 @@ async fn each_cli_command_is_one_trace_through_the_registry_into_etcd() -> Resul
         txns[0]
             .attr_str("db.etcd.key")
             .unwrap_or_default()
-            .contains("tiles/riverflow")
+            .contains(&tilewave_store::Keys::new(PREFIX)?.tile("riverflow"))
     );
     assert!(
         txns[0].start_unix_nanos >= server.start_unix_nanos

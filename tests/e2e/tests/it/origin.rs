@@ -79,7 +79,7 @@ async fn work_resumed_by_another_process_links_back_to_the_request_that_started_
         schedule_txn
             .attr_str("db.etcd.key")
             .unwrap_or_default()
-            .contains("timers/")
+            .starts_with(&tilewave_store::Keys::new(PREFIX)?.timers_of("e2e")?)
     );
 
     // B: the step is its own root, in B, linked (not parented) to A's
