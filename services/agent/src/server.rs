@@ -20,7 +20,7 @@ use tilewave_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
 
 use crate::config::AgentConfig;
-use crate::faults::FaultInjector;
+use crate::fault_injection::FaultInjector;
 use crate::persist::DataDir;
 use crate::probe::ProbePolicy;
 use crate::registration::Registration;
