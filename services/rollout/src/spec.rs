@@ -11,6 +11,7 @@ use tilewave_core::planner::{
     Infeasible, Period, PlanError, PlanInput, Recurring, RegionBlackout, RegionSelection, Suggestions,
     WaveShape,
 };
+use tilewave_core::quote::quoted;
 use tilewave_core::regions::{Cloud, RegionCatalog};
 use tilewave_proto::common::v1::{Cloud as ProtoCloud, TileState, Weekday};
 use tilewave_proto::registry::v1::{MaintenanceState, Tile};
@@ -209,9 +210,12 @@ pub fn blackouts(windows: &[BlackoutWindow], catalog: &RegionCatalog) -> Result<
     for (i, w) in windows.iter().enumerate() {
         let field = format!("spec.blackouts[{i}]");
         for r in &w.regions {
-            catalog
-                .get(r)
-                .map_err(|_| Error::invalid(format!("{field}.regions"), format!("unknown region {r:?}")))?;
+            catalog.get(r).map_err(|_| {
+                Error::invalid(
+                    format!("{field}.regions"),
+                    format!("unknown region {}", quoted(r)),
+                )
+            })?;
         }
         let window = match &w.when {
             None => return Err(Error::invalid(field, "needs `recurring` or `once`")),
@@ -288,7 +292,7 @@ pub fn resolve(
             };
             return Err(Error::invalid(
                 field,
-                format!("unknown region {r:?}: not in regions.toml"),
+                format!("unknown region {}: not in regions.toml", quoted(r)),
             ));
         }
     }
