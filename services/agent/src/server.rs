@@ -113,6 +113,7 @@ pub async fn serve(
     }
     let server = tonic::transport::Server::builder()
         .layer(tilewave_telemetry::server_layer())
+        .layer(tilewave_service::bounded::BoundedMessages)
         .add_service(health)
         .add_service(reflection)
         .add_service(AgentServiceServer::new(agent.clone()))

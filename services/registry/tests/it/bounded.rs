@@ -1,0 +1,56 @@
+//! Errors quote a bounded piece of their input: a 1 MB id is refused with a
+//! short message, not answered with a header no client accepts (which the
+//! client would report as RESOURCE_EXHAUSTED).
+
+use tilewave_proto::registry::v1::{GetHistoryRequest, GetTileRequest, RecordSignOffRequest};
+use tonic::Code;
+
+use crate::*;
+
+/// The longest message a refusal of huge input may carry.
+const SHORT: usize = 300;
+
+#[tokio::test]
+async fn a_megabyte_id_gets_a_short_error_not_resource_exhausted() -> Result<()> {
+    let stack = Stack::start(1).await?;
+    let mut c = stack.client(0).await?;
+    for huge in ["a".repeat(1 << 20), "é".repeat(1 << 19), "A".repeat(1 << 20)] {
+        let e = c
+            .get_tile(GetTileRequest {
+                id: huge.clone(),
+                revision: 0,
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e.code(), Code::InvalidArgument | Code::NotFound),
+            "{:?}: {}",
+            e.code(),
+            e.message().chars().take(200).collect::<String>()
+        );
+        assert!(e.message().len() < SHORT, "{} bytes", e.message().len());
+        assert!(e.message().contains("…"), "{}", e.message());
+
+        let e = c
+            .get_history(GetHistoryRequest {
+                id: huge.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+        assert!(e.message().len() < SHORT, "{} bytes", e.message().len());
+
+        let e = c
+            .record_sign_off(RecordSignOffRequest {
+                id: huge,
+                role: SignOffRole::Legal as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+        assert!(e.message().len() < SHORT, "{} bytes", e.message().len());
+    }
+    Ok(())
+}
