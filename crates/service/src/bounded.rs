@@ -59,10 +59,7 @@ where
 }
 
 fn bound_response<B>(mut resp: http::Response<B>) -> http::Response<B> {
-    let cut = resp
-        .headers()
-        .get(GRPC_MESSAGE)
-        .and_then(|v| bound(v.as_bytes()));
+    let cut = resp.headers().get(GRPC_MESSAGE).and_then(|v| bound(v.as_bytes()));
     if let Some(v) = cut {
         resp.headers_mut().insert(GRPC_MESSAGE, v);
     }
