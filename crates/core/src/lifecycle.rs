@@ -322,17 +322,24 @@ impl fmt::Display for Refusal {
                  TILE` lists the missing ones)"
             }
             Refusal::AlreadySignedOff => "the sign-offs are already complete",
-            Refusal::NotScheduled => "no GA date is set (`tilewave tile set-ga TILE DATE` sets one)",
+            Refusal::NotScheduled => "no GA date is set (`tilewave tile set-ga TILE TIME` sets one)",
             Refusal::NoRolloutInProgress => "no roll-out is in progress",
             Refusal::RolloutInProgress => "a roll-out is already in progress",
             Refusal::AlreadyRolledOut => "the roll-out has already completed",
             Refusal::NotRolledOut => "the roll-out has not completed",
-            Refusal::LiveInRegions => "the tile is live in production regions; roll it back first",
-            Refusal::ValidationOver => "validation is over; open a new revision to validate again",
+            Refusal::LiveInRegions => {
+                "the tile is live in production regions; roll it back first (`tilewave rollout rollback TILE`)"
+            }
+            Refusal::ValidationOver => {
+                "validation is over; open a new revision to validate again (`tilewave tile update TILE FILE`)"
+            }
             Refusal::AlreadyGa => "the tile is already GA",
-            Refusal::NoMaintenanceRevision => "no maintenance revision is open",
+            Refusal::NoMaintenanceRevision => {
+                "no maintenance revision is open (`tilewave tile update TILE FILE` opens one)"
+            }
             Refusal::MaintenanceNotSignedOff => {
-                "the maintenance revision lacks its engineering and partner sign-offs"
+                "the maintenance revision lacks its engineering and partner sign-offs (`tilewave tile signoff \
+                 TILE --role engineering`, `--role partner`)"
             }
         })
     }

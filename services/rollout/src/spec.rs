@@ -121,7 +121,7 @@ pub fn check_tile(kind: RolloutKind, tile: &Tile) -> Result<()> {
         RolloutKind::Launch | RolloutKind::Unspecified => {
             if tile.ga_time.is_none() {
                 return Err(Error::FailedPrecondition(format!(
-                    "tile {} has no GA date: a launch needs one (tilewave ga schedule {} or SetGaDate){}",
+                    "tile {} has no GA date: a launch needs one (`tilewave tile set-ga {} TIME`){}",
                     tile.id,
                     tile.id,
                     if tile.missing_sign_offs.is_empty() {
@@ -175,8 +175,8 @@ pub fn check_tile(kind: RolloutKind, tile: &Tile) -> Result<()> {
         RolloutKind::Withdraw => {
             if tile.withdraw_requested_at.is_none() && state != TileState::Withdrawn {
                 return Err(Error::FailedPrecondition(format!(
-                    "tile {} has no withdrawal pending: call Withdraw on the registry first",
-                    tile.id
+                    "tile {} has no withdrawal pending: withdraw it first (`tilewave tile withdraw {}`)",
+                    tile.id, tile.id
                 )));
             }
         }
