@@ -3,7 +3,8 @@
 //! Every error message quotes input only through `tilewave_core::quote`;
 //! this layer is the net below that rule: a `grpc-message` longer than
 //! [`MAX_MESSAGE_BYTES`] (percent-encoded, as it travels) is cut there, at
-//! a character boundary, and says so. Without it one unbounded quote (a
+//! a character boundary, and says so; details beyond [`MAX_DETAILS_BYTES`]
+//! are dropped. Without it one unbounded quote (a
 //! 1 MB id echoed back) makes a header too large for any client, which then
 //! reports RESOURCE_EXHAUSTED instead of the error.
 //!
@@ -17,8 +18,13 @@ use http::HeaderValue;
 
 /// The most bytes of a `grpc-message` header (percent-encoded).
 pub const MAX_MESSAGE_BYTES: usize = 1024;
+/// The most bytes of the error's details (`grpc-status-details-bin`, e.g.
+/// the field violations of a `BadRequest`): larger details are dropped, as
+/// a binary message cannot be cut; the message still says what is wrong.
+pub const MAX_DETAILS_BYTES: usize = 8 * 1024;
 
 const GRPC_MESSAGE: &str = "grpc-message";
+const GRPC_DETAILS: &str = "grpc-status-details-bin";
 
 /// The layer for `tonic::transport::Server::builder().layer(..)`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -62,6 +68,13 @@ fn bound_response<B>(mut resp: http::Response<B>) -> http::Response<B> {
     let cut = resp.headers().get(GRPC_MESSAGE).and_then(|v| bound(v.as_bytes()));
     if let Some(v) = cut {
         resp.headers_mut().insert(GRPC_MESSAGE, v);
+    }
+    if resp
+        .headers()
+        .get(GRPC_DETAILS)
+        .is_some_and(|v| v.len() > MAX_DETAILS_BYTES)
+    {
+        resp.headers_mut().remove(GRPC_DETAILS);
     }
     resp
 }
@@ -154,11 +167,21 @@ mod tests {
         let long = "a".repeat(1 << 20);
         let resp = http::Response::builder()
             .header(GRPC_MESSAGE, long.as_str())
+            .header(GRPC_DETAILS, long.as_str())
             .body(())
             .unwrap();
         let resp = bound_response(resp);
         let v = resp.headers().get(GRPC_MESSAGE).unwrap();
         assert!(v.len() <= MAX_MESSAGE_BYTES);
         assert!(decoded(v).ends_with(&format!("of {} bytes)", 1 << 20)));
+        assert!(resp.headers().get(GRPC_DETAILS).is_none());
+        let small = http::Response::builder()
+            .header(GRPC_MESSAGE, "no%20tile")
+            .header(GRPC_DETAILS, "CAM")
+            .body(())
+            .unwrap();
+        let small = bound_response(small);
+        assert_eq!(small.headers().get(GRPC_MESSAGE).unwrap(), "no%20tile");
+        assert_eq!(small.headers().get(GRPC_DETAILS).unwrap(), "CAM");
     }
 }

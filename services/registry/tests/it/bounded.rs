@@ -2,8 +2,11 @@
 //! short message, not answered with a header no client accepts (which the
 //! client would report as RESOURCE_EXHAUSTED).
 
-use tilewave_proto::registry::v1::{GetHistoryRequest, GetTileRequest, RecordSignOffRequest};
+use tilewave_proto::registry::v1::{
+    GetHistoryRequest, GetTileRequest, ImportPartnerConfigRequest, RecordSignOffRequest,
+};
 use tonic::Code;
+use tonic_types::StatusExt as _;
 
 use crate::*;
 
@@ -52,5 +55,35 @@ async fn a_megabyte_id_gets_a_short_error_not_resource_exhausted() -> Result<()>
         assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
         assert!(e.message().len() < SHORT, "{} bytes", e.message().len());
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_megabyte_value_in_a_config_gets_short_violations() -> Result<()> {
+    let stack = Stack::start(1).await?;
+    let mut c = stack.client(0).await?;
+    let huge = format!("https://{} x", "h".repeat(1 << 20));
+    let doc = RIVERFLOW.replacen("https://", &huge, 1);
+    let before = stack.dump().await?;
+    let e = c
+        .import_partner_config(ImportPartnerConfigRequest {
+            config_json: doc,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+    assert!(e.message().len() < SHORT, "{} bytes", e.message().len());
+    let bad = e.get_details_bad_request().expect("field violations");
+    assert!(!bad.field_violations.is_empty());
+    for v in &bad.field_violations {
+        assert!(
+            v.description.len() < SHORT,
+            "{}: {} bytes",
+            v.field,
+            v.description.len()
+        );
+    }
+    assert_eq!(stack.dump().await?, before, "nothing stored");
     Ok(())
 }
