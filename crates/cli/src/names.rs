@@ -3,6 +3,7 @@
 //! 17:00"`) and what the CLI prints (`SIGNED_OFF`, RFC 3339 in UTC).
 
 use clap::ValueEnum;
+use tilewave_proto::ShortName;
 use tilewave_proto::common::v1::{Cloud, PartnerCategory, SignOffRole, TileState};
 
 /// A sign-off role as typed on the command line.
@@ -10,8 +11,9 @@ use tilewave_proto::common::v1::{Cloud, PartnerCategory, SignOffRole, TileState}
 pub enum Role {
     /// Databricks engineering: functional validation.
     Engineering,
-    /// Partner solution architects: core integration.
-    #[value(name = "partner-sa")]
+    /// Partner solution architects: core integration (also spelled out,
+    /// `partner-solution-architect`).
+    #[value(name = "partner-sa", alias = "partner-solution-architect")]
     PartnerSa,
     /// Product: usability.
     Product,
@@ -148,15 +150,17 @@ impl Category {
 
 /// How a tile state is printed: `SIGNED_OFF`.
 pub fn state_name(state: i32) -> String {
-    TileState::try_from(state).map_or_else(
-        |_| format!("STATE_{state}"),
-        |s| strip(s.as_str_name(), "TILE_STATE_").to_owned(),
-    )
+    TileState::try_from(state).map_or_else(|_| format!("STATE_{state}"), |s| s.short_name().to_owned())
 }
 
 /// How a cloud is printed: `gcp`.
 pub fn cloud_name(cloud: i32) -> String {
-    Cloud::try_from(cloud).map_or_else(|_| format!("cloud-{cloud}"), |c| kebab(c.as_str_name(), "CLOUD_"))
+    Cloud::try_from(cloud).map_or_else(|_| format!("cloud-{cloud}"), |c| kebab_name(&c))
+}
+
+/// `SOME_NAME` of an enum with a [`ShortName`] -> `some-name`.
+pub fn kebab_name(value: &impl ShortName) -> String {
+    value.short_name().to_ascii_lowercase().replace('_', "-")
 }
 
 /// `PREFIX_SOME_NAME` -> `some-name`: how the CLI prints most enum values.
@@ -361,6 +365,21 @@ mod tests {
             Some("2026-12-08T17:00:00.92669697Z")
         );
         assert_eq!(short_time(Some(&p)).as_deref(), Some("2026-12-08T17:00:00Z"));
+    }
+
+    #[test]
+    fn a_role_is_typed_short_or_spelled_out() {
+        // (typed, role)
+        let cases = [
+            ("partner-sa", Role::PartnerSa),
+            ("partner-solution-architect", Role::PartnerSa),
+            ("engineering", Role::Engineering),
+            ("legal", Role::Legal),
+        ];
+        for (typed, want) in cases {
+            assert_eq!(<Role as ValueEnum>::from_str(typed, false), Ok(want), "{typed}");
+        }
+        assert!(<Role as ValueEnum>::from_str("partner-architect", false).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! prints under `config`.
 
 use serde::{Deserialize, Serialize};
+use tilewave_proto::ShortName;
 use tilewave_proto::common::v1::{
     AuditRecord, AuthOption, Cloud, DataPermission, DataPrivilege, IntegrationType, NewUserAction,
     ObjectPermission, ObjectType, PartnerCategory, PartnerConfig, PartnerEndpoints, PermissionLevel,
@@ -16,7 +17,7 @@ use tilewave_proto::common::v1::{
 };
 use tilewave_proto::registry::v1::{ConfigIssue, MaintenanceInfo, RevisionSummary, SignOff, Tile, TileEvent};
 
-use crate::names::{format_time, kebab, role_name, state_name, unkebab};
+use crate::names::{format_time, kebab, kebab_name, role_name, state_name, unkebab};
 
 /// A tile as printed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -82,7 +83,7 @@ impl From<&Tile> for TileView {
             config_format: match t.config_format {
                 0 => String::new(),
                 f => tilewave_proto::common::v1::ConfigFormat::try_from(f)
-                    .map_or_else(|_| f.to_string(), |c| kebab(c.as_str_name(), "CONFIG_FORMAT_")),
+                    .map_or_else(|_| f.to_string(), |c| kebab_name(&c)),
             },
             raw_config: t.raw_config.clone(),
         }
@@ -228,10 +229,8 @@ pub struct EventView {
 impl From<&TileEvent> for EventView {
     fn from(e: &TileEvent) -> Self {
         Self {
-            kind: tilewave_proto::registry::v1::TileEventType::try_from(e.r#type).map_or_else(
-                |_| format!("TYPE_{}", e.r#type),
-                |t| t.as_str_name().trim_start_matches("TILE_EVENT_TYPE_").to_owned(),
-            ),
+            kind: tilewave_proto::registry::v1::TileEventType::try_from(e.r#type)
+                .map_or_else(|_| format!("TYPE_{}", e.r#type), |t| t.short_name().to_owned()),
             revision: e.revision,
             tile: e.tile.as_ref().map(TileView::from),
         }

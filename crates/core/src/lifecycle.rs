@@ -3,8 +3,9 @@
 //!
 //! [`step`] takes the tile's kind, its state and an [`Event`], and returns
 //! the next state and the [`Effect`]s the caller (the registry) must carry
-//! out, or a [`LifecycleError`] naming the state, the event and why it is
-//! refused. Every (state, event) pair is matched explicitly, without a
+//! out, or a [`LifecycleError`] naming the state, what was being done (in
+//! the user's words, never the event's name) and why it is refused, with the
+//! command that fixes it where there is one. Every (state, event) pair is matched explicitly, without a
 //! catch-all arm, so adding a state or an event forces a decision for each
 //! pair (STYLE.md 1).
 //!
@@ -16,8 +17,8 @@
 //! `Ga`. `Withdraw` from any state but `Withdrawn` is a removal.
 //!
 //! Guards that need data beyond the state (are the sign-offs complete, is the
-//! GA date a week away) are checked by [`crate::tile::Tile::apply`] before it
-//! calls [`step`]; this module only knows which moves exist.
+//! GA date a week away) are checked by [`crate::tile::Tile`] around its calls
+//! of [`step`]; this module only knows which moves exist.
 
 use std::fmt;
 
@@ -194,6 +195,24 @@ impl Event {
         }
     }
 
+    /// What the user was doing when the event came up, for messages that
+    /// must not name the event itself ("cannot set the GA date ...").
+    pub fn action(&self) -> &'static str {
+        match self {
+            Event::StartValidation { .. } => "set the test workspace",
+            Event::AllSignedOff => "complete the sign-offs",
+            Event::SignOffWithdrawn => "withdraw a sign-off",
+            Event::GaDateSet { .. } => "set the GA date",
+            Event::GaDateCleared => "clear the GA date",
+            Event::RolloutStarted => "start a roll-out",
+            Event::RolloutCompleted => "complete the roll-out",
+            Event::RolloutRolledBack => "roll back the roll-out",
+            Event::GaReached => "make the tile GA",
+            Event::NewRevision => "open a new revision",
+            Event::Withdraw => "withdraw the tile",
+        }
+    }
+
     /// Events that only make sense for a tile that launches (sign-off
     /// completion, GA dates, roll-outs): a self-test tile refuses them.
     fn is_launch_event(&self) -> bool {
@@ -294,20 +313,33 @@ impl fmt::Display for Refusal {
         f.write_str(match self {
             Refusal::Withdrawn => "the tile is withdrawn",
             Refusal::SelfTest => "a self-test tile has no GA date and is never rolled out",
-            Refusal::NotValidating => "the tile is not in a test workspace yet (start validation first)",
-            Refusal::NotSignedOff => "the five launch sign-offs are not complete on the current revision",
+            Refusal::NotValidating => {
+                "the tile is not in a test workspace yet: show it in one first with `tilewave tile \
+                 set-test-workspace TILE WORKSPACE_ID`"
+            }
+            Refusal::NotSignedOff => {
+                "the five launch sign-offs are not complete on the current revision (`tilewave tile get \
+                 TILE` lists the missing ones)"
+            }
             Refusal::AlreadySignedOff => "the sign-offs are already complete",
-            Refusal::NotScheduled => "no GA date is set",
+            Refusal::NotScheduled => "no GA date is set (`tilewave tile set-ga TILE TIME` sets one)",
             Refusal::NoRolloutInProgress => "no roll-out is in progress",
             Refusal::RolloutInProgress => "a roll-out is already in progress",
             Refusal::AlreadyRolledOut => "the roll-out has already completed",
             Refusal::NotRolledOut => "the roll-out has not completed",
-            Refusal::LiveInRegions => "the tile is live in production regions; roll it back first",
-            Refusal::ValidationOver => "validation is over; open a new revision to validate again",
+            Refusal::LiveInRegions => {
+                "the tile is live in production regions; roll it back first (`tilewave rollout rollback TILE`)"
+            }
+            Refusal::ValidationOver => {
+                "validation is over; open a new revision to validate again (`tilewave tile update TILE FILE`)"
+            }
             Refusal::AlreadyGa => "the tile is already GA",
-            Refusal::NoMaintenanceRevision => "no maintenance revision is open",
+            Refusal::NoMaintenanceRevision => {
+                "no maintenance revision is open (`tilewave tile update TILE FILE` opens one)"
+            }
             Refusal::MaintenanceNotSignedOff => {
-                "the maintenance revision lacks its engineering and partner sign-offs"
+                "the maintenance revision lacks its engineering and partner sign-offs (`tilewave tile signoff \
+                 TILE --role engineering`, `--role partner`)"
             }
         })
     }
@@ -315,12 +347,15 @@ impl fmt::Display for Refusal {
 
 /// An event refused in a state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{event} refused for {kind} in state {state}: {reason}")]
+#[error("cannot {action} while the {kind} is {state}: {reason}")]
 pub struct LifecycleError {
     /// The state the tile was in.
     pub state: State,
-    /// The name of the refused event.
+    /// The name of the refused event (for logs; messages say
+    /// [`Event::action`]).
     pub event: &'static str,
+    /// What the refused event was doing, in words ([`Event::action`]).
+    pub action: &'static str,
     /// The tile's kind.
     pub kind: TileKind,
     /// Why.
@@ -341,6 +376,7 @@ pub fn step(kind: TileKind, state: State, event: &Event) -> Result<Transition, L
         Err(LifecycleError {
             state,
             event: event.name(),
+            action: event.action(),
             kind,
             reason,
         })

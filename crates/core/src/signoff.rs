@@ -82,7 +82,8 @@ impl fmt::Display for Role {
 /// A role name that is not one of the five.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown sign-off role {0:?}; valid roles: engineering, partner-sa (or partner_solution_architect), product, partner, legal"
+    "unknown sign-off role {}; valid roles: engineering, partner-sa (or partner-solution-architect), product, partner, legal",
+    crate::quote::quoted(.0)
 )]
 pub struct UnknownRole(pub String);
 

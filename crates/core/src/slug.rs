@@ -10,6 +10,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::quote::quoted;
+
 /// The longest id accepted, in bytes (the length of a DNS label).
 pub const MAX_ID_LEN: usize = 63;
 
@@ -44,7 +46,7 @@ pub enum IdError {
     #[error("an id must not be empty")]
     Empty,
     /// The id is longer than [`MAX_ID_LEN`] bytes.
-    #[error("id {id:?} is {len} characters long; at most {max} are allowed", max = MAX_ID_LEN)]
+    #[error("id {} is {len} characters long; at most {max} are allowed", quoted(id), max = MAX_ID_LEN)]
     TooLong {
         /// The offending id.
         id: String,
@@ -52,7 +54,10 @@ pub enum IdError {
         len: usize,
     },
     /// The id holds a character other than `[a-z0-9-]`.
-    #[error("id {id:?} holds {found:?} at byte {at}; only a-z, 0-9 and '-' are allowed")]
+    #[error(
+        "id {} holds {found:?} at byte {at}; only a-z, 0-9 and '-' are allowed",
+        quoted(id)
+    )]
     BadChar {
         /// The offending id.
         id: String,
@@ -62,16 +67,16 @@ pub enum IdError {
         at: usize,
     },
     /// The id starts or ends with `-`.
-    #[error("id {0:?} must not start or end with '-'")]
+    #[error("id {} must not start or end with '-'", quoted(.0))]
     EdgeDash(String),
     /// The id holds `--`.
-    #[error("id {0:?} must not contain \"--\"")]
+    #[error("id {} must not contain \"--\"", quoted(.0))]
     DoubleDash(String),
     /// A name whose slug is empty, so no id can be derived from it.
-    #[error("name {0:?} has no letters or digits to derive an id from; give one with --id")]
+    #[error("name {} has no letters or digits to derive an id from; give one with --id", quoted(.0))]
     NoSlug(String),
     /// A name whose slug is too long to be an id.
-    #[error("the slug of name {name:?} is {len} characters long (at most {max}); give an id with --id", max = MAX_ID_LEN)]
+    #[error("the slug of name {} is {len} characters long (at most {max}); give an id with --id", quoted(name), max = MAX_ID_LEN)]
     SlugTooLong {
         /// The name as given.
         name: String,

@@ -1,19 +1,21 @@
-//! The domain tile: its ids, current revision and config, lifecycle state,
-//! sign-offs, GA date and test workspace, tied together so that every change
-//! goes through the lifecycle machine ([`crate::lifecycle::step`]) and the
-//! guards that need data (sign-offs complete, GA date a week away).
+//! The tile's rules that need data beyond its lifecycle state: which
+//! sign-offs it still needs (launch or maintenance), when a sign-off
+//! completes the set or its withdrawal undoes it, who may have a test
+//! workspace set, the GA date's week of notice, what a maintenance
+//! revision affects, and the data the lifecycle's effects change (GA date,
+//! test workspace, GA revision, removal requested).
 //!
-//! Every operation is all-or-nothing: on error the tile is unchanged. Time
-//! comes in as an argument (`now`); nothing here reads a clock.
+//! [`Tile`] is the one place these rules are decided: the registry converts
+//! its stored tile to it, calls one method, and writes the result back. Every
+//! method is all-or-nothing: on error the tile is unchanged. Time comes in as
+//! an argument (`now`); nothing here reads a clock.
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::lifecycle::{self, Effect, Event, LifecycleError, Maintenance, State, TileKind};
-use crate::partner_config::{ConfigFormat, ParsedConfig};
+use crate::lifecycle::{self, Effect, Event, LifecycleError, State, TileKind};
 use crate::signoff::{ReadinessKind, RevisionNo, Role, SignOff, SignOffError, SignOffs};
-use crate::slug::{IdError, TileId};
 
-/// How far ahead a GA date must be aligned (DOMAIN.md lifecycle step 6).
+/// How far ahead a GA date must be aligned (the lifecycle's GA rule).
 pub const GA_LEAD: SignedDuration = SignedDuration::from_hours(7 * 24);
 
 /// A GA date that is not far enough ahead.
@@ -56,226 +58,280 @@ pub enum TileError {
     /// The GA date is too soon.
     #[error(transparent)]
     GaDate(#[from] GaDateError),
-    /// A new revision comes with its config: use [`Tile::new_revision`].
-    #[error("a new revision needs its config: use Tile::new_revision")]
-    RevisionNeedsConfig,
-    /// A config of the other format than the tile's kind.
-    #[error("a {kind} cannot take a {format:?} config")]
-    FormatMismatch {
-        /// The tile's kind.
-        kind: TileKind,
-        /// The config's format.
-        format: ConfigFormat,
-    },
+    /// Sign-offs on a self-test tile.
+    #[error("a self-test tile has no sign-offs: it is never launched")]
+    SelfTestSignOff,
+    /// A test workspace set on a self-test tile.
+    #[error("a self-test tile's workspace is fixed at import; import it again for another workspace")]
+    SelfTestWorkspace,
+    /// A new revision of the other kind than the tile's.
+    #[error("a tile cannot change between the self-test and the full format")]
+    KindChange,
 }
 
-/// One revision of a tile: its number and the config it carries.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Revision {
-    /// The revision number.
-    pub number: RevisionNo,
-    /// The validated config of this revision.
-    pub config: ParsedConfig,
-}
-
-/// A tile, as the registry keeps it.
+/// The part of a tile its rules read and change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tile {
-    /// The tile's id (the slug of its name unless given).
-    pub id: TileId,
-    /// The partner's id (the tile's slug unless given).
-    pub partner: TileId,
-    /// Display name, from the current config.
-    pub name: String,
     /// Partner tile or self-test tile: fixed by the config format at import.
     pub kind: TileKind,
-    /// The current revision.
-    pub revision: Revision,
     /// Lifecycle state.
     pub state: State,
-    /// Sign-offs on the current revision.
+    /// Sign-offs on the current revision (whose number they carry).
     pub sign_offs: SignOffs,
     /// The GA moment, once aligned.
     pub ga: Option<Timestamp>,
     /// The one workspace the tile is shown in while validating (for a
     /// self-test tile, its only workspace).
     pub test_workspace: Option<String>,
-}
-
-fn kind_of(config: &ParsedConfig) -> TileKind {
-    match config.format() {
-        ConfigFormat::Full => TileKind::Partner,
-        ConfigFormat::SelfTest => TileKind::SelfTest,
-    }
+    /// The revision that became GA: from then on a new revision is a
+    /// maintenance revision.
+    pub ga_revision: Option<RevisionNo>,
+    /// When a removal from the regions was asked for (withdrawing a tile
+    /// that is live).
+    pub removal_requested: Option<Timestamp>,
 }
 
 impl Tile {
-    /// A new tile in [`State::Draft`] at revision 1. The id defaults to the
-    /// slug of the config's name, the partner id to the tile id.
-    pub fn import(
-        config: ParsedConfig,
-        id: Option<TileId>,
-        partner: Option<TileId>,
-    ) -> Result<Self, IdError> {
-        let id = match id {
-            Some(id) => id,
-            None => TileId::from_name(config.name())?,
-        };
-        let partner = partner.unwrap_or_else(|| id.clone());
-        Ok(Self {
-            name: config.name().to_string(),
-            kind: kind_of(&config),
-            partner,
-            id,
-            revision: Revision {
-                number: RevisionNo::FIRST,
-                config,
-            },
+    /// A new tile of `kind` in [`State::Draft`] at revision 1; a self-test
+    /// tile comes with its workspace.
+    pub fn new(kind: TileKind, test_workspace: Option<String>) -> Self {
+        Self {
+            kind,
             state: State::Draft,
             sign_offs: SignOffs::new(RevisionNo::FIRST),
             ga: None,
-            test_workspace: None,
-        })
+            test_workspace,
+            ga_revision: None,
+            removal_requested: None,
+        }
     }
 
-    /// The sign-offs the next roll-out needs: maintenance ones once GA.
+    /// The current revision.
+    pub fn revision(&self) -> RevisionNo {
+        self.sign_offs.revision()
+    }
+
+    /// The sign-offs the next roll-out needs: maintenance ones once the
+    /// tile has been GA.
     pub fn readiness_kind(&self) -> ReadinessKind {
-        match self.state {
-            State::Ga { .. } => ReadinessKind::Maintenance,
-            State::Draft
-            | State::Validating
-            | State::SignedOff
-            | State::Scheduled
-            | State::RollingOut
-            | State::RolledOut
-            | State::Withdrawn => ReadinessKind::Launch,
+        if self.ga_revision.is_some() {
+            ReadinessKind::Maintenance
+        } else {
+            ReadinessKind::Launch
         }
     }
 
-    /// Applies a lifecycle event (any but [`Event::NewRevision`]) after the
-    /// guards that need data, returning the effects to carry out.
-    pub fn apply(&mut self, now: Timestamp, event: &Event) -> Result<Vec<Effect>, TileError> {
-        if matches!(event, Event::NewRevision) {
-            return Err(TileError::RevisionNeedsConfig);
+    /// True when the current revision has the sign-offs the next roll-out
+    /// needs.
+    pub fn signed_off(&self) -> bool {
+        self.sign_offs
+            .missing(self.readiness_kind(), self.revision())
+            .is_empty()
+    }
+
+    /// The roles still to sign the current revision (none for a self-test
+    /// tile, which is never launched).
+    pub fn missing_sign_offs(&self) -> Vec<Role> {
+        match self.kind {
+            TileKind::SelfTest => vec![],
+            TileKind::Partner => self.sign_offs.missing(self.readiness_kind(), self.revision()),
         }
+    }
+
+    /// Runs one lifecycle event and carries out the effects on the tile's
+    /// own data; returns the effects.
+    fn step(&mut self, now: Timestamp, event: &Event) -> Result<Vec<Effect>, TileError> {
         let (next, effects) = lifecycle::step(self.kind, self.state, event)?;
-        self.guard(now, event)?;
         self.state = next;
-        self.fold(&effects);
-        Ok(effects)
-    }
-
-    fn guard(&self, now: Timestamp, event: &Event) -> Result<(), TileError> {
-        match event {
-            Event::AllSignedOff | Event::RolloutStarted => {
-                self.sign_offs
-                    .require(self.readiness_kind(), self.revision.number)?;
-            }
-            Event::GaDateSet { ga } => check_ga_date(now, *ga)?,
-            Event::StartValidation { .. }
-            | Event::SignOffWithdrawn
-            | Event::GaDateCleared
-            | Event::RolloutCompleted
-            | Event::RolloutRolledBack
-            | Event::GaReached
-            | Event::NewRevision
-            | Event::Withdraw => {}
-        }
-        Ok(())
-    }
-
-    /// Applies the effects that change the tile's own data.
-    fn fold(&mut self, effects: &[Effect]) {
-        for e in effects {
+        for e in &effects {
             match e {
                 Effect::ShowInTestWorkspace { workspace } => self.test_workspace = Some(workspace.clone()),
                 Effect::ArmGaTimer { at } => self.ga = Some(*at),
-                Effect::ClearGaDate => self.ga = None,
-                // Handled by `new_revision`, which has the config.
-                Effect::OpenRevision { .. } => {}
+                Effect::CancelGaTimer | Effect::ClearGaDate => self.ga = None,
+                Effect::AnnounceGa => self.ga_revision = Some(self.revision()),
+                Effect::AbortRollout | Effect::StartRemovalRollout => self.removal_requested = Some(now),
+                // Showing a revision in the test workspace and hiding it are
+                // the region agents' concern; the recorded workspace is enough.
                 Effect::RefreshTestWorkspace
                 | Effect::HideFromTestWorkspace
-                | Effect::CancelGaTimer
-                | Effect::AnnounceGa
-                | Effect::AbortRollout
-                | Effect::StartRemovalRollout => {}
+                | Effect::OpenRevision { .. } => {}
             }
         }
-    }
-
-    /// Opens the next revision with a new config: sign-offs are cleared
-    /// (before GA the tile goes back to validating; after GA a maintenance
-    /// revision opens).
-    pub fn new_revision(&mut self, config: ParsedConfig) -> Result<Vec<Effect>, TileError> {
-        if kind_of(&config) != self.kind {
-            return Err(TileError::FormatMismatch {
-                kind: self.kind,
-                format: config.format(),
-            });
-        }
-        let (next, effects) = lifecycle::step(self.kind, self.state, &Event::NewRevision)?;
-        let number = self.revision.number.next();
-        self.sign_offs.new_revision(number)?;
-        self.state = next;
-        self.name = config.name().to_string();
-        self.revision = Revision { number, config };
-        self.fold(&effects);
         Ok(effects)
     }
 
-    /// Records a sign-off on `revision` (the current one). When it completes
-    /// the set the state needs, the tile moves on ([`Event::AllSignedOff`])
-    /// and the effects of that move are returned.
+    /// Runs `f` on a copy and keeps it only when it succeeds.
+    fn all_or_nothing<T>(
+        &mut self,
+        f: impl FnOnce(&mut Tile) -> Result<T, TileError>,
+    ) -> Result<T, TileError> {
+        let mut next = self.clone();
+        let out = f(&mut next)?;
+        *self = next;
+        Ok(out)
+    }
+
+    /// Records `role`'s sign-off on `revision` (the current one). When it
+    /// completes the set the tile needs, the tile moves on
+    /// ([`Event::AllSignedOff`]), which the lifecycle may refuse: a tile
+    /// not yet in a test workspace cannot complete its sign-offs.
     pub fn record_sign_off(
         &mut self,
+        now: Timestamp,
         revision: RevisionNo,
         role: Role,
         sign_off: SignOff,
     ) -> Result<Vec<Effect>, TileError> {
-        let mut sign_offs = self.sign_offs.clone();
-        sign_offs.record(revision, role, sign_off)?;
-        let waiting = matches!(
-            self.state,
-            State::Validating
-                | State::Ga {
-                    maintenance: Maintenance::Open
-                }
-        );
-        let ready = sign_offs.require(self.readiness_kind(), revision).is_ok();
-        let mut effects = Vec::new();
-        if waiting && ready && self.kind == TileKind::Partner {
-            let (next, fx) = lifecycle::step(self.kind, self.state, &Event::AllSignedOff)?;
-            self.state = next;
-            self.fold(&fx);
-            effects = fx;
+        if self.kind == TileKind::SelfTest {
+            return Err(TileError::SelfTestSignOff);
         }
-        self.sign_offs = sign_offs;
-        Ok(effects)
+        self.all_or_nothing(|t| {
+            let was_complete = t.signed_off();
+            t.sign_offs.record(revision, role, sign_off)?;
+            if t.signed_off() && !was_complete {
+                t.step(now, &Event::AllSignedOff)
+            } else {
+                Ok(vec![])
+            }
+        })
     }
 
     /// Withdraws `role`'s sign-off from `revision` (the current one). When
-    /// the tile had moved on because of it, it moves back
+    /// the set was complete, the tile moves back
     /// ([`Event::SignOffWithdrawn`]); refused while the revision is live in
     /// regions.
-    pub fn withdraw_sign_off(&mut self, revision: RevisionNo, role: Role) -> Result<Vec<Effect>, TileError> {
-        let mut sign_offs = self.sign_offs.clone();
-        sign_offs.withdraw(revision, role)?;
-        let (next, effects) = lifecycle::step(self.kind, self.state, &Event::SignOffWithdrawn)?;
-        self.sign_offs = sign_offs;
-        self.state = next;
-        self.fold(&effects);
-        Ok(effects)
+    pub fn withdraw_sign_off(
+        &mut self,
+        now: Timestamp,
+        revision: RevisionNo,
+        role: Role,
+    ) -> Result<Vec<Effect>, TileError> {
+        self.all_or_nothing(|t| {
+            let was_complete = t.signed_off();
+            t.sign_offs.withdraw(revision, role)?;
+            if was_complete {
+                t.step(now, &Event::SignOffWithdrawn)
+            } else {
+                Ok(vec![])
+            }
+        })
+    }
+
+    /// Shows the tile in `workspace`, starting (or moving) its validation.
+    /// A self-test tile's workspace is fixed at import.
+    pub fn set_test_workspace(&mut self, now: Timestamp, workspace: &str) -> Result<Vec<Effect>, TileError> {
+        if self.kind == TileKind::SelfTest {
+            return Err(TileError::SelfTestWorkspace);
+        }
+        self.all_or_nothing(|t| {
+            t.step(
+                now,
+                &Event::StartValidation {
+                    workspace: workspace.to_owned(),
+                },
+            )
+        })
+    }
+
+    /// Sets (or moves) the GA date, a week ahead at least, or clears it.
+    pub fn set_ga(&mut self, now: Timestamp, ga: Option<Timestamp>) -> Result<Vec<Effect>, TileError> {
+        match ga {
+            Some(ga) => {
+                check_ga_date(now, ga)?;
+                self.all_or_nothing(|t| t.step(now, &Event::GaDateSet { ga }))
+            }
+            None => self.all_or_nothing(|t| t.step(now, &Event::GaDateCleared)),
+        }
+    }
+
+    /// A roll-out of the current revision starts: a launch needs its five
+    /// sign-offs (a maintenance revision's are in its state).
+    pub fn start_rollout(&mut self, now: Timestamp) -> Result<Vec<Effect>, TileError> {
+        if self.readiness_kind() == ReadinessKind::Launch {
+            self.sign_offs.require(ReadinessKind::Launch, self.revision())?;
+        }
+        self.all_or_nothing(|t| t.step(now, &Event::RolloutStarted))
+    }
+
+    /// The roll-out reached every region it covers.
+    pub fn complete_rollout(&mut self, now: Timestamp) -> Result<Vec<Effect>, TileError> {
+        self.all_or_nothing(|t| t.step(now, &Event::RolloutCompleted))
+    }
+
+    /// The roll-out was rolled back.
+    pub fn roll_back(&mut self, now: Timestamp) -> Result<Vec<Effect>, TileError> {
+        self.all_or_nothing(|t| t.step(now, &Event::RolloutRolledBack))
+    }
+
+    /// The GA moment came (the durable GA timer fired).
+    pub fn reach_ga(&mut self, now: Timestamp) -> Result<Vec<Effect>, TileError> {
+        self.all_or_nothing(|t| t.step(now, &Event::GaReached))
+    }
+
+    /// Withdraws the tile: at once if it was never live, else with a removal
+    /// from its regions requested.
+    pub fn withdraw(&mut self, now: Timestamp) -> Result<Vec<Effect>, TileError> {
+        self.all_or_nothing(|t| t.step(now, &Event::Withdraw))
+    }
+
+    /// The removal roll-out of a withdrawn tile finished: nothing is
+    /// pending any more. False (and nothing changes) unless the tile is
+    /// withdrawn.
+    pub fn confirm_removal(&mut self) -> bool {
+        if self.state == State::Withdrawn {
+            self.removal_requested = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Opens the next revision, of `kind` (a tile keeps its kind): its
+    /// sign-offs start empty; before GA the tile goes back to validating,
+    /// after GA a maintenance revision opens (see
+    /// [`Effect::OpenRevision`]).
+    pub fn new_revision(&mut self, now: Timestamp, kind: TileKind) -> Result<Vec<Effect>, TileError> {
+        if kind != self.kind {
+            return Err(TileError::KindChange);
+        }
+        self.all_or_nothing(|t| {
+            let effects = t.step(now, &Event::NewRevision)?;
+            t.sign_offs.new_revision(t.revision().next())?;
+            Ok(effects)
+        })
+    }
+}
+
+/// Whether a set of effects opened a maintenance revision.
+pub fn opens_maintenance(effects: &[Effect]) -> bool {
+    effects
+        .iter()
+        .any(|e| matches!(e, Effect::OpenRevision { maintenance: true }))
+}
+
+/// The clouds a maintenance revision affects: when only the supported
+/// clouds changed, the clouds added and removed (sorted, once each); after
+/// any other change, every cloud the new configuration supports.
+pub fn affected_clouds<C: Ord + Copy>(old: &[C], new: &[C], only_clouds_changed: bool) -> Vec<C> {
+    if only_clouds_changed && old != new {
+        let mut changed: Vec<C> = new
+            .iter()
+            .filter(|c| !old.contains(c))
+            .chain(old.iter().filter(|c| !new.contains(c)))
+            .copied()
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        changed
+    } else {
+        new.to_vec()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::partner_config::parse_any;
-
-    const RIVERFLOW: &str = include_str!("../tests/fixtures/partner-connect/riverflow-ingest.json");
-    const LUMEN: &str = include_str!("../tests/fixtures/partner-connect/lumen-bi.json");
-    const QUARRY: &str = include_str!("../tests/fixtures/partner-connect/self-test-quarry.json");
+    use crate::lifecycle::{Maintenance, Refusal};
 
     fn at(days: i64) -> Timestamp {
         Timestamp::constant(1_750_000_000, 0)
@@ -290,8 +346,8 @@ mod tests {
         }
     }
 
-    fn tile(text: &str) -> Tile {
-        Tile::import(parse_any(text).unwrap(), None, None).unwrap()
+    fn partner() -> Tile {
+        Tile::new(TileKind::Partner, None)
     }
 
     #[test]
@@ -316,182 +372,206 @@ mod tests {
     }
 
     #[test]
-    fn import_derives_ids_and_kind() {
-        let t = tile(RIVERFLOW);
-        assert_eq!((t.id.as_str(), t.partner.as_str()), ("riverflow", "riverflow"));
-        assert_eq!(
-            (t.kind, t.state, t.revision.number),
-            (TileKind::Partner, State::Draft, RevisionNo(1))
-        );
-        let q = Tile::import(
-            parse_any(QUARRY).unwrap(),
-            Some(TileId::parse("quarry-self").unwrap()),
-            Some(TileId::parse("quarry").unwrap()),
-        )
-        .unwrap();
-        assert_eq!(
-            (q.id.as_str(), q.partner.as_str(), q.kind),
-            ("quarry-self", "quarry", TileKind::SelfTest)
-        );
-        assert_eq!(tile(LUMEN).id.as_str(), "lumen-dashboards");
-    }
-
-    #[test]
     fn launch_then_maintenance_end_to_end() {
-        let mut t = tile(RIVERFLOW);
-        let r1 = t.revision.number;
-        t.apply(
-            at(0),
-            &Event::StartValidation {
-                workspace: "ws-9".into(),
-            },
-        )
-        .unwrap();
+        let mut t = partner();
+        let r1 = t.revision();
+        assert_eq!(r1, RevisionNo::FIRST);
+        assert_eq!(t.missing_sign_offs(), Role::ALL.to_vec());
+        t.set_test_workspace(at(0), "ws-9").unwrap();
         assert_eq!(t.test_workspace.as_deref(), Some("ws-9"));
 
-        // Four of five: still validating; AllSignedOff by hand is refused.
+        // Four of five: still validating; a roll-out is refused.
         for role in [
             Role::Engineering,
             Role::PartnerSolutionArchitect,
             Role::Product,
             Role::Partner,
         ] {
-            assert_eq!(t.record_sign_off(r1, role, sign("x")).unwrap(), vec![]);
+            assert_eq!(t.record_sign_off(at(0), r1, role, sign("x")).unwrap(), vec![]);
         }
         assert_eq!(t.state, State::Validating);
-        assert!(matches!(
-            t.apply(at(0), &Event::AllSignedOff),
-            Err(TileError::SignOff(_))
-        ));
-        t.record_sign_off(r1, Role::Legal, sign("counsel")).unwrap();
+        assert_eq!(t.missing_sign_offs(), vec![Role::Legal]);
+        assert!(matches!(t.start_rollout(at(0)), Err(TileError::SignOff(_))));
+        t.record_sign_off(at(0), r1, Role::Legal, sign("counsel"))
+            .unwrap();
         assert_eq!(t.state, State::SignedOff);
+        assert!(t.missing_sign_offs().is_empty());
 
-        // A GA date must be a week out.
-        let err = t.apply(at(0), &Event::GaDateSet { ga: at(3) }).unwrap_err();
+        // A GA date must be a week out; the date is checked first.
+        let err = t.set_ga(at(0), Some(at(3))).unwrap_err();
         assert!(matches!(err, TileError::GaDate(_)));
         assert_eq!((t.state, t.ga), (State::SignedOff, None));
-        let fx = t.apply(at(0), &Event::GaDateSet { ga: at(10) }).unwrap();
+        let fx = t.set_ga(at(0), Some(at(10))).unwrap();
         assert_eq!(fx, vec![Effect::ArmGaTimer { at: at(10) }]);
         assert_eq!((t.state, t.ga), (State::Scheduled, Some(at(10))));
 
-        for e in [Event::RolloutStarted, Event::RolloutCompleted, Event::GaReached] {
-            t.apply(at(3), &e).unwrap();
-        }
+        t.start_rollout(at(3)).unwrap();
+        t.complete_rollout(at(3)).unwrap();
+        assert_eq!(t.ga_revision, None);
+        assert_eq!(t.reach_ga(at(10)).unwrap(), vec![Effect::AnnounceGa]);
         assert_eq!(
-            t.state,
-            State::Ga {
-                maintenance: Maintenance::Idle
-            }
+            (t.state, t.ga_revision),
+            (
+                State::Ga {
+                    maintenance: Maintenance::Idle
+                },
+                Some(r1)
+            )
         );
+        assert_eq!(t.readiness_kind(), ReadinessKind::Maintenance);
 
         // Maintenance: a new revision needs engineering and partner.
-        let fx = t.new_revision(parse_any(RIVERFLOW).unwrap()).unwrap();
-        assert_eq!(fx, vec![Effect::OpenRevision { maintenance: true }]);
-        let r2 = t.revision.number;
+        let fx = t.new_revision(at(11), TileKind::Partner).unwrap();
+        assert!(opens_maintenance(&fx));
+        let r2 = t.revision();
         assert_eq!(r2, RevisionNo(2));
+        assert_eq!(t.missing_sign_offs(), vec![Role::Engineering, Role::Partner]);
         assert!(matches!(
-            t.record_sign_off(r1, Role::Engineering, sign("late")),
+            t.record_sign_off(at(11), r1, Role::Engineering, sign("late")),
             Err(TileError::SignOff(SignOffError::WrongRevision { .. }))
         ));
-        t.record_sign_off(r2, Role::Engineering, sign("e")).unwrap();
+        t.record_sign_off(at(11), r2, Role::Engineering, sign("e"))
+            .unwrap();
         assert_eq!(
             t.state,
             State::Ga {
                 maintenance: Maintenance::Open
             }
         );
-        t.record_sign_off(r2, Role::Partner, sign("p")).unwrap();
+        t.record_sign_off(at(11), r2, Role::Partner, sign("p")).unwrap();
         assert_eq!(
             t.state,
             State::Ga {
                 maintenance: Maintenance::SignedOff
             }
         );
-        t.apply(at(20), &Event::RolloutStarted).unwrap();
+        t.start_rollout(at(20)).unwrap();
         // Sign-offs cannot be withdrawn while the revision rolls out.
+        let before = t.clone();
         assert!(matches!(
-            t.withdraw_sign_off(r2, Role::Partner),
+            t.withdraw_sign_off(at(20), r2, Role::Partner),
             Err(TileError::Lifecycle(_))
         ));
-        assert!(t.sign_offs.get(Role::Partner).is_some());
-        t.apply(at(20), &Event::RolloutCompleted).unwrap();
+        assert_eq!(t, before, "a refused call changes nothing");
+        t.complete_rollout(at(20)).unwrap();
         assert_eq!(
             t.state,
             State::Ga {
                 maintenance: Maintenance::Idle
             }
         );
+        // Withdrawing a live tile asks for its removal; confirming clears it.
+        t.withdraw(at(30)).unwrap();
+        assert_eq!((t.state, t.removal_requested), (State::Withdrawn, Some(at(30))));
+        assert!(t.confirm_removal());
+        assert_eq!(t.removal_requested, None);
+    }
+
+    #[test]
+    fn the_fifth_sign_off_needs_a_test_workspace_and_says_how() {
+        let mut t = partner();
+        for role in &Role::ALL[..4] {
+            t.record_sign_off(at(0), RevisionNo(1), *role, sign("x")).unwrap();
+        }
+        let before = t.clone();
+        let err = t
+            .record_sign_off(at(0), RevisionNo(1), Role::Legal, sign("x"))
+            .unwrap_err();
+        assert!(
+            matches!(&err, TileError::Lifecycle(e) if e.reason == Refusal::NotValidating),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("tilewave tile set-test-workspace TILE WORKSPACE_ID"),
+            "{text}"
+        );
+        assert!(!text.contains("AllSignedOff"), "names no internal event: {text}");
+        assert_eq!(t, before, "nothing recorded");
     }
 
     #[test]
     fn a_new_revision_before_ga_unschedules_and_clears() {
-        let mut t = tile(LUMEN);
-        t.apply(
-            at(0),
-            &Event::StartValidation {
-                workspace: "ws".into(),
-            },
-        )
-        .unwrap();
+        let mut t = partner();
+        t.set_test_workspace(at(0), "ws").unwrap();
         for role in Role::ALL {
-            t.record_sign_off(RevisionNo(1), role, sign("x")).unwrap();
+            t.record_sign_off(at(0), RevisionNo(1), role, sign("x")).unwrap();
         }
-        t.apply(at(0), &Event::GaDateSet { ga: at(8) }).unwrap();
-        let fx = t.new_revision(parse_any(LUMEN).unwrap()).unwrap();
+        t.set_ga(at(0), Some(at(8))).unwrap();
+        let fx = t.new_revision(at(0), TileKind::Partner).unwrap();
         assert!(fx.contains(&Effect::CancelGaTimer));
+        assert!(!opens_maintenance(&fx));
         assert_eq!(
-            (t.state, t.ga, t.revision.number),
+            (t.state, t.ga, t.revision()),
             (State::Validating, None, RevisionNo(2))
         );
         assert_eq!(t.sign_offs.iter().count(), 0);
         assert!(matches!(
-            t.new_revision(parse_any(QUARRY).unwrap()),
-            Err(TileError::FormatMismatch { .. })
-        ));
-        assert!(matches!(
-            t.apply(at(0), &Event::NewRevision),
-            Err(TileError::RevisionNeedsConfig)
+            t.new_revision(at(0), TileKind::SelfTest),
+            Err(TileError::KindChange)
         ));
     }
 
     #[test]
     fn withdrawing_a_sign_off_moves_back() {
-        let mut t = tile(LUMEN);
-        t.apply(
-            at(0),
-            &Event::StartValidation {
-                workspace: "ws".into(),
-            },
-        )
-        .unwrap();
+        let mut t = partner();
+        t.set_test_workspace(at(0), "ws").unwrap();
         for role in Role::ALL {
-            t.record_sign_off(RevisionNo(1), role, sign("x")).unwrap();
+            t.record_sign_off(at(0), RevisionNo(1), role, sign("x")).unwrap();
         }
-        t.apply(at(0), &Event::GaDateSet { ga: at(9) }).unwrap();
-        let fx = t.withdraw_sign_off(RevisionNo(1), Role::Legal).unwrap();
+        t.set_ga(at(0), Some(at(9))).unwrap();
+        let fx = t.withdraw_sign_off(at(0), RevisionNo(1), Role::Legal).unwrap();
         assert_eq!(fx, vec![Effect::CancelGaTimer, Effect::ClearGaDate]);
         assert_eq!((t.state, t.ga), (State::Validating, None));
         assert!(!t.sign_offs.launch_ready(RevisionNo(1)));
+        // A second withdrawal while incomplete moves nothing.
+        assert_eq!(
+            t.withdraw_sign_off(at(0), RevisionNo(1), Role::Partner).unwrap(),
+            vec![]
+        );
+        assert!(matches!(
+            t.withdraw_sign_off(at(0), RevisionNo(1), Role::Partner),
+            Err(TileError::SignOff(SignOffError::NotSigned { .. }))
+        ));
     }
 
     #[test]
     fn a_self_test_tile_never_launches() {
-        let mut t = tile(QUARRY);
-        t.apply(
-            at(0),
-            &Event::StartValidation {
-                workspace: "partner-ws".into(),
-            },
-        )
-        .unwrap();
-        for role in Role::ALL {
-            t.record_sign_off(RevisionNo(1), role, sign("x")).unwrap();
-        }
-        assert_eq!(t.state, State::Validating);
-        let err = t.apply(at(0), &Event::GaDateSet { ga: at(30) }).unwrap_err();
+        let mut t = Tile::new(TileKind::SelfTest, Some("partner-ws".into()));
+        assert!(t.missing_sign_offs().is_empty());
+        assert_eq!(
+            t.record_sign_off(at(0), RevisionNo(1), Role::Legal, sign("x")),
+            Err(TileError::SelfTestSignOff)
+        );
+        assert_eq!(
+            t.set_test_workspace(at(0), "other"),
+            Err(TileError::SelfTestWorkspace)
+        );
+        let err = t.set_ga(at(0), Some(at(30))).unwrap_err();
         assert!(err.to_string().contains("self-test"), "{err}");
-        let fx = t.apply(at(0), &Event::Withdraw).unwrap();
-        assert_eq!(fx, vec![Effect::HideFromTestWorkspace]);
+        assert!(matches!(
+            t.new_revision(at(0), TileKind::Partner),
+            Err(TileError::KindChange)
+        ));
+        let fx = t.withdraw(at(0)).unwrap();
+        assert_eq!(fx, vec![]);
         assert_eq!(t.state, State::Withdrawn);
+        assert_eq!(t.test_workspace.as_deref(), Some("partner-ws"));
+    }
+
+    #[test]
+    fn a_maintenance_revision_affects_the_changed_clouds_or_all() {
+        // (old, new, only the clouds changed, affected)
+        type Case = (&'static [u8], &'static [u8], bool, &'static [u8]);
+        let cases: [Case; 5] = [
+            (&[1], &[1, 3], true, &[3]),
+            (&[1, 3], &[1], true, &[3]),
+            (&[1, 2], &[3, 2], true, &[1, 3]),
+            (&[1], &[1, 3], false, &[1, 3]),
+            (&[1, 2], &[1, 2], true, &[1, 2]),
+        ];
+        for (old, new, only, want) in cases {
+            assert_eq!(affected_clouds(old, new, only), want, "{old:?} -> {new:?}");
+        }
     }
 }

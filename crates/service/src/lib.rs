@@ -8,10 +8,12 @@
 //! address), SIGTERM or Ctrl-C turned into the shutdown future, in-flight
 //! calls given [`SHUTDOWN_GRACE`] to finish (a client holding a stream open
 //! must not keep a stopping replica alive), and the last spans flushed.
-//! Every `serve` accepts its connections through [`incoming`].
+//! Every `serve` accepts its connections through [`incoming`], and bounds
+//! the message of every error it returns with [`bounded::BoundedMessages`].
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod bounded;
 pub mod paging;
 
 use std::future::Future;

@@ -8,6 +8,7 @@
 //! mapping services use; it matches every variant by name.
 
 use jiff::Timestamp;
+use tilewave_core::quote::quoted;
 
 /// A boxed error, the source of [`Error::Unavailable`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -19,27 +20,27 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The key does not exist.
-    #[error("not found: {key}")]
+    #[error("not found: {}", quoted(key))]
     NotFound {
         /// The full etcd key.
         key: String,
     },
     /// A create-if-absent found the key already there.
-    #[error("already exists: {key}")]
+    #[error("already exists: {}", quoted(key))]
     AlreadyExists {
         /// The full etcd key.
         key: String,
     },
     /// The object moved since it was read: the etag (mod revision) named by
     /// the change is stale, or the object is gone. Nothing was changed.
-    #[error("conflict: {key} changed since it was read")]
+    #[error("conflict: {} changed since it was read", quoted(key))]
     Conflict {
         /// The full etcd key whose compare failed.
         key: String,
     },
     /// The writer no longer owns the work: the owner key's create revision is
     /// not the fencing token the write carried. Nothing was changed.
-    #[error("fenced: {owner_key} is no longer owned under token {token}")]
+    #[error("fenced: {} is no longer owned under token {token}", quoted(owner_key))]
     Fenced {
         /// The owner key (`owners/<work>`).
         owner_key: String,
@@ -64,7 +65,7 @@ pub enum Error {
         op: &'static str,
     },
     /// A value in etcd is not the protobuf message expected at its key.
-    #[error("cannot decode the value at {key}: {source}")]
+    #[error("cannot decode the value at {}: {source}", quoted(key))]
     Decode {
         /// The full etcd key.
         key: String,

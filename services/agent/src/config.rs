@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use tilewave_core::quote::quoted;
 
 use tilewave_core::regions::{Cloud, RegionCatalog};
 
@@ -100,10 +101,13 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    let span: jiff::SignedDuration = s
-        .parse()
-        .map_err(|e| format!("{s:?} is neither seconds nor a span like 30s or 500ms: {e}"))?;
-    Duration::try_from(span).map_err(|_| format!("{s:?} must not be negative"))
+    let span: jiff::SignedDuration = s.parse().map_err(|e| {
+        format!(
+            "{} is neither seconds nor a span like 30s or 500ms: {e}",
+            quoted(s)
+        )
+    })?;
+    Duration::try_from(span).map_err(|_| format!("{} must not be negative", quoted(s)))
 }
 
 /// The configuration after checking: what the server runs with.

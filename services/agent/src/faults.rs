@@ -1,7 +1,8 @@
-//! Test-only fault injection: the faults in force ([`Faults`]) and the
-//! `FaultInjectionService` that sets them ([`FaultInjector`]). The service is
-//! served only with `--enable-fault-injection`; without it every call is
-//! UNIMPLEMENTED (tonic's answer for a service that is not there).
+//! Test-only fault injection: the faults in force ([`Faults`]), which the
+//! agent's calls and health read. The `FaultInjectionService` that sets them
+//! is [`crate::fault_injection`]; it is served only with
+//! `--enable-fault-injection`; without it every call is UNIMPLEMENTED
+//! (tonic's answer for a service that is not there).
 //!
 //! - Latency and failures apply to AgentService calls only (not to health
 //!   checks, reflection or this service), before the handler runs.
@@ -16,14 +17,13 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tilewave_proto::agent::v1::fault_injection_service_server::FaultInjectionService;
-use tilewave_proto::agent::v1::*;
-use tonic::{Code, Request, Response, Status};
-use tracing::instrument;
+use tilewave_proto::agent::v1::FaultState;
+use tonic::Code;
+
+use tilewave_core::quote::quote;
 
 use crate::error::{Error, Result};
 use crate::persist::DataDir;
-use crate::service::Agent;
 
 /// The AgentService methods faults may name.
 pub const METHODS: [&str; 6] = [
@@ -70,7 +70,7 @@ fn check_methods(methods: &[String]) -> Result<()> {
     match methods.iter().find(|m| !METHODS.contains(&m.as_str())) {
         Some(m) => Err(Error::invalid(
             "methods",
-            format!("unknown AgentService method {m:?} (one of {METHODS:?})"),
+            format!("unknown AgentService method {} (one of {METHODS:?})", quote(m)),
         )),
         None => Ok(()),
     }
@@ -225,111 +225,6 @@ impl Faults {
     /// RefuseToStart.
     pub fn set_refuse(&self, refuse: bool) -> Result<()> {
         self.data.set_refuse_flag(refuse)
-    }
-}
-
-/// The FaultInjectionService.
-#[derive(Debug, Clone)]
-pub struct FaultInjector {
-    agent: Agent,
-}
-
-impl FaultInjector {
-    /// Injects faults into `agent`.
-    pub fn new(agent: Agent) -> Self {
-        Self { agent }
-    }
-
-    fn faults(&self) -> &Faults {
-        self.agent.faults()
-    }
-}
-
-#[tonic::async_trait]
-impl FaultInjectionService for FaultInjector {
-    #[instrument(skip(self, req))]
-    async fn inject_latency(
-        &self,
-        req: Request<InjectLatencyRequest>,
-    ) -> Result<Response<InjectLatencyResponse>, Status> {
-        let r = req.into_inner();
-        let latency = match r.latency {
-            None => Duration::ZERO,
-            Some(d) => Duration::try_from(d)
-                .map_err(|_| Error::invalid("latency", "must be a non-negative duration"))?,
-        };
-        self.faults().set_latency(latency, r.methods)?;
-        Ok(Response::new(InjectLatencyResponse {
-            faults: Some(self.faults().snapshot()),
-        }))
-    }
-
-    #[instrument(skip(self, req))]
-    async fn fail_next_calls(
-        &self,
-        req: Request<FailNextCallsRequest>,
-    ) -> Result<Response<FailNextCallsResponse>, Status> {
-        let r = req.into_inner();
-        self.faults().fail_next(r.count, r.methods, r.code, r.message)?;
-        Ok(Response::new(FailNextCallsResponse {
-            faults: Some(self.faults().snapshot()),
-        }))
-    }
-
-    #[instrument(skip(self, req), fields(tile_id = %req.get_ref().tile_id))]
-    async fn report_unhealthy(
-        &self,
-        req: Request<ReportUnhealthyRequest>,
-    ) -> Result<Response<ReportUnhealthyResponse>, Status> {
-        let r = req.into_inner();
-        self.faults()
-            .set_unhealthy(&r.tile_id, r.unhealthy, r.error_rate, r.message)?;
-        Ok(Response::new(ReportUnhealthyResponse {
-            faults: Some(self.faults().snapshot()),
-        }))
-    }
-
-    #[instrument(skip(self, _req))]
-    async fn lose_catalog(
-        &self,
-        _req: Request<LoseCatalogRequest>,
-    ) -> Result<Response<LoseCatalogResponse>, Status> {
-        let lost = self.agent.lose_catalog().await?;
-        Ok(Response::new(LoseCatalogResponse {
-            entries_lost: i32::try_from(lost).unwrap_or(i32::MAX),
-        }))
-    }
-
-    #[instrument(skip(self, req), fields(refuse = req.get_ref().refuse))]
-    async fn refuse_to_start(
-        &self,
-        req: Request<RefuseToStartRequest>,
-    ) -> Result<Response<RefuseToStartResponse>, Status> {
-        self.faults().set_refuse(req.get_ref().refuse)?;
-        Ok(Response::new(RefuseToStartResponse {
-            faults: Some(self.faults().snapshot()),
-        }))
-    }
-
-    #[instrument(skip(self, _req))]
-    async fn clear_faults(
-        &self,
-        _req: Request<ClearFaultsRequest>,
-    ) -> Result<Response<ClearFaultsResponse>, Status> {
-        self.faults().clear()?;
-        Ok(Response::new(ClearFaultsResponse {
-            faults: Some(self.faults().snapshot()),
-        }))
-    }
-
-    #[instrument(skip(self, _req))]
-    async fn get_faults(
-        &self,
-        _req: Request<GetFaultsRequest>,
-    ) -> Result<Response<GetFaultsResponse>, Status> {
-        Ok(Response::new(GetFaultsResponse {
-            faults: Some(self.faults().snapshot()),
-        }))
     }
 }
 

@@ -8,7 +8,7 @@
 //! partner's `test-connection` endpoint and the error rate the region saw
 //! ([`probe`], [`window`], [`health`]), and registers itself in etcd under
 //! `agents/<region>` with a lease ([`registration`]). A test-only
-//! FaultInjectionService ([`faults`]) makes it slow, failing, unhealthy,
+//! FaultInjectionService ([`fault_injection`], over [`faults`]) makes it slow, failing, unhealthy,
 //! forgetful or unwilling to start.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -16,6 +16,7 @@
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod fault_injection;
 pub mod faults;
 pub mod health;
 pub mod persist;

@@ -70,8 +70,8 @@ impl DataDir {
             CatalogFile::decode(bytes.as_slice()).map_err(|e| corrupt(format!("does not decode: {e}")))?;
         if file.region != region {
             return Err(corrupt(format!(
-                "belongs to region {:?}, not {region:?}; point --data-dir elsewhere",
-                file.region
+                "belongs to region {}, not {region:?}; point --data-dir elsewhere",
+                tilewave_core::quote::quoted(&file.region)
             )));
         }
         Catalog::from_file(file).map(Some).map_err(corrupt)

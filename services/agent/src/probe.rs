@@ -24,6 +24,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+use tilewave_core::quote::quoted;
 
 use jiff::Timestamp;
 use tilewave_proto::common::v1::{PartnerConfig, ProbeResult, TestResult, TestStatus};
@@ -55,12 +56,12 @@ impl ProbeUrl {
     pub fn parse(url: &str) -> Result<Self, String> {
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| format!("{url:?} is not an absolute URL"))?;
+            .ok_or_else(|| format!("{} is not an absolute URL", quoted(url)))?;
         let scheme = scheme.to_ascii_lowercase();
         let default_port = match scheme.as_str() {
             "http" => 80,
             "https" => 443,
-            other => return Err(format!("scheme {other:?} is not http or https")),
+            other => return Err(format!("scheme {} is not http or https", quoted(other))),
         };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -74,7 +75,7 @@ impl ProbeUrl {
             let port = match after.strip_prefix(':') {
                 Some(p) => Some(p),
                 None if after.is_empty() => None,
-                None => return Err(format!("unexpected {after:?} after the host")),
+                None => return Err(format!("unexpected {} after the host", quoted(after))),
             };
             (host, port)
         } else {
@@ -87,7 +88,7 @@ impl ProbeUrl {
             return Err("no host".to_owned());
         }
         let port = match port {
-            Some(p) => p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?,
+            Some(p) => p.parse::<u16>().map_err(|_| format!("bad port {}", quoted(p)))?,
             None => default_port,
         };
         let path = if path.starts_with('/') {
@@ -284,7 +285,7 @@ pub fn split_response(raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
     let mut parts = status_line.splitn(3, ' ');
     let version = parts.next().unwrap_or_default();
     if !version.starts_with("HTTP/1.") {
-        return Err(format!("not an HTTP/1 response: {status_line:?}"));
+        return Err(format!("not an HTTP/1 response: {}", quoted(status_line)));
     }
     let status = parts
         .next()

@@ -20,7 +20,7 @@ use tilewave_store::{Store, StoreConfig, Tasks};
 use tokio::net::TcpListener;
 
 use crate::config::AgentConfig;
-use crate::faults::FaultInjector;
+use crate::fault_injection::FaultInjector;
 use crate::persist::DataDir;
 use crate::probe::ProbePolicy;
 use crate::registration::Registration;
@@ -116,6 +116,7 @@ pub async fn serve(
     }
     let server = tonic::transport::Server::builder()
         .layer(tilewave_telemetry::server_layer())
+        .layer(tilewave_service::bounded::BoundedMessages)
         .add_service(health)
         .add_service(reflection)
         .add_service(AgentServiceServer::new(agent.clone()))

@@ -14,6 +14,7 @@ use tilewave_core::slug::TileId;
 use tilewave_proto::agent::v1::agent_service_server::AgentService;
 use tilewave_proto::agent::v1::*;
 use tilewave_proto::common::v1::{HealthStatus, PartnerConfig, ProbeResult};
+use tilewave_service::paging::Page;
 use tilewave_store::Clock;
 use tonic::{Request, Response, Status};
 use tracing::{Span, instrument};
@@ -25,10 +26,6 @@ use crate::health::{HealthBook, verdict};
 use crate::persist::DataDir;
 use crate::probe::{self, ProbePolicy, Target};
 
-/// Default page size of ListTiles.
-pub const DEFAULT_PAGE_SIZE: usize = 100;
-/// The largest page ListTiles returns.
-pub const MAX_PAGE_SIZE: usize = 1000;
 /// Why credentials are refused in this version.
 pub const CREDENTIALS_LATER: &str =
     "credentials are not handled by this agent yet: they arrive with the credentials service";
@@ -401,24 +398,10 @@ impl AgentService for Agent {
         req: Request<ListTilesRequest>,
     ) -> Result<Response<ListTilesResponse>, Status> {
         self.inner.faults.before_call("ListTiles").await?;
-        let page = req.into_inner().page.unwrap_or_default();
-        let size = match usize::try_from(page.page_size) {
-            Ok(0) => DEFAULT_PAGE_SIZE,
-            Ok(n) => n.min(MAX_PAGE_SIZE),
-            Err(_) => return Err(Error::invalid("page.page_size", "must not be negative").into()),
-        };
+        let page =
+            Page::parse(req.get_ref().page.as_ref()).map_err(|e| Error::invalid(e.field, e.message))?;
         let catalog = self.inner.catalog.lock().await;
-        let mut entries: Vec<CatalogEntry> = catalog
-            .entries()
-            .into_iter()
-            .filter(|e| e.tile_id.as_str() > page.page_token.as_str())
-            .collect();
-        let next_page_token = if entries.len() > size {
-            entries.truncate(size);
-            entries.last().map(|e| e.tile_id.clone()).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (entries, next_page_token) = page.after_key(catalog.entries(), |e| e.tile_id.as_str());
         Ok(Response::new(ListTilesResponse {
             region: catalog.region().to_owned(),
             entries,

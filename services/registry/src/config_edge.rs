@@ -280,7 +280,7 @@ pub fn from_document(json: &str, id: &str, partner: &str, workspace: &str) -> Re
         return Err(Error::invalid(
             "workspace_id",
             "only a self-test tile is imported for a workspace; set a launch tile's test workspace with \
-             SetTestWorkspace",
+             `tilewave tile set-test-workspace TILE WORKSPACE_ID`",
         ));
     }
     let (id, partner_id) = ids(id, partner, &config.name)?;

@@ -1,12 +1,17 @@
-//! The edge between the wire and the domain: converts registry messages to
-//! `tilewave-core` types, asks core's rules (lifecycle, sign-offs, config
-//! validation, the GA date rule), and writes the outcome back onto the
-//! stored `Tile`. No rule is decided here; this module only translates.
+//! The edge between the wire and the domain: converts the stored `Tile` to
+//! core's tile model ([`tilewave_core::tile::Tile`]), calls the one method
+//! that decides (sign-offs and their completeness, readiness, the test
+//! workspace, the GA date, roll-out moves, a new revision and what a
+//! maintenance revision affects), and writes the outcome back. No rule is
+//! decided here; this module only translates.
 
 use jiff::Timestamp;
-use tilewave_core::lifecycle::{self, Effect, Event, Maintenance, State, TileKind};
-use tilewave_core::signoff::{ReadinessKind, RevisionNo, Role, SignOff as CoreSignOff, SignOffs};
+use tilewave_core::lifecycle::{Maintenance, State, TileKind};
+use tilewave_core::quote::quote;
+use tilewave_core::signoff::{RevisionNo, Role, SignOff as CoreSignOff, SignOffs};
 use tilewave_core::slug::TileId;
+use tilewave_core::tile::{Tile as CoreTile, TileError, affected_clouds, opens_maintenance};
+use tilewave_proto::ShortName;
 use tilewave_proto::common::v1::{ConfigFormat, PartnerConfig, SignOffRole, TileState};
 use tilewave_proto::registry::v1::{ConfigIssue, MaintenanceInfo, MaintenanceState, SignOff, Tile};
 use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
@@ -44,11 +49,7 @@ impl NewRevision {
     /// Revision 1 of a new tile, in DRAFT.
     pub fn into_first_tile(self, now: Timestamp, actor: &str) -> Tile {
         let at = Some(to_proto_timestamp(now));
-        let missing = if self.self_test {
-            vec![]
-        } else {
-            roles_to_proto(ReadinessKind::Launch.required())
-        };
+        let missing = roles_to_proto(&CoreTile::new(kind(self.self_test), None).missing_sign_offs());
         Tile {
             id: self.id,
             partner_id: self.partner_id,
@@ -104,7 +105,10 @@ pub fn check_workspace(field: &str, ws: &str, allow_empty: bool) -> Result<()> {
     if ws.len() > MAX_WORKSPACE_LEN || !ws.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Error::invalid(
             field,
-            format!("{ws:?} is not a workspace id (digits only, e.g. 6051921418418893)"),
+            format!(
+                "{} is not a workspace id (digits only, e.g. 6051921418418893)",
+                quote(ws)
+            ),
         ));
     }
     Ok(())
@@ -145,8 +149,8 @@ fn revision_no(field: &str, revision: i64) -> Result<RevisionNo> {
         .map_err(|_| Error::invalid(field, format!("{revision} is not a revision")))
 }
 
-fn kind(tile: &Tile) -> TileKind {
-    if tile.self_test {
+fn kind(self_test: bool) -> TileKind {
+    if self_test {
         TileKind::SelfTest
     } else {
         TileKind::Partner
@@ -174,8 +178,8 @@ fn state_of(tile: &Tile) -> Result<State> {
         TileState::Withdrawn => State::Withdrawn,
         TileState::Unspecified => {
             return Err(Error::FailedPrecondition(format!(
-                "tile {:?} has no state stored",
-                tile.id
+                "tile {} has no state stored",
+                quote(&tile.id)
             )));
         }
     })
@@ -204,36 +208,62 @@ fn store_state(tile: &mut Tile, state: State) {
     tile.maintenance_state = maintenance as i32;
 }
 
-/// Runs one lifecycle event on the tile: the core decides, this applies the
-/// new state and the effects that concern the stored tile.
-fn run(tile: &mut Tile, event: Event, now: Timestamp) -> Result<State> {
-    let from = state_of(tile)?;
-    let (to, effects) =
-        lifecycle::step(kind(tile), from, &event).map_err(|e| Error::FailedPrecondition(e.to_string()))?;
-    for effect in effects {
-        match effect {
-            Effect::ShowInTestWorkspace { workspace } => tile.test_workspace_id = workspace,
-            Effect::ArmGaTimer { at } => tile.ga_time = Some(to_proto_timestamp(at)),
-            Effect::CancelGaTimer | Effect::ClearGaDate => tile.ga_time = None,
-            Effect::AnnounceGa => tile.ga_revision = tile.revision,
-            Effect::AbortRollout | Effect::StartRemovalRollout => {
-                tile.withdraw_requested_at = Some(to_proto_timestamp(now));
-            }
-            // Showing a revision in the test workspace, and hiding it, are
-            // the region agents' concern; the stored workspace id is enough.
-            Effect::RefreshTestWorkspace | Effect::HideFromTestWorkspace | Effect::OpenRevision { .. } => {}
-        }
-    }
-    store_state(tile, to);
-    Ok(to)
+fn timestamp(tile: &Tile, field: &str, t: Option<&prost_types::Timestamp>) -> Result<Option<Timestamp>> {
+    t.map(|t| {
+        from_proto_timestamp(t).map_err(|e| {
+            Error::FailedPrecondition(format!("tile {} has an unreadable {field}: {e}", quote(&tile.id)))
+        })
+    })
+    .transpose()
 }
 
-/// What the tile's current revision still needs.
-fn readiness(tile: &Tile) -> ReadinessKind {
-    if tile.ga_revision > 0 {
-        ReadinessKind::Maintenance
-    } else {
-        ReadinessKind::Launch
+/// The stored tile as core's tile model, whose methods decide every rule.
+fn core_tile(tile: &Tile) -> Result<CoreTile> {
+    Ok(CoreTile {
+        kind: kind(tile.self_test),
+        state: state_of(tile)?,
+        sign_offs: sign_offs(tile)?,
+        ga: timestamp(tile, "ga_time", tile.ga_time.as_ref())?,
+        test_workspace: (!tile.test_workspace_id.is_empty()).then(|| tile.test_workspace_id.clone()),
+        ga_revision: if tile.ga_revision > 0 {
+            Some(revision_no("ga_revision", tile.ga_revision)?)
+        } else {
+            None
+        },
+        removal_requested: timestamp(tile, "withdraw_requested_at", tile.withdraw_requested_at.as_ref())?,
+    })
+}
+
+/// Writes core's verdict back onto the stored tile (the sign-off records,
+/// which keep notes and older revisions, are edited by the caller).
+fn store_core(tile: &mut Tile, core: &CoreTile) {
+    store_state(tile, core.state);
+    tile.revision = i64::from(core.revision().0);
+    tile.test_workspace_id = core.test_workspace.clone().unwrap_or_default();
+    tile.ga_time = core.ga.map(to_proto_timestamp);
+    tile.ga_revision = core.ga_revision.map_or(0, |r| i64::from(r.0));
+    tile.withdraw_requested_at = core.removal_requested.map(to_proto_timestamp);
+    tile.missing_sign_offs = roles_to_proto(&core.missing_sign_offs());
+}
+
+/// Converts the tile, lets core decide, and stores the outcome: on a
+/// refusal the stored tile is unchanged.
+fn decide<T>(tile: &mut Tile, f: impl FnOnce(&mut CoreTile) -> Result<T, TileError>) -> Result<T> {
+    let mut core = core_tile(tile)?;
+    let out = f(&mut core).map_err(refusal)?;
+    store_core(tile, &core);
+    Ok(out)
+}
+
+/// Core's refusal as the registry's error.
+fn refusal(e: TileError) -> Error {
+    match e {
+        TileError::GaDate(e) => Error::invalid("ga_time", e.to_string()),
+        TileError::KindChange => Error::invalid("config_json", e.to_string()),
+        TileError::Lifecycle(_)
+        | TileError::SignOff(_)
+        | TileError::SelfTestSignOff
+        | TileError::SelfTestWorkspace => Error::FailedPrecondition(e.to_string()),
     }
 }
 
@@ -260,15 +290,9 @@ fn sign_offs(tile: &Tile) -> Result<SignOffs> {
     Ok(set)
 }
 
-fn refresh_missing(tile: &mut Tile) -> Result<bool> {
-    if tile.self_test {
-        tile.missing_sign_offs.clear();
-        return Ok(false);
-    }
-    let set = sign_offs(tile)?;
-    let missing = set.missing(readiness(tile), set.revision());
-    tile.missing_sign_offs = roles_to_proto(&missing);
-    Ok(missing.is_empty())
+/// The revision a request names (0: the current one).
+fn given_revision(tile: &Tile, revision: i64) -> Result<RevisionNo> {
+    revision_no("revision", if revision == 0 { tile.revision } else { revision })
 }
 
 /// Records a sign-off on the current revision; completes the set when it is
@@ -281,23 +305,12 @@ pub fn record_sign_off(
     note: &str,
     now: Timestamp,
 ) -> Result<String> {
-    if tile.self_test {
-        return Err(Error::FailedPrecondition(
-            "a self-test tile has no sign-offs: it is never launched".into(),
-        ));
-    }
-    let given = revision_no("revision", if revision == 0 { tile.revision } else { revision })?;
-    let mut set = sign_offs(tile)?;
-    let was_complete = set.missing(readiness(tile), set.revision()).is_empty();
-    set.record(
-        given,
-        r,
-        CoreSignOff {
-            by: actor.to_string(),
-            at: now,
-        },
-    )
-    .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+    let given = given_revision(tile, revision)?;
+    let sign_off = CoreSignOff {
+        by: actor.to_string(),
+        at: now,
+    };
+    decide(tile, |t| t.record_sign_off(now, given, r, sign_off))?;
     tile.sign_offs
         .retain(|s| !(s.revision == tile.revision && s.role == role_to_proto(r) as i32));
     tile.sign_offs.push(SignOff {
@@ -307,10 +320,6 @@ pub fn record_sign_off(
         at: Some(to_proto_timestamp(now)),
         note: note.to_string(),
     });
-    let complete = refresh_missing(tile)?;
-    if complete && !was_complete {
-        run(tile, Event::AllSignedOff, now)?;
-    }
     Ok(format!("signed off as {r} on revision {}", tile.revision))
 }
 
@@ -322,19 +331,10 @@ pub fn withdraw_sign_off(
     reason: &str,
     now: Timestamp,
 ) -> Result<String> {
-    let given = revision_no("revision", if revision == 0 { tile.revision } else { revision })?;
-    let mut set = sign_offs(tile)?;
-    let was_complete = set.missing(readiness(tile), set.revision()).is_empty();
-    set.withdraw(given, r)
-        .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
-    if was_complete {
-        // Core decides whether losing it moves the tile (and refuses while
-        // a roll-out runs) before anything is changed.
-        run(tile, Event::SignOffWithdrawn, now)?;
-    }
+    let given = given_revision(tile, revision)?;
+    decide(tile, |t| t.withdraw_sign_off(now, given, r))?;
     tile.sign_offs
         .retain(|s| !(s.revision == tile.revision && s.role == role_to_proto(r) as i32));
-    refresh_missing(tile)?;
     Ok(format!(
         "withdrew the {r} sign-off on revision {}: {reason}",
         tile.revision
@@ -346,35 +346,17 @@ pub fn set_test_workspace(tile: &mut Tile, workspace: &str, now: Timestamp) -> R
     if workspace.is_empty() {
         return Err(Error::invalid("workspace_id", "required"));
     }
-    if tile.self_test {
-        return Err(Error::FailedPrecondition(
-            "a self-test tile's workspace is fixed at import; import it again for another workspace".into(),
-        ));
-    }
-    run(
-        tile,
-        Event::StartValidation {
-            workspace: workspace.to_string(),
-        },
-        now,
-    )?;
+    decide(tile, |t| t.set_test_workspace(now, workspace))?;
     Ok(format!("shown in test workspace {workspace}"))
 }
 
 /// Sets, moves or clears the GA date.
 pub fn set_ga(tile: &mut Tile, ga: Option<Timestamp>, now: Timestamp, reason: &str) -> Result<String> {
-    match ga {
-        Some(ga) => {
-            tilewave_core::tile::check_ga_date(now, ga)
-                .map_err(|e| Error::invalid("ga_time", e.to_string()))?;
-            run(tile, Event::GaDateSet { ga }, now)?;
-            Ok(format!("GA set to {ga}{}", suffix(reason)))
-        }
-        None => {
-            run(tile, Event::GaDateCleared, now)?;
-            Ok(format!("GA date cleared{}", suffix(reason)))
-        }
-    }
+    decide(tile, |t| t.set_ga(now, ga))?;
+    Ok(match ga {
+        Some(ga) => format!("GA set to {ga}{}", suffix(reason)),
+        None => format!("GA date cleared{}", suffix(reason)),
+    })
 }
 
 fn suffix(reason: &str) -> String {
@@ -400,62 +382,42 @@ pub fn advance(
 ) -> Result<String> {
     if expected_revision != 0 && expected_revision != tile.revision {
         return Err(Error::FailedPrecondition(format!(
-            "roll-out {rollout} acted on revision {expected_revision}, but the tile is at revision {}",
+            "roll-out {} acted on revision {expected_revision}, but the tile is at revision {}",
+            quote(rollout),
             tile.revision
         )));
     }
     let from = state_of(tile)?;
     let is_ga = matches!(from, State::Ga { .. });
-    let event = match (target, is_ga) {
+    let to = match (target, is_ga) {
         (TileState::Withdrawn, _) if from == State::Withdrawn => {
-            // The removal roll-out finished: nothing is pending any more.
-            tile.withdraw_requested_at = None;
+            decide(tile, |t| Ok(t.confirm_removal()))?;
             return Ok(format!("withdrawal confirmed by {rollout}{}", suffix(reason)));
         }
-        (TileState::Withdrawn, _) => Event::Withdraw,
-        (TileState::RollingOut, _) => Event::RolloutStarted,
-        (TileState::RolledOut, false) => Event::RolloutCompleted,
-        (TileState::Ga, false) => Event::GaReached,
-        (TileState::Ga, true) => Event::RolloutCompleted,
-        (TileState::Scheduled, _) => Event::RolloutRolledBack,
+        (TileState::Withdrawn, _) => decide(tile, |t| t.withdraw(now).map(|_| t.state))?,
+        (TileState::RollingOut, _) => decide(tile, |t| t.start_rollout(now).map(|_| t.state))?,
+        (TileState::RolledOut, false) | (TileState::Ga, true) => {
+            decide(tile, |t| t.complete_rollout(now).map(|_| t.state))?
+        }
+        (TileState::Ga, false) => decide(tile, |t| t.reach_ga(now).map(|_| t.state))?,
+        (TileState::Scheduled, _) => decide(tile, |t| t.roll_back(now).map(|_| t.state))?,
         (TileState::Unspecified | TileState::Draft | TileState::Validating | TileState::SignedOff, _)
         | (TileState::RolledOut, true) => {
             return Err(Error::FailedPrecondition(format!(
                 "the rollout service cannot move a tile to {}",
-                crate::service::state_name(target as i32)
+                target.short_name()
             )));
         }
     };
-    if matches!(event, Event::RolloutStarted) && !is_ga && !refresh_missing(tile)? {
-        return Err(Error::FailedPrecondition(format!(
-            "revision {} lacks launch sign-offs: {}",
-            tile.revision,
-            missing_names(tile)
-        )));
-    }
-    let to = run(tile, event, now)?;
     tile.state_reason = reason.to_string();
     Ok(format!("{} -> {to}{}", from, suffix(reason)))
-}
-
-fn missing_names(tile: &Tile) -> String {
-    tile.missing_sign_offs
-        .iter()
-        .filter_map(|r| SignOffRole::try_from(*r).ok())
-        .map(|r| {
-            r.as_str_name()
-                .trim_start_matches("SIGN_OFF_ROLE_")
-                .to_ascii_lowercase()
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Withdraws the tile: at once if it was never live, else marked for the
 /// removal roll-out.
 pub fn withdraw(tile: &mut Tile, reason: &str, now: Timestamp) -> Result<String> {
     let from = state_of(tile)?;
-    let to = run(tile, Event::Withdraw, now)?;
+    let to = decide(tile, |t| t.withdraw(now).map(|_| t.state))?;
     tile.state_reason = reason.to_string();
     Ok(format!("withdrawn ({from} -> {to}){}", suffix(reason)))
 }
@@ -465,25 +427,18 @@ pub fn apply_new_revision(tile: &mut Tile, new: NewRevision, now: Timestamp, act
     if new.id != tile.id {
         return Err(Error::invalid(
             "id",
-            format!("the document is for {:?}, not {:?}", new.id, tile.id),
-        ));
-    }
-    if new.self_test != tile.self_test {
-        return Err(Error::invalid(
-            "config_json",
-            "a tile cannot change between the self-test and the full format",
+            format!("the document is for {}, not {}", quote(&new.id), quote(&tile.id)),
         ));
     }
     let old_config = tile.config.clone().unwrap_or_default();
-    run(tile, Event::NewRevision, now)?;
-    tile.revision += 1;
+    let effects = decide(tile, |t| t.new_revision(now, kind(new.self_test)))?;
     tile.latest_revision = tile.revision;
     tile.name = new.config.name.clone();
     tile.partner_id = new.partner_id;
     tile.raw_config = new.raw;
     tile.config_format = new.format as i32;
     tile.warnings = new.warnings;
-    tile.maintenance = if tile.ga_revision > 0 {
+    tile.maintenance = if opens_maintenance(&effects) {
         let mut info = new
             .maintenance
             .unwrap_or_else(|| derive_maintenance(&old_config, &new.config));
@@ -509,7 +464,6 @@ pub fn apply_new_revision(tile: &mut Tile, new: NewRevision, now: Timestamp, act
     tile.config = Some(new.config);
     tile.updated_at = Some(to_proto_timestamp(now));
     tile.updated_by = actor.to_string();
-    refresh_missing(tile)?;
     Ok(format!(
         "created revision {}{}",
         tile.revision,
@@ -530,26 +484,12 @@ fn new_note(tile: &Tile) -> String {
 pub fn derive_maintenance(old: &PartnerConfig, new: &PartnerConfig) -> MaintenanceInfo {
     let mut only_clouds_changed = old.clone();
     only_clouds_changed.supported_clouds = new.supported_clouds.clone();
-    let affected_clouds = if &only_clouds_changed == new && old.supported_clouds != new.supported_clouds {
-        let mut changed: Vec<i32> = new
-            .supported_clouds
-            .iter()
-            .filter(|c| !old.supported_clouds.contains(c))
-            .chain(
-                old.supported_clouds
-                    .iter()
-                    .filter(|c| !new.supported_clouds.contains(c)),
-            )
-            .copied()
-            .collect();
-        changed.sort_unstable();
-        changed.dedup();
-        changed
-    } else {
-        new.supported_clouds.clone()
-    };
     MaintenanceInfo {
-        affected_clouds,
+        affected_clouds: affected_clouds(
+            &old.supported_clouds,
+            &new.supported_clouds,
+            &only_clouds_changed == new,
+        ),
         ..Default::default()
     }
 }
@@ -663,12 +603,11 @@ mod tests {
         for r in Role::ALL {
             record_sign_off(&mut t, r, 1, "bob", "", now).unwrap();
         }
-        run(
+        set_ga(
             &mut t,
-            Event::GaDateSet {
-                ga: Timestamp::from_second(1_000_000_000).unwrap(),
-            },
+            Some(Timestamp::from_second(1_000_000_000).unwrap()),
             now,
+            "",
         )
         .unwrap();
         assert!(

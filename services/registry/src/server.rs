@@ -63,6 +63,7 @@ pub async fn serve(
     tracing::info!(addr = ?listener.local_addr().ok(), "tilewave-registry serving");
     tonic::transport::Server::builder()
         .layer(tilewave_telemetry::server_layer())
+        .layer(tilewave_service::bounded::BoundedMessages)
         .add_service(health)
         .add_service(reflection)
         .add_service(RegistryServiceServer::new(registry))

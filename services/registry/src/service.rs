@@ -13,9 +13,13 @@ use std::time::Duration;
 
 use futures::Stream;
 use jiff::Timestamp;
-use tilewave_proto::common::v1::{AuditRecord, Cloud, PartnerCategory, TileState};
+use tilewave_core::quote::quote;
+use tilewave_proto::ShortName;
+use tilewave_proto::common::v1::{AuditRecord, Cloud, PageRequest, PartnerCategory, TileState};
 use tilewave_proto::registry::v1::registry_service_server::RegistryService;
 use tilewave_proto::registry::v1::*;
+use tilewave_service::paging::{Page, PageError};
+use tilewave_store::audit::{self, AuditRecordExt};
 use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
 use tilewave_store::{Actor, Change, Clock, Store, Versioned, WatchCache};
 use tonic::{Request, Response, Status};
@@ -24,10 +28,6 @@ use tracing::instrument;
 use crate::domain;
 use crate::error::{Error, Result};
 
-/// Default and largest page sizes of list calls.
-pub const DEFAULT_PAGE_SIZE: usize = 100;
-/// The largest page a caller may ask for.
-pub const MAX_PAGE_SIZE: usize = 1000;
 /// How long a write waits for its own replica's cache to show it.
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(2);
 
@@ -106,7 +106,12 @@ impl Registry {
         self.store()
             .get::<Tile>(&self.tile_key(id))
             .await?
-            .ok_or_else(|| Error::NotFound(format!("no tile {id:?}: `tilewave tile list` shows the tiles")))
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "no tile {}: `tilewave tile list` shows the tiles",
+                    quote(id)
+                ))
+            })
     }
 
     async fn read_revision(&self, id: &str, revision: i64) -> Result<Tile> {
@@ -114,7 +119,7 @@ impl Registry {
             .get::<Tile>(&self.revision_key(id, revision))
             .await?
             .map(|v| v.value)
-            .ok_or_else(|| Error::NotFound(format!("tile {id:?} has no revision {revision}")))
+            .ok_or_else(|| Error::NotFound(format!("tile {} has no revision {revision}", quote(id))))
     }
 
     async fn wait_for(&self, revision: i64) {
@@ -186,7 +191,7 @@ impl Registry {
                     },
                 );
             }
-            let summary = format!("created revision 1 of {:?}", tile.name);
+            let summary = format!("created revision 1 of {}", quote(&tile.name));
             let change = change.audit(audit(now, action, &tile, summary));
             let workspace = tile.test_workspace_id.clone();
             let info = self.store().commit(change, actor).await.map_err(|e| match e {
@@ -197,8 +202,9 @@ impl Registry {
                     ))
                 }
                 tilewave_store::Error::AlreadyExists { .. } => Error::AlreadyExists(format!(
-                    "tile {id:?} exists: pass its etag to make a new revision (`tilewave tile update`), or \
-                     import with another --id"
+                    "tile {} exists: pass its etag to make a new revision (`tilewave tile update`), or \
+                     import with another --id",
+                    quote(&id)
                 )),
                 other => other.into(),
             })?;
@@ -259,7 +265,8 @@ fn with_etag(v: Versioned<Tile>) -> Tile {
 fn check_etag(id: &str, asked: i64, current: i64) -> Result<()> {
     if asked != 0 && asked != current {
         return Err(Error::Conflict(format!(
-            "tile {id:?} changed since it was read (etag {asked}, now {current}): read it again and retry"
+            "tile {} changed since it was read (etag {asked}, now {current}): read it again and retry",
+            quote(id)
         )));
     }
     Ok(())
@@ -290,63 +297,19 @@ fn revision_snapshot(tile: &Tile) -> Tile {
 fn audit(now: Timestamp, action: &str, tile: &Tile, summary: String) -> AuditRecord {
     AuditRecord {
         at: Some(to_proto_timestamp(now)),
-        action: action.to_string(),
-        object_kind: "tile".into(),
-        object_id: tile.id.clone(),
-        object_revision: tile.revision,
-        summary,
-        trace_id: current_trace_id(),
-        details: [("state".to_string(), state_name(tile.state))]
-            .into_iter()
-            .collect(),
-        ..Default::default()
+        ..audit::record(action, "tile", &tile.id, summary)
+            .revision(tile.revision)
+            .detail("state", TileState::short_name_of(tile.state))
     }
 }
 
-fn current_trace_id() -> String {
-    tilewave_store::trace::current()
-        .and_then(|o| o.traceparent.split('-').nth(1).map(str::to_string))
-        .unwrap_or_default()
+/// A checked page request.
+fn page_of(page: Option<&PageRequest>) -> Result<Page> {
+    Page::parse(page).map_err(page_error)
 }
 
-/// The proto name of a state, e.g. `SCHEDULED`.
-pub fn state_name(state: i32) -> String {
-    TileState::try_from(state)
-        .map(|s| s.as_str_name().trim_start_matches("TILE_STATE_").to_string())
-        .unwrap_or_else(|_| format!("UNKNOWN({state})"))
-}
-
-fn page_bounds(page: Option<&tilewave_proto::common::v1::PageRequest>) -> Result<(usize, usize)> {
-    let (size, token) = page
-        .map(|p| (p.page_size, p.page_token.as_str()))
-        .unwrap_or((0, ""));
-    let size = match size {
-        0 => DEFAULT_PAGE_SIZE,
-        n if n < 0 => return Err(Error::invalid("page.page_size", "must not be negative")),
-        n => (n as usize).min(MAX_PAGE_SIZE),
-    };
-    let offset = if token.is_empty() {
-        0
-    } else {
-        token.parse::<usize>().map_err(|_| {
-            Error::invalid(
-                "page.page_token",
-                "not a token this server issued: start again without one",
-            )
-        })?
-    };
-    Ok((offset, size))
-}
-
-fn page<T>(items: Vec<T>, offset: usize, size: usize) -> (Vec<T>, String) {
-    let total = items.len();
-    let page: Vec<T> = items.into_iter().skip(offset).take(size).collect();
-    let next = if offset + size < total {
-        (offset + size).to_string()
-    } else {
-        String::new()
-    };
-    (page, next)
+fn page_error(e: PageError) -> Error {
+    Error::invalid(e.field, e.message)
 }
 
 type TileEventStream = Pin<Box<dyn Stream<Item = Result<TileEvent, Status>> + Send>>;
@@ -492,14 +455,16 @@ impl RegistryService for Registry {
         domain::check_id("id", &r.id)?;
         let latest = self.cached(&r.id).ok_or_else(|| {
             Error::NotFound(format!(
-                "no tile {:?}: `tilewave tile list` shows the tiles",
-                r.id
+                "no tile {}: `tilewave tile list` shows the tiles",
+                quote(&r.id)
             ))
         })?;
         if r.revision < 0 || r.revision > latest.revision {
             return Err(Error::NotFound(format!(
-                "tile {:?} has revisions 1 to {}, not {}",
-                r.id, latest.revision, r.revision
+                "tile {} has revisions 1 to {}, not {}",
+                quote(&r.id),
+                latest.revision,
+                r.revision
             ))
             .into());
         }
@@ -556,9 +521,9 @@ impl RegistryService for Registry {
         req: Request<ListTilesRequest>,
     ) -> Result<Response<ListTilesResponse>, Status> {
         let r = req.into_inner();
-        let (offset, size) = page_bounds(r.page.as_ref())?;
+        let page = page_of(r.page.as_ref())?;
         let read_revision = self.inner.tiles.revision();
-        let (tiles, next_page_token) = page(self.list_filtered(&r), offset, size);
+        let (tiles, next_page_token) = page.by_offset(self.list_filtered(&r)).map_err(page_error)?;
         Ok(Response::new(ListTilesResponse {
             tiles,
             next_page_token,
@@ -588,9 +553,9 @@ impl RegistryService for Registry {
     ) -> Result<Response<GetHistoryResponse>, Status> {
         let r = req.into_inner();
         domain::check_id("id", &r.id)?;
-        let (offset, size) = page_bounds(r.page.as_ref())?;
+        let page = page_of(r.page.as_ref())?;
         if self.cached(&r.id).is_none() {
-            return Err(Error::NotFound(format!("no tile {:?}", r.id)).into());
+            return Err(Error::NotFound(format!("no tile {}", quote(&r.id))).into());
         }
         let (from, to) = match &r.range {
             Some(range) => (
@@ -624,7 +589,7 @@ impl RegistryService for Registry {
             })
             .collect();
         records.sort_by_key(|a| a.at.as_ref().map(|t| (t.seconds, t.nanos)));
-        let (records, next_page_token) = page(records, offset, size);
+        let (records, next_page_token) = page.by_offset(records).map_err(page_error)?;
         Ok(Response::new(GetHistoryResponse {
             records,
             next_page_token,

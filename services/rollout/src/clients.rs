@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tilewave_core::quote::quoted;
+use tilewave_proto::ShortName;
 use tilewave_proto::agent::v1::AgentInfo;
 use tilewave_proto::agent::v1::agent_service_client::AgentServiceClient;
 use tilewave_proto::common::v1::TileState;
@@ -39,7 +41,7 @@ fn lazy_channel(url: &str, timeout: Duration) -> Result<Channel> {
         format!("http://{url}")
     };
     Ok(Endpoint::from_shared(url.clone())
-        .map_err(|e| Error::invalid("address", format!("{url}: {e}")))?
+        .map_err(|e| Error::invalid("address", format!("{}: {e}", quoted(&url))))?
         .connect_timeout(timeout)
         .timeout(timeout)
         .connect_lazy())
@@ -75,10 +77,10 @@ impl Registry {
                 self.timeout,
             ))
             .await
-            .map_err(|s| Error::remote(format!("registry GetTile {id}"), s))?;
+            .map_err(|s| Error::remote(format!("registry GetTile {}", quoted(id)), s))?;
         resp.into_inner()
             .tile
-            .ok_or_else(|| Error::NotFound(format!("the registry returned no tile for {id}")))
+            .ok_or_else(|| Error::NotFound(format!("the registry returned no tile for {}", quoted(id))))
     }
 
     /// Moves a tile's lifecycle (the registry checks the transition).
@@ -105,10 +107,19 @@ impl Registry {
                 self.timeout,
             ))
             .await
-            .map_err(|s| Error::remote(format!("registry AdvanceLifecycle {id} to {target:?}"), s))?;
+            .map_err(|s| {
+                Error::remote(
+                    format!(
+                        "registry AdvanceLifecycle {} to {}",
+                        quoted(id),
+                        target.short_name()
+                    ),
+                    s,
+                )
+            })?;
         resp.into_inner()
             .tile
-            .ok_or_else(|| Error::NotFound(format!("the registry returned no tile for {id}")))
+            .ok_or_else(|| Error::NotFound(format!("the registry returned no tile for {}", quoted(id))))
     }
 }
 
@@ -154,7 +165,7 @@ impl Agents {
         Ok(AgentServiceClient::new(traced_channel(channel)))
     }
 
-    /// The agent of `region`; [`Error::Remote`] UNAVAILABLE when none is
+    /// The agent of `region`; [`Error::NoAgent`] (UNAVAILABLE) when none is
     /// registered.
     pub async fn client(&self, region: &str) -> Result<AgentClient> {
         let key = self.store.keys().agent(region);
@@ -170,11 +181,8 @@ impl Agents {
             .kvs()
             .first()
             .and_then(|kv| address_in(kv.value()))
-            .ok_or_else(|| {
-                Error::remote(
-                    format!("agent of {region}"),
-                    tonic::Status::unavailable(format!("no agent registered under {key}")),
-                )
+            .ok_or_else(|| Error::NoAgent {
+                region: region.to_owned(),
             })?;
         self.client_for(&address)
     }

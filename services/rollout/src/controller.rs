@@ -449,7 +449,7 @@ async fn apply_at(ctx: &Ctx, r: &Rollout, region: &str, revision: i64, token: i6
             Err(s) if s.code() == tonic::Code::FailedPrecondition => {
                 AgentOutcome::Fenced(s.message().to_owned())
             }
-            Err(s) => AgentOutcome::Failed(format!("apply in {region}: {}: {}", s.code(), s.message())),
+            Err(s) => AgentOutcome::Failed(format!("apply in {region}: {}", crate::error::in_words(&s))),
         })
     }
     .instrument(span)

@@ -2,6 +2,31 @@
 
 use tilewave_core::planner::PlanError;
 
+/// A status from another service in words: its message (and the transport
+/// error beneath it, if any), or what its code means when it has none. Not
+/// tonic's `Display`, which reads like a debug dump
+/// (`code: 'The service is currently unavailable', message: "..."`).
+pub fn in_words(status: &tonic::Status) -> String {
+    let message = status.message().trim();
+    let mut out = if message.is_empty() {
+        let code = status.code().description();
+        let mut chars = code.chars();
+        chars
+            .next()
+            .map(|c| c.to_lowercase().chain(chars).collect())
+            .unwrap_or_default()
+    } else {
+        message.to_owned()
+    };
+    if let Some(source) = std::error::Error::source(status) {
+        let source = source.to_string();
+        if !out.contains(&source) {
+            out = format!("{out}: {source}");
+        }
+    }
+    out
+}
+
 /// Why a rollout call (or a step of the controller) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -27,12 +52,19 @@ pub enum Error {
     #[error("{0}")]
     Unimplemented(String),
     /// The registry or an agent could not be reached or refused.
-    #[error("{what}: {status}")]
+    #[error("{what}: {}", in_words(status))]
     Remote {
         /// Which call, to whom.
         what: String,
         /// What it answered.
         status: tonic::Status,
+    },
+    /// No agent is registered for the region (a region of the catalog, not
+    /// raw input): its `tilewave-agent` is not running, or lost its lease.
+    #[error("no agent is registered for {region} (is its tilewave-agent running?)")]
+    NoAgent {
+        /// The region.
+        region: String,
     },
     /// The planner refused the input.
     #[error("plan: {0}")]
@@ -72,6 +104,7 @@ impl From<Error> for tonic::Status {
             Error::FailedPrecondition(_) => tonic::Status::failed_precondition(msg),
             Error::Conflict(_) => tonic::Status::aborted(msg),
             Error::Unimplemented(_) => tonic::Status::unimplemented(msg),
+            Error::NoAgent { .. } => tonic::Status::unavailable(msg),
             Error::Remote { status, .. } => match status.code() {
                 tonic::Code::NotFound => tonic::Status::not_found(msg),
                 tonic::Code::FailedPrecondition => tonic::Status::failed_precondition(msg),
@@ -137,9 +170,46 @@ mod tests {
                 tonic::Code::InvalidArgument,
             ),
             (Error::Plan(PlanError::NoRegions), tonic::Code::FailedPrecondition),
+            (
+                Error::NoAgent {
+                    region: "gcp:asia-northeast1".into(),
+                },
+                tonic::Code::Unavailable,
+            ),
         ];
         for (e, code) in cases {
             assert_eq!(tonic::Status::from(e).code(), code);
         }
+    }
+
+    #[test]
+    fn remote_failures_read_as_words_not_a_dump() {
+        // (status, what the message says)
+        let cases = [
+            (
+                tonic::Status::unavailable("agent is draining"),
+                "agent of aws:us-east-1: agent is draining",
+            ),
+            (
+                tonic::Status::unavailable(""),
+                "agent of aws:us-east-1: the service is currently unavailable",
+            ),
+            (
+                tonic::Status::not_found("tile \"x\" is not in this region's catalog"),
+                "agent of aws:us-east-1: tile \"x\" is not in this region's catalog",
+            ),
+        ];
+        for (status, want) in cases {
+            let e = Error::remote("agent of aws:us-east-1", status);
+            assert_eq!(e.to_string(), want);
+            assert!(!e.to_string().contains("code: '"), "{e}");
+        }
+        let none = Error::NoAgent {
+            region: "gcp:asia-northeast1".into(),
+        };
+        assert_eq!(
+            none.to_string(),
+            "no agent is registered for gcp:asia-northeast1 (is its tilewave-agent running?)"
+        );
     }
 }

@@ -153,14 +153,22 @@ impl Loaded {
     }
 }
 
-/// Reads a roll-out and its steps; NOT_FOUND naming the id.
+/// No roll-out id is longer (a tile id, its revision and a counter): a
+/// longer one is not looked up in etcd, whose request limit it may break.
+const MAX_ROLLOUT_ID_LEN: usize = 256;
+
+/// Reads a roll-out and its steps; NOT_FOUND naming the id (bounded).
 pub async fn load(store: &Store, id: &str) -> Result<Loaded> {
+    let not_found = || Error::NotFound(format!("no roll-out {}", tilewave_core::quote::quoted(id)));
+    if id.len() > MAX_ROLLOUT_ID_LEN {
+        return Err(not_found());
+    }
     // One read at one revision: the owner writes a step and the roll-out in
     // one transaction, and two reads could see one without the other.
     let (rollout, steps) = store
         .get_with_children::<Rollout, RolloutStep>(&store.keys().rollout(id), &store.keys().rollout_steps(id))
         .await?
-        .ok_or_else(|| Error::NotFound(format!("no roll-out {id:?}")))?;
+        .ok_or_else(not_found)?;
     let mut steps = steps.items;
     steps.sort_by_key(|s| {
         (

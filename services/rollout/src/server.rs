@@ -143,6 +143,7 @@ pub async fn serve(
     tracing::info!(addr = ?listener.local_addr().ok(), holder = %ctx.holder, "tilewave-rollout serving");
     let result = tonic::transport::Server::builder()
         .layer(tilewave_telemetry::server_layer())
+        .layer(tilewave_service::bounded::BoundedMessages)
         .add_service(health)
         .add_service(reflection)
         .add_service(RolloutServiceServer::new(Rollouts::new(ctx.clone())))

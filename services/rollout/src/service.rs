@@ -501,26 +501,9 @@ impl RolloutService for Rollouts {
                 v
             })
             .collect();
-        let page = r.page.unwrap_or_default();
-        let size = if page.page_size <= 0 {
-            100
-        } else {
-            page.page_size as usize
-        };
-        let offset: usize = if page.page_token.is_empty() {
-            0
-        } else {
-            page.page_token
-                .parse()
-                .map_err(|_| Error::invalid("page.page_token", "not a token from this call"))?
-        };
-        let next = offset + size;
-        let next_page_token = if next < items.len() {
-            next.to_string()
-        } else {
-            String::new()
-        };
-        let rollouts = items.into_iter().skip(offset).take(size).collect();
+        let (rollouts, next_page_token) = tilewave_service::paging::Page::parse(r.page.as_ref())
+            .and_then(|page| page.by_offset(items))
+            .map_err(|e| Error::invalid(e.field, e.message))?;
         Ok(Response::new(ListRolloutsResponse {
             rollouts,
             next_page_token,

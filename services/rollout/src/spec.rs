@@ -11,6 +11,7 @@ use tilewave_core::planner::{
     Infeasible, Period, PlanError, PlanInput, Recurring, RegionBlackout, RegionSelection, Suggestions,
     WaveShape,
 };
+use tilewave_core::quote::quoted;
 use tilewave_core::regions::{Cloud, RegionCatalog};
 use tilewave_proto::ShortName;
 use tilewave_proto::common::v1::{Cloud as ProtoCloud, TileState, Weekday};
@@ -118,7 +119,7 @@ pub fn check_tile(kind: RolloutKind, tile: &Tile) -> Result<()> {
         RolloutKind::Launch | RolloutKind::Unspecified => {
             if tile.ga_time.is_none() {
                 return Err(Error::FailedPrecondition(format!(
-                    "tile {} has no GA date: a launch needs one (tilewave ga schedule {} or SetGaDate){}",
+                    "tile {} has no GA date: a launch needs one (`tilewave tile set-ga {} TIME`){}",
                     tile.id,
                     tile.id,
                     if tile.missing_sign_offs.is_empty() {
@@ -172,8 +173,8 @@ pub fn check_tile(kind: RolloutKind, tile: &Tile) -> Result<()> {
         RolloutKind::Withdraw => {
             if tile.withdraw_requested_at.is_none() && state != TileState::Withdrawn {
                 return Err(Error::FailedPrecondition(format!(
-                    "tile {} has no withdrawal pending: call Withdraw on the registry first",
-                    tile.id
+                    "tile {} has no withdrawal pending: withdraw it first (`tilewave tile withdraw {}`)",
+                    tile.id, tile.id
                 )));
             }
         }
@@ -207,9 +208,12 @@ pub fn blackouts(windows: &[BlackoutWindow], catalog: &RegionCatalog) -> Result<
     for (i, w) in windows.iter().enumerate() {
         let field = format!("spec.blackouts[{i}]");
         for r in &w.regions {
-            catalog
-                .get(r)
-                .map_err(|_| Error::invalid(format!("{field}.regions"), format!("unknown region {r:?}")))?;
+            catalog.get(r).map_err(|_| {
+                Error::invalid(
+                    format!("{field}.regions"),
+                    format!("unknown region {}", quoted(r)),
+                )
+            })?;
         }
         let window = match &w.when {
             None => return Err(Error::invalid(field, "needs `recurring` or `once`")),
@@ -286,7 +290,7 @@ pub fn resolve(
             };
             return Err(Error::invalid(
                 field,
-                format!("unknown region {r:?}: not in regions.toml"),
+                format!("unknown region {}: not in regions.toml", quoted(r)),
             ));
         }
     }

@@ -7,11 +7,12 @@
 use jiff::{SignedDuration, Timestamp};
 use tilewave_core::planner::gantt::Granularity;
 use tilewave_core::planner::{self, DeadlineSource as CoreSource, RegionPlan, WavePlan};
+use tilewave_proto::ShortName;
 use tilewave_proto::rollout::v1::{
     DeadlineSource, Plan, PlanProblemKind, Rollout, RolloutState, RolloutStep, StepState, plan_suggestion,
 };
 
-use crate::names::{from_proto_duration, from_proto_time, human_duration, human_time};
+use crate::names::{from_proto_duration, from_proto_time, human_duration, human_time, kebab_name};
 
 /// The margin of a launch's deadline before GA when the plan does not let
 /// it be derived.
@@ -143,12 +144,7 @@ pub fn problems(p: &Plan) -> Vec<String> {
     for prob in &p.problems {
         let kind = PlanProblemKind::try_from(prob.kind).map_or_else(
             |_| format!("problem {}", prob.kind),
-            |k| {
-                k.as_str_name()
-                    .trim_start_matches("PLAN_PROBLEM_KIND_")
-                    .to_ascii_lowercase()
-                    .replace('_', " ")
-            },
+            |k| k.short_name().to_ascii_lowercase().replace('_', " "),
         );
         lines.push(format!("- {kind}: {}", prob.message));
         for s in &prob.suggestions {
@@ -228,23 +224,12 @@ pub fn plan_text(p: &Plan, width: usize, per_region: bool) -> String {
 
 /// How a roll-out state is printed: `RUNNING`.
 pub fn state_name(state: i32) -> String {
-    RolloutState::try_from(state).map_or_else(
-        |_| format!("STATE_{state}"),
-        |s| s.as_str_name().trim_start_matches("ROLLOUT_STATE_").to_owned(),
-    )
+    RolloutState::try_from(state).map_or_else(|_| format!("STATE_{state}"), |s| s.short_name().to_owned())
 }
 
 /// How a step state is printed: `baking`.
 pub fn step_name(state: i32) -> String {
-    StepState::try_from(state).map_or_else(
-        |_| format!("state-{state}"),
-        |s| {
-            s.as_str_name()
-                .trim_start_matches("STEP_STATE_")
-                .to_ascii_lowercase()
-                .replace('_', "-")
-        },
-    )
+    StepState::try_from(state).map_or_else(|_| format!("state-{state}"), |s| kebab_name(&s))
 }
 
 /// Whether the roll-out has ended.

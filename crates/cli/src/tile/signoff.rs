@@ -100,6 +100,15 @@ mod tests {
                 true,
             ),
             (
+                &["signoff", "rf", "--role", "partner-solution-architect"],
+                current(7, 1),
+                SignOffRole::PartnerSolutionArchitect,
+                1,
+                7,
+                "",
+                true,
+            ),
+            (
                 &["signoff", "rf", "--role", "product", "--revision", "2"],
                 current(9, 3),
                 SignOffRole::Product,

@@ -384,7 +384,7 @@ fn errors_read_well() {
     let err = step(TileKind::Partner, State::Scheduled, &Event::GaReached).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "GaReached refused for partner tile in state SCHEDULED: the roll-out has not completed"
+        "cannot make the tile GA while the partner tile is SCHEDULED: the roll-out has not completed"
     );
     let err = step(TileKind::SelfTest, State::Validating, &Event::RolloutStarted).unwrap_err();
     assert!(err.to_string().contains("never rolled out"), "{err}");

@@ -3,6 +3,7 @@
 //! failure; the format walkers attach the JSON path.
 
 use super::model::ApiVersion;
+use crate::quote::quoted;
 
 /// The longest tile name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -31,7 +32,12 @@ pub fn check_name(name: &str) -> Result<&str, String> {
 
 /// `major.minor.patch`, ASCII digits only.
 pub fn check_api_version(s: &str) -> Result<ApiVersion, String> {
-    let bad = || format!("api_version {s:?} must be major.minor.patch, digits only (e.g. \"2.1.0\")");
+    let bad = || {
+        format!(
+            "api_version {} must be major.minor.patch, digits only (e.g. \"2.1.0\")",
+            quoted(s)
+        )
+    };
     let parts: Vec<&str> = s.split('.').collect();
     let [major, minor, patch] = parts.as_slice() else {
         return Err(bad());
@@ -41,7 +47,7 @@ pub fn check_api_version(s: &str) -> Result<ApiVersion, String> {
             return Err(bad());
         }
         p.parse::<u32>()
-            .map_err(|_| format!("api_version {s:?}: component {p:?} is too large"))
+            .map_err(|_| format!("api_version {}: component {} is too large", quoted(s), quoted(p)))
     };
     Ok(ApiVersion {
         major: num(major)?,
@@ -70,17 +76,21 @@ pub fn check_hostname(h: &str) -> Result<(), String> {
         return Err("host name must not be empty".into());
     }
     if h.contains("://") {
-        return Err(format!("{h:?} must be a bare host name, without a scheme"));
+        return Err(format!(
+            "{} must be a bare host name, without a scheme",
+            quoted(h)
+        ));
     }
     if h.contains(['/', '?', '#']) {
-        return Err(format!("{h:?} must be a bare host name, without a path"));
+        return Err(format!("{} must be a bare host name, without a path", quoted(h)));
     }
     if h.contains(':') {
-        return Err(format!("{h:?} must be a bare host name, without a port"));
+        return Err(format!("{} must be a bare host name, without a port", quoted(h)));
     }
     if !valid_host(h) {
         return Err(format!(
-            "{h:?} is not a valid host name (dot-separated labels of letters, digits and '-')"
+            "{} is not a valid host name (dot-separated labels of letters, digits and '-')",
+            quoted(h)
         ));
     }
     Ok(())
@@ -92,17 +102,21 @@ pub fn check_url(u: &str) -> Result<(), String> {
         return Err("URL must not be empty".into());
     }
     if u.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("URL {u:?} must not contain spaces or control characters"));
+        return Err(format!(
+            "URL {} must not contain spaces or control characters",
+            quoted(u)
+        ));
     }
     let Some((scheme, rest)) = u.split_once("://") else {
         return Err(format!(
-            "{u:?} is not an absolute URL (expected https://host/...)"
+            "{} is not an absolute URL (expected https://host/...)",
+            quoted(u)
         ));
     };
     let scheme = scheme.to_ascii_lowercase();
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
-        return Err(format!("URL {u:?} must not carry user information"));
+        return Err(format!("URL {} must not carry user information", quoted(u)));
     }
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),
@@ -111,29 +125,31 @@ pub fn check_url(u: &str) -> Result<(), String> {
     if let Some(p) = port
         && !matches!(p.parse::<u16>(), Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err(format!("URL {u:?} has an invalid port {p:?}"));
+        return Err(format!("URL {} has an invalid port {}", quoted(u), quoted(p)));
     }
     if !valid_host(host) {
-        return Err(format!("URL {u:?} has no valid host"));
+        return Err(format!("URL {} has no valid host", quoted(u)));
     }
     match scheme.as_str() {
         "https" => Ok(()),
         "http" if host.eq_ignore_ascii_case("localhost") => Ok(()),
         "http" => Err(format!(
-            "URL {u:?} must use https (http is allowed only for localhost)"
+            "URL {} must use https (http is allowed only for localhost)",
+            quoted(u)
         )),
-        other => Err(format!("URL {u:?} must use https, not {other:?}")),
+        other => Err(format!("URL {} must use https, not {}", quoted(u), quoted(other))),
     }
 }
 
 /// An endpoint path: starts with `/`, no spaces.
 pub fn check_endpoint_path(p: &str) -> Result<(), String> {
     if !p.starts_with('/') {
-        return Err(format!("path {p:?} must start with '/'"));
+        return Err(format!("path {} must start with '/'", quoted(p)));
     }
     if p.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
-            "path {p:?} must not contain spaces or control characters"
+            "path {} must not contain spaces or control characters",
+            quoted(p)
         ));
     }
     Ok(())
@@ -149,7 +165,7 @@ pub fn check_image_file(f: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("image file {f:?} must be a .png or .svg file"))
+        Err(format!("image file {} must be a .png or .svg file", quoted(f)))
     }
 }
 

@@ -4,6 +4,7 @@
 //! Each reader returns `None` when it recorded an error; callers keep going
 //! and assemble the typed config only when every field came back `Some`.
 
+use crate::quote::quoted;
 use serde_json::{Map, Value};
 
 use super::report::{ConfigErrorKind, JsonPath, Report};
@@ -125,8 +126,9 @@ pub(crate) fn wire_enum<E: WireEnum>(v: &Value, path: &JsonPath, r: &mut Report)
                 path,
                 ConfigErrorKind::UnknownValue,
                 format!(
-                    "unknown {} {s:?}; expected one of {}",
+                    "unknown {} {}; expected one of {}",
                     E::WHAT,
+                    quoted(s),
                     allowed.join(", ")
                 ),
             );

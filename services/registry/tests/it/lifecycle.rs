@@ -416,3 +416,47 @@ async fn a_new_revision_clears_sign_offs_and_concurrent_updates_have_one_winner(
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn the_fifth_sign_off_without_a_test_workspace_says_which_command_fixes_it() -> anyhow::Result<()> {
+    let stack = Stack::start(1).await?;
+    let mut c = stack.client(0).await?;
+    c.import_partner_config(ImportPartnerConfigRequest {
+        config_json: RIVERFLOW.into(),
+        ..Default::default()
+    })
+    .await?;
+    for role in &ROLES[..4] {
+        c.record_sign_off(RecordSignOffRequest {
+            id: "riverflow".into(),
+            role: *role as i32,
+            revision: 1,
+            ..Default::default()
+        })
+        .await?;
+    }
+    let before = stack.dump().await?;
+    let e = c
+        .record_sign_off(RecordSignOffRequest {
+            id: "riverflow".into(),
+            role: ROLES[4] as i32,
+            revision: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(
+        e.message()
+            .contains("`tilewave tile set-test-workspace TILE WORKSPACE_ID`"),
+        "{}",
+        e.message()
+    );
+    assert!(
+        !e.message().contains("AllSignedOff") && !e.message().contains("refused for"),
+        "names no internal event: {}",
+        e.message()
+    );
+    assert_eq!(stack.dump().await?, before, "the refused sign-off changed etcd");
+    Ok(())
+}

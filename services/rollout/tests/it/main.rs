@@ -3,6 +3,7 @@
 //! `tilewave-rollout` replicas as child processes, on the virtual clock.
 
 mod bad_input;
+mod bounded;
 mod clock;
 mod fast_clock;
 mod fencing;
