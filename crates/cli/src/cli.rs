@@ -1,16 +1,15 @@
-//! The command line: global flags and the command tree (clap derive). Each
-//! command's own arguments live with the command.
+//! The command line: the command tree (clap derive), with the global flags
+//! of [`crate::args`] flattened in. Each command's own arguments live with
+//! the command.
 
 use clap::{Parser, Subcommand};
 
+use crate::args::GlobalArgs;
 use crate::clock::ClockCommand;
 use crate::demo::DemoArgs;
 use crate::dev::DevCommand;
-use crate::endpoints::EndpointFlags;
 use crate::freeze::FreezeCommand;
-use crate::output::Format;
 use crate::rollout::RolloutCommand;
-use crate::settings::FlagSettings;
 use crate::tile::TileCommand;
 
 /// Shown by `tilewave --help`.
@@ -52,41 +51,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Flags every command takes.
-#[derive(Debug, Clone, clap::Args)]
-pub struct GlobalArgs {
-    /// `--registry URL`, `--rollout URL`, ...: one per service of
-    /// [`crate::endpoints::ENDPOINTS`].
-    #[command(flatten)]
-    pub endpoints: EndpointFlags,
-    /// Who you are, for the audit log [env: TILEWAVE_ACTOR] [default: $USER].
-    #[arg(long, global = true, value_name = "NAME")]
-    pub actor: Option<String>,
-    /// How long one call may take, e.g. 10s [env: TILEWAVE_TIMEOUT] [default: 10s].
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub timeout: Option<String>,
-    /// Output format.
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
-    pub output: Format,
-    /// Print the trace id of this command on stderr.
-    #[arg(long, global = true)]
-    pub trace: bool,
-    /// Log more on stderr (-v info, -vv debug); RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-}
-
-impl GlobalArgs {
-    /// The connection settings the flags give.
-    pub fn flag_settings(&self) -> FlagSettings {
-        FlagSettings {
-            urls: self.endpoints.0.clone(),
-            actor: self.actor.clone(),
-            timeout: self.timeout.clone(),
-        }
-    }
 }
 
 /// The commands.
@@ -157,6 +121,7 @@ mod tests {
     use clap::CommandFactory as _;
 
     use super::*;
+    use crate::output::Format;
 
     #[test]
     fn the_command_tree_is_consistent() {

@@ -7,6 +7,7 @@
 //! error maps to (see `error`).
 #![forbid(unsafe_code)]
 
+mod args;
 mod cli;
 mod client;
 mod clock;

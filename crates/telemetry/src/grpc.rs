@@ -28,7 +28,7 @@ use tracing::Span;
 use tracing::field::Empty;
 
 use crate::Metrics;
-use crate::metrics::RpcMetrics;
+use crate::metrics::{RpcMetrics, code_name};
 
 /// A tonic channel whose calls carry trace context: use it as the generic
 /// of generated clients, e.g. `HealthClient<TracedChannel>`.
@@ -402,29 +402,6 @@ fn status_in(headers: &HeaderMap) -> Option<(Code, Option<String>)> {
     }
     let message = tonic::Status::from_header_map(headers).map(|s| s.message().to_owned());
     Some((code, message))
-}
-
-/// The canonical name of a status code, as the metrics' `code` label.
-pub(crate) fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }
 
 pin_project_lite::pin_project! {

@@ -27,7 +27,7 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::context::ContextGen;
+use crate::context_gen::ContextGen;
 use crate::log::{FragmentVisitor, SpanFields, write_json_str};
 
 /// Targets whose spans never get a trace context of their own: the

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod context;
+mod context_gen;
 mod grpc;
 mod layer;
 mod log;

@@ -55,6 +55,29 @@ struct WorkLabels {
 /// metrics (and the memory they take) without bound.
 const MAX_RPC_NAMES: usize = 512;
 
+/// The canonical name of a status code, as the metrics' `code` label.
+pub(crate) fn code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::Ok => "OK",
+        tonic::Code::Cancelled => "CANCELLED",
+        tonic::Code::Unknown => "UNKNOWN",
+        tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
+        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        tonic::Code::NotFound => "NOT_FOUND",
+        tonic::Code::AlreadyExists => "ALREADY_EXISTS",
+        tonic::Code::PermissionDenied => "PERMISSION_DENIED",
+        tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        tonic::Code::FailedPrecondition => "FAILED_PRECONDITION",
+        tonic::Code::Aborted => "ABORTED",
+        tonic::Code::OutOfRange => "OUT_OF_RANGE",
+        tonic::Code::Unimplemented => "UNIMPLEMENTED",
+        tonic::Code::Internal => "INTERNAL",
+        tonic::Code::Unavailable => "UNAVAILABLE",
+        tonic::Code::DataLoss => "DATA_LOSS",
+        tonic::Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
 /// The metrics of one RPC method, looked up once rather than on every call
 /// (each lookup hashed and allocated its labels).
 pub(crate) struct RpcMetrics {
@@ -78,7 +101,7 @@ impl RpcMetrics {
                         .get_or_create(&RpcLabels {
                             service: self.service.clone(),
                             method: self.method.clone(),
-                            code: crate::grpc::code_name(code).to_owned(),
+                            code: code_name(code).to_owned(),
                         })
                         .clone()
                 })

@@ -25,7 +25,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer, Registry};
 
-use crate::context::ContextGen;
+use crate::context_gen::ContextGen;
 use crate::layer::{LocalLayer, LogFilter};
 use crate::{Error, Result};
 

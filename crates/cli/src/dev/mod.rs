@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use tilewave_testkit::{EtcdMember, EtcdOptions, ServiceSpec, etcd_launch, spawn_detached};
 
-use crate::cli::GlobalArgs;
+use crate::args::GlobalArgs;
 use crate::client::{note, out};
 use crate::error::CliError;
 use crate::output::{Format, Table, structured};
