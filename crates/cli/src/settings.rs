@@ -1,6 +1,6 @@
 //! Connection settings: where the services are, who the caller is, how long
 //! a call may take. Read from flags, then the environment, then the config
-//! file, then defaults (STYLE.md 5), and written back by `tilewave dev up`
+//! file, then defaults (docs/design.md, "Code layout"), and written back by `tilewave dev up`
 //! so that every later command reaches the local stack without flags.
 
 use std::collections::BTreeMap;

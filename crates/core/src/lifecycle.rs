@@ -1,4 +1,4 @@
-//! The tile lifecycle (DOMAIN.md "The lifecycle of a tile", DESIGN.md
+//! The tile lifecycle (docs/domain.md "Lifecycle", docs/design.md
 //! "Services and their RPCs") as a pure state machine.
 //!
 //! [`step`] takes the tile's kind, its state and an [`Event`], and returns
@@ -7,7 +7,7 @@
 //! the user's words, never the event's name) and why it is refused, with the
 //! command that fixes it where there is one. Every (state, event) pair is matched explicitly, without a
 //! catch-all arm, so adding a state or an event forces a decision for each
-//! pair (STYLE.md 1).
+//! pair (docs/design.md, "Code layout").
 //!
 //! The launch path is
 //! `Draft -> Validating -> SignedOff -> Scheduled -> RollingOut -> RolledOut -> Ga`;

@@ -1,6 +1,6 @@
 //! The region catalog: every production region a tile can be rolled out to,
 //! with its cloud and IANA time zone (for local blackout windows), read from
-//! a `regions.toml` (a copy of `shared/regions.toml` ships as the default).
+//! a `regions.toml` (`crates/core/regions.toml` ships as the default).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -128,7 +128,7 @@ impl RegionCatalog {
         }
     }
 
-    /// Parses a catalog in the format of `shared/regions.toml`.
+    /// Parses a catalog in the format of `crates/core/regions.toml`.
     pub fn from_toml(text: &str) -> Result<Self, RegionError> {
         let file: RegionsFile = toml::from_str(text).map_err(|e| RegionError::Toml(e.to_string()))?;
         let mut seen = HashSet::new();

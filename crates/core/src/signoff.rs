@@ -1,4 +1,4 @@
-//! Sign-offs (DOMAIN.md lifecycle step 5, DESIGN.md "Roll-out planning"):
+//! Sign-offs (docs/domain.md "Sign-offs"):
 //! who must approve a revision of a tile before it may roll out.
 //!
 //! A launch needs all five [`Role`]s on the *same* revision; a maintenance
@@ -52,7 +52,7 @@ pub enum Role {
 }
 
 impl Role {
-    /// Every role, in the order DOMAIN.md lists them.
+    /// Every role, in the order docs/domain.md lists them.
     pub const ALL: [Role; 5] = [
         Role::Engineering,
         Role::PartnerSolutionArchitect,

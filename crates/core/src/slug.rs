@@ -1,4 +1,4 @@
-//! Tile and partner ids: the slug rule of DESIGN.md ("Glacier Data Quality"
+//! Tile and partner ids: the slug rule of docs/domain.md, "Tiles" ("Glacier Data Quality"
 //! is `glacier-data-quality`) and the [`TileId`] newtype that every id given
 //! with `--id` or `--partner`, or derived from a name, is checked into.
 //!

@@ -1,4 +1,4 @@
-//! Checks of the API's shape against DESIGN.md and the project's rules, read
+//! Checks of the API's shape against docs/design.md and the project's rules, read
 //! from the compiled `FILE_DESCRIPTOR_SET`: every service and RPC the design
 //! names exists, no response can carry a secret, list calls page, mutations
 //! name an etag (or a fencing token), enums start at UNSPECIFIED, and every
@@ -50,7 +50,7 @@ fn service<'a>(set: &'a FileDescriptorSet, package: &str, name: &str) -> Option<
         .find(|s| s.name() == name)
 }
 
-/// Every service and RPC in DESIGN.md's "Services and their RPCs" table
+/// Every service and RPC in the services table of docs/design.md ("Processes and their responsibilities")
 /// (ScheduleGa, ListLaunches and the calendar RPCs included).
 const DESIGN: &[(&str, &str, &[&str])] = &[
     (

@@ -5,7 +5,7 @@
 //! `rollouts/<id>`, `rollouts/<id>/steps/<region>`, `rollout-active/<tile>`,
 //! `agents/<region>`, `events/<id>`, `credentials/<id>`, `incidents/<id>`,
 //! `timers/<kind>/<due>/<id>`, `audit/<at>-<random>`, `owners/<work>`,
-//! `freeze` and `clock` (DESIGN.md, "Coordination through etcd"). Every
+//! `freeze` and `clock` (docs/design.md, "etcd: the coordination store"). Every
 //! service and test builds its keys here, and the names of owner work in
 //! [`work`]. Builders are infallible where the parts cannot be wrong; ids
 //! are checked at the service edges ([`check_segment`]).

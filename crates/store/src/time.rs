@@ -1,5 +1,5 @@
 //! Domain time at the bottom of the store: the [`Clock`] trait every
-//! service reads plans, bakes, deadlines and GA moments from (DESIGN.md,
+//! service reads plans, bakes, deadlines and GA moments from (docs/design.md,
 //! "Time"), the [`SystemClock`], and the conversions between jiff and
 //! protobuf timestamps. Nothing here talks to etcd; the virtual clock, which
 //! does, lives above the store in [`crate::clock`].

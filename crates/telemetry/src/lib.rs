@@ -1,4 +1,4 @@
-//! One telemetry crate for every tilewave process (STYLE.md 6).
+//! One telemetry crate for every tilewave process (docs/design.md, "Code layout").
 //!
 //! - [`init`] sets up logging (JSON lines on stderr carrying the current
 //!   `trace_id` and `span_id`), OpenTelemetry spans and the W3C propagator,

@@ -3,7 +3,7 @@
 //! the [`LocalLayer`](crate::layer::LocalLayer): one JSON object per event
 //! carrying the current `trace_id` and `span_id`, so a log line leads to its
 //! trace. Stderr, because a child process whose stdout pipe nobody drains
-//! blocks (STACK.md).
+//! blocks (docs/design.md, "The stack").
 
 use std::fmt::{self, Write as _};
 

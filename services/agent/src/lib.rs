@@ -1,4 +1,4 @@
-//! The region agent: the seam to one region's systems (DESIGN.md, "region
+//! The region agent: the seam to one region's systems (docs/design.md, "Region
 //! agent").
 //!
 //! One process per region. It keeps the region's catalog of tiles in a file

@@ -1,5 +1,5 @@
 //! The synthetic probe: `POST {base_url}{test_connection_path}` from the
-//! region, and what the partner's answer means (DOMAIN.md, "The partner's
+//! region, and what the partner's answer means (docs/domain.md, "The partner's
 //! API").
 //!
 //! **Only loopback is ever contacted.** Until the security work (egress

@@ -123,7 +123,7 @@ const AGENT_START_CONCURRENCY: usize = 8;
 
 /// The wall-clock now, as the start of a fresh virtual clock.
 ///
-/// The only place the CLI reads the wall clock (STYLE.md 7): a virtual clock
+/// The only place the CLI reads the wall clock (docs/design.md, "Code layout"): a virtual clock
 /// has to start somewhere, and "now" is what a person trying tilewave out
 /// expects; every later time comes from the clock service.
 #[allow(

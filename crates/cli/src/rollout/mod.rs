@@ -1,7 +1,7 @@
 //! `tilewave rollout ...`: plan, start, watch and steer roll-outs through
 //! the rollout service. Each subcommand has its clap definition, a pure
 //! function from the parsed arguments to the gRPC request (unit-tested
-//! without a network), and its execution (STYLE.md 11). Rendering of plans
+//! without a network), and its execution (docs/design.md, "Code layout"). Rendering of plans
 //! and progress lives in `render`, JSON/YAML views in `view`.
 
 use clap::Subcommand;

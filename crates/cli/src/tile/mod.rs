@@ -1,5 +1,5 @@
 //! `tilewave tile ...`: the registry commands. Each subcommand lives in its
-//! own module with three parts (STYLE.md 11): its clap definition, a pure
+//! own module with three parts (docs/design.md, "Code layout"): its clap definition, a pure
 //! function from the parsed arguments (and values read from files or from
 //! the tile) to the gRPC request, unit-tested without a network, and its
 //! execution.

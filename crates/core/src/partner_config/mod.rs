@@ -1,4 +1,4 @@
-//! Partner Connect configs (DOMAIN.md "What a tile is"): parsing and
+//! Partner Connect configs (docs/domain.md "Partner Connect configurations"): parsing and
 //! validating both formats, the full PartnerConfig JSON and the self-test
 //! `{"partner": {...}}` format, into typed models.
 //!

@@ -1,5 +1,5 @@
 //! The typed Partner Connect config model: the allowed values of every
-//! enumerated field (DOMAIN.md's table) and the structs a validated config
+//! enumerated field (docs/domain.md's table) and the structs a validated config
 //! becomes.
 
 use std::fmt;

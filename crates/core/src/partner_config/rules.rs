@@ -1,4 +1,4 @@
-//! The value rules of DOMAIN.md "Validation rules tilewave enforces", as
+//! The value rules of docs/domain.md "Validation", as
 //! small pure checks on strings and numbers. Each returns a message on
 //! failure; the format walkers attach the JSON path.
 

@@ -1,8 +1,8 @@
 //! Blackout windows: periods in which an apply may not *start*.
 //!
-//! DESIGN.md ("Roll-out planning") says: "A blackout window stops an apply
-//! from starting; a bake may run through one." The planner follows exactly
-//! that: only the start instant of an apply is checked, so an apply that
+//! The rule (docs/domain.md, "The planner"): a blackout window keeps an
+//! apply from beginning, and a bake may run through one. The planner follows
+//! exactly that: only the start instant of an apply is checked, so an apply that
 //! starts one minute before a window opens runs into it, and bakes ignore
 //! windows altogether.
 //!

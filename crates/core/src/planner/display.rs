@@ -1,4 +1,4 @@
-//! Human-readable summaries: the one-line plan summary of JOURNEYS.md
+//! Human-readable summaries: the one-line plan summary of docs/journeys.md
 //! (journey 1), the "at risk" line of a re-plan, and compact durations.
 
 use std::fmt;

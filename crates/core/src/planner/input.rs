@@ -1,5 +1,5 @@
 //! What a plan is computed from: [`PlanInput`] and its parts, with the
-//! defaults of DESIGN.md ("Roll-out planning") as named constants.
+//! defaults of docs/domain.md, "The planner" as named constants.
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -15,7 +15,7 @@ pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Each wave after the first is this many times the size of the one before
 /// (1, 2, 4, 8... times the canary count).
 pub const DEFAULT_WAVE_GROWTH: u32 = 2;
-/// The earliest start is this long before GA (DOMAIN.md: the week before GA).
+/// The earliest start is this long before GA (docs/domain.md: the week before GA).
 pub const DEFAULT_LEAD_TIME: SignedDuration = SignedDuration::from_hours(7 * 24);
 /// The roll-out must be done this long before GA.
 pub const DEFAULT_GA_MARGIN: SignedDuration = SignedDuration::from_hours(24);

@@ -1,7 +1,7 @@
 //! The roll-out planner: a pure, deterministic function from a tile's
 //! roll-out inputs (regions, waves, bakes, concurrency, blackouts, GA) to a
-//! timed plan, with its slack against the deadline (DESIGN.md, "Roll-out
-//! planning").
+//! timed plan, with its slack against the deadline (docs/domain.md, "The
+//! planner").
 //!
 //! - [`plan`] plans a roll-out from scratch. When it would end after the
 //!   deadline it fails with [`PlanError::Infeasible`], which carries the plan,

@@ -1,4 +1,4 @@
-//! The rules of a roll-out (DOMAIN.md "Roll-outs", DESIGN.md "The rollout
+//! The rules of a roll-out (docs/domain.md "Roll-outs", docs/design.md "Rollout
 //! service") as pure functions, the way [`crate::lifecycle`] holds a tile's.
 //!
 //! A roll-out applies one tile revision region by region, wave by wave. The
@@ -15,7 +15,7 @@
 //! - [`handle`] answers a person's [`Command`] (pause, resume, retry a
 //!   region, skip a region, approve, abort, roll back) with the next
 //!   [`View`] and the [`Effect`]s to carry out, or a [`Refusal`]. Every
-//!   (state, command) pair is matched explicitly (STYLE.md 1).
+//!   (state, command) pair is matched explicitly (docs/design.md, "Code layout").
 //!
 //! Nothing here reads a clock or does I/O; the service converts its wire
 //! types to these at its edge.

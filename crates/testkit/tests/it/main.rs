@@ -1,5 +1,5 @@
 //! Process-level tests of the test kit: real etcd, the echo server binary,
-//! detached processes, and the kit's own helpers. One binary (STYLE.md 10).
+//! detached processes, and the kit's own helpers. One binary (docs/design.md, "Code layout").
 #![allow(
     clippy::unwrap_used,
     reason = "test helpers outside #[test] fns: a failure should panic the test"
