@@ -1,13 +1,19 @@
 //! The shared `main` of every tilewave service.
 //!
 //! A service's binary reads its typed configuration and hands this crate a
-//! `serve(listener, shutdown)` function (STYLE.md: servers take a bound
-//! listener and a shutdown future). [`run`] does the rest the same way for
+//! `serve(listener, shutdown)` function (docs/design.md, "Code layout": servers take a bound
+//! listener and a shutdown signal). [`run`] does the rest the same way for
 //! every service: telemetry set up inside the runtime, the gRPC listener
 //! and the optional Prometheus listener bound (a bind failure names the
-//! address), SIGTERM or Ctrl-C turned into the shutdown future, in-flight
+//! address), SIGTERM or Ctrl-C turned into one [`Shutdown`] request, in-flight
 //! calls given [`SHUTDOWN_GRACE`] to finish (a client holding a stream open
 //! must not keep a stopping replica alive), and the last spans flushed.
+//!
+//! The signal is the store's [`Shutdown`], the one shutdown type of the
+//! house: `serve` stops its gRPC server on [`Shutdown::requested`] and runs
+//! its background tasks through [`tilewave_store::Tasks`] (named, each with
+//! a signal of its own, stopped last-started-first once the server has
+//! stopped); the metrics server stops on the same signal.
 //! Every `serve` accepts its connections through [`incoming`], and bounds
 //! the message of every error it returns with [`bounded::BoundedMessages`].
 #![deny(missing_docs)]
@@ -18,18 +24,15 @@ pub mod paging;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tilewave_store::Shutdown;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 /// How long shutdown waits for open calls to finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
-
-/// The future a server stops on.
-pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Where a service listens.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +45,10 @@ pub struct Listen {
 
 /// Runs a service until SIGTERM or Ctrl-C: `name` is its binary name (for
 /// telemetry and messages), `serve` its server.
+///
+/// `serve` gets the listener and the service's [`Shutdown`], requested on
+/// SIGTERM or Ctrl-C (and when `serve` returns on its own); it then has
+/// [`SHUTDOWN_GRACE`] to return. The metrics server stops on the same signal.
 pub async fn run<F, Fut, E>(name: &str, listen: Listen, serve: F) -> anyhow::Result<()>
 where
     F: FnOnce(TcpListener, Shutdown) -> Fut,
@@ -52,24 +59,22 @@ where
     let listener = TcpListener::bind(listen.grpc)
         .await
         .with_context(|| format!("{name}: binding {}", listen.grpc))?;
+    let (trigger, shutdown) = Shutdown::new();
     if let Some(addr) = listen.metrics {
         let metrics = TcpListener::bind(addr)
             .await
             .with_context(|| format!("{name}: binding {addr}"))?;
-        tokio::spawn(tilewave_telemetry::serve_metrics(metrics, shutdown_signal()));
+        let stop = shutdown.clone();
+        tokio::spawn(tilewave_telemetry::serve_metrics(metrics, async move {
+            stop.requested().await;
+        }));
     }
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = serve(
-        listener,
-        Box::pin(async {
-            let _ = stopped.await;
-        }),
-    );
+    let server = serve(listener, shutdown);
     tokio::pin!(server);
     let result = tokio::select! {
         result = &mut server => result.with_context(|| name.to_string()),
         () = shutdown_signal() => {
-            let _ = stop.send(());
+            trigger.request();
             match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
                 Ok(result) => result.with_context(|| name.to_string()),
                 Err(_) => {
@@ -79,6 +84,8 @@ where
             }
         }
     };
+    // A server that stopped on its own stops the metrics server too.
+    trigger.request();
     if let Err(e) = telemetry.shutdown().await {
         eprintln!("{name}: flushing spans: {e}");
     }
@@ -98,7 +105,8 @@ pub fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
-/// Completes on SIGTERM or Ctrl-C.
+/// Completes on SIGTERM or Ctrl-C: what requests the [`Shutdown`] that
+/// [`run`] hands to `serve`.
 pub async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -3,20 +3,21 @@
 //! to etcd, serves AgentService (and, when enabled, FaultInjectionService)
 //! with gRPC health checking and reflection, every RPC traced by the
 //! telemetry layer; registers under `agents/<region>` and only then reports
-//! SERVING; probes tiles in the background; deregisters on shutdown.
+//! SERVING; probes tiles in the background; deregisters on shutdown. Both
+//! are named background tasks ([`Tasks`]), stopped once the server has
+//! stopped on `shutdown`: the prober first, the registration last.
 //!
 //! Once SERVING, the agent stays SERVING while it re-registers after a lost
 //! lease (e.g. during an etcd outage): its catalog does not depend on etcd,
 //! and callers that already know its address can keep applying.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use tilewave_proto::agent::v1::AgentInfo;
 use tilewave_proto::agent::v1::agent_service_server::AgentServiceServer;
 use tilewave_proto::agent::v1::fault_injection_service_server::FaultInjectionServiceServer;
 use tilewave_store::clock::to_proto_timestamp;
-use tilewave_store::{Store, StoreConfig, Tasks};
+use tilewave_store::{Shutdown, Store, StoreConfig, Tasks};
 use tokio::net::TcpListener;
 
 use crate::config::AgentConfig;
@@ -65,12 +66,9 @@ pub enum ServeError {
 /// How long a background task may take to stop before it is aborted.
 const TASK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Serves the agent on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    config: AgentConfig,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServeError> {
+/// Serves the agent on `listener` until `shutdown` is requested, then stops
+/// its background tasks (the prober, then the registration).
+pub async fn serve(listener: TcpListener, config: AgentConfig, shutdown: Shutdown) -> Result<(), ServeError> {
     let resolved = config.resolve()?;
     let config = resolved.config;
     let data = DataDir::new(&config.data_dir);
@@ -121,7 +119,7 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(AgentServiceServer::new(agent.clone()))
         .add_optional_service(fault_injection)
-        .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown);
+        .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown.requested());
     tokio::pin!(server);
     tracing::info!(addr = %local, region = %config.region, "tilewave-agent serving");
 

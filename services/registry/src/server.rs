@@ -1,13 +1,14 @@
 //! Serving the registry: `serve(listener, config, shutdown)` connects to
 //! etcd, follows the domain clock, starts the tile cache and serves the
 //! registry with gRPC health checking and server reflection, every RPC
-//! traced by the telemetry layer.
+//! traced by the telemetry layer, until `shutdown` is requested. The
+//! registry has no background task (its watch streams end with their
+//! clients).
 
-use std::future::Future;
 use std::sync::Arc;
 
 use tilewave_proto::registry::v1::registry_service_server::RegistryServiceServer;
-use tilewave_store::{Store, StoreConfig};
+use tilewave_store::{Shutdown, Store, StoreConfig};
 use tokio::net::TcpListener;
 
 use crate::config::RegistryConfig;
@@ -34,11 +35,11 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves the registry on `listener` until `shutdown` completes.
+/// Serves the registry on `listener` until `shutdown` is requested.
 pub async fn serve(
     listener: TcpListener,
     config: RegistryConfig,
-    shutdown: impl Future<Output = ()> + Send,
+    shutdown: Shutdown,
 ) -> Result<(), ServeError> {
     let store_config = StoreConfig::new(config.etcd.clone())
         .with_prefix(config.prefix.clone())
@@ -67,7 +68,7 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection)
         .add_service(RegistryServiceServer::new(registry))
-        .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown)
+        .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown.requested())
         .await?;
     Ok(())
 }

@@ -59,7 +59,7 @@ async fn fire(ctx: Ctx, t: Versioned<Timer>) -> tilewave_store::Result<Change> {
         source: e.to_string().into(),
     };
     let tile = ctx.registry.get_tile(&p.tile_id, 0).await.map_err(unavailable)?;
-    let summary = if tile.state == TileState::RolledOut as i32 {
+    let summary = if tile.state() == TileState::RolledOut {
         ctx.registry
             .advance(
                 &p.tile_id,
@@ -75,9 +75,7 @@ async fn fire(ctx: Ctx, t: Versioned<Timer>) -> tilewave_store::Result<Change> {
         format!(
             "GA moment of {} reached, but it is {}: nothing to do",
             p.tile_id,
-            TileState::try_from(tile.state)
-                .unwrap_or(TileState::Unspecified)
-                .as_str_name()
+            tile.state().as_str_name()
         )
     };
     tracing::info!(tile = %p.tile_id, %summary, "GA timer fired");

@@ -22,12 +22,14 @@
 use std::collections::{BTreeSet, HashMap};
 
 use jiff::SignedDuration;
+use tilewave_core::rollout::State;
 use tilewave_proto::common::v1::TileState;
 use tilewave_proto::registry::v1::{MaintenanceState, Tile};
-use tilewave_proto::rollout::v1::{Rollout, RolloutKind, RolloutSpec, RolloutState, RolloutStep, StepState};
+use tilewave_proto::rollout::v1::{Rollout, RolloutKind, RolloutSpec, RolloutStep};
 use tilewave_store::{OwnerLoop, Shutdown, Versioned};
 use tracing::Instrument as _;
 
+use crate::convert;
 use crate::error::{Error, Result};
 use crate::model::{Ctx, is_terminal};
 use crate::service::Rollouts;
@@ -95,8 +97,8 @@ async fn pass(ctx: &Ctx, service: &Rollouts, removal_bake: SignedDuration) {
 /// A roll-out that ended without completing, as the latest of its tile.
 fn ended_unfinished(r: &Rollout) -> bool {
     matches!(
-        RolloutState::try_from(r.state).unwrap_or(RolloutState::Unspecified),
-        RolloutState::Aborted | RolloutState::RolledBack | RolloutState::Failed
+        convert::state(r.state),
+        Some(State::Aborted | State::RolledBack | State::Failed)
     )
 }
 
@@ -106,10 +108,9 @@ fn rolling_out(tile: &Tile, kind: RolloutKind, revision: i64) -> bool {
         return false;
     }
     match kind {
-        RolloutKind::Launch | RolloutKind::Unspecified => tile.state == TileState::RollingOut as i32,
+        RolloutKind::Launch | RolloutKind::Unspecified => tile.state() == TileState::RollingOut,
         RolloutKind::Maintenance => {
-            tile.state == TileState::Ga as i32
-                && tile.maintenance_state == MaintenanceState::RollingOut as i32
+            tile.state() == TileState::Ga && tile.maintenance_state() == MaintenanceState::RollingOut
         }
         RolloutKind::Withdraw => false,
     }
@@ -149,7 +150,7 @@ async fn settle_finished(ctx: &Ctx, cached: &Tile, of_tile: &[Versioned<Rollout>
 async fn touched_regions(ctx: &Ctx, of_tile: &[Versioned<Rollout>]) -> Result<BTreeSet<String>> {
     let mut out = BTreeSet::new();
     for r in of_tile {
-        if r.value.kind == RolloutKind::Withdraw as i32 {
+        if r.value.kind() == RolloutKind::Withdraw {
             continue;
         }
         let steps = ctx
@@ -157,21 +158,13 @@ async fn touched_regions(ctx: &Ctx, of_tile: &[Versioned<Rollout>]) -> Result<BT
             .list::<RolloutStep>(&ctx.keys().rollout_steps(&r.value.id))
             .await?
             .items;
-        for s in steps {
-            let st = StepState::try_from(s.value.state).unwrap_or(StepState::Unspecified);
-            let touched = match st {
-                StepState::Applying | StepState::Baking | StepState::Verified | StepState::RollingBack => {
-                    true
-                }
-                StepState::Failed => s.value.apply_started_at.is_some(),
-                StepState::Pending | StepState::Skipped | StepState::RolledBack | StepState::Unspecified => {
-                    false
-                }
-            };
-            if touched {
-                out.insert(s.value.region);
-            }
-        }
+        out.extend(
+            steps
+                .iter()
+                .map(|s| convert::step(&s.value))
+                .filter(|s| s.touched())
+                .map(|s| s.region),
+        );
     }
     Ok(out)
 }
@@ -187,7 +180,7 @@ async fn remove(
 ) -> Result<()> {
     if let Some(active) = of_tile.iter().find(|r| !is_terminal(r.value.state)) {
         let r = &active.value;
-        if r.kind == RolloutKind::Withdraw as i32 || r.state == RolloutState::RollingBack as i32 {
+        if r.kind() == RolloutKind::Withdraw || convert::state(r.state) == Some(State::RollingBack) {
             // The removal runs, or a rollback finishes first.
             return Ok(());
         }
@@ -209,9 +202,9 @@ async fn remove(
         return Ok(());
     }
     let removed = of_tile.iter().map(|r| &r.value).find(|r| {
-        r.kind == RolloutKind::Withdraw as i32
+        r.kind() == RolloutKind::Withdraw
             && r.revision == tile.revision
-            && r.state == RolloutState::Succeeded as i32
+            && convert::state(r.state) == Some(State::Succeeded)
     });
     let mut regions: BTreeSet<String> = crate::reconcile::desired(ctx, Some(&tile.id))
         .await?

@@ -11,14 +11,16 @@
 use std::collections::{BTreeMap, HashSet};
 
 use jiff::Timestamp;
+use tilewave_core::rollout::StepState;
 use tilewave_proto::agent::v1::{ApplyTileRequest, ListTilesRequest, RemoveTileRequest};
 use tilewave_proto::common::v1::{Event, EventKind, Severity};
-use tilewave_proto::rollout::v1::{Rollout, RolloutKind, RolloutStep, StepState};
+use tilewave_proto::rollout::v1::{Rollout, RolloutKind, RolloutStep};
 use tilewave_store::audit;
 use tilewave_store::clock::to_proto_timestamp;
 use tilewave_store::{Change, Ended, Owned, OwnerLoop, Shutdown};
 
 use crate::clients::request;
+use crate::convert;
 use crate::error::Result;
 use crate::model::{Ctx, is_terminal};
 
@@ -78,7 +80,7 @@ async fn desired_among(
             .list::<RolloutStep>(&ctx.keys().rollout_steps(&ro.id))
             .await?
             .items;
-        let target = if ro.kind == RolloutKind::Withdraw as i32 {
+        let target = if ro.kind() == RolloutKind::Withdraw {
             0
         } else {
             ro.revision
@@ -89,8 +91,7 @@ async fn desired_among(
             let key = (ro.tile_id.clone(), s.region.clone());
             let entry = out.entry(key).or_default();
             entry.in_flight |= in_flight;
-            let st = StepState::try_from(s.state).unwrap_or(StepState::Unspecified);
-            match st {
+            match convert::step_state(s.state) {
                 StepState::Verified | StepState::Baking => {
                     entry.revision = target;
                     entry.live_revision = target;
@@ -111,8 +112,7 @@ async fn desired_among(
                 | StepState::Pending
                 | StepState::Failed
                 | StepState::Skipped
-                | StepState::RollingBack
-                | StepState::Unspecified => {}
+                | StepState::RollingBack => {}
             }
         }
     }

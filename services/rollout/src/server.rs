@@ -2,18 +2,20 @@
 //! connects to etcd, follows (or creates) the domain clock, starts the
 //! watch caches, the background tasks (the controller, the timer loop,
 //! reconciliation and the lifecycle loop, each under its name with its own
-//! shutdown signal, stopped last-started-first), and
-//! serves RolloutService and ClockService with gRPC health checking and
-//! server reflection, every RPC traced by the telemetry layer.
+//! shutdown signal, stopped last-started-first once the server has stopped
+//! on `shutdown`), and serves RolloutService and ClockService with gRPC
+//! health checking and server reflection, every RPC traced by the
+//! telemetry layer.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use tilewave_proto::clock::v1::clock_service_server::ClockServiceServer;
 use tilewave_proto::registry::v1::Tile;
 use tilewave_proto::rollout::v1::rollout_service_server::RolloutServiceServer;
 use tilewave_proto::rollout::v1::{Freeze, Rollout};
-use tilewave_store::{Actor, Clock, Keys, Store, StoreConfig, SystemClock, Tasks, VirtualClock, WatchCache};
+use tilewave_store::{
+    Actor, Clock, Keys, Shutdown, Store, StoreConfig, SystemClock, Tasks, VirtualClock, WatchCache,
+};
 use tokio::net::TcpListener;
 
 use crate::clients::{Agents, Registry};
@@ -50,11 +52,12 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves the rollout service on `listener` until `shutdown` completes.
+/// Serves the rollout service on `listener` until `shutdown` is requested,
+/// then stops its background tasks, the last started first.
 pub async fn serve(
     listener: TcpListener,
     config: RolloutConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: Shutdown,
 ) -> Result<(), ServeError> {
     let store_config = StoreConfig::new(config.etcd.clone())
         .with_prefix(config.prefix.clone())
@@ -148,7 +151,7 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(RolloutServiceServer::new(Rollouts::new(ctx.clone())))
         .add_service(ClockServiceServer::new(Clocks::new(store, clock, virtual_clock)))
-        .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown)
+        .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown.requested())
         .await;
     tasks.stop(TASK_GRACE).await;
     result?;

@@ -293,12 +293,7 @@ fn starts(view: &View, wave: i32, now: Timestamp, wake: &mut Wake) -> Result<Vec
 /// of `view`.
 pub fn needs_rollback(view: &View, step: &Step) -> bool {
     let in_scope = view.rollback_regions.is_empty() || view.rollback_regions.contains(&step.region);
-    let touched = match step.state {
-        StepState::Applying | StepState::Baking | StepState::Verified | StepState::RollingBack => true,
-        StepState::Failed => step.apply_started_at.is_some(),
-        StepState::Pending | StepState::Skipped | StepState::RolledBack => false,
-    };
-    in_scope && touched
+    in_scope && step.touched()
 }
 
 /// One decision of a ROLLING_BACK roll-out: restore the newest applied

@@ -228,6 +228,17 @@ pub struct Step {
 }
 
 impl Step {
+    /// Whether the roll-out may have changed the region: an apply started
+    /// and was not rolled back (what a rollback restores, and what a
+    /// removal removes).
+    pub fn touched(&self) -> bool {
+        match self.state {
+            StepState::Applying | StepState::Baking | StepState::Verified | StepState::RollingBack => true,
+            StepState::Failed => self.apply_started_at.is_some(),
+            StepState::Pending | StepState::Skipped | StepState::RolledBack => false,
+        }
+    }
+
     /// A pending step of `region` in `wave`.
     pub fn pending(region: &str, wave: i32) -> Self {
         Self {

@@ -775,6 +775,7 @@ fn a_rollback_covers_its_regions_and_what_was_touched() {
             StepState::Applying | StepState::Baking | StepState::Verified | StepState::RollingBack
         );
         assert_eq!(needs_rollback(&v, &failed_early), touched, "{s}");
+        assert_eq!(failed_early.touched(), touched, "{s}");
     }
     v.rollback_regions = vec!["aws:a".into()];
     assert!(!needs_rollback(&v, &failed_late), "out of scope");
