@@ -93,7 +93,7 @@ pub fn region_cloud(catalog: &RegionCatalog, region: &str) -> i32 {
 pub fn kind_of(spec: &RolloutSpec, tile: &Tile) -> RolloutKind {
     match RolloutKind::try_from(spec.kind).unwrap_or(RolloutKind::Unspecified) {
         RolloutKind::Unspecified => {
-            if tile.state == TileState::Ga as i32 {
+            if tile.state() == TileState::Ga {
                 RolloutKind::Maintenance
             } else {
                 RolloutKind::Launch
@@ -157,7 +157,7 @@ pub fn check_tile(kind: RolloutKind, tile: &Tile) -> Result<()> {
                     state.short_name()
                 )));
             }
-            if tile.maintenance_state != MaintenanceState::SignedOff as i32 {
+            if tile.maintenance_state() != MaintenanceState::SignedOff {
                 return Err(Error::FailedPrecondition(format!(
                     "revision {} of tile {} is not signed off for maintenance (engineering and partner){}",
                     tile.revision,
@@ -438,8 +438,8 @@ pub fn resolve(
         holds_after
             .push(usize::try_from(*h).map_err(|_| Error::invalid("spec.hold_after_waves", "must be >= 1"))?);
     }
-    if spec.on_failure == OnFailure::Unspecified as i32 {
-        spec.on_failure = OnFailure::Pause as i32;
+    if spec.on_failure() == OnFailure::Unspecified {
+        spec.set_on_failure(OnFailure::Pause);
     }
     spec.apply_time = Some(proto_duration(apply_time));
     let input = PlanInput {
@@ -684,7 +684,7 @@ pub fn tile_problem(e: &Error, tile: &Tile) -> Option<PlanProblem> {
     let Error::FailedPrecondition(message) = e else {
         return None;
     };
-    let kind = if tile.ga_time.is_none() && tile.state != TileState::Ga as i32 {
+    let kind = if tile.ga_time.is_none() && tile.state() != TileState::Ga {
         PlanProblemKind::NoGaDate
     } else if !tile.missing_sign_offs.is_empty() {
         PlanProblemKind::MissingSignOffs
