@@ -1,0 +1,33 @@
+//! Identity, roles and the role check (issue 13).
+//!
+//! - [`role`]: `release-engineer`, `oncall`, `partner:<partner-id>`,
+//!   `viewer`, `service`.
+//! - [`identity`]: a client certificate's identity (subject CN, else the
+//!   first DNS SAN) and serial.
+//! - [`policy`]: the access policy file (identity -> role, revoked
+//!   serials), parsed purely; [`watch`] reloads it on change and keeps the
+//!   last good one.
+//! - [`table`]: the RPC -> roles table, as data, one row per RPC.
+//! - [`decide`]: the check itself, pure.
+//! - [`layer`]: [`AuthorizeLayer`], the check before any handler of a tonic
+//!   server; disabled by default.
+//!
+//! Bottom-up: `role` and `identity`, then `policy` and `table`, then
+//! `decide` and `watch`, then `layer`.
+#![forbid(unsafe_code)]
+
+pub mod decide;
+pub mod identity;
+pub mod layer;
+pub mod policy;
+pub mod role;
+pub mod table;
+pub mod watch;
+
+pub use decide::{Caller, Peer, Refusal, RefusalCode, decide};
+pub use identity::{CertError, CertIdentity, Identity, Serial, identity_from_der};
+pub use layer::{Authorize, AuthorizeLayer, PeerCertificate, caller, peer_of};
+pub use policy::{LoadError, Policy, PolicyError};
+pub use role::{Role, RoleError, RoleKind};
+pub use table::{Rule, TABLE, rule_for};
+pub use watch::{PolicyHandle, PolicyWatcher, Reload};
