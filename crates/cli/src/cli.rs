@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::args::GlobalArgs;
+use crate::auth::AuthCommand;
 use crate::clock::ClockCommand;
 use crate::demo::DemoArgs;
 use crate::dev::DevCommand;
@@ -38,6 +39,7 @@ Examples:
   tilewave rollout start riverflow
   tilewave rollout status riverflow --watch
   tilewave tile where riverflow
+  tilewave auth table
   tilewave dev down";
 
 /// The `tilewave` command line.
@@ -73,6 +75,9 @@ pub enum Command {
     Dev(DevCommand),
     /// Run a demo launch on the local stack: import, sign off, plan, roll out.
     Demo(DemoArgs),
+    /// Who may call what: the role table every service checks calls against.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -87,6 +92,7 @@ impl Command {
             Self::Clock(c) => c.name(),
             Self::Dev(d) => d.name(),
             Self::Demo(_) => "demo",
+            Self::Auth(a) => a.name(),
             Self::Completions(_) => "completions",
         }
     }

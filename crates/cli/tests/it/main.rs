@@ -530,3 +530,31 @@ fn a_stopped_agent_fails_the_pre_flight_check_and_the_suggested_exclude_complete
     assert_eq!(r["regions_live"], 5, "{r}");
     assert_eq!(code(&cli.run(&["dev", "down", "--purge"])), 0);
 }
+
+/// `tilewave auth table` prints the role table without any service: a line
+/// per RPC, and the same rows as JSON.
+#[test]
+fn auth_table_needs_no_stack() {
+    let cli = Cli {
+        dir: tempfile::tempdir().expect("temp dir"),
+    };
+    let o = cli.run(&["auth", "table"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.starts_with("RPC "), "{text}");
+    assert!(
+        text.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["AgentService/ApplyTile", "-", "-", "-", "-", "x"]),
+        "{text}"
+    );
+    let o = cli.run(&["auth", "table", "-o", "json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    let rows = rows.as_array().expect("a list of rows");
+    assert_eq!(rows.len(), text.lines().count() - 1);
+    assert!(
+        rows.iter()
+            .all(|r| r["path"].as_str().is_some_and(|p| p.starts_with('/')))
+    );
+    assert_eq!(code(&cli.run(&["auth", "tables"])), 2);
+}
