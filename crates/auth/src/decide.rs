@@ -23,6 +23,15 @@ pub struct Caller {
     pub role: Role,
 }
 
+impl Caller {
+    /// Whether the caller may see objects of this partner: a partner only
+    /// its own, every other role all (the seam for object scoping; a
+    /// partner asking for another's tile is then answered NOT_FOUND).
+    pub fn sees_partner(&self, partner_id: &str) -> bool {
+        self.role.partner().is_none_or(|own| own.as_str() == partner_id)
+    }
+}
+
 /// The peer as the transport saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Peer {
@@ -212,6 +221,23 @@ mod tests {
         let caller = decide(&p, cert("acme", "1"), GET_TILE).unwrap();
         assert_eq!(caller.identity.as_str(), "acme");
         assert_eq!(caller.role.to_string(), "partner:acme");
+    }
+
+    #[test]
+    fn partners_see_only_their_own() {
+        let p = policy();
+        let acme = decide(&p, cert("acme", "1"), GET_TILE).unwrap();
+        let viv = decide(&p, cert("viv", "1"), GET_TILE).unwrap();
+        // (caller, partner id, sees)
+        let cases = [
+            (&acme, "acme", true),
+            (&acme, "globex", false),
+            (&acme, "", false),
+            (&viv, "globex", true),
+        ];
+        for (caller, partner, sees) in cases {
+            assert_eq!(caller.sees_partner(partner), sees, "{} {partner}", caller.role);
+        }
     }
 
     /// Every (identity, row) pair: allowed exactly when the row names the
