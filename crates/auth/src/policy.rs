@@ -206,7 +206,7 @@ impl Policy {
     }
 
     /// The policy as a file [`Policy::parse`] reads back the same.
-    pub fn to_toml(&self) -> String {
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         let out = PolicyOut {
             revoked_serials: self.revoked.iter().map(Serial::as_str).collect(),
             identities: self
@@ -215,12 +215,12 @@ impl Policy {
                 .map(|(i, r)| (i.as_str(), r.to_string()))
                 .collect(),
         };
-        let body = toml::to_string(&out).unwrap_or_default();
-        format!(
+        let body = toml::to_string(&out)?;
+        Ok(format!(
             "# tilewave access policy: each certificate identity's role (release-engineer, oncall,\n\
              # partner:<partner-id>, viewer, service) and the revoked certificate serials (hex).\n\
              # Services reload it when it changes; a file that does not load is refused whole.\n\n{body}"
-        )
+        ))
     }
 }
 
@@ -383,7 +383,7 @@ mod tests {
         p.set_role(id("Grace Hopper"), Role::Oncall);
         p.set_role(id("acme-bot"), "partner:acme".parse().unwrap());
         p.revoke("0a:1b".parse().unwrap());
-        let text = p.to_toml();
+        let text = p.to_toml().unwrap();
         assert_eq!(Policy::parse(&text).unwrap(), p, "{text}");
         assert!(text.contains("\"Grace Hopper\" = \"oncall\""), "{text}");
         assert_eq!(
@@ -405,7 +405,7 @@ mod tests {
         );
         std::fs::write(&path, [0xff, 0xfe]).unwrap();
         assert!(matches!(load(&path), Err(LoadError::NotText { .. })));
-        std::fs::write(&path, Policy::dev_default().to_toml()).unwrap();
+        std::fs::write(&path, Policy::dev_default().to_toml().unwrap()).unwrap();
         assert_eq!(load(&path).unwrap(), Policy::dev_default());
     }
 }
