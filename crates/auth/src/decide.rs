@@ -30,6 +30,19 @@ impl Caller {
     pub fn sees_partner(&self, partner_id: &str) -> bool {
         self.role.partner().is_none_or(|own| own.as_str() == partner_id)
     }
+
+    /// The name an audit record gives this caller, from the name the call
+    /// claims (the `x-tilewave-actor` entry): the certificate identity,
+    /// except that a `service` acting on a user's behalf names both,
+    /// `ola (via tilewave-escalation)`. Anyone else's claim is ignored.
+    pub fn actor_name(&self, claimed: Option<&str>) -> String {
+        match claimed.map(str::trim).filter(|c| !c.is_empty()) {
+            Some(user) if self.role == Role::Service && user != self.identity.as_str() => {
+                format!("{user} (via {})", self.identity)
+            }
+            _ => self.identity.as_str().to_owned(),
+        }
+    }
 }
 
 /// The peer as the transport saw it.
@@ -237,6 +250,31 @@ mod tests {
         ];
         for (caller, partner, sees) in cases {
             assert_eq!(caller.sees_partner(partner), sees, "{} {partner}", caller.role);
+        }
+    }
+
+    #[test]
+    fn audit_names_are_the_certificate_s_unless_a_service_acts_for_a_user() {
+        let p = policy();
+        let ada = decide(&p, cert("ada", "1"), GET_TILE).unwrap();
+        let svc = decide(&p, cert("tilewave-rollout", "1"), GET_TILE).unwrap();
+        // (caller, claimed, audit name)
+        let cases = [
+            (&ada, None, "ada"),
+            (&ada, Some("grace"), "ada"),
+            (&svc, None, "tilewave-rollout"),
+            (&svc, Some(""), "tilewave-rollout"),
+            (&svc, Some("  "), "tilewave-rollout"),
+            (&svc, Some("tilewave-rollout"), "tilewave-rollout"),
+            (&svc, Some("ola"), "ola (via tilewave-rollout)"),
+        ];
+        for (caller, claimed, want) in cases {
+            assert_eq!(
+                caller.actor_name(claimed),
+                want,
+                "{} {claimed:?}",
+                caller.identity
+            );
         }
     }
 
