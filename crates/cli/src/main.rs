@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod certs;
 mod cli;
 mod client;
 mod clock;
@@ -111,6 +112,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Clock(cmd) => clock::run(cmd, &ctx()?).await,
         Command::Demo(args) => demo::run(args, &ctx()?).await,
         Command::Dev(cmd) => dev::run(cmd, &cli.global).await,
+        Command::Certs(cmd) => certs::run(cmd, cli.global.output),
         Command::Completions(_) => Ok(()),
     }
 }
