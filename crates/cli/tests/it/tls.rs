@@ -312,3 +312,129 @@ async fn a_service_without_tls_warns_and_one_with_a_mismatched_key_does_not_star
 fn tilewave_registry_health() -> &'static str {
     "tilewave.registry.v1.RegistryService"
 }
+
+/// etcd with `--client-cert-auth` and the `certs init` certificate: the
+/// registry given `--etcd https://...` and its TLS files reaches it with
+/// its certificate; a client with no certificate is refused by etcd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_reaches_etcd_over_mutual_tls_and_etcd_refuses_a_client_without_a_certificate() {
+    if !binaries_built(&["tilewave-registry"]) {
+        return;
+    }
+    let dir = TestDir::new("cli-tls-etcd-it").unwrap();
+    let certs = dir.path().join("certs");
+    assert_eq!(
+        code(&tw(dir.path(), &["certs", "init", "--dir", &s(&certs)]).await),
+        0
+    );
+    let ports = tilewave_testkit::free_ports(2).unwrap();
+    let (client_url, peer_url) = (
+        format!("https://127.0.0.1:{}", ports[0]),
+        format!("http://127.0.0.1:{}", ports[1]),
+    );
+    let log = std::fs::File::create(dir.path().join("etcd-tls.log")).unwrap();
+    let _etcd = tokio::process::Command::new(tilewave_testkit::etcd_binary())
+        .args([
+            "--name=tls",
+            &format!("--data-dir={}", s(&dir.path().join("etcd-data"))),
+            &format!("--listen-client-urls={client_url}"),
+            &format!("--advertise-client-urls={client_url}"),
+            &format!("--listen-peer-urls={peer_url}"),
+            &format!("--initial-advertise-peer-urls={peer_url}"),
+            &format!("--initial-cluster=tls={peer_url}"),
+            &format!("--cert-file={}", s(&certs.join("etcd.crt"))),
+            &format!("--key-file={}", s(&certs.join("etcd.key"))),
+            &format!("--trusted-ca-file={}", s(&certs.join("ca.crt"))),
+            "--client-cert-auth",
+        ])
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let tls_args = |name: &str| {
+        vec![
+            "--tls-cert".to_owned(),
+            s(&certs.join(format!("{name}.crt"))),
+            "--tls-key".to_owned(),
+            s(&certs.join(format!("{name}.key"))),
+            "--tls-ca".to_owned(),
+            s(&certs.join("ca.crt")),
+        ]
+    };
+    let spec = ServiceSpec::new("registry-etcd-tls", bin_path("tilewave-registry").unwrap())
+        .with_args(["--etcd", &client_url, "--prefix", PREFIX])
+        .with_args(tls_args("registry"))
+        .with_health_service(None);
+    let registry = ServiceProcess::start(spec, dir.path()).await.unwrap();
+    let mut import = vec!["--registry".to_owned(), format!("http://{}", registry.addr())];
+    import.extend(tls_args("it-test"));
+    import.extend([
+        "tile".to_owned(),
+        "import".to_owned(),
+        s(&fixture("lumen-bi.json")),
+    ]);
+    eventually(
+        "an import through the registry into etcd over TLS",
+        Duration::from_secs(30),
+        || {
+            let (import, dir) = (import.clone(), dir.path().to_owned());
+            async move {
+                let refs: Vec<&str> = import.iter().map(String::as_str).collect();
+                let o = tw(&dir, &refs).await;
+                if code(&o) == 0 { Ok(()) } else { Err(stderr(&o)) }
+            }
+        },
+    )
+    .await
+    .unwrap();
+
+    let ca = Certificate::from_pem(std::fs::read(certs.join("ca.crt")).unwrap());
+    let options = |tls: etcd_client::TlsOptions| {
+        etcd_client::ConnectOptions::new()
+            .with_tls(tls)
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(5))
+    };
+    let identity = tonic::transport::Identity::from_pem(
+        std::fs::read(certs.join("it-test.crt")).unwrap(),
+        std::fs::read(certs.join("it-test.key")).unwrap(),
+    );
+    let mut with_cert = etcd_client::Client::connect(
+        [client_url.as_str()],
+        Some(options(
+            ClientTlsConfig::new()
+                .ca_certificate(ca.clone())
+                .identity(identity),
+        )),
+    )
+    .await
+    .unwrap();
+    let tiles = with_cert
+        .get(
+            format!("{PREFIX}tiles/"),
+            Some(etcd_client::GetOptions::new().with_prefix().with_keys_only()),
+        )
+        .await
+        .unwrap();
+    assert!(
+        tiles
+            .kvs()
+            .iter()
+            .any(|kv| kv.key_str().is_ok_and(|k| k.contains("lumen"))),
+        "the registry wrote the tile through TLS"
+    );
+    let refused = match etcd_client::Client::connect(
+        [client_url.as_str()],
+        Some(options(ClientTlsConfig::new().ca_certificate(ca))),
+    )
+    .await
+    {
+        Err(e) => Err(e),
+        Ok(mut c) => c.get(format!("{PREFIX}tiles/"), None).await.map(|_| ()),
+    };
+    eprintln!("etcd, no client certificate: {refused:?}");
+    assert!(
+        refused.is_err(),
+        "etcd must refuse a client without a certificate"
+    );
+}
