@@ -199,6 +199,11 @@ async fn registry_with_mutual_tls_answers_only_certificates_of_its_ca() {
             let all = args(base, &cmd);
             let o = tw(dir.path(), &all.iter().map(String::as_str).collect::<Vec<_>>()).await;
             assert_ne!(code(&o), 0, "{case}: {cmd:?} must fail");
+            assert!(
+                stderr(&o).contains("hint: if the service requires TLS"),
+                "{case}: {}",
+                stderr(&o)
+            );
             assert!(!stdout(&o).contains("riverflow"), "{case}: {}", stdout(&o));
         }
     }
