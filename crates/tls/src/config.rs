@@ -200,7 +200,9 @@ pub fn endpoint(url: &str, tls: Option<&Tls>) -> Result<Endpoint> {
 }
 
 /// The gRPC server builder of a service named `name`: with `tls`, TLS only
-/// and client certificates required (expiry warnings logged); without,
+/// and client certificates required (each certificate's not-after as the
+/// `tilewave_tls_certificate_expiry_timestamp_seconds` metric, and a warning
+/// for one within 14 days of expiry); without,
 /// plaintext with a start-up warning. The one place a service builds its
 /// server.
 pub fn server(name: &str, tls: Option<&Tls>) -> Result<Server> {
@@ -214,6 +216,11 @@ pub fn server(name: &str, tls: Option<&Tls>) -> Result<Server> {
             Ok(Server::builder())
         }
         Some(tls) => {
+            let metrics = tilewave_telemetry::Metrics::global();
+            for (which, info) in [("cert", &tls.cert), ("ca", &tls.ca)] {
+                let subject = info.common_name.as_deref().unwrap_or("");
+                metrics.certificate_expiry(which, subject, info.not_after.as_second());
+            }
             for warning in tls.expiry_warnings(crate::wall_clock_now()) {
                 tracing::warn!(service = name, "{warning}");
             }

@@ -15,7 +15,8 @@
 //!   the ring provider; client certificates required by servers), the one
 //!   place that builds a tonic [`tonic::transport::Endpoint`] with or without
 //!   TLS ([`config::endpoint`]), and the one server builder
-//!   ([`config::server`]) that warns when a service runs without TLS.
+//!   ([`config::server`]) that warns when a service runs without TLS, and
+//!   with TLS records the certificates' expiry (metric and 14-day warning).
 //!
 //! Every error names the file and what is wrong with it.
 #![deny(missing_docs)]
