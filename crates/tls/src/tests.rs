@@ -194,3 +194,39 @@ fn endpoints_switch_to_https_with_tls_only() {
     assert_eq!(uri("https://localhost:1", Some(&tls)), "https://localhost:1/");
     assert!(endpoint("http://bad host", None).is_err());
 }
+
+#[test]
+fn the_flags_flatten_into_a_service_config() {
+    use clap::Parser as _;
+    #[derive(Debug, clap::Parser)]
+    struct Svc {
+        #[command(flatten)]
+        tls: TlsArgs,
+    }
+    let svc = Svc::try_parse_from([
+        "svc",
+        "--tls-cert",
+        "a.crt",
+        "--tls-key",
+        "a.key",
+        "--tls-ca",
+        "ca.crt",
+    ])
+    .unwrap();
+    assert_eq!(
+        svc.tls.files().unwrap(),
+        Some(TlsFiles {
+            cert: "a.crt".into(),
+            key: "a.key".into(),
+            ca: "ca.crt".into()
+        })
+    );
+    let none = Svc::try_parse_from(["svc"]).unwrap();
+    assert!(none.tls.load().unwrap().is_none(), "no flags: plaintext");
+    let err = Svc::try_parse_from(["svc", "--tls-ca", "ca.crt"])
+        .unwrap()
+        .tls
+        .load()
+        .unwrap_err();
+    assert!(err.to_string().contains("missing --tls-cert, --tls-key"), "{err}");
+}
