@@ -25,6 +25,17 @@ pub struct GlobalArgs {
     /// Print the trace id of this command on stderr.
     #[arg(long, global = true)]
     pub trace: bool,
+    /// Your client certificate (PEM): with --tls-key and --tls-ca every call
+    /// is mutual TLS [env: TILEWAVE_TLS_CERT] [config: tls-cert].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_cert: Option<String>,
+    /// The private key of --tls-cert [env: TILEWAVE_TLS_KEY] [config: tls-key].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_key: Option<String>,
+    /// The CA certificate the services' certificates are checked against
+    /// [env: TILEWAVE_TLS_CA] [config: tls-ca].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca: Option<String>,
     /// Log more on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -37,6 +48,7 @@ impl GlobalArgs {
             urls: self.endpoints.0.clone(),
             actor: self.actor.clone(),
             timeout: self.timeout.clone(),
+            tls: [self.tls_cert.clone(), self.tls_key.clone(), self.tls_ca.clone()],
         }
     }
 }

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::args::GlobalArgs;
 use crate::auth::AuthCommand;
+use crate::certs::CertsCommand;
 use crate::clock::ClockCommand;
 use crate::demo::DemoArgs;
 use crate::dev::DevCommand;
@@ -21,7 +22,8 @@ This is its command line. It talks gRPC to the tilewave services; `tilewave dev 
 starts a local stack and saves its addresses, so later commands need no flags.
 
 Settings come from flags, then the environment (TILEWAVE_<SERVICE> for each service's URL:
-TILEWAVE_REGISTRY, TILEWAVE_ROLLOUT; TILEWAVE_ACTOR, TILEWAVE_TIMEOUT), then the config file (TILEWAVE_CONFIG, else
+TILEWAVE_REGISTRY, TILEWAVE_ROLLOUT; TILEWAVE_ACTOR, TILEWAVE_TIMEOUT; TILEWAVE_TLS_CERT,
+TILEWAVE_TLS_KEY, TILEWAVE_TLS_CA for mutual TLS, see `tilewave certs init`), then the config file (TILEWAVE_CONFIG, else
 $XDG_CONFIG_HOME/tilewave/config.toml or ~/.config/tilewave/config.toml), then defaults.
 
 Exit codes: 0 ok; 2 bad input; 3 not found or conflict (re-read and retry); 1 anything else.";
@@ -73,6 +75,9 @@ pub enum Command {
     /// Run a local stack: etcd and the services, in the background.
     #[command(subcommand)]
     Dev(DevCommand),
+    /// Create and list certificates for mutual TLS (a development CA).
+    #[command(subcommand)]
+    Certs(CertsCommand),
     /// Run a demo launch on the local stack: import, sign off, plan, roll out.
     Demo(DemoArgs),
     /// Who may call what: the role table every service checks calls against.
@@ -91,6 +96,7 @@ impl Command {
             Self::Freeze(f) => f.name(),
             Self::Clock(c) => c.name(),
             Self::Dev(d) => d.name(),
+            Self::Certs(c) => c.name(),
             Self::Demo(_) => "demo",
             Self::Auth(a) => a.name(),
             Self::Completions(_) => "completions",

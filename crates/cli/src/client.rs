@@ -41,11 +41,22 @@ impl Ctx {
     /// A traced channel to `url`. Connecting is lazy, so an unreachable
     /// service shows up as UNAVAILABLE on the first call, with the hint.
     fn channel(&self, url: &str) -> Result<TracedChannel, CliError> {
-        let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
-            .map_err(|e| CliError::usage(format!("{url:?} is not a valid URL: {e}")))?
+        let endpoint = self
+            .endpoint(url)?
             .connect_timeout(self.settings.timeout)
             .timeout(self.settings.timeout);
         Ok(traced_channel(endpoint.connect_lazy()))
+    }
+
+    /// The endpoint of `url`: mutual TLS with the settings' certificate
+    /// when it has one (the scheme becomes `https`), else plaintext. A TLS
+    /// file that is missing or wrong is a usage error naming it.
+    fn endpoint(&self, url: &str) -> Result<tonic::transport::Endpoint, CliError> {
+        let tls = match &self.settings.tls {
+            Some(files) => Some(files.load().map_err(|e| CliError::usage(e.to_string()))?),
+            None => None,
+        };
+        tilewave_tls::endpoint(url, tls.as_ref()).map_err(|e| CliError::usage(e.to_string()))
     }
 
     /// A client of the registry.
@@ -66,9 +77,7 @@ impl Ctx {
     /// per-call timeout (`--watch`): connecting is still bounded.
     pub fn rollouts_streaming(&self) -> Result<Rollouts, CliError> {
         let url = &self.settings.url(ROLLOUT);
-        let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
-            .map_err(|e| CliError::usage(format!("{url:?} is not a valid URL: {e}")))?
-            .connect_timeout(self.settings.timeout);
+        let endpoint = self.endpoint(url)?.connect_timeout(self.settings.timeout);
         Ok(RolloutServiceClient::new(traced_channel(endpoint.connect_lazy())))
     }
 
@@ -139,6 +148,7 @@ mod tests {
                 .into(),
                 actor: actor.into(),
                 timeout: std::time::Duration::from_secs(1),
+                tls: None,
             },
             format: Format::Table,
         }

@@ -32,6 +32,25 @@ pub fn unavailable_hint() -> String {
     )
 }
 
+/// What to do when the TLS handshake failed or the service closed the
+/// connection (a TLS service refuses a plaintext client or a certificate
+/// it does not trust before any gRPC status can be sent).
+pub const TLS_HINT: &str = "if the service requires TLS, give --tls-cert, --tls-key and --tls-ca \
+(or TILEWAVE_TLS_*) with a certificate signed by its CA and that CA (`tilewave certs init`, `tilewave certs list`)";
+
+/// Whether a call failed in the transport (the connection was broken or
+/// refused by the peer) rather than with a status the service sent.
+fn transport_failure(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.is::<tonic::transport::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 /// An error with a known exit code. Anything else (I/O, ...) exits 1.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -108,7 +127,13 @@ pub fn report(err: &anyhow::Error) -> Vec<String> {
             }
         }
         match status.code() {
+            Code::Unavailable if status.message().contains("certificate") => {
+                lines.push(format!("hint: {TLS_HINT}"));
+            }
             Code::Unavailable => lines.push(format!("hint: {}", unavailable_hint())),
+            Code::Unknown | Code::Cancelled | Code::Internal if transport_failure(status) => {
+                lines.push(format!("hint: {TLS_HINT}"));
+            }
             Code::Aborted => {
                 lines.push("hint: the tile changed since it was read; run the command again".into())
             }
@@ -205,6 +230,21 @@ mod tests {
             ]
         );
         assert_eq!(exit_code(&e), 2);
+    }
+
+    #[test]
+    fn an_untrusted_certificate_hints_at_the_tls_settings() {
+        let e = anyhow::Error::from(CliError::Rpc {
+            rpc: "ListTiles",
+            status: tonic::Status::unavailable("invalid peer certificate: BadSignature"),
+        });
+        let lines = report(&e);
+        assert!(lines.iter().any(|l| l.contains("--tls-ca")), "{lines:?}");
+        let plain = tonic::Status::unknown("transport error");
+        assert!(
+            !transport_failure(&plain),
+            "a status the service sent is not a transport failure"
+        );
     }
 
     #[test]

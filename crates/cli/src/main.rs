@@ -9,6 +9,7 @@
 
 mod args;
 mod auth;
+mod certs;
 mod cli;
 mod client;
 mod clock;
@@ -113,6 +114,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args, &ctx()?).await,
         Command::Dev(cmd) => dev::run(cmd, &cli.global).await,
         Command::Auth(cmd) => auth::run(&cmd, cli.global.output),
+        Command::Certs(cmd) => certs::run(cmd, cli.global.output),
         Command::Completions(_) => Ok(()),
     }
 }

@@ -25,6 +25,15 @@ pub const ENV_TIMEOUT: &str = "TILEWAVE_TIMEOUT";
 /// Environment variable: the config file's path.
 pub const ENV_CONFIG: &str = "TILEWAVE_CONFIG";
 
+/// The TLS settings: (config file key and flag name, environment variable).
+/// All three or none: with them every call is mutual TLS (the URLs' scheme
+/// becomes `https`), without them plaintext.
+pub const TLS_KEYS: [(&str, &str); 3] = [
+    ("tls-cert", tilewave_tls::config::ENV_TLS_CERT),
+    ("tls-key", tilewave_tls::config::ENV_TLS_KEY),
+    ("tls-ca", tilewave_tls::config::ENV_TLS_CA),
+];
+
 /// The resolved settings every command runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -35,6 +44,8 @@ pub struct Settings {
     pub actor: String,
     /// Deadline of each unary call (and of connecting).
     pub timeout: Duration,
+    /// The client certificate, its key and the CA, when calls use TLS.
+    pub tls: Option<tilewave_tls::TlsFiles>,
 }
 
 /// What the flags said; `None` where a flag was not given.
@@ -46,6 +57,8 @@ pub struct FlagSettings {
     pub actor: Option<String>,
     /// `--timeout`.
     pub timeout: Option<String>,
+    /// `--tls-cert`, `--tls-key`, `--tls-ca`, in the order of [`TLS_KEYS`].
+    pub tls: [Option<String>; 3],
 }
 
 /// The config file's contents (TOML): a URL per endpoint key, `actor`,
@@ -59,6 +72,8 @@ pub struct FileSettings {
     pub actor: Option<String>,
     /// Per-call timeout, e.g. "10s".
     pub timeout: Option<String>,
+    /// `tls-cert`, `tls-key`, `tls-ca`, in the order of [`TLS_KEYS`].
+    pub tls: [Option<String>; 3],
 }
 
 /// Where the config file is: `$TILEWAVE_CONFIG`, else
@@ -110,12 +125,18 @@ impl FileSettings {
                 }
                 ("actor", None) => out.actor = Some(v),
                 ("timeout", None) => out.timeout = Some(v),
+                (k, None) if TLS_KEYS.iter().any(|(key, _)| *key == k) => {
+                    if let Some(i) = TLS_KEYS.iter().position(|(key, _)| *key == k) {
+                        out.tls[i] = Some(v);
+                    }
+                }
                 _ => unknown.push(tilewave_core::quote::quote(&key)),
             }
         }
         if !unknown.is_empty() {
             let mut known: Vec<&str> = ENDPOINTS.iter().map(|e| e.key()).collect();
             known.extend(["actor", "timeout"]);
+            known.extend(TLS_KEYS.iter().map(|(k, _)| *k));
             return Err(format!(
                 "unknown key {}: expected one of {}",
                 unknown.join(", "),
@@ -175,6 +196,32 @@ impl Settings {
                 DEFAULT_TIMEOUT
             }),
         };
+        let tls_given: Vec<Option<String>> = TLS_KEYS
+            .iter()
+            .enumerate()
+            .map(|(i, (_, var))| pick(&flags.tls[i], var, file.map(|f| &f.tls[i])))
+            .collect();
+        let tls = match tls_given.as_slice() {
+            [Some(cert), Some(key), Some(ca)] => Some(tilewave_tls::TlsFiles {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+                ca: PathBuf::from(ca),
+            }),
+            given if given.iter().all(Option::is_none) => None,
+            given => {
+                let missing: Vec<&str> = TLS_KEYS
+                    .iter()
+                    .zip(given)
+                    .filter(|(_, v)| v.is_none())
+                    .map(|((k, _), _)| *k)
+                    .collect();
+                problems.push(format!(
+                    "tls: --tls-cert, --tls-key and --tls-ca go together; missing {}",
+                    missing.join(", ")
+                ));
+                None
+            }
+        };
         for (what, url) in &urls {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 problems.push(format!("{what}: {url:?} is not an http:// or https:// URL"));
@@ -191,7 +238,12 @@ impl Settings {
                 problems.join("\n  ")
             )));
         }
-        Ok(Self { urls, actor, timeout })
+        Ok(Self {
+            urls,
+            actor,
+            timeout,
+            tls,
+        })
     }
 
     /// The URL of `endpoint` (its default when, in a hand-built value, it
@@ -290,6 +342,7 @@ mod tests {
             urls: urls(&[("registry", registry)]),
             actor: Some(actor.to_owned()),
             timeout: Some(timeout.to_owned()),
+            tls: Default::default(),
         }
     }
 
@@ -358,6 +411,7 @@ mod tests {
             urls: urls(&[("registry", "127.0.0.1:7401")]),
             timeout: Some("soon".into()),
             actor: Some("\u{1F600}".into()),
+            tls: Default::default(),
         };
         let err = Settings::resolve(&flags, &env_of(&[]), None).unwrap_err();
         let text = err.to_string();
@@ -416,7 +470,9 @@ mod tests {
         table.insert("credentialz".into(), toml::Value::String("x".into()));
         let err = FileSettings::from_table(table).unwrap_err();
         assert!(
-            err.contains("credentialz") && err.contains("expected one of registry, rollout"),
+            err.contains("credentialz")
+                && err.contains("expected one of registry, rollout")
+                && err.contains("tls-cert, tls-key, tls-ca"),
             "{err}"
         );
         let mut bad = toml::Table::new();
@@ -477,5 +533,31 @@ mod tests {
         assert!(parse_timeout("0s").is_err());
         assert!(parse_timeout("-1s").is_err());
         assert!(parse_timeout("ten").is_err());
+    }
+
+    #[test]
+    fn tls_files_come_through_the_same_chain_and_go_together() {
+        let none = Settings::resolve(&FlagSettings::default(), &env_of(&[]), None).unwrap();
+        assert_eq!(none.tls, None, "plaintext unless told");
+        let mut table = toml::Table::new();
+        for (k, _) in TLS_KEYS {
+            table.insert(k.to_owned(), toml::Value::String(format!("/file/{k}")));
+        }
+        let f = FileSettings::from_table(table).unwrap();
+        let flags = FlagSettings {
+            tls: [Some("/flag/cert".into()), None, None],
+            ..FlagSettings::default()
+        };
+        let env = env_of(&[(tilewave_tls::config::ENV_TLS_KEY, "/env/key")]);
+        let s = Settings::resolve(&flags, &env, Some(&f)).unwrap();
+        let tls = s.tls.unwrap();
+        assert_eq!(
+            (tls.cert, tls.key, tls.ca),
+            ("/flag/cert".into(), "/env/key".into(), "/file/tls-ca".into())
+        );
+        let err = Settings::resolve(&flags, &env_of(&[]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing tls-key, tls-ca"), "{err}");
     }
 }

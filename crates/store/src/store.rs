@@ -42,6 +42,10 @@ pub struct StoreConfig {
     /// Deadline for a TCP/HTTP2 connection to a member, and for the first
     /// successful read in [`Store::connect`].
     pub connect_timeout: Duration,
+    /// Client TLS (the CA to trust, the certificate to present) for
+    /// `https://` endpoints; ignored when the endpoints are `http://`
+    /// (etcd-client refuses TLS options on those).
+    pub tls: Option<etcd_client::TlsOptions>,
 }
 
 impl StoreConfig {
@@ -52,7 +56,14 @@ impl StoreConfig {
             prefix: DEFAULT_PREFIX.to_owned(),
             op_timeout: DEFAULT_OP_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            tls: None,
         }
+    }
+
+    /// With client TLS for `https://` endpoints (see [`StoreConfig::tls`]).
+    pub fn with_tls(mut self, tls: Option<etcd_client::TlsOptions>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// With another key prefix.
@@ -128,6 +139,11 @@ impl Store {
             // Without a leader a member refuses requests at once (UNAVAILABLE,
             // retried elsewhere) instead of queueing them, and cancels watches.
             .with_require_leader(true);
+        let all_https = cfg.endpoints.iter().all(|e| e.starts_with("https://"));
+        let options = match &cfg.tls {
+            Some(tls) if all_https => options.with_tls(tls.clone()),
+            _ => options,
+        };
         let client = tokio::time::timeout(
             cfg.connect_timeout,
             Client::connect(&cfg.endpoints, Some(options)),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -47,6 +48,14 @@ struct OpLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WorkLabels {
     work: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CertificateLabels {
+    /// `cert` (this process's own) or `ca`.
+    certificate: String,
+    /// The subject's common name.
+    subject: String,
 }
 
 /// Distinct RPC names whose metrics are kept apart. Only a client calling
@@ -124,6 +133,7 @@ struct Inner {
     etcd_duration: Family<OpLabels, Histogram, fn() -> Histogram>,
     etcd_errors: Family<OpLabels, Counter>,
     lease_losses: Family<WorkLabels, Counter>,
+    certificate_expiry: Family<CertificateLabels, Gauge>,
 }
 
 /// A cheaply clonable handle on a set of metrics. Services use
@@ -156,6 +166,7 @@ impl Metrics {
             Family::new_with_constructor(latency_histogram);
         let etcd_errors = Family::<OpLabels, Counter>::default();
         let lease_losses = Family::<WorkLabels, Counter>::default();
+        let certificate_expiry = Family::<CertificateLabels, Gauge>::default();
         // Counters get their `_total` suffix from the encoder.
         registry.register(
             "tilewave_rpc_requests",
@@ -182,6 +193,12 @@ impl Metrics {
             "Ownership of long-running work lost with its lease, by work",
             lease_losses.clone(),
         );
+        registry.register(
+            "tilewave_tls_certificate_expiry_timestamp_seconds",
+            "Not-after of the TLS certificates this process uses (its own and the CA), as a Unix time: \
+             alert on it minus time() under 14 days",
+            certificate_expiry.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -192,6 +209,7 @@ impl Metrics {
                 etcd_duration,
                 etcd_errors,
                 lease_losses,
+                certificate_expiry,
             }),
         }
     }
@@ -274,6 +292,19 @@ impl Metrics {
                 work: work.to_owned(),
             })
             .inc();
+    }
+
+    /// Records the not-after (Unix seconds) of a TLS certificate this
+    /// process uses: `certificate` is `cert` (its own) or `ca`, `subject`
+    /// its common name.
+    pub fn certificate_expiry(&self, certificate: &str, subject: &str, not_after_unix: i64) {
+        self.inner
+            .certificate_expiry
+            .get_or_create(&CertificateLabels {
+                certificate: certificate.to_owned(),
+                subject: subject.to_owned(),
+            })
+            .set(not_after_unix);
     }
 
     /// The metrics in the OpenMetrics text format.
@@ -407,6 +438,15 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
+    }
+
+    #[test]
+    fn certificate_expiry_is_a_timestamp_gauge() {
+        let m = Metrics::new();
+        m.certificate_expiry("cert", "registry", 1_800_000_000);
+        let text = m.encode();
+        let want = r#"tilewave_tls_certificate_expiry_timestamp_seconds{certificate="cert",subject="registry"} 1800000000"#;
+        assert!(text.contains(want), "missing {want} in\n{text}");
     }
 
     #[test]

@@ -94,6 +94,9 @@ pub struct AgentConfig {
     /// Address to serve Prometheus `/metrics` on; none when unset.
     #[arg(long, env = "TILEWAVE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// TLS: this process's certificate, key and the CA of its peers.
+    #[command(flatten)]
+    pub tls: tilewave_tls::TlsArgs,
 }
 
 /// Parses seconds (`30`) or a friendly span (`30s`, `500ms`, `2m`).
@@ -154,6 +157,7 @@ impl AgentConfig {
             advertise: None,
             etcd_timeout_ms: DEFAULT_ETCD_TIMEOUT_MS,
             metrics_listen: None,
+            tls: tilewave_tls::TlsArgs::default(),
         }
     }
 

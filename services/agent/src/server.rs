@@ -55,6 +55,9 @@ pub enum ServeError {
     /// Reflection descriptors could not be loaded.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The TLS files are incomplete, missing or do not fit together.
+    #[error("TLS: {0}")]
+    Tls(#[from] tilewave_tls::Error),
     /// The transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -78,10 +81,12 @@ pub async fn serve(listener: TcpListener, config: AgentConfig, shutdown: Shutdow
         });
     }
     let local = listener.local_addr()?;
+    let tls = config.tls.load()?;
 
     let store_config = StoreConfig::new(config.etcd.clone())
         .with_prefix(config.prefix.clone())
-        .with_op_timeout(config.etcd_timeout());
+        .with_op_timeout(config.etcd_timeout())
+        .with_tls(tls.as_ref().map(tilewave_tls::Tls::client_config));
     let store = Store::connect(store_config).await?;
     let clock = tilewave_store::clock::domain_clock(&store).await?;
     let store = store.with_clock(Arc::clone(&clock));
@@ -112,7 +117,7 @@ pub async fn serve(listener: TcpListener, config: AgentConfig, shutdown: Shutdow
     if fault_injection.is_some() {
         tracing::warn!("fault injection is enabled: tests and chaos runs only");
     }
-    let server = tonic::transport::Server::builder()
+    let server = tilewave_tls::server("tilewave-agent", tls.as_ref())?
         .layer(tilewave_telemetry::server_layer())
         .layer(tilewave_service::bounded::BoundedMessages)
         .add_service(health)

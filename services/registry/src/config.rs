@@ -33,6 +33,9 @@ pub struct RegistryConfig {
     /// Address to serve Prometheus `/metrics` on; none when unset.
     #[arg(long, env = "TILEWAVE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// TLS: this process's certificate, key and the CA of its peers.
+    #[command(flatten)]
+    pub tls: tilewave_tls::TlsArgs,
 }
 
 impl RegistryConfig {
@@ -50,6 +53,7 @@ impl RegistryConfig {
             prefix: prefix.to_string(),
             etcd_timeout_ms: DEFAULT_ETCD_TIMEOUT_MS,
             metrics_listen: None,
+            tls: tilewave_tls::TlsArgs::default(),
         }
     }
 }

@@ -30,6 +30,9 @@ pub enum ServeError {
     /// Reflection descriptors could not be loaded.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The TLS files are incomplete, missing or do not fit together.
+    #[error("TLS: {0}")]
+    Tls(#[from] tilewave_tls::Error),
     /// The transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -41,9 +44,11 @@ pub async fn serve(
     config: RegistryConfig,
     shutdown: Shutdown,
 ) -> Result<(), ServeError> {
+    let tls = config.tls.load()?;
     let store_config = StoreConfig::new(config.etcd.clone())
         .with_prefix(config.prefix.clone())
-        .with_op_timeout(config.etcd_timeout());
+        .with_op_timeout(config.etcd_timeout())
+        .with_tls(tls.as_ref().map(tilewave_tls::Tls::client_config));
     let store = Store::connect(store_config).await?;
     tracing::info!("connected to etcd");
     let clock = tilewave_store::clock::domain_clock(&store).await?;
@@ -62,7 +67,7 @@ pub async fn serve(
         .build_v1()?;
 
     tracing::info!(addr = ?listener.local_addr().ok(), "tilewave-registry serving");
-    tonic::transport::Server::builder()
+    tilewave_tls::server("tilewave-registry", tls.as_ref())?
         .layer(tilewave_telemetry::server_layer())
         .layer(tilewave_service::bounded::BoundedMessages)
         .add_service(health)

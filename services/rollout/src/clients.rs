@@ -17,7 +17,8 @@ use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient
 use tilewave_proto::registry::v1::{AdvanceLifecycleRequest, GetTileRequest, Tile};
 use tilewave_store::Store;
 use tilewave_telemetry::{TracedChannel, traced_channel};
-use tonic::transport::{Channel, Endpoint};
+use tilewave_tls::Tls;
+use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
 
@@ -34,14 +35,11 @@ pub fn request<T>(msg: T, timeout: Duration) -> tonic::Request<T> {
     r
 }
 
-fn lazy_channel(url: &str, timeout: Duration) -> Result<Channel> {
-    let url = if url.contains("://") {
-        url.to_owned()
-    } else {
-        format!("http://{url}")
-    };
-    Ok(Endpoint::from_shared(url.clone())
-        .map_err(|e| Error::invalid("address", format!("{}: {e}", quoted(&url))))?
+/// A channel to `url` (`host:port` or a URL), with TLS when the service
+/// has TLS files (`tilewave_tls::endpoint`: the scheme becomes `https`).
+fn lazy_channel(url: &str, timeout: Duration, tls: Option<&Tls>) -> Result<Channel> {
+    Ok(tilewave_tls::endpoint(url, tls)
+        .map_err(|e| Error::invalid("address", format!("{}: {e}", quoted(url))))?
         .connect_timeout(timeout)
         .timeout(timeout)
         .connect_lazy())
@@ -55,9 +53,10 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A client of the registry at `url` (connected on first use).
-    pub fn new(url: &str, timeout: Duration) -> Result<Self> {
-        let channel = lazy_channel(url, timeout)?;
+    /// A client of the registry at `url` (connected on first use), over
+    /// TLS when `tls` is given.
+    pub fn new(url: &str, timeout: Duration, tls: Option<&Tls>) -> Result<Self> {
+        let channel = lazy_channel(url, timeout, tls)?;
         Ok(Self {
             client: RegistryServiceClient::new(traced_channel(channel)),
             timeout,
@@ -128,6 +127,7 @@ impl Registry {
 pub struct Agents {
     store: Store,
     timeout: Duration,
+    tls: Option<Tls>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
@@ -135,11 +135,12 @@ pub struct Agents {
 pub type AgentClient = AgentServiceClient<TracedChannel>;
 
 impl Agents {
-    /// Agents registered in `store`.
-    pub fn new(store: Store, timeout: Duration) -> Self {
+    /// Agents registered in `store`, called over TLS when `tls` is given.
+    pub fn new(store: Store, timeout: Duration, tls: Option<Tls>) -> Self {
         Self {
             store,
             timeout,
+            tls,
             channels: Arc::default(),
         }
     }
@@ -157,7 +158,7 @@ impl Agents {
         let channel = match channels.get(address) {
             Some(c) => c.clone(),
             None => {
-                let c = lazy_channel(address, self.timeout)?;
+                let c = lazy_channel(address, self.timeout, self.tls.as_ref())?;
                 channels.insert(address.to_owned(), c.clone());
                 c
             }

@@ -88,6 +88,9 @@ pub struct RolloutConfig {
     /// Address to serve Prometheus `/metrics` on; none when unset.
     #[arg(long, env = "TILEWAVE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// TLS: this process's certificate, key and the CA of its peers.
+    #[command(flatten)]
+    pub tls: tilewave_tls::TlsArgs,
 }
 
 impl RolloutConfig {

@@ -47,6 +47,9 @@ pub enum ServeError {
     /// Reflection descriptors could not be loaded.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The TLS files are incomplete, missing or do not fit together.
+    #[error("TLS: {0}")]
+    Tls(#[from] tilewave_tls::Error),
     /// The transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -59,9 +62,11 @@ pub async fn serve(
     config: RolloutConfig,
     shutdown: Shutdown,
 ) -> Result<(), ServeError> {
+    let tls = config.tls.load()?;
     let store_config = StoreConfig::new(config.etcd.clone())
         .with_prefix(config.prefix.clone())
-        .with_op_timeout(config.etcd_timeout());
+        .with_op_timeout(config.etcd_timeout())
+        .with_tls(tls.as_ref().map(tilewave_tls::Tls::client_config));
     let store = Store::connect(store_config).await?;
     let actor = Actor::system("rollout");
     let virtual_clock = match config.virtual_clock_start {
@@ -100,8 +105,8 @@ pub async fn serve(
         .clone()
         .unwrap_or_else(|| format!("rollout-{}-{:08x}", std::process::id(), rand::random::<u32>()));
     let ctx = Ctx {
-        registry: Registry::new(&config.registry, config.rpc_timeout())?,
-        agents: Agents::new(store.clone(), config.rpc_timeout()),
+        registry: Registry::new(&config.registry, config.rpc_timeout(), tls.as_ref())?,
+        agents: Agents::new(store.clone(), config.rpc_timeout(), tls.clone()),
         store: store.clone(),
         clock: Arc::clone(&clock),
         catalog: Arc::new(catalog),
@@ -144,7 +149,7 @@ pub async fn serve(
         .build_v1()?;
 
     tracing::info!(addr = ?listener.local_addr().ok(), holder = %ctx.holder, "tilewave-rollout serving");
-    let result = tonic::transport::Server::builder()
+    let result = tilewave_tls::server("tilewave-rollout", tls.as_ref())?
         .layer(tilewave_telemetry::server_layer())
         .layer(tilewave_service::bounded::BoundedMessages)
         .add_service(health)

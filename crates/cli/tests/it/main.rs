@@ -17,6 +17,8 @@
     reason = "test code: a failure to run the binary should fail the test"
 )]
 
+mod tls;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

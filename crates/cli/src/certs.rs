@@ -1,0 +1,417 @@
+//! `tilewave certs init | issue | list`: a development CA and the
+//! certificates of the services and users, as PEM files (0600) in one
+//! directory. Give the services `--tls-cert/--tls-key/--tls-ca` (or
+//! `TILEWAVE_TLS_*`) and the CLI the same settings (flags, environment or
+//! the config file keys `tls-cert`, `tls-key`, `tls-ca`) to run with
+//! mutual TLS.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use serde::Serialize;
+use tilewave_tls::files::{pair_paths, write_pair};
+use tilewave_tls::{Ca, CertInfo, EXPIRY_WARNING_DAYS};
+
+use crate::client::{note, out};
+use crate::error::CliError;
+use crate::output::{Format, Table, structured};
+use crate::settings::{config_path, process_env};
+
+/// Environment variable: the certificates directory.
+pub const ENV_CERTS_DIR: &str = "TILEWAVE_CERTS_DIR";
+/// The CA's file name stem (`ca.crt`, `ca.key`).
+pub const CA_NAME: &str = "ca";
+/// The services `certs init` issues a certificate for; each one's SANs are
+/// loopback and its own name (the compose host name).
+pub const SERVICES: [&str; 4] = ["registry", "rollout", "agent", "etcd"];
+/// The longest certificate name accepted.
+pub const MAX_NAME: usize = 64;
+
+/// Examples of `certs init`.
+const INIT_EXAMPLES: &str = "\
+Examples:
+  tilewave certs init
+  tilewave certs init --dir /tmp/tw-certs
+  tilewave certs init --force      # a new CA: every certificate is issued again";
+
+/// Examples of `certs issue`.
+const ISSUE_EXAMPLES: &str = "\
+Examples:
+  tilewave certs issue ada
+  tilewave certs issue ci-bot --dir /tmp/tw-certs";
+
+/// Examples of `certs list`.
+const LIST_EXAMPLES: &str = "\
+Examples:
+  tilewave certs list
+  tilewave certs list --dir /tmp/tw-certs -o json";
+
+/// The certificate commands.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Create a development CA, a certificate per service and one for you.
+    Init(InitArgs),
+    /// Issue a client certificate for NAME, signed by the directory's CA.
+    Issue(IssueArgs),
+    /// List the certificates in the directory with their expiry.
+    List(ListArgs),
+}
+
+impl CertsCommand {
+    /// The command's name, for the root span.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Init(_) => "certs init",
+            Self::Issue(_) => "certs issue",
+            Self::List(_) => "certs list",
+        }
+    }
+}
+
+/// Arguments of `certs init`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = INIT_EXAMPLES)]
+pub struct InitArgs {
+    /// The certificates directory [env: TILEWAVE_CERTS_DIR] [default: certs/ beside the config file].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Replace an existing CA and certificates.
+    #[arg(long)]
+    pub force: bool,
+    /// The identity of your user certificate [default: $USER].
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+}
+
+/// Arguments of `certs issue`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = ISSUE_EXAMPLES)]
+pub struct IssueArgs {
+    /// The identity: the certificate's subject CN and file name (NAME.crt, NAME.key).
+    pub name: String,
+    /// The certificates directory [env: TILEWAVE_CERTS_DIR] [default: certs/ beside the config file].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Replace an existing certificate of that name.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `certs list`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = LIST_EXAMPLES)]
+pub struct ListArgs {
+    /// The certificates directory [env: TILEWAVE_CERTS_DIR] [default: certs/ beside the config file].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// The directory: `--dir`, else `$TILEWAVE_CERTS_DIR`, else `certs/` in
+/// the config file's directory.
+pub fn certs_dir(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, CliError> {
+    if let Some(d) = flag {
+        return Ok(d.to_owned());
+    }
+    if let Some(d) = env(ENV_CERTS_DIR) {
+        return Ok(PathBuf::from(d));
+    }
+    config_path(env)
+        .and_then(|p| p.parent().map(|d| d.join("certs")))
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "no certificates directory: give --dir or set {ENV_CERTS_DIR}"
+            ))
+        })
+}
+
+/// Checks a certificate name: it is a file name and a subject CN, so
+/// letters, digits and `-_.@` only, not starting with `.`, at most
+/// [`MAX_NAME`] long, and not the CA's.
+pub fn check_name(name: &str) -> Result<(), CliError> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+    if name.is_empty() || name.len() > MAX_NAME || !ok_chars || name.starts_with('.') {
+        return Err(CliError::usage(format!(
+            "certificate name {}: use 1 to {MAX_NAME} letters, digits, '-', '_', '.' or '@', not starting with '.'",
+            tilewave_core::quote::quoted(name)
+        )));
+    }
+    if name == CA_NAME {
+        return Err(CliError::usage(format!(
+            "{CA_NAME:?} is the CA's name; pick another"
+        )));
+    }
+    Ok(())
+}
+
+/// Runs a certs command.
+pub fn run(cmd: CertsCommand, format: Format) -> anyhow::Result<()> {
+    match cmd {
+        CertsCommand::Init(a) => init(&a),
+        CertsCommand::Issue(a) => issue(&a),
+        CertsCommand::List(a) => list(&a, format),
+    }
+}
+
+fn tls_err(e: tilewave_tls::Error) -> anyhow::Error {
+    match e {
+        tilewave_tls::Error::Generate { .. } => anyhow::Error::new(e),
+        other => CliError::usage(other.to_string()).into(),
+    }
+}
+
+fn init(args: &InitArgs) -> anyhow::Result<()> {
+    let dir = certs_dir(args.dir.as_deref(), &process_env)?;
+    let user = args
+        .user
+        .clone()
+        .or_else(|| process_env("USER"))
+        .unwrap_or_else(|| "user".to_owned());
+    check_name(&user)?;
+    if SERVICES.contains(&user.as_str()) {
+        return Err(CliError::usage(format!("--user {user:?} is a service's name; pick another")).into());
+    }
+    let (ca_cert, _) = pair_paths(&dir, CA_NAME);
+    if ca_cert.exists() && !args.force {
+        return Err(CliError::Conflict(format!(
+            "{} already exists: a CA is set up there (use --force for a new CA and new certificates)",
+            ca_cert.display()
+        ))
+        .into());
+    }
+    let ca = Ca::generate().map_err(tls_err)?;
+    let mut written = vec![write_pair(&dir, CA_NAME, &ca.issued(), args.force).map_err(tls_err)?];
+    for service in SERVICES {
+        let issued = ca
+            .issue_service(service, &[service.to_owned()])
+            .map_err(tls_err)?;
+        written.push(write_pair(&dir, service, &issued, args.force).map_err(tls_err)?);
+    }
+    let issued = ca.issue_client(&user).map_err(tls_err)?;
+    written.push(write_pair(&dir, &user, &issued, args.force).map_err(tls_err)?);
+    let mut text = format!("Certificates in {} (files 0600):\n", dir.display());
+    for (cert, key) in &written {
+        text.push_str(&format!("  {}  {}\n", cert.display(), key.display()));
+    }
+    let (user_cert, user_key) = pair_paths(&dir, &user);
+    text.push_str(&format!(
+        "\nServices: --tls-cert {d}/<service>.crt --tls-key {d}/<service>.key --tls-ca {ca}\n\
+         You:\n  export TILEWAVE_TLS_CERT={uc} TILEWAVE_TLS_KEY={uk} TILEWAVE_TLS_CA={ca}\n",
+        d = dir.display(),
+        ca = ca_cert.display(),
+        uc = user_cert.display(),
+        uk = user_key.display(),
+    ));
+    out(&text)
+}
+
+fn issue(args: &IssueArgs) -> anyhow::Result<()> {
+    check_name(&args.name)?;
+    let dir = certs_dir(args.dir.as_deref(), &process_env)?;
+    let (ca_cert, ca_key) = pair_paths(&dir, CA_NAME);
+    if !ca_cert.exists() {
+        return Err(CliError::usage(format!(
+            "{} does not exist: run `tilewave certs init --dir {}` first",
+            ca_cert.display(),
+            dir.display()
+        ))
+        .into());
+    }
+    let ca = Ca::load(&ca_cert, &ca_key).map_err(tls_err)?;
+    let issued = ca.issue_client(&args.name).map_err(tls_err)?;
+    let (cert, key) = write_pair(&dir, &args.name, &issued, args.force).map_err(tls_err)?;
+    let info = tilewave_tls::inspect::read_cert(&cert).map_err(tls_err)?;
+    out(&format!(
+        "Issued {} (serial {}, until {}):\n  {}\n  {}\n",
+        args.name,
+        info.serial,
+        short_date(&info),
+        cert.display(),
+        key.display()
+    ))
+}
+
+/// One certificate of `certs list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertRow {
+    /// The file stem.
+    pub name: String,
+    /// The serial (hex).
+    pub serial: String,
+    /// The subject DN.
+    pub subject: String,
+    /// The SANs.
+    pub sans: Vec<String>,
+    /// Not valid after (RFC 3339).
+    pub not_after: String,
+    /// Whole days left (negative: expired).
+    pub days_left: i64,
+    /// The expiry warning, if within the warning window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+fn short_date(info: &CertInfo) -> String {
+    info.not_after.strftime("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// The rows of `certs list` for the certificates in `dir` at `now`, by
+/// name; a file that is not a certificate is reported, not skipped.
+pub fn rows(dir: &Path, now: jiff::Timestamp) -> anyhow::Result<(Vec<CertRow>, Vec<String>)> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow::Error::new(CliError::usage(format!(
+                "{} does not exist: run `tilewave certs init --dir {}`",
+                dir.display(),
+                dir.display()
+            )))
+        } else {
+            anyhow::Error::new(e).context(format!("reading {}", dir.display()))
+        }
+    })?;
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
+        if path.extension().is_some_and(|e| e == "crt") {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match tilewave_tls::inspect::read_cert(&path) {
+            Ok(info) => rows.push(CertRow {
+                warning: info.expiry_warning("", now).map(|w| w.trim().to_owned()),
+                serial: info.serial.clone(),
+                subject: info.subject.clone(),
+                sans: info.sans.clone(),
+                not_after: info.not_after.to_string(),
+                days_left: info.days_left(now),
+                name,
+            }),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    Ok((rows, problems))
+}
+
+/// The table of `certs list`.
+pub fn table(rows: &[CertRow]) -> Table {
+    let mut t = Table::new(&["NAME", "SERIAL", "SUBJECT", "NOT AFTER", "EXPIRY"]);
+    for r in rows {
+        t.row(vec![
+            r.name.clone(),
+            r.serial.clone(),
+            r.subject.clone(),
+            r.not_after.clone(),
+            match &r.warning {
+                Some(w) => format!("WARNING: {w}"),
+                None => format!("in {} days", r.days_left),
+            },
+        ]);
+    }
+    t
+}
+
+fn list(args: &ListArgs, format: Format) -> anyhow::Result<()> {
+    let dir = certs_dir(args.dir.as_deref(), &process_env)?;
+    let (rows, problems) = rows(&dir, tilewave_tls::wall_clock_now())?;
+    for p in &problems {
+        note(&format!("warning: {p}"));
+    }
+    let warned = rows.iter().filter(|r| r.warning.is_some()).count();
+    if let Some(text) = structured(format, &rows)? {
+        return out(&text);
+    }
+    if rows.is_empty() {
+        return out(&format!("no certificates in {}\n", dir.display()));
+    }
+    out(&table(&rows).render())?;
+    if warned > 0 {
+        note(&format!(
+            "warning: {warned} certificate(s) expire within {EXPIRY_WARNING_DAYS} days; issue new ones"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_directory_comes_from_the_flag_the_env_or_beside_the_config() {
+        let env = env_of(&[(ENV_CERTS_DIR, "/env"), ("HOME", "/h")]);
+        assert_eq!(
+            certs_dir(Some(Path::new("/flag")), &env).unwrap(),
+            PathBuf::from("/flag")
+        );
+        assert_eq!(certs_dir(None, &env).unwrap(), PathBuf::from("/env"));
+        let env = env_of(&[("HOME", "/h")]);
+        assert_eq!(
+            certs_dir(None, &env).unwrap(),
+            PathBuf::from("/h/.config/tilewave/certs")
+        );
+        assert!(certs_dir(None, &env_of(&[])).is_err());
+    }
+
+    #[test]
+    fn names_are_file_names_and_not_the_ca() {
+        for ok in ["ada", "ci-bot", "grace.hopper", "lin@example.com", "svc_1"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        let long = "x".repeat(MAX_NAME + 1);
+        for bad in ["", "../etc", "a/b", ".hidden", "ca", "a b", "é", long.as_str()] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rows_warn_within_fourteen_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::generate().unwrap();
+        write_pair(dir.path(), "ca", &ca.issued(), false).unwrap();
+        write_pair(dir.path(), "ada", &ca.issue_client("ada").unwrap(), false).unwrap();
+        std::fs::write(dir.path().join("junk.crt"), "nope").unwrap();
+        let now = tilewave_tls::wall_clock_now();
+        let (rows, problems) = rows(dir.path(), now).unwrap();
+        assert_eq!(
+            rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["ada", "ca"]
+        );
+        assert!(rows.iter().all(|r| r.warning.is_none()));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("junk.crt") && problems[0].contains("not PEM"),
+            "{problems:?}"
+        );
+        let later = now + jiff::SignedDuration::from_hours(24 * 360);
+        let (rows, _) = super::rows(dir.path(), later).unwrap();
+        let ada = rows.iter().find(|r| r.name == "ada").unwrap();
+        assert!(
+            ada.warning.as_deref().is_some_and(|w| w.contains("expires in")),
+            "{ada:?}"
+        );
+        let text = table(&rows).render();
+        assert!(text.contains("WARNING: expires in"), "{text}");
+    }
+}
