@@ -17,7 +17,7 @@ use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient
 use tilewave_proto::registry::v1::{AdvanceLifecycleRequest, GetTileRequest, Tile};
 use tilewave_store::Store;
 use tilewave_telemetry::{TracedChannel, traced_channel};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
 
@@ -40,10 +40,8 @@ fn lazy_channel(url: &str, timeout: Duration) -> Result<Channel> {
     } else {
         format!("http://{url}")
     };
-    Ok(Endpoint::from_shared(url.clone())
+    Ok(tilewave_service::transport::endpoint(url.clone(), timeout)
         .map_err(|e| Error::invalid("address", format!("{}: {e}", quoted(&url))))?
-        .connect_timeout(timeout)
-        .timeout(timeout)
         .connect_lazy())
 }
 
@@ -59,7 +57,7 @@ impl Registry {
     pub fn new(url: &str, timeout: Duration) -> Result<Self> {
         let channel = lazy_channel(url, timeout)?;
         Ok(Self {
-            client: RegistryServiceClient::new(traced_channel(channel)),
+            client: tilewave_service::sized!(RegistryServiceClient::new(traced_channel(channel))),
             timeout,
         })
     }
@@ -162,7 +160,9 @@ impl Agents {
                 c
             }
         };
-        Ok(AgentServiceClient::new(traced_channel(channel)))
+        Ok(tilewave_service::sized!(AgentServiceClient::new(traced_channel(
+            channel
+        ))))
     }
 
     /// The agent of `region`; [`Error::NoAgent`] (UNAVAILABLE) when none is

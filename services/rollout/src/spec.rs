@@ -265,6 +265,31 @@ pub fn blackouts(windows: &[BlackoutWindow], catalog: &RegionCatalog) -> Result<
     Ok(out)
 }
 
+/// Bounds a spec's repeated fields and strings at the edge
+/// ([`tilewave_service::limits`]), before anything is read: every region
+/// list, the waves, the per-wave bakes and holds, the blackout windows.
+pub fn check_bounds(spec: &RolloutSpec) -> Result<()> {
+    use tilewave_service::limits::{self, MAX_LIST_ITEMS};
+    limits::each_id("spec.regions", &spec.regions)?;
+    limits::each_id("spec.exclude_regions", &spec.exclude_regions)?;
+    limits::count("spec.bake_per_wave", spec.bake_per_wave.len(), MAX_LIST_ITEMS)?;
+    limits::count(
+        "spec.hold_after_waves",
+        spec.hold_after_waves.len(),
+        MAX_LIST_ITEMS,
+    )?;
+    limits::count("spec.waves", spec.waves.len(), MAX_LIST_ITEMS)?;
+    for (i, w) in spec.waves.iter().enumerate() {
+        limits::each_id(&format!("spec.waves[{i}].regions"), &w.regions)?;
+    }
+    limits::count("spec.blackouts", spec.blackouts.len(), MAX_LIST_ITEMS)?;
+    for (i, b) in spec.blackouts.iter().enumerate() {
+        limits::text(&format!("spec.blackouts[{i}].name"), &b.name)?;
+        limits::each_id(&format!("spec.blackouts[{i}].regions"), &b.regions)?;
+    }
+    Ok(())
+}
+
 /// Checks a spec against its tile and fills in its defaults. `live` are the
 /// regions where the tile is live (a withdraw's regions).
 pub fn resolve(
