@@ -54,6 +54,10 @@ impl Rollouts {
         }
         tilewave_store::keys::check_segment("tile id", &spec.tile_id)
             .map_err(|e| Error::invalid("spec.tile_id", e.to_string()))?;
+        // The registry's own rule, so that its refusal is not passed on
+        // as a refusal of its `id`.
+        tilewave_core::slug::TileId::parse(&spec.tile_id)
+            .map_err(|e| Error::invalid("spec.tile_id", e.to_string()))?;
         spec::check_bounds(spec)?;
         let tile = self.ctx.registry.get_tile(&spec.tile_id, spec.revision).await?;
         let now = self.ctx.clock.now();
