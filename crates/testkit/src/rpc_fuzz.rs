@@ -188,8 +188,8 @@ pub async fn call_raw(
 
 /// What is wrong with a refusal, if anything. A refusal must carry a
 /// message (its reason), and INVALID_ARGUMENT must name the field (a
-/// `google.rpc.BadRequest` with a field per violation, or a message of the
-/// form `field: what is wrong`). UNKNOWN, UNAVAILABLE, DEADLINE_EXCEEDED,
+/// `google.rpc.BadRequest` with a field per violation, a message of the
+/// form `field: what is wrong`, or a configuration's JSON paths). UNKNOWN, UNAVAILABLE, DEADLINE_EXCEEDED,
 /// CANCELLED, DATA_LOSS and INTERNAL (apart from the transport's own
 /// "failed to decode Protobuf message" for bytes that are no message) are
 /// wrong for any input: a panic, a hang or a bug shows up as one of them.
@@ -222,6 +222,10 @@ fn names_a_field(status: &Status) -> bool {
         && !bad.field_violations.is_empty()
     {
         return bad.field_violations.iter().all(|v| !v.field.is_empty());
+    }
+    // A configuration's errors, too many for details, listed by JSON path.
+    if status.message().contains("$.") || status.message().contains("$[") {
+        return true;
     }
     status.message().split_once(": ").is_some_and(|(field, _)| {
         !field.is_empty()
@@ -348,6 +352,12 @@ mod tests {
         );
         assert_eq!(refusal_problem(&Status::not_found("no tile \"x\"")), None);
         assert!(refusal_problem(&Status::invalid_argument("bad input")).is_some());
+        assert_eq!(
+            refusal_problem(&Status::invalid_argument(
+                "the configuration has 2 errors: $.name, $.hostnames[0]"
+            )),
+            None
+        );
         assert!(refusal_problem(&Status::invalid_argument("")).is_some());
         assert!(refusal_problem(&Status::unknown("panicked")).is_some());
         assert!(refusal_problem(&Status::unavailable("connection reset")).is_some());
