@@ -41,10 +41,7 @@ impl Ctx {
     /// A traced channel to `url`. Connecting is lazy, so an unreachable
     /// service shows up as UNAVAILABLE on the first call, with the hint.
     fn channel(&self, url: &str) -> Result<TracedChannel, CliError> {
-        let endpoint = self
-            .endpoint(url)?
-            .connect_timeout(self.settings.timeout)
-            .timeout(self.settings.timeout);
+        let endpoint = tilewave_service::transport::configure(self.endpoint(url)?, self.settings.timeout);
         Ok(traced_channel(endpoint.connect_lazy()))
     }
 
@@ -61,31 +58,34 @@ impl Ctx {
 
     /// A client of the registry.
     pub fn registry(&self) -> Result<Registry, CliError> {
-        Ok(RegistryServiceClient::new(
+        Ok(tilewave_service::sized!(RegistryServiceClient::new(
             self.channel(&self.settings.url(REGISTRY))?,
-        ))
+        )))
     }
 
     /// A client of the rollout service.
     pub fn rollouts(&self) -> Result<Rollouts, CliError> {
-        Ok(RolloutServiceClient::new(
+        Ok(tilewave_service::sized!(RolloutServiceClient::new(
             self.channel(&self.settings.url(ROLLOUT))?,
-        ))
+        )))
     }
 
     /// A client of the rollout service for a stream that may outlive the
     /// per-call timeout (`--watch`): connecting is still bounded.
     pub fn rollouts_streaming(&self) -> Result<Rollouts, CliError> {
         let url = &self.settings.url(ROLLOUT);
-        let endpoint = self.endpoint(url)?.connect_timeout(self.settings.timeout);
-        Ok(RolloutServiceClient::new(traced_channel(endpoint.connect_lazy())))
+        let endpoint =
+            tilewave_service::transport::configure_streaming(self.endpoint(url)?, self.settings.timeout);
+        Ok(tilewave_service::sized!(RolloutServiceClient::new(
+            traced_channel(endpoint.connect_lazy())
+        )))
     }
 
     /// A client of the virtual clock (the rollout service serves it).
     pub fn clock(&self) -> Result<Clock, CliError> {
-        Ok(ClockServiceClient::new(
+        Ok(tilewave_service::sized!(ClockServiceClient::new(
             self.channel(&self.settings.url(ROLLOUT))?,
-        ))
+        )))
     }
 
     /// Wraps a request message with the actor metadata.

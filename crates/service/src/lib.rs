@@ -16,11 +16,17 @@
 //! stopped); the metrics server stops on the same signal.
 //! Every `serve` accepts its connections through [`incoming`], and bounds
 //! the message of every error it returns with [`bounded::BoundedMessages`].
+//! Servers are built with [`transport::server`] and every service and
+//! client is wrapped in [`sized!`] (message sizes, keep-alive, connection
+//! limits, deadlines: [`transport`]); handlers check the strings and
+//! repeated fields they take from a request with [`limits`].
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod bounded;
+pub mod limits;
 pub mod paging;
+pub mod transport;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -93,7 +99,7 @@ where
 }
 
 /// The connections a gRPC server accepts on `listener`, with `TCP_NODELAY`
-/// set on each.
+/// and TCP keepalive ([`transport::TCP_KEEPALIVE`]) set on each.
 ///
 /// tonic applies its `tcp_nodelay` setting only to listeners it binds
 /// itself; a server handed a listener (`serve_with_incoming`) gets sockets
@@ -102,7 +108,9 @@ where
 /// 40 ms on every call (the registry's `GetTile` took 43 ms instead of
 /// under a millisecond; BENCHMARKS.md).
 pub fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true))
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(transport::TCP_KEEPALIVE))
 }
 
 /// Completes on SIGTERM or Ctrl-C: what requests the [`Shutdown`] that

@@ -26,6 +26,8 @@ mod eventually;
 mod ports;
 mod process;
 pub mod ratios;
+#[cfg(feature = "rpc-fuzz")]
+pub mod rpc_fuzz;
 mod service;
 mod testdir;
 

@@ -213,7 +213,7 @@ pub fn server(name: &str, tls: Option<&Tls>) -> Result<Server> {
                 "running without TLS; any process that can reach the port may call it \
                  (give --tls-cert, --tls-key and --tls-ca to require client certificates)"
             );
-            Ok(Server::builder())
+            Ok(tilewave_service::transport::server())
         }
         Some(tls) => {
             let metrics = tilewave_telemetry::Metrics::global();
@@ -230,7 +230,7 @@ pub fn server(name: &str, tls: Option<&Tls>) -> Result<Server> {
                 ca = %tls.files.ca.display(),
                 "serving TLS; client certificates required"
             );
-            Server::builder()
+            tilewave_service::transport::server()
                 .tls_config(tls.server_config())
                 .map_err(|e| Error::Settings(format!("TLS server configuration: {e}")))
         }

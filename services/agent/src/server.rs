@@ -111,18 +111,20 @@ pub async fn serve(listener: TcpListener, config: AgentConfig, shutdown: Shutdow
         .register_encoded_file_descriptor_set(tilewave_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
-    let fault_injection = config
-        .enable_fault_injection
-        .then(|| FaultInjectionServiceServer::new(FaultInjector::new(agent.clone())));
+    let fault_injection = config.enable_fault_injection.then(|| {
+        tilewave_service::sized!(FaultInjectionServiceServer::new(FaultInjector::new(
+            agent.clone()
+        )))
+    });
     if fault_injection.is_some() {
         tracing::warn!("fault injection is enabled: tests and chaos runs only");
     }
     let server = tilewave_tls::server("tilewave-agent", tls.as_ref())?
         .layer(tilewave_telemetry::server_layer())
         .layer(tilewave_service::bounded::BoundedMessages)
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(AgentServiceServer::new(agent.clone()))
+        .add_service(tilewave_service::sized!(health))
+        .add_service(tilewave_service::sized!(reflection))
+        .add_service(tilewave_service::sized!(AgentServiceServer::new(agent.clone())))
         .add_optional_service(fault_injection)
         .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown.requested());
     tokio::pin!(server);

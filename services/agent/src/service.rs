@@ -414,6 +414,13 @@ impl AgentService for Agent {
     async fn health(&self, req: Request<HealthRequest>) -> Result<Response<HealthResponse>, Status> {
         self.inner.faults.before_call("Health").await?;
         let r = req.into_inner();
+        // A probe per id: bounded like every list at the edge.
+        tilewave_service::limits::count(
+            "tile_ids",
+            r.tile_ids.len(),
+            tilewave_service::limits::MAX_LIST_ITEMS,
+        )
+        .map_err(|v| Error::invalid("tile_ids", v.message))?;
         for id in &r.tile_ids {
             tile_id("tile_ids", id)?;
         }

@@ -69,6 +69,12 @@ impl Error {
     }
 }
 
+impl From<tilewave_service::limits::Violation> for Error {
+    fn from(v: tilewave_service::limits::Violation) -> Self {
+        Self::invalid(v.field, v.message)
+    }
+}
+
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         match e {

@@ -70,9 +70,9 @@ pub async fn serve(
     tilewave_tls::server("tilewave-registry", tls.as_ref())?
         .layer(tilewave_telemetry::server_layer())
         .layer(tilewave_service::bounded::BoundedMessages)
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(RegistryServiceServer::new(registry))
+        .add_service(tilewave_service::sized!(health))
+        .add_service(tilewave_service::sized!(reflection))
+        .add_service(tilewave_service::sized!(RegistryServiceServer::new(registry)))
         .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown.requested())
         .await?;
     Ok(())

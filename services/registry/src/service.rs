@@ -18,6 +18,7 @@ use tilewave_proto::ShortName;
 use tilewave_proto::common::v1::{AuditRecord, Cloud, PageRequest, PartnerCategory, TileState};
 use tilewave_proto::registry::v1::registry_service_server::RegistryService;
 use tilewave_proto::registry::v1::*;
+use tilewave_service::limits;
 use tilewave_service::paging::{Page, PageError};
 use tilewave_store::audit::{self, AuditRecordExt};
 use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
@@ -303,6 +304,20 @@ fn audit(now: Timestamp, action: &str, tile: &Tile, summary: String) -> AuditRec
     }
 }
 
+/// Bounds a revision's maintenance info (regions and summary).
+fn check_maintenance(m: Option<&MaintenanceInfo>) -> Result<()> {
+    if let Some(m) = m {
+        limits::count(
+            "maintenance.affected_clouds",
+            m.affected_clouds.len(),
+            limits::MAX_LIST_ITEMS,
+        )?;
+        limits::each_id("maintenance.affected_regions", &m.affected_regions)?;
+        limits::text("maintenance.summary", &m.summary)?;
+    }
+    Ok(())
+}
+
 /// A checked page request.
 fn page_of(page: Option<&PageRequest>) -> Result<Page> {
     Page::parse(page).map_err(page_error)
@@ -347,6 +362,9 @@ impl RegistryService for Registry {
     ) -> Result<Response<ImportPartnerConfigResponse>, Status> {
         let actor = Actor::from_request(&req);
         let r = req.into_inner();
+        limits::document("config_json", &r.config_json).map_err(Error::from)?;
+        limits::text("note", &r.note).map_err(Error::from)?;
+        check_maintenance(r.maintenance.as_ref())?;
         let parsed = domain::from_document(&r.config_json, &r.id, &r.partner_id, &r.workspace_id);
         let mut new = match parsed {
             Ok(new) => new,
@@ -404,6 +422,11 @@ impl RegistryService for Registry {
                 "required: the etag of the tile as read (`tilewave tile get`)",
             )
             .into());
+        }
+        limits::text("note", &r.note).map_err(Error::from)?;
+        check_maintenance(r.maintenance.as_ref())?;
+        if let Some(update_tile_request::Source::ConfigJson(j)) = &r.source {
+            limits::document("config_json", j).map_err(Error::from)?;
         }
         let current = self.read_fresh(&r.id).await?;
         let partner = if r.partner_id.is_empty() {
@@ -521,6 +544,8 @@ impl RegistryService for Registry {
         req: Request<ListTilesRequest>,
     ) -> Result<Response<ListTilesResponse>, Status> {
         let r = req.into_inner();
+        limits::count("states", r.states.len(), limits::MAX_LIST_ITEMS).map_err(Error::from)?;
+        limits::id("partner_id", &r.partner_id).map_err(Error::from)?;
         let page = page_of(r.page.as_ref())?;
         let read_revision = self.inner.tiles.revision();
         let (tiles, next_page_token) = page.by_offset(self.list_filtered(&r)).map_err(page_error)?;
@@ -604,6 +629,7 @@ impl RegistryService for Registry {
         let actor = Actor::from_request(&req);
         let r = req.into_inner();
         let role = domain::role("role", r.role)?;
+        limits::text("note", &r.note).map_err(Error::from)?;
         let who = actor.as_str().to_string();
         let tile = self
             .mutate(&actor, &r.id, r.etag, "RecordSignOff", |tile, now| {
@@ -621,6 +647,7 @@ impl RegistryService for Registry {
         let actor = Actor::from_request(&req);
         let r = req.into_inner();
         let role = domain::role("role", r.role)?;
+        limits::text("reason", &r.reason).map_err(Error::from)?;
         let tile = self
             .mutate(&actor, &r.id, r.etag, "WithdrawSignOff", |tile, now| {
                 domain::withdraw_sign_off(tile, role, r.revision, &r.reason, now)
@@ -658,6 +685,7 @@ impl RegistryService for Registry {
             .map(from_proto_timestamp)
             .transpose()
             .map_err(|e| Error::invalid("ga_time", e.to_string()))?;
+        limits::text("reason", &r.reason).map_err(Error::from)?;
         let tile = self
             .mutate(&actor, &r.id, r.etag, "SetGaDate", |tile, now| {
                 domain::set_ga(tile, ga, now, &r.reason)
@@ -677,6 +705,8 @@ impl RegistryService for Registry {
             .ok()
             .filter(|s| *s != TileState::Unspecified)
             .ok_or_else(|| Error::invalid("target_state", "not a tile state"))?;
+        limits::text("reason", &r.reason).map_err(Error::from)?;
+        limits::id("rollout_id", &r.rollout_id).map_err(Error::from)?;
         let tile = self
             .mutate(&actor, &r.id, 0, "AdvanceLifecycle", |tile, now| {
                 domain::advance(tile, target, r.expected_revision, &r.reason, &r.rollout_id, now)
@@ -689,6 +719,7 @@ impl RegistryService for Registry {
     async fn withdraw(&self, req: Request<WithdrawRequest>) -> Result<Response<WithdrawResponse>, Status> {
         let actor = Actor::from_request(&req);
         let r = req.into_inner();
+        limits::text("reason", &r.reason).map_err(Error::from)?;
         let tile = self
             .mutate(&actor, &r.id, r.etag, "Withdraw", |tile, now| {
                 domain::withdraw(tile, &r.reason, now)

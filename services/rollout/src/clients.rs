@@ -36,13 +36,13 @@ pub fn request<T>(msg: T, timeout: Duration) -> tonic::Request<T> {
 }
 
 /// A channel to `url` (`host:port` or a URL), with TLS when the service
-/// has TLS files (`tilewave_tls::endpoint`: the scheme becomes `https`).
+/// has TLS files (`tilewave_tls::endpoint`: the scheme becomes `https`),
+/// and the house's transport settings (a deadline on every call,
+/// keep-alive: `tilewave_service::transport`).
 fn lazy_channel(url: &str, timeout: Duration, tls: Option<&Tls>) -> Result<Channel> {
-    Ok(tilewave_tls::endpoint(url, tls)
-        .map_err(|e| Error::invalid("address", format!("{}: {e}", quoted(url))))?
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .connect_lazy())
+    let endpoint = tilewave_tls::endpoint(url, tls)
+        .map_err(|e| Error::invalid("address", format!("{}: {e}", quoted(url))))?;
+    Ok(tilewave_service::transport::configure(endpoint, timeout).connect_lazy())
 }
 
 /// The registry: read tiles, move their lifecycle.
@@ -58,7 +58,7 @@ impl Registry {
     pub fn new(url: &str, timeout: Duration, tls: Option<&Tls>) -> Result<Self> {
         let channel = lazy_channel(url, timeout, tls)?;
         Ok(Self {
-            client: RegistryServiceClient::new(traced_channel(channel)),
+            client: tilewave_service::sized!(RegistryServiceClient::new(traced_channel(channel))),
             timeout,
         })
     }
@@ -163,7 +163,9 @@ impl Agents {
                 c
             }
         };
-        Ok(AgentServiceClient::new(traced_channel(channel)))
+        Ok(tilewave_service::sized!(AgentServiceClient::new(traced_channel(
+            channel
+        ))))
     }
 
     /// The agent of `region`; [`Error::NoAgent`] (UNAVAILABLE) when none is

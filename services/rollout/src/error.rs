@@ -77,6 +77,12 @@ pub enum Error {
 /// `Result` with the rollout service's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<tilewave_service::limits::Violation> for Error {
+    fn from(v: tilewave_service::limits::Violation) -> Self {
+        Self::invalid(v.field, v.message)
+    }
+}
+
 impl Error {
     /// Bad input at one field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {

@@ -152,10 +152,16 @@ pub async fn serve(
     let result = tilewave_tls::server("tilewave-rollout", tls.as_ref())?
         .layer(tilewave_telemetry::server_layer())
         .layer(tilewave_service::bounded::BoundedMessages)
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(RolloutServiceServer::new(Rollouts::new(ctx.clone())))
-        .add_service(ClockServiceServer::new(Clocks::new(store, clock, virtual_clock)))
+        .add_service(tilewave_service::sized!(health))
+        .add_service(tilewave_service::sized!(reflection))
+        .add_service(tilewave_service::sized!(RolloutServiceServer::new(
+            Rollouts::new(ctx.clone())
+        )))
+        .add_service(tilewave_service::sized!(ClockServiceServer::new(Clocks::new(
+            store,
+            clock,
+            virtual_clock
+        ))))
         .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown.requested())
         .await;
     tasks.stop(TASK_GRACE).await;

@@ -17,6 +17,7 @@ use tilewave_proto::agent::v1::ListTilesRequest as AgentListTiles;
 use tilewave_proto::common::v1::HealthStatus;
 use tilewave_proto::rollout::v1::rollout_service_server::RolloutService;
 use tilewave_proto::rollout::v1::*;
+use tilewave_service::limits;
 use tilewave_store::audit;
 use tilewave_store::clock::to_proto_timestamp;
 use tilewave_store::{Actor, Change};
@@ -53,6 +54,11 @@ impl Rollouts {
         }
         tilewave_store::keys::check_segment("tile id", &spec.tile_id)
             .map_err(|e| Error::invalid("spec.tile_id", e.to_string()))?;
+        // The registry's own rule, so that its refusal is not passed on
+        // as a refusal of its `id`.
+        tilewave_core::slug::TileId::parse(&spec.tile_id)
+            .map_err(|e| Error::invalid("spec.tile_id", e.to_string()))?;
+        spec::check_bounds(spec)?;
         let tile = self.ctx.registry.get_tile(&spec.tile_id, spec.revision).await?;
         let now = self.ctx.clock.now();
         let live: Vec<String> = reconcile::desired(&self.ctx, Some(&spec.tile_id))
@@ -108,6 +114,8 @@ impl Rollouts {
         if id.is_empty() {
             return Err(Error::invalid("id", "required"));
         }
+        limits::id("id", id)?;
+        check_command(&command)?;
         let loaded = model::load(&self.ctx.store, id).await?;
         if etag != 0 && etag != loaded.rollout.etag {
             return Err(Error::Conflict(format!(
@@ -402,6 +410,26 @@ pub enum Preflight {
     Skip,
 }
 
+/// Bounds the strings and lists a command carries ([`limits`]), named by
+/// their request fields.
+fn check_command(command: &Command) -> Result<()> {
+    match command {
+        Command::Pause { reason } | Command::Abort { reason } => limits::text("reason", reason)?,
+        Command::Rollback { regions, reason } => {
+            limits::each_id("regions", regions)?;
+            limits::text("reason", reason)?;
+        }
+        Command::RetryRegion { region } => limits::id("region", region)?,
+        Command::SkipRegion { region, reason } => {
+            limits::id("region", region)?;
+            limits::text("reason", reason)?;
+        }
+        Command::Approve { note, .. } => limits::text("note", note)?,
+        _ => {}
+    }
+    Ok(())
+}
+
 type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// What every GA-scheduler RPC answers for now.
@@ -481,6 +509,8 @@ impl RolloutService for Rollouts {
         req: Request<ListRolloutsRequest>,
     ) -> Result<Response<ListRolloutsResponse>, Status> {
         let r = req.into_inner();
+        limits::id("tile_id", &r.tile_id).map_err(Error::from)?;
+        limits::count("states", r.states.len(), limits::MAX_LIST_ITEMS).map_err(Error::from)?;
         let mut all = self.ctx.rollouts.list();
         all.sort_by_key(|x| std::cmp::Reverse(x.create_revision));
         let start = r.created.as_ref().and_then(|c| c.start);
@@ -753,6 +783,8 @@ impl RolloutService for Rollouts {
         if r.tile_id.is_empty() {
             return Err(Error::invalid("tile_id", "required").into());
         }
+        limits::id("tile_id", &r.tile_id).map_err(Error::from)?;
+        limits::each_id("regions", &r.regions).map_err(Error::from)?;
         for region in &r.regions {
             if self.ctx.catalog.get(region).is_err() {
                 return Err(Error::invalid("regions", format!("unknown region {region:?}")).into());
@@ -827,6 +859,7 @@ impl RolloutService for Rollouts {
     ) -> Result<Response<SetFreezeResponse>, Status> {
         let actor = Actor::from_request(&req);
         let r = req.into_inner();
+        limits::text("reason", &r.reason).map_err(Error::from)?;
         let key = self.ctx.keys().freeze();
         let current = self.ctx.store.get::<Freeze>(&key).await.map_err(Error::from)?;
         let now = self.ctx.clock.now();

@@ -43,10 +43,38 @@ pub struct Resolved {
     pub has_deadline: bool,
 }
 
-/// A protobuf duration as a signed one.
+/// The largest `nanos` of a `google.protobuf.Duration`.
+const MAX_NANOS: i32 = 999_999_999;
+
+/// The largest `seconds` of a `google.protobuf.Duration`: about 10,000
+/// years.
+const MAX_DURATION_SECS: i64 = 315_576_000_000;
+
+/// A protobuf duration as a signed one; out of `google.protobuf.Duration`'s
+/// range (or with mixed signs) is INVALID_ARGUMENT on `field`.
 pub fn duration_of(field: &str, d: &prost_types::Duration) -> Result<SignedDuration> {
     if (d.seconds < 0 && d.nanos > 0) || (d.seconds > 0 && d.nanos < 0) {
         return Err(Error::invalid(field, "seconds and nanos have different signs"));
+    }
+    // google.protobuf.Duration's own range; beyond it jiff would panic
+    // (nanos carrying into seconds past i64) or later arithmetic would.
+    if !(-MAX_NANOS..=MAX_NANOS).contains(&d.nanos) {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "nanos must be between -{MAX_NANOS} and {MAX_NANOS}, not {}",
+                d.nanos
+            ),
+        ));
+    }
+    if !(-MAX_DURATION_SECS..=MAX_DURATION_SECS).contains(&d.seconds) {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "seconds must be between -{MAX_DURATION_SECS} and {MAX_DURATION_SECS} (10,000 years), not {}",
+                d.seconds
+            ),
+        ));
     }
     Ok(SignedDuration::new(d.seconds, d.nanos))
 }
@@ -263,6 +291,31 @@ pub fn blackouts(windows: &[BlackoutWindow], catalog: &RegionCatalog) -> Result<
         }
     }
     Ok(out)
+}
+
+/// Bounds a spec's repeated fields and strings at the edge
+/// ([`tilewave_service::limits`]), before anything is read: every region
+/// list, the waves, the per-wave bakes and holds, the blackout windows.
+pub fn check_bounds(spec: &RolloutSpec) -> Result<()> {
+    use tilewave_service::limits::{self, MAX_LIST_ITEMS};
+    limits::each_id("spec.regions", &spec.regions)?;
+    limits::each_id("spec.exclude_regions", &spec.exclude_regions)?;
+    limits::count("spec.bake_per_wave", spec.bake_per_wave.len(), MAX_LIST_ITEMS)?;
+    limits::count(
+        "spec.hold_after_waves",
+        spec.hold_after_waves.len(),
+        MAX_LIST_ITEMS,
+    )?;
+    limits::count("spec.waves", spec.waves.len(), MAX_LIST_ITEMS)?;
+    for (i, w) in spec.waves.iter().enumerate() {
+        limits::each_id(&format!("spec.waves[{i}].regions"), &w.regions)?;
+    }
+    limits::count("spec.blackouts", spec.blackouts.len(), MAX_LIST_ITEMS)?;
+    for (i, b) in spec.blackouts.iter().enumerate() {
+        limits::text(&format!("spec.blackouts[{i}].name"), &b.name)?;
+        limits::each_id(&format!("spec.blackouts[{i}].regions"), &b.regions)?;
+    }
+    Ok(())
 }
 
 /// Checks a spec against its tile and fills in its defaults. `live` are the
@@ -707,6 +760,31 @@ mod tests {
 
     fn ids(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn durations_out_of_protobufs_range_are_refused_not_a_panic() {
+        let d = |seconds, nanos| prost_types::Duration { seconds, nanos };
+        assert_eq!(
+            duration_of("bake", &d(90, 5)).ok(),
+            Some(SignedDuration::new(90, 5))
+        );
+        // Found by the property test: nanos carrying past i64 seconds
+        // panicked in jiff.
+        for (bad, says) in [
+            (d(i64::MAX, 999_999_999), "seconds must be between"),
+            (d(1, 1_000_000_000), "nanos must be between"),
+            (d(-1, i32::MIN), "nanos must be between"),
+            (d(-1, 5), "different signs"),
+        ] {
+            match duration_of("bake", &bad) {
+                Err(Error::Invalid { field, message }) => {
+                    assert_eq!(field, "bake");
+                    assert!(message.contains(says), "{bad:?}: {message}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod bounded;
 mod lifecycle;
+mod random_input;
 mod watch;
 
 use std::collections::BTreeMap;

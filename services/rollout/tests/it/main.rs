@@ -12,6 +12,7 @@ mod launch;
 mod lifecycle;
 mod maintenance;
 mod policy;
+mod random_input;
 mod steering;
 mod timer_kinds;
 mod trace;
