@@ -4,7 +4,8 @@
 //! a viewer lists but cannot import (PERMISSION_DENIED, nothing changes), a
 //! certificate of the right CA whose name has no role is UNAUTHENTICATED,
 //! and a release-engineer's import is audited under its certificate
-//! identity, not the name the call claims in `x-tilewave-actor`.
+//! identity, not the name the call claims in `x-tilewave-actor`; a role
+//! changed in the file is taken by the running registry.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -232,4 +233,35 @@ async fn the_registry_answers_by_role_and_audits_the_certificate_identity() {
     for r in &records {
         assert_eq!(r.actor, "rel", "{r:?}");
     }
+
+    // The running registry re-reads the policy: ann made release-engineer may import.
+    let o = tw(
+        dir.path(),
+        &[
+            "certs",
+            "issue",
+            "ann",
+            "--force",
+            "--role",
+            "release-engineer",
+            "--dir",
+            &d,
+        ],
+    )
+    .await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let lumen = s(&fixture("lumen-bi.json"));
+    eventually(
+        "the registry takes the changed role from the policy file",
+        Duration::from_secs(30),
+        || {
+            let o = run(as_who("ann", &["tile", "import", &lumen]));
+            async move {
+                let o = o.await;
+                if code(&o) == 0 { Ok(()) } else { Err(stderr(&o)) }
+            }
+        },
+    )
+    .await
+    .unwrap();
 }
