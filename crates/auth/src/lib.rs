@@ -11,6 +11,8 @@
 //! - [`decide`]: the check itself, pure.
 //! - [`layer`]: [`AuthorizeLayer`], the check before any handler of a tonic
 //!   server; disabled by default.
+//! - [`serve`]: [`ServerAuth`], the layer a service serves with from its
+//!   `--policy` flag and whether TLS is on.
 //!
 //! Bottom-up: `role` and `identity`, then `policy` and `table`, then
 //! `decide` and `watch`, then `layer`.
@@ -21,6 +23,7 @@ pub mod identity;
 pub mod layer;
 pub mod policy;
 pub mod role;
+pub mod serve;
 pub mod table;
 pub mod watch;
 
@@ -29,5 +32,6 @@ pub use identity::{CertError, CertIdentity, Identity, Serial, identity_from_der}
 pub use layer::{Authorize, AuthorizeLayer, PeerCertificate, caller, peer_of};
 pub use policy::{LoadError, Policy, PolicyError};
 pub use role::{Role, RoleError, RoleKind};
+pub use serve::{PolicyArgs, ServerAuth};
 pub use table::{Rule, TABLE, rule_for};
 pub use watch::{PolicyHandle, PolicyWatcher, Reload};

@@ -37,6 +37,11 @@ pub const DEV_IDENTITIES: &[(&str, &str)] = &[
     ("tilewave-agent", "service"),
     ("tilewave-credentials", "service"),
     ("tilewave-escalation", "service"),
+    // The subject names of the service certificates `tilewave certs init`
+    // issues (registry.crt, ...).
+    ("registry", "service"),
+    ("rollout", "service"),
+    ("agent", "service"),
     ("dev", "release-engineer"),
 ];
 

@@ -3,7 +3,9 @@
 //! directory. Give the services `--tls-cert/--tls-key/--tls-ca` (or
 //! `TILEWAVE_TLS_*`) and the CLI the same settings (flags, environment or
 //! the config file keys `tls-cert`, `tls-key`, `tls-ca`) to run with
-//! mutual TLS.
+//! mutual TLS. `init` also writes the access policy `policy.toml` (the
+//! development defaults and you as release-engineer, 0600) for the
+//! services' `--policy`; `issue NAME --role ROLE` sets NAME's role there.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +27,8 @@ pub const CA_NAME: &str = "ca";
 /// The services `certs init` issues a certificate for; each one's SANs are
 /// loopback and its own name (the compose host name).
 pub const SERVICES: [&str; 4] = ["registry", "rollout", "agent", "etcd"];
+/// The access policy's file name in the certificates directory.
+pub const POLICY_FILE: &str = "policy.toml";
 /// The longest certificate name accepted.
 pub const MAX_NAME: usize = 64;
 
@@ -38,7 +42,8 @@ Examples:
 /// Examples of `certs issue`.
 const ISSUE_EXAMPLES: &str = "\
 Examples:
-  tilewave certs issue ada
+  tilewave certs issue ada --role release-engineer
+  tilewave certs issue acme-bot --role partner:acme
   tilewave certs issue ci-bot --dir /tmp/tw-certs";
 
 /// Examples of `certs list`.
@@ -96,6 +101,11 @@ pub struct IssueArgs {
     /// Replace an existing certificate of that name.
     #[arg(long)]
     pub force: bool,
+    /// Give NAME this role in the directory's policy.toml (release-engineer,
+    /// oncall, partner:<partner-id>, viewer or service); without it the
+    /// policy is left as it is.
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
 }
 
 /// Arguments of `certs list`.
@@ -191,25 +201,71 @@ fn init(args: &InitArgs) -> anyhow::Result<()> {
     }
     let issued = ca.issue_client(&user).map_err(tls_err)?;
     written.push(write_pair(&dir, &user, &issued, args.force).map_err(tls_err)?);
+    let mut policy = tilewave_auth::Policy::dev_default();
+    policy.set_role(identity(&user)?, tilewave_auth::Role::ReleaseEngineer);
+    let policy_path = write_policy(&dir, &policy)?;
     let mut text = format!("Certificates in {} (files 0600):\n", dir.display());
     for (cert, key) in &written {
         text.push_str(&format!("  {}  {}\n", cert.display(), key.display()));
     }
+    text.push_str(&format!(
+        "Access policy (you as release-engineer): {}\n",
+        policy_path.display()
+    ));
     let (user_cert, user_key) = pair_paths(&dir, &user);
     text.push_str(&format!(
-        "\nServices: --tls-cert {d}/<service>.crt --tls-key {d}/<service>.key --tls-ca {ca}\n\
+        "\nServices: --tls-cert {d}/<service>.crt --tls-key {d}/<service>.key --tls-ca {ca} --policy {policy}\n\
          You:\n  export TILEWAVE_TLS_CERT={uc} TILEWAVE_TLS_KEY={uk} TILEWAVE_TLS_CA={ca}\n",
         d = dir.display(),
         ca = ca_cert.display(),
         uc = user_cert.display(),
         uk = user_key.display(),
+        policy = policy_path.display(),
     ));
     out(&text)
 }
 
+/// A certificate name as a policy identity.
+fn identity(name: &str) -> anyhow::Result<tilewave_auth::Identity> {
+    tilewave_auth::Identity::parse(name).map_err(|e| CliError::usage(e.to_string()).into())
+}
+
+/// Writes the policy to `<dir>/policy.toml` (atomically, 0600).
+fn write_policy(dir: &Path, policy: &tilewave_auth::Policy) -> anyhow::Result<PathBuf> {
+    let path = dir.join(POLICY_FILE);
+    let text = policy
+        .to_toml()
+        .with_context(|| format!("writing the access policy {}", path.display()))?;
+    tilewave_tls::files::write_private(&path, text.as_bytes()).map_err(tls_err)?;
+    Ok(path)
+}
+
+/// The directory's policy, or the development defaults when it has none
+/// yet (a directory from before `init` wrote one).
+fn read_policy(dir: &Path) -> anyhow::Result<tilewave_auth::Policy> {
+    let path = dir.join(POLICY_FILE);
+    if !path.exists() {
+        return Ok(tilewave_auth::Policy::dev_default());
+    }
+    tilewave_auth::policy::load(&path).map_err(|e| CliError::usage(e.to_string()).into())
+}
+
 fn issue(args: &IssueArgs) -> anyhow::Result<()> {
     check_name(&args.name)?;
+    // The role and the policy are checked before anything is written.
+    let role = args
+        .role
+        .as_deref()
+        .map(|r| {
+            r.parse::<tilewave_auth::Role>()
+                .map_err(|e| CliError::usage(format!("--role: {e}")))
+        })
+        .transpose()?;
     let dir = certs_dir(args.dir.as_deref(), &process_env)?;
+    let policy = match &role {
+        Some(_) => Some((read_policy(&dir)?, identity(&args.name)?)),
+        None => None,
+    };
     let (ca_cert, ca_key) = pair_paths(&dir, CA_NAME);
     if !ca_cert.exists() {
         return Err(CliError::usage(format!(
@@ -223,14 +279,21 @@ fn issue(args: &IssueArgs) -> anyhow::Result<()> {
     let issued = ca.issue_client(&args.name).map_err(tls_err)?;
     let (cert, key) = write_pair(&dir, &args.name, &issued, args.force).map_err(tls_err)?;
     let info = tilewave_tls::inspect::read_cert(&cert).map_err(tls_err)?;
-    out(&format!(
+    let mut text = format!(
         "Issued {} (serial {}, until {}):\n  {}\n  {}\n",
         args.name,
         info.serial,
         short_date(&info),
         cert.display(),
         key.display()
-    ))
+    );
+    if let (Some(role), Some((mut policy, name))) = (role, policy) {
+        text.push_str(&format!("Role {role} in "));
+        policy.set_role(name, role);
+        let path = write_policy(&dir, &policy)?;
+        text.push_str(&format!("{}\n", path.display()));
+    }
+    out(&text)
 }
 
 /// One certificate of `certs list`.

@@ -1,5 +1,8 @@
-//! Who makes a change. Until mTLS gives identities, callers name themselves
-//! in the `x-tilewave-actor` metadata entry; automatic changes are made by
+//! Who makes a change. With the role check on (TLS), the caller is its
+//! certificate identity ([`tilewave_auth::Caller`] in the request's
+//! extensions), and the `x-tilewave-actor` entry counts only from the
+//! `service` role acting on a user's behalf; without it (plaintext) callers
+//! name themselves in that entry. Automatic changes are made by
 //! `system:<service>`. Every audit record names its actor.
 
 use std::fmt;
@@ -45,14 +48,21 @@ impl Actor {
 
     /// The actor named by the `x-tilewave-actor` entry, else anonymous.
     pub fn from_metadata(md: &tonic::metadata::MetadataMap) -> Self {
-        md.get(ACTOR_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map_or_else(Self::anonymous, Self::new)
+        Self::claimed(md).map_or_else(Self::anonymous, Self::new)
     }
 
-    /// The actor of a request.
+    /// The actor of a request: the certificate identity of the checked
+    /// caller when the role check let it through (see
+    /// [`tilewave_auth::Caller::actor_name`]), else the name it claims.
     pub fn from_request<T>(req: &tonic::Request<T>) -> Self {
-        Self::from_metadata(req.metadata())
+        match req.extensions().get::<tilewave_auth::Caller>() {
+            Some(caller) => Self::new(caller.actor_name(Self::claimed(req.metadata()))),
+            None => Self::from_metadata(req.metadata()),
+        }
+    }
+
+    fn claimed(md: &tonic::metadata::MetadataMap) -> Option<&str> {
+        md.get(ACTOR_HEADER).and_then(|v| v.to_str().ok())
     }
 
     /// The name.
@@ -81,5 +91,41 @@ mod tests {
         assert_eq!(Actor::from_metadata(&md).as_str(), "anonymous");
         assert_eq!(Actor::system("rollout").as_str(), "system:rollout");
         assert_eq!(Actor::new("é".repeat(100)).as_str().len(), 128);
+    }
+
+    fn request(claimed: Option<&str>, caller: Option<(&str, &str)>) -> tonic::Request<()> {
+        let mut req = tonic::Request::new(());
+        if let Some(name) = claimed {
+            req.metadata_mut().insert(ACTOR_HEADER, name.parse().unwrap());
+        }
+        if let Some((identity, role)) = caller {
+            req.extensions_mut().insert(tilewave_auth::Caller {
+                identity: tilewave_auth::Identity::parse(identity).unwrap(),
+                role: role.parse().unwrap(),
+            });
+        }
+        req
+    }
+
+    #[test]
+    fn from_request_names_the_certificate_identity_when_checked() {
+        let cases = [
+            // (claimed, caller, actor)
+            (Some("alice"), None, "alice"),
+            (None, None, "anonymous"),
+            (Some("alice"), Some(("ann", "release-engineer")), "ann"),
+            (Some("alice"), Some(("ann", "viewer")), "ann"),
+            (None, Some(("ann", "release-engineer")), "ann"),
+            (
+                Some("ola"),
+                Some(("tilewave-escalation", "service")),
+                "ola (via tilewave-escalation)",
+            ),
+            (None, Some(("tilewave-rollout", "service")), "tilewave-rollout"),
+        ];
+        for (claimed, caller, want) in cases {
+            let got = Actor::from_request(&request(claimed, caller));
+            assert_eq!(got.as_str(), want, "{claimed:?} {caller:?}");
+        }
     }
 }

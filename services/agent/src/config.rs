@@ -97,6 +97,9 @@ pub struct AgentConfig {
     /// TLS: this process's certificate, key and the CA of its peers.
     #[command(flatten)]
     pub tls: tilewave_tls::TlsArgs,
+    /// The access policy the role check uses when TLS is on.
+    #[command(flatten)]
+    pub policy: tilewave_auth::PolicyArgs,
 }
 
 /// Parses seconds (`30`) or a friendly span (`30s`, `500ms`, `2m`).
@@ -158,6 +161,7 @@ impl AgentConfig {
             etcd_timeout_ms: DEFAULT_ETCD_TIMEOUT_MS,
             metrics_listen: None,
             tls: tilewave_tls::TlsArgs::default(),
+            policy: tilewave_auth::PolicyArgs::default(),
         }
     }
 

@@ -58,6 +58,9 @@ pub enum ServeError {
     /// The TLS files are incomplete, missing or do not fit together.
     #[error("TLS: {0}")]
     Tls(#[from] tilewave_tls::Error),
+    /// The access policy file could not be loaded.
+    #[error("access policy: {0}")]
+    Policy(#[from] tilewave_auth::LoadError),
     /// The transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -82,6 +85,8 @@ pub async fn serve(listener: TcpListener, config: AgentConfig, shutdown: Shutdow
     }
     let local = listener.local_addr()?;
     let tls = config.tls.load()?;
+    let mut auth =
+        tilewave_auth::ServerAuth::new("tilewave-agent", tls.is_some(), config.policy.policy.as_deref())?;
 
     let store_config = StoreConfig::new(config.etcd.clone())
         .with_prefix(config.prefix.clone())
@@ -122,6 +127,7 @@ pub async fn serve(listener: TcpListener, config: AgentConfig, shutdown: Shutdow
     let server = tilewave_tls::server("tilewave-agent", tls.as_ref())?
         .layer(tilewave_telemetry::server_layer())
         .layer(tilewave_service::bounded::BoundedMessages)
+        .layer(auth.layer())
         .add_service(tilewave_service::sized!(health))
         .add_service(tilewave_service::sized!(reflection))
         .add_service(tilewave_service::sized!(AgentServiceServer::new(agent.clone())))
@@ -141,6 +147,13 @@ pub async fn serve(listener: TcpListener, config: AgentConfig, shutdown: Shutdow
     // stopped last-started-first: the prober, then the registration
     // (deregistered last: the agent answers until it stops).
     let mut tasks = Tasks::new();
+    if let Some(watcher) = auth.take_watcher() {
+        tasks.spawn("policy", move |stop| async move {
+            watcher
+                .run(tilewave_auth::serve::POLICY_POLL, stop.requested())
+                .await;
+        });
+    }
     let registration = Registration::start(
         &mut tasks,
         store.clone(),

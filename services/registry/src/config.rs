@@ -36,6 +36,9 @@ pub struct RegistryConfig {
     /// TLS: this process's certificate, key and the CA of its peers.
     #[command(flatten)]
     pub tls: tilewave_tls::TlsArgs,
+    /// The access policy the role check uses when TLS is on.
+    #[command(flatten)]
+    pub policy: tilewave_auth::PolicyArgs,
 }
 
 impl RegistryConfig {
@@ -54,6 +57,7 @@ impl RegistryConfig {
             etcd_timeout_ms: DEFAULT_ETCD_TIMEOUT_MS,
             metrics_listen: None,
             tls: tilewave_tls::TlsArgs::default(),
+            policy: tilewave_auth::PolicyArgs::default(),
         }
     }
 }

@@ -1,14 +1,14 @@
 //! Serving the registry: `serve(listener, config, shutdown)` connects to
 //! etcd, follows the domain clock, starts the tile cache and serves the
 //! registry with gRPC health checking and server reflection, every RPC
-//! traced by the telemetry layer, until `shutdown` is requested. The
-//! registry has no background task (its watch streams end with their
-//! clients).
+//! traced by the telemetry layer, until `shutdown` is requested. Its only
+//! background task re-reads the access policy file when one is given (its
+//! watch streams end with their clients).
 
 use std::sync::Arc;
 
 use tilewave_proto::registry::v1::registry_service_server::RegistryServiceServer;
-use tilewave_store::{Shutdown, Store, StoreConfig};
+use tilewave_store::{Shutdown, Store, StoreConfig, Tasks};
 use tokio::net::TcpListener;
 
 use crate::config::RegistryConfig;
@@ -17,6 +17,9 @@ use crate::service::Registry;
 /// The gRPC health service name the registry reports SERVING under (besides
 /// the overall "").
 pub const HEALTH_SERVICE: &str = "tilewave.registry.v1.RegistryService";
+
+/// How long the policy watcher may take to stop.
+const TASK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,9 @@ pub enum ServeError {
     /// The TLS files are incomplete, missing or do not fit together.
     #[error("TLS: {0}")]
     Tls(#[from] tilewave_tls::Error),
+    /// The access policy file could not be loaded.
+    #[error("access policy: {0}")]
+    Policy(#[from] tilewave_auth::LoadError),
     /// The transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -45,6 +51,11 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), ServeError> {
     let tls = config.tls.load()?;
+    let mut auth = tilewave_auth::ServerAuth::new(
+        "tilewave-registry",
+        tls.is_some(),
+        config.policy.policy.as_deref(),
+    )?;
     let store_config = StoreConfig::new(config.etcd.clone())
         .with_prefix(config.prefix.clone())
         .with_op_timeout(config.etcd_timeout())
@@ -66,14 +77,27 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tilewave_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
+    // The one background task: re-reading the access policy file.
+    let mut tasks = Tasks::new();
+    if let Some(watcher) = auth.take_watcher() {
+        tasks.spawn("policy", move |stop| async move {
+            watcher
+                .run(tilewave_auth::serve::POLICY_POLL, stop.requested())
+                .await;
+        });
+    }
+
     tracing::info!(addr = ?listener.local_addr().ok(), "tilewave-registry serving");
-    tilewave_tls::server("tilewave-registry", tls.as_ref())?
+    let result = tilewave_tls::server("tilewave-registry", tls.as_ref())?
         .layer(tilewave_telemetry::server_layer())
         .layer(tilewave_service::bounded::BoundedMessages)
+        .layer(auth.layer())
         .add_service(tilewave_service::sized!(health))
         .add_service(tilewave_service::sized!(reflection))
         .add_service(tilewave_service::sized!(RegistryServiceServer::new(registry)))
         .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown.requested())
-        .await?;
+        .await;
+    tasks.stop(TASK_GRACE).await;
+    result?;
     Ok(())
 }

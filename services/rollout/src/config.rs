@@ -91,6 +91,9 @@ pub struct RolloutConfig {
     /// TLS: this process's certificate, key and the CA of its peers.
     #[command(flatten)]
     pub tls: tilewave_tls::TlsArgs,
+    /// The access policy the role check uses when TLS is on.
+    #[command(flatten)]
+    pub policy: tilewave_auth::PolicyArgs,
 }
 
 impl RolloutConfig {

@@ -50,6 +50,9 @@ pub enum ServeError {
     /// The TLS files are incomplete, missing or do not fit together.
     #[error("TLS: {0}")]
     Tls(#[from] tilewave_tls::Error),
+    /// The access policy file could not be loaded.
+    #[error("access policy: {0}")]
+    Policy(#[from] tilewave_auth::LoadError),
     /// The transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -63,6 +66,8 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), ServeError> {
     let tls = config.tls.load()?;
+    let mut auth =
+        tilewave_auth::ServerAuth::new("tilewave-rollout", tls.is_some(), config.policy.policy.as_deref())?;
     let store_config = StoreConfig::new(config.etcd.clone())
         .with_prefix(config.prefix.clone())
         .with_op_timeout(config.etcd_timeout())
@@ -121,6 +126,13 @@ pub async fn serve(
     // The background tasks, each with its own shutdown signal; stopped in
     // the reverse order of their start once the server has stopped.
     let mut tasks = Tasks::new();
+    if let Some(watcher) = auth.take_watcher() {
+        tasks.spawn("policy", move |stop| async move {
+            watcher
+                .run(tilewave_auth::serve::POLICY_POLL, stop.requested())
+                .await;
+        });
+    }
     tasks.spawn("controller", {
         let ctx = ctx.clone();
         |shutdown| crate::controller::run(ctx, shutdown)
@@ -152,6 +164,7 @@ pub async fn serve(
     let result = tilewave_tls::server("tilewave-rollout", tls.as_ref())?
         .layer(tilewave_telemetry::server_layer())
         .layer(tilewave_service::bounded::BoundedMessages)
+        .layer(auth.layer())
         .add_service(tilewave_service::sized!(health))
         .add_service(tilewave_service::sized!(reflection))
         .add_service(tilewave_service::sized!(RolloutServiceServer::new(

@@ -17,6 +17,7 @@
     reason = "test code: a failure to run the binary should fail the test"
 )]
 
+mod roles;
 mod tls;
 
 use std::path::{Path, PathBuf};

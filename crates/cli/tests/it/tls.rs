@@ -20,7 +20,7 @@ const PREFIX: &str = "/tilewave-tls-it/";
 
 /// Runs `tilewave` with no settings but the arguments (no config file, no
 /// TILEWAVE_* from the caller's environment).
-async fn tw(dir: &Path, args: &[&str]) -> Output {
+pub(super) async fn tw(dir: &Path, args: &[&str]) -> Output {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tilewave"))
         .args(args)
         .env("TILEWAVE_CONFIG", dir.join("no-config.toml"))
@@ -46,7 +46,7 @@ async fn tw(dir: &Path, args: &[&str]) -> Output {
     out
 }
 
-fn s(p: &Path) -> String {
+pub(super) fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
@@ -72,7 +72,11 @@ async fn registry_with_mutual_tls_answers_only_certificates_of_its_ca() {
     let again = tw(dir.path(), &["certs", "init", "--dir", &s(&certs)]).await;
     assert_eq!(code(&again), 3, "a second init without --force is refused");
     assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
-    let issue = tw(dir.path(), &["certs", "issue", "bob", "--dir", &s(&certs)]).await;
+    let issue = tw(
+        dir.path(),
+        &["certs", "issue", "bob", "--role", "viewer", "--dir", &s(&certs)],
+    )
+    .await;
     assert_eq!(code(&issue), 0);
     let list = tw(dir.path(), &["certs", "list", "--dir", &s(&certs)]).await;
     assert_eq!(code(&list), 0);
@@ -96,6 +100,9 @@ async fn registry_with_mutual_tls_answers_only_certificates_of_its_ca() {
             &s(&certs.join("registry.key")),
             "--tls-ca",
             &s(&certs.join("ca.crt")),
+            // The roles `certs init` and `certs issue --role` wrote.
+            "--policy",
+            &s(&certs.join("policy.toml")),
         ])
         // The test kit's health check is plaintext: ready is polled below.
         .with_health_service(None);
@@ -369,6 +376,7 @@ async fn the_store_reaches_etcd_over_mutual_tls_and_etcd_refuses_a_client_withou
     let spec = ServiceSpec::new("registry-etcd-tls", bin_path("tilewave-registry").unwrap())
         .with_args(["--etcd", &client_url, "--prefix", PREFIX])
         .with_args(tls_args("registry"))
+        .with_args(["--policy", &s(&certs.join("policy.toml"))])
         .with_health_service(None);
     let registry = ServiceProcess::start(spec, dir.path()).await.unwrap();
     let mut import = vec!["--registry".to_owned(), format!("http://{}", registry.addr())];

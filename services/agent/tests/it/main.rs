@@ -6,6 +6,7 @@ mod catalog;
 mod faults;
 mod probe;
 mod registration;
+mod roles;
 
 use std::path::PathBuf;
 use std::time::Duration;
