@@ -113,6 +113,19 @@ pub fn incoming(listener: TcpListener) -> TcpIncoming {
         .with_keepalive(Some(transport::TCP_KEEPALIVE))
 }
 
+/// Starts the background task `policy` that re-reads the access policy
+/// file every [`tilewave_auth::serve::POLICY_POLL`] (keeping the last good
+/// policy), when `auth` has a file to watch; stopped with the other tasks.
+pub fn watch_policy(tasks: &mut tilewave_store::Tasks, auth: &mut tilewave_auth::ServerAuth) {
+    if let Some(watcher) = auth.take_watcher() {
+        tasks.spawn("policy", move |stop| async move {
+            watcher
+                .run(tilewave_auth::serve::POLICY_POLL, stop.requested())
+                .await;
+        });
+    }
+}
+
 /// Completes on SIGTERM or Ctrl-C: what requests the [`Shutdown`] that
 /// [`run`] hands to `serve`.
 pub async fn shutdown_signal() {

@@ -147,13 +147,7 @@ pub async fn serve(listener: TcpListener, config: AgentConfig, shutdown: Shutdow
     // stopped last-started-first: the prober, then the registration
     // (deregistered last: the agent answers until it stops).
     let mut tasks = Tasks::new();
-    if let Some(watcher) = auth.take_watcher() {
-        tasks.spawn("policy", move |stop| async move {
-            watcher
-                .run(tilewave_auth::serve::POLICY_POLL, stop.requested())
-                .await;
-        });
-    }
+    tilewave_service::watch_policy(&mut tasks, &mut auth);
     let registration = Registration::start(
         &mut tasks,
         store.clone(),

@@ -79,13 +79,7 @@ pub async fn serve(
 
     // The one background task: re-reading the access policy file.
     let mut tasks = Tasks::new();
-    if let Some(watcher) = auth.take_watcher() {
-        tasks.spawn("policy", move |stop| async move {
-            watcher
-                .run(tilewave_auth::serve::POLICY_POLL, stop.requested())
-                .await;
-        });
-    }
+    tilewave_service::watch_policy(&mut tasks, &mut auth);
 
     tracing::info!(addr = ?listener.local_addr().ok(), "tilewave-registry serving");
     let result = tilewave_tls::server("tilewave-registry", tls.as_ref())?

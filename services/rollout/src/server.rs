@@ -126,13 +126,7 @@ pub async fn serve(
     // The background tasks, each with its own shutdown signal; stopped in
     // the reverse order of their start once the server has stopped.
     let mut tasks = Tasks::new();
-    if let Some(watcher) = auth.take_watcher() {
-        tasks.spawn("policy", move |stop| async move {
-            watcher
-                .run(tilewave_auth::serve::POLICY_POLL, stop.requested())
-                .await;
-        });
-    }
+    tilewave_service::watch_policy(&mut tasks, &mut auth);
     tasks.spawn("controller", {
         let ctx = ctx.clone();
         |shutdown| crate::controller::run(ctx, shutdown)
