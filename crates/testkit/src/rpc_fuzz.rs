@@ -333,6 +333,96 @@ fn varint(mut v: u64) -> Vec<u8> {
     }
 }
 
+/// A timestamp with any seconds and nanos (out of range ones too), or none.
+pub fn timestamp() -> BoxedStrategy<Option<prost_types::Timestamp>> {
+    proptest::option::of(
+        (int64(), int32()).prop_map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos }),
+    )
+    .boxed()
+}
+
+/// A duration with any seconds and nanos (out of range ones too), or none.
+pub fn duration() -> BoxedStrategy<Option<prost_types::Duration>> {
+    proptest::option::of(
+        (int64(), int32()).prop_map(|(seconds, nanos)| prost_types::Duration { seconds, nanos }),
+    )
+    .boxed()
+}
+
+/// The runner of a random-input test: `PROPTEST_CASES` cases (512 when
+/// unset), no persisted failures, a bounded shrink.
+pub fn runner() -> proptest::test_runner::TestRunner {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512);
+    proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters: 64,
+        ..proptest::test_runner::Config::default()
+    })
+}
+
+/// What a refused call must leave as it was: etcd under `prefix`, but for
+/// keys under one of `ignored` (a replica's own bookkeeping, which changes
+/// whatever the calls do).
+#[derive(Debug, Clone, Copy)]
+pub struct Unchanged<'a> {
+    /// The cluster to dump.
+    pub etcd: &'a crate::EtcdCluster,
+    /// The services' key prefix.
+    pub prefix: &'a str,
+    /// Key prefixes a refusal may still change.
+    pub ignored: &'a [&'a str],
+}
+
+/// Sends `body` to `rpc` (as the actor `fuzz`, waiting at most `wait`) and
+/// judges the answer: a success is fine; a refusal must pass
+/// [`refusal_problem`] and leave `unchanged` as it was.
+pub async fn judge(
+    unchanged: Unchanged<'_>,
+    channel: Channel,
+    rpc: Rpc,
+    body: Vec<u8>,
+    seen: &Seen,
+    wait: Duration,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    use proptest::test_runner::TestCaseError;
+    let dump = || async {
+        unchanged
+            .etcd
+            .dump(unchanged.prefix)
+            .await
+            .map_err(|e| TestCaseError::fail(format!("dump: {e:#}")))
+    };
+    let before = dump().await?;
+    let answer = call_raw(channel, rpc, body, &[("x-tilewave-actor", "fuzz")], wait).await;
+    seen.count(rpc, &answer);
+    let Err(status) = answer else {
+        return Ok(());
+    };
+    if let Some(problem) = refusal_problem(&status) {
+        return Err(TestCaseError::fail(format!("{}: {problem}", rpc.name())));
+    }
+    let after = dump().await?;
+    let changed: Vec<&String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| !unchanged.ignored.iter().any(|i| k.starts_with(i)) && before.get(*k) != after.get(*k))
+        .collect();
+    if changed.is_empty() {
+        Ok(())
+    } else {
+        Err(TestCaseError::fail(format!(
+            "{} was refused ({:?}: {}) but etcd changed: {changed:?}",
+            rpc.name(),
+            status.code(),
+            status.message().chars().take(200).collect::<String>()
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

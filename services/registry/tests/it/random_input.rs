@@ -10,11 +10,11 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use prost::Message as _;
 use tilewave_proto::common::v1::{PageRequest, PartnerConfig, TimeRange};
-use tilewave_testkit::rpc_fuzz::{self, Rpc, Seen, int32, int64, protobuf, text, texts};
-use tonic::transport::Channel;
+use tilewave_testkit::rpc_fuzz::{
+    self, Rpc, Seen, Unchanged, int32, int64, protobuf, text, texts, timestamp,
+};
 
 use crate::*;
 
@@ -46,13 +46,6 @@ const DOCS: &[&str] = &[RIVERFLOW, LUMEN, QUARRY, BROKEN, "{}", "null", "{\"name
 
 /// How long one answer may take on a busy machine.
 const ANSWER: Duration = Duration::from_secs(15);
-
-fn timestamp() -> BoxedStrategy<Option<prost_types::Timestamp>> {
-    proptest::option::of(
-        (int64(), int32()).prop_map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos }),
-    )
-    .boxed()
-}
 
 fn page() -> BoxedStrategy<Option<PageRequest>> {
     proptest::option::of(
@@ -314,40 +307,6 @@ fn call(sample: PartnerConfig) -> impl Strategy<Value = (usize, Vec<u8>)> {
     })
 }
 
-/// Sends one call and judges the answer.
-async fn check(
-    stack: &Stack,
-    channel: Channel,
-    rpc: Rpc,
-    body: Vec<u8>,
-    seen: &Seen,
-) -> Result<(), TestCaseError> {
-    let before = stack
-        .dump()
-        .await
-        .map_err(|e| TestCaseError::fail(format!("dump: {e:#}")))?;
-    let answer = rpc_fuzz::call_raw(channel, rpc, body, &[("x-tilewave-actor", "fuzz")], ANSWER).await;
-    seen.count(rpc, &answer);
-    let Err(status) = answer else {
-        return Ok(());
-    };
-    if let Some(problem) = rpc_fuzz::refusal_problem(&status) {
-        return Err(TestCaseError::fail(format!("{}: {problem}", rpc.name())));
-    }
-    let after = stack
-        .dump()
-        .await
-        .map_err(|e| TestCaseError::fail(format!("dump: {e:#}")))?;
-    prop_assert!(
-        before == after,
-        "{} was refused ({:?}: {}) but etcd changed",
-        rpc.name(),
-        status.code(),
-        status.message().chars().take(200).collect::<String>()
-    );
-    Ok(())
-}
-
 #[test]
 fn random_and_malformed_messages_to_every_rpc() -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
@@ -373,20 +332,23 @@ fn random_and_malformed_messages_to_every_rpc() -> Result<()> {
     })?;
     assert!(RPCS.iter().all(|r| r.path.starts_with(SERVICE)));
 
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(512);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        max_shrink_iters: 64,
-        ..Config::default()
-    });
+    let mut runner = rpc_fuzz::runner();
+    let cases = runner.config().cases;
     let started = tokio::time::Instant::now();
     let seen = Seen::default();
     let result = runner.run(&call(sample), |(i, body)| {
-        rt.block_on(check(&stack, channel.clone(), RPCS[i], body, &seen))
+        rt.block_on(rpc_fuzz::judge(
+            Unchanged {
+                etcd: &stack.etcd,
+                prefix: PREFIX,
+                ignored: &[],
+            },
+            channel.clone(),
+            RPCS[i],
+            body,
+            &seen,
+            ANSWER,
+        ))
     });
     if let Err(e) = result {
         anyhow::bail!("{e}");

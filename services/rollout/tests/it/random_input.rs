@@ -14,12 +14,12 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use prost::Message as _;
 use tilewave_proto::common::v1::{PageRequest, TimeRange};
 use tilewave_proto::rollout::v1::*;
-use tilewave_testkit::rpc_fuzz::{self, Rpc, Seen, int32, int64, protobuf, text, texts};
-use tonic::transport::Channel;
+use tilewave_testkit::rpc_fuzz::{
+    self, Rpc, Seen, Unchanged, duration, int32, int64, protobuf, text, texts, timestamp,
+};
 
 use crate::*;
 
@@ -54,20 +54,6 @@ const TEXTS: &[&str] = &["", "p99 up", "hold on\nsee the dashboard"];
 
 /// How long one answer may take on a busy machine.
 const ANSWER: Duration = Duration::from_secs(15);
-
-fn timestamp() -> BoxedStrategy<Option<prost_types::Timestamp>> {
-    proptest::option::of(
-        (int64(), int32()).prop_map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos }),
-    )
-    .boxed()
-}
-
-fn duration() -> BoxedStrategy<Option<prost_types::Duration>> {
-    proptest::option::of(
-        (int64(), int32()).prop_map(|(seconds, nanos)| prost_types::Duration { seconds, nanos }),
-    )
-    .boxed()
-}
 
 fn page() -> BoxedStrategy<Option<PageRequest>> {
     proptest::option::of(
@@ -283,48 +269,6 @@ fn call() -> impl Strategy<Value = (usize, Vec<u8>)> {
     })
 }
 
-/// Sends one call and judges the answer.
-async fn check(
-    etcd: &EtcdCluster,
-    channel: Channel,
-    rpc: Rpc,
-    body: Vec<u8>,
-    seen: &Seen,
-) -> Result<(), TestCaseError> {
-    let dump = || async {
-        etcd.dump(PREFIX)
-            .await
-            .map_err(|e| TestCaseError::fail(format!("dump: {e:#}")))
-    };
-    let before = dump().await?;
-    let answer = rpc_fuzz::call_raw(channel, rpc, body, &[("x-tilewave-actor", "fuzz")], ANSWER).await;
-    seen.count(rpc, &answer);
-    let Err(status) = answer else {
-        return Ok(());
-    };
-    if let Some(problem) = rpc_fuzz::refusal_problem(&status) {
-        return Err(TestCaseError::fail(format!("{}: {problem}", rpc.name())));
-    }
-    let after = dump().await?;
-    // The reconciler takes its work claim (`owners/reconciler`) afresh on
-    // every pass, whatever the calls do: claims are the replica's own
-    // bookkeeping, everything else must be as it was.
-    let owners = format!("{PREFIX}owners/");
-    let changed: Vec<&String> = before
-        .keys()
-        .chain(after.keys())
-        .filter(|k| !k.starts_with(&owners) && before.get(*k) != after.get(*k))
-        .collect();
-    prop_assert!(
-        changed.is_empty(),
-        "{} was refused ({:?}: {}) but etcd changed: {changed:?}",
-        rpc.name(),
-        status.code(),
-        status.message().chars().take(200).collect::<String>()
-    );
-    Ok(())
-}
-
 #[test]
 fn random_and_malformed_messages_to_every_rpc() -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
@@ -356,20 +300,26 @@ fn random_and_malformed_messages_to_every_rpc() -> Result<()> {
             .await
     })?;
 
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(512);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        max_shrink_iters: 64,
-        ..Config::default()
-    });
+    let owners = format!("{PREFIX}owners/");
+    let mut runner = rpc_fuzz::runner();
+    let cases = runner.config().cases;
     let started = tokio::time::Instant::now();
     let seen = Seen::default();
     let result = runner.run(&call(), |(i, body)| {
-        rt.block_on(check(&etcd, channel.clone(), RPCS[i], body, &seen))
+        rt.block_on(rpc_fuzz::judge(
+            Unchanged {
+                etcd: &etcd,
+                prefix: PREFIX,
+                // The reconciler takes its work claim (`owners/reconciler`)
+                // afresh on every pass, whatever the calls do.
+                ignored: &[&owners],
+            },
+            channel.clone(),
+            RPCS[i],
+            body,
+            &seen,
+            ANSWER,
+        ))
     });
     if let Err(e) = result {
         anyhow::bail!("{e}");
