@@ -63,6 +63,23 @@ impl fmt::Display for Summary {
     }
 }
 
+/// The number of rounds a benchmark runs: `BENCH_ROUNDS` when set to a
+/// number, else `default`.
+pub fn rounds_from_env(default: usize) -> usize {
+    std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Prints the summaries of one measure, `kind`, one line each.
+pub fn report(kind: &str, summaries: &[Summary]) {
+    println!("{kind}:");
+    for s in summaries {
+        println!("  {s}");
+    }
+}
+
 /// Runs `rounds` rounds; each round times a block of `per_block` calls of
 /// every variant in turn. Returns one [`Summary`] per variant, in order,
 /// each against the first variant (the baseline).

@@ -40,7 +40,7 @@ use tilewave_registry::Registry;
 use tilewave_store::{Store, StoreConfig};
 use tilewave_telemetry::{Config, Pipeline, TracedChannel, server_layer, traced_channel};
 use tilewave_testkit::EtcdCluster;
-use tilewave_testkit::ratios::{Summary, Variant, interleaved};
+use tilewave_testkit::ratios::{self, Variant, interleaved};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tonic::transport::{Channel, Server};
@@ -200,18 +200,8 @@ fn variants<'a>(
     ]
 }
 
-fn report(kind: &str, summaries: &[Summary]) {
-    println!("{kind}:");
-    for s in summaries {
-        println!("  {s}");
-    }
-}
-
 fn main() -> Result<()> {
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(41);
+    let rounds = ratios::rounds_from_env(41);
     // The service's subscriber exists before any callsite is hit, so every
     // span callsite (the layer's, the handlers', the store's) registers its
     // interest with it (see BENCHMARKS.md, "A measurement trap").
@@ -244,12 +234,12 @@ fn main() -> Result<()> {
         }
     }
     let reads = interleaved(&mut variants(&rt, ends, &subscriber, false), rounds, 100);
-    report(
+    ratios::report(
         "GetTile (the cache plus an etcd range of its revisions), 100 calls a block",
         &reads,
     );
     let writes = interleaved(&mut variants(&rt, ends, &subscriber, true), rounds, 10);
-    report(
+    ratios::report(
         "SetTestWorkspace (an audited etcd transaction), 10 calls a block",
         &writes,
     );

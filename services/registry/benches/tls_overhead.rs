@@ -30,7 +30,7 @@ use tilewave_proto::registry::v1::registry_service_server::RegistryServiceServer
 use tilewave_proto::registry::v1::{GetTileRequest, ImportPartnerConfigRequest};
 use tilewave_registry::Registry;
 use tilewave_store::{Store, StoreConfig};
-use tilewave_testkit::ratios::{Summary, Variant, interleaved};
+use tilewave_testkit::ratios::{self, Variant, interleaved};
 use tilewave_testkit::{EtcdCluster, TestDir};
 use tilewave_tls::files::write_pair;
 use tilewave_tls::{Ca, Tls};
@@ -154,18 +154,8 @@ fn variants<'a>(rt: &'a Runtime, ends: &'a mut [End; 3], reconnect: bool) -> Vec
     ]
 }
 
-fn report(kind: &str, summaries: &[Summary]) {
-    println!("{kind}:");
-    for s in summaries {
-        println!("  {s}");
-    }
-}
-
 fn main() -> Result<()> {
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(41);
+    let rounds = ratios::rounds_from_env(41);
     let dir = TestDir::new("tls-bench")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -189,9 +179,9 @@ fn main() -> Result<()> {
         }
     }
     let kept = interleaved(&mut variants(&rt, ends, false), rounds, 100);
-    report("GetTile over a kept connection, 100 calls a block", &kept);
+    ratios::report("GetTile over a kept connection, 100 calls a block", &kept);
     let fresh = interleaved(&mut variants(&rt, ends, true), rounds, 10);
-    report(
+    ratios::report(
         "a new connection (TCP + handshake) and one GetTile, 10 a block",
         &fresh,
     );
