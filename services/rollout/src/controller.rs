@@ -67,7 +67,12 @@ pub async fn run(ctx: Ctx, shutdown: Shutdown) {
             if !needs_owner(r.value.state) || driving.contains_key(&id) {
                 continue;
             }
-            let owner = OwnerLoop::new(&ctx.store, model::owner_work(&id), &ctx.holder, ctx.ttl);
+            let owner = OwnerLoop::new(
+                &ctx.store,
+                tilewave_store::keys::work::rollout(&id),
+                &ctx.holder,
+                ctx.ttl,
+            );
             let origin = r.value.origin.clone().unwrap_or_default();
             let (ctx, shutdown, rid) = (ctx.clone(), shutdown.clone(), id.clone());
             let task = async move {

@@ -17,9 +17,6 @@ use crate::controller::GA_TIMER_KIND;
 use crate::error::Error;
 use crate::model::Ctx;
 
-/// The owner work of the timer loop (`owners/timers`).
-pub const TIMERS_WORK: &str = tilewave_store::keys::work::TIMERS;
-
 /// The timer kinds this service fires, with their handlers.
 pub fn timer_kinds(ctx: &Ctx) -> TimerKinds {
     let ctx = ctx.clone();
@@ -28,7 +25,12 @@ pub fn timer_kinds(ctx: &Ctx) -> TimerKinds {
 
 /// Runs the timer loop whenever this replica owns it, until `shutdown`.
 pub async fn run(ctx: Ctx, shutdown: Shutdown) {
-    let owner = OwnerLoop::new(&ctx.store, TIMERS_WORK, &ctx.holder, ctx.ttl);
+    let owner = OwnerLoop::new(
+        &ctx.store,
+        tilewave_store::keys::work::TIMERS,
+        &ctx.holder,
+        ctx.ttl,
+    );
     owner
         .run(&shutdown, |owned| {
             let ctx = ctx.clone();

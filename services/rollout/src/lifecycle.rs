@@ -35,14 +35,16 @@ use crate::model::{Ctx, is_terminal};
 use crate::service::Rollouts;
 use crate::spec::proto_duration;
 
-/// The owner work of the lifecycle loop (`owners/lifecycle`).
-pub const LIFECYCLE_WORK: &str = tilewave_store::keys::work::LIFECYCLE;
-
 /// Runs the lifecycle loop whenever this replica owns it, until `shutdown`.
 /// `removal_bake`: the bake of each wave of a removal roll-out.
 pub async fn run(ctx: Ctx, removal_bake: SignedDuration, shutdown: Shutdown) {
     let service = Rollouts::new(ctx.clone());
-    let owner = OwnerLoop::new(&ctx.store, LIFECYCLE_WORK, &ctx.holder, ctx.ttl);
+    let owner = OwnerLoop::new(
+        &ctx.store,
+        tilewave_store::keys::work::LIFECYCLE,
+        &ctx.holder,
+        ctx.ttl,
+    );
     owner
         .run(&shutdown, |_owned| owned_loop(&ctx, &service, removal_bake))
         .await;

@@ -91,11 +91,8 @@ pub fn state_name(state: i32) -> &'static str {
 /// StartRollout transaction (and when a rollback revives a finished
 /// roll-out), deleted in the transaction that finishes it: at most one
 /// roll-out of a tile is active, whatever runs concurrently.
-pub fn active_key(keys: &Keys, tile: &str) -> String {
-    keys.rollout_active(tile)
-}
-
-/// The value of [`active_key`].
+///
+/// This is the value of that key (`Keys::rollout_active`).
 pub fn active_marker(r: &Rollout) -> Rollout {
     Rollout {
         id: r.id.clone(),
@@ -109,15 +106,10 @@ pub fn active_marker(r: &Rollout) -> Rollout {
 /// `before` to `r.state`.
 pub fn with_active_marker(keys: &Keys, change: Change, before: i32, r: &Rollout) -> Change {
     match (is_terminal(before), is_terminal(r.state)) {
-        (false, true) => change.delete_unchecked(active_key(keys, &r.tile_id)),
-        (true, false) => change.create(active_key(keys, &r.tile_id), &active_marker(r)),
+        (false, true) => change.delete_unchecked(keys.rollout_active(&r.tile_id)),
+        (true, false) => change.create(keys.rollout_active(&r.tile_id), &active_marker(r)),
         _ => change,
     }
-}
-
-/// The owner work name of a roll-out (`owners/rollout-<id>`).
-pub fn owner_work(id: &str) -> String {
-    tilewave_store::keys::work::rollout(id)
 }
 
 /// A roll-out and its steps as read from etcd.

@@ -24,9 +24,6 @@ use crate::convert;
 use crate::error::Result;
 use crate::model::{Ctx, is_terminal};
 
-/// The owner work of reconciliation.
-pub const RECONCILER_WORK: &str = tilewave_store::keys::work::RECONCILER;
-
 /// What should be live in one region for one tile.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Desired {
@@ -124,7 +121,12 @@ async fn desired_among(
 /// takes `owners/reconciler` afresh through the owner loop (skipped when
 /// another replica holds it), and is stopped at once on loss or shutdown.
 pub async fn run(ctx: Ctx, interval: std::time::Duration, shutdown: Shutdown) {
-    let owner = OwnerLoop::new(&ctx.store, RECONCILER_WORK, &ctx.holder, ctx.ttl);
+    let owner = OwnerLoop::new(
+        &ctx.store,
+        tilewave_store::keys::work::RECONCILER,
+        &ctx.holder,
+        ctx.ttl,
+    );
     let ctx = &ctx;
     loop {
         tokio::select! {

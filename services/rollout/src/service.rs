@@ -139,7 +139,7 @@ impl Rollouts {
             change = model::with_event(keys, change, e);
         }
         let change = change.audit(audit::record(action, "rollout", id, summary));
-        let active = model::active_key(keys, &r.tile_id);
+        let active = keys.rollout_active(&r.tile_id);
         match self.ctx.store.commit(change, actor).await {
             Ok(_) => {}
             Err(tilewave_store::Error::AlreadyExists { key }) if key == active => {
@@ -335,7 +335,7 @@ impl Rollouts {
                 .create(keys.rollout(&id), &stored(&rollout))
                 .expect_absent(keys.freeze());
         }
-        change = change.create(model::active_key(keys, &tile.id), &model::active_marker(&rollout));
+        change = change.create(keys.rollout_active(&tile.id), &model::active_marker(&rollout));
         for s in &steps {
             change = change.create(keys.rollout_step(&id, &s.region), s);
         }
@@ -363,7 +363,7 @@ impl Rollouts {
                     tile.id, rollout.revision
                 )));
             }
-            Err(tilewave_store::Error::AlreadyExists { key }) if key == model::active_key(keys, &tile.id) => {
+            Err(tilewave_store::Error::AlreadyExists { key }) if key == keys.rollout_active(&tile.id) => {
                 let active = self
                     .ctx
                     .store
