@@ -69,7 +69,10 @@ pub enum RefusalCode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// No client certificate.
-    #[error("no client certificate: tilewave services accept only callers with a certificate from their CA")]
+    #[error(
+        "no client certificate: this service accepts only callers presenting a certificate of its CA \
+         (the CLI: --tls-cert, --tls-key and --tls-ca; `tilewave certs issue NAME --role ROLE` makes one)"
+    )]
     NoCertificate,
     /// A certificate no identity could be read from.
     #[error("{0}")]

@@ -13,6 +13,8 @@
 //!   server; disabled by default.
 //! - [`serve`]: [`ServerAuth`], the layer a service serves with from its
 //!   `--policy` flag and whether TLS is on.
+//! - [`whoami`]: `AuthService/WhoAmI`, which every server answers: who the
+//!   caller is and which of the server's RPCs it may call.
 //!
 //! Bottom-up: `role` and `identity`, then `policy` and `table`, then
 //! `decide` and `watch`, then `layer`.
@@ -26,6 +28,7 @@ pub mod role;
 pub mod serve;
 pub mod table;
 pub mod watch;
+pub mod whoami;
 
 pub use decide::{Caller, Peer, Refusal, RefusalCode, decide};
 pub use identity::{CertError, CertIdentity, Identity, Serial, identity_from_der};
@@ -35,3 +38,4 @@ pub use role::{Role, RoleError, RoleKind};
 pub use serve::{PolicyArgs, ServerAuth};
 pub use table::{Rule, TABLE, rule_for};
 pub use watch::{PolicyHandle, PolicyWatcher, Reload};
+pub use whoami::WhoAmI;

@@ -3,7 +3,8 @@
 //! (watched, reloaded on change) or, without one, on
 //! [`Policy::dev_default`] with a start-up warning; with TLS off the layer
 //! stays disabled (no certificate, no identity), and a `--policy` given
-//! anyway is named in a warning.
+//! anyway is named in a warning. [`ServerAuth::whoami`] is the server's
+//! `AuthService/WhoAmI`, answering from the same settings.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use crate::layer::AuthorizeLayer;
 use crate::policy::{LoadError, Policy};
 use crate::watch::{PolicyHandle, PolicyWatcher};
+use crate::whoami::{self, WhoAmI};
 
 /// The environment variable of `--policy`.
 pub const ENV_POLICY: &str = "TILEWAVE_POLICY";
@@ -34,6 +36,10 @@ pub struct PolicyArgs {
 pub struct ServerAuth {
     layer: AuthorizeLayer,
     watcher: Option<PolicyWatcher>,
+    /// The service's name, for `WhoAmI`.
+    service: String,
+    /// Whether the service serves TLS.
+    tls: bool,
 }
 
 impl ServerAuth {
@@ -41,15 +47,30 @@ impl ServerAuth {
     /// `tls` is off; else on the file (which must load now) or the
     /// development defaults.
     pub fn new(service: &str, tls: bool, policy: Option<&Path>) -> Result<Self, LoadError> {
+        let (layer, watcher) = Self::check(service, tls, policy)?;
+        Ok(Self {
+            layer,
+            watcher,
+            service: service.to_owned(),
+            tls,
+        })
+    }
+
+    /// The layer and the watcher of [`ServerAuth::new`].
+    fn check(
+        service: &str,
+        tls: bool,
+        policy: Option<&Path>,
+    ) -> Result<(AuthorizeLayer, Option<PolicyWatcher>), LoadError> {
         match (tls, policy) {
-            (false, None) => Ok(Self::disabled()),
+            (false, None) => Ok((AuthorizeLayer::disabled(), None)),
             (false, Some(path)) => {
                 tracing::warn!(
                     service,
                     policy = %path.display(),
                     "--policy has no effect without TLS: callers have no certificate identity, so every call is allowed"
                 );
-                Ok(Self::disabled())
+                Ok((AuthorizeLayer::disabled(), None))
             }
             (true, Some(path)) => {
                 let watcher = PolicyWatcher::load(path)?;
@@ -59,34 +80,41 @@ impl ServerAuth {
                     identities = watcher.handle().current().identities().count(),
                     "role check on, access policy loaded"
                 );
-                Ok(Self {
-                    layer: AuthorizeLayer::enabled(watcher.handle()),
-                    watcher: Some(watcher),
-                })
+                Ok((AuthorizeLayer::enabled(watcher.handle()), Some(watcher)))
             }
             (true, None) => {
                 tracing::warn!(
                     service,
                     "role check on with the development access policy (give --policy FILE for a real one)"
                 );
-                Ok(Self {
-                    layer: AuthorizeLayer::enabled(PolicyHandle::fixed(Policy::dev_default())),
-                    watcher: None,
-                })
+                Ok((
+                    AuthorizeLayer::enabled(PolicyHandle::fixed(Policy::dev_default())),
+                    None,
+                ))
             }
-        }
-    }
-
-    fn disabled() -> Self {
-        Self {
-            layer: AuthorizeLayer::disabled(),
-            watcher: None,
         }
     }
 
     /// The layer to add after the telemetry and message-size layers.
     pub fn layer(&self) -> AuthorizeLayer {
         self.layer.clone()
+    }
+
+    /// The server's `AuthService` (`WhoAmI`): `services` are the tilewave
+    /// services it hosts (`tilewave_auth::table::REGISTRY`); health,
+    /// reflection and `AuthService` itself are added. One line in a
+    /// server: `.add_service(sized!(auth.whoami(&[table::REGISTRY])))`.
+    pub fn whoami(
+        &self,
+        services: &[&'static str],
+    ) -> tilewave_proto::auth::v1::auth_service_server::AuthServiceServer<WhoAmI> {
+        WhoAmI::new(whoami::Server {
+            name: self.service.clone(),
+            tls: self.tls,
+            role_checks: self.layer.is_enabled(),
+            services: services.to_vec(),
+        })
+        .into_server()
     }
 
     /// Takes the watcher to run (`PolicyWatcher::run` with [`POLICY_POLL`])

@@ -69,15 +69,24 @@ const RE_ONCALL_SERVICE: &[RoleKind] = &[ReleaseEngineer, Oncall, Service];
 /// Services only.
 const SERVICE: &[RoleKind] = &[Service];
 
-const REGISTRY: &str = "tilewave.registry.v1.RegistryService";
-const ROLLOUT: &str = "tilewave.rollout.v1.RolloutService";
-const CLOCK: &str = "tilewave.clock.v1.ClockService";
-const AGENT: &str = "tilewave.agent.v1.AgentService";
-const FAULTS: &str = "tilewave.agent.v1.FaultInjectionService";
+/// The registry's service.
+pub const REGISTRY: &str = "tilewave.registry.v1.RegistryService";
+/// The rollout service's own service.
+pub const ROLLOUT: &str = "tilewave.rollout.v1.RolloutService";
+/// The virtual clock (served by the rollout service).
+pub const CLOCK: &str = "tilewave.clock.v1.ClockService";
+/// The agent's service.
+pub const AGENT: &str = "tilewave.agent.v1.AgentService";
+/// The agent's test-only fault injection.
+pub const FAULTS: &str = "tilewave.agent.v1.FaultInjectionService";
 const CREDENTIALS: &str = "tilewave.credentials.v1.CredentialsService";
 const ESCALATION: &str = "tilewave.escalation.v1.EscalationService";
-const HEALTH: &str = "grpc.health.v1.Health";
-const REFLECTION: &str = "grpc.reflection.v1.ServerReflection";
+/// `WhoAmI`, on every server.
+pub const AUTH: &str = "tilewave.auth.v1.AuthService";
+/// gRPC health checking, on every server.
+pub const HEALTH: &str = "grpc.health.v1.Health";
+/// gRPC server reflection, on every server.
+pub const REFLECTION: &str = "grpc.reflection.v1.ServerReflection";
 const REFLECTION_ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
 
 /// A row; partners (if allowed) for their own tiles only.
@@ -188,6 +197,8 @@ pub static TABLE: &[Rule] = &[
     rule(ESCALATION, "WhoIsOnCall", READ),
     rule(ESCALATION, "SetSop", RE),
     rule(ESCALATION, "GetSop", READ),
+    // Every server's WhoAmI: who the caller is and what it may call.
+    open(AUTH, "WhoAmI"),
     // Every server's health and reflection.
     open(HEALTH, "Check"),
     open(HEALTH, "Watch"),
@@ -433,7 +444,9 @@ mod tests {
                 ReleaseEngineer,
                 false,
             ),
-            // health and reflection: everyone authenticated
+            // health, reflection and WhoAmI: everyone authenticated
+            ("/tilewave.auth.v1.AuthService/WhoAmI", Partner, true),
+            ("/tilewave.auth.v1.AuthService/WhoAmI", Viewer, true),
             ("/grpc.health.v1.Health/Check", Partner, true),
             ("/grpc.health.v1.Health/Watch", Viewer, true),
             (

@@ -42,6 +42,7 @@ Examples:
   tilewave rollout status riverflow --watch
   tilewave tile where riverflow
   tilewave auth table
+  tilewave auth whoami
   tilewave dev down";
 
 /// The `tilewave` command line.

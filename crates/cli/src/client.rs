@@ -5,6 +5,7 @@
 
 use std::io::Write as _;
 
+use tilewave_proto::auth::v1::auth_service_client::AuthServiceClient;
 use tilewave_proto::clock::v1::clock_service_client::ClockServiceClient;
 use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use tilewave_proto::registry::v1::{GetTileRequest, Tile};
@@ -27,6 +28,9 @@ pub type Rollouts = RolloutServiceClient<TracedChannel>;
 
 /// The clock client (served by the rollout service).
 pub type Clock = ClockServiceClient<TracedChannel>;
+
+/// The `WhoAmI` client (served by every service).
+pub type Auth = AuthServiceClient<TracedChannel>;
 
 /// A command's context.
 #[derive(Debug)]
@@ -85,6 +89,13 @@ impl Ctx {
     pub fn clock(&self) -> Result<Clock, CliError> {
         Ok(tilewave_service::sized!(ClockServiceClient::new(
             self.channel(&self.settings.url(ROLLOUT))?,
+        )))
+    }
+
+    /// A client of the `AuthService` (`WhoAmI`) of the server at `url`.
+    pub fn auth(&self, url: &str) -> Result<Auth, CliError> {
+        Ok(tilewave_service::sized!(AuthServiceClient::new(
+            self.channel(url)?
         )))
     }
 

@@ -113,7 +113,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Clock(cmd) => clock::run(cmd, &ctx()?).await,
         Command::Demo(args) => demo::run(args, &ctx()?).await,
         Command::Dev(cmd) => dev::run(cmd, &cli.global).await,
-        Command::Auth(cmd) => auth::run(&cmd, cli.global.output),
+        Command::Auth(cmd) => auth::run(&cmd, cli.global.output, ctx).await,
         Command::Certs(cmd) => certs::run(cmd, cli.global.output),
         Command::Completions(_) => Ok(()),
     }

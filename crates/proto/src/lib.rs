@@ -16,6 +16,14 @@ use std::fmt;
 /// `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tilewave_descriptor.bin"));
 
+/// Who is calling: `AuthService/WhoAmI`, answered by every server.
+pub mod auth {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("tilewave.auth.v1");
+    }
+}
+
 /// Messages shared by every service, and the store's own records.
 pub mod common {
     /// Version 1.

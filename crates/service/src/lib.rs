@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bounded;
+pub mod connections;
 pub mod limits;
 pub mod paging;
 pub mod transport;
@@ -62,6 +63,10 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     let telemetry = tilewave_telemetry::init(name).context("setting up telemetry")?;
+    // A bad connection limit stops the start (`incoming` reads it again).
+    let limits = connections::ConnectionLimits::from_env(&|v| std::env::var(v).ok())
+        .with_context(|| format!("{name}: connection limits"))?;
+    tracing::debug!(max = limits.max, idle = ?limits.idle, "connection limits");
     let listener = TcpListener::bind(listen.grpc)
         .await
         .with_context(|| format!("{name}: binding {}", listen.grpc))?;
@@ -99,7 +104,11 @@ where
 }
 
 /// The connections a gRPC server accepts on `listener`, with `TCP_NODELAY`
-/// and TCP keepalive ([`transport::TCP_KEEPALIVE`]) set on each.
+/// and TCP keepalive ([`transport::TCP_KEEPALIVE`]) set on each, under the
+/// [`connections`] limits of the environment: at most
+/// `TILEWAVE_MAX_CONNECTIONS` (1024) held at once, one over the cap closed
+/// at once, and one that sends nothing for `TILEWAVE_CONNECTION_IDLE_SECS`
+/// (60) closed.
 ///
 /// tonic applies its `tcp_nodelay` setting only to listeners it binds
 /// itself; a server handed a listener (`serve_with_incoming`) gets sockets
@@ -107,10 +116,21 @@ where
 /// message, then the trailers) waits for the client's delayed ACK: about
 /// 40 ms on every call (the registry's `GetTile` took 43 ms instead of
 /// under a millisecond; BENCHMARKS.md).
-pub fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener)
+pub fn incoming(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<connections::Limited<tokio::net::TcpStream>>> {
+    incoming_with(listener, connections::ConnectionLimits::from_process_env())
+}
+
+/// [`incoming`] under the given limits.
+pub fn incoming_with(
+    listener: TcpListener,
+    limits: connections::ConnectionLimits,
+) -> impl futures::Stream<Item = std::io::Result<connections::Limited<tokio::net::TcpStream>>> {
+    let accepted = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
-        .with_keepalive(Some(transport::TCP_KEEPALIVE))
+        .with_keepalive(Some(transport::TCP_KEEPALIVE));
+    connections::limit(accepted, limits)
 }
 
 /// Starts the background task `policy` that re-reads the access policy
@@ -153,10 +173,10 @@ mod tests {
     async fn accepted_connections_have_nodelay_set() -> anyhow::Result<()> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let mut accepted = incoming(listener);
+        let mut accepted = std::pin::pin!(incoming(listener));
         let _client = tokio::net::TcpStream::connect(addr).await?;
         let stream = accepted.next().await.context("a connection")??;
-        assert!(stream.nodelay()?, "TCP_NODELAY on the accepted socket");
+        assert!(stream.get_ref().nodelay()?, "TCP_NODELAY on the accepted socket");
         Ok(())
     }
 

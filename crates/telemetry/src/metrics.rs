@@ -51,6 +51,11 @@ struct WorkLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CertificateLabels {
     /// `cert` (this process's own) or `ca`.
     certificate: String,
@@ -134,6 +139,8 @@ struct Inner {
     etcd_errors: Family<OpLabels, Counter>,
     lease_losses: Family<WorkLabels, Counter>,
     certificate_expiry: Family<CertificateLabels, Gauge>,
+    connections_open: Gauge,
+    connections_closed: Family<ReasonLabels, Counter>,
 }
 
 /// A cheaply clonable handle on a set of metrics. Services use
@@ -167,6 +174,8 @@ impl Metrics {
         let etcd_errors = Family::<OpLabels, Counter>::default();
         let lease_losses = Family::<WorkLabels, Counter>::default();
         let certificate_expiry = Family::<CertificateLabels, Gauge>::default();
+        let connections_open = Gauge::default();
+        let connections_closed = Family::<ReasonLabels, Counter>::default();
         // Counters get their `_total` suffix from the encoder.
         registry.register(
             "tilewave_rpc_requests",
@@ -199,6 +208,17 @@ impl Metrics {
              alert on it minus time() under 14 days",
             certificate_expiry.clone(),
         );
+        registry.register(
+            "tilewave_grpc_connections_open",
+            "gRPC connections this server holds open",
+            connections_open.clone(),
+        );
+        registry.register(
+            "tilewave_grpc_connections_closed",
+            "gRPC connections the server closed itself, by reason: limit (over the connection cap, \
+             closed on accepting) or idle (nothing read for the idle bound)",
+            connections_closed.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -210,6 +230,8 @@ impl Metrics {
                 etcd_errors,
                 lease_losses,
                 certificate_expiry,
+                connections_open,
+                connections_closed,
             }),
         }
     }
@@ -305,6 +327,24 @@ impl Metrics {
                 subject: subject.to_owned(),
             })
             .set(not_after_unix);
+    }
+
+    /// Sets how many gRPC connections the server holds open.
+    pub fn connections_open(&self, open: usize) {
+        self.inner
+            .connections_open
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a gRPC connection the server closed itself: `reason` is
+    /// `limit` or `idle`.
+    pub fn connection_closed(&self, reason: &str) {
+        self.inner
+            .connections_closed
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 
     /// The metrics in the OpenMetrics text format.

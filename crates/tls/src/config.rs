@@ -3,9 +3,10 @@
 //! with the ring provider), the one place that builds an
 //! [`Endpoint`](tonic::transport::Endpoint) and the one server builder.
 //!
-//! A server given TLS files requires a client certificate signed by the
-//! CA; a client given TLS files presents its certificate and trusts only
-//! the CA. Without files both stay plaintext (today's default) and a
+//! A server given TLS files accepts only client certificates signed by the
+//! CA (a client without one is refused UNAUTHENTICATED by the role check);
+//! a client given TLS files presents its certificate and trusts only the
+//! CA. Without files both stay plaintext (today's default) and a
 //! service says so at start-up.
 
 use std::path::{Path, PathBuf};
@@ -146,13 +147,26 @@ impl Tls {
         Identity::from_pem(&self.cert_pem, &self.key_pem)
     }
 
-    /// The server side: present the certificate, require a client
-    /// certificate signed by the CA.
+    /// The server side: present the certificate; a client certificate, if
+    /// the client shows one, must be signed by the CA and valid (another
+    /// CA's or an expired one fails the handshake with a TLS alert).
+    ///
+    /// Those stay handshake failures on purpose: the identity read for the
+    /// role check trusts that the handshake verified the certificate, and
+    /// completing handshakes with unverified certificates to answer them
+    /// with a gRPC reason would make that trust depend on one more check.
+    ///
+    /// A client showing none completes the handshake, so that it gets a
+    /// gRPC UNAUTHENTICATED that says what is missing rather than a bare
+    /// transport error: the role check (`tilewave_auth::AuthorizeLayer`,
+    /// on whenever TLS is, through `tilewave_auth::ServerAuth`) refuses
+    /// every call without a certificate, health checks included. A server
+    /// built with this configuration must therefore add that layer.
     pub fn server_config(&self) -> ServerTlsConfig {
         ServerTlsConfig::new()
             .identity(self.identity())
             .client_ca_root(Certificate::from_pem(&self.ca_pem))
-            .client_auth_optional(false)
+            .client_auth_optional(true)
     }
 
     /// The client side: trust only the CA, present the certificate.
@@ -200,10 +214,11 @@ pub fn endpoint(url: &str, tls: Option<&Tls>) -> Result<Endpoint> {
 }
 
 /// The gRPC server builder of a service named `name`: with `tls`, TLS only
-/// and client certificates required (each certificate's not-after as the
+/// and client certificates of the CA (see [`Tls::server_config`]; each
+/// certificate's not-after as the
 /// `tilewave_tls_certificate_expiry_timestamp_seconds` metric, and a warning
-/// for one within 14 days of expiry); without,
-/// plaintext with a start-up warning. The one place a service builds its
+/// for one within 14 days of expiry); without, plaintext with a start-up
+/// warning. The one place a service builds its
 /// server.
 pub fn server(name: &str, tls: Option<&Tls>) -> Result<Server> {
     match tls {
@@ -228,7 +243,7 @@ pub fn server(name: &str, tls: Option<&Tls>) -> Result<Server> {
                 service = name,
                 cert = %tls.files.cert.display(),
                 ca = %tls.files.ca.display(),
-                "serving TLS; client certificates required"
+                "serving TLS; client certificates of the CA required (the role check refuses calls without one)"
             );
             tilewave_service::transport::server()
                 .tls_config(tls.server_config())

@@ -12,7 +12,8 @@
 //! - [`config`]: the `--tls-cert/--tls-key/--tls-ca` flags every service
 //!   flattens into its configuration ([`config::TlsArgs`]), the loaded files
 //!   ([`config::Tls`]) as tonic server and client configurations (rustls with
-//!   the ring provider; client certificates required by servers), the one
+//!   the ring provider; servers accept only client certificates of the CA,
+//!   and leave a client without one to the role check), the one
 //!   place that builds a tonic [`tonic::transport::Endpoint`] with or without
 //!   TLS ([`config::endpoint`]), and the one server builder
 //!   ([`config::server`]) that warns when a service runs without TLS, and

@@ -124,12 +124,17 @@ pub async fn serve(listener: TcpListener, config: AgentConfig, shutdown: Shutdow
     if fault_injection.is_some() {
         tracing::warn!("fault injection is enabled: tests and chaos runs only");
     }
+    let hosted: &[&'static str] = match fault_injection {
+        Some(_) => &[tilewave_auth::table::AGENT, tilewave_auth::table::FAULTS],
+        None => &[tilewave_auth::table::AGENT],
+    };
     let server = tilewave_tls::server("tilewave-agent", tls.as_ref())?
         .layer(tilewave_telemetry::server_layer())
         .layer(tilewave_service::bounded::BoundedMessages)
         .layer(auth.layer())
         .add_service(tilewave_service::sized!(health))
         .add_service(tilewave_service::sized!(reflection))
+        .add_service(tilewave_service::sized!(auth.whoami(hosted)))
         .add_service(tilewave_service::sized!(AgentServiceServer::new(agent.clone())))
         .add_optional_service(fault_injection)
         .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown.requested());

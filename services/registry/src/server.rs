@@ -88,6 +88,9 @@ pub async fn serve(
         .layer(auth.layer())
         .add_service(tilewave_service::sized!(health))
         .add_service(tilewave_service::sized!(reflection))
+        .add_service(tilewave_service::sized!(
+            auth.whoami(&[tilewave_auth::table::REGISTRY])
+        ))
         .add_service(tilewave_service::sized!(RegistryServiceServer::new(registry)))
         .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown.requested())
         .await;

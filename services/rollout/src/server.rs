@@ -161,6 +161,9 @@ pub async fn serve(
         .layer(auth.layer())
         .add_service(tilewave_service::sized!(health))
         .add_service(tilewave_service::sized!(reflection))
+        .add_service(tilewave_service::sized!(
+            auth.whoami(&[tilewave_auth::table::ROLLOUT, tilewave_auth::table::CLOCK])
+        ))
         .add_service(tilewave_service::sized!(RolloutServiceServer::new(
             Rollouts::new(ctx.clone())
         )))

@@ -19,6 +19,7 @@
 
 mod roles;
 mod tls;
+mod whoami;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

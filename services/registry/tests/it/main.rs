@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bounded;
+mod connections;
 mod lifecycle;
 mod random_input;
 mod watch;
