@@ -16,6 +16,7 @@ mod random_input;
 mod steering;
 mod timer_kinds;
 mod trace;
+mod whoami;
 mod withdraw;
 
 use std::collections::BTreeMap;
