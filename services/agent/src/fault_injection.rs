@@ -30,6 +30,22 @@ impl FaultInjector {
     }
 }
 
+/// An injected latency: a non-negative protobuf Duration with nanos below
+/// a second. Checked by hand: prost's conversion panics (negation
+/// overflow) on the most negative seconds.
+fn latency_of(d: &prost_types::Duration) -> Result<Duration, Error> {
+    let secs = u64::try_from(d.seconds);
+    let nanos = u32::try_from(d.nanos).ok().filter(|n| *n < 1_000_000_000);
+    match (secs, nanos) {
+        (Ok(secs), Some(nanos)) => Ok(Duration::new(secs, nanos)),
+        (Err(_), _) => Err(Error::invalid("latency", "must be a non-negative duration")),
+        (Ok(_), None) => Err(Error::invalid(
+            "latency",
+            format!("nanos must be between 0 and 999999999, not {}", d.nanos),
+        )),
+    }
+}
+
 #[tonic::async_trait]
 impl FaultInjectionService for FaultInjector {
     #[instrument(skip(self, req))]
@@ -40,8 +56,7 @@ impl FaultInjectionService for FaultInjector {
         let r = req.into_inner();
         let latency = match r.latency {
             None => Duration::ZERO,
-            Some(d) => Duration::try_from(d)
-                .map_err(|_| Error::invalid("latency", "must be a non-negative duration"))?,
+            Some(d) => latency_of(&d)?,
         };
         self.faults().set_latency(latency, r.methods)?;
         Ok(Response::new(InjectLatencyResponse {
@@ -115,5 +130,29 @@ impl FaultInjectionService for FaultInjector {
         Ok(Response::new(GetFaultsResponse {
             faults: Some(self.faults().snapshot()),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_out_of_range_are_refused_not_a_panic() {
+        let d = |seconds, nanos| prost_types::Duration { seconds, nanos };
+        assert_eq!(latency_of(&d(2, 5)).ok(), Some(Duration::new(2, 5)));
+        assert_eq!(latency_of(&d(0, 0)).ok(), Some(Duration::ZERO));
+        // Found by the random-input test: prost's own conversion panics on these.
+        for bad in [
+            d(i64::MIN, i32::MIN),
+            d(i64::MIN, 0),
+            d(-1, 0),
+            d(0, -1),
+            d(1, 1_000_000_000),
+            d(i64::MAX, i32::MAX),
+        ] {
+            let err = latency_of(&bad).expect_err("refused");
+            assert!(err.to_string().contains("latency"), "{bad:?}: {err}");
+        }
     }
 }

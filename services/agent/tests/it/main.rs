@@ -5,6 +5,7 @@
 mod catalog;
 mod faults;
 mod probe;
+mod random_input;
 mod registration;
 mod roles;
 
