@@ -61,11 +61,36 @@ impl Clocks {
     }
 }
 
-fn store_err(e: tilewave_store::Error) -> Status {
+/// The latest moment the virtual clock may be moved to:
+/// 2200-01-01T00:00:00Z. Audit records are keyed by nanoseconds since 1970
+/// in an i64 (up to 2262-04-11): past that no change could be recorded, so
+/// every write would fail. The margin leaves a clock running at
+/// [`MAX_RATE`] half an hour of real time.
+pub const LATEST: jiff::Timestamp = jiff::Timestamp::constant(7_258_118_400, 0);
+
+/// The fastest the virtual clock may run: a million virtual seconds per
+/// real second (a year in about half a minute).
+pub const MAX_RATE: f64 = 1_000_000.0;
+
+/// A refusal of a move of the clock to `to` past [`LATEST`], about `field`.
+fn past_latest(field: &str, to: impl std::fmt::Display) -> Status {
+    Error::invalid(
+        field,
+        format!(
+            "would move the clock to {to}, past {LATEST}, the latest it may show (the audit log cannot record later moments)"
+        ),
+    )
+    .into()
+}
+
+/// A store error of a move of the clock requested in `field`.
+fn store_err(field: &str, e: tilewave_store::Error) -> Status {
     match e {
-        tilewave_store::Error::ClockBackwards { current, requested } => Status::invalid_argument(format!(
-            "the clock only moves forward: it is {current}, {requested} is in the past"
-        )),
+        tilewave_store::Error::ClockBackwards { current, requested } => Error::invalid(
+            field,
+            format!("the clock only moves forward: it is {current}, {requested} is in the past"),
+        )
+        .into(),
         other => Error::from(other).into(),
     }
 }
@@ -95,7 +120,12 @@ impl ClockService for Clocks {
             )
             .into());
         }
-        vc.advance(by, &actor).await.map_err(store_err)?;
+        match self.clock.now().checked_add(by) {
+            Ok(to) if to <= LATEST => {}
+            Ok(to) => return Err(past_latest("by", to)),
+            Err(_) => return Err(past_latest("by", format!("now + {by:#}"))),
+        }
+        vc.advance(by, &actor).await.map_err(|e| store_err("by", e))?;
         Ok(Response::new(AdvanceResponse {
             clock: Some(self.reading().await?),
         }))
@@ -111,7 +141,10 @@ impl ClockService for Clocks {
             .ok_or_else(|| Error::invalid("to", "required"))?;
         let to = tilewave_store::clock::from_proto_timestamp(&to)
             .map_err(|e| Error::invalid("to", e.to_string()))?;
-        vc.set(to, &actor).await.map_err(store_err)?;
+        if to > LATEST {
+            return Err(past_latest("to", to));
+        }
+        vc.set(to, &actor).await.map_err(|e| store_err("to", e))?;
         Ok(Response::new(SetResponse {
             clock: Some(self.reading().await?),
         }))
@@ -122,10 +155,14 @@ impl ClockService for Clocks {
         let actor = Actor::from_request(&req);
         let vc = self.virtual_clock()?;
         let rate = req.into_inner().rate;
-        if !rate.is_finite() || rate < 0.0 {
-            return Err(Error::invalid("rate", format!("must be finite and >= 0, got {rate}")).into());
+        if !rate.is_finite() || !(0.0..=MAX_RATE).contains(&rate) {
+            return Err(
+                Error::invalid("rate", format!("must be between 0 and {MAX_RATE}, got {rate}")).into(),
+            );
         }
-        vc.set_rate(rate, &actor).await.map_err(store_err)?;
+        vc.set_rate(rate, &actor)
+            .await
+            .map_err(|e| store_err("rate", e))?;
         Ok(Response::new(SetRateResponse {
             clock: Some(self.reading().await?),
         }))

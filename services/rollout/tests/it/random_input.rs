@@ -1,5 +1,5 @@
 //! Property test: random and malformed messages to every RPC of the
-//! rollout service (etcd, the registry and one rollout replica as
+//! rollout service and of the virtual clock it serves (etcd, the registry and one rollout replica as
 //! processes; no agents, so no roll-out starts and nothing writes behind
 //! the test's back). No call may panic or hang the service (it answers a
 //! health check afterwards, and no answer is UNKNOWN, UNAVAILABLE or
@@ -23,8 +23,8 @@ use tilewave_testkit::rpc_fuzz::{
 
 use crate::*;
 
-/// Every RPC of the rollout service.
-const RPCS: [Rpc; 19] = [
+/// Every RPC of the rollout service and the clock.
+const RPCS: [Rpc; 23] = [
     Rpc::unary("/tilewave.rollout.v1.RolloutService/PlanRollout"),
     Rpc::unary("/tilewave.rollout.v1.RolloutService/StartRollout"),
     Rpc::unary("/tilewave.rollout.v1.RolloutService/GetRollout"),
@@ -44,6 +44,10 @@ const RPCS: [Rpc; 19] = [
     Rpc::unary("/tilewave.rollout.v1.RolloutService/ListLaunches"),
     Rpc::unary("/tilewave.rollout.v1.RolloutService/SetLaunchCalendar"),
     Rpc::unary("/tilewave.rollout.v1.RolloutService/GetLaunchCalendar"),
+    Rpc::unary("/tilewave.clock.v1.ClockService/GetTime"),
+    Rpc::unary("/tilewave.clock.v1.ClockService/Advance"),
+    Rpc::unary("/tilewave.clock.v1.ClockService/Set"),
+    Rpc::unary("/tilewave.clock.v1.ClockService/SetRate"),
 ];
 
 /// Values that get a call past its first check.
@@ -254,7 +258,25 @@ fn typed(i: usize) -> BoxedStrategy<Vec<u8>> {
                 .encode_to_vec()
             })
             .boxed(),
-        // GetFreeze takes nothing; the GA scheduler's RPCs are not built
+        "Advance" => duration()
+            .prop_map(|by| tilewave_proto::clock::v1::AdvanceRequest { by }.encode_to_vec())
+            .boxed(),
+        "Set" => timestamp()
+            .prop_map(|to| tilewave_proto::clock::v1::SetRequest { to }.encode_to_vec())
+            .boxed(),
+        "SetRate" => prop_oneof![
+            any::<f64>(),
+            Just(0.0),
+            Just(1.0),
+            Just(10_000.0),
+            Just(-1.0),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::MAX),
+        ]
+        .prop_map(|rate| tilewave_proto::clock::v1::SetRateRequest { rate }.encode_to_vec())
+        .boxed(),
+        // GetFreeze and GetTime take nothing; the GA scheduler's RPCs are not built
         // yet: random fields for all of them.
         _ => protobuf(),
     }
