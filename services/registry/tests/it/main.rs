@@ -6,6 +6,7 @@
 mod bounded;
 mod connections;
 mod lifecycle;
+mod no_certificate;
 mod random_input;
 mod watch;
 
