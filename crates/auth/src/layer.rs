@@ -6,7 +6,9 @@
 //! [`PeerCertificate`] is read first, for other transports and tests),
 //! decides with [`crate::decide::decide`] on the policy in force, and
 //! either answers the refusal itself or inserts the [`Caller`] into the
-//! request's extensions and calls the server. Disabled (the default until
+//! request's extensions and calls the server. One exception: `WhoAmI` is
+//! passed through, without a caller, for a certificate whose identity has
+//! no role, so that it can say so. Disabled (the default until
 //! TLS is on), it passes every request through unchanged.
 //!
 //! ```ignore
@@ -128,6 +130,12 @@ where
                 req.extensions_mut().insert(caller);
                 Either::Left(self.inner.call(req))
             }
+            // WhoAmI answers a certificate of the CA whose identity has no
+            // role, too (with no caller: "you are eve, and may call
+            // nothing"); what it tells is what the refusal would.
+            Err(Refusal::UnknownIdentity(_)) if req.uri().path() == crate::whoami::PATH => {
+                Either::Left(self.inner.call(req))
+            }
             Err(refusal) => {
                 tracing::info!(path = %tilewave_core::quote::quoted(req.uri().path()), refusal = %refusal, "call refused");
                 Either::Right(std::future::ready(Ok(refusal_response(&refusal))))
@@ -199,6 +207,7 @@ mod tests {
 
     const CREATE: &str = "/tilewave.registry.v1.RegistryService/CreateTile";
     const GET: &str = "/tilewave.registry.v1.RegistryService/GetTile";
+    const WHOAMI: &str = crate::whoami::PATH;
 
     #[tokio::test]
     async fn enabled_it_refuses_or_names_the_caller() {
@@ -246,6 +255,18 @@ mod tests {
                 "",
             ),
             (CREATE, Some(ada.clone()), None, "", "ada release-engineer"),
+            // WhoAmI: an identity without a role gets through, without a
+            // caller; no certificate or a revoked one does not.
+            (WHOAMI, Some(cert(Some("mallory"), &[], &[3])), None, "", "none"),
+            (WHOAMI, None, Some("16"), "no%20client%20certificate", ""),
+            (
+                WHOAMI,
+                Some(cert(Some("ada"), &[], &[6, 0x66])),
+                Some("16"),
+                "the%20certificate%20of%20%22ada%22",
+                "",
+            ),
+            (WHOAMI, Some(ada.clone()), None, "", "ada release-engineer"),
             (GET, Some(viv), None, "", "viv viewer"),
         ];
         for (path, der, status, message, body) in cases {

@@ -1,7 +1,7 @@
 //! The RPC table: which roles may call each RPC, as data. One row per RPC
 //! of every service in `proto/` (a test walks the descriptor set, so a new
-//! RPC without a row fails the tests), plus gRPC health and reflection,
-//! open to every authenticated caller.
+//! RPC without a row fails the tests), plus gRPC health and reflection;
+//! these and `AuthService/WhoAmI` are open to every authenticated caller.
 //!
 //! A partner may call a row naming `partner` only for its own tiles: that
 //! scoping is the handler's (a partner asking for another partner's tile

@@ -6,10 +6,12 @@
 //! A server adds it with one line, from its [`crate::ServerAuth`]:
 //! `.add_service(sized!(auth.whoami(&[table::REGISTRY])))`, naming the
 //! tilewave services it hosts (health, reflection and `AuthService` itself
-//! are on every server). The row of `WhoAmI` is open to everyone the role
-//! check lets in, so a certificate whose identity has no role is refused
-//! UNAUTHENTICATED before this answers; with TLS off it answers honestly:
-//! no identity, checks off, every RPC of the server callable.
+//! are on every server). The row of `WhoAmI` is open to every role, and
+//! the role check lets a certificate of the CA whose identity has no role
+//! through to it as well (the answer: that identity, no role, nothing
+//! callable); no certificate, or a revoked one, is UNAUTHENTICATED as for
+//! any RPC. With TLS off it answers honestly: no identity, checks off,
+//! every RPC of the server callable.
 
 use tilewave_proto::auth::v1::auth_service_server::{AuthService, AuthServiceServer};
 use tilewave_proto::auth::v1::{CallableRpc, WhoAmIRequest, WhoAmIResponse};
@@ -19,6 +21,9 @@ use crate::identity::{Identity, Serial};
 use crate::layer::{caller, peer_of};
 use crate::role::RoleKind;
 use crate::table::{AUTH, HEALTH, REFLECTION, TABLE};
+
+/// The request path of `WhoAmI`.
+pub const PATH: &str = "/tilewave.auth.v1.AuthService/WhoAmI";
 
 /// The services every server hosts besides its own.
 pub const ON_EVERY_SERVER: &[&str] = &[HEALTH, REFLECTION, AUTH];
@@ -242,10 +247,28 @@ mod tests {
     }
 
     #[test]
-    fn checks_on_without_a_caller_allow_nothing() {
-        // Cannot happen behind the layer (it refuses first); the answer
-        // then claims nothing.
-        let r = server(true, &[REGISTRY]).answer(None, None);
-        assert!(r.rpcs.is_empty(), "{r:?}");
+    fn an_identity_without_a_role_may_call_nothing() {
+        // The layer lets such a certificate through to WhoAmI alone,
+        // without a caller.
+        let eve = Identity::parse("eve").unwrap();
+        let serial: Serial = "0e".parse().unwrap();
+        let r = server(true, &[REGISTRY]).answer(None, Some((&eve, &serial)));
+        assert_eq!(
+            (
+                r.identity.as_str(),
+                r.role.as_str(),
+                r.certificate_serial.as_str()
+            ),
+            ("eve", "", "e")
+        );
+        assert!(r.role_checks && r.rpcs.is_empty(), "{r:?}");
+        assert!(server(true, &[REGISTRY]).answer(None, None).rpcs.is_empty());
+    }
+
+    #[test]
+    fn the_path_is_the_table_s() {
+        let rule = crate::table::rule_for(PATH).expect("a row");
+        assert_eq!(rule.service, AUTH);
+        assert!(crate::RoleKind::ALL.iter().all(|k| rule.allows(*k)));
     }
 }

@@ -126,9 +126,14 @@ pub fn whoami_text(r: &WhoAmIResponse, format: Format) -> anyhow::Result<String>
     let on = |b: bool| if b { "on" } else { "off" }.to_owned();
     let none = |v: Option<String>, why: &str| v.unwrap_or_else(|| format!("- ({why})"));
     let why = if r.tls { "not established" } else { "no TLS" };
+    let role_why = if r.tls && !r.identity.is_empty() {
+        "none: the access policy gives this identity no role"
+    } else {
+        why
+    };
     let mut text = fields(&[
         ("IDENTITY", none(view.identity, why)),
-        ("ROLE", none(view.role, why)),
+        ("ROLE", none(view.role, role_why)),
         ("SERIAL", none(view.certificate_serial, why)),
         ("SERVICE", view.service),
         ("TLS", on(r.tls)),
@@ -304,6 +309,17 @@ MAY CALL     2 RPCs of this service
         let text = whoami_text(&plain, Format::Table).unwrap();
         assert!(text.starts_with("IDENTITY     - (no TLS)\n"), "{text}");
         assert!(text.contains("ROLE CHECKS  off\n"), "{text}");
+        let roleless = WhoAmIResponse {
+            role: String::new(),
+            rpcs: Vec::new(),
+            ..answer()
+        };
+        let text = whoami_text(&roleless, Format::Table).unwrap();
+        assert!(
+            text.contains("ROLE         - (none: the access policy gives this identity no role)\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("MAY CALL     0 RPCs of this service\n"), "{text}");
         let json: serde_json::Value =
             serde_json::from_str(&whoami_text(&plain, Format::Json).unwrap()).unwrap();
         assert_eq!(json["identity"], serde_json::Value::Null);

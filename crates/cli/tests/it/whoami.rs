@@ -67,8 +67,16 @@ async fn whoami_names_the_caller_its_role_and_what_it_may_call() {
     let d = s(&certs);
     let init = tw(dir.path(), &["certs", "init", "--dir", &d]).await;
     assert_eq!(code(&init), 0, "{}", stderr(&init));
-    for (name, role) in [("ann", "viewer"), ("acme-bot", "partner:acme")] {
-        let o = tw(dir.path(), &["certs", "issue", name, "--role", role, "--dir", &d]).await;
+    for (name, role) in [
+        ("ann", Some("viewer")),
+        ("acme-bot", Some("partner:acme")),
+        ("eve", None),
+    ] {
+        let mut args = vec!["certs", "issue", name, "--dir", &d];
+        if let Some(role) = role {
+            args.extend(["--role", role]);
+        }
+        let o = tw(dir.path(), &args).await;
         assert_eq!(code(&o), 0, "{name}: {}", stderr(&o));
     }
     let policy = s(&certs.join("policy.toml"));
@@ -206,6 +214,34 @@ async fn whoami_names_the_caller_its_role_and_what_it_may_call() {
     assert_eq!(listed(&acme), expected(&[REGISTRY], Some("partner:acme")));
     assert!(listed(&acme).contains(&("RegistryService/RecordSignOff".to_owned(), true)));
     assert!(listed(&acme).contains(&("AuthService/WhoAmI".to_owned(), false)));
+
+    // A certificate of the CA whose identity has no role: it learns who it
+    // is and that it may call nothing (any other RPC is UNAUTHENTICATED).
+    let eve = json(&whoami(Some("eve"), &["-o", "json"]).await);
+    assert_eq!(eve["identity"], "eve", "{eve}");
+    assert_eq!(eve["role"], serde_json::Value::Null, "{eve}");
+    assert_eq!(listed(&eve), Vec::<(String, bool)>::new());
+    let text = whoami(Some("eve"), &[]).await;
+    assert!(
+        stdout(&text).contains("ROLE         - (none: the access policy gives this identity no role)\n"),
+        "{}",
+        stdout(&text)
+    );
+    let o = tw(
+        dir.path(),
+        &[
+            &["--registry", registry_url.as_str()][..],
+            &tls_args(&certs, "eve")
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            &["tile", "list"],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("(Unauthenticated)"), "{}", stderr(&o));
 
     // The agent: the rollout service's certificate may call its RPCs; a
     // viewer only the open rows.
