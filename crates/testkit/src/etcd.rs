@@ -288,6 +288,16 @@ enum StartError {
     Other(anyhow::Error),
 }
 
+/// A client kept for reuse.
+#[derive(Clone)]
+struct ReusedClient(Client);
+
+impl std::fmt::Debug for ReusedClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReusedClient")
+    }
+}
+
 /// A running etcd cluster of child processes; terminated on drop.
 #[derive(Debug)]
 pub struct EtcdCluster {
@@ -302,6 +312,9 @@ pub struct EtcdCluster {
     dir: PathBuf,
     /// The kit's client TLS, with [`EtcdOptions::tls`].
     tls: Option<Tls>,
+    /// The client [`EtcdCluster::dump`] reuses (one TLS handshake, not one
+    /// per dump).
+    reused: tokio::sync::Mutex<Option<ReusedClient>>,
     /// The directory, when the cluster made it.
     owned_dir: Option<TestDir>,
 }
@@ -355,6 +368,7 @@ impl EtcdCluster {
             options,
             dir,
             tls,
+            reused: tokio::sync::Mutex::new(None),
             owned_dir,
         };
         let mut last = None;
@@ -555,12 +569,29 @@ impl EtcdCluster {
     /// Every key under `prefix` with its value and mod revision, read at
     /// one revision: compare a dump before and after a refused request to
     /// prove it changed nothing.
+    /// The client is connected once and reused (with TLS a handshake per
+    /// dump would dominate a property test); after a failure it is
+    /// connected afresh once.
     pub async fn dump(&self, prefix: &str) -> anyhow::Result<BTreeMap<String, (Vec<u8>, i64)>> {
-        let mut c = self.client().await?;
-        let resp = c
-            .get(prefix, Some(etcd_client::GetOptions::new().with_prefix()))
-            .await
-            .with_context(|| format!("reading every key under {prefix}"))?;
+        let options = Some(etcd_client::GetOptions::new().with_prefix());
+        let mut slot = self.reused.lock().await;
+        let first = match slot.clone() {
+            Some(ReusedClient(mut c)) => c.get(prefix, options.clone()).await.ok(),
+            None => None,
+        };
+        let resp = match first {
+            Some(resp) => resp,
+            None => {
+                *slot = None;
+                let mut c = self.client().await?;
+                let resp = c
+                    .get(prefix, options)
+                    .await
+                    .with_context(|| format!("reading every key under {prefix}"))?;
+                *slot = Some(ReusedClient(c));
+                resp
+            }
+        };
         Ok(resp
             .kvs()
             .iter()
