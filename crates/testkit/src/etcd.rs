@@ -573,20 +573,29 @@ impl EtcdCluster {
     /// dump would dominate a property test); after a failure it is
     /// connected afresh once.
     pub async fn dump(&self, prefix: &str) -> anyhow::Result<BTreeMap<String, (Vec<u8>, i64)>> {
-        let options = Some(etcd_client::GetOptions::new().with_prefix());
+        let get = |mut c: Client| {
+            let prefix = prefix.to_owned();
+            crate::kit_runtime::run(async move {
+                let options = Some(etcd_client::GetOptions::new().with_prefix());
+                c.get(prefix, options).await
+            })
+        };
         let mut slot = self.reused.lock().await;
         let first = match slot.clone() {
-            Some(ReusedClient(mut c)) => c.get(prefix, options.clone()).await.ok(),
+            Some(ReusedClient(c)) => get(c).await?.ok(),
             None => None,
         };
         let resp = match first {
             Some(resp) => resp,
             None => {
                 *slot = None;
-                let mut c = self.client().await?;
-                let resp = c
-                    .get(prefix, options)
-                    .await
+                // Connected on the kit's runtime, which drives it from then on.
+                let (endpoints, options) = (self.endpoints(), self.connect_options());
+                let c = crate::kit_runtime::run(Client::connect(endpoints, Some(options)))
+                    .await?
+                    .context("connecting to etcd")?;
+                let resp = get(c.clone())
+                    .await?
                     .with_context(|| format!("reading every key under {prefix}"))?;
                 *slot = Some(ReusedClient(c));
                 resp
@@ -711,6 +720,8 @@ impl EtcdCluster {
 
 impl Drop for EtcdCluster {
     fn drop(&mut self) {
+        // Closed (by the kit's runtime) before the members are asked to stop.
+        drop(self.reused.get_mut().take());
         let mut procs: Vec<&mut ChildProcess> = self
             .members
             .iter_mut()

@@ -32,6 +32,7 @@
 mod bins;
 mod etcd;
 mod eventually;
+mod kit_runtime;
 pub mod pki;
 mod ports;
 mod process;

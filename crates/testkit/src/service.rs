@@ -483,18 +483,24 @@ impl ServiceProcess {
 
     /// A channel to it as `identity` (a user or service of its PKI, see
     /// [`crate::pki`]): TLS presenting that certificate when it serves TLS,
-    /// plaintext otherwise (`identity` unused). Reused across calls.
+    /// plaintext otherwise (`identity` unused). Reused across calls; its
+    /// connection is driven by the kit's own runtime, so it closes when the
+    /// process is dropped even while the test's runtime is blocked.
     pub async fn channel(&self, identity: &str) -> anyhow::Result<Channel> {
         if let Some(c) = self.cached(identity) {
             return Ok(c);
         }
-        let channel = match self.pki() {
-            Some(pki) => pki.channel(&self.addr.to_string(), identity).await?,
-            None => tilewave_tls::endpoint(&self.addr.to_string(), None)?
-                .connect()
-                .await
-                .with_context(|| format!("connecting to {}", self.addr))?,
-        };
+        let (pki, addr, who) = (self.pki(), self.addr.to_string(), identity.to_owned());
+        let channel = crate::kit_runtime::run(async move {
+            match pki {
+                Some(pki) => pki.channel(&addr, &who).await,
+                None => tilewave_tls::endpoint(&addr, None)?
+                    .connect()
+                    .await
+                    .with_context(|| format!("connecting to {addr}")),
+            }
+        })
+        .await??;
         self.channels
             .lock()
             .unwrap_or_else(|e| e.into_inner())
