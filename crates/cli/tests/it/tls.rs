@@ -19,11 +19,12 @@ use super::{binaries_built, code, fixture, stderr, stdout};
 const PREFIX: &str = "/tilewave-tls-it/";
 
 /// Runs `tilewave` with no settings but the arguments (no config file, no
-/// TILEWAVE_* from the caller's environment).
+/// dev stack's saved settings, no TILEWAVE_* from the caller's environment).
 pub(super) async fn tw(dir: &Path, args: &[&str]) -> Output {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tilewave"))
         .args(args)
         .env("TILEWAVE_CONFIG", dir.join("no-config.toml"))
+        .env("TILEWAVE_DEV_DIR", dir.join("no-dev-stack"))
         .env("USER", "it-test")
         .env("TILEWAVE_TIMEOUT", "5s")
         .env_remove("TILEWAVE_REGISTRY")
