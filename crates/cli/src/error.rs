@@ -50,9 +50,15 @@ fn tls_failure(status: &tonic::Status) -> bool {
         text.push_str(&format!(": {e}"));
         source = e.source();
     }
-    ["certificate", "corrupt message", "InvalidContentType", "tls handshake", "HandshakeFailure"]
-        .iter()
-        .any(|m| text.contains(m))
+    [
+        "certificate",
+        "corrupt message",
+        "InvalidContentType",
+        "tls handshake",
+        "HandshakeFailure",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
 }
 
 /// Whether a call failed in the transport (the connection was broken or
@@ -345,22 +351,34 @@ mod tests {
             (
                 Some(Layer::Env),
                 Some(false),
-                &["the dev stack in /dev-stack runs without TLS", "unset TILEWAVE_TLS_CERT"][..],
+                &[
+                    "the dev stack in /dev-stack runs without TLS",
+                    "unset TILEWAVE_TLS_CERT",
+                ][..],
             ),
             (
                 Some(Layer::Flag),
                 None,
-                &["/c/ada.crt", "leave out --tls-cert", "if the service runs without TLS"][..],
+                &[
+                    "/c/ada.crt",
+                    "leave out --tls-cert",
+                    "if the service runs without TLS",
+                ][..],
             ),
             (
                 Some(Layer::ConfigFile),
                 Some(false),
-                &["remove tls-cert, tls-key and tls-ca in the config file /home/ada/.config/tilewave/config.toml"][..],
+                &[
+                    "remove tls-cert, tls-key and tls-ca in the config file /home/ada/.config/tilewave/config.toml",
+                ][..],
             ),
             (
                 Some(Layer::DevStack),
                 Some(true),
-                &["the saved settings of the dev stack in /dev-stack", "tilewave dev status"][..],
+                &[
+                    "the saved settings of the dev stack in /dev-stack",
+                    "tilewave dev status",
+                ][..],
             ),
             (
                 None,
@@ -380,7 +398,9 @@ mod tests {
         });
         let lines = report(&e, Some(&settings(Some(Layer::Env), Some(false))));
         assert!(
-            lines.iter().any(|l| l.starts_with("hint: ") && l.contains("unset TILEWAVE_TLS_CERT")),
+            lines
+                .iter()
+                .any(|l| l.starts_with("hint: ") && l.contains("unset TILEWAVE_TLS_CERT")),
             "{lines:?}"
         );
     }

@@ -358,10 +358,7 @@ impl Settings {
                 None => "tls-cert, tls-key and tls-ca in the config file".to_owned(),
             },
             Layer::DevStack => match &self.dev_stack {
-                Some(s) => format!(
-                    "the saved settings of the dev stack in {}",
-                    s.dir.display()
-                ),
+                Some(s) => format!("the saved settings of the dev stack in {}", s.dir.display()),
                 None => "the dev stack's saved settings".to_owned(),
             },
         }
@@ -433,8 +430,20 @@ mod tests {
             (None, None, None, Some("https://s"), "https://s"),
             (None, None, Some("http://f"), None, "http://f"),
             (None, None, Some("http://f"), Some("https://s"), "http://f"),
-            (None, Some("http://e"), Some("http://f"), Some("https://s"), "http://e"),
-            (Some("http://x"), Some("http://e"), Some("http://f"), Some("https://s"), "http://x"),
+            (
+                None,
+                Some("http://e"),
+                Some("http://f"),
+                Some("https://s"),
+                "http://e",
+            ),
+            (
+                Some("http://x"),
+                Some("http://e"),
+                Some("http://f"),
+                Some("https://s"),
+                "http://x",
+            ),
             (Some("http://x"), None, None, None, "http://x"),
         ];
         for (flag, env, from_file, from_stack, want) in cases {
@@ -580,8 +589,17 @@ mod tests {
         let s = Settings::load(&FlagSettings::default(), &env).unwrap();
         assert_eq!(s.url(REGISTRY), "https://127.0.0.1:9", "from the stack");
         assert_eq!(s.url(ROLLOUT), "https://127.0.0.1:11", "the config file wins");
-        assert_eq!(s.tls.as_ref().map(|t| t.cert.clone()), Some("/dev/certs/ada.crt".into()));
-        assert_eq!(s.dev_stack, Some(DevStackRef { dir: dev.clone(), tls: true }));
+        assert_eq!(
+            s.tls.as_ref().map(|t| t.cert.clone()),
+            Some("/dev/certs/ada.crt".into())
+        );
+        assert_eq!(
+            s.dev_stack,
+            Some(DevStackRef {
+                dir: dev.clone(),
+                tls: true
+            })
+        );
         assert_eq!(s.config_file, Some(config.clone()));
         let origin = s.tls_origin().unwrap();
         assert!(origin.contains("dev stack") && origin.contains(&d), "{origin}");

@@ -27,9 +27,9 @@ use crate::error::CliError;
 use crate::output::{Format, Table, structured};
 use crate::settings::{FileSettings, TLS_KEYS, config_path, env_var_of, process_env, read_file_settings};
 use services::{Replicas, SERVICES, StackEnv, instance_name, regions, stack_catalog};
+use stack::{HealthKind, ProcessRecord, StackFile, dev_dir, pid_alive, pid_runs};
 use tilewave_tls::Tls;
 use tls::StackCerts;
-use stack::{HealthKind, ProcessRecord, StackFile, dev_dir, pid_alive, pid_runs};
 
 /// The key prefix of the dev stack.
 pub const DEV_PREFIX: &str = "/tilewave/";
@@ -39,8 +39,6 @@ const DEV_ETCD_TOKEN: &str = "tilewave-dev";
 const DEV_ETCD_COMPACTION_REVISIONS: u64 = 10_000;
 /// How long each process may take to become healthy.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long one health check of a TLS service may take.
-const HEALTH_TRY_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often health is polled while starting.
 const POLL: Duration = Duration::from_millis(100);
 /// How long `dev down` waits after SIGTERM before SIGKILL.
@@ -200,47 +198,17 @@ fn reuse_or_free(previous: Option<u16>) -> anyhow::Result<u16> {
 /// Checks a recorded process once, presenting `tls` (your certificate)
 /// when the stack runs TLS.
 async fn check(p: &ProcessRecord, tls: Option<&Tls>) -> anyhow::Result<()> {
-    match (p.health, tls) {
-        (HealthKind::Etcd, tls) => tilewave_testkit::member_health_with(&p.url, tls).await,
-        (HealthKind::Grpc, None) => {
-            tilewave_testkit::check_ready(
+    match p.health {
+        HealthKind::Etcd => tilewave_testkit::member_health_with(&p.url, tls).await,
+        HealthKind::Grpc => {
+            tilewave_testkit::check_ready_with(
                 SocketAddr::from((Ipv4Addr::LOCALHOST, p.port)),
                 Some(&p.health_service),
+                tls,
             )
             .await
         }
-        (HealthKind::Grpc, Some(tls)) => grpc_health_tls(&p.url, &p.health_service, tls).await,
     }
-}
-
-/// The gRPC health check of a TLS service (`SERVING` for `service`),
-/// within [`HEALTH_TRY_TIMEOUT`].
-async fn grpc_health_tls(url: &str, service: &str, tls: &Tls) -> anyhow::Result<()> {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_check_response::ServingStatus;
-    let check = async {
-        let channel = tilewave_tls::endpoint(url, Some(tls))?
-            .connect_timeout(HEALTH_TRY_TIMEOUT)
-            .timeout(HEALTH_TRY_TIMEOUT)
-            .connect()
-            .await?;
-        let status = tonic_health::pb::health_client::HealthClient::new(channel)
-            .check(HealthCheckRequest {
-                service: service.to_owned(),
-            })
-            .await?
-            .into_inner()
-            .status();
-        anyhow::ensure!(
-            status == ServingStatus::Serving,
-            "health of {service:?} is {}",
-            status.as_str_name()
-        );
-        anyhow::Ok(())
-    };
-    tokio::time::timeout(HEALTH_TRY_TIMEOUT + Duration::from_millis(250), check)
-        .await
-        .with_context(|| format!("{url}: no answer within {HEALTH_TRY_TIMEOUT:?}"))?
 }
 
 /// Polls until `p` is healthy; fails early when it exits, quoting its log.
@@ -501,7 +469,7 @@ const SERVICE_SECURITY_ENV: [&str; 5] = [
     tilewave_tls::config::ENV_TLS_KEY,
     tilewave_tls::config::ENV_TLS_CA,
     tilewave_auth::serve::ENV_POLICY,
-    "TILEWAVE_INSECURE",
+    tilewave_tls::config::ENV_INSECURE,
 ];
 
 /// Spawns one instance of a service on `port`, detached.
@@ -516,7 +484,8 @@ fn spawn_service(
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut spec = ServiceSpec::new(name.clone(), binary)
         .with_args((def.args)(env))
-        .with_args(services::security_args(env, def.name));
+        .with_args(services::security_args(env, def.name))
+        .tls_as_given();
     // The stack's TLS is exactly what the flags say, whatever the caller's
     // environment holds.
     for var in SERVICE_SECURITY_ENV {
@@ -529,10 +498,7 @@ fn spawn_service(
         pid,
         program: binary.to_path_buf(),
         port,
-        url: format!(
-            "{}://{addr}",
-            if env.certs.is_some() { "https" } else { "http" }
-        ),
+        url: format!("{}://{addr}", if env.certs.is_some() { "https" } else { "http" }),
         log: launch.log_path(dir),
         health: HealthKind::Grpc,
         health_service: def.health_service.to_owned(),
@@ -657,13 +623,14 @@ fn print_up(stack: &StackFile, format: Format) -> anyhow::Result<()> {
         text.push_str("note: --virtual-clock takes effect once the rollout service (which serves the clock) is part of the stack\n");
     }
     text.push_str(&tls_line(stack));
-    let saved: Vec<String> = stack.settings.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-    if !saved.is_empty() {
+    if !stack.settings.is_empty() {
         text.push_str(&format!(
-            "\nsaved in {} for later commands (after their flags, TILEWAVE_* and the config file): {}\n",
+            "\nsaved for later commands in {} (read after their flags, TILEWAVE_* and the config file):\n",
             StackFile::path(&stack.dir).display(),
-            saved.join(", ")
         ));
+        for (k, v) in &stack.settings {
+            text.push_str(&format!("  {k} = {v}\n"));
+        }
     }
     let config = config_path(&process_env);
     let file = match &config {
@@ -746,7 +713,9 @@ fn overrides(
             None => "makes later commands call this plaintext stack over TLS, which fails".to_owned(),
         };
         if let Some(v) = env(&var).filter(|v| Some(v.as_str()) != saved) {
-            out.push(format!("{var}={v} is set and {what}; unset it to use the stack's settings"));
+            out.push(format!(
+                "{var}={v} is set and {what}; unset it to use the stack's settings"
+            ));
         } else if let Some((path, f)) = file
             && let Some(v) = f.get(key).filter(|v| Some(v.as_str()) != saved)
         {

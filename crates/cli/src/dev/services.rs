@@ -191,10 +191,7 @@ mod tests {
                 "/d/certs/policy.toml"
             ]
         );
-        let plain = StackEnv {
-            certs: None,
-            ..env()
-        };
+        let plain = StackEnv { certs: None, ..env() };
         assert_eq!(security_args(&plain, "agent"), ["--insecure"]);
     }
 

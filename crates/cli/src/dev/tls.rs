@@ -82,7 +82,8 @@ impl StackCerts {
         let now = tilewave_tls::wall_clock_now();
         for name in SERVICES.iter().chain(&[CA_NAME]) {
             let path = pair_paths(&certs.dir, name).0;
-            let info = tilewave_tls::inspect::read_cert(&path).map_err(|e| CliError::usage(format!("{e}; {renew}")))?;
+            let info = tilewave_tls::inspect::read_cert(&path)
+                .map_err(|e| CliError::usage(format!("{e}; {renew}")))?;
             if info.not_after <= now {
                 return Err(CliError::usage(format!(
                     "the dev stack's certificate {} expired on {}; {renew}",
@@ -106,9 +107,14 @@ impl StackCerts {
         let issued = ca.issue_client(&self.user)?;
         tilewave_tls::files::write_pair(&self.dir, &self.user, &issued, false)?;
         let path = self.dir.join(POLICY_FILE);
-        let mut policy = tilewave_auth::policy::load(&path)
-            .map_err(|e| CliError::usage(format!("{e}; fix it or delete {} for a new set", self.dir.display())))?;
-        let identity = tilewave_auth::Identity::parse(&self.user).map_err(|e| CliError::usage(e.to_string()))?;
+        let mut policy = tilewave_auth::policy::load(&path).map_err(|e| {
+            CliError::usage(format!(
+                "{e}; fix it or delete {} for a new set",
+                self.dir.display()
+            ))
+        })?;
+        let identity =
+            tilewave_auth::Identity::parse(&self.user).map_err(|e| CliError::usage(e.to_string()))?;
         policy.set_role(identity, tilewave_auth::Role::ReleaseEngineer);
         tilewave_tls::devset::write_policy(&self.dir, &policy)
             .with_context(|| format!("giving {} a role in {}", self.user, path.display()))?;
@@ -189,11 +195,18 @@ mod tests {
         let (again, made) = StackCerts::ensure(dev.path(), &env(Some("ada"))).unwrap();
         assert!(!made, "reused");
         assert_eq!(again, a);
-        assert_eq!(std::fs::read(again.files("registry").ca).unwrap(), ca, "never overwritten");
+        assert_eq!(
+            std::fs::read(again.files("registry").ca).unwrap(),
+            ca,
+            "never overwritten"
+        );
 
         let (bob, made) = StackCerts::ensure(dev.path(), &env(Some("bob"))).unwrap();
         assert!(!made);
-        assert!(bob.client_files().cert.exists(), "bob's certificate issued from the same CA");
+        assert!(
+            bob.client_files().cert.exists(),
+            "bob's certificate issued from the same CA"
+        );
         let policy = tilewave_auth::policy::load(&bob.dir.join(POLICY_FILE)).unwrap();
         let role = policy.role_of(&tilewave_auth::Identity::parse("bob").unwrap());
         assert_eq!(role, Some(&tilewave_auth::Role::ReleaseEngineer));

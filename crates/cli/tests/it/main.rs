@@ -271,8 +271,16 @@ fn dev_stack_and_tile_journey() {
     assert!(certs.join("ca.crt").exists(), "dev down keeps the certificates");
     let up = cli.run(&["dev", "up", "--regions", "1"]);
     assert_eq!(code(&up), 0);
-    assert!(!stderr(&up).contains("made the development certificates"), "{}", stderr(&up));
-    assert_eq!(std::fs::read(certs.join("ca.crt")).unwrap(), ca, "reused, not remade");
+    assert!(
+        !stderr(&up).contains("made the development certificates"),
+        "{}",
+        stderr(&up)
+    );
+    assert_eq!(
+        std::fs::read(certs.join("ca.crt")).unwrap(),
+        ca,
+        "reused, not remade"
+    );
     assert_eq!(code(&cli.run(&["tile", "get", "riverflow"])), 0);
     let status = cli.run(&["dev", "status", "-o", "json"]);
     let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
@@ -313,7 +321,7 @@ fn refuses_clients_without_a_certificate(etcd_url: &str, registry_url: &str, cer
     use tonic::transport::{Certificate, ClientTlsConfig, Identity};
     let rt = tokio::runtime::Runtime::new().expect("a runtime");
     rt.block_on(async {
-        let ca = Certificate::from_pem(std::fs::read(certs.join("ca.crt")).unwrap());
+        let ca = Certificate::from_pem(std::fs::read(certs.join("ca.crt")).expect("the CA"));
         let options = |tls: Option<ClientTlsConfig>| {
             let o = etcd_client::ConnectOptions::new()
                 .with_connect_timeout(std::time::Duration::from_secs(5))
@@ -332,12 +340,15 @@ fn refuses_clients_without_a_certificate(etcd_url: &str, registry_url: &str, cer
             options(Some(ClientTlsConfig::new().ca_certificate(ca.clone()))),
         )
         .await;
-        assert!(no_cert.is_err(), "etcd must refuse a client without a certificate");
+        assert!(
+            no_cert.is_err(),
+            "etcd must refuse a client without a certificate"
+        );
         let plain = get(etcd_url.replace("https://", "http://"), options(None)).await;
         assert!(plain.is_err(), "etcd must refuse a plaintext client");
         let identity = Identity::from_pem(
-            std::fs::read(certs.join("it-test.crt")).unwrap(),
-            std::fs::read(certs.join("it-test.key")).unwrap(),
+            std::fs::read(certs.join("it-test.crt")).expect("your certificate"),
+            std::fs::read(certs.join("it-test.key")).expect("your key"),
         );
         let with_cert = get(
             etcd_url.to_owned(),
@@ -347,12 +358,13 @@ fn refuses_clients_without_a_certificate(etcd_url: &str, registry_url: &str, cer
         assert!(with_cert.is_ok(), "the stack's certificate works: {with_cert:?}");
 
         let channel = tonic::transport::Endpoint::from_shared(registry_url.replace("https://", "http://"))
-            .unwrap()
+            .expect("a URL")
             .timeout(std::time::Duration::from_secs(5))
             .connect_lazy();
-        let plaintext = tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient::new(channel)
-            .list_tiles(tilewave_proto::registry::v1::ListTilesRequest::default())
-            .await;
+        let plaintext =
+            tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient::new(channel)
+                .list_tiles(tilewave_proto::registry::v1::ListTilesRequest::default())
+                .await;
         assert!(plaintext.is_err(), "a plaintext call to the registry must fail");
     });
 }
@@ -381,10 +393,17 @@ fn an_insecure_stack_runs_plaintext_and_warns() {
     assert!(saved.contains("registry = \"http://127.0.0.1:"), "{saved}");
     assert!(!saved.contains("tls-cert"), "{saved}");
     let log = std::fs::read_to_string(cli.dev_dir().join("registry.log")).unwrap();
-    assert!(log.contains("without TLS"), "the service warns at start-up: {log}");
+    assert!(
+        log.contains("without TLS"),
+        "the service warns at start-up: {log}"
+    );
     let status = cli.run(&["dev", "status"]);
     assert_eq!(code(&status), 0);
-    assert!(stdout(&status).contains("TLS: off (started with --insecure)"), "{}", stdout(&status));
+    assert!(
+        stdout(&status).contains("TLS: off (started with --insecure)"),
+        "{}",
+        stdout(&status)
+    );
     let list = cli.run(&["tile", "list"]);
     assert_eq!(code(&list), 0, "plaintext, no certificate: {}", stderr(&list));
 
