@@ -64,6 +64,13 @@ impl Ctx {
     /// file that is missing or wrong is a usage error naming it.
     fn endpoint(&self, url: &str) -> Result<tonic::transport::Endpoint, CliError> {
         let tls = self.tls()?;
+        if tls.is_none() && url.starts_with("https://") {
+            return Err(CliError::usage(format!(
+                "{} is an https:// address, but {}",
+                tilewave_core::quote::quoted(url),
+                crate::error::tls_hint(Some(&self.settings))
+            )));
+        }
         tilewave_tls::endpoint(url, tls.as_ref()).map_err(|e| CliError::usage(e.to_string()))
     }
 
@@ -225,6 +232,62 @@ mod tests {
             req.metadata().get(ACTOR_HEADER).and_then(|v| v.to_str().ok()),
             Some("ada")
         );
+    }
+
+    #[test]
+    fn an_expired_or_missing_certificate_says_where_it_came_from_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = tilewave_tls::Ca::generate().unwrap();
+        tilewave_tls::files::write_pair(dir.path(), "ca", &ca.issued(), false).unwrap();
+        let now = tilewave_tls::wall_clock_now();
+        let day = jiff::SignedDuration::from_hours(24);
+        let old = tilewave_tls::Validity {
+            not_before: now - day * 30,
+            not_after: now - day,
+        };
+        let issued = ca.issue_client_with("ada", old).unwrap();
+        tilewave_tls::files::write_pair(dir.path(), "ada", &issued, false).unwrap();
+        let files = |name: &str| tilewave_tls::TlsFiles {
+            cert: dir.path().join(format!("{name}.crt")),
+            key: dir.path().join(format!("{name}.key")),
+            ca: dir.path().join("ca.crt"),
+        };
+        let with = |name: &str, layer: Layer| {
+            let mut c = ctx("ada");
+            c.settings.tls = Some(files(name));
+            c.settings.tls_from = Some(layer);
+            c.settings.dev_stack = Some(crate::settings::DevStackRef {
+                dir: "/stack".into(),
+                tls: true,
+            });
+            c
+        };
+        // (certificate, its layer, what the error says)
+        let cases = [
+            (
+                "ada",
+                Layer::DevStack,
+                &["expired on", "delete /stack/certs", "tilewave dev up"][..],
+            ),
+            (
+                "ada",
+                Layer::Env,
+                &["expired on", "TILEWAVE_TLS_CERT", "certs issue"][..],
+            ),
+            (
+                "nobody",
+                Layer::Flag,
+                &["nobody.crt", "--tls-cert", "certs list"][..],
+            ),
+        ];
+        for (name, layer, wants) in cases {
+            let err = with(name, layer).registry().unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{err}");
+            let text = err.to_string();
+            for want in wants {
+                assert!(text.contains(want), "{name} {layer:?}: {want:?} in {text}");
+            }
+        }
     }
 
     #[test]

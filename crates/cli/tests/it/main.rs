@@ -184,6 +184,22 @@ fn dev_stack_and_tile_journey() {
         stdout(&status)
     );
     refuses_clients_without_a_certificate(&etcd_url, &registry_url, &certs);
+    // The CLI without the stack's saved settings (another dev directory)
+    // calls plaintext and is told what to do.
+    let elsewhere = cli.dir.path().join("elsewhere").display().to_string();
+    let plain_url = registry_url.replace("https://", "http://");
+    for (url, exit) in [(&registry_url, 2), (&plain_url, 1)] {
+        let plain = cli.run_with(
+            &["--registry", url, "tile", "list"],
+            &[("TILEWAVE_DEV_DIR", &elsewhere)],
+        );
+        assert_eq!(code(&plain), exit, "{url}");
+        assert!(
+            stderr(&plain).contains("this call was plaintext") && stderr(&plain).contains("TILEWAVE_DEV_DIR"),
+            "{}",
+            stderr(&plain)
+        );
+    }
 
     // The journey, through the saved settings only.
     let riverflow = fixture("riverflow-ingest.json");

@@ -189,32 +189,49 @@ async fn registry_with_mutual_tls_answers_only_certificates_of_its_ca() {
         tilewave_tls::files::write_pair(&expired_dir, "old", &issued, false).unwrap();
     }
 
-    // Refused: (case, CLI arguments before the command).
-    let refused: Vec<(&str, Vec<String>)> = vec![
-        ("plaintext client", vec!["--registry".into(), url.clone()]),
+    // Refused: (case, CLI arguments before the command, what stderr says).
+    // The CLI itself refuses to present an expired certificate (exit 2).
+    let refused: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "plaintext client",
+            vec!["--registry".into(), url.clone()],
+            "hint: this call was plaintext",
+        ),
         (
             "certificate of another CA",
             with(&other.join("it-test.crt"), &other.join("it-test.key"), &ca),
+            "hint: this call used TLS with the certificate",
         ),
         (
             "expired certificate",
             with(&expired_dir.join("old.crt"), &expired_dir.join("old.key"), &ca),
+            "old.crt (from --tls-cert, --tls-key and --tls-ca) expired on",
         ),
     ];
-    for (case, base) in &refused {
+    for (case, base, says) in &refused {
         let quarry = s(&fixture("self-test-quarry.json"));
         for cmd in [vec!["tile", "list"], vec!["tile", "import", quarry.as_str()]] {
             let all = args(base, &cmd);
             let o = tw(dir.path(), &all.iter().map(String::as_str).collect::<Vec<_>>()).await;
             assert_ne!(code(&o), 0, "{case}: {cmd:?} must fail");
-            assert!(
-                stderr(&o).contains("hint: if the service requires TLS"),
-                "{case}: {}",
-                stderr(&o)
-            );
+            assert!(stderr(&o).contains(says), "{case}: {}", stderr(&o));
             assert!(!stdout(&o).contains("riverflow"), "{case}: {}", stdout(&o));
         }
     }
+    // The registry refuses an expired certificate too (a client that
+    // presents it anyway).
+    let expired =
+        tilewave_tls::Tls::from_files(&expired_dir.join("old.crt"), &expired_dir.join("old.key"), &ca)
+            .unwrap();
+    let channel = tilewave_tls::endpoint(&url, Some(&expired))
+        .unwrap()
+        .timeout(Duration::from_secs(5))
+        .connect_lazy();
+    let err = RegistryServiceClient::new(channel)
+        .list_tiles(ListTilesRequest::default())
+        .await
+        .expect_err("an expired certificate must be refused");
+    eprintln!("expired certificate: {err:?}");
     // The wrong CA on the client side: the registry's certificate is not trusted.
     let distrust = with(
         &certs.join("it-test.crt"),
