@@ -918,6 +918,59 @@ mod tests {
         );
     }
 
+    fn stack(tls: bool) -> StackFile {
+        let mut settings = BTreeMap::from([("registry".to_owned(), "https://127.0.0.1:1".to_owned())]);
+        if tls {
+            settings.insert("tls-cert".into(), "/d/certs/ada.crt".into());
+        }
+        StackFile {
+            dir: "/d".into(),
+            virtual_clock: false,
+            regions: 0,
+            region_ids: Vec::new(),
+            prefix: DEV_PREFIX.into(),
+            certs: tls.then(|| "/d/certs".into()),
+            skipped: Vec::new(),
+            settings,
+            processes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn what_overrides_the_saved_settings_is_named() {
+        let env = |k: &str| match k {
+            "TILEWAVE_REGISTRY" => Some("http://elsewhere:1".to_owned()),
+            "TILEWAVE_TLS_KEY" => Some("/mine.key".to_owned()),
+            _ => None,
+        };
+        let mut table = toml::Table::new();
+        table.insert("tls-cert".into(), "/mine.crt".into());
+        table.insert("registry".into(), "https://127.0.0.1:1".into());
+        let file = FileSettings::from_table(table).unwrap();
+        let config = Path::new("/c/config.toml");
+        let w = overrides(&stack(true), &env, Some((config, &file)));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with(
+            "TILEWAVE_REGISTRY=http://elsewhere:1 is set and overrides the stack's saved registry"
+        ));
+        assert!(
+            w[1].contains("the config file /c/config.toml sets tls-cert = \"/mine.crt\""),
+            "{w:?}"
+        );
+
+        // A plaintext stack: any TLS setting makes later calls fail.
+        let w = overrides(&stack(false), &env, None);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[1].starts_with("TILEWAVE_TLS_KEY=/mine.key is set and makes later commands call this plaintext stack over TLS"), "{w:?}");
+        assert!(overrides(&stack(true), &|_| None, None).is_empty());
+    }
+
+    #[test]
+    fn the_tls_line_says_whether_and_where() {
+        assert!(tls_line(&stack(true)).contains("TLS: on") && tls_line(&stack(true)).contains("/d/certs"));
+        assert!(tls_line(&stack(false)).starts_with("TLS: off (started with --insecure)"));
+    }
+
     #[test]
     fn purge_refuses_the_root() {
         let err = purge_dir(Path::new("/")).unwrap_err();
