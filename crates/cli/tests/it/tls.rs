@@ -88,7 +88,7 @@ async fn registry_with_mutual_tls_answers_only_certificates_of_its_ca() {
     assert_eq!(code(&init), 0);
 
     // The registry with TLS; etcd stays plaintext.
-    let etcd = EtcdCluster::start(1).await.unwrap();
+    let etcd = EtcdCluster::start_insecure(1).await.unwrap();
     let spec = ServiceSpec::new("registry-tls", bin_path("tilewave-registry").unwrap())
         .with_args([
             "--etcd",
@@ -303,7 +303,7 @@ async fn a_service_without_tls_warns_and_one_with_a_mismatched_key_does_not_star
         code(&tw(dir.path(), &["certs", "init", "--dir", &s(&certs)]).await),
         0
     );
-    let etcd = EtcdCluster::start(1).await.unwrap();
+    let etcd = EtcdCluster::start_insecure(1).await.unwrap();
     let binary = bin_path("tilewave-registry").unwrap();
     let base = ServiceSpec::new("registry-plain", binary.clone())
         .with_args(["--etcd", &etcd.endpoints().join(","), "--prefix", PREFIX])
@@ -311,6 +311,16 @@ async fn a_service_without_tls_warns_and_one_with_a_mismatched_key_does_not_star
         .without_env("TILEWAVE_TLS_KEY")
         .without_env("TILEWAVE_TLS_CA")
         .with_health_service(Some(tilewave_registry_health()));
+    // Neither TLS files nor --insecure: it does not start, and says why.
+    let Err(err) = ServiceProcess::start(base.clone().tls_as_given(), dir.path()).await else {
+        panic!("a service without TLS files must need --insecure");
+    };
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("TLS certificates are needed") && text.contains("--insecure"),
+        "{text}"
+    );
+    let base = base.insecure();
     let plain = ServiceProcess::start(base.clone(), dir.path()).await.unwrap();
     let log = std::fs::read_to_string(plain.log_path()).unwrap();
     assert!(log.contains("running without TLS"), "{log}");
