@@ -223,15 +223,11 @@ async fn registry_with_mutual_tls_answers_only_certificates_of_its_ca() {
     let expired =
         tilewave_tls::Tls::from_files(&expired_dir.join("old.crt"), &expired_dir.join("old.key"), &ca)
             .unwrap();
-    let channel = tilewave_tls::endpoint(&url, Some(&expired))
-        .unwrap()
-        .timeout(Duration::from_secs(5))
-        .connect_lazy();
-    let err = RegistryServiceClient::new(channel)
-        .list_tiles(ListTilesRequest::default())
-        .await
-        .expect_err("an expired certificate must be refused");
-    eprintln!("expired certificate: {err:?}");
+    assert_refused(
+        "an expired certificate",
+        tilewave_tls::endpoint(&url, Some(&expired)).unwrap(),
+    )
+    .await;
     // The wrong CA on the client side: the registry's certificate is not trusted.
     let distrust = with(
         &certs.join("it-test.crt"),
@@ -254,17 +250,14 @@ async fn registry_with_mutual_tls_answers_only_certificates_of_its_ca() {
 
     // A TLS client with no certificate of its own (trusting the right CA).
     let ca_pem = std::fs::read_to_string(&ca).unwrap();
-    let channel = Endpoint::from_shared(format!("https://{}", registry.addr()))
-        .unwrap()
-        .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem)))
-        .unwrap()
-        .timeout(Duration::from_secs(5))
-        .connect_lazy();
-    let err = RegistryServiceClient::new(channel)
-        .list_tiles(ListTilesRequest::default())
-        .await
-        .expect_err("no client certificate must be refused");
-    eprintln!("no client certificate: {err:?}");
+    assert_refused(
+        "no client certificate",
+        Endpoint::from_shared(format!("https://{}", registry.addr()))
+            .unwrap()
+            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem)))
+            .unwrap(),
+    )
+    .await;
 
     // A bad TLS setting is a usage error naming the file.
     let o = tw(
@@ -290,6 +283,17 @@ async fn registry_with_mutual_tls_answers_only_certificates_of_its_ca() {
         before,
         "no refused call changed etcd"
     );
+}
+
+/// Asserts that a ListTiles call through `endpoint` is refused (`what`
+/// names the client in the message).
+async fn assert_refused(what: &str, endpoint: Endpoint) {
+    let channel = endpoint.timeout(Duration::from_secs(5)).connect_lazy();
+    let err = RegistryServiceClient::new(channel)
+        .list_tiles(ListTilesRequest::default())
+        .await
+        .expect_err(what);
+    eprintln!("{what}: {err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
