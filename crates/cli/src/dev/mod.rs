@@ -640,7 +640,7 @@ fn print_up(stack: &StackFile, format: Format) -> anyhow::Result<()> {
     for w in overrides(stack, &process_env, config.as_deref().zip(file.as_ref())) {
         text.push_str(&format!("warning: {w}\n"));
     }
-    if default_dir(&stack.dir, &process_env).is_none() {
+    if !is_default_dir(&stack.dir, &process_env) {
         text.push_str(&format!(
             "note: {} is not the default dev directory: later commands read the stack's saved settings with TILEWAVE_DEV_DIR={}\n",
             stack.dir.display(),
@@ -669,12 +669,11 @@ fn regions_line(stack: &StackFile) -> String {
     }
 }
 
-/// `Some(())` when `dir` is the dev directory a command without `--dir`
-/// uses (`$TILEWAVE_DEV_DIR` or the default).
-fn default_dir(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Option<()> {
-    let default = dev_dir(None, env).ok()?;
-    let same = default == dir || default.canonicalize().ok().as_deref() == Some(dir);
-    same.then_some(())
+/// Whether `dir` is the dev directory a command without `--dir` uses
+/// (`$TILEWAVE_DEV_DIR` or the default).
+fn is_default_dir(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> bool {
+    dev_dir(None, env)
+        .is_ok_and(|default| default == dir || default.canonicalize().ok().as_deref() == Some(dir))
 }
 
 /// Whether the stack runs TLS, and where its certificates are.
@@ -731,9 +730,10 @@ fn overrides(
 /// How to check and stop the stack in `dir`: with `--dir` when a plain
 /// `tilewave dev status` would look somewhere else.
 fn next_steps(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> String {
-    let flag = match default_dir(dir, env) {
-        Some(()) => String::new(),
-        None => format!(" --dir {}", dir.display()),
+    let flag = if is_default_dir(dir, env) {
+        String::new()
+    } else {
+        format!(" --dir {}", dir.display())
     };
     format!(
         "\ncheck it:  tilewave dev status{flag}\nstop it:   tilewave dev down{flag}   (--purge also deletes its data, logs and certificates)\n"
