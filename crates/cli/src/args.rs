@@ -26,14 +26,15 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub trace: bool,
     /// Your client certificate (PEM): with --tls-key and --tls-ca every call
-    /// is mutual TLS [env: TILEWAVE_TLS_CERT] [config: tls-cert].
+    /// is mutual TLS [env: TILEWAVE_TLS_CERT] [config: tls-cert] [default:
+    /// the one `tilewave dev up` saved for its stack].
     #[arg(long, global = true, value_name = "FILE")]
     pub tls_cert: Option<String>,
-    /// The private key of --tls-cert [env: TILEWAVE_TLS_KEY] [config: tls-key].
+    /// The private key of --tls-cert [env: TILEWAVE_TLS_KEY] [config: tls-key] [default: the dev stack's].
     #[arg(long, global = true, value_name = "FILE")]
     pub tls_key: Option<String>,
     /// The CA certificate the services' certificates are checked against
-    /// [env: TILEWAVE_TLS_CA] [config: tls-ca].
+    /// [env: TILEWAVE_TLS_CA] [config: tls-ca] [default: the dev stack's].
     #[arg(long, global = true, value_name = "FILE")]
     pub tls_ca: Option<String>,
     /// Log more on stderr (-v info, -vv debug); RUST_LOG overrides.

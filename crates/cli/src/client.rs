@@ -15,7 +15,7 @@ use tilewave_telemetry::{TracedChannel, traced_channel};
 use crate::endpoints::{REGISTRY, ROLLOUT};
 use crate::error::{CliError, rpc};
 use crate::output::Format;
-use crate::settings::Settings;
+use crate::settings::{Layer, Settings};
 
 /// The metadata entry naming the caller, until mTLS gives identities.
 pub const ACTOR_HEADER: &str = "x-tilewave-actor";
@@ -39,6 +39,20 @@ pub struct Ctx {
     pub settings: Settings,
     /// How results are printed.
     pub format: Format,
+    /// The TLS files of `settings`, loaded and checked once (an error as
+    /// its message).
+    pub tls: std::sync::OnceLock<Result<Option<tilewave_tls::Tls>, String>>,
+}
+
+impl Ctx {
+    /// A context with `settings` and `format`.
+    pub fn new(settings: Settings, format: Format) -> Self {
+        Self {
+            settings,
+            format,
+            tls: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 impl Ctx {
@@ -53,11 +67,65 @@ impl Ctx {
     /// when it has one (the scheme becomes `https`), else plaintext. A TLS
     /// file that is missing or wrong is a usage error naming it.
     fn endpoint(&self, url: &str) -> Result<tonic::transport::Endpoint, CliError> {
-        let tls = match &self.settings.tls {
-            Some(files) => Some(files.load().map_err(|e| CliError::usage(e.to_string()))?),
-            None => None,
-        };
+        let tls = self.tls()?;
+        if tls.is_none() && url.starts_with("https://") {
+            return Err(CliError::usage(format!(
+                "{} is an https:// address, but {}",
+                tilewave_core::quote::quoted(url),
+                crate::error::tls_hint(Some(&self.settings))
+            )));
+        }
         tilewave_tls::endpoint(url, tls.as_ref()).map_err(|e| CliError::usage(e.to_string()))
+    }
+
+    /// The settings' TLS files, loaded and checked: each file is there, the
+    /// key matches, neither the certificate nor the CA has expired (a
+    /// warning within 14 days of it). An error says where the setting came
+    /// from and what to do.
+    fn tls(&self) -> Result<Option<tilewave_tls::Tls>, CliError> {
+        self.tls
+            .get_or_init(|| self.load_tls().map_err(|e| e.to_string()))
+            .clone()
+            .map_err(CliError::Usage)
+    }
+
+    /// [`Ctx::tls`], uncached.
+    fn load_tls(&self) -> Result<Option<tilewave_tls::Tls>, CliError> {
+        let Some(files) = &self.settings.tls else {
+            return Ok(None);
+        };
+        let origin = self.settings.tls_origin().unwrap_or_default();
+        let fix = match &self.settings.dev_stack {
+            Some(stack) if self.settings.tls_from == Some(Layer::DevStack) => format!(
+                "the dev stack in {d} saved it: delete {d}/certs and restart the stack (`tilewave dev down`, \
+                 then `tilewave dev up` makes a new certificate set)",
+                d = stack.dir.display()
+            ),
+            _ => format!(
+                "fix {origin} (`tilewave certs list` shows the certificates and their expiry; \
+                 `tilewave certs issue NAME` issues a new one)"
+            ),
+        };
+        let tls = files
+            .load()
+            .map_err(|e| CliError::usage(format!("TLS settings from {origin}: {e}; {fix}")))?;
+        let now = tilewave_tls::wall_clock_now();
+        for (what, path, info) in [
+            ("certificate", &files.cert, &tls.cert),
+            ("CA certificate", &files.ca, &tls.ca),
+        ] {
+            if info.not_after <= now {
+                return Err(CliError::usage(format!(
+                    "the {what} {} (from {origin}) expired on {}; {fix}",
+                    path.display(),
+                    info.not_after.strftime("%Y-%m-%d %H:%M UTC")
+                )));
+            }
+        }
+        for warning in tls.expiry_warnings(now) {
+            note(&format!("warning: {warning}"));
+        }
+        Ok(Some(tls))
     }
 
     /// A client of the registry.
@@ -150,8 +218,8 @@ mod tests {
     use super::*;
 
     fn ctx(actor: &str) -> Ctx {
-        Ctx {
-            settings: Settings {
+        Ctx::new(
+            Settings {
                 urls: [
                     (REGISTRY.name, "http://127.0.0.1:1".to_owned()),
                     (ROLLOUT.name, "http://127.0.0.1:2".to_owned()),
@@ -160,9 +228,12 @@ mod tests {
                 actor: actor.into(),
                 timeout: std::time::Duration::from_secs(1),
                 tls: None,
+                tls_from: None,
+                config_file: None,
+                dev_stack: None,
             },
-            format: Format::Table,
-        }
+            Format::Table,
+        )
     }
 
     #[test]
@@ -172,6 +243,62 @@ mod tests {
             req.metadata().get(ACTOR_HEADER).and_then(|v| v.to_str().ok()),
             Some("ada")
         );
+    }
+
+    #[test]
+    fn an_expired_or_missing_certificate_says_where_it_came_from_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = tilewave_tls::Ca::generate().unwrap();
+        tilewave_tls::files::write_pair(dir.path(), "ca", &ca.issued(), false).unwrap();
+        let now = tilewave_tls::wall_clock_now();
+        let day = jiff::SignedDuration::from_hours(24);
+        let old = tilewave_tls::Validity {
+            not_before: now - day * 30,
+            not_after: now - day,
+        };
+        let issued = ca.issue_client_with("ada", old).unwrap();
+        tilewave_tls::files::write_pair(dir.path(), "ada", &issued, false).unwrap();
+        let files = |name: &str| tilewave_tls::TlsFiles {
+            cert: dir.path().join(format!("{name}.crt")),
+            key: dir.path().join(format!("{name}.key")),
+            ca: dir.path().join("ca.crt"),
+        };
+        let with = |name: &str, layer: Layer| {
+            let mut c = ctx("ada");
+            c.settings.tls = Some(files(name));
+            c.settings.tls_from = Some(layer);
+            c.settings.dev_stack = Some(crate::settings::DevStackRef {
+                dir: "/stack".into(),
+                tls: true,
+            });
+            c
+        };
+        // (certificate, its layer, what the error says)
+        let cases = [
+            (
+                "ada",
+                Layer::DevStack,
+                &["expired on", "delete /stack/certs", "tilewave dev up"][..],
+            ),
+            (
+                "ada",
+                Layer::Env,
+                &["expired on", "TILEWAVE_TLS_CERT", "certs issue"][..],
+            ),
+            (
+                "nobody",
+                Layer::Flag,
+                &["nobody.crt", "--tls-cert", "certs list"][..],
+            ),
+        ];
+        for (name, layer, wants) in cases {
+            let err = with(name, layer).registry().unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{err}");
+            let text = err.to_string();
+            for want in wants {
+                assert!(text.contains(want), "{name} {layer:?}: {want:?} in {text}");
+            }
+        }
     }
 
     #[test]

@@ -97,8 +97,9 @@ impl clap::Args for EndpointFlags {
                     .global(true)
                     .value_name("URL")
                     .help(format!(
-                        "{title}'s gRPC URL [env: {}] [default: {}].",
+                        "{title}'s gRPC URL [env: {}] [config: {}] [default: the dev stack's, else {}].",
                         e.env(),
+                        e.key(),
                         e.default_url()
                     )),
             )

@@ -9,6 +9,8 @@
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
+use crate::settings::{Layer, Settings};
+
 /// Success.
 pub const EXIT_OK: u8 = 0;
 /// Anything not covered below (unavailable, internal, I/O, ...).
@@ -38,6 +40,27 @@ pub fn unavailable_hint() -> String {
 pub const TLS_HINT: &str = "if the service requires TLS, give --tls-cert, --tls-key and --tls-ca \
 (or TILEWAVE_TLS_*) with a certificate signed by its CA and that CA (`tilewave certs init`, `tilewave certs list`)";
 
+/// Whether a connection failed in the TLS handshake (an untrusted or
+/// expired certificate, or a TLS client meeting a plaintext server), from
+/// the status message and every error it was caused by.
+fn tls_failure(status: &tonic::Status) -> bool {
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        text.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    [
+        "certificate",
+        "corrupt message",
+        "InvalidContentType",
+        "tls handshake",
+        "HandshakeFailure",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
+}
+
 /// Whether a call failed in the transport (the connection was broken or
 /// refused by the peer) rather than with a status the service sent.
 fn transport_failure(status: &tonic::Status) -> bool {
@@ -49,6 +72,60 @@ fn transport_failure(status: &tonic::Status) -> bool {
         source = e.source();
     }
     false
+}
+
+/// What to do when the TLS handshake failed or the connection was closed,
+/// told from where the call's TLS settings came from (`settings`: the
+/// command's, when it resolved them).
+pub fn tls_hint(settings: Option<&Settings>) -> String {
+    let Some(settings) = settings else {
+        return TLS_HINT.to_owned();
+    };
+    let plaintext_stack = settings.dev_stack.as_ref().filter(|s| !s.tls);
+    match (&settings.tls, settings.tls_from) {
+        (Some(files), Some(layer)) => {
+            let drop = match layer {
+                Layer::Flag => "leave out --tls-cert, --tls-key and --tls-ca".to_owned(),
+                Layer::Env => "unset TILEWAVE_TLS_CERT, TILEWAVE_TLS_KEY and TILEWAVE_TLS_CA".to_owned(),
+                Layer::ConfigFile => format!("remove {}", settings.describe(layer)),
+                Layer::DevStack => {
+                    return format!(
+                        "this call used TLS with the certificate {} from {}, which runs TLS: check that the addresses \
+                         you gave (--registry, --rollout, TILEWAVE_REGISTRY, ...) are that stack's (`tilewave dev status`), \
+                         or give the certificate of the service's CA with --tls-cert, --tls-key and --tls-ca",
+                        files.cert.display(),
+                        settings.describe(layer)
+                    );
+                }
+            };
+            match plaintext_stack {
+                Some(stack) => format!(
+                    "this call used TLS with the certificate {} (from {}), but the dev stack in {} runs without TLS \
+                     (--insecure): {drop}, or restart the stack without --insecure",
+                    files.cert.display(),
+                    settings.describe(layer),
+                    stack.dir.display()
+                ),
+                None => format!(
+                    "this call used TLS with the certificate {} (from {}): if the service runs without TLS \
+                     (--insecure), {drop}; if it runs TLS, the certificate must be signed by its CA and --tls-ca \
+                     must be that CA (`tilewave certs list`)",
+                    files.cert.display(),
+                    settings.describe(layer)
+                ),
+            }
+        }
+        _ => format!(
+            "this call was plaintext: no certificate came from --tls-cert, TILEWAVE_TLS_CERT, the config file{} \
+             or a dev stack's saved settings; {TLS_HINT}. A stack started by `tilewave dev up` saves its certificate \
+             for later commands: set TILEWAVE_DEV_DIR to its directory if it is not the default",
+            settings
+                .config_file
+                .as_ref()
+                .map(|p| format!(" {}", p.display()))
+                .unwrap_or_default()
+        ),
+    }
 }
 
 /// An error with a known exit code. Anything else (I/O, ...) exits 1.
@@ -113,8 +190,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 }
 
 /// The lines to print on stderr for an error: `error: <chain>`, then each
-/// field violation, then a hint where there is one.
-pub fn report(err: &anyhow::Error) -> Vec<String> {
+/// field violation, then a hint where there is one (a TLS hint told from
+/// `settings`, the command's connection settings when it resolved them).
+pub fn report(err: &anyhow::Error, settings: Option<&Settings>) -> Vec<String> {
     let mut lines = vec![format!("error: {err:#}")];
     let status = err.chain().find_map(|e| match e.downcast_ref::<CliError>() {
         Some(CliError::Rpc { status, .. }) => Some(status),
@@ -127,12 +205,12 @@ pub fn report(err: &anyhow::Error) -> Vec<String> {
             }
         }
         match status.code() {
-            Code::Unavailable if status.message().contains("certificate") => {
-                lines.push(format!("hint: {TLS_HINT}"));
+            Code::Unavailable if tls_failure(status) => {
+                lines.push(format!("hint: {}", tls_hint(settings)));
             }
             Code::Unavailable => lines.push(format!("hint: {}", unavailable_hint())),
             Code::Unknown | Code::Cancelled | Code::Internal if transport_failure(status) => {
-                lines.push(format!("hint: {TLS_HINT}"));
+                lines.push(format!("hint: {}", tls_hint(settings)));
             }
             Code::Aborted => {
                 lines.push("hint: the tile changed since it was read; run the command again".into())
@@ -220,7 +298,7 @@ mod tests {
             rpc: "ImportPartnerConfig",
             status,
         });
-        let lines = report(&e);
+        let lines = report(&e, None);
         assert_eq!(
             lines,
             vec![
@@ -238,12 +316,92 @@ mod tests {
             rpc: "ListTiles",
             status: tonic::Status::unavailable("invalid peer certificate: BadSignature"),
         });
-        let lines = report(&e);
+        let lines = report(&e, None);
         assert!(lines.iter().any(|l| l.contains("--tls-ca")), "{lines:?}");
         let plain = tonic::Status::unknown("transport error");
         assert!(
             !transport_failure(&plain),
             "a status the service sent is not a transport failure"
+        );
+    }
+
+    fn settings(tls_from: Option<Layer>, stack_tls: Option<bool>) -> Settings {
+        Settings {
+            urls: Default::default(),
+            actor: "ada".into(),
+            timeout: std::time::Duration::from_secs(1),
+            tls: tls_from.map(|_| tilewave_tls::TlsFiles {
+                cert: "/c/ada.crt".into(),
+                key: "/c/ada.key".into(),
+                ca: "/c/ca.crt".into(),
+            }),
+            tls_from,
+            config_file: Some("/home/ada/.config/tilewave/config.toml".into()),
+            dev_stack: stack_tls.map(|tls| crate::settings::DevStackRef {
+                dir: "/dev-stack".into(),
+                tls,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_tls_hint_says_where_the_certificate_came_from_and_what_to_do() {
+        // (the certificate's layer, the dev stack: runs TLS?, what the hint says)
+        let cases = [
+            (
+                Some(Layer::Env),
+                Some(false),
+                &[
+                    "the dev stack in /dev-stack runs without TLS",
+                    "unset TILEWAVE_TLS_CERT",
+                ][..],
+            ),
+            (
+                Some(Layer::Flag),
+                None,
+                &[
+                    "/c/ada.crt",
+                    "leave out --tls-cert",
+                    "if the service runs without TLS",
+                ][..],
+            ),
+            (
+                Some(Layer::ConfigFile),
+                Some(false),
+                &[
+                    "remove tls-cert, tls-key and tls-ca in the config file /home/ada/.config/tilewave/config.toml",
+                ][..],
+            ),
+            (
+                Some(Layer::DevStack),
+                Some(true),
+                &[
+                    "the saved settings of the dev stack in /dev-stack",
+                    "tilewave dev status",
+                ][..],
+            ),
+            (
+                None,
+                None,
+                &["this call was plaintext", "TILEWAVE_DEV_DIR", "--tls-ca"][..],
+            ),
+        ];
+        for (layer, stack, wants) in cases {
+            let hint = tls_hint(Some(&settings(layer, stack)));
+            for want in wants {
+                assert!(hint.contains(want), "{layer:?} {stack:?}: {want:?} in {hint}");
+            }
+        }
+        let e = anyhow::Error::from(CliError::Rpc {
+            rpc: "ListTiles",
+            status: tonic::Status::unavailable("invalid peer certificate: UnknownIssuer"),
+        });
+        let lines = report(&e, Some(&settings(Some(Layer::Env), Some(false))));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("hint: ") && l.contains("unset TILEWAVE_TLS_CERT")),
+            "{lines:?}"
         );
     }
 
@@ -253,7 +411,7 @@ mod tests {
             rpc: "ListTiles",
             status: tonic::Status::unavailable("connection refused"),
         });
-        let lines = report(&e);
+        let lines = report(&e, None);
         assert!(lines.iter().any(|l| l.contains("tilewave dev up")), "{lines:?}");
         assert_eq!(exit_code(&e), 1);
     }

@@ -75,11 +75,12 @@ async fn run(cli: Cli) -> u8 {
     if cli.global.trace && !trace_id.is_empty() {
         note(&format!("trace id: {trace_id}"));
     }
-    let result = execute(cli).instrument(span).await;
+    let mut settings = None;
+    let result = execute(cli, &mut settings).instrument(span).await;
     let code = match result {
         Ok(()) => EXIT_OK,
         Err(e) => {
-            for line in report(&e) {
+            for line in report(&e, settings.as_ref()) {
                 note(&line);
             }
             if !trace_id.is_empty() {
@@ -96,14 +97,15 @@ async fn run(cli: Cli) -> u8 {
     code
 }
 
-/// Dispatches a command.
-async fn execute(cli: Cli) -> anyhow::Result<()> {
-    let ctx = || -> anyhow::Result<Ctx> {
-        let ctx = Ctx {
-            settings: Settings::load(&cli.global.flag_settings(), &process_env)?,
-            format: cli.global.output,
-        };
-        tracing::debug!(urls = ?ctx.settings.urls, actor = %ctx.settings.actor, "settings");
+/// Dispatches a command; `resolved` keeps the connection settings of a
+/// command that calls the services, so that an error's hint can say where
+/// its TLS settings came from.
+async fn execute(cli: Cli, resolved: &mut Option<Settings>) -> anyhow::Result<()> {
+    let mut ctx = || -> anyhow::Result<Ctx> {
+        let settings = Settings::load(&cli.global.flag_settings(), &process_env)?;
+        *resolved = Some(settings.clone());
+        let ctx = Ctx::new(settings, cli.global.output);
+        tracing::debug!(urls = ?ctx.settings.urls, actor = %ctx.settings.actor, tls = ?ctx.settings.tls_from, "settings");
         Ok(ctx)
     };
     match cli.command {

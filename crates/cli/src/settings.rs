@@ -1,7 +1,11 @@
 //! Connection settings: where the services are, who the caller is, how long
-//! a call may take. Read from flags, then the environment, then the config
-//! file, then defaults (docs/design.md, "Code layout"), and written back by `tilewave dev up`
-//! so that every later command reaches the local stack without flags.
+//! a call may take, which certificate it presents. Each is read from the
+//! flags, then the environment, then the config file, then the dev stack's
+//! saved settings (what `tilewave dev up` saved in its `stack.toml`: the
+//! stack's addresses and, unless it runs `--insecure`, its certificate), then
+//! the default (docs/design.md, "The CLI"). So every later command reaches
+//! the local stack, over TLS, without flags, and anything the user sets
+//! wins over what the stack saved.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +38,29 @@ pub const TLS_KEYS: [(&str, &str); 3] = [
     ("tls-ca", tilewave_tls::config::ENV_TLS_CA),
 ];
 
+/// Where a setting came from (for messages that say what to change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// A command-line flag.
+    Flag,
+    /// A `TILEWAVE_*` environment variable.
+    Env,
+    /// The config file.
+    ConfigFile,
+    /// The dev stack's saved settings.
+    DevStack,
+}
+
+/// The dev stack whose saved settings were read: where it is and whether
+/// it runs TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevStackRef {
+    /// Its dev directory.
+    pub dir: PathBuf,
+    /// Whether it runs TLS (`false`: started with `--insecure`).
+    pub tls: bool,
+}
+
 /// The resolved settings every command runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -46,6 +73,12 @@ pub struct Settings {
     pub timeout: Duration,
     /// The client certificate, its key and the CA, when calls use TLS.
     pub tls: Option<tilewave_tls::TlsFiles>,
+    /// Where [`Settings::tls`] came from (the certificate's layer).
+    pub tls_from: Option<Layer>,
+    /// The config file that was read, if there is one.
+    pub config_file: Option<PathBuf>,
+    /// The dev stack whose saved settings were read, if there is one.
+    pub dev_stack: Option<DevStackRef>,
 }
 
 /// What the flags said; `None` where a flag was not given.
@@ -62,8 +95,8 @@ pub struct FlagSettings {
 }
 
 /// The config file's contents (TOML): a URL per endpoint key, `actor`,
-/// `timeout`. Unknown keys are refused on reading; `dev up` edits the file
-/// as a TOML table, so it keeps whatever else is in it.
+/// `timeout`, `tls-cert`, `tls-key`, `tls-ca`. Unknown keys are refused on
+/// reading. The dev stack's saved settings are the same keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileSettings {
     /// The URLs in the file, by endpoint name.
@@ -109,7 +142,30 @@ pub fn read_file_settings(path: &Path) -> anyhow::Result<Option<FileSettings>> {
     Ok(Some(FileSettings::from_table(table).map_err(invalid)?))
 }
 
+/// The environment variable of a config key that names a service or a TLS
+/// file (`registry` -> `TILEWAVE_REGISTRY`, `tls-cert` ->
+/// `TILEWAVE_TLS_CERT`).
+pub fn env_var_of(key: &str) -> Option<String> {
+    Endpoint::by_key(key).map(Endpoint::env).or_else(|| {
+        TLS_KEYS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| (*v).to_owned())
+    })
+}
+
 impl FileSettings {
+    /// The value of a service's or a TLS file's key, if set.
+    pub fn get(&self, key: &str) -> Option<&String> {
+        match Endpoint::by_key(key) {
+            Some(e) => self.urls.get(e.name),
+            None => TLS_KEYS
+                .iter()
+                .position(|(k, _)| *k == key)
+                .and_then(|i| self.tls[i].as_ref()),
+        }
+    }
+
     /// The settings of a config file's table: every key must be an
     /// endpoint's, `actor` or `timeout`, and every value a string.
     pub fn from_table(table: toml::Table) -> Result<Self, String> {
@@ -161,46 +217,50 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
 }
 
 impl Settings {
-    /// Resolves each setting: flag, else environment, else file, else the
-    /// default. Every bad value is reported, all at once.
+    /// Resolves each setting: flag, else environment, else the config
+    /// file, else the dev stack's saved settings, else the default. Every
+    /// bad value is reported, all at once.
     pub fn resolve(
         flags: &FlagSettings,
         env: &dyn Fn(&str) -> Option<String>,
         file: Option<&FileSettings>,
+        saved: Option<&FileSettings>,
     ) -> Result<Self, CliError> {
-        let pick = |flag: &Option<String>, var: &str, from_file: Option<&Option<String>>| {
-            flag.clone()
-                .or_else(|| env(var))
-                .or_else(|| from_file.and_then(Clone::clone))
+        // The value of one setting and its layer; `of` reads it from a
+        // file's (or the saved) settings.
+        let pick = |flag: Option<&String>, var: &str, of: &dyn Fn(&FileSettings) -> Option<String>| {
+            flag.map(|v| (v.clone(), Layer::Flag))
+                .or_else(|| env(var).map(|v| (v, Layer::Env)))
+                .or_else(|| file.and_then(of).map(|v| (v, Layer::ConfigFile)))
+                .or_else(|| saved.and_then(of).map(|v| (v, Layer::DevStack)))
         };
         let urls: BTreeMap<&'static str, String> = ENDPOINTS
             .iter()
             .map(|e| {
-                let url = pick(
-                    &flags.urls.get(e.name).cloned(),
-                    &e.env(),
-                    file.map(|f| f.urls.get(e.name).cloned()).as_ref(),
-                )
-                .unwrap_or_else(|| e.default_url());
+                let url = pick(flags.urls.get(e.name), &e.env(), &|f| f.urls.get(e.name).cloned())
+                    .map_or_else(|| e.default_url(), |(v, _)| v);
                 (e.name, url)
             })
             .collect();
-        let actor = pick(&flags.actor, ENV_ACTOR, file.map(|f| &f.actor))
+        let actor = pick(flags.actor.as_ref(), ENV_ACTOR, &|f| f.actor.clone())
+            .map(|(v, _)| v)
             .or_else(|| env("USER"))
             .unwrap_or_else(|| FALLBACK_ACTOR.to_owned());
         let mut problems = Vec::new();
-        let timeout = match pick(&flags.timeout, ENV_TIMEOUT, file.map(|f| &f.timeout)) {
+        let timeout = match pick(flags.timeout.as_ref(), ENV_TIMEOUT, &|f| f.timeout.clone()) {
             None => DEFAULT_TIMEOUT,
-            Some(t) => parse_timeout(&t).unwrap_or_else(|e| {
+            Some((t, _)) => parse_timeout(&t).unwrap_or_else(|e| {
                 problems.push(format!("timeout: {e}"));
                 DEFAULT_TIMEOUT
             }),
         };
-        let tls_given: Vec<Option<String>> = TLS_KEYS
+        let tls_given: Vec<Option<(String, Layer)>> = TLS_KEYS
             .iter()
             .enumerate()
-            .map(|(i, (_, var))| pick(&flags.tls[i], var, file.map(|f| &f.tls[i])))
+            .map(|(i, (_, var))| pick(flags.tls[i].as_ref(), var, &|f| f.tls[i].clone()))
             .collect();
+        let tls_from = tls_given.first().and_then(|v| v.as_ref().map(|(_, l)| *l));
+        let tls_given: Vec<Option<String>> = tls_given.into_iter().map(|v| v.map(|(v, _)| v)).collect();
         let tls = match tls_given.as_slice() {
             [Some(cert), Some(key), Some(ca)] => Some(tilewave_tls::TlsFiles {
                 cert: PathBuf::from(cert),
@@ -216,7 +276,8 @@ impl Settings {
                     .map(|((k, _), _)| *k)
                     .collect();
                 problems.push(format!(
-                    "tls: --tls-cert, --tls-key and --tls-ca go together; missing {}",
+                    "tls: --tls-cert, --tls-key and --tls-ca go together (from flags, {}, the config file or the dev stack); missing {}",
+                    TLS_KEYS.iter().map(|(_, v)| *v).collect::<Vec<_>>().join(", "),
                     missing.join(", ")
                 ));
                 None
@@ -242,7 +303,10 @@ impl Settings {
             urls,
             actor,
             timeout,
+            tls_from: tls.as_ref().and(tls_from),
             tls,
+            config_file: None,
+            dev_stack: None,
         })
     }
 
@@ -255,67 +319,50 @@ impl Settings {
             .unwrap_or_else(|| endpoint.default_url())
     }
 
-    /// Reads the config file (from `env`'s idea of where it is) and resolves.
+    /// Reads the config file and the dev stack's saved settings (from
+    /// `env`'s idea of where they are) and resolves.
     pub fn load(flags: &FlagSettings, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let file = match config_path(env) {
-            Some(p) => read_file_settings(&p)?,
+        let path = config_path(env);
+        let file = match &path {
+            Some(p) => read_file_settings(p)?,
             None => None,
         };
-        Ok(Self::resolve(flags, env, file.as_ref())?)
+        let stack = crate::dev::stack::saved_stack(env)?;
+        let saved = match &stack {
+            Some(s) => Some(s.saved_settings()?),
+            None => None,
+        };
+        let mut settings = Self::resolve(flags, env, file.as_ref(), saved.as_ref())?;
+        settings.config_file = path.filter(|_| file.is_some());
+        settings.dev_stack = stack.map(|s| DevStackRef {
+            tls: s.runs_tls(),
+            dir: s.dir,
+        });
+        Ok(settings)
     }
-}
 
-/// Sets `key = value` for each pair in the config file at `path`, keeping
-/// everything else in it; creates the file (and its directory) if needed.
-pub fn write_config_values(path: &Path, values: &[(&str, &str)]) -> anyhow::Result<()> {
-    let mut table = read_table(path)?;
-    for (k, v) in values {
-        table.insert((*k).to_owned(), toml::Value::String((*v).to_owned()));
+    /// Where the certificate in use came from, as a person names it:
+    /// "--tls-cert", "TILEWAVE_TLS_CERT", "the config file ...", "the dev
+    /// stack in ... (its saved settings)".
+    pub fn tls_origin(&self) -> Option<String> {
+        self.tls_from.map(|layer| self.describe(layer))
     }
-    write_table(path, &table)
-}
 
-/// Removes each key whose value is still the one given (so that a value
-/// the user changed since is left alone); deletes the file when nothing is
-/// left in it. Returns the keys removed.
-pub fn remove_config_values(path: &Path, values: &[(&str, &str)]) -> anyhow::Result<Vec<String>> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let mut table = read_table(path)?;
-    let mut removed = Vec::new();
-    for (k, v) in values {
-        if table.get(*k).and_then(toml::Value::as_str) == Some(*v) {
-            table.remove(*k);
-            removed.push((*k).to_owned());
+    /// A layer as a person names it (for the TLS settings).
+    pub fn describe(&self, layer: Layer) -> String {
+        match layer {
+            Layer::Flag => "--tls-cert, --tls-key and --tls-ca".to_owned(),
+            Layer::Env => TLS_KEYS.iter().map(|(_, v)| *v).collect::<Vec<_>>().join(", "),
+            Layer::ConfigFile => match &self.config_file {
+                Some(p) => format!("tls-cert, tls-key and tls-ca in the config file {}", p.display()),
+                None => "tls-cert, tls-key and tls-ca in the config file".to_owned(),
+            },
+            Layer::DevStack => match &self.dev_stack {
+                Some(s) => format!("the saved settings of the dev stack in {}", s.dir.display()),
+                None => "the dev stack's saved settings".to_owned(),
+            },
         }
     }
-    if table.is_empty() {
-        std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
-    } else {
-        write_table(path, &table)?;
-    }
-    Ok(removed)
-}
-
-/// The config file as a TOML table (empty when there is none).
-fn read_table(path: &Path) -> anyhow::Result<toml::Table> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| {
-            CliError::Usage(format!("config file {} is not valid TOML: {e}", path.display())).into()
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(toml::Table::new()),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
-/// Writes a TOML table, creating the directory.
-fn write_table(path: &Path, table: &toml::Table) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let text = toml::to_string(table).context("encoding the config file")?;
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
@@ -358,24 +405,48 @@ mod tests {
             ("USER", "unix-user"),
         ]);
         let f = file("http://file:3", "file-actor", "3s");
-        let s = Settings::resolve(&flags, &env, Some(&f)).unwrap();
+        let s = Settings::resolve(&flags, &env, Some(&f), None).unwrap();
         assert_eq!(s.url(REGISTRY), "http://flag:1", "flag beats env and file");
         assert_eq!(s.actor, "env-actor", "env beats file");
         assert_eq!(s.timeout, Duration::from_secs(3), "file beats default");
         assert_eq!(s.url(ROLLOUT), ROLLOUT.default_url(), "default when nobody says");
+
+        let saved = FileSettings {
+            urls: urls(&[("registry", "http://saved:4"), ("rollout", "http://saved:5")]),
+            timeout: Some("4s".into()),
+            ..FileSettings::default()
+        };
+        let s = Settings::resolve(&flags, &env, Some(&f), Some(&saved)).unwrap();
+        assert_eq!(s.url(REGISTRY), "http://flag:1", "flag beats the saved settings");
+        assert_eq!(s.timeout, Duration::from_secs(3), "file beats the saved settings");
+        assert_eq!(s.url(ROLLOUT), "http://saved:5", "saved beats the default");
     }
 
     #[test]
     fn table_of_sources() {
-        // (flag, env, file, expected registry)
+        // (flag, env, file, the dev stack's saved settings, expected registry)
         let cases = [
-            (None, None, None, "http://127.0.0.1:7401"),
-            (None, None, Some("http://f"), "http://f"),
-            (None, Some("http://e"), Some("http://f"), "http://e"),
-            (Some("http://x"), Some("http://e"), Some("http://f"), "http://x"),
-            (Some("http://x"), None, None, "http://x"),
+            (None, None, None, None, "http://127.0.0.1:7401"),
+            (None, None, None, Some("https://s"), "https://s"),
+            (None, None, Some("http://f"), None, "http://f"),
+            (None, None, Some("http://f"), Some("https://s"), "http://f"),
+            (
+                None,
+                Some("http://e"),
+                Some("http://f"),
+                Some("https://s"),
+                "http://e",
+            ),
+            (
+                Some("http://x"),
+                Some("http://e"),
+                Some("http://f"),
+                Some("https://s"),
+                "http://x",
+            ),
+            (Some("http://x"), None, None, None, "http://x"),
         ];
-        for (flag, env, from_file, want) in cases {
+        for (flag, env, from_file, from_stack, want) in cases {
             let flags = FlagSettings {
                 urls: flag.map(|f| urls(&[("registry", f)])).unwrap_or_default(),
                 ..FlagSettings::default()
@@ -386,11 +457,15 @@ mod tests {
                 urls: urls(&[("registry", r)]),
                 ..FileSettings::default()
             });
-            let s = Settings::resolve(&flags, &env_of(&pairs), fs.as_ref()).unwrap();
+            let saved = from_stack.map(|r| FileSettings {
+                urls: urls(&[("registry", r)]),
+                ..FileSettings::default()
+            });
+            let s = Settings::resolve(&flags, &env_of(&pairs), fs.as_ref(), saved.as_ref()).unwrap();
             assert_eq!(
                 s.url(REGISTRY),
                 want,
-                "flag={flag:?} env={env:?} file={from_file:?}"
+                "flag={flag:?} env={env:?} file={from_file:?} stack={from_stack:?}"
             );
         }
     }
@@ -398,9 +473,9 @@ mod tests {
     #[test]
     fn actor_falls_back_to_user_then_unknown() {
         let none = FlagSettings::default();
-        let s = Settings::resolve(&none, &env_of(&[("USER", "ada")]), None).unwrap();
+        let s = Settings::resolve(&none, &env_of(&[("USER", "ada")]), None, None).unwrap();
         assert_eq!(s.actor, "ada");
-        let s = Settings::resolve(&none, &env_of(&[]), None).unwrap();
+        let s = Settings::resolve(&none, &env_of(&[]), None, None).unwrap();
         assert_eq!(s.actor, FALLBACK_ACTOR);
         assert_eq!(s.timeout, DEFAULT_TIMEOUT);
     }
@@ -413,7 +488,7 @@ mod tests {
             actor: Some("\u{1F600}".into()),
             tls: Default::default(),
         };
-        let err = Settings::resolve(&flags, &env_of(&[]), None).unwrap_err();
+        let err = Settings::resolve(&flags, &env_of(&[]), None, None).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("registry"), "{text}");
         assert!(text.contains("timeout"), "{text}");
@@ -482,46 +557,59 @@ mod tests {
     }
 
     #[test]
-    fn writing_keeps_other_keys_and_removing_only_unchanged_values() {
+    fn load_reads_the_dev_stacks_saved_settings_after_the_config_file() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub").join("config.toml");
-        write_config_values(&path, &[("actor", "ada")]).unwrap();
-        write_config_values(
-            &path,
-            &[
-                ("registry", "http://127.0.0.1:5"),
-                ("rollout", "http://127.0.0.1:6"),
-            ],
-        )
-        .unwrap();
-        let f = read_file_settings(&path).unwrap().unwrap();
-        assert_eq!(f.actor.as_deref(), Some("ada"));
+        let dev = dir.path().join("dev");
+        std::fs::create_dir_all(&dev).unwrap();
+        let stack = crate::dev::stack::StackFile {
+            dir: dev.clone(),
+            virtual_clock: false,
+            regions: 0,
+            region_ids: Vec::new(),
+            prefix: "/tilewave/".into(),
+            certs: Some(dev.join("certs")),
+            skipped: Vec::new(),
+            settings: [
+                ("registry", "https://127.0.0.1:9"),
+                ("rollout", "https://127.0.0.1:10"),
+                ("tls-cert", "/dev/certs/ada.crt"),
+                ("tls-key", "/dev/certs/ada.key"),
+                ("tls-ca", "/dev/certs/ca.crt"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+            processes: Vec::new(),
+        };
+        stack.write().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, "rollout = \"https://127.0.0.1:11\"\n").unwrap();
+        let (c, d) = (config.display().to_string(), dev.display().to_string());
+        let env = env_of(&[(ENV_CONFIG, &c), ("TILEWAVE_DEV_DIR", &d)]);
+        let s = Settings::load(&FlagSettings::default(), &env).unwrap();
+        assert_eq!(s.url(REGISTRY), "https://127.0.0.1:9", "from the stack");
+        assert_eq!(s.url(ROLLOUT), "https://127.0.0.1:11", "the config file wins");
         assert_eq!(
-            f.urls.get("registry").map(String::as_str),
-            Some("http://127.0.0.1:5")
+            s.tls.as_ref().map(|t| t.cert.clone()),
+            Some("/dev/certs/ada.crt".into())
         );
-
-        // The user changed rollout since: it stays.
-        write_config_values(&path, &[("rollout", "http://elsewhere:1")]).unwrap();
-        let removed = remove_config_values(
-            &path,
-            &[
-                ("registry", "http://127.0.0.1:5"),
-                ("rollout", "http://127.0.0.1:6"),
-            ],
-        )
-        .unwrap();
-        assert_eq!(removed, vec!["registry".to_owned()]);
-        let f = read_file_settings(&path).unwrap().unwrap();
-        assert_eq!(f.urls.get("registry"), None);
         assert_eq!(
-            f.urls.get("rollout").map(String::as_str),
-            Some("http://elsewhere:1")
+            s.dev_stack,
+            Some(DevStackRef {
+                dir: dev.clone(),
+                tls: true
+            })
         );
+        assert_eq!(s.config_file, Some(config.clone()));
+        let origin = s.tls_origin().unwrap();
+        assert!(origin.contains("dev stack") && origin.contains(&d), "{origin}");
 
-        // Nothing left: the file goes.
-        remove_config_values(&path, &[("rollout", "http://elsewhere:1"), ("actor", "ada")]).unwrap();
-        assert!(!path.exists());
+        // No stack in the dev directory: no saved layer.
+        let none = dir.path().join("none").display().to_string();
+        let env = env_of(&[(ENV_CONFIG, &c), ("TILEWAVE_DEV_DIR", &none)]);
+        let s = Settings::load(&FlagSettings::default(), &env).unwrap();
+        assert_eq!(s.url(REGISTRY), REGISTRY.default_url());
+        assert_eq!((s.tls, s.dev_stack), (None, None));
     }
 
     #[test]
@@ -537,8 +625,8 @@ mod tests {
 
     #[test]
     fn tls_files_come_through_the_same_chain_and_go_together() {
-        let none = Settings::resolve(&FlagSettings::default(), &env_of(&[]), None).unwrap();
-        assert_eq!(none.tls, None, "plaintext unless told");
+        let none = Settings::resolve(&FlagSettings::default(), &env_of(&[]), None, None).unwrap();
+        assert_eq!((none.tls, none.tls_from), (None, None), "plaintext unless told");
         let mut table = toml::Table::new();
         for (k, _) in TLS_KEYS {
             table.insert(k.to_owned(), toml::Value::String(format!("/file/{k}")));
@@ -549,13 +637,29 @@ mod tests {
             ..FlagSettings::default()
         };
         let env = env_of(&[(tilewave_tls::config::ENV_TLS_KEY, "/env/key")]);
-        let s = Settings::resolve(&flags, &env, Some(&f)).unwrap();
+        let s = Settings::resolve(&flags, &env, Some(&f), None).unwrap();
+        assert_eq!(s.tls_from, Some(Layer::Flag), "the certificate's layer");
         let tls = s.tls.unwrap();
         assert_eq!(
             (tls.cert, tls.key, tls.ca),
             ("/flag/cert".into(), "/env/key".into(), "/file/tls-ca".into())
         );
-        let err = Settings::resolve(&flags, &env_of(&[]), None)
+
+        // The dev stack's saved certificate comes last: used when nothing
+        // else names one, and the config file's wins over it.
+        let mut table = toml::Table::new();
+        for (k, _) in TLS_KEYS {
+            table.insert(k.to_owned(), toml::Value::String(format!("/stack/{k}")));
+        }
+        let saved = FileSettings::from_table(table).unwrap();
+        let none = FlagSettings::default();
+        let s = Settings::resolve(&none, &env_of(&[]), None, Some(&saved)).unwrap();
+        assert_eq!(s.tls_from, Some(Layer::DevStack));
+        assert_eq!(s.tls.map(|t| t.cert), Some("/stack/tls-cert".into()));
+        let s = Settings::resolve(&none, &env_of(&[]), Some(&f), Some(&saved)).unwrap();
+        assert_eq!(s.tls_from, Some(Layer::ConfigFile));
+        assert_eq!(s.tls.map(|t| t.ca), Some("/file/tls-ca".into()));
+        let err = Settings::resolve(&flags, &env_of(&[]), None, None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("missing tls-key, tls-ca"), "{err}");

@@ -2,11 +2,15 @@
 //! trying tilewave out and for demos. etcd (one member, data in the dev
 //! directory) and then each service of [`services::SERVICES`] whose binary
 //! is built, started detached with the test kit, each waited for until
-//! healthy. `stack.toml` records what runs; the connection settings go into
-//! the config file so that later commands reach the stack without flags.
+//! healthy. By default every hop is mutual TLS with the development
+//! certificate set in `<dir>/certs` (made on the first `up`, reused after);
+//! `--insecure` runs plaintext, with a warning. `stack.toml` records what
+//! runs and the settings later commands read last (the addresses and the
+//! CLI's certificate), so that they reach the stack without flags.
 
 pub mod services;
 pub mod stack;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -21,9 +25,11 @@ use crate::args::GlobalArgs;
 use crate::client::{note, out};
 use crate::error::CliError;
 use crate::output::{Format, Table, structured};
-use crate::settings::{config_path, process_env, remove_config_values, write_config_values};
+use crate::settings::{FileSettings, TLS_KEYS, config_path, env_var_of, process_env, read_file_settings};
 use services::{Replicas, SERVICES, StackEnv, instance_name, regions, stack_catalog};
 use stack::{HealthKind, ProcessRecord, StackFile, dev_dir, pid_alive, pid_runs};
+use tilewave_tls::Tls;
+use tls::StackCerts;
 
 /// The key prefix of the dev stack.
 pub const DEV_PREFIX: &str = "/tilewave/";
@@ -40,10 +46,16 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Examples of `dev up`.
 const UP_EXAMPLES: &str = "\
+Every hop runs mutual TLS: the first `dev up` makes a development CA, a certificate per
+service and one for you (as release-engineer) in <dir>/certs, and later ones reuse them.
+Later commands find the addresses and your certificate in the stack's saved settings
+(after flags, TILEWAVE_* and the config file), so they need no flags.
+
 Examples:
   tilewave dev up
   tilewave dev up --dir /tmp/tw --virtual-clock
-  TILEWAVE_DEV_DIR=/tmp/tw tilewave dev up";
+  TILEWAVE_DEV_DIR=/tmp/tw tilewave dev up
+  tilewave dev up --insecure     # plaintext: any local process may call the services";
 
 /// Examples of `dev status`.
 const STATUS_EXAMPLES: &str = "\
@@ -54,8 +66,8 @@ Examples:
 /// Examples of `dev down`.
 const DOWN_EXAMPLES: &str = "\
 Examples:
-  tilewave dev down             # stop; data and logs stay for the next `dev up`
-  tilewave dev down --purge     # stop, delete the dev directory and the saved settings";
+  tilewave dev down             # stop; data, logs and certificates stay for the next `dev up`
+  tilewave dev down --purge     # stop, delete the dev directory: data, logs, certificates, saved settings";
 
 /// The dev commands.
 #[derive(Debug, Subcommand)]
@@ -107,6 +119,11 @@ pub struct UpArgs {
     /// With --virtual-clock: virtual seconds per real second (10000 runs a week in a minute).
     #[arg(long, value_name = "R", requires = "virtual_clock", value_parser = rate_arg)]
     pub rate: Option<f64>,
+    /// Run without TLS: etcd and every service plaintext (services get
+    /// --insecure), so any process that can reach the ports may call them.
+    /// Without it the stack runs mutual TLS.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// A clock rate: a finite number, zero or more.
@@ -141,7 +158,7 @@ pub struct DownArgs {
     /// The dev directory [env: TILEWAVE_DEV_DIR] [default: ~/.local/share/tilewave/dev].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Also delete the dev directory (data and logs) and the saved settings.
+    /// Also delete the dev directory: data, logs, the certificates and the saved settings.
     #[arg(long)]
     pub purge: bool,
 }
@@ -178,14 +195,16 @@ fn reuse_or_free(previous: Option<u16>) -> anyhow::Result<u16> {
     }
 }
 
-/// Checks a recorded process once.
-async fn check(p: &ProcessRecord) -> anyhow::Result<()> {
+/// Checks a recorded process once, presenting `tls` (your certificate)
+/// when the stack runs TLS.
+async fn check(p: &ProcessRecord, tls: Option<&Tls>) -> anyhow::Result<()> {
     match p.health {
-        HealthKind::Etcd => tilewave_testkit::member_health(&p.url).await,
+        HealthKind::Etcd => tilewave_testkit::member_health_with(&p.url, tls).await,
         HealthKind::Grpc => {
-            tilewave_testkit::check_ready(
+            tilewave_testkit::check_ready_with(
                 SocketAddr::from((Ipv4Addr::LOCALHOST, p.port)),
                 Some(&p.health_service),
+                tls,
             )
             .await
         }
@@ -193,10 +212,10 @@ async fn check(p: &ProcessRecord) -> anyhow::Result<()> {
 }
 
 /// Polls until `p` is healthy; fails early when it exits, quoting its log.
-async fn wait_healthy(p: &ProcessRecord) -> anyhow::Result<()> {
+async fn wait_healthy(p: &ProcessRecord, tls: Option<&Tls>) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     loop {
-        let last = match check(p).await {
+        let last = match check(p, tls).await {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
@@ -292,6 +311,19 @@ async fn up(args: &UpArgs, format: Format) -> anyhow::Result<()> {
     }
     let prev_port = |name: &str| previous.as_ref().and_then(|s| s.process(name)).map(|p| p.port);
 
+    let certs = if args.insecure {
+        note(INSECURE_WARNING);
+        None
+    } else {
+        let (certs, made) = StackCerts::ensure(&dir, &process_env)?;
+        if made {
+            note(&format!(
+                "made the development certificates in {} (kept for the next `dev up`)",
+                certs.dir.display()
+            ));
+        }
+        Some(certs)
+    };
     let mut stack = StackFile {
         dir: dir.clone(),
         virtual_clock: args.virtual_clock,
@@ -300,13 +332,13 @@ async fn up(args: &UpArgs, format: Format) -> anyhow::Result<()> {
             .unwrap_or(u32::try_from(regions(usize::MAX).len()).unwrap_or(u32::MAX)),
         region_ids: Vec::new(),
         prefix: DEV_PREFIX.to_owned(),
-        config_file: None,
+        certs: certs.as_ref().map(|c| c.dir.clone()),
         skipped: Vec::new(),
         settings: BTreeMap::new(),
         processes: Vec::new(),
     };
     stack.region_ids = stack_catalog(stack.regions as usize);
-    match start_stack(&mut stack, args, &prev_port, previous.as_ref()).await {
+    match start_stack(&mut stack, args, &prev_port, previous.as_ref(), certs.as_ref()).await {
         Ok(()) => {}
         Err(e) => {
             for n in stop_all(&stack).await {
@@ -317,8 +349,10 @@ async fn up(args: &UpArgs, format: Format) -> anyhow::Result<()> {
         }
     }
 
-    // Save the settings so later commands reach the stack without flags.
-    let values: Vec<(String, String)> = SERVICES
+    // The saved settings: the last layer of every later command's
+    // settings, so that it reaches the stack (and presents its
+    // certificate) without flags.
+    stack.settings = SERVICES
         .iter()
         .filter_map(|s| {
             let key = s.setting?;
@@ -326,18 +360,15 @@ async fn up(args: &UpArgs, format: Format) -> anyhow::Result<()> {
                 .process(s.name)
                 .map(|p| (key.key().to_owned(), p.url.clone()))
         })
+        .chain(certs.iter().flat_map(StackCerts::saved_settings))
         .collect();
-    if let Some(path) = config_path(&process_env) {
-        let pairs: Vec<(&str, &str)> = values.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        write_config_values(&path, &pairs)?;
-        stack.settings = values.iter().cloned().collect();
-        stack.config_file = Some(path);
-    } else {
-        note("note: no config file location (HOME is not set): pass --registry to later commands");
-    }
     stack.write()?;
     print_up(&stack, format)
 }
+
+/// What `dev up --insecure` says first.
+const INSECURE_WARNING: &str = "warning: --insecure: the dev stack runs without TLS; any process \
+that can reach its ports may call etcd and every service as anyone. Leave --insecure out to run mutual TLS.";
 
 /// Starts etcd and the services, recording each in `stack` (and the stack
 /// file) as soon as it is spawned, so a failure can stop what runs.
@@ -346,8 +377,10 @@ async fn start_stack(
     args: &UpArgs,
     prev_port: &dyn Fn(&str) -> Option<u16>,
     previous: Option<&StackFile>,
+    certs: Option<&StackCerts>,
 ) -> anyhow::Result<()> {
     let dir = stack.dir.clone();
+    let tls = certs.map(StackCerts::client_tls).transpose()?;
     // etcd, reusing its ports when its data is kept, so its recorded peer
     // URL stays right.
     let prev_etcd = previous.and_then(|s| s.process("etcd"));
@@ -366,6 +399,7 @@ async fn start_stack(
     let options = EtcdOptions {
         auto_compaction_revisions: Some(DEV_ETCD_COMPACTION_REVISIONS),
         dir: Some(dir.clone()),
+        tls: certs.map(|c| c.files("etcd")),
         ..EtcdOptions::default()
     };
     let launch = etcd_launch(
@@ -381,7 +415,7 @@ async fn start_stack(
         pid,
         program: launch.program.clone(),
         port: client_port,
-        url: member.client_url(),
+        url: member.client_url_for(&options),
         log: launch.log_path(&dir),
         health: HealthKind::Etcd,
         health_service: String::new(),
@@ -389,7 +423,7 @@ async fn start_stack(
     };
     stack.processes.push(etcd.clone());
     stack.write()?;
-    wait_healthy(&etcd).await?;
+    wait_healthy(&etcd, tls.as_ref()).await?;
 
     let mut env = StackEnv {
         etcd_url: etcd.url.clone(),
@@ -401,6 +435,7 @@ async fn start_stack(
         registry_url: None,
         region: None,
         catalog: stack.region_ids.clone(),
+        certs: certs.cloned(),
     };
     for def in SERVICES {
         let Some(binary) = find_binary(def.binary) else {
@@ -411,7 +446,7 @@ async fn start_stack(
             continue;
         };
         if def.replicas == Replicas::PerRegion {
-            start_per_region(stack, def, &binary, &env, prev_port).await?;
+            start_per_region(stack, def, &binary, &env, prev_port, tls.as_ref()).await?;
             continue;
         }
         let name = instance_name(def.name, None);
@@ -419,13 +454,23 @@ async fn start_stack(
         let record = spawn_service(&dir, def, &binary, &env, name, port)?;
         stack.processes.push(record.clone());
         stack.write()?;
-        wait_healthy(&record).await?;
+        wait_healthy(&record, tls.as_ref()).await?;
         if def.name == "registry" {
             env.registry_url = Some(record.url.clone());
         }
     }
     Ok(())
 }
+
+/// The environment variables of a service's TLS, policy and `--insecure`,
+/// removed from what it inherits.
+const SERVICE_SECURITY_ENV: [&str; 5] = [
+    tilewave_tls::config::ENV_TLS_CERT,
+    tilewave_tls::config::ENV_TLS_KEY,
+    tilewave_tls::config::ENV_TLS_CA,
+    tilewave_auth::serve::ENV_POLICY,
+    tilewave_tls::config::ENV_INSECURE,
+];
 
 /// Spawns one instance of a service on `port`, detached.
 fn spawn_service(
@@ -437,16 +482,23 @@ fn spawn_service(
     port: u16,
 ) -> anyhow::Result<ProcessRecord> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let launch = ServiceSpec::new(name.clone(), binary)
+    let mut spec = ServiceSpec::new(name.clone(), binary)
         .with_args((def.args)(env))
-        .launch(addr);
+        .with_args(services::security_args(env, def.name))
+        .tls_as_given();
+    // The stack's TLS is exactly what the flags say, whatever the caller's
+    // environment holds.
+    for var in SERVICE_SECURITY_ENV {
+        spec = spec.without_env(var);
+    }
+    let launch = spec.launch(addr);
     let pid = spawn_detached(&launch, dir)?;
     Ok(ProcessRecord {
         name,
         pid,
         program: binary.to_path_buf(),
         port,
-        url: format!("http://{addr}"),
+        url: format!("{}://{addr}", if env.certs.is_some() { "https" } else { "http" }),
         log: launch.log_path(dir),
         health: HealthKind::Grpc,
         health_service: def.health_service.to_owned(),
@@ -463,6 +515,7 @@ async fn start_per_region(
     binary: &Path,
     env: &StackEnv,
     prev_port: &dyn Fn(&str) -> Option<u16>,
+    tls: Option<&Tls>,
 ) -> anyhow::Result<()> {
     use futures::StreamExt as _;
     use std::io::IsTerminal as _;
@@ -505,7 +558,7 @@ async fn start_per_region(
                 if let Ok(mut list) = spawned.lock() {
                     list.push(record.clone());
                 }
-                wait_healthy(&record).await?;
+                wait_healthy(&record, tls).await?;
                 let n = healthy.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 show(n);
                 anyhow::Ok(())
@@ -569,20 +622,30 @@ fn print_up(stack: &StackFile, format: Format) -> anyhow::Result<()> {
     if stack.virtual_clock && stack.process("rollout").is_none() {
         text.push_str("note: --virtual-clock takes effect once the rollout service (which serves the clock) is part of the stack\n");
     }
-    if let Some(path) = &stack.config_file {
-        let saved: Vec<String> = stack.settings.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-        if !saved.is_empty() {
-            text.push_str(&format!("\nsaved to {}: {}\n", path.display(), saved.join(", ")));
+    text.push_str(&tls_line(stack));
+    if !stack.settings.is_empty() {
+        text.push_str(&format!(
+            "\nsaved for later commands in {} (read after their flags, TILEWAVE_* and the config file):\n",
+            StackFile::path(&stack.dir).display(),
+        ));
+        for (k, v) in &stack.settings {
+            text.push_str(&format!("  {k} = {v}\n"));
         }
-        for s in SERVICES.iter().filter_map(|s| s.setting) {
-            if let Some(v) = process_env(&s.env()) {
-                text.push_str(&format!(
-                    "warning: {}={v} is set and overrides the saved {}\n",
-                    s.env(),
-                    s.key()
-                ));
-            }
-        }
+    }
+    let config = config_path(&process_env);
+    let file = match &config {
+        Some(p) => read_file_settings(p).ok().flatten(),
+        None => None,
+    };
+    for w in overrides(stack, &process_env, config.as_deref().zip(file.as_ref())) {
+        text.push_str(&format!("warning: {w}\n"));
+    }
+    if !is_default_dir(&stack.dir, &process_env) {
+        text.push_str(&format!(
+            "note: {} is not the default dev directory: later commands read the stack's saved settings with TILEWAVE_DEV_DIR={}\n",
+            stack.dir.display(),
+            stack.dir.display()
+        ));
     }
     text.push_str(&next_steps(&stack.dir, &process_env));
     out(&text)
@@ -606,17 +669,74 @@ fn regions_line(stack: &StackFile) -> String {
     }
 }
 
+/// Whether `dir` is the dev directory a command without `--dir` uses
+/// (`$TILEWAVE_DEV_DIR` or the default).
+fn is_default_dir(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> bool {
+    dev_dir(None, env)
+        .is_ok_and(|default| default == dir || default.canonicalize().ok().as_deref() == Some(dir))
+}
+
+/// Whether the stack runs TLS, and where its certificates are.
+fn tls_line(stack: &StackFile) -> String {
+    match &stack.certs {
+        Some(certs) => format!(
+            "TLS: on: etcd and every service require a client certificate of the stack's CA; certificates and policy.toml in {}\n",
+            certs.display()
+        ),
+        None => "TLS: off (started with --insecure): any process that can reach the ports may call etcd and the services\n".to_owned(),
+    }
+}
+
+/// What overrides the stack's saved settings in later commands: an
+/// environment variable or a config file value that differs (and, for a
+/// plaintext stack, any TLS setting: later commands would call it over
+/// TLS). One sentence each, saying what to do.
+fn overrides(
+    stack: &StackFile,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: Option<(&Path, &FileSettings)>,
+) -> Vec<String> {
+    let mut keys: Vec<(&str, Option<&str>)> = stack
+        .settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+        .collect();
+    if !stack.runs_tls() {
+        keys.extend(TLS_KEYS.iter().map(|(k, _)| (*k, None)));
+    }
+    let mut out = Vec::new();
+    for (key, saved) in keys {
+        let Some(var) = env_var_of(key) else { continue };
+        let what = match saved {
+            Some(_) => format!("overrides the stack's saved {key}"),
+            None => "makes later commands call this plaintext stack over TLS, which fails".to_owned(),
+        };
+        if let Some(v) = env(&var).filter(|v| Some(v.as_str()) != saved) {
+            out.push(format!(
+                "{var}={v} is set and {what}; unset it to use the stack's settings"
+            ));
+        } else if let Some((path, f)) = file
+            && let Some(v) = f.get(key).filter(|v| Some(v.as_str()) != saved)
+        {
+            out.push(format!(
+                "the config file {} sets {key} = {v:?}, which {what}; remove it there to use the stack's settings",
+                path.display()
+            ));
+        }
+    }
+    out
+}
+
 /// How to check and stop the stack in `dir`: with `--dir` when a plain
 /// `tilewave dev status` would look somewhere else.
 fn next_steps(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> String {
-    let default = dev_dir(None, env).ok();
-    let flag = if default.as_deref() == Some(dir) {
+    let flag = if is_default_dir(dir, env) {
         String::new()
     } else {
         format!(" --dir {}", dir.display())
     };
     format!(
-        "\ncheck it:  tilewave dev status{flag}\nstop it:   tilewave dev down{flag}   (--purge also deletes the data, logs and saved settings)\n"
+        "\ncheck it:  tilewave dev status{flag}\nstop it:   tilewave dev down{flag}   (--purge also deletes its data, logs and certificates)\n"
     )
 }
 
@@ -644,13 +764,31 @@ async fn status(args: &DirArgs, format: Format) -> anyhow::Result<()> {
         ))
         .into());
     };
+    // Health over TLS with the certificate the stack saved for you.
+    let tls = match (stack.runs_tls(), stack.saved_settings()?.tls) {
+        (true, [Some(cert), Some(key), Some(ca)]) => Some(
+            tilewave_tls::TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+                ca: ca.into(),
+            }
+            .load()
+            .map_err(|e| {
+                CliError::usage(format!(
+                    "the dev stack's certificate: {e}; `tilewave dev down` then `tilewave dev up` checks the certificate set"
+                ))
+            })?,
+        ),
+        _ => None,
+    };
     let rows: Vec<ProcessStatus> = {
         use futures::StreamExt as _;
+        let tls = tls.as_ref();
         futures::stream::iter(&stack.processes)
             .map(|p| async move {
                 let alive = pid_alive(p.pid) && pid_runs(p.pid, &p.program) != Some(false);
                 let health = if alive {
-                    check(p).await
+                    check(p, tls).await
                 } else {
                     Err(anyhow::anyhow!("not running"))
                 };
@@ -702,6 +840,7 @@ async fn status(args: &DirArgs, format: Format) -> anyhow::Result<()> {
         }
         let mut text = format!("dev stack in {}\n\n{}", stack.dir.display(), t.render());
         text.push_str(&regions_line(&stack));
+        text.push_str(&tls_line(&stack));
         for s in &stack.skipped {
             text.push_str(&format!("not started: {s}\n"));
         }
@@ -736,21 +875,11 @@ async fn down(args: &DownArgs) -> anyhow::Result<()> {
         }
     }
     if args.purge {
-        if let Some(stack) = &stack
-            && let Some(path) = &stack.config_file
-        {
-            let pairs: Vec<(&str, &str)> = stack
-                .settings
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            let removed = remove_config_values(path, &pairs)?;
-            if !removed.is_empty() {
-                note(&format!("removed {} from {}", removed.join(", "), path.display()));
-            }
-        }
         purge_dir(&dir)?;
-        note(&format!("deleted {}", dir.display()));
+        note(&format!(
+            "deleted {} (data, logs, certificates and the saved settings)",
+            dir.display()
+        ));
     }
     Ok(())
 }
@@ -787,6 +916,59 @@ mod tests {
             text.contains("tilewave dev down --dir /tmp/stack   (--purge"),
             "{text}"
         );
+    }
+
+    fn stack(tls: bool) -> StackFile {
+        let mut settings = BTreeMap::from([("registry".to_owned(), "https://127.0.0.1:1".to_owned())]);
+        if tls {
+            settings.insert("tls-cert".into(), "/d/certs/ada.crt".into());
+        }
+        StackFile {
+            dir: "/d".into(),
+            virtual_clock: false,
+            regions: 0,
+            region_ids: Vec::new(),
+            prefix: DEV_PREFIX.into(),
+            certs: tls.then(|| "/d/certs".into()),
+            skipped: Vec::new(),
+            settings,
+            processes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn what_overrides_the_saved_settings_is_named() {
+        let env = |k: &str| match k {
+            "TILEWAVE_REGISTRY" => Some("http://elsewhere:1".to_owned()),
+            "TILEWAVE_TLS_KEY" => Some("/mine.key".to_owned()),
+            _ => None,
+        };
+        let mut table = toml::Table::new();
+        table.insert("tls-cert".into(), "/mine.crt".into());
+        table.insert("registry".into(), "https://127.0.0.1:1".into());
+        let file = FileSettings::from_table(table).unwrap();
+        let config = Path::new("/c/config.toml");
+        let w = overrides(&stack(true), &env, Some((config, &file)));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with(
+            "TILEWAVE_REGISTRY=http://elsewhere:1 is set and overrides the stack's saved registry"
+        ));
+        assert!(
+            w[1].contains("the config file /c/config.toml sets tls-cert = \"/mine.crt\""),
+            "{w:?}"
+        );
+
+        // A plaintext stack: any TLS setting makes later calls fail.
+        let w = overrides(&stack(false), &env, None);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[1].starts_with("TILEWAVE_TLS_KEY=/mine.key is set and makes later commands call this plaintext stack over TLS"), "{w:?}");
+        assert!(overrides(&stack(true), &|_| None, None).is_empty());
+    }
+
+    #[test]
+    fn the_tls_line_says_whether_and_where() {
+        assert!(tls_line(&stack(true)).contains("TLS: on") && tls_line(&stack(true)).contains("/d/certs"));
+        assert!(tls_line(&stack(false)).starts_with("TLS: off (started with --insecure)"));
     }
 
     #[test]

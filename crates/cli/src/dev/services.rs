@@ -2,6 +2,7 @@
 //! service to the local stack is one line in [`SERVICES`]; a service whose
 //! binary is not built yet is skipped with a note.
 
+use super::tls::StackCerts;
 use crate::endpoints::{Endpoint, REGISTRY, ROLLOUT};
 
 /// How many copies of a service run.
@@ -35,6 +36,8 @@ pub struct StackEnv {
     /// The stack's region catalog when `--regions N` narrows it (the
     /// regions with agents); empty: every region of the catalog.
     pub catalog: Vec<String>,
+    /// The stack's certificates; `None`: it runs `--insecure`.
+    pub certs: Option<StackCerts>,
 }
 
 /// One service of the local stack.
@@ -113,6 +116,16 @@ pub fn agent_args(env: &StackEnv) -> Vec<String> {
     args
 }
 
+/// Every service's TLS flags and access policy, from its own certificate
+/// of the stack's set (named like the service: `registry`, `rollout`,
+/// `agent`), or `--insecure` for a plaintext stack.
+pub fn security_args(env: &StackEnv, service: &str) -> Vec<String> {
+    match &env.certs {
+        Some(certs) => certs.service_args(service),
+        None => vec!["--insecure".to_owned()],
+    }
+}
+
 /// The instance name of a per-region copy: `agent-aws-eu-west-1`.
 pub fn instance_name(service: &str, region: Option<&str>) -> String {
     match region {
@@ -155,7 +168,31 @@ mod tests {
             registry_url: Some("http://127.0.0.1:7401".into()),
             region: Some("aws:eu-west-1".into()),
             catalog: Vec::new(),
+            certs: Some(StackCerts {
+                dir: "/d/certs".into(),
+                user: "ada".into(),
+            }),
         }
+    }
+
+    #[test]
+    fn every_service_gets_its_certificate_and_the_policy_or_insecure() {
+        let a = security_args(&env(), "rollout");
+        assert_eq!(
+            a,
+            [
+                "--tls-cert",
+                "/d/certs/rollout.crt",
+                "--tls-key",
+                "/d/certs/rollout.key",
+                "--tls-ca",
+                "/d/certs/ca.crt",
+                "--policy",
+                "/d/certs/policy.toml"
+            ]
+        );
+        let plain = StackEnv { certs: None, ..env() };
+        assert_eq!(security_args(&plain, "agent"), ["--insecure"]);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The record of a running dev stack, `<dir>/stack.toml`: what `dev up`
-//! started (pids, ports, log paths) and which settings it saved, so that
+//! started (pids, ports, log paths), whether it runs TLS, and the settings
+//! it saved for later commands (its addresses and the CLI's certificate:
+//! the last layer of the settings chain, see `crate::settings`), so that
 //! `dev status` and `dev down` act on exactly those processes and nothing
-//! else.
+//! else, and every other command finds the stack without flags.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CliError;
+use crate::settings::FileSettings;
 
 /// The stack file's name inside the dev directory.
 pub const STACK_FILE: &str = "stack.toml";
@@ -66,14 +69,17 @@ pub struct StackFile {
     pub region_ids: Vec<String>,
     /// The key prefix of every service.
     pub prefix: String,
-    /// The config file the settings were written to, if any.
+    /// The certificates directory (the development CA, each service's
+    /// certificate, the CLI's, `policy.toml`) when the stack runs TLS;
+    /// `None`: it runs plaintext (`dev up --insecure`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config_file: Option<PathBuf>,
+    pub certs: Option<PathBuf>,
     /// Services not started, and why.
     #[serde(default)]
     pub skipped: Vec<String>,
-    /// The settings written to the config file (key -> value), so that
-    /// `dev down --purge` removes exactly those.
+    /// The saved settings (config file keys: each service's address, and
+    /// `tls-cert`, `tls-key`, `tls-ca` when the stack runs TLS), read by
+    /// every later command after its flags, environment and config file.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
     /// Processes in start order.
@@ -124,6 +130,38 @@ impl StackFile {
     /// The process named `name`.
     pub fn process(&self, name: &str) -> Option<&ProcessRecord> {
         self.processes.iter().find(|p| p.name == name)
+    }
+
+    /// Whether the stack runs TLS.
+    pub fn runs_tls(&self) -> bool {
+        self.certs.is_some()
+    }
+
+    /// The saved settings as the settings chain reads them (the config
+    /// file's keys); a key it does not know is an error naming the file.
+    pub fn saved_settings(&self) -> Result<FileSettings, CliError> {
+        let table: toml::Table = self
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), toml::Value::String(v.clone())))
+            .collect();
+        FileSettings::from_table(table).map_err(|e| {
+            CliError::usage(format!(
+                "the saved settings in {} are not valid ({e}); restart the stack with `tilewave dev down` and `tilewave dev up`",
+                Self::path(&self.dir).display()
+            ))
+        })
+    }
+}
+
+/// The dev stack recorded in the dev directory `env` names (no `--dir`:
+/// `$TILEWAVE_DEV_DIR`, else the default), whose saved settings every
+/// command reads last; `None` when there is no stack there (or no dev
+/// directory can be named).
+pub fn saved_stack(env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Option<StackFile>> {
+    match dev_dir(None, env) {
+        Ok(dir) => StackFile::read(&dir),
+        Err(_) => Ok(None),
     }
 }
 
@@ -190,7 +228,7 @@ mod tests {
             regions: 3,
             region_ids: vec!["aws:ap-northeast-1".into()],
             prefix: "/tilewave/".into(),
-            config_file: Some(dir.join("config.toml")),
+            certs: Some(dir.join("certs")),
             skipped: vec!["rollout: tilewave-rollout is not built".into()],
             settings: BTreeMap::from([("registry".to_owned(), "http://127.0.0.1:7401".to_owned())]),
             processes: vec![

@@ -1,7 +1,11 @@
 //! Process-level tests of the `tilewave` binary: `dev up` starts etcd and
-//! the registry in the background, the tile commands reach it through the
-//! saved settings alone, errors exit with their codes, and `dev down
-//! --purge` stops everything and removes what `dev up` wrote.
+//! the registry in the background with mutual TLS (etcd refuses a client
+//! without a certificate, a plaintext call to a service fails), the tile
+//! commands reach it through the stack's saved settings alone (addresses
+//! and certificate, no flags), errors exit with their codes, a second `dev
+//! up` reuses the certificates, and `dev down --purge` stops everything and
+//! removes what `dev up` wrote. `dev up --insecure` runs plaintext and
+//! warns, and a CLI presenting a certificate to it is told what to do.
 //!
 //! The roll-out journey runs a stack with the rollout service and four
 //! agents on a fast virtual clock: plan, start, watch to SUCCEEDED, where
@@ -46,6 +50,11 @@ impl Cli {
     }
 
     fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[])
+    }
+
+    /// [`Cli::run`] with more environment variables.
+    fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_tilewave"))
             .args(args)
             .env("TILEWAVE_DEV_DIR", self.dev_dir())
@@ -55,6 +64,11 @@ impl Cli {
             .env_remove("TILEWAVE_ROLLOUT")
             .env_remove("TILEWAVE_ACTOR")
             .env_remove("TILEWAVE_TIMEOUT")
+            .env_remove("TILEWAVE_TLS_CERT")
+            .env_remove("TILEWAVE_TLS_KEY")
+            .env_remove("TILEWAVE_TLS_CA")
+            .env_remove("TILEWAVE_INSECURE")
+            .envs(vars.iter().copied())
             .output()
             .expect("running tilewave");
         eprintln!(
@@ -115,8 +129,22 @@ fn dev_stack_and_tile_journey() {
     let up = cli.run(&["dev", "up", "--regions", "1"]);
     assert_eq!(code(&up), 0);
     assert!(stdout(&up).contains("registry"), "dev up names what it started");
-    let config = std::fs::read_to_string(cli.config()).unwrap();
-    assert!(config.contains("registry = \"http://127.0.0.1:"), "{config}");
+    assert!(stdout(&up).contains("TLS: on"), "{}", stdout(&up));
+    assert!(!stderr(&up).contains("--insecure"), "no warning with TLS");
+    let certs = cli.dev_dir().join("certs");
+    let ca = std::fs::read(certs.join("ca.crt")).expect("dev up made the certificates");
+    assert!(
+        !cli.config().exists(),
+        "dev up leaves the user's config file alone"
+    );
+    let saved = std::fs::read_to_string(cli.dev_dir().join("stack.toml")).unwrap();
+    for want in [
+        "registry = \"https://127.0.0.1:".to_owned(),
+        format!("tls-cert = \"{}\"", certs.join("it-test.crt").display()),
+        format!("tls-ca = \"{}\"", certs.join("ca.crt").display()),
+    ] {
+        assert!(saved.contains(&want), "{want} in {saved}");
+    }
 
     let again = cli.run(&["dev", "up", "--regions", "1"]);
     assert_eq!(code(&again), 3, "a second dev up is refused");
@@ -140,7 +168,39 @@ fn dev_stack_and_tile_journey() {
         rows.iter().all(|r| r["alive"] == true && r["healthy"] == true),
         "{rows:?}"
     );
-    let pids: Vec<i32> = rows.iter().map(|r| r["pid"].as_i64().unwrap() as i32).collect();
+    let url_of = |name: &str| {
+        rows.iter()
+            .find(|r| r["name"] == name)
+            .and_then(|r| r["url"].as_str())
+            .expect("a recorded URL")
+            .to_owned()
+    };
+    let (etcd_url, registry_url) = (url_of("etcd"), url_of("registry"));
+    assert!(etcd_url.starts_with("https://"), "{etcd_url}");
+    assert!(registry_url.starts_with("https://"), "{registry_url}");
+    let status = cli.run(&["dev", "status"]);
+    assert!(
+        stdout(&status).contains("TLS: on") && stdout(&status).contains(&certs.display().to_string()),
+        "dev status says the stack runs TLS and where its certificates are: {}",
+        stdout(&status)
+    );
+    refuses_clients_without_a_certificate(&etcd_url, &registry_url, &certs);
+    // The CLI without the stack's saved settings (another dev directory)
+    // calls plaintext and is told what to do.
+    let elsewhere = cli.dir.path().join("elsewhere").display().to_string();
+    let plain_url = registry_url.replace("https://", "http://");
+    for (url, exit) in [(&registry_url, 2), (&plain_url, 1)] {
+        let plain = cli.run_with(
+            &["--registry", url, "tile", "list"],
+            &[("TILEWAVE_DEV_DIR", &elsewhere)],
+        );
+        assert_eq!(code(&plain), exit, "{url}");
+        assert!(
+            stderr(&plain).contains("this call was plaintext") && stderr(&plain).contains("TILEWAVE_DEV_DIR"),
+            "{}",
+            stderr(&plain)
+        );
+    }
 
     // The journey, through the saved settings only.
     let riverflow = fixture("riverflow-ingest.json");
@@ -201,7 +261,19 @@ fn dev_stack_and_tile_journey() {
     let tile: serde_json::Value = serde_json::from_slice(&get.stdout).unwrap();
     assert_eq!(tile["tile"]["state"], "VALIDATING");
     assert_eq!(tile["tile"]["sign_offs"][0]["role"], "engineering");
-    assert_eq!(tile["tile"]["sign_offs"][0]["actor"], "it-test");
+    assert_eq!(
+        tile["tile"]["sign_offs"][0]["actor"], "it-test",
+        "the certificate's identity (its name is $USER)"
+    );
+
+    // A certificate file that is not there: a usage error naming it.
+    let missing = cli.run(&["--tls-cert", "/nonexistent/me.crt", "tile", "list"]);
+    assert_eq!(code(&missing), 2, "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("/nonexistent/me.crt") && stderr(&missing).contains("--tls-cert"),
+        "{}",
+        stderr(&missing)
+    );
 
     let list = cli.run(&["tile", "list", "-o", "yaml"]);
     assert_eq!(code(&list), 0);
@@ -210,6 +282,31 @@ fn dev_stack_and_tile_journey() {
         "{}",
         stdout(&list)
     );
+
+    // Stopped and started again: the same certificates, the same data.
+    assert_eq!(code(&cli.run(&["dev", "down"])), 0);
+    assert!(certs.join("ca.crt").exists(), "dev down keeps the certificates");
+    let up = cli.run(&["dev", "up", "--regions", "1"]);
+    assert_eq!(code(&up), 0);
+    assert!(
+        !stderr(&up).contains("made the development certificates"),
+        "{}",
+        stderr(&up)
+    );
+    assert_eq!(
+        std::fs::read(certs.join("ca.crt")).unwrap(),
+        ca,
+        "reused, not remade"
+    );
+    assert_eq!(code(&cli.run(&["tile", "get", "riverflow"])), 0);
+    let status = cli.run(&["dev", "status", "-o", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let pids: Vec<i32> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["pid"].as_i64().unwrap() as i32)
+        .collect();
 
     let down = cli.run(&["dev", "down", "--purge"]);
     assert_eq!(code(&down), 0);
@@ -221,8 +318,10 @@ fn dev_stack_and_tile_journey() {
             .is_ok_and(|s| s.contains(") Z "));
         assert!(gone, "pid {pid} still runs after dev down");
     }
-    assert!(!cli.dev_dir().exists(), "--purge deletes the dev directory");
-    assert!(!cli.config().exists(), "--purge removes the saved settings");
+    assert!(
+        !cli.dev_dir().exists(),
+        "--purge deletes the dev directory, the certificates and the saved settings"
+    );
 
     let unavailable = cli.run(&["tile", "list"]);
     assert_eq!(code(&unavailable), 1);
@@ -232,6 +331,121 @@ fn dev_stack_and_tile_journey() {
     );
 }
 
+/// The stack runs mutual TLS: etcd refuses a client that trusts its CA but
+/// has no certificate, and a plaintext one; the registry refuses a
+/// plaintext call; with the stack's own certificate etcd answers.
+fn refuses_clients_without_a_certificate(etcd_url: &str, registry_url: &str, certs: &Path) {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    rt.block_on(async {
+        let ca = Certificate::from_pem(std::fs::read(certs.join("ca.crt")).expect("the CA"));
+        let options = |tls: Option<ClientTlsConfig>| {
+            let o = etcd_client::ConnectOptions::new()
+                .with_connect_timeout(std::time::Duration::from_secs(5))
+                .with_timeout(std::time::Duration::from_secs(5));
+            match tls {
+                Some(t) => o.with_tls(t),
+                None => o,
+            }
+        };
+        let get = |url: String, o: etcd_client::ConnectOptions| async move {
+            let mut c = etcd_client::Client::connect([url], Some(o)).await?;
+            c.get("/tilewave/", None).await.map(|_| ())
+        };
+        let no_cert = get(
+            etcd_url.to_owned(),
+            options(Some(ClientTlsConfig::new().ca_certificate(ca.clone()))),
+        )
+        .await;
+        assert!(
+            no_cert.is_err(),
+            "etcd must refuse a client without a certificate"
+        );
+        let plain = get(etcd_url.replace("https://", "http://"), options(None)).await;
+        assert!(plain.is_err(), "etcd must refuse a plaintext client");
+        let identity = Identity::from_pem(
+            std::fs::read(certs.join("it-test.crt")).expect("your certificate"),
+            std::fs::read(certs.join("it-test.key")).expect("your key"),
+        );
+        let with_cert = get(
+            etcd_url.to_owned(),
+            options(Some(ClientTlsConfig::new().ca_certificate(ca).identity(identity))),
+        )
+        .await;
+        assert!(with_cert.is_ok(), "the stack's certificate works: {with_cert:?}");
+
+        let channel = tonic::transport::Endpoint::from_shared(registry_url.replace("https://", "http://"))
+            .expect("a URL")
+            .timeout(std::time::Duration::from_secs(5))
+            .connect_lazy();
+        let plaintext =
+            tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient::new(channel)
+                .list_tiles(tilewave_proto::registry::v1::ListTilesRequest::default())
+                .await;
+        assert!(plaintext.is_err(), "a plaintext call to the registry must fail");
+    });
+}
+
+/// `dev up --insecure`: plaintext everywhere, a warning, `dev status` says
+/// so, the CLI works without a certificate, and a CLI that presents one
+/// (TILEWAVE_TLS_* set) is told the stack runs without TLS.
+#[test]
+fn an_insecure_stack_runs_plaintext_and_warns() {
+    if !binaries_built(&["tilewave-registry"]) {
+        return;
+    }
+    let cli = Cli {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let up = cli.run(&["dev", "up", "--insecure", "--regions", "0"]);
+    assert_eq!(code(&up), 0);
+    assert!(
+        stderr(&up).contains("warning: --insecure: the dev stack runs without TLS"),
+        "{}",
+        stderr(&up)
+    );
+    assert!(stdout(&up).contains("TLS: off"), "{}", stdout(&up));
+    assert!(!cli.dev_dir().join("certs").exists(), "no certificates made");
+    let saved = std::fs::read_to_string(cli.dev_dir().join("stack.toml")).unwrap();
+    assert!(saved.contains("registry = \"http://127.0.0.1:"), "{saved}");
+    assert!(!saved.contains("tls-cert"), "{saved}");
+    let log = std::fs::read_to_string(cli.dev_dir().join("registry.log")).unwrap();
+    assert!(
+        log.contains("without TLS"),
+        "the service warns at start-up: {log}"
+    );
+    let status = cli.run(&["dev", "status"]);
+    assert_eq!(code(&status), 0);
+    assert!(
+        stdout(&status).contains("TLS: off (started with --insecure)"),
+        "{}",
+        stdout(&status)
+    );
+    let list = cli.run(&["tile", "list"]);
+    assert_eq!(code(&list), 0, "plaintext, no certificate: {}", stderr(&list));
+
+    // A certificate from the environment: TLS to a plaintext stack.
+    let certs = cli.dir.path().join("my-certs");
+    let init = cli.run(&["certs", "init", "--dir", certs.to_str().unwrap()]);
+    assert_eq!(code(&init), 0);
+    let path = |f: &str| certs.join(f).display().to_string();
+    let (cert, key, ca) = (path("it-test.crt"), path("it-test.key"), path("ca.crt"));
+    let vars = [
+        ("TILEWAVE_TLS_CERT", cert.as_str()),
+        ("TILEWAVE_TLS_KEY", key.as_str()),
+        ("TILEWAVE_TLS_CA", ca.as_str()),
+    ];
+    let tls = cli.run_with(&["tile", "list"], &vars);
+    assert_eq!(code(&tls), 1);
+    let err = stderr(&tls);
+    assert!(
+        err.contains("runs without TLS (--insecure)") && err.contains("unset TILEWAVE_TLS_CERT"),
+        "says what to do: {err}"
+    );
+    assert_eq!(code(&cli.run(&["dev", "down", "--purge"])), 0);
+    assert!(!cli.dev_dir().exists());
+}
+
 /// Runs `tilewave` with a time limit, killing it when it runs over.
 fn run_bounded(cli: &Cli, args: &[&str], limit: std::time::Duration) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tilewave"))
@@ -239,6 +453,9 @@ fn run_bounded(cli: &Cli, args: &[&str], limit: std::time::Duration) -> Output {
         .env("TILEWAVE_DEV_DIR", cli.dev_dir())
         .env("TILEWAVE_CONFIG", cli.config())
         .env("USER", "it-test")
+        .env_remove("TILEWAVE_TLS_CERT")
+        .env_remove("TILEWAVE_TLS_KEY")
+        .env_remove("TILEWAVE_TLS_CA")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -312,8 +529,8 @@ fn rollout_journey_on_the_virtual_clock() {
     };
     let up = cli.run(&["dev", "up", "--regions", "4", "--virtual-clock", "--rate", "5000"]);
     assert_eq!(code(&up), 0);
-    let config = std::fs::read_to_string(cli.config()).unwrap();
-    assert!(config.contains("rollout = \"http://127.0.0.1:"), "{config}");
+    let saved = std::fs::read_to_string(cli.dev_dir().join("stack.toml")).unwrap();
+    assert!(saved.contains("rollout = \"https://127.0.0.1:"), "{saved}");
     let status = cli.run(&["dev", "status", "-o", "json"]);
     assert_eq!(code(&status), 0, "every process healthy");
     let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();

@@ -107,7 +107,7 @@ async fn the_registry_answers_by_role_and_audits_the_certificate_identity() {
     let mode = std::fs::metadata(&policy_path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "still 0600 after a rewrite");
 
-    let etcd = EtcdCluster::start(1).await.unwrap();
+    let etcd = EtcdCluster::start_insecure(1).await.unwrap();
     let spec = ServiceSpec::new("registry-roles", bin_path("tilewave-registry").unwrap())
         .with_args(["--etcd", &etcd.endpoints().join(","), "--prefix", PREFIX])
         .with_args([

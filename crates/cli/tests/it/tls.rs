@@ -20,11 +20,12 @@ use super::{binaries_built, code, fixture, stderr, stdout};
 const PREFIX: &str = "/tilewave-tls-it/";
 
 /// Runs `tilewave` with no settings but the arguments (no config file, no
-/// TILEWAVE_* from the caller's environment).
+/// dev stack's saved settings, no TILEWAVE_* from the caller's environment).
 pub(super) async fn tw(dir: &Path, args: &[&str]) -> Output {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tilewave"))
         .args(args)
         .env("TILEWAVE_CONFIG", dir.join("no-config.toml"))
+        .env("TILEWAVE_DEV_DIR", dir.join("no-dev-stack"))
         .env("USER", "it-test")
         .env("TILEWAVE_TIMEOUT", "5s")
         .env_remove("TILEWAVE_REGISTRY")
@@ -88,7 +89,7 @@ async fn registry_with_mutual_tls_answers_only_certificates_of_its_ca() {
     assert_eq!(code(&init), 0);
 
     // The registry with TLS; etcd stays plaintext.
-    let etcd = EtcdCluster::start(1).await.unwrap();
+    let etcd = EtcdCluster::start_insecure(1).await.unwrap();
     let spec = ServiceSpec::new("registry-tls", bin_path("tilewave-registry").unwrap())
         .with_args([
             "--etcd",
@@ -189,32 +190,45 @@ async fn registry_with_mutual_tls_answers_only_certificates_of_its_ca() {
         tilewave_tls::files::write_pair(&expired_dir, "old", &issued, false).unwrap();
     }
 
-    // Refused: (case, CLI arguments before the command).
-    let refused: Vec<(&str, Vec<String>)> = vec![
-        ("plaintext client", vec!["--registry".into(), url.clone()]),
+    // Refused: (case, CLI arguments before the command, what stderr says).
+    // The CLI itself refuses to present an expired certificate (exit 2).
+    let refused: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "plaintext client",
+            vec!["--registry".into(), url.clone()],
+            "hint: this call was plaintext",
+        ),
         (
             "certificate of another CA",
             with(&other.join("it-test.crt"), &other.join("it-test.key"), &ca),
+            "hint: this call used TLS with the certificate",
         ),
         (
             "expired certificate",
             with(&expired_dir.join("old.crt"), &expired_dir.join("old.key"), &ca),
+            "old.crt (from --tls-cert, --tls-key and --tls-ca) expired on",
         ),
     ];
-    for (case, base) in &refused {
+    for (case, base, says) in &refused {
         let quarry = s(&fixture("self-test-quarry.json"));
         for cmd in [vec!["tile", "list"], vec!["tile", "import", quarry.as_str()]] {
             let all = args(base, &cmd);
             let o = tw(dir.path(), &all.iter().map(String::as_str).collect::<Vec<_>>()).await;
             assert_ne!(code(&o), 0, "{case}: {cmd:?} must fail");
-            assert!(
-                stderr(&o).contains("hint: if the service requires TLS"),
-                "{case}: {}",
-                stderr(&o)
-            );
+            assert!(stderr(&o).contains(says), "{case}: {}", stderr(&o));
             assert!(!stdout(&o).contains("riverflow"), "{case}: {}", stdout(&o));
         }
     }
+    // The registry refuses an expired certificate too (a client that
+    // presents it anyway).
+    let expired =
+        tilewave_tls::Tls::from_files(&expired_dir.join("old.crt"), &expired_dir.join("old.key"), &ca)
+            .unwrap();
+    assert_refused(
+        "an expired certificate",
+        tilewave_tls::endpoint(&url, Some(&expired)).unwrap(),
+    )
+    .await;
     // The wrong CA on the client side: the registry's certificate is not trusted.
     let distrust = with(
         &certs.join("it-test.crt"),
@@ -280,6 +294,17 @@ async fn registry_with_mutual_tls_answers_only_certificates_of_its_ca() {
     );
 }
 
+/// Asserts that a ListTiles call through `endpoint` is refused (`what`
+/// names the client in the message).
+async fn assert_refused(what: &str, endpoint: Endpoint) {
+    let channel = endpoint.timeout(Duration::from_secs(5)).connect_lazy();
+    let err = RegistryServiceClient::new(channel)
+        .list_tiles(ListTilesRequest::default())
+        .await
+        .expect_err(what);
+    eprintln!("{what}: {err:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_without_tls_warns_and_one_with_a_mismatched_key_does_not_start() {
     if !binaries_built(&["tilewave-registry"]) {
@@ -291,7 +316,7 @@ async fn a_service_without_tls_warns_and_one_with_a_mismatched_key_does_not_star
         code(&tw(dir.path(), &["certs", "init", "--dir", &s(&certs)]).await),
         0
     );
-    let etcd = EtcdCluster::start(1).await.unwrap();
+    let etcd = EtcdCluster::start_insecure(1).await.unwrap();
     let binary = bin_path("tilewave-registry").unwrap();
     let base = ServiceSpec::new("registry-plain", binary.clone())
         .with_args(["--etcd", &etcd.endpoints().join(","), "--prefix", PREFIX])
@@ -299,6 +324,16 @@ async fn a_service_without_tls_warns_and_one_with_a_mismatched_key_does_not_star
         .without_env("TILEWAVE_TLS_KEY")
         .without_env("TILEWAVE_TLS_CA")
         .with_health_service(Some(tilewave_registry_health()));
+    // Neither TLS files nor --insecure: it does not start, and says why.
+    let Err(err) = ServiceProcess::start(base.clone().tls_as_given(), dir.path()).await else {
+        panic!("a service without TLS files must need --insecure");
+    };
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("TLS certificates are needed") && text.contains("--insecure"),
+        "{text}"
+    );
+    let base = base.insecure();
     let plain = ServiceProcess::start(base.clone(), dir.path()).await.unwrap();
     let log = std::fs::read_to_string(plain.log_path()).unwrap();
     assert!(log.contains("running without TLS"), "{log}");
