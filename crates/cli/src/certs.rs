@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::Subcommand;
 use serde::Serialize;
+pub use tilewave_tls::devset::{CA_NAME, POLICY_FILE, SERVICES};
 use tilewave_tls::files::{pair_paths, write_pair};
 use tilewave_tls::{Ca, CertInfo, EXPIRY_WARNING_DAYS};
 
@@ -22,13 +23,6 @@ use crate::settings::{config_path, process_env};
 
 /// Environment variable: the certificates directory.
 pub const ENV_CERTS_DIR: &str = "TILEWAVE_CERTS_DIR";
-/// The CA's file name stem (`ca.crt`, `ca.key`).
-pub const CA_NAME: &str = "ca";
-/// The services `certs init` issues a certificate for; each one's SANs are
-/// loopback and its own name (the compose host name).
-pub const SERVICES: [&str; 4] = ["registry", "rollout", "agent", "etcd"];
-/// The access policy's file name in the certificates directory.
-pub const POLICY_FILE: &str = "policy.toml";
 /// The longest certificate name accepted.
 pub const MAX_NAME: usize = 64;
 
@@ -191,19 +185,13 @@ fn init(args: &InitArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let ca = Ca::generate().map_err(tls_err)?;
-    let mut written = vec![write_pair(&dir, CA_NAME, &ca.issued(), args.force).map_err(tls_err)?];
-    for service in SERVICES {
-        let issued = ca
-            .issue_service(service, &[service.to_owned()])
-            .map_err(tls_err)?;
-        written.push(write_pair(&dir, service, &issued, args.force).map_err(tls_err)?);
-    }
-    let issued = ca.issue_client(&user).map_err(tls_err)?;
-    written.push(write_pair(&dir, &user, &issued, args.force).map_err(tls_err)?);
-    let mut policy = tilewave_auth::Policy::dev_default();
-    policy.set_role(identity(&user)?, tilewave_auth::Role::ReleaseEngineer);
-    let policy_path = write_policy(&dir, &policy)?;
+    let set = tilewave_tls::write_dev_set(
+        &dir,
+        &[(user.as_str(), Some(tilewave_auth::Role::ReleaseEngineer))],
+        args.force,
+    )
+    .map_err(tls_err)?;
+    let (written, policy_path) = (set.written, set.policy);
     let mut text = format!("Certificates in {} (files 0600):\n", dir.display());
     for (cert, key) in &written {
         text.push_str(&format!("  {}  {}\n", cert.display(), key.display()));
@@ -232,12 +220,7 @@ fn identity(name: &str) -> anyhow::Result<tilewave_auth::Identity> {
 
 /// Writes the policy to `<dir>/policy.toml` (atomically, 0600).
 fn write_policy(dir: &Path, policy: &tilewave_auth::Policy) -> anyhow::Result<PathBuf> {
-    let path = dir.join(POLICY_FILE);
-    let text = policy
-        .to_toml()
-        .with_context(|| format!("writing the access policy {}", path.display()))?;
-    tilewave_tls::files::write_private(&path, text.as_bytes()).map_err(tls_err)?;
-    Ok(path)
+    tilewave_tls::devset::write_policy(dir, policy).map_err(tls_err)
 }
 
 /// The directory's policy, or the development defaults when it has none

@@ -7,6 +7,11 @@
 //! linearizable `get` (which needs a quorum) succeeds, each try under a short
 //! timeout. Start-up is retried on fresh ports when a member could not bind
 //! its address (another process took a port we picked).
+//!
+//! With [`EtcdOptions::tls`] the members serve `https://` client URLs and
+//! require a client certificate signed by the CA (`--client-cert-auth`);
+//! the kit's own clients present the members' certificate. Peer URLs stay
+//! plaintext on loopback.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +21,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use etcd_client::{Client, ConnectOptions};
 use nix::sys::signal::Signal;
+use tilewave_tls::{Tls, TlsFiles};
 
 use crate::ports::free_ports;
 use crate::process::{ChildProcess, DROP_GRACE, Launch, terminate_all_blocking};
@@ -58,6 +64,11 @@ pub struct EtcdOptions {
     pub dir: Option<PathBuf>,
     /// How long start-up waits for the cluster to be healthy.
     pub start_timeout: Duration,
+    /// `Some`: client URLs are `https://`, served with this certificate and
+    /// key, and clients must present a certificate signed by this CA
+    /// (`--client-cert-auth`). The kit's own clients present this same
+    /// certificate (a service certificate, good for client auth too).
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for EtcdOptions {
@@ -68,7 +79,18 @@ impl Default for EtcdOptions {
             extra_args: Vec::new(),
             dir: None,
             start_timeout: DEFAULT_START_TIMEOUT,
+            tls: None,
         }
+    }
+}
+
+impl EtcdOptions {
+    /// The client TLS material of [`EtcdOptions::tls`], loaded and checked.
+    pub fn client_tls(&self) -> anyhow::Result<Option<Tls>> {
+        self.tls
+            .as_ref()
+            .map(|f| f.load().context("loading etcd's TLS files"))
+            .transpose()
     }
 }
 
@@ -78,7 +100,7 @@ impl Default for EtcdOptions {
 pub struct EtcdMember {
     /// `--name`, also the log file's stem.
     pub name: String,
-    /// Port of the client URL `http://127.0.0.1:<port>`.
+    /// Port of the client URL `http(s)://127.0.0.1:<port>`.
     pub client_port: u16,
     /// Port of the peer URL.
     pub peer_port: u16,
@@ -87,9 +109,17 @@ pub struct EtcdMember {
 }
 
 impl EtcdMember {
-    /// The client URL.
+    /// The plaintext client URL (`http://`), of a member started without
+    /// [`EtcdOptions::tls`].
     pub fn client_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The client URL of this member run with `options`: `https://` with
+    /// [`EtcdOptions::tls`], else `http://`.
+    pub fn client_url_for(&self, options: &EtcdOptions) -> String {
+        let scheme = if options.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     /// The peer URL.
@@ -130,11 +160,12 @@ pub fn etcd_launch(
         .iter()
         .map(|m| format!("{}={}", m.name, m.peer_url()))
         .collect();
+    let client_url = member.client_url_for(options);
     let mut args = vec![
         format!("--name={}", member.name),
         format!("--data-dir={}", member.data_dir.display()),
-        format!("--listen-client-urls={}", member.client_url()),
-        format!("--advertise-client-urls={}", member.client_url()),
+        format!("--listen-client-urls={client_url}"),
+        format!("--advertise-client-urls={client_url}"),
         format!("--listen-peer-urls={}", member.peer_url()),
         format!("--initial-advertise-peer-urls={}", member.peer_url()),
         format!("--initial-cluster={}", initial_cluster.join(",")),
@@ -146,6 +177,14 @@ pub fn etcd_launch(
         "--logger=zap".to_owned(),
         "--log-outputs=stderr".to_owned(),
     ];
+    if let Some(tls) = &options.tls {
+        args.extend([
+            "--client-cert-auth".to_owned(),
+            format!("--trusted-ca-file={}", tls.ca.display()),
+            format!("--cert-file={}", tls.cert.display()),
+            format!("--key-file={}", tls.key.display()),
+        ]);
+    }
     if let Some(n) = options.auto_compaction_revisions {
         args.push("--auto-compaction-mode=revision".to_owned());
         args.push(format!("--auto-compaction-retention={n}"));
@@ -160,13 +199,31 @@ pub fn etcd_launch(
     }
 }
 
-/// Checks one member's health through its own client URL: `status()` names
-/// a leader and a linearizable `get` succeeds, within [`HEALTH_TRY_TIMEOUT`].
+/// Checks one plaintext member's health through its own client URL:
+/// `status()` names a leader and a linearizable `get` succeeds, within
+/// [`HEALTH_TRY_TIMEOUT`].
 pub async fn member_health(endpoint: &str) -> anyhow::Result<()> {
+    member_health_with(endpoint, None).await
+}
+
+/// Client options presenting `tls` (when given), with `timeout` for
+/// connecting and for each request (`None`: etcd-client's defaults).
+pub fn connect_options(tls: Option<&Tls>, timeout: Option<Duration>) -> ConnectOptions {
+    let mut opts = ConnectOptions::new();
+    if let Some(t) = timeout {
+        opts = opts.with_connect_timeout(t).with_timeout(t);
+    }
+    match tls {
+        Some(tls) => opts.with_tls(tls.client_config()),
+        None => opts,
+    }
+}
+
+/// [`member_health`] of a member that serves TLS when `tls` is given (the
+/// client certificate presented).
+pub async fn member_health_with(endpoint: &str, tls: Option<&Tls>) -> anyhow::Result<()> {
     let check = async {
-        let opts = ConnectOptions::new()
-            .with_connect_timeout(HEALTH_TRY_TIMEOUT)
-            .with_timeout(HEALTH_TRY_TIMEOUT);
+        let opts = connect_options(tls, Some(HEALTH_TRY_TIMEOUT));
         let mut client = Client::connect([endpoint], Some(opts)).await?;
         let status = client.status().await?;
         anyhow::ensure!(status.leader() != 0, "{endpoint} knows no leader");
@@ -235,6 +292,8 @@ pub struct EtcdCluster {
     options: EtcdOptions,
     /// Data and logs.
     dir: PathBuf,
+    /// The kit's client TLS, with [`EtcdOptions::tls`].
+    tls: Option<Tls>,
     /// The directory, when the cluster made it.
     owned_dir: Option<TestDir>,
 }
@@ -267,11 +326,13 @@ impl EtcdCluster {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "tilewave".to_owned());
+        let tls = options.client_tls()?;
         let mut cluster = Self {
             members: Vec::new(),
             token: String::new(),
             options,
             dir,
+            tls,
             owned_dir,
         };
         let mut last = None;
@@ -368,7 +429,7 @@ impl EtcdCluster {
     async fn check(&self, which: &[usize]) -> anyhow::Result<()> {
         let checks = which.iter().map(|&i| {
             let ep = self.member_endpoint(i);
-            async move { member_health(&ep).await }
+            async move { member_health_with(&ep, self.tls.as_ref()).await }
         });
         for r in futures::future::join_all(checks).await {
             r?;
@@ -376,9 +437,27 @@ impl EtcdCluster {
         Ok(())
     }
 
-    /// Client URLs (`http://127.0.0.1:PORT`) of all members, whatever their state.
+    /// Client URLs (`http(s)://127.0.0.1:PORT`) of all members, whatever their state.
     pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(|m| m.id.client_url()).collect()
+        self.members
+            .iter()
+            .map(|m| m.id.client_url_for(&self.options))
+            .collect()
+    }
+
+    /// The TLS files the members serve with (`None`: plaintext).
+    pub fn tls_files(&self) -> Option<&TlsFiles> {
+        self.options.tls.as_ref()
+    }
+
+    /// The client TLS the kit's own clients present (`None`: plaintext).
+    pub fn client_tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
+    }
+
+    /// Connect options for a client of this cluster: its TLS, if any.
+    pub fn connect_options(&self) -> ConnectOptions {
+        connect_options(self.tls.as_ref(), None)
     }
 
     /// Client URLs of the members that are running (not stopped or killed).
@@ -386,7 +465,7 @@ impl EtcdCluster {
         self.members
             .iter()
             .filter(|m| m.state() == MemberState::Running)
-            .map(|m| m.id.client_url())
+            .map(|m| m.id.client_url_for(&self.options))
             .collect()
     }
 
@@ -395,7 +474,7 @@ impl EtcdCluster {
     /// # Panics
     /// When there is no member `i`.
     pub fn member_endpoint(&self, i: usize) -> String {
-        self.members[i].id.client_url()
+        self.members[i].id.client_url_for(&self.options)
     }
 
     /// Member `i`'s name, ports and data dir.
@@ -446,7 +525,7 @@ impl EtcdCluster {
 
     /// A client connected to all members' endpoints.
     pub async fn client(&self) -> anyhow::Result<Client> {
-        Client::connect(self.endpoints(), None)
+        Client::connect(self.endpoints(), Some(self.connect_options()))
             .await
             .context("connecting to etcd")
     }
@@ -474,7 +553,7 @@ impl EtcdCluster {
 
     /// A client connected to member `i` only.
     pub async fn member_client(&self, i: usize) -> anyhow::Result<Client> {
-        Client::connect([self.member_endpoint(i)], None)
+        Client::connect([self.member_endpoint(i)], Some(self.connect_options()))
             .await
             .with_context(|| format!("connecting to etcd member {i}"))
     }
@@ -628,6 +707,35 @@ mod tests {
             );
         }
         assert!(!l.args.iter().any(|a| a.starts_with("--auto-compaction")));
+    }
+
+    #[test]
+    fn with_tls_client_urls_are_https_and_need_a_client_certificate() {
+        let ms = members();
+        let opts = EtcdOptions {
+            tls: Some(TlsFiles {
+                cert: "/c/etcd.crt".into(),
+                key: "/c/etcd.key".into(),
+                ca: "/c/ca.crt".into(),
+            }),
+            ..EtcdOptions::default()
+        };
+        assert_eq!(ms[0].client_url_for(&opts), "https://127.0.0.1:2000");
+        let l = etcd_launch(&ms[0], &ms, "tok", false, &opts);
+        for want in [
+            "--listen-client-urls=https://127.0.0.1:2000",
+            "--advertise-client-urls=https://127.0.0.1:2000",
+            "--client-cert-auth",
+            "--trusted-ca-file=/c/ca.crt",
+            "--cert-file=/c/etcd.crt",
+            "--key-file=/c/etcd.key",
+        ] {
+            assert!(
+                l.args.iter().any(|a| a == want),
+                "{want} missing from {:?}",
+                l.args
+            );
+        }
     }
 
     #[test]

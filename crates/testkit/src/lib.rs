@@ -6,6 +6,8 @@
 //! - [`ServiceProcess`]: any service binary (found with [`bin_path`]) on a
 //!   free port passed as `--listen`, ready once its gRPC health check says
 //!   SERVING.
+//! - [`Pki`]: a test CA with a certificate per service and per role, and
+//!   the access policy, shared by the tests of a machine ([`Pki::shared`]).
 //! - [`TestDir`]: a temporary directory kept (and its logs listed) when
 //!   the test fails.
 //! - [`eventually`]: polling against a deadline instead of sleeping.
@@ -23,6 +25,7 @@
 mod bins;
 mod etcd;
 mod eventually;
+pub mod pki;
 mod ports;
 mod process;
 pub mod ratios;
@@ -33,16 +36,19 @@ mod testdir;
 
 pub use bins::bin_path;
 pub use etcd::{
-    DEFAULT_START_TIMEOUT, ETCD_BIN_ENV, EtcdCluster, EtcdMember, EtcdOptions, MemberState, etcd_binary,
-    etcd_launch, member_health,
+    DEFAULT_START_TIMEOUT, ETCD_BIN_ENV, EtcdCluster, EtcdMember, EtcdOptions, MemberState, connect_options,
+    etcd_binary, etcd_launch, member_health, member_health_with,
 };
 pub use eventually::{Attempt, POLL_INTERVAL, eventually};
+pub use pki::Pki;
 pub use ports::{free_port, free_ports};
 pub use process::{
     ChildProcess, DROP_GRACE, Launch, log_says_addr_in_use, log_tail, read_pid_file, signal_pid,
     spawn_detached, stop_pid, terminate_all_blocking,
 };
-pub use service::{DEFAULT_READY_TIMEOUT, ServiceProcess, ServiceSpec, check_ready};
+pub use service::{
+    DEFAULT_READY_TIMEOUT, ServiceProcess, ServiceSpec, SpecTls, check_ready, check_ready_with,
+};
 pub use testdir::{KEEP_ENV, TestDir};
 
 /// Re-exported so callers can name signals for [`signal_pid`].

@@ -5,8 +5,9 @@
 //!
 //! A server given TLS files requires a client certificate signed by the
 //! CA; a client given TLS files presents its certificate and trusts only
-//! the CA. Without files both stay plaintext (today's default) and a
-//! service says so at start-up.
+//! the CA. A service needs either the files or an explicit `--insecure`
+//! (plaintext, with a start-up warning); with neither it refuses to start
+//! and says how to get certificates.
 
 use std::path::{Path, PathBuf};
 
@@ -23,13 +24,16 @@ pub const ENV_TLS_CERT: &str = "TILEWAVE_TLS_CERT";
 pub const ENV_TLS_KEY: &str = "TILEWAVE_TLS_KEY";
 /// Environment variable of `--tls-ca`.
 pub const ENV_TLS_CA: &str = "TILEWAVE_TLS_CA";
+/// Environment variable of `--insecure`.
+pub const ENV_INSECURE: &str = "TILEWAVE_INSECURE";
 
 /// The TLS flags of every service (flattened into its clap config).
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct TlsArgs {
     /// This process's certificate (PEM), presented to callers and to the
     /// services it calls. With --tls-key and --tls-ca: serve TLS only and
-    /// require client certificates signed by the CA. Without: plaintext.
+    /// require client certificates signed by the CA. Required unless
+    /// --insecure.
     #[arg(long = "tls-cert", env = ENV_TLS_CERT, value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
     /// The private key (PEM) of --tls-cert.
@@ -38,7 +42,19 @@ pub struct TlsArgs {
     /// The CA certificate (PEM) that signs trusted peers.
     #[arg(long = "tls-ca", env = ENV_TLS_CA, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
+    /// Serve and call plaintext, without certificates: any process that can
+    /// reach the port may call. For local experiments only; logs a warning
+    /// at start-up. Not together with the TLS files.
+    #[arg(long = "insecure", env = ENV_INSECURE)]
+    pub insecure: bool,
 }
+
+/// Why a service given neither TLS files nor `--insecure` does not start.
+pub const NO_TLS: &str = "TLS certificates are needed: give --tls-cert, --tls-key and --tls-ca \
+     (or TILEWAVE_TLS_CERT, TILEWAVE_TLS_KEY, TILEWAVE_TLS_CA); `tilewave certs init` makes a \
+     development set (a CA, a certificate per service, one for you and policy.toml). \
+     To serve plaintext instead, which any process that can reach the port may call, \
+     give --insecure (TILEWAVE_INSECURE=true)";
 
 /// The three TLS files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,9 +95,19 @@ impl TlsArgs {
         }
     }
 
-    /// The loaded files (see [`TlsFiles::load`]), or `None` for plaintext.
+    /// The loaded files (see [`TlsFiles::load`]), or `None` for plaintext
+    /// with `--insecure`. An error when neither the files nor `--insecure`
+    /// is given (saying how to get certificates), or both are.
     pub fn load(&self) -> Result<Option<Tls>> {
-        self.files()?.map(|f| f.load()).transpose()
+        match (self.files()?, self.insecure) {
+            (Some(files), false) => files.load().map(Some),
+            (None, true) => Ok(None),
+            (Some(_), true) => Err(Error::Settings(format!(
+                "--insecure ({ENV_INSECURE}) and the TLS files (--tls-cert, --tls-key, --tls-ca) \
+                 contradict each other: drop --insecure to serve TLS, or the TLS files to serve plaintext"
+            ))),
+            (None, false) => Err(Error::Settings(NO_TLS.to_owned())),
+        }
     }
 }
 
@@ -202,7 +228,7 @@ pub fn endpoint(url: &str, tls: Option<&Tls>) -> Result<Endpoint> {
 /// The gRPC server builder of a service named `name`: with `tls`, TLS only
 /// and client certificates required (each certificate's not-after as the
 /// `tilewave_tls_certificate_expiry_timestamp_seconds` metric, and a warning
-/// for one within 14 days of expiry); without,
+/// for one within 14 days of expiry); without (`--insecure`),
 /// plaintext with a start-up warning. The one place a service builds its
 /// server.
 pub fn server(name: &str, tls: Option<&Tls>) -> Result<Server> {
@@ -210,8 +236,8 @@ pub fn server(name: &str, tls: Option<&Tls>) -> Result<Server> {
         None => {
             tracing::warn!(
                 service = name,
-                "running without TLS; any process that can reach the port may call it \
-                 (give --tls-cert, --tls-key and --tls-ca to require client certificates)"
+                "running without TLS (--insecure): any process that can reach the port may call it \
+                 (give --tls-cert, --tls-key and --tls-ca instead to require client certificates)"
             );
             Ok(tilewave_service::transport::server())
         }

@@ -4,13 +4,17 @@
 //!   certificates (subject CN the service, SANs for loopback and the given
 //!   host names) and user certificates (subject CN the identity), with
 //!   [`certs::Validity`] and a random serial.
+//! - [`devset`]: the development set in one directory (a CA, a
+//!   certificate per service, user certificates and `policy.toml`), written
+//!   by `tilewave certs init`, the test kit and `tilewave dev up` alike.
 //! - [`files`]: key and certificate files written atomically with 0600
 //!   permissions.
 //! - [`inspect`]: a certificate's serial, subject, SANs and validity
 //!   ([`inspect::CertInfo`]), the "expires within 14 days" check, and the
 //!   check that a key belongs to a certificate.
 //! - [`config`]: the `--tls-cert/--tls-key/--tls-ca` flags every service
-//!   flattens into its configuration ([`config::TlsArgs`]), the loaded files
+//!   flattens into its configuration ([`config::TlsArgs`]; neither files
+//!   nor `--insecure` is an error that says how to get certificates), the loaded files
 //!   ([`config::Tls`]) as tonic server and client configurations (rustls with
 //!   the ring provider; client certificates required by servers), the one
 //!   place that builds a tonic [`tonic::transport::Endpoint`] with or without
@@ -24,6 +28,7 @@
 
 pub mod certs;
 pub mod config;
+pub mod devset;
 pub mod files;
 pub mod inspect;
 
@@ -31,6 +36,7 @@ use std::path::{Path, PathBuf};
 
 pub use certs::{Ca, Issued, Validity};
 pub use config::{Tls, TlsArgs, TlsFiles, endpoint, server};
+pub use devset::{DevSet, write_dev_set};
 pub use inspect::{CertInfo, EXPIRY_WARNING_DAYS};
 
 /// What went wrong with certificates or TLS settings.

@@ -172,6 +172,7 @@ fn tls_flags_are_all_or_nothing() {
         tls_cert: Some("a.crt".into()),
         tls_key: Some("a.key".into()),
         tls_ca: Some("ca.crt".into()),
+        insecure: false,
     };
     assert_eq!(all.files().unwrap().map(|f| f.ca), Some("ca.crt".into()));
 }
@@ -222,11 +223,45 @@ fn the_flags_flatten_into_a_service_config() {
         })
     );
     let none = Svc::try_parse_from(["svc"]).unwrap();
-    assert!(none.tls.load().unwrap().is_none(), "no flags: plaintext");
+    let err = none.tls.load().unwrap_err().to_string();
+    for needle in [
+        "TLS certificates are needed",
+        "--tls-cert, --tls-key and --tls-ca",
+        "tilewave certs init",
+        "--insecure",
+    ] {
+        assert!(
+            err.contains(needle),
+            "no files, no --insecure: {needle} missing from {err}"
+        );
+    }
+    let insecure = Svc::try_parse_from(["svc", "--insecure"]).unwrap();
+    assert!(insecure.tls.insecure);
+    assert!(insecure.tls.load().unwrap().is_none(), "--insecure: plaintext");
     let err = Svc::try_parse_from(["svc", "--tls-ca", "ca.crt"])
         .unwrap()
         .tls
         .load()
         .unwrap_err();
     assert!(err.to_string().contains("missing --tls-cert, --tls-key"), "{err}");
+}
+
+#[test]
+fn files_and_insecure_together_are_refused_and_files_alone_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::generate().unwrap();
+    let (ca_cert, _) = write_pair(dir.path(), "ca", &ca.issued(), false).unwrap();
+    let (cert, key) = write_pair(dir.path(), "svc", &ca.issue_service("svc", &[]).unwrap(), false).unwrap();
+    let mut args = TlsArgs {
+        tls_cert: Some(cert),
+        tls_key: Some(key),
+        tls_ca: Some(ca_cert),
+        insecure: false,
+    };
+    let tls = args.load().unwrap().expect("all three files: TLS");
+    assert_eq!(tls.cert.common_name.as_deref(), Some("svc"));
+    args.insecure = true;
+    let err = args.load().unwrap_err().to_string();
+    assert!(err.contains("contradict"), "{err}");
+    assert!(err.contains("--insecure") && err.contains("--tls-cert"), "{err}");
 }

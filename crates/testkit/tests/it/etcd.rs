@@ -116,3 +116,37 @@ async fn drop_ends_the_members_and_removes_the_directory() {
     assert!(!crate::pid_exists(pid), "etcd pid {pid} still exists after drop");
     assert!(!dir.exists(), "{} not removed", dir.display());
 }
+
+/// With TLS the members serve `https://`, the kit's clients present a
+/// certificate, and a client without one is refused.
+#[tokio::test]
+async fn a_tls_cluster_serves_only_clients_with_a_certificate_of_its_ca() {
+    let pki = tilewave_testkit::Pki::shared().unwrap();
+    let cluster = tilewave_testkit::EtcdCluster::start_with(tilewave_testkit::EtcdOptions {
+        tls: Some(pki.files("etcd")),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let url = cluster.member_endpoint(0);
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let mut c = cluster.client().await.unwrap();
+    c.put("tls-k", "v", None).await.unwrap();
+    assert_eq!(cluster.dump("tls-").await.unwrap()["tls-k"].0, b"v");
+    tilewave_testkit::member_health_with(&url, cluster.client_tls())
+        .await
+        .unwrap();
+    // Trusting the CA but presenting no certificate: refused.
+    let ca = tonic::transport::Certificate::from_pem(std::fs::read(pki.ca_cert()).unwrap());
+    let opts = etcd_client::ConnectOptions::new()
+        .with_tls(tonic::transport::ClientTlsConfig::new().ca_certificate(ca))
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_timeout(Duration::from_secs(2));
+    let refused = match Client::connect([url.as_str()], Some(opts)).await {
+        Ok(mut c) => c.get("tls-k", None).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(refused.is_err(), "etcd answered a client without a certificate");
+    // A plaintext client is refused too.
+    assert!(member_health(&url.replace("https://", "http://")).await.is_err());
+}
