@@ -4,13 +4,13 @@
 //! test flag) as processes, each with its certificate from the test PKI
 //! (`tilewave_testkit::Pki`) and the PKI's access policy.
 //!
-//! - [`a_partner_sees_and_signs_off_only_its_own_tiles`]: partner `acme`
+//! - `a_partner_sees_and_signs_off_only_its_own_tiles`: partner `acme`
 //!   reads, lists, watches, sees the history of, signs off and withdraws a
 //!   sign-off on its own tile, and gets for partner `globex`'s tile exactly
 //!   what a tile that does not exist gets (NOT_FOUND, the same message;
 //!   left out of lists, page tokens and watches); the same for globex's
 //!   roll-out.
-//! - [`every_caller_against_every_rpc_family_gets_the_expected_code`]: no
+//! - `every_caller_against_every_rpc_family_gets_the_expected_code`: no
 //!   certificate, a certificate of another CA, an expired one, an identity
 //!   with no role, and each role, against at least one RPC of every family
 //!   of every service: the expected code, from a table written out here
@@ -35,7 +35,9 @@ use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
 use tilewave_proto::rollout::v1::*;
 use tilewave_store::{Store, StoreConfig};
 use tilewave_testkit::pki::{self, Pki};
-use tilewave_testkit::{EtcdCluster, EtcdOptions, ServiceProcess, ServiceSpec, TestDir, bin_path, eventually};
+use tilewave_testkit::{
+    EtcdCluster, EtcdOptions, ServiceProcess, ServiceSpec, TestDir, bin_path, eventually,
+};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
@@ -142,7 +144,9 @@ impl Stack {
     }
 
     async fn registry_as(&self, who: &str) -> Result<RegistryServiceClient<Channel>> {
-        Ok(RegistryServiceClient::new(self.channel(&self.registry, who).await?))
+        Ok(RegistryServiceClient::new(
+            self.channel(&self.registry, who).await?,
+        ))
     }
 
     async fn rollout_as(&self, who: &str) -> Result<RolloutServiceClient<Channel>> {
@@ -214,6 +218,9 @@ async fn a_partner_sees_and_signs_off_only_its_own_tiles() {
     let globex_tile = stack.tile_of(GLOBEX_TILE, "globex").await.unwrap();
     let mut re = stack.registry_as(pki::RELEASE_ENGINEER).await.unwrap();
     let mut acme = stack.registry_as(pki::PARTNER_ACME).await.unwrap();
+    // Until the release engineer signs off below, acme only reads or is
+    // refused: etcd must not change.
+    let untouched = stack.etcd.dump("").await.unwrap();
 
     // Read: its own tile, and for globex's the answer of a missing one.
     let own = acme
@@ -241,7 +248,10 @@ async fn a_partner_sees_and_signs_off_only_its_own_tiles() {
         id: GLOBEX_TILE.into(),
         revision: 7,
     };
-    assert_eq!(refusal(acme.get_tile(r2).await), as_missing(&missing, GLOBEX_TILE));
+    assert_eq!(
+        refusal(acme.get_tile(r2).await),
+        as_missing(&missing, GLOBEX_TILE)
+    );
     // Others see both.
     for who in [pki::RELEASE_ENGINEER, pki::VIEWER, pki::ONCALL] {
         let mut c = stack.registry_as(who).await.unwrap();
@@ -327,6 +337,11 @@ async fn a_partner_sees_and_signs_off_only_its_own_tiles() {
         refusal(acme.record_sign_off(stale).await),
         as_missing(&missing_sign, GLOBEX_TILE)
     );
+    assert_eq!(
+        stack.etcd.dump("").await.unwrap(),
+        untouched,
+        "acme's refused calls changed etcd"
+    );
     // A change to globex's tile (the release engineer's) while acme watches.
     re.record_sign_off(sign(GLOBEX_TILE, &globex_tile)).await.unwrap();
     let signed = acme
@@ -359,11 +374,17 @@ async fn a_partner_sees_and_signs_off_only_its_own_tiles() {
         reason: "second thoughts".into(),
         etag: 0,
     };
+    let untouched = stack.etcd.dump("").await.unwrap();
     let missing_withdraw = refusal(acme.withdraw_sign_off(withdraw(MISSING_TILE, &globex_tile)).await);
     assert_eq!(missing_withdraw.0, Code::NotFound);
     assert_eq!(
         refusal(acme.withdraw_sign_off(withdraw(GLOBEX_TILE, &globex_tile)).await),
         as_missing(&missing_withdraw, GLOBEX_TILE)
+    );
+    assert_eq!(
+        stack.etcd.dump("").await.unwrap(),
+        untouched,
+        "refused withdrawals changed etcd"
     );
     let unsigned = acme
         .withdraw_sign_off(withdraw(ACME_TILE, &signed))
@@ -394,7 +415,13 @@ async fn a_partner_sees_and_signs_off_only_its_own_tiles() {
         ]
     );
     // globex's tile still has the release engineer's sign-off.
-    let g = re.get_tile(get(GLOBEX_TILE)).await.unwrap().into_inner().tile.unwrap();
+    let g = re
+        .get_tile(get(GLOBEX_TILE))
+        .await
+        .unwrap()
+        .into_inner()
+        .tile
+        .unwrap();
     assert_eq!(g.sign_offs.len(), 1, "{g:?}");
 
     // Roll-outs: globex's tile, scheduled and started by the release engineer.
@@ -441,24 +468,43 @@ async fn a_partner_sees_and_signs_off_only_its_own_tiles() {
     };
     assert_eq!(
         listed(ro_re.list_rollouts(list_ro()).await.unwrap().into_inner()),
-        [rollout.id.clone()]
+        std::slice::from_ref(&rollout.id)
     );
     let acme_list = ro_acme.list_rollouts(list_ro()).await.unwrap().into_inner();
-    assert!(acme_list.rollouts.is_empty() && acme_list.next_page_token.is_empty(), "{acme_list:?}");
+    assert!(
+        acme_list.rollouts.is_empty() && acme_list.next_page_token.is_empty(),
+        "{acme_list:?}"
+    );
     let of_globex = ListRolloutsRequest {
         tile_id: GLOBEX_TILE.into(),
         ..Default::default()
     };
-    assert!(ro_acme.list_rollouts(of_globex).await.unwrap().into_inner().rollouts.is_empty());
+    assert!(
+        ro_acme
+            .list_rollouts(of_globex)
+            .await
+            .unwrap()
+            .into_inner()
+            .rollouts
+            .is_empty()
+    );
     // Where is it: the release engineer sees the region it is planned for;
     // acme gets what a tile that is nowhere gets.
     let where_is = |tile: &str| WhereIsTileRequest {
         tile_id: tile.into(),
         ..Default::default()
     };
-    let missing_where = ro_acme.where_is_tile(where_is(MISSING_TILE)).await.unwrap().into_inner();
+    let missing_where = ro_acme
+        .where_is_tile(where_is(MISSING_TILE))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(missing_where.placements.is_empty(), "{missing_where:?}");
-    let hidden_where = ro_acme.where_is_tile(where_is(GLOBEX_TILE)).await.unwrap().into_inner();
+    let hidden_where = ro_acme
+        .where_is_tile(where_is(GLOBEX_TILE))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(hidden_where, missing_where);
     eventually("the roll-out's region is placed", WAIT, || {
         let mut c = ro_re.clone();
@@ -578,10 +624,14 @@ async fn assert_audit_names_certificates(stack: &Stack) {
         .chain(tilewave_tls::devset::SERVICES.iter().map(|s| (*s).to_owned()))
         .collect();
     let services = tilewave_tls::devset::SERVICES;
-    let names_a_certificate = |actor: &str| match actor.strip_suffix(')').and_then(|a| a.split_once(" (via ")) {
+    let names_a_certificate = |actor: &str| match actor.strip_suffix(')').and_then(|a| a.split_once(" (via "))
+    {
         Some((claimed, via)) => !claimed.is_empty() && services.contains(&via),
         None => {
-            identities.contains(actor) || actor.strip_prefix("system:").is_some_and(|s| services.contains(&s))
+            identities.contains(actor)
+                || actor
+                    .strip_prefix("system:")
+                    .is_some_and(|s| services.contains(&s))
         }
     };
     let records = stack.audit_records().await.unwrap();
@@ -718,34 +768,36 @@ enum Rpc {
 
 /// The expected table: each RPC family of every service against each
 /// caller with a certificate of the right CA, in the order of
-/// [`Caller::ROLES`]:
-/// no role, release-engineer, oncall, viewer, partner acme (its own tile),
-/// partner globex (acme's tile), service.
+/// [`Caller::ROLES`]: no role, release-engineer, oncall, viewer, partner
+/// acme (its own tile), partner globex (acme's tile), service. Every
+/// caller refused at the TLS handshake (no certificate, another CA,
+/// expired) is tried on every row too and expects [`Want::Handshake`].
+#[rustfmt::skip]
 const TABLE: &[(&str, Rpc, [Want; 7])] = &[
-    //                                           none  re  oncall viewer acme globex service
-    ("registry read", Rpc::GetTile, [UA, OK, OK, OK, OK, NF, OK]),
-    ("registry read", Rpc::ListTiles, [UA, OK, OK, OK, OK, OK, OK]),
-    ("registry write", Rpc::UpdateTile, [UA, IA, PD, PD, PD, PD, PD]),
-    ("sign-off", Rpc::RecordSignOff, [UA, AB, PD, PD, AB, NF, PD]),
-    ("sign-off", Rpc::WithdrawSignOff, [UA, AB, PD, PD, AB, NF, PD]),
-    ("lifecycle", Rpc::AdvanceLifecycle, [UA, PD, PD, PD, PD, PD, IA]),
-    ("lifecycle", Rpc::SetGaDate, [UA, AB, PD, PD, PD, PD, AB]),
-    ("lifecycle", Rpc::Withdraw, [UA, AB, PD, PD, PD, PD, PD]),
-    ("rollout read", Rpc::PlanRollout, [UA, IA, IA, IA, PD, PD, IA]),
-    ("rollout read", Rpc::ListRollouts, [UA, OK, OK, OK, OK, OK, OK]),
-    ("rollout read", Rpc::WhereIsTile, [UA, OK, OK, OK, OK, OK, OK]),
-    ("rollout start", Rpc::StartRollout, [UA, IA, PD, PD, PD, PD, PD]),
-    ("pause-resume", Rpc::PauseRollout, [UA, IA, IA, PD, PD, PD, IA]),
-    ("pause-resume", Rpc::ResumeRollout, [UA, IA, IA, PD, PD, PD, IA]),
-    ("abort-rollback", Rpc::AbortRollout, [UA, IA, PD, PD, PD, PD, PD]),
-    ("abort-rollback", Rpc::RollbackRollout, [UA, IA, PD, PD, PD, PD, IA]),
-    ("calendar", Rpc::GetLaunchCalendar, [UA, UI, UI, UI, PD, PD, UI]),
-    ("calendar", Rpc::SetLaunchCalendar, [UA, UI, PD, PD, PD, PD, PD]),
-    ("clock read", Rpc::GetTime, [UA, OK, OK, OK, OK, OK, OK]),
-    ("clock set", Rpc::Advance, [UA, IA, PD, PD, PD, PD, PD]),
-    ("clock set", Rpc::SetRate, [UA, IA, PD, PD, PD, PD, PD]),
-    ("agent", Rpc::AgentListTiles, [UA, PD, PD, PD, PD, PD, OK]),
-    ("fault injection", Rpc::GetFaults, [UA, PD, PD, PD, PD, PD, OK]),
+    //                                           no  re  oc  vw  ac  gl  sv
+    ("registry read",   Rpc::GetTile,           [UA, OK, OK, OK, OK, NF, OK]),
+    ("registry read",   Rpc::ListTiles,         [UA, OK, OK, OK, OK, OK, OK]),
+    ("registry write",  Rpc::UpdateTile,        [UA, IA, PD, PD, PD, PD, PD]),
+    ("sign-off",        Rpc::RecordSignOff,     [UA, AB, PD, PD, AB, NF, PD]),
+    ("sign-off",        Rpc::WithdrawSignOff,   [UA, AB, PD, PD, AB, NF, PD]),
+    ("lifecycle",       Rpc::AdvanceLifecycle,  [UA, PD, PD, PD, PD, PD, IA]),
+    ("lifecycle",       Rpc::SetGaDate,         [UA, AB, PD, PD, PD, PD, AB]),
+    ("lifecycle",       Rpc::Withdraw,          [UA, AB, PD, PD, PD, PD, PD]),
+    ("rollout read",    Rpc::PlanRollout,       [UA, IA, IA, IA, PD, PD, IA]),
+    ("rollout read",    Rpc::ListRollouts,      [UA, OK, OK, OK, OK, OK, OK]),
+    ("rollout read",    Rpc::WhereIsTile,       [UA, OK, OK, OK, OK, OK, OK]),
+    ("rollout start",   Rpc::StartRollout,      [UA, IA, PD, PD, PD, PD, PD]),
+    ("pause-resume",    Rpc::PauseRollout,      [UA, IA, IA, PD, PD, PD, IA]),
+    ("pause-resume",    Rpc::ResumeRollout,     [UA, IA, IA, PD, PD, PD, IA]),
+    ("abort-rollback",  Rpc::AbortRollout,      [UA, IA, PD, PD, PD, PD, PD]),
+    ("abort-rollback",  Rpc::RollbackRollout,   [UA, IA, PD, PD, PD, PD, IA]),
+    ("calendar",        Rpc::GetLaunchCalendar, [UA, UI, UI, UI, PD, PD, UI]),
+    ("calendar",        Rpc::SetLaunchCalendar, [UA, UI, PD, PD, PD, PD, PD]),
+    ("clock read",      Rpc::GetTime,           [UA, OK, OK, OK, OK, OK, OK]),
+    ("clock set",       Rpc::Advance,           [UA, IA, PD, PD, PD, PD, PD]),
+    ("clock set",       Rpc::SetRate,           [UA, IA, PD, PD, PD, PD, PD]),
+    ("agent",           Rpc::AgentListTiles,    [UA, PD, PD, PD, PD, PD, OK]),
+    ("fault injection", Rpc::GetFaults,         [UA, PD, PD, PD, PD, PD, OK]),
 ];
 
 /// Which process serves `rpc`.
@@ -909,7 +961,12 @@ impl BadCertificates {
 
 /// A lazily connecting channel to `process` as `caller`: a failing
 /// handshake fails the call, not the channel's creation.
-fn channel_as(stack: &Stack, bad: &BadCertificates, process: &ServiceProcess, caller: Caller) -> Result<Channel> {
+fn channel_as(
+    stack: &Stack,
+    bad: &BadCertificates,
+    process: &ServiceProcess,
+    caller: Caller,
+) -> Result<Channel> {
     let url = format!("https://{}", process.addr());
     let endpoint = match caller {
         Caller::NoCertificate => {
@@ -969,9 +1026,7 @@ async fn every_caller_against_every_rpc_family_gets_the_expected_code() {
             .map(|(c, w)| (*c, *w))
             .chain(Caller::HANDSHAKE.iter().map(|c| (*c, Want::Handshake)));
         for (caller, want) in cases {
-            let got = rpc
-                .call(channel_as(&stack, &bad, process, caller).unwrap())
-                .await;
+            let got = rpc.call(channel_as(&stack, &bad, process, caller).unwrap()).await;
             if !is(want, &got) {
                 wrong.push(format!(
                     "{family} {rpc:?} as {caller:?}: want {want:?}, got {:?}",
@@ -980,7 +1035,12 @@ async fn every_caller_against_every_rpc_family_gets_the_expected_code() {
             }
         }
     }
-    assert!(wrong.is_empty(), "{} unexpected answers:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} unexpected answers:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 
     // Nothing any of those calls did changed etcd: every key, value and
     // revision as before.
@@ -1004,11 +1064,7 @@ async fn every_caller_against_every_rpc_family_gets_the_expected_code() {
             Some(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&ca))),
         ),
         ("another CA", endpoint.clone(), Some(bad.other_ca.client_config())),
-        (
-            "plaintext",
-            endpoint.replace("https://", "http://"),
-            None,
-        ),
+        ("plaintext", endpoint.replace("https://", "http://"), None),
     ];
     for (case, url, tls) in refused {
         let mut options = etcd_client::ConnectOptions::new()
