@@ -809,10 +809,10 @@ impl RolloutService for Rollouts {
         if r.tile_id.is_empty() {
             return Err(Error::invalid("tile_id", "required").into());
         }
+        limits::id("tile_id", &r.tile_id).map_err(Error::from)?;
         // Another partner's tile is answered as one that is nowhere (what
         // a tile that does not exist gets), after the same work.
         let visible = self.sees_tile(&scope, &r.tile_id);
-        limits::id("tile_id", &r.tile_id).map_err(Error::from)?;
         limits::each_id("regions", &r.regions).map_err(Error::from)?;
         for region in &r.regions {
             if self.ctx.catalog.get(region).is_err() {
