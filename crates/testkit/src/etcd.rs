@@ -48,7 +48,8 @@ const BIND_ATTEMPTS: usize = 5;
 const HEALTH_KEY: &str = "tilewave-testkit-health";
 
 /// How to run a cluster. `EtcdOptions::default()` is one member, no
-/// auto-compaction, in a fresh [`TestDir`].
+/// auto-compaction, plaintext, in a fresh [`TestDir`]
+/// ([`EtcdOptions::with_shared_tls`] for TLS, as [`EtcdCluster::start`]).
 #[derive(Debug, Clone)]
 pub struct EtcdOptions {
     /// Number of members (1 or 3 in practice).
@@ -85,6 +86,13 @@ impl Default for EtcdOptions {
 }
 
 impl EtcdOptions {
+    /// These options serving TLS with the shared test PKI's `etcd`
+    /// certificate ([`crate::Pki::shared`]).
+    pub fn with_shared_tls(mut self) -> anyhow::Result<Self> {
+        self.tls = Some(crate::Pki::shared()?.files("etcd"));
+        Ok(self)
+    }
+
     /// The client TLS material of [`EtcdOptions::tls`], loaded and checked.
     pub fn client_tls(&self) -> anyhow::Result<Option<Tls>> {
         self.tls
@@ -299,9 +307,23 @@ pub struct EtcdCluster {
 }
 
 impl EtcdCluster {
-    /// Starts `members` members in a fresh [`TestDir`] and waits until the
-    /// cluster is healthy.
+    /// Starts `members` members in a fresh [`TestDir`], serving TLS with
+    /// the shared test PKI's `etcd` certificate (clients need a certificate
+    /// of its CA), and waits until the cluster is healthy.
     pub async fn start(members: usize) -> anyhow::Result<Self> {
+        Self::start_with(
+            EtcdOptions {
+                members,
+                ..EtcdOptions::default()
+            }
+            .with_shared_tls()?,
+        )
+        .await
+    }
+
+    /// [`EtcdCluster::start`] serving plaintext (`http://`, no client
+    /// certificates).
+    pub async fn start_insecure(members: usize) -> anyhow::Result<Self> {
         Self::start_with(EtcdOptions {
             members,
             ..EtcdOptions::default()

@@ -14,6 +14,13 @@
 //! - [`ratios`]: benchmark variants timed in interleaved rounds, as ratios
 //!   to a baseline measured in the same minutes.
 //!
+//! TLS is on by default: [`EtcdCluster::start`] serves `https://` and
+//! requires client certificates, and a tilewave service run by
+//! [`ServiceSpec`] gets its certificate and the policy of [`Pki::shared`];
+//! readiness checks, [`ServiceProcess::endpoint`] and
+//! [`ServiceProcess::channel`] follow. [`EtcdCluster::start_insecure`] and
+//! [`ServiceSpec::insecure`] run plaintext.
+//!
 //! Children get SIGTERM, then SIGKILL after a grace period, when their
 //! owner is dropped. Readiness is always polled against a deadline, never
 //! slept for. For `tilewave dev up`, [`spawn_detached`] and [`stop_pid`]

@@ -45,7 +45,7 @@ pub const USERS: [(&str, Option<&str>); 6] = [
 const SHARED_VERSION: u32 = 1;
 
 /// A shared set is replaced when a certificate expires within this many days.
-const MIN_DAYS_LEFT: i64 = 30;
+pub const MIN_DAYS_LEFT: i64 = 30;
 
 /// A directory of certificates (a CA, one per service, one per user) and
 /// the access policy `policy.toml`.

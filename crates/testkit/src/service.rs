@@ -7,7 +7,7 @@
 //! the child exits early because the port was taken meanwhile, start-up is
 //! retried on another port.
 //!
-//! With [`SpecTls::Auto`] (TLS): a tilewave service binary
+//! TLS is on by default ([`SpecTls::Auto`]): a tilewave service binary
 //! (`tilewave-registry`, `tilewave-rollout`, `tilewave-agent`) gets its
 //! certificate from the shared test PKI ([`Pki::shared`]) and the PKI's
 //! access policy, unless its arguments already name TLS files or
@@ -52,11 +52,11 @@ pub enum SpecTls {
     /// shared test PKI (`--tls-cert --tls-key --tls-ca --policy`), unless
     /// its arguments already give `--tls-cert` or `--insecure`; any other
     /// binary runs as its arguments say.
+    #[default]
     Auto,
     /// Plaintext: a tilewave service binary gets `--insecure` (unless its
     /// arguments already give it or TLS files); any other binary runs as
-    /// its arguments say. The default until every test suite runs TLS.
-    #[default]
+    /// its arguments say.
     Insecure,
     /// Nothing is added: the arguments alone decide.
     AsGiven,

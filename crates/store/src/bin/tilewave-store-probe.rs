@@ -6,7 +6,10 @@
 //! ```text
 //! tilewave-store-probe --endpoints URL[,URL] --prefix P --mode owner|timers|clock
 //!                      [--work W] [--holder H] [--ttl-secs N] [--handler-delay-ms N]
+//!                      [--tls-cert F --tls-key F --tls-ca F]
 //! ```
+//!
+//! With the TLS files, `https://` endpoints are reached over mutual TLS.
 //!
 //! - `owner`: acquires `--work`, prints `OWNED <token>` (and `LOST` when the
 //!   lease is lost); `write <key below the prefix> <text>` commits a fenced
@@ -40,6 +43,9 @@ struct Args {
     holder: String,
     ttl: Duration,
     handler_delay: Duration,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    tls_ca: Option<String>,
 }
 
 fn parse_args() -> BoxResult<Args> {
@@ -61,6 +67,9 @@ fn parse_args() -> BoxResult<Args> {
             "--holder" => a.holder = value,
             "--ttl-secs" => a.ttl = Duration::from_secs(value.parse()?),
             "--handler-delay-ms" => a.handler_delay = Duration::from_millis(value.parse()?),
+            "--tls-cert" => a.tls_cert = Some(value),
+            "--tls-key" => a.tls_key = Some(value),
+            "--tls-ca" => a.tls_ca = Some(value),
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -68,6 +77,19 @@ fn parse_args() -> BoxResult<Args> {
         return Err("--endpoints is required".into());
     }
     Ok(a)
+}
+
+/// The client TLS of `--tls-cert/--tls-key/--tls-ca`, when all are given.
+fn tls(a: &Args) -> BoxResult<Option<etcd_client::TlsOptions>> {
+    let (Some(cert), Some(key), Some(ca)) = (&a.tls_cert, &a.tls_key, &a.tls_ca) else {
+        return Ok(None);
+    };
+    let read = |p: &str| std::fs::read(p).map_err(|e| format!("{p}: {e}"));
+    Ok(Some(
+        tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?))
+            .identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?)),
+    ))
 }
 
 /// The error's variant name, for the test to match on.
@@ -93,8 +115,12 @@ async fn main() {
 
 async fn run() -> BoxResult<()> {
     let args = parse_args()?;
-    let store =
-        Store::connect(StoreConfig::new(args.endpoints.clone()).with_prefix(args.prefix.clone())).await?;
+    let store = Store::connect(
+        StoreConfig::new(args.endpoints.clone())
+            .with_prefix(args.prefix.clone())
+            .with_tls(tls(&args)?),
+    )
+    .await?;
     let actor = Actor::new(&args.holder);
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     match args.mode.as_str() {

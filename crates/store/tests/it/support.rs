@@ -30,10 +30,20 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// A store on `endpoints` with a short operation deadline.
+/// The identity of the test PKI the tests and the probe reach etcd as.
+pub const IDENTITY: &str = "registry";
+
+/// A store on `endpoints` with a short operation deadline; over mutual TLS
+/// (the test kit's shared PKI) when they are `https://`.
 pub async fn connect(endpoints: Vec<String>) -> anyhow::Result<Store> {
     init_tracing();
-    Ok(Store::connect(StoreConfig::new(endpoints).with_op_timeout(Duration::from_secs(3))).await?)
+    let tls = tilewave_testkit::Pki::shared()?.tls(IDENTITY)?.client_config();
+    Ok(Store::connect(
+        StoreConfig::new(endpoints)
+            .with_op_timeout(Duration::from_secs(3))
+            .with_tls(Some(tls)),
+    )
+    .await?)
 }
 
 /// An audit record for a test change.
@@ -74,11 +84,19 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Starts the probe with `args`; its stderr goes to `<dir>/<name>.log`.
+    /// Starts the probe with `args` (and the test PKI's certificate, used
+    /// for `https://` endpoints); its stderr goes to `<dir>/<name>.log`.
     pub fn spawn(dir: &Path, name: &str, args: &[&str]) -> anyhow::Result<Self> {
         let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+        let files = tilewave_testkit::Pki::shared()?.files(IDENTITY);
         let mut child = Command::new(env!("CARGO_BIN_EXE_tilewave-store-probe"))
             .args(args)
+            .arg("--tls-cert")
+            .arg(&files.cert)
+            .arg("--tls-key")
+            .arg(&files.key)
+            .arg("--tls-ca")
+            .arg(&files.ca)
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -137,7 +155,7 @@ impl Probe {
 /// A loopback TCP proxy in front of one etcd member that the test can cut:
 /// open connections are dropped and new ones refused until it heals.
 pub struct Proxy {
-    /// `http://127.0.0.1:<port>`.
+    /// `http(s)://127.0.0.1:<port>`, the scheme of the upstream.
     pub endpoint: String,
     cut: Arc<AtomicBool>,
     cut_now: Arc<Notify>,
@@ -151,11 +169,12 @@ impl Drop for Proxy {
 }
 
 impl Proxy {
-    /// Proxies to `upstream` (`http://host:port`).
+    /// Proxies to `upstream` (`http(s)://host:port`); TLS passes through.
     pub async fn start(upstream: &str) -> anyhow::Result<Self> {
-        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let (scheme, upstream) = upstream.split_once("://").unwrap_or(("http", upstream));
+        let upstream = upstream.to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
+        let endpoint = format!("{scheme}://{}", listener.local_addr()?);
         let cut = Arc::new(AtomicBool::new(false));
         let cut_now = Arc::new(Notify::new());
         let (c, n) = (Arc::clone(&cut), Arc::clone(&cut_now));

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use etcd_client::{Client, GetOptions};
-use tilewave_testkit::{EtcdCluster, MemberState, eventually, member_health};
+use tilewave_testkit::{EtcdCluster, MemberState, eventually, member_health, member_health_with};
 
 /// The value of `key` read from member `i`'s own state (serializable read:
 /// no quorum round, so it shows what that member has applied).
@@ -16,11 +16,11 @@ async fn local_value(cluster: &EtcdCluster, i: usize, key: &str) -> anyhow::Resu
 
 /// Puts through a client on the given endpoints, retried until it succeeds
 /// (a put may fail while leadership moves).
-async fn put(endpoints: Vec<String>, key: &str, value: &str) {
+async fn put(cluster: &EtcdCluster, endpoints: Vec<String>, key: &str, value: &str) {
     eventually(&format!("put {key}"), Duration::from_secs(15), || {
         let endpoints = endpoints.clone();
         async move {
-            let mut c = Client::connect(endpoints, None).await?;
+            let mut c = Client::connect(endpoints, Some(cluster.connect_options())).await?;
             c.put(key, value, None).await?;
             anyhow::Ok(())
         }
@@ -33,7 +33,7 @@ async fn put(endpoints: Vec<String>, key: &str, value: &str) {
 async fn one_member_starts_and_serves_put_and_get() {
     let cluster = EtcdCluster::start(1).await.unwrap();
     assert_eq!(cluster.endpoints(), vec![cluster.member_endpoint(0)]);
-    assert!(cluster.member_endpoint(0).starts_with("http://127.0.0.1:"));
+    assert!(cluster.member_endpoint(0).starts_with("https://127.0.0.1:"));
     let mut c = cluster.client().await.unwrap();
     c.put("k", "v", None).await.unwrap();
     let resp = c.get("k", None).await.unwrap();
@@ -45,7 +45,7 @@ async fn one_member_starts_and_serves_put_and_get() {
 #[tokio::test]
 async fn a_killed_member_rejoins_and_serves_the_writes_it_missed() {
     let mut cluster = EtcdCluster::start(3).await.unwrap();
-    put(cluster.endpoints(), "before", "1").await;
+    put(&cluster, cluster.endpoints(), "before", "1").await;
 
     cluster.kill(1).unwrap();
     assert_eq!(cluster.member_state(1), Some(MemberState::Killed));
@@ -54,7 +54,7 @@ async fn a_killed_member_rejoins_and_serves_the_writes_it_missed() {
     let live = cluster.running_endpoints();
     assert_eq!(live.len(), 2);
     for i in 0..20 {
-        put(live.clone(), &format!("missed/{i}"), &i.to_string()).await;
+        put(&cluster, live.clone(), &format!("missed/{i}"), &i.to_string()).await;
     }
 
     cluster.restart(1).await.unwrap();
@@ -88,13 +88,15 @@ async fn a_stopped_member_answers_nothing_and_catches_up_after_cont() {
     let cluster = EtcdCluster::start(3).await.unwrap();
     cluster.stop(2).unwrap();
     assert_eq!(cluster.member_state(2), Some(MemberState::Stopped));
-    let err = member_health(&cluster.member_endpoint(2)).await.unwrap_err();
+    let err = member_health_with(&cluster.member_endpoint(2), cluster.client_tls())
+        .await
+        .unwrap_err();
     assert!(
         format!("{err:#}").contains(&cluster.member_endpoint(2)),
         "{err:#}"
     );
     // The others keep serving, and wait_healthy ignores the stopped member.
-    put(cluster.running_endpoints(), "while-stopped", "yes").await;
+    put(&cluster, cluster.running_endpoints(), "while-stopped", "yes").await;
     cluster.wait_healthy(Duration::from_secs(10)).await.unwrap();
 
     cluster.cont(2).unwrap();
@@ -122,20 +124,14 @@ async fn drop_ends_the_members_and_removes_the_directory() {
 #[tokio::test]
 async fn a_tls_cluster_serves_only_clients_with_a_certificate_of_its_ca() {
     let pki = tilewave_testkit::Pki::shared().unwrap();
-    let cluster = tilewave_testkit::EtcdCluster::start_with(tilewave_testkit::EtcdOptions {
-        tls: Some(pki.files("etcd")),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let cluster = EtcdCluster::start(1).await.unwrap();
+    assert_eq!(cluster.tls_files(), Some(&pki.files("etcd")));
     let url = cluster.member_endpoint(0);
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let mut c = cluster.client().await.unwrap();
     c.put("tls-k", "v", None).await.unwrap();
     assert_eq!(cluster.dump("tls-").await.unwrap()["tls-k"].0, b"v");
-    tilewave_testkit::member_health_with(&url, cluster.client_tls())
-        .await
-        .unwrap();
+    member_health_with(&url, cluster.client_tls()).await.unwrap();
     // Trusting the CA but presenting no certificate: refused.
     let ca = tonic::transport::Certificate::from_pem(std::fs::read(pki.ca_cert()).unwrap());
     let opts = etcd_client::ConnectOptions::new()
@@ -149,4 +145,16 @@ async fn a_tls_cluster_serves_only_clients_with_a_certificate_of_its_ca() {
     assert!(refused.is_err(), "etcd answered a client without a certificate");
     // A plaintext client is refused too.
     assert!(member_health(&url.replace("https://", "http://")).await.is_err());
+}
+
+/// `start_insecure`: plaintext client URLs, no certificates.
+#[tokio::test]
+async fn an_insecure_cluster_serves_plaintext() {
+    let cluster = EtcdCluster::start_insecure(1).await.unwrap();
+    let url = cluster.member_endpoint(0);
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(cluster.client_tls().is_none());
+    member_health(&url).await.unwrap();
+    let mut c = cluster.client().await.unwrap();
+    c.put("k", "v", None).await.unwrap();
 }

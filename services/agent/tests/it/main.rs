@@ -1,6 +1,8 @@
 //! Process-level tests of the region agent: real etcd (one member), the
 //! `tilewave-agent` binary as a child process with fault injection on,
-//! gRPC clients against it.
+//! gRPC clients against it; mutual TLS on every hop (the test kit's shared
+//! PKI), clients as the rollout service (agents answer only the `service`
+//! role).
 
 mod catalog;
 mod faults;
@@ -27,6 +29,8 @@ pub const PREFIX: &str = "/t/";
 pub const LEASE_TTL_SECS: u64 = 3;
 /// How long convergence may take.
 pub const WAIT: Duration = Duration::from_secs(15);
+/// Who the tests call the agent as: the rollout service's certificate.
+pub const CALLER: &str = "rollout";
 
 /// etcd plus one agent, under one test directory.
 #[derive(Debug)]
@@ -50,20 +54,22 @@ impl Stack {
         data_dir(&self.dir)
     }
 
-    /// An AgentService client.
-    pub async fn client(&self) -> Result<AgentServiceClient<Channel>> {
-        let endpoint = self.agent.endpoint();
-        AgentServiceClient::connect(endpoint.clone())
+    /// A channel to the agent as `identity`.
+    pub async fn channel(&self, identity: &str) -> Result<Channel> {
+        self.agent
+            .channel(identity)
             .await
-            .with_context(|| format!("connecting {endpoint}"))
+            .with_context(|| format!("connecting {} as {identity}", self.agent.endpoint()))
     }
 
-    /// A FaultInjectionService client.
+    /// An AgentService client, as the rollout service.
+    pub async fn client(&self) -> Result<AgentServiceClient<Channel>> {
+        Ok(AgentServiceClient::new(self.channel(CALLER).await?))
+    }
+
+    /// A FaultInjectionService client, as the rollout service.
     pub async fn faults(&self) -> Result<FaultInjectionServiceClient<Channel>> {
-        let endpoint = self.agent.endpoint();
-        FaultInjectionServiceClient::connect(endpoint.clone())
-            .await
-            .with_context(|| format!("connecting {endpoint}"))
+        Ok(FaultInjectionServiceClient::new(self.channel(CALLER).await?))
     }
 
     /// The registration key of [`REGION`].

@@ -1,11 +1,14 @@
 //! Process-level tests of the registry: real etcd, two `tilewave-registry`
-//! replicas as child processes, gRPC clients against both.
+//! replicas as child processes, gRPC clients against both; mutual TLS on
+//! every hop (the test kit's shared PKI), clients as a release engineer
+//! unless a test says otherwise.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bounded;
 mod lifecycle;
 mod random_input;
+mod tls;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -15,6 +18,7 @@ use anyhow::{Context as _, Result};
 use tilewave_proto::common::v1::SignOffRole;
 use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use tilewave_proto::registry::v1::*;
+use tilewave_testkit::pki::RELEASE_ENGINEER;
 use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path};
 use tonic::transport::Channel;
 
@@ -67,11 +71,18 @@ impl Stack {
         })
     }
 
+    /// A client of replica `i` as a release engineer.
     pub async fn client(&self, i: usize) -> Result<RegistryServiceClient<Channel>> {
-        let endpoint = self.replicas[i].endpoint();
-        RegistryServiceClient::connect(endpoint.clone())
+        self.client_as(i, RELEASE_ENGINEER).await
+    }
+
+    /// A client of replica `i` presenting `identity`'s certificate.
+    pub async fn client_as(&self, i: usize, identity: &str) -> Result<RegistryServiceClient<Channel>> {
+        let channel = self.replicas[i]
+            .channel(identity)
             .await
-            .with_context(|| format!("connecting {endpoint}"))
+            .with_context(|| format!("connecting replica {i} as {identity}"))?;
+        Ok(RegistryServiceClient::new(channel))
     }
 
     /// Every key and value under the prefix: to prove a refused request
@@ -81,7 +92,8 @@ impl Stack {
     }
 }
 
-/// A request carrying the caller's name.
+/// A request carrying the name the caller claims (ignored with TLS but from
+/// the `service` role: the certificate identity is the actor).
 pub fn as_actor<T>(actor: &str, msg: T) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
     if let Ok(v) = actor.parse() {

@@ -325,11 +325,7 @@ fn random_and_malformed_messages_to_every_rpc() -> Result<()> {
             .into_inner();
         anyhow::Ok(lumen.tile.and_then(|t| t.config).unwrap_or_default())
     })?;
-    let channel = rt.block_on(async {
-        tonic::transport::Endpoint::from_shared(stack.replicas[0].endpoint())?
-            .connect()
-            .await
-    })?;
+    let channel = rt.block_on(stack.replicas[0].channel(RELEASE_ENGINEER))?;
     assert!(RPCS.iter().all(|r| r.path.starts_with(SERVICE)));
 
     let mut runner = rpc_fuzz::runner();
@@ -354,9 +350,10 @@ fn random_and_malformed_messages_to_every_rpc() -> Result<()> {
         anyhow::bail!("{e}");
     }
     // Still serving: a panic in a handler must not have taken it down.
-    rt.block_on(tilewave_testkit::check_ready(
+    rt.block_on(tilewave_testkit::check_ready_with(
         stack.replicas[0].addr(),
         Some(tilewave_registry::HEALTH_SERVICE),
+        stack.replicas[0].tls(),
     ))?;
     eprintln!("{cases} cases in {:?}:\n{seen}", started.elapsed());
     seen.every_rpc_answered(&RPCS)?;

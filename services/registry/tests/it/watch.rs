@@ -21,7 +21,7 @@ async fn take_puts(
             .ok_or_else(|| anyhow::anyhow!("stream ended"))??;
         if ev.r#type == TileEventType::Put as i32 {
             let t = ev.tile.expect("tile");
-            seen.push((ev.revision, format!("{}@{}", t.id, t.updated_by)));
+            seen.push((ev.revision, format!("{}@{}", t.id, t.test_workspace_id)));
             got += 1;
         }
     }
@@ -96,13 +96,15 @@ async fn watch_resumes_without_gaps_or_duplicates_after_reconnect_and_replica_ki
         .into_inner();
     take_puts(&mut stream, 3, &mut seen).await?;
 
-    let actors: Vec<&str> = seen
+    let workspaces: Vec<&str> = seen
         .iter()
         .map(|s| s.1.split('@').nth(1).unwrap_or_default())
         .collect();
     assert_eq!(
-        actors,
-        ["w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8"],
+        workspaces,
+        [
+            "1000", "1001", "1002", "1003", "1004", "1005", "1006", "1007", "1008"
+        ],
         "no gap, no duplicate, in order"
     );
     let revisions: Vec<i64> = seen.iter().map(|s| s.0).collect();

@@ -33,8 +33,7 @@ async fn the_clock_service_refuses_changes_under_the_system_clock() -> anyhow::R
         dir.path(),
     )
     .await?;
-    let e = replica.endpoint();
-    let mut clock = connect("the clock", &e, ClockServiceClient::connect).await?;
+    let mut clock = ClockServiceClient::new(connect("the clock", &replica, RELEASE_ENGINEER).await?);
 
     let reading = clock
         .get_time(GetTimeRequest {})

@@ -1,6 +1,9 @@
 //! Process-level tests of the rollout service: real etcd, the real
 //! `tilewave-registry`, eight `tilewave-agent`s (aws, azure, gcp) and two
-//! `tilewave-rollout` replicas as child processes, on the virtual clock.
+//! `tilewave-rollout` replicas as child processes, on the virtual clock;
+//! mutual TLS on every hop (the test kit's shared PKI): the tests call the
+//! registry, the roll-outs and the clock as a release engineer, the agents
+//! as the rollout service.
 
 mod bad_input;
 mod bounded;
@@ -36,6 +39,7 @@ use tilewave_proto::rollout::v1::{
     GetRolloutRequest, Rollout, RolloutSpec, RolloutState, StartRolloutRequest,
 };
 use tilewave_store::{Actor, Store, StoreConfig, VirtualClock};
+use tilewave_testkit::pki::RELEASE_ENGINEER;
 use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path, eventually};
 use tonic::transport::Channel;
 
@@ -116,7 +120,7 @@ impl Stack {
         let dir = TestDir::new("rollout-it")?;
         let etcd = EtcdCluster::start(1).await?;
         let endpoints = etcd.endpoints().join(",");
-        let store = Store::connect(StoreConfig::new(etcd.endpoints()).with_prefix(PREFIX)).await?;
+        let store = Store::connect(store_config(&etcd)).await?;
         // The virtual clock exists before any service starts, frozen.
         VirtualClock::start(&store, t0(), 0.0, &Actor::new("test")).await?;
         let registry = ServiceProcess::start(
@@ -170,8 +174,13 @@ impl Stack {
     }
 
     pub async fn rollout(&self, i: usize) -> Result<RolloutServiceClient<Channel>> {
-        let e = self.rollouts[i].endpoint();
-        connect(&format!("rollout replica {i}"), &e, RolloutServiceClient::connect).await
+        let c = connect(
+            &format!("rollout replica {i}"),
+            &self.rollouts[i],
+            RELEASE_ENGINEER,
+        )
+        .await?;
+        Ok(RolloutServiceClient::new(c))
     }
 
     /// A replica the test has not killed or stopped.
@@ -188,33 +197,26 @@ impl Stack {
     }
 
     pub async fn clock(&self, i: usize) -> Result<ClockServiceClient<Channel>> {
-        let e = self.rollouts[i].endpoint();
-        connect(
-            &format!("the clock of rollout replica {i}"),
-            &e,
-            ClockServiceClient::connect,
-        )
-        .await
+        let what = format!("the clock of rollout replica {i}");
+        let c = connect(&what, &self.rollouts[i], RELEASE_ENGINEER).await?;
+        Ok(ClockServiceClient::new(c))
     }
 
     pub async fn registry(&self) -> Result<RegistryServiceClient<Channel>> {
-        let e = self.registry.endpoint();
-        connect("the registry", &e, RegistryServiceClient::connect).await
+        let c = connect("the registry", &self.registry, RELEASE_ENGINEER).await?;
+        Ok(RegistryServiceClient::new(c))
     }
 
     pub async fn agent(&self, region: &str) -> Result<AgentServiceClient<Channel>> {
-        let e = self.agents[region].endpoint();
-        connect(&format!("the agent of {region}"), &e, AgentServiceClient::connect).await
+        let what = format!("the agent of {region}");
+        let c = connect(&what, &self.agents[region], AGENT_CALLER).await?;
+        Ok(AgentServiceClient::new(c))
     }
 
     pub async fn faults(&self, region: &str) -> Result<FaultInjectionServiceClient<Channel>> {
-        let e = self.agents[region].endpoint();
-        connect(
-            &format!("the fault injection of the agent of {region}"),
-            &e,
-            FaultInjectionServiceClient::connect,
-        )
-        .await
+        let what = format!("the fault injection of the agent of {region}");
+        let c = connect(&what, &self.agents[region], AGENT_CALLER).await?;
+        Ok(FaultInjectionServiceClient::new(c))
     }
 
     pub async fn now(&self) -> Result<Timestamp> {
@@ -438,18 +440,25 @@ impl Stack {
 /// accepted connection can take seconds.
 pub const CONNECT: Duration = Duration::from_secs(10);
 
-/// Connects a client to `endpoint`, retrying for up to [`CONNECT`]; the
-/// error names `what` was being connected and where.
-pub async fn connect<C, F, Fut>(what: &str, endpoint: &str, f: F) -> Result<C>
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<C, tonic::transport::Error>>,
-{
+/// Agents answer only the `service` role: the tests call them with the
+/// rollout service's certificate.
+pub const AGENT_CALLER: &str = "rollout";
+
+/// A channel to `process` as `identity` (reused), retrying for up to
+/// [`CONNECT`]; the error names `what` was being connected and where.
+pub async fn connect(what: &str, process: &ServiceProcess, identity: &str) -> Result<Channel> {
     eventually(&format!("a connection to {what}"), CONNECT, || {
-        f(endpoint.to_owned())
+        process.channel(identity)
     })
     .await
-    .with_context(|| format!("connecting {what} at {endpoint}"))
+    .with_context(|| format!("connecting {what} at {} as {identity}", process.endpoint()))
+}
+
+/// A store on the cluster under [`PREFIX`], with the cluster's TLS.
+pub fn store_config(etcd: &EtcdCluster) -> StoreConfig {
+    StoreConfig::new(etcd.endpoints())
+        .with_prefix(PREFIX)
+        .with_tls(etcd.client_tls().map(tilewave_tls::Tls::client_config))
 }
 
 pub async fn start_rollout_replica_with(

@@ -276,7 +276,7 @@ fn random_and_malformed_messages_to_every_rpc() -> Result<()> {
     let (etcd, registry, rollout) = rt.block_on(async {
         let etcd = EtcdCluster::start(1).await?;
         let endpoints = etcd.endpoints().join(",");
-        let store = Store::connect(StoreConfig::new(etcd.endpoints()).with_prefix(PREFIX)).await?;
+        let store = Store::connect(store_config(&etcd)).await?;
         VirtualClock::start(&store, t0(), 0.0, &Actor::new("test")).await?;
         let registry = ServiceProcess::start(
             ServiceSpec::new("registry", bin_path("tilewave-registry")?)
@@ -286,7 +286,7 @@ fn random_and_malformed_messages_to_every_rpc() -> Result<()> {
         )
         .await?;
         let rollout = start_rollout_replica_with(&dir, &endpoints, &registry.endpoint(), 0, &[]).await?;
-        let mut c = RegistryServiceClient::connect(registry.endpoint()).await?;
+        let mut c = RegistryServiceClient::new(registry.channel(RELEASE_ENGINEER).await?);
         c.import_partner_config(ImportPartnerConfigRequest {
             config_json: RIVERFLOW.into(),
             ..Default::default()
@@ -294,11 +294,7 @@ fn random_and_malformed_messages_to_every_rpc() -> Result<()> {
         .await?;
         anyhow::Ok((etcd, registry, rollout))
     })?;
-    let channel = rt.block_on(async {
-        tonic::transport::Endpoint::from_shared(rollout.endpoint())?
-            .connect()
-            .await
-    })?;
+    let channel = rt.block_on(rollout.channel(RELEASE_ENGINEER))?;
 
     let owners = format!("{PREFIX}owners/");
     let mut runner = rpc_fuzz::runner();
@@ -325,9 +321,10 @@ fn random_and_malformed_messages_to_every_rpc() -> Result<()> {
         anyhow::bail!("{e}");
     }
     // Still serving: a panic in a handler must not have taken it down.
-    rt.block_on(tilewave_testkit::check_ready(
+    rt.block_on(tilewave_testkit::check_ready_with(
         rollout.addr(),
         Some(tilewave_rollout::HEALTH_SERVICE),
+        rollout.tls(),
     ))?;
     eprintln!("{cases} cases in {:?}:\n{seen}", started.elapsed());
     seen.every_rpc_answered(&RPCS)?;

@@ -60,7 +60,16 @@ async fn the_cli_start_apply_and_every_agent_in_one_trace() -> anyhow::Result<()
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let cli_env = env.clone();
+    // The CLI presents a release engineer's certificate of the test PKI.
+    let me = tilewave_testkit::Pki::shared()?.files(tilewave_testkit::pki::RELEASE_ENGINEER);
+    let mut cli_env = env.clone();
+    for (k, v) in [
+        ("TILEWAVE_TLS_CERT", &me.cert),
+        ("TILEWAVE_TLS_KEY", &me.key),
+        ("TILEWAVE_TLS_CA", &me.ca),
+    ] {
+        cli_env.push((k.to_owned(), v.display().to_string()));
+    }
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(cli)
             .args(args)

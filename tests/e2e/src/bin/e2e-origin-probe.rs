@@ -14,7 +14,8 @@
 //!
 //! Both set telemetry up like a service (`tilewave_telemetry::init`), so the
 //! `OTEL_*` variables the test sets send their spans to its receiver; both
-//! flush before exiting.
+//! flush before exiting. With `TILEWAVE_TLS_CERT`, `TILEWAVE_TLS_KEY` and
+//! `TILEWAVE_TLS_CA` set, etcd is reached over mutual TLS.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,8 +63,21 @@ fn parse_args() -> anyhow::Result<Args> {
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let telemetry = tilewave_telemetry::init("e2e-origin-probe")?;
-    let store =
-        Store::connect(StoreConfig::new([args.etcd.clone()]).with_prefix(args.prefix.clone())).await?;
+    let tls = tilewave_tls::TlsArgs {
+        tls_cert: std::env::var_os(tilewave_tls::config::ENV_TLS_CERT).map(Into::into),
+        tls_key: std::env::var_os(tilewave_tls::config::ENV_TLS_KEY).map(Into::into),
+        tls_ca: std::env::var_os(tilewave_tls::config::ENV_TLS_CA).map(Into::into),
+        insecure: false,
+    }
+    .files()?
+    .map(|f| f.load())
+    .transpose()?;
+    let store = Store::connect(
+        StoreConfig::new([args.etcd.clone()])
+            .with_prefix(args.prefix.clone())
+            .with_tls(tls.as_ref().map(tilewave_tls::Tls::client_config)),
+    )
+    .await?;
     let result = match args.mode.as_str() {
         "schedule" => schedule(&store, &args.timer).await,
         _ => fire(&store, &args.timer).await,

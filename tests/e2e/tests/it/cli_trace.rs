@@ -307,7 +307,8 @@ async fn each_cli_command_is_one_trace_through_the_registry_into_etcd() -> Resul
         let records = audited(&etcd, action).await?;
         assert_eq!(records.len(), 1, "{action}: {records:#?}");
         assert_eq!(&records[0].trace_id, trace, "{action}");
-        assert_eq!(records[0].actor, "e2e-engineer");
+        // The certificate identity, not the name the CLI claims.
+        assert_eq!(records[0].actor, tilewave_testkit::pki::RELEASE_ENGINEER);
     }
     eprintln!("trace test took {:?}", started.elapsed());
     Ok(())

@@ -3,6 +3,9 @@
 //! pointed at an in-process OTLP receiver, so every assertion is on spans
 //! that were really exported (and on `/metrics` as really served).
 //!
+//! Mutual TLS on every hop (the test kit's shared PKI): the CLI presents a
+//! release engineer's certificate.
+//!
 //! Needs the workspace binaries: `cargo build --bins` first.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -161,6 +164,7 @@ impl Cli {
         let output = command
             .args(["--registry", &self.registry, "--trace"])
             .args(args)
+            .envs(tls_env(tilewave_testkit::pki::RELEASE_ENGINEER)?)
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("TILEWAVE_CONFIG", &self.config)
             .env("TILEWAVE_ACTOR", "e2e-engineer")
@@ -192,10 +196,29 @@ impl Run {
     }
 }
 
+/// `TILEWAVE_TLS_CERT`, `TILEWAVE_TLS_KEY` and `TILEWAVE_TLS_CA` for a child
+/// that presents `identity`'s certificate of the test PKI.
+pub fn tls_env(identity: &str) -> Result<Vec<(&'static str, PathBuf)>> {
+    let f = tilewave_testkit::Pki::shared()?.files(identity);
+    Ok(vec![
+        ("TILEWAVE_TLS_CERT", f.cert),
+        ("TILEWAVE_TLS_KEY", f.key),
+        ("TILEWAVE_TLS_CA", f.ca),
+    ])
+}
+
+/// A store on `etcd` under [`PREFIX`], with the cluster's TLS.
+pub async fn store(etcd: &tilewave_testkit::EtcdCluster) -> Result<Store> {
+    let config = StoreConfig::new(etcd.endpoints())
+        .with_prefix(PREFIX)
+        .with_tls(etcd.client_tls().map(tilewave_tls::Tls::client_config));
+    Ok(Store::connect(config).await?)
+}
+
 /// The audit records of `action` under [`PREFIX`] in `etcd`, oldest first.
 pub async fn audited(etcd: &tilewave_testkit::EtcdCluster, action: &str) -> Result<Vec<AuditRecord>> {
-    let store = Store::connect(StoreConfig::new(etcd.endpoints()).with_prefix(PREFIX)).await?;
-    Ok(store
+    Ok(store(etcd)
+        .await?
         .audit_records()
         .await?
         .into_iter()

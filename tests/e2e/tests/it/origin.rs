@@ -8,12 +8,11 @@
 use tokio::time::Instant;
 
 use anyhow::{Context as _, Result, ensure};
-use tilewave_store::{Store, StoreConfig};
 use tilewave_telemetry::receiver::{Kind, Receiver};
 use tilewave_testkit::EtcdCluster;
 use tokio::net::TcpListener;
 
-use crate::{PREFIX, SPAN_WAIT, line_after, otel_env};
+use crate::{PREFIX, SPAN_WAIT, line_after, otel_env, store, tls_env};
 
 const TIMER: &str = "e2e-origin-timer";
 
@@ -21,6 +20,7 @@ async fn probe(receiver: &Receiver, etcd: &str, service: &str, mode: &str) -> Re
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_e2e-origin-probe"))
         .args(["--etcd", etcd, "--prefix", PREFIX, "--timer", TIMER, mode])
         .envs(otel_env(receiver))
+        .envs(tls_env("registry")?)
         .env("OTEL_SERVICE_NAME", service)
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
@@ -99,8 +99,7 @@ async fn work_resumed_by_another_process_links_back_to_the_request_that_started_
     assert_eq!(fire_txn.service_name, "probe-b");
 
     // Both audit records name the origin's trace.
-    let store = Store::connect(StoreConfig::new(etcd.endpoints()).with_prefix(PREFIX)).await?;
-    let audit = store.audit_records().await?;
+    let audit = store(&etcd).await?.audit_records().await?;
     for action in ["ScheduleE2eTimer", "FireTimer"] {
         let record = audit
             .iter()

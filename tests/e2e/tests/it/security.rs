@@ -33,7 +33,6 @@ use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient
 use tilewave_proto::registry::v1::*;
 use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
 use tilewave_proto::rollout::v1::*;
-use tilewave_store::{Store, StoreConfig};
 use tilewave_testkit::pki::{self, Pki};
 use tilewave_testkit::{
     EtcdCluster, EtcdOptions, ServiceProcess, ServiceSpec, TestDir, bin_path, eventually,
@@ -41,9 +40,8 @@ use tilewave_testkit::{
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
-use super::fixture;
+use super::{PREFIX, fixture};
 
-const PREFIX: &str = "/tilewave-e2e-security/";
 /// Partner acme's tile, and partner globex's.
 const ACME_TILE: &str = "acme-tile";
 const GLOBEX_TILE: &str = "globex-tile";
@@ -153,17 +151,6 @@ impl Stack {
         Ok(RolloutServiceClient::new(self.channel(&self.rollout, who).await?))
     }
 
-    /// A store on the stack's etcd, presenting the kit's certificate.
-    async fn store(&self) -> Result<Store> {
-        let tls = self.etcd.client_tls().map(tilewave_tls::Tls::client_config);
-        Ok(Store::connect(
-            StoreConfig::new(self.etcd.endpoints())
-                .with_prefix(PREFIX)
-                .with_tls(tls),
-        )
-        .await?)
-    }
-
     /// Imports riverflow as `id` of `partner`, as the release engineer,
     /// with a test workspace.
     async fn tile_of(&self, id: &str, partner: &str) -> Result<Tile> {
@@ -193,7 +180,7 @@ impl Stack {
 
     /// Every audit record under the prefix.
     async fn audit_records(&self) -> Result<Vec<tilewave_proto::common::v1::AuditRecord>> {
-        Ok(self.store().await?.audit_records().await?)
+        Ok(super::store(&self.etcd).await?.audit_records().await?)
     }
 }
 
