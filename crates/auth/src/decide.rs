@@ -11,6 +11,7 @@ use tilewave_core::quote::quoted;
 use crate::identity::{CertError, CertIdentity, Identity, Serial};
 use crate::policy::Policy;
 use crate::role::Role;
+use crate::scope::Scope;
 use crate::table::{Rule, rule_for};
 
 /// Who is calling, once allowed: what the layer puts in the request's
@@ -25,10 +26,10 @@ pub struct Caller {
 
 impl Caller {
     /// Whether the caller may see objects of this partner: a partner only
-    /// its own, every other role all (the seam for object scoping; a
-    /// partner asking for another's tile is then answered NOT_FOUND).
+    /// its own, every other role all ([`Scope::sees`]; a partner asking
+    /// for another's tile is answered NOT_FOUND).
     pub fn sees_partner(&self, partner_id: &str) -> bool {
-        self.role.partner().is_none_or(|own| own.as_str() == partner_id)
+        Scope::of(Some(self)).sees(Some(partner_id))
     }
 
     /// The name an audit record gives this caller, from the name the call

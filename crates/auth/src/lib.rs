@@ -9,6 +9,7 @@
 //!   last good one.
 //! - [`table`]: the RPC -> roles table, as data, one row per RPC.
 //! - [`decide`]: the check itself, pure.
+//! - [`scope`]: object scoping, pure: a partner sees only its own tiles.
 //! - [`layer`]: [`AuthorizeLayer`], the check before any handler of a tonic
 //!   server; disabled by default.
 //! - [`serve`]: [`ServerAuth`], the layer a service serves with from its
@@ -17,7 +18,7 @@
 //!   caller is and which of the server's RPCs it may call.
 //!
 //! Bottom-up: `role` and `identity`, then `policy` and `table`, then
-//! `decide` and `watch`, then `layer`.
+//! `decide`, `scope` and `watch`, then `layer`.
 #![forbid(unsafe_code)]
 
 pub mod decide;
@@ -25,6 +26,7 @@ pub mod identity;
 pub mod layer;
 pub mod policy;
 pub mod role;
+pub mod scope;
 pub mod serve;
 pub mod table;
 pub mod watch;
@@ -35,6 +37,7 @@ pub use identity::{CertError, CertIdentity, Identity, Serial, identity_from_der}
 pub use layer::{Authorize, AuthorizeLayer, PeerCertificate, caller, peer_of};
 pub use policy::{LoadError, Policy, PolicyError};
 pub use role::{Role, RoleError, RoleKind};
+pub use scope::Scope;
 pub use serve::{PolicyArgs, ServerAuth};
 pub use table::{Rule, TABLE, rule_for};
 pub use watch::{PolicyHandle, PolicyWatcher, Reload};

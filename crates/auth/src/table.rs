@@ -226,6 +226,17 @@ pub fn allowed_for(kind: RoleKind) -> impl Iterator<Item = &'static Rule> {
     TABLE.iter().filter(move |r| r.allows(kind))
 }
 
+/// The methods of `service` (`tilewave.registry.v1.RegistryService`) a
+/// partner may call for its own tiles only, in table order: the handlers
+/// that must scope what they answer ([`crate::Scope`]).
+pub fn partner_scoped(service: &str) -> Vec<&'static str> {
+    TABLE
+        .iter()
+        .filter(|r| r.service == service && r.allows(Partner) && r.partner_own_tiles)
+        .map(|r| r.method)
+        .collect()
+}
+
 /// One row as `tilewave auth table -o json` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleView {
@@ -465,6 +476,27 @@ mod tests {
                 "{kind} may check health"
             );
         }
+    }
+
+    #[test]
+    fn partner_scoped_rows() {
+        assert_eq!(
+            partner_scoped(REGISTRY),
+            [
+                "GetTile",
+                "ListTiles",
+                "WatchTiles",
+                "GetHistory",
+                "RecordSignOff",
+                "WithdrawSignOff"
+            ]
+        );
+        assert_eq!(
+            partner_scoped(CLOCK),
+            Vec::<&str>::new(),
+            "GetTime is about no tile"
+        );
+        assert_eq!(partner_scoped(AGENT), Vec::<&str>::new());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use futures::Stream;
 use jiff::Timestamp;
+use tilewave_auth::Scope;
 use tilewave_core::quote::quote;
 use tilewave_proto::ShortName;
 use tilewave_proto::common::v1::{AuditRecord, Cloud, PageRequest, PartnerCategory, TileState};
@@ -96,23 +97,27 @@ impl Registry {
         self.store().keys().tile_revision(id, revision)
     }
 
-    /// The latest tile from the cache, with its etag filled in.
-    fn cached(&self, id: &str) -> Option<Tile> {
-        self.inner.tiles.get(&self.tile_key(id)).map(with_etag)
+    /// The latest tile from the cache, with its etag filled in, if the
+    /// caller may see it (a tile of another partner is as absent as a
+    /// missing one).
+    fn cached(&self, id: &str, scope: &Scope) -> Option<Tile> {
+        self.inner
+            .tiles
+            .get(&self.tile_key(id))
+            .map(with_etag)
+            .filter(|t| scope.sees(Some(&t.partner_id)))
     }
 
-    /// The latest tile, read fresh from etcd (for writes).
-    async fn read_fresh(&self, id: &str) -> Result<Versioned<Tile>> {
+    /// The latest tile, read fresh from etcd (for writes); a tile the
+    /// caller may not see is answered exactly as a missing one, before its
+    /// etag is compared.
+    async fn read_fresh(&self, id: &str, scope: &Scope) -> Result<Versioned<Tile>> {
         domain::check_id("id", id)?;
         self.store()
             .get::<Tile>(&self.tile_key(id))
             .await?
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "no tile {}: `tilewave tile list` shows the tiles",
-                    quote(id)
-                ))
-            })
+            .filter(|t| scope.sees(Some(&t.value.partner_id)))
+            .ok_or_else(|| no_tile(id))
     }
 
     async fn read_revision(&self, id: &str, revision: i64) -> Result<Tile> {
@@ -139,11 +144,12 @@ impl Registry {
     /// Reads the tile, checks the caller's etag (0: no check), lets `edit`
     /// change it, and commits it with its audit record in one transaction
     /// guarded by the etag read.
-    async fn mutate<F>(&self, actor: &Actor, id: &str, etag: i64, action: &str, edit: F) -> Result<Tile>
+    async fn mutate<F>(&self, who: &Who, id: &str, etag: i64, action: &str, edit: F) -> Result<Tile>
     where
         F: FnOnce(&mut Tile, Timestamp) -> Result<String>,
     {
-        let current = self.read_fresh(id).await?;
+        let Who { actor, scope } = who;
+        let current = self.read_fresh(id, scope).await?;
         check_etag(id, etag, current.etag)?;
         let now = self.now();
         let mut tile = current.value.clone();
@@ -166,11 +172,12 @@ impl Registry {
     /// Creates revision 1 of a tile, or (with `etag`) the next revision.
     async fn store_revision(
         &self,
-        actor: &Actor,
+        who: &Who,
         new: domain::NewRevision,
         etag: i64,
         action: &str,
     ) -> Result<Tile> {
+        let actor = &who.actor;
         let now = self.now();
         let id = new.id.clone();
         if etag == 0 {
@@ -213,7 +220,7 @@ impl Registry {
             tile.etag = info.revision;
             return Ok(tile);
         }
-        let current = self.read_fresh(&id).await?;
+        let current = self.read_fresh(&id, &who.scope).await?;
         check_etag(&id, etag, current.etag)?;
         let mut tile = current.value.clone();
         let summary = domain::apply_new_revision(&mut tile, new, now, actor.as_str())?;
@@ -227,13 +234,16 @@ impl Registry {
         Ok(tile)
     }
 
-    fn list_filtered(&self, req: &ListTilesRequest) -> Vec<Tile> {
+    /// The tiles a list answers, before paging: the caller's only (so that
+    /// neither a page token nor a count tells of others).
+    fn list_filtered(&self, req: &ListTilesRequest, scope: &Scope) -> Vec<Tile> {
         let states: Vec<i32> = req.states.clone();
         self.inner
             .tiles
             .list()
             .into_iter()
             .map(with_etag)
+            .filter(|t| scope.sees(Some(&t.partner_id)))
             .filter(|t| states.is_empty() || states.contains(&t.state))
             .filter(|t| req.partner_id.is_empty() || t.partner_id == req.partner_id)
             .filter(|t| {
@@ -255,6 +265,16 @@ impl Registry {
             })
             .collect()
     }
+}
+
+/// The NOT_FOUND of a tile that does not exist, or that the caller may
+/// not see: the same answer, so that it says nothing about other
+/// partners' tiles.
+fn no_tile(id: &str) -> Error {
+    Error::NotFound(format!(
+        "no tile {}: `tilewave tile list` shows the tiles",
+        quote(id)
+    ))
 }
 
 fn with_etag(v: Versioned<Tile>) -> Tile {
@@ -327,6 +347,22 @@ fn page_error(e: PageError) -> Error {
     Error::invalid(e.field, e.message)
 }
 
+/// Who calls: the actor its audit records name, and which partners'
+/// tiles it may see.
+struct Who {
+    actor: Actor,
+    scope: Scope,
+}
+
+impl Who {
+    fn of<T>(req: &Request<T>) -> Self {
+        Self {
+            actor: Actor::from_request(req),
+            scope: Scope::of_request(req),
+        }
+    }
+}
+
 type TileEventStream = Pin<Box<dyn Stream<Item = Result<TileEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -336,19 +372,19 @@ impl RegistryService for Registry {
         &self,
         req: Request<CreateTileRequest>,
     ) -> Result<Response<CreateTileResponse>, Status> {
-        let actor = Actor::from_request(&req);
+        let who = Who::of(&req);
         let r = req.into_inner();
         let config = r.config.ok_or_else(|| Error::invalid("config", "required"))?;
         let new = domain::from_typed(&r.id, &r.partner_id, config, r.self_test, &r.workspace_id)?;
         let warnings = new.warnings.clone();
         if r.dry_run {
-            let tile = new.into_first_tile(self.now(), actor.as_str());
+            let tile = new.into_first_tile(self.now(), who.actor.as_str());
             return Ok(Response::new(CreateTileResponse {
                 tile: Some(tile),
                 warnings,
             }));
         }
-        let tile = self.store_revision(&actor, new, 0, "CreateTile").await?;
+        let tile = self.store_revision(&who, new, 0, "CreateTile").await?;
         Ok(Response::new(CreateTileResponse {
             tile: Some(tile),
             warnings,
@@ -360,7 +396,7 @@ impl RegistryService for Registry {
         &self,
         req: Request<ImportPartnerConfigRequest>,
     ) -> Result<Response<ImportPartnerConfigResponse>, Status> {
-        let actor = Actor::from_request(&req);
+        let who = Who::of(&req);
         let r = req.into_inner();
         limits::document("config_json", &r.config_json).map_err(Error::from)?;
         limits::text("note", &r.note).map_err(Error::from)?;
@@ -390,7 +426,7 @@ impl RegistryService for Registry {
         let warnings = new.warnings.clone();
         let format = new.format as i32;
         if r.dry_run {
-            let tile = new.into_first_tile(self.now(), actor.as_str());
+            let tile = new.into_first_tile(self.now(), who.actor.as_str());
             return Ok(Response::new(ImportPartnerConfigResponse {
                 tile: Some(tile),
                 warnings,
@@ -399,7 +435,7 @@ impl RegistryService for Registry {
             }));
         }
         let tile = self
-            .store_revision(&actor, new, r.etag, "ImportPartnerConfig")
+            .store_revision(&who, new, r.etag, "ImportPartnerConfig")
             .await?;
         Ok(Response::new(ImportPartnerConfigResponse {
             tile: Some(tile),
@@ -414,7 +450,7 @@ impl RegistryService for Registry {
         &self,
         req: Request<UpdateTileRequest>,
     ) -> Result<Response<UpdateTileResponse>, Status> {
-        let actor = Actor::from_request(&req);
+        let who = Who::of(&req);
         let r = req.into_inner();
         if r.etag == 0 {
             return Err(Error::invalid(
@@ -428,7 +464,7 @@ impl RegistryService for Registry {
         if let Some(update_tile_request::Source::ConfigJson(j)) = &r.source {
             limits::document("config_json", j).map_err(Error::from)?;
         }
-        let current = self.read_fresh(&r.id).await?;
+        let current = self.read_fresh(&r.id, &who.scope).await?;
         let partner = if r.partner_id.is_empty() {
             current.value.partner_id.clone()
         } else {
@@ -459,13 +495,13 @@ impl RegistryService for Registry {
         let warnings = new.warnings.clone();
         if r.dry_run {
             let mut tile = current.value;
-            domain::apply_new_revision(&mut tile, new, self.now(), actor.as_str())?;
+            domain::apply_new_revision(&mut tile, new, self.now(), who.actor.as_str())?;
             return Ok(Response::new(UpdateTileResponse {
                 tile: Some(tile),
                 warnings,
             }));
         }
-        let tile = self.store_revision(&actor, new, r.etag, "UpdateTile").await?;
+        let tile = self.store_revision(&who, new, r.etag, "UpdateTile").await?;
         Ok(Response::new(UpdateTileResponse {
             tile: Some(tile),
             warnings,
@@ -474,14 +510,10 @@ impl RegistryService for Registry {
 
     #[instrument(skip_all, fields(tile = %req.get_ref().id))]
     async fn get_tile(&self, req: Request<GetTileRequest>) -> Result<Response<GetTileResponse>, Status> {
+        let scope = Scope::of_request(&req);
         let r = req.into_inner();
         domain::check_id("id", &r.id)?;
-        let latest = self.cached(&r.id).ok_or_else(|| {
-            Error::NotFound(format!(
-                "no tile {}: `tilewave tile list` shows the tiles",
-                quote(&r.id)
-            ))
-        })?;
+        let latest = self.cached(&r.id, &scope).ok_or_else(|| no_tile(&r.id))?;
         if r.revision < 0 || r.revision > latest.revision {
             return Err(Error::NotFound(format!(
                 "tile {} has revisions 1 to {}, not {}",
@@ -543,12 +575,15 @@ impl RegistryService for Registry {
         &self,
         req: Request<ListTilesRequest>,
     ) -> Result<Response<ListTilesResponse>, Status> {
+        let scope = Scope::of_request(&req);
         let r = req.into_inner();
         limits::count("states", r.states.len(), limits::MAX_LIST_ITEMS).map_err(Error::from)?;
         limits::id("partner_id", &r.partner_id).map_err(Error::from)?;
         let page = page_of(r.page.as_ref())?;
         let read_revision = self.inner.tiles.revision();
-        let (tiles, next_page_token) = page.by_offset(self.list_filtered(&r)).map_err(page_error)?;
+        let (tiles, next_page_token) = page
+            .by_offset(self.list_filtered(&r, &scope))
+            .map_err(page_error)?;
         Ok(Response::new(ListTilesResponse {
             tiles,
             next_page_token,
@@ -563,11 +598,13 @@ impl RegistryService for Registry {
         &self,
         req: Request<WatchTilesRequest>,
     ) -> Result<Response<Self::WatchTilesStream>, Status> {
+        let scope = Scope::of_request(&req);
         let r = req.into_inner();
         if !r.tile_id.is_empty() {
             domain::check_id("tile_id", &r.tile_id)?;
         }
-        let stream = crate::watch::watch_tiles(self.store().clone(), self.snapshot_for_watch(&r), r).await?;
+        let snapshot = self.snapshot_for_watch(&r, &scope);
+        let stream = crate::watch::watch_tiles(self.store().clone(), snapshot, r, scope).await?;
         Ok(Response::new(stream))
     }
 
@@ -576,11 +613,12 @@ impl RegistryService for Registry {
         &self,
         req: Request<GetHistoryRequest>,
     ) -> Result<Response<GetHistoryResponse>, Status> {
+        let scope = Scope::of_request(&req);
         let r = req.into_inner();
         domain::check_id("id", &r.id)?;
         let page = page_of(r.page.as_ref())?;
-        if self.cached(&r.id).is_none() {
-            return Err(Error::NotFound(format!("no tile {}", quote(&r.id))).into());
+        if self.cached(&r.id, &scope).is_none() {
+            return Err(no_tile(&r.id).into());
         }
         let (from, to) = match &r.range {
             Some(range) => (
@@ -626,14 +664,14 @@ impl RegistryService for Registry {
         &self,
         req: Request<RecordSignOffRequest>,
     ) -> Result<Response<RecordSignOffResponse>, Status> {
-        let actor = Actor::from_request(&req);
+        let who = Who::of(&req);
         let r = req.into_inner();
         let role = domain::role("role", r.role)?;
         limits::text("note", &r.note).map_err(Error::from)?;
-        let who = actor.as_str().to_string();
+        let signer = who.actor.as_str().to_string();
         let tile = self
-            .mutate(&actor, &r.id, r.etag, "RecordSignOff", |tile, now| {
-                domain::record_sign_off(tile, role, r.revision, &who, &r.note, now)
+            .mutate(&who, &r.id, r.etag, "RecordSignOff", |tile, now| {
+                domain::record_sign_off(tile, role, r.revision, &signer, &r.note, now)
             })
             .await?;
         Ok(Response::new(RecordSignOffResponse { tile: Some(tile) }))
@@ -644,12 +682,12 @@ impl RegistryService for Registry {
         &self,
         req: Request<WithdrawSignOffRequest>,
     ) -> Result<Response<WithdrawSignOffResponse>, Status> {
-        let actor = Actor::from_request(&req);
+        let who = Who::of(&req);
         let r = req.into_inner();
         let role = domain::role("role", r.role)?;
         limits::text("reason", &r.reason).map_err(Error::from)?;
         let tile = self
-            .mutate(&actor, &r.id, r.etag, "WithdrawSignOff", |tile, now| {
+            .mutate(&who, &r.id, r.etag, "WithdrawSignOff", |tile, now| {
                 domain::withdraw_sign_off(tile, role, r.revision, &r.reason, now)
             })
             .await?;
@@ -661,11 +699,11 @@ impl RegistryService for Registry {
         &self,
         req: Request<SetTestWorkspaceRequest>,
     ) -> Result<Response<SetTestWorkspaceResponse>, Status> {
-        let actor = Actor::from_request(&req);
+        let who = Who::of(&req);
         let r = req.into_inner();
         domain::check_workspace("workspace_id", &r.workspace_id, true)?;
         let tile = self
-            .mutate(&actor, &r.id, r.etag, "SetTestWorkspace", |tile, now| {
+            .mutate(&who, &r.id, r.etag, "SetTestWorkspace", |tile, now| {
                 domain::set_test_workspace(tile, &r.workspace_id, now)
             })
             .await?;
@@ -677,7 +715,7 @@ impl RegistryService for Registry {
         &self,
         req: Request<SetGaDateRequest>,
     ) -> Result<Response<SetGaDateResponse>, Status> {
-        let actor = Actor::from_request(&req);
+        let who = Who::of(&req);
         let r = req.into_inner();
         let ga = r
             .ga_time
@@ -687,7 +725,7 @@ impl RegistryService for Registry {
             .map_err(|e| Error::invalid("ga_time", e.to_string()))?;
         limits::text("reason", &r.reason).map_err(Error::from)?;
         let tile = self
-            .mutate(&actor, &r.id, r.etag, "SetGaDate", |tile, now| {
+            .mutate(&who, &r.id, r.etag, "SetGaDate", |tile, now| {
                 domain::set_ga(tile, ga, now, &r.reason)
             })
             .await?;
@@ -699,7 +737,7 @@ impl RegistryService for Registry {
         &self,
         req: Request<AdvanceLifecycleRequest>,
     ) -> Result<Response<AdvanceLifecycleResponse>, Status> {
-        let actor = Actor::from_request(&req);
+        let who = Who::of(&req);
         let r = req.into_inner();
         let target = TileState::try_from(r.target_state)
             .ok()
@@ -708,7 +746,7 @@ impl RegistryService for Registry {
         limits::text("reason", &r.reason).map_err(Error::from)?;
         limits::id("rollout_id", &r.rollout_id).map_err(Error::from)?;
         let tile = self
-            .mutate(&actor, &r.id, 0, "AdvanceLifecycle", |tile, now| {
+            .mutate(&who, &r.id, 0, "AdvanceLifecycle", |tile, now| {
                 domain::advance(tile, target, r.expected_revision, &r.reason, &r.rollout_id, now)
             })
             .await?;
@@ -717,11 +755,11 @@ impl RegistryService for Registry {
 
     #[instrument(skip_all, fields(tile = %req.get_ref().id))]
     async fn withdraw(&self, req: Request<WithdrawRequest>) -> Result<Response<WithdrawResponse>, Status> {
-        let actor = Actor::from_request(&req);
+        let who = Who::of(&req);
         let r = req.into_inner();
         limits::text("reason", &r.reason).map_err(Error::from)?;
         let tile = self
-            .mutate(&actor, &r.id, r.etag, "Withdraw", |tile, now| {
+            .mutate(&who, &r.id, r.etag, "Withdraw", |tile, now| {
                 domain::withdraw(tile, &r.reason, now)
             })
             .await?;
@@ -736,13 +774,49 @@ impl RegistryService for Registry {
 impl Registry {
     /// The snapshot a watch from revision 0 starts with: the cache's tiles at
     /// one revision, filtered to the request.
-    fn snapshot_for_watch(&self, r: &WatchTilesRequest) -> (i64, Vec<Tile>) {
+    fn snapshot_for_watch(&self, r: &WatchTilesRequest, scope: &Scope) -> (i64, Vec<Tile>) {
         let (revision, items) = self.inner.tiles.snapshot();
         let tiles = items
             .into_iter()
             .map(with_etag)
+            .filter(|t| scope.sees(Some(&t.partner_id)))
             .filter(|t| r.tile_id.is_empty() || t.id == r.tile_id)
             .collect();
         (revision, tiles)
+    }
+}
+
+/// The RPCs whose handlers scope what they answer to the caller's partner
+/// ([`Scope`]): every row of the access table a partner may call.
+pub const PARTNER_SCOPED: &[&str] = &[
+    "GetTile",
+    "ListTiles",
+    "WatchTiles",
+    "GetHistory",
+    "RecordSignOff",
+    "WithdrawSignOff",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rpc_a_partner_may_call_is_scoped() {
+        assert_eq!(
+            tilewave_auth::table::partner_scoped("tilewave.registry.v1.RegistryService"),
+            PARTNER_SCOPED,
+            "a row that lets partners call a registry RPC needs its handler scoped (Scope::sees)"
+        );
+    }
+
+    #[test]
+    fn a_hidden_tile_and_a_missing_one_get_one_answer() {
+        let status = tonic::Status::from(no_tile("globex-tile"));
+        assert_eq!(status.code(), tonic::Code::NotFound);
+        assert_eq!(
+            status.message(),
+            "no tile \"globex-tile\": `tilewave tile list` shows the tiles"
+        );
     }
 }

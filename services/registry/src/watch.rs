@@ -1,12 +1,15 @@
 //! `WatchTiles`: the current tiles (from the cache, at one revision), then
 //! every change from etcd's own watch, so a client that resumes from
 //! `revision + 1` of the last event it saw, on any replica, misses nothing
-//! and sees nothing twice.
+//! and sees nothing twice. A partner sees only its own tiles' events
+//! (`tilewave_auth::Scope`): another partner's are left out as if they
+//! had not happened.
 
 use std::pin::Pin;
 
 use etcd_client::{EventType, WatchOptions};
 use futures::Stream;
+use tilewave_auth::Scope;
 use tilewave_proto::registry::v1::{Tile, TileEvent, TileEventType, WatchTilesRequest};
 use tilewave_store::Store;
 use tokio::sync::mpsc;
@@ -26,12 +29,14 @@ fn event(kind: TileEventType, tile: Option<Tile>, revision: i64) -> TileEvent {
     }
 }
 
-/// Starts the stream. `snapshot` is the cache's `(revision, tiles)`, used
-/// only when the request starts from revision 0.
+/// Starts the stream. `snapshot` is the cache's `(revision, tiles)` the
+/// caller may see, used only when the request starts from revision 0;
+/// `scope` filters the changes that follow.
 pub async fn watch_tiles(
     store: Store,
     snapshot: (i64, Vec<Tile>),
     req: WatchTilesRequest,
+    scope: Scope,
 ) -> Result<EventStream, Status> {
     if req.start_revision < 0 {
         return Err(Status::invalid_argument("start_revision: must not be negative"));
@@ -146,6 +151,8 @@ pub async fn watch_tiles(
                     }
                 };
                 let tile = match <Tile as prost::Message>::decode(bytes) {
+                    // Another partner's tile: not this caller's business.
+                    Ok(t) if !scope.sees(Some(&t.partner_id)) => continue,
                     Ok(mut t) => {
                         t.etag = etag;
                         if !req.include_raw_config {
@@ -155,6 +162,9 @@ pub async fn watch_tiles(
                     }
                     Err(e) => {
                         tracing::error!(key, error = %e, "undecodable tile in etcd");
+                        if !scope.is_all() {
+                            continue; // whose it is cannot be told
+                        }
                         None
                     }
                 };

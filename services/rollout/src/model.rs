@@ -149,9 +149,16 @@ impl Loaded {
 /// longer one is not looked up in etcd, whose request limit it may break.
 const MAX_ROLLOUT_ID_LEN: usize = 256;
 
+/// The NOT_FOUND of a roll-out that does not exist, or that the caller may
+/// not see (another partner's tile's): the same answer, naming the id
+/// (bounded).
+pub fn no_rollout(id: &str) -> Error {
+    Error::NotFound(format!("no roll-out {}", tilewave_core::quote::quoted(id)))
+}
+
 /// Reads a roll-out and its steps; NOT_FOUND naming the id (bounded).
 pub async fn load(store: &Store, id: &str) -> Result<Loaded> {
-    let not_found = || Error::NotFound(format!("no roll-out {}", tilewave_core::quote::quoted(id)));
+    let not_found = || no_rollout(id);
     if id.len() > MAX_ROLLOUT_ID_LEN {
         return Err(not_found());
     }

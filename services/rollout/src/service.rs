@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::pin::Pin;
 
 use futures::Stream;
+use tilewave_auth::Scope;
 use tilewave_core::rollout::Command;
 use tilewave_proto::ShortName;
 use tilewave_proto::agent::v1::ListTilesRequest as AgentListTiles;
@@ -71,19 +72,37 @@ impl Rollouts {
         Ok((tile, resolved))
     }
 
-    async fn load_for(&self, id: &str, tile_id: &str) -> Result<Loaded> {
+    /// Whether the caller may see roll-outs of tile `tile_id`: by the
+    /// tile's partner ([`Scope::sees`]), from the tile cache; a tile not in
+    /// it only an unscoped caller may see.
+    fn sees_tile(&self, scope: &Scope, tile_id: &str) -> bool {
+        scope.is_all() || {
+            let tile = self.ctx.tiles.get(&self.ctx.keys().tile(tile_id));
+            scope.sees(tile.as_ref().map(|t| t.value.partner_id.as_str()))
+        }
+    }
+
+    /// The roll-out `id`, or the latest of `tile_id`, if the caller may see
+    /// it: one of another partner's tile is answered exactly as a missing
+    /// one.
+    async fn load_for(&self, id: &str, tile_id: &str, scope: &Scope) -> Result<Loaded> {
         if !id.is_empty() {
-            return model::load(&self.ctx.store, id).await;
+            let loaded = model::load(&self.ctx.store, id).await?;
+            if !self.sees_tile(scope, &loaded.rollout.value.tile_id) {
+                return Err(model::no_rollout(id));
+            }
+            return Ok(loaded);
         }
         if tile_id.is_empty() {
             return Err(Error::invalid("id", "give a roll-out id or a tile_id"));
         }
+        let visible = self.sees_tile(scope, tile_id);
         let mut of_tile: Vec<_> = self
             .ctx
             .rollouts
             .list()
             .into_iter()
-            .filter(|r| r.value.tile_id == tile_id)
+            .filter(|r| visible && r.value.tile_id == tile_id)
             .collect();
         of_tile.sort_by_key(|r| (!is_terminal(r.value.state), r.create_revision));
         let latest = of_tile
@@ -496,8 +515,9 @@ impl RolloutService for Rollouts {
         &self,
         req: Request<GetRolloutRequest>,
     ) -> Result<Response<GetRolloutResponse>, Status> {
+        let scope = Scope::of_request(&req);
         let r = req.into_inner();
-        let loaded = self.load_for(&r.id, &r.tile_id).await?;
+        let loaded = self.load_for(&r.id, &r.tile_id, &scope).await?;
         Ok(Response::new(GetRolloutResponse {
             rollout: Some(loaded.assemble()),
         }))
@@ -508,6 +528,7 @@ impl RolloutService for Rollouts {
         &self,
         req: Request<ListRolloutsRequest>,
     ) -> Result<Response<ListRolloutsResponse>, Status> {
+        let scope = Scope::of_request(&req);
         let r = req.into_inner();
         limits::id("tile_id", &r.tile_id).map_err(Error::from)?;
         limits::count("states", r.states.len(), limits::MAX_LIST_ITEMS).map_err(Error::from)?;
@@ -519,6 +540,9 @@ impl RolloutService for Rollouts {
         let items: Vec<Rollout> = all
             .into_iter()
             .filter(|x| r.tile_id.is_empty() || x.value.tile_id == r.tile_id)
+            // Before paging: neither a page token nor a count tells of
+            // another partner's roll-outs.
+            .filter(|x| self.sees_tile(&scope, &x.value.tile_id))
             .filter(|x| r.states.is_empty() || r.states.contains(&x.value.state))
             .filter(|x| r.kind == 0 || x.value.kind == r.kind)
             .filter(|x| {
@@ -547,8 +571,9 @@ impl RolloutService for Rollouts {
         &self,
         req: Request<WatchRolloutRequest>,
     ) -> Result<Response<Self::WatchRolloutStream>, Status> {
+        let scope = Scope::of_request(&req);
         let r = req.into_inner();
-        let first = self.load_for(&r.id, &r.tile_id).await?;
+        let first = self.load_for(&r.id, &r.tile_id, &scope).await?;
         let id = first.rollout.value.id.clone();
         let store = self.ctx.store.clone();
         // Two change signals: the roll-out itself comes from the controller's
@@ -779,11 +804,15 @@ impl RolloutService for Rollouts {
         &self,
         req: Request<WhereIsTileRequest>,
     ) -> Result<Response<WhereIsTileResponse>, Status> {
+        let scope = Scope::of_request(&req);
         let r = req.into_inner();
         if r.tile_id.is_empty() {
             return Err(Error::invalid("tile_id", "required").into());
         }
         limits::id("tile_id", &r.tile_id).map_err(Error::from)?;
+        // Another partner's tile is answered as one that is nowhere (what
+        // a tile that does not exist gets), after the same work.
+        let visible = self.sees_tile(&scope, &r.tile_id);
         limits::each_id("regions", &r.regions).map_err(Error::from)?;
         for region in &r.regions {
             if self.ctx.catalog.get(region).is_err() {
@@ -821,7 +850,7 @@ impl RolloutService for Rollouts {
             .catalog
             .all()
             .iter()
-            .filter(|reg| r.regions.is_empty() || r.regions.contains(&reg.id))
+            .filter(|reg| visible && (r.regions.is_empty() || r.regions.contains(&reg.id)))
             .filter(|reg| {
                 desired.contains_key(&(r.tile_id.clone(), reg.id.clone())) || reported.contains_key(&reg.id)
             })
@@ -945,5 +974,27 @@ impl RolloutService for Rollouts {
         _req: Request<GetLaunchCalendarRequest>,
     ) -> Result<Response<GetLaunchCalendarResponse>, Status> {
         Err(Error::Unimplemented(format!("GetLaunchCalendar {GA_SCHEDULER}")).into())
+    }
+}
+
+/// The RPCs whose handlers scope what they answer to the caller's partner
+/// ([`Scope`]): every row of the access table a partner may call.
+pub const PARTNER_SCOPED: &[&str] = &["GetRollout", "ListRollouts", "WatchRollout", "WhereIsTile"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rpc_a_partner_may_call_is_scoped() {
+        assert_eq!(
+            tilewave_auth::table::partner_scoped("tilewave.rollout.v1.RolloutService"),
+            PARTNER_SCOPED,
+            "a row that lets partners call a rollout RPC needs its handler scoped (Scope::sees)"
+        );
+        assert_eq!(
+            tilewave_auth::table::partner_scoped("tilewave.clock.v1.ClockService"),
+            Vec::<&str>::new()
+        );
     }
 }

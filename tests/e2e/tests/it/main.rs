@@ -13,6 +13,7 @@
 mod cli_trace;
 mod no_export;
 mod origin;
+mod security;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
