@@ -81,7 +81,8 @@ async fn whoami_names_the_caller_its_role_and_what_it_may_call() {
     }
     let policy = s(&certs.join("policy.toml"));
 
-    let etcd = EtcdCluster::start(1).await.unwrap();
+    // etcd plaintext: the services' certificates are of this test's own CA.
+    let etcd = EtcdCluster::start_insecure(1).await.unwrap();
     let etcd_arg = etcd.endpoints().join(",");
     let server_tls = |name: &str| -> Vec<String> {
         let mut v = tls_args(&certs, name);
@@ -93,7 +94,7 @@ async fn whoami_names_the_caller_its_role_and_what_it_may_call() {
             .with_args(["--etcd", &etcd_arg, "--prefix", PREFIX])
             .with_args(server_tls("registry"))
             .without_env("TILEWAVE_POLICY")
-            // The test kit's health check is plaintext: ready is polled below.
+            // Its own CA, not the test kit's: ready is polled below.
             .with_health_service(None),
         dir.path(),
     )
@@ -122,7 +123,8 @@ async fn whoami_names_the_caller_its_role_and_what_it_may_call() {
     let plain = ServiceProcess::start(
         ServiceSpec::new("registry-whoami-plain", bin_path("tilewave-registry").unwrap())
             .with_args(["--etcd", &etcd_arg, "--prefix", "/tilewave-whoami-plain-it/"])
-            .without_env("TILEWAVE_POLICY"),
+            .without_env("TILEWAVE_POLICY")
+            .insecure(),
         dir.path(),
     )
     .await

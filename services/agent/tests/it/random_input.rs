@@ -198,11 +198,7 @@ fn call() -> impl Strategy<Value = (usize, Vec<u8>)> {
 fn random_and_malformed_messages_to_every_rpc() -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let stack = rt.block_on(Stack::start())?;
-    let channel = rt.block_on(async {
-        tonic::transport::Endpoint::from_shared(stack.agent.endpoint())?
-            .connect()
-            .await
-    })?;
+    let channel = rt.block_on(stack.channel(CALLER))?;
     let mut faults = FaultInjectionServiceClient::new(channel.clone());
 
     let registration = format!("{PREFIX}agents/");
@@ -242,7 +238,12 @@ fn random_and_malformed_messages_to_every_rpc() -> Result<()> {
     // Still serving: a panic in a handler must not have taken it down.
     rt.block_on(async {
         faults.clear_faults(ClearFaultsRequest {}).await?;
-        tilewave_testkit::check_ready(stack.agent.addr(), Some(tilewave_agent::HEALTH_SERVICE)).await
+        tilewave_testkit::check_ready_with(
+            stack.agent.addr(),
+            Some(tilewave_agent::HEALTH_SERVICE),
+            stack.agent.tls(),
+        )
+        .await
     })?;
     eprintln!("{cases} cases in {:?}:\n{seen}", started.elapsed());
     seen.every_rpc_answered(&RPCS)?;

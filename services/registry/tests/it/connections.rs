@@ -20,10 +20,12 @@ use crate::PREFIX;
 /// A registry with `env` set, on a fresh etcd.
 async fn registry(name: &str, env: &[(&str, &str)]) -> (ServiceProcess, EtcdCluster, TestDir) {
     let dir = TestDir::new(name).unwrap();
-    let etcd = EtcdCluster::start(1).await.unwrap();
+    let etcd = EtcdCluster::start_insecure(1).await.unwrap();
     let mut spec = ServiceSpec::new(name, bin_path("tilewave-registry").unwrap())
         .with_args(["--etcd", &etcd.endpoints().join(","), "--prefix", PREFIX])
-        .with_health_service(Some(tilewave_registry::HEALTH_SERVICE));
+        .with_health_service(Some(tilewave_registry::HEALTH_SERVICE))
+        // What is counted is TCP connections: plaintext keeps the test to that.
+        .insecure();
     for (k, v) in env {
         spec = spec.with_env(*k, *v);
     }
@@ -157,7 +159,7 @@ async fn a_connection_that_sends_nothing_is_closed_after_the_idle_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_limit_stops_the_start_naming_the_variable() {
     let dir = TestDir::new("registry-conn-bad").unwrap();
-    let etcd = EtcdCluster::start(1).await.unwrap();
+    let etcd = EtcdCluster::start_insecure(1).await.unwrap();
     let spec = ServiceSpec::new("registry-conn-bad", bin_path("tilewave-registry").unwrap())
         .with_args(["--etcd", &etcd.endpoints().join(","), "--prefix", PREFIX])
         .with_env("TILEWAVE_MAX_CONNECTIONS", "0")

@@ -54,7 +54,8 @@ async fn every_rpc_answers_a_client_without_a_certificate_unauthenticated() {
     .unwrap();
     let p = |name: &str| certs.join(name).display().to_string();
 
-    let etcd = EtcdCluster::start(1).await.unwrap();
+    // etcd plaintext: the registry's certificates are of this test's own CA.
+    let etcd = EtcdCluster::start_insecure(1).await.unwrap();
     let registry = ServiceProcess::start(
         ServiceSpec::new("registry-no-cert", bin_path("tilewave-registry").unwrap())
             .with_args(["--etcd", &etcd.endpoints().join(","), "--prefix", PREFIX])
@@ -69,7 +70,7 @@ async fn every_rpc_answers_a_client_without_a_certificate_unauthenticated() {
                 &p("policy.toml"),
             ])
             .without_env("TILEWAVE_POLICY")
-            // The test kit's health check is plaintext: ready is polled below.
+            // Its own CA, not the test kit's: ready is polled below.
             .with_health_service(None),
         dir.path(),
     )

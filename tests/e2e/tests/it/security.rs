@@ -669,8 +669,9 @@ impl Caller {
         Caller::PartnerGlobex,
         Caller::Service,
     ];
-    /// Refused at the TLS handshake.
-    const HANDSHAKE: [Caller; 3] = [Caller::NoCertificate, Caller::OtherCa, Caller::Expired];
+    /// Refused at the TLS handshake (a certificate the CA did not sign,
+    /// or one that expired).
+    const HANDSHAKE: [Caller; 2] = [Caller::OtherCa, Caller::Expired];
 
     fn identity(self) -> Option<&'static str> {
         match self {
@@ -693,7 +694,7 @@ enum Want {
     Ok,
     /// A refusal with this code.
     Code(Code),
-    /// Refused at the TLS handshake (no certificate, another CA, expired).
+    /// Refused at the TLS handshake (another CA, expired).
     Handshake,
 }
 
@@ -702,10 +703,9 @@ fn is(want: Want, got: &Result<(), Status>) -> bool {
     match (want, got) {
         (Want::Ok, Ok(())) => true,
         (Want::Code(code), Err(s)) => s.code() == code,
-        // Refused at the handshake: today the client sees the transport
-        // fail (UNAVAILABLE, or UNKNOWN or CANCELLED when the server cuts
-        // the connection after the request was sent), never an answer. When a missing
-        // certificate is answered UNAUTHENTICATED instead, tighten this arm.
+        // Refused at the handshake: the client sees the transport fail
+        // (UNAVAILABLE, or UNKNOWN or CANCELLED when the server cuts the
+        // connection after the request was sent), never an answer.
         (Want::Handshake, Err(s)) => {
             matches!(s.code(), Code::Unavailable | Code::Unknown | Code::Cancelled)
         }
@@ -756,9 +756,11 @@ enum Rpc {
 /// The expected table: each RPC family of every service against each
 /// caller with a certificate of the right CA, in the order of
 /// [`Caller::ROLES`]: no role, release-engineer, oncall, viewer, partner
-/// acme (its own tile), partner globex (acme's tile), service. Every
-/// caller refused at the TLS handshake (no certificate, another CA,
-/// expired) is tried on every row too and expects [`Want::Handshake`].
+/// acme (its own tile), partner globex (acme's tile), service. A TLS
+/// client without a certificate is tried on every row too and expects
+/// UNAUTHENTICATED (the handshake lets it through; the role check refuses
+/// it), and so are the callers refused at the TLS handshake (another CA,
+/// expired), which expect [`Want::Handshake`].
 #[rustfmt::skip]
 const TABLE: &[(&str, Rpc, [Want; 7])] = &[
     //                                           no  re  oc  vw  ac  gl  sv
@@ -1011,6 +1013,7 @@ async fn every_caller_against_every_rpc_family_gets_the_expected_code() {
             .iter()
             .zip(row.iter())
             .map(|(c, w)| (*c, *w))
+            .chain([(Caller::NoCertificate, UA)])
             .chain(Caller::HANDSHAKE.iter().map(|c| (*c, Want::Handshake)));
         for (caller, want) in cases {
             let got = rpc.call(channel_as(&stack, &bad, process, caller).unwrap()).await;
