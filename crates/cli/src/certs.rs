@@ -5,7 +5,10 @@
 //! the config file keys `tls-cert`, `tls-key`, `tls-ca`) to run with
 //! mutual TLS. `init` also writes the access policy `policy.toml` (the
 //! development defaults and you as release-engineer, 0600) for the
-//! services' `--policy`; `issue NAME --role ROLE` sets NAME's role there.
+//! services' `--policy`; `issue NAME --role ROLE` sets NAME's role there,
+//! `role NAME ROLE` changes it (or `--remove` takes it away) and `revoke
+//! NAME` deny-lists the serial of NAME's certificate, without issuing a
+//! certificate: the services reload the policy file on change.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +43,21 @@ Examples:
   tilewave certs issue acme-bot --role partner:acme
   tilewave certs issue ci-bot --dir /tmp/tw-certs";
 
+/// Examples of `certs role`.
+const ROLE_EXAMPLES: &str = "\
+Examples:
+  tilewave certs role ada oncall          # the same certificate, another role
+  tilewave certs role acme-bot partner:acme
+  tilewave certs role ada --remove        # ada's calls are refused from now on
+The services re-read policy.toml within seconds; no certificate is issued.";
+
+/// Examples of `certs revoke`.
+const REVOKE_EXAMPLES: &str = "\
+Examples:
+  tilewave certs revoke ada               # the serial of <dir>/ada.crt
+  tilewave certs revoke --serial 3f:a0:07 # a certificate you no longer have
+The serial goes on policy.toml's deny-list; the services re-read it within seconds.";
+
 /// Examples of `certs list`.
 const LIST_EXAMPLES: &str = "\
 Examples:
@@ -55,6 +73,10 @@ pub enum CertsCommand {
     Issue(IssueArgs),
     /// List the certificates in the directory with their expiry.
     List(ListArgs),
+    /// Change or remove NAME's role in the policy, keeping its certificate.
+    Role(RoleArgs),
+    /// Deny-list a certificate's serial in the policy.
+    Revoke(RevokeArgs),
 }
 
 impl CertsCommand {
@@ -64,6 +86,8 @@ impl CertsCommand {
             Self::Init(_) => "certs init",
             Self::Issue(_) => "certs issue",
             Self::List(_) => "certs list",
+            Self::Role(_) => "certs role",
+            Self::Revoke(_) => "certs revoke",
         }
     }
 }
@@ -100,6 +124,38 @@ pub struct IssueArgs {
     /// policy is left as it is.
     #[arg(long, value_name = "ROLE")]
     pub role: Option<String>,
+}
+
+/// Arguments of `certs role`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = ROLE_EXAMPLES)]
+pub struct RoleArgs {
+    /// The identity (a certificate's subject CN).
+    pub name: String,
+    /// The new role: release-engineer, oncall, partner:<partner-id>, viewer or service.
+    #[arg(required_unless_present = "remove", conflicts_with = "remove")]
+    pub role: Option<String>,
+    /// Take NAME's role away: its calls are refused UNAUTHENTICATED.
+    #[arg(long)]
+    pub remove: bool,
+    /// The certificates directory [env: TILEWAVE_CERTS_DIR] [default: certs/ beside the config file].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Arguments of `certs revoke`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = REVOKE_EXAMPLES)]
+pub struct RevokeArgs {
+    /// The certificate to revoke: <dir>/NAME.crt.
+    #[arg(required_unless_present = "serial", conflicts_with = "serial")]
+    pub name: Option<String>,
+    /// The serial to revoke (hex, with or without colons) instead of a file's.
+    #[arg(long, value_name = "HEX")]
+    pub serial: Option<String>,
+    /// The certificates directory [env: TILEWAVE_CERTS_DIR] [default: certs/ beside the config file].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Arguments of `certs list`.
@@ -156,6 +212,8 @@ pub fn run(cmd: CertsCommand, format: Format) -> anyhow::Result<()> {
         CertsCommand::Init(a) => init(&a),
         CertsCommand::Issue(a) => issue(&a),
         CertsCommand::List(a) => list(&a, format),
+        CertsCommand::Role(a) => role(&a),
+        CertsCommand::Revoke(a) => revoke(&a),
     }
 }
 
@@ -277,6 +335,86 @@ fn issue(args: &IssueArgs) -> anyhow::Result<()> {
         text.push_str(&format!("{}\n", path.display()));
     }
     out(&text)
+}
+
+/// The directory's policy file, which must exist (`certs init` writes it).
+fn existing_policy(dir: &Path) -> anyhow::Result<tilewave_auth::Policy> {
+    let path = dir.join(POLICY_FILE);
+    if !path.exists() {
+        return Err(CliError::usage(format!(
+            "{} does not exist: run `tilewave certs init --dir {}` first (or give --dir)",
+            path.display(),
+            dir.display()
+        ))
+        .into());
+    }
+    read_policy(dir)
+}
+
+fn role(args: &RoleArgs) -> anyhow::Result<()> {
+    let name = identity(&args.name)?;
+    let role = args
+        .role
+        .as_deref()
+        .map(|r| {
+            r.parse::<tilewave_auth::Role>()
+                .map_err(|e| CliError::usage(format!("ROLE: {e}")))
+        })
+        .transpose()?;
+    let dir = certs_dir(args.dir.as_deref(), &process_env)?;
+    let mut policy = existing_policy(&dir)?;
+    let before = policy.role_of(&name).map(ToString::to_string);
+    let after = match role {
+        Some(role) => {
+            let text = role.to_string();
+            policy.set_role(name, role);
+            Some(text)
+        }
+        None => {
+            policy.remove(&name);
+            None
+        }
+    };
+    let path = write_policy(&dir, &policy)?;
+    let show = |r: &Option<String>| r.clone().unwrap_or_else(|| "(none)".to_owned());
+    out(&format!(
+        "{}: role {} -> {} in {} (no certificate issued; the services re-read it within seconds)\n",
+        args.name,
+        show(&before),
+        show(&after),
+        path.display()
+    ))
+}
+
+fn revoke(args: &RevokeArgs) -> anyhow::Result<()> {
+    let dir = certs_dir(args.dir.as_deref(), &process_env)?;
+    let (serial, what) = match (&args.name, &args.serial) {
+        (_, Some(hex)) => (
+            hex.parse::<tilewave_auth::Serial>()
+                .map_err(|e| CliError::usage(format!("--serial: {e}")))?,
+            format!("serial {hex}"),
+        ),
+        (Some(name), None) => {
+            check_name(name)?;
+            let (cert, _) = pair_paths(&dir, name);
+            let info = tilewave_tls::inspect::read_cert(&cert).map_err(tls_err)?;
+            let serial = info
+                .serial
+                .parse::<tilewave_auth::Serial>()
+                .map_err(|e| CliError::usage(format!("{}: {e}", cert.display())))?;
+            (serial, format!("{} ({})", name, cert.display()))
+        }
+        (None, None) => return Err(CliError::usage("give NAME or --serial HEX").into()),
+    };
+    let mut policy = existing_policy(&dir)?;
+    let already = policy.is_revoked(&serial);
+    policy.revoke(serial.clone());
+    let path = write_policy(&dir, &policy)?;
+    out(&format!(
+        "{} {what}: serial {serial} on the deny-list of {} (the services re-read it within seconds)\n",
+        if already { "Already revoked" } else { "Revoked" },
+        path.display()
+    ))
 }
 
 /// One certificate of `certs list`.

@@ -234,22 +234,27 @@ async fn the_registry_answers_by_role_and_audits_the_certificate_identity() {
         assert_eq!(r.actor, "rel", "{r:?}");
     }
 
-    // The running registry re-reads the policy: ann made release-engineer may import.
+    // The running registry re-reads the policy: ann made release-engineer
+    // (`certs role`: the same certificate, no new one) may import.
+    let ann_cert = std::fs::read(certs.join("ann.crt")).unwrap();
     let o = tw(
         dir.path(),
-        &[
-            "certs",
-            "issue",
-            "ann",
-            "--force",
-            "--role",
-            "release-engineer",
-            "--dir",
-            &d,
-        ],
+        &["certs", "role", "ann", "release-engineer", "--dir", &d],
     )
     .await;
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("ann: role viewer -> release-engineer"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        std::fs::read(certs.join("ann.crt")).unwrap(),
+        ann_cert,
+        "a role change issues no certificate"
+    );
+    let bad = tw(dir.path(), &["certs", "role", "ann", "admin", "--dir", &d]).await;
+    assert_eq!(code(&bad), 2, "{}", stderr(&bad));
     let lumen = s(&fixture("lumen-bi.json"));
     eventually(
         "the registry takes the changed role from the policy file",
@@ -264,4 +269,39 @@ async fn the_registry_answers_by_role_and_audits_the_certificate_identity() {
     )
     .await
     .unwrap();
+
+    // `certs revoke ann`: her serial on the deny-list, her calls refused.
+    let o = tw(dir.path(), &["certs", "revoke", "ann", "--dir", &d]).await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("Revoked ann"), "{}", stdout(&o));
+    let p = tilewave_auth::policy::load(&policy_path).unwrap();
+    assert_eq!(p.revoked().count(), 1);
+    eventually(
+        "the registry refuses a revoked certificate",
+        Duration::from_secs(30),
+        || {
+            let o = run(as_who("ann", &["tile", "list"]));
+            async move {
+                let o = o.await;
+                if code(&o) == 1 && stderr(&o).contains("(Unauthenticated)") {
+                    Ok(())
+                } else {
+                    Err(format!("{}: {}", code(&o), stderr(&o)))
+                }
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let again = tw(dir.path(), &["certs", "revoke", "ann", "--dir", &d]).await;
+    assert!(
+        stdout(&again).starts_with("Already revoked"),
+        "{}",
+        stdout(&again)
+    );
+    // --remove takes a role away.
+    let o = tw(dir.path(), &["certs", "role", "rel", "--remove", "--dir", &d]).await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let p = tilewave_auth::policy::load(&policy_path).unwrap();
+    assert_eq!(role(&p, "rel"), None);
 }
