@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod partner_config;
 pub mod planner;
 pub mod quote;
+pub mod readiness;
 pub mod regions;
 pub mod rollout;
 pub mod signoff;
