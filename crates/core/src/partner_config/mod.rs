@@ -40,7 +40,7 @@ pub use report::{
 };
 pub use rules::{
     ICON_MIN_SIDE, ImageSizeError, LOGO_MAX_RATIO, LOGO_MIN_RATIO, MAX_NAME_CHARS, check_icon_size,
-    check_logo_size,
+    check_logo_size, check_url,
 };
 pub use walk::WireEnum;
 
