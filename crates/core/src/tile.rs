@@ -13,6 +13,8 @@
 use jiff::{SignedDuration, Timestamp};
 
 use crate::lifecycle::{self, Effect, Event, LifecycleError, State, TileKind};
+use crate::readiness::gtm::{self, GaCommit, GtmGateError, GtmItemState, GtmOverride, GtmReadiness};
+use crate::readiness::validation::{self, Checklist, ValidationGateError};
 use crate::signoff::{ReadinessKind, RevisionNo, Role, SignOff, SignOffError, SignOffs};
 
 /// How far ahead a GA date must be aligned (the lifecycle's GA rule).
@@ -302,6 +304,48 @@ impl Tile {
     }
 }
 
+/// Launch readiness (`crate::readiness`) read against the tile: its kind,
+/// its current revision and its sign-offs. The checklist and the
+/// go-to-market items are kept beside the tile by the caller; these methods
+/// change nothing.
+impl Tile {
+    /// The validation gate the registry runs before
+    /// [`Tile::record_sign_off`] when the tile has a checklist: the
+    /// engineering sign-off of the current revision is refused while a case
+    /// of `checklist` is open (all of them when `checklist` is another
+    /// revision's). A self-test tile, or a sign-off naming another revision,
+    /// passes here, so that `record_sign_off` refuses it with its own
+    /// message.
+    pub fn validation_gate(
+        &self,
+        revision: RevisionNo,
+        role: Role,
+        checklist: &Checklist,
+    ) -> Result<(), ValidationGateError> {
+        if self.kind == TileKind::SelfTest || revision != self.revision() {
+            return Ok(());
+        }
+        validation::sign_off_gate(checklist, revision, role)
+    }
+
+    /// Every go-to-market item of `gtm`, the partnership agreement read
+    /// from the tile's legal sign-off on the current revision.
+    pub fn gtm_items(&self, gtm: &GtmReadiness) -> Vec<GtmItemState> {
+        gtm.items(&self.sign_offs)
+    }
+
+    /// The go-to-market gate before a GA date is committed (see
+    /// [`gtm::ga_commit_gate`]); the GA date rules themselves stay in
+    /// [`Tile::set_ga`].
+    pub fn ga_commit_gate(
+        &self,
+        gtm: &GtmReadiness,
+        over: Option<GtmOverride>,
+    ) -> Result<GaCommit, GtmGateError> {
+        gtm::ga_commit_gate(gtm, &self.sign_offs, over)
+    }
+}
+
 /// Whether a set of effects opened a maintenance revision.
 pub fn opens_maintenance(effects: &[Effect]) -> bool {
     effects
@@ -557,6 +601,115 @@ mod tests {
         assert_eq!(fx, vec![]);
         assert_eq!(t.state, State::Withdrawn);
         assert_eq!(t.test_workspace.as_deref(), Some("partner-ws"));
+    }
+
+    #[test]
+    fn the_checklist_gates_the_engineering_sign_off() {
+        use crate::readiness::validation::{CaseId, CaseResult, Checklist, Outcome};
+        let result = |outcome| CaseResult {
+            outcome,
+            note: "seen".into(),
+            by: "ana".into(),
+            at: at(0),
+            evidence: None,
+        };
+        let mut t = partner();
+        t.set_test_workspace(at(0), "ws").unwrap();
+        let r1 = t.revision();
+        let mut done = Checklist::new(r1);
+        for case in CaseId::all() {
+            done.record(r1, case.as_str(), result(Outcome::Pass)).unwrap();
+        }
+        let mut open = done.clone();
+        open.record(r1, "P201", result(Outcome::Fail)).unwrap();
+        let self_test = Tile::new(TileKind::SelfTest, Some("ws".into()));
+        // (tile, revision signed, role, checklist, refused by the gate)
+        let cases = [
+            (&t, r1, Role::Engineering, &open, true),
+            (&t, r1, Role::Engineering, &done, false),
+            (&t, r1, Role::Legal, &open, false),
+            (&t, r1, Role::Partner, &open, false),
+            // Left to record_sign_off, which names the real problem.
+            (&t, RevisionNo(2), Role::Engineering, &open, false),
+            (&self_test, r1, Role::Engineering, &open, false),
+        ];
+        for (tile, rev, role, checklist, refused) in cases {
+            assert_eq!(
+                tile.validation_gate(rev, role, checklist).is_err(),
+                refused,
+                "{:?} {rev} {role}",
+                tile.kind
+            );
+        }
+        let err = t.validation_gate(r1, Role::Engineering, &open).unwrap_err();
+        assert_eq!(err.open.len(), 1);
+        assert!(err.to_string().contains("P201 destination (FAIL)"), "{err}");
+        assert!(matches!(
+            t.record_sign_off(at(0), RevisionNo(2), Role::Engineering, sign("e")),
+            Err(TileError::SignOff(SignOffError::WrongRevision { .. }))
+        ));
+        // The gate passed: the sign-off records as before.
+        t.validation_gate(r1, Role::Engineering, &done).unwrap();
+        t.record_sign_off(at(0), r1, Role::Engineering, sign("e"))
+            .unwrap();
+        assert_eq!(
+            t.missing_sign_offs().first(),
+            Some(&Role::PartnerSolutionArchitect)
+        );
+        // A new revision: r1's checklist counts for nothing on r2.
+        t.new_revision(at(1), TileKind::Partner).unwrap();
+        let err = t
+            .validation_gate(t.revision(), Role::Engineering, &done)
+            .unwrap_err();
+        assert_eq!((err.revision, err.open.len()), (RevisionNo(2), 21));
+        let (fresh, dropped) = done.next_revision(t.revision()).unwrap();
+        assert_eq!((fresh.revision(), dropped.results.len()), (RevisionNo(2), 21));
+    }
+
+    #[test]
+    fn the_agreement_follows_the_tile_s_legal_sign_off() {
+        use crate::readiness::gtm::{GaCommit, GtmGateError, GtmItem, GtmReadiness, GtmStatus, GtmUpdate};
+        let mut gtm = GtmReadiness::new();
+        for item in [
+            GtmItem::MiniSite,
+            GtmItem::DirectoryLogo,
+            GtmItem::LaunchBlog,
+            GtmItem::Documentation,
+        ] {
+            gtm.set(
+                item,
+                GtmUpdate {
+                    status: Some(GtmStatus::Done),
+                    owner: Some("partner marketing".into()),
+                    due: Some(jiff::civil::date(2026, 12, 1)),
+                    link: Some("https://partner.example/x".into()),
+                    by: "ana".into(),
+                    at: at(0),
+                },
+            )
+            .unwrap();
+        }
+        let pending = |t: &Tile| -> Vec<GtmItem> {
+            t.gtm_items(&gtm)
+                .into_iter()
+                .filter(|s| s.status == GtmStatus::Pending)
+                .map(|s| s.item)
+                .collect()
+        };
+        let mut t = partner();
+        t.set_test_workspace(at(0), "ws").unwrap();
+        assert_eq!(pending(&t), [GtmItem::PartnershipAgreement]);
+        assert!(matches!(
+            t.ga_commit_gate(&gtm, None),
+            Err(GtmGateError::Pending { pending }) if pending.len() == 1
+        ));
+        t.record_sign_off(at(0), RevisionNo(1), Role::Legal, sign("counsel"))
+            .unwrap();
+        assert_eq!(pending(&t), []);
+        assert_eq!(t.ga_commit_gate(&gtm, None), Ok(GaCommit::Ready));
+        // A new revision clears legal's sign-off, and so the agreement.
+        t.new_revision(at(1), TileKind::Partner).unwrap();
+        assert_eq!(pending(&t), [GtmItem::PartnershipAgreement]);
     }
 
     #[test]
