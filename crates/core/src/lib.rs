@@ -1,5 +1,6 @@
 //! The pure tilewave domain: what a tile is, its lifecycle and sign-offs, the
-//! Partner Connect config formats and their validation, the region catalog,
+//! Partner Connect config formats and their validation, launch readiness
+//! (the validation checklist and go-to-market items), the region catalog,
 //! and the roll-out planner.
 //!
 //! Nothing here does I/O or reads the clock: time comes in as arguments, so

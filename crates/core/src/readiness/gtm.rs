@@ -1,4 +1,4 @@
-//! Go-to-market readiness (docs/domain.md "Launch readiness"): the work
+//! Go-to-market readiness (docs/domain.md "Go-to-market readiness"): the work
 //! around a launch besides the tile itself, per tile, and the gate that
 //! committing a GA date passes.
 //!
@@ -567,6 +567,13 @@ mod tests {
         }
     }
 
+    fn back_to_pending() -> GtmUpdate {
+        GtmUpdate {
+            status: Some(GtmStatus::Pending),
+            ..upd()
+        }
+    }
+
     fn legal_signed() -> SignOffs {
         let mut s = SignOffs::new(RevisionNo(1));
         s.record(
@@ -851,14 +858,7 @@ mod tests {
         );
         assert_eq!(g, before);
         // Back to pending keeps owner, due and link.
-        g.set(
-            GtmItem::LaunchBlog,
-            GtmUpdate {
-                status: Some(GtmStatus::Pending),
-                ..upd()
-            },
-        )
-        .unwrap();
+        g.set(GtmItem::LaunchBlog, back_to_pending()).unwrap();
         assert_eq!(
             g.get(GtmItem::LaunchBlog).map(|e| (e.status, e.owner.as_str())),
             Some((GtmStatus::Pending, "ana"))
@@ -935,14 +935,7 @@ mod tests {
         let ok_over = over("partner blog slips a day; agreed with product", "dana");
         let partial = {
             let mut g = all_done();
-            g.set(
-                GtmItem::LaunchBlog,
-                GtmUpdate {
-                    status: Some(GtmStatus::Pending),
-                    ..upd()
-                },
-            )
-            .unwrap();
+            g.set(GtmItem::LaunchBlog, back_to_pending()).unwrap();
             g
         };
         let unsigned = SignOffs::new(RevisionNo(1));

@@ -1,4 +1,4 @@
-//! Launch readiness (docs/domain.md "Launch readiness"): the gates a tile
+//! Launch readiness (docs/domain.md "Validation test cases" and "Go-to-market readiness"): the gates a tile
 //! passes besides its sign-offs before it may launch.
 //!
 //! - [`validation`]: the Partner Connect validation cases P100 to P900 as a
