@@ -316,7 +316,7 @@ impl GtmReadiness {
 
     /// The recorded entry of `item` (never one for the agreement).
     pub fn get(&self, item: GtmItem) -> Option<&GtmEntry> {
-        self.entries.get(&item)
+        self.entries.get(&item).filter(|_| !item.derived())
     }
 
     /// Sets `item` from `update`: the fields given replace the recorded
@@ -795,6 +795,20 @@ mod tests {
         for (err, msg) in cases {
             assert_eq!(err.to_string(), msg);
         }
+        let gate = [
+            (
+                GtmGateError::OverrideWithoutReason,
+                "a go-to-market override needs a reason: say why the GA date may be committed with items \
+                 pending",
+            ),
+            (
+                GtmGateError::OverrideWithoutName,
+                "a go-to-market override must name who gives it",
+            ),
+        ];
+        for (err, msg) in gate {
+            assert_eq!(err.to_string(), msg);
+        }
         // A long bad link is quoted bounded.
         let long = format!("https://{}", "a".repeat(100_000));
         let mut g = GtmReadiness::new();
@@ -1025,6 +1039,12 @@ mod tests {
         let json = serde_json::to_string(&g).unwrap();
         assert!(json.contains("\"blog\":{\"status\":\"done\""), "{json}");
         assert_eq!(serde_json::from_str::<GtmReadiness>(&json).unwrap(), g);
+        // A stored agreement entry (never written by `set`) is not read.
+        let forged = json.replacen("\"blog\"", "\"agreement\"", 1);
+        let forged: GtmReadiness = serde_json::from_str(&forged).unwrap();
+        assert_eq!(forged.get(GtmItem::PartnershipAgreement), None);
+        let unsigned = SignOffs::new(RevisionNo(1));
+        assert_eq!(forged.items(&unsigned)[0].status, GtmStatus::Pending);
         let o = GaCommit::Overridden(GtmOverridden {
             over: GtmOverride {
                 reason: "r".into(),
