@@ -104,6 +104,25 @@ pub struct LaunchCalendar {
     pub extra_slots: Vec<ExtraSlot>,
 }
 
+/// One change to a calendar (the CLI's `calendar add-slot|add-blackout|remove`).
+/// Indices are those of the calendar read; the caller guards against
+/// concurrent edits (an etag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CalendarEdit {
+    /// Adds a launch rule.
+    AddRule(LaunchRule),
+    /// Adds a blackout.
+    AddBlackout(Blackout),
+    /// Adds a one-off slot.
+    AddExtraSlot(ExtraSlot),
+    /// Removes `rules[i]`.
+    RemoveRule(usize),
+    /// Removes `blackouts[i]`.
+    RemoveBlackout(usize),
+    /// Removes `extra_slots[i]`.
+    RemoveExtraSlot(usize),
+}
+
 /// Where a slot comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SlotSource {
@@ -210,6 +229,14 @@ pub enum CalendarError {
         /// `now` + [`RULE_HORIZON`].
         until: Timestamp,
     },
+    /// An edit names an item that does not exist.
+    #[error("{field}: no such item (the calendar has {len}); read the calendar again and retry")]
+    NoSuchItem {
+        /// e.g. `blackouts[7]`.
+        field: String,
+        /// How many items of that kind exist.
+        len: usize,
+    },
     /// Time arithmetic out of range.
     #[error("{field}: time out of range: {message}")]
     Time {
@@ -232,6 +259,7 @@ impl CalendarError {
             | CalendarError::SlotInPast { field, .. }
             | CalendarError::SlotInBlackout { field, .. }
             | CalendarError::RuleYieldsNoSlot { field, .. }
+            | CalendarError::NoSuchItem { field, .. }
             | CalendarError::Time { field, .. } => field,
         }
     }
@@ -387,6 +415,45 @@ impl LaunchCalendar {
             }
         }
         Ok(())
+    }
+
+    /// The calendar after `edit` (indices as in `self`), then pruned of the
+    /// past ([`LaunchCalendar::prune`]) and validated against `now` (errors
+    /// name fields of the pruned calendar). On error `self` is unchanged and
+    /// nothing is returned. A one-off slot added in the past is refused.
+    pub fn edited(&self, edit: CalendarEdit, now: Timestamp) -> Result<LaunchCalendar, CalendarError> {
+        fn remove<T>(items: &mut Vec<T>, i: usize, kind: &str) -> Result<(), CalendarError> {
+            if i >= items.len() {
+                return Err(CalendarError::NoSuchItem {
+                    field: format!("{kind}[{i}]"),
+                    len: items.len(),
+                });
+            }
+            items.remove(i);
+            Ok(())
+        }
+        let mut next = self.clone();
+        match edit {
+            CalendarEdit::AddRule(r) => next.rules.push(r),
+            CalendarEdit::AddBlackout(b) => next.blackouts.push(b),
+            CalendarEdit::AddExtraSlot(e) => {
+                // Refused, not pruned away silently.
+                if e.at < now {
+                    return Err(CalendarError::SlotInPast {
+                        field: format!("extra_slots[{}].at", next.extra_slots.len()),
+                        at: e.at,
+                        now,
+                    });
+                }
+                next.extra_slots.push(e)
+            }
+            CalendarEdit::RemoveRule(i) => remove(&mut next.rules, i, "rules")?,
+            CalendarEdit::RemoveBlackout(i) => remove(&mut next.blackouts, i, "blackouts")?,
+            CalendarEdit::RemoveExtraSlot(i) => remove(&mut next.extra_slots, i, "extra_slots")?,
+        }
+        next.prune(now);
+        next.validate(now)?;
+        Ok(next)
     }
 
     /// Drops one-off slots before `now` and blackouts that ended by `now`:

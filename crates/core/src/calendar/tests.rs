@@ -799,3 +799,137 @@ fn the_planner_backs_the_choice() {
     let mut plan_end = plan_end_with_planner(&input);
     assert_eq!(plan_end(ts("2026-12-08T17:00:00Z")), None);
 }
+
+// ---------------------------------------------------------------------------
+// Per-item edits
+// ---------------------------------------------------------------------------
+
+#[test]
+fn edits_add_and_remove_items_and_refuse_bad_ones() {
+    let c = tuesdays(2);
+    let slot = ExtraSlot {
+        at: ts("2026-12-10T17:00:00Z"),
+        capacity: 3,
+        name: "extra".into(),
+    };
+    let c = c.edited(CalendarEdit::AddExtraSlot(slot.clone()), now()).unwrap();
+    let c = c
+        .edited(
+            CalendarEdit::AddBlackout(blackout(
+                "2026-12-21T00:00:00Z",
+                "2027-01-04T00:00:00Z",
+                "Christmas",
+            )),
+            now(),
+        )
+        .unwrap();
+    assert_eq!((c.extra_slots.len(), c.blackouts.len()), (1, 1));
+    assert_eq!(
+        instants(&c, "2026-12-07T00:00:00Z", "2026-12-24T00:00:00Z"),
+        [
+            "2026-12-08T17:00:00Z",
+            "2026-12-10T17:00:00Z",
+            "2026-12-15T17:00:00Z"
+        ]
+    );
+
+    let cases: Vec<(CalendarEdit, &str)> = vec![
+        (
+            CalendarEdit::AddExtraSlot(ExtraSlot {
+                at: ts("2026-11-01T00:00:00Z"),
+                ..slot.clone()
+            }),
+            "extra_slots[1].at",
+        ),
+        (
+            CalendarEdit::AddExtraSlot(ExtraSlot {
+                at: ts("2026-12-25T17:00:00Z"),
+                ..slot.clone()
+            }),
+            "extra_slots[1].at",
+        ),
+        (
+            CalendarEdit::AddRule(LaunchRule::tuesdays_17_utc(0)),
+            "rules[1].capacity",
+        ),
+        (
+            CalendarEdit::AddBlackout(blackout(
+                "2026-12-01T00:00:00Z",
+                "2027-12-31T00:00:00Z",
+                "forever",
+            )),
+            "extra_slots[0].at",
+        ),
+        (CalendarEdit::RemoveRule(1), "rules[1]"),
+        (CalendarEdit::RemoveBlackout(5), "blackouts[5]"),
+        (CalendarEdit::RemoveExtraSlot(1), "extra_slots[1]"),
+    ];
+    for (edit, field) in cases {
+        let err = c.edited(edit.clone(), now()).expect_err(&format!("{edit:?}"));
+        assert_eq!(err.field(), field, "{edit:?}: {err}");
+    }
+    assert!(
+        c.edited(CalendarEdit::RemoveBlackout(5), now())
+            .unwrap_err()
+            .to_string()
+            .contains("no such item (the calendar has 1)")
+    );
+
+    let c = c.edited(CalendarEdit::RemoveExtraSlot(0), now()).unwrap();
+    let c = c.edited(CalendarEdit::RemoveBlackout(0), now()).unwrap();
+    assert_eq!(c, tuesdays(2));
+    // Removing the only rule leaves an empty calendar, which is valid: the
+    // choice then answers "no slot".
+    let empty = c.edited(CalendarEdit::RemoveRule(0), now()).unwrap();
+    assert_eq!(empty, LaunchCalendar::default());
+}
+
+proptest::proptest! {
+    /// Whatever the capacities, earlier bookings and ready times: no slot
+    /// ends above its capacity, and a tile ready earlier never gets a later
+    /// slot than one ready after it.
+    #[test]
+    fn batches_never_overfill(
+        tue in 1u32..5,
+        fri in 1u32..5,
+        pre in proptest::collection::vec((0usize..20, 0u32..6), 0..10),
+        ready in proptest::collection::vec(0i64..100, 1..60),
+    ) {
+        let c = LaunchCalendar {
+            rules: vec![
+                rule(&[Weekday::Tuesday], 17, 0, "UTC", tue),
+                rule(&[Weekday::Friday], 9, 0, "Asia/Tokyo", fri),
+            ],
+            ..Default::default()
+        };
+        let slots = c.slots(now(), now() + DEFAULT_HORIZON).unwrap();
+        let mut booked = Reservations::new();
+        for (i, n) in &pre {
+            booked.set(slots[*i].at, *n);
+        }
+        let before = booked.clone();
+        let tiles: Vec<_> = ready
+            .iter()
+            .enumerate()
+            .map(|(k, h)| BatchTile {
+                id: format!("t{k:03}"),
+                ready_at: now() - hours(*h),
+                gtm: Gtm::Done,
+                plan_end: fits,
+            })
+            .collect();
+        let out = schedule_batch(&c, now(), &mut booked, tiles, &ChooseOptions::default()).unwrap();
+        let mut last = Timestamp::MIN;
+        for b in &out {
+            let ga = b.choice.ga().unwrap();
+            proptest::prop_assert!(ga >= last);
+            last = ga;
+        }
+        for s in &slots {
+            let added = out.iter().filter(|b| b.choice.ga() == Some(s.at)).count() as u32;
+            let n = booked.booked(s.at);
+            proptest::prop_assert_eq!(n, before.booked(s.at) + added);
+            proptest::prop_assert!(added == 0 || n <= s.capacity);
+        }
+    }
+}
