@@ -44,6 +44,14 @@ fn blackout(start: &str, end: &str, reason: &str) -> Blackout {
     }
 }
 
+fn extra(at: &str, capacity: u32, name: &str) -> ExtraSlot {
+    ExtraSlot {
+        at: ts(at),
+        capacity,
+        name: name.into(),
+    }
+}
+
 fn tuesdays(capacity: u32) -> LaunchCalendar {
     LaunchCalendar {
         rules: vec![LaunchRule::tuesdays_17_utc(capacity)],
@@ -79,11 +87,8 @@ fn validation_refusals_name_the_field() {
             "2027-01-04T00:00:00Z",
             "Christmas",
         ));
-        c.extra_slots.push(ExtraSlot {
-            at: ts("2026-12-10T17:00:00Z"),
-            capacity: 3,
-            name: "extra Thursday".into(),
-        });
+        c.extra_slots
+            .push(extra("2026-12-10T17:00:00Z", 3, "extra Thursday"));
         c
     };
     base().validate(now()).unwrap();
@@ -188,11 +193,7 @@ fn validation_refusals_name_the_field() {
 #[test]
 fn prune_forgets_the_past_so_an_old_calendar_validates() {
     let mut c = tuesdays(5);
-    c.extra_slots.push(ExtraSlot {
-        at: ts("2026-11-01T17:00:00Z"),
-        capacity: 1,
-        name: "old".into(),
-    });
+    c.extra_slots.push(extra("2026-11-01T17:00:00Z", 1, "old"));
     c.blackouts.push(blackout(
         "2026-10-01T00:00:00Z",
         "2026-10-02T00:00:00Z",
@@ -308,11 +309,8 @@ fn same_instant_slots_merge_and_blackouts_are_left_out() {
         "Europe/Berlin",
         2,
     )); // 17:00Z in winter
-    c.extra_slots.push(ExtraSlot {
-        at: ts("2026-12-08T17:00:00Z"),
-        capacity: 4,
-        name: "launch party".into(),
-    });
+    c.extra_slots
+        .push(extra("2026-12-08T17:00:00Z", 4, "launch party"));
     c.blackouts.push(blackout(
         "2026-12-15T00:00:00Z",
         "2026-12-16T00:00:00Z",
@@ -659,11 +657,8 @@ fn fifty_tiles_first_ready_first_served_never_overfilled() {
         ],
         ..Default::default()
     };
-    c.extra_slots.push(ExtraSlot {
-        at: ts("2026-12-12T10:00:00Z"),
-        capacity: 2,
-        name: "Saturday special".into(),
-    });
+    c.extra_slots
+        .push(extra("2026-12-12T10:00:00Z", 2, "Saturday special"));
     c.blackouts.push(blackout(
         "2026-12-21T00:00:00Z",
         "2027-01-04T00:00:00Z",
@@ -807,11 +802,7 @@ fn the_planner_backs_the_choice() {
 #[test]
 fn edits_add_and_remove_items_and_refuse_bad_ones() {
     let c = tuesdays(2);
-    let slot = ExtraSlot {
-        at: ts("2026-12-10T17:00:00Z"),
-        capacity: 3,
-        name: "extra".into(),
-    };
+    let slot = extra("2026-12-10T17:00:00Z", 3, "extra");
     let c = c.edited(CalendarEdit::AddExtraSlot(slot.clone()), now()).unwrap();
     let c = c
         .edited(
