@@ -214,8 +214,10 @@ pub struct Chosen {
     pub planned_end: Timestamp,
     /// `slot - PLAN_MARGIN - planned_end` (never negative).
     pub slack: SignedDuration,
-    /// Go-to-market was pending and overridden.
-    pub gtm_overridden: bool,
+    /// The go-to-market readiness the choice was made with. Committing the
+    /// date needs [`Gtm::Done`] or [`Gtm::Overridden`]; with
+    /// [`Gtm::Pending`] the slot is only a proposal.
+    pub gtm: Gtm,
     /// Every earlier slot in the horizon, with why it was skipped, in order.
     pub skipped: Vec<Skipped>,
 }
@@ -238,6 +240,13 @@ pub enum Choice {
     Chosen(Chosen),
     /// None fits before a moment.
     NoSlot(NoSlot),
+}
+
+impl Chosen {
+    /// Whether the date may be committed: go-to-market done or overridden.
+    pub fn committable(&self) -> bool {
+        !matches!(self.gtm, Gtm::Pending { .. })
+    }
 }
 
 impl Choice {
@@ -271,8 +280,12 @@ impl fmt::Display for Choice {
                     format_instant(c.planned_end),
                     format_duration(c.slack)
                 )?;
-                if c.gtm_overridden {
-                    write!(f, "; go-to-market pending, OVERRIDDEN")?;
+                match c.gtm {
+                    Gtm::Done => {}
+                    Gtm::Overridden => write!(f, "; go-to-market pending, OVERRIDDEN")?,
+                    Gtm::Pending { .. } => {
+                        write!(f, "; go-to-market pending: a proposal, to commit once it is done")?
+                    }
                 }
             }
             Choice::NoSlot(n) => {
@@ -434,7 +447,7 @@ where
                         booked: reservations.booked(at),
                         planned_end: end,
                         slack: end.duration_until(deadline),
-                        gtm_overridden: gtm == Gtm::Overridden,
+                        gtm,
                         skipped,
                     }));
                 }

@@ -435,11 +435,17 @@ fn every_skip_reason_in_one_choice() {
     assert_eq!(chosen.slot.at, ts("2027-01-05T17:00:00Z"));
     assert_eq!((chosen.booked, chosen.slot.capacity), (1, 2));
     assert_eq!(chosen.slack, hours(4 * 24));
-    assert!(!chosen.gtm_overridden);
+    assert!(!chosen.committable());
+    assert!(
+        choice
+            .to_string()
+            .contains("go-to-market pending: a proposal, to commit once it is done"),
+        "{choice}"
+    );
     assert!(
         choice.to_string().starts_with(
             "GA Tue 5 Jan 2027 17:00 UTC: 1 of 2 booked before; the roll-out ends Thu 31 Dec 2026 17:00 UTC, \
-             slack 4d 00h\n  skipped Tue 1 Dec 2026 17:00 UTC: under 7 days away"
+             slack 4d 00h; go-to-market pending: a proposal, to commit once it is done\n  skipped Tue 1 Dec 2026 17:00 UTC: under 7 days away"
         ),
         "{choice}"
     );
@@ -492,7 +498,7 @@ fn gtm_override_and_not_before() {
         panic!("{choice}")
     };
     assert_eq!(chosen.slot.at, ts("2026-12-22T17:00:00Z"));
-    assert!(chosen.gtm_overridden);
+    assert!(chosen.committable() && chosen.gtm == Gtm::Overridden);
     assert!(
         choice.to_string().contains("go-to-market pending, OVERRIDDEN"),
         "{choice}"
