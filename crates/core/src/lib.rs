@@ -1,13 +1,14 @@
 //! The pure tilewave domain: what a tile is, its lifecycle and sign-offs, the
 //! Partner Connect config formats and their validation, launch readiness
 //! (the validation checklist and go-to-market items), the region catalog,
-//! and the roll-out planner.
+//! the roll-out planner, and the launch calendar with the GA slot choice.
 //!
 //! Nothing here does I/O or reads the clock: time comes in as arguments, so
 //! everything is tested with plain unit and property tests.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod calendar;
 pub mod lifecycle;
 pub mod partner_config;
 pub mod planner;
