@@ -149,6 +149,7 @@ pub static TABLE: &[Rule] = &[
     rule(ROLLOUT, "ListLaunches", READ),
     rule(ROLLOUT, "SetLaunchCalendar", RE),
     rule(ROLLOUT, "GetLaunchCalendar", READ),
+    rule(ROLLOUT, "EditLaunchCalendar", RE),
     // The virtual clock: everyone reads domain time; release engineers move
     // it (demos and tests).
     open(CLOCK, "GetTime"),

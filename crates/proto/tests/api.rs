@@ -95,6 +95,7 @@ const DESIGN: &[(&str, &str, &[&str])] = &[
             "ListLaunches",
             "SetLaunchCalendar",
             "GetLaunchCalendar",
+            "EditLaunchCalendar",
         ],
     ),
     (

@@ -5,7 +5,7 @@
 //! `rollouts/<id>`, `rollouts/<id>/steps/<region>`, `rollout-active/<tile>`,
 //! `agents/<region>`, `events/<id>`, `credentials/<id>`, `incidents/<id>`,
 //! `timers/<kind>/<due>/<id>`, `audit/<at>-<random>`, `owners/<work>`,
-//! `freeze` and `clock` (docs/design.md, "etcd: the coordination store"). Every
+//! `freeze`, `calendar` and `clock` (docs/design.md, "etcd: the coordination store"). Every
 //! service and test builds its keys here, and the names of owner work in
 //! [`work`]. Builders are infallible where the parts cannot be wrong; ids
 //! are checked at the service edges ([`check_segment`]).
@@ -172,6 +172,10 @@ impl Keys {
     pub fn freeze(&self) -> String {
         self.join(&["freeze"])
     }
+    /// `calendar`: the launch calendar (rollout service).
+    pub fn calendar(&self) -> String {
+        self.join(&["calendar"])
+    }
     /// `clock`
     pub fn clock(&self) -> String {
         self.join(&["clock"])
@@ -314,6 +318,7 @@ mod tests {
         assert_eq!(k.owner("timers"), "/tilewave/owners/timers");
         assert_eq!(k.clock(), "/tilewave/clock");
         assert_eq!(k.freeze(), "/tilewave/freeze");
+        assert_eq!(k.calendar(), "/tilewave/calendar");
         let k = Keys::new("/x").unwrap();
         assert_eq!(k.agent("gcp:me-central2"), "/x/agents/gcp:me-central2");
         assert!(Keys::new("").is_err());

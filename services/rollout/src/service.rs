@@ -21,7 +21,7 @@ use tilewave_proto::rollout::v1::*;
 use tilewave_service::limits;
 use tilewave_store::audit;
 use tilewave_store::clock::to_proto_timestamp;
-use tilewave_store::{Actor, Change};
+use tilewave_store::{Actor, Change, Versioned};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
@@ -962,18 +962,171 @@ impl RolloutService for Rollouts {
         Err(Error::Unimplemented(format!("ListLaunches {GA_SCHEDULER}")).into())
     }
 
+    #[instrument(skip_all)]
     async fn set_launch_calendar(
         &self,
-        _req: Request<SetLaunchCalendarRequest>,
+        req: Request<SetLaunchCalendarRequest>,
     ) -> Result<Response<SetLaunchCalendarResponse>, Status> {
-        Err(Error::Unimplemented(format!("SetLaunchCalendar {GA_SCHEDULER}")).into())
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let wire_cal = r
+            .calendar
+            .as_ref()
+            .ok_or_else(|| Error::invalid("calendar", "required (send an empty calendar to clear it)"))?;
+        let cal = convert::calendar(wire_cal, "calendar.")?;
+        let now = self.ctx.clock.now();
+        cal.validate(now)
+            .map_err(|e| convert::calendar_error(&e, "calendar."))?;
+        let current = self.stored_calendar().await?;
+        check_calendar_etag(current.as_ref(), r.etag)?;
+        let summary = format!(
+            "launch calendar replaced: {} rule(s), {} blackout(s), {} one-off slot(s)",
+            cal.rules.len(),
+            cal.blackouts.len(),
+            cal.extra_slots.len()
+        );
+        let calendar = self
+            .write_calendar(&actor, current.as_ref(), &cal, "SetLaunchCalendar", summary)
+            .await?;
+        Ok(Response::new(SetLaunchCalendarResponse {
+            calendar: Some(calendar),
+        }))
     }
 
+    #[instrument(skip_all)]
     async fn get_launch_calendar(
         &self,
-        _req: Request<GetLaunchCalendarRequest>,
+        req: Request<GetLaunchCalendarRequest>,
     ) -> Result<Response<GetLaunchCalendarResponse>, Status> {
-        Err(Error::Unimplemented(format!("GetLaunchCalendar {GA_SCHEDULER}")).into())
+        let r = req.into_inner();
+        let n = usize::try_from(r.upcoming)
+            .ok()
+            .filter(|n| *n <= MAX_UPCOMING)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "upcoming",
+                    format!("must be between 0 and {MAX_UPCOMING}, not {}", r.upcoming),
+                )
+            })?;
+        let calendar = self
+            .stored_calendar()
+            .await?
+            .map_or_else(LaunchCalendar::default, |c| LaunchCalendar {
+                etag: c.etag,
+                ..c.value
+            });
+        let mut upcoming = Vec::new();
+        if n > 0 {
+            let cal = convert::calendar(&calendar, "calendar.")?;
+            let now = self.ctx.clock.now();
+            let until = now
+                .checked_add(UPCOMING_WINDOW)
+                .map_err(|e| Error::invalid("upcoming", e.to_string()))?;
+            let slots = cal
+                .slots(now, until)
+                .map_err(|e| convert::calendar_error(&e, "calendar."))?;
+            upcoming = slots
+                .iter()
+                .take(n)
+                .map(|s| convert::slot_to_wire(&cal, s))
+                .collect();
+        }
+        Ok(Response::new(GetLaunchCalendarResponse {
+            calendar: Some(calendar),
+            upcoming,
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn edit_launch_calendar(
+        &self,
+        req: Request<EditLaunchCalendarRequest>,
+    ) -> Result<Response<EditLaunchCalendarResponse>, Status> {
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let edit = convert::calendar_edit(&r)?;
+        let current = self.stored_calendar().await?;
+        check_calendar_etag(current.as_ref(), r.etag)?;
+        let cal = match &current {
+            Some(c) => convert::calendar(&c.value, "calendar.")?,
+            None => tilewave_core::calendar::LaunchCalendar::default(),
+        };
+        let summary = convert::describe_edit(&cal, &edit);
+        let now = self.ctx.clock.now();
+        let next = cal
+            .edited(edit, now)
+            .map_err(|e| convert::calendar_error(&e, ""))?;
+        convert::check_calendar_counts("", next.rules.len(), next.blackouts.len(), next.extra_slots.len())?;
+        let calendar = self
+            .write_calendar(&actor, current.as_ref(), &next, "EditLaunchCalendar", summary)
+            .await?;
+        Ok(Response::new(EditLaunchCalendarResponse {
+            calendar: Some(calendar),
+        }))
+    }
+}
+
+/// At most this many upcoming slots in a GetLaunchCalendar answer.
+const MAX_UPCOMING: usize = 100;
+/// How far ahead GetLaunchCalendar looks for upcoming slots.
+const UPCOMING_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_hours(8 * 7 * 24);
+
+/// ABORTED unless `etag` is the stored calendar's (0 when none is stored):
+/// edits name items by index, so a calendar that moved must be read again.
+fn check_calendar_etag(current: Option<&Versioned<LaunchCalendar>>, etag: i64) -> Result<()> {
+    let have = current.map_or(0, |c| c.etag);
+    if etag != have {
+        return Err(Error::Conflict(format!(
+            "etag: the launch calendar changed since it was read (etag {etag}, now {have}); \
+             read it again (GetLaunchCalendar) and retry"
+        )));
+    }
+    Ok(())
+}
+
+impl Rollouts {
+    /// The stored launch calendar, if any.
+    async fn stored_calendar(&self) -> Result<Option<Versioned<LaunchCalendar>>> {
+        let key = self.ctx.keys().calendar();
+        Ok(self.ctx.store.get::<LaunchCalendar>(&key).await?)
+    }
+
+    /// Writes `cal` (validated) over `current` in one audited transaction,
+    /// guarded by `current`'s etag; ABORTED when it moved meanwhile.
+    async fn write_calendar(
+        &self,
+        actor: &Actor,
+        current: Option<&Versioned<LaunchCalendar>>,
+        cal: &tilewave_core::calendar::LaunchCalendar,
+        action: &str,
+        summary: String,
+    ) -> Result<LaunchCalendar> {
+        let key = self.ctx.keys().calendar();
+        let value = LaunchCalendar {
+            updated_by: actor.as_str().to_owned(),
+            updated_at: Some(to_proto_timestamp(self.ctx.clock.now())),
+            ..convert::calendar_to_wire(cal)
+        };
+        let change = match current {
+            Some(c) => Change::new().update(key.clone(), &value, c.etag),
+            None => Change::new().create(key.clone(), &value),
+        }
+        .audit(audit::record(action, "calendar", "calendar", summary));
+        let info = match self.ctx.store.commit(change, actor).await {
+            Ok(info) => info,
+            Err(tilewave_store::Error::Conflict { .. } | tilewave_store::Error::AlreadyExists { .. }) => {
+                return Err(Error::Conflict(
+                    "etag: the launch calendar changed while this change was made; \
+                     read it again (GetLaunchCalendar) and retry"
+                        .into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(LaunchCalendar {
+            etag: info.revision,
+            ..value
+        })
     }
 }
 

@@ -87,7 +87,7 @@ pub fn proto_duration(d: SignedDuration) -> prost_types::Duration {
     }
 }
 
-fn timestamp_of(field: &str, t: &prost_types::Timestamp) -> Result<Timestamp> {
+pub(crate) fn timestamp_of(field: &str, t: &prost_types::Timestamp) -> Result<Timestamp> {
     from_proto_timestamp(t).map_err(|e| Error::invalid(field, e.to_string()))
 }
 
@@ -210,7 +210,7 @@ pub fn check_tile(kind: RolloutKind, tile: &Tile) -> Result<()> {
     Ok(())
 }
 
-fn civil_weekday(w: i32) -> Option<CivilWeekday> {
+pub(crate) fn civil_weekday(w: i32) -> Option<CivilWeekday> {
     Some(match Weekday::try_from(w).ok()? {
         Weekday::Monday => CivilWeekday::Monday,
         Weekday::Tuesday => CivilWeekday::Tuesday,
@@ -223,7 +223,7 @@ fn civil_weekday(w: i32) -> Option<CivilWeekday> {
     })
 }
 
-fn local_time(field: &str, t: Option<&tilewave_proto::common::v1::LocalTime>) -> Result<Time> {
+pub(crate) fn local_time(field: &str, t: Option<&tilewave_proto::common::v1::LocalTime>) -> Result<Time> {
     let t = t.ok_or_else(|| Error::invalid(field, "required"))?;
     let hour = i8::try_from(t.hour).map_err(|_| Error::invalid(field, "hour out of range"))?;
     let minute = i8::try_from(t.minute).map_err(|_| Error::invalid(field, "minute out of range"))?;

@@ -7,6 +7,7 @@
 
 mod bad_input;
 mod bounded;
+mod calendar;
 mod clock;
 mod fast_clock;
 mod fencing;

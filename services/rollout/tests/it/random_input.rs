@@ -24,7 +24,7 @@ use tilewave_testkit::rpc_fuzz::{
 use crate::*;
 
 /// Every RPC of the rollout service and the clock.
-const RPCS: [Rpc; 23] = [
+const RPCS: [Rpc; 24] = [
     Rpc::unary("/tilewave.rollout.v1.RolloutService/PlanRollout"),
     Rpc::unary("/tilewave.rollout.v1.RolloutService/StartRollout"),
     Rpc::unary("/tilewave.rollout.v1.RolloutService/GetRollout"),
@@ -44,6 +44,7 @@ const RPCS: [Rpc; 23] = [
     Rpc::unary("/tilewave.rollout.v1.RolloutService/ListLaunches"),
     Rpc::unary("/tilewave.rollout.v1.RolloutService/SetLaunchCalendar"),
     Rpc::unary("/tilewave.rollout.v1.RolloutService/GetLaunchCalendar"),
+    Rpc::unary("/tilewave.rollout.v1.RolloutService/EditLaunchCalendar"),
     Rpc::unary("/tilewave.clock.v1.ClockService/GetTime"),
     Rpc::unary("/tilewave.clock.v1.ClockService/Advance"),
     Rpc::unary("/tilewave.clock.v1.ClockService/Set"),

@@ -721,8 +721,6 @@ const NF: Want = Want::Code(Code::NotFound);
 const IA: Want = Want::Code(Code::InvalidArgument);
 /// Allowed, and then refused for a stale etag: ABORTED.
 const AB: Want = Want::Code(Code::Aborted);
-/// Allowed, and not built yet.
-const UI: Want = Want::Code(Code::Unimplemented);
 
 /// One representative RPC of a family, called so that an allowed call
 /// changes nothing (a stale etag, a missing required field, or a read).
@@ -746,6 +744,7 @@ enum Rpc {
     RollbackRollout,
     GetLaunchCalendar,
     SetLaunchCalendar,
+    EditLaunchCalendar,
     GetTime,
     Advance,
     SetRate,
@@ -780,8 +779,9 @@ const TABLE: &[(&str, Rpc, [Want; 7])] = &[
     ("pause-resume",    Rpc::ResumeRollout,     [UA, IA, IA, PD, PD, PD, IA]),
     ("abort-rollback",  Rpc::AbortRollout,      [UA, IA, PD, PD, PD, PD, PD]),
     ("abort-rollback",  Rpc::RollbackRollout,   [UA, IA, PD, PD, PD, PD, IA]),
-    ("calendar",        Rpc::GetLaunchCalendar, [UA, UI, UI, UI, PD, PD, UI]),
-    ("calendar",        Rpc::SetLaunchCalendar, [UA, UI, PD, PD, PD, PD, PD]),
+    ("calendar",        Rpc::GetLaunchCalendar, [UA, OK, OK, OK, PD, PD, OK]),
+    ("calendar",        Rpc::SetLaunchCalendar, [UA, AB, PD, PD, PD, PD, PD]),
+    ("calendar",        Rpc::EditLaunchCalendar, [UA, AB, PD, PD, PD, PD, PD]),
     ("clock read",      Rpc::GetTime,           [UA, OK, OK, OK, OK, OK, OK]),
     ("clock set",       Rpc::Advance,           [UA, IA, PD, PD, PD, PD, PD]),
     ("clock set",       Rpc::SetRate,           [UA, IA, PD, PD, PD, PD, PD]),
@@ -803,8 +803,8 @@ impl Rpc {
             GetTile | ListTiles | UpdateTile | RecordSignOff | WithdrawSignOff | AdvanceLifecycle
             | SetGaDate | Withdraw => Process::Registry,
             PlanRollout | ListRollouts | WhereIsTile | StartRollout | PauseRollout | ResumeRollout
-            | AbortRollout | RollbackRollout | GetLaunchCalendar | SetLaunchCalendar | GetTime | Advance
-            | SetRate => Process::Rollout,
+            | AbortRollout | RollbackRollout | GetLaunchCalendar | SetLaunchCalendar | EditLaunchCalendar
+            | GetTime | Advance | SetRate => Process::Rollout,
             AgentListTiles | GetFaults => Process::Agent,
         }
     }
@@ -903,7 +903,20 @@ impl Rpc {
                 .await
                 .map(drop),
             Rpc::SetLaunchCalendar => ro
-                .set_launch_calendar(SetLaunchCalendarRequest::default())
+                .set_launch_calendar(SetLaunchCalendarRequest {
+                    calendar: Some(LaunchCalendar::default()),
+                    etag: STALE,
+                })
+                .await
+                .map(drop),
+            Rpc::EditLaunchCalendar => ro
+                .edit_launch_calendar(EditLaunchCalendarRequest {
+                    etag: STALE,
+                    edit: Some(edit_launch_calendar_request::Edit::Remove(RemoveCalendarItem {
+                        kind: CalendarItemKind::Rule.into(),
+                        index: 0,
+                    })),
+                })
                 .await
                 .map(drop),
             Rpc::GetTime => clock.get_time(GetTimeRequest {}).await.map(drop),
