@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::args::GlobalArgs;
 use crate::auth::AuthCommand;
+use crate::calendar::CalendarCommand;
 use crate::certs::CertsCommand;
 use crate::clock::ClockCommand;
 use crate::demo::DemoArgs;
@@ -37,6 +38,7 @@ Examples:
   tilewave tile signoff riverflow --role engineering
   tilewave tile set-ga riverflow \"2026-12-08 17:00\"
   tilewave tile list -o yaml
+  tilewave calendar add-rule --days tue --time 17:00 --tz UTC --capacity 5
   tilewave rollout plan riverflow
   tilewave rollout start riverflow
   tilewave rollout status riverflow --watch
@@ -70,6 +72,9 @@ pub enum Command {
     /// Hold every roll-out's new applies back (global freeze).
     #[command(subcommand)]
     Freeze(FreezeCommand),
+    /// The launch calendar: group launch days, blackouts, one-off slots.
+    #[command(subcommand)]
+    Calendar(CalendarCommand),
     /// Read or move the virtual clock.
     #[command(subcommand)]
     Clock(ClockCommand),
@@ -95,6 +100,7 @@ impl Command {
             Self::Tile(t) => t.name(),
             Self::Rollout(r) => r.name(),
             Self::Freeze(f) => f.name(),
+            Self::Calendar(c) => c.name(),
             Self::Clock(c) => c.name(),
             Self::Dev(d) => d.name(),
             Self::Certs(c) => c.name(),

@@ -9,6 +9,7 @@
 
 mod args;
 mod auth;
+mod calendar;
 mod certs;
 mod cli;
 mod client;
@@ -112,6 +113,7 @@ async fn execute(cli: Cli, resolved: &mut Option<Settings>) -> anyhow::Result<()
         Command::Tile(cmd) => tile::run(cmd, &ctx()?).await,
         Command::Rollout(cmd) => rollout::run(cmd, &ctx()?).await,
         Command::Freeze(cmd) => freeze::run(cmd, &ctx()?).await,
+        Command::Calendar(cmd) => calendar::run(cmd, &ctx()?).await,
         Command::Clock(cmd) => clock::run(cmd, &ctx()?).await,
         Command::Demo(args) => demo::run(args, &ctx()?).await,
         Command::Dev(cmd) => dev::run(cmd, &cli.global).await,
