@@ -9,8 +9,8 @@
 //!
 //! The roll-out journey runs a stack with the rollout service and four
 //! agents on a fast virtual clock: plan, start, watch to SUCCEEDED, where
-//! the tile is live, the freeze refusing a start, the clock refusing to go
-//! back.
+//! the tile is live, the freeze refusing a start, the launch calendar
+//! edited item by item, the clock refusing to go back.
 //!
 //! Needs the service binaries (built by `cargo build --bins` or a workspace
 //! test run); without them a test says so and does nothing, except under
@@ -595,6 +595,56 @@ fn rollout_journey_on_the_virtual_clock() {
     let frozen = cli.run(&["rollout", "start", "riverflow-b", "--regions", &regions]);
     assert_eq!(code(&frozen), 3, "a start during a freeze is refused");
     assert_eq!(code(&cli.run(&["freeze", "off"])), 0);
+
+    // The launch calendar: a rule, a blackout, shown with indexes and the
+    // next slots; a slot in the past is refused naming the field; an item
+    // removed by index.
+    let rule = cli.run(&[
+        "calendar",
+        "add-rule",
+        "--days",
+        "tue",
+        "--time",
+        "17:00",
+        "--tz",
+        "UTC",
+        "--capacity",
+        "5",
+    ]);
+    assert_eq!(code(&rule), 0, "{}", stderr(&rule));
+    let blackout = cli.run(&[
+        "calendar",
+        "add-blackout",
+        "--from",
+        "2040-12-24 00:00",
+        "--to",
+        "2040-12-27 00:00",
+        "--reason",
+        "Christmas",
+    ]);
+    assert_eq!(code(&blackout), 0, "{}", stderr(&blackout));
+    let show = cli.run(&["calendar", "show", "-o", "json"]);
+    assert_eq!(code(&show), 0);
+    let cal: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(cal["rules"][0]["days"][0], "tue", "{cal}");
+    assert_eq!(cal["blackouts"][0]["reason"], "Christmas", "{cal}");
+    assert_eq!(cal["upcoming"].as_array().map(Vec::len), Some(5), "{cal}");
+    assert!(stdout(&cli.run(&["calendar", "show"])).contains("UPCOMING SLOTS"));
+    let past = cli.run(&[
+        "calendar",
+        "add-slot",
+        "--at",
+        "2000-01-01 00:00",
+        "--capacity",
+        "1",
+    ]);
+    assert_eq!(code(&past), 2, "a slot in the past is bad input");
+    assert!(stderr(&past).contains("extra_slots[0].at"), "{}", stderr(&past));
+    assert_eq!(code(&cli.run(&["calendar", "remove", "blackout", "0"])), 0);
+    let cal: serde_json::Value =
+        serde_json::from_slice(&cli.run(&["calendar", "show", "-o", "json"]).stdout).unwrap();
+    assert_eq!(cal["blackouts"].as_array().map(Vec::len), Some(0), "{cal}");
+    assert_eq!(cal["rules"].as_array().map(Vec::len), Some(1), "{cal}");
 
     // The clock never goes back.
     let back = cli.run(&["clock", "set", "2000-01-01 00:00"]);
