@@ -142,6 +142,72 @@ fn spec() -> BoxedStrategy<Option<RolloutSpec>> {
     .boxed()
 }
 
+const ZONES: &[&str] = &[
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "Mars/Olympus_Mons",
+    "",
+];
+
+fn launch_rule() -> BoxedStrategy<LaunchRule> {
+    (
+        text(TEXTS),
+        proptest::collection::vec(int32(), 0..4),
+        proptest::option::of((int32(), int32())),
+        text(ZONES),
+        int32(),
+    )
+        .prop_map(|(name, weekdays, time, time_zone, capacity)| LaunchRule {
+            name,
+            weekdays,
+            time: time.map(|(hour, minute)| tilewave_proto::common::v1::LocalTime { hour, minute }),
+            time_zone,
+            capacity,
+        })
+        .boxed()
+}
+
+fn launch_blackout() -> BoxedStrategy<LaunchBlackout> {
+    (timestamp(), timestamp(), text(TEXTS))
+        .prop_map(|(start, end, reason)| LaunchBlackout { start, end, reason })
+        .boxed()
+}
+
+fn extra_slot() -> BoxedStrategy<ExtraLaunchSlot> {
+    (timestamp(), int32(), text(TEXTS))
+        .prop_map(|(at, capacity, name)| ExtraLaunchSlot { at, capacity, name })
+        .boxed()
+}
+
+fn launch_calendar() -> BoxedStrategy<Option<LaunchCalendar>> {
+    proptest::option::of(
+        (
+            proptest::collection::vec(launch_rule(), 0..3),
+            proptest::collection::vec(launch_blackout(), 0..3),
+            proptest::collection::vec(extra_slot(), 0..3),
+        )
+            .prop_map(|(rules, blackouts, extra_slots)| LaunchCalendar {
+                rules,
+                blackouts,
+                extra_slots,
+                ..Default::default()
+            }),
+    )
+    .boxed()
+}
+
+fn calendar_edit() -> BoxedStrategy<Option<edit_launch_calendar_request::Edit>> {
+    use edit_launch_calendar_request::Edit;
+    proptest::option::of(prop_oneof![
+        launch_rule().prop_map(Edit::AddRule),
+        launch_blackout().prop_map(Edit::AddBlackout),
+        extra_slot().prop_map(Edit::AddExtraSlot),
+        (int32(), int32()).prop_map(|(kind, index)| Edit::Remove(RemoveCalendarItem { kind, index })),
+    ])
+    .boxed()
+}
+
 /// A typed request for RPC `i`, with random fields, encoded.
 fn typed(i: usize) -> BoxedStrategy<Vec<u8>> {
     let id = || text(ROLLOUT_IDS);
@@ -259,6 +325,15 @@ fn typed(i: usize) -> BoxedStrategy<Vec<u8>> {
                 .encode_to_vec()
             })
             .boxed(),
+        "SetLaunchCalendar" => (launch_calendar(), int64())
+            .prop_map(|(calendar, etag)| SetLaunchCalendarRequest { calendar, etag }.encode_to_vec())
+            .boxed(),
+        "GetLaunchCalendar" => int32()
+            .prop_map(|upcoming| GetLaunchCalendarRequest { upcoming }.encode_to_vec())
+            .boxed(),
+        "EditLaunchCalendar" => (calendar_edit(), int64())
+            .prop_map(|(edit, etag)| EditLaunchCalendarRequest { etag, edit }.encode_to_vec())
+            .boxed(),
         "Advance" => duration()
             .prop_map(|by| tilewave_proto::clock::v1::AdvanceRequest { by }.encode_to_vec())
             .boxed(),
@@ -277,8 +352,8 @@ fn typed(i: usize) -> BoxedStrategy<Vec<u8>> {
         ]
         .prop_map(|rate| tilewave_proto::clock::v1::SetRateRequest { rate }.encode_to_vec())
         .boxed(),
-        // GetFreeze and GetTime take nothing; the GA scheduler's RPCs are not built
-        // yet: random fields for all of them.
+        // GetFreeze and GetTime take nothing; ScheduleGa and ListLaunches are not
+        // built yet: random fields for all of them.
         _ => protobuf(),
     }
 }
