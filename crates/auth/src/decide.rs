@@ -35,9 +35,14 @@ impl Caller {
     /// The name an audit record gives this caller, from the name the call
     /// claims (the `x-tilewave-actor` entry): the certificate identity,
     /// except that a `service` acting on a user's behalf names both,
-    /// `ola (via tilewave-escalation)`. Anyone else's claim is ignored.
+    /// `ola (via tilewave-escalation)`, and a `service` doing its own work
+    /// (a claim `system:...`) is `system:<its certificate identity>`, never
+    /// another system's name. Anyone else's claim is ignored.
     pub fn actor_name(&self, claimed: Option<&str>) -> String {
         match claimed.map(str::trim).filter(|c| !c.is_empty()) {
+            Some(own) if self.role == Role::Service && own.starts_with("system:") => {
+                format!("system:{}", self.identity)
+            }
             Some(user) if self.role == Role::Service && user != self.identity.as_str() => {
                 format!("{user} (via {})", self.identity)
             }
@@ -271,6 +276,9 @@ mod tests {
             (&svc, Some("  "), "tilewave-rollout"),
             (&svc, Some("tilewave-rollout"), "tilewave-rollout"),
             (&svc, Some("ola"), "ola (via tilewave-rollout)"),
+            (&svc, Some("system:rollout"), "system:tilewave-rollout"),
+            (&svc, Some("system:tilewave-registry"), "system:tilewave-rollout"),
+            (&ada, Some("system:rollout"), "ada"),
         ];
         for (caller, claimed, want) in cases {
             assert_eq!(

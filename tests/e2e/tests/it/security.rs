@@ -601,9 +601,9 @@ async fn start_rollout_of(stack: &Stack, id: &str) -> Result<Rollout> {
 
 /// Every audit record in etcd names a certificate identity of the test
 /// PKI: a user's or a service's; `<claimed> (via <service>)` when a service
-/// acts for someone (the rollout's lifecycle loop, `system:rollout (via
-/// rollout)`); or `system:<service>` for what a service does on its own
-/// without a call (the rollout service creating the virtual clock).
+/// acts for someone; or `system:<service>` for what a service does on its
+/// own (the rollout's lifecycle loop calling the registry, the rollout
+/// service creating the virtual clock).
 async fn assert_audit_names_certificates(stack: &Stack) {
     let identities: BTreeSet<String> = pki::USERS
         .iter()
