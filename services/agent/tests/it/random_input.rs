@@ -201,7 +201,7 @@ fn random_and_malformed_messages_to_every_rpc() -> Result<()> {
     let channel = rt.block_on(stack.channel(CALLER))?;
     let mut faults = FaultInjectionServiceClient::new(channel.clone());
 
-    let registration = format!("{PREFIX}agents/");
+    let registration = tilewave_store::Keys::new(PREFIX)?.agents();
     let mut runner = rpc_fuzz::runner();
     let cases = runner.config().cases;
     let started = tokio::time::Instant::now();

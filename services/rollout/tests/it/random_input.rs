@@ -394,7 +394,7 @@ fn random_and_malformed_messages_to_every_rpc() -> Result<()> {
     })?;
     let channel = rt.block_on(rollout.channel(RELEASE_ENGINEER))?;
 
-    let owners = format!("{PREFIX}owners/");
+    let owners = tilewave_store::Keys::new(PREFIX)?.owners();
     let mut runner = rpc_fuzz::runner();
     let cases = runner.config().cases;
     let started = tokio::time::Instant::now();
