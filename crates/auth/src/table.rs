@@ -124,6 +124,8 @@ pub static TABLE: &[Rule] = &[
     rule(REGISTRY, "RecordSignOff", RE_PARTNER),
     rule(REGISTRY, "WithdrawSignOff", RE_PARTNER),
     rule(REGISTRY, "SetTestWorkspace", RE),
+    rule(REGISTRY, "RecordValidation", RE),
+    rule(REGISTRY, "SetGtmItem", RE),
     rule(REGISTRY, "SetGaDate", RE_SERVICE),
     rule(REGISTRY, "AdvanceLifecycle", SERVICE),
     rule(REGISTRY, "Withdraw", RE),
@@ -150,6 +152,7 @@ pub static TABLE: &[Rule] = &[
     rule(ROLLOUT, "SetLaunchCalendar", RE),
     rule(ROLLOUT, "GetLaunchCalendar", READ),
     rule(ROLLOUT, "EditLaunchCalendar", RE),
+    rule(ROLLOUT, "HoldLaunch", RE_ONCALL),
     // The virtual clock: everyone reads domain time; release engineers move
     // it (demos and tests).
     open(CLOCK, "GetTime"),

@@ -596,6 +596,7 @@ mod tests {
                 at: Some(to_proto_time("2026-12-08T17:00:00Z".parse().unwrap())),
                 capacity: 5,
                 source: "Tuesday group launch".into(),
+                booked: 0,
             }],
         };
         assert_eq!(

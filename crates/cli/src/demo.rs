@@ -274,6 +274,7 @@ pub async fn run(args: DemoArgs, ctx: &Ctx) -> anyhow::Result<()> {
                     ga_time: Some(to_proto_time(ga)),
                     etag: tile.etag,
                     reason: "tilewave demo: a week ahead".into(),
+                    ..Default::default()
                 })?)
                 .await,
         )?

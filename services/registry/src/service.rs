@@ -769,6 +769,22 @@ impl RegistryService for Registry {
             removal_pending,
         }))
     }
+
+    async fn record_validation(
+        &self,
+        _req: Request<RecordValidationRequest>,
+    ) -> Result<Response<RecordValidationResponse>, Status> {
+        Err(Status::unimplemented(
+            "RecordValidation is being built (issue 14)",
+        ))
+    }
+
+    async fn set_gtm_item(
+        &self,
+        _req: Request<SetGtmItemRequest>,
+    ) -> Result<Response<SetGtmItemResponse>, Status> {
+        Err(Status::unimplemented("SetGtmItem is being built (issue 14)"))
+    }
 }
 
 impl Registry {

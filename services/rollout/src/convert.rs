@@ -468,6 +468,7 @@ pub fn slot_to_wire(cal: &LaunchCalendar, s: &Slot) -> wire::LaunchSlot {
         at: Some(to_proto_timestamp(s.at)),
         capacity: capacity_to_wire(s.capacity),
         source: cal.describe_sources(s),
+        booked: 0,
     }
 }
 

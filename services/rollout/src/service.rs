@@ -962,6 +962,13 @@ impl RolloutService for Rollouts {
         Err(Error::Unimplemented(format!("ListLaunches {GA_SCHEDULER}")).into())
     }
 
+    async fn hold_launch(
+        &self,
+        _req: Request<HoldLaunchRequest>,
+    ) -> Result<Response<HoldLaunchResponse>, Status> {
+        Err(Error::Unimplemented(format!("HoldLaunch {GA_SCHEDULER}")).into())
+    }
+
     #[instrument(skip_all)]
     async fn set_launch_calendar(
         &self,

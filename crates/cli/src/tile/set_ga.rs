@@ -55,6 +55,7 @@ pub fn request(args: &Args, current: Option<Current>) -> Result<SetGaDateRequest
         },
         etag: given_or_read(args.etag, current, |c| c.etag)?,
         reason: args.reason.clone().unwrap_or_default(),
+        ..Default::default()
     })
 }
 

@@ -297,6 +297,7 @@ async fn walks_a_tile_to_scheduled_and_refuses_each_bad_move_with_its_own_code()
             ga_time: Some(ts(now + jiff::SignedDuration::from_hours(24 * 6))),
             etag: 0,
             reason: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -310,6 +311,7 @@ async fn walks_a_tile_to_scheduled_and_refuses_each_bad_move_with_its_own_code()
             ga_time: Some(ts(now + jiff::SignedDuration::from_hours(24 * 9))),
             etag: 0,
             reason: "launch post".into(),
+            ..Default::default()
         })
         .await?
         .into_inner()

@@ -273,6 +273,7 @@ fn typed(i: usize, sample: PartnerConfig) -> BoxedStrategy<Vec<u8>> {
                     ga_time,
                     etag,
                     reason,
+                    ..Default::default()
                 }
                 .encode_to_vec()
             })

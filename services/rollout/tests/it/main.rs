@@ -278,6 +278,7 @@ impl Stack {
                 ga_time: Some(ts(now + ga_in)),
                 etag: tile.etag,
                 reason: "test".into(),
+                ..Default::default()
             })
             .await?
             .into_inner()

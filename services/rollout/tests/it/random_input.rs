@@ -137,6 +137,7 @@ fn spec() -> BoxedStrategy<Option<RolloutSpec>> {
             earliest_start,
             deadline,
             on_failure,
+            ga_preview: None,
         },
     ))
     .boxed()

@@ -568,6 +568,7 @@ async fn start_rollout_of(stack: &Stack, id: &str) -> Result<Rollout> {
             ga_time: Some(ga),
             etag: tile.etag,
             reason: "security test".into(),
+            ..Default::default()
         })
         .await?
         .into_inner()
@@ -870,6 +871,7 @@ impl Rpc {
                     ga_time: None,
                     etag: STALE,
                     reason: String::new(),
+                    ..Default::default()
                 })
                 .await
                 .map(drop),
