@@ -24,6 +24,8 @@ pub mod work {
     pub const LIFECYCLE: &str = "lifecycle";
     /// Reconciliation, taken afresh each pass (`owners/reconciler`).
     pub const RECONCILER: &str = "reconciler";
+    /// The rollout service's GA scheduler (`owners/scheduler`).
+    pub const SCHEDULER: &str = "scheduler";
 
     /// One roll-out (`owners/rollout-<id>`).
     pub fn rollout(id: &str) -> String {
@@ -175,6 +177,22 @@ impl Keys {
     /// `calendar`: the launch calendar (rollout service).
     pub fn calendar(&self) -> String {
         self.join(&["calendar"])
+    }
+    /// `launch-holds/`: launches the GA scheduler must not start.
+    pub fn launch_holds(&self) -> String {
+        self.join(&["launch-holds/"])
+    }
+    /// `launch-holds/<tile>`
+    pub fn launch_hold(&self, tile: &str) -> String {
+        self.join(&["launch-holds/", tile])
+    }
+    /// `launch-blocked/`: why the GA scheduler has not started a due launch.
+    pub fn launch_blocked_all(&self) -> String {
+        self.join(&["launch-blocked/"])
+    }
+    /// `launch-blocked/<tile>`
+    pub fn launch_blocked(&self, tile: &str) -> String {
+        self.join(&["launch-blocked/", tile])
     }
     /// `clock`
     pub fn clock(&self) -> String {

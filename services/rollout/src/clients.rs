@@ -82,6 +82,26 @@ impl Registry {
             .ok_or_else(|| Error::NotFound(format!("the registry returned no tile for {}", quoted(id))))
     }
 
+    /// Sets a tile's GA date on behalf of `actor` (the registry checks the
+    /// rules and the go-to-market gate, and with `slot_capacity` > 0 books
+    /// the slot in the same transaction). The registry's refusal comes back
+    /// as its own status.
+    pub async fn set_ga_date(
+        &self,
+        actor: &str,
+        req: tilewave_proto::registry::v1::SetGaDateRequest,
+    ) -> std::result::Result<Tile, tonic::Status> {
+        let id = req.id.clone();
+        let mut r = request(req, self.timeout);
+        if let Ok(v) = actor.parse() {
+            r.metadata_mut().insert(tilewave_store::actor::ACTOR_HEADER, v);
+        }
+        let resp = self.client.clone().set_ga_date(r).await?;
+        resp.into_inner().tile.ok_or_else(|| {
+            tonic::Status::internal(format!("the registry returned no tile for {}", quoted(&id)))
+        })
+    }
+
     /// Moves a tile's lifecycle (the registry checks the transition).
     pub async fn advance(
         &self,

@@ -82,6 +82,15 @@ pub struct RolloutConfig {
     /// tile, in domain minutes.
     #[arg(long, env = "TILEWAVE_REMOVAL_BAKE_MINS", default_value_t = DEFAULT_REMOVAL_BAKE_MINS)]
     pub removal_bake_mins: u64,
+    /// The GA scheduler raises DEADLINE_AT_RISK for a scheduled launch when
+    /// its planned slack (GA - 24 h minus the plan's end) falls below this
+    /// many domain hours.
+    #[arg(long, env = "TILEWAVE_AT_RISK_MARGIN_HOURS", default_value_t = 12)]
+    pub at_risk_margin_hours: u32,
+    /// Run the GA scheduler (creating and starting scheduled launches by
+    /// itself); `false` leaves every launch to `tilewave rollout start`.
+    #[arg(long, env = "TILEWAVE_GA_SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ga_scheduler: bool,
     /// This replica's name in owner records; default `rollout-<pid>-<random>`.
     #[arg(long, env = "TILEWAVE_REPLICA")]
     pub replica: Option<String>,
@@ -137,6 +146,14 @@ impl RolloutConfig {
     /// The bake of each wave of a removal roll-out (domain time).
     pub fn removal_bake(&self) -> jiff::SignedDuration {
         jiff::SignedDuration::from_mins(i64::try_from(self.removal_bake_mins).unwrap_or(i64::MAX / 60))
+    }
+
+    /// The GA scheduler's settings.
+    pub fn scheduler(&self) -> crate::scheduler::Settings {
+        crate::scheduler::Settings {
+            enabled: self.ga_scheduler,
+            at_risk_margin: jiff::SignedDuration::from_hours(i64::from(self.at_risk_margin_hours)),
+        }
     }
 
     /// The deadline of one outgoing RPC.

@@ -51,6 +51,9 @@ pub struct Ctx {
     /// Every tile (`tiles/<id>`, not their revisions), watch-backed and
     /// read-only: the registry is the only writer of tiles.
     pub tiles: Arc<WatchCache<Tile>>,
+    /// The launch calendar (`calendar`), watch-backed: its blackouts are
+    /// every plan's global blackouts, its slots the GA scheduler's.
+    pub calendar: Arc<WatchCache<tilewave_proto::rollout::v1::LaunchCalendar>>,
     /// This replica's name in owner records.
     pub holder: String,
     /// Lease TTL of owned work.
@@ -76,6 +79,30 @@ impl Ctx {
                     .and_then(|u| from_proto_timestamp(u).ok())
                     .is_none_or(|u| self.clock.now() < u)
         })
+    }
+
+    /// The stored launch calendar in the core's terms; `None` when none is
+    /// stored (or the stored one cannot be read, which is logged).
+    pub fn launch_calendar(&self) -> Option<tilewave_core::calendar::LaunchCalendar> {
+        let stored = self.calendar.get(&self.keys().calendar())?;
+        match convert::calendar(&stored.value, "calendar.") {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "the stored launch calendar cannot be read");
+                None
+            }
+        }
+    }
+
+    /// Adds the launch calendar's blackouts to a plan's global blackouts:
+    /// no apply starts inside a holiday or a freeze of the calendar.
+    pub fn with_calendar_blackouts(&self, input: &mut planner::PlanInput) {
+        if let Some(cal) = self.launch_calendar() {
+            input
+                .blackouts
+                .global
+                .extend(cal.blackouts.iter().map(|b| planner::Period::new(b.start, b.end)));
+        }
     }
 }
 
@@ -216,7 +243,9 @@ pub fn resolved_of(ctx: &Ctx, rollout: &Rollout, now: Timestamp) -> Result<Resol
         ga_time: rollout.plan.as_ref().and_then(|p| p.ga_time),
         ..Default::default()
     };
-    spec::resolve(&spec, &tile, &ctx.catalog, now, &[])
+    let mut resolved = spec::resolve(&spec, &tile, &ctx.catalog, now, &[])?;
+    ctx.with_calendar_blackouts(&mut resolved.input);
+    Ok(resolved)
 }
 
 /// What a re-plan changed that needs an event.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tilewave_proto::clock::v1::clock_service_server::ClockServiceServer;
 use tilewave_proto::registry::v1::Tile;
 use tilewave_proto::rollout::v1::rollout_service_server::RolloutServiceServer;
-use tilewave_proto::rollout::v1::{Freeze, Rollout};
+use tilewave_proto::rollout::v1::{Freeze, LaunchCalendar, Rollout};
 use tilewave_store::{
     Actor, Clock, Keys, Shutdown, Store, StoreConfig, SystemClock, Tasks, VirtualClock, WatchCache,
 };
@@ -105,6 +105,7 @@ pub async fn serve(
         Arc::new(move |k: &str| Keys::is_direct_child(&tiles_filter, k)),
     )
     .await?;
+    let calendar = WatchCache::<LaunchCalendar>::key(&store, &store.keys().calendar()).await?;
     let holder = config
         .replica
         .clone()
@@ -118,6 +119,7 @@ pub async fn serve(
         rollouts: Arc::new(rollouts),
         freeze: Arc::new(freeze),
         tiles: Arc::new(tiles),
+        calendar: Arc::new(calendar),
         holder,
         ttl: config.lease_ttl(),
         actor,
@@ -138,6 +140,10 @@ pub async fn serve(
     tasks.spawn("reconciler", {
         let (ctx, interval) = (ctx.clone(), config.reconcile_interval());
         move |shutdown| crate::reconcile::run(ctx, interval, shutdown)
+    });
+    tasks.spawn("scheduler", {
+        let (ctx, settings) = (ctx.clone(), config.scheduler());
+        move |shutdown| crate::scheduler::run(ctx, settings, shutdown)
     });
     tasks.spawn("lifecycle", {
         let (ctx, bake) = (ctx.clone(), config.removal_bake());

@@ -68,7 +68,13 @@ impl Rollouts {
             .filter(|(_, d)| d.revision > 0)
             .map(|((_, region), _)| region)
             .collect();
-        let resolved = spec::resolve(spec, &tile, &self.ctx.catalog, now, &live)?;
+        let mut as_planned = tile.clone();
+        if let Some(ga) = &spec.ga_preview {
+            spec::timestamp_of("spec.ga_preview", ga)?;
+            as_planned.ga_time = Some(*ga);
+        }
+        let mut resolved = spec::resolve(spec, &as_planned, &self.ctx.catalog, now, &live)?;
+        self.ctx.with_calendar_blackouts(&mut resolved.input);
         Ok((tile, resolved))
     }
 
@@ -199,7 +205,22 @@ impl Rollouts {
         spec_in: RolloutSpec,
         accept_late: bool,
     ) -> Result<Rollout> {
-        self.start_checked(actor, origin, spec_in, accept_late, Preflight::Skip)
+        self.start_checked(actor, origin, spec_in, accept_late, Preflight::Skip, None)
+            .await
+    }
+
+    /// Starts a launch roll-out for the GA scheduler: with the pre-flight,
+    /// never late, and fenced by the scheduler's owner token (a deposed
+    /// scheduler's start is refused by etcd).
+    pub async fn start_fenced(
+        &self,
+        actor: &Actor,
+        origin: tilewave_proto::common::v1::SpanOrigin,
+        spec_in: RolloutSpec,
+        preflight: Preflight,
+        token: &tilewave_store::FencingToken,
+    ) -> Result<Rollout> {
+        self.start_checked(actor, origin, spec_in, false, preflight, Some(token))
             .await
     }
 
@@ -215,7 +236,14 @@ impl Rollouts {
         spec_in: RolloutSpec,
         accept_late: bool,
         preflight: Preflight,
+        fence: Option<&tilewave_store::FencingToken>,
     ) -> Result<Rollout> {
+        if spec_in.ga_preview.is_some() {
+            return Err(Error::invalid(
+                "spec.ga_preview",
+                "only for PlanRollout: a launch starts against the tile's own GA date (set it with `tilewave ga schedule TILE --commit`)",
+            ));
+        }
         let (tile, mut resolved) = self.resolve(&spec_in).await?;
         spec::check_tile(resolved.kind, &tile)?;
         if self.ctx.frozen() {
@@ -361,6 +389,9 @@ impl Rollouts {
         if let Some(e) = &re.crossed {
             change = model::with_event(keys, change, e);
         }
+        if let Some(t) = fence {
+            change = change.fence(t);
+        }
         let change = change.audit(audit::record(
             "StartRollout",
             "rollout",
@@ -451,9 +482,6 @@ fn check_command(command: &Command) -> Result<()> {
 
 type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// What every GA-scheduler RPC answers for now.
-const GA_SCHEDULER: &str = "arrives with the GA scheduler";
-
 #[tonic::async_trait]
 impl RolloutService for Rollouts {
     #[instrument(skip_all, fields(tile = %req.get_ref().spec.as_ref().map(|s| s.tile_id.as_str()).unwrap_or("")))]
@@ -464,7 +492,17 @@ impl RolloutService for Rollouts {
         let spec_in = req.into_inner().spec.unwrap_or_default();
         let (tile, resolved) = self.resolve(&spec_in).await?;
         let mut plan = spec::plan(&resolved)?;
-        if let Err(e) = spec::check_tile(resolved.kind, &tile)
+        // A preview (`--ga`) of a tile not yet scheduled is what it is for.
+        let preview = spec_in.ga_preview.is_some()
+            && matches!(
+                tile.state(),
+                tilewave_proto::common::v1::TileState::Draft
+                    | tilewave_proto::common::v1::TileState::Validating
+                    | tilewave_proto::common::v1::TileState::SignedOff
+                    | tilewave_proto::common::v1::TileState::Scheduled
+            );
+        if !preview
+            && let Err(e) = spec::check_tile(resolved.kind, &tile)
             && let Some(p) = spec::tile_problem(&e, &tile)
         {
             plan.feasible = false;
@@ -503,6 +541,7 @@ impl RolloutService for Rollouts {
                 r.spec.unwrap_or_default(),
                 r.accept_late,
                 Preflight::Agents,
+                None,
             )
             .await?;
         Ok(Response::new(StartRolloutResponse {
@@ -948,25 +987,35 @@ impl RolloutService for Rollouts {
         }))
     }
 
+    #[instrument(skip_all, fields(tile = %req.get_ref().tile_id))]
     async fn schedule_ga(
         &self,
-        _req: Request<ScheduleGaRequest>,
+        req: Request<ScheduleGaRequest>,
     ) -> Result<Response<ScheduleGaResponse>, Status> {
-        Err(Error::Unimplemented(format!("ScheduleGa {GA_SCHEDULER}")).into())
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        Ok(Response::new(
+            crate::launch::schedule(&self.ctx, &actor, &r).await?,
+        ))
     }
 
+    #[instrument(skip_all)]
     async fn list_launches(
         &self,
-        _req: Request<ListLaunchesRequest>,
+        req: Request<ListLaunchesRequest>,
     ) -> Result<Response<ListLaunchesResponse>, Status> {
-        Err(Error::Unimplemented(format!("ListLaunches {GA_SCHEDULER}")).into())
+        let r = req.into_inner();
+        Ok(Response::new(crate::launch::list(&self.ctx, &r).await?))
     }
 
+    #[instrument(skip_all, fields(tile = %req.get_ref().tile_id))]
     async fn hold_launch(
         &self,
-        _req: Request<HoldLaunchRequest>,
+        req: Request<HoldLaunchRequest>,
     ) -> Result<Response<HoldLaunchResponse>, Status> {
-        Err(Error::Unimplemented(format!("HoldLaunch {GA_SCHEDULER}")).into())
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        Ok(Response::new(crate::launch::hold(&self.ctx, &actor, &r).await?))
     }
 
     #[instrument(skip_all)]

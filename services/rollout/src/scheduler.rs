@@ -1,0 +1,429 @@
+//! The GA scheduler loop: one owner at a time (`owners/scheduler`, the
+//! store's owner loop), it looks at every SCHEDULED tile whenever a tile,
+//! roll-out or the calendar changes, or the domain clock reaches the next
+//! moment it waits for, and
+//!
+//! - before the tile's start (GA - 7 days): re-plans its launch roll-out
+//!   (the calendar's blackouts included) and raises DEADLINE_AT_RISK when
+//!   the slack falls below the margin (12 h by default), with how late it
+//!   would be and what would fix it, and again, as certain, when not even
+//!   the planner's suggestions fit: each once per tile, revision and GA
+//!   moment (the event id is derived from them, and created only if
+//!   absent);
+//! - from the start on (or at once when it has passed and the plan still
+//!   fits): runs the pre-flight (not held, no global freeze, the plan fits,
+//!   every planned region has a live agent) and starts the roll-out
+//!   through the same code as StartRollout, fenced by the owner's token. A
+//!   failed pre-flight is stored at `launch-blocked/<tile>` (what `ga list`
+//!   shows) and raises PREFLIGHT_FAILED once per distinct reason.
+//!
+//! A revision whose launch roll-out was ever created (even aborted) is
+//! never started again by the scheduler: after an abort a person decides
+//! (`tilewave rollout start`, or `tilewave ga move`). Two replicas cannot
+//! start one launch twice: the roll-out id and the tile's active marker
+//! are created only if absent, in the transaction that creates it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use tilewave_core::calendar::{PLAN_MARGIN, format_instant};
+use tilewave_core::planner::{self, format_duration};
+use tilewave_proto::common::v1::{Event, EventKind, Severity, SpanOrigin, TileState};
+use tilewave_proto::registry::v1::Tile;
+use tilewave_proto::rollout::v1::{LaunchBlocked, LaunchHold, RolloutKind, RolloutSpec};
+use tilewave_store::clock::to_proto_timestamp;
+use tilewave_store::{Actor, Change, FencingToken, Owned, OwnerLoop, Shutdown};
+use tracing::Instrument;
+
+use crate::error::{Error, Result};
+use crate::launch::{self, LAUNCH_LEAD};
+use crate::model::Ctx;
+use crate::service::{Preflight, Rollouts};
+use crate::spec;
+
+/// The scheduler's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Whether it runs at all.
+    pub enabled: bool,
+    /// DEADLINE_AT_RISK below this much planned slack.
+    pub at_risk_margin: SignedDuration,
+}
+
+/// How often a pass runs when nothing changes (real time), besides the
+/// wake-ups on changes and on the next due moment.
+const IDLE_PASS: Duration = Duration::from_secs(2);
+
+/// Runs the scheduler whenever this replica owns it, until `shutdown`.
+pub async fn run(ctx: Ctx, settings: Settings, shutdown: Shutdown) {
+    if !settings.enabled {
+        tracing::info!("the GA scheduler is off (--ga-scheduler false)");
+        shutdown.requested().await;
+        return;
+    }
+    let owner = OwnerLoop::new(
+        &ctx.store,
+        tilewave_store::keys::work::SCHEDULER,
+        &ctx.holder,
+        ctx.ttl,
+    );
+    owner
+        .run(&shutdown, |owned| {
+            let ctx = ctx.clone();
+            async move { work(ctx, settings, owned).await }
+        })
+        .await;
+}
+
+/// The scheduler's work while this replica owns it.
+async fn work(ctx: Ctx, settings: Settings, owned: Owned) -> tilewave_store::Result<()> {
+    tracing::info!(holder = %ctx.holder, "GA scheduler running");
+    let mut tiles = ctx.tiles.revision_watch();
+    let mut rollouts = ctx.rollouts.revision_watch();
+    let mut calendar = ctx.calendar.revision_watch();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    loop {
+        let next = match pass(&ctx, &settings, &owned.token(), &mut seen).await {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::warn!(error = %e, "GA scheduler pass failed; trying again");
+                None
+            }
+        };
+        let clock = ctx.clock.clone();
+        let due = async move {
+            match next {
+                Some(t) => clock.sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = owned.stopping() => return Ok(()),
+            _ = tiles.changed() => {}
+            _ = rollouts.changed() => {}
+            _ = calendar.changed() => {}
+            () = due => {}
+            () = tokio::time::sleep(IDLE_PASS) => {}
+        }
+    }
+}
+
+/// One look at every scheduled tile. Returns the next domain moment a
+/// start falls due.
+async fn pass(
+    ctx: &Ctx,
+    settings: &Settings,
+    token: &FencingToken,
+    seen: &mut HashMap<String, String>,
+) -> Result<Option<Timestamp>> {
+    let now = ctx.clock.now();
+    let holds: HashMap<String, LaunchHold> = ctx
+        .store
+        .list::<LaunchHold>(&ctx.keys().launch_holds())
+        .await?
+        .items
+        .into_iter()
+        .map(|h| (h.value.tile_id.clone(), h.value))
+        .collect();
+    let blocked: HashMap<String, tilewave_store::Versioned<LaunchBlocked>> = ctx
+        .store
+        .list::<LaunchBlocked>(&ctx.keys().launch_blocked_all())
+        .await?
+        .items
+        .into_iter()
+        .map(|h| (h.value.tile_id.clone(), h))
+        .collect();
+    let mut next: Option<Timestamp> = None;
+    for t in ctx.tiles.list() {
+        let tile = t.value;
+        if tile.self_test || tile.state() != TileState::Scheduled {
+            continue;
+        }
+        let Some(ga) = launch::ga_of(&tile) else { continue };
+        if launch::launch_rollout(ctx, &tile).is_some() {
+            continue;
+        }
+        let start_at = ga.checked_sub(LAUNCH_LEAD).unwrap_or(ga);
+        let plan = match launch::scheduled_plan(ctx, &tile, now) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(tile = %tile.id, error = %e, "cannot plan the scheduled launch");
+                continue;
+            }
+        };
+        watch_deadline(ctx, settings, token, &tile, ga, &plan, now).await;
+        if now < start_at {
+            next = Some(next.map_or(start_at, |n| n.min(start_at)));
+            continue;
+        }
+        let reason = if let Some(h) = holds.get(&tile.id) {
+            Some(format!("held by {}: {}", h.by, h.reason))
+        } else if ctx.frozen() {
+            Some("the global freeze is active: the launch starts when it is lifted".to_owned())
+        } else if let Err(i) = &plan {
+            Some(format!(
+                "the plan cannot fit: it ends {} after the deadline {}",
+                format_duration(i.late_by),
+                format_instant(i.plan.deadline)
+            ))
+        } else {
+            None
+        };
+        let outcome = match reason {
+            Some(r) => Err(r),
+            None => start(ctx, token, &tile).await,
+        };
+        let current = blocked.get(&tile.id);
+        match outcome {
+            Ok(id) => {
+                tracing::info!(tile = %tile.id, rollout = %id, "GA scheduler started the launch roll-out");
+                seen.remove(&tile.id);
+                if let Some(b) = current {
+                    let change = Change::new().delete(b.key.clone(), b.etag).fence(token);
+                    if let Err(e) = ctx.store.commit(change, &ctx.actor).await {
+                        tracing::debug!(tile = %tile.id, error = %e, "could not clear launch-blocked");
+                    }
+                }
+            }
+            Err(reason) => {
+                let unchanged =
+                    current.is_some_and(|b| b.value.reason == reason && b.value.revision == tile.revision);
+                if unchanged || seen.get(&tile.id) == Some(&reason) {
+                    continue;
+                }
+                record_blocked(
+                    ctx,
+                    token,
+                    &tile,
+                    current,
+                    &reason,
+                    now,
+                    holds.contains_key(&tile.id),
+                )
+                .await;
+                seen.insert(tile.id.clone(), reason);
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// Starts a due launch: the pre-flight's agent check, then the roll-out,
+/// as StartRollout would (fenced). The refusal is the reason it did not.
+async fn start(ctx: &Ctx, token: &FencingToken, tile: &Tile) -> std::result::Result<String, String> {
+    let spec = RolloutSpec {
+        tile_id: tile.id.clone(),
+        kind: RolloutKind::Launch as i32,
+        ..Default::default()
+    };
+    let span = tracing::info_span!("scheduler.start", tile = %tile.id);
+    let origin = {
+        let _g = span.enter();
+        tilewave_telemetry::current_origin()
+    };
+    let rollouts = Rollouts::new(ctx.clone());
+    match rollouts
+        .start_fenced(
+            &Actor::system("scheduler"),
+            origin,
+            spec,
+            Preflight::Agents,
+            token,
+        )
+        .instrument(span)
+        .await
+    {
+        Ok(r) => Ok(r.id),
+        Err(Error::FailedPrecondition(m)) | Err(Error::Invalid { message: m, .. }) => {
+            Err(format!("pre-flight: {m}"))
+        }
+        Err(e) => Err(format!("could not start: {e}")),
+    }
+}
+
+/// Stores why a due launch did not start and raises PREFLIGHT_FAILED (not
+/// for a hold: that was a person's decision).
+async fn record_blocked(
+    ctx: &Ctx,
+    token: &FencingToken,
+    tile: &Tile,
+    current: Option<&tilewave_store::Versioned<LaunchBlocked>>,
+    reason: &str,
+    now: Timestamp,
+    held: bool,
+) {
+    let record = LaunchBlocked {
+        tile_id: tile.id.clone(),
+        revision: tile.revision,
+        reason: reason.to_owned(),
+        at: Some(to_proto_timestamp(now)),
+    };
+    let key = ctx.keys().launch_blocked(&tile.id);
+    let mut change = match current {
+        Some(c) => Change::new().update(key, &record, c.etag),
+        None => Change::new().create(key, &record),
+    }
+    .fence(token);
+    if !held {
+        let e = event(
+            tile,
+            EventKind::PreflightFailed,
+            Severity::Sev2,
+            format!(
+                "the launch roll-out of {} (GA {}) did not start: {reason}",
+                tile.id,
+                launch::ga_of(tile).map_or_else(|| "?".into(), format_instant)
+            ),
+            format!(
+                "preflight-{}-r{}-{}",
+                tile.id,
+                tile.revision,
+                now.as_millisecond()
+            ),
+            now,
+            HashMap::new(),
+        );
+        change = change.create(ctx.keys().event(&e.id), &e);
+    }
+    match ctx.store.commit(change, &Actor::system("scheduler")).await {
+        Ok(_) => tracing::warn!(tile = %tile.id, %reason, "launch not started"),
+        Err(e) => tracing::debug!(tile = %tile.id, error = %e, "could not record the blocked launch"),
+    }
+}
+
+/// Raises DEADLINE_AT_RISK for a scheduled launch whose planned slack is
+/// under the margin (once per tile, revision and GA moment), and again as
+/// certain when no suggestion of the planner fits either.
+async fn watch_deadline(
+    ctx: &Ctx,
+    settings: &Settings,
+    token: &FencingToken,
+    tile: &Tile,
+    ga: Timestamp,
+    plan: &std::result::Result<planner::Plan, Box<planner::Infeasible>>,
+    now: Timestamp,
+) {
+    let deadline = ga.checked_sub(PLAN_MARGIN).unwrap_or(ga);
+    let (slack, fixes, certain) = match plan {
+        Ok(p) => {
+            let slack = p.planned_end.duration_until(deadline);
+            if slack >= settings.at_risk_margin {
+                return;
+            }
+            (slack, Vec::new(), false)
+        }
+        Err(i) => {
+            let p = spec::late_problem(i.late_by, i.binding, &i.suggestions, false);
+            let fixes: Vec<String> = p
+                .suggestions
+                .iter()
+                .filter(|s| {
+                    !matches!(
+                        s.change,
+                        Some(tilewave_proto::rollout::v1::plan_suggestion::Change::GaTime(_))
+                    )
+                })
+                .map(|s| s.message.clone())
+                .collect();
+            let certain = fixes.is_empty();
+            (
+                -i.late_by,
+                p.suggestions.iter().map(|s| s.message.clone()).collect(),
+                certain,
+            )
+        }
+    };
+    let ga_s = ga.as_second();
+    let mut changes = Vec::new();
+    let mut attributes = HashMap::new();
+    attributes.insert("slack".to_owned(), format_duration(slack));
+    attributes.insert("ga".to_owned(), format_instant(ga));
+    for (i, f) in fixes.iter().enumerate() {
+        attributes.insert(format!("fix_{}", i + 1), f.clone());
+    }
+    let late = if slack < SignedDuration::ZERO {
+        format!(
+            "would end {} after the deadline {}",
+            format_duration(-slack),
+            format_instant(deadline)
+        )
+    } else {
+        format!(
+            "would end only {} before the deadline {} (margin {})",
+            format_duration(slack),
+            format_instant(deadline),
+            format_duration(settings.at_risk_margin)
+        )
+    };
+    let fix_text = if fixes.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", fixes.join("; "))
+    };
+    changes.push(event(
+        tile,
+        EventKind::DeadlineAtRisk,
+        Severity::Sev2,
+        format!(
+            "the launch of {} (GA {}) is at risk: its roll-out, starting {}, {late}{fix_text}",
+            tile.id,
+            format_instant(ga),
+            format_instant(ga.checked_sub(LAUNCH_LEAD).unwrap_or(ga).max(now))
+        ),
+        format!("at-risk-{}-r{}-{ga_s}", tile.id, tile.revision),
+        now,
+        attributes.clone(),
+    ));
+    if certain {
+        let mut a = attributes;
+        a.insert("certain".to_owned(), "true".to_owned());
+        changes.push(event(
+            tile,
+            EventKind::DeadlineAtRisk,
+            Severity::Sev1,
+            format!(
+                "the launch of {} (GA {}) will miss its deadline: no bake or concurrency fits; move the GA date (`tilewave ga move {}`) or remove a blackout",
+                tile.id,
+                format_instant(ga),
+                tile.id
+            ),
+            format!("at-risk-{}-r{}-{ga_s}-certain", tile.id, tile.revision),
+            now,
+            a,
+        ));
+    }
+    for e in changes {
+        let key = ctx.keys().event(&e.id);
+        let change = Change::new().create(key, &e).fence(token);
+        match ctx.store.commit(change, &Actor::system("scheduler")).await {
+            Ok(_) => tracing::warn!(tile = %tile.id, event = %e.id, "{}", e.message),
+            Err(tilewave_store::Error::AlreadyExists { .. }) => {}
+            Err(err) => tracing::debug!(tile = %tile.id, error = %err, "could not raise the at-risk event"),
+        }
+    }
+}
+
+/// An event about a tile's launch.
+fn event(
+    tile: &Tile,
+    kind: EventKind,
+    severity: Severity,
+    message: String,
+    id: String,
+    now: Timestamp,
+    attributes: HashMap<String, String>,
+) -> Event {
+    Event {
+        id,
+        kind: kind as i32,
+        severity: severity as i32,
+        at: Some(to_proto_timestamp(now)),
+        tile_id: tile.id.clone(),
+        rollout_id: String::new(),
+        region: String::new(),
+        message,
+        origin: Some(SpanOrigin::default()),
+        attributes,
+    }
+}
