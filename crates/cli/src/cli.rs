@@ -12,6 +12,7 @@ use crate::clock::ClockCommand;
 use crate::demo::DemoArgs;
 use crate::dev::DevCommand;
 use crate::freeze::FreezeCommand;
+use crate::ga::GaCommand;
 use crate::rollout::RolloutCommand;
 use crate::tile::TileCommand;
 
@@ -75,6 +76,9 @@ pub enum Command {
     /// The launch calendar: group launch days, blackouts, one-off slots.
     #[command(subcommand)]
     Calendar(CalendarCommand),
+    /// GA dates on the launch calendar: schedule, move, list, hold, announce.
+    #[command(subcommand)]
+    Ga(GaCommand),
     /// Read or move the virtual clock.
     #[command(subcommand)]
     Clock(ClockCommand),
@@ -101,6 +105,7 @@ impl Command {
             Self::Rollout(r) => r.name(),
             Self::Freeze(f) => f.name(),
             Self::Calendar(c) => c.name(),
+            Self::Ga(g) => g.name(),
             Self::Clock(c) => c.name(),
             Self::Dev(d) => d.name(),
             Self::Certs(c) => c.name(),

@@ -1,25 +1,29 @@
 //! `tilewave demo`: a launch on the local stack, start to finish, on the
 //! virtual clock. It imports a fixture tile (riverflow by default; a fresh
 //! id when that exists), sets a test workspace, records the five sign-offs,
-//! sets GA a week (and an hour) ahead of virtual now, shows the plan, starts
-//! the roll-out and shows its progress until it succeeds, then says how far
-//! ahead of GA it finished and how to explore.
+//! schedules GA on the launch calendar (adding a daily launch day when the
+//! calendar has none), shows the plan, waits for the GA scheduler to start
+//! the roll-out at GA - 7 days and shows its progress until it succeeds,
+//! then says how far ahead of GA it finished and how to explore.
 
 use std::io::IsTerminal as _;
 
 use jiff::{SignedDuration, Timestamp};
 use tilewave_proto::clock::v1::{GetTimeRequest, SetRateRequest};
+use tilewave_proto::common::v1::LocalTime;
 use tilewave_proto::common::v1::SignOffRole;
 use tilewave_proto::registry::v1::{
-    ImportPartnerConfigRequest, RecordSignOffRequest, SetGaDateRequest, SetTestWorkspaceRequest, Tile,
+    ImportPartnerConfigRequest, RecordSignOffRequest, SetTestWorkspaceRequest, Tile,
 };
+use tilewave_proto::rollout::v1::edit_launch_calendar_request::Edit;
 use tilewave_proto::rollout::v1::{
-    PlanRolloutRequest, Rollout, RolloutSpec, RolloutState, StartRolloutRequest,
+    EditLaunchCalendarRequest, GetLaunchCalendarRequest, GetRolloutRequest, LaunchRule, ListLaunchesRequest,
+    PlanRolloutRequest, Rollout, RolloutSpec, RolloutState, ScheduleGaRequest,
 };
 
 use crate::client::{Ctx, out};
 use crate::error::{CliError, rpc};
-use crate::names::{from_proto_time, human_duration, human_time, to_proto_time};
+use crate::names::{from_proto_time, human_duration, human_time};
 use crate::rollout::plan::infeasible;
 use crate::rollout::render::{is_terminal, plan_text, progress, width};
 use crate::rollout::status::{follow, mode};
@@ -30,9 +34,11 @@ use crate::tile::read_document;
 const RIVERFLOW: &str = include_str!("../../core/tests/fixtures/partner-connect/riverflow-ingest.json");
 /// The test workspace the demo sets.
 const DEMO_WORKSPACE: &str = "6051921418418893";
-/// GA is this far after virtual now: the 7-day rule, plus an hour so the
-/// registry's check passes while the fast clock runs on.
-const GA_AHEAD: SignedDuration = SignedDuration::from_hours(7 * 24 + 1);
+/// How long the demo waits (real time) for the GA scheduler to start the
+/// roll-out at GA - 7 days: at most a day of domain time after scheduling.
+const START_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+/// A launch roll-out starts this long before GA.
+const LAUNCH_LEAD: SignedDuration = SignedDuration::from_hours(7 * 24);
 /// A launch must finish this long before GA.
 const GA_MARGIN: SignedDuration = SignedDuration::from_hours(24);
 /// How many `<id>-N` ids are tried when the tile exists.
@@ -107,9 +113,95 @@ pub fn signoff_request(tile: &Tile, role: SignOffRole) -> RecordSignOffRequest {
     }
 }
 
-/// The GA moment for virtual `now`.
-pub fn ga_for(now: Timestamp) -> Timestamp {
-    now.checked_add(GA_AHEAD).unwrap_or(now)
+/// The launch rule the demo adds when the calendar has no launch day.
+pub fn demo_rule() -> LaunchRule {
+    LaunchRule {
+        name: "tilewave demo: daily launch".into(),
+        weekdays: (1..=7).collect(),
+        time: Some(LocalTime { hour: 17, minute: 0 }),
+        time_zone: "UTC".into(),
+        capacity: 20,
+    }
+}
+
+/// Adds [`demo_rule`] when the launch calendar has no launch day yet.
+async fn ensure_launch_day(ctx: &Ctx) -> anyhow::Result<()> {
+    let mut rollouts = ctx.rollouts()?;
+    let current = rpc(
+        "GetLaunchCalendar",
+        rollouts
+            .get_launch_calendar(ctx.request(GetLaunchCalendarRequest { upcoming: 0 })?)
+            .await,
+    )?
+    .calendar
+    .unwrap_or_default();
+    if !current.rules.is_empty() || !current.extra_slots.is_empty() {
+        return Ok(());
+    }
+    rpc(
+        "EditLaunchCalendar",
+        rollouts
+            .edit_launch_calendar(ctx.request(EditLaunchCalendarRequest {
+                etag: current.etag,
+                edit: Some(Edit::AddRule(demo_rule())),
+            })?)
+            .await,
+    )?;
+    out("==> launch calendar: added a daily 17:00 UTC launch for 20 tiles (tilewave calendar show)\n")
+}
+
+/// Polls until the GA scheduler has created the tile's roll-out; fails
+/// early with the scheduler's reason when it records the launch as blocked.
+async fn wait_for_start(ctx: &Ctx, id: &str) -> anyhow::Result<Rollout> {
+    let mut rollouts = ctx.rollouts()?;
+    let deadline = tokio::time::Instant::now() + START_WAIT;
+    loop {
+        match rollouts
+            .get_rollout(ctx.request(GetRolloutRequest {
+                id: String::new(),
+                tile_id: id.to_owned(),
+            })?)
+            .await
+        {
+            Ok(r) => {
+                if let Some(r) = r.into_inner().rollout {
+                    return Ok(r);
+                }
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => {}
+            Err(s) => {
+                return Err(rpc::<()>("GetRollout", Err(s))
+                    .err()
+                    .map_or_else(|| anyhow::anyhow!("GetRollout"), Into::into));
+            }
+        }
+        let launches = rpc(
+            "ListLaunches",
+            rollouts
+                .list_launches(ctx.request(ListLaunchesRequest::default())?)
+                .await,
+        )?;
+        if let Some(l) = launches
+            .launches
+            .iter()
+            .find(|l| l.tile_id == id && !l.blocked.is_empty())
+        {
+            return Err(CliError::Conflict(format!(
+                "the GA scheduler did not start {id}: {} (tilewave ga list)",
+                l.blocked
+            ))
+            .into());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(CliError::Conflict(format!(
+                "the GA scheduler has not started {id} within {}s: is the virtual clock running fast? \
+                 (tilewave clock show; tilewave ga list)",
+                START_WAIT.as_secs()
+            ))
+            .into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 /// The closing verdict: how far ahead of GA the roll-out finished.
@@ -177,30 +269,6 @@ async fn import(ctx: &Ctx, doc: &str) -> anyhow::Result<Tile> {
     anyhow::bail!("{base} .. {base}-{MAX_FRESH_IDS} all exist: `tilewave dev down --purge` starts afresh")
 }
 
-/// The regions of the local stack when it runs agents for only some of
-/// the catalog (`dev up --regions N`); empty (every region) otherwise.
-fn regions_with_agents() -> Vec<String> {
-    let Ok(dir) = crate::dev::stack::dev_dir(None, &process_env) else {
-        return Vec::new();
-    };
-    match crate::dev::stack::StackFile::read(&dir) {
-        Ok(Some(stack)) => limit_regions(stack.regions as usize),
-        _ => Vec::new(),
-    }
-}
-
-/// The `n` regions of a stack started with `dev up --regions N` (a
-/// representative set, the stack's catalog), or none (meaning all) when
-/// `n` covers the catalog.
-pub fn limit_regions(n: usize) -> Vec<String> {
-    let all = crate::dev::services::regions(usize::MAX);
-    if n >= all.len() {
-        Vec::new()
-    } else {
-        all.into_iter().take(n).collect()
-    }
-}
-
 /// A response's tile.
 fn tile_of(name: &str, t: Option<Tile>) -> anyhow::Result<Tile> {
     t.ok_or_else(|| anyhow::anyhow!("{name}: the response holds no tile"))
@@ -263,33 +331,35 @@ pub async fn run(args: DemoArgs, ctx: &Ctx) -> anyhow::Result<()> {
         crate::names::state_name(tile.state)
     ))?;
 
-    let ga = ga_for(virtual_now(ctx).await?);
-    tile = tile_of(
-        "SetGaDate",
-        rpc(
-            "SetGaDate",
-            registry
-                .set_ga_date(ctx.request(SetGaDateRequest {
-                    id: id.clone(),
-                    ga_time: Some(to_proto_time(ga)),
-                    etag: tile.etag,
-                    reason: "tilewave demo: a week ahead".into(),
-                    ..Default::default()
-                })?)
-                .await,
-        )?
-        .tile,
+    ensure_launch_day(ctx).await?;
+    let mut rollouts = ctx.rollouts()?;
+    let answer = rpc(
+        "ScheduleGa",
+        rollouts
+            .schedule_ga(ctx.request(ScheduleGaRequest {
+                tile_id: id.clone(),
+                commit: true,
+                ..Default::default()
+            })?)
+            .await,
     )?;
+    let ga = match (answer.committed, from_proto_time(answer.ga_time.as_ref())) {
+        (true, Some(ga)) => ga,
+        _ => {
+            return Err(CliError::Conflict(format!(
+                "the GA scheduler found no slot for {id}: {}",
+                answer.explanation
+            ))
+            .into());
+        }
+    };
     step(&format!(
-        "GA set to {} ({})",
-        human_time(ga),
-        crate::names::state_name(tile.state)
+        "GA scheduled on the launch calendar (tilewave ga schedule {id} --commit): {}",
+        answer.explanation
     ))?;
 
-    let mut rollouts = ctx.rollouts()?;
     let spec = RolloutSpec {
         tile_id: id.clone(),
-        regions: regions_with_agents(),
         ..RolloutSpec::default()
     };
     let plan = rpc(
@@ -309,20 +379,14 @@ pub async fn run(args: DemoArgs, ctx: &Ctx) -> anyhow::Result<()> {
         return Err(infeasible(&plan).into());
     }
 
-    let started = rpc(
-        "StartRollout",
-        rollouts
-            .start_rollout(ctx.request(StartRolloutRequest {
-                spec: Some(spec),
-                accept_late: false,
-                request_id: String::new(),
-            })?)
-            .await,
-    )?
-    .rollout
-    .ok_or_else(|| anyhow::anyhow!("StartRollout: no roll-out"))?;
+    let start_at = ga.checked_sub(LAUNCH_LEAD).unwrap_or(ga);
     step(&format!(
-        "started roll-out {} (trace id {}); following it (tilewave rollout status {id} --watch)",
+        "waiting for the GA scheduler to start the roll-out at {} (GA - 7 days; tilewave ga list)",
+        human_time(start_at)
+    ))?;
+    let started = wait_for_start(ctx, &id).await?;
+    step(&format!(
+        "the GA scheduler started roll-out {} (trace id {}); following it (tilewave rollout status {id} --watch)",
         started.id, started.trace_id
     ))?;
     let tty = std::io::stdout().is_terminal();
@@ -375,7 +439,7 @@ pub fn explain_end(r: &Rollout, ga: Timestamp, cols: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::names::parse_time;
+    use crate::names::{parse_time, to_proto_time};
 
     fn at(s: &str) -> Timestamp {
         parse_time(s).unwrap()
@@ -387,7 +451,7 @@ mod tests {
         assert_eq!(candidate_id("riverflow", 1), "");
         assert_eq!(candidate_id("riverflow", 2), "riverflow-2");
         assert_eq!(base_id("not json"), "demo");
-        assert_eq!(ga_for(at("2026-12-01 17:00")), at("2026-12-08 18:00"));
+        assert_eq!(demo_rule().weekdays.len(), 7);
         let tile = Tile {
             id: "riverflow".into(),
             revision: 1,
@@ -402,8 +466,6 @@ mod tests {
         );
         assert_eq!(ROLES.len(), 5);
         assert!(positive_rate("0").is_err());
-        assert_eq!(limit_regions(4).len(), 4);
-        assert!(limit_regions(70).is_empty());
         assert_eq!(positive_rate("10000"), Ok(10000.0));
     }
 

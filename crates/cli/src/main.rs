@@ -20,6 +20,7 @@ mod diff;
 mod endpoints;
 mod error;
 mod freeze;
+mod ga;
 mod names;
 mod output;
 mod rollout;
@@ -114,6 +115,7 @@ async fn execute(cli: Cli, resolved: &mut Option<Settings>) -> anyhow::Result<()
         Command::Rollout(cmd) => rollout::run(cmd, &ctx()?).await,
         Command::Freeze(cmd) => freeze::run(cmd, &ctx()?).await,
         Command::Calendar(cmd) => calendar::run(cmd, &ctx()?).await,
+        Command::Ga(cmd) => ga::run(cmd, &ctx()?).await,
         Command::Clock(cmd) => clock::run(cmd, &ctx()?).await,
         Command::Demo(args) => demo::run(args, &ctx()?).await,
         Command::Dev(cmd) => dev::run(cmd, &cli.global).await,

@@ -233,7 +233,7 @@ fn remedies(tile: &str, counts: &calendar::SkipCounts) -> Vec<String> {
     let mut out = Vec::new();
     if counts.full > 0 {
         out.push(
-            "add a launch slot (`tilewave calendar add-slot TIME --capacity N`) or raise a rule's capacity"
+            "add a launch slot (`tilewave calendar add-slot --at TIME --capacity N`) or raise a rule's capacity"
                 .to_owned(),
         );
     }
@@ -272,8 +272,8 @@ pub async fn schedule_tile(
     if cal.rules.is_empty() && cal.extra_slots.is_empty() {
         return Err(Error::FailedPrecondition(
             "the launch calendar has no launch day: add one with \
-             `tilewave calendar add-rule --weekday tue --time 17:00 --zone UTC --capacity 5` \
-             or `tilewave calendar add-slot TIME`"
+             `tilewave calendar add-rule --days tue --time 17:00 --tz UTC --capacity 5` \
+             or `tilewave calendar add-slot --at TIME --capacity N`"
                 .into(),
         ));
     }

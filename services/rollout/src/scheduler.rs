@@ -42,6 +42,15 @@ use crate::model::Ctx;
 use crate::service::{Preflight, Rollouts};
 use crate::spec;
 
+/// Why a scheduled launch has no plan that fits.
+#[derive(Debug)]
+pub enum PlanFailure {
+    /// The plan ends after the deadline.
+    Late(Box<planner::Infeasible>),
+    /// The planner found no plan at all (its error).
+    None(String),
+}
+
 /// The scheduler's settings.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -146,10 +155,12 @@ async fn pass(
         }
         let start_at = ga.checked_sub(LAUNCH_LEAD).unwrap_or(ga);
         let plan = match launch::scheduled_plan(ctx, &tile, now) {
-            Ok(p) => p,
+            Ok(p) => p.map_err(|i| Box::new(PlanFailure::Late(i))),
             Err(e) => {
+                // No plan at all (every apply blacked out, no region...):
+                // the miss is certain.
                 tracing::warn!(tile = %tile.id, error = %e, "cannot plan the scheduled launch");
-                continue;
+                Err(Box::new(PlanFailure::None(e.to_string())))
             }
         };
         watch_deadline(ctx, settings, token, &tile, ga, &plan, now).await;
@@ -161,12 +172,15 @@ async fn pass(
             Some(format!("held by {}: {}", h.by, h.reason))
         } else if ctx.frozen() {
             Some("the global freeze is active: the launch starts when it is lifted".to_owned())
-        } else if let Err(i) = &plan {
-            Some(format!(
-                "the plan cannot fit: it ends {} after the deadline {}",
-                format_duration(i.late_by),
-                format_instant(i.plan.deadline)
-            ))
+        } else if let Err(f) = &plan {
+            Some(match f.as_ref() {
+                PlanFailure::Late(i) => format!(
+                    "the plan cannot fit: it ends {} after the deadline {}",
+                    format_duration(i.late_by),
+                    format_instant(i.plan.deadline)
+                ),
+                PlanFailure::None(e) => format!("no plan: {e}"),
+            })
         } else {
             None
         };
@@ -301,7 +315,7 @@ async fn watch_deadline(
     token: &FencingToken,
     tile: &Tile,
     ga: Timestamp,
-    plan: &std::result::Result<planner::Plan, Box<planner::Infeasible>>,
+    plan: &std::result::Result<planner::Plan, Box<PlanFailure>>,
     now: Timestamp,
 ) {
     let deadline = ga.checked_sub(PLAN_MARGIN).unwrap_or(ga);
@@ -313,36 +327,38 @@ async fn watch_deadline(
             }
             (slack, Vec::new(), false)
         }
-        Err(i) => {
-            let p = spec::late_problem(i.late_by, i.binding, &i.suggestions, false);
-            let fixes: Vec<String> = p
-                .suggestions
-                .iter()
-                .filter(|s| {
+        Err(f) => match f.as_ref() {
+            PlanFailure::Late(i) => {
+                let p = spec::late_problem(i.late_by, i.binding, &i.suggestions, false);
+                // Certain when nothing but a later GA would fit.
+                let certain = !p.suggestions.iter().any(|s| {
                     !matches!(
                         s.change,
                         Some(tilewave_proto::rollout::v1::plan_suggestion::Change::GaTime(_))
                     )
-                })
-                .map(|s| s.message.clone())
-                .collect();
-            let certain = fixes.is_empty();
-            (
-                -i.late_by,
-                p.suggestions.iter().map(|s| s.message.clone()).collect(),
-                certain,
-            )
-        }
+                });
+                (
+                    -i.late_by,
+                    p.suggestions.iter().map(|s| s.message.clone()).collect(),
+                    certain,
+                )
+            }
+            PlanFailure::None(e) => (SignedDuration::MIN, vec![format!("no plan: {e}")], true),
+        },
     };
     let ga_s = ga.as_second();
     let mut changes = Vec::new();
     let mut attributes = HashMap::new();
-    attributes.insert("slack".to_owned(), format_duration(slack));
+    if slack != SignedDuration::MIN {
+        attributes.insert("slack".to_owned(), format_duration(slack));
+    }
     attributes.insert("ga".to_owned(), format_instant(ga));
     for (i, f) in fixes.iter().enumerate() {
         attributes.insert(format!("fix_{}", i + 1), f.clone());
     }
-    let late = if slack < SignedDuration::ZERO {
+    let late = if slack == SignedDuration::MIN {
+        "has no plan at all".to_owned()
+    } else if slack < SignedDuration::ZERO {
         format!(
             "would end {} after the deadline {}",
             format_duration(-slack),

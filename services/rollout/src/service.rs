@@ -205,8 +205,9 @@ impl Rollouts {
         spec_in: RolloutSpec,
         accept_late: bool,
     ) -> Result<Rollout> {
-        self.start_checked(actor, origin, spec_in, accept_late, Preflight::Skip, None)
-            .await
+        // Boxed: the start's future is large, and a caller's task should
+        // not carry it (nor its frames) inline.
+        Box::pin(self.start_checked(actor, origin, spec_in, accept_late, Preflight::Skip, None)).await
     }
 
     /// Starts a launch roll-out for the GA scheduler: with the pre-flight,
@@ -220,8 +221,7 @@ impl Rollouts {
         preflight: Preflight,
         token: &tilewave_store::FencingToken,
     ) -> Result<Rollout> {
-        self.start_checked(actor, origin, spec_in, false, preflight, Some(token))
-            .await
+        Box::pin(self.start_checked(actor, origin, spec_in, false, preflight, Some(token))).await
     }
 
     /// Starts a roll-out of `spec_in` (StartRollout, and the removal

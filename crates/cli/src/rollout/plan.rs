@@ -21,7 +21,8 @@ Examples:
   tilewave rollout plan riverflow
   tilewave rollout plan riverflow --bake 2h --concurrency 10
   tilewave rollout plan riverflow --exclude gcp:me-central2 --hold-after 1
-  tilewave rollout plan riverflow --per-region --width 120";
+  tilewave rollout plan riverflow --per-region --width 120
+  tilewave rollout plan riverflow --ga \"2026-12-15 17:00\"   # a preview before any GA date is set";
 
 /// Arguments of `rollout plan`.
 #[derive(Debug, Clone, clap::Args)]
@@ -30,6 +31,10 @@ pub struct Args {
     /// What to plan.
     #[command(flatten)]
     pub spec: SpecArgs,
+    /// Plan as if GA were this (a preview before the GA date is set; RFC
+    /// 3339 or "YYYY-MM-DD HH:MM" UTC).
+    #[arg(long, value_name = "TIME", value_parser = crate::names::parse_time)]
+    pub ga: Option<jiff::Timestamp>,
     /// Draw the Gantt chart with a row per region instead of per wave.
     #[arg(long)]
     pub per_region: bool,
@@ -40,9 +45,9 @@ pub struct Args {
 
 /// The request.
 pub fn request(args: &Args) -> Result<PlanRolloutRequest, CliError> {
-    Ok(PlanRolloutRequest {
-        spec: Some(spec(&args.spec)?),
-    })
+    let mut spec = spec(&args.spec)?;
+    spec.ga_preview = args.ga.map(crate::names::to_proto_time);
+    Ok(PlanRolloutRequest { spec: Some(spec) })
 }
 
 /// The error of an infeasible plan (exit 3), naming its first problem.

@@ -17,6 +17,7 @@ mod lifecycle;
 mod maintenance;
 mod policy;
 mod random_input;
+mod scheduler;
 mod steering;
 mod timer_kinds;
 mod trace;
@@ -287,6 +288,33 @@ impl Stack {
         Ok(tile)
     }
 
+    /// Imports `config_json` as `id`, gives it a test workspace and signs
+    /// it off (five roles): SIGNED_OFF, ready for a GA date.
+    pub async fn signed_off(&self, config_json: &str, id: &str) -> Result<Tile> {
+        let mut c = self.registry().await?;
+        let tile = c
+            .import_partner_config(ImportPartnerConfigRequest {
+                config_json: config_json.into(),
+                id: id.into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .tile
+            .context("tile")?;
+        let tile = c
+            .set_test_workspace(SetTestWorkspaceRequest {
+                id: tile.id.clone(),
+                workspace_id: "6051921418418893".into(),
+                etag: tile.etag,
+            })
+            .await?
+            .into_inner()
+            .tile
+            .context("tile")?;
+        self.sign_off(&tile, &ROLES).await
+    }
+
     /// Records `roles` on the tile's latest revision.
     pub async fn sign_off(&self, tile: &Tile, roles: &[SignOffRole]) -> Result<Tile> {
         let mut c = self.registry().await?;
@@ -412,9 +440,12 @@ impl Stack {
 
     /// The replica index owning a roll-out.
     pub async fn owner_of(&self, id: &str) -> Result<Option<usize>> {
-        let owner =
-            tilewave_store::ownership::current_owner(&self.store, &tilewave_store::keys::work::rollout(id))
-                .await?;
+        self.owner_of_work(&tilewave_store::keys::work::rollout(id)).await
+    }
+
+    /// The replica index owning a work (`owners/<work>`).
+    pub async fn owner_of_work(&self, work: &str) -> Result<Option<usize>> {
+        let owner = tilewave_store::ownership::current_owner(&self.store, work).await?;
         Ok(owner.and_then(|o| {
             o.value
                 .holder
