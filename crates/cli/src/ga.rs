@@ -716,11 +716,11 @@ mod tests {
         };
         let text = render_answer(&a, false);
         assert!(
-            text.starts_with("riverflow: proposed for GA 2026-12-15 17:00"),
+            text.starts_with("riverflow: proposed for GA 2026-12-15T17:00:00Z"),
             "{text}"
         );
         assert!(
-            text.contains("2026-12-08 17:00") && text.contains("under 7 days away"),
+            text.contains("2026-12-08T17:00:00Z") && text.contains("under 7 days away"),
             "{text}"
         );
         assert!(text.contains("tilewave ga schedule riverflow --commit"), "{text}");

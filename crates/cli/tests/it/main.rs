@@ -481,9 +481,9 @@ fn run_bounded(cli: &Cli, args: &[&str], limit: std::time::Duration) -> Output {
     out
 }
 
-/// Imports riverflow under `id`, sets its test workspace, records the five
-/// sign-offs and sets GA a week and an hour after virtual now.
-fn prepare_launch(cli: &Cli, id: &str) {
+/// Imports riverflow under `id`, sets its test workspace and records the
+/// five sign-offs: SIGNED_OFF, ready for a GA date.
+fn prepare_signed_off(cli: &Cli, id: &str) {
     let riverflow = fixture("riverflow-ingest.json");
     let import = cli.run(&[
         "tile",
@@ -504,6 +504,12 @@ fn prepare_launch(cli: &Cli, id: &str) {
             "{role}"
         );
     }
+}
+
+/// [`prepare_signed_off`], then GA set by hand a week and half a day after
+/// virtual now.
+fn prepare_launch(cli: &Cli, id: &str) {
+    prepare_signed_off(cli, id);
     let clock = cli.run(&["clock", "show", "-o", "json"]);
     assert_eq!(code(&clock), 0);
     let reading: serde_json::Value = serde_json::from_slice(&clock.stdout).expect("JSON");
@@ -513,8 +519,10 @@ fn prepare_launch(cli: &Cli, id: &str) {
         .expect("a time")
         .parse()
         .expect("RFC 3339");
-    // A week and a few hours: the clock runs on while the commands run.
-    let ga = now + jiff::SignedDuration::from_hours(7 * 24 + 6);
+    // A week and half a day: the clock runs on while the commands run, and
+    // the GA scheduler would start the launch by itself at GA - 7 days (the
+    // journeys start it by hand before then).
+    let ga = now + jiff::SignedDuration::from_hours(7 * 24 + 12);
     let ga = ga.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     assert_eq!(code(&cli.run(&["tile", "set-ga", id, &ga])), 0);
 }
@@ -645,6 +653,49 @@ fn rollout_journey_on_the_virtual_clock() {
         serde_json::from_slice(&cli.run(&["calendar", "show", "-o", "json"]).stdout).unwrap();
     assert_eq!(cal["blackouts"].as_array().map(Vec::len), Some(0), "{cal}");
     assert_eq!(cal["rules"].as_array().map(Vec::len), Some(1), "{cal}");
+
+    // GA on the launch calendar: a proposal (the slot and the slots
+    // skipped), the commit, the launch listed, held and released, and the
+    // launch day's announcement.
+    prepare_signed_off(&cli, "riverflow-c");
+    let propose = cli.run(&["ga", "schedule", "riverflow-c"]);
+    assert_eq!(code(&propose), 0, "{}", stderr(&propose));
+    assert!(
+        stdout(&propose).contains("riverflow-c: proposed for GA"),
+        "{}",
+        stdout(&propose)
+    );
+    assert!(stdout(&propose).contains("--commit"), "{}", stdout(&propose));
+    let commit = cli.run(&["ga", "schedule", "riverflow-c", "--commit", "-o", "json"]);
+    assert_eq!(code(&commit), 0, "{}", stderr(&commit));
+    let answer: serde_json::Value = serde_json::from_slice(&commit.stdout).unwrap();
+    assert_eq!(answer["committed"], true, "{answer}");
+    let ga = answer["ga"].as_str().expect("a GA time").to_owned();
+    let again = cli.run(&["ga", "schedule", "riverflow-c", "--commit"]);
+    assert_eq!(code(&again), 3, "already scheduled");
+    assert!(stderr(&again).contains("tilewave ga move"), "{}", stderr(&again));
+    let hold = cli.run(&["ga", "hold", "riverflow-c", "--reason", "partner asked"]);
+    assert_eq!(code(&hold), 0, "{}", stderr(&hold));
+    let list = cli.run(&["ga", "list"]);
+    assert_eq!(code(&list), 0);
+    let text = stdout(&list);
+    assert!(
+        text.contains("LAUNCH DAYS") && text.contains("riverflow-c"),
+        "{text}"
+    );
+    assert!(text.contains("HELD: partner asked"), "{text}");
+    assert_eq!(code(&cli.run(&["ga", "release", "riverflow-c"])), 0);
+    let day = &ga[..10];
+    let post = cli.run(&["ga", "announce", day]);
+    assert_eq!(code(&post), 0, "{}", stderr(&post));
+    assert!(
+        stdout(&post).starts_with(&format!("# Partner launches of {day}")),
+        "{}",
+        stdout(&post)
+    );
+    assert!(stdout(&post).contains("Riverflow"), "{}", stdout(&post));
+    let unknown = cli.run(&["ga", "schedule", "no-such-tile"]);
+    assert_eq!(code(&unknown), 3, "{}", stderr(&unknown));
 
     // The clock never goes back.
     let back = cli.run(&["clock", "set", "2000-01-01 00:00"]);

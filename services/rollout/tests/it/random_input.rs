@@ -24,7 +24,7 @@ use tilewave_testkit::rpc_fuzz::{
 use crate::*;
 
 /// Every RPC of the rollout service and the clock.
-const RPCS: [Rpc; 24] = [
+const RPCS: [Rpc; 25] = [
     Rpc::unary("/tilewave.rollout.v1.RolloutService/PlanRollout"),
     Rpc::unary("/tilewave.rollout.v1.RolloutService/StartRollout"),
     Rpc::unary("/tilewave.rollout.v1.RolloutService/GetRollout"),
@@ -45,6 +45,7 @@ const RPCS: [Rpc; 24] = [
     Rpc::unary("/tilewave.rollout.v1.RolloutService/SetLaunchCalendar"),
     Rpc::unary("/tilewave.rollout.v1.RolloutService/GetLaunchCalendar"),
     Rpc::unary("/tilewave.rollout.v1.RolloutService/EditLaunchCalendar"),
+    Rpc::unary("/tilewave.rollout.v1.RolloutService/HoldLaunch"),
     Rpc::unary("/tilewave.clock.v1.ClockService/GetTime"),
     Rpc::unary("/tilewave.clock.v1.ClockService/Advance"),
     Rpc::unary("/tilewave.clock.v1.ClockService/Set"),
@@ -326,6 +327,45 @@ fn typed(i: usize) -> BoxedStrategy<Vec<u8>> {
                 .encode_to_vec()
             })
             .boxed(),
+        "ScheduleGa" => (
+            (text(TILES), any::<bool>(), timestamp(), spec()),
+            (int64(), reason(), any::<bool>(), any::<bool>()),
+        )
+            .prop_map(
+                |((tile_id, commit, not_before, spec), (tile_etag, gtm_override, reschedule, all_ready))| {
+                    ScheduleGaRequest {
+                        tile_id,
+                        commit,
+                        not_before,
+                        spec,
+                        tile_etag,
+                        gtm_override,
+                        reschedule,
+                        all_ready,
+                    }
+                    .encode_to_vec()
+                },
+            )
+            .boxed(),
+        "ListLaunches" => (proptest::option::of((timestamp(), timestamp())), page())
+            .prop_map(|(range, page)| {
+                ListLaunchesRequest {
+                    range: range.map(|(start, end)| TimeRange { start, end }),
+                    page,
+                }
+                .encode_to_vec()
+            })
+            .boxed(),
+        "HoldLaunch" => (text(TILES), any::<bool>(), reason())
+            .prop_map(|(tile_id, hold, reason)| {
+                HoldLaunchRequest {
+                    tile_id,
+                    hold,
+                    reason,
+                }
+                .encode_to_vec()
+            })
+            .boxed(),
         "SetLaunchCalendar" => (launch_calendar(), int64())
             .prop_map(|(calendar, etag)| SetLaunchCalendarRequest { calendar, etag }.encode_to_vec())
             .boxed(),
@@ -353,8 +393,7 @@ fn typed(i: usize) -> BoxedStrategy<Vec<u8>> {
         ]
         .prop_map(|rate| tilewave_proto::clock::v1::SetRateRequest { rate }.encode_to_vec())
         .boxed(),
-        // GetFreeze and GetTime take nothing; ScheduleGa and ListLaunches are not
-        // built yet: random fields for all of them.
+        // GetFreeze and GetTime take nothing: random fields for them.
         _ => protobuf(),
     }
 }
