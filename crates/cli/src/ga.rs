@@ -427,6 +427,7 @@ pub async fn run(cmd: GaCommand, ctx: &Ctx) -> anyhow::Result<()> {
                         tile_id: a.tile.clone(),
                         hold: true,
                         reason: a.reason.clone(),
+                        etag: 0,
                     })?)
                     .await,
             )?;
@@ -445,6 +446,7 @@ pub async fn run(cmd: GaCommand, ctx: &Ctx) -> anyhow::Result<()> {
                         tile_id: a.tile.clone(),
                         hold: false,
                         reason: String::new(),
+                        etag: 0,
                     })?)
                     .await,
             )?;

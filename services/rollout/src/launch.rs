@@ -708,13 +708,21 @@ pub async fn hold(ctx: &Ctx, actor: &Actor, req: &HoldLaunchRequest) -> Result<H
     let tile = ctx.registry.get_tile(&req.tile_id, 0).await?;
     let key = ctx.keys().launch_hold(&tile.id);
     let current = ctx.store.get::<LaunchHold>(&key).await?;
+    let have = current.as_ref().map_or(0, |c| c.etag);
+    if req.etag != 0 && req.etag != have {
+        return Err(Error::Conflict(format!(
+            "etag: the hold on {} changed since it was read (etag {}, now {have}): read it again (`tilewave ga list`)",
+            tile.id, req.etag
+        )));
+    }
     let now = ctx.clock.now();
     if req.hold {
-        let hold = LaunchHold {
+        let mut hold = LaunchHold {
             tile_id: tile.id.clone(),
             reason: req.reason.clone(),
             by: actor.as_str().to_owned(),
             at: Some(to_proto_timestamp(now)),
+            etag: 0,
         };
         let change = match &current {
             Some(c) => Change::new().update(key, &hold, c.etag),
@@ -726,7 +734,7 @@ pub async fn hold(ctx: &Ctx, actor: &Actor, req: &HoldLaunchRequest) -> Result<H
             &tile.id,
             format!("launch held: {}", quoted(&req.reason)),
         ));
-        commit_hold(ctx, actor, change).await?;
+        hold.etag = commit_hold(ctx, actor, change).await?;
         Ok(HoldLaunchResponse { hold: Some(hold) })
     } else {
         if let Some(c) = current {
@@ -746,9 +754,10 @@ pub async fn hold(ctx: &Ctx, actor: &Actor, req: &HoldLaunchRequest) -> Result<H
     }
 }
 
-async fn commit_hold(ctx: &Ctx, actor: &Actor, change: Change) -> Result<()> {
+/// Commits a hold change; the store revision it committed at.
+async fn commit_hold(ctx: &Ctx, actor: &Actor, change: Change) -> Result<i64> {
     match ctx.store.commit(change, actor).await {
-        Ok(_) => Ok(()),
+        Ok(info) => Ok(info.revision),
         Err(tilewave_store::Error::Conflict { .. } | tilewave_store::Error::AlreadyExists { .. }) => Err(
             Error::Conflict("the launch's hold changed meanwhile: try again".into()),
         ),

@@ -356,12 +356,13 @@ fn typed(i: usize) -> BoxedStrategy<Vec<u8>> {
                 .encode_to_vec()
             })
             .boxed(),
-        "HoldLaunch" => (text(TILES), any::<bool>(), reason())
-            .prop_map(|(tile_id, hold, reason)| {
+        "HoldLaunch" => (text(TILES), any::<bool>(), reason(), int64())
+            .prop_map(|(tile_id, hold, reason, etag)| {
                 HoldLaunchRequest {
                     tile_id,
                     hold,
                     reason,
+                    etag,
                 }
                 .encode_to_vec()
             })

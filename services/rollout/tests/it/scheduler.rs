@@ -143,6 +143,7 @@ async fn schedule_ga_explains_its_choice_and_refuses_bad_input() -> anyhow::Resu
             tile_id: tile.id.clone(),
             hold: true,
             reason: String::new(),
+            etag: 0,
         })
         .await
         .unwrap_err();
@@ -345,6 +346,7 @@ async fn the_scheduler_starts_launches_once_across_a_kill_and_honours_holds() ->
         tile_id: "beta".into(),
         hold: true,
         reason: "partner asked to wait".into(),
+        etag: 0,
     })
     .await?;
     // ScheduleGa created nothing in the rollout service.
@@ -402,6 +404,7 @@ async fn the_scheduler_starts_launches_once_across_a_kill_and_honours_holds() ->
             tile_id: "beta".into(),
             hold: false,
             reason: String::new(),
+            etag: 0,
         })
         .await?;
     eventually("beta starts once released", WAIT, || async {
