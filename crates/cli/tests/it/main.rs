@@ -239,6 +239,26 @@ fn dev_stack_and_tile_journey() {
         code(&cli.run(&["tile", "set-test-workspace", "riverflow", "6051921418418893"])),
         0
     );
+    // The engineering sign-off waits for the validation checklist.
+    assert_eq!(
+        code(&cli.run(&["tile", "signoff", "riverflow", "--role", "engineering"])),
+        3,
+        "refused while cases are open"
+    );
+    let validate = cli.run(&[
+        "tile",
+        "validate",
+        "riverflow",
+        "--all-open",
+        "--pass",
+        "--note",
+        "certification run",
+    ]);
+    assert_eq!(code(&validate), 0);
+    assert!(
+        String::from_utf8_lossy(&validate.stdout).contains("no case open"),
+        "{validate:?}"
+    );
     assert_eq!(
         code(&cli.run(&["tile", "signoff", "riverflow", "--role", "engineering"])),
         0
@@ -497,6 +517,10 @@ fn prepare_launch(cli: &Cli, id: &str) {
         code(&cli.run(&["tile", "set-test-workspace", id, "6051921418418893"])),
         0
     );
+    assert_eq!(
+        code(&cli.run(&["tile", "validate", id, "--all-open", "--pass", "--note", "ran"])),
+        0
+    );
     for role in ["engineering", "partner-sa", "product", "partner", "legal"] {
         assert_eq!(
             code(&cli.run(&["tile", "signoff", id, "--role", role])),
@@ -516,6 +540,34 @@ fn prepare_launch(cli: &Cli, id: &str) {
     // A week and a few hours: the clock runs on while the commands run.
     let ga = now + jiff::SignedDuration::from_hours(7 * 24 + 6);
     let ga = ga.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert_eq!(
+        code(&cli.run(&["tile", "set-ga", id, &ga])),
+        3,
+        "refused while go-to-market items are pending"
+    );
+    for item in ["mini-site", "logo", "blog", "docs"] {
+        let link = format!("https://riverflow.example/{item}");
+        let args = [
+            "tile",
+            "gtm",
+            id,
+            "set",
+            item,
+            "--done",
+            "--owner",
+            "ana",
+            "--due",
+            "2026-12-01",
+            "--link",
+            &link,
+        ];
+        assert_eq!(code(&cli.run(&args)), 0, "{item}");
+    }
+    let gtm = cli.run(&["tile", "gtm", id]);
+    assert!(
+        String::from_utf8_lossy(&gtm.stdout).contains("all done"),
+        "{gtm:?}"
+    );
     assert_eq!(code(&cli.run(&["tile", "set-ga", id, &ga])), 0);
 }
 
