@@ -94,8 +94,9 @@ pub fn render(tile: &Tile) -> String {
     text.push_str(&t.render());
     if v.open_cases.is_empty() {
         text.push_str(&format!(
-            "\nno case open: the engineering sign-off can be recorded (`tilewave tile signoff {} --role engineering`)\n",
-            tile.id
+            "\nno case open: every case passed or was waived, so the engineering sign-off of revision {} is not held \
+             up\n",
+            v.revision
         ));
     } else {
         text.push_str(&format!(
