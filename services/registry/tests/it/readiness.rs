@@ -441,7 +441,8 @@ async fn pending_go_to_market_items_refuse_the_ga_date_unless_overridden() -> an
 }
 
 #[tokio::test]
-async fn a_slot_holds_its_capacity_and_moving_or_a_new_revision_frees_a_place() -> anyhow::Result<()> {
+async fn a_slot_holds_its_capacity_and_whatever_moves_or_clears_the_date_frees_a_place() -> anyhow::Result<()>
+{
     let stack = Stack::start(2).await?;
     let mut c = stack.client(0).await?;
     let mut d = stack.client(1).await?;
@@ -509,9 +510,28 @@ async fn a_slot_holds_its_capacity_and_moving_or_a_new_revision_frees_a_place() 
     assert!(b.ga_time.is_none() && b.ga_slot.is_none());
     assert_eq!(booked(&stack, &slot).await?, ["tile-c"]);
 
+    // A withdrawn sign-off sends tile-c back to VALIDATING: its place is
+    // freed.
+    c.set_ga_date(slot_request("tile-a", slot, 2)).await?;
+    assert_eq!(booked(&stack, &slot).await?, ["tile-c", "tile-a"]);
+    let c_tile = c
+        .withdraw_sign_off(WithdrawSignOffRequest {
+            id: "tile-c".into(),
+            role: SignOffRole::Legal as i32,
+            reason: "agreement not countersigned".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .tile
+        .expect("tile");
+    assert_eq!(c_tile.state, TileState::Validating as i32);
+    assert!(c_tile.ga_slot.is_none());
+    assert_eq!(booked(&stack, &slot).await?, ["tile-a"]);
+
     // Withdrawing the last one frees its place and deletes the key.
     c.withdraw(WithdrawRequest {
-        id: "tile-c".into(),
+        id: "tile-a".into(),
         reason: "partner pulled out".into(),
         ..Default::default()
     })
