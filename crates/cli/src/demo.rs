@@ -1,6 +1,7 @@
 //! `tilewave demo`: a launch on the local stack, start to finish, on the
 //! virtual clock. It imports a fixture tile (riverflow by default; a fresh
-//! id when that exists), sets a test workspace, records the five sign-offs,
+//! id when that exists), sets a test workspace, passes its validation
+//! checklist and sets its go-to-market items, records the five sign-offs,
 //! schedules GA on the launch calendar (adding a daily launch day when the
 //! calendar has none), shows the plan, waits for the GA scheduler to start
 //! the roll-out at GA - 7 days and shows its progress until it succeeds,
@@ -13,7 +14,8 @@ use tilewave_proto::clock::v1::{GetTimeRequest, SetRateRequest};
 use tilewave_proto::common::v1::LocalTime;
 use tilewave_proto::common::v1::SignOffRole;
 use tilewave_proto::registry::v1::{
-    ImportPartnerConfigRequest, RecordSignOffRequest, SetTestWorkspaceRequest, Tile,
+    GtmStatus, ImportPartnerConfigRequest, RecordSignOffRequest, RecordValidationRequest, SetGtmItemRequest,
+    SetTestWorkspaceRequest, Tile, ValidationOutcome,
 };
 use tilewave_proto::rollout::v1::edit_launch_calendar_request::Edit;
 use tilewave_proto::rollout::v1::{
@@ -204,6 +206,70 @@ async fn wait_for_start(ctx: &Ctx, id: &str) -> anyhow::Result<Rollout> {
     }
 }
 
+/// The demo's launch readiness (issue 14) for the tile as read: every
+/// validation case passed (the engineering sign-off's gate), and the four
+/// go-to-market items a release engineer sets done (the GA date's gate),
+/// owned by the partner, due on the tile's last-update day, with links on
+/// the partner's site (the origin of its sign-up page). The agreement
+/// follows legal's sign-off.
+pub fn readiness_requests(tile: &Tile) -> (RecordValidationRequest, Vec<SetGtmItemRequest>) {
+    let validation = RecordValidationRequest {
+        id: tile.id.clone(),
+        all_open: true,
+        outcome: ValidationOutcome::Pass as i32,
+        note: "tilewave demo: certification suite passed".into(),
+        ..Default::default()
+    };
+    let config = tile.config.clone().unwrap_or_default();
+    let site = [config.sign_up_page.as_str(), config.base_url.as_str()]
+        .into_iter()
+        .find_map(|u| {
+            let rest = u.strip_prefix("https://")?;
+            let host = rest.split('/').next().filter(|h| !h.is_empty())?;
+            Some(format!("https://{host}"))
+        })
+        .unwrap_or_else(|| format!("https://{}.example", tile.partner_id));
+    let due = from_proto_time(tile.updated_at.as_ref())
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string())
+        .unwrap_or_else(|| "2026-12-01".into());
+    let items = [
+        ("mini-site", "partners"),
+        ("logo", "press/logo.svg"),
+        ("blog", "blog/launch"),
+        ("docs", "docs"),
+    ]
+    .into_iter()
+    .map(|(item, path)| SetGtmItemRequest {
+        id: tile.id.clone(),
+        item: item.into(),
+        status: GtmStatus::Done as i32,
+        owner: format!("{} marketing", tile.partner_id),
+        due: due.clone(),
+        link: format!("{site}/{path}"),
+        etag: 0,
+    })
+    .collect();
+    (validation, items)
+}
+
+/// Runs [`readiness_requests`]; returns the tile as it then is.
+async fn launch_readiness(
+    ctx: &Ctx,
+    registry: &mut crate::client::Registry,
+    tile: &Tile,
+) -> anyhow::Result<Tile> {
+    let (validation, items) = readiness_requests(tile);
+    let mut last = rpc(
+        "RecordValidation",
+        registry.record_validation(ctx.request(validation)?).await,
+    )?
+    .tile;
+    for item in items {
+        last = rpc("SetGtmItem", registry.set_gtm_item(ctx.request(item)?).await)?.tile;
+    }
+    tile_of("SetGtmItem", last)
+}
+
 /// The closing verdict: how far ahead of GA the roll-out finished.
 pub fn verdict(finished: Timestamp, ga: Timestamp) -> String {
     let ahead = ga.duration_since(finished);
@@ -314,6 +380,8 @@ pub async fn run(args: DemoArgs, ctx: &Ctx) -> anyhow::Result<()> {
         .tile,
     )?;
     step(&format!("test workspace {DEMO_WORKSPACE}"))?;
+    tile = launch_readiness(ctx, &mut registry, &tile).await?;
+    step("validation: every case PASS; go-to-market: mini-site, logo, blog, docs done")?;
     for role in ROLES {
         tile = tile_of(
             "RecordSignOff",
@@ -467,6 +535,40 @@ mod tests {
         assert_eq!(ROLES.len(), 5);
         assert!(positive_rate("0").is_err());
         assert_eq!(positive_rate("10000"), Ok(10000.0));
+    }
+
+    #[test]
+    fn readiness_passes_every_case_and_sets_the_items_from_the_partner_site() {
+        let tile = Tile {
+            id: "riverflow".into(),
+            partner_id: "riverflow".into(),
+            config: Some(tilewave_proto::common::v1::PartnerConfig {
+                sign_up_page: "https://riverflow.example/signup".into(),
+                ..Default::default()
+            }),
+            updated_at: Some(to_proto_time(at("2026-12-01 17:00"))),
+            ..Tile::default()
+        };
+        let (v, items) = readiness_requests(&tile);
+        assert!(v.all_open && v.outcome == ValidationOutcome::Pass as i32 && !v.note.is_empty());
+        let got: Vec<(&str, &str, &str)> = items
+            .iter()
+            .map(|i| (i.item.as_str(), i.due.as_str(), i.link.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("mini-site", "2026-12-01", "https://riverflow.example/partners"),
+                ("logo", "2026-12-01", "https://riverflow.example/press/logo.svg"),
+                ("blog", "2026-12-01", "https://riverflow.example/blog/launch"),
+                ("docs", "2026-12-01", "https://riverflow.example/docs"),
+            ]
+        );
+        assert!(
+            items
+                .iter()
+                .all(|i| i.status == GtmStatus::Done as i32 && i.owner == "riverflow marketing")
+        );
     }
 
     #[test]

@@ -53,6 +53,75 @@ pub struct TileView {
     pub config_format: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub raw_config: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<ChecklistView>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gtm: Vec<GtmItemView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gtm_override: Option<GtmOverrideView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ga_slot: Option<SlotView>,
+}
+
+/// A revision's validation checklist as printed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChecklistView {
+    pub revision: i64,
+    pub cases: Vec<CaseView>,
+    pub open_cases: Vec<String>,
+}
+
+/// One validation case as printed; `outcome` is PASS, FAIL, WAIVED or open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseView {
+    pub case_id: String,
+    pub title: String,
+    pub outcome: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub recorded_by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub evidence_tile: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub evidence_revision: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// A go-to-market item as printed; `status` is done or pending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GtmItemView {
+    pub item: String,
+    pub status: String,
+    pub owner: String,
+    pub due: String,
+    pub link: String,
+    pub derived: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub updated_by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+/// A GA date committed with go-to-market items pending, as printed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GtmOverrideView {
+    pub reason: String,
+    pub by: String,
+    pub at: Option<String>,
+    pub pending: Vec<String>,
+}
+
+/// The launch-calendar slot a GA date holds a place in, as printed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlotView {
+    pub at: Option<String>,
+    pub capacity: i32,
 }
 
 impl From<&Tile> for TileView {
@@ -86,6 +155,52 @@ impl From<&Tile> for TileView {
                     .map_or_else(|_| f.to_string(), |c| kebab_name(&c)),
             },
             raw_config: t.raw_config.clone(),
+            validation: t.validation.as_ref().map(|v| ChecklistView {
+                revision: v.revision,
+                cases: v
+                    .cases
+                    .iter()
+                    .map(|e| CaseView {
+                        case_id: e.case_id.clone(),
+                        title: e.title.clone(),
+                        outcome: crate::tile::checklist::outcome_name(e.outcome).to_owned(),
+                        note: e.note.clone(),
+                        recorded_by: e.recorded_by.clone(),
+                        recorded_at: format_time(e.recorded_at.as_ref()),
+                        evidence_tile: e.evidence_tile.clone(),
+                        evidence_revision: e.evidence_revision,
+                    })
+                    .collect(),
+                open_cases: v.open_cases.clone(),
+            }),
+            gtm: t
+                .gtm
+                .iter()
+                .map(|i| GtmItemView {
+                    item: i.item.clone(),
+                    status: if i.status == tilewave_proto::registry::v1::GtmStatus::Done as i32 {
+                        "done".into()
+                    } else {
+                        "pending".into()
+                    },
+                    owner: i.owner.clone(),
+                    due: i.due.clone(),
+                    link: i.link.clone(),
+                    derived: i.derived,
+                    updated_by: i.updated_by.clone(),
+                    updated_at: format_time(i.updated_at.as_ref()),
+                })
+                .collect(),
+            gtm_override: t.gtm_override.as_ref().map(|o| GtmOverrideView {
+                reason: o.reason.clone(),
+                by: o.by.clone(),
+                at: format_time(o.at.as_ref()),
+                pending: o.pending.clone(),
+            }),
+            ga_slot: t.ga_slot.as_ref().map(|s| SlotView {
+                at: format_time(s.at.as_ref()),
+                capacity: s.capacity,
+            }),
         }
     }
 }

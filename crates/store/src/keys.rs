@@ -5,7 +5,7 @@
 //! `rollouts/<id>`, `rollouts/<id>/steps/<region>`, `rollout-active/<tile>`,
 //! `agents/<region>`, `events/<id>`, `credentials/<id>`, `incidents/<id>`,
 //! `timers/<kind>/<due>/<id>`, `audit/<at>-<random>`, `owners/<work>`,
-//! `freeze`, `calendar` and `clock` (docs/design.md, "etcd: the coordination store"). Every
+//! `launch-slots/<at>`, `freeze`, `calendar` and `clock` (docs/design.md, "etcd: the coordination store"). Every
 //! service and test builds its keys here, and the names of owner work in
 //! [`work`]. Builders are infallible where the parts cannot be wrong; ids
 //! are checked at the service edges ([`check_segment`]).
@@ -194,6 +194,21 @@ impl Keys {
     pub fn launch_blocked(&self, tile: &str) -> String {
         self.join(&["launch-blocked/", tile])
     }
+    /// `launch-slots/`: the bookings of launch-calendar slots.
+    pub fn launch_slots(&self) -> String {
+        self.join(&["launch-slots/"])
+    }
+    /// `launch-slots/<at as zero-padded unix nanoseconds, 19 digits>`: the
+    /// tiles holding a place in the launch-calendar slot at `at` (the
+    /// registry writes it with the tile, in one transaction). A moment
+    /// before 1970 is refused.
+    pub fn launch_slot(&self, at: Timestamp) -> Result<String> {
+        let nanos = i64::try_from(at.as_nanosecond())
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| Error::invalid(format!("launch slot {at} is out of range")))?;
+        Ok(self.join(&["launch-slots/", &format!("{nanos:0NUM_WIDTH$}")]))
+    }
     /// `clock`
     pub fn clock(&self) -> String {
         self.join(&["clock"])
@@ -337,6 +352,16 @@ mod tests {
         assert_eq!(k.clock(), "/tilewave/clock");
         assert_eq!(k.freeze(), "/tilewave/freeze");
         assert_eq!(k.calendar(), "/tilewave/calendar");
+        assert_eq!(
+            k.launch_slot(Timestamp::from_second(1).unwrap()).unwrap(),
+            "/tilewave/launch-slots/0000000001000000000"
+        );
+        assert!(k.launch_slot(Timestamp::from_second(-1).unwrap()).is_err());
+        assert!(
+            k.launch_slot(Timestamp::from_second(1).unwrap())
+                .unwrap()
+                .starts_with(&k.launch_slots())
+        );
         let k = Keys::new("/x").unwrap();
         assert_eq!(k.agent("gcp:me-central2"), "/x/agents/gcp:me-central2");
         assert!(Keys::new("").is_err());

@@ -13,12 +13,17 @@ use tilewave_core::slug::TileId;
 use tilewave_core::tile::{Tile as CoreTile, TileError, affected_clouds, opens_maintenance};
 use tilewave_proto::ShortName;
 use tilewave_proto::common::v1::{ConfigFormat, PartnerConfig, SignOffRole, TileState};
-use tilewave_proto::registry::v1::{ConfigIssue, MaintenanceInfo, MaintenanceState, SignOff, Tile};
+use tilewave_proto::registry::v1::{
+    ConfigIssue, MaintenanceInfo, MaintenanceState, SignOff, SlotBooking, Tile,
+};
 use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
 
 use crate::error::{Error, Result, Violation};
 
 pub use crate::config_edge::{from_document, from_typed};
+use crate::readiness_edge;
+pub(crate) use crate::readiness_edge::refresh as refresh_readiness;
+pub use crate::readiness_edge::{Cases, GtmSet, Validation, outcome, record_validation, set_gtm_item};
 
 /// A new revision of a tile, validated, before it is stored.
 #[derive(Debug, Clone)]
@@ -50,6 +55,7 @@ impl NewRevision {
     pub fn into_first_tile(self, now: Timestamp, actor: &str) -> Tile {
         let at = Some(to_proto_timestamp(now));
         let missing = roles_to_proto(&CoreTile::new(kind(self.self_test), None).missing_sign_offs());
+        let (validation, gtm) = readiness_edge::first(self.self_test);
         Tile {
             id: self.id,
             partner_id: self.partner_id,
@@ -69,6 +75,8 @@ impl NewRevision {
             updated_by: actor.to_string(),
             warnings: self.warnings,
             maintenance_state: MaintenanceState::Unspecified as i32,
+            validation,
+            gtm,
             ..Default::default()
         }
     }
@@ -143,7 +151,7 @@ fn roles_to_proto(roles: &[Role]) -> Vec<i32> {
     roles.iter().map(|r| role_to_proto(*r) as i32).collect()
 }
 
-fn revision_no(field: &str, revision: i64) -> Result<RevisionNo> {
+pub(crate) fn revision_no(field: &str, revision: i64) -> Result<RevisionNo> {
     u32::try_from(revision)
         .map(RevisionNo)
         .map_err(|_| Error::invalid(field, format!("{revision} is not a revision")))
@@ -218,7 +226,7 @@ fn timestamp(tile: &Tile, field: &str, t: Option<&prost_types::Timestamp>) -> Re
 }
 
 /// The stored tile as core's tile model, whose methods decide every rule.
-fn core_tile(tile: &Tile) -> Result<CoreTile> {
+pub(crate) fn core_tile(tile: &Tile) -> Result<CoreTile> {
     Ok(CoreTile {
         kind: kind(tile.self_test),
         state: state_of(tile)?,
@@ -291,7 +299,7 @@ fn sign_offs(tile: &Tile) -> Result<SignOffs> {
 }
 
 /// The revision a request names (0: the current one).
-fn given_revision(tile: &Tile, revision: i64) -> Result<RevisionNo> {
+pub(crate) fn given_revision(tile: &Tile, revision: i64) -> Result<RevisionNo> {
     revision_no("revision", if revision == 0 { tile.revision } else { revision })
 }
 
@@ -306,6 +314,7 @@ pub fn record_sign_off(
     now: Timestamp,
 ) -> Result<String> {
     let given = given_revision(tile, revision)?;
+    readiness_edge::sign_off_gate(tile, r, given)?;
     let sign_off = CoreSignOff {
         by: actor.to_string(),
         at: now,
@@ -350,13 +359,48 @@ pub fn set_test_workspace(tile: &mut Tile, workspace: &str, now: Timestamp) -> R
     Ok(format!("shown in test workspace {workspace}"))
 }
 
-/// Sets, moves or clears the GA date.
-pub fn set_ga(tile: &mut Tile, ga: Option<Timestamp>, now: Timestamp, reason: &str) -> Result<String> {
-    decide(tile, |t| t.set_ga(now, ga))?;
-    Ok(match ga {
-        Some(ga) => format!("GA set to {ga}{}", suffix(reason)),
-        None => format!("GA date cleared{}", suffix(reason)),
-    })
+/// A GA date to set, as the request gives it.
+#[derive(Debug, Clone, Default)]
+pub struct GaDate {
+    /// The GA moment; `None` clears it.
+    pub ga: Option<Timestamp>,
+    /// Why it was set or moved.
+    pub reason: String,
+    /// Above 0: `ga` is a launch-calendar slot of this capacity, in which
+    /// the tile takes a place (the service books it with the tile).
+    pub slot_capacity: i32,
+    /// Commit the date although go-to-market items are pending, for this
+    /// reason.
+    pub gtm_override: String,
+}
+
+/// Sets, moves or clears the GA date. Setting one on a partner tile passes
+/// core's go-to-market gate (or records the override used); with a slot
+/// capacity the tile records the slot it holds a place in (`ga_slot`), which
+/// the service books in the same transaction.
+pub fn set_ga(tile: &mut Tile, g: &GaDate, actor: &str, now: Timestamp) -> Result<String> {
+    decide(tile, |t| t.set_ga(now, g.ga))?;
+    let Some(ga) = g.ga else {
+        tile.ga_slot = None;
+        tile.gtm_override = None;
+        return Ok(format!("GA date cleared{}", suffix(&g.reason)));
+    };
+    let overridden = if tile.self_test {
+        None
+    } else {
+        readiness_edge::ga_gate(tile, &g.gtm_override, actor, now)?
+    };
+    tile.ga_slot = (g.slot_capacity > 0).then(|| SlotBooking {
+        at: Some(to_proto_timestamp(ga)),
+        capacity: g.slot_capacity,
+    });
+    let slot = if g.slot_capacity > 0 {
+        format!(" (a place in the launch slot of capacity {})", g.slot_capacity)
+    } else {
+        String::new()
+    };
+    let over = overridden.map(|o| format!("; {o}")).unwrap_or_default();
+    Ok(format!("GA set to {ga}{slot}{}{over}", suffix(&g.reason)))
 }
 
 fn suffix(reason: &str) -> String {
@@ -431,7 +475,9 @@ pub fn apply_new_revision(tile: &mut Tile, new: NewRevision, now: Timestamp, act
         ));
     }
     let old_config = tile.config.clone().unwrap_or_default();
+    let old_checklist = readiness_edge::checklist_of(tile)?;
     let effects = decide(tile, |t| t.new_revision(now, kind(new.self_test)))?;
+    let dropped = readiness_edge::fresh_checklist(tile, &old_checklist)?;
     tile.latest_revision = tile.revision;
     tile.name = new.config.name.clone();
     tile.partner_id = new.partner_id;
@@ -465,9 +511,10 @@ pub fn apply_new_revision(tile: &mut Tile, new: NewRevision, now: Timestamp, act
     tile.updated_at = Some(to_proto_timestamp(now));
     tile.updated_by = actor.to_string();
     Ok(format!(
-        "created revision {}{}",
+        "created revision {}{}{}",
         tile.revision,
-        suffix(&new_note(tile))
+        suffix(&new_note(tile)),
+        dropped.map(|d| format!("; {d}")).unwrap_or_default()
     ))
 }
 
@@ -526,11 +573,31 @@ mod tests {
         .into_first_tile(Timestamp::UNIX_EPOCH, "alice")
     }
 
+    /// Every open validation case passed (the engineering sign-off's gate).
+    fn pass_all(t: &mut Tile) {
+        let v = Validation {
+            revision: 0,
+            cases: Cases::AllOpen,
+            outcome: tilewave_core::readiness::validation::Outcome::Pass,
+            note: "ran".into(),
+            evidence: None,
+        };
+        record_validation(t, &v, "carol", Timestamp::UNIX_EPOCH).unwrap();
+    }
+
     #[test]
     fn five_sign_offs_complete_the_launch_set_and_a_new_revision_clears_them() {
         let mut t = tile();
         let now = Timestamp::UNIX_EPOCH;
         set_test_workspace(&mut t, "1", now).unwrap();
+        assert!(
+            matches!(
+                record_sign_off(&mut t, Role::Engineering, 1, "bob", "", now),
+                Err(Error::FailedPrecondition(m)) if m.contains("P100") && m.contains("tilewave tile validate")
+            ),
+            "the engineering sign-off waits for the checklist"
+        );
+        pass_all(&mut t);
         for (i, r) in Role::ALL.into_iter().enumerate() {
             record_sign_off(&mut t, r, 1, "bob", "", now).unwrap();
             assert_eq!(t.missing_sign_offs.len(), 4 - i);
@@ -552,7 +619,12 @@ mod tests {
             note: "blurb".into(),
             maintenance: None,
         };
-        apply_new_revision(&mut t, new, now, "alice").unwrap();
+        let summary = apply_new_revision(&mut t, new, now, "alice").unwrap();
+        assert!(
+            summary.contains("21 results recorded on r1 (21 PASS) are not carried over"),
+            "{summary}"
+        );
+        assert_eq!(t.validation.as_ref().unwrap().open_cases.len(), 21);
         assert_eq!(t.revision, 2);
         assert_eq!(t.missing_sign_offs.len(), 5);
         assert_eq!(t.state, TileState::Validating as i32);
@@ -600,16 +672,25 @@ mod tests {
         assert!(advance(&mut t, TileState::RollingOut, 1, "", "r1", now).is_err());
         assert!(advance(&mut t, TileState::Draft, 1, "", "r1", now).is_err());
         set_test_workspace(&mut t, "1", now).unwrap();
+        pass_all(&mut t);
         for r in Role::ALL {
             record_sign_off(&mut t, r, 1, "bob", "", now).unwrap();
         }
-        set_ga(
-            &mut t,
-            Some(Timestamp::from_second(1_000_000_000).unwrap()),
-            now,
-            "",
-        )
-        .unwrap();
+        let mut ga = GaDate {
+            ga: Some(Timestamp::from_second(1_000_000_000).unwrap()),
+            ..Default::default()
+        };
+        assert!(
+            matches!(set_ga(&mut t.clone(), &ga, "bob", now), Err(Error::FailedPrecondition(m)) if m.contains("mini-site")),
+            "go-to-market items are pending"
+        );
+        ga.gtm_override = "partner asked".into();
+        let summary = set_ga(&mut t, &ga, "bob", now).unwrap();
+        assert!(summary.contains("go-to-market override"), "{summary}");
+        assert_eq!(
+            t.gtm_override.as_ref().unwrap().pending,
+            ["mini-site", "logo", "blog", "docs"]
+        );
         assert!(
             advance(&mut t, TileState::RollingOut, 2, "", "r1", now).is_err(),
             "wrong revision"

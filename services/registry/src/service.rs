@@ -33,6 +33,18 @@ use crate::error::{Error, Result};
 /// How long a write waits for its own replica's cache to show it.
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(2);
 
+/// How many times a write that a concurrent launch-slot booking raced is
+/// done again from the read.
+const SLOT_ATTEMPTS: u32 = 16;
+
+/// The largest launch-slot capacity accepted.
+const MAX_SLOT_CAPACITY: i32 = 1000;
+
+/// A stored moment as the messages show it.
+fn show_time(t: &prost_types::Timestamp) -> String {
+    from_proto_timestamp(t).map_or_else(|_| format!("{}s", t.seconds), |t| t.to_string())
+}
+
 /// The registry's shared state: the store, the tile cache and the clock.
 #[derive(Clone)]
 pub struct Registry {
@@ -143,30 +155,157 @@ impl Registry {
 
     /// Reads the tile, checks the caller's etag (0: no check), lets `edit`
     /// change it, and commits it with its audit record in one transaction
-    /// guarded by the etag read.
+    /// guarded by the etag read. The launch-slot bookings the change moves
+    /// (the place the tile held, the place it takes) are written in the same
+    /// transaction, guarded on their own mod revision; when another writer
+    /// changed a bookings record in between, the whole read-check-write is
+    /// done again (a few times), so a slot never holds more than its
+    /// capacity.
     async fn mutate<F>(&self, who: &Who, id: &str, etag: i64, action: &str, edit: F) -> Result<Tile>
     where
-        F: FnOnce(&mut Tile, Timestamp) -> Result<String>,
+        F: Fn(&mut Tile, Timestamp) -> Result<String>,
+    {
+        self.mutate_with(who, id, etag, action, false, edit).await
+    }
+
+    /// [`Registry::mutate`]; with `snapshot`, the change also creates the
+    /// revision snapshot of the tile's (new) revision.
+    async fn mutate_with<F>(
+        &self,
+        who: &Who,
+        id: &str,
+        etag: i64,
+        action: &str,
+        snapshot: bool,
+        edit: F,
+    ) -> Result<Tile>
+    where
+        F: Fn(&mut Tile, Timestamp) -> Result<String>,
     {
         let Who { actor, scope } = who;
-        let current = self.read_fresh(id, scope).await?;
-        check_etag(id, etag, current.etag)?;
-        let now = self.now();
-        let mut tile = current.value.clone();
-        let summary = edit(&mut tile, now)?;
-        tile.updated_at = Some(to_proto_timestamp(now));
-        tile.updated_by = actor.as_str().to_string();
-        tile.etag = 0;
-        let mut change = Change::new().update(self.tile_key(id), &tile, current.etag);
-        if tile.self_test && tile.state == TileState::Withdrawn as i32 {
-            // The workspace may hold a new self-test tile now.
-            change = change.delete_unchecked(self.self_test_marker(&tile.test_workspace_id));
+        let slots = self.store().keys().launch_slots();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self.read_fresh(id, scope).await?;
+            check_etag(id, etag, current.etag)?;
+            let now = self.now();
+            let mut tile = current.value.clone();
+            let summary = edit(&mut tile, now)?;
+            domain::refresh_readiness(&mut tile)?;
+            tile.updated_at = Some(to_proto_timestamp(now));
+            tile.updated_by = actor.as_str().to_string();
+            tile.etag = 0;
+            let mut change = Change::new().update(self.tile_key(id), &tile, current.etag);
+            if snapshot {
+                change = change.create(self.revision_key(id, tile.revision), &revision_snapshot(&tile));
+            }
+            if tile.self_test && tile.state == TileState::Withdrawn as i32 {
+                // The workspace may hold a new self-test tile now.
+                change = change.delete_unchecked(self.self_test_marker(&tile.test_workspace_id));
+            }
+            let (bookings, booked) = self.slot_bookings(&current.value, &tile).await?;
+            let change =
+                change
+                    .merge(bookings)
+                    .audit(audit(now, action, &tile, format!("{summary}{booked}")));
+            match self.store().commit(change, actor).await {
+                Ok(info) => {
+                    self.wait_for(info.revision).await;
+                    tile.etag = info.revision;
+                    return Ok(tile);
+                }
+                Err(
+                    tilewave_store::Error::Conflict { key } | tilewave_store::Error::AlreadyExists { key },
+                ) if key.starts_with(&slots) && attempt < SLOT_ATTEMPTS => {
+                    tracing::debug!(key, attempt, "launch slot changed under the write; again");
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        let change = change.audit(audit(now, action, &tile, summary));
-        let info = self.store().commit(change, actor).await?;
-        self.wait_for(info.revision).await;
-        tile.etag = info.revision;
-        Ok(tile)
+    }
+
+    /// The writes to `launch-slots/` that go with a change of `old` into
+    /// `new`: the tile leaves the slot it held (the key deleted when it was
+    /// the last) and takes a place in the slot it books, refused when the
+    /// slot already holds its capacity of other tiles. Also what the audit
+    /// summary adds. Re-booking the slot it holds changes nothing.
+    async fn slot_bookings(&self, old: &Tile, new: &Tile) -> Result<(Change, String)> {
+        let held = old.ga_slot.as_ref().and_then(|s| s.at);
+        let booking = new.ga_slot.as_ref().filter(|s| s.at.is_some());
+        let wanted = booking.and_then(|s| s.at);
+        let mut change = Change::new();
+        let mut said = String::new();
+        if held == wanted {
+            return Ok((change, said));
+        }
+        if let Some(at) = held {
+            let key = self.slot_key(&at)?;
+            if let Some(v) = self.store().get::<SlotBookings>(&key).await? {
+                let mut b = v.value;
+                b.tile_ids.retain(|t| t != &new.id);
+                change = if b.tile_ids.is_empty() {
+                    change.delete(key, v.etag)
+                } else {
+                    change.update(key, &b, v.etag)
+                };
+                said.push_str(&format!(
+                    "; freed its place in the launch slot {}",
+                    show_time(&at)
+                ));
+            }
+        }
+        if let (Some(slot), Some(at)) = (booking, wanted) {
+            let key = self.slot_key(&at)?;
+            let current = self.store().get::<SlotBookings>(&key).await?;
+            let mut b = current
+                .as_ref()
+                .map(|v| v.value.clone())
+                .unwrap_or_else(|| SlotBookings {
+                    at: Some(at),
+                    ..Default::default()
+                });
+            let others: Vec<&str> = b
+                .tile_ids
+                .iter()
+                .filter(|t| **t != new.id)
+                .map(String::as_str)
+                .collect();
+            let capacity = usize::try_from(slot.capacity).unwrap_or_default();
+            if others.len() >= capacity {
+                return Err(Error::FailedPrecondition(format!(
+                    "slot {} is full ({} of {} booked: {}): choose another with `tilewave ga schedule {}`",
+                    show_time(&at),
+                    others.len(),
+                    slot.capacity,
+                    others.join(", "),
+                    new.id
+                )));
+            }
+            if !b.tile_ids.contains(&new.id) {
+                b.tile_ids.push(new.id.clone());
+            }
+            b.capacity = slot.capacity;
+            said.push_str(&format!(
+                "; booked a place in the launch slot {} ({} of {})",
+                show_time(&at),
+                b.tile_ids.len(),
+                slot.capacity
+            ));
+            change = match current {
+                Some(v) => change.update(key, &b, v.etag),
+                None => change.create(key, &b),
+            };
+        }
+        Ok((change, said))
+    }
+
+    fn slot_key(&self, at: &prost_types::Timestamp) -> Result<String> {
+        let at = from_proto_timestamp(at).map_err(|e| Error::invalid("ga_time", e.to_string()))?;
+        self.store()
+            .keys()
+            .launch_slot(at)
+            .map_err(|e| Error::invalid("ga_time", e.to_string()))
     }
 
     /// Creates revision 1 of a tile, or (with `etag`) the next revision.
@@ -220,18 +359,10 @@ impl Registry {
             tile.etag = info.revision;
             return Ok(tile);
         }
-        let current = self.read_fresh(&id, &who.scope).await?;
-        check_etag(&id, etag, current.etag)?;
-        let mut tile = current.value.clone();
-        let summary = domain::apply_new_revision(&mut tile, new, now, actor.as_str())?;
-        let change = Change::new()
-            .update(self.tile_key(&id), &tile, current.etag)
-            .create(self.revision_key(&id, tile.revision), &revision_snapshot(&tile))
-            .audit(audit(now, action, &tile, summary));
-        let info = self.store().commit(change, actor).await?;
-        self.wait_for(info.revision).await;
-        tile.etag = info.revision;
-        Ok(tile)
+        self.mutate_with(who, &id, etag, action, true, |tile, now| {
+            domain::apply_new_revision(tile, new.clone(), now, actor.as_str())
+        })
+        .await
     }
 
     /// The tiles a list answers, before paging: the caller's only (so that
@@ -724,9 +855,37 @@ impl RegistryService for Registry {
             .transpose()
             .map_err(|e| Error::invalid("ga_time", e.to_string()))?;
         limits::text("reason", &r.reason).map_err(Error::from)?;
+        limits::text("gtm_override", &r.gtm_override).map_err(Error::from)?;
+        if !(0..=MAX_SLOT_CAPACITY).contains(&r.slot_capacity) {
+            return Err(Error::invalid(
+                "slot_capacity",
+                format!(
+                    "{} is not a slot capacity (0 to {MAX_SLOT_CAPACITY}; 0: no slot)",
+                    r.slot_capacity
+                ),
+            )
+            .into());
+        }
+        if ga.is_none() && r.slot_capacity > 0 {
+            return Err(Error::invalid("slot_capacity", "a slot needs its ga_time").into());
+        }
+        if ga.is_none() && !r.gtm_override.is_empty() {
+            return Err(Error::invalid(
+                "gtm_override",
+                "an override goes with a GA date being set, not cleared",
+            )
+            .into());
+        }
+        let date = domain::GaDate {
+            ga,
+            reason: r.reason,
+            slot_capacity: r.slot_capacity,
+            gtm_override: r.gtm_override,
+        };
+        let by = who.actor.as_str().to_string();
         let tile = self
             .mutate(&who, &r.id, r.etag, "SetGaDate", |tile, now| {
-                domain::set_ga(tile, ga, now, &r.reason)
+                domain::set_ga(tile, &date, &by, now)
             })
             .await?;
         Ok(Response::new(SetGaDateResponse { tile: Some(tile) }))
@@ -770,24 +929,141 @@ impl RegistryService for Registry {
         }))
     }
 
+    #[instrument(skip_all, fields(tile = %req.get_ref().id))]
     async fn record_validation(
         &self,
-        _req: Request<RecordValidationRequest>,
+        req: Request<RecordValidationRequest>,
     ) -> Result<Response<RecordValidationResponse>, Status> {
-        Err(Status::unimplemented(
-            "RecordValidation is being built (issue 14)",
-        ))
+        let who = Who::of(&req);
+        let r = req.into_inner();
+        limits::count("case_ids", r.case_ids.len(), limits::MAX_LIST_ITEMS).map_err(Error::from)?;
+        limits::each_id("case_ids", &r.case_ids).map_err(Error::from)?;
+        limits::text("note", &r.note).map_err(Error::from)?;
+        let outcome = domain::outcome("outcome", r.outcome)?;
+        let cases = match (r.all_open, r.case_ids.is_empty()) {
+            (true, true) => domain::Cases::AllOpen,
+            (false, false) => domain::Cases::Named(r.case_ids),
+            (false, true) => {
+                return Err(Error::invalid(
+                    "case_ids",
+                    "required: the cases (e.g. P100), or all_open for every open case",
+                )
+                .into());
+            }
+            (true, false) => {
+                return Err(Error::invalid("all_open", "give the cases or all_open, not both").into());
+            }
+        };
+        if r.outcome == ValidationOutcome::Waived as i32 && r.note.trim().is_empty() {
+            return Err(Error::invalid(
+                "note",
+                "a waiver needs a reason: say why the case is not required with --note REASON",
+            )
+            .into());
+        }
+        let evidence = self.evidence(&who, &r.evidence_tile, r.evidence_revision).await?;
+        let v = domain::Validation {
+            revision: r.revision,
+            cases,
+            outcome,
+            note: r.note,
+            evidence,
+        };
+        let recorder = who.actor.as_str().to_string();
+        let tile = self
+            .mutate(&who, &r.id, r.etag, "RecordValidation", |tile, now| {
+                domain::record_validation(tile, &v, &recorder, now)
+            })
+            .await?;
+        Ok(Response::new(RecordValidationResponse { tile: Some(tile) }))
     }
 
+    #[instrument(skip_all, fields(tile = %req.get_ref().id))]
     async fn set_gtm_item(
         &self,
-        _req: Request<SetGtmItemRequest>,
+        req: Request<SetGtmItemRequest>,
     ) -> Result<Response<SetGtmItemResponse>, Status> {
-        Err(Status::unimplemented("SetGtmItem is being built (issue 14)"))
+        let who = Who::of(&req);
+        let r = req.into_inner();
+        limits::id("item", &r.item).map_err(Error::from)?;
+        limits::text("owner", &r.owner).map_err(Error::from)?;
+        limits::id("due", &r.due).map_err(Error::from)?;
+        limits::text("link", &r.link).map_err(Error::from)?;
+        let set = domain::GtmSet {
+            item: r.item,
+            status: r.status,
+            owner: r.owner,
+            due: r.due,
+            link: r.link,
+        };
+        let by = who.actor.as_str().to_string();
+        let tile = self
+            .mutate(&who, &r.id, r.etag, "SetGtmItem", |tile, now| {
+                domain::set_gtm_item(tile, &set, &by, now)
+            })
+            .await?;
+        Ok(Response::new(SetGtmItemResponse { tile: Some(tile) }))
     }
 }
 
 impl Registry {
+    /// The evidence a validation result names: a self-test tile that exists
+    /// (and the caller may see) and one of its revisions (0: its latest).
+    async fn evidence(
+        &self,
+        who: &Who,
+        tile: &str,
+        revision: i64,
+    ) -> Result<Option<tilewave_core::readiness::validation::Evidence>> {
+        if tile.is_empty() {
+            if revision != 0 {
+                return Err(Error::invalid("evidence_revision", "given without evidence_tile"));
+            }
+            return Ok(None);
+        }
+        let id = tilewave_core::slug::TileId::parse(tile)
+            .map_err(|e| Error::invalid("evidence_tile", e.to_string()))?;
+        let found = self
+            .store()
+            .get::<Tile>(&self.tile_key(tile))
+            .await?
+            .map(|v| v.value)
+            .filter(|t| who.scope.sees(Some(&t.partner_id)));
+        let Some(found) = found else {
+            return Err(Error::invalid(
+                "evidence_tile",
+                format!("no tile {}: evidence is a self-test tile's results", quote(tile)),
+            ));
+        };
+        if !found.self_test {
+            return Err(Error::invalid(
+                "evidence_tile",
+                format!(
+                    "tile {} is not a self-test tile: evidence is the results of a self-test tile",
+                    quote(tile)
+                ),
+            ));
+        }
+        let revision = if revision == 0 { found.revision } else { revision };
+        if revision < 1 || revision > found.latest_revision.max(found.revision) {
+            return Err(Error::invalid(
+                "evidence_revision",
+                format!(
+                    "self-test tile {} has revisions 1 to {}, not {revision}",
+                    quote(tile),
+                    found.revision
+                ),
+            ));
+        }
+        let revision = u32::try_from(revision)
+            .map(tilewave_core::signoff::RevisionNo)
+            .map_err(|_| Error::invalid("evidence_revision", format!("{revision} is not a revision")))?;
+        Ok(Some(tilewave_core::readiness::validation::Evidence {
+            self_test_tile: id,
+            revision,
+        }))
+    }
+
     /// The snapshot a watch from revision 0 starts with: the cache's tiles at
     /// one revision, filtered to the request.
     fn snapshot_for_watch(&self, r: &WatchTilesRequest, scope: &Scope) -> (i64, Vec<Tile>) {

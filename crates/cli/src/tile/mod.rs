@@ -16,9 +16,11 @@ use crate::names::{role_name, short_time, state_name};
 use crate::output::{Format, Table, fields, structured};
 use crate::view::{IssueView, TileView};
 
+pub mod checklist;
 pub mod create;
 pub mod diff;
 pub mod get;
+pub mod gtm;
 pub mod history;
 pub mod import;
 pub mod list;
@@ -26,6 +28,7 @@ pub mod set_ga;
 pub mod set_test_workspace;
 pub mod signoff;
 pub mod update;
+pub mod validate;
 pub mod watch;
 pub mod where_is;
 pub mod withdraw;
@@ -50,6 +53,12 @@ pub enum TileCommand {
     Signoff(signoff::Args),
     /// Withdraw a sign-off recorded earlier.
     WithdrawSignoff(withdraw_signoff::Args),
+    /// Show the validation checklist of a tile's latest revision.
+    Checklist(checklist::Args),
+    /// Record validation results (PASS, FAIL, WAIVED) on cases.
+    Validate(validate::Args),
+    /// Show or set a tile's go-to-market items.
+    Gtm(gtm::Args),
     /// Set the test workspace a tile is validated in.
     SetTestWorkspace(set_test_workspace::Args),
     /// Set or clear a tile's GA moment.
@@ -76,6 +85,9 @@ impl TileCommand {
             Self::Diff(_) => "tile diff",
             Self::Signoff(_) => "tile signoff",
             Self::WithdrawSignoff(_) => "tile withdraw-signoff",
+            Self::Checklist(_) => "tile checklist",
+            Self::Validate(_) => "tile validate",
+            Self::Gtm(_) => "tile gtm",
             Self::SetTestWorkspace(_) => "tile set-test-workspace",
             Self::SetGa(_) => "tile set-ga",
             Self::Update(_) => "tile update",
@@ -97,6 +109,9 @@ pub async fn run(cmd: TileCommand, ctx: &Ctx) -> anyhow::Result<()> {
         TileCommand::Diff(a) => diff::run(a, ctx).await,
         TileCommand::Signoff(a) => signoff::run(a, ctx).await,
         TileCommand::WithdrawSignoff(a) => withdraw_signoff::run(a, ctx).await,
+        TileCommand::Checklist(a) => checklist::run(a, ctx).await,
+        TileCommand::Validate(a) => validate::run(a, ctx).await,
+        TileCommand::Gtm(a) => gtm::run(a, ctx).await,
         TileCommand::SetTestWorkspace(a) => set_test_workspace::run(a, ctx).await,
         TileCommand::SetGa(a) => set_ga::run(a, ctx).await,
         TileCommand::Update(a) => update::run(a, ctx).await,
@@ -196,6 +211,26 @@ pub(crate) fn summary(t: &Tile) -> String {
     }
     pairs.push(("TEST WORKSPACE", none_if_empty(&t.test_workspace_id)));
     pairs.push(("GA", short_time(t.ga_time.as_ref()).unwrap_or_else(|| "-".into())));
+    if let Some(v) = &t.validation {
+        pairs.push(("VALIDATION", checklist::open_summary(v)));
+    }
+    if !t.gtm.is_empty() {
+        pairs.push(("GO-TO-MARKET", gtm::pending_summary(&t.gtm)));
+    }
+    if let Some(o) = &t.gtm_override {
+        pairs.push((
+            "GTM OVERRIDE",
+            format!(
+                "{} by {} (pending then: {})",
+                o.reason,
+                o.by,
+                o.pending.join(", ")
+            ),
+        ));
+    }
+    if let Some(s) = &t.ga_slot {
+        pairs.push(("GA SLOT", format!("a place in a slot of capacity {}", s.capacity)));
+    }
     pairs.push((
         "MISSING SIGN-OFFS",
         if missing.is_empty() {

@@ -16,7 +16,11 @@ time without an offset, taken as UTC (\"2026-12-08 17:00\").
 Examples:
   tilewave tile set-ga riverflow \"2026-12-08 17:00\"
   tilewave tile set-ga riverflow 2026-12-08T17:00:00Z --reason \"launch calendar slot\"
-  tilewave tile set-ga riverflow --clear --reason \"launch postponed\"";
+  tilewave tile set-ga riverflow --clear --reason \"launch postponed\"
+  tilewave tile set-ga riverflow \"2026-12-08 17:00\" --gtm-override \"blog lands on launch day\"
+
+A GA date waits until every go-to-market item is done (`tilewave tile gtm TILE`);
+--gtm-override commits it anyway, on the record.";
 
 /// Arguments of `tile set-ga`.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,6 +38,10 @@ pub struct Args {
     /// Why it was set or moved; kept in the audit record.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// Commit the date although go-to-market items are pending, for this
+    /// reason (recorded on the tile and in the audit log).
+    #[arg(long, value_name = "REASON", conflicts_with = "clear")]
+    pub gtm_override: Option<String>,
     /// The etag to name; by default the tile is read first.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
     pub etag: Option<i64>,
@@ -55,6 +63,7 @@ pub fn request(args: &Args, current: Option<Current>) -> Result<SetGaDateRequest
         },
         etag: given_or_read(args.etag, current, |c| c.etag)?,
         reason: args.reason.clone().unwrap_or_default(),
+        gtm_override: args.gtm_override.clone().unwrap_or_default(),
         ..Default::default()
     })
 }
@@ -123,6 +132,21 @@ mod tests {
                 "{argv:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_gtm_override_goes_with_a_time() {
+        let TileCommand::SetGa(a) =
+            parse(&["set-ga", "rf", "2026-12-08 17:00", "--gtm-override", "blog late"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(request(&a, current(4, 1)).unwrap().gtm_override, "blog late");
+        assert_eq!(
+            parse_exit_code(&["set-ga", "rf", "--clear", "--gtm-override", "x"]),
+            2,
+            "nothing to override when clearing"
+        );
     }
 
     #[test]

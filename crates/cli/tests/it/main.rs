@@ -239,6 +239,26 @@ fn dev_stack_and_tile_journey() {
         code(&cli.run(&["tile", "set-test-workspace", "riverflow", "6051921418418893"])),
         0
     );
+    // The engineering sign-off waits for the validation checklist.
+    assert_eq!(
+        code(&cli.run(&["tile", "signoff", "riverflow", "--role", "engineering"])),
+        3,
+        "refused while cases are open"
+    );
+    let validate = cli.run(&[
+        "tile",
+        "validate",
+        "riverflow",
+        "--all-open",
+        "--pass",
+        "--note",
+        "certification run",
+    ]);
+    assert_eq!(code(&validate), 0);
+    assert!(
+        String::from_utf8_lossy(&validate.stdout).contains("no case open"),
+        "{validate:?}"
+    );
     assert_eq!(
         code(&cli.run(&["tile", "signoff", "riverflow", "--role", "engineering"])),
         0
@@ -497,6 +517,10 @@ fn prepare_signed_off(cli: &Cli, id: &str) {
         code(&cli.run(&["tile", "set-test-workspace", id, "6051921418418893"])),
         0
     );
+    assert_eq!(
+        code(&cli.run(&["tile", "validate", id, "--all-open", "--pass", "--note", "ran"])),
+        0
+    );
     for role in ["engineering", "partner-sa", "product", "partner", "legal"] {
         assert_eq!(
             code(&cli.run(&["tile", "signoff", id, "--role", role])),
@@ -524,6 +548,34 @@ fn prepare_launch(cli: &Cli, id: &str) {
     // journeys start it by hand before then).
     let ga = now + jiff::SignedDuration::from_hours(7 * 24 + 12);
     let ga = ga.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert_eq!(
+        code(&cli.run(&["tile", "set-ga", id, &ga])),
+        3,
+        "refused while go-to-market items are pending"
+    );
+    for item in ["mini-site", "logo", "blog", "docs"] {
+        let link = format!("https://riverflow.example/{item}");
+        let args = [
+            "tile",
+            "gtm",
+            id,
+            "set",
+            item,
+            "--done",
+            "--owner",
+            "ana",
+            "--due",
+            "2026-12-01",
+            "--link",
+            &link,
+        ];
+        assert_eq!(code(&cli.run(&args)), 0, "{item}");
+    }
+    let gtm = cli.run(&["tile", "gtm", id]);
+    assert!(
+        String::from_utf8_lossy(&gtm.stdout).contains("all done"),
+        "{gtm:?}"
+    );
     assert_eq!(code(&cli.run(&["tile", "set-ga", id, &ga])), 0);
 }
 
@@ -658,7 +710,17 @@ fn rollout_journey_on_the_virtual_clock() {
     // skipped), the commit, the launch listed, held and released, and the
     // launch day's announcement.
     prepare_signed_off(&cli, "riverflow-c");
-    let propose = cli.run(&["ga", "schedule", "riverflow-c"]);
+    // Go-to-market pending with no due date: every slot is skipped for it.
+    let pending = cli.run(&["ga", "schedule", "riverflow-c"]);
+    assert_eq!(code(&pending), 3, "{}", stderr(&pending));
+    assert!(
+        stdout(&pending).contains("go-to-market pending"),
+        "{}",
+        stdout(&pending)
+    );
+    assert!(stdout(&pending).contains("no slot"), "{}", stdout(&pending));
+    let over = "blog ships on launch day";
+    let propose = cli.run(&["ga", "schedule", "riverflow-c", "--gtm-override", over]);
     assert_eq!(code(&propose), 0, "{}", stderr(&propose));
     assert!(
         stdout(&propose).contains("riverflow-c: proposed for GA"),
@@ -666,7 +728,16 @@ fn rollout_journey_on_the_virtual_clock() {
         stdout(&propose)
     );
     assert!(stdout(&propose).contains("--commit"), "{}", stdout(&propose));
-    let commit = cli.run(&["ga", "schedule", "riverflow-c", "--commit", "-o", "json"]);
+    let commit = cli.run(&[
+        "ga",
+        "schedule",
+        "riverflow-c",
+        "--commit",
+        "--gtm-override",
+        over,
+        "-o",
+        "json",
+    ]);
     assert_eq!(code(&commit), 0, "{}", stderr(&commit));
     let answer: serde_json::Value = serde_json::from_slice(&commit.stdout).unwrap();
     assert_eq!(answer["committed"], true, "{answer}");
@@ -684,6 +755,7 @@ fn rollout_journey_on_the_virtual_clock() {
         "{text}"
     );
     assert!(text.contains("HELD: partner asked"), "{text}");
+    assert!(text.contains("gtm override: blog ships on launch day"), "{text}");
     assert_eq!(code(&cli.run(&["ga", "release", "riverflow-c"])), 0);
     let day = &ga[..10];
     let post = cli.run(&["ga", "announce", day]);

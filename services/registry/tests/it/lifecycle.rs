@@ -185,6 +185,7 @@ async fn sign_all(
     id: &str,
     revision: i64,
 ) -> anyhow::Result<Tile> {
+    pass_checklist(c, id).await?;
     let mut tile = get(c, id).await?;
     for role in ROLES {
         tile = c
@@ -305,6 +306,7 @@ async fn walks_a_tile_to_scheduled_and_refuses_each_bad_move_with_its_own_code()
     assert!(e.message().contains("week of notice"), "{}", e.message());
     assert_eq!(stack.dump().await?, before);
 
+    gtm_done(&mut a, "riverflow").await?;
     let tile = a
         .set_ga_date(SetGaDateRequest {
             id: "riverflow".into(),
@@ -333,17 +335,23 @@ async fn walks_a_tile_to_scheduled_and_refuses_each_bad_move_with_its_own_code()
         [
             "ImportPartnerConfig",
             "SetTestWorkspace",
+            "RecordValidation",
             "RecordSignOff",
             "RecordSignOff",
             "RecordSignOff",
             "RecordSignOff",
             "RecordSignOff",
+            "SetGtmItem",
+            "SetGtmItem",
+            "SetGtmItem",
+            "SetGtmItem",
             "SetGaDate"
         ]
     );
     // The certificate identity, not the name claimed in x-tilewave-actor.
     assert_eq!(history.records[0].actor, RELEASE_ENGINEER);
     assert_eq!(history.records[2].actor, RELEASE_ENGINEER);
+    assert_eq!(history.records[3].actor, RELEASE_ENGINEER);
     Ok(())
 }
 
@@ -431,6 +439,7 @@ async fn the_fifth_sign_off_without_a_test_workspace_says_which_command_fixes_it
         ..Default::default()
     })
     .await?;
+    pass_checklist(&mut c, "riverflow").await?;
     for role in &ROLES[..4] {
         c.record_sign_off(RecordSignOffRequest {
             id: "riverflow".into(),

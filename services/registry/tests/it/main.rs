@@ -10,6 +10,7 @@ mod connections;
 mod lifecycle;
 mod no_certificate;
 mod random_input;
+mod readiness;
 mod tls;
 mod watch;
 
@@ -116,6 +117,46 @@ pub async fn import(c: &mut RegistryServiceClient<Channel>, json: &str, workspac
         ))
         .await?;
     resp.into_inner().tile.context("no tile in response")
+}
+
+/// Every open validation case of the tile's latest revision passed: the
+/// gate of the engineering sign-off.
+pub async fn pass_checklist(c: &mut RegistryServiceClient<Channel>, id: &str) -> Result<Tile> {
+    let resp = c
+        .record_validation(RecordValidationRequest {
+            id: id.into(),
+            all_open: true,
+            outcome: ValidationOutcome::Pass as i32,
+            note: "ran in the test workspace".into(),
+            ..Default::default()
+        })
+        .await?;
+    resp.into_inner().tile.context("no tile")
+}
+
+/// The go-to-market items a release engineer sets (all but the agreement,
+/// which is legal's sign-off), done: the gate of a GA date.
+pub const GTM_ITEMS: [&str; 4] = ["mini-site", "logo", "blog", "docs"];
+
+/// Every settable go-to-market item of the tile done, with an owner, a due
+/// date and a link.
+pub async fn gtm_done(c: &mut RegistryServiceClient<Channel>, id: &str) -> Result<Tile> {
+    let mut tile = None;
+    for item in GTM_ITEMS {
+        let resp = c
+            .set_gtm_item(SetGtmItemRequest {
+                id: id.into(),
+                item: item.into(),
+                status: GtmStatus::Done as i32,
+                owner: "partner-marketing".into(),
+                due: "2026-12-01".into(),
+                link: format!("https://partner.example/{item}"),
+                ..Default::default()
+            })
+            .await?;
+        tile = resp.into_inner().tile;
+    }
+    tile.context("no tile")
 }
 
 pub async fn get(c: &mut RegistryServiceClient<Channel>, id: &str) -> Result<Tile> {

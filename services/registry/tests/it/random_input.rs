@@ -21,7 +21,7 @@ use crate::*;
 const SERVICE: &str = "/tilewave.registry.v1.RegistryService/";
 
 /// Every RPC of the registry.
-const RPCS: [Rpc; 13] = [
+const RPCS: [Rpc; 15] = [
     Rpc::unary("/tilewave.registry.v1.RegistryService/CreateTile"),
     Rpc::unary("/tilewave.registry.v1.RegistryService/ImportPartnerConfig"),
     Rpc::unary("/tilewave.registry.v1.RegistryService/UpdateTile"),
@@ -35,6 +35,8 @@ const RPCS: [Rpc; 13] = [
     Rpc::unary("/tilewave.registry.v1.RegistryService/SetGaDate"),
     Rpc::unary("/tilewave.registry.v1.RegistryService/AdvanceLifecycle"),
     Rpc::unary("/tilewave.registry.v1.RegistryService/Withdraw"),
+    Rpc::unary("/tilewave.registry.v1.RegistryService/RecordValidation"),
+    Rpc::unary("/tilewave.registry.v1.RegistryService/SetGtmItem"),
 ];
 
 /// Values that get a call past its first check.
@@ -42,6 +44,16 @@ const IDS: &[&str] = &["riverflow-ingest", "lumen-bi", "quarry-self-test"];
 const WORKSPACES: &[&str] = &["6051921418418893", "1"];
 const REGIONS: &[&str] = &["aws:us-east-1", "gcp:europe-west1"];
 const TEXTS: &[&str] = &["", "looks good", "rolled back: p99 up\nsee the dashboard"];
+const CASES: &[&str] = &["P100", "p900", "P999", "", "P405 "];
+const GTM_ITEMS: &[&str] = &["mini-site", "logo", "blog", "docs", "agreement", "press"];
+const OWNERS: &[&str] = &["", "partner-marketing"];
+const DUES: &[&str] = &["", "2026-12-01", "2026-13-01", "12/01/2026"];
+const LINKS: &[&str] = &[
+    "",
+    "https://partner.example/blog",
+    "http://partner.example",
+    "not a url",
+];
 const DOCS: &[&str] = &[RIVERFLOW, LUMEN, QUARRY, BROKEN, "{}", "null", "{\"name\": 1}"];
 
 /// How long one answer may take on a busy machine.
@@ -266,14 +278,22 @@ fn typed(i: usize, sample: PartnerConfig) -> BoxedStrategy<Vec<u8>> {
                 .encode_to_vec()
             })
             .boxed(),
-        "SetGaDate" => (id(), timestamp(), int64(), text(TEXTS))
-            .prop_map(|(id, ga_time, etag, reason)| {
+        "SetGaDate" => (
+            id(),
+            timestamp(),
+            int64(),
+            text(TEXTS),
+            int32(),
+            text(&["", "partner asked"]),
+        )
+            .prop_map(|(id, ga_time, etag, reason, slot_capacity, gtm_override)| {
                 SetGaDateRequest {
                     id,
                     ga_time,
                     etag,
                     reason,
-                    ..Default::default()
+                    slot_capacity,
+                    gtm_override,
                 }
                 .encode_to_vec()
             })
@@ -292,6 +312,66 @@ fn typed(i: usize, sample: PartnerConfig) -> BoxedStrategy<Vec<u8>> {
                     .encode_to_vec()
                 },
             )
+            .boxed(),
+        "RecordValidation" => (
+            id(),
+            int64(),
+            texts(CASES),
+            any::<bool>(),
+            int32(),
+            text(TEXTS),
+            text(&["", "quarry-self-test", "riverflow-ingest", "nope"]),
+            int64(),
+            int64(),
+        )
+            .prop_map(
+                |(
+                    id,
+                    revision,
+                    case_ids,
+                    all_open,
+                    outcome,
+                    note,
+                    evidence_tile,
+                    evidence_revision,
+                    etag,
+                )| {
+                    RecordValidationRequest {
+                        id,
+                        revision,
+                        case_ids,
+                        all_open,
+                        outcome,
+                        note,
+                        evidence_tile,
+                        evidence_revision,
+                        etag,
+                    }
+                    .encode_to_vec()
+                },
+            )
+            .boxed(),
+        "SetGtmItem" => (
+            id(),
+            text(GTM_ITEMS),
+            int32(),
+            text(OWNERS),
+            text(DUES),
+            text(LINKS),
+            int64(),
+        )
+            .prop_map(|(id, item, status, owner, due, link, etag)| {
+                SetGtmItemRequest {
+                    id,
+                    item,
+                    status,
+                    owner,
+                    due,
+                    link,
+                    etag,
+                }
+                .encode_to_vec()
+            })
             .boxed(),
         _ => (id(), int64(), text(TEXTS))
             .prop_map(|(id, etag, reason)| WithdrawRequest { id, etag, reason }.encode_to_vec())

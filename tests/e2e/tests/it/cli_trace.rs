@@ -174,7 +174,7 @@ async fn each_cli_command_is_one_trace_through_the_registry_into_etcd() -> Resul
     let before = scrape(metrics_addr).await?;
     let (import, workspace) = cli.import_riverflow().await?;
     let signoff = cli
-        .run(&["tile", "signoff", "riverflow", "--role", "engineering"])
+        .run(&["tile", "signoff", "riverflow", "--role", "product"])
         .await?
         .ok()?;
     // A stale etag: the registry refuses with ABORTED, nothing is written.
