@@ -204,7 +204,8 @@ impl Keyring {
     /// Re-wraps the data key of `sealed` under the primary KEK (after a
     /// rotation), leaving the nonce and the ciphertext as they are: the
     /// secret is never decrypted. The wrapped key is authenticated with
-    /// `aad` on the way (a wrong `aad` is [`Error::Open`]). Already under
+    /// `aad` on the way (a wrong `aad` is [`Error::Open`]); the ciphertext
+    /// is not read, so damage to it shows at [`Keyring::open`]. Already under
     /// the primary, the data key gets a fresh wrapping nonce, which is
     /// harmless.
     pub fn rewrap(&self, sealed: &Sealed, aad: &[u8]) -> Result<Sealed> {
