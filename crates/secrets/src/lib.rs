@@ -4,7 +4,7 @@
 //!   control characters) in a zeroizing box whose `Debug` and `Display`
 //!   redact; [`BasicCredential`] splits `user:password`; [`generate`] and
 //!   [`generate_basic`] make random URL-safe passwords.
-//! - [`fingerprint`]: how a secret is shown, `5f2c9a01...e1b4`.
+//! - [`fingerprint()`]: how a secret is shown, `5f2c9a01...e1b4`.
 //! - [`Kek`] and [`Keyring`]: key-encryption keys from `TILEWAVE_KEK`
 //!   (`id:base64key,...`, the first primary) or a file, rotation, and
 //!   [`write_new_kek_file`] (0600, never replacing a key).

@@ -315,3 +315,14 @@ proptest! {
         prop_assert_eq!(Secret::from_bytes(bytes).is_ok(), clean);
     }
 }
+
+#[test]
+fn types_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Secret>();
+    send_sync::<BasicCredential>();
+    send_sync::<Kek>();
+    send_sync::<Keyring>();
+    send_sync::<Sealed>();
+    send_sync::<Error>();
+}
