@@ -188,7 +188,7 @@ impl fmt::Debug for agent::v1::install_credential_request::Secret {
             // reader of a log needs.
             Secret::Encrypted(e) => f
                 .debug_struct("Encrypted")
-                .field("key_id", &e.key_id)
+                .field("kek_id", &e.kek_id)
                 .field("ciphertext_len", &e.ciphertext.len())
                 .finish(),
             Secret::Plaintext(p) => f
@@ -246,9 +246,10 @@ mod tests {
 
         let encrypted = agent::v1::InstallCredentialRequest {
             secret: Some(Secret::Encrypted(credentials::v1::EncryptedSecret {
-                key_id: "kek-1".into(),
+                kek_id: "kek-1".into(),
                 nonce: vec![7; 12],
                 ciphertext: SECRET.as_bytes().to_vec(),
+                ..Default::default()
             })),
             ..Default::default()
         };
