@@ -16,6 +16,7 @@ pub mod quote;
 pub mod readiness;
 pub mod regions;
 pub mod rollout;
+pub mod rotation;
 pub mod signoff;
 pub mod slug;
 pub mod tile;
