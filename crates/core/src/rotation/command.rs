@@ -113,6 +113,8 @@ pub struct About {
     pub tile: String,
     /// The version it rotates to.
     pub to: u64,
+    /// Its state's name ([`State::name`]).
+    pub name: &'static str,
     /// Its state in words ([`Rotation::describe`]).
     pub state: String,
     /// Whether that state is terminal.
@@ -128,6 +130,7 @@ pub(super) fn refused(r: &Rotation, verb: &'static str, reason: Refusal) -> Refu
             id: r.id.clone(),
             tile: r.tile.clone(),
             to: r.to,
+            name: r.state.name(),
             state: r.describe(),
             terminal: r.state.is_terminal(),
             progress: r.progress(),
@@ -143,6 +146,7 @@ impl fmt::Display for Refused {
             id,
             tile,
             to,
+            name,
             state,
             progress,
             ..
@@ -154,7 +158,7 @@ impl fmt::Display for Refused {
             Refusal::Finished => write!(
                 f,
                 "cannot {verb} rotation {id} of {tile}: it is {state} (finished); {}",
-                if state.starts_with("COMPLETED") {
+                if *name == "COMPLETED" {
                     format!("the old credential is already retired; rotate again with {rotate}")
                 } else {
                     format!("the old credential is still current; start a new rotation with {rotate}")
@@ -188,12 +192,12 @@ impl fmt::Display for Refused {
                     f,
                     "cannot start a rotation of {tile}: rotation {id} holds it ({state}; {progress}); "
                 )?;
-                if state.starts_with("DISTRIBUTING") {
+                if *name == "DISTRIBUTING" {
                     write!(
                         f,
                         "wait for it to finish or cancel it with `tilewave creds cancel {tile}`"
                     )
-                } else if state.starts_with("PROMOTING") {
+                } else if *name == "PROMOTING" {
                     write!(f, "it is being promoted; wait for it to finish")
                 } else {
                     write!(

@@ -156,6 +156,11 @@ fn in_wave_order(wave: &[String], a: &[String], b: &[String]) -> Vec<String> {
 /// What the service does next for `r` at `now`. The same rotation and
 /// `now` always give the same decision.
 ///
+/// There is no "fail" decision: the outcome that uses a region's last
+/// attempt fails the rotation in the same [`apply`] (so no stored rotation
+/// is out of attempts yet still distributing; one that is, is
+/// [`Decision::Inconsistent`]).
+///
 /// While distributing wave `w`: recorded installs are re-issued together
 /// with fresh ones up to the concurrency (in wave order) (regions INSTALLING or VERIFYING
 /// count against it); fresh installs wait for the bake after the wave

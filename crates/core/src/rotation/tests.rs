@@ -80,12 +80,19 @@ fn versions_submit_promote_retire() {
 #[test]
 fn submit_refusals_and_replacement() {
     let v = versions();
-    let e = v.submit("sha256:new", at(0), Some("rot-7")).unwrap_err();
+    let e = v.submit("sha256:new", at(0), Some(&rotation())).unwrap_err();
     assert_eq!(
         e.to_string(),
         "cannot submit a new credential for riverflow: rotation rot-7 is running; wait for it to \
          finish or cancel it with `tilewave creds cancel riverflow` first"
     );
+    // A finished rotation does not hold the tile.
+    let mut failed = rotation();
+    failed.state = State::Failed {
+        region: "aws:a1".into(),
+        reason: "boom".into(),
+    };
+    assert!(v.submit("sha256:new", at(0), Some(&failed)).is_ok());
     assert!(matches!(
         v.submit("sha256:one", at(0), None),
         Err(VersionError::SameSecret { id: 1, .. })
@@ -134,6 +141,8 @@ struct Sim {
     decisions: Vec<Decision>,
     effects: Vec<Effect>,
     confirm: bool,
+    /// What the service stored after each accepted outcome.
+    stored: Vec<(Rotation, Versions, Timestamp)>,
 }
 
 impl Sim {
@@ -145,6 +154,7 @@ impl Sim {
             decisions: vec![],
             effects: vec![],
             confirm: false,
+            stored: vec![],
         }
     }
 
@@ -162,6 +172,7 @@ impl Sim {
         self.v.check().unwrap();
         self.effects.extend(t.effects);
         self.r = t.rotation;
+        self.stored.push((self.r.clone(), self.v.clone(), self.now));
         Ok(())
     }
 
@@ -509,6 +520,44 @@ fn crash_after_every_intent_resumes_without_skipping() {
     assert_eq!(sim.v.current().map(|v| v.id), Some(2));
     for p in sim.r.regions.values() {
         assert_eq!(p.failures, 0);
+    }
+}
+
+#[test]
+fn resuming_from_every_stored_state_completes_without_skipping() {
+    // A run with lost answers and a retried failure; then a crash after
+    // every stored write, resumed by a new service from what was stored.
+    let mut n = 0;
+    let mut failed_once = false;
+    let mut sim = Sim::new(rotation());
+    sim.run(&mut |region, intent| {
+        n += 1;
+        match (n % 4, region, intent) {
+            (0, _, _) => Answer::Lost,
+            (_, "azure:b3", Intent::Verify) if !failed_once => {
+                failed_once = true;
+                Answer::Fail
+            }
+            _ => Answer::Ok,
+        }
+    });
+    assert!(failed_once);
+    assert_eq!(sim.r.state, State::Completed);
+    assert!(sim.stored.len() > 20);
+    for (r, v, now) in &sim.stored {
+        let mut resumed = Sim::new(r.clone());
+        resumed.v = v.clone();
+        resumed.now = *now;
+        // check_step (in every apply) holds the invariants on the way.
+        resumed.run(&mut |_, _| Answer::Ok);
+        assert!(
+            matches!(resumed.r.state, State::Completed | State::Failed { .. }),
+            "{:?}",
+            resumed.r.state
+        );
+        if resumed.r.state == State::Completed {
+            assert_eq!(resumed.v.current().map(|v| v.id), Some(2));
+        }
     }
 }
 

@@ -183,8 +183,8 @@ impl Versions {
     }
 
     /// Adds a new PENDING version with `fingerprint` at `now`, numbered
-    /// after the newest. `rotating` names the rotation holding the tile, if
-    /// one does ([`super::Rotation::holds`]): then the submission is
+    /// after the newest. `latest` is the tile's latest rotation: while it
+    /// holds the tile ([`super::Rotation::holds`]) the submission is
     /// refused, since the pending version is the one being distributed.
     ///
     /// With no rotation running, a pending version that was never rotated
@@ -196,12 +196,12 @@ impl Versions {
         &self,
         fingerprint: &str,
         now: Timestamp,
-        rotating: Option<&str>,
+        latest: Option<&super::Rotation>,
     ) -> Result<(Self, u64), VersionError> {
-        if let Some(rotation) = rotating {
+        if let Some(r) = latest.filter(|r| r.holds()) {
             return Err(VersionError::Rotating {
                 tile: self.tile.clone(),
-                rotation: rotation.to_owned(),
+                rotation: r.id.clone(),
             });
         }
         if fingerprint.trim().is_empty() {
