@@ -85,6 +85,13 @@ pub enum Refusal {
         /// The outcome, in words.
         outcome: String,
     },
+    /// A fresh install intent in a wave whose bake has not ended.
+    Baking {
+        /// The wave (from 1).
+        wave: usize,
+        /// When the bake ends.
+        until: Timestamp,
+    },
     /// A retirement before the grace period ended or the partner confirmed.
     RetirementNotDue {
         /// When the grace period ends (none: only on confirmation).
@@ -228,6 +235,11 @@ impl fmt::Display for Refused {
                 "{} of rotation {id} is {step}: {outcome} does not answer it (a stale or repeated \
                  answer); nothing changed",
                 quoted(region)
+            ),
+            Refusal::Baking { wave, until } => write!(
+                f,
+                "rotation {id} of {tile} starts wave {wave} when the bake ends at {until}; no install \
+                 before then; nothing changed"
             ),
             Refusal::RetirementNotDue { until } => match until {
                 Some(t) => write!(

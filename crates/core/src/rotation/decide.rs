@@ -328,6 +328,14 @@ pub fn apply(r: &Rotation, outcome: Outcome, now: Timestamp) -> Result<Transitio
                         region: region.clone(),
                     });
                 };
+                if let (super::Intent::Install, RegionStep::Pending, Some(until)) =
+                    (intent, &p.step, r.wave_ready_at.filter(|t| *t > now))
+                {
+                    return refuse(Refusal::Baking {
+                        wave: wave + 1,
+                        until,
+                    });
+                }
                 p.step = match (intent, &p.step) {
                     (super::Intent::Install, RegionStep::Pending | RegionStep::Installing) => {
                         RegionStep::Installing

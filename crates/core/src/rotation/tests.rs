@@ -1018,6 +1018,7 @@ fn next_rotation_table() {
     let berlin = schedule(30, (2, 0), (4, 0), "Europe/Berlin");
     let ny_night = schedule(1, (22, 0), (2, 0), "America/New_York");
     let utc = schedule(7, (9, 0), (17, 0), "UTC");
+    let ny_fold = schedule(1, (1, 0), (1, 30), "America/New_York");
     let xmas = (ts("2026-12-20T00:00:00Z"), ts("2027-01-04T00:00:00Z"));
     #[allow(clippy::type_complexity)]
     let rows: Vec<(
@@ -1074,6 +1075,25 @@ fn next_rotation_table() {
             vec![],
             "2026-03-28T12:00:00Z",
             Some("2026-03-29T01:00:00Z"),
+        ),
+        // New York falls back on 1 Nov 2026: 01:00 happens twice; the
+        // window 01:00-01:30 is its first (EDT) occurrence, 05:00 UTC.
+        (
+            "fold",
+            &ny_fold,
+            "2026-10-31T04:00:00Z",
+            vec![],
+            "2026-10-31T00:00:00Z",
+            Some("2026-11-01T05:00:00Z"),
+        ),
+        // And the day after, 01:00 EST is 06:00 UTC.
+        (
+            "after-fold",
+            &ny_fold,
+            "2026-11-01T05:00:00Z",
+            vec![],
+            "2026-11-01T00:00:00Z",
+            Some("2026-11-02T06:00:00Z"),
         ),
         // A window crossing midnight, due at 01:00 local: inside yesterday's
         // window.
