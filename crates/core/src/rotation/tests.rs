@@ -330,6 +330,45 @@ fn happy_path_over_three_waves() {
 }
 
 #[test]
+fn seventy_regions_in_waves_of_the_catalog() {
+    // Every region of the catalog: canaries first, then waves of 20.
+    let ids = crate::regions::RegionCatalog::builtin().representative(70);
+    assert_eq!(ids.len(), 70);
+    let mut waves = vec![ids[..3].to_vec()];
+    waves.extend(ids[3..].chunks(20).map(<[String]>::to_vec));
+    let mut s = spec(Policy::default(), false);
+    s.waves = waves;
+    s.concurrency = 8;
+    let mut sim = Sim::new(Rotation::new(s, T));
+    let mut held = None;
+    while sim.step(&mut |_, _| Answer::Ok) {
+        if held.is_none() && sim.r.distributed() >= 12 && sim.r.verified() >= 3 {
+            held = Some(start_refusal(Some(&sim.r)).unwrap_err().to_string());
+        }
+    }
+    assert_eq!(sim.r.state, State::Completed);
+    let issued = |install: bool| -> usize {
+        sim.decisions
+            .iter()
+            .map(|d| match d {
+                Decision::Install { regions } if install => regions.len(),
+                Decision::Verify { regions } if !install => regions.len(),
+                _ => 0,
+            })
+            .sum()
+    };
+    assert_eq!((issued(true), issued(false)), (70, 70));
+    // Four bakes between five waves, then the grace period.
+    assert_eq!(sim.count(|d| matches!(d, Decision::WaitUntil(_))), 5);
+    let held = held.unwrap();
+    assert!(
+        held.contains("rotation rot-7 holds it (DISTRIBUTING wave 2 of 5; distributed"),
+        "{held}"
+    );
+    assert!(held.contains("/70, verified 3/70)"), "{held}");
+}
+
+#[test]
 fn emergency_has_no_bake_waits() {
     let policy = Policy {
         retirement: Retirement::OnConfirmation,
