@@ -183,6 +183,8 @@ pub static TABLE: &[Rule] = &[
     rule(CREDENTIALS, "ConfirmOldRetired", RE_PARTNER),
     rule(CREDENTIALS, "CancelRotation", RE),
     rule(CREDENTIALS, "SetRotationSchedule", RE),
+    rule(CREDENTIALS, "ListRotations", READ_OWN),
+    rule(CREDENTIALS, "Rewrap", RE),
     // Escalation: on-call handles incidents; release engineers also set
     // policies, schedules and SOPs.
     rule(ESCALATION, "OpenIncident", RE_ONCALL),

@@ -115,6 +115,8 @@ const DESIGN: &[(&str, &str, &[&str])] = &[
             "ConfirmOldRetired",
             "CancelRotation",
             "SetRotationSchedule",
+            "ListRotations",
+            "Rewrap",
         ],
     ),
     (
@@ -395,6 +397,7 @@ const NO_ETAG: &[(&str, &str)] = &[
     ("ScheduleGa", "names tile_etag"),
     ("SubmitCredential", "creates; idempotent by request_id"),
     ("StartRotation", "creates; idempotent by request_id"),
+    ("Rewrap", "every secret, each write guarded by its own etag"),
     ("OpenIncident", "creates; deduplicated by dedup_key"),
     ("Advance", "the clock only moves forward"),
     ("Set", "the clock only moves forward"),
