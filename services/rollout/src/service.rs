@@ -859,7 +859,7 @@ impl RolloutService for Rollouts {
             }
         }
         let desired = reconcile::desired(&self.ctx, Some(&r.tile_id)).await?;
-        let agents = self.ctx.agents.all().await?;
+        let agents = self.ctx.agents.all().await.map_err(Error::from)?;
         let now = self.ctx.clock.now();
         let mut reported: BTreeMap<String, (i64, bool)> = BTreeMap::new();
         let timeout = self.ctx.agents.timeout();

@@ -1,0 +1,189 @@
+//! Clients every service shares, all through traced channels so that a
+//! request's trace continues into them.
+//!
+//! [`Agents`]: the region agents. Agents register under `agents/<region>`
+//! with a lease; the value is the agent's `AgentInfo`, whose `address` this
+//! module dials (over mutual TLS when the service has TLS files). One
+//! channel per address is kept and reused.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tilewave_core::quote::quoted;
+use tilewave_proto::agent::v1::AgentInfo;
+use tilewave_proto::agent::v1::agent_service_client::AgentServiceClient;
+use tilewave_store::Store;
+use tilewave_telemetry::{TracedChannel, traced_channel};
+use tilewave_tls::Tls;
+use tonic::transport::Channel;
+
+/// Why an agent cannot be called.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// No agent is registered for the region.
+    #[error("no agent is registered for region {region}: is its tilewave-agent running?")]
+    NoAgent {
+        /// The region.
+        region: String,
+    },
+    /// The registered address cannot be dialled.
+    #[error("agent address {address}: {message}")]
+    BadAddress {
+        /// The address, quoted.
+        address: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// etcd could not be read.
+    #[error("{0}")]
+    Store(#[from] tilewave_store::Error),
+}
+
+/// A channel to `url` (`host:port` or a URL), with TLS when `tls` is given
+/// (`tilewave_tls::endpoint`: the scheme becomes `https`), and the house's
+/// transport settings (a deadline on every call, keep-alive:
+/// `tilewave_service::transport`), connected on first use.
+pub fn lazy_channel(url: &str, timeout: Duration, tls: Option<&Tls>) -> Result<Channel, AgentError> {
+    let endpoint = tilewave_tls::endpoint(url, tls).map_err(|e| AgentError::BadAddress {
+        address: quoted(url).to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(tilewave_service::transport::configure(endpoint, timeout).connect_lazy())
+}
+
+/// The region agents, found through their registrations in etcd.
+#[derive(Debug, Clone)]
+pub struct Agents {
+    store: Store,
+    timeout: Duration,
+    tls: Option<Tls>,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+/// An agent client.
+pub type AgentClient = AgentServiceClient<TracedChannel>;
+
+impl Agents {
+    /// Agents registered in `store`, called over TLS when `tls` is given.
+    pub fn new(store: Store, timeout: Duration, tls: Option<Tls>) -> Self {
+        Self {
+            store,
+            timeout,
+            tls,
+            channels: Arc::default(),
+        }
+    }
+
+    /// The deadline of one agent call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn client_for(&self, address: &str) -> Result<AgentClient, AgentError> {
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let channel = match channels.get(address) {
+            Some(c) => c.clone(),
+            None => {
+                let c = lazy_channel(address, self.timeout, self.tls.as_ref())?;
+                channels.insert(address.to_owned(), c.clone());
+                c
+            }
+        };
+        Ok(tilewave_service::sized!(AgentServiceClient::new(traced_channel(
+            channel
+        ))))
+    }
+
+    /// The agent of `region`; [`AgentError::NoAgent`] when none is
+    /// registered.
+    pub async fn client(&self, region: &str) -> Result<AgentClient, AgentError> {
+        let key = self.store.keys().agent(region);
+        let mut etcd = self.store.etcd();
+        let resp = tokio::time::timeout(self.timeout, etcd.get(key.clone(), None))
+            .await
+            .map_err(|_| tilewave_store::Error::DeadlineExceeded { op: "get agent" })?
+            .map_err(|e| tilewave_store::Error::Unavailable {
+                op: "get agent",
+                source: Box::new(e),
+            })?;
+        let address = resp
+            .kvs()
+            .first()
+            .and_then(|kv| address_in(kv.value()))
+            .ok_or_else(|| AgentError::NoAgent {
+                region: region.to_owned(),
+            })?;
+        self.client_for(&address)
+    }
+
+    /// Every registered agent: (region, client).
+    pub async fn all(&self) -> Result<Vec<(String, AgentClient)>, AgentError> {
+        let prefix = self.store.keys().agents();
+        let mut etcd = self.store.etcd();
+        let resp = tokio::time::timeout(
+            self.timeout,
+            etcd.get(prefix.clone(), Some(etcd_client::GetOptions::new().with_prefix())),
+        )
+        .await
+        .map_err(|_| tilewave_store::Error::DeadlineExceeded { op: "list agents" })?
+        .map_err(|e| tilewave_store::Error::Unavailable {
+            op: "list agents",
+            source: Box::new(e),
+        })?;
+        let mut out = Vec::new();
+        for kv in resp.kvs() {
+            let key = String::from_utf8_lossy(kv.key());
+            let Some(region) = key.strip_prefix(prefix.as_str()) else {
+                continue;
+            };
+            if region.contains('/') {
+                continue;
+            }
+            if let Some(address) = address_in(kv.value()) {
+                out.push((region.to_owned(), self.client_for(&address)?));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The agent's gRPC address in its registration value, an
+/// [`AgentInfo`]; `None` when the value is not one or names no address.
+pub fn address_in(value: &[u8]) -> Option<String> {
+    let info = <AgentInfo as prost::Message>::decode(value).ok()?;
+    (!info.address.is_empty()).then_some(info.address)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+
+    #[test]
+    fn address_from_the_registration() {
+        let info = AgentInfo {
+            region: "aws:us-east-1".into(),
+            cloud: "aws".into(),
+            address: "127.0.0.1:9001".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            address_in(&info.encode_to_vec()).as_deref(),
+            Some("127.0.0.1:9001")
+        );
+        assert_eq!(address_in(&AgentInfo::default().encode_to_vec()), None);
+        assert_eq!(address_in(b"\x01\x02garbage"), None);
+    }
+
+    #[test]
+    fn errors_say_what_to_do() {
+        let e = AgentError::NoAgent {
+            region: "gcp:me-central2".into(),
+        };
+        assert!(e.to_string().contains("tilewave-agent running"), "{e}");
+    }
+}
