@@ -42,6 +42,7 @@ pub const DEV_IDENTITIES: &[(&str, &str)] = &[
     ("registry", "service"),
     ("rollout", "service"),
     ("agent", "service"),
+    ("credentials", "service"),
     ("dev", "release-engineer"),
 ];
 

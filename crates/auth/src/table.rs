@@ -79,7 +79,8 @@ pub const CLOCK: &str = "tilewave.clock.v1.ClockService";
 pub const AGENT: &str = "tilewave.agent.v1.AgentService";
 /// The agent's test-only fault injection.
 pub const FAULTS: &str = "tilewave.agent.v1.FaultInjectionService";
-const CREDENTIALS: &str = "tilewave.credentials.v1.CredentialsService";
+/// The credentials service.
+pub const CREDENTIALS: &str = "tilewave.credentials.v1.CredentialsService";
 const ESCALATION: &str = "tilewave.escalation.v1.EscalationService";
 /// `WhoAmI`, on every server.
 pub const AUTH: &str = "tilewave.auth.v1.AuthService";

@@ -31,6 +31,11 @@ pub mod work {
     pub fn rollout(id: &str) -> String {
         format!("rollout-{id}")
     }
+
+    /// One credential rotation (`owners/credential-rotation-<id>`).
+    pub fn credential_rotation(id: &str) -> String {
+        format!("credential-rotation-{id}")
+    }
 }
 
 /// The default key prefix.
@@ -153,6 +158,40 @@ impl Keys {
     /// `credentials/<id>`
     pub fn credential(&self, id: &str) -> String {
         self.join(&["credentials/", id])
+    }
+    /// `credentials/<tile>/<kind>/versions`: a tile's credential versions
+    /// of one kind (`CredentialVersions`).
+    pub fn credential_versions(&self, tile: &str, kind: &str) -> String {
+        self.join(&["credentials/", tile, "/", kind, "/versions"])
+    }
+    /// `credentials/<tile>/<kind>/secrets/<version, 19 digits>`: one
+    /// version's encrypted secret (`StoredSecret`).
+    pub fn credential_secret(&self, tile: &str, kind: &str, version: u64) -> String {
+        self.join(&[
+            "credentials/",
+            tile,
+            "/",
+            kind,
+            "/secrets/",
+            &format!("{version:0NUM_WIDTH$}"),
+        ])
+    }
+    /// `credential-rotations/`
+    pub fn credential_rotations(&self) -> String {
+        self.join(&["credential-rotations/"])
+    }
+    /// `credential-rotations/<id>`
+    pub fn credential_rotation(&self, id: &str) -> String {
+        self.join(&["credential-rotations/", id])
+    }
+    /// `credential-rotation-active/<tile>/<kind>`: created with a rotation
+    /// and removed when it ends, so two never run for one credential.
+    pub fn credential_rotation_active(&self, tile: &str, kind: &str) -> String {
+        self.join(&["credential-rotation-active/", tile, "/", kind])
+    }
+    /// `credential-schedules/<tile>/<kind>`
+    pub fn credential_schedule(&self, tile: &str, kind: &str) -> String {
+        self.join(&["credential-schedules/", tile, "/", kind])
     }
     /// `incidents/`
     pub fn incidents(&self) -> String {
@@ -422,6 +461,22 @@ mod tests {
             "/tilewave/rollout-active/riverflow"
         );
         assert_eq!(k.owner(&work::rollout("r1")), "/tilewave/owners/rollout-r1");
+        assert_eq!(
+            k.credential_secret("riverflow", "partner-basic-auth", 3),
+            "/tilewave/credentials/riverflow/partner-basic-auth/secrets/0000000000000000003"
+        );
+        assert_eq!(
+            k.credential_versions("riverflow", "partner-basic-auth"),
+            "/tilewave/credentials/riverflow/partner-basic-auth/versions"
+        );
+        assert_eq!(
+            k.credential_rotation_active("riverflow", "partner-basic-auth"),
+            "/tilewave/credential-rotation-active/riverflow/partner-basic-auth"
+        );
+        assert_eq!(
+            k.owner(&work::credential_rotation("c1")),
+            "/tilewave/owners/credential-rotation-c1"
+        );
     }
 
     #[test]

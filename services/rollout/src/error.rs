@@ -2,30 +2,7 @@
 
 use tilewave_core::planner::PlanError;
 
-/// A status from another service in words: its message (and the transport
-/// error beneath it, if any), or what its code means when it has none. Not
-/// tonic's `Display`, which reads like a debug dump
-/// (`code: 'The service is currently unavailable', message: "..."`).
-pub fn in_words(status: &tonic::Status) -> String {
-    let message = status.message().trim();
-    let mut out = if message.is_empty() {
-        let code = status.code().description();
-        let mut chars = code.chars();
-        chars
-            .next()
-            .map(|c| c.to_lowercase().chain(chars).collect())
-            .unwrap_or_default()
-    } else {
-        message.to_owned()
-    };
-    if let Some(source) = std::error::Error::source(status) {
-        let source = source.to_string();
-        if !out.contains(&source) {
-            out = format!("{out}: {source}");
-        }
-    }
-    out
-}
+pub use tilewave_service::in_words;
 
 /// Why a rollout call (or a step of the controller) failed.
 #[derive(Debug, thiserror::Error)]
