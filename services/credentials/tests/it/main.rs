@@ -10,6 +10,7 @@
 //! KEK rotation with rewrap, and no start without a KEK.
 
 mod credentials;
+mod random_input;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
