@@ -62,6 +62,7 @@ impl Cli {
             .env("USER", "it-test")
             .env_remove("TILEWAVE_REGISTRY")
             .env_remove("TILEWAVE_ROLLOUT")
+            .env_remove("TILEWAVE_CREDENTIALS")
             .env_remove("TILEWAVE_ACTOR")
             .env_remove("TILEWAVE_TIMEOUT")
             .env_remove("TILEWAVE_TLS_CERT")
