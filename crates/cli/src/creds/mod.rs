@@ -24,6 +24,8 @@ use crate::names::to_proto_duration;
 use crate::output::structured;
 use crate::rollout::duration_arg;
 
+#[cfg(test)]
+mod fake;
 pub mod input;
 pub mod render;
 pub mod status;
@@ -1092,5 +1094,88 @@ mod tests {
         assert!(a.dry_run);
         let g = get_by_tile("riverflow", KindArg::PartnerBasicAuth);
         assert_eq!((g.id.as_str(), g.tile_id.as_str()), ("", "riverflow"));
+    }
+
+    #[tokio::test]
+    async fn calls_against_a_fake_service() {
+        let (fake, ctx) = fake::serve().await;
+        // By tile, then by id when the tile has none.
+        let r = resolve(&ctx, "riverflow", KindArg::PartnerBasicAuth)
+            .await
+            .unwrap();
+        assert_eq!(r.id, "riverflow-cred-3");
+        let r = resolve(&ctx, "riverflow-cred-3", KindArg::PartnerBasicAuth)
+            .await
+            .unwrap();
+        assert_eq!(r.tile_id, "riverflow");
+        let err = resolve(&ctx, "lumen", KindArg::PartnerBasicAuth)
+            .await
+            .unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 3);
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("no rotation has the id") && text.contains("creds rotations"),
+            "{text}"
+        );
+
+        // Watching stops at PROMOTED, before the stream's COMPLETED.
+        let r = status::follow(
+            &ctx,
+            "riverflow-cred-3",
+            KindArg::PartnerBasicAuth,
+            crate::rollout::status::Mode::Lines,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.state, RotationState::Promoted as i32);
+        assert!(status::outcome(&r).is_ok());
+
+        // The secret arrives as given, and comes back as its fingerprint only.
+        let secret = Secret::from_text(KNOWN).unwrap();
+        let a = submit_args(&["submit", "riverflow", "--user", "tilewave"]);
+        let req = ctx.request(submit_request(&a, Some(&secret)).unwrap()).unwrap();
+        let c = ctx
+            .credentials()
+            .unwrap()
+            .submit_credential(req)
+            .await
+            .unwrap()
+            .into_inner()
+            .credential
+            .unwrap();
+        assert_eq!(fake.seen.lock().unwrap().plaintexts, vec![KNOWN.to_owned()]);
+        assert_eq!(c.fingerprint, tilewave_secrets::fingerprint("riverflow", &secret));
+        let shown = render::submitted(&c);
+        assert!(
+            shown.contains(&c.fingerprint) && !shown.contains(KNOWN),
+            "{shown}"
+        );
+
+        // Cancel names the rotation and the etag it read.
+        let CredsCommand::Cancel(a) = parse(&["cancel", "riverflow", "--reason", "wrong password"]).unwrap()
+        else {
+            panic!()
+        };
+        cancel(a, &ctx).await.unwrap();
+        assert_eq!(
+            fake.seen.lock().unwrap().cancels,
+            vec![("riverflow-cred-3".to_owned(), 42)]
+        );
+
+        // A schedule that exists already: say to pass its etag.
+        let CredsCommand::Schedule(a) = parse(&[
+            "schedule",
+            "riverflow",
+            "--every-days",
+            "30",
+            "--window",
+            "02:00-04:00",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        let err = schedule(a, &ctx).await.unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 3);
+        assert!(err.to_string().contains("--etag"), "{err}");
     }
 }
