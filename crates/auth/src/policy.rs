@@ -41,8 +41,8 @@ pub const DEV_IDENTITIES: &[(&str, &str)] = &[
     // issues (registry.crt, ...).
     ("registry", "service"),
     ("rollout", "service"),
-    ("agent", "service"),
     ("credentials", "service"),
+    ("agent", "service"),
     ("dev", "release-engineer"),
 ];
 
@@ -375,7 +375,12 @@ mod tests {
     #[test]
     fn dev_defaults_give_the_services_the_service_role() {
         let p = Policy::dev_default();
-        for name in ["tilewave-registry", "tilewave-rollout", "tilewave-agent"] {
+        for name in [
+            "tilewave-registry",
+            "tilewave-rollout",
+            "tilewave-agent",
+            "credentials",
+        ] {
             assert_eq!(p.role_of(&id(name)), Some(&Role::Service), "{name}");
         }
         assert_eq!(p.role_of(&id("dev")), Some(&Role::ReleaseEngineer));

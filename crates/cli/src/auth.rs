@@ -46,7 +46,7 @@ pub enum AuthCommand {
 /// The arguments of `auth whoami`.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct WhoamiArgs {
-    /// The service to ask, at its address from the settings (registry or rollout).
+    /// The service to ask, at its address from the settings (registry, rollout or credentials).
     #[arg(long, value_name = "NAME", value_parser = service, default_value = REGISTRY.name, conflicts_with = "url")]
     pub service: Endpoint,
     /// Ask the service at this URL instead (an agent, say); TLS as for the others.
@@ -246,7 +246,7 @@ mod tests {
         }
         let err = parse(&["whoami", "--service", "agent"]).unwrap_err().to_string();
         assert!(
-            err.contains("use one of registry, rollout (or --url for another)"),
+            err.contains("use one of registry, rollout, credentials (or --url for another)"),
             "{err}"
         );
     }

@@ -9,6 +9,7 @@ use crate::auth::AuthCommand;
 use crate::calendar::CalendarCommand;
 use crate::certs::CertsCommand;
 use crate::clock::ClockCommand;
+use crate::creds::CredsCommand;
 use crate::demo::DemoArgs;
 use crate::dev::DevCommand;
 use crate::freeze::FreezeCommand;
@@ -24,7 +25,7 @@ This is its command line. It talks gRPC to the tilewave services; `tilewave dev 
 starts a local stack and saves its addresses, so later commands need no flags.
 
 Settings come from flags, then the environment (TILEWAVE_<SERVICE> for each service's URL:
-TILEWAVE_REGISTRY, TILEWAVE_ROLLOUT; TILEWAVE_ACTOR, TILEWAVE_TIMEOUT; TILEWAVE_TLS_CERT,
+TILEWAVE_REGISTRY, TILEWAVE_ROLLOUT, TILEWAVE_CREDENTIALS; TILEWAVE_ACTOR, TILEWAVE_TIMEOUT; TILEWAVE_TLS_CERT,
 TILEWAVE_TLS_KEY, TILEWAVE_TLS_CA for mutual TLS, see `tilewave certs init`), then the config file (TILEWAVE_CONFIG, else
 $XDG_CONFIG_HOME/tilewave/config.toml or ~/.config/tilewave/config.toml), then defaults.
 
@@ -44,6 +45,8 @@ Examples:
   tilewave rollout start riverflow
   tilewave rollout status riverflow --watch
   tilewave tile where riverflow
+  tilewave creds submit riverflow < new-credential.txt
+  tilewave creds rotate riverflow
   tilewave auth table
   tilewave auth whoami
   tilewave dev down";
@@ -79,6 +82,9 @@ pub enum Command {
     /// GA dates on the launch calendar: schedule, move, list, hold, announce.
     #[command(subcommand)]
     Ga(GaCommand),
+    /// Partner credentials: hand in, rotate region by region, retire.
+    #[command(subcommand)]
+    Creds(CredsCommand),
     /// Read or move the virtual clock.
     #[command(subcommand)]
     Clock(ClockCommand),
@@ -106,6 +112,7 @@ impl Command {
             Self::Freeze(f) => f.name(),
             Self::Calendar(c) => c.name(),
             Self::Ga(g) => g.name(),
+            Self::Creds(c) => c.name(),
             Self::Clock(c) => c.name(),
             Self::Dev(d) => d.name(),
             Self::Certs(c) => c.name(),

@@ -7,12 +7,13 @@ use std::io::Write as _;
 
 use tilewave_proto::auth::v1::auth_service_client::AuthServiceClient;
 use tilewave_proto::clock::v1::clock_service_client::ClockServiceClient;
+use tilewave_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
 use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use tilewave_proto::registry::v1::{GetTileRequest, Tile};
 use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
 use tilewave_telemetry::{TracedChannel, traced_channel};
 
-use crate::endpoints::{REGISTRY, ROLLOUT};
+use crate::endpoints::{CREDENTIALS, REGISTRY, ROLLOUT};
 use crate::error::{CliError, rpc};
 use crate::output::Format;
 use crate::settings::{Layer, Settings};
@@ -28,6 +29,9 @@ pub type Rollouts = RolloutServiceClient<TracedChannel>;
 
 /// The clock client (served by the rollout service).
 pub type Clock = ClockServiceClient<TracedChannel>;
+
+/// The credentials service client the commands use.
+pub type Credentials = CredentialsServiceClient<TracedChannel>;
 
 /// The `WhoAmI` client (served by every service).
 pub type Auth = AuthServiceClient<TracedChannel>;
@@ -149,6 +153,25 @@ impl Ctx {
         let endpoint =
             tilewave_service::transport::configure_streaming(self.endpoint(url)?, self.settings.timeout);
         Ok(tilewave_service::sized!(RolloutServiceClient::new(
+            traced_channel(endpoint.connect_lazy())
+        )))
+    }
+
+    /// A client of the credentials service.
+    pub fn credentials(&self) -> Result<Credentials, CliError> {
+        Ok(tilewave_service::sized!(CredentialsServiceClient::new(
+            self.channel(&self.settings.url(CREDENTIALS))?,
+        )))
+    }
+
+    /// A client of the credentials service for a stream that may outlive
+    /// the per-call timeout (`creds status --watch`): connecting is still
+    /// bounded.
+    pub fn credentials_streaming(&self) -> Result<Credentials, CliError> {
+        let url = &self.settings.url(CREDENTIALS);
+        let endpoint =
+            tilewave_service::transport::configure_streaming(self.endpoint(url)?, self.settings.timeout);
+        Ok(tilewave_service::sized!(CredentialsServiceClient::new(
             traced_channel(endpoint.connect_lazy())
         )))
     }

@@ -32,6 +32,8 @@ endpoints! {
     REGISTRY = "registry", 7401, "the registry";
     /// The rollout service: roll-outs, the freeze, the virtual clock.
     ROLLOUT = "rollout", 7402, "the rollout service";
+    /// The credentials service: partner credentials and their rotations.
+    CREDENTIALS = "credentials", 7403, "the credentials service";
 }
 
 impl Endpoint {
@@ -132,6 +134,13 @@ mod tests {
                 "TILEWAVE_ROLLOUT",
                 "rollout",
                 "http://127.0.0.1:7402",
+            ),
+            (
+                CREDENTIALS,
+                "credentials",
+                "TILEWAVE_CREDENTIALS",
+                "credentials",
+                "http://127.0.0.1:7403",
             ),
         ];
         for (e, flag, env, key, url) in cases {

@@ -194,11 +194,11 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 /// `settings`, the command's connection settings when it resolved them).
 pub fn report(err: &anyhow::Error, settings: Option<&Settings>) -> Vec<String> {
     let mut lines = vec![format!("error: {err:#}")];
-    let status = err.chain().find_map(|e| match e.downcast_ref::<CliError>() {
-        Some(CliError::Rpc { status, .. }) => Some(status),
+    let failed = err.chain().find_map(|e| match e.downcast_ref::<CliError>() {
+        Some(CliError::Rpc { rpc, status }) => Some((*rpc, status)),
         _ => None,
     });
-    if let Some(status) = status {
+    if let Some((rpc, status)) = failed {
         if let Some(bad) = status.get_details_bad_request() {
             for v in bad.field_violations {
                 lines.push(format!("  {}: {}", v.field, v.description));
@@ -212,9 +212,10 @@ pub fn report(err: &anyhow::Error, settings: Option<&Settings>) -> Vec<String> {
             Code::Unknown | Code::Cancelled | Code::Internal if transport_failure(status) => {
                 lines.push(format!("hint: {}", tls_hint(settings)));
             }
-            Code::Aborted => {
-                lines.push("hint: the tile changed since it was read; run the command again".into())
-            }
+            Code::Aborted => lines.push(format!(
+                "hint: the {} changed since it was read; run the command again",
+                changed_object(rpc)
+            )),
             Code::DeadlineExceeded => {
                 lines.push("hint: the call timed out; retry, or raise --timeout".into())
             }
@@ -222,6 +223,16 @@ pub fn report(err: &anyhow::Error, settings: Option<&Settings>) -> Vec<String> {
         }
     }
     lines
+}
+
+/// What an RPC's etag guards, for the ABORTED hint: the rotation or the
+/// schedule of a credentials call, else the tile.
+fn changed_object(rpc: &str) -> &'static str {
+    match rpc {
+        "ConfirmOldRetired" | "CancelRotation" => "rotation",
+        "SetRotationSchedule" => "rotation schedule",
+        _ => "tile",
+    }
 }
 
 /// Maps a failed call to a [`CliError::Rpc`] naming the RPC.
@@ -261,7 +272,7 @@ mod tests {
     fn the_unavailable_hint_names_every_service_address_setting() {
         assert_eq!(
             unavailable_hint(),
-            "is the stack running? try `tilewave dev up` (or check --registry / TILEWAVE_REGISTRY, --rollout / TILEWAVE_ROLLOUT)"
+            "is the stack running? try `tilewave dev up` (or check --registry / TILEWAVE_REGISTRY, --rollout / TILEWAVE_ROLLOUT, --credentials / TILEWAVE_CREDENTIALS)"
         );
     }
 
@@ -403,6 +414,22 @@ mod tests {
                 .any(|l| l.starts_with("hint: ") && l.contains("unset TILEWAVE_TLS_CERT")),
             "{lines:?}"
         );
+    }
+
+    #[test]
+    fn a_stale_etag_names_what_changed() {
+        for (rpc, want) in [
+            ("UpdateTile", "the tile changed"),
+            ("CancelRotation", "the rotation changed"),
+            ("ConfirmOldRetired", "the rotation changed"),
+        ] {
+            let e = anyhow::Error::from(CliError::Rpc {
+                rpc,
+                status: tonic::Status::aborted("stale etag"),
+            });
+            let lines = report(&e, None);
+            assert!(lines.iter().any(|l| l.contains(want)), "{rpc}: {lines:?}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod certs;
 mod cli;
 mod client;
 mod clock;
+mod creds;
 mod demo;
 mod dev;
 mod diff;
@@ -116,6 +117,7 @@ async fn execute(cli: Cli, resolved: &mut Option<Settings>) -> anyhow::Result<()
         Command::Freeze(cmd) => freeze::run(cmd, &ctx()?).await,
         Command::Calendar(cmd) => calendar::run(cmd, &ctx()?).await,
         Command::Ga(cmd) => ga::run(cmd, &ctx()?).await,
+        Command::Creds(cmd) => creds::run(cmd, &ctx()?).await,
         Command::Clock(cmd) => clock::run(cmd, &ctx()?).await,
         Command::Demo(args) => demo::run(args, &ctx()?).await,
         Command::Dev(cmd) => dev::run(cmd, &cli.global).await,

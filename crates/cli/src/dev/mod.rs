@@ -33,6 +33,10 @@ use tls::StackCerts;
 
 /// The key prefix of the dev stack.
 pub const DEV_PREFIX: &str = "/tilewave/";
+/// The development key-encryption key's file name in the dev directory.
+pub const KEK_FILE: &str = "kek";
+/// The development key-encryption key's id.
+pub const DEV_KEK_ID: &str = "dev-1";
 /// The etcd cluster token of the dev stack.
 const DEV_ETCD_TOKEN: &str = "tilewave-dev";
 /// etcd keeps this many revisions before compacting.
@@ -67,7 +71,7 @@ Examples:
 const DOWN_EXAMPLES: &str = "\
 Examples:
   tilewave dev down             # stop; data, logs and certificates stay for the next `dev up`
-  tilewave dev down --purge     # stop, delete the dev directory: data, logs, certificates, saved settings";
+  tilewave dev down --purge     # stop, delete the dev directory: data, logs, certificates, the key-encryption key, saved settings";
 
 /// The dev commands.
 #[derive(Debug, Subcommand)]
@@ -158,7 +162,7 @@ pub struct DownArgs {
     /// The dev directory [env: TILEWAVE_DEV_DIR] [default: ~/.local/share/tilewave/dev].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Also delete the dev directory: data, logs, the certificates and the saved settings.
+    /// Also delete the dev directory: data, logs, the certificates, the key-encryption key and the saved settings.
     #[arg(long)]
     pub purge: bool,
 }
@@ -324,6 +328,13 @@ async fn up(args: &UpArgs, format: Format) -> anyhow::Result<()> {
         }
         Some(certs)
     };
+    let (kek_file, made) = ensure_kek(&dir)?;
+    if made {
+        note(&format!(
+            "made the development key-encryption key {} (kept for the next `dev up`; `dev down --purge` deletes it)",
+            kek_file.display()
+        ));
+    }
     let mut stack = StackFile {
         dir: dir.clone(),
         virtual_clock: args.virtual_clock,
@@ -338,7 +349,16 @@ async fn up(args: &UpArgs, format: Format) -> anyhow::Result<()> {
         processes: Vec::new(),
     };
     stack.region_ids = stack_catalog(stack.regions as usize);
-    match start_stack(&mut stack, args, &prev_port, previous.as_ref(), certs.as_ref()).await {
+    match start_stack(
+        &mut stack,
+        args,
+        &prev_port,
+        previous.as_ref(),
+        certs.as_ref(),
+        &kek_file,
+    )
+    .await
+    {
         Ok(()) => {}
         Err(e) => {
             for n in stop_all(&stack).await {
@@ -378,6 +398,7 @@ async fn start_stack(
     prev_port: &dyn Fn(&str) -> Option<u16>,
     previous: Option<&StackFile>,
     certs: Option<&StackCerts>,
+    kek_file: &Path,
 ) -> anyhow::Result<()> {
     let dir = stack.dir.clone();
     let tls = certs.map(StackCerts::client_tls).transpose()?;
@@ -436,6 +457,7 @@ async fn start_stack(
         region: None,
         catalog: stack.region_ids.clone(),
         certs: certs.cloned(),
+        kek_file: Some(kek_file.to_path_buf()),
     };
     for def in SERVICES {
         let Some(binary) = find_binary(def.binary) else {
@@ -472,6 +494,29 @@ const SERVICE_SECURITY_ENV: [&str; 5] = [
     tilewave_tls::config::ENV_INSECURE,
 ];
 
+/// The key-encryption key variables, removed from what a service inherits:
+/// the stack's key is the one `dev up` gives it.
+const SERVICE_KEK_ENV: [&str; 2] = [tilewave_secrets::KEK_ENV, services::KEK_FILE_ENV];
+
+/// The stack's development key-encryption key, `<dir>/kek`: made (mode
+/// 0600, one key `dev-1`) when there is none (`true`), reused otherwise,
+/// never replaced: losing it loses every secret sealed under it. One that
+/// does not read as a key file is an error saying what to do.
+pub fn ensure_kek(dir: &Path) -> anyhow::Result<(PathBuf, bool)> {
+    let path = dir.join(KEK_FILE);
+    if path.exists() {
+        tilewave_secrets::Keyring::from_file(&path).map_err(|e| {
+            CliError::usage(format!(
+                "the dev stack's key-encryption key: {e}; restore the file, or start afresh with                  `tilewave dev down --purge` (which deletes the stack's data and secrets with it) and `tilewave dev up`"
+            ))
+        })?;
+        return Ok((path, false));
+    }
+    tilewave_secrets::write_new_kek_file(&path, DEV_KEK_ID)
+        .map_err(|e| anyhow::anyhow!("making the dev stack's key-encryption key: {e}"))?;
+    Ok((path, true))
+}
+
 /// Spawns one instance of a service on `port`, detached.
 fn spawn_service(
     dir: &Path,
@@ -488,8 +533,11 @@ fn spawn_service(
         .tls_as_given();
     // The stack's TLS is exactly what the flags say, whatever the caller's
     // environment holds.
-    for var in SERVICE_SECURITY_ENV {
-        spec = spec.without_env(var);
+    for var in SERVICE_SECURITY_ENV.iter().chain(&SERVICE_KEK_ENV) {
+        spec = spec.without_env(*var);
+    }
+    for (key, value) in (def.env)(env) {
+        spec = spec.with_env(key, value);
     }
     let launch = spec.launch(addr);
     let pid = spawn_detached(&launch, dir)?;
@@ -623,6 +671,7 @@ fn print_up(stack: &StackFile, format: Format) -> anyhow::Result<()> {
         text.push_str("note: --virtual-clock takes effect once the rollout service (which serves the clock) is part of the stack\n");
     }
     text.push_str(&tls_line(stack));
+    text.push_str(&kek_line(&stack.dir));
     if !stack.settings.is_empty() {
         text.push_str(&format!(
             "\nsaved for later commands in {} (read after their flags, TILEWAVE_* and the config file):\n",
@@ -674,6 +723,19 @@ fn regions_line(stack: &StackFile) -> String {
 fn is_default_dir(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> bool {
     dev_dir(None, env)
         .is_ok_and(|default| default == dir || default.canonicalize().ok().as_deref() == Some(dir))
+}
+
+/// Where the stack's development key-encryption key is.
+fn kek_line(dir: &Path) -> String {
+    let path = dir.join(KEK_FILE);
+    if path.exists() {
+        format!(
+            "key-encryption key: {} (development only; the credentials service and the agents get it)\n",
+            path.display()
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// Whether the stack runs TLS, and where its certificates are.
@@ -841,6 +903,7 @@ async fn status(args: &DirArgs, format: Format) -> anyhow::Result<()> {
         let mut text = format!("dev stack in {}\n\n{}", stack.dir.display(), t.render());
         text.push_str(&regions_line(&stack));
         text.push_str(&tls_line(&stack));
+        text.push_str(&kek_line(&stack.dir));
         for s in &stack.skipped {
             text.push_str(&format!("not started: {s}\n"));
         }
@@ -877,7 +940,7 @@ async fn down(args: &DownArgs) -> anyhow::Result<()> {
     if args.purge {
         purge_dir(&dir)?;
         note(&format!(
-            "deleted {} (data, logs, certificates and the saved settings)",
+            "deleted {} (data, logs, certificates, the key-encryption key and the saved settings)",
             dir.display()
         ));
     }
@@ -902,6 +965,38 @@ fn purge_dir(dir: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_development_key_is_made_once_private_and_reused() {
+        let dev = tempfile::tempdir().unwrap();
+        let (path, made) = ensure_kek(dev.path()).unwrap();
+        assert!(made);
+        assert_eq!(path, dev.path().join(KEK_FILE));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
+        let ring = tilewave_secrets::Keyring::from_file(&path).unwrap();
+        assert_eq!(ring.primary().id(), DEV_KEK_ID);
+        let before = std::fs::read(&path).unwrap();
+        let (again, made) = ensure_kek(dev.path()).unwrap();
+        assert!(!made, "reused");
+        assert_eq!(
+            (again, std::fs::read(&path).unwrap()),
+            (path.clone(), before),
+            "never replaced"
+        );
+        assert!(kek_line(dev.path()).contains("kek"), "{}", kek_line(dev.path()));
+
+        std::fs::write(&path, "not a key\n").unwrap();
+        let err = ensure_kek(dev.path()).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("dev down --purge"), "{text}");
+        assert_eq!(crate::error::exit_code(&err), 2);
+        assert!(kek_line(Path::new("/nonexistent")).is_empty());
+    }
 
     #[test]
     fn next_steps_name_the_directory_only_when_it_is_not_the_default() {

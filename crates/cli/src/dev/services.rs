@@ -3,7 +3,7 @@
 //! binary is not built yet is skipped with a note.
 
 use super::tls::StackCerts;
-use crate::endpoints::{Endpoint, REGISTRY, ROLLOUT};
+use crate::endpoints::{CREDENTIALS, Endpoint, REGISTRY, ROLLOUT};
 
 /// How many copies of a service run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +38,8 @@ pub struct StackEnv {
     pub catalog: Vec<String>,
     /// The stack's certificates; `None`: it runs `--insecure`.
     pub certs: Option<StackCerts>,
+    /// The stack's development key-encryption key file (`<dir>/kek`).
+    pub kek_file: Option<std::path::PathBuf>,
 }
 
 /// One service of the local stack.
@@ -54,6 +56,8 @@ pub struct ServiceDef {
     pub setting: Option<Endpoint>,
     /// Its arguments (`--listen 127.0.0.1:PORT` is added).
     pub args: fn(&StackEnv) -> Vec<String>,
+    /// Environment variables it gets (on top of what it inherits).
+    pub env: fn(&StackEnv) -> Vec<(String, String)>,
     /// One, or one per region.
     pub replicas: Replicas,
 }
@@ -61,12 +65,12 @@ pub struct ServiceDef {
 /// The services in start order (each may use the ones before it).
 #[rustfmt::skip]
 pub const SERVICES: &[ServiceDef] = &[
-    ServiceDef { name: "registry", binary: "tilewave-registry", health_service: "", setting: Some(REGISTRY), args: store_args, replicas: Replicas::One },
-    ServiceDef { name: "rollout", binary: "tilewave-rollout", health_service: "tilewave.rollout.v1.RolloutService", setting: Some(ROLLOUT), args: rollout_args, replicas: Replicas::One },
-    // Next, one line each, once their binaries and flags exist:
-    // ServiceDef { name: "credentials", binary: "tilewave-credentials", health_service: "", setting: Some(CREDENTIALS), args: store_args, replicas: Replicas::One },
-    // ServiceDef { name: "escalation", binary: "tilewave-escalation", health_service: "", setting: None, args: store_args, replicas: Replicas::One },
-    ServiceDef { name: "agent", binary: "tilewave-agent", health_service: "tilewave.agent.v1.AgentService", setting: None, args: agent_args, replicas: Replicas::PerRegion },
+    ServiceDef { name: "registry", binary: "tilewave-registry", health_service: "", setting: Some(REGISTRY), args: store_args, env: no_env, replicas: Replicas::One },
+    ServiceDef { name: "rollout", binary: "tilewave-rollout", health_service: "tilewave.rollout.v1.RolloutService", setting: Some(ROLLOUT), args: rollout_args, env: no_env, replicas: Replicas::One },
+    ServiceDef { name: "credentials", binary: "tilewave-credentials", health_service: "tilewave.credentials.v1.CredentialsService", setting: Some(CREDENTIALS), args: credentials_args, env: no_env, replicas: Replicas::One },
+    // Next, once its binary and flags exist:
+    // ServiceDef { name: "escalation", binary: "tilewave-escalation", health_service: "", setting: None, args: store_args, env: no_env, replicas: Replicas::One },
+    ServiceDef { name: "agent", binary: "tilewave-agent", health_service: "tilewave.agent.v1.AgentService", setting: None, args: agent_args, env: kek_env, replicas: Replicas::PerRegion },
 ];
 
 /// The arguments of a service that keeps its state in etcd.
@@ -100,6 +104,37 @@ pub fn rollout_args(env: &StackEnv) -> Vec<String> {
     }
     args
 }
+
+/// The credentials service: the store, the stack's region catalog (as
+/// the rollout service gets it) and the development key-encryption key.
+pub fn credentials_args(env: &StackEnv) -> Vec<String> {
+    let mut args = store_args(env);
+    if !env.catalog.is_empty() {
+        args.extend(["--regions".into(), env.catalog.join(",")]);
+    }
+    if let Some(kek) = &env.kek_file {
+        args.extend(["--kek-file".into(), kek.display().to_string()]);
+    }
+    args
+}
+
+/// No environment of its own.
+pub fn no_env(_: &StackEnv) -> Vec<(String, String)> {
+    Vec::new()
+}
+
+/// The development key-encryption key as `TILEWAVE_KEK_FILE`: how agents
+/// get it (an agent without a `--kek-file` flag yet ignores the variable,
+/// where it would refuse the flag and not start).
+pub fn kek_env(env: &StackEnv) -> Vec<(String, String)> {
+    env.kek_file
+        .iter()
+        .map(|k| (KEK_FILE_ENV.to_owned(), k.display().to_string()))
+        .collect()
+}
+
+/// The variable naming a key-encryption key file.
+pub const KEK_FILE_ENV: &str = "TILEWAVE_KEK_FILE";
 
 /// A region agent: its region, etcd to register itself in, and its own
 /// catalog directory under the dev directory.
@@ -172,6 +207,7 @@ mod tests {
                 dir: "/d/certs".into(),
                 user: "ada".into(),
             }),
+            kek_file: Some("/d/kek".into()),
         }
     }
 
@@ -240,8 +276,8 @@ mod tests {
             "{a:?}"
         );
         let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
-        assert_eq!(names, ["registry", "rollout", "agent"]);
-        assert_eq!(SERVICES[2].replicas, Replicas::PerRegion);
+        assert_eq!(names, ["registry", "rollout", "credentials", "agent"]);
+        assert_eq!(SERVICES[3].replicas, Replicas::PerRegion);
         assert_eq!(SERVICES[1].setting, Some(ROLLOUT));
         assert_eq!(
             instance_name("agent", Some("aws:eu-west-1")),
@@ -269,5 +305,58 @@ mod tests {
         let at = a.iter().position(|x| x == "--regions").expect("--regions");
         assert_eq!(a[at + 1], six.join(","));
         assert!(!rollout_args(&env()).contains(&"--regions".to_owned()));
+    }
+
+    #[test]
+    fn the_credentials_service_and_the_agents_get_the_stack_key() {
+        let c = &SERVICES[2];
+        assert_eq!(
+            (c.name, c.binary, c.health_service, c.setting),
+            (
+                "credentials",
+                "tilewave-credentials",
+                "tilewave.credentials.v1.CredentialsService",
+                Some(CREDENTIALS)
+            )
+        );
+        assert_eq!(
+            (c.args)(&env()),
+            vec![
+                "--etcd",
+                "http://127.0.0.1:2379",
+                "--prefix",
+                "/tilewave/",
+                "--kek-file",
+                "/d/kek"
+            ]
+        );
+        assert!((c.env)(&env()).is_empty());
+        let six = StackEnv {
+            catalog: stack_catalog(6),
+            ..env()
+        };
+        let a = credentials_args(&six);
+        let at = a.iter().position(|x| x == "--regions").expect("--regions");
+        assert_eq!(a[at + 1], six.catalog.join(","));
+        let agent = &SERVICES[3];
+        assert_eq!(
+            (agent.env)(&env()),
+            vec![("TILEWAVE_KEK_FILE".to_owned(), "/d/kek".to_owned())]
+        );
+        assert!(
+            !(agent.args)(&env()).iter().any(|a| a.contains("kek")),
+            "agents get the key through the environment"
+        );
+        let none = StackEnv {
+            kek_file: None,
+            ..env()
+        };
+        assert!(!credentials_args(&none).contains(&"--kek-file".to_owned()));
+        assert!((agent.env)(&none).is_empty());
+        for def in SERVICES.iter().filter(|d| d.name != "agent") {
+            assert!((def.env)(&env()).is_empty(), "{}", def.name);
+        }
+        let sec = security_args(&env(), "credentials");
+        assert_eq!(sec[1], "/d/certs/credentials.crt");
     }
 }

@@ -60,6 +60,16 @@ impl StackCerts {
                 .map_err(|e| CliError::usage(format!("making the dev stack's certificates: {e}; {renew}")))?;
             return Ok((certs, true));
         }
+        // A set made before a service joined the development set (the
+        // credentials service) gets that service's certificate from its CA.
+        for service in SERVICES {
+            let (cert, key) = pair_paths(&certs.dir, service);
+            if !cert.exists() && !key.exists() && pair_paths(&certs.dir, CA_NAME).1.exists() {
+                certs
+                    .issue_service(service)
+                    .map_err(|e| CliError::usage(format!("{e:#}; {renew}")))?;
+            }
+        }
         let mut missing: Vec<String> = SERVICES
             .iter()
             .chain(&[CA_NAME])
@@ -118,6 +128,25 @@ impl StackCerts {
         policy.set_role(identity, tilewave_auth::Role::ReleaseEngineer);
         tilewave_tls::devset::write_policy(&self.dir, &policy)
             .with_context(|| format!("giving {} a role in {}", self.user, path.display()))?;
+        Ok(())
+    }
+
+    /// Issues service `service`'s certificate from the set's CA and gives
+    /// it the `service` role in the set's policy when it has none.
+    fn issue_service(&self, service: &str) -> anyhow::Result<()> {
+        let (ca_cert, ca_key) = pair_paths(&self.dir, CA_NAME);
+        let ca = tilewave_tls::Ca::load(&ca_cert, &ca_key)?;
+        let issued = ca.issue_service(service, &[service.to_owned()])?;
+        tilewave_tls::files::write_pair(&self.dir, service, &issued, false)?;
+        let path = self.dir.join(POLICY_FILE);
+        let mut policy = tilewave_auth::policy::load(&path)
+            .map_err(|e| anyhow::anyhow!("{e}; fix it or delete {} for a new set", self.dir.display()))?;
+        let identity = tilewave_auth::Identity::parse(service).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if policy.role_of(&identity).is_none() {
+            policy.set_role(identity, tilewave_auth::Role::Service);
+            tilewave_tls::devset::write_policy(&self.dir, &policy)
+                .with_context(|| format!("giving {service} the service role in {}", path.display()))?;
+        }
         Ok(())
     }
 
@@ -219,6 +248,17 @@ mod tests {
         let saved = bob.saved_settings();
         assert_eq!(saved[0].0, "tls-cert");
         assert!(saved[0].1.ends_with("certs/bob.crt"), "{saved:?}");
+
+        // A set made before the credentials service joined it gets its
+        // certificate and role from the same CA.
+        std::fs::remove_file(bob.files("credentials").cert).unwrap();
+        std::fs::remove_file(bob.files("credentials").key).unwrap();
+        let (again, made) = StackCerts::ensure(dev.path(), &env(Some("bob"))).unwrap();
+        assert!(!made);
+        assert!(again.files("credentials").cert.exists());
+        assert_eq!(std::fs::read(again.files("credentials").ca).unwrap(), ca);
+        let args = again.service_args("credentials");
+        assert!(args[1].ends_with("certs/credentials.crt"), "{args:?}");
 
         std::fs::remove_file(bob.files("rollout").key).unwrap();
         let err = StackCerts::ensure(dev.path(), &env(Some("bob"))).unwrap_err();

@@ -62,6 +62,7 @@ impl Cli {
             .env("USER", "it-test")
             .env_remove("TILEWAVE_REGISTRY")
             .env_remove("TILEWAVE_ROLLOUT")
+            .env_remove("TILEWAVE_CREDENTIALS")
             .env_remove("TILEWAVE_ACTOR")
             .env_remove("TILEWAVE_TIMEOUT")
             .env_remove("TILEWAVE_TLS_CERT")
@@ -161,8 +162,8 @@ fn dev_stack_and_tile_journey() {
         "etcd, the registry, then the rest that is built"
     );
     assert!(
-        rows.len() <= 4,
-        "at most the rollout service and one agent more: {names:?}"
+        rows.len() <= 5,
+        "at most the rollout and credentials services and one agent more: {names:?}"
     );
     assert!(
         rows.iter().all(|r| r["alive"] == true && r["healthy"] == true),
@@ -596,8 +597,8 @@ fn rollout_journey_on_the_virtual_clock() {
     let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(
         rows.as_array().unwrap().len(),
-        7,
-        "etcd, registry, rollout, 4 agents"
+        8,
+        "etcd, registry, rollout, credentials, 4 agents"
     );
 
     // The stack's four regions: `dev up --regions 4` picks them.
@@ -768,6 +769,22 @@ fn rollout_journey_on_the_virtual_clock() {
     assert!(stdout(&post).contains("Riverflow"), "{}", stdout(&post));
     let unknown = cli.run(&["ga", "schedule", "no-such-tile"]);
     assert_eq!(code(&unknown), 3, "{}", stderr(&unknown));
+
+    // A credential handed in through a file: shown by fingerprint only.
+    let secret = "platform:it-test-secret-0123456789";
+    let file = cli.dir.path().join("credential.txt");
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let submit = cli.run(&["creds", "submit", "riverflow", "--file", file.to_str().unwrap()]);
+    assert_eq!(code(&submit), 0, "{}", stderr(&submit));
+    assert!(!stdout(&submit).contains("it-test-secret"), "{}", stdout(&submit));
+    let listed = cli.run(&["creds", "list", "riverflow", "-o", "json"]);
+    assert_eq!(code(&listed), 0, "{}", stderr(&listed));
+    assert!(!stdout(&listed).contains("it-test-secret"), "{}", stdout(&listed));
+    assert!(
+        stdout(&listed).to_ascii_lowercase().contains("pending"),
+        "{}",
+        stdout(&listed)
+    );
 
     // The clock never goes back.
     let back = cli.run(&["clock", "set", "2000-01-01 00:00"]);

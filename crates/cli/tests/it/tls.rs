@@ -30,6 +30,7 @@ pub(super) async fn tw(dir: &Path, args: &[&str]) -> Output {
         .env("TILEWAVE_TIMEOUT", "5s")
         .env_remove("TILEWAVE_REGISTRY")
         .env_remove("TILEWAVE_ROLLOUT")
+        .env_remove("TILEWAVE_CREDENTIALS")
         .env_remove("TILEWAVE_ACTOR")
         .env_remove("TILEWAVE_TLS_CERT")
         .env_remove("TILEWAVE_TLS_KEY")
