@@ -357,6 +357,7 @@ fn not_installed(tile_id: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tilewave_proto::agent::v1::CredentialSlot;
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(s).unwrap()
@@ -586,5 +587,67 @@ mod tests {
         let mut f = catalog().to_file();
         f.format_version = 9;
         assert!(Catalog::from_file(f).unwrap_err().contains("format version 9"));
+    }
+
+    fn install(tile: &str, fp: &str, slot: CredentialSlot, token: i64) -> Install {
+        Install {
+            tile_id: tile.into(),
+            fingerprint: fp.into(),
+            slot,
+            username: "tilewave".into(),
+            secret: Some(credentials::NewSecret {
+                username: "tilewave".into(),
+                sealed: tilewave_secrets::Sealed {
+                    kek_id: "k".into(),
+                    wrapped_dek: vec![1; 48],
+                    dek_nonce: vec![2; 12],
+                    nonce: vec![3; 12],
+                    ciphertext: vec![4; 20],
+                },
+                credential_id: String::new(),
+            }),
+            fencing_token: token,
+        }
+    }
+
+    #[test]
+    fn credentials_need_a_live_tile_are_fenced_and_round_trip() {
+        use CredentialSlot::*;
+        let mut c = catalog();
+        let e = c.install_credential(&install("riverflow", "fp-a", Current, 1), t(1));
+        assert!(matches!(e, Err(Error::Precondition(_))), "{e:?}");
+        assert_eq!(c, catalog(), "a refusal leaves no record behind");
+        c.apply(apply("riverflow", 1, 3), t(100)).unwrap();
+        assert!(
+            c.install_credential(&install("riverflow", "fp-a", Current, 3), t(2))
+                .unwrap()
+        );
+        assert!(
+            c.install_credential(&install("riverflow", "fp-b", Pending, 4), t(3))
+                .unwrap()
+        );
+        let before = c.clone();
+        assert!(matches!(
+            c.install_credential(&install("riverflow", "fp-b", Current, 3), t(4)),
+            Err(Error::StaleToken { .. })
+        ));
+        assert_eq!(c, before);
+        let entry = c.entry("riverflow").unwrap();
+        assert_eq!(entry.credential_fingerprint, "fp-a");
+        assert_eq!(entry.fencing_token, 4, "a credential call's token is remembered");
+        assert_eq!(entry.credentials.len(), 2);
+        assert_eq!(c.credential("riverflow", "").unwrap().0, "fp-a");
+        assert_eq!(c.credential("riverflow", "fp-b").unwrap().1.slot, Pending);
+        assert!(matches!(
+            c.credential("riverflow", "fp-z"),
+            Err(Error::Precondition(_))
+        ));
+        assert_eq!(Catalog::from_file(c.to_file()).unwrap(), c);
+        // A removed tile keeps its credentials but serves none.
+        c.remove("riverflow", 5).unwrap();
+        assert!(c.credential("riverflow", "").is_err());
+        assert_eq!(c.record("riverflow").unwrap().credentials.len(), 2);
+        c.apply(apply("riverflow", 2, 5), t(200)).unwrap();
+        assert_eq!(c.entry("riverflow").unwrap().credential_fingerprint, "fp-a");
     }
 }

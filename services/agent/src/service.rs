@@ -17,16 +17,15 @@
 use std::sync::{Arc, Mutex};
 
 use tilewave_core::quote::quoted;
-use tilewave_proto::ShortName as _;
-use tilewave_proto::agent::v1::install_credential_request::Secret as RequestSecret;
-use tilewave_proto::credentials::v1::CredentialKind;
-use tilewave_secrets::{BasicCredential, Keyring, Secret};
-
 use tilewave_core::regions::Cloud;
 use tilewave_core::slug::TileId;
+use tilewave_proto::ShortName as _;
 use tilewave_proto::agent::v1::agent_service_server::AgentService;
+use tilewave_proto::agent::v1::install_credential_request::Secret as RequestSecret;
 use tilewave_proto::agent::v1::*;
 use tilewave_proto::common::v1::{HealthStatus, PartnerConfig, ProbeResult};
+use tilewave_proto::credentials::v1::CredentialKind;
+use tilewave_secrets::{BasicCredential, Keyring, Secret};
 use tilewave_service::paging::Page;
 use tilewave_store::Clock;
 use tonic::{Request, Response, Status};
