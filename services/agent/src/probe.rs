@@ -47,6 +47,8 @@ pub const RETRY_DELAYS: [Duration; 3] = [
     Duration::from_secs(2),
     Duration::from_secs(4),
 ];
+/// The least time worth starting an attempt (a retry) with.
+pub const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 /// The largest response read; a partner's test-connection answer is small.
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 /// The prefix of every skipped probe's message.
@@ -328,6 +330,20 @@ impl PartnerClient {
         credential: Option<&BasicCredential>,
         checked_at: Timestamp,
     ) -> ProbeResult {
+        self.run_until(url, region, credential, checked_at, None).await
+    }
+
+    /// As [`PartnerClient::run`], done by `deadline` (the gRPC caller's):
+    /// an attempt gets at most the time left, and a retry is not waited for
+    /// when it could not finish in time (the last answer stands).
+    pub async fn run_until(
+        &self,
+        url: &ProbeUrl,
+        region: &str,
+        credential: Option<&BasicCredential>,
+        checked_at: Timestamp,
+        deadline: Option<tokio::time::Instant>,
+    ) -> ProbeResult {
         let started = tokio::time::Instant::now();
         if let Err(why) = self.resolver.resolve(&url.host, url.port).await {
             return unknown(why, checked_at);
@@ -340,9 +356,18 @@ impl PartnerClient {
         .to_string();
         let mut attempt = 0usize;
         let mut result = loop {
-            let outcome = self.attempt(url, &body, credential).await;
+            let left = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+            let timeout = left.map_or(self.settings.call_timeout, |l| l.min(self.settings.call_timeout));
+            let outcome = self.attempt(url, &body, credential, timeout).await;
             let retry = match &outcome {
-                Ok((status, _)) if (500..600).contains(status) => self.settings.retry_delays.get(attempt),
+                Ok((status, _)) if (500..600).contains(status) => self
+                    .settings
+                    .retry_delays
+                    .get(attempt)
+                    .filter(|delay| match deadline {
+                        None => true,
+                        Some(d) => tokio::time::Instant::now() + **delay + MIN_ATTEMPT < d,
+                    }),
                 _ => None,
             };
             match (outcome, retry) {
@@ -374,10 +399,12 @@ impl PartnerClient {
         url: &ProbeUrl,
         body: &str,
         credential: Option<&BasicCredential>,
+        timeout: Duration,
     ) -> Result<(u16, Vec<u8>), String> {
         let mut request = self
             .http
             .post(url.to_string())
+            .timeout(timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, "application/json")
             .body(body.to_owned());
@@ -717,5 +744,31 @@ mod tests {
         let r = c.run(&url, "r", None, Timestamp::UNIX_EPOCH).await;
         assert_eq!(r.status(), TestStatus::Unknown);
         assert!(r.message.starts_with(SKIPPED), "{}", r.message);
+    }
+
+    #[tokio::test]
+    async fn retries_stop_short_of_the_callers_deadline() {
+        let (partner, url) = double().await;
+        partner.accept("u", "p");
+        partner.fail_next(10);
+        let c = client(&[1, 60_000, 60_000]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let r = c
+            .run_until(
+                &url,
+                "r",
+                Some(&basic("u", "p")),
+                Timestamp::UNIX_EPOCH,
+                Some(deadline),
+            )
+            .await;
+        assert!(tokio::time::Instant::now() < deadline);
+        assert_eq!(r.http_status, 500, "{r:?}");
+        assert_eq!(
+            partner.requests().len(),
+            2,
+            "one retry fits, a minute-long wait does not"
+        );
+        assert!(r.message.ends_with("(after 1 retries)"), "{}", r.message);
     }
 }

@@ -211,7 +211,12 @@ impl Agent {
     /// Calls the tile's test-connection endpoint with an installed
     /// credential (empty fingerprint: the CURRENT one); its fingerprint and
     /// the call's result.
-    pub async fn verify_credential(&self, tile_id: &str, fingerprint: &str) -> Result<(String, ProbeResult)> {
+    pub async fn verify_credential(
+        &self,
+        tile_id: &str,
+        fingerprint: &str,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(String, ProbeResult)> {
         let (fp, installed, config) = {
             let catalog = self.inner.catalog.lock().await;
             let (fp, installed) = catalog.credential(tile_id, fingerprint)?;
@@ -222,7 +227,9 @@ impl Agent {
             (fp, installed, config)
         };
         let credential = self.open_credential(tile_id, &fp, &installed)?;
-        let probe = self.call_partner(config.as_ref(), Some(&credential)).await;
+        let probe = self
+            .call_partner(config.as_ref(), Some(&credential), deadline)
+            .await;
         Ok((fp, probe))
     }
 
@@ -406,18 +413,20 @@ impl Agent {
         })
     }
 
-    /// Calls the tile's test-connection endpoint with `credential`.
+    /// Calls the tile's test-connection endpoint with `credential`, done
+    /// by `deadline` when a caller waits.
     async fn call_partner(
         &self,
         config: Option<&PartnerConfig>,
         credential: Option<&BasicCredential>,
+        deadline: Option<tokio::time::Instant>,
     ) -> ProbeResult {
         let now = self.inner.clock.now();
         match self.inner.settings.probe_policy.target(config) {
             Target::Probe(url) => {
                 self.inner
                     .client
-                    .run(&url, &self.inner.settings.region, credential, now)
+                    .run_until(&url, &self.inner.settings.region, credential, now, deadline)
                     .await
             }
             Target::Skip(why) => probe::unknown(why, now),
@@ -431,6 +440,7 @@ impl Agent {
         tile_id: &str,
         config: Option<&PartnerConfig>,
         current: Option<&(String, Installed)>,
+        deadline: Option<tokio::time::Instant>,
     ) -> ProbeResult {
         let credential = match current.map(|(fp, c)| self.open_credential(tile_id, fp, c)) {
             None => Ok(None),
@@ -438,7 +448,7 @@ impl Agent {
             Some(Err(e)) => Err(e),
         };
         let result = match credential {
-            Ok(credential) => self.call_partner(config, credential.as_ref()).await,
+            Ok(credential) => self.call_partner(config, credential.as_ref(), deadline).await,
             Err(e) => {
                 tracing::warn!(tile_id, error = %e, "the CURRENT credential cannot be presented");
                 ProbeResult {
@@ -464,14 +474,20 @@ impl Agent {
                     Target::Probe(_)
                 )
             {
-                self.probe_tile(&id, live.config.as_ref(), live.current.as_ref())
+                self.probe_tile(&id, live.config.as_ref(), live.current.as_ref(), None)
                     .await;
             }
         }
     }
 
     /// The health of the given tiles (all when empty).
-    pub async fn tile_health(&self, ids: &[String], probe_now: bool) -> Vec<TileHealth> {
+    /// Probes run now are done by `deadline` when a caller waits.
+    pub async fn tile_health(
+        &self,
+        ids: &[String],
+        probe_now: bool,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Vec<TileHealth> {
         let threshold = self.inner.settings.error_rate_threshold;
         let window = prost_types::Duration::try_from(self.inner.settings.error_window).ok();
         let mut out = Vec::new();
@@ -491,7 +507,7 @@ impl Agent {
             let probe = match last {
                 Some(p) if !probe_now => p,
                 _ => {
-                    self.probe_tile(&id, live.config.as_ref(), live.current.as_ref())
+                    self.probe_tile(&id, live.config.as_ref(), live.current.as_ref(), deadline)
                         .await
                 }
             };
@@ -528,6 +544,26 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         path: "catalog".to_owned(),
         source: std::io::Error::other(format!("file task failed: {e}")),
     })?
+}
+
+/// When the caller stops waiting: nine tenths of its `grpc-timeout` from
+/// now (the rest for the answer's way back); `None` without one or with
+/// one that does not parse.
+fn caller_deadline(metadata: &tonic::metadata::MetadataMap) -> Option<tokio::time::Instant> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let split = value.len().checked_sub(1)?;
+    let (number, unit) = (value.get(..split)?, value.get(split..)?);
+    let n: u64 = number.parse().ok()?;
+    let timeout = match unit {
+        "H" => std::time::Duration::from_secs(n.saturating_mul(3600)),
+        "M" => std::time::Duration::from_secs(n.saturating_mul(60)),
+        "S" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_millis(n),
+        "u" => std::time::Duration::from_micros(n),
+        "n" => std::time::Duration::from_nanos(n),
+        _ => return None,
+    };
+    tokio::time::Instant::now().checked_add(timeout - timeout / 10)
 }
 
 /// Checks a tile id at the edge.
@@ -637,6 +673,7 @@ impl AgentService for Agent {
     #[instrument(skip(self, req), fields(tiles = req.get_ref().tile_ids.len(), probe_now = req.get_ref().probe_now))]
     async fn health(&self, req: Request<HealthRequest>) -> Result<Response<HealthResponse>, Status> {
         self.inner.faults.before_call("Health").await?;
+        let deadline = caller_deadline(req.metadata());
         let r = req.into_inner();
         // A probe per id: bounded like every list at the edge.
         tilewave_service::limits::count(
@@ -648,7 +685,7 @@ impl AgentService for Agent {
         for id in &r.tile_ids {
             tile_id("tile_ids", id)?;
         }
-        let tiles = self.tile_health(&r.tile_ids, r.probe_now).await;
+        let tiles = self.tile_health(&r.tile_ids, r.probe_now, deadline).await;
         Ok(Response::new(HealthResponse {
             region: self.inner.settings.region.clone(),
             tiles,
@@ -696,12 +733,13 @@ impl AgentService for Agent {
         req: Request<VerifyCredentialRequest>,
     ) -> Result<Response<VerifyCredentialResponse>, Status> {
         self.inner.faults.before_call("VerifyCredential").await?;
+        let deadline = caller_deadline(req.metadata());
         let r = req.into_inner();
         let id = tile_id("tile_id", &r.tile_id)?;
         tilewave_service::limits::id("fingerprint", &r.fingerprint)
             .map_err(|v| Error::invalid("fingerprint", v.message))?;
         let (fingerprint, probe) = self
-            .verify_credential(&id, &r.fingerprint)
+            .verify_credential(&id, &r.fingerprint, deadline)
             .await
             .inspect_err(|e| tracing::info!(error = %e, "verification refused"))?;
         let ok = probe.status() == tilewave_proto::common::v1::TestStatus::Pass;
@@ -718,5 +756,27 @@ impl AgentService for Agent {
             fingerprint,
             probe: Some(probe),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callers_deadline_is_read_from_grpc_timeout() {
+        let with = |value: &str| {
+            let mut m = tonic::metadata::MetadataMap::new();
+            m.insert("grpc-timeout", value.parse().unwrap());
+            caller_deadline(&m).map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+        };
+        let left = with("10S").unwrap();
+        assert!(left <= std::time::Duration::from_secs(9) && left > std::time::Duration::from_secs(8));
+        assert!(with("500m").unwrap() <= std::time::Duration::from_millis(450));
+        assert!(with("2M").unwrap() > std::time::Duration::from_secs(100));
+        for bad in ["", "S", "10", "10X", "-1S", "1.5S"] {
+            assert!(with(bad).is_none(), "{bad:?}");
+        }
+        assert!(caller_deadline(&tonic::metadata::MetadataMap::new()).is_none());
     }
 }

@@ -298,6 +298,40 @@ async fn a_partners_500s_are_retried() -> Result<()> {
 }
 
 #[tokio::test]
+async fn retries_end_before_the_callers_deadline() -> Result<()> {
+    // Production waits (1, 2 and 4 s) against a 1 s gRPC deadline: the
+    // agent answers the 500 in time instead of DEADLINE_EXCEEDED.
+    let partner = PartnerDouble::start().await?;
+    let dir = TestDir::new("agent-it")?;
+    let etcd = EtcdCluster::start(1).await?;
+    let kek_file = dir.path().join("kek");
+    std::fs::write(&kek_file, test_kek()?.to_text().as_bytes())?;
+    let spec = spec_with_retry_delays(&etcd, &dir, "1s,2s,4s")?
+        .with_args(["--kek-file", &kek_file.display().to_string()]);
+    let agent = ServiceProcess::start(spec, dir.path()).await?;
+    let stack = Stack { agent, etcd, dir };
+    let mut c = stack.client().await?;
+    c.apply_tile(ApplyTileRequest {
+        config: Some(config(&partner.base_url(), TEST_CONNECTION_PATH)),
+        ..apply(TILE, 1, 1)
+    })
+    .await?;
+    partner.accept(USER, OLD);
+    c.install_credential(plain(OLD, CredentialSlot::Current)?).await?;
+    partner.fail_next(10);
+    let mut req = tonic::Request::new(VerifyCredentialRequest {
+        tile_id: TILE.into(),
+        fingerprint: String::new(),
+    });
+    req.set_timeout(std::time::Duration::from_secs(1));
+    let r = c.verify_credential(req).await?.into_inner();
+    assert!(!r.ok);
+    assert_eq!(r.probe.context("no probe")?.http_status, 500);
+    assert_eq!(partner.requests().len(), 1, "no retry fits in the deadline");
+    Ok(())
+}
+
+#[tokio::test]
 async fn bad_input_is_refused_and_the_catalog_unchanged() -> Result<()> {
     let (stack, partner) = start(true).await?;
     partner.accept(USER, OLD);

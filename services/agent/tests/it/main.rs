@@ -108,6 +108,12 @@ fn data_dir(dir: &TestDir) -> PathBuf {
 
 /// How the agent is started.
 pub fn spec(etcd: &EtcdCluster, dir: &TestDir) -> Result<ServiceSpec> {
+    // A partner's 5xx is retried after 1, 2 and 4 s in production.
+    spec_with_retry_delays(etcd, dir, "10ms,20ms,40ms")
+}
+
+/// As [`spec`], with the waits before retrying a partner's 5xx.
+pub fn spec_with_retry_delays(etcd: &EtcdCluster, dir: &TestDir, delays: &str) -> Result<ServiceSpec> {
     let data = data_dir(dir);
     Ok(ServiceSpec::new("agent", bin_path("tilewave-agent")?)
         .with_args([
@@ -122,9 +128,8 @@ pub fn spec(etcd: &EtcdCluster, dir: &TestDir) -> Result<ServiceSpec> {
             "--lease-ttl-secs",
             &LEASE_TTL_SECS.to_string(),
             "--enable-fault-injection",
-            // A partner's 5xx is retried after 1, 2 and 4 s in production.
             "--partner-retry-delays",
-            "10ms,20ms,40ms",
+            delays,
         ])
         .without_env("TILEWAVE_KEK")
         .without_env("TILEWAVE_KEK_FILE")
