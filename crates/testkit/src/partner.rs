@@ -21,7 +21,10 @@
 //! "message"}]}` (PASS, FAIL or UNKNOWN); `connect` answers a connection
 //! (`connection_id`, `user_status`, `account_status`, `redirect_uri`).
 //! Another path is 404 and another method 405, both with an `error_reason`.
-//! Plain HTTP only. The server stops when the double is dropped.
+//! Plain HTTP by default; [`PartnerDouble::start_https`] serves HTTPS
+//! (rustls, ring) with a certificate for the loopback names issued by the
+//! test kit's CA ([`crate::Pki`]). The server stops when the double is
+//! dropped.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -123,6 +126,7 @@ type Shared = Arc<Mutex<State>>;
 /// The partner API double (see the module docs).
 pub struct PartnerDouble {
     addr: SocketAddr,
+    scheme: &'static str,
     state: Shared,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -150,6 +154,35 @@ impl PartnerDouble {
 
     /// Starts a double serving `paths` on a free loopback port.
     pub async fn start_with(paths: PartnerPaths) -> anyhow::Result<Self> {
+        Self::start_inner(paths, None).await
+    }
+
+    /// Starts a double serving `paths` over HTTPS with a certificate for
+    /// `127.0.0.1`, `::1` and `localhost` issued by `pki`'s CA (its
+    /// [`crate::Pki::ca_cert`] is what a client trusts).
+    pub async fn start_https(paths: PartnerPaths, pki: &crate::Pki) -> anyhow::Result<Self> {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let hosts: Vec<String> = tilewave_tls::certs::LOOPBACK_SANS
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect();
+        let issued = pki.ca()?.issue_service("partner-double", &hosts)?;
+        let chain =
+            CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+        let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes())?;
+        // The process's provider: ring, the only one in the tree.
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+        Self::start_inner(paths, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn start_inner(
+        paths: PartnerPaths,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state: Shared = Arc::new(Mutex::new(State {
@@ -171,16 +204,25 @@ impl PartnerDouble {
             }
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = served.await {
-                tracing::warn!(error = %e, "the partner double stopped");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        match tls {
+            None => {
+                tokio::spawn(async move {
+                    let served = axum::serve(listener, app).with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    });
+                    if let Err(e) = served.await {
+                        tracing::warn!(error = %e, "the partner double stopped");
+                    }
+                });
             }
-        });
+            Some(acceptor) => {
+                tokio::spawn(serve_https(listener, acceptor, app, stopped));
+            }
+        }
         Ok(Self {
             addr,
+            scheme,
             state,
             stop: Some(stop),
         })
@@ -195,9 +237,10 @@ impl PartnerDouble {
         self.addr
     }
 
-    /// `http://127.0.0.1:<port>`: a tile configuration's `base_url`.
+    /// `http://127.0.0.1:<port>` (`https://` from
+    /// [`PartnerDouble::start_https`]): a tile configuration's `base_url`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The paths it serves.
@@ -264,6 +307,34 @@ impl Drop for PartnerDouble {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// Accepts TLS connections until `stopped`, serving `app` over HTTP/1.1 on
+/// each; a failed handshake drops only its connection.
+async fn serve_https(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: axum::Router,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((tcp, _)) = accepted else { continue };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+        });
     }
 }
 

@@ -99,6 +99,11 @@ pub struct AgentConfig {
     /// agent runs but refuses InstallCredential.
     #[arg(long, env = "TILEWAVE_KEK_FILE")]
     pub kek_file: Option<PathBuf>,
+    /// A PEM file of CA certificates trusted for a partner's HTTPS besides
+    /// the webpki roots (a test partner's CA). The egress allow-list is
+    /// unchanged: only loopback is called.
+    #[arg(long, env = "TILEWAVE_AGENT_PARTNER_CA")]
+    pub partner_ca: Option<PathBuf>,
     /// The waits before retrying a partner's 5xx answer, one retry each
     /// (seconds or spans, comma separated). Tests shorten them.
     #[arg(long, env = "TILEWAVE_AGENT_PARTNER_RETRY_DELAYS", value_delimiter = ',',
@@ -160,6 +165,8 @@ pub struct Resolved {
     pub cloud: Cloud,
     /// The key-encryption keys (`--kek-file` or `TILEWAVE_KEK`), if any.
     pub keyring: Option<std::sync::Arc<Keyring>>,
+    /// The contents of `--partner-ca`, if given.
+    pub partner_ca_pem: Option<Vec<u8>>,
 }
 
 /// One or more problems with the configuration, all reported together.
@@ -197,6 +204,7 @@ impl AgentConfig {
             advertise: None,
             etcd_timeout_ms: DEFAULT_ETCD_TIMEOUT_MS,
             kek_file: None,
+            partner_ca: None,
             partner_retry_delays: crate::probe::RETRY_DELAYS.to_vec(),
             metrics_listen: None,
             tls: tilewave_tls::TlsArgs::default(),
@@ -267,11 +275,22 @@ impl AgentConfig {
                 None
             }
         };
+        let partner_ca_pem = match &self.partner_ca {
+            None => None,
+            Some(path) => match std::fs::read(path) {
+                Ok(pem) => Some(pem),
+                Err(e) => {
+                    problems.push(format!("--partner-ca {}: {e}", path.display()));
+                    None
+                }
+            },
+        };
         match cloud {
             Some(cloud) if problems.is_empty() => Ok(Resolved {
                 config: self,
                 cloud,
                 keyring,
+                partner_ca_pem,
             }),
             _ => Err(ConfigError(problems)),
         }

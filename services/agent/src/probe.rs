@@ -8,7 +8,6 @@
 //! fixtures' partner URLs (`https://api.riverflow.example`, ...) name hosts
 //! that are not ours to call, and test and demo machines must not leak
 //! requests to the internet. So a call is made only when
-//! - the URL is plain `http`,
 //! - its host is a loopback IP literal, `localhost`, or a name given with
 //!   `--allow-probe-host` (only allowed names are ever resolved, so a
 //!   fixture host does not even cause a DNS query), and
@@ -20,7 +19,8 @@
 //! tile's health rests on the error rate and injected faults.
 //!
 //! The client is reqwest over hyper with rustls (ring; no native TLS, no
-//! aws-lc), HTTP/1.1, with a connect timeout and a timeout on each attempt
+//! aws-lc), HTTP/1.1, plain or TLS (the webpki roots, plus
+//! [`ClientSettings::ca_pem`], `--partner-ca`), with a connect timeout and a timeout on each attempt
 //! ([`ClientSettings`]). A 5xx answer is tried again after each of
 //! [`ClientSettings::retry_delays`] (1 s, 2 s, 4 s by default, as
 //! docs/domain.md asks; tests inject shorter ones). With a credential the
@@ -196,12 +196,6 @@ impl ProbePolicy {
                 parsed.host
             ));
         }
-        if parsed.scheme != "http" {
-            return Target::Skip(format!(
-                "{SKIPPED}: only plain http to loopback is probed, not {}",
-                parsed.scheme
-            ));
-        }
         Target::Probe(parsed)
     }
 }
@@ -226,6 +220,9 @@ pub struct ClientSettings {
     /// The waits before each retry of a 5xx answer; as many retries as
     /// entries.
     pub retry_delays: Vec<Duration>,
+    /// PEM certificates trusted for HTTPS besides the webpki roots
+    /// (`--partner-ca`; the test kit's CA in tests).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for ClientSettings {
@@ -234,6 +231,7 @@ impl Default for ClientSettings {
             connect_timeout: CONNECT_TIMEOUT,
             call_timeout: PROBE_TIMEOUT,
             retry_delays: RETRY_DELAYS.to_vec(),
+            ca_pem: None,
         }
     }
 }
@@ -298,7 +296,18 @@ impl PartnerClient {
     /// A client calling only what `policy` allows.
     pub fn new(policy: ProbePolicy, settings: ClientSettings) -> Result<Self, String> {
         let resolver = LoopbackResolver { policy };
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = &settings.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| format!("the partner CA is not PEM certificates: {e}"))?;
+            if certs.is_empty() {
+                return Err("the partner CA holds no certificate".to_owned());
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .http1_only()
@@ -575,7 +584,10 @@ mod tests {
         let why = skip(p.target(Some(&config("https://api.riverflow.example", "/test-connection"))));
         assert!(why.starts_with("probe skipped: host not allowed"), "{why}");
         assert!(skip(p.target(Some(&config("http://10.0.0.1", "/t")))).contains("host not allowed"));
-        assert!(skip(p.target(Some(&config("https://127.0.0.1", "/t")))).contains("only plain http"));
+        assert!(matches!(
+            p.target(Some(&config("https://127.0.0.1:8443", "/t"))),
+            Target::Probe(_)
+        ));
         assert!(
             skip(p.target(Some(&config("http://127.0.0.1", "")))).contains("no test-connection endpoint")
         );
@@ -770,5 +782,53 @@ mod tests {
             "one retry fits, a minute-long wait does not"
         );
         assert!(r.message.ends_with("(after 1 retries)"), "{}", r.message);
+    }
+
+    #[tokio::test]
+    async fn https_partners_are_called_with_the_trusted_ca_only() {
+        let pki = tilewave_testkit::Pki::shared().unwrap();
+        let partner = tilewave_testkit::PartnerDouble::start_https(Default::default(), pki)
+            .await
+            .unwrap();
+        partner.accept("u", "p");
+        let url = ProbeUrl::parse(&format!(
+            "{}{}",
+            partner.base_url(),
+            tilewave_testkit::partner::TEST_CONNECTION_PATH
+        ))
+        .unwrap();
+        assert_eq!(url.scheme, "https");
+        let untrusting = client(&[]);
+        let r = untrusting
+            .run(&url, "r", Some(&basic("u", "p")), Timestamp::UNIX_EPOCH)
+            .await;
+        assert_eq!((r.status(), r.http_status), (TestStatus::Fail, 0), "{r:?}");
+        assert!(
+            partner.requests().is_empty(),
+            "no request without a trusted certificate"
+        );
+        let trusting = PartnerClient::new(
+            ProbePolicy::default(),
+            ClientSettings {
+                ca_pem: Some(std::fs::read(pki.ca_cert()).unwrap()),
+                ..ClientSettings::default()
+            },
+        )
+        .unwrap();
+        let r = trusting
+            .run(&url, "r", Some(&basic("u", "p")), Timestamp::UNIX_EPOCH)
+            .await;
+        assert_eq!(r.status(), TestStatus::Pass, "{r:?}");
+        assert_eq!(partner.requests()[0].matched, Some(0));
+        assert!(
+            PartnerClient::new(
+                ProbePolicy::default(),
+                ClientSettings {
+                    ca_pem: Some(b"not a certificate".to_vec()),
+                    ..ClientSettings::default()
+                },
+            )
+            .is_err()
+        );
     }
 }

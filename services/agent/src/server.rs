@@ -104,6 +104,7 @@ pub async fn serve(listener: TcpListener, config: AgentConfig, shutdown: Shutdow
         error_rate_threshold: config.error_rate_threshold,
         client: ClientSettings {
             retry_delays: config.partner_retry_delays.clone(),
+            ca_pem: resolved.partner_ca_pem.clone(),
             ..ClientSettings::default()
         },
         keyring: resolved.keyring.clone(),

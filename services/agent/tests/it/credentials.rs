@@ -332,6 +332,35 @@ async fn retries_end_before_the_callers_deadline() -> Result<()> {
 }
 
 #[tokio::test]
+async fn a_partner_over_https_is_called_with_the_partner_ca() -> Result<()> {
+    let pki = tilewave_testkit::Pki::shared()?;
+    let partner = PartnerDouble::start_https(Default::default(), pki).await?;
+    let stack = Stack::start_with_kek_and(&["--partner-ca", &pki.ca_cert().display().to_string()]).await?;
+    let mut c = stack.client().await?;
+    c.apply_tile(ApplyTileRequest {
+        config: Some(config(&partner.base_url(), TEST_CONNECTION_PATH)),
+        ..apply(TILE, 1, 1)
+    })
+    .await?;
+    let id = partner.accept(USER, OLD);
+    c.install_credential(plain(OLD, CredentialSlot::Current)?).await?;
+    let r = verify(&stack, "").await?;
+    assert!(r.ok, "{r:?}");
+    let health = c
+        .health(HealthRequest {
+            tile_ids: vec![TILE.into()],
+            probe_now: true,
+        })
+        .await?
+        .into_inner();
+    let probe = health.tiles[0].probe.clone().context("no probe")?;
+    assert_eq!(probe.status(), TestStatus::Pass, "{probe:?}");
+    assert!(partner.requests().iter().all(|r| r.matched == Some(id)));
+    assert_eq!(partner.auth_failures(), 0);
+    Ok(())
+}
+
+#[tokio::test]
 async fn bad_input_is_refused_and_the_catalog_unchanged() -> Result<()> {
     let (stack, partner) = start(true).await?;
     partner.accept(USER, OLD);

@@ -54,11 +54,18 @@ impl Stack {
     /// Starts etcd and an agent for [`REGION`] whose `--kek-file` holds
     /// [`test_kek`].
     pub async fn start_with_kek() -> Result<Self> {
+        Self::start_with_kek_and(&[]).await
+    }
+
+    /// As [`Stack::start_with_kek`], with more arguments.
+    pub async fn start_with_kek_and(args: &[&str]) -> Result<Self> {
         let dir = TestDir::new("agent-it")?;
         let etcd = EtcdCluster::start(1).await?;
         let kek_file = dir.path().join("kek");
         std::fs::write(&kek_file, test_kek()?.to_text().as_bytes())?;
-        let spec = spec(&etcd, &dir)?.with_args(["--kek-file", &kek_file.display().to_string()]);
+        let spec = spec(&etcd, &dir)?
+            .with_args(["--kek-file", &kek_file.display().to_string()])
+            .with_args(args.iter().copied());
         let agent = ServiceProcess::start(spec, dir.path()).await?;
         Ok(Self { agent, etcd, dir })
     }
