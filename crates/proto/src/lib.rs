@@ -177,6 +177,7 @@ impl fmt::Debug for agent::v1::InstallCredentialRequest {
             .field("slot", &self.slot())
             .field("secret", &self.secret)
             .field("fencing_token", &self.fencing_token)
+            .field("credential_id", &self.credential_id)
             .finish()
     }
 }
@@ -256,5 +257,16 @@ mod tests {
         };
         let shown = format!("{encrypted:?}");
         assert!(shown.contains("kek-1") && !shown.contains("104, 117"), "{shown}");
+
+        let with_id = agent::v1::InstallCredentialRequest {
+            credential_id: "riverflow/basic/3".into(),
+            secret: Some(Secret::Plaintext(SECRET.into())),
+            ..Default::default()
+        };
+        let shown = format!("{with_id:?}");
+        assert!(
+            shown.contains("riverflow/basic/3") && !shown.contains(SECRET),
+            "{shown}"
+        );
     }
 }

@@ -11,6 +11,9 @@
 //! - [`TestDir`]: a temporary directory kept (and its logs listed) when
 //!   the test fails.
 //! - [`eventually`]: polling against a deadline instead of sleeping.
+//! - [`PartnerDouble`]: a partner's HTTP API (`test-connection`, `connect`)
+//!   on loopback, with Basic auth against credentials a test changes while
+//!   it runs, a log of every request and injected 500s.
 //! - [`ratios`]: benchmark variants timed in interleaved rounds, as ratios
 //!   to a baseline measured in the same minutes.
 //!
@@ -33,6 +36,7 @@ mod bins;
 mod etcd;
 mod eventually;
 mod kit_runtime;
+pub mod partner;
 pub mod pki;
 mod ports;
 mod process;
@@ -48,6 +52,7 @@ pub use etcd::{
     etcd_binary, etcd_launch, member_health, member_health_with,
 };
 pub use eventually::{Attempt, POLL_INTERVAL, eventually};
+pub use partner::{PartnerDouble, PartnerPaths, PartnerRequest, PartnerTest};
 pub use pki::Pki;
 pub use ports::{free_port, free_ports};
 pub use process::{

@@ -14,14 +14,19 @@
 //!   for a rollback) becomes live and counts one apply.
 //! - **Hidden** toggles visibility without changing the revision and counts
 //!   no apply; revision 0 with `hidden` set addresses the live revision.
+//! - **Credentials** ([`crate::credentials`]) are kept per tile, fenced like
+//!   applies, installed only while the tile is live, and kept (sealed) when
+//!   it is removed.
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use tilewave_core::quote::quoted;
 use tilewave_proto::agent::v1::{CatalogEntry, CatalogFile, CatalogRecord};
 use tilewave_proto::common::v1::PartnerConfig;
 use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
 
+use crate::credentials::{self, Credentials, Install, Installed};
 use crate::error::{Error, Result};
 
 /// The catalog file format this agent writes and reads.
@@ -44,8 +49,6 @@ pub struct Live {
     pub hidden: bool,
     /// Its configuration, for the synthetic probe.
     pub config: Option<PartnerConfig>,
-    /// The credential in use; empty until credentials land.
-    pub credential_fingerprint: String,
 }
 
 /// Everything the agent remembers about one tile.
@@ -59,6 +62,8 @@ pub struct TileRecord {
     pub apply_count: i64,
     /// `apply_count` per revision.
     pub applies_by_revision: BTreeMap<i64, i64>,
+    /// The installed credentials by fingerprint.
+    pub credentials: Credentials,
 }
 
 /// An ApplyTile request after edge validation.
@@ -180,7 +185,6 @@ impl Catalog {
                     applied_at: now,
                     hidden: req.hidden.or(old.as_ref().map(|l| l.hidden)).unwrap_or(false),
                     config: req.config,
-                    credential_fingerprint: old.map(|l| l.credential_fingerprint).unwrap_or_default(),
                 });
                 record.apply_count += 1;
                 *record.applies_by_revision.entry(req.revision).or_default() += 1;
@@ -198,6 +202,49 @@ impl Catalog {
         let record = self.tiles.entry(tile_id.to_owned()).or_default();
         record.newest_token = record.newest_token.max(fencing_token);
         Ok(record.live.take().is_some())
+    }
+
+    /// Installs, moves or retires a credential (see [`crate::credentials`]);
+    /// whether anything changed. Fenced like [`Catalog::apply`]; the tile
+    /// must be live. On an error nothing changes.
+    pub fn install_credential(&mut self, req: &Install, now: Timestamp) -> Result<bool> {
+        self.check_token(&req.tile_id, req.fencing_token)?;
+        let record = self
+            .tiles
+            .get_mut(&req.tile_id)
+            .filter(|r| r.live.is_some())
+            .ok_or_else(|| not_installed(&req.tile_id))?;
+        let changed = credentials::set_slot(&mut record.credentials, req, now)?;
+        record.newest_token = record.newest_token.max(req.fencing_token);
+        Ok(changed)
+    }
+
+    /// A live tile's installed credential by fingerprint (empty: the
+    /// CURRENT one), with its fingerprint.
+    pub fn credential(&self, tile_id: &str, fingerprint: &str) -> Result<(String, Installed)> {
+        let record = self
+            .tiles
+            .get(tile_id)
+            .filter(|r| r.live.is_some())
+            .ok_or_else(|| not_installed(tile_id))?;
+        let found = if fingerprint.is_empty() {
+            credentials::current(&record.credentials)
+        } else {
+            record
+                .credentials
+                .get_key_value(fingerprint)
+                .map(|(fp, c)| (fp.as_str(), c))
+        };
+        match found {
+            Some((fp, c)) => Ok((fp.to_owned(), c.clone())),
+            None if fingerprint.is_empty() => Err(Error::Precondition(format!(
+                "tile {tile_id} has no CURRENT credential"
+            ))),
+            None => Err(Error::Precondition(format!(
+                "credential {} is not installed for tile {tile_id}",
+                quoted(fingerprint)
+            ))),
+        }
     }
 
     /// The live entries, sorted by tile id.
@@ -226,6 +273,7 @@ impl Catalog {
                     newest_fencing_token: r.newest_token,
                     apply_count: r.apply_count,
                     applies_by_revision: r.applies_by_revision.iter().map(|(k, v)| (*k, *v)).collect(),
+                    credentials: credentials::to_file(&r.credentials),
                 })
                 .collect(),
         }
@@ -255,7 +303,6 @@ impl Catalog {
                         applied_at,
                         hidden: e.hidden,
                         config: rec.config,
-                        credential_fingerprint: e.credential_fingerprint,
                     })
                 }
             };
@@ -264,6 +311,7 @@ impl Catalog {
                 newest_token: rec.newest_fencing_token,
                 apply_count: rec.apply_count,
                 applies_by_revision: rec.applies_by_revision.into_iter().collect(),
+                credentials: credentials::from_file(&rec.tile_id, rec.credentials)?,
             };
             if tiles.insert(rec.tile_id.clone(), record).is_some() {
                 return Err(format!("tile {} appears twice", rec.tile_id));
@@ -285,15 +333,31 @@ fn entry_of(tile_id: &str, r: &TileRecord) -> Option<CatalogEntry> {
         applied_at: Some(to_proto_timestamp(l.applied_at)),
         fencing_token: r.newest_token,
         hidden: l.hidden,
-        credential_fingerprint: l.credential_fingerprint.clone(),
+        credential_fingerprint: credentials::current(&r.credentials)
+            .map(|(fp, _)| fp.to_owned())
+            .unwrap_or_default(),
         apply_count: r.apply_count,
         applies_by_revision: r.applies_by_revision.iter().map(|(k, v)| (*k, *v)).collect(),
+        credentials: r
+            .credentials
+            .iter()
+            .map(|(fp, c)| credentials::info(fp, c))
+            .collect(),
     })
+}
+
+/// A credential call on a tile that is not live here.
+fn not_installed(tile_id: &str) -> Error {
+    Error::Precondition(format!(
+        "tile {} is not installed in this region: apply it first",
+        quoted(tile_id)
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tilewave_proto::agent::v1::CredentialSlot;
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(s).unwrap()
@@ -523,5 +587,67 @@ mod tests {
         let mut f = catalog().to_file();
         f.format_version = 9;
         assert!(Catalog::from_file(f).unwrap_err().contains("format version 9"));
+    }
+
+    fn install(tile: &str, fp: &str, slot: CredentialSlot, token: i64) -> Install {
+        Install {
+            tile_id: tile.into(),
+            fingerprint: fp.into(),
+            slot,
+            username: "tilewave".into(),
+            secret: Some(credentials::NewSecret {
+                username: "tilewave".into(),
+                sealed: tilewave_secrets::Sealed {
+                    kek_id: "k".into(),
+                    wrapped_dek: vec![1; 48],
+                    dek_nonce: vec![2; 12],
+                    nonce: vec![3; 12],
+                    ciphertext: vec![4; 20],
+                },
+                credential_id: String::new(),
+            }),
+            fencing_token: token,
+        }
+    }
+
+    #[test]
+    fn credentials_need_a_live_tile_are_fenced_and_round_trip() {
+        use CredentialSlot::*;
+        let mut c = catalog();
+        let e = c.install_credential(&install("riverflow", "fp-a", Current, 1), t(1));
+        assert!(matches!(e, Err(Error::Precondition(_))), "{e:?}");
+        assert_eq!(c, catalog(), "a refusal leaves no record behind");
+        c.apply(apply("riverflow", 1, 3), t(100)).unwrap();
+        assert!(
+            c.install_credential(&install("riverflow", "fp-a", Current, 3), t(2))
+                .unwrap()
+        );
+        assert!(
+            c.install_credential(&install("riverflow", "fp-b", Pending, 4), t(3))
+                .unwrap()
+        );
+        let before = c.clone();
+        assert!(matches!(
+            c.install_credential(&install("riverflow", "fp-b", Current, 3), t(4)),
+            Err(Error::StaleToken { .. })
+        ));
+        assert_eq!(c, before);
+        let entry = c.entry("riverflow").unwrap();
+        assert_eq!(entry.credential_fingerprint, "fp-a");
+        assert_eq!(entry.fencing_token, 4, "a credential call's token is remembered");
+        assert_eq!(entry.credentials.len(), 2);
+        assert_eq!(c.credential("riverflow", "").unwrap().0, "fp-a");
+        assert_eq!(c.credential("riverflow", "fp-b").unwrap().1.slot, Pending);
+        assert!(matches!(
+            c.credential("riverflow", "fp-z"),
+            Err(Error::Precondition(_))
+        ));
+        assert_eq!(Catalog::from_file(c.to_file()).unwrap(), c);
+        // A removed tile keeps its credentials but serves none.
+        c.remove("riverflow", 5).unwrap();
+        assert!(c.credential("riverflow", "").is_err());
+        assert_eq!(c.record("riverflow").unwrap().credentials.len(), 2);
+        c.apply(apply("riverflow", 2, 5), t(200)).unwrap();
+        assert_eq!(c.entry("riverflow").unwrap().credential_fingerprint, "fp-a");
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tilewave_core::quote::quoted;
 
 use tilewave_core::regions::{Cloud, RegionCatalog};
+use tilewave_secrets::{KEK_ENV, Keyring};
 
 /// Where the agent listens unless told otherwise: loopback only, until the
 /// security work brings mTLS.
@@ -91,6 +92,23 @@ pub struct AgentConfig {
     /// Deadline of one etcd operation, in milliseconds.
     #[arg(long, env = "TILEWAVE_ETCD_TIMEOUT_MS", default_value_t = DEFAULT_ETCD_TIMEOUT_MS)]
     pub etcd_timeout_ms: u64,
+    /// A file of key-encryption keys (one `id:base64key` a line, `#`
+    /// comments, the first primary) that installed credentials are sealed
+    /// with. Alternatively `TILEWAVE_KEK` holds the keys inline
+    /// (`id:base64key[,id:base64key...]`); not both. Without either the
+    /// agent runs but refuses InstallCredential.
+    #[arg(long, env = "TILEWAVE_KEK_FILE")]
+    pub kek_file: Option<PathBuf>,
+    /// A PEM file of CA certificates trusted for a partner's HTTPS besides
+    /// the webpki roots (a test partner's CA). The egress allow-list is
+    /// unchanged: only loopback is called.
+    #[arg(long, env = "TILEWAVE_AGENT_PARTNER_CA")]
+    pub partner_ca: Option<PathBuf>,
+    /// The waits before retrying a partner's 5xx answer, one retry each
+    /// (seconds or spans, comma separated). Tests shorten them.
+    #[arg(long, env = "TILEWAVE_AGENT_PARTNER_RETRY_DELAYS", value_delimiter = ',',
+          default_value = "1s,2s,4s", value_parser = parse_duration, hide = true)]
+    pub partner_retry_delays: Vec<Duration>,
     /// Address to serve Prometheus `/metrics` on; none when unset.
     #[arg(long, env = "TILEWAVE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -116,6 +134,28 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from(span).map_err(|_| format!("{} must not be negative", quoted(s)))
 }
 
+/// The key ring from `--kek-file` or the text of `TILEWAVE_KEK` (an empty
+/// text counts as unset); both is an error, neither `None`. Errors name
+/// the source, never a key.
+pub fn keyring_from(
+    file: Option<&std::path::Path>,
+    env_text: Option<String>,
+) -> Result<Option<Keyring>, String> {
+    let env_text = env_text.filter(|t| !t.trim().is_empty());
+    match (file, env_text) {
+        (Some(_), Some(_)) => Err(format!(
+            "--kek-file (TILEWAVE_KEK_FILE) and {KEK_ENV} are both set; give the keys one way"
+        )),
+        (Some(path), None) => Keyring::from_file(path)
+            .map(Some)
+            .map_err(|e| format!("--kek-file {}: {e}", path.display())),
+        (None, Some(text)) => Keyring::parse(&text)
+            .map(Some)
+            .map_err(|e| format!("{KEK_ENV}: {e}")),
+        (None, None) => Ok(None),
+    }
+}
+
 /// The configuration after checking: what the server runs with.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -123,6 +163,10 @@ pub struct Resolved {
     pub config: AgentConfig,
     /// The region's cloud.
     pub cloud: Cloud,
+    /// The key-encryption keys (`--kek-file` or `TILEWAVE_KEK`), if any.
+    pub keyring: Option<std::sync::Arc<Keyring>>,
+    /// The contents of `--partner-ca`, if given.
+    pub partner_ca_pem: Option<Vec<u8>>,
 }
 
 /// One or more problems with the configuration, all reported together.
@@ -159,6 +203,9 @@ impl AgentConfig {
             enable_fault_injection: false,
             advertise: None,
             etcd_timeout_ms: DEFAULT_ETCD_TIMEOUT_MS,
+            kek_file: None,
+            partner_ca: None,
+            partner_retry_delays: crate::probe::RETRY_DELAYS.to_vec(),
             metrics_listen: None,
             tls: tilewave_tls::TlsArgs::default(),
             policy: tilewave_auth::PolicyArgs::default(),
@@ -218,8 +265,33 @@ impl AgentConfig {
         if self.data_dir.as_os_str().is_empty() {
             problems.push("--data-dir must not be empty".to_owned());
         }
+        if self.partner_retry_delays.len() > 10 {
+            problems.push("--partner-retry-delays: at most 10 retries".to_owned());
+        }
+        let keyring = match keyring_from(self.kek_file.as_deref(), std::env::var(KEK_ENV).ok()) {
+            Ok(k) => k.map(std::sync::Arc::new),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        };
+        let partner_ca_pem = match &self.partner_ca {
+            None => None,
+            Some(path) => match std::fs::read(path) {
+                Ok(pem) => Some(pem),
+                Err(e) => {
+                    problems.push(format!("--partner-ca {}: {e}", path.display()));
+                    None
+                }
+            },
+        };
         match cloud {
-            Some(cloud) if problems.is_empty() => Ok(Resolved { config: self, cloud }),
+            Some(cloud) if problems.is_empty() => Ok(Resolved {
+                config: self,
+                cloud,
+                keyring,
+                partner_ca_pem,
+            }),
             _ => Err(ConfigError(problems)),
         }
     }
@@ -259,5 +331,54 @@ mod tests {
         assert!(text.contains("--lease-ttl-secs"), "{text}");
         assert!(text.contains("--error-rate-threshold"), "{text}");
         assert!(text.contains("--etcd"), "{text}");
+    }
+
+    #[test]
+    fn retry_delays_default_to_one_two_four_seconds() {
+        let c =
+            AgentConfig::try_parse_from(["tilewave-agent", "--region", "aws:eu-west-1", "--data-dir", "/d"])
+                .unwrap();
+        assert_eq!(c.partner_retry_delays, crate::probe::RETRY_DELAYS.to_vec());
+        assert!(c.kek_file.is_none());
+        let c = AgentConfig::try_parse_from([
+            "tilewave-agent",
+            "--region",
+            "aws:eu-west-1",
+            "--data-dir",
+            "/d",
+            "--partner-retry-delays",
+            "10ms,20ms",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.partner_retry_delays,
+            [Duration::from_millis(10), Duration::from_millis(20)]
+        );
+    }
+
+    #[test]
+    fn the_keyring_comes_from_a_file_or_the_variable_not_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let kek = tilewave_secrets::Kek::new("agent-kek", [3; 32]).unwrap();
+        let file = dir.path().join("kek");
+        std::fs::write(&file, kek.to_text().as_bytes()).unwrap();
+        assert!(keyring_from(None, None).unwrap().is_none());
+        assert!(keyring_from(None, Some("  ".into())).unwrap().is_none());
+        let ring = keyring_from(Some(&file), None).unwrap().unwrap();
+        assert_eq!(ring.primary().id(), "agent-kek");
+        let ring = keyring_from(None, Some(kek.to_text().as_str().to_owned()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ring.primary().id(), "agent-kek");
+        let both = keyring_from(Some(&file), Some(kek.to_text().as_str().to_owned())).unwrap_err();
+        assert!(
+            both.contains("--kek-file") && both.contains("TILEWAVE_KEK"),
+            "{both}"
+        );
+        let bad = keyring_from(None, Some("agent-kek:bm90IGEga2V5".into())).unwrap_err();
+        assert!(bad.starts_with("TILEWAVE_KEK: "), "{bad}");
+        assert!(!bad.contains("bm90IGEga2V5"), "{bad}");
+        let missing = keyring_from(Some(&dir.path().join("none")), None).unwrap_err();
+        assert!(missing.starts_with("--kek-file "), "{missing}");
     }
 }

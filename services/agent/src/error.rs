@@ -45,6 +45,10 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
+    /// The state forbids the call (a tile not installed here, no KEK, the
+    /// CURRENT credential retired, ...): FAILED_PRECONDITION.
+    #[error("{0}")]
+    Precondition(String),
     /// Deliberately not implemented in this version.
     #[error("{0}")]
     Unimplemented(&'static str),
@@ -84,6 +88,7 @@ impl From<Error> for tonic::Status {
             // The change was not made; the caller may retry it.
             Error::Persist { .. } => tonic::Status::unavailable(msg),
             Error::Corrupt { .. } => tonic::Status::data_loss(msg),
+            Error::Precondition(_) => tonic::Status::failed_precondition(msg),
             Error::Unimplemented(_) => tonic::Status::unimplemented(msg),
             Error::Injected { code, message } => tonic::Status::new(code, message),
             Error::Store(e) => e.into(),
@@ -122,6 +127,7 @@ mod tests {
                 },
                 Code::DataLoss,
             ),
+            (Error::Precondition("no KEK".into()), Code::FailedPrecondition),
             (Error::Unimplemented("later"), Code::Unimplemented),
             (
                 Error::Injected {

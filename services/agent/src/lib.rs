@@ -15,6 +15,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod credentials;
 pub mod error;
 pub mod fault_injection;
 pub mod faults;

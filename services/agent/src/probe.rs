@@ -1,38 +1,54 @@
-//! The synthetic probe: `POST {base_url}{test_connection_path}` from the
-//! region, and what the partner's answer means (docs/domain.md, "The partner's
+//! The agent's HTTP client to partners: the synthetic probe and credential
+//! verification, `POST {base_url}{test_connection_path}` from the region,
+//! and what the partner's answer means (docs/domain.md, "The partner's
 //! API").
 //!
-//! **Only loopback is ever contacted.** Until the security work (egress
-//! policy, TLS to partners, credentials the agent may present) lands, the
-//! agent must not send traffic to a real partner: the fixtures' partner URLs
-//! (`https://api.riverflow.example`, ...) name hosts that are not ours to
-//! call, and test and demo machines must not leak requests to the internet.
-//! So a probe runs only when
-//! - the URL is plain `http` (no TLS client here: nothing to talk TLS to on
-//!   loopback),
+//! **Only loopback is ever contacted.** Until an egress policy for real
+//! partners lands, the agent must not send traffic to a real partner: the
+//! fixtures' partner URLs (`https://api.riverflow.example`, ...) name hosts
+//! that are not ours to call, and test and demo machines must not leak
+//! requests to the internet. So a call is made only when
 //! - its host is a loopback IP literal, `localhost`, or a name given with
 //!   `--allow-probe-host` (only allowed names are ever resolved, so a
 //!   fixture host does not even cause a DNS query), and
-//! - the addresses it resolves to are loopback; only those are connected to.
+//! - the addresses it resolves to are loopback; only those are connected to
+//!   (the client's own resolver, [`LoopbackResolver`], answers nothing else,
+//!   proxies from the environment are ignored and redirects not followed).
 //!
 //! Otherwise the probe reports UNKNOWN with "probe skipped: ...", and the
 //! tile's health rests on the error rate and injected faults.
 //!
-//! The HTTP client is a minimal HTTP/1.1 one over a tokio `TcpStream`
-//! (`Connection: close`, `Content-Length` or chunked bodies): enough for a
-//! loopback JSON endpoint without another dependency.
+//! The client is reqwest over hyper with rustls (ring; no native TLS, no
+//! aws-lc), HTTP/1.1, plain or TLS (the webpki roots, plus
+//! [`ClientSettings::ca_pem`], `--partner-ca`), with a connect timeout and a timeout on each attempt
+//! ([`ClientSettings`]). A 5xx answer is tried again after each of
+//! [`ClientSettings::retry_delays`] (1 s, 2 s, 4 s by default, as
+//! docs/domain.md asks; tests inject shorter ones). With a credential the
+//! call carries HTTP Basic auth; the header is marked sensitive and the
+//! password never reaches a log, a span or a message.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use tilewave_core::quote::quoted;
 
 use jiff::Timestamp;
 use tilewave_proto::common::v1::{PartnerConfig, ProbeResult, TestResult, TestStatus};
+use tilewave_secrets::BasicCredential;
 use tilewave_store::clock::to_proto_timestamp;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-/// How long one probe may take, connection included.
+/// How long one attempt may take, connection included.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connecting may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The waits before the retries of a 5xx answer (docs/domain.md).
+pub const RETRY_DELAYS: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+/// The least time worth starting an attempt (a retry) with.
+pub const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 /// The largest response read; a partner's test-connection answer is small.
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 /// The prefix of every skipped probe's message.
@@ -104,13 +120,19 @@ impl ProbeUrl {
         })
     }
 
-    /// The `Host` header value.
+    /// The `host:port` part (IPv6 in brackets).
     fn host_header(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
             format!("{}:{}", self.host, self.port)
         }
+    }
+}
+
+impl std::fmt::Display for ProbeUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.host_header(), self.path)
     }
 }
 
@@ -174,12 +196,6 @@ impl ProbePolicy {
                 parsed.host
             ));
         }
-        if parsed.scheme != "http" {
-            return Target::Skip(format!(
-                "{SKIPPED}: only plain http to loopback is probed, not {}",
-                parsed.scheme
-            ));
-        }
         Target::Probe(parsed)
     }
 }
@@ -194,153 +210,246 @@ pub fn unknown(message: String, checked_at: Timestamp) -> ProbeResult {
     }
 }
 
-/// Calls the target and judges the answer. `region` goes into the request
-/// body; `checked_at` is the domain time of the probe.
-pub async fn run(url: &ProbeUrl, region: &str, checked_at: Timestamp) -> ProbeResult {
-    let started = tokio::time::Instant::now();
-    let outcome = tokio::time::timeout(PROBE_TIMEOUT, call(url, region)).await;
-    let latency = started.elapsed();
-    let mut result = match outcome {
-        Ok(Ok(Judged::Answered(r))) => r,
-        Ok(Ok(Judged::Skipped(why))) => unknown(why, checked_at),
-        Ok(Err(e)) => ProbeResult {
-            status: TestStatus::Fail as i32,
-            message: format!("test-connection call failed: {e}"),
-            ..Default::default()
-        },
-        Err(_) => ProbeResult {
-            status: TestStatus::Fail as i32,
-            message: format!("test-connection call timed out after {PROBE_TIMEOUT:?}"),
-            ..Default::default()
-        },
-    };
-    result.latency = prost_types::Duration::try_from(latency).ok();
-    result.checked_at = Some(to_proto_timestamp(checked_at));
-    result
+/// The client's timeouts and retry waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
+    /// How long one attempt (connect, send, read) may take.
+    pub call_timeout: Duration,
+    /// The waits before each retry of a 5xx answer; as many retries as
+    /// entries.
+    pub retry_delays: Vec<Duration>,
+    /// PEM certificates trusted for HTTPS besides the webpki roots
+    /// (`--partner-ca`; the test kit's CA in tests).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
-/// A call's outcome short of transport errors.
-enum Judged {
-    Answered(ProbeResult),
-    Skipped(String),
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: CONNECT_TIMEOUT,
+            call_timeout: PROBE_TIMEOUT,
+            retry_delays: RETRY_DELAYS.to_vec(),
+            ca_pem: None,
+        }
+    }
 }
 
-/// Resolves (loopback only), connects, sends, reads and judges.
-async fn call(url: &ProbeUrl, region: &str) -> std::io::Result<Judged> {
-    let addrs: Vec<SocketAddr> = match url.host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, url.port)],
-        Err(_) => tokio::net::lookup_host((url.host.as_str(), url.port))
-            .await?
-            .collect(),
-    };
-    let loopback: Vec<SocketAddr> = addrs.into_iter().filter(|a| a.ip().is_loopback()).collect();
-    if loopback.is_empty() {
-        return Ok(Judged::Skipped(format!(
-            "{SKIPPED}: {} does not resolve to a loopback address",
-            url.host
-        )));
-    }
-    let mut stream = tokio::net::TcpStream::connect(loopback.as_slice()).await?;
-    let body = serde_json::json!({
-        "connection_id": "tilewave-synthetic-probe",
-        "synthetic_probe": true,
-        "region": region,
-    })
-    .to_string();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tilewave-agent/{version}\r\n\
-         Content-Type: application/json\r\nAccept: application/json\r\nContent-Length: {len}\r\n\
-         Connection: close\r\n\r\n{body}",
-        path = url.path,
-        host = url.host_header(),
-        version = env!("CARGO_PKG_VERSION"),
-        len = body.len(),
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut raw = Vec::new();
-    (&mut stream)
-        .take(MAX_RESPONSE_BYTES as u64 + 1)
-        .read_to_end(&mut raw)
-        .await?;
-    if raw.len() > MAX_RESPONSE_BYTES {
-        return Err(std::io::Error::other(format!(
-            "response larger than {MAX_RESPONSE_BYTES} bytes"
-        )));
-    }
-    let (status, body) = split_response(&raw).map_err(std::io::Error::other)?;
-    Ok(Judged::Answered(judge(status, &body)))
+/// Resolves only what the policy allows, and only to loopback addresses:
+/// the last word on where the client connects.
+#[derive(Debug, Clone)]
+pub struct LoopbackResolver {
+    policy: ProbePolicy,
 }
 
-/// Splits a raw HTTP/1.1 response into its status code and (de-chunked)
-/// body.
-pub fn split_response(raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no end of headers in the response")?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "response headers are not UTF-8")?;
-    let rest = &raw[end + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.") {
-        return Err(format!("not an HTTP/1 response: {}", quoted(status_line)));
+impl LoopbackResolver {
+    /// Resolves `host` if the policy allows it; its loopback addresses only.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+        if !self.policy.host_allowed(host) {
+            return Err(format!(
+                "{SKIPPED}: host not allowed ({host}; only loopback may be probed)"
+            ));
+        }
+        let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| format!("{SKIPPED}: {host} does not resolve: {e}"))?
+                .collect(),
+        };
+        let loopback: Vec<SocketAddr> = addrs.into_iter().filter(|a| a.ip().is_loopback()).collect();
+        if loopback.is_empty() {
+            return Err(format!(
+                "{SKIPPED}: {host} does not resolve to a loopback address"
+            ));
+        }
+        Ok(loopback)
     }
-    let status = parts
-        .next()
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-    let mut chunked = false;
-    let mut length = None;
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            let (name, value) = (name.trim(), value.trim());
-            if name.eq_ignore_ascii_case("transfer-encoding")
-                && value.to_ascii_lowercase().contains("chunked")
-            {
-                chunked = true;
-            } else if name.eq_ignore_ascii_case("content-length") {
-                length = Some(
-                    value
-                        .parse::<usize>()
-                        .map_err(|_| format!("bad Content-Length {value:?}"))?,
-                );
+}
+
+impl reqwest::dns::Resolve for LoopbackResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let this = self.clone();
+        let host = name.as_str().to_ascii_lowercase();
+        Box::pin(async move {
+            // reqwest puts the URL's port on the addresses it gets.
+            let addrs = LoopbackResolver::resolve(&this, &host, 0)
+                .await
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })?;
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// The agent's HTTP client to partners (one per agent; connections are
+/// pooled).
+#[derive(Debug, Clone)]
+pub struct PartnerClient {
+    http: reqwest::Client,
+    resolver: LoopbackResolver,
+    settings: ClientSettings,
+}
+
+impl PartnerClient {
+    /// A client calling only what `policy` allows.
+    pub fn new(policy: ProbePolicy, settings: ClientSettings) -> Result<Self, String> {
+        let resolver = LoopbackResolver { policy };
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = &settings.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| format!("the partner CA is not PEM certificates: {e}"))?;
+            if certs.is_empty() {
+                return Err("the partner CA holds no certificate".to_owned());
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
             }
         }
+        let http = builder
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .http1_only()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.call_timeout)
+            .user_agent(concat!("tilewave-agent/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(resolver.clone()))
+            .build()
+            .map_err(|e| format!("the HTTP client does not build: {e}"))?;
+        Ok(Self {
+            http,
+            resolver,
+            settings,
+        })
     }
-    let body = if chunked {
-        dechunk(rest)?
-    } else if let Some(n) = length {
-        rest.get(..n)
-            .ok_or("the body is shorter than its Content-Length")?
-            .to_vec()
-    } else {
-        rest.to_vec()
-    };
-    Ok((status, body))
+
+    /// Its settings.
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
+    }
+
+    /// Calls the target (with `credential` as HTTP Basic auth when given),
+    /// retrying a 5xx answer, and judges the answer. `region` goes into the
+    /// request body; `checked_at` is the domain time of the probe.
+    pub async fn run(
+        &self,
+        url: &ProbeUrl,
+        region: &str,
+        credential: Option<&BasicCredential>,
+        checked_at: Timestamp,
+    ) -> ProbeResult {
+        self.run_until(url, region, credential, checked_at, None).await
+    }
+
+    /// As [`PartnerClient::run`], done by `deadline` (the gRPC caller's):
+    /// an attempt gets at most the time left, and a retry is not waited for
+    /// when it could not finish in time (the last answer stands).
+    pub async fn run_until(
+        &self,
+        url: &ProbeUrl,
+        region: &str,
+        credential: Option<&BasicCredential>,
+        checked_at: Timestamp,
+        deadline: Option<tokio::time::Instant>,
+    ) -> ProbeResult {
+        let started = tokio::time::Instant::now();
+        if let Err(why) = self.resolver.resolve(&url.host, url.port).await {
+            return unknown(why, checked_at);
+        }
+        let body = serde_json::json!({
+            "connection_id": "tilewave-synthetic-probe",
+            "synthetic_probe": true,
+            "region": region,
+        })
+        .to_string();
+        let mut attempt = 0usize;
+        let mut result = loop {
+            let left = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+            let timeout = left.map_or(self.settings.call_timeout, |l| l.min(self.settings.call_timeout));
+            let outcome = self.attempt(url, &body, credential, timeout).await;
+            let retry = match &outcome {
+                Ok((status, _)) if (500..600).contains(status) => self
+                    .settings
+                    .retry_delays
+                    .get(attempt)
+                    .filter(|delay| match deadline {
+                        None => true,
+                        Some(d) => tokio::time::Instant::now() + **delay + MIN_ATTEMPT < d,
+                    }),
+                _ => None,
+            };
+            match (outcome, retry) {
+                (Ok(_), Some(delay)) => {
+                    attempt += 1;
+                    tokio::time::sleep(*delay).await;
+                }
+                (Ok((status, bytes)), None) => break judge(status, &bytes),
+                (Err(e), _) => {
+                    break ProbeResult {
+                        status: TestStatus::Fail as i32,
+                        message: format!("test-connection call failed: {e}"),
+                        ..Default::default()
+                    };
+                }
+            }
+        };
+        if attempt > 0 {
+            result.message = format!("{} (after {attempt} retries)", result.message);
+        }
+        result.latency = prost_types::Duration::try_from(started.elapsed()).ok();
+        result.checked_at = Some(to_proto_timestamp(checked_at));
+        result
+    }
+
+    /// One POST: the status and the body, or why none arrived.
+    async fn attempt(
+        &self,
+        url: &ProbeUrl,
+        body: &str,
+        credential: Option<&BasicCredential>,
+        timeout: Duration,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let mut request = self
+            .http
+            .post(url.to_string())
+            .timeout(timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(body.to_owned());
+        if let Some(c) = credential {
+            request = request.basic_auth(&c.user, Some(c.password.expose()));
+        }
+        let mut response = request.send().await.map_err(describe)?;
+        let status = response.status().as_u16();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(describe)? {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(format!("response larger than {MAX_RESPONSE_BYTES} bytes"));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((status, bytes))
+    }
 }
 
-/// Decodes a chunked body.
-fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("truncated chunk size")?;
-        let size_text = std::str::from_utf8(&rest[..line_end]).map_err(|_| "bad chunk size")?;
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size =
-            usize::from_str_radix(size_text, 16).map_err(|_| format!("bad chunk size {size_text:?}"))?;
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        let chunk = rest.get(..size).ok_or("truncated chunk")?;
-        out.extend_from_slice(chunk);
-        rest = rest.get(size + 2..).ok_or("truncated chunk")?;
+/// A transport error in words (reqwest's own text names the URL, never a
+/// header, so no credential), with its causes.
+fn describe(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "failed"
+    };
+    let mut text = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
     }
+    text
 }
 
 /// Judges a test-connection answer: PASS when the call succeeded and every
@@ -475,7 +584,10 @@ mod tests {
         let why = skip(p.target(Some(&config("https://api.riverflow.example", "/test-connection"))));
         assert!(why.starts_with("probe skipped: host not allowed"), "{why}");
         assert!(skip(p.target(Some(&config("http://10.0.0.1", "/t")))).contains("host not allowed"));
-        assert!(skip(p.target(Some(&config("https://127.0.0.1", "/t")))).contains("only plain http"));
+        assert!(matches!(
+            p.target(Some(&config("https://127.0.0.1:8443", "/t"))),
+            Target::Probe(_)
+        ));
         assert!(
             skip(p.target(Some(&config("http://127.0.0.1", "")))).contains("no test-connection endpoint")
         );
@@ -485,19 +597,6 @@ mod tests {
             extra.target(Some(&config("http://partner.test:1", "/t"))),
             Target::Probe(_)
         ));
-    }
-
-    #[test]
-    fn responses_split_with_length_or_chunks() {
-        let raw = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4\r\n\r\nabcdEXTRA";
-        assert_eq!(split_response(raw).unwrap(), (200, b"abcd".to_vec()));
-        let raw =
-            b"HTTP/1.1 500 Oops\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n";
-        assert_eq!(split_response(raw).unwrap(), (500, b"abcde".to_vec()));
-        let raw = b"HTTP/1.0 204 No Content\r\n\r\n";
-        assert_eq!(split_response(raw).unwrap(), (204, Vec::new()));
-        assert!(split_response(b"SSH-2.0\r\n\r\n").is_err());
-        assert!(split_response(b"HTTP/1.1 200 OK\r\n").is_err());
     }
 
     #[test]
@@ -528,5 +627,208 @@ mod tests {
         let html = judge(200, b"<html>hello</html>");
         assert_eq!(html.status(), TestStatus::Fail);
         assert_eq!(judge(503, b"").message, "test-connection returned HTTP 503");
+    }
+
+    /// A client with short retry waits, for the partner double.
+    fn client(delays: &[u64]) -> PartnerClient {
+        PartnerClient::new(
+            ProbePolicy::default(),
+            ClientSettings {
+                retry_delays: delays.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+                ..ClientSettings::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn basic(user: &str, password: &str) -> BasicCredential {
+        BasicCredential {
+            user: user.into(),
+            password: tilewave_secrets::Secret::from_text(password).unwrap(),
+        }
+    }
+
+    async fn double() -> (tilewave_testkit::PartnerDouble, ProbeUrl) {
+        let partner = tilewave_testkit::PartnerDouble::start().await.unwrap();
+        let url = ProbeUrl::parse(&format!(
+            "{}{}",
+            partner.base_url(),
+            tilewave_testkit::partner::TEST_CONNECTION_PATH
+        ))
+        .unwrap();
+        (partner, url)
+    }
+
+    #[tokio::test]
+    async fn a_500_is_retried_after_each_delay_then_stands() {
+        let (partner, url) = double().await;
+        partner.accept("u", "p");
+        let c = client(&[1, 2, 4]);
+        partner.fail_next(3);
+        let r = c
+            .run(
+                &url,
+                "aws:eu-west-1",
+                Some(&basic("u", "p")),
+                Timestamp::UNIX_EPOCH,
+            )
+            .await;
+        assert_eq!(r.status(), TestStatus::Pass, "{r:?}");
+        assert!(r.message.ends_with("(after 3 retries)"), "{}", r.message);
+        assert_eq!(partner.requests().len(), 4);
+        partner.clear_requests();
+        partner.fail_next(4);
+        let r = c
+            .run(
+                &url,
+                "aws:eu-west-1",
+                Some(&basic("u", "p")),
+                Timestamp::UNIX_EPOCH,
+            )
+            .await;
+        assert_eq!((r.status(), r.http_status), (TestStatus::Fail, 500), "{r:?}");
+        assert_eq!(partner.requests().len(), 4, "three retries, no more");
+        let none = client(&[]);
+        partner.clear_requests();
+        partner.fail_next(1);
+        let r = none
+            .run(
+                &url,
+                "aws:eu-west-1",
+                Some(&basic("u", "p")),
+                Timestamp::UNIX_EPOCH,
+            )
+            .await;
+        assert_eq!(r.http_status, 500);
+        assert_eq!(partner.requests().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_401_is_a_rejection_and_the_password_is_never_shown() {
+        let (partner, url) = double().await;
+        partner.accept("u", "right-password");
+        let c = client(&[1]);
+        let r = c
+            .run(
+                &url,
+                "r",
+                Some(&basic("u", "wrong-password")),
+                Timestamp::UNIX_EPOCH,
+            )
+            .await;
+        assert_eq!((r.status(), r.http_status), (TestStatus::Fail, 401));
+        assert_eq!(r.error_reason, "unauthorized");
+        assert!(!format!("{r:?}").contains("wrong-password"));
+        let r = c.run(&url, "r", None, Timestamp::UNIX_EPOCH).await;
+        assert_eq!(r.http_status, 401, "no credential, no auth header");
+        assert_eq!(partner.requests()[1].user, None);
+        let r = c
+            .run(
+                &url,
+                "r",
+                Some(&basic("u", "right-password")),
+                Timestamp::UNIX_EPOCH,
+            )
+            .await;
+        assert_eq!(r.status(), TestStatus::Pass, "{r:?}");
+        assert_eq!(partner.auth_failures(), 2);
+    }
+
+    #[tokio::test]
+    async fn only_allowed_hosts_resolving_to_loopback_are_called() {
+        let resolver = LoopbackResolver {
+            policy: ProbePolicy::new(&["partner.test".into()]),
+        };
+        let e = resolver.resolve("api.riverflow.example", 443).await.unwrap_err();
+        assert!(e.starts_with("probe skipped: host not allowed"), "{e}");
+        assert!(resolver.resolve("10.0.0.1", 80).await.is_err());
+        assert_eq!(
+            resolver.resolve("127.0.0.1", 80).await.unwrap(),
+            [SocketAddr::from(([127, 0, 0, 1], 80))]
+        );
+        assert!(!resolver.resolve("localhost", 80).await.unwrap().is_empty());
+        // An allowed name that does not resolve (or not to loopback) is
+        // skipped, never called.
+        let e = resolver.resolve("partner.test", 80).await.unwrap_err();
+        assert!(e.starts_with(SKIPPED), "{e}");
+        let c = client(&[]);
+        let url = ProbeUrl::parse("http://10.0.0.1:9/t").unwrap();
+        let r = c.run(&url, "r", None, Timestamp::UNIX_EPOCH).await;
+        assert_eq!(r.status(), TestStatus::Unknown);
+        assert!(r.message.starts_with(SKIPPED), "{}", r.message);
+    }
+
+    #[tokio::test]
+    async fn retries_stop_short_of_the_callers_deadline() {
+        let (partner, url) = double().await;
+        partner.accept("u", "p");
+        partner.fail_next(10);
+        let c = client(&[1, 60_000, 60_000]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let r = c
+            .run_until(
+                &url,
+                "r",
+                Some(&basic("u", "p")),
+                Timestamp::UNIX_EPOCH,
+                Some(deadline),
+            )
+            .await;
+        assert!(tokio::time::Instant::now() < deadline);
+        assert_eq!(r.http_status, 500, "{r:?}");
+        assert_eq!(
+            partner.requests().len(),
+            2,
+            "one retry fits, a minute-long wait does not"
+        );
+        assert!(r.message.ends_with("(after 1 retries)"), "{}", r.message);
+    }
+
+    #[tokio::test]
+    async fn https_partners_are_called_with_the_trusted_ca_only() {
+        let pki = tilewave_testkit::Pki::shared().unwrap();
+        let partner = tilewave_testkit::PartnerDouble::start_https(Default::default(), pki)
+            .await
+            .unwrap();
+        partner.accept("u", "p");
+        let url = ProbeUrl::parse(&format!(
+            "{}{}",
+            partner.base_url(),
+            tilewave_testkit::partner::TEST_CONNECTION_PATH
+        ))
+        .unwrap();
+        assert_eq!(url.scheme, "https");
+        let untrusting = client(&[]);
+        let r = untrusting
+            .run(&url, "r", Some(&basic("u", "p")), Timestamp::UNIX_EPOCH)
+            .await;
+        assert_eq!((r.status(), r.http_status), (TestStatus::Fail, 0), "{r:?}");
+        assert!(
+            partner.requests().is_empty(),
+            "no request without a trusted certificate"
+        );
+        let trusting = PartnerClient::new(
+            ProbePolicy::default(),
+            ClientSettings {
+                ca_pem: Some(std::fs::read(pki.ca_cert()).unwrap()),
+                ..ClientSettings::default()
+            },
+        )
+        .unwrap();
+        let r = trusting
+            .run(&url, "r", Some(&basic("u", "p")), Timestamp::UNIX_EPOCH)
+            .await;
+        assert_eq!(r.status(), TestStatus::Pass, "{r:?}");
+        assert_eq!(partner.requests()[0].matched, Some(0));
+        assert!(
+            PartnerClient::new(
+                ProbePolicy::default(),
+                ClientSettings {
+                    ca_pem: Some(b"not a certificate".to_vec()),
+                    ..ClientSettings::default()
+                },
+            )
+            .is_err()
+        );
     }
 }

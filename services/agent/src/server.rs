@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use crate::config::AgentConfig;
 use crate::fault_injection::FaultInjector;
 use crate::persist::DataDir;
-use crate::probe::ProbePolicy;
+use crate::probe::{ClientSettings, ProbePolicy};
 use crate::registration::Registration;
 use crate::service::{Agent, AgentSettings};
 
@@ -102,7 +102,19 @@ pub async fn serve(listener: TcpListener, config: AgentConfig, shutdown: Shutdow
         probe_policy: ProbePolicy::new(&config.allow_probe_hosts),
         error_window: config.error_window,
         error_rate_threshold: config.error_rate_threshold,
+        client: ClientSettings {
+            retry_delays: config.partner_retry_delays.clone(),
+            ca_pem: resolved.partner_ca_pem.clone(),
+            ..ClientSettings::default()
+        },
+        keyring: resolved.keyring.clone(),
     };
+    match &settings.keyring {
+        Some(ring) => tracing::info!(keks = %ring, "credentials are sealed with the key ring"),
+        None => {
+            tracing::warn!("no key-encryption key (--kek-file or TILEWAVE_KEK): InstallCredential is refused")
+        }
+    }
     let agent = Agent::open(settings, data, Arc::clone(&clock)).await?;
 
     let (reporter, health) = tonic_health::server::health_reporter();

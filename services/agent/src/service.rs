@@ -6,29 +6,42 @@
 //! acknowledged: a change the caller saw acknowledged survives a crash, and
 //! a change that could not be written is not made. Requests are converted
 //! and checked at this edge (`INVALID_ARGUMENT` naming the field).
+//!
+//! Credentials (InstallCredential, VerifyCredential; [`crate::credentials`]):
+//! the request's secret is opened (an `encrypted` one with the agent's KEK
+//! ring), checked against the request's fingerprint and sealed under the
+//! ring's primary KEK before the catalog sees it. Without a KEK the agent
+//! refuses to install ([`NO_KEK`]). Secrets never reach a log, a span, an
+//! error or a response: only fingerprints do.
 
 use std::sync::{Arc, Mutex};
 
+use tilewave_core::quote::quoted;
 use tilewave_core::regions::Cloud;
 use tilewave_core::slug::TileId;
+use tilewave_proto::ShortName as _;
 use tilewave_proto::agent::v1::agent_service_server::AgentService;
+use tilewave_proto::agent::v1::install_credential_request::Secret as RequestSecret;
 use tilewave_proto::agent::v1::*;
 use tilewave_proto::common::v1::{HealthStatus, PartnerConfig, ProbeResult};
+use tilewave_proto::credentials::v1::CredentialKind;
+use tilewave_secrets::{BasicCredential, Keyring, Secret};
 use tilewave_service::paging::Page;
 use tilewave_store::Clock;
 use tonic::{Request, Response, Status};
 use tracing::{Span, instrument};
 
 use crate::catalog::{Apply, Catalog, new_generation};
+use crate::credentials::{self, Install, Installed, NewSecret};
 use crate::error::{Error, Result};
 use crate::faults::Faults;
 use crate::health::{HealthBook, verdict};
 use crate::persist::DataDir;
-use crate::probe::{self, ProbePolicy, Target};
+use crate::probe::{self, ClientSettings, PartnerClient, ProbePolicy, Target};
 
-/// Why credentials are refused in this version.
-pub const CREDENTIALS_LATER: &str =
-    "credentials are not handled by this agent yet: they arrive with the credentials service";
+/// Why InstallCredential is refused by an agent without a KEK.
+pub const NO_KEK: &str = "this agent has no key-encryption key to seal credentials with: start it \
+     with --kek-file FILE (or TILEWAVE_KEK_FILE=FILE, or TILEWAVE_KEK=id:base64key)";
 
 /// What the agent is configured with, beyond its state.
 #[derive(Debug, Clone)]
@@ -43,6 +56,11 @@ pub struct AgentSettings {
     pub error_window: std::time::Duration,
     /// Above this error rate a tile is UNHEALTHY.
     pub error_rate_threshold: f64,
+    /// The partner client's timeouts and retry waits.
+    pub client: ClientSettings,
+    /// The key-encryption keys credentials are sealed with; `None` refuses
+    /// InstallCredential.
+    pub keyring: Option<Arc<Keyring>>,
 }
 
 /// The region agent: its catalog, faults and health.
@@ -58,6 +76,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     faults: Faults,
     health: Mutex<HealthBook>,
+    client: PartnerClient,
 }
 
 impl std::fmt::Debug for Agent {
@@ -73,6 +92,8 @@ impl std::fmt::Debug for Agent {
 struct LiveTile {
     revision: i64,
     config: Option<PartnerConfig>,
+    /// The CURRENT credential (fingerprint and sealed), if any.
+    current: Option<(String, Installed)>,
 }
 
 impl Agent {
@@ -98,6 +119,8 @@ impl Agent {
         );
         let health = Mutex::new(HealthBook::new(settings.error_window));
         let faults = Faults::new(data.clone());
+        let client = PartnerClient::new(settings.probe_policy.clone(), settings.client.clone())
+            .map_err(Error::Precondition)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
@@ -106,6 +129,7 @@ impl Agent {
                 clock,
                 faults,
                 health,
+                client,
             }),
         })
     }
@@ -173,6 +197,147 @@ impl Agent {
         Ok(removed)
     }
 
+    /// Installs, moves or retires a credential; see
+    /// [`Catalog::install_credential`]. Written before it is acknowledged.
+    pub async fn install_credential(&self, req: &Install) -> Result<bool> {
+        let now = self.inner.clock.now();
+        let mut catalog = self.inner.catalog.lock().await;
+        let mut next = catalog.clone();
+        let changed = next.install_credential(req, now)?;
+        self.commit(&mut catalog, next).await?;
+        Ok(changed)
+    }
+
+    /// Calls the tile's test-connection endpoint with an installed
+    /// credential (empty fingerprint: the CURRENT one); its fingerprint and
+    /// the call's result.
+    pub async fn verify_credential(
+        &self,
+        tile_id: &str,
+        fingerprint: &str,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(String, ProbeResult)> {
+        let (fp, installed, config) = {
+            let catalog = self.inner.catalog.lock().await;
+            let (fp, installed) = catalog.credential(tile_id, fingerprint)?;
+            let config = catalog
+                .record(tile_id)
+                .and_then(|r| r.live.as_ref())
+                .and_then(|l| l.config.clone());
+            (fp, installed, config)
+        };
+        let credential = self.open_credential(tile_id, &fp, &installed)?;
+        let probe = self
+            .call_partner(config.as_ref(), Some(&credential), deadline)
+            .await;
+        Ok((fp, probe))
+    }
+
+    /// Checks an InstallCredential request at the edge and, when it carries
+    /// a secret, opens it, checks it against the fingerprint and seals it
+    /// for the catalog. Errors name the field and never quote the secret.
+    fn install_request(&self, r: InstallCredentialRequest) -> Result<Install> {
+        use tilewave_service::limits;
+        let tile = tile_id("tile_id", &r.tile_id)?;
+        let fencing_token = token(r.fencing_token)?;
+        let slot = CredentialSlot::try_from(r.slot)
+            .ok()
+            .filter(|s| *s != CredentialSlot::Unspecified)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "slot",
+                    format!("must be PENDING, CURRENT, PREVIOUS or RETIRED, got {}", r.slot),
+                )
+            })?;
+        let limit = |v: limits::Violation| Error::Invalid {
+            field: match v.field.as_str() {
+                "fingerprint" => "fingerprint",
+                "username" => "username",
+                _ => "credential_id",
+            },
+            problem: v.message,
+        };
+        limits::id("fingerprint", &r.fingerprint).map_err(limit)?;
+        if r.fingerprint.is_empty() {
+            return Err(Error::invalid("fingerprint", "required"));
+        }
+        limits::id("username", &r.username).map_err(limit)?;
+        if r.username.contains(':') {
+            return Err(Error::invalid(
+                "username",
+                "must not contain ':' (HTTP Basic auth)",
+            ));
+        }
+        limits::id("credential_id", &r.credential_id).map_err(limit)?;
+        let kind = CredentialKind::try_from(r.kind).unwrap_or(CredentialKind::Unspecified);
+        let basic = kind == CredentialKind::PartnerBasicAuth;
+        if !basic && (r.kind != 0 || r.secret.is_some()) {
+            return Err(Error::invalid(
+                "kind",
+                format!(
+                    "the agent holds PARTNER_BASIC_AUTH credentials only, got {}",
+                    CredentialKind::short_name_of(r.kind)
+                ),
+            ));
+        }
+        let ring = self.keyring()?;
+        let secret = match r.secret {
+            None => None,
+            Some(RequestSecret::Plaintext(text)) => {
+                Some(Secret::from_text(&text).map_err(|e| Error::invalid("plaintext", e.to_string()))?)
+            }
+            Some(RequestSecret::Encrypted(envelope)) => {
+                if r.credential_id.is_empty() {
+                    return Err(Error::invalid(
+                        "credential_id",
+                        "required with `encrypted` (its associated data is <tile_id>/<credential_id>)",
+                    ));
+                }
+                let sealed = credentials::from_envelope(envelope);
+                let aad = credentials::request_aad(&tile, &r.credential_id);
+                Some(ring.open(&sealed, &aad).map_err(|e| match e {
+                    tilewave_secrets::Error::UnknownKek { .. } => Error::Precondition(format!(
+                        "encrypted.kek_id: {e}; give the agent that key (--kek-file)"
+                    )),
+                    other => Error::invalid("encrypted", other.to_string()),
+                })?)
+            }
+        };
+        let secret = match secret {
+            None => None,
+            Some(secret) => {
+                if r.username.is_empty() {
+                    return Err(Error::invalid("username", "required with a secret"));
+                }
+                if tilewave_secrets::fingerprint(&tile, &secret) != r.fingerprint {
+                    return Err(Error::invalid(
+                        "fingerprint",
+                        format!(
+                            "{} is not the fingerprint of the secret given for tile {tile}",
+                            quoted(&r.fingerprint)
+                        ),
+                    ));
+                }
+                let sealed = ring
+                    .seal(&secret, &credentials::aad(&tile, &r.fingerprint))
+                    .map_err(|e| Error::Precondition(format!("the secret could not be sealed: {e}")))?;
+                Some(NewSecret {
+                    username: r.username.clone(),
+                    sealed,
+                    credential_id: r.credential_id.clone(),
+                })
+            }
+        };
+        Ok(Install {
+            tile_id: tile,
+            fingerprint: r.fingerprint,
+            slot,
+            username: r.username,
+            secret,
+            fencing_token,
+        })
+    }
+
     /// Wipes the catalog, memory and file, as a disk loss would, and starts
     /// a new generation. The remembered fencing tokens and apply counts go
     /// with it, as they would with a real disk. Returns how many live
@@ -210,6 +375,7 @@ impl Agent {
                 .map(|l| LiveTile {
                     revision: l.revision,
                     config: l.config.clone(),
+                    current: catalog.credential(id, "").ok(),
                 })
         };
         if ids.is_empty() {
@@ -222,12 +388,76 @@ impl Agent {
         }
     }
 
-    /// Runs a probe of one tile now and records it.
-    async fn probe_tile(&self, tile_id: &str, config: Option<&PartnerConfig>) -> ProbeResult {
+    /// The key ring, or the refusal of an agent without one.
+    fn keyring(&self) -> Result<&Keyring> {
+        self.inner
+            .settings
+            .keyring
+            .as_deref()
+            .ok_or_else(|| Error::Precondition(NO_KEK.to_owned()))
+    }
+
+    /// Opens an installed credential for a call.
+    fn open_credential(&self, tile_id: &str, fingerprint: &str, c: &Installed) -> Result<BasicCredential> {
+        let password = self
+            .keyring()?
+            .open(&c.sealed, &credentials::aad(tile_id, fingerprint))
+            .map_err(|e| {
+                Error::Precondition(format!(
+                    "credential {fingerprint} of tile {tile_id} cannot be opened: {e}"
+                ))
+            })?;
+        Ok(BasicCredential {
+            user: c.username.clone(),
+            password,
+        })
+    }
+
+    /// Calls the tile's test-connection endpoint with `credential`, done
+    /// by `deadline` when a caller waits.
+    async fn call_partner(
+        &self,
+        config: Option<&PartnerConfig>,
+        credential: Option<&BasicCredential>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> ProbeResult {
         let now = self.inner.clock.now();
-        let result = match self.inner.settings.probe_policy.target(config) {
-            Target::Probe(url) => probe::run(&url, &self.inner.settings.region, now).await,
+        match self.inner.settings.probe_policy.target(config) {
+            Target::Probe(url) => {
+                self.inner
+                    .client
+                    .run_until(&url, &self.inner.settings.region, credential, now, deadline)
+                    .await
+            }
             Target::Skip(why) => probe::unknown(why, now),
+        }
+    }
+
+    /// Runs a probe of one tile now, presenting its CURRENT credential when
+    /// one is installed, and records it.
+    async fn probe_tile(
+        &self,
+        tile_id: &str,
+        config: Option<&PartnerConfig>,
+        current: Option<&(String, Installed)>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> ProbeResult {
+        let credential = match current.map(|(fp, c)| self.open_credential(tile_id, fp, c)) {
+            None => Ok(None),
+            Some(Ok(c)) => Ok(Some(c)),
+            Some(Err(e)) => Err(e),
+        };
+        let result = match credential {
+            Ok(credential) => self.call_partner(config, credential.as_ref(), deadline).await,
+            Err(e) => {
+                tracing::warn!(tile_id, error = %e, "the CURRENT credential cannot be presented");
+                ProbeResult {
+                    status: tilewave_proto::common::v1::TestStatus::Fail as i32,
+                    message: e.to_string(),
+                    checked_at: Some(tilewave_store::clock::to_proto_timestamp(self.inner.clock.now())),
+                    ..Default::default()
+                }
+            }
         };
         tracing::debug!(tile_id, status = ?result.status(), message = %result.message, "probed");
         self.health()
@@ -244,13 +474,20 @@ impl Agent {
                     Target::Probe(_)
                 )
             {
-                self.probe_tile(&id, live.config.as_ref()).await;
+                self.probe_tile(&id, live.config.as_ref(), live.current.as_ref(), None)
+                    .await;
             }
         }
     }
 
     /// The health of the given tiles (all when empty).
-    pub async fn tile_health(&self, ids: &[String], probe_now: bool) -> Vec<TileHealth> {
+    /// Probes run now are done by `deadline` when a caller waits.
+    pub async fn tile_health(
+        &self,
+        ids: &[String],
+        probe_now: bool,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Vec<TileHealth> {
         let threshold = self.inner.settings.error_rate_threshold;
         let window = prost_types::Duration::try_from(self.inner.settings.error_window).ok();
         let mut out = Vec::new();
@@ -269,7 +506,10 @@ impl Agent {
             let last = self.health().last_probe(&id).cloned();
             let probe = match last {
                 Some(p) if !probe_now => p,
-                _ => self.probe_tile(&id, live.config.as_ref()).await,
+                _ => {
+                    self.probe_tile(&id, live.config.as_ref(), live.current.as_ref(), deadline)
+                        .await
+                }
             };
             let rate = self.health().rate(&id, tokio::time::Instant::now());
             let (status, reason) = verdict(&probe, rate, threshold, forced.as_ref());
@@ -304,6 +544,26 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         path: "catalog".to_owned(),
         source: std::io::Error::other(format!("file task failed: {e}")),
     })?
+}
+
+/// When the caller stops waiting: nine tenths of its `grpc-timeout` from
+/// now (the rest for the answer's way back); `None` without one or with
+/// one that does not parse.
+fn caller_deadline(metadata: &tonic::metadata::MetadataMap) -> Option<tokio::time::Instant> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let split = value.len().checked_sub(1)?;
+    let (number, unit) = (value.get(..split)?, value.get(split..)?);
+    let n: u64 = number.parse().ok()?;
+    let timeout = match unit {
+        "H" => std::time::Duration::from_secs(n.saturating_mul(3600)),
+        "M" => std::time::Duration::from_secs(n.saturating_mul(60)),
+        "S" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_millis(n),
+        "u" => std::time::Duration::from_micros(n),
+        "n" => std::time::Duration::from_nanos(n),
+        _ => return None,
+    };
+    tokio::time::Instant::now().checked_add(timeout - timeout / 10)
 }
 
 /// Checks a tile id at the edge.
@@ -413,6 +673,7 @@ impl AgentService for Agent {
     #[instrument(skip(self, req), fields(tiles = req.get_ref().tile_ids.len(), probe_now = req.get_ref().probe_now))]
     async fn health(&self, req: Request<HealthRequest>) -> Result<Response<HealthResponse>, Status> {
         self.inner.faults.before_call("Health").await?;
+        let deadline = caller_deadline(req.metadata());
         let r = req.into_inner();
         // A probe per id: bounded like every list at the edge.
         tilewave_service::limits::count(
@@ -424,30 +685,98 @@ impl AgentService for Agent {
         for id in &r.tile_ids {
             tile_id("tile_ids", id)?;
         }
-        let tiles = self.tile_health(&r.tile_ids, r.probe_now).await;
+        let tiles = self.tile_health(&r.tile_ids, r.probe_now, deadline).await;
         Ok(Response::new(HealthResponse {
             region: self.inner.settings.region.clone(),
             tiles,
         }))
     }
 
-    #[instrument(skip(self, req), fields(tile_id = %req.get_ref().tile_id, fencing_token = req.get_ref().fencing_token))]
+    #[instrument(skip(self, req), fields(
+        tile_id = %req.get_ref().tile_id,
+        fingerprint = %req.get_ref().fingerprint,
+        slot = req.get_ref().slot,
+        fencing_token = req.get_ref().fencing_token,
+        changed,
+    ))]
     async fn install_credential(
         &self,
         req: Request<InstallCredentialRequest>,
     ) -> Result<Response<InstallCredentialResponse>, Status> {
         self.inner.faults.before_call("InstallCredential").await?;
-        drop(req);
-        Err(Error::Unimplemented(CREDENTIALS_LATER).into())
+        let install = self
+            .install_request(req.into_inner())
+            .inspect_err(|e| tracing::info!(error = %e, "credential refused"))?;
+        let changed = self
+            .install_credential(&install)
+            .await
+            .inspect_err(|e| tracing::info!(error = %e, "credential refused"))?;
+        Span::current().record("changed", changed);
+        if changed {
+            tracing::info!(slot = install.slot.short_name(), "credential installed");
+        }
+        Ok(Response::new(InstallCredentialResponse {
+            tile_id: install.tile_id,
+            fingerprint: install.fingerprint,
+            slot: install.slot as i32,
+            changed,
+        }))
     }
 
-    #[instrument(skip(self, req), fields(tile_id = %req.get_ref().tile_id))]
+    #[instrument(skip(self, req), fields(
+        tile_id = %req.get_ref().tile_id,
+        fingerprint = %req.get_ref().fingerprint,
+        ok,
+    ))]
     async fn verify_credential(
         &self,
         req: Request<VerifyCredentialRequest>,
     ) -> Result<Response<VerifyCredentialResponse>, Status> {
         self.inner.faults.before_call("VerifyCredential").await?;
-        drop(req);
-        Err(Error::Unimplemented(CREDENTIALS_LATER).into())
+        let deadline = caller_deadline(req.metadata());
+        let r = req.into_inner();
+        let id = tile_id("tile_id", &r.tile_id)?;
+        tilewave_service::limits::id("fingerprint", &r.fingerprint)
+            .map_err(|v| Error::invalid("fingerprint", v.message))?;
+        let (fingerprint, probe) = self
+            .verify_credential(&id, &r.fingerprint, deadline)
+            .await
+            .inspect_err(|e| tracing::info!(error = %e, "verification refused"))?;
+        let ok = probe.status() == tilewave_proto::common::v1::TestStatus::Pass;
+        Span::current().record("ok", ok);
+        tracing::info!(
+            fingerprint,
+            ok,
+            http_status = probe.http_status,
+            error_reason = %probe.error_reason,
+            "credential verified"
+        );
+        Ok(Response::new(VerifyCredentialResponse {
+            ok,
+            fingerprint,
+            probe: Some(probe),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callers_deadline_is_read_from_grpc_timeout() {
+        let with = |value: &str| {
+            let mut m = tonic::metadata::MetadataMap::new();
+            m.insert("grpc-timeout", value.parse().unwrap());
+            caller_deadline(&m).map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+        };
+        let left = with("10S").unwrap();
+        assert!(left <= std::time::Duration::from_secs(9) && left > std::time::Duration::from_secs(8));
+        assert!(with("500m").unwrap() <= std::time::Duration::from_millis(450));
+        assert!(with("2M").unwrap() > std::time::Duration::from_secs(100));
+        for bad in ["", "S", "10", "10X", "-1S", "1.5S"] {
+            assert!(with(bad).is_none(), "{bad:?}");
+        }
+        assert!(caller_deadline(&tonic::metadata::MetadataMap::new()).is_none());
     }
 }

@@ -121,7 +121,9 @@ pub async fn run(ctx: Ctx, shutdown: Shutdown) {
             let task = async move {
                 let work = |owned| {
                     let span = tilewave_telemetry::span_linked_to(&origin, "credentials.rotate");
-                    drive(ctx, rid.clone(), owned).instrument(span)
+                    // Boxed: the driving future is large (debug builds
+                    // overflowed a worker's stack with it inline).
+                    Box::pin(drive(ctx, rid.clone(), owned)).instrument(span)
                 };
                 match owner.run_once(&shutdown, work).await {
                     Ok(Some(tilewave_store::Ended::Finished(Err(e)))) => {
@@ -197,6 +199,16 @@ fn install(
         slot: slot as i32,
         secret: None,
         fencing_token: token,
+        credential_id: format!(
+            "{}/{}/{}",
+            r.tile_id,
+            kind_name(CredentialKind::try_from(r.kind).unwrap_or(CredentialKind::PartnerBasicAuth)),
+            if fingerprint == r.old_fingerprint {
+                r.from_version
+            } else {
+                r.to_version
+            }
+        ),
     }
 }
 

@@ -103,8 +103,11 @@ async fn the_catalog_survives_a_restart() -> Result<()> {
 
 #[tokio::test]
 async fn credentials_are_not_faked() -> Result<()> {
+    // A tile without a credential is not verified as if it had one, and an
+    // empty request installs nothing.
     let stack = Stack::start().await?;
     let mut c = stack.client().await?;
+    c.apply_tile(apply("riverflow-ingest", 1, 1)).await?;
     let status = c
         .verify_credential(VerifyCredentialRequest {
             tile_id: "riverflow-ingest".into(),
@@ -112,9 +115,9 @@ async fn credentials_are_not_faked() -> Result<()> {
         })
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(
-        status.message().contains("credentials service"),
+        status.message().contains("no CURRENT credential"),
         "{}",
         status.message()
     );
@@ -122,6 +125,6 @@ async fn credentials_are_not_faked() -> Result<()> {
         .install_credential(InstallCredentialRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(status.code(), Code::InvalidArgument);
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! role).
 
 mod catalog;
+mod credentials;
 mod faults;
 mod probe;
 mod random_input;
@@ -42,11 +43,30 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts etcd and an agent for [`REGION`].
+    /// Starts etcd and an agent for [`REGION`] (without a KEK).
     pub async fn start() -> Result<Self> {
         let dir = TestDir::new("agent-it")?;
         let etcd = EtcdCluster::start(1).await?;
         let agent = ServiceProcess::start(spec(&etcd, &dir)?, dir.path()).await?;
+        Ok(Self { agent, etcd, dir })
+    }
+
+    /// Starts etcd and an agent for [`REGION`] whose `--kek-file` holds
+    /// [`test_kek`].
+    pub async fn start_with_kek() -> Result<Self> {
+        Self::start_with_kek_and(&[]).await
+    }
+
+    /// As [`Stack::start_with_kek`], with more arguments.
+    pub async fn start_with_kek_and(args: &[&str]) -> Result<Self> {
+        let dir = TestDir::new("agent-it")?;
+        let etcd = EtcdCluster::start(1).await?;
+        let kek_file = dir.path().join("kek");
+        std::fs::write(&kek_file, test_kek()?.to_text().as_bytes())?;
+        let spec = spec(&etcd, &dir)?
+            .with_args(["--kek-file", &kek_file.display().to_string()])
+            .with_args(args.iter().copied());
+        let agent = ServiceProcess::start(spec, dir.path()).await?;
         Ok(Self { agent, etcd, dir })
     }
 
@@ -95,6 +115,12 @@ fn data_dir(dir: &TestDir) -> PathBuf {
 
 /// How the agent is started.
 pub fn spec(etcd: &EtcdCluster, dir: &TestDir) -> Result<ServiceSpec> {
+    // A partner's 5xx is retried after 1, 2 and 4 s in production.
+    spec_with_retry_delays(etcd, dir, "10ms,20ms,40ms")
+}
+
+/// As [`spec`], with the waits before retrying a partner's 5xx.
+pub fn spec_with_retry_delays(etcd: &EtcdCluster, dir: &TestDir, delays: &str) -> Result<ServiceSpec> {
     let data = data_dir(dir);
     Ok(ServiceSpec::new("agent", bin_path("tilewave-agent")?)
         .with_args([
@@ -109,8 +135,18 @@ pub fn spec(etcd: &EtcdCluster, dir: &TestDir) -> Result<ServiceSpec> {
             "--lease-ttl-secs",
             &LEASE_TTL_SECS.to_string(),
             "--enable-fault-injection",
+            "--partner-retry-delays",
+            delays,
         ])
+        .without_env("TILEWAVE_KEK")
+        .without_env("TILEWAVE_KEK_FILE")
         .with_health_service(Some(tilewave_agent::HEALTH_SERVICE)))
+}
+
+/// The key-encryption key of the agents started with
+/// [`Stack::start_with_kek`]; the credentials service's keys in these tests.
+pub fn test_kek() -> Result<tilewave_secrets::Kek> {
+    Ok(tilewave_secrets::Kek::new("test-kek", [7; 32])?)
 }
 
 /// A configuration whose probe points at `base_url` + `path`.

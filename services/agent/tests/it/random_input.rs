@@ -45,6 +45,35 @@ const ROLLOUT_IDS: &[&str] = &["riverflow-ingest-1", "r-1"];
 const METHODS: &[&str] = &["ApplyTile", "Health", "ListTiles"];
 const TEXTS: &[&str] = &["", "p99 up", "platform"];
 const FINGERPRINTS: &[&str] = &["sha256:00", ""];
+const CREDENTIAL_IDS: &[&str] = &["riverflow-ingest/basic/1", ""];
+const KEK_IDS: &[&str] = &["test-kek", "other-kek", ""];
+
+/// A request's secret: none, plain text, or an envelope with random fields
+/// (a known or unknown KEK id).
+fn credential_secret() -> BoxedStrategy<Option<Secret>> {
+    prop_oneof![
+        Just(None),
+        text(TEXTS).prop_map(|p| Some(Secret::Plaintext(p))),
+        (
+            text(KEK_IDS),
+            proptest::collection::vec(any::<u8>(), 0..64),
+            proptest::collection::vec(any::<u8>(), 0..16),
+            proptest::collection::vec(any::<u8>(), 0..64),
+        )
+            .prop_map(|(kek_id, wrapped_dek, nonce, ciphertext)| {
+                Some(Secret::Encrypted(
+                    tilewave_proto::credentials::v1::EncryptedSecret {
+                        kek_id,
+                        dek_nonce: nonce.clone(),
+                        wrapped_dek,
+                        nonce,
+                        ciphertext,
+                    },
+                ))
+            }),
+    ]
+    .boxed()
+}
 
 /// How long one answer may take on a busy machine.
 const ANSWER: Duration = Duration::from_secs(15);
@@ -131,19 +160,21 @@ fn typed(i: usize) -> BoxedStrategy<Vec<u8>> {
             text(FINGERPRINTS),
             text(TEXTS),
             int32(),
-            proptest::option::of(text(TEXTS)),
+            credential_secret(),
             int64(),
+            text(CREDENTIAL_IDS),
         )
             .prop_map(
-                |(tile_id, kind, fingerprint, username, slot, plaintext, fencing_token)| {
+                |(tile_id, kind, fingerprint, username, slot, secret, fencing_token, credential_id)| {
                     InstallCredentialRequest {
                         tile_id,
                         kind,
                         fingerprint,
                         username,
                         slot,
-                        secret: plaintext.map(Secret::Plaintext),
+                        secret,
                         fencing_token,
+                        credential_id,
                     }
                     .encode_to_vec()
                 },
@@ -197,7 +228,8 @@ fn call() -> impl Strategy<Value = (usize, Vec<u8>)> {
 #[test]
 fn random_and_malformed_messages_to_every_rpc() -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
-    let stack = rt.block_on(Stack::start())?;
+    // With a KEK, so that InstallCredential gets past its first check.
+    let stack = rt.block_on(Stack::start_with_kek())?;
     let channel = rt.block_on(stack.channel(CALLER))?;
     let mut faults = FaultInjectionServiceClient::new(channel.clone());
 

@@ -11,6 +11,7 @@
 
 mod credentials;
 mod random_input;
+mod rotation;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,12 @@ pub fn credentials_spec(etcd: &EtcdCluster, name: &str, kek_file: &Path) -> Serv
 impl Stack {
     /// A stack whose credentials service reads the keys in `kek_text`.
     pub async fn start(kek_text: &str) -> Result<Self> {
+        Self::start_with_regions(kek_text, &[]).await
+    }
+
+    /// As [`Stack::start`], with the credentials service's region catalog
+    /// narrowed to `regions` (none: the whole catalog).
+    pub async fn start_with_regions(kek_text: &str, regions: &[&str]) -> Result<Self> {
         let dir = TestDir::new("credentials-it")?;
         let etcd = EtcdCluster::start(1).await?;
         let registry = ServiceProcess::start(
@@ -71,8 +78,11 @@ impl Stack {
         .await?;
         let kek = dir.path().join("kek");
         std::fs::write(&kek, kek_text)?;
-        let credentials =
-            ServiceProcess::start(credentials_spec(&etcd, "credentials", &kek), dir.path()).await?;
+        let mut spec = credentials_spec(&etcd, "credentials", &kek);
+        if !regions.is_empty() {
+            spec = spec.with_args(["--regions".to_owned(), regions.join(",")]);
+        }
+        let credentials = ServiceProcess::start(spec, dir.path()).await?;
         Ok(Self {
             etcd,
             registry,

@@ -1,0 +1,361 @@
+//! A full rotation against the partner API double: eight agents (real
+//! processes) hold the tile live, their own probes calling the partner every
+//! 200 ms with the CURRENT credential, and a test loop calls VerifyCredential
+//! with the credential each agent would present throughout. The partner
+//! accepts the old and the new credential during the switch, as partners
+//! do; it must record zero authentication failures. Then a region whose
+//! partner endpoint rejects the next credential stops that rotation with
+//! CURRENT unchanged everywhere and one CREDENTIAL_FAILED event.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tilewave_proto::agent::v1::agent_service_client::AgentServiceClient;
+use tilewave_proto::agent::v1::{ApplyTileRequest, VerifyCredentialRequest};
+use tilewave_proto::common::v1::{Event, EventKind, PartnerConfig, PartnerEndpoints};
+use tilewave_proto::credentials::v1::*;
+use tilewave_testkit::partner::TEST_CONNECTION_PATH;
+use tilewave_testkit::{PartnerDouble, ServiceProcess, eventually};
+
+use crate::*;
+
+/// Eight regions across the three clouds.
+const REGIONS: [&str; 8] = [
+    "aws:us-east-1",
+    "aws:eu-west-1",
+    "aws:ap-northeast-1",
+    "azure:eastus2euap",
+    "azure:westeurope",
+    "gcp:us-central1",
+    "gcp:europe-west1",
+    "gcp:asia-northeast1",
+];
+const USER: &str = "tilewave";
+const OLD: &str = "old-password-5f2c9a01";
+const NEW: &str = "new-password-e1b4aa77";
+const NEXT: &str = "next-password-0b7d3c22";
+const WAIT: Duration = Duration::from_secs(90);
+/// The rollout service's identity: agents serve only the `service` role.
+const AS_SERVICE: &str = "rollout";
+
+fn tile_config(base_url: &str) -> PartnerConfig {
+    PartnerConfig {
+        name: "Riverflow Ingest".into(),
+        base_url: base_url.into(),
+        endpoints: Some(PartnerEndpoints {
+            connect_path: "/connect".into(),
+            test_connection_path: TEST_CONNECTION_PATH.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+struct Agents {
+    procs: BTreeMap<&'static str, ServiceProcess>,
+}
+
+impl Agents {
+    async fn client(&self, region: &str) -> Result<AgentServiceClient<Channel>> {
+        let p = self.procs.get(region).context("no such agent")?;
+        Ok(AgentServiceClient::new(p.channel(AS_SERVICE).await?))
+    }
+}
+
+/// Starts an agent per region (with their own KEK), the tile live in each
+/// with its probe pointing at `partner` (or `other` for `odd_region`).
+async fn agents(
+    stack: &Stack,
+    partner: &PartnerDouble,
+    odd: Option<(&str, &PartnerDouble)>,
+) -> Result<Agents> {
+    let kek = stack.dir.path().join("agent-kek");
+    let (text, _) = keyring_text(&["agent-1"])?;
+    std::fs::write(&kek, text)?;
+    let binary = bin_path("tilewave-agent")?;
+    let mut procs = BTreeMap::new();
+    for region in REGIONS {
+        let name = format!("agent-{}", region.replace(':', "-"));
+        let data = stack.dir.path().join(&name);
+        let spec = ServiceSpec::new(name, binary.clone())
+            .with_args([
+                "--region",
+                region,
+                "--data-dir",
+                &data.display().to_string(),
+                "--etcd",
+                &stack.etcd.endpoints().join(","),
+                "--prefix",
+                PREFIX,
+                "--lease-ttl-secs",
+                "3",
+                "--kek-file",
+                &kek.display().to_string(),
+                "--probe-interval",
+                "200ms",
+                "--partner-retry-delays",
+                "10ms,20ms,40ms",
+            ])
+            .with_health_service(Some("tilewave.agent.v1.AgentService"));
+        procs.push_or(region, spec, stack).await?;
+    }
+    let agents = Agents { procs };
+    for region in REGIONS {
+        let url = match odd {
+            Some((r, other)) if r == region => other.base_url(),
+            _ => partner.base_url(),
+        };
+        agents
+            .client(region)
+            .await?
+            .apply_tile(ApplyTileRequest {
+                tile_id: "riverflow".into(),
+                revision: 1,
+                config: Some(tile_config(&url)),
+                fencing_token: 1,
+                rollout_id: "r-1".into(),
+                hidden: None,
+            })
+            .await?;
+    }
+    Ok(agents)
+}
+
+trait PushOr {
+    async fn push_or(&mut self, region: &'static str, spec: ServiceSpec, stack: &Stack) -> Result<()>;
+}
+
+impl PushOr for BTreeMap<&'static str, ServiceProcess> {
+    async fn push_or(&mut self, region: &'static str, spec: ServiceSpec, stack: &Stack) -> Result<()> {
+        let p = ServiceProcess::start(spec, stack.dir.path()).await?;
+        self.insert(region, p);
+        Ok(())
+    }
+}
+
+async fn submit(c: &mut CredentialsServiceClient<Channel>, password: &str) -> Result<Credential> {
+    c.submit_credential(SubmitCredentialRequest {
+        tile_id: "riverflow".into(),
+        username: USER.into(),
+        plaintext: password.into(),
+        ..Default::default()
+    })
+    .await?
+    .into_inner()
+    .credential
+    .context("credential")
+}
+
+async fn rotate(c: &mut CredentialsServiceClient<Channel>) -> Result<Rotation> {
+    c.start_rotation(StartRotationRequest {
+        tile_id: "riverflow".into(),
+        regions: REGIONS.iter().map(|r| (*r).to_owned()).collect(),
+        bake: Some(prost_types::Duration::default()),
+        retirement: Retirement::OnConfirmation as i32,
+        ..Default::default()
+    })
+    .await?
+    .into_inner()
+    .rotation
+    .context("rotation")
+}
+
+async fn until_state(
+    c: &CredentialsServiceClient<Channel>,
+    id: &str,
+    state: RotationState,
+) -> Result<Rotation> {
+    eventually(&format!("rotation {id} {}", state.as_str_name()), WAIT, || {
+        let mut c = c.clone();
+        let id = id.to_owned();
+        async move {
+            let r = c
+                .get_rotation(GetRotationRequest {
+                    id,
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .rotation?;
+            (r.state == state as i32).then_some(r)
+        }
+    })
+    .await
+}
+
+fn stages(list: &[Credential]) -> Vec<(i64, i32)> {
+    list.iter().map(|c| (c.version, c.stage)).collect()
+}
+
+#[tokio::test]
+async fn a_rotation_keeps_every_region_working_and_a_rejection_leaves_current_untouched() -> anyhow::Result<()>
+{
+    let (text, _) = keyring_text(&["k1"])?;
+    let stack = Stack::start_with_regions(&text, &REGIONS).await?;
+    stack.tile("riverflow").await?;
+    let partner = PartnerDouble::start().await?;
+    partner.set_accepted(&[(USER, OLD)]);
+    let strict = PartnerDouble::start().await?;
+    strict.set_accepted(&[(USER, OLD), (USER, NEW)]);
+    let agents = agents(&stack, &partner, Some(("gcp:asia-northeast1", &strict))).await?;
+    let mut c = stack.client().await?;
+
+    // The first credential: nothing current yet; rotated in, it becomes
+    // CURRENT everywhere.
+    submit(&mut c, OLD).await?;
+    let first = rotate(&mut c).await?;
+    until_state(&c, &first.id, RotationState::Completed).await?;
+
+    // The partner issues a new credential and accepts both during the
+    // switch (the strict one too).
+    partner.set_accepted(&[(USER, OLD), (USER, NEW)]);
+    partner.clear_requests();
+    strict.clear_requests();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut loops = Vec::new();
+    for region in REGIONS {
+        let mut client = agents.client(region).await?;
+        let (calls, stop) = (Arc::clone(&calls), Arc::clone(&stop));
+        loops.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                // The credential the agent would present now: CURRENT.
+                match client
+                    .verify_credential(VerifyCredentialRequest {
+                        tile_id: "riverflow".into(),
+                        fingerprint: String::new(),
+                    })
+                    .await
+                {
+                    Ok(r) if r.get_ref().ok => {}
+                    Ok(r) => failures.push(format!("{region}: {:?}", r.into_inner().probe)),
+                    Err(s) => failures.push(format!("{region}: {}", s.message())),
+                }
+                calls.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            failures
+        }));
+    }
+    submit(&mut c, NEW).await?;
+    let second = rotate(&mut c).await?;
+    let promoted = until_state(&c, &second.id, RotationState::Promoted).await?;
+    assert_eq!(promoted.regions_verified, 8, "{promoted:?}");
+    let listed = c
+        .list_credentials(ListCredentialsRequest {
+            tile_id: "riverflow".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .credentials;
+    assert_eq!(
+        stages(&listed),
+        [
+            (1, CredentialStage::Previous as i32),
+            (2, CredentialStage::Current as i32)
+        ]
+    );
+    // The partner removes the old one and says so.
+    c.confirm_old_retired(ConfirmOldRetiredRequest {
+        tile_id: "riverflow".into(),
+        ..Default::default()
+    })
+    .await?;
+    partner.set_accepted(&[(USER, NEW)]);
+    strict.set_accepted(&[(USER, NEW)]);
+    until_state(&c, &second.id, RotationState::Completed).await?;
+    // A few more rounds on the new credential alone.
+    let seen = calls.load(Ordering::Relaxed);
+    eventually("more verification rounds", WAIT, || {
+        let calls = Arc::clone(&calls);
+        async move { (calls.load(Ordering::Relaxed) > seen + 16).then_some(()) }
+    })
+    .await?;
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for l in loops {
+        failures.extend(l.await?);
+    }
+    assert!(failures.is_empty(), "every region kept working: {failures:?}");
+    assert!(calls.load(Ordering::Relaxed) > 8 * 4, "the loop ran");
+    assert_eq!(partner.auth_failures(), 0, "{:?}", partner.requests());
+    assert_eq!(strict.auth_failures(), 0, "{:?}", strict.requests());
+    assert!(
+        partner.requests().len() > 20,
+        "the agents' probes and the verifications reached the partner"
+    );
+
+    // The next credential: the strict region's partner does not know it.
+    partner.set_accepted(&[(USER, NEW), (USER, NEXT)]);
+    submit(&mut c, NEXT).await?;
+    let third = rotate(&mut c).await?;
+    let failed = until_state(&c, &third.id, RotationState::Failed).await?;
+    assert_eq!(failed.failed_region, "gcp:asia-northeast1");
+    let listed = c
+        .list_credentials(ListCredentialsRequest {
+            tile_id: "riverflow".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .credentials;
+    assert!(
+        listed
+            .iter()
+            .any(|c| c.version == 2 && c.stage == CredentialStage::Current as i32),
+        "CURRENT unchanged: {listed:?}"
+    );
+    // Every region still presents the CURRENT (second) credential.
+    for region in REGIONS {
+        let r = agents
+            .client(region)
+            .await?
+            .verify_credential(VerifyCredentialRequest {
+                tile_id: "riverflow".into(),
+                fingerprint: String::new(),
+            })
+            .await?
+            .into_inner();
+        assert!(r.ok, "{region}: {:?}", r.probe);
+        assert_eq!(r.fingerprint, listed[1].fingerprint, "{region}");
+    }
+    let events: Vec<Event> = stack
+        .etcd
+        .dump(PREFIX)
+        .await?
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(&format!("{PREFIX}events/")))
+        .filter_map(|(_, (v, _))| <Event as prost::Message>::decode(v.as_slice()).ok())
+        .filter(|e| e.kind == EventKind::CredentialFailed as i32)
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].region, "gcp:asia-northeast1");
+    // No secret in plain text in etcd or any log.
+    let dump = stack.etcd.dump(PREFIX).await?;
+    for (k, (v, _)) in &dump {
+        for s in [OLD, NEW, NEXT] {
+            assert!(
+                !v.windows(s.len()).any(|w| w == s.as_bytes()),
+                "{k} holds a secret"
+            );
+        }
+    }
+    let mut logs = vec![std::fs::read(stack.credentials.log_path())?];
+    for p in agents.procs.values() {
+        logs.push(std::fs::read(p.log_path())?);
+    }
+    for log in logs {
+        for s in [OLD, NEW, NEXT] {
+            assert!(
+                !log.windows(s.len()).any(|w| w == s.as_bytes()),
+                "a log holds a secret"
+            );
+        }
+    }
+    Ok(())
+}
