@@ -109,7 +109,8 @@ pub fn set_slot(creds: &mut Credentials, req: &Install, now: Timestamp) -> Resul
         return Err(Error::invalid(
             "username",
             format!(
-                "differs from the user of the installed credential {fp} ({})",
+                "differs from the user of the installed credential {} ({})",
+                quoted(fp),
                 quoted(&installed.username)
             ),
         ));
@@ -137,7 +138,8 @@ pub fn set_slot(creds: &mut Credentials, req: &Install, now: Timestamp) -> Resul
                         return Err(Error::invalid(
                             "secret",
                             format!(
-                                "required: credential {fp} is not installed for tile {}",
+                                "required: credential {} is not installed for tile {}",
+                                quoted(fp),
                                 req.tile_id
                             ),
                         ));
@@ -171,7 +173,8 @@ pub fn set_slot(creds: &mut Credentials, req: &Install, now: Timestamp) -> Resul
 
 fn current_stays(fp: &str, slot: CredentialSlot) -> Error {
     Error::Precondition(format!(
-        "credential {fp} is CURRENT and cannot become {}: make another credential CURRENT first",
+        "credential {} is CURRENT and cannot become {}: make another credential CURRENT first",
+        quoted(fp),
         slot.short_name()
     ))
 }

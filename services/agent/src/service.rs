@@ -404,7 +404,8 @@ impl Agent {
             .open(&c.sealed, &credentials::aad(tile_id, fingerprint))
             .map_err(|e| {
                 Error::Precondition(format!(
-                    "credential {fingerprint} of tile {tile_id} cannot be opened: {e}"
+                    "credential {} of tile {tile_id} cannot be opened: {e}",
+                    quoted(fingerprint)
                 ))
             })?;
         Ok(BasicCredential {
