@@ -56,8 +56,12 @@ pub struct Live {
 pub struct TileRecord {
     /// The live revision; `None` once removed.
     pub live: Option<Live>,
-    /// The newest fencing token seen for the tile.
+    /// The newest fencing token seen for the tile (applies and removals).
     pub newest_token: i64,
+    /// The newest fencing token of a credential call for the tile: the
+    /// credentials service's owners are another work than the roll-outs',
+    /// so their tokens are compared apart.
+    pub newest_credential_token: i64,
     /// Applies that made a revision live.
     pub apply_count: i64,
     /// `apply_count` per revision.
@@ -208,14 +212,24 @@ impl Catalog {
     /// whether anything changed. Fenced like [`Catalog::apply`]; the tile
     /// must be live. On an error nothing changes.
     pub fn install_credential(&mut self, req: &Install, now: Timestamp) -> Result<bool> {
-        self.check_token(&req.tile_id, req.fencing_token)?;
+        let newest = self
+            .tiles
+            .get(&req.tile_id)
+            .map_or(0, |r| r.newest_credential_token);
+        if req.fencing_token < newest {
+            return Err(Error::StaleToken {
+                tile: req.tile_id.clone(),
+                token: req.fencing_token,
+                newest,
+            });
+        }
         let record = self
             .tiles
             .get_mut(&req.tile_id)
             .filter(|r| r.live.is_some())
             .ok_or_else(|| not_installed(&req.tile_id))?;
         let changed = credentials::set_slot(&mut record.credentials, req, now)?;
-        record.newest_token = record.newest_token.max(req.fencing_token);
+        record.newest_credential_token = record.newest_credential_token.max(req.fencing_token);
         Ok(changed)
     }
 
@@ -271,6 +285,7 @@ impl Catalog {
                     entry: entry_of(id, r),
                     config: r.live.as_ref().and_then(|l| l.config.clone()),
                     newest_fencing_token: r.newest_token,
+                    newest_credential_token: r.newest_credential_token,
                     apply_count: r.apply_count,
                     applies_by_revision: r.applies_by_revision.iter().map(|(k, v)| (*k, *v)).collect(),
                     credentials: credentials::to_file(&r.credentials),
@@ -309,6 +324,7 @@ impl Catalog {
             let record = TileRecord {
                 live,
                 newest_token: rec.newest_fencing_token,
+                newest_credential_token: rec.newest_credential_token,
                 apply_count: rec.apply_count,
                 applies_by_revision: rec.applies_by_revision.into_iter().collect(),
                 credentials: credentials::from_file(&rec.tile_id, rec.credentials)?,
@@ -634,7 +650,14 @@ mod tests {
         assert_eq!(c, before);
         let entry = c.entry("riverflow").unwrap();
         assert_eq!(entry.credential_fingerprint, "fp-a");
-        assert_eq!(entry.fencing_token, 4, "a credential call's token is remembered");
+        assert_eq!(
+            entry.fencing_token, 3,
+            "a credential call's token is kept apart from the applies'"
+        );
+        assert_eq!(c.record("riverflow").unwrap().newest_credential_token, 4);
+        // An apply with an older token than the credential calls' still
+        // goes through: the two works are fenced apart.
+        c.apply(apply("riverflow", 1, 3), t(101)).unwrap();
         assert_eq!(entry.credentials.len(), 2);
         assert_eq!(c.credential("riverflow", "").unwrap().0, "fp-a");
         assert_eq!(c.credential("riverflow", "fp-b").unwrap().1.slot, Pending);
