@@ -60,6 +60,12 @@ pub struct CredentialsConfig {
     /// Deadline of one call to an agent, in milliseconds.
     #[arg(long, env = "TILEWAVE_RPC_TIMEOUT_MS", default_value_t = DEFAULT_RPC_TIMEOUT_MS)]
     pub rpc_timeout_ms: u64,
+    /// Test only: exit at once (no clean-up, the owner's lease left to
+    /// expire, as after kill -9) when the driver reaches this step
+    /// boundary: `after-install-intent`, `mid-distribution`,
+    /// `after-verify-intent` or `before-promotion`.
+    #[arg(long, env = "TILEWAVE_CREDENTIALS_CRASH_AT", hide = true, value_parser = crate::driver::CrashPoint::parse)]
+    pub crash_at: Option<crate::driver::CrashPoint>,
     /// This replica's name in owner records; default `credentials-<pid>-<random>`.
     #[arg(long, env = "TILEWAVE_REPLICA")]
     pub replica: Option<String>,

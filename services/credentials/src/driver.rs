@@ -28,6 +28,43 @@ use crate::convert::{self, kind_name};
 use crate::error::{Error, Result};
 use crate::model::{Ctx, terminal};
 
+/// A step boundary a test may have a replica crash at (`--crash-at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// The install intent is recorded; no agent was called.
+    AfterInstallIntent,
+    /// The first installs' answers are recorded (mid-distribution).
+    MidDistribution,
+    /// The verify intent is recorded; no agent was called.
+    AfterVerifyIntent,
+    /// Every agent acknowledged the promotion; it is not recorded.
+    BeforePromotion,
+}
+
+impl CrashPoint {
+    /// Parses the flag's value.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "after-install-intent" => Ok(Self::AfterInstallIntent),
+            "mid-distribution" => Ok(Self::MidDistribution),
+            "after-verify-intent" => Ok(Self::AfterVerifyIntent),
+            "before-promotion" => Ok(Self::BeforePromotion),
+            other => Err(format!(
+                "{other:?}: one of after-install-intent, mid-distribution, after-verify-intent, before-promotion"
+            )),
+        }
+    }
+}
+
+/// Exits the process at once when `ctx` was told to crash at `point` (as
+/// kill -9 would: nothing is released, the owner's lease expires).
+fn crash_point(ctx: &Ctx, point: CrashPoint) {
+    if ctx.crash_at == Some(point) {
+        tracing::error!(at = ?point, "crash injection: exiting now");
+        std::process::exit(86);
+    }
+}
+
 /// How long to wait before trying agents again when one could not take a
 /// promotion, retirement or withdrawal (real time).
 const AGAIN: std::time::Duration = std::time::Duration::from_millis(500);
@@ -281,6 +318,7 @@ pub async fn drive(ctx: Ctx, id: String, owned: Owned) -> Result<()> {
                     }],
                 )
                 .await?;
+                crash_point(&ctx, CrashPoint::AfterInstallIntent);
                 let secret = ctx
                     .secret(&r.tile_id, kind, u64::try_from(r.to_version).unwrap_or(0))
                     .await?;
@@ -306,6 +344,7 @@ pub async fn drive(ctx: Ctx, id: String, owned: Owned) -> Result<()> {
                     .collect();
                 let stored = ctx.rotation(&id).await?;
                 commit_outcomes(&ctx, &owned, &stored, outcomes).await?;
+                crash_point(&ctx, CrashPoint::MidDistribution);
             }
             Decision::Verify { regions } => {
                 commit_outcomes(
@@ -318,6 +357,7 @@ pub async fn drive(ctx: Ctx, id: String, owned: Owned) -> Result<()> {
                     }],
                 )
                 .await?;
+                crash_point(&ctx, CrashPoint::AfterVerifyIntent);
                 let calls = regions.iter().map(|region| {
                     let ctx = &ctx;
                     let r = &r;
@@ -379,6 +419,7 @@ pub async fn drive(ctx: Ctx, id: String, owned: Owned) -> Result<()> {
                 );
                 let failed = on_agents(&ctx, &regions, &req).await;
                 if failed.is_empty() {
+                    crash_point(&ctx, CrashPoint::BeforePromotion);
                     commit_outcomes(&ctx, &owned, &stored, vec![Outcome::Promoted]).await?;
                 } else {
                     tracing::warn!(rotation = %id, failed = ?failed, "promotion not acknowledged everywhere yet");

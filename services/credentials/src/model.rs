@@ -49,6 +49,8 @@ pub struct Ctx {
     pub ttl: Duration,
     /// The actor of the service's own changes.
     pub actor: Actor,
+    /// Test only: the step boundary to crash at (`--crash-at`).
+    pub crash_at: Option<crate::driver::CrashPoint>,
 }
 
 impl Ctx {

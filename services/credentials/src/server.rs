@@ -116,7 +116,11 @@ pub async fn serve(
         holder,
         ttl: config.lease_ttl(),
         actor: Actor::system("credentials"),
+        crash_at: config.crash_at,
     };
+    if let Some(p) = config.crash_at {
+        tracing::warn!(at = ?p, "crash injection is on: this replica exits at that step boundary (tests only)");
+    }
 
     let mut tasks = Tasks::new();
     tilewave_service::watch_policy(&mut tasks, &mut auth);

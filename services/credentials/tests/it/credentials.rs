@@ -265,7 +265,7 @@ async fn a_new_primary_kek_and_rewrap_keep_every_secret_readable() -> anyhow::Re
     let both = format!("{}\n{}", k2.to_text().as_str(), keys1[0].to_text().as_str());
     let kek = stack.dir.path().join("kek");
     std::fs::write(&kek, &both)?;
-    stack.credentials.stop()?;
+    stack.credentials.terminate(Duration::from_secs(5)).await?;
     stack.credentials = ServiceProcess::start(
         credentials_spec(&stack.etcd, "credentials-2", &kek),
         stack.dir.path(),

@@ -10,6 +10,7 @@
 //! KEK rotation with rewrap, and no start without a KEK.
 
 mod credentials;
+mod failover;
 mod random_input;
 mod rotation;
 

@@ -22,7 +22,7 @@ use tilewave_testkit::{PartnerDouble, ServiceProcess, eventually};
 use crate::*;
 
 /// Eight regions across the three clouds.
-const REGIONS: [&str; 8] = [
+pub const REGIONS: [&str; 8] = [
     "aws:us-east-1",
     "aws:eu-west-1",
     "aws:ap-northeast-1",
@@ -32,7 +32,7 @@ const REGIONS: [&str; 8] = [
     "gcp:europe-west1",
     "gcp:asia-northeast1",
 ];
-const USER: &str = "tilewave";
+pub const USER: &str = "tilewave";
 const OLD: &str = "old-password-5f2c9a01";
 const NEW: &str = "new-password-e1b4aa77";
 const NEXT: &str = "next-password-0b7d3c22";
@@ -53,12 +53,12 @@ fn tile_config(base_url: &str) -> PartnerConfig {
     }
 }
 
-struct Agents {
-    procs: BTreeMap<&'static str, ServiceProcess>,
+pub struct Agents {
+    pub procs: BTreeMap<&'static str, ServiceProcess>,
 }
 
 impl Agents {
-    async fn client(&self, region: &str) -> Result<AgentServiceClient<Channel>> {
+    pub async fn client(&self, region: &str) -> Result<AgentServiceClient<Channel>> {
         let p = self.procs.get(region).context("no such agent")?;
         Ok(AgentServiceClient::new(p.channel(AS_SERVICE).await?))
     }
@@ -66,10 +66,20 @@ impl Agents {
 
 /// Starts an agent per region (with their own KEK), the tile live in each
 /// with its probe pointing at `partner` (or `other` for `odd_region`).
-async fn agents(
+pub async fn agents(
     stack: &Stack,
     partner: &PartnerDouble,
     odd: Option<(&str, &PartnerDouble)>,
+) -> Result<Agents> {
+    agents_probing(stack, partner, odd, "200ms").await
+}
+
+/// As [`agents`], the agents probing every `probe_interval`.
+pub async fn agents_probing(
+    stack: &Stack,
+    partner: &PartnerDouble,
+    odd: Option<(&str, &PartnerDouble)>,
+    probe_interval: &str,
 ) -> Result<Agents> {
     let kek = stack.dir.path().join("agent-kek");
     let (text, _) = keyring_text(&["agent-1"])?;
@@ -94,7 +104,7 @@ async fn agents(
                 "--kek-file",
                 &kek.display().to_string(),
                 "--probe-interval",
-                "200ms",
+                probe_interval,
                 "--partner-retry-delays",
                 "10ms,20ms,40ms",
             ])
@@ -135,7 +145,7 @@ impl PushOr for BTreeMap<&'static str, ServiceProcess> {
     }
 }
 
-async fn submit(c: &mut CredentialsServiceClient<Channel>, password: &str) -> Result<Credential> {
+pub async fn submit(c: &mut CredentialsServiceClient<Channel>, password: &str) -> Result<Credential> {
     c.submit_credential(SubmitCredentialRequest {
         tile_id: "riverflow".into(),
         username: USER.into(),
@@ -162,7 +172,7 @@ async fn rotate(c: &mut CredentialsServiceClient<Channel>) -> Result<Rotation> {
     .context("rotation")
 }
 
-async fn until_state(
+pub async fn until_state(
     c: &CredentialsServiceClient<Channel>,
     id: &str,
     state: RotationState,
