@@ -24,6 +24,8 @@ pub mod work {
     pub const LIFECYCLE: &str = "lifecycle";
     /// Reconciliation, taken afresh each pass (`owners/reconciler`).
     pub const RECONCILER: &str = "reconciler";
+    /// The credentials service's schedule loop (`owners/credential-schedules`).
+    pub const CREDENTIAL_SCHEDULES: &str = "credential-schedules";
     /// The rollout service's GA scheduler (`owners/scheduler`).
     pub const SCHEDULER: &str = "scheduler";
 
@@ -188,6 +190,10 @@ impl Keys {
     /// and removed when it ends, so two never run for one credential.
     pub fn credential_rotation_active(&self, tile: &str, kind: &str) -> String {
         self.join(&["credential-rotation-active/", tile, "/", kind])
+    }
+    /// `credential-schedules/`
+    pub fn credential_schedules(&self) -> String {
+        self.join(&["credential-schedules/"])
     }
     /// `credential-schedules/<tile>/<kind>`
     pub fn credential_schedule(&self, tile: &str, kind: &str) -> String {

@@ -8,6 +8,7 @@
 //! - [`service`]: the RPCs.
 //! - [`driver`]: one owner per running rotation carries out its decisions,
 //!   recording each intent before the agents are called (write-ahead).
+//! - [`schedule`]: scheduled rotations start when due.
 //! - [`convert`]: wire <-> core.
 //! - [`model`]: the context and the stored records.
 //! - [`error`]: one error type and its status codes.
@@ -17,6 +18,7 @@ pub mod convert;
 pub mod driver;
 pub mod error;
 pub mod model;
+pub mod schedule;
 pub mod server;
 pub mod service;
 

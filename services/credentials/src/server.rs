@@ -128,6 +128,10 @@ pub async fn serve(
         let ctx = ctx.clone();
         |shutdown| crate::driver::run(ctx, shutdown)
     });
+    tasks.spawn("schedules", {
+        let ctx = ctx.clone();
+        |shutdown| crate::schedule::run(ctx, shutdown)
+    });
 
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter

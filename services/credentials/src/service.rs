@@ -198,6 +198,161 @@ pub fn waves(
     Ok(plan.waves.iter().map(|w| w.regions.clone()).collect())
 }
 
+/// Starts a rotation of `tile`'s credential as `r` asks (StartRotation, and
+/// the schedule when a rotation falls due): a PENDING version to rotate
+/// to, no rotation holding the tile, waves from the planner; one audited
+/// transaction with the tile's active marker. Nothing else: the driver
+/// carries it out.
+pub async fn start_rotation(
+    ctx: &Ctx,
+    actor: &Actor,
+    origin: tilewave_proto::common::v1::SpanOrigin,
+    tile: &tilewave_proto::registry::v1::Tile,
+    r: &StartRotationRequest,
+) -> Result<Rotation> {
+    let kind = check_kind(r.kind, "kind")?;
+    limits::each_id("regions", &r.regions).map_err(Error::from)?;
+    limits::id("request_id", &r.request_id).map_err(Error::from)?;
+    let kind_s = kind_name(kind);
+    let stored = ctx.versions(&tile.id, kind).await?.ok_or_else(|| {
+        Error::FailedPrecondition(format!(
+            "{} has no {kind_s} credential: submit one first (`tilewave creds submit {} < credential.txt`)",
+            tile.id, tile.id
+        ))
+    })?;
+    let core_versions = convert::versions(&stored.value);
+    let to = core_versions.pending().ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "{} has no PENDING credential to rotate to: submit the new one first (`tilewave creds submit {} < credential.txt`)",
+                tile.id, tile.id
+            ))
+        })?;
+    let from = core_versions.current();
+    let latest = ctx
+        .latest_rotation(&tile.id, kind)
+        .map(|l| convert::rotation(&l.value))
+        .transpose()?;
+    rotation::start_refusal(latest.as_ref()).map_err(Error::from)?;
+    let now = ctx.clock.now();
+    if let Some(l) = ctx.latest_rotation(&tile.id, kind)
+        && !crate::driver::finished(&l.value, now)
+    {
+        return Err(Error::FailedPrecondition(format!(
+            "rotation {} is {} and still removing the pending credential from the regions it reached: \
+                 wait for it (`tilewave creds status {}`)",
+            l.value.id,
+            RotationState::try_from(l.value.state).map_or("?", |s| s.as_str_name()),
+            tile.id
+        )));
+    }
+    let waves = waves(ctx, tile, &r.regions, now)?;
+    if waves.iter().all(Vec::is_empty) {
+        return Err(Error::invalid(
+            "regions",
+            "no region to rotate in: the tile's clouds have none in the catalog",
+        ));
+    }
+    if r.concurrency < 0 {
+        return Err(Error::invalid("concurrency", "must not be negative"));
+    }
+    let concurrency = match usize::try_from(r.concurrency).unwrap_or(0) {
+        0 if r.emergency => EMERGENCY_CONCURRENCY,
+        0 => DEFAULT_CONCURRENCY,
+        n => n,
+    };
+    let bake = match &r.bake {
+        Some(d) => {
+            let d = SignedDuration::new(d.seconds, d.nanos);
+            if d < SignedDuration::ZERO {
+                return Err(Error::invalid("bake", "must not be negative"));
+            }
+            d
+        }
+        None => rotation::DEFAULT_BAKE,
+    };
+    let policy = Policy {
+        max_attempts: rotation::DEFAULT_MAX_ATTEMPTS,
+        bake,
+        retirement: convert::retirement(r.retirement, r.grace.as_ref())?,
+    };
+    let base_id = format!("{}-{kind_s}-v{}", tile.id, to.id);
+    let taken = ctx
+        .rotations
+        .list()
+        .into_iter()
+        .filter(|x| x.value.id == base_id || x.value.id.starts_with(&format!("{base_id}-")))
+        .count();
+    let id = if taken == 0 {
+        base_id
+    } else {
+        format!("{base_id}-{}", taken + 1)
+    };
+    let core = rotation::Rotation::new(
+        Spec {
+            id: id.clone(),
+            tile: tile.id.clone(),
+            from: from.map(|v| v.id),
+            to: to.id,
+            waves,
+            concurrency,
+            policy,
+            emergency: r.emergency,
+        },
+        now,
+    );
+    let trace_id = tilewave_store::trace::trace_id(&origin)
+        .unwrap_or_default()
+        .to_owned();
+    let wire = convert::rotation_to_wire(
+        &core,
+        &Rotation {
+            kind: kind as i32,
+            old_fingerprint: from.map(|v| v.fingerprint.clone()).unwrap_or_default(),
+            new_fingerprint: to.fingerprint.clone(),
+            started_by: actor.as_str().to_owned(),
+            origin: Some(origin),
+            trace_id,
+            ..Default::default()
+        },
+    );
+    let keys = ctx.keys();
+    let active = keys.credential_rotation_active(&tile.id, &kind_s);
+    let change = Change::new()
+            .create(keys.credential_rotation(&id), &wire)
+            .create(
+                active.clone(),
+                &Rotation {
+                    id: id.clone(),
+                    ..Default::default()
+                },
+            )
+            .audit(audit::record(
+                "StartRotation",
+                "rotation",
+                &id,
+                format!(
+                    "{}rotation of {}'s {kind_s} credential to version {} (fingerprint {}) over {} regions in {} waves",
+                    if r.emergency { "emergency " } else { "" },
+                    tile.id,
+                    to.id,
+                    to.fingerprint,
+                    wire.regions_total,
+                    wire.wave_count
+                ),
+            ));
+    match ctx.store.commit(change, actor).await {
+        Ok(_) => {}
+        Err(tilewave_store::Error::AlreadyExists { key }) if key == active => {
+            return Err(Error::FailedPrecondition(format!(
+                "another rotation of {}'s {kind_s} credential started meanwhile: `tilewave creds status {}`",
+                tile.id, tile.id
+            )));
+        }
+        Err(e) => return Err(Error::from(e)),
+    }
+    Ok(with_etag(ctx.rotation(&id).await?))
+}
+
 type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// How many times a write that lost a race is tried again.
@@ -372,155 +527,10 @@ impl CredentialsService for Credentials {
         let scope = Scope::of_request(&req);
         let origin = tilewave_telemetry::current_origin();
         let r = req.into_inner();
-        let kind = check_kind(r.kind, "kind")?;
         let tile = self.tile_for(&scope, &r.tile_id, "tile_id")?;
-        limits::each_id("regions", &r.regions).map_err(Error::from)?;
-        limits::id("request_id", &r.request_id).map_err(Error::from)?;
-        let kind_s = kind_name(kind);
-        let stored = self.ctx.versions(&tile.id, kind).await?.ok_or_else(|| {
-            Error::FailedPrecondition(format!(
-                "{} has no {kind_s} credential: submit one first (`tilewave creds submit {} < credential.txt`)",
-                tile.id, tile.id
-            ))
-        })?;
-        let core_versions = convert::versions(&stored.value);
-        let to = core_versions.pending().ok_or_else(|| {
-            Error::FailedPrecondition(format!(
-                "{} has no PENDING credential to rotate to: submit the new one first (`tilewave creds submit {} < credential.txt`)",
-                tile.id, tile.id
-            ))
-        })?;
-        let from = core_versions.current();
-        let latest = self
-            .ctx
-            .latest_rotation(&tile.id, kind)
-            .map(|l| convert::rotation(&l.value))
-            .transpose()?;
-        rotation::start_refusal(latest.as_ref()).map_err(Error::from)?;
-        let now = self.ctx.clock.now();
-        if let Some(l) = self.ctx.latest_rotation(&tile.id, kind)
-            && !crate::driver::finished(&l.value, now)
-        {
-            return Err(Error::FailedPrecondition(format!(
-                "rotation {} is {} and still removing the pending credential from the regions it reached: \
-                 wait for it (`tilewave creds status {}`)",
-                l.value.id,
-                RotationState::try_from(l.value.state).map_or("?", |s| s.as_str_name()),
-                tile.id
-            ))
-            .into());
-        }
-        let waves = waves(&self.ctx, &tile, &r.regions, now)?;
-        if waves.iter().all(Vec::is_empty) {
-            return Err(Error::invalid(
-                "regions",
-                "no region to rotate in: the tile's clouds have none in the catalog",
-            )
-            .into());
-        }
-        if r.concurrency < 0 {
-            return Err(Error::invalid("concurrency", "must not be negative").into());
-        }
-        let concurrency = match usize::try_from(r.concurrency).unwrap_or(0) {
-            0 if r.emergency => EMERGENCY_CONCURRENCY,
-            0 => DEFAULT_CONCURRENCY,
-            n => n,
-        };
-        let bake = match &r.bake {
-            Some(d) => {
-                let d = SignedDuration::new(d.seconds, d.nanos);
-                if d < SignedDuration::ZERO {
-                    return Err(Error::invalid("bake", "must not be negative").into());
-                }
-                d
-            }
-            None => rotation::DEFAULT_BAKE,
-        };
-        let policy = Policy {
-            max_attempts: rotation::DEFAULT_MAX_ATTEMPTS,
-            bake,
-            retirement: convert::retirement(r.retirement, r.grace.as_ref())?,
-        };
-        let base_id = format!("{}-{kind_s}-v{}", tile.id, to.id);
-        let taken = self
-            .ctx
-            .rotations
-            .list()
-            .into_iter()
-            .filter(|x| x.value.id == base_id || x.value.id.starts_with(&format!("{base_id}-")))
-            .count();
-        let id = if taken == 0 {
-            base_id
-        } else {
-            format!("{base_id}-{}", taken + 1)
-        };
-        let core = rotation::Rotation::new(
-            Spec {
-                id: id.clone(),
-                tile: tile.id.clone(),
-                from: from.map(|v| v.id),
-                to: to.id,
-                waves,
-                concurrency,
-                policy,
-                emergency: r.emergency,
-            },
-            now,
-        );
-        let trace_id = tilewave_store::trace::trace_id(&origin)
-            .unwrap_or_default()
-            .to_owned();
-        let wire = convert::rotation_to_wire(
-            &core,
-            &Rotation {
-                kind: kind as i32,
-                old_fingerprint: from.map(|v| v.fingerprint.clone()).unwrap_or_default(),
-                new_fingerprint: to.fingerprint.clone(),
-                started_by: actor.as_str().to_owned(),
-                origin: Some(origin),
-                trace_id,
-                ..Default::default()
-            },
-        );
-        let keys = self.ctx.keys();
-        let active = keys.credential_rotation_active(&tile.id, &kind_s);
-        let change = Change::new()
-            .create(keys.credential_rotation(&id), &wire)
-            .create(
-                active.clone(),
-                &Rotation {
-                    id: id.clone(),
-                    ..Default::default()
-                },
-            )
-            .audit(audit::record(
-                "StartRotation",
-                "rotation",
-                &id,
-                format!(
-                    "{}rotation of {}'s {kind_s} credential to version {} (fingerprint {}) over {} regions in {} waves",
-                    if r.emergency { "emergency " } else { "" },
-                    tile.id,
-                    to.id,
-                    to.fingerprint,
-                    wire.regions_total,
-                    wire.wave_count
-                ),
-            ));
-        match self.ctx.store.commit(change, &actor).await {
-            Ok(_) => {}
-            Err(tilewave_store::Error::AlreadyExists { key }) if key == active => {
-                return Err(Error::FailedPrecondition(format!(
-                    "another rotation of {}'s {kind_s} credential started meanwhile: `tilewave creds status {}`",
-                    tile.id, tile.id
-                ))
-                .into());
-            }
-            Err(e) => return Err(Error::from(e).into()),
-        }
-        let stored = self.ctx.rotation(&id).await?;
+        let rotation = start_rotation(&self.ctx, &actor, origin, &tile, &r).await?;
         Ok(Response::new(StartRotationResponse {
-            rotation: Some(with_etag(stored)),
+            rotation: Some(rotation),
         }))
     }
 
@@ -657,19 +667,6 @@ impl CredentialsService for Credentials {
             ))
             .into());
         }
-        let time =
-            |t: Option<&tilewave_proto::common::v1::LocalTime>, field: &str| -> Result<jiff::civil::Time> {
-                let t = t.ok_or_else(|| Error::invalid(field, "required"))?;
-                jiff::civil::Time::new(
-                    i8::try_from(t.hour).unwrap_or(-1),
-                    i8::try_from(t.minute).unwrap_or(-1),
-                    0,
-                    0,
-                )
-                .map_err(|e| Error::invalid(field, e.to_string()))
-            };
-        let every = u32::try_from(s.every_days)
-            .map_err(|_| Error::invalid("schedule.every_days", "must not be negative"))?;
         let mut stored = RotationSchedule {
             tile_id: tile.id.clone(),
             kind: kind as i32,
@@ -679,16 +676,8 @@ impl CredentialsService for Credentials {
             time_zone: s.time_zone.clone(),
             ..Default::default()
         };
-        if every > 0 {
-            let schedule = rotation::schedule::RotationSchedule {
-                every_days: every,
-                window_start: time(s.window_start.as_ref(), "schedule.window_start")?,
-                window_end: time(s.window_end.as_ref(), "schedule.window_end")?,
-                tz: s.time_zone.clone(),
-            };
-            schedule
-                .validate()
-                .map_err(|e| Error::invalid("schedule", e.to_string()))?;
+        let every = u32::try_from(s.every_days).unwrap_or(0);
+        if core_schedule(&stored)?.is_some() {
             let now = self.ctx.clock.now();
             let last = self
                 .ctx
@@ -703,10 +692,7 @@ impl CredentialsService for Credentials {
                         .max()
                 })
                 .unwrap_or(now);
-            let blackouts = self.calendar_blackouts().await?;
-            let next = rotation::schedule::next_rotation(&schedule, last, &blackouts, now)
-                .map_err(|e| Error::invalid("schedule", e.to_string()))?;
-            stored.next_due = next.map(to_proto_timestamp);
+            stored.next_due = next_due(&self.ctx, &stored, last).await?.map(to_proto_timestamp);
         }
         let summary = if every == 0 {
             format!(
@@ -802,30 +788,73 @@ impl CredentialsService for Credentials {
     }
 }
 
-impl Credentials {
-    /// The launch calendar's blackouts (stored by the rollout service at
-    /// `calendar`): a scheduled rotation never falls inside one.
-    async fn calendar_blackouts(&self) -> Result<Vec<(jiff::Timestamp, jiff::Timestamp)>> {
-        let key = self.ctx.keys().calendar();
-        let cal = self
-            .ctx
-            .store
-            .get::<tilewave_proto::rollout::v1::LaunchCalendar>(&key)
-            .await?;
-        Ok(cal
-            .map(|c| {
-                c.value
-                    .blackouts
-                    .iter()
-                    .filter_map(|b| {
-                        let s = tilewave_store::clock::from_proto_timestamp(b.start.as_ref()?).ok()?;
-                        let e = tilewave_store::clock::from_proto_timestamp(b.end.as_ref()?).ok()?;
-                        Some((s, e))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+/// The launch calendar's blackouts (stored by the rollout service at
+/// `calendar`): a scheduled rotation never falls inside one.
+pub async fn calendar_blackouts(ctx: &Ctx) -> Result<Vec<(jiff::Timestamp, jiff::Timestamp)>> {
+    let key = ctx.keys().calendar();
+    let cal = ctx
+        .store
+        .get::<tilewave_proto::rollout::v1::LaunchCalendar>(&key)
+        .await?;
+    Ok(cal
+        .map(|c| {
+            c.value
+                .blackouts
+                .iter()
+                .filter_map(|b| {
+                    let s = tilewave_store::clock::from_proto_timestamp(b.start.as_ref()?).ok()?;
+                    let e = tilewave_store::clock::from_proto_timestamp(b.end.as_ref()?).ok()?;
+                    Some((s, e))
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// A stored schedule in the core's terms, validated (the error names the
+/// field under `schedule.`); `None` when it is off (`every_days` 0).
+pub fn core_schedule(s: &RotationSchedule) -> Result<Option<rotation::schedule::RotationSchedule>> {
+    let time =
+        |t: Option<&tilewave_proto::common::v1::LocalTime>, field: &str| -> Result<jiff::civil::Time> {
+            let t = t.ok_or_else(|| Error::invalid(field, "required"))?;
+            jiff::civil::Time::new(
+                i8::try_from(t.hour).unwrap_or(-1),
+                i8::try_from(t.minute).unwrap_or(-1),
+                0,
+                0,
+            )
+            .map_err(|e| Error::invalid(field, e.to_string()))
+        };
+    let every = u32::try_from(s.every_days)
+        .map_err(|_| Error::invalid("schedule.every_days", "must not be negative"))?;
+    if every == 0 {
+        return Ok(None);
     }
+    let schedule = rotation::schedule::RotationSchedule {
+        every_days: every,
+        window_start: time(s.window_start.as_ref(), "schedule.window_start")?,
+        window_end: time(s.window_end.as_ref(), "schedule.window_end")?,
+        tz: s.time_zone.clone(),
+    };
+    schedule
+        .validate()
+        .map_err(|e| Error::invalid("schedule", e.to_string()))?;
+    Ok(Some(schedule))
+}
+
+/// The next rotation of a schedule after one at `last`, outside the
+/// launch calendar's blackouts.
+pub async fn next_due(
+    ctx: &Ctx,
+    s: &RotationSchedule,
+    last: jiff::Timestamp,
+) -> Result<Option<jiff::Timestamp>> {
+    let Some(schedule) = core_schedule(s)? else {
+        return Ok(None);
+    };
+    let blackouts = calendar_blackouts(ctx).await?;
+    rotation::schedule::next_rotation(&schedule, last, &blackouts, ctx.clock.now())
+        .map_err(|e| Error::invalid("schedule", e.to_string()))
 }
 
 fn fmt_time(t: Option<&tilewave_proto::common::v1::LocalTime>) -> String {

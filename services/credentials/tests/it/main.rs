@@ -13,6 +13,7 @@ mod credentials;
 mod failover;
 mod random_input;
 mod rotation;
+mod schedule;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -68,8 +69,22 @@ impl Stack {
     /// As [`Stack::start`], with the credentials service's region catalog
     /// narrowed to `regions` (none: the whole catalog).
     pub async fn start_with_regions(kek_text: &str, regions: &[&str]) -> Result<Self> {
+        Self::start_full(kek_text, regions, None).await
+    }
+
+    /// As [`Stack::start_with_regions`], on a virtual clock created at
+    /// `clock_at` (standing still) before any service starts.
+    pub async fn start_full(
+        kek_text: &str,
+        regions: &[&str],
+        clock_at: Option<jiff::Timestamp>,
+    ) -> Result<Self> {
         let dir = TestDir::new("credentials-it")?;
         let etcd = EtcdCluster::start(1).await?;
+        if let Some(at) = clock_at {
+            let store = tilewave_store::Store::connect(store_config(&etcd)).await?;
+            tilewave_store::VirtualClock::start(&store, at, 0.0, &tilewave_store::Actor::new("test")).await?;
+        }
         let registry = ServiceProcess::start(
             ServiceSpec::new("registry", bin_path("tilewave-registry")?)
                 .with_args(["--etcd", &etcd.endpoints().join(","), "--prefix", PREFIX])
@@ -124,6 +139,13 @@ impl Stack {
             .map(|(k, (v, _))| (k, v))
             .collect())
     }
+}
+
+/// A store client of the stack's etcd, under the tests' prefix.
+pub fn store_config(etcd: &EtcdCluster) -> tilewave_store::StoreConfig {
+    tilewave_store::StoreConfig::new(etcd.endpoints())
+        .with_prefix(PREFIX)
+        .with_tls(etcd.client_tls().map(|t| t.client_config()))
 }
 
 /// A keyring file's text with one fresh key per id, the first primary.
