@@ -743,7 +743,12 @@ impl CredentialsService for Credentials {
         for v in self.ctx.versions.list() {
             let kind = CredentialKind::try_from(v.value.kind).unwrap_or(CredentialKind::PartnerBasicAuth);
             let kind_s = kind_name(kind);
-            for c in &v.value.versions {
+            // One transaction per tile and kind: the moved secrets and the
+            // versions' `kek_id`, guarded by their etags.
+            let mut doc = v.value.clone();
+            let mut change = Change::new();
+            let mut moved_here = Vec::new();
+            for c in &mut doc.versions {
                 let version = u64::try_from(c.version).unwrap_or(0);
                 let key = keys.credential_secret(&v.value.tile_id, &kind_s, version);
                 let Some(stored) = self.ctx.store.get::<StoredSecret>(&key).await? else {
@@ -763,21 +768,35 @@ impl CredentialsService for Credentials {
                     .keyring
                     .rewrap(&sealed, &convert::aad(&v.value.tile_id, &kind_s, version))
                     .map_err(Error::from)?;
-                let change = Change::new()
-                    .update(
-                        key,
-                        &StoredSecret {
-                            encrypted: Some(convert::sealed_to_wire(&moved)),
-                        },
-                        stored.etag,
-                    )
-                    .audit(audit::record(
-                        "Rewrap",
-                        "credential",
-                        &c.id,
-                        format!("data key re-wrapped from {} to {}", sealed.kek_id, moved.kek_id),
-                    ));
-                self.ctx.store.commit(change, &actor).await.map_err(Error::from)?;
+                change = change.update(
+                    key,
+                    &StoredSecret {
+                        encrypted: Some(convert::sealed_to_wire(&moved)),
+                    },
+                    stored.etag,
+                );
+                moved_here.push(format!("{} ({} -> {})", c.version, sealed.kek_id, moved.kek_id));
+                c.kek_id = moved.kek_id;
+            }
+            if moved_here.is_empty() {
+                continue;
+            }
+            let change = change.update(v.key.clone(), &doc, v.etag).audit(audit::record(
+                "Rewrap",
+                "credential",
+                &format!("{}/{kind_s}", v.value.tile_id),
+                format!("data keys re-wrapped: version {}", moved_here.join(", ")),
+            ));
+            match self.ctx.store.commit(change, &actor).await {
+                Ok(_) => {}
+                Err(tilewave_store::Error::Conflict { .. }) => {
+                    return Err(Error::Conflict(format!(
+                        "{}'s credentials changed during the rewrap: run it again (what moved stays moved)",
+                        v.value.tile_id
+                    ))
+                    .into());
+                }
+                Err(e) => return Err(Error::from(e).into()),
             }
         }
         Ok(Response::new(RewrapResponse {

@@ -281,6 +281,18 @@ async fn a_new_primary_kek_and_rewrap_keep_every_secret_readable() -> anyhow::Re
     assert_eq!((done.rewrapped, done.already_primary), (1, 0));
     let again = c.rewrap(RewrapRequest { dry_run: false }).await?.into_inner();
     assert_eq!((again.rewrapped, again.already_primary), (0, 1));
+    let listed = c
+        .list_credentials(ListCredentialsRequest {
+            tile_id: "riverflow".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .credentials;
+    assert_eq!(
+        listed[0].kek_id, "k2",
+        "the version shows the KEK it is wrapped under now"
+    );
 
     // The stored secret now opens with k2 alone.
     let only_k2 = tilewave_secrets::Keyring::new(k2);
