@@ -27,6 +27,7 @@ pub mod bounded;
 pub mod connections;
 pub mod limits;
 pub mod paging;
+pub mod regions;
 pub mod transport;
 
 use std::future::Future;

@@ -83,23 +83,7 @@ pub struct CredentialsConfig {
 impl CredentialsConfig {
     /// The region catalog, narrowed to `--regions` when given.
     pub fn catalog(&self) -> Result<RegionCatalog, String> {
-        let full = match &self.regions_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                RegionCatalog::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?
-            }
-            None => RegionCatalog::builtin(),
-        };
-        let ids: Vec<String> = self
-            .regions
-            .iter()
-            .map(|r| r.trim().to_owned())
-            .filter(|r| !r.is_empty())
-            .collect();
-        if ids.is_empty() {
-            return Ok(full);
-        }
-        full.subset(&ids).map_err(|e| format!("--regions: {e}"))
+        tilewave_service::regions::catalog(self.regions_file.as_deref(), &self.regions)
     }
 
     /// The key-encryption keys: `--kek-file`, else `TILEWAVE_KEK`. The

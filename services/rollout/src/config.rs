@@ -109,23 +109,7 @@ impl RolloutConfig {
     /// The region catalog: `--regions-file` (else the built-in one),
     /// narrowed to `--regions` when given. The error names the flag.
     pub fn catalog(&self) -> Result<RegionCatalog, String> {
-        let full = match &self.regions_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                RegionCatalog::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?
-            }
-            None => RegionCatalog::builtin(),
-        };
-        let ids: Vec<String> = self
-            .regions
-            .iter()
-            .map(|r| r.trim().to_owned())
-            .filter(|r| !r.is_empty())
-            .collect();
-        if ids.is_empty() {
-            return Ok(full);
-        }
-        full.subset(&ids).map_err(|e| format!("--regions: {e}"))
+        tilewave_service::regions::catalog(self.regions_file.as_deref(), &self.regions)
     }
 
     /// The etcd operation deadline.

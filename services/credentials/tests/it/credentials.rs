@@ -239,12 +239,9 @@ async fn a_rotation_that_cannot_reach_a_region_fails_with_current_untouched() ->
     );
     // One CREDENTIAL_FAILED event.
     let events: Vec<Event> = stack
-        .etcd
-        .dump(PREFIX)
+        .events()
         .await?
         .into_iter()
-        .filter(|(k, _)| k.starts_with(&format!("{PREFIX}events/")))
-        .filter_map(|(_, (v, _))| <Event as prost::Message>::decode(v.as_slice()).ok())
         .filter(|e| e.kind == EventKind::CredentialFailed as i32)
         .collect();
     assert_eq!(events.len(), 1, "{events:?}");
@@ -296,7 +293,7 @@ async fn a_new_primary_kek_and_rewrap_keep_every_secret_readable() -> anyhow::Re
 
     // The stored secret now opens with k2 alone.
     let only_k2 = tilewave_secrets::Keyring::new(k2);
-    let key = format!("{PREFIX}credentials/riverflow/partner-basic-auth/secrets/0000000000000000001");
+    let key = keys()?.credential_secret("riverflow", "partner-basic-auth", 1);
     let dump = stack.etcd.dump(PREFIX).await?;
     let (raw, _) = dump.get(&key).context("the stored secret")?;
     let stored = <StoredSecret as prost::Message>::decode(raw.as_slice())?;

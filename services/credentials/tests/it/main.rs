@@ -127,9 +127,22 @@ impl Stack {
         Ok(())
     }
 
+    /// Every event stored (`events/`), decoded.
+    pub async fn events(&self) -> Result<Vec<tilewave_proto::common::v1::Event>> {
+        let prefix = keys()?.events();
+        Ok(self
+            .etcd
+            .dump(PREFIX)
+            .await?
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .filter_map(|(_, (v, _))| prost::Message::decode(v.as_slice()).ok())
+            .collect())
+    }
+
     /// Every key and value under the prefix but the owner records.
     pub async fn dump(&self) -> Result<BTreeMap<String, Vec<u8>>> {
-        let owners = format!("{PREFIX}owners/");
+        let owners = keys()?.owners();
         Ok(self
             .etcd
             .dump(PREFIX)
@@ -139,6 +152,11 @@ impl Stack {
             .map(|(k, (v, _))| (k, v))
             .collect())
     }
+}
+
+/// The tests' key builder (every key as the services build it).
+pub fn keys() -> Result<tilewave_store::Keys> {
+    Ok(tilewave_store::Keys::new(PREFIX)?)
 }
 
 /// A store client of the stack's etcd, under the tests' prefix.

@@ -335,12 +335,9 @@ async fn a_rotation_keeps_every_region_working_and_a_rejection_leaves_current_un
         assert_eq!(r.fingerprint, listed[1].fingerprint, "{region}");
     }
     let events: Vec<Event> = stack
-        .etcd
-        .dump(PREFIX)
+        .events()
         .await?
         .into_iter()
-        .filter(|(k, _)| k.starts_with(&format!("{PREFIX}events/")))
-        .filter_map(|(_, (v, _))| <Event as prost::Message>::decode(v.as_slice()).ok())
         .filter(|e| e.kind == EventKind::CredentialFailed as i32)
         .collect();
     assert_eq!(events.len(), 1, "{events:?}");

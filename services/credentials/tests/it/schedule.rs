@@ -37,12 +37,10 @@ fn schedule(tile: &str) -> RotationSchedule {
 
 async fn due_events(stack: &Stack) -> Result<Vec<Event>> {
     Ok(stack
-        .etcd
-        .dump(PREFIX)
+        .events()
         .await?
         .into_iter()
-        .filter(|(k, _)| k.starts_with(&format!("{PREFIX}events/rotation-due-")))
-        .filter_map(|(_, (v, _))| <Event as prost::Message>::decode(v.as_slice()).ok())
+        .filter(|e| e.id.starts_with("rotation-due-"))
         .collect())
 }
 
@@ -144,9 +142,10 @@ async fn a_due_schedule_starts_a_rotation_or_asks_for_a_credential() -> anyhow::
         let stack = &stack;
         async move {
             let dump = stack.etcd.dump(PREFIX).await.ok()?;
-            let (raw, _) = dump.get(&format!(
-                "{PREFIX}credential-schedules/riverflow/partner-basic-auth"
-            ))?;
+            let key = keys()
+                .ok()?
+                .credential_schedule("riverflow", "partner-basic-auth");
+            let (raw, _) = dump.get(&key)?;
             let s = <RotationSchedule as prost::Message>::decode(raw.as_slice()).ok()?;
             let next = s.next_due?.seconds;
             (next > due.as_second()).then_some(next)
