@@ -178,6 +178,7 @@ impl fmt::Debug for agent::v1::InstallCredentialRequest {
             .field("secret", &self.secret)
             .field("fencing_token", &self.fencing_token)
             .field("credential_id", &self.credential_id)
+            .field("partner", &self.partner.as_ref().map(|p| p.base_url.as_str()))
             .finish()
     }
 }

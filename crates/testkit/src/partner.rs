@@ -25,6 +25,17 @@
 //! (rustls, ring) with a certificate for the loopback names issued by the
 //! test kit's CA ([`crate::Pki`]). The server stops when the double is
 //! dropped.
+//!
+//! **The admin API** ([`PartnerDouble::serve_admin`], what the
+//! `tilewave-partner-double` binary serves for `tilewave dev up` and the
+//! demo) lets another process play the partner's side: under `/_double/`,
+//! `GET health`; `POST credentials?user=NAME` issues a new generated
+//! password for NAME, accepts it and answers `{"id","user","password"}`
+//! (the partner handing out a credential: the caller pipes it into
+//! `SubmitCredential` and shows it nowhere); `DELETE credentials/<id>`
+//! stops accepting one (the partner removing the old credential); `GET
+//! summary` answers `{"requests","auth_failures","accepted"}`. Admin calls
+//! are not in the request log. Loopback only, like the double itself.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -103,6 +114,8 @@ struct Accepted {
 
 struct State {
     paths: PartnerPaths,
+    /// Serves the `/_double/` admin API.
+    admin: bool,
     accepted: Vec<Accepted>,
     /// Every credential ever accepted, for stable ids.
     ids: Vec<(String, String)>,
@@ -179,14 +192,30 @@ impl PartnerDouble {
         Self::start_inner(paths, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
     }
 
+    /// Serves `paths` and the admin API (see the module docs) on
+    /// `listener`, plain HTTP.
+    pub async fn serve_admin(listener: tokio::net::TcpListener, paths: PartnerPaths) -> anyhow::Result<Self> {
+        Self::serve(listener, paths, None, true)
+    }
+
     async fn start_inner(
         paths: PartnerPaths,
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::serve(listener, paths, tls, false)
+    }
+
+    fn serve(
+        listener: tokio::net::TcpListener,
+        paths: PartnerPaths,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        admin: bool,
+    ) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
         let state: Shared = Arc::new(Mutex::new(State {
             paths,
+            admin,
             accepted: Vec::new(),
             ids: Vec::new(),
             log: Vec::new(),
@@ -378,8 +407,94 @@ fn error(status: StatusCode, reason: &str, display: &str) -> Response {
     )
 }
 
+/// The prefix of the admin API's paths.
+const ADMIN: &str = "/_double/";
+/// The length of an issued password.
+const ISSUED_LEN: usize = 32;
+
+/// Answers an admin call (see the module docs).
+fn admin(s: &mut State, method: &Method, uri: &Uri) -> Response {
+    let rest = uri.path().strip_prefix(ADMIN).unwrap_or_default();
+    let query_user = uri.query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("user="))
+            .map(str::to_owned)
+    });
+    match (method, rest) {
+        (&Method::GET, "health") => json(StatusCode::OK, serde_json::json!({"ok": true})),
+        (&Method::GET, "summary") => {
+            let failures = s.log.iter().filter(|r| r.status == 401).count();
+            json(
+                StatusCode::OK,
+                serde_json::json!({
+                    "requests": s.log.len(),
+                    "auth_failures": failures,
+                    "accepted": s.accepted.iter().map(|a| a.id).collect::<Vec<_>>(),
+                }),
+            )
+        }
+        (&Method::POST, "credentials") => {
+            let user = query_user.unwrap_or_else(|| "tilewave".to_owned());
+            if user.is_empty()
+                || user.len() > 64
+                || !user
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "user: 1 to 64 of [A-Za-z0-9._-]",
+                );
+            }
+            let password = match tilewave_secrets::generate(ISSUED_LEN) {
+                Ok(p) => p.expose().to_owned(),
+                Err(_) => {
+                    return error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "general_error",
+                        "cannot generate",
+                    );
+                }
+            };
+            let id = s.id_of(&user, &password);
+            s.accepted.push(Accepted {
+                id,
+                user: user.clone(),
+                password: password.clone(),
+            });
+            json(
+                StatusCode::OK,
+                serde_json::json!({"id": id, "user": user, "password": password}),
+            )
+        }
+        (&Method::DELETE, other) => match other
+            .strip_prefix("credentials/")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            Some(id) => {
+                let before = s.accepted.len();
+                s.accepted.retain(|a| a.id != id);
+                json(
+                    StatusCode::OK,
+                    serde_json::json!({"removed": s.accepted.len() != before}),
+                )
+            }
+            None => error(
+                StatusCode::NOT_FOUND,
+                "bad_request",
+                "DELETE /_double/credentials/<id>",
+            ),
+        },
+        _ => error(StatusCode::NOT_FOUND, "bad_request", "no such admin endpoint"),
+    }
+}
+
 fn answer(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
     let mut s = lock(state);
+    if s.admin && uri.path().starts_with(ADMIN) {
+        return admin(&mut s, method, uri);
+    }
     let presented = basic_auth(headers);
     let path = uri.path().to_owned();
     let mut matched = None;
@@ -509,6 +624,69 @@ mod tests {
         assert_eq!(log[2].user, None);
         assert_eq!(p.auth_failures(), 2);
         assert!(!format!("{p:?}").contains("password"), "{p:?}");
+        Ok(())
+    }
+
+    /// A minimal HTTP/1.1 request without a body.
+    async fn call(addr: SocketAddr, method: &str, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut sock = tokio::net::TcpStream::connect(addr).await?;
+        let req =
+            format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        sock.write_all(req.as_bytes()).await?;
+        let mut raw = String::new();
+        sock.read_to_string(&mut raw).await?;
+        let status = raw
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no status in {raw:?}"))?;
+        let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default();
+        Ok((status, serde_json::from_str(body)?))
+    }
+
+    #[tokio::test]
+    async fn the_admin_api_issues_and_removes_credentials() -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let p = PartnerDouble::serve_admin(listener, PartnerPaths::default()).await?;
+        assert_eq!(call(p.addr(), "GET", "/_double/health").await?.0, 200);
+        let (status, issued) = call(p.addr(), "POST", "/_double/credentials?user=svc").await?;
+        assert_eq!(status, 200, "{issued}");
+        let password = issued["password"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(password.len(), ISSUED_LEN);
+        assert_eq!(issued["user"], "svc");
+        assert_eq!(
+            post(p.addr(), TEST_CONNECTION_PATH, Some(("svc", &password)))
+                .await?
+                .0,
+            200
+        );
+        assert_eq!(
+            post(p.addr(), TEST_CONNECTION_PATH, Some(("svc", "guess")))
+                .await?
+                .0,
+            401
+        );
+        let (_, summary) = call(p.addr(), "GET", "/_double/summary").await?;
+        assert_eq!(summary["requests"], 2, "admin calls are not logged: {summary}");
+        assert_eq!(summary["auth_failures"], 1);
+        let id = issued["id"].as_u64().unwrap_or(99);
+        let (_, removed) = call(p.addr(), "DELETE", &format!("/_double/credentials/{id}")).await?;
+        assert_eq!(removed["removed"], true);
+        assert_eq!(
+            post(p.addr(), TEST_CONNECTION_PATH, Some(("svc", &password)))
+                .await?
+                .0,
+            401
+        );
+        assert_eq!(
+            call(p.addr(), "POST", "/_double/credentials?user=a:b").await?.0,
+            400
+        );
+        assert_eq!(call(p.addr(), "GET", "/_double/nothing").await?.0, 404);
+        // Without the admin API, its paths are partner paths (401 first).
+        let plain = PartnerDouble::start().await?;
+        assert_eq!(call(plain.addr(), "GET", "/_double/health").await?.0, 401);
         Ok(())
     }
 

@@ -68,6 +68,9 @@ pub struct TileRecord {
     pub applies_by_revision: BTreeMap<i64, i64>,
     /// The installed credentials by fingerprint.
     pub credentials: Credentials,
+    /// The partner's API given with the newest credential install, for
+    /// verifying a credential of a tile that is not live (yet).
+    pub credential_partner: Option<PartnerConfig>,
 }
 
 /// An ApplyTile request after edge validation.
@@ -209,8 +212,10 @@ impl Catalog {
     }
 
     /// Installs, moves or retires a credential (see [`crate::credentials`]);
-    /// whether anything changed. Fenced like [`Catalog::apply`]; the tile
-    /// must be live. On an error nothing changes.
+    /// whether anything changed. Fenced like [`Catalog::apply`]. The tile
+    /// need not be live, but then its partner's API must be known (given
+    /// now or with an earlier install) so the credential can be verified.
+    /// On an error nothing changes.
     pub fn install_credential(&mut self, req: &Install, now: Timestamp) -> Result<bool> {
         let newest = self
             .tiles
@@ -223,23 +228,29 @@ impl Catalog {
                 newest,
             });
         }
-        let record = self
+        let known = self
             .tiles
-            .get_mut(&req.tile_id)
-            .filter(|r| r.live.is_some())
-            .ok_or_else(|| not_installed(&req.tile_id))?;
+            .get(&req.tile_id)
+            .is_some_and(|r| r.live.is_some() || r.credential_partner.is_some());
+        if !known && req.partner.is_none() {
+            return Err(not_installed(&req.tile_id));
+        }
+        let record = self.tiles.entry(req.tile_id.clone()).or_default();
         let changed = credentials::set_slot(&mut record.credentials, req, now)?;
         record.newest_credential_token = record.newest_credential_token.max(req.fencing_token);
+        if let Some(p) = &req.partner {
+            record.credential_partner = Some(p.clone());
+        }
         Ok(changed)
     }
 
-    /// A live tile's installed credential by fingerprint (empty: the
-    /// CURRENT one), with its fingerprint.
+    /// A tile's installed credential by fingerprint (empty: the CURRENT
+    /// one), with its fingerprint.
     pub fn credential(&self, tile_id: &str, fingerprint: &str) -> Result<(String, Installed)> {
         let record = self
             .tiles
             .get(tile_id)
-            .filter(|r| r.live.is_some())
+            .filter(|r| r.live.is_some() || !r.credentials.is_empty())
             .ok_or_else(|| not_installed(tile_id))?;
         let found = if fingerprint.is_empty() {
             credentials::current(&record.credentials)
@@ -289,6 +300,7 @@ impl Catalog {
                     apply_count: r.apply_count,
                     applies_by_revision: r.applies_by_revision.iter().map(|(k, v)| (*k, *v)).collect(),
                     credentials: credentials::to_file(&r.credentials),
+                    credential_partner: r.credential_partner.clone(),
                 })
                 .collect(),
         }
@@ -328,6 +340,7 @@ impl Catalog {
                 apply_count: rec.apply_count,
                 applies_by_revision: rec.applies_by_revision.into_iter().collect(),
                 credentials: credentials::from_file(&rec.tile_id, rec.credentials)?,
+                credential_partner: rec.credential_partner,
             };
             if tiles.insert(rec.tile_id.clone(), record).is_some() {
                 return Err(format!("tile {} appears twice", rec.tile_id));
@@ -362,12 +375,26 @@ fn entry_of(tile_id: &str, r: &TileRecord) -> Option<CatalogEntry> {
     })
 }
 
-/// A credential call on a tile that is not live here.
+/// A credential call on a tile that is not live here and whose partner's
+/// API the agent does not know.
 fn not_installed(tile_id: &str) -> Error {
     Error::Precondition(format!(
-        "tile {} is not installed in this region: apply it first",
+        "tile {} is not installed in this region and no partner API was given with its credential: apply it, or install the credential with `partner`",
         quoted(tile_id)
     ))
+}
+
+impl Catalog {
+    /// The partner's API to verify a tile's credential against: the live
+    /// revision's configuration, else the one given with its credential.
+    pub fn verification_partner(&self, tile_id: &str) -> Option<PartnerConfig> {
+        let record = self.tiles.get(tile_id)?;
+        record
+            .live
+            .as_ref()
+            .and_then(|l| l.config.clone())
+            .or_else(|| record.credential_partner.clone())
+    }
 }
 
 #[cfg(test)]
@@ -623,11 +650,57 @@ mod tests {
                 credential_id: String::new(),
             }),
             fencing_token: token,
+            partner: None,
+        }
+    }
+
+    fn partner(base_url: &str) -> PartnerConfig {
+        PartnerConfig {
+            base_url: base_url.into(),
+            ..PartnerConfig::default()
         }
     }
 
     #[test]
-    fn credentials_need_a_live_tile_are_fenced_and_round_trip() {
+    fn a_credential_for_a_tile_not_live_here_needs_its_partner_api() {
+        use CredentialSlot::*;
+        let mut c = catalog();
+        let mut req = install("riverflow", "fp-a", Current, 1);
+        req.partner = Some(partner("http://localhost:9"));
+        assert!(c.install_credential(&req, t(1)).unwrap());
+        assert_eq!(
+            c.entry("riverflow"),
+            None,
+            "not live: not in the catalog's entries"
+        );
+        assert_eq!(c.credential("riverflow", "").unwrap().0, "fp-a");
+        assert_eq!(
+            c.verification_partner("riverflow").unwrap().base_url,
+            "http://localhost:9"
+        );
+        // A later install without it keeps the one known.
+        assert!(
+            c.install_credential(&install("riverflow", "fp-b", Pending, 2), t(2))
+                .unwrap()
+        );
+        assert_eq!(
+            c.verification_partner("riverflow").unwrap().base_url,
+            "http://localhost:9"
+        );
+        assert_eq!(Catalog::from_file(c.to_file()).unwrap(), c, "kept in the file");
+        // Once live, the live revision's configuration wins.
+        let mut a = apply("riverflow", 1, 3);
+        a.config = Some(partner("http://127.0.0.1:8"));
+        c.apply(a, t(100)).unwrap();
+        assert_eq!(
+            c.verification_partner("riverflow").unwrap().base_url,
+            "http://127.0.0.1:8"
+        );
+        assert_eq!(c.entry("riverflow").unwrap().credential_fingerprint, "fp-a");
+    }
+
+    #[test]
+    fn credentials_need_a_live_tile_or_a_partner_api_are_fenced_and_round_trip() {
         use CredentialSlot::*;
         let mut c = catalog();
         let e = c.install_credential(&install("riverflow", "fp-a", Current, 1), t(1));
@@ -666,9 +739,11 @@ mod tests {
             Err(Error::Precondition(_))
         ));
         assert_eq!(Catalog::from_file(c.to_file()).unwrap(), c);
-        // A removed tile keeps its credentials but serves none.
+        // A removed tile keeps its credentials (they can still be
+        // verified against the partner), but is no longer in the catalog.
         c.remove("riverflow", 5).unwrap();
-        assert!(c.credential("riverflow", "").is_err());
+        assert_eq!(c.entry("riverflow"), None);
+        assert_eq!(c.credential("riverflow", "").unwrap().0, "fp-a");
         assert_eq!(c.record("riverflow").unwrap().credentials.len(), 2);
         c.apply(apply("riverflow", 2, 5), t(200)).unwrap();
         assert_eq!(c.entry("riverflow").unwrap().credential_fingerprint, "fp-a");

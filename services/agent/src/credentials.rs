@@ -87,6 +87,8 @@ pub struct Install {
     pub secret: Option<NewSecret>,
     /// The caller's fencing token.
     pub fencing_token: i64,
+    /// The partner's API the credential is for, when the request gave it.
+    pub partner: Option<tilewave_proto::common::v1::PartnerConfig>,
 }
 
 /// The fingerprint of the CURRENT credential, if any.
@@ -287,6 +289,7 @@ mod tests {
                 credential_id: format!("riverflow/basic/{n}"),
             }),
             fencing_token: 1,
+            partner: None,
         }
     }
 

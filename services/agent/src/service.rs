@@ -220,10 +220,7 @@ impl Agent {
         let (fp, installed, config) = {
             let catalog = self.inner.catalog.lock().await;
             let (fp, installed) = catalog.credential(tile_id, fingerprint)?;
-            let config = catalog
-                .record(tile_id)
-                .and_then(|r| r.live.as_ref())
-                .and_then(|l| l.config.clone());
+            let config = catalog.verification_partner(tile_id);
             (fp, installed, config)
         };
         let credential = self.open_credential(tile_id, &fp, &installed)?;
@@ -335,6 +332,7 @@ impl Agent {
             username: r.username,
             secret,
             fencing_token,
+            partner: r.partner,
         })
     }
 

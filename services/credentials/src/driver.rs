@@ -246,6 +246,7 @@ fn install(
                 r.to_version
             }
         ),
+        partner: None,
     }
 }
 
@@ -330,6 +331,9 @@ pub async fn drive(ctx: Ctx, id: String, owned: Owned) -> Result<()> {
                     token,
                 );
                 req.secret = Some(WireSecret::Plaintext(secret.expose().to_owned()));
+                // The partner's API, so a region where the tile is not live
+                // yet (a launch's pre-flight) can verify it too.
+                req.partner = ctx.tile(&r.tile_id).ok().and_then(|t| t.config);
                 let failed: HashMap<String, String> =
                     on_agents(&ctx, &regions, &req).await.into_iter().collect();
                 let outcomes = regions

@@ -87,6 +87,17 @@ pub struct RolloutConfig {
     /// many domain hours.
     #[arg(long, env = "TILEWAVE_AT_RISK_MARGIN_HOURS", default_value_t = 12)]
     pub at_risk_margin_hours: u32,
+    /// The GA scheduler's pre-flight checks that the tile's CURRENT partner
+    /// credential was verified in every planned region (the credentials
+    /// service's rotations). Off only for a deployment without the
+    /// credentials service, or tests of other things.
+    #[arg(
+        long,
+        env = "TILEWAVE_PREFLIGHT_CREDENTIALS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub preflight_credentials: bool,
     /// Run the GA scheduler (creating and starting scheduled launches by
     /// itself); `false` leaves every launch to `tilewave rollout start`.
     #[arg(long, env = "TILEWAVE_GA_SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
@@ -137,6 +148,7 @@ impl RolloutConfig {
         crate::scheduler::Settings {
             enabled: self.ga_scheduler,
             at_risk_margin: jiff::SignedDuration::from_hours(i64::from(self.at_risk_margin_hours)),
+            preflight_credentials: self.preflight_credentials,
         }
     }
 

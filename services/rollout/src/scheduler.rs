@@ -58,6 +58,9 @@ pub struct Settings {
     pub enabled: bool,
     /// DEADLINE_AT_RISK below this much planned slack.
     pub at_risk_margin: SignedDuration,
+    /// The pre-flight checks that the tile's CURRENT partner credential was
+    /// verified in every planned region.
+    pub preflight_credentials: bool,
 }
 
 /// How often a pass runs when nothing changes (real time), besides the
@@ -181,6 +184,9 @@ async fn pass(
                 ),
                 PlanFailure::None(e) => format!("no plan: {e}"),
             })
+        } else if let (Ok(p), true) = (&plan, settings.preflight_credentials) {
+            let planned: Vec<String> = p.regions.iter().map(|r| r.region.clone()).collect();
+            credential_gap(ctx, &tile.id, &planned).await?
         } else {
             None
         };
@@ -206,7 +212,7 @@ async fn pass(
                 if unchanged || seen.get(&tile.id) == Some(&reason) {
                     continue;
                 }
-                record_blocked(
+                let recorded = record_blocked(
                     ctx,
                     token,
                     &tile,
@@ -216,7 +222,9 @@ async fn pass(
                     holds.contains_key(&tile.id),
                 )
                 .await;
-                seen.insert(tile.id.clone(), reason);
+                if recorded {
+                    seen.insert(tile.id.clone(), reason);
+                }
             }
         }
     }
@@ -256,8 +264,69 @@ async fn start(ctx: &Ctx, token: &FencingToken, tile: &Tile) -> std::result::Res
     }
 }
 
+/// Why the tile's partner credential is not ready for a launch over
+/// `planned` (`core::rotation::preflight`), from the credentials service's
+/// stored versions and rotations; `None` when it is.
+async fn credential_gap(ctx: &Ctx, tile: &str, planned: &[String]) -> Result<Option<String>> {
+    use tilewave_core::rotation::preflight::{self, CredentialFacts};
+    use tilewave_proto::credentials::v1::{
+        CredentialKind, CredentialStage, CredentialVersions, RegionRotationState, Rotation, RotationState,
+    };
+    let kind = CredentialKind::PartnerBasicAuth;
+    let kind_name = "partner-basic-auth";
+    let versions = ctx
+        .store
+        .get::<CredentialVersions>(&ctx.keys().credential_versions(tile, kind_name))
+        .await?
+        .map(|v| v.value.versions)
+        .unwrap_or_default();
+    let version_in = |stage: CredentialStage| {
+        versions
+            .iter()
+            .filter(|v| v.stage() == stage)
+            .map(|v| u64::try_from(v.version).unwrap_or(0))
+            .max()
+    };
+    let mut facts = CredentialFacts {
+        current: version_in(CredentialStage::Current),
+        pending: version_in(CredentialStage::Pending),
+        ..CredentialFacts::default()
+    };
+    let rotations = ctx
+        .store
+        .list::<Rotation>(&ctx.keys().credential_rotations())
+        .await?
+        .items;
+    for r in rotations.iter().map(|r| &r.value) {
+        if r.tile_id != tile || r.kind() != kind {
+            continue;
+        }
+        let to = u64::try_from(r.to_version).unwrap_or(0);
+        match r.state() {
+            RotationState::Distributing | RotationState::Promoting => {
+                facts.rotating |= Some(to) == facts.pending;
+            }
+            RotationState::Promoted | RotationState::Completed if Some(to) == facts.current => {
+                facts.verified.extend(
+                    r.regions
+                        .iter()
+                        .filter(|g| g.state() == RegionRotationState::Verified)
+                        .map(|g| g.region.clone()),
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(preflight::check(tile, &facts, planned)
+        .err()
+        .map(|gap| format!("pre-flight: {gap}")))
+}
+
 /// Stores why a due launch did not start and raises PREFLIGHT_FAILED (not
-/// for a hold: that was a person's decision).
+/// for a hold: that was a person's decision); whether it was stored (a
+/// failed write is tried again on the next pass). The event's id is
+/// derived from the tile, revision, moment and reason, so two reasons at
+/// one moment are two events.
 async fn record_blocked(
     ctx: &Ctx,
     token: &FencingToken,
@@ -266,7 +335,7 @@ async fn record_blocked(
     reason: &str,
     now: Timestamp,
     held: bool,
-) {
+) -> bool {
     let record = LaunchBlocked {
         tile_id: tile.id.clone(),
         revision: tile.revision,
@@ -290,10 +359,16 @@ async fn record_blocked(
                 launch::ga_of(tile).map_or_else(|| "?".into(), format_instant)
             ),
             format!(
-                "preflight-{}-r{}-{}",
+                "preflight-{}-r{}-{}-{:016x}",
                 tile.id,
                 tile.revision,
-                now.as_millisecond()
+                now.as_millisecond(),
+                {
+                    use std::hash::{Hash as _, Hasher as _};
+                    let mut h = std::hash::DefaultHasher::new();
+                    reason.hash(&mut h);
+                    h.finish()
+                }
             ),
             now,
             HashMap::new(),
@@ -301,8 +376,14 @@ async fn record_blocked(
         change = change.create(ctx.keys().event(&e.id), &e);
     }
     match ctx.store.commit(change, &Actor::system("scheduler")).await {
-        Ok(_) => tracing::warn!(tile = %tile.id, %reason, "launch not started"),
-        Err(e) => tracing::debug!(tile = %tile.id, error = %e, "could not record the blocked launch"),
+        Ok(_) => {
+            tracing::warn!(tile = %tile.id, %reason, "launch not started");
+            true
+        }
+        Err(e) => {
+            tracing::info!(tile = %tile.id, error = %e, "could not record the blocked launch; trying again");
+            false
+        }
     }
 }
 

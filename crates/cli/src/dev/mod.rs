@@ -212,6 +212,9 @@ async fn check(p: &ProcessRecord, tls: Option<&Tls>) -> anyhow::Result<()> {
             )
             .await
         }
+        HealthKind::Tcp => {
+            tilewave_testkit::check_ready(SocketAddr::from((Ipv4Addr::LOCALHOST, p.port)), None).await
+        }
     }
 }
 
@@ -446,6 +449,8 @@ async fn start_stack(
     stack.write()?;
     wait_healthy(&etcd, tls.as_ref()).await?;
 
+    start_partner_double(stack, prev_port).await?;
+
     let mut env = StackEnv {
         etcd_url: etcd.url.clone(),
         prefix: stack.prefix.clone(),
@@ -482,6 +487,44 @@ async fn start_stack(
         }
     }
     Ok(())
+}
+
+/// The partner API double's binary and instance name.
+pub const PARTNER_DOUBLE: &str = "partner-double";
+
+/// Starts the partner API double (`tilewave-partner-double`, plain HTTP on
+/// loopback), the partner the demo's tile is verified against; its URL,
+/// `http://localhost:<port>`, is what a tile's `base_url` names. Skipped
+/// with a note when its binary is not built.
+async fn start_partner_double(
+    stack: &mut StackFile,
+    prev_port: &dyn Fn(&str) -> Option<u16>,
+) -> anyhow::Result<()> {
+    let Some(binary) = find_binary("tilewave-partner-double") else {
+        stack.skipped.push(format!(
+            "{PARTNER_DOUBLE}: `tilewave-partner-double` is not built (cargo build --bins)"
+        ));
+        return Ok(());
+    };
+    let dir = stack.dir.clone();
+    let port = reuse_or_free(prev_port(PARTNER_DOUBLE))?;
+    let launch =
+        ServiceSpec::new(PARTNER_DOUBLE, &binary).launch(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    let pid = spawn_detached(&launch, &dir)?;
+    let record = ProcessRecord {
+        name: PARTNER_DOUBLE.into(),
+        pid,
+        program: binary,
+        port,
+        url: format!("http://localhost:{port}"),
+        log: launch.log_path(&dir),
+        health: HealthKind::Tcp,
+        health_service: String::new(),
+        peer_port: None,
+    };
+    stack.processes.push(record.clone());
+    stack.write()?;
+    wait_healthy(&record, None).await
 }
 
 /// The environment variables of a service's TLS, policy and `--insecure`,

@@ -27,6 +27,8 @@ pub enum HealthKind {
     Etcd,
     /// gRPC health checking.
     Grpc,
+    /// It accepts a TCP connection (the partner API double).
+    Tcp,
 }
 
 /// One process of the stack.

@@ -40,6 +40,7 @@
 
 mod command;
 mod decide;
+pub mod preflight;
 pub mod schedule;
 mod versions;
 

@@ -35,6 +35,7 @@ fn plain(password: &str, slot: CredentialSlot) -> Result<InstallCredentialReques
         secret: Some(RequestSecret::Plaintext(password.into())),
         fencing_token: TOKEN,
         credential_id: String::new(),
+        partner: None,
     })
 }
 
@@ -125,6 +126,44 @@ async fn slots(stack: &Stack) -> Result<(Vec<(String, CredentialSlot)>, String)>
 fn sorted(mut v: Vec<(String, CredentialSlot)>) -> Vec<(String, CredentialSlot)> {
     v.sort();
     v
+}
+
+#[tokio::test]
+async fn a_credential_is_verified_before_its_tile_is_live_here() -> Result<()> {
+    // The launch's pre-flight: the tile is not applied in the region yet,
+    // but its credential, installed with the partner's API, is verified
+    // against the partner from here, and stays after a restart.
+    let partner = PartnerDouble::start().await?;
+    let mut stack = Stack::start_with_kek().await?;
+    partner.accept(USER, OLD);
+    let mut c = stack.client().await?;
+    let without = c
+        .install_credential(plain(OLD, CredentialSlot::Current)?)
+        .await
+        .expect_err("no partner API for a tile not live here");
+    assert_eq!(without.code(), Code::FailedPrecondition, "{without:?}");
+    assert!(without.message().contains("partner"), "{without:?}");
+    c.install_credential(InstallCredentialRequest {
+        partner: Some(config(&partner.base_url(), TEST_CONNECTION_PATH)),
+        ..plain(OLD, CredentialSlot::Current)?
+    })
+    .await?;
+    assert!(
+        stack.list().await?.entries.iter().all(|e| e.tile_id != TILE),
+        "a credential does not make the tile live"
+    );
+    let v = verify(&stack, "").await?;
+    assert!(v.ok, "{v:?}");
+    assert_eq!(v.fingerprint, fp(OLD)?);
+    assert_eq!(partner.auth_failures(), 0);
+    stack.agent.restart().await?;
+    let v = verify(&stack, "").await?;
+    assert!(v.ok, "after a restart: {v:?}");
+    // A credential the partner does not accept fails verification.
+    partner.reject(USER, OLD);
+    let v = verify(&stack, "").await?;
+    assert!(!v.ok, "{v:?}");
+    Ok(())
 }
 
 #[tokio::test]

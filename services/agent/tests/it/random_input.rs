@@ -163,9 +163,20 @@ fn typed(i: usize) -> BoxedStrategy<Vec<u8>> {
             credential_secret(),
             int64(),
             text(CREDENTIAL_IDS),
+            proptest::option::of(text(TEXTS)),
         )
             .prop_map(
-                |(tile_id, kind, fingerprint, username, slot, secret, fencing_token, credential_id)| {
+                |(
+                    tile_id,
+                    kind,
+                    fingerprint,
+                    username,
+                    slot,
+                    secret,
+                    fencing_token,
+                    credential_id,
+                    base_url,
+                )| {
                     InstallCredentialRequest {
                         tile_id,
                         kind,
@@ -175,6 +186,10 @@ fn typed(i: usize) -> BoxedStrategy<Vec<u8>> {
                         secret,
                         fencing_token,
                         credential_id,
+                        partner: base_url.map(|base_url| tilewave_proto::common::v1::PartnerConfig {
+                            base_url,
+                            ..Default::default()
+                        }),
                     }
                     .encode_to_vec()
                 },

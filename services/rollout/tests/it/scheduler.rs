@@ -4,7 +4,8 @@
 //! served), the scheduler starting roll-outs by itself (once, across a
 //! kill -9 of its owner), holds, a blackout added after scheduling raising
 //! DEADLINE_AT_RISK before the miss, and the pre-flight refusing a start
-//! when a planned region's agent is down.
+//! when a planned region's agent is down or the tile's CURRENT partner
+//! credential was not verified in every planned region.
 
 use std::collections::BTreeMap;
 
@@ -36,8 +37,22 @@ fn days(n: i64) -> SignedDuration {
 
 /// A stack whose region catalog is the eight regions with agents (as
 /// `dev up --regions` makes it), so that default launch plans cover them.
+/// The credentials pre-flight is off: these tests have no credentials
+/// service (one test turns it on with [`stack_checking_credentials`]).
 async fn stack(replicas: usize) -> Result<Stack> {
-    Stack::start_with_env(replicas, &[("TILEWAVE_REGIONS".to_owned(), REGIONS.join(","))]).await
+    Stack::start_with_env(
+        replicas,
+        &[
+            ("TILEWAVE_REGIONS".to_owned(), REGIONS.join(",")),
+            ("TILEWAVE_PREFLIGHT_CREDENTIALS".to_owned(), "false".to_owned()),
+        ],
+    )
+    .await
+}
+
+/// [`stack`] with the credentials pre-flight on (the default).
+async fn stack_checking_credentials() -> Result<Stack> {
+    Stack::start_with_env(1, &[("TILEWAVE_REGIONS".to_owned(), REGIONS.join(","))]).await
 }
 
 /// Adds a daily 17:00 UTC launch of `capacity` tiles.
@@ -534,5 +549,156 @@ async fn the_preflight_refuses_a_start_when_a_planned_regions_agent_is_down() ->
         .into_inner();
     let l = list.launches.first().context("the launch")?;
     assert!(l.blocked.contains(down), "{l:?}");
+    Ok(())
+}
+
+/// Stores what the credentials service would after a rotation to version 1
+/// of `tile`'s partner credential that verified `verified` (promoted), or
+/// only the PENDING version when `verified` is `None`.
+async fn credential_state(stack: &Stack, tile: &str, verified: Option<&[&str]>) -> Result<()> {
+    use tilewave_proto::credentials::v1::{
+        Credential, CredentialKind, CredentialStage, CredentialVersions, RegionRotation, RegionRotationState,
+        Rotation, RotationState,
+    };
+    let kind = "partner-basic-auth";
+    let keys = stack.store.keys();
+    let stage = if verified.is_some() {
+        CredentialStage::Current
+    } else {
+        CredentialStage::Pending
+    };
+    let versions = CredentialVersions {
+        tile_id: tile.into(),
+        kind: CredentialKind::PartnerBasicAuth as i32,
+        versions: vec![Credential {
+            id: format!("{tile}/{kind}/1"),
+            tile_id: tile.into(),
+            kind: CredentialKind::PartnerBasicAuth as i32,
+            version: 1,
+            fingerprint: "0123abcd...ef01".into(),
+            username: "tilewave".into(),
+            stage: stage as i32,
+            ..Default::default()
+        }],
+        etag: 0,
+    };
+    let vkey = keys.credential_versions(tile, kind);
+    let mut change = match stack.store.get::<CredentialVersions>(&vkey).await? {
+        Some(v) => tilewave_store::Change::new().update(vkey, &versions, v.etag),
+        None => tilewave_store::Change::new().create(vkey, &versions),
+    };
+    if let Some(verified) = verified {
+        let rotation = Rotation {
+            id: format!("{tile}-rotation-1"),
+            tile_id: tile.into(),
+            kind: CredentialKind::PartnerBasicAuth as i32,
+            state: RotationState::Promoted as i32,
+            to_version: 1,
+            regions: REGIONS
+                .iter()
+                .map(|r| RegionRotation {
+                    region: (*r).into(),
+                    wave: 1,
+                    state: if verified.contains(r) {
+                        RegionRotationState::Verified
+                    } else {
+                        RegionRotationState::Pending
+                    } as i32,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let rkey = keys.credential_rotation(&rotation.id);
+        change = match stack.store.get::<Rotation>(&rkey).await? {
+            Some(v) => change.update(rkey, &rotation, v.etag),
+            None => change.create(rkey, &rotation),
+        };
+    }
+    stack
+        .store
+        .commit(change, &tilewave_store::Actor::system("credentials-test"))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_preflight_waits_for_the_current_credential_verified_in_every_planned_region()
+-> anyhow::Result<()> {
+    let stack = stack_checking_credentials().await?;
+    daily_launches(&stack, 2).await?;
+    let mut c = stack.rollout(0).await?;
+    stack.signed_off(RIVERFLOW, "riverflow").await?;
+    assert!(
+        c.schedule_ga(schedule("riverflow", true))
+            .await?
+            .into_inner()
+            .committed
+    );
+    let ga = from_ts(&stack.tile("riverflow").await?.ga_time);
+    let now = stack.now().await?;
+    stack
+        .advance(now.duration_until(ga - days(7)) + SignedDuration::from_mins(1))
+        .await?;
+    let blocked = |says: &'static str| {
+        let c = c.clone();
+        async move {
+            eventually(says, WAIT, || {
+                let mut c = c.clone();
+                async move {
+                    let list = c
+                        .list_launches(ListLaunchesRequest::default())
+                        .await
+                        .ok()?
+                        .into_inner();
+                    let l = list.launches.into_iter().find(|l| l.tile_id == "riverflow")?;
+                    l.blocked.contains(says).then_some(l.blocked)
+                }
+            })
+            .await
+        }
+    };
+    // No credential at all: blocked, saying how to hand one in.
+    blocked("has no partner credential").await?;
+    let events = stack.events().await?;
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::PreflightFailed as i32)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].message.contains("tilewave creds submit riverflow"),
+        "{}",
+        failed[0].message
+    );
+    // A PENDING version: rotate it.
+    credential_state(&stack, "riverflow", None).await?;
+    blocked("version 1 is PENDING").await?;
+    // CURRENT, verified everywhere but one planned region.
+    let missing = REGIONS[3];
+    let some: Vec<&str> = REGIONS.iter().copied().filter(|r| *r != missing).collect();
+    credential_state(&stack, "riverflow", Some(&some)).await?;
+    let reason = blocked("was not verified in 1 of").await?;
+    assert!(reason.contains(missing), "{reason}");
+    assert!(rollouts_of(&stack, "riverflow").await?.is_empty());
+    // Verified everywhere: the scheduler starts the launch by itself.
+    credential_state(&stack, "riverflow", Some(&REGIONS)).await?;
+    let started = eventually("the launch roll-out starts", WAIT, || async {
+        rollouts_of(&stack, "riverflow").await.ok()?.into_iter().next()
+    })
+    .await?;
+    assert_eq!(started.created_by, "system:scheduler");
+    let reasons: Vec<String> = stack
+        .events()
+        .await?
+        .into_iter()
+        .filter(|e| e.kind == EventKind::PreflightFailed as i32)
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(
+        reasons.len(),
+        3,
+        "one PREFLIGHT_FAILED per distinct reason: {reasons:#?}"
+    );
     Ok(())
 }
