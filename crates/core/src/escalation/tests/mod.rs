@@ -4,7 +4,10 @@
 use jiff::Timestamp;
 use jiff::civil::{Date, Time};
 
+mod incident;
+mod ladder;
 mod schedule;
+mod sop;
 
 /// An instant from RFC 3339 (test input).
 fn ts(s: &str) -> Timestamp {
