@@ -1,1 +1,492 @@
+//! The ladder: levels at exactly their delays, repeats, exhaustion, the
+//! unacknowledged-SEV1 roll-out pause, acknowledgement stopping it,
+//! catching up after downtime, urgency and working hours, policy
+//! validation.
 
+use std::collections::BTreeMap;
+
+use jiff::civil::Time;
+use jiff::{SignedDuration, Timestamp};
+
+use super::super::*;
+use super::{date, hm, ts};
+
+const T0: &str = "2026-11-05T03:00:00Z"; // a Thursday, 04:00 in Berlin
+
+fn at(mins: i64) -> Timestamp {
+    ts(T0).checked_add(SignedDuration::from_mins(mins)).unwrap()
+}
+
+fn target(kind: &str, name: &str, url: Option<&str>) -> Target {
+    Target {
+        kind: TargetKind::from(kind),
+        name: name.into(),
+        url: url.map(str::to_string),
+    }
+}
+
+fn policy() -> Policy {
+    Policy {
+        name: "default".into(),
+        severities: vec![],
+        levels: vec![
+            Level {
+                targets: vec![target("schedule", "primary", None)],
+                delay: SignedDuration::from_mins(15),
+            },
+            Level {
+                targets: vec![target("person", "bob", None)],
+                delay: SignedDuration::from_mins(10),
+            },
+            Level {
+                targets: vec![target(
+                    "webhook",
+                    "eng-manager",
+                    Some("https://hooks.example.com/em"),
+                )],
+                delay: SignedDuration::from_mins(5),
+            },
+        ],
+        repeat: 1,
+        pause_rollout_after: Some(SignedDuration::from_mins(30)),
+    }
+}
+
+fn person(id: &str, tz: &str) -> Person {
+    Person {
+        id: id.into(),
+        name: id.to_uppercase(),
+        time_zone: tz.into(),
+        working_hours: WeeklyWindow::office_hours(),
+        contacts: vec![Contact {
+            name: "phone".into(),
+            url: format!("https://pager.example.com/{id}"),
+        }],
+    }
+}
+
+fn directory() -> Directory {
+    let primary = Schedule {
+        name: "primary".into(),
+        layers: vec![Layer {
+            name: "weekly".into(),
+            level: 0,
+            rotation: Rotation {
+                people: vec!["alice".into()],
+                shift_length: ShiftLength::Days(7),
+                handoff: hm(9, 0),
+                time_zone: "Europe/Berlin".into(),
+                start: date("2026-01-05"),
+            },
+            active: None,
+        }],
+        overrides: vec![],
+    };
+    Directory {
+        people: BTreeMap::from([
+            ("alice".into(), person("alice", "Europe/Berlin")),
+            ("bob".into(), person("bob", "America/Chicago")),
+        ]),
+        schedules: BTreeMap::from([("primary".into(), primary)]),
+    }
+}
+
+fn incident(severity: Severity) -> Incident {
+    let new = NewIncident {
+        id: "INC-42".into(),
+        title: "health gate failed in gcp:me-central2 (wave 4)".into(),
+        tile: "riverflow".into(),
+        regions: vec!["gcp:me-central2".into()],
+        severity,
+        source: Source::RolloutFailure {
+            rollout: "ro-7".into(),
+            wave: 4,
+        },
+        side: Side::Partner,
+        rollout: None,
+        deadline: None,
+        policy: "default".into(),
+        linked_to: None,
+    };
+    let sops = default_sops();
+    open(
+        new,
+        sop_for(&sops, SourceKind::RolloutFailure),
+        at(0),
+        SYSTEM_ACTOR,
+    )
+    .unwrap()
+    .incident
+}
+
+/// When a `step` paged, and the notifications' keys.
+type Pages = Vec<(Timestamp, Vec<String>)>;
+
+/// Drives the ladder the way the service does: at every timer, `step`,
+/// until nothing is due before `until`. Returns (when, keys) per call that
+/// paged, and every effect.
+fn run(i: &Incident, until: Timestamp) -> (Incident, Pages, Vec<Effect>) {
+    let (p, dir) = (policy(), directory());
+    let mut i = i.clone();
+    let mut pages = Vec::new();
+    let mut effects = Vec::new();
+    let mut now = at(0);
+    loop {
+        let s = step(&p, &i, &dir, now);
+        if !s.notifications.is_empty() {
+            pages.push((now, s.notifications.iter().map(|n| n.key.clone()).collect()));
+        }
+        effects.extend(s.effects);
+        i = s.incident;
+        match s.next_timer {
+            Some(t) if t <= until => now = t.max(now),
+            Some(_) | None => return (i, pages, effects),
+        }
+    }
+}
+
+#[test]
+fn an_unacknowledged_sev1_climbs_the_ladder_on_time_and_repeats() {
+    let (i, pages, effects) = run(&incident(Severity::Sev1), at(24 * 60));
+    let want: Pages = vec![
+        (at(0), vec!["INC-42/c0/r0/l0/person/alice/phone".into()]),
+        (at(15), vec!["INC-42/c0/r0/l1/person/bob/phone".into()]),
+        (at(25), vec!["INC-42/c0/r0/l2/webhook/eng-manager".into()]),
+        (at(30), vec!["INC-42/c0/r1/l0/person/alice/phone".into()]),
+        (at(45), vec!["INC-42/c0/r1/l1/person/bob/phone".into()]),
+        (at(55), vec!["INC-42/c0/r1/l2/webhook/eng-manager".into()]),
+    ];
+    assert_eq!(pages, want);
+    // The roll-out is paused once, 30 minutes in.
+    assert_eq!(
+        effects,
+        [Effect::PauseRollout {
+            rollout: "ro-7".into()
+        }]
+    );
+    assert_eq!(i.escalation.ladder, Ladder::Exhausted { at: at(60) });
+    let kinds: Vec<(&str, Timestamp)> = i.timeline.iter().map(|e| (e.kind.name(), e.at)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("OPENED", at(0)),
+            ("PAGED", at(0)),
+            ("ESCALATED", at(15)),
+            ("ESCALATED", at(25)),
+            ("ROLLOUT_PAUSED", at(30)),
+            ("ESCALATED", at(30)),
+            ("ESCALATED", at(45)),
+            ("ESCALATED", at(55)),
+            ("EXHAUSTED", at(60)),
+        ]
+    );
+    assert_eq!(
+        i.timeline[1].message,
+        "level 1 (round 1 of 2, high urgency): paged \"alice\" (on call on \"primary\")"
+    );
+    assert_eq!(
+        i.timeline[4].message,
+        "SEV1 unacknowledged since 2026-11-05T03:00:00Z (policy \"default\" pauses after 30m): \
+         pausing roll-out \"ro-7\""
+    );
+}
+
+#[test]
+fn step_pages_only_what_is_due_and_is_idempotent() {
+    let (p, dir) = (policy(), directory());
+    let i = incident(Severity::Sev2);
+    let first = step(&p, &i, &dir, at(0));
+    assert_eq!(first.next_timer, Some(at(15)));
+    let n = &first.notifications[0];
+    assert_eq!(n.url, "https://pager.example.com/alice");
+    assert_eq!(n.deliver_at, at(0));
+    assert_eq!(n.urgency, Urgency::High);
+    assert_eq!(
+        n.recipient,
+        Recipient::Person {
+            person: "alice".into(),
+            contact: "phone".into(),
+            via: Some("primary".into())
+        }
+    );
+    assert_eq!(
+        n.summary,
+        "SEV2 riverflow: health gate failed in gcp:me-central2 (wave 4) (level 1), SOP: integration-health"
+    );
+    // An early or repeated timer changes nothing.
+    for mins in [0, 5, 14] {
+        let again = step(&p, &first.incident, &dir, at(mins));
+        assert!(!again.changed(&first.incident));
+        assert!(again.notifications.is_empty());
+        assert_eq!(again.next_timer, Some(at(15)));
+    }
+    // A SEV2 never pauses the roll-out.
+    let (_, _, effects) = run(&i, at(24 * 60));
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn acknowledging_stops_the_ladder() {
+    let (p, dir) = (policy(), directory());
+    let s = step(&p, &incident(Severity::Sev1), &dir, at(0));
+    let t = handle(&s.incident, &Command::Acknowledge, at(7), "alice").unwrap();
+    assert_eq!(t.effects, [Effect::CancelPending]);
+    assert_eq!(t.incident.escalation.ladder, Ladder::Stopped { at: at(7) });
+    for mins in [15, 30, 60] {
+        let s = step(&p, &t.incident, &dir, at(mins));
+        assert!(s.notifications.is_empty() && s.effects.is_empty());
+        assert_eq!(s.next_timer, None);
+        assert!(!s.changed(&t.incident));
+    }
+}
+
+#[test]
+fn a_late_timer_catches_up_one_level_at_a_time_on_the_original_schedule() {
+    let (p, dir) = (policy(), directory());
+    let mut i = incident(Severity::Sev2);
+    // The service was down until minute 27: levels due at 0, 15 and 25 fire
+    // one per call, and the next stays due at 30.
+    let mut keys = Vec::new();
+    let mut timer = Some(at(0));
+    while timer.is_some_and(|t| t <= at(27)) {
+        let s = step(&p, &i, &dir, at(27));
+        keys.extend(s.notifications.iter().map(|n| n.key.clone()));
+        timer = s.next_timer;
+        i = s.incident;
+    }
+    assert_eq!(keys.len(), 3);
+    assert_eq!(timer, Some(at(30)));
+}
+
+#[test]
+fn low_urgency_waits_for_working_hours_in_the_persons_zone() {
+    let (p, dir) = (policy(), directory());
+    // Thursday 04:00 in Berlin: alice's page waits for 09:00 Berlin.
+    let s = step(&p, &incident(Severity::Sev3), &dir, at(0));
+    let n = &s.notifications[0];
+    assert_eq!(
+        (n.urgency, n.deliver_at),
+        (Urgency::Low, ts("2026-11-05T08:00:00Z"))
+    );
+    assert_eq!(
+        s.incident.timeline.last().unwrap().message,
+        "level 1 (round 1 of 2, low urgency): \"alice\" (on call on \"primary\"): deferred to \
+         2026-11-05T08:00:00Z, the start of their working hours (mon,tue,wed,thu,fri 09:00-17:00 \
+         Europe/Berlin)"
+    );
+    // (urgency, person, now, deliver at)
+    let cases = [
+        // Friday 18:00 Berlin: Monday 09:00.
+        (
+            Severity::Sev4,
+            "alice",
+            "2026-11-06T17:00:00Z",
+            "2026-11-09T08:00:00Z",
+        ),
+        // Inside working hours: at once.
+        (
+            Severity::Sev3,
+            "alice",
+            "2026-11-05T10:00:00Z",
+            "2026-11-05T10:00:00Z",
+        ),
+        // Bob in Chicago at 04:00 Berlin is 21:00 Wednesday: 09:00 Thursday CST.
+        (Severity::Sev3, "bob", T0, "2026-11-05T15:00:00Z"),
+        // High urgency: at once, at any hour.
+        (Severity::Sev1, "bob", T0, T0),
+        (
+            Severity::Sev2,
+            "alice",
+            "2026-11-07T02:00:00Z",
+            "2026-11-07T02:00:00Z",
+        ),
+    ];
+    let mut direct = policy();
+    for (severity, who, now, want) in cases {
+        direct.levels[0].targets = vec![target("person", who, None)];
+        let mut i = incident(severity);
+        i.escalation = Escalation::start("default", ts(now), 0);
+        let s = step(&direct, &i, &dir, ts(now));
+        assert_eq!(
+            s.notifications[0].deliver_at,
+            ts(want),
+            "{severity} {who} at {now}"
+        );
+    }
+    // Webhooks have no working hours.
+    let mut hook = policy();
+    hook.levels[0].targets = vec![target("webhook", "ops", Some("http://ops.local/page"))];
+    let s = step(&hook, &incident(Severity::Sev4), &dir, at(0));
+    assert_eq!(s.notifications[0].deliver_at, at(0));
+}
+
+#[test]
+fn targets_that_reach_nobody_are_on_the_timeline() {
+    let mut dir = directory();
+    dir.people.get_mut("bob").unwrap().contacts.clear();
+    dir.schedules.get_mut("primary").unwrap().overrides = vec![Override {
+        kind: OverrideKind::Remove,
+        person: "alice".into(),
+        by: None,
+        start: at(-60),
+        end: at(60),
+    }];
+    let mut p = policy();
+    p.levels[0].targets = vec![
+        target("schedule", "primary", None),
+        target("person", "bob", None),
+        target("person", "zed", None),
+        target("schedule", "nope", None),
+        target("pager", "x", None),
+    ];
+    let s = step(&p, &incident(Severity::Sev1), &dir, at(0));
+    assert!(s.notifications.is_empty());
+    assert_eq!(
+        s.incident.timeline.last().unwrap().message,
+        "level 1 (round 1 of 2, high urgency): nobody is on call on schedule \"primary\"; \"bob\": \
+         no contact method, not paged; \"zed\": no such person, not paged; no schedule \"nope\": \
+         nobody paged; unknown target kind \"pager\": nobody paged"
+    );
+    // The same person twice in a level gets one notification a contact.
+    let mut p = policy();
+    p.levels[0].targets = vec![
+        target("schedule", "primary", None),
+        target("person", "alice", None),
+    ];
+    let s = step(&p, &incident(Severity::Sev1), &directory(), at(0));
+    assert_eq!(s.notifications.len(), 1);
+}
+
+#[test]
+fn policies_are_chosen_by_severity() {
+    let mut sev1 = policy();
+    sev1.name = "sev1".into();
+    sev1.severities = vec![Severity::Sev1];
+    let policies = [sev1, policy()];
+    assert_eq!(
+        policy_for(&policies, Severity::Sev1).map(|p| p.name.as_str()),
+        Some("sev1")
+    );
+    assert_eq!(
+        policy_for(&policies, Severity::Sev3).map(|p| p.name.as_str()),
+        Some("default")
+    );
+    assert_eq!(policy_for(&policies[..1], Severity::Sev3), None);
+}
+
+#[test]
+fn policy_validation_returns_every_problem_with_its_path() {
+    assert!(validate_policy(&policy(), Some(&directory())).is_ok());
+    let mut bad = policy();
+    bad.name = "".into();
+    bad.levels[0].delay = SignedDuration::ZERO;
+    bad.levels[0].targets = vec![
+        target("pager", "x", None),
+        target("webhook", "hook", Some("ftp://example.com/x")),
+        target("webhook", "hook2", None),
+        target("person", "zed", Some("https://x.example.com")),
+        target("schedule", "nope", None),
+    ];
+    bad.levels[1].targets.clear();
+    bad.levels[2].delay = SignedDuration::from_mins(-5);
+    bad.repeat = 99;
+    bad.pause_rollout_after = Some(SignedDuration::ZERO);
+    let e = validate_policy(&bad, Some(&directory())).unwrap_err();
+    assert_eq!(
+        e.paths(),
+        [
+            "name",
+            "levels[0].delay",
+            "levels[0].targets[0].kind",
+            "levels[0].targets[1].url",
+            "levels[0].targets[2].url",
+            "levels[0].targets[3].url",
+            "levels[0].targets[3].name",
+            "levels[0].targets[4].name",
+            "levels[1].targets",
+            "levels[2].delay",
+            "repeat",
+            "pause_rollout_after",
+        ],
+        "{e}"
+    );
+    let text = e.to_string();
+    for line in [
+        "levels[0].delay: must be more than zero",
+        "levels[0].targets[0].kind: unknown target kind \"pager\"; use person, schedule or webhook",
+        "levels[0].targets[1].url: \"ftp://example.com/x\" is not an http(s) URL; give one such as \"https://hooks.example.com/page\"",
+        "levels[0].targets[4].name: no schedule \"nope\"; known: \"primary\"",
+        "levels[0].targets[3].name: no person \"zed\"; known: \"alice\", \"bob\"",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+    }
+    let empty = Policy {
+        levels: vec![],
+        ..policy()
+    };
+    assert_eq!(
+        validate_policy(&empty, None).unwrap_err().to_string(),
+        "levels: a policy needs at least one level"
+    );
+    // Without a directory, references are not checked.
+    let mut unknown = policy();
+    unknown.levels[0].targets = vec![target("person", "zed", None)];
+    assert!(validate_policy(&unknown, None).is_ok());
+}
+
+#[test]
+fn urls_and_people() {
+    // (url, is http(s))
+    let cases = [
+        ("https://hooks.example.com/page", true),
+        ("http://127.0.0.1:8080/x", true),
+        ("HTTPS://Example.com", true),
+        ("https://", false),
+        ("ftp://example.com", false),
+        ("example.com", false),
+        ("https://exa mple.com", false),
+        ("", false),
+    ];
+    for (url, want) in cases {
+        assert_eq!(ladder::is_http_url(url), want, "{url}");
+    }
+    let mut p = person("alice", "Europe/Berlin");
+    assert!(validate_person(&p).is_ok());
+    p.id = "".into();
+    p.time_zone = "Nowhere/Town".into();
+    p.contacts.push(Contact {
+        name: "phone".into(),
+        url: "mailto:alice@example.com".into(),
+    });
+    assert_eq!(
+        validate_person(&p).unwrap_err().paths(),
+        ["id", "time_zone", "contacts[1].name", "contacts[1].url"]
+    );
+}
+
+#[test]
+fn policies_and_people_parse() {
+    let p: Policy = serde_json::from_value(serde_json::json!({
+        "name": "default",
+        "levels": [
+            {"targets": [{"kind": "schedule", "name": "primary"}], "delay": "15m"},
+            {"targets": [{"kind": "pager", "name": "x"}], "delay": "PT10M"}
+        ],
+        "repeat": 2,
+        "pause_rollout_after": "30m"
+    }))
+    .unwrap();
+    assert_eq!(p.levels[0].delay, SignedDuration::from_mins(15));
+    assert_eq!(p.levels[1].delay, SignedDuration::from_mins(10));
+    assert_eq!(p.levels[1].targets[0].kind, TargetKind::Unknown("pager".into()));
+    assert_eq!(
+        validate_policy(&p, None).unwrap_err().paths(),
+        ["levels[1].targets[0].kind"]
+    );
+    let person: Person = serde_json::from_value(serde_json::json!({
+        "id": "alice", "time_zone": "Europe/Berlin",
+        "contacts": [{"name": "phone", "url": "https://pager.example.com/alice"}]
+    }))
+    .unwrap();
+    assert_eq!(person.working_hours.start, Time::constant(9, 0, 0, 0));
+}
