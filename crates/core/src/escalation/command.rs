@@ -125,6 +125,9 @@ pub enum Effect {
     /// Cancel every undelivered outbox notification of the incident and
     /// its ladder timer (acknowledged, mitigated from TRIGGERED, resolved).
     CancelPending,
+    /// The severity rose from low to high urgency: deliver the incident's
+    /// notifications deferred to working hours now.
+    Expedite,
     /// Pause this roll-out through the rollout service.
     PauseRollout {
         /// The roll-out.
@@ -514,7 +517,7 @@ pub fn handle(
         // ---- Rerate: open incidents may rise; resolved ones stay.
         (S::Triggered | S::Acknowledged | S::Mitigated, C::Rerate) => match rerate_in_place(&mut i, now) {
             Some((from, to)) => {
-                effects.push(super::Effect::Escalate);
+                effects.extend(rise_effects(from, to));
                 format!("re-rated {} {from} -> {to}", i.id)
             }
             None => format!("{} stays {}", i.id, i.severity),
@@ -526,6 +529,16 @@ pub fn handle(
         effects,
         summary,
     })
+}
+
+/// What a severity rise asks of the service: run the ladder again, and
+/// send deferred pages now if the urgency became high.
+fn rise_effects(from: Severity, to: Severity) -> Vec<super::Effect> {
+    use super::kinds::Urgency;
+    match (from.urgency(), to.urgency()) {
+        (Urgency::Low, Urgency::High) => vec![super::Effect::Escalate, super::Effect::Expedite],
+        (Urgency::Low, Urgency::Low) | (Urgency::High, _) => vec![super::Effect::Escalate],
+    }
 }
 
 fn acknowledge(i: &mut Incident, me: &Stamp, effects: &mut Vec<super::Effect>) {
@@ -687,6 +700,6 @@ fn fold(i: &mut Incident, e: &Event, now: Timestamp, actor: &str, effects: &mut 
                 e.severity, e.severity
             ),
         );
-        effects.push(super::Effect::Escalate);
+        effects.extend(rise_effects(from, e.severity));
     }
 }

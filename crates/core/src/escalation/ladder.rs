@@ -35,7 +35,7 @@ use super::incident::{EntryKind, Incident, SYSTEM_ACTOR, State};
 use super::kinds::{Severity, Urgency};
 use super::local::{WeeklyWindow, zone};
 use super::problems::Problems;
-use super::schedule::{Schedule, who_is_on_call};
+use super::schedule::{Gap, Schedule, coverage, validate_schedule, who_is_on_call};
 use crate::quote::quoted;
 
 /// The most times a ladder may repeat.
@@ -138,6 +138,44 @@ pub struct Policy {
     /// ladder started; none: never.
     #[serde(default)]
     pub pause_rollout_after: Option<SignedDuration>,
+    /// Faster escalation near the incident's GA deadline ("nearer the
+    /// deadline, faster"); the tightest matching rule applies.
+    #[serde(default)]
+    pub speedups: Vec<Speedup>,
+}
+
+/// Shorter delays near the GA deadline: when the deadline is at most
+/// `within` away (and not past), every delay is `percent` of itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Speedup {
+    /// How near the deadline it applies.
+    pub within: SignedDuration,
+    /// The delays' share, 1 to 100 (50: twice as fast).
+    pub percent: u32,
+}
+
+impl Policy {
+    /// The delay of `level` when paged at `now` for an incident with
+    /// `deadline`: the level's own, or shortened by the tightest
+    /// [`Speedup`] whose window holds the deadline.
+    pub fn delay(&self, level: &Level, deadline: Option<Timestamp>, now: Timestamp) -> SignedDuration {
+        let Some(remaining) = deadline
+            .map(|d| d.duration_since(now))
+            .filter(|r| *r > SignedDuration::ZERO)
+        else {
+            return level.delay;
+        };
+        self.speedups
+            .iter()
+            .filter(|s| remaining <= s.within)
+            .min_by_key(|s| s.within)
+            .and_then(|s| {
+                let percent = i32::try_from(s.percent.clamp(1, 100)).ok()?;
+                level.delay.checked_mul(percent)?.checked_div(100)
+            })
+            .unwrap_or(level.delay)
+    }
 }
 
 /// The policy for an incident of `severity`: the first listing it, else
@@ -427,8 +465,15 @@ fn fire(
         );
         return Vec::new();
     };
-    let (notifications, notes) = page(i, lvl, dir, round, level, now);
-    let next_due = due.checked_add(lvl.delay).unwrap_or(due);
+    let (notifications, mut notes) = page(i, lvl, dir, round, level, now);
+    let delay = policy.delay(lvl, i.deadline, now);
+    if delay != lvl.delay {
+        notes.push(format!(
+            "next level in {delay:#} instead of {:#}: the GA deadline is near",
+            lvl.delay
+        ));
+    }
+    let next_due = due.checked_add(delay).unwrap_or(due);
     i.escalation.ladder = if level + 1 < policy.levels.len() {
         Ladder::Pending {
             round,
@@ -653,6 +698,122 @@ pub fn validate_policy(policy: &Policy, directory: Option<&Directory>) -> Result
         .is_some_and(|d| d <= SignedDuration::ZERO)
     {
         p.push("pause_rollout_after", "must be more than zero");
+    }
+    for (i, s) in policy.speedups.iter().enumerate() {
+        if s.within <= SignedDuration::ZERO {
+            p.push(format!("speedups[{i}].within"), "must be more than zero");
+        }
+        if !(1..=100).contains(&s.percent) {
+            p.push(
+                format!("speedups[{i}].percent"),
+                format!(
+                    "must be 1 to 100 (the share of each delay kept); got {}",
+                    s.percent
+                ),
+            );
+        }
+    }
+    p.into_result(())
+}
+
+/// Where `policy` would reach nobody at all within `[from, to)`: the
+/// spans when every schedule it pages has nobody on call and it has no
+/// person with a contact and no webhook (for the scheduler's pre-flight of
+/// a launch window). Any level counts: the first may be empty if a later
+/// one reaches someone. An unknown or invalid schedule reaches nobody.
+pub fn policy_coverage(policy: &Policy, dir: &Directory, from: Timestamp, to: Timestamp) -> Vec<Gap> {
+    if from >= to {
+        return Vec::new();
+    }
+    let targets = policy.levels.iter().flat_map(|l| l.targets.iter());
+    let always = targets.clone().any(|t| match &t.kind {
+        TargetKind::Webhook => true,
+        TargetKind::Person => dir.people.get(&t.name).is_some_and(|p| !p.contacts.is_empty()),
+        TargetKind::Schedule | TargetKind::Unknown(_) => false,
+    });
+    if always {
+        return Vec::new();
+    }
+    let names: BTreeSet<&String> = targets
+        .filter(|t| t.kind == TargetKind::Schedule)
+        .map(|t| &t.name)
+        .collect();
+    let whole = || vec![Gap { start: from, end: to }];
+    names.into_iter().fold(whole(), |gaps, name| {
+        let theirs = dir
+            .schedules
+            .get(name)
+            .and_then(|s| coverage(s, from, to).ok())
+            .map_or_else(whole, |c| c.gaps);
+        intersect(&gaps, &theirs)
+    })
+}
+
+/// The spans in both sorted, disjoint lists.
+fn intersect(a: &[Gap], b: &[Gap]) -> Vec<Gap> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let start = a[i].start.max(b[j].start);
+        let end = a[i].end.min(b[j].end);
+        if start < end {
+            out.push(Gap { start, end });
+        }
+        if a[i].end < b[j].end {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+/// Checks a whole directory and returns every problem with its path:
+/// each person ([`validate_person`], under `people["alice"].`, whose key
+/// must be their id), each schedule ([`validate_schedule`], under
+/// `schedules["primary"].`, whose key must be its name), and every person a
+/// schedule names must be in `people`.
+pub fn validate_directory(dir: &Directory) -> Result<(), Problems> {
+    let mut p = Problems::default();
+    for (key, person) in &dir.people {
+        let prefix = format!("people[{}].", quoted(key));
+        if *key != person.id {
+            p.push(
+                format!("{prefix}id"),
+                format!("is {} under the key {}", quoted(&person.id), quoted(key)),
+            );
+        }
+        if let Err(e) = validate_person(person) {
+            p.extend_prefixed(&prefix, e);
+        }
+    }
+    for (key, s) in &dir.schedules {
+        let prefix = format!("schedules[{}].", quoted(key));
+        if *key != s.name {
+            p.push(
+                format!("{prefix}name"),
+                format!("is {} under the key {}", quoted(&s.name), quoted(key)),
+            );
+        }
+        if let Err(e) = validate_schedule(s) {
+            p.extend_prefixed(&prefix, e);
+        }
+        let mut unknown = |path: String, person: &str| {
+            if !person.trim().is_empty() && !dir.people.contains_key(person) {
+                p.push(format!("{prefix}{path}"), format!("no person {}", quoted(person)));
+            }
+        };
+        for (i, l) in s.layers.iter().enumerate() {
+            for (j, person) in l.rotation.people.iter().enumerate() {
+                unknown(format!("layers[{i}].rotation.people[{j}]"), person);
+            }
+        }
+        for (i, o) in s.overrides.iter().enumerate() {
+            unknown(format!("overrides[{i}].person"), &o.person);
+            if let Some(by) = &o.by {
+                unknown(format!("overrides[{i}].by"), by);
+            }
+        }
     }
     p.into_result(())
 }

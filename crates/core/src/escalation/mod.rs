@@ -37,8 +37,9 @@ pub use incident::{
 };
 pub use kinds::{SEV1_WITHIN, SEV2_WITHIN, Severity, Side, Source, SourceKind, Urgency, deadline_severity};
 pub use ladder::{
-    Contact, Directory, Escalation, Ladder, Level, Notification, Person, Policy, Recipient, Step, Target,
-    TargetKind, policy_for, step, validate_person, validate_policy,
+    Contact, Directory, Escalation, Ladder, Level, Notification, Person, Policy, Recipient, Speedup, Step,
+    Target, TargetKind, policy_coverage, policy_for, step, validate_directory, validate_person,
+    validate_policy,
 };
 pub use local::{Day, WeeklyWindow};
 pub use problems::{Problem, Problems};

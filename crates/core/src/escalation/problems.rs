@@ -32,6 +32,14 @@ impl Problems {
         });
     }
 
+    /// Adds `other`'s problems with `prefix` before each path
+    /// (`schedules["primary"].` + `layers[0]`).
+    pub fn extend_prefixed(&mut self, prefix: &str, other: Problems) {
+        for p in other.0 {
+            self.push(format!("{prefix}{}", p.path), p.message);
+        }
+    }
+
     /// `Ok(value)` if there are none, else `Err(self)`.
     pub fn into_result<T>(self, value: T) -> Result<T, Problems> {
         if self.0.is_empty() { Ok(value) } else { Err(self) }

@@ -527,7 +527,7 @@ fn a_failure_repeating_folds_into_one_incident_with_a_count() {
     )
     .unwrap();
     assert_eq!(t.incident.severity, Severity::Sev1);
-    assert_eq!(t.effects, [Effect::Escalate]);
+    assert_eq!(t.effects, [Effect::Escalate, Effect::Expedite]);
     // Once resolved, a repeat opens a new incident linked to it.
     let resolved = apply(
         &apply(&i, Command::Acknowledge, 4, "a"),
@@ -616,7 +616,7 @@ fn severity_rises_as_the_deadline_nears_and_never_falls() {
     assert_eq!((t.incident.severity, t.effects.len()), (Severity::Sev3, 0));
     let t = handle(&i, &Command::Rerate, at(24 * 60), SYSTEM_ACTOR).unwrap();
     assert_eq!(t.incident.severity, Severity::Sev2);
-    assert_eq!(t.effects, [Effect::Escalate]);
+    assert_eq!(t.effects, [Effect::Escalate, Effect::Expedite]);
     let entry = t.incident.timeline.last().unwrap();
     assert_eq!(entry.kind, EntryKind::Rerated);
     assert_eq!(entry.actor, SYSTEM_ACTOR);
@@ -627,7 +627,10 @@ fn severity_rises_as_the_deadline_nears_and_never_falls() {
     );
     let i = t.incident;
     assert_eq!(next_rerate(&i, at(24 * 60)), Some(at(60 * 60)));
-    let i = apply(&i, Command::Rerate, 61 * 60, SYSTEM_ACTOR);
+    // SEV2 to SEV1 stays high urgency: nothing to expedite.
+    let t = handle(&i, &Command::Rerate, at(61 * 60), SYSTEM_ACTOR).unwrap();
+    assert_eq!(t.effects, [Effect::Escalate]);
+    let i = t.incident;
     assert_eq!(i.severity, Severity::Sev1);
     assert_eq!(next_rerate(&i, at(61 * 60)), None);
     // Opened 10 h before the deadline: SEV1 at once, and it says so.

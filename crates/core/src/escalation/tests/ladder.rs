@@ -49,6 +49,7 @@ fn policy() -> Policy {
         ],
         repeat: 1,
         pause_rollout_after: Some(SignedDuration::from_mins(30)),
+        speedups: vec![],
     }
 }
 
@@ -391,6 +392,16 @@ fn policy_validation_returns_every_problem_with_its_path() {
     bad.levels[2].delay = SignedDuration::from_mins(-5);
     bad.repeat = 99;
     bad.pause_rollout_after = Some(SignedDuration::ZERO);
+    bad.speedups = vec![
+        Speedup {
+            within: SignedDuration::ZERO,
+            percent: 50,
+        },
+        Speedup {
+            within: SignedDuration::from_hours(1),
+            percent: 0,
+        },
+    ];
     let e = validate_policy(&bad, Some(&directory())).unwrap_err();
     assert_eq!(
         e.paths(),
@@ -407,6 +418,8 @@ fn policy_validation_returns_every_problem_with_its_path() {
             "levels[2].delay",
             "repeat",
             "pause_rollout_after",
+            "speedups[0].within",
+            "speedups[1].percent",
         ],
         "{e}"
     );
@@ -489,4 +502,120 @@ fn policies_and_people_parse() {
     }))
     .unwrap();
     assert_eq!(person.working_hours.start, Time::constant(9, 0, 0, 0));
+}
+
+#[test]
+fn delays_shorten_near_the_deadline() {
+    let mut p = policy();
+    p.speedups = vec![
+        Speedup {
+            within: SignedDuration::from_hours(48),
+            percent: 50,
+        },
+        Speedup {
+            within: SignedDuration::from_hours(12),
+            percent: 20,
+        },
+    ];
+    let level = &p.levels[0]; // 15 minutes
+    // (deadline from now, delay)
+    let cases = [
+        (None, 15 * 60),
+        (Some(72 * 60), 15 * 60),
+        (Some(48 * 60), 7 * 60 + 30),
+        (Some(13 * 60), 7 * 60 + 30),
+        (Some(12 * 60), 3 * 60),
+        (Some(1), 3 * 60),
+        (Some(-60), 15 * 60), // past: no speed-up
+    ];
+    for (deadline, secs) in cases {
+        let d = deadline.map(at);
+        assert_eq!(
+            p.delay(level, d, at(0)),
+            SignedDuration::from_secs(secs),
+            "{deadline:?}"
+        );
+    }
+    // The ladder uses it and says so.
+    let mut i = incident(Severity::Sev1);
+    i.deadline = Some(at(6 * 60));
+    let s = step(&p, &i, &directory(), at(0));
+    assert_eq!(s.next_timer, Some(at(3)));
+    assert!(
+        s.incident
+            .timeline
+            .last()
+            .unwrap()
+            .message
+            .ends_with("next level in 3m instead of 15m: the GA deadline is near"),
+        "{:?}",
+        s.incident.timeline.last()
+    );
+}
+
+#[test]
+fn policy_coverage_finds_windows_where_nobody_is_reached() {
+    let mut dir = directory();
+    // alice is on call only on weekdays 09:00-17:00 Berlin.
+    dir.schedules.get_mut("primary").unwrap().layers[0].active = Some(WeeklyWindow::office_hours());
+    let from = ts("2026-11-05T00:00:00Z"); // Thursday 01:00 Berlin
+    let to = ts("2026-11-06T00:00:00Z");
+    let only_schedule = Policy {
+        levels: vec![policy().levels[0].clone()],
+        ..policy()
+    };
+    let gaps: Vec<(Timestamp, Timestamp)> = policy_coverage(&only_schedule, &dir, from, to)
+        .iter()
+        .map(|g| (g.start, g.end))
+        .collect();
+    assert_eq!(
+        gaps,
+        [
+            (from, ts("2026-11-05T08:00:00Z")),
+            (ts("2026-11-05T16:00:00Z"), to),
+        ]
+    );
+    // A person with a contact, or a webhook, always reaches someone.
+    assert!(policy_coverage(&policy(), &dir, from, to).is_empty());
+    // An unknown schedule reaches nobody.
+    let mut unknown = only_schedule.clone();
+    unknown.levels[0].targets = vec![target("schedule", "nope", None)];
+    assert_eq!(
+        policy_coverage(&unknown, &dir, from, to),
+        [Gap { start: from, end: to }]
+    );
+}
+
+#[test]
+fn directory_validation_checks_people_and_references() {
+    assert!(validate_directory(&directory()).is_ok());
+    let mut dir = directory();
+    dir.people.get_mut("bob").unwrap().time_zone = "Mars/Base".into();
+    let s = dir.schedules.get_mut("primary").unwrap();
+    s.layers[0].rotation.people.push("zed".into());
+    s.overrides.push(Override {
+        kind: OverrideKind::Replace,
+        person: "alice".into(),
+        by: Some("yan".into()),
+        start: at(0),
+        end: at(60),
+    });
+    dir.schedules.insert(
+        "other".into(),
+        Schedule {
+            name: "x".into(),
+            layers: vec![],
+            overrides: vec![],
+        },
+    );
+    assert_eq!(
+        validate_directory(&dir).unwrap_err().paths(),
+        [
+            "people[\"bob\"].time_zone",
+            "schedules[\"other\"].name",
+            "schedules[\"other\"].layers",
+            "schedules[\"primary\"].layers[0].rotation.people[1]",
+            "schedules[\"primary\"].overrides[0].by",
+        ]
+    );
 }
