@@ -5,6 +5,7 @@ use std::fmt;
 
 use jiff::Timestamp;
 
+use super::delivery::{Attempt, record};
 use super::incident::{Action, EntryKind, Incident, Mitigation, Stamp, State, StepStatus, dedup};
 use super::kinds::{Severity, Source, deadline_severity};
 use super::ladder::Escalation;
@@ -83,6 +84,17 @@ pub enum Command {
     /// Raises the severity if the GA deadline asks for it (SEV2 within
     /// 48 h, SEV1 within 12 h); never lowers it. Unchanged otherwise.
     Rerate,
+    /// The sender's report of one delivery attempt (in every state: a
+    /// page in flight may land after the acknowledgement). A report on a
+    /// delivery already over changes nothing.
+    RecordDelivery {
+        /// The notification's key.
+        key: String,
+        /// Who, for people ("alice/phone").
+        recipient: String,
+        /// What happened.
+        attempt: Attempt,
+    },
 }
 
 impl Command {
@@ -97,6 +109,7 @@ impl Command {
             Command::Reopen { .. } => "Reopen",
             Command::EventArrived(_) => "EventArrived",
             Command::Rerate => "Rerate",
+            Command::RecordDelivery { .. } => "RecordDelivery",
         }
     }
 
@@ -111,6 +124,7 @@ impl Command {
             Command::Reopen { .. } => "reopen",
             Command::EventArrived(_) => "fold an event into",
             Command::Rerate => "re-rate",
+            Command::RecordDelivery { .. } => "record a delivery of",
         }
     }
 }
@@ -159,6 +173,14 @@ pub struct Transition {
     pub effects: Vec<Effect>,
     /// The audit record's summary.
     pub summary: String,
+}
+
+impl Transition {
+    /// Whether it changed the incident (a re-rate with nothing to raise, or
+    /// a replayed delivery record, does not: nothing to write).
+    pub fn changed(&self, before: &Incident) -> bool {
+        self.incident != *before
+    }
 }
 
 /// Why a command is refused.
@@ -523,6 +545,25 @@ pub fn handle(
             None => format!("{} stays {}", i.id, i.severity),
         },
         (S::Resolved, C::Rerate) => format!("{} is resolved; stays {}", i.id, i.severity),
+
+        // ---- RecordDelivery: in every state.
+        (
+            S::Triggered | S::Acknowledged | S::Mitigated | S::Resolved,
+            C::RecordDelivery {
+                key,
+                recipient,
+                attempt,
+            },
+        ) => {
+            if key.trim().is_empty() {
+                return refuse(Refusal::Empty { field: "key" });
+            }
+            if record(&mut i, key, recipient, attempt, now, actor) {
+                format!("recorded a delivery attempt of {}", quoted(key))
+            } else {
+                format!("the delivery of {} was already over", quoted(key))
+            }
+        }
     };
     Ok(Transition {
         incident: i,

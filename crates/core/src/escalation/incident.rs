@@ -88,6 +88,10 @@ pub enum EntryKind {
     Rerated,
     /// An unacknowledged SEV1 paused its roll-out.
     RolloutPaused,
+    /// A page reached its receiver.
+    Delivered,
+    /// A page's delivery failed (retried, or given up).
+    DeliveryFailed,
 }
 
 impl EntryKind {
@@ -108,6 +112,8 @@ impl EntryKind {
             EntryKind::Event => "EVENT",
             EntryKind::Rerated => "RERATED",
             EntryKind::RolloutPaused => "ROLLOUT_PAUSED",
+            EntryKind::Delivered => "DELIVERED",
+            EntryKind::DeliveryFailed => "DELIVERY_FAILED",
         }
     }
 }
@@ -246,6 +252,9 @@ pub struct Incident {
     pub source: Source,
     /// Who owns it: the partner's side is paged through partner contacts.
     pub side: Side,
+    /// The tile's partner (whose contacts [`super::TargetKind::Partner`]
+    /// pages, and who may see the incident).
+    pub partner: Option<String>,
     /// Where it stands.
     pub state: State,
     /// Events with this key fold into it while it is open
@@ -268,6 +277,8 @@ pub struct Incident {
     pub mitigations: Vec<Mitigation>,
     /// Every change, in order.
     pub timeline: Vec<Entry>,
+    /// Every page's delivery: attempts, failures.
+    pub deliveries: Vec<super::delivery::Delivery>,
     /// When it opened.
     pub opened_at: Timestamp,
     /// Who acknowledged it, when (cleared on reopen).
@@ -318,6 +329,8 @@ pub struct NewIncident {
     pub source: Source,
     /// Who owns it.
     pub side: Side,
+    /// The tile's partner.
+    pub partner: Option<String>,
     /// The roll-out it concerns; defaults to the source's.
     pub rollout: Option<String>,
     /// The tile's GA deadline, if it has one ahead.
@@ -369,6 +382,7 @@ pub fn open(
         severity: new.severity,
         source: new.source,
         side: new.side,
+        partner: new.partner,
         state: State::Triggered,
         count: 1,
         linked_to: new.linked_to,
@@ -377,6 +391,7 @@ pub fn open(
         steps,
         mitigations: Vec::new(),
         timeline: Vec::new(),
+        deliveries: Vec::new(),
         opened_at: now,
         acknowledged: None,
         mitigated: None,

@@ -24,18 +24,19 @@
 //! notification's [`Notification::deliver_at`] is the start of their next
 //! working period. Webhook targets have no hours and are sent at once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Effect;
+use super::directory::{Directory, check_url};
 use super::incident::{EntryKind, Incident, SYSTEM_ACTOR, State};
 use super::kinds::{Severity, Urgency};
-use super::local::{WeeklyWindow, zone};
+use super::local::zone;
 use super::problems::Problems;
-use super::schedule::{Gap, Schedule, coverage, validate_schedule, who_is_on_call};
+use super::schedule::{Gap, coverage, who_is_on_call};
 use crate::quote::quoted;
 
 /// The most times a ladder may repeat.
@@ -50,6 +51,9 @@ pub enum TargetKind {
     Schedule,
     /// A webhook, by name, at `url`.
     Webhook,
+    /// The contacts of the incident's partner, for partner-side incidents
+    /// (no name needed).
+    Partner,
     /// Anything else, as written (a definition error).
     Unknown(String),
 }
@@ -61,6 +65,7 @@ impl TargetKind {
             TargetKind::Person => "person",
             TargetKind::Schedule => "schedule",
             TargetKind::Webhook => "webhook",
+            TargetKind::Partner => "partner",
             TargetKind::Unknown(s) => s,
         }
     }
@@ -72,6 +77,7 @@ impl From<&str> for TargetKind {
             "person" => TargetKind::Person,
             "schedule" => TargetKind::Schedule,
             "webhook" => TargetKind::Webhook,
+            "partner" => TargetKind::Partner,
             _ => TargetKind::Unknown(s.to_string()),
         }
     }
@@ -94,10 +100,11 @@ impl<'de> Deserialize<'de> for TargetKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
-    /// Person, schedule or webhook.
+    /// Person, schedule, webhook or partner.
     pub kind: TargetKind,
     /// The person's id, the schedule's name, or the webhook's name (which
-    /// keys its signing secret).
+    /// keys its signing secret); unused for the partner.
+    #[serde(default)]
     pub name: String,
     /// The webhook's http(s) URL (webhooks only).
     #[serde(default)]
@@ -187,49 +194,6 @@ pub fn policy_for(policies: &[Policy], severity: Severity) -> Option<&Policy> {
         .or_else(|| policies.iter().find(|p| p.name == "default"))
 }
 
-/// A way to reach a person: a webhook (the only contact method here).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Contact {
-    /// Its name, unique for the person (keys its signing secret).
-    pub name: String,
-    /// The http(s) URL receiving the page.
-    pub url: String,
-}
-
-fn default_hours() -> WeeklyWindow {
-    WeeklyWindow::office_hours()
-}
-
-/// A person who can be paged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Person {
-    /// Their id, used in rotations and targets.
-    pub id: String,
-    /// Their name, for people.
-    #[serde(default)]
-    pub name: String,
-    /// Their IANA zone.
-    pub time_zone: String,
-    /// When low-urgency pages may reach them, in their zone (default
-    /// Monday to Friday 09:00 to 17:00).
-    #[serde(default = "default_hours")]
-    pub working_hours: WeeklyWindow,
-    /// How to reach them; each gets its own notification.
-    #[serde(default)]
-    pub contacts: Vec<Contact>,
-}
-
-/// The people and schedules targets refer to.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Directory {
-    /// People by id.
-    pub people: BTreeMap<String, Person>,
-    /// Schedules by name.
-    pub schedules: BTreeMap<String, Schedule>,
-}
-
 /// Where an incident's ladder stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ladder {
@@ -312,6 +276,13 @@ pub enum Recipient {
         contact: String,
         /// The schedule they were paged through, if any.
         via: Option<String>,
+    },
+    /// A contact of the incident's partner.
+    Partner {
+        /// The partner's id.
+        partner: String,
+        /// The contact's name.
+        contact: String,
     },
     /// A webhook target of the policy.
     Webhook {
@@ -576,12 +547,53 @@ fn page(
                     }
                 },
             },
+            TargetKind::Partner => notes.push(page_partner(&mut out, &base, &prefix, i, dir)),
             TargetKind::Unknown(k) => {
                 notes.push(format!("unknown target kind {}: nobody paged", quoted(k)));
             }
         }
     }
     (out, notes)
+}
+
+/// Adds a notification per contact of the incident's partner (sent at
+/// once: partners keep their own hours); returns the timeline note.
+fn page_partner(
+    out: &mut Vec<Notification>,
+    base: &Notification,
+    prefix: &str,
+    i: &Incident,
+    dir: &Directory,
+) -> String {
+    let partner = match (i.side, &i.partner) {
+        (super::kinds::Side::Platform, _) => {
+            return "a platform-side incident: the partner is not paged".to_string();
+        }
+        (super::kinds::Side::Partner, None) => {
+            return "the incident names no partner: nobody paged".to_string();
+        }
+        (super::kinds::Side::Partner, Some(p)) => p,
+    };
+    let contacts = dir.partners.get(partner).map(Vec::as_slice).unwrap_or_default();
+    if contacts.is_empty() {
+        return format!("partner {}: no contacts, not paged", quoted(partner));
+    }
+    for c in contacts {
+        let key = format!("{prefix}/partner/{partner}/{}", c.name);
+        if out.iter().any(|n| n.key == key) {
+            continue;
+        }
+        out.push(Notification {
+            key,
+            recipient: Recipient::Partner {
+                partner: partner.clone(),
+                contact: c.name.clone(),
+            },
+            url: c.url.clone(),
+            ..base.clone()
+        });
+    }
+    format!("paged partner {}", quoted(partner))
 }
 
 /// Adds a notification per contact of `person`; returns the timeline note.
@@ -635,33 +647,6 @@ fn page_person(
         )
     } else {
         format!("paged {who}")
-    }
-}
-
-/// Whether `url` is an http(s) URL with a host.
-pub fn is_http_url(url: &str) -> bool {
-    let lower = url.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"));
-    match rest {
-        Some(rest) => {
-            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-            !host.is_empty() && !host.contains(char::is_whitespace) && !url.contains(char::is_whitespace)
-        }
-        None => false,
-    }
-}
-
-fn check_url(p: &mut Problems, path: String, url: &str) {
-    if !is_http_url(url) {
-        p.push(
-            path,
-            format!(
-                "{} is not an http(s) URL; give one such as \"https://hooks.example.com/page\"",
-                quoted(url)
-            ),
-        );
     }
 }
 
@@ -729,7 +714,7 @@ pub fn policy_coverage(policy: &Policy, dir: &Directory, from: Timestamp, to: Ti
     let always = targets.clone().any(|t| match &t.kind {
         TargetKind::Webhook => true,
         TargetKind::Person => dir.people.get(&t.name).is_some_and(|p| !p.contacts.is_empty()),
-        TargetKind::Schedule | TargetKind::Unknown(_) => false,
+        TargetKind::Schedule | TargetKind::Partner | TargetKind::Unknown(_) => false,
     });
     if always {
         return Vec::new();
@@ -768,72 +753,22 @@ fn intersect(a: &[Gap], b: &[Gap]) -> Vec<Gap> {
     out
 }
 
-/// Checks a whole directory and returns every problem with its path:
-/// each person ([`validate_person`], under `people["alice"].`, whose key
-/// must be their id), each schedule ([`validate_schedule`], under
-/// `schedules["primary"].`, whose key must be its name), and every person a
-/// schedule names must be in `people`.
-pub fn validate_directory(dir: &Directory) -> Result<(), Problems> {
-    let mut p = Problems::default();
-    for (key, person) in &dir.people {
-        let prefix = format!("people[{}].", quoted(key));
-        if *key != person.id {
-            p.push(
-                format!("{prefix}id"),
-                format!("is {} under the key {}", quoted(&person.id), quoted(key)),
-            );
-        }
-        if let Err(e) = validate_person(person) {
-            p.extend_prefixed(&prefix, e);
-        }
-    }
-    for (key, s) in &dir.schedules {
-        let prefix = format!("schedules[{}].", quoted(key));
-        if *key != s.name {
-            p.push(
-                format!("{prefix}name"),
-                format!("is {} under the key {}", quoted(&s.name), quoted(key)),
-            );
-        }
-        if let Err(e) = validate_schedule(s) {
-            p.extend_prefixed(&prefix, e);
-        }
-        let mut unknown = |path: String, person: &str| {
-            if !person.trim().is_empty() && !dir.people.contains_key(person) {
-                p.push(format!("{prefix}{path}"), format!("no person {}", quoted(person)));
-            }
-        };
-        for (i, l) in s.layers.iter().enumerate() {
-            for (j, person) in l.rotation.people.iter().enumerate() {
-                unknown(format!("layers[{i}].rotation.people[{j}]"), person);
-            }
-        }
-        for (i, o) in s.overrides.iter().enumerate() {
-            unknown(format!("overrides[{i}].person"), &o.person);
-            if let Some(by) = &o.by {
-                unknown(format!("overrides[{i}].by"), by);
-            }
-        }
-    }
-    p.into_result(())
-}
-
 fn check_target(p: &mut Problems, path: &str, t: &Target, dir: Option<&Directory>) {
-    if t.name.trim().is_empty() {
+    if t.name.trim().is_empty() && t.kind != TargetKind::Partner {
         p.push(format!("{path}.name"), "must not be empty");
     }
     match (&t.kind, &t.url) {
         (TargetKind::Webhook, Some(url)) => check_url(p, format!("{path}.url"), url),
         (TargetKind::Webhook, None) => p.push(format!("{path}.url"), "a webhook target needs an http(s) URL"),
-        (TargetKind::Person | TargetKind::Schedule, Some(_)) => p.push(
+        (TargetKind::Person | TargetKind::Schedule | TargetKind::Partner, Some(_)) => p.push(
             format!("{path}.url"),
             format!("only a webhook target has a url; a {} has none", t.kind.as_str()),
         ),
-        (TargetKind::Person | TargetKind::Schedule, None) => {}
+        (TargetKind::Person | TargetKind::Schedule | TargetKind::Partner, None) => {}
         (TargetKind::Unknown(k), _) => p.push(
             format!("{path}.kind"),
             format!(
-                "unknown target kind {}; use person, schedule or webhook",
+                "unknown target kind {}; use person, schedule, webhook or partner",
                 quoted(k)
             ),
         ),
@@ -863,32 +798,10 @@ fn check_target(p: &mut Problems, path: &str, t: &Target, dir: Option<&Directory
                 known(dir.schedules.keys().collect())
             ),
         ),
-        TargetKind::Person | TargetKind::Schedule | TargetKind::Webhook | TargetKind::Unknown(_) => {}
+        TargetKind::Person
+        | TargetKind::Schedule
+        | TargetKind::Webhook
+        | TargetKind::Partner
+        | TargetKind::Unknown(_) => {}
     }
-}
-
-/// Checks a person and returns every problem with its path: no id, an
-/// unknown zone, a contact without a name or an http(s) URL, two contacts
-/// of one name.
-pub fn validate_person(person: &Person) -> Result<(), Problems> {
-    let mut p = Problems::default();
-    if person.id.trim().is_empty() {
-        p.push("id", "a person needs an id");
-    }
-    if let Err(m) = zone(&person.time_zone) {
-        p.push("time_zone", m);
-    }
-    let mut names = BTreeSet::new();
-    for (i, c) in person.contacts.iter().enumerate() {
-        if c.name.trim().is_empty() {
-            p.push(format!("contacts[{i}].name"), "must not be empty");
-        } else if !names.insert(c.name.as_str()) {
-            p.push(
-                format!("contacts[{i}].name"),
-                format!("{} names two contacts; names must be unique", quoted(&c.name)),
-            );
-        }
-        check_url(&mut p, format!("contacts[{i}].url"), &c.url);
-    }
-    p.into_result(())
 }

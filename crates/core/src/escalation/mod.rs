@@ -16,12 +16,19 @@
 //!   daylight-saving rules are in [`local`].
 //! - **SOPs** ([`sop`]): per incident kind, ordered steps with an owning
 //!   side; [`default_sops`].
+//! - **People and partners** ([`directory`]): who targets name, their
+//!   zones, working hours and contacts.
+//! - **Pages**: [`page_payload`] is a notification's JSON body;
+//!   [`Command::RecordDelivery`] puts each delivery attempt on the
+//!   incident.
 //! - **Validation** of every definition returns all [`Problems`] at once,
 //!   each with its path (`levels[1].delay: must be more than zero`).
 //!
 //! Nothing here reads a clock or does I/O: time comes in as arguments.
 
 mod command;
+mod delivery;
+pub mod directory;
 mod incident;
 mod kinds;
 pub mod ladder;
@@ -31,15 +38,16 @@ pub mod schedule;
 pub mod sop;
 
 pub use command::{Command, Effect, Event, Refusal, Refused, StepOutcome, Transition, handle};
+pub use delivery::{Attempt, Delivery, PagePayload, page_payload};
+pub use directory::{Contact, Directory, Person, validate_directory, validate_person};
 pub use incident::{
     Action, Entry, EntryKind, Incident, Mitigation, NewIncident, Route, SYSTEM_ACTOR, Stamp, State,
     StepProgress, StepStatus, next_rerate, open, route,
 };
 pub use kinds::{SEV1_WITHIN, SEV2_WITHIN, Severity, Side, Source, SourceKind, Urgency, deadline_severity};
 pub use ladder::{
-    Contact, Directory, Escalation, Ladder, Level, Notification, Person, Policy, Recipient, Speedup, Step,
-    Target, TargetKind, policy_coverage, policy_for, step, validate_directory, validate_person,
-    validate_policy,
+    Escalation, Ladder, Level, Notification, Policy, Recipient, Speedup, Step, Target, TargetKind,
+    policy_coverage, policy_for, step, validate_policy,
 };
 pub use local::{Day, WeeklyWindow};
 pub use problems::{Problem, Problems};

@@ -29,6 +29,7 @@ fn new_incident(severity: Severity, deadline: Option<Timestamp>) -> NewIncident 
         severity,
         source: source(),
         side: Side::Partner,
+        partner: Some("riverflow-inc".into()),
         rollout: None,
         deadline,
         policy: "default".into(),
@@ -129,63 +130,28 @@ fn every_state_and_command() {
         ),
         ("event", Command::EventArrived(event())),
         ("rerate", Command::Rerate),
+        (
+            "delivery",
+            Command::RecordDelivery {
+                key: "INC-42/c0/r0/l0/person/alice/phone".into(),
+                recipient: "alice/phone".into(),
+                attempt: Attempt::Delivered,
+            },
+        ),
     ];
     // (state, expected per command in the order above): Ok(new state) or
     // Err(refusal).
     type Want = Result<State, &'static str>;
-    let table: [(State, [Want; 8]); 4] = [
-        (
-            Triggered,
-            [
-                Ok(Acknowledged),
-                Ok(Triggered),
-                Ok(Triggered),
-                Ok(Mitigated),
-                Ok(Resolved),
-                Err("NotResolved"),
-                Ok(Triggered),
-                Ok(Triggered),
-            ],
-        ),
-        (
-            Acknowledged,
-            [
-                Err("AlreadyAcknowledged"),
-                Ok(Acknowledged),
-                Ok(Acknowledged),
-                Ok(Mitigated),
-                Ok(Resolved),
-                Err("NotResolved"),
-                Ok(Acknowledged),
-                Ok(Acknowledged),
-            ],
-        ),
-        (
-            Mitigated,
-            [
-                Err("AlreadyAcknowledged"),
-                Ok(Mitigated),
-                Ok(Mitigated),
-                Ok(Mitigated),
-                Ok(Resolved),
-                Err("NotResolved"),
-                Ok(Mitigated),
-                Ok(Mitigated),
-            ],
-        ),
-        (
-            Resolved,
-            [
-                Err("Resolved"),
-                Ok(Resolved),
-                Err("Resolved"),
-                Err("Resolved"),
-                Err("Resolved"),
-                Ok(Triggered),
-                Err("Resolved"),
-                Ok(Resolved),
-            ],
-        ),
+    const NR: Want = Err("NotResolved");
+    const AA: Want = Err("AlreadyAcknowledged");
+    const RS: Want = Err("Resolved");
+    // ack, note, step, mitigate, resolve, reopen, event, rerate, delivery
+    #[rustfmt::skip]
+    let table: [(State, [Want; 9]); 4] = [
+        (Triggered,    [Ok(Acknowledged), Ok(Triggered), Ok(Triggered), Ok(Mitigated), Ok(Resolved), NR, Ok(Triggered), Ok(Triggered), Ok(Triggered)]),
+        (Acknowledged, [AA, Ok(Acknowledged), Ok(Acknowledged), Ok(Mitigated), Ok(Resolved), NR, Ok(Acknowledged), Ok(Acknowledged), Ok(Acknowledged)]),
+        (Mitigated,    [AA, Ok(Mitigated), Ok(Mitigated), Ok(Mitigated), Ok(Resolved), NR, Ok(Mitigated), Ok(Mitigated), Ok(Mitigated)]),
+        (Resolved,     [RS, Ok(Resolved), RS, RS, RS, Ok(Triggered), RS, Ok(Resolved), Ok(Resolved)]),
     ];
     for (state, wants) in table {
         let i = in_state(state);

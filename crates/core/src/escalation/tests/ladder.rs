@@ -89,6 +89,13 @@ fn directory() -> Directory {
             ("bob".into(), person("bob", "America/Chicago")),
         ]),
         schedules: BTreeMap::from([("primary".into(), primary)]),
+        partners: BTreeMap::from([(
+            "riverflow-inc".into(),
+            vec![Contact {
+                name: "oncall".into(),
+                url: "https://riverflow.example.com/page".into(),
+            }],
+        )]),
     }
 }
 
@@ -104,6 +111,7 @@ fn incident(severity: Severity) -> Incident {
             wave: 4,
         },
         side: Side::Partner,
+        partner: Some("riverflow-inc".into()),
         rollout: None,
         deadline: None,
         policy: "default".into(),
@@ -426,7 +434,7 @@ fn policy_validation_returns_every_problem_with_its_path() {
     let text = e.to_string();
     for line in [
         "levels[0].delay: must be more than zero",
-        "levels[0].targets[0].kind: unknown target kind \"pager\"; use person, schedule or webhook",
+        "levels[0].targets[0].kind: unknown target kind \"pager\"; use person, schedule, webhook or partner",
         "levels[0].targets[1].url: \"ftp://example.com/x\" is not an http(s) URL; give one such as \"https://hooks.example.com/page\"",
         "levels[0].targets[4].name: no schedule \"nope\"; known: \"primary\"",
         "levels[0].targets[3].name: no person \"zed\"; known: \"alice\", \"bob\"",
@@ -461,7 +469,7 @@ fn urls_and_people() {
         ("", false),
     ];
     for (url, want) in cases {
-        assert_eq!(ladder::is_http_url(url), want, "{url}");
+        assert_eq!(directory::is_http_url(url), want, "{url}");
     }
     let mut p = person("alice", "Europe/Berlin");
     assert!(validate_person(&p).is_ok());
@@ -617,5 +625,137 @@ fn directory_validation_checks_people_and_references() {
             "schedules[\"primary\"].layers[0].rotation.people[1]",
             "schedules[\"primary\"].overrides[0].by",
         ]
+    );
+}
+
+#[test]
+fn partner_side_incidents_page_the_partner() {
+    let mut p = policy();
+    p.levels[0].targets = vec![target("partner", "", None), target("schedule", "primary", None)];
+    assert!(validate_policy(&p, Some(&directory())).is_ok());
+    let s = step(&p, &incident(Severity::Sev4), &directory(), at(0));
+    let keys: Vec<(&str, Timestamp)> = s
+        .notifications
+        .iter()
+        .map(|n| (n.key.as_str(), n.deliver_at))
+        .collect();
+    // The partner is paged at once; alice (low urgency, 04:00 Berlin) at 09:00.
+    assert_eq!(
+        keys,
+        [
+            ("INC-42/c0/r0/l0/partner/riverflow-inc/oncall", at(0)),
+            ("INC-42/c0/r0/l0/person/alice/phone", ts("2026-11-05T08:00:00Z")),
+        ]
+    );
+    assert_eq!(
+        s.notifications[0].recipient,
+        Recipient::Partner {
+            partner: "riverflow-inc".into(),
+            contact: "oncall".into()
+        }
+    );
+    // A platform-side incident does not page the partner.
+    let mut i = incident(Severity::Sev1);
+    i.side = Side::Platform;
+    let s = step(&p, &i, &directory(), at(0));
+    assert_eq!(s.notifications.len(), 1);
+    assert!(
+        s.incident
+            .timeline
+            .last()
+            .unwrap()
+            .message
+            .contains("a platform-side incident: the partner is not paged")
+    );
+}
+
+#[test]
+fn deliveries_are_recorded_on_the_incident() {
+    let (p, dir) = (policy(), directory());
+    let s = step(&p, &incident(Severity::Sev1), &dir, at(0));
+    let n = &s.notifications[0];
+    let record = |i: &Incident, attempt: Attempt, mins: i64| {
+        handle(
+            i,
+            &Command::RecordDelivery {
+                key: n.key.clone(),
+                recipient: "alice/phone".into(),
+                attempt,
+            },
+            at(mins),
+            SYSTEM_ACTOR,
+        )
+        .unwrap()
+    };
+    let fail = |retry: Option<i64>| Attempt::Failed {
+        error: "HTTP 503".into(),
+        retry_at: retry.map(at),
+    };
+    let t1 = record(&s.incident, fail(Some(1)), 0);
+    let t2 = record(&t1.incident, fail(Some(3)), 1);
+    let t3 = record(&t2.incident, Attempt::Delivered, 3);
+    let d = &t3.incident.deliveries[0];
+    assert_eq!((d.attempts, d.delivered_at, d.gave_up), (3, Some(at(3)), false));
+    assert_eq!(d.last_error.as_deref(), Some("HTTP 503"));
+    let messages: Vec<&str> = t3
+        .incident
+        .timeline
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(|e| e.message.as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "delivery to \"alice/phone\" failed (attempt 1): \"HTTP 503\"; retrying at 2026-11-05T03:01:00Z",
+            "delivery to \"alice/phone\" failed (attempt 2): \"HTTP 503\"; retrying at 2026-11-05T03:03:00Z",
+            "delivered to \"alice/phone\" (attempt 3)",
+        ]
+    );
+    // A replayed report changes nothing.
+    let again = record(&t3.incident, Attempt::Delivered, 4);
+    assert!(!again.changed(&t3.incident));
+    // Giving up is visible too.
+    let gave_up = record(&t2.incident, fail(None), 3);
+    assert!(gave_up.incident.deliveries[0].gave_up);
+    assert_eq!(
+        gave_up.incident.timeline.last().unwrap().message,
+        "gave up delivering to \"alice/phone\" after 3 attempts: \"HTTP 503\""
+    );
+}
+
+#[test]
+fn the_page_payload_carries_what_the_on_call_needs() {
+    let (p, dir) = (policy(), directory());
+    let s = step(&p, &incident(Severity::Sev2), &dir, at(0));
+    let body = page_payload(
+        &s.incident,
+        &s.notifications[0],
+        Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+    );
+    assert_eq!(
+        serde_json::to_value(&body).unwrap(),
+        serde_json::json!({
+            "key": "INC-42/c0/r0/l0/person/alice/phone",
+            "incident": "INC-42",
+            "title": "health gate failed in gcp:me-central2 (wave 4)",
+            "tile": "riverflow",
+            "regions": ["gcp:me-central2"],
+            "severity": "SEV2",
+            "state": "TRIGGERED",
+            "source": "rollout-failure",
+            "side": "partner",
+            "count": 1,
+            "level": 1,
+            "round": 1,
+            "sop": "integration-health",
+            "deadline": null,
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+            "summary": "SEV2 riverflow: health gate failed in gcp:me-central2 (wave 4) (level 1), SOP: integration-health",
+            "show": "tilewave incident show INC-42",
+            "ack": "tilewave incident ack INC-42",
+        })
     );
 }
