@@ -52,7 +52,7 @@ pub struct Directory {
     /// Schedules by name.
     pub schedules: BTreeMap<String, Schedule>,
     /// Partner contacts by partner id: partner-side incidents page them
-    /// through [`TargetKind::Partner`] targets.
+    /// through [`super::TargetKind::Partner`] targets.
     pub partners: BTreeMap<String, Vec<Contact>>,
 }
 
