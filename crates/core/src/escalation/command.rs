@@ -77,9 +77,10 @@ pub enum Command {
         /// Why (not empty).
         reason: String,
     },
-    /// The same failure again: folds into an open incident (count + 1).
-    /// A resolved incident refuses it: open a new, linked one
-    /// ([`super::route`]).
+    /// The same failure again: folds into an open incident (count + 1,
+    /// its regions added, a worse severity raising the incident's). It
+    /// does not page again by itself. A resolved incident refuses it: open
+    /// a new, linked one ([`super::route`]).
     EventArrived(Event),
     /// Raises the severity if the GA deadline asks for it (SEV2 within
     /// 48 h, SEV1 within 12 h); never lowers it. Unchanged otherwise.

@@ -72,15 +72,21 @@ pub fn is_http_url(url: &str) -> bool {
 }
 
 pub(super) fn check_url(p: &mut Problems, path: String, url: &str) {
-    if !is_http_url(url) {
-        p.push(
-            path,
-            format!(
-                "{} is not an http(s) URL; give one such as \"https://hooks.example.com/page\"",
-                quoted(url)
-            ),
-        );
+    if is_http_url(url) {
+        return;
     }
+    // Webhook URLs often carry a token: name the scheme, never echo it all.
+    let why = match url.split_once("://") {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => {
+            "has no host".to_string()
+        }
+        Some((scheme, _)) => format!("uses the scheme {}, not http or https", quoted(scheme)),
+        None => "has no http:// or https:// scheme".to_string(),
+    };
+    p.push(
+        path,
+        format!("the URL {why}; give one such as \"https://hooks.example.com/page\""),
+    );
 }
 
 /// Checks a whole directory and returns every problem with its path:

@@ -435,7 +435,7 @@ fn policy_validation_returns_every_problem_with_its_path() {
     for line in [
         "levels[0].delay: must be more than zero",
         "levels[0].targets[0].kind: unknown target kind \"pager\"; use person, schedule, webhook or partner",
-        "levels[0].targets[1].url: \"ftp://example.com/x\" is not an http(s) URL; give one such as \"https://hooks.example.com/page\"",
+        "levels[0].targets[1].url: the URL uses the scheme \"ftp\", not http or https; give one such as \"https://hooks.example.com/page\"",
         "levels[0].targets[4].name: no schedule \"nope\"; known: \"primary\"",
         "levels[0].targets[3].name: no person \"zed\"; known: \"alice\", \"bob\"",
     ] {
@@ -483,6 +483,29 @@ fn urls_and_people() {
         validate_person(&p).unwrap_err().paths(),
         ["id", "time_zone", "contacts[1].name", "contacts[1].url"]
     );
+    // URL problems name the scheme, never the whole URL (it may hold a token).
+    // (url, message)
+    let cases = [
+        ("https://", "the URL has no host"),
+        (
+            "hooks.example.com/T0K3N",
+            "the URL has no http:// or https:// scheme",
+        ),
+        (
+            "ftp://files.example.com/T0K3N",
+            "the URL uses the scheme \"ftp\", not http or https",
+        ),
+    ];
+    for (url, want) in cases {
+        let mut p = person("alice", "UTC");
+        p.contacts[0].url = url.into();
+        let e = validate_person(&p).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("contacts[0].url: {want}; give one such as \"https://hooks.example.com/page\"")
+        );
+        assert!(!e.contains("T0K3N"));
+    }
 }
 
 #[test]
