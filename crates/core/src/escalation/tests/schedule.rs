@@ -501,3 +501,48 @@ fn schedules_parse_from_yaml_like_json() {
     assert_eq!(s.overrides[0].kind, OverrideKind::Replace);
     assert!(validate_schedule(&s).is_ok());
 }
+
+mod properties {
+    use jiff::SignedDuration;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// For any instant of 2026 and any handoff time, in both zones:
+        /// the shift holds the instant, starts at the handoff's local time
+        /// (or at the end of a DST gap that swallowed it), and lasts its
+        /// length give or take the one-hour DST change.
+        #[test]
+        fn shifts_hold_the_instant_and_start_at_the_handoff(
+            secs in 0i64..365 * 86_400,
+            hour in 0i8..24,
+            minute in 0i8..60,
+            days in 1u32..8,
+            berlin in any::<bool>(),
+        ) {
+            let tz_name = if berlin { "Europe/Berlin" } else { "America/Chicago" };
+            let s = single(
+                "p",
+                rotation(&["a", "b", "c"], ShiftLength::Days(days), (hour, minute), tz_name, "2025-12-01"),
+            );
+            let t = ts("2026-01-01T00:00:00Z").checked_add(SignedDuration::from_secs(secs)).unwrap();
+            let on = who_is_on_call(&s, t).unwrap();
+            prop_assert_eq!(on.len(), 1);
+            let (start, end) = on[0].span;
+            prop_assert!(start <= t && t < end);
+            let nominal = SignedDuration::from_hours(i64::from(days) * 24);
+            let len = end.duration_since(start);
+            prop_assert!((len - nominal).abs() <= SignedDuration::from_hours(1), "{len:?}");
+            let tz = jiff::tz::TimeZone::get(tz_name).unwrap();
+            let local = tz.to_datetime(start).time();
+            let want = hm(hour, minute);
+            // Either the handoff time itself, or the first minute after a gap.
+            let in_gap = local != want && resolve(&tz, tz.to_datetime(start).date().to_datetime(want)) == Some(start);
+            prop_assert!(local == want || in_gap, "{start} local {local} want {want}");
+            // Nothing changes inside the shift.
+            let last = end.checked_sub(SignedDuration::from_secs(1)).unwrap();
+            prop_assert_eq!(who_is_on_call(&s, last).unwrap()[0].person.clone(), on[0].person.clone());
+        }
+    }
+}
