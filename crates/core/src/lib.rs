@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod calendar;
+pub mod escalation;
 pub mod lifecycle;
 pub mod partner_config;
 pub mod planner;
