@@ -611,4 +611,33 @@ mod tests {
             Err(SignatureError::Mismatch)
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn any_body_round_trips_and_any_changed_byte_fails(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            at in proptest::prelude::any::<usize>(),
+            flip in 1u8..=255,
+            t in 0u64..=999_999_999_999,
+        ) {
+            let s = secret("property-secret");
+            let header = sign(&s, t, &body);
+            proptest::prop_assert!(verify(&s, &header, &body, t, DEFAULT_TOLERANCE).is_ok());
+            if !body.is_empty() {
+                let mut changed = body.clone();
+                changed[at % body.len()] ^= flip;
+                proptest::prop_assert_eq!(
+                    verify(&s, &header, &changed, t, DEFAULT_TOLERANCE),
+                    Err(SignatureError::Mismatch)
+                );
+            }
+        }
+
+        #[test]
+        fn parsing_any_header_never_panics(header in ".{0,200}") {
+            let _ = Signature::parse(&header);
+        }
+    }
 }
