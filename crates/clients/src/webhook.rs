@@ -1,6 +1,6 @@
 //! Webhook delivery (issue 16): one signed HTTP POST of a JSON body to a
 //! target's URL ([`WebhookSender::deliver`]), and the back-off between
-//! attempts ([`Backoff`]). The outbox that calls them (which message, which
+//! attempts ([`Backoff`], [`Backoff::next`]). The outbox that calls them (which message, which
 //! attempt, when) belongs to the escalation service.
 //!
 //! A delivery carries
@@ -262,6 +262,17 @@ pub fn validate_idempotency_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What a sender does after an attempt ([`Backoff::next`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Delivered (the status): nothing more to do.
+    Done(u16),
+    /// Try again after this wait.
+    RetryIn(Duration),
+    /// Stop trying (why: the permanent failure, or the last retryable one).
+    GiveUp(String),
+}
+
 /// When to try a delivery again: exponential back-off with a cap, bounded
 /// jitter and a limit on attempts. Pure: the random value comes in as an
 /// argument.
@@ -315,6 +326,20 @@ impl Backoff {
         };
         let jitter = f64::from(self.jitter_percent.min(100)) / 100.0;
         Some(base.mul_f64(1.0 - jitter * random).min(base))
+    }
+
+    /// What to do after attempt `attempt` (1-based) came to `outcome`:
+    /// done, try again after [`Backoff::delay`], or give up (a permanent
+    /// failure, or a retryable one on the last allowed attempt).
+    pub fn next(&self, outcome: &Outcome, attempt: u32, random: f64) -> Next {
+        match outcome {
+            Outcome::Delivered(status) => Next::Done(*status),
+            Outcome::Permanent(why) => Next::GiveUp(why.clone()),
+            Outcome::Retryable(why) => match self.delay(attempt, random) {
+                Some(wait) => Next::RetryIn(wait),
+                None => Next::GiveUp(format!("gave up after {} attempt(s): {why}", attempt.max(1))),
+            },
+        }
     }
 
     /// The wait before jitter after failed attempt `n` (1-based).
@@ -401,6 +426,40 @@ mod tests {
             .filter_map(|n| default.delay(n, 0.0))
             .sum();
         assert_eq!(total, Duration::from_secs(1 + 2 + 4 + 8 + 16 + 32 + 60 + 60 + 60));
+    }
+
+    #[test]
+    fn the_next_step_follows_the_outcome_and_the_attempt() {
+        let b = Backoff {
+            first: Duration::from_secs(2),
+            cap: Duration::from_secs(60),
+            jitter_percent: 0,
+            max_attempts: 3,
+        };
+        let retry = Outcome::Retryable("HTTP 503".into());
+        let cases = [
+            (Outcome::Delivered(204), 1, Next::Done(204)),
+            (Outcome::Delivered(200), 3, Next::Done(200)),
+            (
+                Outcome::Permanent("HTTP 400".into()),
+                1,
+                Next::GiveUp("HTTP 400".into()),
+            ),
+            (retry.clone(), 1, Next::RetryIn(Duration::from_secs(2))),
+            (retry.clone(), 2, Next::RetryIn(Duration::from_secs(4))),
+            (
+                retry.clone(),
+                3,
+                Next::GiveUp("gave up after 3 attempt(s): HTTP 503".into()),
+            ),
+        ];
+        for (outcome, attempt, expected) in cases {
+            assert_eq!(
+                b.next(&outcome, attempt, 0.5),
+                expected,
+                "{outcome:?} at {attempt}"
+            );
+        }
     }
 
     #[test]
@@ -645,6 +704,54 @@ mod delivery_tests {
             SignatureCheck::Verified { timestamp: NOW + 2 },
             "each attempt is signed afresh"
         );
+        receiver.assert_all_expected_and_nothing_else();
+    }
+
+    #[tokio::test]
+    async fn a_retry_loop_on_the_back_off_delivers_once_or_gives_up() {
+        let receiver = WebhookReceiver::start().await.unwrap();
+        let secret = secret();
+        receiver.set_secret("/h", secret.clone());
+        receiver.expect("/h", serde_json::json!({"level": 1}));
+        let url = receiver.url("/h");
+        let sender = sender(DELIVERY_TIMEOUT);
+        let backoff = Backoff {
+            first: Duration::from_millis(1),
+            cap: Duration::from_millis(4),
+            jitter_percent: 50,
+            max_attempts: 4,
+        };
+        // What an outbox does with one message: attempt, then follow `next`.
+        let drain = |key: &'static str| {
+            let (sender, url, secret) = (&sender, url.clone(), &secret);
+            async move {
+                let mut waits = Vec::new();
+                for attempt in 1.. {
+                    let outcome = sender.deliver(&delivery(&url, key, secret)).await;
+                    match backoff.next(&outcome, attempt, 0.5) {
+                        Next::RetryIn(wait) => {
+                            waits.push(wait);
+                            tokio::time::sleep(wait).await;
+                        }
+                        done => return (done, waits),
+                    }
+                }
+                unreachable!()
+            }
+        };
+        receiver.fail_next(2);
+        let (done, waits) = drain("m1").await;
+        assert_eq!(done, Next::Done(200));
+        assert_eq!(waits, [Duration::from_micros(750), Duration::from_micros(1500)]);
+        receiver.fail_next(10);
+        let (done, waits) = drain("m2").await;
+        assert!(
+            matches!(&done, Next::GiveUp(why) if why.starts_with("gave up after 4 attempt(s)")),
+            "{done:?}"
+        );
+        assert_eq!(waits.len(), 3);
+        assert_eq!(receiver.deliveries().len(), 1);
+        assert_eq!(receiver.requests().len(), 3 + 4);
         receiver.assert_all_expected_and_nothing_else();
     }
 
