@@ -5,6 +5,17 @@
 //! with a lease; the value is the agent's `AgentInfo`, whose `address` this
 //! module dials (over mutual TLS when the service has TLS files). One
 //! channel per address is kept and reused.
+//!
+//! [`egress`]: where any tilewave HTTP client may send traffic (loopback,
+//! or allowed names resolving to loopback; refused hosts are never
+//! resolved), and the reqwest client built on that allow-list. The agent's
+//! partner probe and [`webhook`] both use it.
+//!
+//! [`webhook`]: signed webhook delivery (one attempt, a typed outcome) and
+//! the back-off between attempts.
+
+pub mod egress;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

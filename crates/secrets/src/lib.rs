@@ -12,6 +12,10 @@
 //!   [`Keyring::rewrap`]: envelope encryption, AES-256-GCM under a data key
 //!   of its own per secret, the data key wrapped by the primary KEK.
 //!
+//! - [`webhook`]: webhook signatures, HMAC-SHA256 over `"<t>.<body>"`
+//!   with a per-target secret in a `Tilewave-Signature: t=...,v1=...`
+//!   header, verified in constant time within a time tolerance.
+//!
 //! No error carries secret material: errors name the problem and where
 //! (a byte offset, a keyring entry or line, a key id), never a secret, a key
 //! or a plaintext.
@@ -23,6 +27,7 @@ pub mod fingerprint;
 pub mod keyring;
 pub mod sealed;
 pub mod secret;
+pub mod webhook;
 
 pub use error::{Error, KekProblem, Location, Result};
 pub use fingerprint::fingerprint;

@@ -14,6 +14,10 @@
 //! - [`PartnerDouble`]: a partner's HTTP API (`test-connection`, `connect`)
 //!   on loopback, with Basic auth against credentials a test changes while
 //!   it runs, a log of every request and injected 500s.
+//! - [`WebhookReceiver`]: a webhook target on loopback that checks
+//!   signatures per path, drops duplicates by idempotency key, injects
+//!   failures and stalls, and fails a test on any delivery it did not
+//!   expect (GoAlert's smoke-harness style).
 //! - [`ratios`]: benchmark variants timed in interleaved rounds, as ratios
 //!   to a baseline measured in the same minutes.
 //!
@@ -45,6 +49,7 @@ pub mod ratios;
 pub mod rpc_fuzz;
 mod service;
 mod testdir;
+pub mod webhook;
 
 pub use bins::bin_path;
 pub use etcd::{
@@ -63,6 +68,7 @@ pub use service::{
     DEFAULT_READY_TIMEOUT, ServiceProcess, ServiceSpec, SpecTls, check_ready, check_ready_with,
 };
 pub use testdir::{KEEP_ENV, TestDir};
+pub use webhook::{Disposition, SignatureCheck, WebhookReceiver, WebhookRequest};
 
 /// Re-exported so callers can name signals for [`signal_pid`].
 pub use nix::sys::signal::Signal;

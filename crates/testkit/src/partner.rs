@@ -174,22 +174,7 @@ impl PartnerDouble {
     /// `127.0.0.1`, `::1` and `localhost` issued by `pki`'s CA (its
     /// [`crate::Pki::ca_cert`] is what a client trusts).
     pub async fn start_https(paths: PartnerPaths, pki: &crate::Pki) -> anyhow::Result<Self> {
-        use tokio_rustls::rustls;
-        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
-        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let hosts: Vec<String> = tilewave_tls::certs::LOOPBACK_SANS
-            .iter()
-            .map(|h| (*h).to_owned())
-            .collect();
-        let issued = pki.ca()?.issue_service("partner-double", &hosts)?;
-        let chain =
-            CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
-        let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes())?;
-        // The process's provider: ring, the only one in the tree.
-        let config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)?;
-        Self::start_inner(paths, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+        Self::start_inner(paths, Some(loopback_tls(pki, "partner-double")?)).await
     }
 
     /// Serves `paths` and the admin API (see the module docs) on
@@ -339,9 +324,29 @@ impl Drop for PartnerDouble {
     }
 }
 
+/// A TLS acceptor with a certificate named `name` for `127.0.0.1`, `::1`
+/// and `localhost`, issued by `pki`'s CA (the doubles' HTTPS).
+pub(crate) fn loopback_tls(pki: &crate::Pki, name: &str) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let hosts: Vec<String> = tilewave_tls::certs::LOOPBACK_SANS
+        .iter()
+        .map(|h| (*h).to_owned())
+        .collect();
+    let issued = pki.ca()?.issue_service(name, &hosts)?;
+    let chain = CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes())?;
+    // The process's provider: ring, the only one in the tree.
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Accepts TLS connections until `stopped`, serving `app` over HTTP/1.1 on
 /// each; a failed handshake drops only its connection.
-async fn serve_https(
+pub(crate) async fn serve_https(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     app: axum::Router,

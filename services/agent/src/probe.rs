@@ -3,34 +3,29 @@
 //! and what the partner's answer means (docs/domain.md, "The partner's
 //! API").
 //!
-//! **Only loopback is ever contacted.** Until an egress policy for real
-//! partners lands, the agent must not send traffic to a real partner: the
-//! fixtures' partner URLs (`https://api.riverflow.example`, ...) name hosts
-//! that are not ours to call, and test and demo machines must not leak
-//! requests to the internet. So a call is made only when
-//! - its host is a loopback IP literal, `localhost`, or a name given with
-//!   `--allow-probe-host` (only allowed names are ever resolved, so a
-//!   fixture host does not even cause a DNS query), and
-//! - the addresses it resolves to are loopback; only those are connected to
-//!   (the client's own resolver, [`LoopbackResolver`], answers nothing else,
-//!   proxies from the environment are ignored and redirects not followed).
+//! **Only loopback is ever contacted**, by the egress allow-list every
+//! tilewave HTTP client shares (`tilewave_clients::egress`): a loopback
+//! literal, `localhost`, or a name given with `--allow-probe-host` that
+//! resolves to loopback (only allowed names are ever resolved, so a
+//! fixture host such as `https://api.riverflow.example` does not even cause
+//! a DNS query; the client's resolver, `LoopbackResolver`, answers nothing
+//! else; proxies from the environment are ignored and redirects not
+//! followed). Otherwise the probe reports UNKNOWN with "probe skipped:
+//! ...", and the tile's health rests on the error rate and injected faults.
 //!
-//! Otherwise the probe reports UNKNOWN with "probe skipped: ...", and the
-//! tile's health rests on the error rate and injected faults.
-//!
-//! The client is reqwest over hyper with rustls (ring; no native TLS, no
-//! aws-lc), HTTP/1.1, plain or TLS (the webpki roots, plus
-//! [`ClientSettings::ca_pem`], `--partner-ca`), with a connect timeout and a timeout on each attempt
+//! The client is `tilewave_clients::egress::http_client`: reqwest over
+//! hyper with rustls (ring; no native TLS, no aws-lc), HTTP/1.1, plain or
+//! TLS (the webpki roots, plus [`ClientSettings::ca_pem`], `--partner-ca`),
+//! with a connect timeout and a timeout on each attempt
 //! ([`ClientSettings`]). A 5xx answer is tried again after each of
 //! [`ClientSettings::retry_delays`] (1 s, 2 s, 4 s by default, as
 //! docs/domain.md asks; tests inject shorter ones). With a credential the
 //! call carries HTTP Basic auth; the header is marked sensitive and the
 //! password never reaches a log, a span or a message.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
-use tilewave_core::quote::quoted;
+
+use tilewave_clients::egress::{self, ClientOptions, EgressPolicy, HttpUrl, LoopbackResolver};
 
 use jiff::Timestamp;
 use tilewave_proto::common::v1::{PartnerConfig, ProbeResult, TestResult, TestStatus};
@@ -54,150 +49,37 @@ pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 /// The prefix of every skipped probe's message.
 pub const SKIPPED: &str = "probe skipped";
 
-/// A parsed `http(s)://host[:port]/path` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeUrl {
-    /// `http` or `https`.
-    pub scheme: String,
-    /// The host, without brackets for IPv6.
-    pub host: String,
-    /// The port (the scheme's default when absent).
-    pub port: u16,
-    /// Path and query, starting with `/`.
-    pub path: String,
-}
-
-impl ProbeUrl {
-    /// Parses an absolute http(s) URL; the error says what is wrong.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| format!("{} is not an absolute URL", quoted(url)))?;
-        let scheme = scheme.to_ascii_lowercase();
-        let default_port = match scheme.as_str() {
-            "http" => 80,
-            "https" => 443,
-            other => return Err(format!("scheme {} is not http or https", quoted(other))),
-        };
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.contains('@') {
-            return Err("credentials in the URL are not accepted".to_owned());
-        }
-        let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
-            let (host, after) = inner.split_once(']').ok_or("unclosed [ in the host")?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => Some(p),
-                None if after.is_empty() => None,
-                None => return Err(format!("unexpected {} after the host", quoted(after))),
-            };
-            (host, port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err("no host".to_owned());
-        }
-        let port = match port {
-            Some(p) => p.parse::<u16>().map_err(|_| format!("bad port {}", quoted(p)))?,
-            None => default_port,
-        };
-        let path = if path.starts_with('/') {
-            path.to_owned()
-        } else {
-            format!("/{path}")
-        };
-        Ok(Self {
-            scheme,
-            host: host.to_ascii_lowercase(),
-            port,
-            path,
-        })
-    }
-
-    /// The `host:port` part (IPv6 in brackets).
-    fn host_header(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl std::fmt::Display for ProbeUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}{}", self.scheme, self.host_header(), self.path)
-    }
-}
-
-/// Which hosts the probe may call (see the module docs).
-#[derive(Debug, Clone, Default)]
-pub struct ProbePolicy {
-    /// Names allowed besides loopback literals and `localhost`.
-    extra_hosts: Vec<String>,
-}
-
 /// What the probe will call, or why it will not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// Call this URL.
-    Probe(ProbeUrl),
+    Probe(HttpUrl),
     /// Do not call; the reason, starting with [`SKIPPED`].
     Skip(String),
 }
 
-impl ProbePolicy {
-    /// Loopback plus the given names.
-    pub fn new(extra_hosts: &[String]) -> Self {
-        Self {
-            extra_hosts: extra_hosts
-                .iter()
-                .map(|h| h.trim().to_ascii_lowercase())
-                .filter(|h| !h.is_empty())
-                .collect(),
-        }
+/// The probe target of a tile's configuration under the egress `policy`.
+pub fn target(policy: &EgressPolicy, config: Option<&PartnerConfig>) -> Target {
+    let Some(config) = config else {
+        return Target::Skip(format!("{SKIPPED}: the tile has no configuration"));
+    };
+    let path = config
+        .endpoints
+        .as_ref()
+        .map(|e| e.test_connection_path.as_str())
+        .unwrap_or_default();
+    if path.is_empty() {
+        return Target::Skip(format!("{SKIPPED}: the tile has no test-connection endpoint"));
     }
-
-    /// Whether a host (name or literal) may be probed at all.
-    pub fn host_allowed(&self, host: &str) -> bool {
-        match host.parse::<IpAddr>() {
-            Ok(ip) => ip.is_loopback(),
-            Err(_) => host == "localhost" || self.extra_hosts.iter().any(|h| h == host),
-        }
+    let url = format!("{}{}", config.base_url.trim_end_matches('/'), path);
+    let parsed = match HttpUrl::parse(&url) {
+        Ok(u) => u,
+        Err(e) => return Target::Skip(format!("{SKIPPED}: bad URL: {e}")),
+    };
+    if let Err(refused) = policy.check_host(&parsed.host) {
+        return Target::Skip(format!("{SKIPPED}: {refused}"));
     }
-
-    /// The probe target of a tile's configuration.
-    pub fn target(&self, config: Option<&PartnerConfig>) -> Target {
-        let Some(config) = config else {
-            return Target::Skip(format!("{SKIPPED}: the tile has no configuration"));
-        };
-        let path = config
-            .endpoints
-            .as_ref()
-            .map(|e| e.test_connection_path.as_str())
-            .unwrap_or_default();
-        if path.is_empty() {
-            return Target::Skip(format!("{SKIPPED}: the tile has no test-connection endpoint"));
-        }
-        let url = format!("{}{}", config.base_url.trim_end_matches('/'), path);
-        let parsed = match ProbeUrl::parse(&url) {
-            Ok(u) => u,
-            Err(e) => return Target::Skip(format!("{SKIPPED}: bad URL: {e}")),
-        };
-        if !self.host_allowed(&parsed.host) {
-            return Target::Skip(format!(
-                "{SKIPPED}: host not allowed ({}; only loopback may be probed)",
-                parsed.host
-            ));
-        }
-        Target::Probe(parsed)
-    }
+    Target::Probe(parsed)
 }
 
 /// An UNKNOWN probe result with a reason (skipped, or not run yet).
@@ -236,53 +118,6 @@ impl Default for ClientSettings {
     }
 }
 
-/// Resolves only what the policy allows, and only to loopback addresses:
-/// the last word on where the client connects.
-#[derive(Debug, Clone)]
-pub struct LoopbackResolver {
-    policy: ProbePolicy,
-}
-
-impl LoopbackResolver {
-    /// Resolves `host` if the policy allows it; its loopback addresses only.
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
-        if !self.policy.host_allowed(host) {
-            return Err(format!(
-                "{SKIPPED}: host not allowed ({host}; only loopback may be probed)"
-            ));
-        }
-        let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => tokio::net::lookup_host((host, port))
-                .await
-                .map_err(|e| format!("{SKIPPED}: {host} does not resolve: {e}"))?
-                .collect(),
-        };
-        let loopback: Vec<SocketAddr> = addrs.into_iter().filter(|a| a.ip().is_loopback()).collect();
-        if loopback.is_empty() {
-            return Err(format!(
-                "{SKIPPED}: {host} does not resolve to a loopback address"
-            ));
-        }
-        Ok(loopback)
-    }
-}
-
-impl reqwest::dns::Resolve for LoopbackResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let this = self.clone();
-        let host = name.as_str().to_ascii_lowercase();
-        Box::pin(async move {
-            // reqwest puts the URL's port on the addresses it gets.
-            let addrs = LoopbackResolver::resolve(&this, &host, 0)
-                .await
-                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })?;
-            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
-            Ok(addrs)
-        })
-    }
-}
-
 /// The agent's HTTP client to partners (one per agent; connections are
 /// pooled).
 #[derive(Debug, Clone)]
@@ -294,29 +129,21 @@ pub struct PartnerClient {
 
 impl PartnerClient {
     /// A client calling only what `policy` allows.
-    pub fn new(policy: ProbePolicy, settings: ClientSettings) -> Result<Self, String> {
-        let resolver = LoopbackResolver { policy };
-        let mut builder = reqwest::Client::builder();
-        if let Some(pem) = &settings.ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| format!("the partner CA is not PEM certificates: {e}"))?;
-            if certs.is_empty() {
-                return Err("the partner CA holds no certificate".to_owned());
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .http1_only()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.call_timeout)
-            .user_agent(concat!("tilewave-agent/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(resolver.clone()))
-            .build()
-            .map_err(|e| format!("the HTTP client does not build: {e}"))?;
+    pub fn new(policy: EgressPolicy, settings: ClientSettings) -> Result<Self, String> {
+        let resolver = LoopbackResolver::new(policy);
+        let http = egress::http_client(
+            &resolver,
+            &ClientOptions {
+                connect_timeout: settings.connect_timeout,
+                timeout: settings.call_timeout,
+                ca_pem: settings.ca_pem.clone(),
+                user_agent: concat!("tilewave-agent/", env!("CARGO_PKG_VERSION")).to_owned(),
+            },
+        )
+        .map_err(|e| match e {
+            egress::EgressError::Ca { reason } => format!("the partner CA is not usable: {reason}"),
+            other => other.to_string(),
+        })?;
         Ok(Self {
             http,
             resolver,
@@ -334,7 +161,7 @@ impl PartnerClient {
     /// request body; `checked_at` is the domain time of the probe.
     pub async fn run(
         &self,
-        url: &ProbeUrl,
+        url: &HttpUrl,
         region: &str,
         credential: Option<&BasicCredential>,
         checked_at: Timestamp,
@@ -347,7 +174,7 @@ impl PartnerClient {
     /// when it could not finish in time (the last answer stands).
     pub async fn run_until(
         &self,
-        url: &ProbeUrl,
+        url: &HttpUrl,
         region: &str,
         credential: Option<&BasicCredential>,
         checked_at: Timestamp,
@@ -355,7 +182,7 @@ impl PartnerClient {
     ) -> ProbeResult {
         let started = tokio::time::Instant::now();
         if let Err(why) = self.resolver.resolve(&url.host, url.port).await {
-            return unknown(why, checked_at);
+            return unknown(format!("{SKIPPED}: {why}"), checked_at);
         }
         let body = serde_json::json!({
             "connection_id": "tilewave-synthetic-probe",
@@ -405,7 +232,7 @@ impl PartnerClient {
     /// One POST: the status and the body, or why none arrived.
     async fn attempt(
         &self,
-        url: &ProbeUrl,
+        url: &HttpUrl,
         body: &str,
         credential: Option<&BasicCredential>,
         timeout: Duration,
@@ -420,10 +247,10 @@ impl PartnerClient {
         if let Some(c) = credential {
             request = request.basic_auth(&c.user, Some(c.password.expose()));
         }
-        let mut response = request.send().await.map_err(describe)?;
+        let mut response = request.send().await.map_err(egress::describe)?;
         let status = response.status().as_u16();
         let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(describe)? {
+        while let Some(chunk) = response.chunk().await.map_err(egress::describe)? {
             if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
                 return Err(format!("response larger than {MAX_RESPONSE_BYTES} bytes"));
             }
@@ -431,25 +258,6 @@ impl PartnerClient {
         }
         Ok((status, bytes))
     }
-}
-
-/// A transport error in words (reqwest's own text names the URL, never a
-/// header, so no credential), with its causes.
-fn describe(e: reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "failed"
-    };
-    let mut text = format!("{kind}: {e}");
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
 }
 
 /// Judges a test-connection answer: PASS when the call succeeded and every
@@ -547,54 +355,37 @@ mod tests {
     }
 
     #[test]
-    fn urls_parse() {
-        let u = ProbeUrl::parse("http://127.0.0.1:8080/api/test?x=1").unwrap();
-        assert_eq!(
-            (u.scheme.as_str(), u.host.as_str(), u.port, u.path.as_str()),
-            ("http", "127.0.0.1", 8080, "/api/test?x=1")
-        );
-        let u = ProbeUrl::parse("https://API.Riverflow.example").unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("api.riverflow.example", 443, "/")
-        );
-        let u = ProbeUrl::parse("http://[::1]:9/t").unwrap();
-        assert_eq!((u.host.as_str(), u.port), ("::1", 9));
-        assert_eq!(u.host_header(), "[::1]:9");
-        assert!(ProbeUrl::parse("ftp://x/").is_err());
-        assert!(ProbeUrl::parse("http://user:pw@127.0.0.1/").is_err());
-        assert!(ProbeUrl::parse("127.0.0.1/x").is_err());
-    }
-
-    #[test]
     fn only_loopback_is_a_target() {
-        let p = ProbePolicy::default();
+        let p = EgressPolicy::default();
         assert!(matches!(
-            p.target(Some(&config("http://127.0.0.1:9000", "/test-connection"))),
+            target(&p, Some(&config("http://127.0.0.1:9000", "/test-connection"))),
             Target::Probe(_)
         ));
         assert!(matches!(
-            p.target(Some(&config("http://localhost:9000/", "/t"))),
+            target(&p, Some(&config("http://localhost:9000/", "/t"))),
             Target::Probe(_)
         ));
         let skip = |t: Target| match t {
             Target::Skip(why) => why,
             Target::Probe(u) => panic!("would probe {u:?}"),
         };
-        let why = skip(p.target(Some(&config("https://api.riverflow.example", "/test-connection"))));
+        let why = skip(target(
+            &p,
+            Some(&config("https://api.riverflow.example", "/test-connection")),
+        ));
         assert!(why.starts_with("probe skipped: host not allowed"), "{why}");
-        assert!(skip(p.target(Some(&config("http://10.0.0.1", "/t")))).contains("host not allowed"));
+        assert!(skip(target(&p, Some(&config("http://10.0.0.1", "/t")))).contains("host not allowed"));
         assert!(matches!(
-            p.target(Some(&config("https://127.0.0.1:8443", "/t"))),
+            target(&p, Some(&config("https://127.0.0.1:8443", "/t"))),
             Target::Probe(_)
         ));
         assert!(
-            skip(p.target(Some(&config("http://127.0.0.1", "")))).contains("no test-connection endpoint")
+            skip(target(&p, Some(&config("http://127.0.0.1", "")))).contains("no test-connection endpoint")
         );
-        assert!(skip(p.target(None)).contains("no configuration"));
-        let extra = ProbePolicy::new(&["Partner.Test".into()]);
+        assert!(skip(target(&p, None)).contains("no configuration"));
+        let extra = EgressPolicy::new(&["Partner.Test".into()]);
         assert!(matches!(
-            extra.target(Some(&config("http://partner.test:1", "/t"))),
+            target(&extra, Some(&config("http://partner.test:1", "/t"))),
             Target::Probe(_)
         ));
     }
@@ -632,7 +423,7 @@ mod tests {
     /// A client with short retry waits, for the partner double.
     fn client(delays: &[u64]) -> PartnerClient {
         PartnerClient::new(
-            ProbePolicy::default(),
+            EgressPolicy::default(),
             ClientSettings {
                 retry_delays: delays.iter().map(|ms| Duration::from_millis(*ms)).collect(),
                 ..ClientSettings::default()
@@ -648,9 +439,9 @@ mod tests {
         }
     }
 
-    async fn double() -> (tilewave_testkit::PartnerDouble, ProbeUrl) {
+    async fn double() -> (tilewave_testkit::PartnerDouble, HttpUrl) {
         let partner = tilewave_testkit::PartnerDouble::start().await.unwrap();
-        let url = ProbeUrl::parse(&format!(
+        let url = HttpUrl::parse(&format!(
             "{}{}",
             partner.base_url(),
             tilewave_testkit::partner::TEST_CONNECTION_PATH
@@ -735,25 +526,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_allowed_hosts_resolving_to_loopback_are_called() {
-        let resolver = LoopbackResolver {
-            policy: ProbePolicy::new(&["partner.test".into()]),
-        };
-        let e = resolver.resolve("api.riverflow.example", 443).await.unwrap_err();
-        assert!(e.starts_with("probe skipped: host not allowed"), "{e}");
-        assert!(resolver.resolve("10.0.0.1", 80).await.is_err());
-        assert_eq!(
-            resolver.resolve("127.0.0.1", 80).await.unwrap(),
-            [SocketAddr::from(([127, 0, 0, 1], 80))]
-        );
-        assert!(!resolver.resolve("localhost", 80).await.unwrap().is_empty());
-        // An allowed name that does not resolve (or not to loopback) is
-        // skipped, never called.
-        let e = resolver.resolve("partner.test", 80).await.unwrap_err();
-        assert!(e.starts_with(SKIPPED), "{e}");
+    async fn hosts_the_egress_policy_refuses_are_skipped_never_called() {
         let c = client(&[]);
-        let url = ProbeUrl::parse("http://10.0.0.1:9/t").unwrap();
+        let url = HttpUrl::parse("http://10.0.0.1:9/t").unwrap();
         let r = c.run(&url, "r", None, Timestamp::UNIX_EPOCH).await;
+        assert_eq!(r.status(), TestStatus::Unknown);
+        assert!(
+            r.message
+                .starts_with("probe skipped: host not allowed (10.0.0.1;"),
+            "{}",
+            r.message
+        );
+        // An allowed name that does not resolve (or not to loopback) is
+        // skipped too.
+        let named = PartnerClient::new(
+            EgressPolicy::new(&["partner.test".into()]),
+            ClientSettings::default(),
+        )
+        .unwrap();
+        let url = HttpUrl::parse("http://partner.test:9/t").unwrap();
+        let r = named.run(&url, "r", None, Timestamp::UNIX_EPOCH).await;
         assert_eq!(r.status(), TestStatus::Unknown);
         assert!(r.message.starts_with(SKIPPED), "{}", r.message);
     }
@@ -791,7 +583,7 @@ mod tests {
             .await
             .unwrap();
         partner.accept("u", "p");
-        let url = ProbeUrl::parse(&format!(
+        let url = HttpUrl::parse(&format!(
             "{}{}",
             partner.base_url(),
             tilewave_testkit::partner::TEST_CONNECTION_PATH
@@ -808,7 +600,7 @@ mod tests {
             "no request without a trusted certificate"
         );
         let trusting = PartnerClient::new(
-            ProbePolicy::default(),
+            EgressPolicy::default(),
             ClientSettings {
                 ca_pem: Some(std::fs::read(pki.ca_cert()).unwrap()),
                 ..ClientSettings::default()
@@ -822,7 +614,7 @@ mod tests {
         assert_eq!(partner.requests()[0].matched, Some(0));
         assert!(
             PartnerClient::new(
-                ProbePolicy::default(),
+                EgressPolicy::default(),
                 ClientSettings {
                     ca_pem: Some(b"not a certificate".to_vec()),
                     ..ClientSettings::default()

@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use tilewave_clients::egress::EgressPolicy;
 use tilewave_proto::agent::v1::AgentInfo;
 use tilewave_proto::agent::v1::agent_service_server::AgentServiceServer;
 use tilewave_proto::agent::v1::fault_injection_service_server::FaultInjectionServiceServer;
@@ -23,7 +24,7 @@ use tokio::net::TcpListener;
 use crate::config::AgentConfig;
 use crate::fault_injection::FaultInjector;
 use crate::persist::DataDir;
-use crate::probe::{ClientSettings, ProbePolicy};
+use crate::probe::ClientSettings;
 use crate::registration::Registration;
 use crate::service::{Agent, AgentSettings};
 
@@ -99,7 +100,7 @@ pub async fn serve(listener: TcpListener, config: AgentConfig, shutdown: Shutdow
     let settings = AgentSettings {
         region: config.region.clone(),
         cloud: resolved.cloud,
-        probe_policy: ProbePolicy::new(&config.allow_probe_hosts),
+        probe_policy: EgressPolicy::new(&config.allow_probe_hosts),
         error_window: config.error_window,
         error_rate_threshold: config.error_rate_threshold,
         client: ClientSettings {

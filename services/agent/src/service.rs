@@ -16,6 +16,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use tilewave_clients::egress::EgressPolicy;
 use tilewave_core::quote::quoted;
 use tilewave_core::regions::Cloud;
 use tilewave_core::slug::TileId;
@@ -37,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::faults::Faults;
 use crate::health::{HealthBook, verdict};
 use crate::persist::DataDir;
-use crate::probe::{self, ClientSettings, PartnerClient, ProbePolicy, Target};
+use crate::probe::{self, ClientSettings, PartnerClient, Target};
 
 /// Why InstallCredential is refused by an agent without a KEK.
 pub const NO_KEK: &str = "this agent has no key-encryption key to seal credentials with: start it \
@@ -51,7 +52,7 @@ pub struct AgentSettings {
     /// The region's cloud.
     pub cloud: Cloud,
     /// Which hosts the probe may call.
-    pub probe_policy: ProbePolicy,
+    pub probe_policy: EgressPolicy,
     /// The error-rate window.
     pub error_window: std::time::Duration,
     /// Above this error rate a tile is UNHEALTHY.
@@ -421,7 +422,7 @@ impl Agent {
         deadline: Option<tokio::time::Instant>,
     ) -> ProbeResult {
         let now = self.inner.clock.now();
-        match self.inner.settings.probe_policy.target(config) {
+        match probe::target(&self.inner.settings.probe_policy, config) {
             Target::Probe(url) => {
                 self.inner
                     .client
@@ -469,7 +470,7 @@ impl Agent {
         for (id, live) in self.live_tiles(&[]).await {
             if let Some(live) = live
                 && matches!(
-                    self.inner.settings.probe_policy.target(live.config.as_ref()),
+                    probe::target(&self.inner.settings.probe_policy, live.config.as_ref()),
                     Target::Probe(_)
                 )
             {
