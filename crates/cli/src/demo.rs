@@ -6,6 +6,14 @@
 //! calendar has none), shows the plan, waits for the GA scheduler to start
 //! the roll-out at GA - 7 days and shows its progress until it succeeds,
 //! then says how far ahead of GA it finished and how to explore.
+//!
+//! The tile's partner is the stack's partner API double
+//! ([`crate::demo_partner`]): before GA is scheduled the partner issues a
+//! credential, which is rotated into every region and verified against the
+//! partner from each (the GA scheduler's pre-flight wants that), and after
+//! the launch the partner issues a new one, rotated over every region
+//! while they keep calling the partner; the partner then removes the old
+//! one, and the demo shows the partner refused none of their calls.
 
 use std::io::IsTerminal as _;
 
@@ -65,6 +73,55 @@ pub struct DemoArgs {
     /// Set the virtual clock's rate first (virtual seconds per real second).
     #[arg(long, value_name = "R", value_parser = positive_rate)]
     pub rate: Option<f64>,
+    /// The partner API double's URL (default: the one `tilewave dev up`
+    /// started, from the stack's saved state).
+    #[arg(long, value_name = "URL")]
+    pub partner: Option<String>,
+}
+
+/// The partner double of the saved dev stack.
+fn partner_double_url() -> anyhow::Result<String> {
+    let stack = crate::dev::stack::saved_stack(&process_env)?;
+    stack
+        .as_ref()
+        .and_then(|s| s.process(crate::dev::PARTNER_DOUBLE))
+        .map(|p| p.url.clone())
+        .ok_or_else(|| {
+            CliError::usage(
+                "the dev stack runs no partner API double (the demo tile's partner): build it with `cargo build --bins`, \
+                 then `tilewave dev down && tilewave dev up --virtual-clock --rate 10000`; or give --partner URL",
+            )
+            .into()
+        })
+}
+
+/// Polls rotation `id` until it is COMPLETED (the old credential retired
+/// everywhere), for at most a minute.
+async fn wait_completed(ctx: &Ctx, id: &str) -> anyhow::Result<tilewave_proto::credentials::v1::Rotation> {
+    use tilewave_proto::credentials::v1::{GetRotationRequest, RotationState};
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let r = rpc(
+            "GetRotation",
+            ctx.credentials()?
+                .get_rotation(ctx.request(GetRotationRequest {
+                    id: id.to_owned(),
+                    ..Default::default()
+                })?)
+                .await,
+        )?
+        .rotation
+        .ok_or_else(|| anyhow::anyhow!("GetRotation: no rotation"))?;
+        if r.state != RotationState::Promoted as i32 {
+            return Ok(r);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "rotation {id} is still PROMOTED after a minute: `tilewave creds status {id}` shows which regions have not retired the old credential"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 /// A rate above zero.
@@ -346,6 +403,13 @@ pub async fn run(args: DemoArgs, ctx: &Ctx) -> anyhow::Result<()> {
         Some(path) => read_document(path)?,
         None => RIVERFLOW.to_owned(),
     };
+    let partner_url = match &args.partner {
+        Some(u) => u.clone(),
+        None => partner_double_url()?,
+    };
+    let doc = crate::demo_partner::with_base_url(&doc, &partner_url)?;
+    let partner = crate::demo_partner::Partner::new(&partner_url)?;
+    let tty = std::io::stdout().is_terminal();
     let mut clock = ctx.clock()?;
     virtual_now(ctx).await?;
     if let Some(rate) = args.rate {
@@ -397,6 +461,17 @@ pub async fn run(args: DemoArgs, ctx: &Ctx) -> anyhow::Result<()> {
     step(&format!(
         "signed off: engineering, partner-sa, product, partner, legal ({})",
         crate::names::state_name(tile.state)
+    ))?;
+
+    step(&format!(
+        "the partner issues a credential; handing it in and rotating it into every region, verified against the partner ({partner_url}) from each (tilewave creds submit/rotate {id})"
+    ))?;
+    let (first_id, first) = partner.issue().await?;
+    let (fp, r) = crate::demo_partner::submit_and_rotate(ctx, &id, &first, mode(ctx.format, tty)).await?;
+    drop(first);
+    step(&format!(
+        "partner credential {fp} is CURRENT, verified from {} regions",
+        r.regions_verified
     ))?;
 
     ensure_launch_day(ctx).await?;
@@ -457,9 +532,54 @@ pub async fn run(args: DemoArgs, ctx: &Ctx) -> anyhow::Result<()> {
         "the GA scheduler started roll-out {} (trace id {}); following it (tilewave rollout status {id} --watch)",
         started.id, started.trace_id
     ))?;
-    let tty = std::io::stdout().is_terminal();
     let end = follow(ctx, &started.id, mode(ctx.format, tty), stopped).await?;
+    if end.state == RolloutState::Succeeded as i32 {
+        closing_rotation(ctx, &id, &partner, first_id, tty).await?;
+    }
     out(&explain_end(&end, ga, cols))
+}
+
+/// The partner's new credential rotated over every region while they keep
+/// calling the partner (their probes), the old one removed by the partner
+/// and retired; fails when the partner refused any call meanwhile.
+async fn closing_rotation(
+    ctx: &Ctx,
+    id: &str,
+    partner: &crate::demo_partner::Partner,
+    old_id: u64,
+    tty: bool,
+) -> anyhow::Result<()> {
+    let step = |s: &str| out(&format!("==> {s}\n"));
+    step(&format!(
+        "after the launch the partner issues a new credential: rotating it over every region while they keep calling the partner (tilewave creds rotate {id})"
+    ))?;
+    let before = partner.summary().await?;
+    let (_, second) = partner.issue().await?;
+    let (fp, promoted) =
+        crate::demo_partner::submit_and_rotate(ctx, id, &second, mode(ctx.format, tty)).await?;
+    drop(second);
+    step(&format!(
+        "{fp} promoted to CURRENT in {} regions; the partner removes the old credential and confirms (tilewave creds confirm-retired {id})",
+        promoted.regions_verified
+    ))?;
+    partner.remove(old_id).await?;
+    crate::demo_partner::confirm_retired(ctx, &promoted).await?;
+    let done = wait_completed(ctx, &promoted.id).await?;
+    let after = partner.summary().await?;
+    let calls = after.requests.saturating_sub(before.requests);
+    let refused = after.auth_failures.saturating_sub(before.auth_failures);
+    step(&format!(
+        "rotation {} {}: the partner answered {calls} calls from the regions meanwhile and refused {refused}",
+        done.id,
+        crate::creds::render::state_name(done.state)
+    ))?;
+    if refused > 0 {
+        return Err(CliError::Conflict(format!(
+            "the partner refused {refused} calls during the rotation: `tilewave creds status {id}` and the agents' logs say which"
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Whether the demo stops following: the roll-out ended or paused.
