@@ -14,6 +14,9 @@
 //! - [`PartnerDouble`]: a partner's HTTP API (`test-connection`, `connect`)
 //!   on loopback, with Basic auth against credentials a test changes while
 //!   it runs, a log of every request and injected 500s.
+//! - [`secret_scan`]: looks for secrets (in every form they could take)
+//!   in logs, spans, command output, etcd and files; a leak names the
+//!   place and the secret's label, never the secret.
 //! - [`ratios`]: benchmark variants timed in interleaved rounds, as ratios
 //!   to a baseline measured in the same minutes.
 //!
@@ -43,6 +46,7 @@ mod process;
 pub mod ratios;
 #[cfg(feature = "rpc-fuzz")]
 pub mod rpc_fuzz;
+pub mod secret_scan;
 mod service;
 mod testdir;
 

@@ -81,12 +81,26 @@ pub async fn agents_probing(
     odd: Option<(&str, &PartnerDouble)>,
     probe_interval: &str,
 ) -> Result<Agents> {
+    agents_in(stack, &REGIONS, partner, odd, probe_interval, &[]).await
+}
+
+/// As [`agents_probing`], an agent for each of `regions` only, each
+/// started with `env` added to its environment. Their key ring is the file
+/// `agent-kek` in the stack's directory.
+pub async fn agents_in(
+    stack: &Stack,
+    regions: &[&'static str],
+    partner: &PartnerDouble,
+    odd: Option<(&str, &PartnerDouble)>,
+    probe_interval: &str,
+    env: &[(String, String)],
+) -> Result<Agents> {
     let kek = stack.dir.path().join("agent-kek");
     let (text, _) = keyring_text(&["agent-1"])?;
     std::fs::write(&kek, text)?;
     let binary = bin_path("tilewave-agent")?;
     let mut procs = BTreeMap::new();
-    for region in REGIONS {
+    for &region in regions {
         let name = format!("agent-{}", region.replace(':', "-"));
         let data = stack.dir.path().join(&name);
         let spec = ServiceSpec::new(name, binary.clone())
@@ -109,10 +123,11 @@ pub async fn agents_probing(
                 "10ms,20ms,40ms",
             ])
             .with_health_service(Some("tilewave.agent.v1.AgentService"));
+        let spec = env.iter().fold(spec, |s, (k, v)| s.with_env(k, v));
         procs.push_or(region, spec, stack).await?;
     }
     let agents = Agents { procs };
-    for region in REGIONS {
+    for &region in regions {
         let url = match odd {
             Some((r, other)) if r == region => other.base_url(),
             _ => partner.base_url(),
