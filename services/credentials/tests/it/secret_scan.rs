@@ -167,7 +167,7 @@ async fn stored_password(stack: &Stack, ring: &Keyring, version: i64) -> Result<
     Ok(ring.open(&sealed, aad.as_bytes())?.expose().to_owned())
 }
 
-/// The id of the tile's newest rotation.
+/// The tile's running (or latest) rotation.
 async fn newest_rotation(c: &mut CredentialsServiceClient<Channel>) -> Result<Rotation> {
     let r = c
         .get_rotation(GetRotationRequest {
@@ -191,7 +191,8 @@ async fn no_secret_in_any_log_span_cli_output_or_etcd_value() -> anyhow::Result<
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         // Every span, whatever its parent says.
         ("OTEL_TRACES_SAMPLER", "always_on"),
-        // Our crates at debug: events reach the spans (and the logs) too.
+        // Our crates log at debug (the CLI's too); span events stay INFO and
+        // above whatever this says, so DEBUG lines are scanned in the logs.
         (
             "RUST_LOG",
             "info,tilewave_credentials=debug,tilewave_agent=debug,tilewave_registry=debug,\
