@@ -125,6 +125,15 @@ pub struct Link {
     pub span_id: String,
 }
 
+/// An event recorded in a received span (a log line inside it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanEvent {
+    /// The event's name (for a `tracing` event, its message).
+    pub name: String,
+    /// Its attributes (the event's fields).
+    pub attributes: HashMap<String, Value>,
+}
+
 /// One span as the collector received it, ids in lowercase hex.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedSpan {
@@ -148,6 +157,8 @@ pub struct ReceivedSpan {
     pub status_message: String,
     /// Its links.
     pub links: Vec<Link>,
+    /// Its events, in order.
+    pub events: Vec<SpanEvent>,
     /// Start, nanoseconds since the Unix epoch.
     pub start_unix_nanos: u64,
     /// End, nanoseconds since the Unix epoch.
@@ -248,6 +259,14 @@ impl TraceService for Collector {
                             .map(|l| Link {
                                 trace_id: hex(&l.trace_id),
                                 span_id: hex(&l.span_id),
+                            })
+                            .collect(),
+                        events: span
+                            .events
+                            .iter()
+                            .map(|e| SpanEvent {
+                                name: e.name.clone(),
+                                attributes: attributes(&e.attributes),
                             })
                             .collect(),
                         start_unix_nanos: span.start_time_unix_nano,

@@ -18,6 +18,9 @@
 //!   signatures per path, drops duplicates by idempotency key, injects
 //!   failures and stalls, and fails a test on any delivery it did not
 //!   expect (GoAlert's smoke-harness style).
+//! - [`secret_scan`]: looks for secrets (in every form they could take)
+//!   in logs, spans, command output, etcd and files; a leak names the
+//!   place and the secret's label, never the secret.
 //! - [`ratios`]: benchmark variants timed in interleaved rounds, as ratios
 //!   to a baseline measured in the same minutes.
 //!
@@ -47,6 +50,7 @@ mod process;
 pub mod ratios;
 #[cfg(feature = "rpc-fuzz")]
 pub mod rpc_fuzz;
+pub mod secret_scan;
 mod service;
 mod testdir;
 pub mod webhook;

@@ -272,6 +272,26 @@ impl Catalog {
         }
     }
 
+    /// Re-wraps every stored credential (of live and removed tiles) whose
+    /// data key another KEK than `ring`'s primary wraps; how many moved.
+    /// On an error nothing changes (see [`credentials::rewrap`]).
+    pub fn rewrap_credentials(&mut self, ring: &tilewave_secrets::Keyring) -> Result<usize> {
+        let mut tiles = self.tiles.clone();
+        let mut moved = 0;
+        for (tile_id, record) in &mut tiles {
+            moved += credentials::rewrap(tile_id, &mut record.credentials, ring)?;
+        }
+        if moved > 0 {
+            self.tiles = tiles;
+        }
+        Ok(moved)
+    }
+
+    /// How many credentials are stored, over all tiles.
+    pub fn credential_count(&self) -> usize {
+        self.tiles.values().map(|r| r.credentials.len()).sum()
+    }
+
     /// The live entries, sorted by tile id.
     pub fn entries(&self) -> Vec<CatalogEntry> {
         self.tiles.iter().filter_map(|(id, r)| entry_of(id, r)).collect()

@@ -24,7 +24,7 @@ use tilewave_core::quote::quoted;
 use tilewave_proto::ShortName as _;
 use tilewave_proto::agent::v1::{CredentialInfo, CredentialSlot, InstalledCredential};
 use tilewave_proto::credentials::v1::{CredentialKind, EncryptedSecret};
-use tilewave_secrets::Sealed;
+use tilewave_secrets::{Keyring, Sealed};
 use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
 
 use crate::error::{Error, Result};
@@ -179,6 +179,42 @@ fn current_stays(fp: &str, slot: CredentialSlot) -> Error {
         quoted(fp),
         slot.short_name()
     ))
+}
+
+/// Re-wraps the data key of every credential of `tile_id` that another
+/// KEK than `ring`'s primary wraps (after a KEK rotation), leaving nonce
+/// and ciphertext as they are: the secret is never decrypted. Returns how
+/// many moved. On an error `creds` is unchanged and the error names the
+/// credential, its tile and the key it needs, never a secret.
+pub fn rewrap(tile_id: &str, creds: &mut Credentials, ring: &Keyring) -> Result<usize> {
+    let mut next = creds.clone();
+    let mut moved = 0;
+    for (fp, c) in &mut next {
+        if !c.sealed.needs_rewrap(ring) {
+            continue;
+        }
+        c.sealed = ring.rewrap(&c.sealed, &aad(tile_id, fp)).map_err(|e| {
+            let why = match e {
+                tilewave_secrets::Error::UnknownKek { .. } => format!(
+                    "{e}: give the agent a key ring holding key {} (after the new primary) so that it \
+                     can re-wrap it",
+                    c.sealed.kek_id
+                ),
+                other => format!(
+                    "{other}: is key {} in the key ring the key it was sealed with?",
+                    c.sealed.kek_id
+                ),
+            };
+            Error::Precondition(format!(
+                "credential {} of tile {tile_id} cannot be re-wrapped under key {}: {why}",
+                quoted(fp),
+                ring.primary().id()
+            ))
+        })?;
+        moved += 1;
+    }
+    *creds = next;
+    Ok(moved)
 }
 
 /// The metadata shown for one credential.
@@ -342,6 +378,69 @@ mod tests {
             assert!(e.to_string().contains(what), "{e}");
             assert_eq!(c, before);
         }
+    }
+
+    #[test]
+    fn rewrap_moves_what_another_kek_wraps_and_refuses_a_missing_key() {
+        use tilewave_secrets::{Kek, Secret};
+        let old = Keyring::new(Kek::new("kek-old", [1; 32]).unwrap());
+        let both = Keyring::from_keys(vec![
+            Kek::new("kek-new", [2; 32]).unwrap(),
+            Kek::new("kek-old", [1; 32]).unwrap(),
+        ])
+        .unwrap();
+        let now = Timestamp::UNIX_EPOCH;
+        let mut c = Credentials::new();
+        for (fp, password, slot) in [
+            ("a", "password-a", CredentialSlot::Current),
+            ("b", "password-b", CredentialSlot::Pending),
+        ] {
+            let sealed = old
+                .seal(&Secret::from_text(password).unwrap(), &aad("riverflow", fp))
+                .unwrap();
+            c.insert(
+                fp.into(),
+                Installed {
+                    username: "tilewave".into(),
+                    slot,
+                    sealed,
+                    installed_at: now,
+                    credential_id: String::new(),
+                },
+            );
+        }
+        let before = c.clone();
+
+        // A ring without the old key: refused, naming it, nothing changed.
+        let other = Keyring::new(Kek::new("kek-other", [3; 32]).unwrap());
+        let e = rewrap("riverflow", &mut c, &other).unwrap_err().to_string();
+        assert!(e.contains("kek-old") && e.contains("kek-other"), "{e}");
+        assert!(!e.contains("password-"), "{e}");
+        assert_eq!(c, before);
+
+        // The new primary first, the old key second: both move, still open.
+        assert_eq!(rewrap("riverflow", &mut c, &both).unwrap(), 2);
+        for (fp, password) in [("a", "password-a"), ("b", "password-b")] {
+            let moved = &c[fp].sealed;
+            assert_eq!(moved.kek_id, "kek-new");
+            assert_eq!(moved.ciphertext, before[fp].sealed.ciphertext);
+            let only_new = Keyring::new(Kek::new("kek-new", [2; 32]).unwrap());
+            let opened = only_new.open(moved, &aad("riverflow", fp)).unwrap();
+            assert_eq!(opened.expose(), password);
+        }
+        // Nothing left to move.
+        let after = c.clone();
+        assert_eq!(rewrap("riverflow", &mut c, &both).unwrap(), 0);
+        assert_eq!(c, after);
+
+        // A sealed secret moved to another credential does not re-wrap.
+        let mut swapped = before.clone();
+        let a = swapped["a"].sealed.clone();
+        if let Some(b) = swapped.get_mut("b") {
+            b.sealed = a;
+        }
+        let e = rewrap("riverflow", &mut swapped, &both).unwrap_err().to_string();
+        assert!(e.contains("\"b\"") && e.contains("kek-old"), "{e}");
     }
 
     #[test]

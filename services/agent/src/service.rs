@@ -99,18 +99,47 @@ struct LiveTile {
 
 impl Agent {
     /// Opens the catalog in `data` (a new one, written at once, when there
-    /// is none).
+    /// is none). Stored credentials sealed under another KEK than the key
+    /// ring's primary (a KEK rotation: the new key first in the ring, the
+    /// old one after it) are re-wrapped under the primary and the catalog
+    /// written before the agent serves; a credential sealed under a key the
+    /// ring lacks refuses the start, naming the key.
     pub async fn open(settings: AgentSettings, data: DataDir, clock: Arc<dyn Clock>) -> Result<Self> {
         let region = settings.region.clone();
         let d = data.clone();
-        let catalog = blocking(move || match d.load(&region)? {
-            Some(c) => Ok(c),
-            None => {
-                let c = Catalog::new(&region, new_generation());
-                d.save(&c)?;
-                tracing::info!(generation = c.generation(), "created a new catalog");
-                Ok(c)
+        let ring = settings.keyring.clone();
+        let catalog = blocking(move || {
+            let mut catalog = match d.load(&region)? {
+                Some(c) => c,
+                None => {
+                    let c = Catalog::new(&region, new_generation());
+                    d.save(&c)?;
+                    tracing::info!(generation = c.generation(), "created a new catalog");
+                    c
+                }
+            };
+            let stored = catalog.credential_count();
+            match ring {
+                Some(ring) => {
+                    let moved = catalog.rewrap_credentials(&ring)?;
+                    if moved > 0 {
+                        d.save(&catalog)?;
+                        tracing::info!(
+                            moved,
+                            stored,
+                            primary_kek = ring.primary().id(),
+                            "re-wrapped stored credentials under the primary key-encryption key"
+                        );
+                    }
+                }
+                None if stored > 0 => tracing::warn!(
+                    stored,
+                    "the catalog holds sealed credentials but the agent has no key-encryption key: \
+                     they cannot be presented until it is started with --kek-file"
+                ),
+                None => {}
             }
+            Ok(catalog)
         })
         .await?;
         tracing::info!(

@@ -183,7 +183,9 @@ pub async fn run(ctx: Ctx, shutdown: Shutdown) {
     }
 }
 
-/// Commits `outcomes` applied in order to the stored rotation, fenced.
+/// Commits `outcomes` applied in order to the stored rotation, fenced;
+/// once one of them ends the rotation (a region out of attempts), the rest
+/// are dropped.
 async fn commit_outcomes(
     ctx: &Ctx,
     owned: &Owned,
@@ -195,6 +197,11 @@ async fn commit_outcomes(
     let mut effects = Vec::new();
     let mut summaries = Vec::new();
     for o in outcomes {
+        // A region's last failed attempt may have failed the rotation
+        // already: the answers after it in the batch change nothing.
+        if core.state.is_terminal() {
+            break;
+        }
         let t = rotation::apply(&core, o, now)?;
         core = t.rotation;
         effects.extend(t.effects);

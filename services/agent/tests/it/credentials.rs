@@ -1,8 +1,11 @@
 //! InstallCredential and VerifyCredential against the partner API double
 //! (`tilewave_testkit::PartnerDouble`): a rotation from install to retire,
 //! the health probe presenting the CURRENT credential, credentials sealed
-//! in the catalog file across a restart, retries of a partner's 500s, and
-//! bad input refused with the catalog file unchanged.
+//! in the catalog file across a restart, re-wrapped under a new KEK at
+//! start-up (and a start refused without the key they need), retries of a
+//! partner's 500s, and bad input refused with the catalog file unchanged.
+
+use std::collections::BTreeMap;
 
 use tilewave_proto::agent::v1::install_credential_request::Secret as RequestSecret;
 use tilewave_proto::common::v1::TestStatus;
@@ -507,4 +510,116 @@ async fn without_a_kek_install_is_refused_naming_the_flag() -> Result<()> {
     assert!(e.message().contains("--kek-file"), "{e:?}");
     assert_eq!(std::fs::read(&catalog)?, before);
     Ok(())
+}
+
+/// The KEK id of every credential in the agent's catalog file, with its
+/// ciphertext, by fingerprint.
+fn stored_keks(stack: &Stack) -> Result<BTreeMap<String, (String, Vec<u8>)>> {
+    use prost::Message as _;
+    let bytes = std::fs::read(stack.data_dir().join("catalog.pb"))?;
+    let file = CatalogFile::decode(bytes.as_slice())?;
+    let mut out = BTreeMap::new();
+    for record in file.tiles {
+        for c in record.credentials {
+            let fp = c.info.context("a credential without info")?.fingerprint;
+            let sealed = c.sealed.context("a credential without its secret")?;
+            out.insert(fp, (sealed.kek_id, sealed.ciphertext));
+        }
+    }
+    Ok(out)
+}
+
+/// Writes the agent's `--kek-file` (the one [`Stack::start_with_kek`]
+/// gave it) with `keys`, the first primary.
+fn write_kek_file(stack: &Stack, keys: &[&Kek]) -> Result<()> {
+    let text: Vec<String> = keys.iter().map(|k| k.to_text().to_string()).collect();
+    std::fs::write(stack.dir.path().join("kek"), text.join("\n"))?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn after_a_kek_rotation_the_agent_rewraps_its_stored_credentials() -> Result<()> {
+    let grace = std::time::Duration::from_secs(5);
+    let (mut stack, partner) = start(true).await?;
+    partner.accept(USER, OLD);
+    partner.accept(USER, NEW);
+    let mut c = stack.client().await?;
+    c.install_credential(plain(OLD, CredentialSlot::Current)?).await?;
+    c.install_credential(plain(NEW, CredentialSlot::Pending)?).await?;
+    let (fp_old, fp_new) = (fp(OLD)?, fp(NEW)?);
+    let before = stored_keks(&stack)?;
+    let kek_ids = |m: &BTreeMap<String, (String, Vec<u8>)>| -> Vec<(String, String)> {
+        m.iter().map(|(fp, (id, _))| (fp.clone(), id.clone())).collect()
+    };
+    assert_eq!(
+        kek_ids(&before),
+        sorted_pairs([(&fp_old, "test-kek"), (&fp_new, "test-kek")])
+    );
+
+    // A new primary first, the old key second: the stored data keys move
+    // under the new one at start-up, the ciphertexts untouched.
+    let new_kek = Kek::new("kek-2", [11; 32])?;
+    stack.agent.terminate(grace).await?;
+    write_kek_file(&stack, &[&new_kek, &test_kek()?])?;
+    stack.agent.restart().await?;
+    let moved = stored_keks(&stack)?;
+    assert_eq!(
+        kek_ids(&moved),
+        sorted_pairs([(&fp_old, "kek-2"), (&fp_new, "kek-2")])
+    );
+    for (fp, (_, ciphertext)) in &moved {
+        assert_eq!(Some(ciphertext), before.get(fp).map(|(_, c)| c), "{fp}");
+    }
+    let log = std::fs::read_to_string(stack.agent.log_path())?;
+    let said = log
+        .lines()
+        .filter(|l| l.contains("re-wrapped stored credentials"))
+        .collect::<Vec<_>>();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains("\"moved\":2"), "{}", said[0]);
+    assert!(said[0].contains("kek-2"), "{}", said[0]);
+    for (name, secret) in [("old", OLD), ("new", NEW)] {
+        assert!(!log.contains(secret), "the {name} secret reached the log");
+    }
+    // Both still work against the partner.
+    for fingerprint in ["", fp_new.as_str()] {
+        let r = verify(&stack, fingerprint).await?;
+        assert!(r.ok, "{fingerprint:?}: {r:?}");
+    }
+
+    // Only the new key: nothing left to move, and it still works.
+    stack.agent.terminate(grace).await?;
+    write_kek_file(&stack, &[&new_kek])?;
+    stack.agent.restart().await?;
+    assert_eq!(stored_keks(&stack)?, moved, "nothing moved again");
+    let r = verify(&stack, "").await?;
+    assert!(r.ok && r.fingerprint == fp_old, "{r:?}");
+    assert_eq!(partner.auth_failures(), 0, "{:?}", partner.requests());
+
+    // A key ring without the key they are sealed under: the agent refuses
+    // to start, naming the key, and the catalog file is unchanged.
+    let file = std::fs::read(stack.data_dir().join("catalog.pb"))?;
+    stack.agent.terminate(grace).await?;
+    write_kek_file(&stack, &[&Kek::new("kek-3", [12; 32])?])?;
+    let e = stack
+        .agent
+        .restart()
+        .await
+        .expect_err("the agent started without the key its credentials need");
+    let e = format!("{e:#}");
+    assert!(e.contains("exited during start-up"), "{e}");
+    assert!(e.contains("sealed under key \"kek-2\""), "{e}");
+    assert!(e.contains("holding key kek-2"), "{e}");
+    assert!(!e.contains(OLD) && !e.contains(NEW), "{e}");
+    assert_eq!(std::fs::read(stack.data_dir().join("catalog.pb"))?, file);
+    Ok(())
+}
+
+fn sorted_pairs<const N: usize>(pairs: [(&String, &str); N]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = pairs
+        .into_iter()
+        .map(|(fp, id)| (fp.clone(), id.to_owned()))
+        .collect();
+    v.sort();
+    v
 }

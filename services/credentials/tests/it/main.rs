@@ -14,6 +14,7 @@ mod failover;
 mod random_input;
 mod rotation;
 mod schedule;
+mod secret_scan;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -79,6 +80,19 @@ impl Stack {
         regions: &[&str],
         clock_at: Option<jiff::Timestamp>,
     ) -> Result<Self> {
+        Self::start_with_env(kek_text, regions, clock_at, &[]).await
+    }
+
+    /// As [`Stack::start_full`], the registry and the credentials service
+    /// started with `env` added to their environment (say, the `OTEL_*`
+    /// variables of a test's span receiver).
+    pub async fn start_with_env(
+        kek_text: &str,
+        regions: &[&str],
+        clock_at: Option<jiff::Timestamp>,
+        env: &[(String, String)],
+    ) -> Result<Self> {
+        let with_env = |spec: ServiceSpec| env.iter().fold(spec, |s, (k, v)| s.with_env(k, v));
         let dir = TestDir::new("credentials-it")?;
         let etcd = EtcdCluster::start(1).await?;
         if let Some(at) = clock_at {
@@ -86,15 +100,17 @@ impl Stack {
             tilewave_store::VirtualClock::start(&store, at, 0.0, &tilewave_store::Actor::new("test")).await?;
         }
         let registry = ServiceProcess::start(
-            ServiceSpec::new("registry", bin_path("tilewave-registry")?)
-                .with_args(["--etcd", &etcd.endpoints().join(","), "--prefix", PREFIX])
-                .with_health_service(Some("tilewave.registry.v1.RegistryService")),
+            with_env(
+                ServiceSpec::new("registry", bin_path("tilewave-registry")?)
+                    .with_args(["--etcd", &etcd.endpoints().join(","), "--prefix", PREFIX])
+                    .with_health_service(Some("tilewave.registry.v1.RegistryService")),
+            ),
             dir.path(),
         )
         .await?;
         let kek = dir.path().join("kek");
         std::fs::write(&kek, kek_text)?;
-        let mut spec = credentials_spec(&etcd, "credentials", &kek);
+        let mut spec = with_env(credentials_spec(&etcd, "credentials", &kek));
         if !regions.is_empty() {
             spec = spec.with_args(["--regions".to_owned(), regions.join(",")]);
         }

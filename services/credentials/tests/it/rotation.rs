@@ -81,12 +81,26 @@ pub async fn agents_probing(
     odd: Option<(&str, &PartnerDouble)>,
     probe_interval: &str,
 ) -> Result<Agents> {
+    agents_in(stack, &REGIONS, partner, odd, probe_interval, &[]).await
+}
+
+/// As [`agents_probing`], an agent for each of `regions` only, each
+/// started with `env` added to its environment. Their key ring is the file
+/// `agent-kek` in the stack's directory.
+pub async fn agents_in(
+    stack: &Stack,
+    regions: &[&'static str],
+    partner: &PartnerDouble,
+    odd: Option<(&str, &PartnerDouble)>,
+    probe_interval: &str,
+    env: &[(String, String)],
+) -> Result<Agents> {
     let kek = stack.dir.path().join("agent-kek");
     let (text, _) = keyring_text(&["agent-1"])?;
     std::fs::write(&kek, text)?;
     let binary = bin_path("tilewave-agent")?;
     let mut procs = BTreeMap::new();
-    for region in REGIONS {
+    for &region in regions {
         let name = format!("agent-{}", region.replace(':', "-"));
         let data = stack.dir.path().join(&name);
         let spec = ServiceSpec::new(name, binary.clone())
@@ -109,10 +123,11 @@ pub async fn agents_probing(
                 "10ms,20ms,40ms",
             ])
             .with_health_service(Some("tilewave.agent.v1.AgentService"));
+        let spec = env.iter().fold(spec, |s, (k, v)| s.with_env(k, v));
         procs.push_or(region, spec, stack).await?;
     }
     let agents = Agents { procs };
-    for region in REGIONS {
+    for &region in regions {
         let url = match odd {
             Some((r, other)) if r == region => other.base_url(),
             _ => partner.base_url(),
@@ -364,5 +379,64 @@ async fn a_rotation_keeps_every_region_working_and_a_rejection_leaves_current_un
             );
         }
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_credential_every_region_rejects_fails_the_rotation_once() -> anyhow::Result<()> {
+    // Every region's last attempt fails in the same batch of answers: the
+    // first one ends the rotation, the others change nothing (they used to
+    // make the whole batch fail to commit, for ever).
+    let regions = [REGIONS[0], REGIONS[3], REGIONS[6]];
+    let (text, _) = keyring_text(&["k1"])?;
+    let stack = Stack::start_with_regions(&text, &REGIONS).await?;
+    stack.tile("riverflow").await?;
+    let partner = PartnerDouble::start().await?;
+    partner.set_accepted(&[(USER, OLD)]);
+    let _agents = agents_in(&stack, &regions, &partner, None, "200ms", &[]).await?;
+    let mut c = stack.client().await?;
+    let start = |c: &mut CredentialsServiceClient<Channel>| {
+        let mut c = c.clone();
+        async move {
+            c.start_rotation(StartRotationRequest {
+                tile_id: "riverflow".into(),
+                regions: regions.iter().map(|r| (*r).to_owned()).collect(),
+                bake: Some(prost_types::Duration::default()),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .rotation
+            .context("rotation")
+        }
+    };
+    let old = submit(&mut c, OLD).await?;
+    let first = start(&mut c).await?;
+    until_state(&c, &first.id, RotationState::Completed).await?;
+    submit(&mut c, NEW).await?;
+    let second = start(&mut c).await?;
+    let failed = until_state(&c, &second.id, RotationState::Failed).await?;
+    assert!(regions.contains(&failed.failed_region.as_str()), "{failed:?}");
+    let events: Vec<Event> = stack
+        .events()
+        .await?
+        .into_iter()
+        .filter(|e| e.kind == EventKind::CredentialFailed as i32)
+        .collect();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let list = c
+        .list_credentials(ListCredentialsRequest {
+            tile_id: "riverflow".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let current: Vec<&Credential> = list
+        .credentials
+        .iter()
+        .filter(|v| v.stage == CredentialStage::Current as i32)
+        .collect();
+    assert_eq!(current.len(), 1, "{list:?}");
+    assert_eq!(current[0].fingerprint, old.fingerprint, "CURRENT unchanged");
     Ok(())
 }
