@@ -167,20 +167,34 @@ pub async fn submit_and_rotate(
 }
 
 /// The partner confirms it removed the old credential of a promoted
-/// rotation (ConfirmOldRetired): PREVIOUS is retired everywhere.
+/// rotation (ConfirmOldRetired): PREVIOUS is retired everywhere. The
+/// rotation is read afresh for its etag, and read again when the driver
+/// changed it meanwhile (it records telling the partner after promoting).
 pub async fn confirm_retired(ctx: &Ctx, r: &Rotation) -> anyhow::Result<()> {
-    rpc(
-        "ConfirmOldRetired",
-        ctx.credentials()?
+    const ATTEMPTS: u32 = 5;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let fresh = crate::creds::resolve(ctx, &r.id, KindArg::PartnerBasicAuth).await?;
+        let answer = ctx
+            .credentials()?
             .confirm_old_retired(ctx.request(ConfirmOldRetiredRequest {
-                rotation_id: r.id.clone(),
-                etag: r.etag,
+                rotation_id: fresh.id.clone(),
+                etag: fresh.etag,
                 note: "the partner removed the old credential (demo)".into(),
                 ..Default::default()
             })?)
-            .await,
-    )?;
-    Ok(())
+            .await;
+        match answer {
+            Err(status) if status.code() == tonic::Code::Aborted && attempt < ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => {
+                rpc("ConfirmOldRetired", other)?;
+                return Ok(());
+            }
+        }
+    }
 }
 
 #[cfg(test)]
