@@ -449,8 +449,6 @@ async fn start_stack(
     stack.write()?;
     wait_healthy(&etcd, tls.as_ref()).await?;
 
-    start_partner_double(stack, prev_port).await?;
-
     let mut env = StackEnv {
         etcd_url: etcd.url.clone(),
         prefix: stack.prefix.clone(),
@@ -486,7 +484,7 @@ async fn start_stack(
             env.registry_url = Some(record.url.clone());
         }
     }
-    Ok(())
+    start_partner_double(stack, prev_port).await
 }
 
 /// The partner API double's binary and instance name.

@@ -162,8 +162,8 @@ fn dev_stack_and_tile_journey() {
         "etcd, the registry, then the rest that is built"
     );
     assert!(
-        rows.len() <= 5,
-        "at most the rollout and credentials services and one agent more: {names:?}"
+        rows.len() <= 6,
+        "at most the rollout and credentials services, one agent and the partner double more: {names:?}"
     );
     assert!(
         rows.iter().all(|r| r["alive"] == true && r["healthy"] == true),
@@ -597,8 +597,8 @@ fn rollout_journey_on_the_virtual_clock() {
     let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(
         rows.as_array().unwrap().len(),
-        8,
-        "etcd, registry, rollout, credentials, 4 agents"
+        9,
+        "etcd, registry, rollout, credentials, 4 agents, the partner double"
     );
 
     // The stack's four regions: `dev up --regions 4` picks them.
