@@ -43,11 +43,11 @@ Examples:
   tilewave incident note INC-42 --message \"partner is on the bridge\"";
 
 const STEP_EXAMPLES: &str = "\
-Closes one step of the incident's SOP checklist: done (some steps need --note: what was
-found), or skipped with a reason. Resolving a SEV1 or SEV2 needs every step closed.
+Closes one step of the incident's SOP checklist: done (the default; some steps need --note:
+what was found), or skipped with a reason. Resolving a SEV1 or SEV2 needs every step closed.
 
 Examples:
-  tilewave incident step INC-42 1 --done --note \"only gcp:me-central2, since 12:50 UTC\"
+  tilewave incident step INC-42 1 --note \"partner /connect returns 500 since 02:10\"
   tilewave incident step INC-42 2 --done
   tilewave incident step INC-42 4 --skip --reason \"the partner fixed it before we asked\"";
 
@@ -56,10 +56,14 @@ pause-rollout pauses the incident's roll-out; remove-tile rolls the tile back in
 (default: every region of the incident); rotate-credential starts an emergency rotation of the
 tile's credential; manual records something done by hand (say what in --note).
 
+--pause-rollout, --hide-tile (or --remove-tile) and --rotate-credential are short for --action.
+
 Examples:
   tilewave incident mitigate INC-42 --action pause-rollout
   tilewave incident mitigate INC-42 --action remove-tile --regions gcp:me-central2
-  tilewave incident mitigate INC-42 --action rotate-credential --note \"leaked in a ticket\"";
+  tilewave incident mitigate INC-42 --hide-tile --regions gcp:me-central2
+  tilewave incident mitigate INC-42 --rotate-credential --note \"leaked in a ticket\"
+  tilewave incident mitigate INC-42 --action manual --note \"partner disabled the feature flag\"";
 
 const RESOLVE_EXAMPLES: &str = "\
 A SEV1 or SEV2 resolves only when every SOP step is done or skipped with a reason.
@@ -250,15 +254,14 @@ pub struct NoteArgs {
 
 /// Arguments of `incident step`.
 #[derive(Debug, Clone, clap::Args)]
-#[command(group(clap::ArgGroup::new("outcome").required(true).args(["done", "skip"])))]
 pub struct StepArgs {
     /// The incident's id, e.g. INC-42.
     pub id: String,
     /// The SOP step's number (as `incident show` lists them).
     #[arg(value_parser = clap::value_parser!(u32).range(1..))]
     pub step: u32,
-    /// The step is done.
-    #[arg(long)]
+    /// The step is done (the default without --skip).
+    #[arg(long, conflicts_with = "skip")]
     pub done: bool,
     /// The step is deliberately not done (give --reason).
     #[arg(long, requires = "reason")]
@@ -273,18 +276,47 @@ pub struct StepArgs {
 
 /// Arguments of `incident mitigate`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["action", "pause_rollout", "hide_tile", "rotate_credential"])))]
 pub struct MitigateArgs {
     /// The incident's id, e.g. INC-42.
     pub id: String,
     /// What to do.
     #[arg(long, value_enum)]
-    pub action: ActionArg,
+    pub action: Option<ActionArg>,
+    /// Short for --action pause-rollout.
+    #[arg(long)]
+    pub pause_rollout: bool,
+    /// Short for --action remove-tile.
+    #[arg(long, visible_alias = "remove-tile")]
+    pub hide_tile: bool,
+    /// Short for --action rotate-credential.
+    #[arg(long)]
+    pub rotate_credential: bool,
     /// Only these regions ("<cloud>:<region>", comma separated) [default: every region of the incident].
     #[arg(long, value_name = "REGION,...", value_delimiter = ',')]
     pub regions: Vec<String>,
     /// Why, or what was done by hand.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
+}
+
+impl MitigateArgs {
+    /// The action, from --action or its shorthand (clap makes sure there
+    /// is exactly one).
+    pub fn action(&self) -> ActionArg {
+        match (
+            self.action,
+            self.pause_rollout,
+            self.hide_tile,
+            self.rotate_credential,
+        ) {
+            (Some(a), ..) => a,
+            (None, true, ..) => ActionArg::PauseRollout,
+            (None, _, true, _) => ActionArg::RemoveTile,
+            (None, _, _, true) => ActionArg::RotateCredential,
+            (None, false, false, false) => ActionArg::Manual,
+        }
+    }
 }
 
 /// Arguments of `incident resolve`.
@@ -458,7 +490,8 @@ pub fn step_request(args: &StepArgs, i: &Incident) -> Result<CompleteStepRequest
 pub fn mitigate_request(args: &MitigateArgs, i: &Incident) -> Result<MitigateRequest, CliError> {
     check_regions(&args.regions)?;
     let note = args.note.clone().unwrap_or_default();
-    match args.action {
+    let action = args.action();
+    match action {
         ActionArg::Manual if note.trim().is_empty() => {
             return Err(CliError::usage("--note: say what was done by hand"));
         }
@@ -477,7 +510,7 @@ pub fn mitigate_request(args: &MitigateArgs, i: &Incident) -> Result<MitigateReq
     }
     Ok(MitigateRequest {
         id: i.id.clone(),
-        action: args.action.proto() as i32,
+        action: action.proto() as i32,
         regions: args.regions.clone(),
         note,
         etag: i.etag,

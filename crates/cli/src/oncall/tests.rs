@@ -134,6 +134,12 @@ fn changes_are_built_on_the_incident_read_first() {
         (r.note.as_str(), r.skip_reason.as_str()),
         ("", "partner fixed it")
     );
+    // Done is the default (JOURNEYS.md 3 writes `step INC-42 1 --note ...`).
+    let IncidentCommand::Step(a) = incident_cmd(&["step", "INC-42", "3", "--note", "500 since 02:10"]) else {
+        panic!()
+    };
+    let r = step_request(&a, &i).unwrap();
+    assert_eq!((r.note.as_str(), r.skip_reason.as_str()), ("500 since 02:10", ""));
 
     let IncidentCommand::Mitigate(a) = incident_cmd(&[
         "mitigate",
@@ -157,14 +163,28 @@ fn changes_are_built_on_the_incident_read_first() {
             etag: 17,
         }
     );
-    let IncidentCommand::Mitigate(a) = incident_cmd(&["mitigate", "INC-42", "--action", "pause-rollout"])
-    else {
-        panic!()
-    };
-    assert_eq!(
-        mitigate_request(&a, &i).unwrap().action,
-        pb::MitigationAction::PauseRollout as i32
-    );
+    // (argv, action)
+    let cases: &[(&[&str], pb::MitigationAction)] = &[
+        (&["--action", "pause-rollout"], pb::MitigationAction::PauseRollout),
+        (&["--pause-rollout"], pb::MitigationAction::PauseRollout),
+        (&["--hide-tile"], pb::MitigationAction::RemoveTile),
+        (&["--remove-tile"], pb::MitigationAction::RemoveTile),
+        (&["--rotate-credential"], pb::MitigationAction::RotateCredential),
+        (
+            &["--action", "manual", "--note", "flag off"],
+            pb::MitigationAction::Manual,
+        ),
+    ];
+    for (flags, want) in cases {
+        let IncidentCommand::Mitigate(a) = incident_cmd(&[&["mitigate", "INC-42"], *flags].concat()) else {
+            panic!()
+        };
+        assert_eq!(
+            mitigate_request(&a, &i).unwrap().action,
+            *want as i32,
+            "{flags:?}"
+        );
+    }
     let IncidentCommand::Resolve(a) = incident_cmd(&["resolve", "INC-42", "--note", "fixed"]) else {
         panic!()
     };
@@ -289,7 +309,6 @@ fn bad_flags_exit_2_naming_the_flag() {
     let cases: &[(&[&str], &str)] = &[
         (&["incident", "list", "--severity", "SEV5"], "--severity"),
         (&["incident", "list", "--state", "open"], "--state"),
-        (&["incident", "step", "INC-42", "1"], "--done"),
         (
             &[
                 "incident", "step", "INC-42", "1", "--done", "--skip", "--reason", "r",
@@ -301,6 +320,11 @@ fn bad_flags_exit_2_naming_the_flag() {
         (
             &["incident", "mitigate", "INC-42", "--action", "reboot"],
             "--action",
+        ),
+        (&["incident", "mitigate", "INC-42"], "--action"),
+        (
+            &["incident", "mitigate", "INC-42", "--hide-tile", "--pause-rollout"],
+            "--pause-rollout",
         ),
         (&["incident", "reopen", "INC-42"], "--reason"),
         (
