@@ -746,6 +746,17 @@ async fn commands_against_a_fake_service() {
     };
     run_oncall(now, &ctx).await.unwrap();
     assert_eq!(fake.seen.lock().unwrap().whos[0].schedule, "primary");
+    // The watch prints the snapshot and the change, and ends with the stream.
+    incident::run(incident_cmd(&["watch", "--tile", "riverflow"]), &ctx)
+        .await
+        .unwrap();
+    incident::run(incident_cmd(&["list", "--state", "triggered"]), &ctx)
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.seen.lock().unwrap().lists[0].states,
+        vec![pb::IncidentState::Triggered as i32]
+    );
 }
 
 #[test]
@@ -767,4 +778,17 @@ fn watch_prints_a_line_per_change_and_documents_for_scripts() {
         .unwrap()
         .unwrap();
     assert!(yaml.starts_with("---\nid: INC-42\n"), "{yaml}");
+}
+
+/// The error docs/journeys.md shows for a broken copy of the example
+/// schedule, word for word.
+#[test]
+fn the_journeys_example_error_is_what_set_prints() {
+    let broken = SCHEDULE
+        .replace("time_zone: Europe/Berlin", "time_zone: Europe/Berln")
+        .replace("people: [clara, dieter]", "people: []");
+    let err = defs::load_schedule("schedule.yaml", &broken).unwrap_err();
+    let doc = include_str!("../../../../docs/journeys.md");
+    let shown = format!("error: {err}");
+    assert!(doc.contains(&shown), "docs/journeys.md should show:\n{shown}");
 }
