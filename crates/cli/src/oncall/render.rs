@@ -481,7 +481,7 @@ pub fn links(i: &Incident) -> Vec<String> {
         out.push(format!("roll-out:  tilewave rollout status {}", i.tile_id));
     }
     if !i.tile_id.is_empty() {
-        out.push(format!("tile:  tilewave tile show {}", i.tile_id));
+        out.push(format!("tile:  tilewave tile get {}", i.tile_id));
     }
     if !i.linked_to.is_empty() {
         out.push(format!(

@@ -792,3 +792,41 @@ fn the_journeys_example_error_is_what_set_prints() {
     let shown = format!("error: {err}");
     assert!(doc.contains(&shown), "docs/journeys.md should show:\n{shown}");
 }
+
+/// Times, dates and durations may be written without quotes.
+#[test]
+fn unquoted_times_dates_and_durations_read_as_written() {
+    let s = defs::load_schedule(
+        "s.yaml",
+        "name: p\nlayers:\n  - name: a\n    level: 1\n    rotation:\n      people: [ada]\n      shift_length: {hours: 12}\n      handoff: 09:30\n      time_zone: UTC\n      start: 2026-03-02\n    active: {days: [sat, sun], start: 20:00, end: 08:00}\n",
+    )
+    .unwrap();
+    let l = &s.layers[0];
+    assert_eq!(l.rotation.handoff, jiff::civil::time(9, 30, 0, 0));
+    assert_eq!(l.rotation.start, jiff::civil::date(2026, 3, 2));
+    assert_eq!(l.active.as_ref().unwrap().end, jiff::civil::time(8, 0, 0, 0));
+    let p = defs::load_policy(
+        "p.yaml",
+        "name: p\nlevels:\n  - targets: [{kind: person, name: ada}]\n    delay: 1h30m\n  - targets: [{kind: person, name: bo}]\n    delay: PT5M\n",
+    )
+    .unwrap();
+    assert_eq!(p.levels[0].delay, jiff::SignedDuration::from_mins(90));
+    assert_eq!(p.levels[1].delay, jiff::SignedDuration::from_mins(5));
+}
+
+/// Every command `incident show` suggests is one this CLI parses.
+#[test]
+fn the_suggested_commands_exist() {
+    let mut i = incident();
+    i.state = pb::IncidentState::Triggered as i32;
+    i.linked_to = "INC-41".into();
+    let links = render::links(&i);
+    assert_eq!(links.len(), 5, "{links:?}");
+    for l in links {
+        let (_, cmd) = l.split_once("  ").unwrap();
+        let cmd = cmd.split(" (").next().unwrap().replace('"', "");
+        let argv: Vec<&str> = cmd.split_whitespace().collect();
+        assert_eq!(argv[0], "tilewave", "{l}");
+        Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{l}: {e}"));
+    }
+}
