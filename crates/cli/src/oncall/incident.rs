@@ -637,7 +637,8 @@ pub async fn get(ctx: &Ctx, id: &str) -> anyhow::Result<Incident> {
         "GetIncident",
         ctx.escalation()?
             .get_incident(ctx.request(GetIncidentRequest { id: id.to_owned() })?)
-            .await,
+            .await
+            .map_err(super::not_found_says("`tilewave incident list` lists incidents")),
     )?;
     incident_of("GetIncident", resp.incident)
 }

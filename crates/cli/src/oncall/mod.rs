@@ -270,6 +270,17 @@ pub fn now_request(args: &NowArgs) -> pb::WhoIsOnCallRequest {
     }
 }
 
+/// A NOT_FOUND answer with what to do added to its message.
+pub fn not_found_says(hint: &str) -> impl FnOnce(tonic::Status) -> tonic::Status + '_ {
+    move |s| {
+        if s.code() == tonic::Code::NotFound {
+            tonic::Status::new(s.code(), format!("{}; {hint}", s.message()))
+        } else {
+            s
+        }
+    }
+}
+
 /// The etag of a definition read for a `set`: its etag, or 0 when the
 /// service has none of that name (NOT_FOUND).
 pub fn etag_or_new<T>(
@@ -367,7 +378,8 @@ pub async fn run_oncall(cmd: OncallCommand, ctx: &Ctx) -> anyhow::Result<()> {
                 "GetSchedule",
                 ctx.escalation()?
                     .get_schedule(ctx.request(pb::GetScheduleRequest { name: a.name })?)
-                    .await,
+                    .await
+                    .map_err(not_found_says("`tilewave oncall schedule set -f FILE` creates it (docs/examples/escalation/schedule.yaml)")),
             )?;
             let s = resp
                 .schedule
@@ -407,7 +419,8 @@ pub async fn run_oncall(cmd: OncallCommand, ctx: &Ctx) -> anyhow::Result<()> {
                 "GetPerson",
                 ctx.escalation()?
                     .get_person(ctx.request(pb::GetPersonRequest { id: a.name })?)
-                    .await,
+                    .await
+                    .map_err(not_found_says("`tilewave oncall person list` lists people; `tilewave oncall person set -f FILE` adds one")),
             )?;
             let p = resp
                 .person
@@ -499,7 +512,10 @@ pub async fn run_policy(cmd: PolicyCommand, ctx: &Ctx) -> anyhow::Result<()> {
                     .get_policy(ctx.request(pb::GetPolicyRequest {
                         name: a.name.unwrap_or_default(),
                     })?)
-                    .await,
+                    .await
+                    .map_err(not_found_says(
+                        "`tilewave policy set -f FILE` creates it (docs/examples/escalation/policy.yaml)",
+                    )),
             )?;
             let p = resp
                 .policy
@@ -542,7 +558,8 @@ pub async fn run_sop(cmd: SopCommand, ctx: &Ctx) -> anyhow::Result<()> {
                 "GetSop",
                 ctx.escalation()?
                     .get_sop(ctx.request(pb::GetSopRequest { id: a.name })?)
-                    .await,
+                    .await
+                    .map_err(not_found_says("the shipped SOPs are integration-health, credential-failure and deadline-at-risk; `tilewave sop set -f FILE` adds one")),
             )?;
             let s = resp
                 .sop

@@ -635,6 +635,11 @@ async fn commands_against_a_fake_service() {
         .await
         .unwrap_err();
     assert_eq!(crate::error::exit_code(&err), 3);
+    assert!(
+        err.to_string()
+            .contains("`tilewave incident list` lists incidents"),
+        "{err}"
+    );
     // A problem in the file: nothing is sent.
     let bad = write("bad.yaml", "name: p\nlevels: []\n");
     let err = run_policy(
