@@ -429,6 +429,9 @@ mod tests {
             ("UpdateTile", "the tile changed"),
             ("CancelRotation", "the rotation changed"),
             ("ConfirmOldRetired", "the rotation changed"),
+            ("SetPolicy", "the escalation policy changed"),
+            ("SetSchedule", "the on-call schedule changed"),
+            ("CompleteStep", "the incident changed"),
         ] {
             let e = anyhow::Error::from(CliError::Rpc {
                 rpc,
