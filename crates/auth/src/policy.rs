@@ -42,6 +42,7 @@ pub const DEV_IDENTITIES: &[(&str, &str)] = &[
     ("registry", "service"),
     ("rollout", "service"),
     ("credentials", "service"),
+    ("escalation", "service"),
     ("agent", "service"),
     ("dev", "release-engineer"),
 ];

@@ -201,9 +201,14 @@ pub static TABLE: &[Rule] = &[
     rule(ESCALATION, "SetPolicy", RE),
     rule(ESCALATION, "GetPolicy", READ),
     rule(ESCALATION, "SetSchedule", RE),
+    rule(ESCALATION, "GetSchedule", READ),
     rule(ESCALATION, "WhoIsOnCall", READ),
     rule(ESCALATION, "SetSop", RE),
     rule(ESCALATION, "GetSop", READ),
+    rule(ESCALATION, "SetPerson", RE),
+    rule(ESCALATION, "GetPerson", READ),
+    rule(ESCALATION, "ListPeople", READ),
+    rule(ESCALATION, "SetPartnerContacts", RE),
     // Every server's WhoAmI: who the caller is and what it may call.
     open(AUTH, "WhoAmI"),
     // Every server's health and reflection.

@@ -14,6 +14,7 @@ use crate::demo::DemoArgs;
 use crate::dev::DevCommand;
 use crate::freeze::FreezeCommand;
 use crate::ga::GaCommand;
+use crate::oncall::{IncidentCommand, OncallCommand, PolicyCommand, SopCommand};
 use crate::rollout::RolloutCommand;
 use crate::tile::TileCommand;
 
@@ -25,7 +26,7 @@ This is its command line. It talks gRPC to the tilewave services; `tilewave dev 
 starts a local stack and saves its addresses, so later commands need no flags.
 
 Settings come from flags, then the environment (TILEWAVE_<SERVICE> for each service's URL:
-TILEWAVE_REGISTRY, TILEWAVE_ROLLOUT, TILEWAVE_CREDENTIALS; TILEWAVE_ACTOR, TILEWAVE_TIMEOUT; TILEWAVE_TLS_CERT,
+TILEWAVE_REGISTRY, TILEWAVE_ROLLOUT, TILEWAVE_CREDENTIALS, TILEWAVE_ESCALATION; TILEWAVE_ACTOR, TILEWAVE_TIMEOUT; TILEWAVE_TLS_CERT,
 TILEWAVE_TLS_KEY, TILEWAVE_TLS_CA for mutual TLS, see `tilewave certs init`), then the config file (TILEWAVE_CONFIG, else
 $XDG_CONFIG_HOME/tilewave/config.toml or ~/.config/tilewave/config.toml), then defaults.
 
@@ -47,6 +48,10 @@ Examples:
   tilewave tile where riverflow
   tilewave creds submit riverflow < new-credential.txt
   tilewave creds rotate riverflow
+  tilewave incident list --state triggered
+  tilewave incident ack INC-42
+  tilewave oncall now
+  tilewave policy set -f docs/examples/escalation/policy.yaml
   tilewave auth table
   tilewave auth whoami
   tilewave dev down";
@@ -85,6 +90,18 @@ pub enum Command {
     /// Partner credentials: hand in, rotate region by region, retire.
     #[command(subcommand)]
     Creds(CredsCommand),
+    /// Incidents: list, show, acknowledge, work the SOP, mitigate, resolve.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
+    /// Who is on call; on-call schedules, people and partner contacts.
+    #[command(subcommand)]
+    Oncall(OncallCommand),
+    /// Escalation policies: whom to page, in which order, how fast.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Standard operating procedures: the checklists incidents follow.
+    #[command(subcommand)]
+    Sop(SopCommand),
     /// Read or move the virtual clock.
     #[command(subcommand)]
     Clock(ClockCommand),
@@ -113,6 +130,10 @@ impl Command {
             Self::Calendar(c) => c.name(),
             Self::Ga(g) => g.name(),
             Self::Creds(c) => c.name(),
+            Self::Incident(c) => c.name(),
+            Self::Oncall(c) => c.name(),
+            Self::Policy(c) => c.name(),
+            Self::Sop(c) => c.name(),
             Self::Clock(c) => c.name(),
             Self::Dev(d) => d.name(),
             Self::Certs(c) => c.name(),

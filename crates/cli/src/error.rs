@@ -226,11 +226,18 @@ pub fn report(err: &anyhow::Error, settings: Option<&Settings>) -> Vec<String> {
 }
 
 /// What an RPC's etag guards, for the ABORTED hint: the rotation or the
-/// schedule of a credentials call, else the tile.
+/// schedule of a credentials call, the incident or definition of an
+/// escalation call, else the tile.
 fn changed_object(rpc: &str) -> &'static str {
     match rpc {
         "ConfirmOldRetired" | "CancelRotation" => "rotation",
         "SetRotationSchedule" => "rotation schedule",
+        "SetPolicy" => "escalation policy",
+        "SetSchedule" => "on-call schedule",
+        "SetSop" => "SOP",
+        "SetPerson" => "person",
+        "SetPartnerContacts" => "partner's contacts",
+        "CompleteStep" | "Mitigate" | "Resolve" | "Reopen" | "Acknowledge" | "AddNote" => "incident",
         _ => "tile",
     }
 }
@@ -272,7 +279,7 @@ mod tests {
     fn the_unavailable_hint_names_every_service_address_setting() {
         assert_eq!(
             unavailable_hint(),
-            "is the stack running? try `tilewave dev up` (or check --registry / TILEWAVE_REGISTRY, --rollout / TILEWAVE_ROLLOUT, --credentials / TILEWAVE_CREDENTIALS)"
+            "is the stack running? try `tilewave dev up` (or check --registry / TILEWAVE_REGISTRY, --rollout / TILEWAVE_ROLLOUT, --credentials / TILEWAVE_CREDENTIALS, --escalation / TILEWAVE_ESCALATION)"
         );
     }
 
@@ -422,6 +429,9 @@ mod tests {
             ("UpdateTile", "the tile changed"),
             ("CancelRotation", "the rotation changed"),
             ("ConfirmOldRetired", "the rotation changed"),
+            ("SetPolicy", "the escalation policy changed"),
+            ("SetSchedule", "the on-call schedule changed"),
+            ("CompleteStep", "the incident changed"),
         ] {
             let e = anyhow::Error::from(CliError::Rpc {
                 rpc,

@@ -24,6 +24,7 @@ mod error;
 mod freeze;
 mod ga;
 mod names;
+mod oncall;
 mod output;
 mod rollout;
 mod settings;
@@ -119,6 +120,10 @@ async fn execute(cli: Cli, resolved: &mut Option<Settings>) -> anyhow::Result<()
         Command::Calendar(cmd) => calendar::run(cmd, &ctx()?).await,
         Command::Ga(cmd) => ga::run(cmd, &ctx()?).await,
         Command::Creds(cmd) => creds::run(cmd, &ctx()?).await,
+        Command::Incident(cmd) => oncall::incident::run(cmd, &ctx()?).await,
+        Command::Oncall(cmd) => oncall::run_oncall(cmd, &ctx()?).await,
+        Command::Policy(cmd) => oncall::run_policy(cmd, &ctx()?).await,
+        Command::Sop(cmd) => oncall::run_sop(cmd, &ctx()?).await,
         Command::Clock(cmd) => clock::run(cmd, &ctx()?).await,
         Command::Demo(args) => demo::run(args, &ctx()?).await,
         Command::Dev(cmd) => dev::run(cmd, &cli.global).await,

@@ -144,6 +144,11 @@ short_names! {
     escalation::v1::IncidentState => "INCIDENT_STATE_",
     escalation::v1::TimelineKind => "TIMELINE_KIND_",
     escalation::v1::MitigationAction => "MITIGATION_ACTION_",
+    escalation::v1::SourceKind => "SOURCE_KIND_",
+    escalation::v1::Side => "SIDE_",
+    escalation::v1::StepStatus => "STEP_STATUS_",
+    escalation::v1::LadderState => "LADDER_STATE_",
+    escalation::v1::OverrideKind => "OVERRIDE_KIND_",
     agent::v1::CredentialSlot => "CREDENTIAL_SLOT_",
 }
 

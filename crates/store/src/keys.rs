@@ -28,6 +28,12 @@ pub mod work {
     pub const CREDENTIAL_SCHEDULES: &str = "credential-schedules";
     /// The rollout service's GA scheduler (`owners/scheduler`).
     pub const SCHEDULER: &str = "scheduler";
+    /// The escalation service's ladder timers (`owners/escalation-timers`).
+    pub const ESCALATION_TIMERS: &str = "escalation-timers";
+    /// The escalation service's outbox sender (`owners/escalation-sender`).
+    pub const ESCALATION_SENDER: &str = "escalation-sender";
+    /// The escalation service's events consumer (`owners/escalation-events`).
+    pub const ESCALATION_EVENTS: &str = "escalation-events";
 
     /// One roll-out (`owners/rollout-<id>`).
     pub fn rollout(id: &str) -> String {
@@ -206,6 +212,72 @@ impl Keys {
     /// `incidents/<id>`
     pub fn incident(&self, id: &str) -> String {
         self.join(&["incidents/", id])
+    }
+    /// `escalation-counter`: the next incident number.
+    pub fn escalation_counter(&self) -> String {
+        self.join(&["escalation-counter"])
+    }
+    /// `escalation-cursor`: the events the escalation service consumed.
+    pub fn escalation_cursor(&self) -> String {
+        self.join(&["escalation-cursor"])
+    }
+    /// `escalation-policies/`
+    pub fn escalation_policies(&self) -> String {
+        self.join(&["escalation-policies/"])
+    }
+    /// `escalation-policies/<name>`
+    pub fn escalation_policy(&self, name: &str) -> String {
+        self.join(&["escalation-policies/", name])
+    }
+    /// `escalation-schedules/`
+    pub fn escalation_schedules(&self) -> String {
+        self.join(&["escalation-schedules/"])
+    }
+    /// `escalation-schedules/<name>`
+    pub fn escalation_schedule(&self, name: &str) -> String {
+        self.join(&["escalation-schedules/", name])
+    }
+    /// `escalation-sops/`
+    pub fn escalation_sops(&self) -> String {
+        self.join(&["escalation-sops/"])
+    }
+    /// `escalation-sops/<id>`
+    pub fn escalation_sop(&self, id: &str) -> String {
+        self.join(&["escalation-sops/", id])
+    }
+    /// `escalation-people/`
+    pub fn escalation_people(&self) -> String {
+        self.join(&["escalation-people/"])
+    }
+    /// `escalation-people/<id>`
+    pub fn escalation_person(&self, id: &str) -> String {
+        self.join(&["escalation-people/", id])
+    }
+    /// `escalation-partners/`
+    pub fn escalation_partners(&self) -> String {
+        self.join(&["escalation-partners/"])
+    }
+    /// `escalation-partners/<partner>`: a partner's contacts.
+    pub fn escalation_partner(&self, partner: &str) -> String {
+        self.join(&["escalation-partners/", partner])
+    }
+    /// `escalation-outbox/`
+    pub fn escalation_outbox_all(&self) -> String {
+        self.join(&["escalation-outbox/"])
+    }
+    /// `escalation-outbox/<incident>/`: an incident's undelivered pages.
+    pub fn escalation_outbox(&self, incident: &str) -> String {
+        self.join(&["escalation-outbox/", incident, "/"])
+    }
+    /// `escalation-outbox/<incident>/<key>`: one page to deliver (the key
+    /// is the notification's idempotency key, slashes and all).
+    pub fn escalation_outbox_entry(&self, incident: &str, key: &str) -> String {
+        self.join(&["escalation-outbox/", incident, "/", key])
+    }
+    /// `escalation-secrets/<target>`: a target's sealed signing secret
+    /// (`webhook/<name>`, `person/<id>/<contact>`, `partner/<p>/<contact>`).
+    pub fn escalation_secret(&self, target: &str) -> String {
+        self.join(&["escalation-secrets/", target])
     }
     /// `owners/`
     pub fn owners(&self) -> String {
@@ -482,6 +554,30 @@ mod tests {
         assert_eq!(
             k.owner(&work::credential_rotation("c1")),
             "/tilewave/owners/credential-rotation-c1"
+        );
+        assert_eq!(
+            k.escalation_outbox_entry("INC-1", "INC-1/c0/r0/l0/webhook/ops"),
+            "/tilewave/escalation-outbox/INC-1/INC-1/c0/r0/l0/webhook/ops"
+        );
+        assert!(
+            k.escalation_outbox_entry("INC-1", "x")
+                .starts_with(&k.escalation_outbox("INC-1"))
+        );
+        assert!(
+            !k.escalation_outbox_entry("INC-10", "x")
+                .starts_with(&k.escalation_outbox("INC-1"))
+        );
+        assert_eq!(
+            k.escalation_secret("person/alice/phone"),
+            "/tilewave/escalation-secrets/person/alice/phone"
+        );
+        assert_eq!(
+            k.escalation_policy("default"),
+            "/tilewave/escalation-policies/default"
+        );
+        assert_eq!(
+            k.owner(work::ESCALATION_SENDER),
+            "/tilewave/owners/escalation-sender"
         );
     }
 

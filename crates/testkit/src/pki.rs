@@ -42,7 +42,7 @@ pub const USERS: [(&str, Option<&str>); 6] = [
 ];
 
 /// Bumped when the set's contents change, so an older shared set is not reused.
-const SHARED_VERSION: u32 = 3;
+const SHARED_VERSION: u32 = 4;
 
 /// A shared set is replaced when a certificate expires within this many days.
 pub const MIN_DAYS_LEFT: i64 = 30;

@@ -17,7 +17,14 @@ pub const CA_NAME: &str = "ca";
 /// The services a development set has a certificate for; each one's SANs
 /// are loopback and its own name (the compose host name). The development
 /// access policy gives these names the `service` role (etcd needs none).
-pub const SERVICES: [&str; 5] = ["registry", "rollout", "credentials", "agent", "etcd"];
+pub const SERVICES: [&str; 6] = [
+    "registry",
+    "rollout",
+    "credentials",
+    "escalation",
+    "agent",
+    "etcd",
+];
 /// The access policy's file name in the certificates directory.
 pub const POLICY_FILE: &str = "policy.toml";
 
