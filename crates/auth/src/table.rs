@@ -81,7 +81,8 @@ pub const AGENT: &str = "tilewave.agent.v1.AgentService";
 pub const FAULTS: &str = "tilewave.agent.v1.FaultInjectionService";
 /// The credentials service.
 pub const CREDENTIALS: &str = "tilewave.credentials.v1.CredentialsService";
-const ESCALATION: &str = "tilewave.escalation.v1.EscalationService";
+/// The escalation service.
+pub const ESCALATION: &str = "tilewave.escalation.v1.EscalationService";
 /// `WhoAmI`, on every server.
 pub const AUTH: &str = "tilewave.auth.v1.AuthService";
 /// gRPC health checking, on every server.
