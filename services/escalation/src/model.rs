@@ -406,3 +406,12 @@ pub async fn outbox(ctx: &Ctx, id: &str) -> Result<Vec<Versioned<wire::OutboxEnt
         .await?
         .items)
 }
+
+/// A new W3C `traceparent` (a fresh trace, sampled) for an incident that
+/// came without one (an event written without its origin), so all its
+/// pages share one trace.
+pub fn fresh_traceparent() -> String {
+    let trace: u128 = rand::random::<u128>().max(1);
+    let span: u64 = rand::random::<u64>().max(1);
+    format!("00-{trace:032x}-{span:016x}-01")
+}

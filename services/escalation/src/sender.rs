@@ -108,7 +108,7 @@ async fn deliver(ctx: &Ctx, token: &FencingToken, entry: Versioned<wire::OutboxE
         .as_ref()
         .map(|o| o.traceparent.clone())
         .filter(|t| tilewave_clients::webhook::validate_traceparent(t).is_ok())
-        .unwrap_or_else(|| tilewave_telemetry::current_origin().traceparent);
+        .unwrap_or_else(crate::model::fresh_traceparent);
     let mut attempt = e.attempts;
     loop {
         // Acknowledged (or resolved) since: nothing more to send.
@@ -117,7 +117,9 @@ async fn deliver(ctx: &Ctx, token: &FencingToken, entry: Versioned<wire::OutboxE
         }
         attempt += 1;
         let now = ctx.clock.now();
-        let signed_at = u64::try_from(now.as_second()).unwrap_or(0);
+        // Signed at wall time: receivers check the signature's age against
+        // their own clocks, whatever the domain clock says.
+        let signed_at = u64::try_from(tilewave_store::clock::wall_now().as_second()).unwrap_or(0);
         let outcome = ctx
             .sender
             .deliver(&Delivery {

@@ -101,7 +101,13 @@ pub async fn open_incident(
             .map_err(|p| Error::problems("the incident", p))?;
         let adv = advance(&policies, &dir, t.incident, now);
         let mut w = IncidentWrite::new(None, adv.incident, now);
-        w.origin = opening.origin.clone();
+        w.origin = match opening.origin.clone() {
+            Some(o) if tilewave_clients::webhook::validate_traceparent(&o.traceparent).is_ok() => Some(o),
+            _ => Some(SpanOrigin {
+                traceparent: crate::model::fresh_traceparent(),
+                tracestate: String::new(),
+            }),
+        };
         w.notifications = adv.notifications;
         w.timer = adv.timer;
         let mut change = w

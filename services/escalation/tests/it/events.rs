@@ -1,0 +1,90 @@
+//! Events in: repeats of one failure fold into one incident.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+use tilewave_proto::common::v1::{Event, EventKind, Severity};
+use tilewave_proto::escalation::v1::*;
+use tilewave_store::audit;
+use tilewave_store::{Actor, Change, Store};
+
+use crate::*;
+
+fn rollout_failed(id: &str, region: &str) -> Event {
+    Event {
+        id: id.into(),
+        kind: EventKind::RolloutFailed as i32,
+        severity: Severity::Sev2 as i32,
+        at: Some(tilewave_store::clock::to_proto_timestamp(t0())),
+        tile_id: "riverflow".into(),
+        rollout_id: "riverflow-r2".into(),
+        region: region.into(),
+        message: format!("health gate failed in {region} (wave 3)"),
+        origin: None,
+        attributes: HashMap::from([("wave".to_owned(), "3".to_owned())]),
+    }
+}
+
+#[tokio::test]
+async fn three_failures_of_one_wave_make_one_incident_with_a_count_of_three() -> anyhow::Result<()> {
+    let stack = Stack::start(1).await?;
+    sev1_policy(&stack, "sev1").await?;
+    // The SEV2 incident pages the primary once (level 1); nothing else.
+    stack.receiver.expect(
+        "/primary",
+        json!({"incident": "INC-1", "level": 1, "source": "rollout-failure", "count": 1}),
+    );
+    let store = Store::connect(store_config(&stack.etcd)).await?;
+    let k = keys()?;
+    for (i, region) in ["aws:us-east-1", "gcp:us-central1", "aws:us-east-1"]
+        .iter()
+        .enumerate()
+    {
+        let e = rollout_failed(&format!("riverflow-r2-failed-{i}"), region);
+        let change = Change::new().create(k.event(&e.id), &e).audit(audit::record(
+            "RolloutFailed",
+            "event",
+            &e.id,
+            "test event",
+        ));
+        store.commit(change, &Actor::new("test")).await?;
+    }
+    let i = tilewave_testkit::eventually("one incident counting three events", WAIT, || async {
+        let list = stack
+            .client()
+            .await
+            .map_err(|e| e.to_string())?
+            .list_incidents(ListIncidentsRequest::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner()
+            .incidents;
+        match list.as_slice() {
+            [one] if one.count == 3 => Ok(one.clone()),
+            other => Err(format!(
+                "{:?}",
+                other.iter().map(|i| (&i.id, i.count)).collect::<Vec<_>>()
+            )),
+        }
+    })
+    .await?;
+    assert_eq!(i.dedup_key, "rollout-failure/riverflow/riverflow-r2/wave-3");
+    assert_eq!(i.source.as_ref().map(|s| s.wave), Some(3));
+    assert_eq!(i.regions, ["aws:us-east-1", "gcp:us-central1"]);
+    assert_eq!(i.severity, Severity::Sev2 as i32);
+    assert!(!i.sop_id.is_empty(), "a roll-out failure follows its SOP");
+    assert!(!i.steps.is_empty());
+    // The cursor stands at the last event; a fourth event after the
+    // incident is resolved opens a new, linked one.
+    let cursor = stack
+        .dump()
+        .await?
+        .get(&k.escalation_cursor())
+        .and_then(|v| <EventCursor as prost::Message>::decode(v.as_slice()).ok())
+        .map(|c| c.revision)
+        .unwrap_or_default();
+    assert!(cursor > 0);
+    stack.receiver.wait_for_expected(WAIT).await?;
+    stack.receiver.assert_all_expected_and_nothing_else();
+    Ok(())
+}
