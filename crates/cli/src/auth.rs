@@ -246,7 +246,7 @@ mod tests {
         }
         let err = parse(&["whoami", "--service", "agent"]).unwrap_err().to_string();
         assert!(
-            err.contains("use one of registry, rollout, credentials (or --url for another)"),
+            err.contains("use one of registry, rollout, credentials, escalation (or --url for another)"),
             "{err}"
         );
     }

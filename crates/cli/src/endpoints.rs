@@ -34,6 +34,8 @@ endpoints! {
     ROLLOUT = "rollout", 7402, "the rollout service";
     /// The credentials service: partner credentials and their rotations.
     CREDENTIALS = "credentials", 7403, "the credentials service";
+    /// The escalation service: incidents, escalation policies, on-call.
+    ESCALATION = "escalation", 7404, "the escalation service";
 }
 
 impl Endpoint {
@@ -141,6 +143,13 @@ mod tests {
                 "TILEWAVE_CREDENTIALS",
                 "credentials",
                 "http://127.0.0.1:7403",
+            ),
+            (
+                ESCALATION,
+                "escalation",
+                "TILEWAVE_ESCALATION",
+                "escalation",
+                "http://127.0.0.1:7404",
             ),
         ];
         for (e, flag, env, key, url) in cases {

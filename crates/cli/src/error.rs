@@ -272,7 +272,7 @@ mod tests {
     fn the_unavailable_hint_names_every_service_address_setting() {
         assert_eq!(
             unavailable_hint(),
-            "is the stack running? try `tilewave dev up` (or check --registry / TILEWAVE_REGISTRY, --rollout / TILEWAVE_ROLLOUT, --credentials / TILEWAVE_CREDENTIALS)"
+            "is the stack running? try `tilewave dev up` (or check --registry / TILEWAVE_REGISTRY, --rollout / TILEWAVE_ROLLOUT, --credentials / TILEWAVE_CREDENTIALS, --escalation / TILEWAVE_ESCALATION)"
         );
     }
 

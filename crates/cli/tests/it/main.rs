@@ -162,8 +162,8 @@ fn dev_stack_and_tile_journey() {
         "etcd, the registry, then the rest that is built"
     );
     assert!(
-        rows.len() <= 5,
-        "at most the rollout and credentials services and one agent more: {names:?}"
+        rows.len() <= 6,
+        "at most the rollout, credentials and escalation services and one agent more: {names:?}"
     );
     assert!(
         rows.iter().all(|r| r["alive"] == true && r["healthy"] == true),
