@@ -29,6 +29,20 @@ async fn bad_input_is_refused_with_a_clear_error_and_etcd_unchanged() -> anyhow:
     })
     .await?;
 
+    // A SEV3 incident on a roll-out, open (no policy pages SEV3 here).
+    let on_rollout = c
+        .open_incident(OpenIncidentRequest {
+            title: "riverflow: slow in one region".into(),
+            severity: Severity::Sev3 as i32,
+            tile_id: "riverflow".into(),
+            rollout_id: "riverflow-r1".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .incident
+        .context("incident")?;
+
     let good_level = |url: &str| Level {
         targets: vec![webhook("ops", url)],
         delay: Some(mins(5)),
@@ -69,6 +83,42 @@ async fn bad_input_is_refused_with_a_clear_error_and_etcd_unchanged() -> anyhow:
         "{}",
         ack.message()
     );
+
+    // Pausing needs the rollout service; this replica has none.
+    let e = oncall
+        .mitigate(MitigateRequest {
+            id: on_rollout.id.clone(),
+            action: MitigationAction::PauseRollout as i32,
+            ..Default::default()
+        })
+        .await
+        .err()
+        .context("pausing without a rollout service is refused")?;
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("--rollout"), "{}", e.message());
+    // Reopening an open incident.
+    let e = oncall
+        .reopen(ReopenRequest {
+            id: on_rollout.id.clone(),
+            reason: "again".into(),
+            etag: 0,
+        })
+        .await
+        .err()
+        .context("reopening an open incident is refused")?;
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("not resolved"), "{}", e.message());
+    // A stale etag.
+    let e = oncall
+        .add_note(AddNoteRequest {
+            id: on_rollout.id.clone(),
+            note: "looking".into(),
+            etag: on_rollout.etag - 1,
+        })
+        .await
+        .err()
+        .context("a stale etag is refused")?;
+    assert_eq!(e.code(), Code::Aborted);
 
     let cases: Vec<(&str, SetPolicyRequest, &[&str])> = vec![
         (

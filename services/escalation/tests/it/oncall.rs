@@ -1,0 +1,145 @@
+//! People, schedules and who is on call: a rotation in America/Chicago
+//! across the 2026 change to daylight time, and a policy paging whoever
+//! is on call through the schedule, on the person's own contact.
+
+use jiff::Timestamp;
+use serde_json::json;
+use tilewave_proto::common::v1::{Date, LocalTime, Severity};
+use tilewave_proto::escalation::v1::*;
+
+use crate::*;
+
+fn person(id: &str, url: &str) -> Person {
+    Person {
+        id: id.into(),
+        name: id.into(),
+        time_zone: "America/Chicago".into(),
+        working_hours: None,
+        contacts: vec![Contact {
+            name: "pager".into(),
+            url: url.into(),
+        }],
+        etag: 0,
+    }
+}
+
+fn at(s: &str) -> anyhow::Result<prost_types::Timestamp> {
+    Ok(tilewave_store::clock::to_proto_timestamp(s.parse::<Timestamp>()?))
+}
+
+#[tokio::test]
+async fn the_on_call_follows_local_handoffs_across_dst_and_is_paged_through_the_schedule()
+-> anyhow::Result<()> {
+    let stack = Stack::start(1).await?;
+    let mut c = stack.client().await?;
+    for id in ["alice", "bob"] {
+        let url = stack.receiver.url(&format!("/{id}"));
+        stack
+            .receiver
+            .set_secret(&format!("/{id}"), secret_for(id).parse()?);
+        c.set_person(SetPersonRequest {
+            person: Some(person(id, &url)),
+            etag: 0,
+            signing_secrets: [("pager".to_owned(), secret_for(id))].into_iter().collect(),
+        })
+        .await?;
+    }
+    // Daily handoffs at 09:00 Chicago time from Saturday 7 March 2026:
+    // alice, then bob from Sunday 8 March, the day clocks go forward.
+    let schedule = Schedule {
+        name: "primary".into(),
+        layers: vec![Layer {
+            name: "daily".into(),
+            level: 0,
+            rotation: Some(Rotation {
+                people: vec!["alice".into(), "bob".into()],
+                shift_hours: 24,
+                handoff: Some(LocalTime { hour: 9, minute: 0 }),
+                time_zone: "America/Chicago".into(),
+                start: Some(Date {
+                    year: 2026,
+                    month: 3,
+                    day: 7,
+                }),
+            }),
+            active: None,
+        }],
+        overrides: vec![],
+        etag: 0,
+    };
+    c.set_schedule(SetScheduleRequest {
+        schedule: Some(schedule),
+        etag: 0,
+    })
+    .await?;
+    // 09:00 CDT on 8 March is 14:00 UTC (it was 15:00 UTC the day before).
+    for (when, who) in [
+        ("2026-03-07T15:00:00Z", "alice"),
+        ("2026-03-08T13:59:00Z", "alice"),
+        ("2026-03-08T14:00:00Z", "bob"),
+        ("2026-03-09T13:59:00Z", "bob"),
+        ("2026-03-09T14:00:00Z", "alice"),
+    ] {
+        let shifts = c
+            .who_is_on_call(WhoIsOnCallRequest {
+                schedule: "primary".into(),
+                at: Some(at(when)?),
+            })
+            .await?
+            .into_inner()
+            .shifts;
+        let people: Vec<&str> = shifts.iter().map(|s| s.person.as_str()).collect();
+        assert_eq!(people, [who], "at {when}");
+    }
+    // A policy paging the schedule reaches whoever is on call: move the
+    // clock into bob's shift (the rotation starts after T0).
+    stack
+        .clock
+        .set(
+            "2026-03-08T16:00:00Z".parse()?,
+            &tilewave_store::Actor::new("test"),
+        )
+        .await?;
+    c.set_policy(SetPolicyRequest {
+        policy: Some(Policy {
+            name: "oncall".into(),
+            severities: vec![Severity::Sev1 as i32],
+            levels: vec![Level {
+                targets: vec![Target {
+                    kind: "schedule".into(),
+                    name: "primary".into(),
+                    url: String::new(),
+                }],
+                delay: Some(mins(5)),
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await?;
+    stack.receiver.expect(
+        "/bob",
+        json!({"incident": "INC-1", "level": 1, "severity": "SEV1"}),
+    );
+    let i = open_sev1(&stack, "riverflow").await?;
+    stack.receiver.wait_for_expected(WAIT).await?;
+    let d = stack.receiver.deliveries();
+    assert!(d[0].signature.verified());
+    assert_eq!(
+        d[0].idempotency_key.as_deref(),
+        Some(format!("{}/c0/r0/l0/person/bob/pager", i.id).as_str())
+    );
+    // No signing secret is stored in the clear.
+    let dump = stack.dump().await?;
+    for id in ["alice", "bob"] {
+        let secret = secret_for(id);
+        assert!(
+            !dump
+                .values()
+                .any(|v| v.windows(secret.len()).any(|w| w == secret.as_bytes())),
+            "{id}'s secret is in etcd in the clear"
+        );
+    }
+    stack.receiver.assert_all_expected_and_nothing_else();
+    Ok(())
+}
