@@ -17,6 +17,7 @@ mod bad_input;
 mod events;
 mod failover;
 mod ladder;
+mod mitigate;
 mod oncall;
 
 use std::collections::BTreeMap;

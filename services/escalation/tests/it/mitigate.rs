@@ -1,0 +1,269 @@
+//! Mitigate really pauses the roll-out: the registry, one agent and the
+//! rollout service beside the escalation service (mutual TLS on every
+//! hop), a scheduled tile's roll-out started, an incident on it, and
+//! PAUSE_ROLLOUT through the rollout service.
+
+use jiff::SignedDuration;
+use tilewave_proto::common::v1::{Severity, SignOffRole};
+use tilewave_proto::escalation::v1::*;
+use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use tilewave_proto::registry::v1::*;
+use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
+use tilewave_proto::rollout::v1::{GetRolloutRequest, RolloutSpec, RolloutState, StartRolloutRequest};
+use tilewave_testkit::pki::{ONCALL, RELEASE_ENGINEER};
+use tilewave_testkit::{ServiceProcess, ServiceSpec, bin_path, eventually};
+use tonic::Code;
+
+use crate::*;
+
+const RIVERFLOW: &str =
+    include_str!("../../../../crates/core/tests/fixtures/partner-connect/riverflow-ingest.json");
+const REGION: &str = "aws:us-east-1";
+const ROLES: [SignOffRole; 5] = [
+    SignOffRole::Engineering,
+    SignOffRole::PartnerSolutionArchitect,
+    SignOffRole::Product,
+    SignOffRole::Partner,
+    SignOffRole::Legal,
+];
+
+fn ts(t: jiff::Timestamp) -> prost_types::Timestamp {
+    tilewave_store::clock::to_proto_timestamp(t)
+}
+
+/// Imports riverflow, gives it a workspace, passes its validation, signs
+/// it off, finishes its go-to-market items and sets GA a week ahead.
+async fn scheduled_tile(c: &mut RegistryServiceClient<tonic::transport::Channel>) -> anyhow::Result<Tile> {
+    let mut tile = c
+        .import_partner_config(ImportPartnerConfigRequest {
+            config_json: RIVERFLOW.into(),
+            id: "riverflow".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .tile
+        .context("tile")?;
+    tile = c
+        .set_test_workspace(SetTestWorkspaceRequest {
+            id: tile.id.clone(),
+            workspace_id: "6051921418418893".into(),
+            etag: tile.etag,
+        })
+        .await?
+        .into_inner()
+        .tile
+        .context("tile")?;
+    if tile.validation.as_ref().is_some_and(|v| !v.open_cases.is_empty()) {
+        tile = c
+            .record_validation(RecordValidationRequest {
+                id: tile.id.clone(),
+                revision: tile.revision,
+                all_open: true,
+                outcome: ValidationOutcome::Pass as i32,
+                note: "ran in the test workspace".into(),
+                etag: tile.etag,
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .tile
+            .context("tile")?;
+    }
+    for role in ROLES {
+        tile = c
+            .record_sign_off(RecordSignOffRequest {
+                id: tile.id.clone(),
+                role: role as i32,
+                revision: tile.revision,
+                note: String::new(),
+                etag: tile.etag,
+            })
+            .await?
+            .into_inner()
+            .tile
+            .context("tile")?;
+    }
+    for item in ["mini-site", "logo", "blog", "docs"] {
+        tile = c
+            .set_gtm_item(SetGtmItemRequest {
+                id: tile.id.clone(),
+                item: item.into(),
+                status: GtmStatus::Done as i32,
+                owner: "partner-marketing".into(),
+                due: "2026-03-01".into(),
+                link: format!("https://partner.example/{item}"),
+                etag: tile.etag,
+            })
+            .await?
+            .into_inner()
+            .tile
+            .context("tile")?;
+    }
+    tile = c
+        .set_ga_date(SetGaDateRequest {
+            id: tile.id.clone(),
+            ga_time: Some(ts(t0() + SignedDuration::from_hours(24 * 7))),
+            etag: tile.etag,
+            reason: "test".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .tile
+        .context("tile")?;
+    Ok(tile)
+}
+
+#[tokio::test]
+async fn mitigating_with_pause_rollout_pauses_the_roll_out_in_the_rollout_service() -> anyhow::Result<()> {
+    // etcd and the clock first, then the registry, an agent, the rollout
+    // service, and an escalation replica pointed at it.
+    let mut stack = Stack::start(0).await?;
+    let endpoints = stack.etcd.endpoints().join(",");
+    let registry = ServiceProcess::start(
+        ServiceSpec::new("registry", bin_path("tilewave-registry")?)
+            .with_args(["--etcd", &endpoints, "--prefix", PREFIX])
+            .with_health_service(Some("tilewave.registry.v1.RegistryService")),
+        stack.dir.path(),
+    )
+    .await?;
+    let data = stack.dir.path().join("agent");
+    let _agent = ServiceProcess::start(
+        ServiceSpec::new("agent", bin_path("tilewave-agent")?)
+            .with_args([
+                "--region",
+                REGION,
+                "--data-dir",
+                &data.to_string_lossy(),
+                "--etcd",
+                &endpoints,
+                "--prefix",
+                PREFIX,
+            ])
+            .with_health_service(Some("tilewave.agent.v1.AgentService")),
+        stack.dir.path(),
+    )
+    .await?;
+    let rollout = ServiceProcess::start(
+        ServiceSpec::new("rollout", bin_path("tilewave-rollout")?)
+            .with_args([
+                "--etcd",
+                &endpoints,
+                "--prefix",
+                PREFIX,
+                "--registry",
+                &registry.endpoint(),
+                "--regions",
+                REGION,
+            ])
+            .with_health_service(Some("tilewave.rollout.v1.RolloutService")),
+        stack.dir.path(),
+    )
+    .await?;
+    let kek = stack.dir.path().join("kek");
+    stack.replicas.push(
+        ServiceProcess::start(
+            spec(&stack.etcd, "escalation-0", &kek).with_args(["--rollout", &rollout.endpoint()]),
+            stack.dir.path(),
+        )
+        .await?,
+    );
+
+    let mut reg = RegistryServiceClient::new(registry.channel(RELEASE_ENGINEER).await?);
+    scheduled_tile(&mut reg).await?;
+    let mut ro = RolloutServiceClient::new(rollout.channel(RELEASE_ENGINEER).await?);
+    // It starts an hour from now: PENDING until then (the clock stands still).
+    let started = ro
+        .start_rollout(StartRolloutRequest {
+            spec: Some(RolloutSpec {
+                tile_id: "riverflow".into(),
+                regions: vec![REGION.into()],
+                apply_time: Some(mins(5)),
+                bake: Some(mins(30)),
+                concurrency: 1,
+                wave_growth: 1,
+                earliest_start: Some(ts(t0() + SignedDuration::from_hours(1))),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .rollout
+        .context("rollout")?;
+    assert_ne!(started.state, RolloutState::Paused as i32);
+
+    let mut esc = stack.client_of(0, ONCALL).await?;
+    let incident = esc
+        .open_incident(OpenIncidentRequest {
+            title: "riverflow: health gate failed".into(),
+            severity: Severity::Sev2 as i32,
+            tile_id: "riverflow".into(),
+            regions: vec![REGION.into()],
+            rollout_id: started.id.clone(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .incident
+        .context("incident")?;
+    let mitigated = esc
+        .mitigate(MitigateRequest {
+            id: incident.id.clone(),
+            action: MitigationAction::PauseRollout as i32,
+            note: "stop the waves while we look".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .incident
+        .context("incident")?;
+    assert_eq!(mitigated.state, IncidentState::Mitigated as i32);
+    assert_eq!(
+        mitigated.mitigations.first().map(|m| m.action),
+        Some(MitigationAction::PauseRollout as i32)
+    );
+    let paused = eventually("the roll-out paused", WAIT, || {
+        let mut ro = ro.clone();
+        let id = started.id.clone();
+        async move {
+            let r = ro
+                .get_rollout(GetRolloutRequest {
+                    id,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner()
+                .rollout
+                .ok_or_else(|| "no roll-out".to_owned())?;
+            if r.state == RolloutState::Paused as i32 {
+                Ok(r)
+            } else {
+                Err(format!("state {}", r.state))
+            }
+        }
+    })
+    .await?;
+    assert!(
+        paused.paused_reason.contains(&incident.id),
+        "{}",
+        paused.paused_reason
+    );
+
+    // Pausing again: the rollout service refuses, the incident is unchanged.
+    let before = stack.incident(&incident.id).await?;
+    let again = esc
+        .mitigate(MitigateRequest {
+            id: incident.id.clone(),
+            action: MitigationAction::PauseRollout as i32,
+            ..Default::default()
+        })
+        .await
+        .err()
+        .context("a second pause is refused")?;
+    assert_ne!(again.code(), Code::Ok);
+    assert_eq!(stack.incident(&incident.id).await?.etag, before.etag);
+    Ok(())
+}
