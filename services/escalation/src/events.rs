@@ -18,7 +18,7 @@ use tilewave_store::{Change, FencingToken, Owned, OwnerLoop, Shutdown, Versioned
 
 use crate::convert;
 use crate::error::{Error, Result};
-use crate::model::{Ctx, IncidentWrite, advance};
+use crate::model::{Ctx, IncidentWrite, advance, next_timer};
 use crate::service::{Opening, open_incident, pause_rollouts};
 
 /// How often `events/` is looked at when nothing changes (real time).
@@ -177,7 +177,7 @@ async fn consume(ctx: &Ctx, token: &FencingToken, e: &Event, moved: Change) -> R
                 );
                 w.incident = adv.incident;
                 w.notifications = adv.notifications;
-                w.timer = adv.timer;
+                w.timer = next_timer(adv.timer, &w.incident, now);
                 pauses = adv.effects;
             }
             let change = w
@@ -185,7 +185,7 @@ async fn consume(ctx: &Ctx, token: &FencingToken, e: &Event, moved: Change) -> R
                 .merge(moved)
                 .fence(token);
             ctx.store.commit(change, &ctx.actor).await?;
-            pause_rollouts(ctx, &pauses).await;
+            pause_rollouts(ctx, &w.incident.id, &pauses).await;
             Ok(())
         }
         Route::Open | Route::OpenLinked { .. } => {

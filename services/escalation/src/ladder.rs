@@ -14,7 +14,7 @@ use tilewave_store::{Change, OwnerLoop, Shutdown, TimerKinds, Versioned};
 
 use crate::convert;
 use crate::error::Error;
-use crate::model::{Ctx, IncidentWrite, TIMER_KIND, advance, outbox};
+use crate::model::{Ctx, IncidentWrite, TIMER_KIND, advance, next_timer, outbox};
 use crate::service::pause_rollouts;
 
 /// Runs the ladder's timers whenever this replica owns them.
@@ -79,11 +79,10 @@ async fn fire(ctx: Ctx, t: Versioned<Timer>) -> tilewave_store::Result<Change> {
     let policies = ctx.policies().await.map_err(unavailable)?;
     let dir = ctx.directory().await.map_err(unavailable)?;
     let adv = advance(&policies, &dir, incident, now);
-    let rerate = core::next_rerate(&adv.incident, now);
     let mut w = IncidentWrite::new(Some(prev), adv.incident, now);
     w.fired = fired;
     w.notifications = adv.notifications;
-    w.timer = [adv.timer, rerate].into_iter().flatten().min();
+    w.timer = next_timer(adv.timer, &w.incident, now);
     if expedite {
         w.expedite = outbox(&ctx, &timer.id)
             .await
@@ -107,7 +106,8 @@ async fn fire(ctx: Ctx, t: Versioned<Timer>) -> tilewave_store::Result<Change> {
     let pauses = adv.effects;
     if !pauses.is_empty() {
         let ctx = ctx.clone();
-        tokio::spawn(async move { pause_rollouts(&ctx, &pauses).await });
+        let id = timer.id.clone();
+        tokio::spawn(async move { pause_rollouts(&ctx, &id, &pauses).await });
     }
     Ok(change)
 }

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use tilewave_clients::webhook::{Backoff, WebhookSender};
 use tilewave_core::escalation::{
     self as core, Directory, Effect, Incident, Notification, Policy, Recipient, Sop,
@@ -271,6 +271,16 @@ pub fn advance(policies: &[Policy], dir: &Directory, incident: Incident, now: Ti
     }
 }
 
+/// The incident's next timer: the ladder's next step or the next
+/// re-rate near its GA deadline ([`core::next_rerate`]), whichever is
+/// first.
+pub fn next_timer(ladder: Option<Timestamp>, incident: &Incident, now: Timestamp) -> Option<Timestamp> {
+    [ladder, core::next_rerate(incident, now)]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
 /// One incident's transaction: the incident, its new pages, its timer
 /// moved, its undelivered pages cancelled, with one audit record.
 #[derive(Debug, Clone)]
@@ -351,7 +361,11 @@ impl IncidentWrite {
             if let Some(old) = old {
                 change = change.delete_unchecked(keys.timer(TIMER_KIND, old, id)?);
             }
-            if let Some(due) = self.timer {
+            if let Some(mut due) = self.timer {
+                // Never the key being fired and deleted in this transaction.
+                if Some(due) == self.fired {
+                    due = due.checked_add(SignedDuration::from_millis(1)).unwrap_or(due);
+                }
                 let timer = Timer {
                     id: id.clone(),
                     due: Some(tilewave_store::clock::to_proto_timestamp(due)),

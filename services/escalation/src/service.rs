@@ -100,6 +100,7 @@ pub async fn open_incident(
         let t = core::open(new, sop.as_ref(), now, actor.as_str())
             .map_err(|p| Error::problems("the incident", p))?;
         let adv = advance(&policies, &dir, t.incident, now);
+        let timer = crate::model::next_timer(adv.timer, &adv.incident, now);
         let mut w = IncidentWrite::new(None, adv.incident, now);
         w.origin = match opening.origin.clone() {
             Some(o) if tilewave_clients::webhook::validate_traceparent(&o.traceparent).is_ok() => Some(o),
@@ -109,7 +110,7 @@ pub async fn open_incident(
             }),
         };
         w.notifications = adv.notifications;
-        w.timer = adv.timer;
+        w.timer = timer;
         let mut change = w
             .change(ctx.keys(), "OpenIncident", t.summary.clone())?
             .merge(counter)
@@ -121,7 +122,7 @@ pub async fn open_incident(
             Ok(info) => {
                 let mut out = w.wire();
                 out.etag = info.revision;
-                pause_rollouts(ctx, &adv.effects).await;
+                pause_rollouts(ctx, &out.id, &adv.effects).await;
                 return Ok(out);
             }
             Err(e) => {
@@ -139,10 +140,15 @@ pub async fn open_incident(
 /// The unacknowledged-SEV1 rule's pauses, after the step that decided them
 /// was committed: at least once (a pause of a paused roll-out is refused
 /// and logged, nothing more).
-pub async fn pause_rollouts(ctx: &Ctx, effects: &[Effect]) {
+pub async fn pause_rollouts(ctx: &Ctx, incident: &str, effects: &[Effect]) {
     for e in effects {
         if let Effect::PauseRollout { rollout } = e
-            && let Err(err) = pause_rollout(ctx, rollout, "an unacknowledged SEV1 incident").await
+            && let Err(err) = pause_rollout(
+                ctx,
+                rollout,
+                &format!("SEV1 incident {incident} is unacknowledged past its policy's limit"),
+            )
+            .await
         {
             tracing::warn!(%rollout, error = %err, "cannot pause the roll-out of an unacknowledged SEV1");
         }
@@ -207,14 +213,15 @@ pub async fn command(ctx: &Ctx, actor: &Actor, id: &str, etag: i64, cmd: Command
                     );
                     w.incident = adv.incident;
                     w.notifications = adv.notifications;
-                    w.timer = adv.timer;
+                    w.timer = crate::model::next_timer(adv.timer, &w.incident, now);
                     pauses = adv.effects;
                 }
                 Effect::CancelPending => {
                     let pending = outbox(ctx, id).await?;
                     cancelled = u32::try_from(pending.len()).unwrap_or(u32::MAX);
                     w.cancel = pending.into_iter().map(|e| e.key).collect();
-                    w.timer = None;
+                    // The ladder stops; re-rating near the deadline goes on.
+                    w.timer = crate::model::next_timer(None, &w.incident, now);
                 }
                 Effect::Expedite => {
                     w.expedite = outbox(ctx, id)
@@ -259,7 +266,7 @@ pub async fn command(ctx: &Ctx, actor: &Actor, id: &str, etag: i64, cmd: Command
             Ok(info) => {
                 let mut out = w.wire();
                 out.etag = info.revision;
-                pause_rollouts(ctx, &pauses).await;
+                pause_rollouts(ctx, id, &pauses).await;
                 return Ok((out, cancelled));
             }
             Err(e) => {

@@ -148,3 +148,80 @@ async fn acknowledging_stops_the_ladder_and_a_failing_receiver_gets_each_page_on
     r.assert_all_expected_and_nothing_else();
     Ok(())
 }
+
+#[tokio::test]
+async fn an_incident_re_rates_itself_as_the_ga_deadline_nears_and_says_so() -> anyhow::Result<()> {
+    let stack = Stack::start(1).await?;
+    let r = &stack.receiver;
+    r.set_secret("/ops", secret_for("ops").parse()?);
+    let mut c = stack.client().await?;
+    // One level waiting a day, for every severity (the default policy).
+    c.set_policy(SetPolicyRequest {
+        policy: Some(Policy {
+            name: "default".into(),
+            levels: vec![Level {
+                targets: vec![webhook("ops", &r.url("/ops"))],
+                delay: Some(mins(24 * 60)),
+            }],
+            ..Default::default()
+        }),
+        etag: 0,
+        signing_secrets: [("ops".to_owned(), secret_for("ops"))].into_iter().collect(),
+    })
+    .await?;
+    r.expect(
+        "/ops",
+        json!({"incident": "INC-1", "severity": "SEV3", "level": 1}),
+    );
+    let deadline = t0() + SignedDuration::from_hours(60);
+    let opened = stack
+        .oncall()
+        .await?
+        .open_incident(OpenIncidentRequest {
+            title: "riverflow: docs link broken".into(),
+            severity: tilewave_proto::common::v1::Severity::Sev3 as i32,
+            tile_id: "riverflow".into(),
+            deadline: Some(tilewave_store::clock::to_proto_timestamp(deadline)),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .incident
+        .context("incident")?;
+    assert_eq!(opened.severity, tilewave_proto::common::v1::Severity::Sev3 as i32);
+    r.wait_for_expected(WAIT).await?;
+    // 48 hours before the deadline it becomes SEV2, 12 hours before SEV1,
+    // each at that moment, with a timeline entry saying so.
+    for (hours, severity) in [
+        (12, tilewave_proto::common::v1::Severity::Sev2),
+        (48, tilewave_proto::common::v1::Severity::Sev1),
+    ] {
+        stack.at(SignedDuration::from_hours(hours)).await?;
+        let i = tilewave_testkit::eventually("the re-rate", WAIT, || async {
+            let i = stack.incident("INC-1").await.map_err(|e| e.to_string())?;
+            if i.severity == severity as i32 {
+                Ok(i)
+            } else {
+                Err(format!("severity {}", i.severity))
+            }
+        })
+        .await?;
+        let rerated: Vec<_> = i
+            .timeline
+            .iter()
+            .filter(|e| e.kind == TimelineKind::Rerated as i32)
+            .filter_map(|e| e.at.as_ref())
+            .filter_map(|t| tilewave_store::clock::from_proto_timestamp(t).ok())
+            .collect();
+        assert_eq!(
+            rerated.last(),
+            Some(&(t0() + SignedDuration::from_hours(hours))),
+            "{:?}",
+            i.timeline
+        );
+    }
+    // The ladder's one level was paged once; nothing else.
+    assert_eq!(r.deliveries().len(), 1);
+    r.assert_all_expected_and_nothing_else();
+    Ok(())
+}

@@ -115,85 +115,136 @@ async fn scheduled_tile(c: &mut RegistryServiceClient<tonic::transport::Channel>
     Ok(tile)
 }
 
-#[tokio::test]
-async fn mitigating_with_pause_rollout_pauses_the_roll_out_in_the_rollout_service() -> anyhow::Result<()> {
-    // etcd and the clock first, then the registry, an agent, the rollout
-    // service, and an escalation replica pointed at it.
-    let mut stack = Stack::start(0).await?;
-    let endpoints = stack.etcd.endpoints().join(",");
-    let registry = ServiceProcess::start(
-        ServiceSpec::new("registry", bin_path("tilewave-registry")?)
-            .with_args(["--etcd", &endpoints, "--prefix", PREFIX])
-            .with_health_service(Some("tilewave.registry.v1.RegistryService")),
-        stack.dir.path(),
-    )
-    .await?;
-    let data = stack.dir.path().join("agent");
-    let _agent = ServiceProcess::start(
-        ServiceSpec::new("agent", bin_path("tilewave-agent")?)
-            .with_args([
-                "--region",
-                REGION,
-                "--data-dir",
-                &data.to_string_lossy(),
-                "--etcd",
-                &endpoints,
-                "--prefix",
-                PREFIX,
-            ])
-            .with_health_service(Some("tilewave.agent.v1.AgentService")),
-        stack.dir.path(),
-    )
-    .await?;
-    let rollout = ServiceProcess::start(
-        ServiceSpec::new("rollout", bin_path("tilewave-rollout")?)
-            .with_args([
-                "--etcd",
-                &endpoints,
-                "--prefix",
-                PREFIX,
-                "--registry",
-                &registry.endpoint(),
-                "--regions",
-                REGION,
-            ])
-            .with_health_service(Some("tilewave.rollout.v1.RolloutService")),
-        stack.dir.path(),
-    )
-    .await?;
-    let kek = stack.dir.path().join("kek");
-    stack.replicas.push(
-        ServiceProcess::start(
-            spec(&stack.etcd, "escalation-0", &kek).with_args(["--rollout", &rollout.endpoint()]),
+/// The stack with a roll-out service beside it.
+#[allow(missing_debug_implementations)]
+struct WithRollouts {
+    stack: Stack,
+    _registry: ServiceProcess,
+    _agent: ServiceProcess,
+    rollout: ServiceProcess,
+    /// The roll-out started (PENDING: it starts an hour after T0).
+    rollout_id: String,
+}
+
+impl WithRollouts {
+    async fn start() -> anyhow::Result<Self> {
+        // etcd and the clock first, then the registry, an agent, the rollout
+        // service, and an escalation replica pointed at it.
+        let mut stack = Stack::start(0).await?;
+        let endpoints = stack.etcd.endpoints().join(",");
+        let registry = ServiceProcess::start(
+            ServiceSpec::new("registry", bin_path("tilewave-registry")?)
+                .with_args(["--etcd", &endpoints, "--prefix", PREFIX])
+                .with_health_service(Some("tilewave.registry.v1.RegistryService")),
             stack.dir.path(),
         )
-        .await?,
-    );
+        .await?;
+        let data = stack.dir.path().join("agent");
+        let agent = ServiceProcess::start(
+            ServiceSpec::new("agent", bin_path("tilewave-agent")?)
+                .with_args([
+                    "--region",
+                    REGION,
+                    "--data-dir",
+                    &data.to_string_lossy(),
+                    "--etcd",
+                    &endpoints,
+                    "--prefix",
+                    PREFIX,
+                ])
+                .with_health_service(Some("tilewave.agent.v1.AgentService")),
+            stack.dir.path(),
+        )
+        .await?;
+        let rollout = ServiceProcess::start(
+            ServiceSpec::new("rollout", bin_path("tilewave-rollout")?)
+                .with_args([
+                    "--etcd",
+                    &endpoints,
+                    "--prefix",
+                    PREFIX,
+                    "--registry",
+                    &registry.endpoint(),
+                    "--regions",
+                    REGION,
+                ])
+                .with_health_service(Some("tilewave.rollout.v1.RolloutService")),
+            stack.dir.path(),
+        )
+        .await?;
+        let kek = stack.dir.path().join("kek");
+        stack.replicas.push(
+            ServiceProcess::start(
+                spec(&stack.etcd, "escalation-0", &kek).with_args(["--rollout", &rollout.endpoint()]),
+                stack.dir.path(),
+            )
+            .await?,
+        );
 
-    let mut reg = RegistryServiceClient::new(registry.channel(RELEASE_ENGINEER).await?);
-    scheduled_tile(&mut reg).await?;
-    let mut ro = RolloutServiceClient::new(rollout.channel(RELEASE_ENGINEER).await?);
-    // It starts an hour from now: PENDING until then (the clock stands still).
-    let started = ro
-        .start_rollout(StartRolloutRequest {
-            spec: Some(RolloutSpec {
-                tile_id: "riverflow".into(),
-                regions: vec![REGION.into()],
-                apply_time: Some(mins(5)),
-                bake: Some(mins(30)),
-                concurrency: 1,
-                wave_growth: 1,
-                earliest_start: Some(ts(t0() + SignedDuration::from_hours(1))),
+        let mut reg = RegistryServiceClient::new(registry.channel(RELEASE_ENGINEER).await?);
+        scheduled_tile(&mut reg).await?;
+        let mut ro = RolloutServiceClient::new(rollout.channel(RELEASE_ENGINEER).await?);
+        // It starts an hour from now: PENDING until then (the clock stands still).
+        let started = ro
+            .start_rollout(StartRolloutRequest {
+                spec: Some(RolloutSpec {
+                    tile_id: "riverflow".into(),
+                    regions: vec![REGION.into()],
+                    apply_time: Some(mins(5)),
+                    bake: Some(mins(30)),
+                    concurrency: 1,
+                    wave_growth: 1,
+                    earliest_start: Some(ts(t0() + SignedDuration::from_hours(1))),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .rollout
+            .context("rollout")?;
+        assert_ne!(started.state, RolloutState::Paused as i32);
+        Ok(Self {
+            stack,
+            _registry: registry,
+            _agent: agent,
+            rollout,
+            rollout_id: started.id,
         })
-        .await?
-        .into_inner()
-        .rollout
-        .context("rollout")?;
-    assert_ne!(started.state, RolloutState::Paused as i32);
+    }
 
+    /// The roll-out as the rollout service has it now.
+    async fn rollout_state(&self) -> anyhow::Result<tilewave_proto::rollout::v1::Rollout> {
+        RolloutServiceClient::new(self.rollout.channel(RELEASE_ENGINEER).await?)
+            .get_rollout(GetRolloutRequest {
+                id: self.rollout_id.clone(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .rollout
+            .context("rollout")
+    }
+
+    /// Waits until the roll-out is PAUSED.
+    async fn paused(&self) -> anyhow::Result<tilewave_proto::rollout::v1::Rollout> {
+        eventually("the roll-out paused", WAIT, || async {
+            let r = self.rollout_state().await.map_err(|e| e.to_string())?;
+            if r.state == RolloutState::Paused as i32 {
+                Ok(r)
+            } else {
+                Err(format!("state {}", r.state))
+            }
+        })
+        .await
+    }
+}
+
+#[tokio::test]
+async fn mitigating_with_pause_rollout_pauses_the_roll_out_in_the_rollout_service() -> anyhow::Result<()> {
+    let w = WithRollouts::start().await?;
+    let stack = &w.stack;
+    let started_id = w.rollout_id.clone();
     let mut esc = stack.client_of(0, ONCALL).await?;
     let incident = esc
         .open_incident(OpenIncidentRequest {
@@ -201,7 +252,7 @@ async fn mitigating_with_pause_rollout_pauses_the_roll_out_in_the_rollout_servic
             severity: Severity::Sev2 as i32,
             tile_id: "riverflow".into(),
             regions: vec![REGION.into()],
-            rollout_id: started.id.clone(),
+            rollout_id: started_id.clone(),
             ..Default::default()
         })
         .await?
@@ -224,28 +275,7 @@ async fn mitigating_with_pause_rollout_pauses_the_roll_out_in_the_rollout_servic
         mitigated.mitigations.first().map(|m| m.action),
         Some(MitigationAction::PauseRollout as i32)
     );
-    let paused = eventually("the roll-out paused", WAIT, || {
-        let mut ro = ro.clone();
-        let id = started.id.clone();
-        async move {
-            let r = ro
-                .get_rollout(GetRolloutRequest {
-                    id,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .into_inner()
-                .rollout
-                .ok_or_else(|| "no roll-out".to_owned())?;
-            if r.state == RolloutState::Paused as i32 {
-                Ok(r)
-            } else {
-                Err(format!("state {}", r.state))
-            }
-        }
-    })
-    .await?;
+    let paused = w.paused().await?;
     assert!(
         paused.paused_reason.contains(&incident.id),
         "{}",
@@ -265,5 +295,60 @@ async fn mitigating_with_pause_rollout_pauses_the_roll_out_in_the_rollout_servic
         .context("a second pause is refused")?;
     assert_ne!(again.code(), Code::Ok);
     assert_eq!(stack.incident(&incident.id).await?.etag, before.etag);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unacknowledged_sev1_pauses_its_roll_out_at_the_policy_s_limit() -> anyhow::Result<()> {
+    let w = WithRollouts::start().await?;
+    let stack = &w.stack;
+    let r = &stack.receiver;
+    r.set_secret("/ops", secret_for("ops").parse()?);
+    stack
+        .client()
+        .await?
+        .set_policy(SetPolicyRequest {
+            policy: Some(Policy {
+                name: "sev1".into(),
+                severities: vec![Severity::Sev1 as i32],
+                levels: vec![Level {
+                    targets: vec![webhook("ops", &r.url("/ops"))],
+                    delay: Some(mins(60)),
+                }],
+                pause_rollout_after: Some(mins(10)),
+                ..Default::default()
+            }),
+            etag: 0,
+            signing_secrets: [("ops".to_owned(), secret_for("ops"))].into_iter().collect(),
+        })
+        .await?;
+    r.expect("/ops", serde_json::json!({"incident": "INC-1", "level": 1}));
+    let mut esc = stack.client_of(0, ONCALL).await?;
+    esc.open_incident(OpenIncidentRequest {
+        title: "riverflow: wave 1 failing".into(),
+        severity: Severity::Sev1 as i32,
+        tile_id: "riverflow".into(),
+        rollout_id: w.rollout_id.clone(),
+        ..Default::default()
+    })
+    .await?;
+    r.wait_for_expected(WAIT).await?;
+    // Not yet at 9 minutes; paused at 10, and the incident says so.
+    stack.at(SignedDuration::from_mins(9)).await?;
+    assert_ne!(w.rollout_state().await?.state, RolloutState::Paused as i32);
+    stack.at(SignedDuration::from_mins(10)).await?;
+    let paused = w.paused().await?;
+    assert!(paused.paused_reason.contains("INC-1"), "{}", paused.paused_reason);
+    let i = stack.incident("INC-1").await?;
+    let at: Vec<_> = i
+        .timeline
+        .iter()
+        .filter(|e| e.kind == TimelineKind::RolloutPaused as i32)
+        .filter_map(|e| e.at.as_ref())
+        .filter_map(|t| tilewave_store::clock::from_proto_timestamp(t).ok())
+        .collect();
+    assert_eq!(at, [t0() + SignedDuration::from_mins(10)]);
+    assert!(i.escalation.as_ref().is_some_and(|e| e.rollout_paused));
+    r.assert_all_expected_and_nothing_else();
     Ok(())
 }
