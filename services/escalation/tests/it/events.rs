@@ -27,7 +27,7 @@ fn rollout_failed(id: &str, region: &str) -> Event {
 
 #[tokio::test]
 async fn three_failures_of_one_wave_make_one_incident_with_a_count_of_three() -> anyhow::Result<()> {
-    let stack = Stack::start(1).await?;
+    let mut stack = Stack::start(1).await?;
     sev1_policy(&stack, "sev1").await?;
     // The SEV2 incident pages the primary once (level 1); nothing else.
     stack.receiver.expect(
@@ -74,16 +74,93 @@ async fn three_failures_of_one_wave_make_one_incident_with_a_count_of_three() ->
     assert_eq!(i.severity, Severity::Sev2 as i32);
     assert!(!i.sop_id.is_empty(), "a roll-out failure follows its SOP");
     assert!(!i.steps.is_empty());
-    // The cursor stands at the last event; a fourth event after the
-    // incident is resolved opens a new, linked one.
-    let cursor = stack
-        .dump()
-        .await?
-        .get(&k.escalation_cursor())
-        .and_then(|v| <EventCursor as prost::Message>::decode(v.as_slice()).ok())
-        .map(|c| c.revision)
-        .unwrap_or_default();
+    // The cursor stands at the last event consumed.
+    let cursor_of = |dump: &std::collections::BTreeMap<String, Vec<u8>>| {
+        dump.get(&k.escalation_cursor())
+            .and_then(|v| <EventCursor as prost::Message>::decode(v.as_slice()).ok())
+            .map(|c| c.revision)
+            .unwrap_or_default()
+    };
+    let cursor = cursor_of(&stack.dump().await?);
     assert!(cursor > 0);
+    stack.receiver.wait_for_expected(WAIT).await?;
+
+    // A restart consumes nothing twice: the count stays three.
+    stack.replicas[0].restart().await?;
+    // A ROLLOUT_SUCCEEDED after the restart: once the cursor passes it,
+    // the consumer has looked at everything before it again.
+    let ok = Event {
+        id: "riverflow-r2-succeeded".into(),
+        kind: EventKind::RolloutSucceeded as i32,
+        message: "done".into(),
+        ..rollout_failed("x", "aws:us-east-1")
+    };
+    let info = store
+        .commit(
+            Change::new().create(k.event(&ok.id), &ok).audit(audit::record(
+                "RolloutSucceeded",
+                "event",
+                &ok.id,
+                "test event",
+            )),
+            &Actor::new("test"),
+        )
+        .await?;
+    tilewave_testkit::eventually("the cursor past the new event", WAIT, || async {
+        let now = cursor_of(&stack.dump().await.map_err(|e| e.to_string())?);
+        if now >= info.revision {
+            Ok(())
+        } else {
+            Err(format!("cursor {now}"))
+        }
+    })
+    .await?;
+    let after = stack.incident(&i.id).await?;
+    assert_eq!(after.count, 3, "nothing consumed twice");
+
+    // Resolved (every SOP step skipped with a reason, as a SEV2 needs),
+    // the same failure again opens a new incident linked to it.
+    let mut oncall = stack.oncall().await?;
+    for step in &after.steps {
+        oncall
+            .complete_step(CompleteStepRequest {
+                id: i.id.clone(),
+                step: step.number,
+                skip_reason: "test: nothing to do".into(),
+                ..Default::default()
+            })
+            .await?;
+    }
+    oncall
+        .resolve(ResolveRequest {
+            id: i.id.clone(),
+            note: "the wave was retried".into(),
+            etag: 0,
+        })
+        .await?;
+    stack.receiver.expect(
+        "/primary",
+        json!({"incident": "INC-2", "level": 1, "source": "rollout-failure", "count": 1}),
+    );
+    let e = rollout_failed("riverflow-r2-failed-3", "aws:us-east-1");
+    store
+        .commit(
+            Change::new().create(k.event(&e.id), &e).audit(audit::record(
+                "RolloutFailed",
+                "event",
+                &e.id,
+                "test event",
+            )),
+            &Actor::new("test"),
+        )
+        .await?;
+    let second = tilewave_testkit::eventually("a new, linked incident", WAIT, || async {
+        stack.incident("INC-2").await.map_err(|e| e.to_string())
+    })
+    .await?;
+    assert_eq!(second.linked_to, i.id);
+    assert_eq!(second.count, 1);
+    assert_eq!(stack.incident(&i.id).await?.state, IncidentState::Resolved as i32);
     stack.receiver.wait_for_expected(WAIT).await?;
     stack.receiver.assert_all_expected_and_nothing_else();
     Ok(())

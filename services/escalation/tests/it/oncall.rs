@@ -143,3 +143,75 @@ async fn the_on_call_follows_local_handoffs_across_dst_and_is_paged_through_the_
     stack.receiver.assert_all_expected_and_nothing_else();
     Ok(())
 }
+
+#[tokio::test]
+async fn a_partner_side_incident_pages_the_partner_s_contacts_and_a_platform_one_does_not()
+-> anyhow::Result<()> {
+    let stack = Stack::start(1).await?;
+    let r = &stack.receiver;
+    let mut c = stack.client().await?;
+    r.set_secret("/acme-ops", secret_for("acme-ops").parse()?);
+    c.set_partner_contacts(SetPartnerContactsRequest {
+        contacts: Some(PartnerContacts {
+            partner: "acme".into(),
+            contacts: vec![Contact {
+                name: "ops".into(),
+                url: r.url("/acme-ops"),
+            }],
+            etag: 0,
+        }),
+        etag: 0,
+        signing_secrets: [("ops".to_owned(), secret_for("acme-ops"))].into_iter().collect(),
+    })
+    .await?;
+    c.set_policy(SetPolicyRequest {
+        policy: Some(Policy {
+            name: "default".into(),
+            levels: vec![Level {
+                targets: vec![Target {
+                    kind: "partner".into(),
+                    name: String::new(),
+                    url: String::new(),
+                }],
+                delay: Some(mins(30)),
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await?;
+    r.expect(
+        "/acme-ops",
+        json!({"incident": "INC-1", "side": "partner", "level": 1}),
+    );
+    let mut oncall = stack.oncall().await?;
+    for (side, title) in [
+        (Side::Partner, "riverflow: the partner's API rejects our calls"),
+        (Side::Platform, "riverflow: our health probe is flaky"),
+    ] {
+        oncall
+            .open_incident(OpenIncidentRequest {
+                title: title.into(),
+                severity: Severity::Sev2 as i32,
+                tile_id: "riverflow".into(),
+                side: side as i32,
+                partner: "acme".into(),
+                ..Default::default()
+            })
+            .await?;
+    }
+    r.wait_for_expected(WAIT).await?;
+    // The platform-side incident says why nobody was paged.
+    let platform = stack.incident("INC-2").await?;
+    assert!(
+        platform
+            .timeline
+            .iter()
+            .any(|e| e.message.contains("the partner is not paged")),
+        "{:?}",
+        platform.timeline
+    );
+    assert!(r.deliveries()[0].signature.verified());
+    r.assert_all_expected_and_nothing_else();
+    Ok(())
+}
