@@ -26,8 +26,19 @@ async fn an_unacknowledged_sev1_climbs_the_ladder_at_exactly_its_delays_and_repe
             json!({"incident": "INC-1", "level": level, "round": round, "severity": "SEV1", "tile": "riverflow"}),
         );
     }
+    let mut watch = stack
+        .client()
+        .await?
+        .watch_incidents(WatchIncidentsRequest::default())
+        .await?
+        .into_inner();
+    let first = watch.message().await?.context("the snapshot's end")?;
+    assert_eq!(first.r#type, IncidentEventType::SnapshotEnd as i32);
     let opened = open_sev1(&stack, "riverflow").await?;
     assert_eq!(opened.id, "INC-1");
+    let put = watch.message().await?.context("the new incident")?;
+    assert_eq!(put.r#type, IncidentEventType::Put as i32);
+    assert_eq!(put.incident.map(|i| i.id).as_deref(), Some("INC-1"));
     r.wait_for_deliveries(1, WAIT).await?;
     for (at, n) in [(5, 2), (15, 3), (20, 4)] {
         // Just before: nothing new is due, so the count stays.

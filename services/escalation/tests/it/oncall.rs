@@ -129,6 +129,45 @@ async fn the_on_call_follows_local_handoffs_across_dst_and_is_paged_through_the_
         d[0].idempotency_key.as_deref(),
         Some(format!("{}/c0/r0/l0/person/bob/pager", i.id).as_str())
     );
+    // The definitions read back as set (and never with a secret).
+    let bob = c
+        .get_person(GetPersonRequest { id: "bob".into() })
+        .await?
+        .into_inner()
+        .person
+        .context("person")?;
+    assert_eq!(bob.contacts.len(), 1);
+    assert_eq!(bob.time_zone, "America/Chicago");
+    let people = c
+        .list_people(ListPeopleRequest {
+            page: Some(tilewave_proto::common::v1::PageRequest {
+                page_size: 1,
+                page_token: String::new(),
+            }),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(people.people.len(), 1);
+    assert_eq!(people.next_page_token, "alice");
+    let got = c
+        .get_schedule(GetScheduleRequest {
+            name: "primary".into(),
+        })
+        .await?
+        .into_inner()
+        .schedule
+        .context("schedule")?;
+    let rotation = got.layers[0].rotation.as_ref().context("rotation")?;
+    assert_eq!((rotation.shift_hours, rotation.people.len()), (24, 2));
+    let sop = c
+        .get_sop(GetSopRequest {
+            id: "integration-health".into(),
+        })
+        .await?
+        .into_inner()
+        .sop
+        .context("the shipped SOP")?;
+    assert!(!sop.steps.is_empty());
     // No signing secret is stored in the clear.
     let dump = stack.dump().await?;
     for id in ["alice", "bob"] {
