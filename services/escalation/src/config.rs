@@ -71,6 +71,13 @@ pub struct EscalationConfig {
     /// How many attempts a webhook gets in all.
     #[arg(long, env = "TILEWAVE_WEBHOOK_RETRY_ATTEMPTS", default_value_t = DEFAULT_RETRY_ATTEMPTS)]
     pub webhook_retry_attempts: u32,
+    /// Consumed events older than this many hours (domain time) are
+    /// deleted from `events/`; 0 (the default) keeps them. Off by default:
+    /// the rollout service creates some events only if absent (DEADLINE_AT_RISK
+    /// and PREFLIGHT_FAILED once per tile and reason), so deleting them lets
+    /// it raise them again.
+    #[arg(long, env = "TILEWAVE_EVENT_RETENTION_HOURS", default_value_t = 0)]
+    pub event_retention_hours: u32,
     /// This replica's name in owner records; default `escalation-<pid>-<random>`.
     #[arg(long, env = "TILEWAVE_REPLICA")]
     pub replica: Option<String>,
@@ -114,6 +121,12 @@ impl EscalationConfig {
     /// The deadline of one call to another service.
     pub fn rpc_timeout(&self) -> Duration {
         Duration::from_millis(self.rpc_timeout_ms)
+    }
+
+    /// How long consumed events are kept; `None`: forever.
+    pub fn event_retention(&self) -> Option<jiff::SignedDuration> {
+        (self.event_retention_hours > 0)
+            .then(|| jiff::SignedDuration::from_hours(i64::from(self.event_retention_hours)))
     }
 
     /// The webhook retry policy.

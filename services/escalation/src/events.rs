@@ -24,6 +24,9 @@ use crate::service::{Opening, open_incident, pause_rollouts};
 /// How often `events/` is looked at when nothing changes (real time).
 const IDLE_PASS: Duration = Duration::from_secs(2);
 
+/// The most events one removal transaction deletes.
+const MAX_REMOVED: usize = 100;
+
 /// The longest incident title made from an event.
 const MAX_TITLE: usize = 200;
 
@@ -75,6 +78,7 @@ async fn pass(ctx: &Ctx, token: &FencingToken, cache: &WatchCache<Event>) -> Res
         .filter(|e| e.create_revision > cursor)
         .collect();
     events.sort_by_key(|e| e.create_revision);
+    let mut last = cursor;
     for e in events {
         let moved = Change::new().put_unchecked(
             cursor_key.clone(),
@@ -83,8 +87,52 @@ async fn pass(ctx: &Ctx, token: &FencingToken, cache: &WatchCache<Event>) -> Res
             },
         );
         consume(ctx, token, &e.value, moved).await?;
+        last = e.create_revision;
+    }
+    if let Some(keep) = ctx.event_retention {
+        remove_old(ctx, token, cache, last, keep).await?;
     }
     Ok(())
+}
+
+/// Deletes the consumed events (created at or before `cursor`) older than
+/// `keep` in domain time, in one fenced, audited transaction.
+async fn remove_old(
+    ctx: &Ctx,
+    token: &FencingToken,
+    cache: &WatchCache<Event>,
+    cursor: i64,
+    keep: jiff::SignedDuration,
+) -> Result<()> {
+    let Ok(before) = ctx.clock.now().checked_sub(keep) else {
+        return Ok(());
+    };
+    let old: Vec<Versioned<Event>> = cache
+        .list()
+        .into_iter()
+        .filter(|e| e.create_revision <= cursor)
+        .filter(|e| convert::ts(e.value.at.as_ref()).is_some_and(|at| at < before))
+        .take(MAX_REMOVED)
+        .collect();
+    if old.is_empty() {
+        return Ok(());
+    }
+    let mut change = Change::new();
+    for e in &old {
+        change = change.delete(e.key.clone(), e.etag);
+    }
+    let change = change.fence(token).audit(tilewave_store::audit::record(
+        "RemoveEvents",
+        "event",
+        &old[0].value.id,
+        format!("removed {} consumed event(s) older than {before}", old.len()),
+    ));
+    match ctx.store.commit(change, &ctx.actor).await {
+        Ok(_) => Ok(()),
+        // One changed or went since the listing: the next pass retries.
+        Err(tilewave_store::Error::Conflict { .. } | tilewave_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// What an event raises, if anything: its source, severity and side.

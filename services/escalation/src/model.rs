@@ -61,6 +61,8 @@ pub struct Ctx {
     pub ttl: Duration,
     /// The actor of the service's own changes.
     pub actor: Actor,
+    /// How long consumed events are kept (`None`: forever).
+    pub event_retention: Option<SignedDuration>,
 }
 
 impl Ctx {

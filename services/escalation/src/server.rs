@@ -116,6 +116,7 @@ pub async fn serve(
         holder,
         ttl: config.lease_ttl(),
         actor: Actor::system("escalation"),
+        event_retention: config.event_retention(),
     };
 
     let mut tasks = Tasks::new();

@@ -165,3 +165,66 @@ async fn three_failures_of_one_wave_make_one_incident_with_a_count_of_three() ->
     stack.receiver.assert_all_expected_and_nothing_else();
     Ok(())
 }
+
+#[tokio::test]
+async fn consumed_events_older_than_the_retention_are_removed() -> anyhow::Result<()> {
+    let mut stack = Stack::start(0).await?;
+    let kek = stack.dir.path().join("kek");
+    stack.replicas.push(
+        tilewave_testkit::ServiceProcess::start(
+            spec(&stack.etcd, "escalation-0", &kek).with_args(["--event-retention-hours", "24"]),
+            stack.dir.path(),
+        )
+        .await?,
+    );
+    let store = Store::connect(store_config(&stack.etcd)).await?;
+    let k = keys()?;
+    let event = |id: &str, at: jiff::Timestamp| Event {
+        id: id.into(),
+        kind: EventKind::RolloutSucceeded as i32,
+        at: Some(tilewave_store::clock::to_proto_timestamp(at)),
+        message: "done".into(),
+        ..rollout_failed(id, "aws:us-east-1")
+    };
+    for e in [
+        event("old", t0() - jiff::SignedDuration::from_hours(48)),
+        event("recent", t0()),
+    ] {
+        store
+            .commit(
+                Change::new().create(k.event(&e.id), &e).audit(audit::record(
+                    "RolloutSucceeded",
+                    "event",
+                    &e.id,
+                    "test event",
+                )),
+                &Actor::new("test"),
+            )
+            .await?;
+    }
+    let present = |id: &'static str| {
+        let stack = &stack;
+        let k = k.clone();
+        async move { Ok::<bool, anyhow::Error>(stack.dump().await?.contains_key(&k.event(id))) }
+    };
+    tilewave_testkit::eventually("the old event removed", WAIT, || async {
+        match present("old").await {
+            Ok(false) => Ok(()),
+            Ok(true) => Err("still there".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await?;
+    assert!(present("recent").await?, "a recent event stays");
+    // A day later the other one goes too.
+    stack.at(jiff::SignedDuration::from_hours(25)).await?;
+    tilewave_testkit::eventually("the other event removed", WAIT, || async {
+        match present("recent").await {
+            Ok(false) => Ok(()),
+            Ok(true) => Err("still there".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await?;
+    Ok(())
+}
