@@ -254,3 +254,74 @@ async fn a_partner_side_incident_pages_the_partner_s_contacts_and_a_platform_one
     r.assert_all_expected_and_nothing_else();
     Ok(())
 }
+
+#[tokio::test]
+async fn a_low_urgency_page_waits_for_the_person_s_working_hours() -> anyhow::Result<()> {
+    let stack = Stack::start(1).await?;
+    let r = &stack.receiver;
+    let mut c = stack.client().await?;
+    r.set_secret("/carol", secret_for("carol").parse()?);
+    // Carol works 09:00 to 17:00 in Chicago: at T0 (10:00 UTC, 04:00
+    // there) a SEV3 page for her waits until 15:00 UTC.
+    c.set_person(SetPersonRequest {
+        person: Some(person("carol", &r.url("/carol"))),
+        etag: 0,
+        signing_secrets: [("pager".to_owned(), secret_for("carol"))].into_iter().collect(),
+    })
+    .await?;
+    c.set_policy(SetPolicyRequest {
+        policy: Some(Policy {
+            name: "default".into(),
+            levels: vec![Level {
+                targets: vec![Target {
+                    kind: "person".into(),
+                    name: "carol".into(),
+                    url: String::new(),
+                }],
+                delay: Some(mins(24 * 60)),
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await?;
+    r.expect("/carol", json!({"incident": "INC-1", "severity": "SEV3"}));
+    let i = stack
+        .oncall()
+        .await?
+        .open_incident(OpenIncidentRequest {
+            title: "riverflow: a logo is blurry".into(),
+            severity: Severity::Sev3 as i32,
+            tile_id: "riverflow".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .incident
+        .context("incident")?;
+    assert!(
+        i.timeline.iter().any(|e| e.message.contains("deferred to")),
+        "{:?}",
+        i.timeline
+    );
+    // The page is in the outbox, due at the start of her day.
+    let k = keys()?;
+    let entries: Vec<OutboxEntry> = stack
+        .dump()
+        .await?
+        .into_iter()
+        .filter(|(key, _)| key.starts_with(&k.escalation_outbox("INC-1")))
+        .filter_map(|(_, v)| <OutboxEntry as prost::Message>::decode(v.as_slice()).ok())
+        .collect();
+    assert_eq!(entries.len(), 1);
+    let due = entries[0]
+        .deliver_at
+        .as_ref()
+        .and_then(|t| tilewave_store::clock::from_proto_timestamp(t).ok());
+    assert_eq!(due, Some("2026-03-02T15:00:00Z".parse()?));
+    assert!(r.deliveries().is_empty(), "nothing before her working hours");
+    stack.at(jiff::SignedDuration::from_hours(5)).await?;
+    r.wait_for_expected(WAIT).await?;
+    r.assert_all_expected_and_nothing_else();
+    Ok(())
+}
