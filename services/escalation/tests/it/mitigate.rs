@@ -127,7 +127,9 @@ struct WithRollouts {
 }
 
 impl WithRollouts {
-    async fn start() -> anyhow::Result<Self> {
+    /// The stack, the tile scheduled, a roll-out to `REGION` started at
+    /// `T0 + start_in`.
+    async fn start(start_in: SignedDuration) -> anyhow::Result<Self> {
         // etcd and the clock first, then the registry, an agent, the rollout
         // service, and an escalation replica pointed at it.
         let mut stack = Stack::start(0).await?;
@@ -194,7 +196,7 @@ impl WithRollouts {
                     bake: Some(mins(30)),
                     concurrency: 1,
                     wave_growth: 1,
-                    earliest_start: Some(ts(t0() + SignedDuration::from_hours(1))),
+                    earliest_start: Some(ts(t0() + start_in)),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -228,9 +230,14 @@ impl WithRollouts {
 
     /// Waits until the roll-out is PAUSED.
     async fn paused(&self) -> anyhow::Result<tilewave_proto::rollout::v1::Rollout> {
-        eventually("the roll-out paused", WAIT, || async {
+        self.until(&[RolloutState::Paused]).await
+    }
+
+    /// Waits until the roll-out is in one of `states`.
+    async fn until(&self, states: &[RolloutState]) -> anyhow::Result<tilewave_proto::rollout::v1::Rollout> {
+        eventually(&format!("the roll-out {states:?}"), WAIT, || async {
             let r = self.rollout_state().await.map_err(|e| e.to_string())?;
-            if r.state == RolloutState::Paused as i32 {
+            if states.iter().any(|s| r.state == *s as i32) {
                 Ok(r)
             } else {
                 Err(format!("state {}", r.state))
@@ -242,7 +249,7 @@ impl WithRollouts {
 
 #[tokio::test]
 async fn mitigating_with_pause_rollout_pauses_the_roll_out_in_the_rollout_service() -> anyhow::Result<()> {
-    let w = WithRollouts::start().await?;
+    let w = WithRollouts::start(SignedDuration::from_hours(1)).await?;
     let stack = &w.stack;
     let started_id = w.rollout_id.clone();
     let mut esc = stack.client_of(0, ONCALL).await?;
@@ -300,7 +307,7 @@ async fn mitigating_with_pause_rollout_pauses_the_roll_out_in_the_rollout_servic
 
 #[tokio::test]
 async fn an_unacknowledged_sev1_pauses_its_roll_out_at_the_policy_s_limit() -> anyhow::Result<()> {
-    let w = WithRollouts::start().await?;
+    let w = WithRollouts::start(SignedDuration::from_hours(1)).await?;
     let stack = &w.stack;
     let r = &stack.receiver;
     r.set_secret("/ops", secret_for("ops").parse()?);
@@ -350,5 +357,62 @@ async fn an_unacknowledged_sev1_pauses_its_roll_out_at_the_policy_s_limit() -> a
     assert_eq!(at, [t0() + SignedDuration::from_mins(10)]);
     assert!(i.escalation.as_ref().is_some_and(|e| e.rollout_paused));
     r.assert_all_expected_and_nothing_else();
+    Ok(())
+}
+
+#[tokio::test]
+async fn mitigating_with_remove_tile_rolls_the_region_back() -> anyhow::Result<()> {
+    // The roll-out starts at once; past its 5-minute apply the region
+    // bakes (30 minutes; the clock then stands still).
+    let w = WithRollouts::start(SignedDuration::ZERO).await?;
+    let stack = &w.stack;
+    eventually("the region applying", WAIT, || async {
+        let r = w.rollout_state().await.map_err(|e| e.to_string())?;
+        match r.steps.first() {
+            Some(s) if s.state != tilewave_proto::rollout::v1::StepState::Pending as i32 => Ok(()),
+            other => Err(format!("{:?}", other.map(|s| s.state))),
+        }
+    })
+    .await?;
+    stack.at(SignedDuration::from_mins(6)).await?;
+    eventually("the region applied", WAIT, || async {
+        let r = w.rollout_state().await.map_err(|e| e.to_string())?;
+        match r.steps.first() {
+            Some(s) if s.state == tilewave_proto::rollout::v1::StepState::Baking as i32 => Ok(()),
+            other => Err(format!("{:?}", other.map(|s| s.state))),
+        }
+    })
+    .await?;
+    let mut esc = stack.client_of(0, ONCALL).await?;
+    let incident = esc
+        .open_incident(OpenIncidentRequest {
+            title: "riverflow: broken in us-east-1".into(),
+            severity: Severity::Sev2 as i32,
+            tile_id: "riverflow".into(),
+            regions: vec![REGION.into()],
+            rollout_id: w.rollout_id.clone(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .incident
+        .context("incident")?;
+    let mitigated = esc
+        .mitigate(MitigateRequest {
+            id: incident.id.clone(),
+            action: MitigationAction::RemoveTile as i32,
+            note: "take it out of us-east-1".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .incident
+        .context("incident")?;
+    assert_eq!(mitigated.state, IncidentState::Mitigated as i32);
+    let m = mitigated.mitigations.first().context("the mitigation")?;
+    assert_eq!(m.action, MitigationAction::RemoveTile as i32);
+    assert_eq!(m.regions, [REGION]);
+    w.until(&[RolloutState::RollingBack, RolloutState::RolledBack])
+        .await?;
     Ok(())
 }
