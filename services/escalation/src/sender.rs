@@ -100,7 +100,19 @@ async fn work(ctx: Ctx, owned: Owned) -> tilewave_store::Result<()> {
 /// gone: acknowledged), recording every attempt.
 async fn deliver(ctx: &Ctx, token: &FencingToken, entry: Versioned<wire::OutboxEntry>) -> Result<()> {
     let e = &entry.value;
-    let secret = ctx.secret(&e.target).await?;
+    let secret = match ctx.secret(&e.target).await {
+        Ok(s) => s,
+        // Nothing to sign with (the target's definition went): give up at
+        // once, on the incident, rather than retry forever.
+        Err(Error::NotFound(why)) => {
+            let gave_up = Attempt::Failed {
+                error: why,
+                retry_at: None,
+            };
+            return record_attempt(ctx, token, &entry, e.attempts + 1, gave_up, true).await;
+        }
+        Err(other) => return Err(other),
+    };
     let incident = ctx.incident(&e.incident_id).await?;
     let traceparent = incident
         .value

@@ -32,6 +32,12 @@ use crate::model::{Ctx, IncidentWrite, advance, outbox, stored};
 /// How often a write that lost a race is tried again with a fresh read.
 const RETRIES: usize = 5;
 
+/// The most entries of the lists of a definition (levels, targets per
+/// level, speedups, contacts, layers, SOP steps, signing secrets).
+const MAX_ENTRIES: usize = 50;
+/// The most overrides of a schedule.
+const MAX_OVERRIDES: usize = 500;
+
 /// How far ahead SetSchedule looks for spans with nobody on call.
 const COVERAGE_AHEAD: SignedDuration = SignedDuration::from_hours(24 * 28);
 
@@ -185,6 +191,9 @@ async fn pause_rollout(ctx: &Ctx, rollout: &str, why: &str) -> Result<()> {
 /// is retried with a fresh read.
 pub async fn command(ctx: &Ctx, actor: &Actor, id: &str, etag: i64, cmd: Command) -> Result<(Incident, u32)> {
     let mut last = None;
+    // Calls to other services already made in an earlier try (a lost race
+    // retries the write, not the call).
+    let mut called: Vec<Effect> = Vec::new();
     for _ in 0..RETRIES {
         let prev = ctx.incident(id).await?;
         if etag != 0 && etag != prev.etag {
@@ -230,8 +239,10 @@ pub async fn command(ctx: &Ctx, actor: &Actor, id: &str, etag: i64, cmd: Command
                         .filter(|e| convert::ts(e.value.deliver_at.as_ref()).is_some_and(|t| t > now))
                         .collect();
                 }
+                Effect::PauseRollout { .. } | Effect::RemoveTile { .. } if called.contains(effect) => {}
                 Effect::PauseRollout { rollout } => {
                     pause_rollout(ctx, rollout, &format!("mitigating incident {id}")).await?;
+                    called.push(effect.clone());
                 }
                 Effect::RemoveTile { tile, regions } => {
                     let rollout = w.incident.rollout.clone().ok_or_else(|| {
@@ -252,6 +263,7 @@ pub async fn command(ctx: &Ctx, actor: &Actor, id: &str, etag: i64, cmd: Command
                             what: format!("rolling back {} in {}", quoted(&rollout), regions.join(", ")),
                             status,
                         })?;
+                    called.push(effect.clone());
                 }
                 Effect::RotateCredential { tile } => {
                     return Err(Error::FailedPrecondition(format!(
@@ -658,6 +670,17 @@ impl EscalationService for Escalation {
         let r = req.into_inner();
         let w = r.policy.ok_or_else(|| Error::invalid("policy", "required"))?;
         required("policy.name", &w.name)?;
+        limits::count("policy.levels", w.levels.len(), MAX_ENTRIES).map_err(Error::from)?;
+        limits::count("policy.speedups", w.speedups.len(), MAX_ENTRIES).map_err(Error::from)?;
+        limits::count("signing_secrets", r.signing_secrets.len(), MAX_ENTRIES).map_err(Error::from)?;
+        for (i, l) in w.levels.iter().enumerate() {
+            limits::count(
+                &format!("policy.levels[{i}].targets"),
+                l.targets.len(),
+                MAX_ENTRIES,
+            )
+            .map_err(Error::from)?;
+        }
         let policy = convert::policy(&w)?;
         let dir = self.ctx.directory().await?;
         core::validate_policy(&policy, Some(&dir))
@@ -722,6 +745,8 @@ impl EscalationService for Escalation {
         let r = req.into_inner();
         let w = r.schedule.ok_or_else(|| Error::invalid("schedule", "required"))?;
         required("schedule.name", &w.name)?;
+        limits::count("schedule.layers", w.layers.len(), MAX_ENTRIES).map_err(Error::from)?;
+        limits::count("schedule.overrides", w.overrides.len(), MAX_OVERRIDES).map_err(Error::from)?;
         let schedule = convert::schedule(&w)?;
         let people = self.ctx.directory().await?.people;
         let check = Directory {
@@ -817,6 +842,7 @@ impl EscalationService for Escalation {
         let r = req.into_inner();
         let w = r.sop.ok_or_else(|| Error::invalid("sop", "required"))?;
         required("sop.id", &w.id)?;
+        limits::count("sop.steps", w.steps.len(), MAX_ENTRIES * 2).map_err(Error::from)?;
         let sop = convert::sop(&w);
         core::validate_sop(&sop).map_err(|p| Error::problems(format!("SOP {}", quoted(&sop.id)), p))?;
         let key = self.ctx.keys().escalation_sop(&sop.id);
@@ -872,6 +898,8 @@ impl EscalationService for Escalation {
         let r = req.into_inner();
         let w = r.person.ok_or_else(|| Error::invalid("person", "required"))?;
         required("person.id", &w.id)?;
+        limits::count("person.contacts", w.contacts.len(), MAX_ENTRIES).map_err(Error::from)?;
+        limits::count("signing_secrets", r.signing_secrets.len(), MAX_ENTRIES).map_err(Error::from)?;
         let person = convert::person(&w)?;
         core::validate_person(&person)
             .map_err(|p| Error::problems(format!("person {}", quoted(&person.id)), p))?;
@@ -956,6 +984,8 @@ impl EscalationService for Escalation {
         let r = req.into_inner();
         let w = r.contacts.ok_or_else(|| Error::invalid("contacts", "required"))?;
         required("contacts.partner", &w.partner)?;
+        limits::count("contacts.contacts", w.contacts.len(), MAX_ENTRIES).map_err(Error::from)?;
+        limits::count("signing_secrets", r.signing_secrets.len(), MAX_ENTRIES).map_err(Error::from)?;
         let contacts = convert::partner_contacts(&w);
         // A partner's contacts are checked as a person's are.
         let as_person = core::Person {
