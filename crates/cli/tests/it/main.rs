@@ -163,7 +163,7 @@ fn dev_stack_and_tile_journey() {
     );
     assert!(
         rows.len() <= 6,
-        "at most the rollout, credentials and escalation services and one agent more: {names:?}"
+        "at most the rollout and credentials services, one agent and the partner double more: {names:?}"
     );
     assert!(
         rows.iter().all(|r| r["alive"] == true && r["healthy"] == true),
@@ -597,8 +597,8 @@ fn rollout_journey_on_the_virtual_clock() {
     let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(
         rows.as_array().unwrap().len(),
-        8,
-        "etcd, registry, rollout, credentials, 4 agents"
+        9,
+        "etcd, registry, rollout, credentials, 4 agents, the partner double"
     );
 
     // The stack's four regions: `dev up --regions 4` picks them.
