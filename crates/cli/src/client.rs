@@ -8,13 +8,12 @@ use std::io::Write as _;
 use tilewave_proto::auth::v1::auth_service_client::AuthServiceClient;
 use tilewave_proto::clock::v1::clock_service_client::ClockServiceClient;
 use tilewave_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
-use tilewave_proto::escalation::v1::escalation_service_client::EscalationServiceClient;
 use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use tilewave_proto::registry::v1::{GetTileRequest, Tile};
 use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
 use tilewave_telemetry::{TracedChannel, traced_channel};
 
-use crate::endpoints::{CREDENTIALS, ESCALATION, REGISTRY, ROLLOUT};
+use crate::endpoints::{CREDENTIALS, REGISTRY, ROLLOUT};
 use crate::error::{CliError, rpc};
 use crate::output::Format;
 use crate::settings::{Layer, Settings};
@@ -33,10 +32,6 @@ pub type Clock = ClockServiceClient<TracedChannel>;
 
 /// The credentials service client the commands use.
 pub type Credentials = CredentialsServiceClient<TracedChannel>;
-
-/// The escalation service client the commands use.
-#[allow(dead_code, reason = "for the `tilewave incident` commands, not built yet")]
-pub type Escalation = EscalationServiceClient<TracedChannel>;
 
 /// The `WhoAmI` client (served by every service).
 pub type Auth = AuthServiceClient<TracedChannel>;
@@ -177,27 +172,6 @@ impl Ctx {
         let endpoint =
             tilewave_service::transport::configure_streaming(self.endpoint(url)?, self.settings.timeout);
         Ok(tilewave_service::sized!(CredentialsServiceClient::new(
-            traced_channel(endpoint.connect_lazy())
-        )))
-    }
-
-    /// A client of the escalation service.
-    #[allow(dead_code, reason = "for the `tilewave incident` commands, not built yet")]
-    pub fn escalation(&self) -> Result<Escalation, CliError> {
-        Ok(tilewave_service::sized!(EscalationServiceClient::new(
-            self.channel(&self.settings.url(ESCALATION))?,
-        )))
-    }
-
-    /// A client of the escalation service for a stream that may outlive
-    /// the per-call timeout (`WatchIncidents`): connecting is still
-    /// bounded.
-    #[allow(dead_code, reason = "for `tilewave incident list --watch`, not built yet")]
-    pub fn escalation_streaming(&self) -> Result<Escalation, CliError> {
-        let url = &self.settings.url(ESCALATION);
-        let endpoint =
-            tilewave_service::transport::configure_streaming(self.endpoint(url)?, self.settings.timeout);
-        Ok(tilewave_service::sized!(EscalationServiceClient::new(
             traced_channel(endpoint.connect_lazy())
         )))
     }

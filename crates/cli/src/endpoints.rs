@@ -34,7 +34,7 @@ endpoints! {
     ROLLOUT = "rollout", 7402, "the rollout service";
     /// The credentials service: partner credentials and their rotations.
     CREDENTIALS = "credentials", 7403, "the credentials service";
-    /// The escalation service: incidents, escalation policies, on-call.
+    /// The escalation service: incidents, on-call schedules, policies, SOPs.
     ESCALATION = "escalation", 7404, "the escalation service";
 }
 
