@@ -190,9 +190,10 @@ pub static TABLE: &[Rule] = &[
     // Escalation: on-call handles incidents; release engineers also set
     // policies, schedules and SOPs.
     rule(ESCALATION, "OpenIncident", RE_ONCALL),
-    rule(ESCALATION, "GetIncident", READ),
-    rule(ESCALATION, "ListIncidents", READ),
-    rule(ESCALATION, "WatchIncidents", READ),
+    // Partners see their own tiles' incidents (the handlers scope them).
+    rule(ESCALATION, "GetIncident", READ_OWN),
+    rule(ESCALATION, "ListIncidents", READ_OWN),
+    rule(ESCALATION, "WatchIncidents", READ_OWN),
     rule(ESCALATION, "Acknowledge", RE_ONCALL),
     rule(ESCALATION, "AddNote", RE_ONCALL),
     rule(ESCALATION, "CompleteStep", RE_ONCALL),
@@ -442,6 +443,11 @@ mod tests {
             ("/tilewave.rollout.v1.RolloutService/ListLaunches", Partner, false),
             (
                 "/tilewave.escalation.v1.EscalationService/ListIncidents",
+                Partner,
+                true,
+            ),
+            (
+                "/tilewave.escalation.v1.EscalationService/Acknowledge",
                 Partner,
                 false,
             ),

@@ -29,6 +29,10 @@ use crate::convert;
 use crate::error::{Error, Result};
 use crate::model::{Ctx, IncidentWrite, advance, outbox, stored};
 
+/// The RPCs whose handlers scope what they answer to the caller's partner
+/// (a partner sees the incidents of its own tiles only).
+pub const PARTNER_SCOPED: &[&str] = &["GetIncident", "ListIncidents", "WatchIncidents"];
+
 /// How often a write that lost a race is tried again with a fresh read.
 const RETRIES: usize = 5;
 
@@ -1029,5 +1033,19 @@ impl EscalationService for Escalation {
                 ..stored
             }),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rpc_a_partner_may_call_is_scoped() {
+        let mut table = tilewave_auth::table::partner_scoped(tilewave_auth::table::ESCALATION);
+        let mut ours = PARTNER_SCOPED.to_vec();
+        table.sort_unstable();
+        ours.sort_unstable();
+        assert_eq!(table, ours);
     }
 }

@@ -325,3 +325,53 @@ async fn a_low_urgency_page_waits_for_the_person_s_working_hours() -> anyhow::Re
     r.assert_all_expected_and_nothing_else();
     Ok(())
 }
+
+#[tokio::test]
+async fn a_partner_sees_its_own_incidents_only_and_cannot_act_on_them() -> anyhow::Result<()> {
+    let stack = Stack::start(1).await?;
+    let mut oncall = stack.oncall().await?;
+    for partner in ["acme", "globex"] {
+        oncall
+            .open_incident(OpenIncidentRequest {
+                title: format!("{partner}'s tile: failing"),
+                severity: Severity::Sev3 as i32,
+                tile_id: format!("{partner}-tile"),
+                side: Side::Partner as i32,
+                partner: partner.into(),
+                ..Default::default()
+            })
+            .await?;
+    }
+    let mut acme = stack.client_of(0, tilewave_testkit::pki::PARTNER_ACME).await?;
+    let listed = acme
+        .list_incidents(ListIncidentsRequest::default())
+        .await?
+        .into_inner()
+        .incidents;
+    let ids: Vec<&str> = listed.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["INC-1"], "acme's only");
+    assert_eq!(
+        acme.get_incident(GetIncidentRequest { id: "INC-1".into() })
+            .await?
+            .into_inner()
+            .incident
+            .map(|i| i.partner),
+        Some("acme".to_owned())
+    );
+    let other = acme
+        .get_incident(GetIncidentRequest { id: "INC-2".into() })
+        .await
+        .err()
+        .context("globex's incident is not shown to acme")?;
+    assert_eq!(other.code(), tonic::Code::NotFound);
+    let ack = acme
+        .acknowledge(AcknowledgeRequest {
+            id: "INC-1".into(),
+            etag: 0,
+        })
+        .await
+        .err()
+        .context("a partner does not acknowledge")?;
+    assert_eq!(ack.code(), tonic::Code::PermissionDenied);
+    Ok(())
+}
