@@ -375,3 +375,87 @@ async fn a_partner_sees_its_own_incidents_only_and_cannot_act_on_them() -> anyho
     assert_eq!(ack.code(), tonic::Code::PermissionDenied);
     Ok(())
 }
+
+/// A daily rotation of anna and ben in Berlin, handing off at 02:30
+/// local time from `start`.
+fn berlin(name: &str, start: Date) -> Schedule {
+    Schedule {
+        name: name.into(),
+        layers: vec![Layer {
+            name: "daily".into(),
+            level: 0,
+            rotation: Some(Rotation {
+                people: vec!["anna".into(), "ben".into()],
+                shift_hours: 24,
+                handoff: Some(LocalTime { hour: 2, minute: 30 }),
+                time_zone: "Europe/Berlin".into(),
+                start: Some(start),
+            }),
+            active: None,
+        }],
+        overrides: vec![],
+        etag: 0,
+    }
+}
+
+#[tokio::test]
+async fn berlin_handoffs_at_a_time_that_is_skipped_or_repeated_follow_the_written_rules() -> anyhow::Result<()>
+{
+    let stack = Stack::start(1).await?;
+    let mut c = stack.client().await?;
+    for id in ["anna", "ben"] {
+        let mut p = person(id, &stack.receiver.url(&format!("/{id}")));
+        p.time_zone = "Europe/Berlin".into();
+        c.set_person(SetPersonRequest {
+            person: Some(p),
+            ..Default::default()
+        })
+        .await?;
+    }
+    for (name, start) in [
+        (
+            "spring",
+            Date {
+                year: 2026,
+                month: 3,
+                day: 28,
+            },
+        ),
+        (
+            "autumn",
+            Date {
+                year: 2026,
+                month: 10,
+                day: 24,
+            },
+        ),
+    ] {
+        c.set_schedule(SetScheduleRequest {
+            schedule: Some(berlin(name, start)),
+            etag: 0,
+        })
+        .await?;
+    }
+    // 29 March: 02:30 does not exist (02:00 -> 03:00); the handoff moves
+    // to the next valid minute, 03:00 CEST = 01:00 UTC.
+    // 25 October: 02:30 happens twice; the first (CEST) counts, 00:30 UTC.
+    for (schedule, when, who) in [
+        ("spring", "2026-03-29T00:59:00Z", "anna"),
+        ("spring", "2026-03-29T01:00:00Z", "ben"),
+        ("autumn", "2026-10-25T00:29:00Z", "anna"),
+        ("autumn", "2026-10-25T00:30:00Z", "ben"),
+        ("autumn", "2026-10-25T01:30:00Z", "ben"),
+    ] {
+        let shifts = c
+            .who_is_on_call(WhoIsOnCallRequest {
+                schedule: schedule.into(),
+                at: Some(at(when)?),
+            })
+            .await?
+            .into_inner()
+            .shifts;
+        let people: Vec<&str> = shifts.iter().map(|s| s.person.as_str()).collect();
+        assert_eq!(people, [who], "{schedule} at {when}");
+    }
+    Ok(())
+}
