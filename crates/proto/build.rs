@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 const REDACTED_DEBUG: &[&str] = &[
     ".tilewave.credentials.v1.SubmitCredentialRequest",
     ".tilewave.agent.v1.InstallCredentialRequest",
+    ".tilewave.escalation.v1.SetPolicyRequest",
+    ".tilewave.escalation.v1.SetPersonRequest",
+    ".tilewave.escalation.v1.SetPartnerContactsRequest",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

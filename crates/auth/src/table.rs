@@ -81,7 +81,8 @@ pub const AGENT: &str = "tilewave.agent.v1.AgentService";
 pub const FAULTS: &str = "tilewave.agent.v1.FaultInjectionService";
 /// The credentials service.
 pub const CREDENTIALS: &str = "tilewave.credentials.v1.CredentialsService";
-const ESCALATION: &str = "tilewave.escalation.v1.EscalationService";
+/// The escalation service.
+pub const ESCALATION: &str = "tilewave.escalation.v1.EscalationService";
 /// `WhoAmI`, on every server.
 pub const AUTH: &str = "tilewave.auth.v1.AuthService";
 /// gRPC health checking, on every server.
@@ -189,9 +190,10 @@ pub static TABLE: &[Rule] = &[
     // Escalation: on-call handles incidents; release engineers also set
     // policies, schedules and SOPs.
     rule(ESCALATION, "OpenIncident", RE_ONCALL),
-    rule(ESCALATION, "GetIncident", READ),
-    rule(ESCALATION, "ListIncidents", READ),
-    rule(ESCALATION, "WatchIncidents", READ),
+    // Partners see their own tiles' incidents (the handlers scope them).
+    rule(ESCALATION, "GetIncident", READ_OWN),
+    rule(ESCALATION, "ListIncidents", READ_OWN),
+    rule(ESCALATION, "WatchIncidents", READ_OWN),
     rule(ESCALATION, "Acknowledge", RE_ONCALL),
     rule(ESCALATION, "AddNote", RE_ONCALL),
     rule(ESCALATION, "CompleteStep", RE_ONCALL),
@@ -441,6 +443,11 @@ mod tests {
             ("/tilewave.rollout.v1.RolloutService/ListLaunches", Partner, false),
             (
                 "/tilewave.escalation.v1.EscalationService/ListIncidents",
+                Partner,
+                true,
+            ),
+            (
+                "/tilewave.escalation.v1.EscalationService/Acknowledge",
                 Partner,
                 false,
             ),

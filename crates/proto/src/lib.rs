@@ -207,11 +207,72 @@ impl fmt::Debug for agent::v1::install_credential_request::Secret {
     }
 }
 
+/// The names of the targets a `signing_secrets` map gives secrets for,
+/// sorted, never the secrets.
+fn secret_names(m: &std::collections::HashMap<String, String>) -> Vec<&str> {
+    let mut names: Vec<&str> = m.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    names
+}
+
+impl fmt::Debug for escalation::v1::SetPolicyRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetPolicyRequest")
+            .field("policy", &self.policy)
+            .field("etag", &self.etag)
+            .field("signing_secrets_for", &secret_names(&self.signing_secrets))
+            .finish()
+    }
+}
+
+impl fmt::Debug for escalation::v1::SetPersonRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetPersonRequest")
+            .field("person", &self.person)
+            .field("etag", &self.etag)
+            .field("signing_secrets_for", &secret_names(&self.signing_secrets))
+            .finish()
+    }
+}
+
+impl fmt::Debug for escalation::v1::SetPartnerContactsRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetPartnerContactsRequest")
+            .field("contacts", &self.contacts)
+            .field("etag", &self.etag)
+            .field("signing_secrets_for", &secret_names(&self.signing_secrets))
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const SECRET: &str = "hunter2-very-secret";
+
+    #[test]
+    fn escalation_set_requests_show_which_targets_have_secrets_never_the_secrets() {
+        let secrets: std::collections::HashMap<String, String> =
+            [("ops".to_owned(), SECRET.to_owned())].into();
+        let shown = format!(
+            "{:?} {:#?} {:?}",
+            escalation::v1::SetPolicyRequest {
+                signing_secrets: secrets.clone(),
+                ..Default::default()
+            },
+            escalation::v1::SetPersonRequest {
+                signing_secrets: secrets.clone(),
+                ..Default::default()
+            },
+            escalation::v1::SetPartnerContactsRequest {
+                signing_secrets: secrets,
+                ..Default::default()
+            },
+        );
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert!(shown.contains("\"ops\""), "{shown}");
+    }
 
     #[test]
     fn short_names_drop_the_enum_prefix() {

@@ -3,7 +3,7 @@
 //! binary is not built yet is skipped with a note.
 
 use super::tls::StackCerts;
-use crate::endpoints::{CREDENTIALS, Endpoint, REGISTRY, ROLLOUT};
+use crate::endpoints::{CREDENTIALS, ESCALATION, Endpoint, REGISTRY, ROLLOUT};
 
 /// How many copies of a service run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +68,7 @@ pub const SERVICES: &[ServiceDef] = &[
     ServiceDef { name: "registry", binary: "tilewave-registry", health_service: "", setting: Some(REGISTRY), args: store_args, env: no_env, replicas: Replicas::One },
     ServiceDef { name: "rollout", binary: "tilewave-rollout", health_service: "tilewave.rollout.v1.RolloutService", setting: Some(ROLLOUT), args: rollout_args, env: no_env, replicas: Replicas::One },
     ServiceDef { name: "credentials", binary: "tilewave-credentials", health_service: "tilewave.credentials.v1.CredentialsService", setting: Some(CREDENTIALS), args: credentials_args, env: no_env, replicas: Replicas::One },
-    // Next, once its binary and flags exist:
-    // ServiceDef { name: "escalation", binary: "tilewave-escalation", health_service: "", setting: None, args: store_args, env: no_env, replicas: Replicas::One },
+    ServiceDef { name: "escalation", binary: "tilewave-escalation", health_service: "tilewave.escalation.v1.EscalationService", setting: Some(ESCALATION), args: escalation_args, env: no_env, replicas: Replicas::One },
     ServiceDef { name: "agent", binary: "tilewave-agent", health_service: "tilewave.agent.v1.AgentService", setting: None, args: agent_args, env: kek_env, replicas: Replicas::PerRegion },
 ];
 
@@ -112,6 +111,18 @@ pub fn credentials_args(env: &StackEnv) -> Vec<String> {
     if !env.catalog.is_empty() {
         args.extend(["--regions".into(), env.catalog.join(",")]);
     }
+    if let Some(kek) = &env.kek_file {
+        args.extend(["--kek-file".into(), kek.display().to_string()]);
+    }
+    args
+}
+
+/// The escalation service: the store and the development key-encryption
+/// key (sealing webhook signing secrets). It gets no `--rollout` yet (the
+/// stack's environment has no rollout address), so its roll-out
+/// mitigations are refused with a message saying so.
+pub fn escalation_args(env: &StackEnv) -> Vec<String> {
+    let mut args = store_args(env);
     if let Some(kek) = &env.kek_file {
         args.extend(["--kek-file".into(), kek.display().to_string()]);
     }
@@ -276,8 +287,12 @@ mod tests {
             "{a:?}"
         );
         let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
-        assert_eq!(names, ["registry", "rollout", "credentials", "agent"]);
-        assert_eq!(SERVICES[3].replicas, Replicas::PerRegion);
+        assert_eq!(
+            names,
+            ["registry", "rollout", "credentials", "escalation", "agent"]
+        );
+        assert_eq!(SERVICES[4].replicas, Replicas::PerRegion);
+        assert_eq!(SERVICES[3].setting, Some(ESCALATION));
         assert_eq!(SERVICES[1].setting, Some(ROLLOUT));
         assert_eq!(
             instance_name("agent", Some("aws:eu-west-1")),
@@ -338,7 +353,11 @@ mod tests {
         let a = credentials_args(&six);
         let at = a.iter().position(|x| x == "--regions").expect("--regions");
         assert_eq!(a[at + 1], six.catalog.join(","));
-        let agent = &SERVICES[3];
+        let agent = &SERVICES[4];
+        let esc = escalation_args(&env());
+        let at = esc.iter().position(|x| x == "--kek-file").expect("--kek-file");
+        assert_eq!(esc[at + 1], "/d/kek");
+        assert_eq!(security_args(&env(), "escalation")[1], "/d/certs/escalation.crt");
         assert_eq!(
             (agent.env)(&env()),
             vec![("TILEWAVE_KEK_FILE".to_owned(), "/d/kek".to_owned())]
