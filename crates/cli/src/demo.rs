@@ -14,6 +14,8 @@
 //! the launch the partner issues a new one, rotated over every region
 //! while they keep calling the partner; the partner then removes the old
 //! one, and the demo shows the partner refused none of their calls.
+//! Last, an injected failure pages a local webhook and is acknowledged
+//! ([`crate::demo_oncall`]).
 
 use std::io::IsTerminal as _;
 
@@ -535,6 +537,7 @@ pub async fn run(args: DemoArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let end = follow(ctx, &started.id, mode(ctx.format, tty), stopped).await?;
     if end.state == RolloutState::Succeeded as i32 {
         closing_rotation(ctx, &id, &partner, first_id, tty).await?;
+        crate::demo_oncall::page_and_ack(ctx, &id, &partner, mode(ctx.format, tty)).await?;
     }
     out(&explain_end(&end, ga, cols))
 }

@@ -125,15 +125,9 @@ impl Partner {
 }
 
 /// Hands `secret` in for `tile` (SubmitCredential; only its fingerprint
-/// comes back), starts a rotation to it over every region of the tile and
-/// follows it until it is promoted (or ends otherwise, which is an error
-/// saying where it stopped).
-pub async fn submit_and_rotate(
-    ctx: &Ctx,
-    tile: &str,
-    secret: &Secret,
-    mode: Mode,
-) -> anyhow::Result<(String, Rotation)> {
+/// comes back) and starts a rotation to it over every region of the tile;
+/// the fingerprint and the rotation id.
+pub async fn submit_and_start(ctx: &Ctx, tile: &str, secret: &Secret) -> anyhow::Result<(String, String)> {
     let mut creds = ctx.credentials()?;
     let submitted = rpc(
         "SubmitCredential",
@@ -161,7 +155,19 @@ pub async fn submit_and_rotate(
     )?
     .rotation
     .ok_or_else(|| anyhow::anyhow!("StartRotation: no rotation"))?;
-    let end = crate::creds::status::follow(ctx, &started.id, KindArg::PartnerBasicAuth, mode).await?;
+    Ok((fingerprint, started.id))
+}
+
+/// [`submit_and_start`], then follows the rotation until it is promoted
+/// (or ends otherwise, which is an error saying where it stopped).
+pub async fn submit_and_rotate(
+    ctx: &Ctx,
+    tile: &str,
+    secret: &Secret,
+    mode: Mode,
+) -> anyhow::Result<(String, Rotation)> {
+    let (fingerprint, id) = submit_and_start(ctx, tile, secret).await?;
+    let end = crate::creds::status::follow(ctx, &id, KindArg::PartnerBasicAuth, mode).await?;
     crate::creds::status::outcome(&end)?;
     Ok((fingerprint, end))
 }

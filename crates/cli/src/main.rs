@@ -16,6 +16,7 @@ mod client;
 mod clock;
 mod creds;
 mod demo;
+mod demo_oncall;
 mod demo_partner;
 mod dev;
 mod diff;

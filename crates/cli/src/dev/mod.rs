@@ -457,6 +457,7 @@ async fn start_stack(
         rate: args.rate.unwrap_or(1.0),
         data_dir: dir.clone(),
         registry_url: None,
+        rollout_url: None,
         region: None,
         catalog: stack.region_ids.clone(),
         certs: certs.cloned(),
@@ -480,8 +481,10 @@ async fn start_stack(
         stack.processes.push(record.clone());
         stack.write()?;
         wait_healthy(&record, tls.as_ref()).await?;
-        if def.name == "registry" {
-            env.registry_url = Some(record.url.clone());
+        match def.name {
+            "registry" => env.registry_url = Some(record.url.clone()),
+            "rollout" => env.rollout_url = Some(record.url.clone()),
+            _ => {}
         }
     }
     start_partner_double(stack, prev_port).await

@@ -31,6 +31,9 @@ pub struct StackEnv {
     pub data_dir: std::path::PathBuf,
     /// The registry's URL, once started (for services that call it).
     pub registry_url: Option<String>,
+    /// The rollout service's URL, once started (the escalation service's
+    /// mitigations call it).
+    pub rollout_url: Option<String>,
     /// The region of a per-region instance.
     pub region: Option<String>,
     /// The stack's region catalog when `--regions N` narrows it (the
@@ -126,6 +129,9 @@ pub fn escalation_args(env: &StackEnv) -> Vec<String> {
     if let Some(kek) = &env.kek_file {
         args.extend(["--kek-file".into(), kek.display().to_string()]);
     }
+    if let Some(url) = &env.rollout_url {
+        args.extend(["--rollout".into(), url.clone()]);
+    }
     args
 }
 
@@ -212,6 +218,7 @@ mod tests {
             rate: 10000.0,
             data_dir: "/d".into(),
             registry_url: Some("http://127.0.0.1:7401".into()),
+            rollout_url: Some("http://127.0.0.1:7402".into()),
             region: Some("aws:eu-west-1".into()),
             catalog: Vec::new(),
             certs: Some(StackCerts {
@@ -357,6 +364,12 @@ mod tests {
         let esc = escalation_args(&env());
         let at = esc.iter().position(|x| x == "--kek-file").expect("--kek-file");
         assert_eq!(esc[at + 1], "/d/kek");
+        let at = esc.iter().position(|x| x == "--rollout").expect("--rollout");
+        assert_eq!(
+            esc[at + 1],
+            "http://127.0.0.1:7402",
+            "mitigations call the rollout service"
+        );
         assert_eq!(security_args(&env(), "escalation")[1], "/d/certs/escalation.crt");
         assert_eq!(
             (agent.env)(&env()),
