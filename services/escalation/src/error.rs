@@ -114,6 +114,15 @@ impl From<Error> for tonic::Status {
     }
 }
 
+impl From<tilewave_service::escalation::Invalid> for Error {
+    fn from(e: tilewave_service::escalation::Invalid) -> Self {
+        Error::Invalid {
+            field: e.field,
+            message: e.problem,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

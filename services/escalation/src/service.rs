@@ -685,7 +685,7 @@ impl EscalationService for Escalation {
             )
             .map_err(Error::from)?;
         }
-        let policy = convert::policy(&w)?;
+        let policy = convert::policy(&w).map_err(Error::from)?;
         let dir = self.ctx.directory().await?;
         core::validate_policy(&policy, Some(&dir))
             .map_err(|p| Error::problems(format!("policy {}", quoted(&policy.name)), p))?;
@@ -751,7 +751,7 @@ impl EscalationService for Escalation {
         required("schedule.name", &w.name)?;
         limits::count("schedule.layers", w.layers.len(), MAX_ENTRIES).map_err(Error::from)?;
         limits::count("schedule.overrides", w.overrides.len(), MAX_OVERRIDES).map_err(Error::from)?;
-        let schedule = convert::schedule(&w)?;
+        let schedule = convert::schedule(&w).map_err(Error::from)?;
         let people = self.ctx.directory().await?.people;
         let check = Directory {
             people,
@@ -904,7 +904,7 @@ impl EscalationService for Escalation {
         required("person.id", &w.id)?;
         limits::count("person.contacts", w.contacts.len(), MAX_ENTRIES).map_err(Error::from)?;
         limits::count("signing_secrets", r.signing_secrets.len(), MAX_ENTRIES).map_err(Error::from)?;
-        let person = convert::person(&w)?;
+        let person = convert::person(&w).map_err(Error::from)?;
         core::validate_person(&person)
             .map_err(|p| Error::problems(format!("person {}", quoted(&person.id)), p))?;
         let targets: Vec<(String, String)> = person

@@ -17,21 +17,16 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use jiff::civil::{Date, Time};
+use jiff::civil::Time;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tilewave_core::escalation::directory::is_http_url;
 use tilewave_core::escalation::schedule::ShiftLength;
-use tilewave_core::escalation::{
-    Contact, Day, Layer, Level, OverrideKind, Person, Policy, Problems, Rotation, Schedule, Severity, Side,
-    Sop, SopStep, SourceKind, Speedup, Target, TargetKind, WeeklyWindow,
-};
+use tilewave_core::escalation::{Contact, Person, Policy, Problems, Schedule, Sop};
 use tilewave_core::quote::quoted;
-use tilewave_proto::common::v1 as common;
 use tilewave_proto::escalation::v1 as pb;
 
 use crate::error::CliError;
-use crate::names::{from_proto_duration, from_proto_time, to_proto_duration, to_proto_time};
 
 /// The largest definition file read (a policy or schedule is a few KB).
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -237,6 +232,7 @@ fn seconds_problem(p: &mut Problems, path: &str, t: Time) {
     }
 }
 
+/// A shift's length in hours; `None` when it overflows what the API holds.
 fn shift_hours(s: ShiftLength) -> Option<u32> {
     match s {
         ShiftLength::Hours(h) => Some(h),
@@ -245,416 +241,62 @@ fn shift_hours(s: ShiftLength) -> Option<u32> {
 }
 
 // ---------------------------------------------------------------------
-// Core to API.
+// Core to API and back: `tilewave_service::escalation`, the conversion the
+// escalation service uses too (one piece of code for both ends).
 // ---------------------------------------------------------------------
 
-fn severity_pb(s: Severity) -> common::Severity {
-    match s {
-        Severity::Sev1 => common::Severity::Sev1,
-        Severity::Sev2 => common::Severity::Sev2,
-        Severity::Sev3 => common::Severity::Sev3,
-        Severity::Sev4 => common::Severity::Sev4,
-    }
-}
-
-fn side_pb(s: Side) -> pb::Side {
-    match s {
-        Side::Partner => pb::Side::Partner,
-        Side::Platform => pb::Side::Platform,
-    }
-}
-
-fn source_kind_pb(k: SourceKind) -> pb::SourceKind {
-    match k {
-        SourceKind::Manual => pb::SourceKind::Manual,
-        SourceKind::RolloutFailure => pb::SourceKind::RolloutFailure,
-        SourceKind::DeadlineAtRisk => pb::SourceKind::DeadlineAtRisk,
-        SourceKind::CredentialFailure => pb::SourceKind::CredentialFailure,
-        SourceKind::Drift => pb::SourceKind::Drift,
-        SourceKind::Health => pb::SourceKind::Health,
-    }
-}
-
-fn day_pb(d: Day) -> common::Weekday {
-    match d {
-        Day::Mon => common::Weekday::Monday,
-        Day::Tue => common::Weekday::Tuesday,
-        Day::Wed => common::Weekday::Wednesday,
-        Day::Thu => common::Weekday::Thursday,
-        Day::Fri => common::Weekday::Friday,
-        Day::Sat => common::Weekday::Saturday,
-        Day::Sun => common::Weekday::Sunday,
-    }
-}
-
-fn time_pb(t: Time) -> common::LocalTime {
-    common::LocalTime {
-        hour: i32::from(t.hour()),
-        minute: i32::from(t.minute()),
-    }
-}
-
-fn date_pb(d: Date) -> common::Date {
-    common::Date {
-        year: i32::from(d.year()),
-        month: i32::from(d.month()),
-        day: i32::from(d.day()),
-    }
-}
-
-fn window_pb(w: &WeeklyWindow) -> pb::WeeklyWindow {
-    pb::WeeklyWindow {
-        days: w.days.iter().map(|d| day_pb(*d) as i32).collect(),
-        start: Some(time_pb(w.start)),
-        end: Some(time_pb(w.end)),
-    }
-}
-
-fn contact_pb(c: &Contact) -> pb::Contact {
-    pb::Contact {
-        name: c.name.clone(),
-        url: c.url.clone(),
-    }
-}
+use tilewave_service::escalation as wire;
 
 /// A checked policy as the API carries it.
 pub fn policy_to_pb(p: &Policy, etag: i64) -> pb::Policy {
-    pb::Policy {
-        name: p.name.clone(),
-        severities: p.severities.iter().map(|s| severity_pb(*s) as i32).collect(),
-        levels: p
-            .levels
-            .iter()
-            .map(|l| pb::Level {
-                targets: l
-                    .targets
-                    .iter()
-                    .map(|t| pb::Target {
-                        kind: t.kind.as_str().to_owned(),
-                        name: t.name.clone(),
-                        url: t.url.clone().unwrap_or_default(),
-                    })
-                    .collect(),
-                delay: Some(to_proto_duration(l.delay)),
-            })
-            .collect(),
-        repeat: p.repeat,
-        pause_rollout_after: p.pause_rollout_after.map(to_proto_duration),
-        speedups: p
-            .speedups
-            .iter()
-            .map(|s| pb::Speedup {
-                within: Some(to_proto_duration(s.within)),
-                percent: s.percent,
-            })
-            .collect(),
-        etag,
-    }
+    wire::policy_to_wire(p, etag)
 }
 
 /// A checked schedule as the API carries it.
 pub fn schedule_to_pb(s: &Schedule, etag: i64) -> pb::Schedule {
-    pb::Schedule {
-        name: s.name.clone(),
-        layers: s
-            .layers
-            .iter()
-            .map(|l| pb::Layer {
-                name: l.name.clone(),
-                level: l.level,
-                rotation: Some(pb::Rotation {
-                    people: l.rotation.people.clone(),
-                    shift_hours: shift_hours(l.rotation.shift_length).unwrap_or(u32::MAX),
-                    handoff: Some(time_pb(l.rotation.handoff)),
-                    time_zone: l.rotation.time_zone.clone(),
-                    start: Some(date_pb(l.rotation.start)),
-                }),
-                active: l.active.as_ref().map(window_pb),
-            })
-            .collect(),
-        overrides: s
-            .overrides
-            .iter()
-            .map(|o| pb::Override {
-                kind: match o.kind {
-                    OverrideKind::Add => pb::OverrideKind::Add,
-                    OverrideKind::Replace => pb::OverrideKind::Replace,
-                    OverrideKind::Remove => pb::OverrideKind::Remove,
-                } as i32,
-                person: o.person.clone(),
-                by: o.by.clone().unwrap_or_default(),
-                span: Some(common::TimeRange {
-                    start: Some(to_proto_time(o.start)),
-                    end: Some(to_proto_time(o.end)),
-                }),
-            })
-            .collect(),
-        etag,
-    }
+    wire::schedule_to_wire(s, etag)
 }
 
 /// A checked SOP as the API carries it.
 pub fn sop_to_pb(s: &Sop, etag: i64) -> pb::Sop {
-    pb::Sop {
-        id: s.id.clone(),
-        title: s.title.clone(),
-        applies_to: s.applies_to.iter().map(|k| source_kind_pb(*k) as i32).collect(),
-        steps: s
-            .steps
-            .iter()
-            .map(|st| pb::SopStep {
-                number: st.number,
-                title: st.title.clone(),
-                instructions: st.instructions.clone(),
-                side: side_pb(st.side) as i32,
-                requires_note: st.requires_note,
-            })
-            .collect(),
-        etag,
-    }
+    wire::sop_to_wire(s, etag)
 }
 
 /// A checked person as the API carries them.
 pub fn person_to_pb(p: &Person, etag: i64) -> pb::Person {
-    pb::Person {
-        id: p.id.clone(),
-        name: p.name.clone(),
-        time_zone: p.time_zone.clone(),
-        working_hours: Some(window_pb(&p.working_hours)),
-        contacts: p.contacts.iter().map(contact_pb).collect(),
-        etag,
-    }
+    wire::person_to_wire(p, etag)
 }
 
 /// Checked partner contacts as the API carries them.
 pub fn partner_to_pb(p: &PartnerContacts, etag: i64) -> pb::PartnerContacts {
     pb::PartnerContacts {
         partner: p.partner.clone(),
-        contacts: p.contacts.iter().map(contact_pb).collect(),
+        contacts: wire::contacts_to_wire(&p.contacts),
         etag,
     }
 }
 
-// ---------------------------------------------------------------------
-// API to core (for `get`: printed as the file `set -f` reads back).
-// ---------------------------------------------------------------------
-
 /// What the service sent does not fit the definition types.
-fn bad(what: &str) -> anyhow::Error {
-    anyhow::anyhow!("the service sent {what}, which this CLI cannot show; is it a newer version?")
-}
-
-/// A severity from the API.
-pub fn severity_core(s: i32) -> Option<Severity> {
-    match common::Severity::try_from(s).ok()? {
-        common::Severity::Sev1 => Some(Severity::Sev1),
-        common::Severity::Sev2 => Some(Severity::Sev2),
-        common::Severity::Sev3 => Some(Severity::Sev3),
-        common::Severity::Sev4 => Some(Severity::Sev4),
-        common::Severity::Unspecified => None,
-    }
-}
-
-fn side_core(s: i32) -> anyhow::Result<Side> {
-    match pb::Side::try_from(s) {
-        Ok(pb::Side::Partner) => Ok(Side::Partner),
-        Ok(pb::Side::Platform) => Ok(Side::Platform),
-        _ => Err(bad(&format!("the side {s}"))),
-    }
-}
-
-fn source_kind_core(k: i32) -> anyhow::Result<SourceKind> {
-    Ok(match pb::SourceKind::try_from(k) {
-        Ok(pb::SourceKind::Manual) => SourceKind::Manual,
-        Ok(pb::SourceKind::RolloutFailure) => SourceKind::RolloutFailure,
-        Ok(pb::SourceKind::DeadlineAtRisk) => SourceKind::DeadlineAtRisk,
-        Ok(pb::SourceKind::CredentialFailure) => SourceKind::CredentialFailure,
-        Ok(pb::SourceKind::Drift) => SourceKind::Drift,
-        Ok(pb::SourceKind::Health) => SourceKind::Health,
-        _ => return Err(bad(&format!("the source kind {k}"))),
-    })
-}
-
-fn day_core(d: i32) -> anyhow::Result<Day> {
-    let w = common::Weekday::try_from(d).map_err(|_| bad(&format!("the weekday {d}")))?;
-    Ok(match w {
-        common::Weekday::Monday => Day::Mon,
-        common::Weekday::Tuesday => Day::Tue,
-        common::Weekday::Wednesday => Day::Wed,
-        common::Weekday::Thursday => Day::Thu,
-        common::Weekday::Friday => Day::Fri,
-        common::Weekday::Saturday => Day::Sat,
-        common::Weekday::Sunday => Day::Sun,
-        common::Weekday::Unspecified => return Err(bad("an unspecified weekday")),
-    })
-}
-
-fn time_core(t: Option<&common::LocalTime>) -> anyhow::Result<Time> {
-    let t = t.copied().unwrap_or_default();
-    let h = i8::try_from(t.hour).ok();
-    let m = i8::try_from(t.minute).ok();
-    h.zip(m)
-        .and_then(|(h, m)| Time::new(h, m, 0, 0).ok())
-        .ok_or_else(|| bad(&format!("the time {}:{}", t.hour, t.minute)))
-}
-
-fn date_core(d: Option<&common::Date>) -> anyhow::Result<Date> {
-    let d = d.copied().unwrap_or_default();
-    let parts = (
-        i16::try_from(d.year).ok(),
-        i8::try_from(d.month).ok(),
-        i8::try_from(d.day).ok(),
-    );
-    match parts {
-        (Some(y), Some(m), Some(day)) => {
-            Date::new(y, m, day).map_err(|_| bad(&format!("the date {}-{}-{}", d.year, d.month, d.day)))
-        }
-        _ => Err(bad(&format!("the date {}-{}-{}", d.year, d.month, d.day))),
-    }
-}
-
-fn window_core(w: &pb::WeeklyWindow) -> anyhow::Result<WeeklyWindow> {
-    Ok(WeeklyWindow {
-        days: w
-            .days
-            .iter()
-            .map(|d| day_core(*d))
-            .collect::<anyhow::Result<_>>()?,
-        start: time_core(w.start.as_ref())?,
-        end: time_core(w.end.as_ref())?,
-    })
-}
-
-fn contact_core(c: &pb::Contact) -> Contact {
-    Contact {
-        name: c.name.clone(),
-        url: c.url.clone(),
-    }
+fn bad(e: wire::Invalid) -> anyhow::Error {
+    anyhow::anyhow!("the service sent a definition this CLI cannot show ({e}); is it a newer version?")
 }
 
 /// A policy from the API, as the file that would set it.
-pub fn policy_from_pb(p: &pb::Policy) -> Policy {
-    Policy {
-        name: p.name.clone(),
-        severities: p.severities.iter().filter_map(|s| severity_core(*s)).collect(),
-        levels: p
-            .levels
-            .iter()
-            .map(|l| Level {
-                targets: l
-                    .targets
-                    .iter()
-                    .map(|t| Target {
-                        kind: TargetKind::from(t.kind.as_str()),
-                        name: t.name.clone(),
-                        url: (!t.url.is_empty()).then(|| t.url.clone()),
-                    })
-                    .collect(),
-                delay: l.delay.as_ref().map(from_proto_duration).unwrap_or_default(),
-            })
-            .collect(),
-        repeat: p.repeat,
-        pause_rollout_after: p.pause_rollout_after.as_ref().map(from_proto_duration),
-        speedups: p
-            .speedups
-            .iter()
-            .map(|s| Speedup {
-                within: s.within.as_ref().map(from_proto_duration).unwrap_or_default(),
-                percent: s.percent,
-            })
-            .collect(),
-    }
+pub fn policy_from_pb(p: &pb::Policy) -> anyhow::Result<Policy> {
+    wire::policy(p).map_err(bad)
 }
 
 /// A schedule from the API, as the file that would set it.
 pub fn schedule_from_pb(s: &pb::Schedule) -> anyhow::Result<Schedule> {
-    let mut layers = Vec::new();
-    for l in &s.layers {
-        let r = l.rotation.clone().unwrap_or_default();
-        let shift_length = if r.shift_hours % 24 == 0 && r.shift_hours > 0 {
-            ShiftLength::Days(r.shift_hours / 24)
-        } else {
-            ShiftLength::Hours(r.shift_hours)
-        };
-        layers.push(Layer {
-            name: l.name.clone(),
-            level: l.level,
-            rotation: Rotation {
-                people: r.people.clone(),
-                shift_length,
-                handoff: time_core(r.handoff.as_ref())?,
-                time_zone: r.time_zone.clone(),
-                start: date_core(r.start.as_ref())?,
-            },
-            active: l.active.as_ref().map(window_core).transpose()?,
-        });
-    }
-    let mut overrides = Vec::new();
-    for o in &s.overrides {
-        let span = o.span.unwrap_or_default();
-        let (Some(start), Some(end)) = (
-            from_proto_time(span.start.as_ref()),
-            from_proto_time(span.end.as_ref()),
-        ) else {
-            return Err(bad("an override without its span"));
-        };
-        let kind = match pb::OverrideKind::try_from(o.kind) {
-            Ok(pb::OverrideKind::Add) => OverrideKind::Add,
-            Ok(pb::OverrideKind::Replace) => OverrideKind::Replace,
-            Ok(pb::OverrideKind::Remove) => OverrideKind::Remove,
-            _ => return Err(bad(&format!("the override kind {}", o.kind))),
-        };
-        overrides.push(tilewave_core::escalation::Override {
-            kind,
-            person: o.person.clone(),
-            by: (!o.by.is_empty()).then(|| o.by.clone()),
-            start,
-            end,
-        });
-    }
-    Ok(Schedule {
-        name: s.name.clone(),
-        layers,
-        overrides,
-    })
+    wire::schedule(s).map_err(bad)
 }
 
 /// An SOP from the API, as the file that would set it.
 pub fn sop_from_pb(s: &pb::Sop) -> anyhow::Result<Sop> {
-    Ok(Sop {
-        id: s.id.clone(),
-        title: s.title.clone(),
-        applies_to: s
-            .applies_to
-            .iter()
-            .map(|k| source_kind_core(*k))
-            .collect::<anyhow::Result<_>>()?,
-        steps: s
-            .steps
-            .iter()
-            .map(|st| {
-                Ok(SopStep {
-                    number: st.number,
-                    title: st.title.clone(),
-                    instructions: st.instructions.clone(),
-                    side: side_core(st.side)?,
-                    requires_note: st.requires_note,
-                })
-            })
-            .collect::<anyhow::Result<_>>()?,
-    })
+    Ok(wire::sop(s))
 }
 
 /// A person from the API, as the file that would set them.
 pub fn person_from_pb(p: &pb::Person) -> anyhow::Result<Person> {
-    Ok(Person {
-        id: p.id.clone(),
-        name: p.name.clone(),
-        time_zone: p.time_zone.clone(),
-        working_hours: match &p.working_hours {
-            Some(w) => window_core(w)?,
-            None => WeeklyWindow::office_hours(),
-        },
-        contacts: p.contacts.iter().map(contact_core).collect(),
-    })
+    wire::person(p).map_err(bad)
 }

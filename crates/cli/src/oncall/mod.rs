@@ -520,7 +520,7 @@ pub async fn run_policy(cmd: PolicyCommand, ctx: &Ctx) -> anyhow::Result<()> {
             let p = resp
                 .policy
                 .ok_or_else(|| anyhow::anyhow!("GetPolicy: the response holds no policy"))?;
-            let def = defs::policy_from_pb(&p);
+            let def = defs::policy_from_pb(&p)?;
             print_def(ctx, &def, || policy_text(&def, p.etag))
         }
         PolicyCommand::Set(a) => {

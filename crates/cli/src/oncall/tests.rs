@@ -374,7 +374,7 @@ fn the_shipped_examples_parse_validate_and_round_trip() {
         "https://hooks.example.com/tilewave/ops"
     );
     assert_eq!(pb.severities, vec![Severity::Sev1 as i32, Severity::Sev2 as i32]);
-    assert_eq!(defs::policy_from_pb(&pb), p);
+    assert_eq!(defs::policy_from_pb(&pb).unwrap(), p);
 
     let s = defs::load_schedule("schedule.yaml", SCHEDULE).unwrap();
     let zones: Vec<&str> = s.layers.iter().map(|l| l.rotation.time_zone.as_str()).collect();
