@@ -476,6 +476,7 @@ pub async fn run(args: DemoArgs, ctx: &Ctx) -> anyhow::Result<()> {
         r.regions_verified
     ))?;
 
+    let oncall = crate::demo_oncall::setup(ctx).await?;
     ensure_launch_day(ctx).await?;
     let mut rollouts = ctx.rollouts()?;
     let answer = rpc(
@@ -537,7 +538,7 @@ pub async fn run(args: DemoArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let end = follow(ctx, &started.id, mode(ctx.format, tty), stopped).await?;
     if end.state == RolloutState::Succeeded as i32 {
         closing_rotation(ctx, &id, &partner, first_id, tty).await?;
-        crate::demo_oncall::page_and_ack(ctx, &id, &partner, mode(ctx.format, tty)).await?;
+        crate::demo_oncall::page_and_ack(ctx, &id, &partner, &oncall, mode(ctx.format, tty)).await?;
     }
     out(&explain_end(&end, ga, cols))
 }

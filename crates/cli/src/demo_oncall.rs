@@ -1,11 +1,13 @@
 //! The demo's on-call part (issue 16): an injected failure pages a local
 //! webhook and is acknowledged from the CLI.
 //!
-//! The demo runs a webhook receiver of its own on loopback
-//! (`tilewave_testkit::WebhookReceiver`, which checks each page's
-//! signature with the secret the demo gave the policy), sets the `default`
-//! escalation policy to page it (level 1 `demo-primary`, then after a day
-//! `demo-secondary`), and injects a failure: the partner revokes a
+//! Before GA is scheduled ([`setup`]: the GA scheduler's pre-flight wants
+//! an incident of the launch to page someone) the demo starts a webhook
+//! receiver of its own on loopback (`tilewave_testkit::WebhookReceiver`,
+//! which checks each page's signature with the secret the demo gave the
+//! policy) and sets the `default` escalation policy to page it (level 1
+//! `demo-primary`, then after a day `demo-secondary`). After the launch
+//! ([`page_and_ack`]) it injects a failure: the partner revokes a
 //! credential it has just issued, so the rotation to it fails verification
 //! in the first wave. The rotation's CREDENTIAL_FAILED event becomes an
 //! incident (the credential-failure SOP), level 1 pages the receiver, and
@@ -72,8 +74,15 @@ fn field<'a>(body: &'a serde_json::Value, name: &str) -> &'a str {
     body.get(name).and_then(serde_json::Value::as_str).unwrap_or("?")
 }
 
-/// Runs the on-call part (see the module docs).
-pub async fn page_and_ack(ctx: &Ctx, tile: &str, partner: &Partner, mode: Mode) -> anyhow::Result<()> {
+/// The demo's on-call set-up: its webhook receiver, paged by the
+/// `default` policy. Set before GA is scheduled: the GA scheduler's
+/// pre-flight wants an incident of the launch to page someone.
+pub struct OnCall {
+    receiver: WebhookReceiver,
+}
+
+/// Starts the receiver and sets the `default` policy to page it.
+pub async fn setup(ctx: &Ctx) -> anyhow::Result<OnCall> {
     let step = |s: &str| out(&format!("==> {s}\n"));
     let receiver = WebhookReceiver::start().await?;
     let (primary, secondary) = (
@@ -114,6 +123,20 @@ pub async fn page_and_ack(ctx: &Ctx, tile: &str, partner: &Partner, mode: Mode) 
         "on-call: the `{POLICY}` escalation policy pages a local webhook ({}/primary; a day later /secondary), each page signed (tilewave policy get {POLICY})",
         receiver.base_url()
     ))?;
+    Ok(OnCall { receiver })
+}
+
+/// Injects the failure, waits for its page and acknowledges it (see the
+/// module docs).
+pub async fn page_and_ack(
+    ctx: &Ctx,
+    tile: &str,
+    partner: &Partner,
+    oncall: &OnCall,
+    mode: Mode,
+) -> anyhow::Result<()> {
+    let step = |s: &str| out(&format!("==> {s}\n"));
+    let receiver = &oncall.receiver;
 
     // The injected failure: a credential the partner revoked at once.
     let (issued, bad) = partner.issue().await?;

@@ -98,6 +98,18 @@ pub struct RolloutConfig {
         action = clap::ArgAction::Set
     )]
     pub preflight_credentials: bool,
+    /// The GA scheduler's pre-flight checks that an incident during the
+    /// launch window (start to GA) would page someone: the escalation
+    /// policy a SEV1 uses reaches a person, a webhook or a schedule with
+    /// somebody on call throughout. Off only for a deployment without the
+    /// escalation service, or tests of other things.
+    #[arg(
+        long,
+        env = "TILEWAVE_PREFLIGHT_ONCALL",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub preflight_oncall: bool,
     /// Run the GA scheduler (creating and starting scheduled launches by
     /// itself); `false` leaves every launch to `tilewave rollout start`.
     #[arg(long, env = "TILEWAVE_GA_SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
@@ -149,6 +161,7 @@ impl RolloutConfig {
             enabled: self.ga_scheduler,
             at_risk_margin: jiff::SignedDuration::from_hours(i64::from(self.at_risk_margin_hours)),
             preflight_credentials: self.preflight_credentials,
+            preflight_oncall: self.preflight_oncall,
         }
     }
 

@@ -61,6 +61,10 @@ pub struct Settings {
     /// The pre-flight checks that the tile's CURRENT partner credential was
     /// verified in every planned region.
     pub preflight_credentials: bool,
+    /// The pre-flight checks that an incident during the launch window
+    /// would page someone (the escalation service's policies, people and
+    /// schedules).
+    pub preflight_oncall: bool,
 }
 
 /// How often a pass runs when nothing changes (real time), besides the
@@ -184,9 +188,16 @@ async fn pass(
                 ),
                 PlanFailure::None(e) => format!("no plan: {e}"),
             })
-        } else if let (Ok(p), true) = (&plan, settings.preflight_credentials) {
+        } else if let Ok(p) = &plan {
             let planned: Vec<String> = p.regions.iter().map(|r| r.region.clone()).collect();
-            credential_gap(ctx, &tile.id, &planned).await?
+            let mut reason = None;
+            if settings.preflight_credentials {
+                reason = credential_gap(ctx, &tile.id, &planned).await?;
+            }
+            if reason.is_none() && settings.preflight_oncall {
+                reason = oncall_gap(ctx, now, ga).await?;
+            }
+            reason
         } else {
             None
         };
@@ -318,6 +329,49 @@ async fn credential_gap(ctx: &Ctx, tile: &str, planned: &[String]) -> Result<Opt
         }
     }
     Ok(preflight::check(tile, &facts, planned)
+        .err()
+        .map(|gap| format!("pre-flight: {gap}")))
+}
+
+/// Why an incident during the launch window `[from, to)` would page
+/// nobody (`core::escalation::preflight`), from the escalation service's
+/// stored policies, people and schedules; `None` when it would page
+/// someone. A stored definition this service cannot read counts as absent.
+async fn oncall_gap(ctx: &Ctx, from: Timestamp, to: Timestamp) -> Result<Option<String>> {
+    use tilewave_core::escalation::{Directory, preflight};
+    use tilewave_proto::escalation::v1 as esc;
+    use tilewave_service::escalation as wire;
+    let keys = ctx.keys();
+    let policies: Vec<_> = ctx
+        .store
+        .list::<esc::Policy>(&keys.escalation_policies())
+        .await?
+        .items
+        .iter()
+        .filter_map(|p| wire::policy(&p.value).ok())
+        .collect();
+    let mut dir = Directory::default();
+    for p in ctx
+        .store
+        .list::<esc::Person>(&keys.escalation_people())
+        .await?
+        .items
+    {
+        if let Ok(person) = wire::person(&p.value) {
+            dir.people.insert(person.id.clone(), person);
+        }
+    }
+    for s in ctx
+        .store
+        .list::<esc::Schedule>(&keys.escalation_schedules())
+        .await?
+        .items
+    {
+        if let Ok(schedule) = wire::schedule(&s.value) {
+            dir.schedules.insert(schedule.name.clone(), schedule);
+        }
+    }
+    Ok(preflight::launch_coverage(&policies, &dir, from, to)
         .err()
         .map(|gap| format!("pre-flight: {gap}")))
 }

@@ -33,6 +33,7 @@ mod incident;
 mod kinds;
 pub mod ladder;
 pub mod local;
+pub mod preflight;
 mod problems;
 pub mod schedule;
 pub mod sop;

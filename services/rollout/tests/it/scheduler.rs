@@ -4,8 +4,9 @@
 //! served), the scheduler starting roll-outs by itself (once, across a
 //! kill -9 of its owner), holds, a blackout added after scheduling raising
 //! DEADLINE_AT_RISK before the miss, and the pre-flight refusing a start
-//! when a planned region's agent is down or the tile's CURRENT partner
-//! credential was not verified in every planned region.
+//! when a planned region's agent is down, the tile's CURRENT partner
+//! credential was not verified in every planned region, or an incident
+//! during the launch window would page nobody.
 
 use std::collections::BTreeMap;
 
@@ -37,22 +38,28 @@ fn days(n: i64) -> SignedDuration {
 
 /// A stack whose region catalog is the eight regions with agents (as
 /// `dev up --regions` makes it), so that default launch plans cover them.
-/// The credentials pre-flight is off: these tests have no credentials
-/// service (one test turns it on with [`stack_checking_credentials`]).
+/// The credentials and on-call pre-flights are off: these tests have no
+/// credentials or escalation service (two tests turn one on with
+/// [`stack_checking`]).
 async fn stack(replicas: usize) -> Result<Stack> {
+    stack_checking(replicas, false, false).await
+}
+
+/// [`stack`] with the credentials and on-call pre-flights as given (both
+/// on by default in the service).
+async fn stack_checking(replicas: usize, credentials: bool, oncall: bool) -> Result<Stack> {
     Stack::start_with_env(
         replicas,
         &[
             ("TILEWAVE_REGIONS".to_owned(), REGIONS.join(",")),
-            ("TILEWAVE_PREFLIGHT_CREDENTIALS".to_owned(), "false".to_owned()),
+            (
+                "TILEWAVE_PREFLIGHT_CREDENTIALS".to_owned(),
+                credentials.to_string(),
+            ),
+            ("TILEWAVE_PREFLIGHT_ONCALL".to_owned(), oncall.to_string()),
         ],
     )
     .await
-}
-
-/// [`stack`] with the credentials pre-flight on (the default).
-async fn stack_checking_credentials() -> Result<Stack> {
-    Stack::start_with_env(1, &[("TILEWAVE_REGIONS".to_owned(), REGIONS.join(","))]).await
 }
 
 /// Adds a daily 17:00 UTC launch of `capacity` tiles.
@@ -625,7 +632,7 @@ async fn credential_state(stack: &Stack, tile: &str, verified: Option<&[&str]>) 
 #[tokio::test]
 async fn the_preflight_waits_for_the_current_credential_verified_in_every_planned_region()
 -> anyhow::Result<()> {
-    let stack = stack_checking_credentials().await?;
+    let stack = stack_checking(1, true, false).await?;
     daily_launches(&stack, 2).await?;
     let mut c = stack.rollout(0).await?;
     stack.signed_off(RIVERFLOW, "riverflow").await?;
@@ -700,5 +707,132 @@ async fn the_preflight_waits_for_the_current_credential_verified_in_every_planne
         3,
         "one PREFLIGHT_FAILED per distinct reason: {reasons:#?}"
     );
+    Ok(())
+}
+
+/// Stores an escalation policy (and the schedule it pages) as the
+/// escalation service would.
+async fn put_policy(stack: &Stack, target: tilewave_proto::escalation::v1::Target) -> Result<()> {
+    use tilewave_proto::escalation::v1::{Level, Policy};
+    let keys = stack.store.keys();
+    let policy = Policy {
+        name: "default".into(),
+        levels: vec![Level {
+            targets: vec![target],
+            delay: Some(prost_types::Duration {
+                seconds: 300,
+                nanos: 0,
+            }),
+        }],
+        ..Default::default()
+    };
+    let key = keys.escalation_policy("default");
+    let change = match stack.store.get::<Policy>(&key).await? {
+        Some(v) => tilewave_store::Change::new().update(key, &policy, v.etag),
+        None => tilewave_store::Change::new().create(key, &policy),
+    };
+    stack
+        .store
+        .commit(change, &tilewave_store::Actor::system("escalation-test"))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_preflight_waits_until_an_incident_of_the_launch_would_page_someone() -> anyhow::Result<()> {
+    use tilewave_proto::escalation::v1::{Layer, Rotation, Schedule, Target};
+    let stack = stack_checking(1, false, true).await?;
+    daily_launches(&stack, 2).await?;
+    let mut c = stack.rollout(0).await?;
+    stack.signed_off(RIVERFLOW, "riverflow").await?;
+    assert!(
+        c.schedule_ga(schedule("riverflow", true))
+            .await?
+            .into_inner()
+            .committed
+    );
+    let ga = from_ts(&stack.tile("riverflow").await?.ga_time);
+    let now = stack.now().await?;
+    stack
+        .advance(now.duration_until(ga - days(7)) + SignedDuration::from_mins(1))
+        .await?;
+    let blocked = |says: &'static str| {
+        let c = c.clone();
+        async move {
+            eventually(says, WAIT, || {
+                let mut c = c.clone();
+                async move {
+                    let list = c
+                        .list_launches(ListLaunchesRequest::default())
+                        .await
+                        .ok()?
+                        .into_inner();
+                    let l = list.launches.into_iter().find(|l| l.tile_id == "riverflow")?;
+                    l.blocked.contains(says).then_some(l.blocked)
+                }
+            })
+            .await
+        }
+    };
+    // No policy at all.
+    blocked("no escalation policy would page anyone").await?;
+    // A policy paging an office-hours schedule: nights and weekends uncovered.
+    let office = Schedule {
+        name: "office".into(),
+        layers: vec![Layer {
+            name: "primary".into(),
+            level: 1,
+            rotation: Some(Rotation {
+                people: vec!["ada".into()],
+                shift_hours: 168,
+                handoff: Some(LocalTime { hour: 9, minute: 0 }),
+                time_zone: "UTC".into(),
+                start: Some(tilewave_proto::common::v1::Date {
+                    year: 2026,
+                    month: 11,
+                    day: 30,
+                }),
+            }),
+            active: Some(tilewave_proto::escalation::v1::WeeklyWindow {
+                days: EVERY_DAY[..5].iter().map(|d| *d as i32).collect(),
+                start: Some(LocalTime { hour: 9, minute: 0 }),
+                end: Some(LocalTime { hour: 17, minute: 0 }),
+            }),
+        }],
+        ..Default::default()
+    };
+    stack
+        .store
+        .commit(
+            tilewave_store::Change::new().create(stack.store.keys().escalation_schedule("office"), &office),
+            &tilewave_store::Actor::system("escalation-test"),
+        )
+        .await?;
+    put_policy(
+        &stack,
+        Target {
+            kind: "schedule".into(),
+            name: "office".into(),
+            url: String::new(),
+        },
+    )
+    .await?;
+    blocked("reaches nobody during").await?;
+    assert!(rollouts_of(&stack, "riverflow").await?.is_empty());
+    // A webhook always reaches someone: the launch starts.
+    put_policy(
+        &stack,
+        Target {
+            kind: "webhook".into(),
+            name: "ops".into(),
+            url: "http://127.0.0.1:9/ops".into(),
+        },
+    )
+    .await?;
+    let started = eventually("the launch roll-out starts", WAIT, || async {
+        rollouts_of(&stack, "riverflow").await.ok()?.into_iter().next()
+    })
+    .await?;
+    assert_eq!(started.created_by, "system:scheduler");
     Ok(())
 }
