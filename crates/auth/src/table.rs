@@ -178,7 +178,8 @@ pub static TABLE: &[Rule] = &[
     // Credentials: partners hand theirs in and confirm the old one retired;
     // release engineers run rotations.
     rule(CREDENTIALS, "SubmitCredential", RE_PARTNER),
-    rule(CREDENTIALS, "StartRotation", RE),
+    // The escalation service starts emergency rotations (Mitigate).
+    rule(CREDENTIALS, "StartRotation", RE_SERVICE),
     rule(CREDENTIALS, "GetRotation", READ_OWN),
     rule(CREDENTIALS, "WatchRotation", READ_OWN),
     rule(CREDENTIALS, "ListCredentials", READ_OWN),

@@ -51,6 +51,11 @@ pub struct EscalationConfig {
     /// back roll-outs; without it those mitigations are refused.
     #[arg(long, env = "TILEWAVE_ROLLOUT")]
     pub rollout: Option<String>,
+    /// The credentials service (`host:port` or a URL), for starting an
+    /// emergency credential rotation; without it that mitigation is
+    /// refused.
+    #[arg(long, env = "TILEWAVE_CREDENTIALS")]
+    pub credentials: Option<String>,
     /// Lease TTL of owned work, in milliseconds (at least 2000).
     #[arg(long, env = "TILEWAVE_LEASE_TTL_MS", default_value_t = DEFAULT_LEASE_TTL_MS)]
     pub lease_ttl_ms: u64,

@@ -96,7 +96,17 @@ impl From<Error> for tonic::Status {
             Error::NotFound(_) => tonic::Status::not_found(msg),
             Error::Refused(_) | Error::FailedPrecondition(_) => tonic::Status::failed_precondition(msg),
             Error::Conflict(_) => tonic::Status::aborted(msg),
-            Error::Remote { .. } => tonic::Status::unavailable(msg),
+            // The other service refused (its state forbids it): a
+            // precondition here too; it could not be reached: unavailable.
+            Error::Remote { status, .. } => match status.code() {
+                tonic::Code::FailedPrecondition
+                | tonic::Code::InvalidArgument
+                | tonic::Code::NotFound
+                | tonic::Code::AlreadyExists
+                | tonic::Code::PermissionDenied
+                | tonic::Code::Aborted => tonic::Status::failed_precondition(msg),
+                _ => tonic::Status::unavailable(msg),
+            },
             Error::Secret(s) => match s {
                 tilewave_secrets::Error::UnknownKek { .. } => tonic::Status::failed_precondition(msg),
                 _ => tonic::Status::invalid_argument(msg),

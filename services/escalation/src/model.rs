@@ -55,6 +55,8 @@ pub struct Ctx {
     pub backoff: Backoff,
     /// The rollout service, if configured.
     pub rollout: Option<Channel>,
+    /// The credentials service, if configured.
+    pub credentials: Option<Channel>,
     /// This replica's name in owner records.
     pub holder: String,
     /// Lease TTL of owned work.

@@ -42,6 +42,9 @@ pub enum ServeError {
     /// The rollout service's address is not usable.
     #[error("--rollout: {0}")]
     Rollout(String),
+    /// The credentials service's address is not usable.
+    #[error("--credentials: {0}")]
+    CredentialsAddr(String),
     /// Reflection descriptors could not be loaded.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -100,6 +103,13 @@ pub async fn serve(
                 .map_err(|e| ServeError::Rollout(e.to_string()))?,
         ),
     };
+    let credentials = match &config.credentials {
+        None => None,
+        Some(url) => Some(
+            tilewave_clients::lazy_channel(url, config.rpc_timeout(), tls.as_ref())
+                .map_err(|e| ServeError::CredentialsAddr(e.to_string()))?,
+        ),
+    };
     let holder = config
         .replica
         .clone()
@@ -113,6 +123,7 @@ pub async fn serve(
         sender,
         backoff: config.backoff(),
         rollout,
+        credentials,
         holder,
         ttl: config.lease_ttl(),
         actor: Actor::system("escalation"),

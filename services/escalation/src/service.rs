@@ -173,6 +173,34 @@ fn rollout_client(ctx: &Ctx) -> Result<RolloutServiceClient<tonic::transport::Ch
     })
 }
 
+/// Starts an emergency rotation of `tile`'s partner credential to its
+/// PENDING version through the credentials service (before the mitigation
+/// is written: a refusal, e.g. no PENDING version, changes nothing).
+async fn rotate_credential(ctx: &Ctx, tile: &str, incident: &str) -> Result<()> {
+    use tilewave_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
+    use tilewave_proto::credentials::v1::{CredentialKind, StartRotationRequest};
+    let channel = ctx.credentials.clone().ok_or_else(|| {
+        Error::FailedPrecondition(format!(
+            "this escalation service has no credentials service to act through (--credentials); \
+             run `tilewave creds rotate {tile} --emergency` and record it with MANUAL"
+        ))
+    })?;
+    CredentialsServiceClient::new(channel)
+        .start_rotation(StartRotationRequest {
+            tile_id: tile.to_owned(),
+            kind: CredentialKind::PartnerBasicAuth as i32,
+            emergency: true,
+            request_id: format!("{incident}-rotate-credential"),
+            ..Default::default()
+        })
+        .await
+        .map_err(|status| Error::Remote {
+            what: format!("starting an emergency credential rotation of {}", quoted(tile)),
+            status,
+        })?;
+    Ok(())
+}
+
 async fn pause_rollout(ctx: &Ctx, rollout: &str, why: &str) -> Result<()> {
     rollout_client(ctx)?
         .pause_rollout(PauseRolloutRequest {
@@ -269,11 +297,10 @@ pub async fn command(ctx: &Ctx, actor: &Actor, id: &str, etag: i64, cmd: Command
                         })?;
                     called.push(effect.clone());
                 }
+                Effect::RotateCredential { .. } if called.contains(effect) => {}
                 Effect::RotateCredential { tile } => {
-                    return Err(Error::FailedPrecondition(format!(
-                        "an emergency credential rotation is not started from incidents yet: run \
-                         `tilewave creds rotate {tile} --emergency` and record it with MANUAL"
-                    )));
+                    rotate_credential(ctx, tile, id).await?;
+                    called.push(effect.clone());
                 }
             }
         }

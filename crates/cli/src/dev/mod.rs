@@ -458,6 +458,7 @@ async fn start_stack(
         data_dir: dir.clone(),
         registry_url: None,
         rollout_url: None,
+        credentials_url: None,
         region: None,
         catalog: stack.region_ids.clone(),
         certs: certs.cloned(),
@@ -484,6 +485,7 @@ async fn start_stack(
         match def.name {
             "registry" => env.registry_url = Some(record.url.clone()),
             "rollout" => env.rollout_url = Some(record.url.clone()),
+            "credentials" => env.credentials_url = Some(record.url.clone()),
             _ => {}
         }
     }

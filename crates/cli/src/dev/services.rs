@@ -34,6 +34,9 @@ pub struct StackEnv {
     /// The rollout service's URL, once started (the escalation service's
     /// mitigations call it).
     pub rollout_url: Option<String>,
+    /// The credentials service's URL, once started (the escalation
+    /// service's emergency rotations call it).
+    pub credentials_url: Option<String>,
     /// The region of a per-region instance.
     pub region: Option<String>,
     /// The stack's region catalog when `--regions N` narrows it (the
@@ -132,6 +135,9 @@ pub fn escalation_args(env: &StackEnv) -> Vec<String> {
     if let Some(url) = &env.rollout_url {
         args.extend(["--rollout".into(), url.clone()]);
     }
+    if let Some(url) = &env.credentials_url {
+        args.extend(["--credentials".into(), url.clone()]);
+    }
     args
 }
 
@@ -219,6 +225,7 @@ mod tests {
             data_dir: "/d".into(),
             registry_url: Some("http://127.0.0.1:7401".into()),
             rollout_url: Some("http://127.0.0.1:7402".into()),
+            credentials_url: Some("http://127.0.0.1:7403".into()),
             region: Some("aws:eu-west-1".into()),
             catalog: Vec::new(),
             certs: Some(StackCerts {

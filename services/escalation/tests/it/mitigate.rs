@@ -416,3 +416,120 @@ async fn mitigating_with_remove_tile_rolls_the_region_back() -> anyhow::Result<(
         .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn mitigating_with_rotate_credential_starts_an_emergency_rotation() -> anyhow::Result<()> {
+    use tilewave_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
+    use tilewave_proto::credentials::v1::{GetRotationRequest, SubmitCredentialRequest};
+    // etcd and the clock, the registry (the tile), the credentials service
+    // (sharing the stack's key file), and an escalation replica pointed at
+    // it.
+    let mut stack = Stack::start(0).await?;
+    let endpoints = stack.etcd.endpoints().join(",");
+    let registry = ServiceProcess::start(
+        ServiceSpec::new("registry", bin_path("tilewave-registry")?)
+            .with_args(["--etcd", &endpoints, "--prefix", PREFIX])
+            .with_health_service(Some("tilewave.registry.v1.RegistryService")),
+        stack.dir.path(),
+    )
+    .await?;
+    let kek = stack.dir.path().join("kek");
+    let credentials = ServiceProcess::start(
+        ServiceSpec::new("credentials", bin_path("tilewave-credentials")?)
+            .with_args([
+                "--etcd",
+                &endpoints,
+                "--prefix",
+                PREFIX,
+                "--kek-file",
+                &kek.display().to_string(),
+                "--regions",
+                REGION,
+            ])
+            .with_health_service(Some("tilewave.credentials.v1.CredentialsService")),
+        stack.dir.path(),
+    )
+    .await?;
+    stack.replicas.push(
+        ServiceProcess::start(
+            spec(&stack.etcd, "escalation-0", &kek).with_args(["--credentials", &credentials.endpoint()]),
+            stack.dir.path(),
+        )
+        .await?,
+    );
+    let mut reg = RegistryServiceClient::new(registry.channel(RELEASE_ENGINEER).await?);
+    scheduled_tile(&mut reg).await?;
+    let mut esc = stack.client_of(0, ONCALL).await?;
+    let incident = esc
+        .open_incident(OpenIncidentRequest {
+            title: "riverflow: the partner's credential leaked".into(),
+            severity: Severity::Sev1 as i32,
+            tile_id: "riverflow".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .incident
+        .context("incident")?;
+    let rotate = MitigateRequest {
+        id: incident.id.clone(),
+        action: MitigationAction::RotateCredential as i32,
+        note: "rotate the leaked credential now".into(),
+        ..Default::default()
+    };
+    // No PENDING version yet: the credentials service's refusal, and the
+    // incident unchanged.
+    let refused = esc
+        .mitigate(rotate.clone())
+        .await
+        .expect_err("no PENDING credential to rotate to");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains("emergency credential rotation"),
+        "{refused:?}"
+    );
+    let unchanged = esc
+        .get_incident(GetIncidentRequest {
+            id: incident.id.clone(),
+        })
+        .await?
+        .into_inner()
+        .incident
+        .context("incident")?;
+    assert_eq!(unchanged.state, IncidentState::Triggered as i32);
+    assert!(unchanged.mitigations.is_empty());
+    // The partner hands in a new one: the mitigation starts an emergency
+    // rotation to it.
+    let mut creds = CredentialsServiceClient::new(credentials.channel(RELEASE_ENGINEER).await?);
+    creds
+        .submit_credential(SubmitCredentialRequest {
+            tile_id: "riverflow".into(),
+            username: "tilewave".into(),
+            plaintext: "a-new-password-after-the-leak".into(),
+            ..Default::default()
+        })
+        .await?;
+    let mitigated = esc
+        .mitigate(rotate)
+        .await?
+        .into_inner()
+        .incident
+        .context("incident")?;
+    assert_eq!(mitigated.state, IncidentState::Mitigated as i32);
+    assert_eq!(
+        mitigated.mitigations.first().map(|m| m.action),
+        Some(MitigationAction::RotateCredential as i32)
+    );
+    let rotation = creds
+        .get_rotation(GetRotationRequest {
+            tile_id: "riverflow".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .rotation
+        .context("rotation")?;
+    assert!(rotation.emergency, "{rotation:?}");
+    assert_eq!(rotation.to_version, 1);
+    Ok(())
+}
