@@ -185,7 +185,8 @@ pub async fn run(ctx: Ctx, shutdown: Shutdown) {
 
 /// Commits `outcomes` applied in order to the stored rotation, fenced;
 /// once one of them ends the rotation (a region out of attempts), the rest
-/// are dropped.
+/// are dropped (a rotation that had ended before the batch, being
+/// withdrawn, takes them all).
 async fn commit_outcomes(
     ctx: &Ctx,
     owned: &Owned,
@@ -196,10 +197,12 @@ async fn commit_outcomes(
     let mut core = convert::rotation(&stored.value)?;
     let mut effects = Vec::new();
     let mut summaries = Vec::new();
+    // A stored failed or cancelled rotation still takes its withdrawal.
+    let ended_before = core.state.is_terminal();
     for o in outcomes {
-        // A region's last failed attempt may have failed the rotation
-        // already: the answers after it in the batch change nothing.
-        if core.state.is_terminal() {
+        // A region's last failed attempt may have failed the rotation in
+        // this batch: the answers after it change nothing.
+        if !ended_before && core.state.is_terminal() {
             break;
         }
         let t = rotation::apply(&core, o, now)?;

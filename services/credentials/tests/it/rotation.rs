@@ -438,5 +438,15 @@ async fn a_credential_every_region_rejects_fails_the_rotation_once() -> anyhow::
         .collect();
     assert_eq!(current.len(), 1, "{list:?}");
     assert_eq!(current[0].fingerprint, old.fingerprint, "CURRENT unchanged");
+    // The failed rotation withdraws the pending credential from the regions
+    // it reached, then lets a new one start.
+    partner.accept(USER, NEXT);
+    submit(&mut c, NEXT).await?;
+    let third = eventually("a new rotation may start", WAIT, || {
+        let mut c = c.clone();
+        async move { start(&mut c).await.map_err(|e| e.to_string()) }
+    })
+    .await?;
+    until_state(&c, &third.id, RotationState::Promoted).await?;
     Ok(())
 }
