@@ -11,6 +11,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7404";
 pub const DEFAULT_ETCD: &str = "http://127.0.0.1:2379";
 /// The key prefix every tilewave key lives under.
 pub const DEFAULT_PREFIX: &str = "/tilewave/";
+/// How long consumed events are kept by default: 30 days.
+pub const DEFAULT_EVENT_RETENTION_HOURS: u32 = 30 * 24;
 /// How long one etcd operation may take.
 pub const DEFAULT_ETCD_TIMEOUT_MS: u64 = 5_000;
 /// TTL of the leases behind owned work.
@@ -77,11 +79,13 @@ pub struct EscalationConfig {
     #[arg(long, env = "TILEWAVE_WEBHOOK_RETRY_ATTEMPTS", default_value_t = DEFAULT_RETRY_ATTEMPTS)]
     pub webhook_retry_attempts: u32,
     /// Consumed events older than this many hours (domain time) are
-    /// deleted from `events/`; 0 (the default) keeps them. Off by default:
-    /// the rollout service creates some events only if absent (DEADLINE_AT_RISK
-    /// and PREFLIGHT_FAILED once per tile and reason), so deleting them lets
-    /// it raise them again.
-    #[arg(long, env = "TILEWAVE_EVENT_RETENTION_HOURS", default_value_t = 0)]
+    /// deleted from `events/`; 0 keeps them. The default is 30 days: long
+    /// past any launch week. The rollout service creates some events only
+    /// if absent (DEADLINE_AT_RISK once per tile, revision and GA moment),
+    /// so a launch still at risk more than 30 days after its first warning
+    /// is warned about again (folded into the open incident, or a new one
+    /// linked to a resolved one), which is what an on-call wants.
+    #[arg(long, env = "TILEWAVE_EVENT_RETENTION_HOURS", default_value_t = DEFAULT_EVENT_RETENTION_HOURS)]
     pub event_retention_hours: u32,
     /// This replica's name in owner records; default `escalation-<pid>-<random>`.
     #[arg(long, env = "TILEWAVE_REPLICA")]

@@ -32,6 +32,8 @@ pub struct Seen {
     pub set_policies: Vec<SetPolicyRequest>,
     pub set_schedules: Vec<SetScheduleRequest>,
     pub set_sops: Vec<SetSopRequest>,
+    /// WatchIncidents calls.
+    pub watches: usize,
 }
 
 /// What the fake stores.
@@ -137,6 +139,18 @@ impl EscalationService for Fake {
         &self,
         _: Request<WatchIncidentsRequest>,
     ) -> Result<Response<Self::WatchIncidentsStream>, Status> {
+        let mut n = 0;
+        self.record(|s| {
+            s.watches += 1;
+            n = s.watches;
+        });
+        // The first stream drops (a reconnect follows); the second ends
+        // with a refusal (the watch ends with it).
+        let end = if n == 1 {
+            Status::unavailable("fake: the stream dropped")
+        } else {
+            Status::permission_denied("fake: the end")
+        };
         let events = [
             (IncidentEventType::Snapshot, Some(incident())),
             (IncidentEventType::SnapshotEnd, None),
@@ -151,6 +165,7 @@ impl EscalationService for Fake {
                 revision: n as i64 + 1,
             })
         })
+        .chain(std::iter::once(Err(end)))
         .collect::<Vec<_>>();
         Ok(Response::new(Box::pin(futures::stream::iter(events))))
     }

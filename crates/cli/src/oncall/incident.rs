@@ -710,32 +710,56 @@ pub fn watch_text(
     }))
 }
 
-/// `incident watch`.
+/// How many times a dropped `incident watch` stream is opened again.
+const MAX_RECONNECTS: u32 = 30;
+
+/// `incident watch`: every change until interrupted. A dropped stream is
+/// opened again after a back-off (it starts with a snapshot, so nothing is
+/// missed), saying so on stderr; a refusal (bad input, no permission) or
+/// too many reconnections ends it with the error.
 async fn watch(args: &WatchArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    use crate::tile::watch::{Backoff, OnError, on_error};
     let req = WatchIncidentsRequest {
         tile_id: args.tile.clone().unwrap_or_default(),
     };
-    let mut stream = rpc(
-        "WatchIncidents",
-        ctx.escalation_streaming()?
-            .watch_incidents(ctx.request(req)?)
-            .await,
-    )?;
+    let mut backoff = Backoff::default();
+    let mut reconnects = 0;
     loop {
-        let event = match stream.message().await {
-            Ok(Some(e)) => e,
-            Ok(None) => return Ok(()),
-            Err(status) => {
-                return Err(CliError::Rpc {
-                    rpc: "WatchIncidents",
-                    status,
+        let failure = match ctx
+            .escalation_streaming()?
+            .watch_incidents(ctx.request(req.clone())?)
+            .await
+        {
+            Ok(resp) => {
+                let mut stream = resp.into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(event)) => {
+                            backoff.reset();
+                            let kind = IncidentEventType::try_from(event.r#type).unwrap_or_default();
+                            if let Some(text) = watch_text(ctx.format, kind, event.incident.as_ref())? {
+                                out(&text)?;
+                            }
+                        }
+                        Ok(None) => break tonic::Status::unavailable("the server closed the stream"),
+                        Err(status) => break status,
+                    }
                 }
-                .into());
             }
+            Err(status) => status,
         };
-        let kind = IncidentEventType::try_from(event.r#type).unwrap_or_default();
-        if let Some(text) = watch_text(ctx.format, kind, event.incident.as_ref())? {
-            out(&text)?;
+        if on_error(failure.code()) == OnError::Fail || reconnects >= MAX_RECONNECTS {
+            return Err(CliError::Rpc {
+                rpc: "WatchIncidents",
+                status: failure,
+            }
+            .into());
         }
+        reconnects += 1;
+        crate::client::note(&format!(
+            "incident watch: the stream dropped ({}); reconnecting ({reconnects}/{MAX_RECONNECTS})",
+            failure.message()
+        ));
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }

@@ -751,10 +751,13 @@ async fn commands_against_a_fake_service() {
     };
     run_oncall(now, &ctx).await.unwrap();
     assert_eq!(fake.seen.lock().unwrap().whos[0].schedule, "primary");
-    // The watch prints the snapshot and the change, and ends with the stream.
-    incident::run(incident_cmd(&["watch", "--tile", "riverflow"]), &ctx)
+    // The watch prints the snapshot and the change, reconnects when the
+    // stream drops, and ends with a refusal.
+    let end = incident::run(incident_cmd(&["watch", "--tile", "riverflow"]), &ctx)
         .await
-        .unwrap();
+        .unwrap_err();
+    assert!(end.to_string().contains("WatchIncidents"), "{end:#}");
+    assert_eq!(fake.seen.lock().unwrap().watches, 2, "one reconnection");
     incident::run(incident_cmd(&["list", "--state", "triggered"]), &ctx)
         .await
         .unwrap();
