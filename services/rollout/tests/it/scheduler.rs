@@ -559,6 +559,47 @@ async fn the_preflight_refuses_a_start_when_a_planned_regions_agent_is_down() ->
     Ok(())
 }
 
+/// A stack with the given pre-flights (credentials, on-call), riverflow
+/// signed off and given the first daily slot, and the clock a minute past
+/// its start (GA - 7 days): the scheduler's pre-flight runs now.
+async fn due_riverflow(credentials: bool, oncall: bool) -> Result<(Stack, RolloutServiceClient<Channel>)> {
+    let stack = stack_checking(1, credentials, oncall).await?;
+    daily_launches(&stack, 2).await?;
+    let mut c = stack.rollout(0).await?;
+    stack.signed_off(RIVERFLOW, "riverflow").await?;
+    anyhow::ensure!(
+        c.schedule_ga(schedule("riverflow", true))
+            .await?
+            .into_inner()
+            .committed,
+        "riverflow got no slot"
+    );
+    let ga = from_ts(&stack.tile("riverflow").await?.ga_time);
+    let now = stack.now().await?;
+    stack
+        .advance(now.duration_until(ga - days(7)) + SignedDuration::from_mins(1))
+        .await?;
+    Ok((stack, c))
+}
+
+/// Waits until riverflow's launch is listed as blocked with a reason
+/// containing `says`; the reason.
+async fn blocked_saying(c: &RolloutServiceClient<Channel>, says: &str) -> Result<String> {
+    eventually(says, WAIT, || {
+        let mut c = c.clone();
+        async move {
+            let list = c
+                .list_launches(ListLaunchesRequest::default())
+                .await
+                .ok()?
+                .into_inner();
+            let l = list.launches.into_iter().find(|l| l.tile_id == "riverflow")?;
+            l.blocked.contains(says).then_some(l.blocked)
+        }
+    })
+    .await
+}
+
 /// Stores what the credentials service would after a rotation to version 1
 /// of `tile`'s partner credential that verified `verified` (promoted), or
 /// only the PENDING version when `verified` is `None`.
@@ -632,39 +673,8 @@ async fn credential_state(stack: &Stack, tile: &str, verified: Option<&[&str]>) 
 #[tokio::test]
 async fn the_preflight_waits_for_the_current_credential_verified_in_every_planned_region()
 -> anyhow::Result<()> {
-    let stack = stack_checking(1, true, false).await?;
-    daily_launches(&stack, 2).await?;
-    let mut c = stack.rollout(0).await?;
-    stack.signed_off(RIVERFLOW, "riverflow").await?;
-    assert!(
-        c.schedule_ga(schedule("riverflow", true))
-            .await?
-            .into_inner()
-            .committed
-    );
-    let ga = from_ts(&stack.tile("riverflow").await?.ga_time);
-    let now = stack.now().await?;
-    stack
-        .advance(now.duration_until(ga - days(7)) + SignedDuration::from_mins(1))
-        .await?;
-    let blocked = |says: &'static str| {
-        let c = c.clone();
-        async move {
-            eventually(says, WAIT, || {
-                let mut c = c.clone();
-                async move {
-                    let list = c
-                        .list_launches(ListLaunchesRequest::default())
-                        .await
-                        .ok()?
-                        .into_inner();
-                    let l = list.launches.into_iter().find(|l| l.tile_id == "riverflow")?;
-                    l.blocked.contains(says).then_some(l.blocked)
-                }
-            })
-            .await
-        }
-    };
+    let (stack, c) = due_riverflow(true, false).await?;
+    let blocked = |says: &'static str| blocked_saying(&c, says);
     // No credential at all: blocked, saying how to hand one in.
     blocked("has no partner credential").await?;
     let events = stack.events().await?;
@@ -741,39 +751,8 @@ async fn put_policy(stack: &Stack, target: tilewave_proto::escalation::v1::Targe
 #[tokio::test]
 async fn the_preflight_waits_until_an_incident_of_the_launch_would_page_someone() -> anyhow::Result<()> {
     use tilewave_proto::escalation::v1::{Layer, Rotation, Schedule, Target};
-    let stack = stack_checking(1, false, true).await?;
-    daily_launches(&stack, 2).await?;
-    let mut c = stack.rollout(0).await?;
-    stack.signed_off(RIVERFLOW, "riverflow").await?;
-    assert!(
-        c.schedule_ga(schedule("riverflow", true))
-            .await?
-            .into_inner()
-            .committed
-    );
-    let ga = from_ts(&stack.tile("riverflow").await?.ga_time);
-    let now = stack.now().await?;
-    stack
-        .advance(now.duration_until(ga - days(7)) + SignedDuration::from_mins(1))
-        .await?;
-    let blocked = |says: &'static str| {
-        let c = c.clone();
-        async move {
-            eventually(says, WAIT, || {
-                let mut c = c.clone();
-                async move {
-                    let list = c
-                        .list_launches(ListLaunchesRequest::default())
-                        .await
-                        .ok()?
-                        .into_inner();
-                    let l = list.launches.into_iter().find(|l| l.tile_id == "riverflow")?;
-                    l.blocked.contains(says).then_some(l.blocked)
-                }
-            })
-            .await
-        }
-    };
+    let (stack, c) = due_riverflow(false, true).await?;
+    let blocked = |says: &'static str| blocked_saying(&c, says);
     // No policy at all.
     blocked("no escalation policy would page anyone").await?;
     // A policy paging an office-hours schedule: nights and weekends uncovered.
