@@ -208,12 +208,30 @@ pub fn stored(s: &tilewave_secrets::Sealed) -> StoredSecret {
 
 /// The signing-secret id of a notification's recipient: `webhook/<name>`,
 /// `person/<id>/<contact>`, `partner/<partner>/<contact>`.
+/// Sealing (SetPolicy, SetPerson, SetPartnerContacts) and signing use
+/// these same functions, so the two can never disagree.
 pub fn target_of(r: &Recipient) -> String {
     match r {
-        Recipient::Webhook { name } => format!("webhook/{name}"),
-        Recipient::Person { person, contact, .. } => format!("person/{person}/{contact}"),
-        Recipient::Partner { partner, contact } => format!("partner/{partner}/{contact}"),
+        Recipient::Webhook { name } => webhook_target(name),
+        Recipient::Person { person, contact, .. } => person_target(person, contact),
+        Recipient::Partner { partner, contact } => partner_target(partner, contact),
     }
+}
+
+/// The signing-secret id of a webhook target: `webhook/<name>`.
+pub fn webhook_target(name: &str) -> String {
+    format!("webhook/{name}")
+}
+
+/// The signing-secret id of a person's contact: `person/<id>/<contact>`.
+pub fn person_target(person: &str, contact: &str) -> String {
+    format!("person/{person}/{contact}")
+}
+
+/// The signing-secret id of a partner's contact:
+/// `partner/<partner>/<contact>`.
+pub fn partner_target(partner: &str, contact: &str) -> String {
+    format!("partner/{partner}/{contact}")
 }
 
 /// Who, for people: "alice/phone", "webhook ops", "partner acme/ops".

@@ -719,7 +719,7 @@ impl EscalationService for Escalation {
         let mut targets: Vec<(String, String)> = Vec::new();
         for t in policy.levels.iter().flat_map(|l| &l.targets) {
             if t.kind == TargetKind::Webhook && !targets.iter().any(|(_, n)| *n == t.name) {
-                targets.push((format!("webhook/{}", t.name), t.name.clone()));
+                targets.push((crate::model::webhook_target(&t.name), t.name.clone()));
             }
         }
         let secrets = seal_secrets(&self.ctx, "signing_secrets", &targets, &r.signing_secrets).await?;
@@ -937,7 +937,7 @@ impl EscalationService for Escalation {
         let targets: Vec<(String, String)> = person
             .contacts
             .iter()
-            .map(|c| (format!("person/{}/{}", person.id, c.name), c.name.clone()))
+            .map(|c| (crate::model::person_target(&person.id, &c.name), c.name.clone()))
             .collect();
         let secrets = seal_secrets(&self.ctx, "signing_secrets", &targets, &r.signing_secrets).await?;
         let key = self.ctx.keys().escalation_person(&person.id);
@@ -1030,7 +1030,7 @@ impl EscalationService for Escalation {
             .map_err(|p| Error::problems(format!("partner {} contacts", quoted(&w.partner)), p))?;
         let targets: Vec<(String, String)> = contacts
             .iter()
-            .map(|c| (format!("partner/{}/{}", w.partner, c.name), c.name.clone()))
+            .map(|c| (crate::model::partner_target(&w.partner, &c.name), c.name.clone()))
             .collect();
         let secrets = seal_secrets(&self.ctx, "signing_secrets", &targets, &r.signing_secrets).await?;
         let key = self.ctx.keys().escalation_partner(&w.partner);
