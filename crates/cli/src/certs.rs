@@ -26,6 +26,8 @@ use crate::settings::{config_path, process_env};
 
 /// Environment variable: the certificates directory.
 pub const ENV_CERTS_DIR: &str = "TILEWAVE_CERTS_DIR";
+/// The key-encryption key file `certs init --kek` writes in the directory.
+pub const KEK_FILE: &str = "kek";
 /// The longest certificate name accepted.
 pub const MAX_NAME: usize = 64;
 
@@ -34,7 +36,9 @@ const INIT_EXAMPLES: &str = "\
 Examples:
   tilewave certs init
   tilewave certs init --dir /tmp/tw-certs
-  tilewave certs init --force      # a new CA: every certificate is issued again";
+  tilewave certs init --force      # a new CA: every certificate is issued again
+  tilewave certs init --dir /certs --if-missing --user ops \
+      --host etcd=etcd1,etcd2,etcd3 --host partner-double=partner-double   # a compose deployment";
 
 /// Examples of `certs issue`.
 const ISSUE_EXAMPLES: &str = "\
@@ -105,6 +109,50 @@ pub struct InitArgs {
     /// The identity of your user certificate [default: $USER].
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+    /// More host names for a certificate, as NAME=HOST,HOST: a service's
+    /// (registry, rollout, credentials, escalation, agent, etcd) gets them
+    /// as extra SANs; another NAME gets a server certificate of its own
+    /// with those SANs and no role. Repeatable.
+    #[arg(long = "host", value_name = "NAME=HOSTS", value_parser = parse_hosts)]
+    pub hosts: Vec<(String, Vec<String>)>,
+    /// When the directory already holds a CA, leave everything as it is
+    /// and succeed (a deployment's first-start job, run on every start).
+    #[arg(long, conflicts_with = "force")]
+    pub if_missing: bool,
+    /// Also write a new key-encryption key with this id to `<dir>/kek`
+    /// (mode 0600) when the file is missing: the `--kek-file` of the
+    /// credentials and escalation services and of the agents.
+    #[arg(long, value_name = "ID")]
+    pub kek: Option<String>,
+}
+
+/// `NAME=HOST,HOST` of `certs init --host`.
+pub fn parse_hosts(text: &str) -> Result<(String, Vec<String>), String> {
+    let (name, hosts) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{}: give NAME=HOST,HOST", tilewave_core::quote::quoted(text)))?;
+    check_name(name).map_err(|e| e.to_string())?;
+    let hosts: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if hosts.is_empty() {
+        return Err(format!("{name}=: name at least one host"));
+    }
+    for h in &hosts {
+        let ok = h.len() <= 253
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
+        if !ok {
+            return Err(format!(
+                "host {}: use letters, digits, '-' and '.'",
+                tilewave_core::quote::quoted(h)
+            ));
+        }
+    }
+    Ok((name.to_owned(), hosts))
 }
 
 /// Arguments of `certs issue`.
@@ -236,6 +284,26 @@ fn init(args: &InitArgs) -> anyhow::Result<()> {
         return Err(CliError::usage(format!("--user {user:?} is a service's name; pick another")).into());
     }
     let (ca_cert, _) = pair_paths(&dir, CA_NAME);
+    let kek_note = match &args.kek {
+        Some(id) if !dir.join(KEK_FILE).exists() => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            tilewave_secrets::write_new_kek_file(&dir.join(KEK_FILE), id)
+                .map_err(|e| CliError::usage(format!("--kek: {e}")))?;
+            format!(
+                "Key-encryption key {id:?}: {} (0600)\n",
+                dir.join(KEK_FILE).display()
+            )
+        }
+        Some(_) => format!("Key-encryption key: {} kept\n", dir.join(KEK_FILE).display()),
+        None => String::new(),
+    };
+    if ca_cert.exists() && args.if_missing {
+        out(&kek_note)?;
+        return out(&format!(
+            "{} already exists: the certificates there are kept (--if-missing)\n",
+            ca_cert.display()
+        ));
+    }
     if ca_cert.exists() && !args.force {
         return Err(CliError::Conflict(format!(
             "{} already exists: a CA is set up there (use --force for a new CA and new certificates)",
@@ -243,14 +311,16 @@ fn init(args: &InitArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let set = tilewave_tls::write_dev_set(
+    let set = tilewave_tls::write_dev_set_with_hosts(
         &dir,
         &[(user.as_str(), Some(tilewave_auth::Role::ReleaseEngineer))],
+        &args.hosts,
         args.force,
     )
     .map_err(tls_err)?;
     let (written, policy_path) = (set.written, set.policy);
-    let mut text = format!("Certificates in {} (files 0600):\n", dir.display());
+    let mut text = kek_note;
+    text.push_str(&format!("Certificates in {} (files 0600):\n", dir.display()));
     for (cert, key) in &written {
         text.push_str(&format!("  {}  {}\n", cert.display(), key.display()));
     }

@@ -10,9 +10,13 @@
 //!   allowed ([`EgressPolicy::new`]; the agent's `--allow-probe-host`).
 //!   Only allowed names are ever resolved, so a refused host does not even
 //!   cause a DNS query; and
-//! - the addresses it resolves to are loopback; only those are connected to
+//! - the addresses it resolves to are loopback, or lie in a network the
+//!   operator named ([`EgressPolicy::with_networks`]; `--egress-network`,
+//!   for a deployment's own container network, as `deploy/` runs the
+//!   partner double and the webhook receiver); only those are connected to
 //!   ([`LoopbackResolver`] is the HTTP client's own resolver and answers
-//!   nothing else).
+//!   nothing else). An IP literal counts as allowed only when it is
+//!   loopback or in such a network.
 //!
 //! [`http_client`] builds the reqwest client both callers use: rustls with
 //! ring (no native TLS, no aws-lc), HTTP/1.1, the webpki roots plus an
@@ -136,8 +140,9 @@ pub enum EgressError {
         /// The resolver's answer.
         reason: String,
     },
-    /// An allowed name resolved, but to no loopback address.
-    #[error("{host} does not resolve to a loopback address")]
+    /// An allowed name resolved, but to no loopback address (nor one in
+    /// an allowed network).
+    #[error("{host} does not resolve to a loopback address or one in an allowed --egress-network")]
     NotLoopback {
         /// The host, quoted and bounded.
         host: String,
@@ -162,6 +167,8 @@ pub enum EgressError {
 pub struct EgressPolicy {
     /// Names allowed besides loopback literals and `localhost`.
     extra_hosts: Vec<String>,
+    /// Networks (besides loopback) allowed names may resolve into.
+    networks: Vec<ipnet::IpNet>,
 }
 
 impl EgressPolicy {
@@ -174,13 +181,28 @@ impl EgressPolicy {
                 .map(|h| h.trim().to_ascii_lowercase())
                 .filter(|h| !h.is_empty())
                 .collect(),
+            networks: Vec::new(),
         }
+    }
+
+    /// The same policy, letting addresses in `networks` be connected to as
+    /// well as loopback (a deployment's own container network, such as
+    /// `deploy/`'s `10.77.0.0/24`).
+    pub fn with_networks(mut self, networks: &[ipnet::IpNet]) -> Self {
+        self.networks = networks.to_vec();
+        self
+    }
+
+    /// Whether an address may be connected to: loopback, or in an allowed
+    /// network.
+    pub fn address_allowed(&self, ip: IpAddr) -> bool {
+        ip.is_loopback() || self.networks.iter().any(|n| n.contains(&ip))
     }
 
     /// Whether a host (name or literal, lowercase) may be called at all.
     pub fn host_allowed(&self, host: &str) -> bool {
         match host.parse::<IpAddr>() {
-            Ok(ip) => ip.is_loopback(),
+            Ok(ip) => self.address_allowed(ip),
             Err(_) => host == "localhost" || self.extra_hosts.iter().any(|h| h == host),
         }
     }
@@ -244,7 +266,10 @@ impl LoopbackResolver {
                 })?
                 .collect(),
         };
-        let loopback: Vec<SocketAddr> = addrs.into_iter().filter(|a| a.ip().is_loopback()).collect();
+        let loopback: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(|a| self.policy.address_allowed(a.ip()))
+            .collect();
         if loopback.is_empty() {
             return Err(EgressError::NotLoopback {
                 host: host_text(host),
@@ -399,6 +424,24 @@ mod tests {
                 .contains(r#""evil host\n""#),
             "odd hosts are quoted"
         );
+    }
+
+    #[test]
+    fn an_allowed_network_adds_its_addresses_and_nothing_else() {
+        let net: ipnet::IpNet = "10.77.0.0/24".parse().unwrap();
+        let p = EgressPolicy::new(&["partner-double".into()]).with_networks(&[net]);
+        for (ip, allowed) in [
+            ("10.77.0.9", true),
+            ("10.77.1.9", false),
+            ("127.0.0.1", true),
+            ("192.168.0.1", false),
+            ("8.8.8.8", false),
+        ] {
+            assert_eq!(p.address_allowed(ip.parse().unwrap()), allowed, "{ip}");
+            assert_eq!(p.host_allowed(ip), allowed, "{ip} as a literal");
+        }
+        assert!(p.host_allowed("partner-double"));
+        assert!(!p.host_allowed("api.riverflow.example"), "names stay a list");
     }
 
     #[tokio::test]

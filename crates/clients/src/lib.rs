@@ -15,6 +15,7 @@
 //! the back-off between attempts.
 
 pub mod egress;
+pub mod health;
 pub mod webhook;
 
 use std::collections::HashMap;

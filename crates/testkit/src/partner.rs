@@ -183,6 +183,18 @@ impl PartnerDouble {
         Self::serve(listener, paths, None, true)
     }
 
+    /// Serves `paths` and the admin API on `listener` over HTTPS with the
+    /// certificate and key in these PEM files (a deployment's double, whose
+    /// tiles' Partner Connect URLs must be `https` off loopback).
+    pub async fn serve_admin_https(
+        listener: tokio::net::TcpListener,
+        paths: PartnerPaths,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        Self::serve(listener, paths, Some(tls_from_files(cert, key)?), true)
+    }
+
     async fn start_inner(
         paths: PartnerPaths,
         tls: Option<tokio_rustls::TlsAcceptor>,
@@ -338,6 +350,57 @@ pub(crate) fn loopback_tls(pki: &crate::Pki, name: &str) -> anyhow::Result<tokio
     let chain = CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
     let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes())?;
     // The process's provider: ring, the only one in the tree.
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// `<binary> health [--addr HOST:PORT]`: the container health check of the
+/// doubles' processes (a scratch image has no shell or curl): exit 0 when
+/// the address (default `default_addr`) accepts a TCP connection within 3
+/// s, 1 when not, 2 on bad arguments; one line printed either way.
+pub async fn tcp_health(binary: &str, default_addr: &str) -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let addr = match args.as_slice() {
+        [] => default_addr.to_owned(),
+        [flag, a] if flag == "--addr" => a.clone(),
+        _ => {
+            println!("usage: {binary} health [--addr HOST:PORT]");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let connect = tokio::net::TcpStream::connect(addr.as_str());
+    match tokio::time::timeout(std::time::Duration::from_secs(3), connect).await {
+        Ok(Ok(_)) => {
+            println!("{binary}: {addr} accepts connections");
+            std::process::ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            println!("{binary}: {addr} is not healthy: {e}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(_) => {
+            println!("{binary}: {addr} is not healthy: no connection within 3 s");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// A TLS acceptor with the certificate chain and key of these PEM files.
+pub(crate) fn tls_from_files(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use anyhow::Context as _;
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading the certificate {}", cert.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading the key {}", key.display()))?;
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(chain, key)?;

@@ -214,8 +214,21 @@ impl WebhookReceiver {
         Self::start_inner(Some(crate::partner::loopback_tls(pki, "webhook-receiver")?)).await
     }
 
+    /// Serves plain HTTP on `listener` (the `tilewave-webhook-receiver`
+    /// process of a deployment).
+    pub fn serve_on(listener: tokio::net::TcpListener) -> anyhow::Result<Self> {
+        Self::serve(listener, None)
+    }
+
     async fn start_inner(tls: Option<tokio_rustls::TlsAcceptor>) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::serve(listener, tls)
+    }
+
+    fn serve(
+        listener: tokio::net::TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
         let state: Shared = Arc::new(Mutex::new(State {
             fail_status: 500,

@@ -55,11 +55,52 @@ impl DevSet {
 /// role (`None`: the certificate only, no role). With `force`, existing
 /// files are replaced; without, an existing file is an error.
 pub fn write_dev_set(dir: &Path, users: &[(&str, Option<Role>)], force: bool) -> Result<DevSet> {
+    write_dev_set_with_hosts(dir, users, &[], force)
+}
+
+/// [`write_dev_set`] with more host names per certificate: each `(name,
+/// hosts)` adds `hosts` to the SANs of the service certificate `name` (one
+/// of [`SERVICES`]), or issues a server certificate `name` with those SANs
+/// (and loopback) when it is not a service's (a deployment's partner API
+/// double; it gets no role). A deployment names its containers here:
+/// `etcd` for `etcd1,etcd2,etcd3`, `agent` for every region agent's host.
+pub fn write_dev_set_with_hosts(
+    dir: &Path,
+    users: &[(&str, Option<Role>)],
+    extra_hosts: &[(String, Vec<String>)],
+    force: bool,
+) -> Result<DevSet> {
     let ca = Ca::generate()?;
     let mut written = vec![write_pair(dir, CA_NAME, &ca.issued(), force)?];
+    let hosts_of = |name: &str| -> Vec<String> {
+        let mut hosts = vec![name.to_owned()];
+        for (n, extra) in extra_hosts {
+            if n == name {
+                hosts.extend(
+                    extra
+                        .iter()
+                        .filter(|h| !hosts.contains(h))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+        hosts
+    };
     for service in SERVICES {
-        let issued = ca.issue_service(service, &[service.to_owned()])?;
+        let issued = ca.issue_service(service, &hosts_of(service))?;
         written.push(write_pair(dir, service, &issued, force)?);
+    }
+    let mut others: Vec<&str> = extra_hosts
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| !SERVICES.contains(n))
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    for name in others {
+        let issued = ca.issue_service(name, &hosts_of(name))?;
+        written.push(write_pair(dir, name, &issued, force)?);
     }
     let mut policy = Policy::dev_default();
     for (user, role) in users {

@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 
 pub use certs::{Ca, Issued, Validity};
 pub use config::{Tls, TlsArgs, TlsFiles, endpoint, server};
-pub use devset::{DevSet, write_dev_set};
+pub use devset::{DevSet, write_dev_set, write_dev_set_with_hosts};
 pub use inspect::{CertInfo, EXPIRY_WARNING_DAYS};
 
 /// What went wrong with certificates or TLS settings.

@@ -74,6 +74,15 @@ pub struct AgentConfig {
         value_delimiter = ','
     )]
     pub allow_probe_hosts: Vec<String>,
+    /// Networks (CIDR, comma separated) the allowed probe hosts may resolve
+    /// into besides loopback: a deployment's own container network
+    /// (`deploy/` uses 10.77.0.0/24). Nothing else is ever connected to.
+    #[arg(
+        long = "egress-network",
+        env = "TILEWAVE_EGRESS_NETWORKS",
+        value_delimiter = ','
+    )]
+    pub egress_networks: Vec<ipnet::IpNet>,
     /// The sliding window of the error rate: seconds, or a span like `5m`.
     #[arg(long, env = "TILEWAVE_AGENT_ERROR_WINDOW", default_value = DEFAULT_ERROR_WINDOW,
           value_parser = parse_duration)]
@@ -198,6 +207,7 @@ impl AgentConfig {
             lease_ttl_secs: DEFAULT_LEASE_TTL_SECS,
             probe_interval: Duration::from_secs(30),
             allow_probe_hosts: Vec::new(),
+            egress_networks: Vec::new(),
             error_window: Duration::from_secs(300),
             error_rate_threshold: DEFAULT_ERROR_RATE_THRESHOLD,
             enable_fault_injection: false,

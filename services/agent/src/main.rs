@@ -7,7 +7,15 @@ use tilewave_agent::AgentConfig;
 use tilewave_service::Listen;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<std::process::ExitCode> {
+    let probe = tilewave_clients::health::Probe {
+        binary: "tilewave-agent",
+        service: "tilewave.agent.v1.AgentService",
+        default_listen: tilewave_agent::config::DEFAULT_LISTEN,
+    };
+    if let Some(code) = tilewave_clients::health::run_if_asked(probe).await {
+        return Ok(code);
+    }
     let config = AgentConfig::parse();
     let listen = Listen {
         grpc: config.listen,
@@ -16,5 +24,6 @@ async fn main() -> anyhow::Result<()> {
     tilewave_service::run("tilewave-agent", listen, |listener, shutdown| {
         tilewave_agent::serve(listener, config, shutdown)
     })
-    .await
+    .await?;
+    Ok(std::process::ExitCode::SUCCESS)
 }

@@ -100,7 +100,7 @@ pub async fn serve(listener: TcpListener, config: AgentConfig, shutdown: Shutdow
     let settings = AgentSettings {
         region: config.region.clone(),
         cloud: resolved.cloud,
-        probe_policy: EgressPolicy::new(&config.allow_probe_hosts),
+        probe_policy: EgressPolicy::new(&config.allow_probe_hosts).with_networks(&config.egress_networks),
         error_window: config.error_window,
         error_rate_threshold: config.error_rate_threshold,
         client: ClientSettings {

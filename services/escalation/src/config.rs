@@ -68,6 +68,15 @@ pub struct EscalationConfig {
     /// allow-list), comma separated.
     #[arg(long, env = "TILEWAVE_WEBHOOK_HOSTS", value_delimiter = ',')]
     pub webhook_hosts: Vec<String>,
+    /// Networks (CIDR, comma separated) the webhook hosts may resolve into
+    /// besides loopback: a deployment's own container network (`deploy/`
+    /// uses 10.77.0.0/24). Nothing else is ever connected to.
+    #[arg(
+        long = "egress-network",
+        env = "TILEWAVE_EGRESS_NETWORKS",
+        value_delimiter = ','
+    )]
+    pub egress_networks: Vec<ipnet::IpNet>,
     /// The wait after a webhook's first failed attempt, in milliseconds
     /// (real time; it doubles up to `--webhook-retry-cap-ms`).
     #[arg(long, env = "TILEWAVE_WEBHOOK_RETRY_FIRST_MS", default_value_t = DEFAULT_RETRY_FIRST_MS)]

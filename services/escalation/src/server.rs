@@ -92,7 +92,7 @@ pub async fn serve(
     )
     .await?;
     let sender = WebhookSender::new(
-        EgressPolicy::new(&config.webhook_hosts),
+        EgressPolicy::new(&config.webhook_hosts).with_networks(&config.egress_networks),
         &SenderSettings::default(),
     )
     .map_err(|e| ServeError::Sender(e.to_string()))?;
