@@ -78,6 +78,22 @@ pub struct RolloutConfig {
     /// Deadline of one call to an agent or the registry, in milliseconds.
     #[arg(long, env = "TILEWAVE_RPC_TIMEOUT_MS", default_value_t = DEFAULT_RPC_TIMEOUT_MS)]
     pub rpc_timeout_ms: u64,
+    /// Calls in a row that may find a region's agent unreachable
+    /// (UNAVAILABLE, DEADLINE_EXCEEDED, not registered) before its step
+    /// fails; each is retried after a back-off (real time) from
+    /// --agent-retry-first-ms doubling to --agent-retry-cap-ms. The
+    /// defaults ride out about 30 s: an agent's restart, a short partition.
+    #[arg(long, env = "TILEWAVE_AGENT_UNREACHABLE_ATTEMPTS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub agent_unreachable_attempts: u32,
+    /// The first wait before calling an unreachable agent again, in milliseconds.
+    #[arg(long, env = "TILEWAVE_AGENT_RETRY_FIRST_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub agent_retry_first_ms: u64,
+    /// The longest wait before calling an unreachable agent again, in milliseconds.
+    #[arg(long, env = "TILEWAVE_AGENT_RETRY_CAP_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub agent_retry_cap_ms: u64,
     /// Bake of each wave of the removal roll-out started for a withdrawn
     /// tile, in domain minutes.
     #[arg(long, env = "TILEWAVE_REMOVAL_BAKE_MINS", default_value_t = DEFAULT_REMOVAL_BAKE_MINS)]
@@ -162,6 +178,15 @@ impl RolloutConfig {
             at_risk_margin: jiff::SignedDuration::from_hours(i64::from(self.at_risk_margin_hours)),
             preflight_credentials: self.preflight_credentials,
             preflight_oncall: self.preflight_oncall,
+        }
+    }
+
+    /// How an unreachable agent is retried before its step fails.
+    pub fn unreachable(&self) -> crate::model::Unreachable {
+        crate::model::Unreachable {
+            attempts: self.agent_unreachable_attempts,
+            first: Duration::from_millis(self.agent_retry_first_ms),
+            cap: Duration::from_millis(self.agent_retry_cap_ms.max(self.agent_retry_first_ms)),
         }
     }
 

@@ -111,6 +111,8 @@ enum Next {
     Until(Timestamp),
     /// The roll-out needs no owner any more.
     Done,
+    /// An agent was unreachable: decide again after this real-time wait.
+    Retry(std::time::Duration),
 }
 
 /// Drives one roll-out while this replica owns it (the owner loop stops
@@ -130,6 +132,12 @@ pub async fn drive(ctx: Ctx, id: String, owned: Owned) -> Result<()> {
             Ok(Next::Done) => {
                 tracing::info!(rollout = %id, "roll-out needs no owner any more; releasing");
                 return Ok(());
+            }
+            Ok(Next::Retry(wait)) => {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    _ = changes.changed() => {}
+                }
             }
             Ok(Next::Until(t)) => {
                 tokio::select! {
@@ -411,6 +419,15 @@ enum AgentOutcome {
     Fenced(String),
     /// It failed; the message says how.
     Failed(String),
+    /// The agent could not be reached (not registered, UNAVAILABLE,
+    /// DEADLINE_EXCEEDED): transient, retried for a bounded time.
+    Unreachable(String),
+}
+
+/// Whether a status from an agent call means "not reached" rather than
+/// an answer.
+fn unreachable_code(code: tonic::Code) -> bool {
+    matches!(code, tonic::Code::Unavailable | tonic::Code::DeadlineExceeded)
 }
 
 async fn apply_at(ctx: &Ctx, r: &Rollout, region: &str, revision: i64, token: i64) -> Result<AgentOutcome> {
@@ -418,7 +435,7 @@ async fn apply_at(ctx: &Ctx, r: &Rollout, region: &str, revision: i64, token: i6
     async {
         let mut client = match ctx.agents.client(region).await {
             Ok(c) => c,
-            Err(e) => return Ok(AgentOutcome::Failed(e.to_string())),
+            Err(e) => return Ok(AgentOutcome::Unreachable(e.to_string())),
         };
         let result = if revision == 0 {
             client
@@ -453,6 +470,9 @@ async fn apply_at(ctx: &Ctx, r: &Rollout, region: &str, revision: i64, token: i6
             Ok(()) => AgentOutcome::Ok,
             Err(s) if s.code() == tonic::Code::FailedPrecondition => {
                 AgentOutcome::Fenced(s.message().to_owned())
+            }
+            Err(s) if unreachable_code(s.code()) => {
+                AgentOutcome::Unreachable(format!("apply in {region}: {}", crate::error::in_words(&s)))
             }
             Err(s) => AgentOutcome::Failed(format!("apply in {region}: {}", crate::error::in_words(&s))),
         })
@@ -565,6 +585,8 @@ async fn issue_applies(
     .await;
     let mut done = Vec::new();
     let mut failed = None;
+    let mut unreachable = Vec::new();
+    let limit = ctx.unreachable.attempts;
     for (&i, outcome) in open.iter().zip(outcomes) {
         let step = &loaded.steps[i].value;
         match outcome? {
@@ -572,9 +594,29 @@ async fn issue_applies(
                 let mut next = step.clone();
                 next.applied_at = Some(to_proto_timestamp(ctx.clock.now()));
                 next.last_error.clear();
+                next.unreachable_attempts = 0;
                 done.push((i, next));
             }
             AgentOutcome::Fenced(m) => return Err(agent_fenced(token, &step.region, &m)),
+            AgentOutcome::Unreachable(why) => {
+                let n = u32::try_from(step.unreachable_attempts)
+                    .unwrap_or(0)
+                    .saturating_add(1);
+                if n >= limit {
+                    if failed.is_none() {
+                        let why = format!(
+                            "agent unreachable {n} times in a row (retried for {:?}): {why}",
+                            ctx.unreachable.bound()
+                        );
+                        failed = Some((i, step.clone(), why));
+                    }
+                } else {
+                    let mut next = step.clone();
+                    next.unreachable_attempts = i32::try_from(n).unwrap_or(i32::MAX);
+                    next.last_error = format!("agent unreachable (attempt {n} of {limit}; retrying): {why}");
+                    unreachable.push((i, next, n));
+                }
+            }
             AgentOutcome::Failed(why) => {
                 if failed.is_none() {
                     failed = Some((i, step.clone(), why));
@@ -587,6 +629,25 @@ async fn issue_applies(
     w.steps(done);
     if let Some((i, step, why)) = failed {
         return fail_step(w, view, i, step, why, now).await;
+    }
+    let wait = unreachable
+        .iter()
+        .map(|(_, _, n)| ctx.unreachable.delay(*n))
+        .min();
+    if let Some(wait) = wait {
+        let waiting: Vec<(usize, RolloutStep)> = unreachable.into_iter().map(|(i, s, _)| (i, s)).collect();
+        let names = region_list(loaded, &waiting);
+        w.steps(waiting);
+        let summary = if regions.is_empty() {
+            format!("agent unreachable in {names}; retrying in {wait:?}")
+        } else {
+            format!(
+                "{} applied in {regions}; agent unreachable in {names}, retrying in {wait:?}",
+                r.tile_id
+            )
+        };
+        w.commit("AgentUnreachable", summary).await?;
+        return Ok(Next::Retry(wait));
     }
     w.commit("Applied", format!("{} applied in {regions}", r.tile_id))
         .await?;
@@ -818,7 +879,7 @@ async fn restore(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, i: usize, now
             Ok(Next::Again)
         }
         AgentOutcome::Fenced(m) => Err(agent_fenced(token, &step.region, &m)),
-        AgentOutcome::Failed(why) => {
+        AgentOutcome::Failed(why) | AgentOutcome::Unreachable(why) => {
             // Keep trying: a rollback must not give up on a region.
             tracing::warn!(rollout = %r.id, region = %step.region, %why, "rollback apply failed; retrying");
             Ok(Next::Until(

@@ -60,6 +60,39 @@ pub struct Ctx {
     pub ttl: Duration,
     /// The actor of automatic changes.
     pub actor: Actor,
+    /// How calls to an unreachable agent are retried before its step fails.
+    pub unreachable: Unreachable,
+}
+
+/// How a step whose agent cannot be reached (UNAVAILABLE,
+/// DEADLINE_EXCEEDED, no agent registered: a restart, a partition, an
+/// expired registration) is retried as transient: after `first`, doubling
+/// up to `cap` (real time: a network does not heal faster on a fast virtual
+/// clock), until `attempts` calls in a row failed so; then the step fails
+/// as any other. The count lives in the step (`unreachable_attempts`), so
+/// the bound holds across a change of owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unreachable {
+    /// Calls in a row that may find the agent unreachable.
+    pub attempts: u32,
+    /// The first wait.
+    pub first: Duration,
+    /// The longest wait.
+    pub cap: Duration,
+}
+
+impl Unreachable {
+    /// The wait before retrying after the `n`th unreachable call (1-based).
+    pub fn delay(&self, n: u32) -> Duration {
+        let doubled = self.first.saturating_mul(1u32 << n.saturating_sub(1).min(16));
+        doubled.min(self.cap)
+    }
+
+    /// The real time the retries of one outage take at most (the sum of
+    /// the waits).
+    pub fn bound(&self) -> Duration {
+        (1..self.attempts).map(|n| self.delay(n)).sum()
+    }
 }
 
 impl Ctx {
@@ -362,4 +395,26 @@ pub fn event(
 /// Adds the creation of `events/<id>` to a change.
 pub fn with_event(keys: &Keys, change: Change, e: &Event) -> Change {
     change.create(keys.event(&e.id), e)
+}
+
+#[cfg(test)]
+mod unreachable_tests {
+    use super::Unreachable;
+    use std::time::Duration;
+
+    #[test]
+    fn waits_double_to_the_cap_and_the_bound_sums_them() {
+        let u = Unreachable {
+            attempts: 10,
+            first: Duration::from_millis(500),
+            cap: Duration::from_secs(5),
+        };
+        let waits: Vec<u128> = (1..=6).map(|n| u.delay(n).as_millis()).collect();
+        assert_eq!(waits, [500, 1000, 2000, 4000, 5000, 5000]);
+        // Nine waits between ten calls: 0.5 + 1 + 2 + 4 + 5 * 5.
+        assert_eq!(u.bound(), Duration::from_millis(32_500));
+        let one = Unreachable { attempts: 1, ..u };
+        assert_eq!(one.bound(), Duration::ZERO, "one call: no retry");
+        assert_eq!(u.delay(u32::MAX), Duration::from_secs(5), "no overflow");
+    }
 }

@@ -123,6 +123,7 @@ pub async fn serve(
         holder,
         ttl: config.lease_ttl(),
         actor,
+        unreachable: config.unreachable(),
     };
 
     // The background tasks, each with its own shutdown signal; stopped in

@@ -21,6 +21,7 @@ mod scheduler;
 mod steering;
 mod timer_kinds;
 mod trace;
+mod unreachable;
 mod whoami;
 mod withdraw;
 

@@ -170,7 +170,7 @@ async fn retry_skip_and_resume_with_a_shorter_bake_after_apply_failures() -> any
             .fail_next_calls(FailNextCallsRequest {
                 count: 1,
                 methods: vec!["ApplyTile".into()],
-                code: 0,
+                code: tonic::Code::Internal as i32,
                 message: "injected".into(),
             })
             .await?;
