@@ -145,9 +145,12 @@ async fn check(probe: Probe<'_>, args: &HealthArgs) -> ExitCode {
 mod tests {
     use super::target;
 
+    /// (--addr, TILEWAVE_LISTEN, the default, the target or a part of the error).
+    type Case<'a> = (Option<&'a str>, Option<&'a str>, &'a str, Result<&'a str, &'a str>);
+
     #[test]
     fn the_target_follows_the_listen_address() {
-        let cases: &[(Option<&str>, Option<&str>, &str, Result<&str, &str>)] = &[
+        let cases: &[Case] = &[
             (None, None, "127.0.0.1:7401", Ok("127.0.0.1:7401")),
             (None, Some("0.0.0.0:7402"), "127.0.0.1:7401", Ok("127.0.0.1:7402")),
             (None, Some("[::]:7403"), "127.0.0.1:7401", Ok("127.0.0.1:7403")),

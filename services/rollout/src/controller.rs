@@ -133,12 +133,9 @@ pub async fn drive(ctx: Ctx, id: String, owned: Owned) -> Result<()> {
                 tracing::info!(rollout = %id, "roll-out needs no owner any more; releasing");
                 return Ok(());
             }
-            Ok(Next::Retry(wait)) => {
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    _ = changes.changed() => {}
-                }
-            }
+            // The whole wait: other roll-outs' changes must not shorten
+            // the back-off (they did: ten retries in a few seconds).
+            Ok(Next::Retry(wait)) => tokio::time::sleep(wait).await,
             Ok(Next::Until(t)) => {
                 tokio::select! {
                     () = ctx.clock.sleep_until(t) => {}
@@ -289,6 +286,8 @@ async fn decide(ctx: &Ctx, id: &str, token: &FencingToken) -> Result<Next> {
                     next.applied_at = None;
                     next.bake_ends_at = None;
                     next.last_error.clear();
+                    // A new attempt (a retried region) gets the whole bound.
+                    next.unreachable_attempts = 0;
                     (i, next)
                 })
                 .collect();
@@ -425,9 +424,19 @@ enum AgentOutcome {
 }
 
 /// Whether a status from an agent call means "not reached" rather than
-/// an answer.
-fn unreachable_code(code: tonic::Code) -> bool {
-    matches!(code, tonic::Code::Unavailable | tonic::Code::DeadlineExceeded)
+/// an answer: UNAVAILABLE, DEADLINE_EXCEEDED, or a connection that broke
+/// under the call (tonic's "transport error", UNKNOWN or CANCELLED, as when
+/// the agent is killed mid-call). Applies and removals are idempotent, so
+/// calling again is safe.
+fn unreachable_status(s: &tonic::Status) -> bool {
+    match s.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => true,
+        tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Internal => {
+            let m = s.message();
+            m.starts_with("transport error") || m.contains("connection") || m.contains("h2 protocol error")
+        }
+        _ => false,
+    }
 }
 
 async fn apply_at(ctx: &Ctx, r: &Rollout, region: &str, revision: i64, token: i64) -> Result<AgentOutcome> {
@@ -471,7 +480,7 @@ async fn apply_at(ctx: &Ctx, r: &Rollout, region: &str, revision: i64, token: i6
             Err(s) if s.code() == tonic::Code::FailedPrecondition => {
                 AgentOutcome::Fenced(s.message().to_owned())
             }
-            Err(s) if unreachable_code(s.code()) => {
+            Err(s) if unreachable_status(&s) => {
                 AgentOutcome::Unreachable(format!("apply in {region}: {}", crate::error::in_words(&s)))
             }
             Err(s) => AgentOutcome::Failed(format!("apply in {region}: {}", crate::error::in_words(&s))),
@@ -934,4 +943,35 @@ async fn rolled_back(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Time
 /// Whether a roll-out is over (for callers outside the controller).
 pub fn finished(r: &Rollout) -> bool {
     convert::is_terminal(r.state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unreachable_status;
+    use tonic::{Code, Status};
+
+    #[test]
+    fn not_reached_is_told_from_an_answer() {
+        let cases = [
+            (Status::unavailable("connection refused"), true),
+            (Status::deadline_exceeded("timeout"), true),
+            (Status::unknown("transport error"), true),
+            (
+                Status::cancelled("connection closed before message completed"),
+                true,
+            ),
+            (Status::internal("h2 protocol error: stream reset"), true),
+            (Status::unknown("the agent's own failure"), false),
+            (Status::internal("catalog write failed"), false),
+            (
+                Status::failed_precondition("fencing token 3 is older than 5"),
+                false,
+            ),
+            (Status::invalid_argument("revision"), false),
+            (Status::new(Code::PermissionDenied, "role"), false),
+        ];
+        for (status, unreachable) in cases {
+            assert_eq!(unreachable_status(&status), unreachable, "{status:?}");
+        }
+    }
 }
