@@ -45,7 +45,8 @@ const ISSUE_EXAMPLES: &str = "\
 Examples:
   tilewave certs issue ada --role release-engineer
   tilewave certs issue acme-bot --role partner:acme
-  tilewave certs issue ci-bot --dir /tmp/tw-certs";
+  tilewave certs issue ci-bot --dir /tmp/tw-certs
+  tilewave certs issue registry --force --host registry,registry-1,registry-2   # a service's new certificate";
 
 /// Examples of `certs role`.
 const ROLE_EXAMPLES: &str = "\
@@ -167,6 +168,12 @@ pub struct IssueArgs {
     /// Replace an existing certificate of that name.
     #[arg(long)]
     pub force: bool,
+    /// Issue a server certificate (server and client auth) with these host
+    /// names (and loopback) as SANs instead of a client certificate: a
+    /// service's certificate, renewed or with more hosts. Repeatable or
+    /// comma separated.
+    #[arg(long = "host", value_name = "HOST", value_delimiter = ',')]
+    pub hosts: Vec<String>,
     /// Give NAME this role in the directory's policy.toml (release-engineer,
     /// oncall, partner:<partner-id>, viewer or service); without it the
     /// policy is left as it is.
@@ -387,7 +394,13 @@ fn issue(args: &IssueArgs) -> anyhow::Result<()> {
         .into());
     }
     let ca = Ca::load(&ca_cert, &ca_key).map_err(tls_err)?;
-    let issued = ca.issue_client(&args.name).map_err(tls_err)?;
+    let issued = if args.hosts.is_empty() {
+        ca.issue_client(&args.name).map_err(tls_err)?
+    } else {
+        let (_, hosts) = parse_hosts(&format!("{}={}", args.name, args.hosts.join(",")))
+            .map_err(|e| CliError::usage(format!("--host: {e}")))?;
+        ca.issue_service(&args.name, &hosts).map_err(tls_err)?
+    };
     let (cert, key) = write_pair(&dir, &args.name, &issued, args.force).map_err(tls_err)?;
     let info = tilewave_tls::inspect::read_cert(&cert).map_err(tls_err)?;
     let mut text = format!(
