@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::admin::AdminCommand;
 use crate::args::GlobalArgs;
 use crate::auth::AuthCommand;
 use crate::calendar::CalendarCommand;
@@ -54,6 +55,7 @@ Examples:
   tilewave policy set -f docs/examples/escalation/policy.yaml
   tilewave auth table
   tilewave auth whoami
+  tilewave admin bump-epoch --etcd http://127.0.0.1:2379
   tilewave dev down";
 
 /// The `tilewave` command line.
@@ -116,6 +118,9 @@ pub enum Command {
     /// Who may call what: the role table every service checks calls against.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Operator commands on etcd itself (after a restore from a backup).
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -139,6 +144,7 @@ impl Command {
             Self::Certs(c) => c.name(),
             Self::Demo(_) => "demo",
             Self::Auth(a) => a.name(),
+            Self::Admin(a) => a.name(),
             Self::Completions(_) => "completions",
         }
     }

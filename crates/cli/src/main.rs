@@ -7,6 +7,7 @@
 //! error maps to (see `error`).
 #![forbid(unsafe_code)]
 
+mod admin;
 mod args;
 mod auth;
 mod calendar;
@@ -129,6 +130,7 @@ async fn execute(cli: Cli, resolved: &mut Option<Settings>) -> anyhow::Result<()
         Command::Demo(args) => demo::run(args, &ctx()?).await,
         Command::Dev(cmd) => dev::run(cmd, &cli.global).await,
         Command::Auth(cmd) => auth::run(&cmd, cli.global.output, ctx).await,
+        Command::Admin(cmd) => admin::run(cmd, cli.global.output, ctx).await,
         Command::Certs(cmd) => certs::run(cmd, cli.global.output),
         Command::Completions(_) => Ok(()),
     }

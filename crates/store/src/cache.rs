@@ -8,9 +8,12 @@
 //! and resumes the watch from its revision + 1, so no change is missed; when
 //! that history was compacted (the watch is cancelled with
 //! `compact_revision`), or a waiter needs a revision the watch has not shown
-//! (see [`WatchCache::wait_for_revision`]), it relists and replaces its state
+//! (see [`WatchCache::wait_for_revision`]), or etcd's revision on
+//! reconnecting is behind the cache's (the cluster was restored from a
+//! backup: [`ResyncReason::Restored`]), it relists and replaces its state
 //! atomically, broadcasting the differences and then
-//! [`CacheEvent::Resynced`]. While etcd is unreachable it keeps serving its
+//! [`CacheEvent::Resynced`]; after a restore its revision goes back with
+//! etcd's. While etcd is unreachable it keeps serving its
 //! last consistent state.
 
 use std::collections::BTreeMap;
@@ -69,6 +72,10 @@ pub enum ResyncReason {
     CatchUp,
     /// etcd cancelled the watch for another reason.
     Cancelled,
+    /// etcd's revision was behind the cache's when the watch (re)connected:
+    /// the cluster went back in time (restored from a backup), so resuming
+    /// would wait for revisions that mean something else there.
+    Restored,
 }
 
 struct State<T> {
@@ -282,6 +289,17 @@ where
                     () = shared.relist.notified() => break Next::Relist(ResyncReason::CatchUp),
                     msg = stream.message() => match msg {
                         Ok(Some(resp)) => {
+                            let now = resp.header().map_or(i64::MAX, |h| h.revision());
+                            if resp.created() && now < from - 1 {
+                                tracing::warn!(
+                                    range = %shared.start,
+                                    cache_revision = from - 1,
+                                    etcd_revision = now,
+                                    "etcd's revision is behind the cache's: the cluster went back in time \
+                                     (restored from a backup?); relisting instead of resuming"
+                                );
+                                break Next::Relist(ResyncReason::Restored);
+                            }
                             if resp.canceled() {
                                 if resp.compact_revision() > 0 {
                                     break Next::Relist(ResyncReason::Compacted);
@@ -379,6 +397,9 @@ where
 {
     let (kvs, revision): (Vec<KeyValue>, i64) =
         store.list_raw(&shared.start, Some(shared.end.clone())).await?;
+    // After a restore the cache's revision must go back with etcd's, or it
+    // would resume from a revision the restored cluster has not reached.
+    let back_in_time = reason == Some(ResyncReason::Restored);
     let mut fresh = BTreeMap::new();
     for kv in &kvs {
         // Filter on the key before decoding: a range may hold other kinds of
@@ -413,7 +434,11 @@ where
             }
         }
         state.items = fresh;
-        state.revision = state.revision.max(revision);
+        state.revision = if back_in_time {
+            revision
+        } else {
+            state.revision.max(revision)
+        };
     }
     if let Some(reason) = reason {
         shared.resyncs.fetch_add(1, Ordering::Relaxed);
@@ -425,6 +450,12 @@ where
     }
     // Not `send_replace(max(borrow()))`: the borrow would still hold the
     // channel's lock while sending, a deadlock.
-    shared.revision.send_modify(|r| *r = (*r).max(revision));
+    shared.revision.send_modify(|r| {
+        *r = if back_in_time {
+            revision
+        } else {
+            (*r).max(revision)
+        }
+    });
     Ok(())
 }

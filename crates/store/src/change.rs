@@ -39,12 +39,44 @@ use crate::time::to_proto_timestamp;
 
 /// Proof of ownership: the owner key and its create revision. Every write
 /// the owner makes compares it, so a replica that lost the work cannot write.
+/// Agents get [`FencingToken::agent_token`], which puts the fencing epoch
+/// above the revision.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FencingToken {
     /// The owner key (`owners/<work>`).
     pub owner_key: String,
     /// The owner key's create revision.
     pub revision: i64,
+    /// The fencing epoch (the `epoch` key) read in the transaction that
+    /// created the owner key. A restore from a backup takes etcd's
+    /// revisions back; bumping the epoch afterwards keeps the tokens agents
+    /// see growing.
+    pub epoch: i64,
+}
+
+/// How far [`FencingToken::agent_token`] shifts the epoch: revisions up to
+/// 2^40 - 1 (a trillion writes) fit below it.
+pub const EPOCH_SHIFT: u32 = 40;
+/// The largest revision an agent token can carry; larger ones are clamped
+/// to it (tokens then stop growing within the epoch, they never shrink).
+pub const MAX_TOKEN_REVISION: i64 = (1 << EPOCH_SHIFT) - 1;
+/// The largest epoch: the one that still leaves an agent token positive.
+/// [`Store::bump_epoch`] refuses to go beyond it.
+pub const MAX_EPOCH: i64 = (1 << (63 - EPOCH_SHIFT)) - 1;
+
+impl FencingToken {
+    /// The token sent to agents (`fencing_token` of ApplyTile, RemoveTile,
+    /// InstallCredential): `epoch << 40 | revision`. Within an epoch it
+    /// orders owners as the revision does; a later epoch beats every token of
+    /// an earlier one, so after a restore (revisions back to the backup's)
+    /// and an epoch bump the new owners' tokens are newer than any an agent
+    /// saw before. Epoch 0 gives the revision itself. Out-of-range parts are
+    /// clamped (never a panic, never a negative token).
+    pub fn agent_token(&self) -> i64 {
+        let epoch = self.epoch.clamp(0, MAX_EPOCH);
+        let revision = self.revision.clamp(0, MAX_TOKEN_REVISION);
+        (epoch << EPOCH_SHIFT) | revision
+    }
 }
 
 /// What a successful commit did.
@@ -131,6 +163,25 @@ impl Change {
     pub fn delete(mut self, key: impl Into<String>, etag: i64) -> Self {
         self.ops.push(Op::Delete {
             key: key.into(),
+            etag,
+        });
+        self
+    }
+
+    /// [`Change::create`] of a raw value (the `epoch` key's decimal text).
+    pub(crate) fn create_bytes(mut self, key: impl Into<String>, value: Vec<u8>) -> Self {
+        self.ops.push(Op::Create {
+            key: key.into(),
+            value,
+        });
+        self
+    }
+
+    /// [`Change::update`] of a raw value (the `epoch` key's decimal text).
+    pub(crate) fn update_bytes(mut self, key: impl Into<String>, value: Vec<u8>, etag: i64) -> Self {
+        self.ops.push(Op::Update {
+            key: key.into(),
+            value,
             etag,
         });
         self
@@ -502,4 +553,37 @@ fn outcome(plan: &Plan, resp: &etcd_client::TxnResponse, retried: bool) -> Resul
     Err(Error::Conflict {
         key: plan.probes.first().cloned().unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(epoch: i64, revision: i64) -> FencingToken {
+        FencingToken {
+            owner_key: "/tilewave/owners/w".to_owned(),
+            revision,
+            epoch,
+        }
+    }
+
+    #[test]
+    fn agent_tokens_order_by_epoch_then_revision() {
+        assert_eq!(token(0, 42).agent_token(), 42, "epoch 0 is the revision itself");
+        assert_eq!(token(1, 0).agent_token(), 1 << 40);
+        assert!(token(1, 5).agent_token() > token(0, 1_000_000).agent_token());
+        assert!(token(2, 7).agent_token() > token(2, 6).agent_token());
+        assert!(token(3, 1).agent_token() > token(2, MAX_TOKEN_REVISION).agent_token());
+    }
+
+    #[test]
+    fn agent_tokens_clamp_and_stay_positive() {
+        assert_eq!(token(MAX_EPOCH, MAX_TOKEN_REVISION).agent_token(), i64::MAX);
+        assert_eq!(token(i64::MAX, i64::MAX).agent_token(), i64::MAX);
+        assert_eq!(token(-3, -5).agent_token(), 0);
+        assert_eq!(
+            token(1, MAX_TOKEN_REVISION + 10).agent_token(),
+            token(1, MAX_TOKEN_REVISION).agent_token()
+        );
+    }
 }

@@ -5,9 +5,9 @@
 //! `rollouts/<id>`, `rollouts/<id>/steps/<region>`, `rollout-active/<tile>`,
 //! `agents/<region>`, `events/<id>`, `credentials/<id>`, `incidents/<id>`,
 //! `timers/<kind>/<due>/<id>`, `audit/<at>-<random>`, `owners/<work>`,
-//! `launch-slots/<at>`, `freeze`, `calendar` and `clock` (docs/design.md, "etcd: the coordination store"). Every
-//! service and test builds its keys here, and the names of owner work in
-//! [`work`]. Builders are infallible where the parts cannot be wrong; ids
+//! `launch-slots/<at>`, `freeze`, `calendar`, `clock` and `epoch`
+//! (docs/design.md, "etcd: the coordination store"). Every service and test
+//! builds its keys here, and the names of owner work in [`work`]. Builders are infallible where the parts cannot be wrong; ids
 //! are checked at the service edges ([`check_segment`]).
 
 use jiff::Timestamp;
@@ -330,6 +330,11 @@ impl Keys {
     pub fn clock(&self) -> String {
         self.join(&["clock"])
     }
+    /// `epoch`: the fencing epoch, a decimal number (absent: 0), bumped
+    /// after a restore from a backup ([`crate::Store::bump_epoch`]).
+    pub fn epoch(&self) -> String {
+        self.join(&["epoch"])
+    }
     /// `audit/`
     pub fn audit_prefix(&self) -> String {
         self.join(&["audit/"])
@@ -468,6 +473,7 @@ mod tests {
         assert_eq!(k.owner("timers"), "/tilewave/owners/timers");
         assert_eq!(k.clock(), "/tilewave/clock");
         assert_eq!(k.freeze(), "/tilewave/freeze");
+        assert_eq!(k.epoch(), "/tilewave/epoch");
         assert_eq!(k.calendar(), "/tilewave/calendar");
         assert_eq!(
             k.launch_slot(Timestamp::from_second(1).unwrap()).unwrap(),

@@ -16,6 +16,8 @@
 //! - [`time`]: the [`Clock`] trait, the system clock (the only reader of
 //!   the wall clock) and timestamp conversions, at the bottom.
 //! - [`clock`]: the virtual clock, stored in etcd.
+//! - `epoch`: the fencing epoch a restore from a backup bumps
+//!   ([`Store::bump_epoch`], [`FencingToken::agent_token`]).
 //! - [`audit`]: the one constructor of audit records.
 //! - [`actor`], [`trace`]: who made a change and which request started it.
 //! - [`error`]: the errors and their gRPC status codes.
@@ -33,6 +35,7 @@ pub mod audit;
 pub mod cache;
 pub mod change;
 pub mod clock;
+mod epoch;
 pub mod error;
 pub mod keys;
 mod observe;
@@ -47,7 +50,7 @@ pub mod trace;
 
 pub use actor::Actor;
 pub use cache::{CacheEvent, ResyncReason, WatchCache};
-pub use change::{Change, CommitInfo, FencingToken};
+pub use change::{Change, CommitInfo, EPOCH_SHIFT, FencingToken, MAX_EPOCH, MAX_TOKEN_REVISION};
 pub use clock::{Clock, ClockState, SystemClock, VirtualClock};
 pub use error::{Error, Result};
 pub use keys::Keys;

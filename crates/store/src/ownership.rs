@@ -3,7 +3,8 @@
 //! One replica owns a piece of work (a roll-out, a rotation, the timer loop)
 //! by creating `owners/<work>` (an `Owner` message) attached to an etcd
 //! lease, create-if-absent. The key's create revision is the
-//! [`FencingToken`]: every write the owner makes compares it
+//! [`FencingToken`] (with the fencing epoch, read in the same transaction,
+//! for the tokens agents get): every write the owner makes compares it
 //! ([`crate::Change::fence`]), so a replica that lost its lease (paused,
 //! partitioned, too slow) cannot write, whatever it believes; etcd refuses
 //! it with [`Error::Fenced`].
@@ -16,7 +17,7 @@
 
 use std::time::Duration;
 
-use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{Compare, CompareOp, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse};
 use tilewave_proto::common::v1::Owner;
 use tilewave_telemetry::Metrics;
 use tokio::sync::watch;
@@ -82,14 +83,19 @@ impl Ownership {
         });
         let lease_id = observe(EtcdOp::LeaseGrant, &key, granting).await?.id();
         let value = prost::Message::encode_to_vec(&owner);
+        // The fencing epoch is read in the same transaction: the token's
+        // revision and epoch belong together (crate::epoch).
+        let epoch_key = store.keys().epoch();
         let txn = Txn::new()
             .when(vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-            .and_then(vec![TxnOp::put(
-                key.clone(),
-                value,
-                Some(PutOptions::new().with_lease(lease_id)),
-            )])
-            .or_else(vec![TxnOp::get(key.clone(), None)]);
+            .and_then(vec![
+                TxnOp::put(key.clone(), value, Some(PutOptions::new().with_lease(lease_id))),
+                TxnOp::get(epoch_key.clone(), None),
+            ])
+            .or_else(vec![
+                TxnOp::get(key.clone(), None),
+                TxnOp::get(epoch_key.clone(), None),
+            ]);
         // Retrying is safe: if a lost answer hid our success, the key now
         // carries our lease, which the else branch shows.
         let claiming = retry::with_retries("acquire", store.op_timeout(), |_| {
@@ -97,28 +103,39 @@ impl Ownership {
             let txn = txn.clone();
             async move {
                 match c.txn(txn).await {
-                    Ok(resp) if resp.succeeded() => {
-                        let rev = resp.header().map(|h| h.revision()).unwrap_or_default();
-                        Attempt::Done(Ok(Some(rev)))
-                    }
                     Ok(resp) => {
-                        let ours = resp.op_responses().into_iter().find_map(|r| match r {
-                            TxnOpResponse::Get(g) => g
-                                .kvs()
-                                .first()
-                                .filter(|kv| kv.lease() == lease_id)
-                                .map(|kv| kv.create_revision()),
-                            TxnOpResponse::Put(_) | TxnOpResponse::Delete(_) | TxnOpResponse::Txn(_) => None,
-                        });
-                        Attempt::Done(Ok(ours))
+                        let gets: Vec<Option<KeyValue>> = resp
+                            .op_responses()
+                            .into_iter()
+                            .filter_map(|r| match r {
+                                TxnOpResponse::Get(g) => Some(g.kvs().first().cloned()),
+                                TxnOpResponse::Put(_) | TxnOpResponse::Delete(_) | TxnOpResponse::Txn(_) => {
+                                    None
+                                }
+                            })
+                            .collect();
+                        let epoch = gets.last().cloned().flatten();
+                        if resp.succeeded() {
+                            let rev = resp.header().map(|h| h.revision()).unwrap_or_default();
+                            return Attempt::Done(Ok(Some((rev, epoch))));
+                        }
+                        let ours = gets
+                            .first()
+                            .and_then(Option::as_ref)
+                            .filter(|kv| kv.lease() == lease_id)
+                            .map(KeyValue::create_revision);
+                        Attempt::Done(Ok(ours.map(|rev| (rev, epoch))))
                     }
                     Err(e) => retry::classify("acquire", e),
                 }
             }
         });
-        let result = observe(EtcdOp::Txn, &key, claiming).await;
-        let revision = match result {
-            Ok(Some(rev)) => rev,
+        let result = observe(EtcdOp::Txn, &key, claiming).await.and_then(|won| {
+            won.map(|(rev, epoch)| Ok((rev, crate::epoch::parse(&epoch_key, epoch.as_ref())?)))
+                .transpose()
+        });
+        let (revision, epoch) = match result {
+            Ok(Some(won)) => won,
             Ok(None) => {
                 revoke(store, &key, lease_id).await;
                 return Ok(None);
@@ -137,12 +154,13 @@ impl Ownership {
             ttl,
             tx,
         ));
-        tracing::info!(owner_key = %key, token = revision, lease_id, "ownership acquired");
+        tracing::info!(owner_key = %key, token = revision, epoch, lease_id, "ownership acquired");
         Ok(Some(Self {
             store: store.clone(),
             token: FencingToken {
                 owner_key: key,
                 revision,
+                epoch,
             },
             lease_id,
             lost,

@@ -207,6 +207,46 @@ pub fn etcd_launch(
     }
 }
 
+/// Environment variable naming the etcdctl binary; otherwise `etcdctl` next
+/// to the etcd binary, then on `PATH`.
+pub const ETCDCTL_BIN_ENV: &str = "TILEWAVE_ETCDCTL_BIN";
+
+/// Where the etcdctl binary is: `$TILEWAVE_ETCDCTL_BIN`, beside
+/// [`etcd_binary`], or `etcdctl` on `PATH`.
+pub fn etcdctl_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os(ETCDCTL_BIN_ENV) {
+        return PathBuf::from(p);
+    }
+    let beside = etcd_binary().with_file_name("etcdctl");
+    if beside.is_file() {
+        return beside;
+    }
+    PathBuf::from("etcdctl")
+}
+
+/// Runs etcdctl (API v3) with `args`; its output is part of the error when
+/// it fails.
+async fn etcdctl(args: &[String]) -> anyhow::Result<()> {
+    let bin = etcdctl_binary();
+    let out = tokio::process::Command::new(&bin)
+        .args(args)
+        .env("ETCDCTL_API", "3")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running {}", bin.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} {} failed ({}):\n{}{}",
+        bin.display(),
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
 /// Checks one plaintext member's health through its own client URL:
 /// `status()` names a leader and a linearizable `get` succeeds, within
 /// [`HEALTH_TRY_TIMEOUT`].
@@ -691,6 +731,74 @@ impl EtcdCluster {
         Err(last
             .unwrap_or_else(|| anyhow::anyhow!("no attempt made"))
             .context(format!("restarting etcd member {i}")))
+    }
+
+    /// Saves a backup of the cluster to `file` with `etcdctl snapshot save`
+    /// (through member 0, presenting the kit's client certificate when the
+    /// cluster serves TLS), as an operator would.
+    pub async fn snapshot_save(&self, file: &Path) -> anyhow::Result<()> {
+        let mut args = vec![format!("--endpoints={}", self.member_endpoint(0))];
+        if let Some(tls) = &self.options.tls {
+            args.extend([
+                format!("--cacert={}", tls.ca.display()),
+                format!("--cert={}", tls.cert.display()),
+                format!("--key={}", tls.key.display()),
+            ]);
+        }
+        args.extend([
+            "snapshot".to_owned(),
+            "save".to_owned(),
+            file.display().to_string(),
+        ]);
+        etcdctl(&args).await
+    }
+
+    /// Replaces the cluster with one restored from the backup `file`, as an
+    /// operator restores a cluster: every member is killed, its data dir
+    /// replaced by `etcdctl snapshot restore` (with its own `--name`,
+    /// `--initial-cluster` and `--initial-advertise-peer-urls`, and a new
+    /// cluster token: a new cluster), and started again on the same ports,
+    /// so clients reconnect to the same endpoints. etcd 3.4's restore keeps
+    /// the backup's revision: the restored cluster's revision is the
+    /// backup's, behind what clients saw after the backup was taken.
+    pub async fn restore_snapshot(&mut self, file: &Path) -> anyhow::Result<()> {
+        self.kill_all();
+        *self.reused.get_mut() = None;
+        let ids: Vec<EtcdMember> = self.members.iter().map(|m| m.id.clone()).collect();
+        let initial_cluster: Vec<String> = ids
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect();
+        self.token = format!("{}-restored", self.token);
+        for id in &ids {
+            if id.data_dir.exists() {
+                std::fs::remove_dir_all(&id.data_dir)
+                    .with_context(|| format!("clearing {}", id.data_dir.display()))?;
+            }
+            etcdctl(&[
+                "snapshot".to_owned(),
+                "restore".to_owned(),
+                file.display().to_string(),
+                format!("--name={}", id.name),
+                format!("--data-dir={}", id.data_dir.display()),
+                format!("--initial-cluster={}", initial_cluster.join(",")),
+                format!("--initial-cluster-token={}", self.token),
+                format!("--initial-advertise-peer-urls={}", id.peer_url()),
+            ])
+            .await?;
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let launch = etcd_launch(id, &ids, &self.token, false, &self.options);
+            self.members[i].process = Some(ChildProcess::spawn(launch, &self.dir)?);
+            self.members[i].set_state(MemberState::Running);
+        }
+        let all: Vec<usize> = (0..ids.len()).collect();
+        match self.wait_members(&all, self.options.start_timeout).await {
+            Ok(()) => Ok(()),
+            Err(StartError::Other(e) | StartError::PortTaken(e)) => {
+                Err(e.context("starting the cluster restored from a snapshot"))
+            }
+        }
     }
 
     /// Waits until every running member (not stopped, not killed) is

@@ -57,8 +57,8 @@ pub mod webhook;
 
 pub use bins::bin_path;
 pub use etcd::{
-    DEFAULT_START_TIMEOUT, ETCD_BIN_ENV, EtcdCluster, EtcdMember, EtcdOptions, MemberState, connect_options,
-    etcd_binary, etcd_launch, member_health, member_health_with,
+    DEFAULT_START_TIMEOUT, ETCD_BIN_ENV, ETCDCTL_BIN_ENV, EtcdCluster, EtcdMember, EtcdOptions, MemberState,
+    connect_options, etcd_binary, etcd_launch, etcdctl_binary, member_health, member_health_with,
 };
 pub use eventually::{Attempt, POLL_INTERVAL, eventually};
 pub use partner::{PartnerDouble, PartnerPaths, PartnerRequest, PartnerTest};

@@ -302,7 +302,7 @@ pub async fn drive(ctx: Ctx, id: String, owned: Owned) -> Result<()> {
         let core = convert::rotation(&r)?;
         let now = ctx.clock.now();
         let kind = CredentialKind::try_from(r.kind).unwrap_or(CredentialKind::PartnerBasicAuth);
-        let token = owned.token().revision;
+        let token = owned.token().agent_token();
         let username = || async {
             Ok::<String, Error>(
                 ctx.versions(&r.tile_id, kind)

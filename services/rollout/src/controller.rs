@@ -588,7 +588,7 @@ async fn issue_applies(
             r,
             &loaded.steps[i].value.region,
             r.revision_to_apply(),
-            token.revision,
+            token.agent_token(),
         )
     }))
     .await;
@@ -668,7 +668,7 @@ async fn issue_applies(
 fn agent_fenced(token: &FencingToken, region: &str, message: &str) -> Error {
     Error::Store(tilewave_store::Error::Fenced {
         owner_key: format!("{} (agent of {region}: {message})", token.owner_key),
-        token: token.revision,
+        token: token.agent_token(),
     })
 }
 
@@ -876,7 +876,7 @@ async fn restore(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, i: usize, now
         .get(&step.region)
         .copied()
         .unwrap_or(0);
-    match apply_at(ctx, r, &step.region, restore, token.revision).await? {
+    match apply_at(ctx, r, &step.region, restore, token.agent_token()).await? {
         AgentOutcome::Ok => {
             let mut next = step.clone();
             next.state = convert::step_state_to_wire(StepState::RolledBack);

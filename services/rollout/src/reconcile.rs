@@ -180,7 +180,7 @@ pub async fn pass(ctx: &Ctx, own: &Owned) -> Result<usize> {
                             tile_id: (*tile).to_owned(),
                             revision: d.revision,
                             config,
-                            fencing_token: token.revision,
+                            fencing_token: token.agent_token(),
                             rollout_id: d.rollout_id.clone(),
                             ..Default::default()
                         },
@@ -193,7 +193,7 @@ pub async fn pass(ctx: &Ctx, own: &Owned) -> Result<usize> {
                     .remove_tile(request(
                         RemoveTileRequest {
                             tile_id: (*tile).to_owned(),
-                            fencing_token: token.revision,
+                            fencing_token: token.agent_token(),
                             rollout_id: d.rollout_id.clone(),
                         },
                         ctx.agents.timeout(),

@@ -191,3 +191,74 @@ async fn resyncs_after_compaction() -> anyhow::Result<()> {
     assert!(cache.get(&writer.keys().event("c5")).is_some());
     Ok(())
 }
+
+/// etcd restored from a backup is behind the cache: the cache must not
+/// resume from its own revision (events up to it never come from the
+/// restored cluster, and it would keep what the backup lacks) but relist,
+/// its revision going back with etcd's.
+#[tokio::test]
+async fn relists_after_etcd_is_restored_from_a_backup() -> anyhow::Result<()> {
+    let mut etcd = EtcdCluster::start(1).await?;
+    let store = connect(etcd.endpoints()).await?;
+    let prefix = store.keys().events();
+    for i in 0..3 {
+        put(&store, &format!("b{i}"), "in the backup").await?;
+    }
+    let cache = WatchCache::<Event>::prefix(&store, &prefix).await?;
+    let mut events = cache.subscribe();
+    let backup = etcd.dir().join("backup.db");
+    etcd.snapshot_save(&backup).await?;
+    let backup_revision = store.revision().await?;
+
+    // After the backup: changes the restore loses.
+    for i in 0..5 {
+        put(&store, &format!("lost{i}"), "after the backup").await?;
+    }
+    let rev = put(&store, "b0", "changed after the backup").await?;
+    cache.wait_for_revision(rev, CONVERGE).await?;
+    let before_restore = cache.revision();
+    assert!(before_restore > backup_revision);
+
+    etcd.restore_snapshot(&backup).await?;
+    let restored = store.revision().await?;
+    assert!(
+        restored < before_restore,
+        "etcd 3.4's restore keeps the backup's revision: {restored} vs the cache's {before_restore}"
+    );
+    // New writes on the restored cluster, at revisions the cache has seen
+    // before (a resuming watch would never show them).
+    put(&store, "new", "after the restore").await?;
+    put(&store, "b1", "changed after the restore").await?;
+
+    eventually("the cache to match the restored cluster", CONVERGE, || {
+        converged(&store, &cache, &prefix)
+    })
+    .await?;
+    assert!(cache.get(&store.keys().event("lost0")).is_none());
+    assert_eq!(
+        cache.get(&store.keys().event("b0")).map(|v| v.value.message),
+        Some("in the backup".into())
+    );
+    assert!(
+        cache.revision() < before_restore,
+        "the cache's revision went back with etcd's: {} vs {before_restore}",
+        cache.revision()
+    );
+    let mut saw_restored = false;
+    while let Ok(ev) = events.try_recv() {
+        if let CacheEvent::Resynced {
+            reason: ResyncReason::Restored,
+            ..
+        } = ev
+        {
+            saw_restored = true;
+        }
+    }
+    assert!(saw_restored, "the relist after the restore is announced");
+
+    // And it follows the restored cluster's watch from then on.
+    let rev = put(&store, "later", "v1").await?;
+    cache.wait_for_revision(rev, CONVERGE).await?;
+    assert!(cache.get(&store.keys().event("later")).is_some());
+    Ok(())
+}

@@ -166,3 +166,58 @@ async fn the_owner_loop_stops_the_work_at_once_on_loss_takes_it_again_and_releas
     );
     Ok(())
 }
+
+/// The fencing epoch is read with the owner key: 0 until bumped, then the
+/// bumped value, above the revision in the agent token. Bumps are audited,
+/// and a value that is not a decimal epoch refuses ownership rather than
+/// guessing.
+#[tokio::test]
+async fn owners_carry_the_fencing_epoch_and_bumps_raise_it() -> anyhow::Result<()> {
+    let etcd = EtcdCluster::start(1).await?;
+    let store = connect(etcd.endpoints()).await?;
+    let ttl = Duration::from_secs(3);
+    let actor = Actor::new("ops");
+
+    let first = Ownership::try_acquire(&store, "epoch-work", "a", ttl)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("free work not taken"))?;
+    let t0 = first.token();
+    assert_eq!(t0.epoch, 0, "no epoch stored: 0");
+    assert_eq!(t0.agent_token(), t0.revision);
+    assert_eq!(store.epoch().await?, 0);
+    first.release().await?;
+
+    assert_eq!(store.bump_epoch(&actor).await?, (0, 1));
+    assert_eq!(store.bump_epoch(&actor).await?, (1, 2));
+    assert_eq!(store.epoch().await?, 2);
+    let audits = audits_for(&store, "epoch").await?;
+    assert_eq!(audits.len(), 2, "{audits:?}");
+    assert!(audits.iter().all(|a| a.action == "BumpEpoch" && a.actor == "ops"));
+    assert_eq!(audits[1].summary, "fencing epoch 1 -> 2");
+
+    let second = Ownership::try_acquire(&store, "epoch-work", "b", ttl)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("free work not taken"))?;
+    let t1 = second.token();
+    assert_eq!(t1.epoch, 2);
+    assert_eq!(t1.agent_token(), (2 << 40) | t1.revision);
+    assert!(t1.agent_token() > t0.agent_token());
+    second.release().await?;
+
+    // Garbage at the epoch key: refused, naming the key.
+    let mut etcd_client = store.etcd();
+    etcd_client.put(store.keys().epoch(), "two", None).await?;
+    let e = Ownership::try_acquire(&store, "epoch-work", "c", ttl)
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("ownership taken under an unreadable epoch"))?;
+    assert!(e.to_string().contains("epoch"), "{e}");
+    assert!(store.bump_epoch(&actor).await.is_err());
+    // The refused acquisition left no owner behind.
+    assert!(
+        tilewave_store::ownership::current_owner(&store, "epoch-work")
+            .await?
+            .is_none()
+    );
+    Ok(())
+}

@@ -66,6 +66,7 @@ async fn a_paused_owner_is_fenced_out_and_rollback_removes_the_launch() -> anyho
     let stale = FencingToken {
         owner_key: owner_key.clone(),
         revision: old_token,
+        epoch: 0,
     };
     let e = stack
         .store

@@ -17,6 +17,7 @@ mod lifecycle;
 mod maintenance;
 mod policy;
 mod random_input;
+mod restore;
 mod scheduler;
 mod steering;
 mod timer_kinds;
