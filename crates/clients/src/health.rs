@@ -146,7 +146,12 @@ mod tests {
     use super::target;
 
     /// (--addr, TILEWAVE_LISTEN, the default, the target or a part of the error).
-    type Case<'a> = (Option<&'a str>, Option<&'a str>, &'a str, Result<&'a str, &'a str>);
+    type Case<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        &'a str,
+        Result<&'a str, &'a str>,
+    );
 
     #[test]
     fn the_target_follows_the_listen_address() {

@@ -245,6 +245,11 @@ pub async fn check_all(i: Inputs<'_>) -> anyhow::Result<String> {
         outage_incidents.len(),
         outage_incidents.iter().map(|n| &n.id).collect::<Vec<_>>()
     );
+    anyhow::ensure!(
+        outage_incidents[0].count >= 2,
+        "the outage's two failures did not fold into one incident: {:?}",
+        outage_incidents[0]
+    );
     let mut keys: BTreeMap<&str, usize> = BTreeMap::new();
     for n in incidents
         .iter()
@@ -258,7 +263,7 @@ pub async fn check_all(i: Inputs<'_>) -> anyhow::Result<String> {
         "incidents opened twice for one dedup key: {doubled:?}"
     );
     report.push(format!(
-        "outage: the step was retried {} times as unreachable over {:.0?}, then failed; {} incident for it ({}, key {}, {} events); {} incidents in all, one per dedup key",
+        "outage: the step was retried {} times as unreachable, then failed, twice (retried by hand in between), over {:.0?}; {} incident for it ({}, key {}, {} failures folded in); {} incidents in all, one per dedup key",
         i.failed_step.unreachable_attempts,
         i.outage,
         outage_incidents.len(),

@@ -21,6 +21,7 @@ mod checks;
 mod conn;
 mod docker;
 mod journey;
+mod restore;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -92,6 +93,22 @@ struct Args {
     /// roll-out, 20 roll-outs by default.
     #[arg(long, default_value_t = 17)]
     launches: usize,
+    /// What to do: the chaos run, or a phase of deploy/restore-test
+    /// (restore-start prints the roll-out id the later phases take).
+    #[arg(long, value_enum, default_value_t = Phase::Chaos)]
+    phase: Phase,
+    /// The roll-out of restore-advance and restore-check.
+    #[arg(long, required_if_eq_any = [("phase", "restore-advance"), ("phase", "restore-check")])]
+    rollout: Option<String>,
+}
+
+/// The chaos run or a phase of the restore test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Phase {
+    Chaos,
+    RestoreStart,
+    RestoreAdvance,
+    RestoreCheck,
 }
 
 /// What the fault loop did.
@@ -129,6 +146,17 @@ async fn run(args: &Args) -> anyhow::Result<String> {
         credentials: Replicas::new("credentials", &[17403, 17413], &ops)?,
         escalation: Replicas::new("escalation", &[17404, 17414], &ops)?,
     };
+    let rollout = args.rollout.as_deref().unwrap_or_default();
+    match args.phase {
+        Phase::Chaos => {}
+        Phase::RestoreStart => {
+            return restore::start(&cluster, args.rate)
+                .await
+                .map(|id| format!("restore-rollout: {id}"));
+        }
+        Phase::RestoreAdvance => return restore::advance(&cluster, rollout).await.map(|()| String::new()),
+        Phase::RestoreCheck => return restore::check(&cluster, rollout, args.rate, &service).await,
+    }
     let project = Project {
         name: args.project.clone(),
     };
@@ -245,18 +273,40 @@ async fn run(args: &Args) -> anyhow::Result<String> {
     let outage_id = cluster.start(spec(&outage_tile, all)).await?.id;
     println!("chaos: {} {} cut off; {outage_id} started", at(), OUTAGE.0);
     ids.insert(outage_tile.clone(), outage_id.clone());
-    let failed = cluster
+    // It fails once the retries are spent; retried by hand while the agent
+    // is still cut off, it fails again, and the repeat folds into the same
+    // incident.
+    let failed_in = |attempt: i32| {
+        move |r: &tilewave_proto::rollout::v1::Rollout| {
+            r.steps
+                .iter()
+                .any(|s| s.region == OUTAGE.1 && s.state == StepState::Failed as i32 && s.attempts >= attempt)
+        }
+    };
+    let mut failed = cluster
         .wait_rollout(
             &outage_id,
             "the outage's step failed",
             Duration::from_secs(300),
-            |r| {
-                r.steps
-                    .iter()
-                    .any(|s| s.region == OUTAGE.1 && s.state == StepState::Failed as i32)
-            },
+            failed_in(1),
         )
         .await;
+    if failed.is_ok() {
+        println!(
+            "chaos: {} {outage_id} failed in {}; retried while still cut off",
+            at(),
+            OUTAGE.1
+        );
+        cluster.retry_region(&outage_id, OUTAGE.1).await?;
+        failed = cluster
+            .wait_rollout(
+                &outage_id,
+                "the outage's step failed again",
+                Duration::from_secs(300),
+                failed_in(2),
+            )
+            .await;
+    }
     let reconnect = project.connect(OUTAGE.0).await;
     let failed = failed?;
     reconnect?;

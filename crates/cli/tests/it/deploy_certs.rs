@@ -11,7 +11,9 @@ use super::code;
 use super::tls::{s, tw};
 
 fn sans(path: &std::path::Path) -> Vec<String> {
-    tilewave_tls::inspect::read_cert(path).expect("a certificate").sans
+    tilewave_tls::inspect::read_cert(path)
+        .expect("a certificate")
+        .sans
 }
 
 #[tokio::test]
@@ -48,7 +50,10 @@ async fn a_deployment_s_certificates_are_made_once_with_every_host_name() {
     assert!(double.iter().any(|s| s == "partner-double"), "{double:?}");
     assert!(certs.join("ops.crt").exists() && certs.join("kek").exists());
     let policy = std::fs::read_to_string(certs.join("policy.toml")).unwrap();
-    assert!(!policy.contains("partner-double"), "a test double gets no role: {policy}");
+    assert!(
+        !policy.contains("partner-double"),
+        "a test double gets no role: {policy}"
+    );
 
     // Run again (every `docker-compose up`): nothing changes.
     let ca = std::fs::read(certs.join("ca.crt")).unwrap();
@@ -59,10 +64,21 @@ async fn a_deployment_s_certificates_are_made_once_with_every_host_name() {
     assert_eq!(std::fs::read(certs.join("kek")).unwrap(), kek, "the KEK is kept");
 
     // One service's certificate renewed with another host name, same CA.
-    let serial = tilewave_tls::inspect::read_cert(&certs.join("registry.crt")).unwrap().serial;
+    let serial = tilewave_tls::inspect::read_cert(&certs.join("registry.crt"))
+        .unwrap()
+        .serial;
     let renew = tw(
         dir.path(),
-        &["certs", "issue", "registry", "--force", "--host", "registry,registry-3", "--dir", &d],
+        &[
+            "certs",
+            "issue",
+            "registry",
+            "--force",
+            "--host",
+            "registry,registry-3",
+            "--dir",
+            &d,
+        ],
     )
     .await;
     assert_eq!(code(&renew), 0, "{renew:?}");
@@ -72,7 +88,11 @@ async fn a_deployment_s_certificates_are_made_once_with_every_host_name() {
     assert_eq!(std::fs::read(certs.join("ca.crt")).unwrap(), ca, "the same CA");
 
     // Bad input names the flag and writes nothing.
-    let bad = tw(dir.path(), &["certs", "issue", "x", "--host", "bad host!", "--dir", &d]).await;
+    let bad = tw(
+        dir.path(),
+        &["certs", "issue", "x", "--host", "bad host!", "--dir", &d],
+    )
+    .await;
     assert_eq!(code(&bad), 2, "{bad:?}");
     assert!(!certs.join("x.crt").exists());
 }
