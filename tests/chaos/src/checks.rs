@@ -212,15 +212,7 @@ pub async fn check_all(i: Inputs<'_>) -> anyhow::Result<String> {
         RotationState::try_from(i.rotation.state),
         i.rotation.progress
     );
-    let partner: serde_json::Value = i
-        .http
-        .get("https://127.0.0.1:18443/_double/summary")
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?
-        .parse()?;
+    let partner = crate::conn::json(i.http.get("https://127.0.0.1:18443/_double/summary")).await?;
     let failures = partner["auth_failures"].as_u64().unwrap_or(u64::MAX);
     anyhow::ensure!(failures == 0, "the partner refused {failures} calls: {partner}");
     report.push(format!(
@@ -274,15 +266,7 @@ pub async fn check_all(i: Inputs<'_>) -> anyhow::Result<String> {
     ));
 
     // 7. Pages: none delivered twice for one idempotency key.
-    let pages: serde_json::Value = i
-        .http
-        .get("http://127.0.0.1:18081/summary")
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?
-        .parse()?;
+    let pages = crate::conn::json(i.http.get("http://127.0.0.1:18081/summary")).await?;
     let mut delivered_keys = 0usize;
     if let Some(keys) = pages["keys"].as_object() {
         for (key, v) in keys {

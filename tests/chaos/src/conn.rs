@@ -82,3 +82,10 @@ pub fn tls_of(dir: &Path, name: &str) -> anyhow::Result<Tls> {
     )
     .with_context(|| format!("the certificate {name} in {}", dir.display()))
 }
+
+/// Sends an HTTP request to a test double's admin API and reads its JSON
+/// answer (a non-2xx answer is an error).
+pub async fn json(request: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
+    let answer = request.send().await?.error_for_status()?.text().await?;
+    answer.parse().context("the double's answer is not JSON")
+}

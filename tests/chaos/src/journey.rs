@@ -87,6 +87,28 @@ pub fn time_of(t: Option<&prost_types::Timestamp>) -> Timestamp {
         .unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
+/// A launch (or maintenance) spec: `regions`, 10-minute applies, `bake`
+/// between waves, `concurrency` at once, canary waves growing by one,
+/// starting at `now`.
+pub fn spec(
+    tile: &str,
+    regions: Vec<String>,
+    now: Timestamp,
+    bake: SignedDuration,
+    concurrency: i32,
+) -> RolloutSpec {
+    RolloutSpec {
+        tile_id: tile.to_owned(),
+        regions,
+        apply_time: Some(dur(SignedDuration::from_mins(10))),
+        bake: Some(dur(bake)),
+        concurrency,
+        wave_growth: 1,
+        earliest_start: Some(ts(now)),
+        ..Default::default()
+    }
+}
+
 impl Cluster {
     /// Domain now.
     pub async fn now(&self) -> anyhow::Result<Timestamp> {

@@ -33,11 +33,11 @@ use anyhow::Context as _;
 use clap::Parser;
 use jiff::SignedDuration;
 use rand::Rng as _;
-use tilewave_proto::rollout::v1::{RolloutSpec, RolloutState, StepState};
+use tilewave_proto::rollout::v1::{RolloutState, StepState};
 
 use crate::conn::{Replicas, tls_of};
 use crate::docker::Project;
-use crate::journey::{Cluster, LUMEN, RIVERFLOW, dur, time_of};
+use crate::journey::{Cluster, LUMEN, RIVERFLOW, time_of};
 
 /// The agents of the compose file: (compose service, region, host port).
 pub const AGENTS: [(&str, &str, u16); 6] = [
@@ -201,28 +201,12 @@ async fn run(args: &Args) -> anyhow::Result<String> {
         .map(|a| a.1.to_owned())
         .filter(|r| *r != OUTAGE.1)
         .collect();
-    let spec = |tile: &str, regions: Vec<String>| RolloutSpec {
-        tile_id: tile.to_owned(),
-        regions,
-        apply_time: Some(dur(SignedDuration::from_mins(10))),
-        bake: Some(dur(SignedDuration::from_hours(2))),
-        concurrency: 2,
-        wave_growth: 1,
-        earliest_start: Some(prost_types::Timestamp {
-            seconds: now.as_second(),
-            nanos: 0,
-        }),
-        ..Default::default()
+    let spec = |tile: &str, regions: Vec<String>| {
+        journey::spec(tile, regions, now, SignedDuration::from_hours(2), 2)
     };
     // The rotation, against the partner double, while the roll-outs start.
-    let issued: serde_json::Value = http
-        .post("https://127.0.0.1:18443/_double/credentials?user=chaos")
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?
-        .parse()?;
+    let issued =
+        crate::conn::json(http.post("https://127.0.0.1:18443/_double/credentials?user=chaos")).await?;
     let password = issued["password"]
         .as_str()
         .context("the double issued no password")?;

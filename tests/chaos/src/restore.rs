@@ -11,11 +11,11 @@ use anyhow::Context as _;
 use jiff::SignedDuration;
 use tilewave_proto::agent::v1::ListTilesRequest;
 use tilewave_proto::agent::v1::agent_service_client::AgentServiceClient;
-use tilewave_proto::rollout::v1::{Rollout, RolloutSpec, RolloutState};
+use tilewave_proto::rollout::v1::{Rollout, RolloutState};
 use tilewave_tls::Tls;
 
 use crate::AGENTS;
-use crate::journey::{Cluster, RIVERFLOW, dur};
+use crate::journey::{Cluster, RIVERFLOW};
 
 /// The restored tile.
 pub const TILE: &str = "restore-riverflow";
@@ -33,19 +33,8 @@ pub async fn start(cluster: &Cluster, rate: f64) -> anyhow::Result<String> {
     cluster
         .scheduled_tile(RIVERFLOW, TILE, now + SignedDuration::from_hours(24 * 8))
         .await?;
-    let spec = RolloutSpec {
-        tile_id: TILE.into(),
-        regions: AGENTS.iter().map(|a| a.1.to_owned()).collect(),
-        apply_time: Some(dur(SignedDuration::from_mins(10))),
-        bake: Some(dur(SignedDuration::from_hours(1))),
-        concurrency: 1,
-        wave_growth: 1,
-        earliest_start: Some(prost_types::Timestamp {
-            seconds: now.as_second(),
-            nanos: 0,
-        }),
-        ..Default::default()
-    };
+    let regions = AGENTS.iter().map(|a| a.1.to_owned()).collect();
+    let spec = crate::journey::spec(TILE, regions, now, SignedDuration::from_hours(1), 1);
     let r = cluster.start(spec).await?;
     cluster.set_rate(rate).await?;
     let r = cluster

@@ -37,17 +37,36 @@ async fn unavailable_next(stack: &Stack, region: &str, count: i32) -> anyhow::Re
     Ok(())
 }
 
-#[tokio::test]
-async fn an_unreachable_agent_is_retried_within_the_bound_and_the_step_succeeds() -> anyhow::Result<()> {
+/// A stack with quick retries, a launch over three regions started with
+/// the first region's agent answering its next `unreachable` ApplyTile
+/// calls UNAVAILABLE, the clock running.
+async fn launch_with_unreachable(
+    unreachable: i32,
+) -> anyhow::Result<(Stack, Tile, Rollout, &'static [&'static str])> {
     let stack = Stack::start_with_env(1, &quick_retries()).await?;
     let tile = stack.scheduled_tile(SignedDuration::from_hours(24 * 8)).await?;
     let now = stack.now().await?;
     let regions = &REGIONS[..3];
-    // Four unreachable calls in a row: one under the bound of five.
-    unavailable_next(&stack, regions[0], 4).await?;
+    unavailable_next(&stack, regions[0], unreachable).await?;
     let spec = quick_spec(&tile.id, now, regions, SignedDuration::from_mins(5), 3);
     let r = stack.start_rollout(spec).await?;
     stack.set_rate(600.0).await?;
+    Ok((stack, tile, r, regions))
+}
+
+/// The ROLLOUT_FAILED events written so far.
+async fn rollout_failed_events(stack: &Stack) -> anyhow::Result<Vec<tilewave_proto::common::v1::Event>> {
+    let events = stack.events().await?;
+    Ok(events
+        .into_iter()
+        .filter(|e| e.kind == EventKind::RolloutFailed as i32)
+        .collect())
+}
+
+#[tokio::test]
+async fn an_unreachable_agent_is_retried_within_the_bound_and_the_step_succeeds() -> anyhow::Result<()> {
+    // Four unreachable calls in a row: one under the bound of five.
+    let (stack, tile, r, regions) = launch_with_unreachable(4).await?;
     let done = stack.wait_state(&r.id, RolloutState::Succeeded).await?;
     for s in &done.steps {
         assert_eq!(s.state, StepState::Verified as i32, "{s:?}");
@@ -57,12 +76,7 @@ async fn an_unreachable_agent_is_retried_within_the_bound_and_the_step_succeeds(
             "retrying an unreachable agent is not a new attempt: {s:?}"
         );
     }
-    let failed: Vec<_> = stack
-        .events()
-        .await?
-        .into_iter()
-        .filter(|e| e.kind == EventKind::RolloutFailed as i32)
-        .collect();
+    let failed = rollout_failed_events(&stack).await?;
     assert!(failed.is_empty(), "{failed:?}");
     let counts = stack.apply_counts(&tile.id).await?;
     assert_eq!(
@@ -75,14 +89,7 @@ async fn an_unreachable_agent_is_retried_within_the_bound_and_the_step_succeeds(
 
 #[tokio::test]
 async fn an_agent_unreachable_past_the_bound_fails_its_step_once() -> anyhow::Result<()> {
-    let stack = Stack::start_with_env(1, &quick_retries()).await?;
-    let tile = stack.scheduled_tile(SignedDuration::from_hours(24 * 8)).await?;
-    let now = stack.now().await?;
-    let regions = &REGIONS[..3];
-    unavailable_next(&stack, regions[0], 1000).await?;
-    let spec = quick_spec(&tile.id, now, regions, SignedDuration::from_mins(5), 3);
-    let r = stack.start_rollout(spec).await?;
-    stack.set_rate(600.0).await?;
+    let (stack, _tile, r, regions) = launch_with_unreachable(1000).await?;
     let paused = stack
         .wait_for(&r.id, "the failure after the bound", |r| {
             r.state == RolloutState::Paused as i32 && r.pause_cause == PauseCause::Failure as i32
@@ -103,12 +110,7 @@ async fn an_agent_unreachable_past_the_bound_fails_its_step_once() -> anyhow::Re
         step.unreachable_attempts, 4,
         "four retried before the fifth failed it: {step:?}"
     );
-    let failed: Vec<_> = stack
-        .events()
-        .await?
-        .into_iter()
-        .filter(|e| e.kind == EventKind::RolloutFailed as i32)
-        .collect();
+    let failed = rollout_failed_events(&stack).await?;
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0].region, regions[0]);
     Ok(())
