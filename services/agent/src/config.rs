@@ -35,7 +35,8 @@ pub const DEFAULT_ETCD_TIMEOUT_MS: u64 = 5_000;
 
 /// `tilewave-agent`: the region agent, one process per region.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "tilewave-agent", version, about, long_about = None)]
+#[command(name = "tilewave-agent", version, about, long_about = None,
+          after_help = "Health check (containers): tilewave-agent health [--addr HOST:PORT] exits 0 when the server beside it is SERVING (tilewave-agent health --help).")]
 pub struct AgentConfig {
     /// Address to serve gRPC on.
     #[arg(long, env = "TILEWAVE_LISTEN", default_value = DEFAULT_LISTEN)]

@@ -22,7 +22,8 @@ pub const DEFAULT_RPC_TIMEOUT_MS: u64 = 10_000;
 
 /// `tilewave-credentials`: partners' credentials and their rotation.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "tilewave-credentials", version, about, long_about = None)]
+#[command(name = "tilewave-credentials", version, about, long_about = None,
+          after_help = "Health check (containers): tilewave-credentials health [--addr HOST:PORT] exits 0 when the server beside it is SERVING (tilewave-credentials health --help).")]
 pub struct CredentialsConfig {
     /// Address to serve gRPC on.
     #[arg(long, env = "TILEWAVE_LISTEN", default_value = DEFAULT_LISTEN)]

@@ -29,7 +29,8 @@ pub const DEFAULT_RETRY_ATTEMPTS: u32 = 10;
 /// `tilewave-escalation`: incidents, escalation ladders, on-call schedules
 /// and SOPs.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "tilewave-escalation", version, about, long_about = None)]
+#[command(name = "tilewave-escalation", version, about, long_about = None,
+          after_help = "Health check (containers): tilewave-escalation health [--addr HOST:PORT] exits 0 when the server beside it is SERVING (tilewave-escalation health --help).")]
 pub struct EscalationConfig {
     /// Address to serve gRPC on.
     #[arg(long, env = "TILEWAVE_LISTEN", default_value = DEFAULT_LISTEN)]

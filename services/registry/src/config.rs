@@ -16,7 +16,8 @@ pub const DEFAULT_ETCD_TIMEOUT_MS: u64 = 5_000;
 
 /// `tilewave-registry`: the tile registry service.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "tilewave-registry", version, about, long_about = None)]
+#[command(name = "tilewave-registry", version, about, long_about = None,
+          after_help = "Health check (containers): tilewave-registry health [--addr HOST:PORT] exits 0 when the server beside it is SERVING (tilewave-registry health --help).")]
 pub struct RegistryConfig {
     /// Address to serve gRPC on.
     #[arg(long, env = "TILEWAVE_LISTEN", default_value = DEFAULT_LISTEN)]

@@ -30,7 +30,8 @@ pub const DEFAULT_REMOVAL_BAKE_MINS: u64 = 60;
 
 /// `tilewave-rollout`: the regional rollout service and the virtual clock.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "tilewave-rollout", version, about, long_about = None)]
+#[command(name = "tilewave-rollout", version, about, long_about = None,
+          after_help = "Health check (containers): tilewave-rollout health [--addr HOST:PORT] exits 0 when the server beside it is SERVING (tilewave-rollout health --help).")]
 pub struct RolloutConfig {
     /// Address to serve gRPC on.
     #[arg(long, env = "TILEWAVE_LISTEN", default_value = DEFAULT_LISTEN)]
