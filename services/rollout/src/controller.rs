@@ -15,8 +15,9 @@
 //!
 //! A RUNNING roll-out follows its re-plan from now: a PENDING region starts
 //! applying when the re-plan starts it now (which honours blackouts, the
-//! concurrency limit and wave order); its apply holds its slot for the
-//! apply time; its bake is health-checked at the start, at least every
+//! concurrency limit and wave order); once its agent acknowledges the
+//! apply (the planned apply time is only the planner's estimate) its bake
+//! starts, health-checked at the start, at least every
 //! [`rollout::HEALTH_CHECK_EVERY`] and at the end; the next wave starts only when
 //! every region of the previous one is verified (or skipped), after an
 //! Approve if the wave has a hold.
@@ -691,8 +692,15 @@ async fn health_round(
             let mut next = loaded.steps[check.step()].value.clone();
             match *check {
                 Check::Gate { bake_ends_at, .. } => {
-                    next.state = convert::step_state_to_wire(StepState::Baking);
                     next.bake_ends_at = Some(to_proto_timestamp(bake_ends_at));
+                    if bake_ends_at <= now {
+                        // No bake (or one already over): this check is
+                        // also its last, so one round instead of two.
+                        next.state = convert::step_state_to_wire(StepState::Verified);
+                        next.verified_at = Some(to_proto_timestamp(now));
+                    } else {
+                        next.state = convert::step_state_to_wire(StepState::Baking);
+                    }
                 }
                 Check::Bake { .. } => {}
                 Check::Verify { .. } => {
@@ -758,8 +766,10 @@ fn round_summary(
         ("verified", Vec::new()),
         ("healthy", Vec::new()),
     ];
-    for (i, _, check) in healthy {
+    let verified = convert::step_state_to_wire(StepState::Verified);
+    for (i, next, check) in healthy {
         let g = match check {
+            Check::Gate { .. } if next.state == verified => 1,
             Check::Gate { .. } => 0,
             Check::Verify { .. } => 1,
             Check::Bake { .. } => 2,
