@@ -101,6 +101,26 @@ async fn measure_zero_bake_wall_time() -> anyhow::Result<()> {
         })
         .await?;
         let wall = t0.elapsed();
+        // Where the time went, from the roll-out's own timestamps (domain
+        // time at rate 1: milliseconds after the roll-out was created).
+        let base = from_ts(&done.created_at);
+        let ms = |t: &Option<prost_types::Timestamp>| from_ts(t).duration_since(base).as_secs_f64() * 1e3;
+        let mut line = format!("started {:.0}", ms(&done.started_at));
+        for w in 1..=done.wave_count {
+            let steps: Vec<_> = done.steps.iter().filter(|s| s.wave == w).collect();
+            let base_ms = base.as_millisecond() as f64;
+            let last = |f: fn(&tilewave_proto::rollout::v1::RolloutStep) -> f64| {
+                steps.iter().map(|s| f(s) - base_ms).fold(0.0, f64::max)
+            };
+            line.push_str(&format!(
+                "; wave {w}: apply started {:.0}, acknowledged {:.0}, verified {:.0}",
+                last(|s| from_ts(&s.apply_started_at).as_millisecond() as f64),
+                last(|s| from_ts(&s.applied_at).as_millisecond() as f64),
+                last(|s| from_ts(&s.verified_at).as_millisecond() as f64),
+            ));
+        }
+        line.push_str(&format!("; finished {:.0}", ms(&done.finished_at)));
+        println!("run {run} timeline (ms): {line}");
 
         // The floor, in the same process, just after.
         let t1 = Instant::now();
