@@ -190,6 +190,19 @@ where
         self.snapshot().1
     }
 
+    /// The cached values whose keys start with `prefix`, in key order (a
+    /// range of the map: the other keys are not visited).
+    pub fn with_prefix(&self, prefix: &str) -> Vec<Versioned<T>> {
+        use std::ops::Bound;
+        self.shared
+            .read()
+            .items
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// The revision and every cached value, consistently.
     pub fn snapshot(&self) -> (i64, Vec<Versioned<T>>) {
         let s = self.shared.read();

@@ -1,6 +1,7 @@
 //! The `RegistryService` RPCs.
 //!
-//! Reads are served from a watch-backed cache of `tiles/`; every write reads
+//! Reads are served from watch-backed caches of `tiles/` (the latest tiles,
+//! and every revision's summary); every write reads
 //! the tile fresh from etcd, applies one domain rule from `tilewave-core`
 //! (through [`crate::domain`]), and commits the new tile, any revision
 //! snapshot and its audit record in one transaction guarded by the tile's
@@ -29,6 +30,7 @@ use tracing::instrument;
 
 use crate::domain;
 use crate::error::{Error, Result};
+use crate::summaries::RevisionRecord;
 
 /// How long a write waits for its own replica's cache to show it.
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(2);
@@ -54,6 +56,10 @@ pub struct Registry {
 struct Inner {
     store: Store,
     tiles: WatchCache<Tile>,
+    /// Every key under `tiles/` as a [`RevisionRecord`]: the revision
+    /// summaries GetTile lists (the latest tiles' keys are in it too, so its
+    /// revision follows every tile write).
+    revisions: WatchCache<RevisionRecord>,
     clock: Arc<dyn Clock>,
 }
 
@@ -83,8 +89,14 @@ impl Registry {
             Arc::new(move |key: &str| is_tile_key(&filter_prefix, key)),
         )
         .await?;
+        let revisions = WatchCache::prefix(&store, &prefix).await?;
         Ok(Self {
-            inner: Arc::new(Inner { store, tiles, clock }),
+            inner: Arc::new(Inner {
+                store,
+                tiles,
+                revisions,
+                clock,
+            }),
         })
     }
 
@@ -143,14 +155,41 @@ impl Registry {
     async fn wait_for(&self, revision: i64) {
         // Best effort: the write is committed; a slow cache only delays
         // read-your-writes on this replica, it does not lose anything.
-        if let Err(e) = self
-            .inner
-            .tiles
-            .wait_for_revision(revision, READ_YOUR_WRITES_WAIT)
-            .await
-        {
+        let (tiles, revisions) = futures::join!(
+            self.inner
+                .tiles
+                .wait_for_revision(revision, READ_YOUR_WRITES_WAIT),
+            self.inner
+                .revisions
+                .wait_for_revision(revision, READ_YOUR_WRITES_WAIT)
+        );
+        if let Err(e) = tiles.and(revisions) {
             tracing::warn!(error = %e, revision, "tile cache is behind the write just made");
         }
+    }
+
+    /// The stored revisions of tile `id` as of (at least) the tile cache's
+    /// `latest`: from the summary cache once it has reached the tile's
+    /// commit (at once, unless this replica's two watches are a moment
+    /// apart), else, after [`READ_YOUR_WRITES_WAIT`], one range read of
+    /// etcd.
+    async fn revision_records(&self, id: &str, latest: &Tile) -> Result<Vec<RevisionRecord>> {
+        let prefix = self.store().keys().tile_revisions(id);
+        let cache = &self.inner.revisions;
+        if cache.revision() >= latest.etag
+            || cache
+                .wait_for_revision(latest.etag, READ_YOUR_WRITES_WAIT)
+                .await
+                .is_ok()
+        {
+            return Ok(cache.with_prefix(&prefix).into_iter().map(|v| v.value).collect());
+        }
+        tracing::warn!(
+            tile = id,
+            "revision summary cache is behind the tile; reading etcd"
+        );
+        let listing = self.store().list::<RevisionRecord>(&prefix).await?;
+        Ok(listing.items.into_iter().map(|v| v.value).collect())
     }
 
     /// Reads the tile, checks the caller's etag (0: no check), lets `edit`
@@ -654,30 +693,21 @@ impl RegistryService for Registry {
             ))
             .into());
         }
-        let listing = self
-            .store()
-            .list::<Tile>(&self.store().keys().tile_revisions(&r.id))
-            .await
-            .map_err(Error::from)?;
-        let revisions = listing
-            .items
-            .iter()
+        let revisions = self
+            .revision_records(&r.id, &latest)
+            .await?
+            .into_iter()
             .map(|v| RevisionSummary {
-                revision: v.value.revision,
-                created_at: v.value.created_at,
-                created_by: v.value.created_by.clone(),
-                note: v
-                    .value
-                    .maintenance
-                    .as_ref()
-                    .map(|m| m.summary.clone())
-                    .unwrap_or_default(),
+                revision: v.revision,
+                created_at: v.created_at,
                 signed_off: latest
                     .sign_offs
                     .iter()
-                    .filter(|s| s.revision == v.value.revision)
+                    .filter(|s| s.revision == v.revision)
                     .map(|s| s.role)
                     .collect(),
+                created_by: v.created_by,
+                note: v.maintenance.map(|m| m.summary).unwrap_or_default(),
             })
             .collect();
         let tile = if r.revision == 0 || r.revision == latest.revision {

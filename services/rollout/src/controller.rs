@@ -15,8 +15,9 @@
 //!
 //! A RUNNING roll-out follows its re-plan from now: a PENDING region starts
 //! applying when the re-plan starts it now (which honours blackouts, the
-//! concurrency limit and wave order); its apply holds its slot for the
-//! apply time; its bake is health-checked at the start, at least every
+//! concurrency limit and wave order); once its agent acknowledges the
+//! apply (the planned apply time is only the planner's estimate) its bake
+//! starts, health-checked at the start, at least every
 //! [`rollout::HEALTH_CHECK_EVERY`] and at the end; the next wave starts only when
 //! every region of the previous one is verified (or skipped), after an
 //! Approve if the wave has a hold.
@@ -273,7 +274,9 @@ async fn decide(ctx: &Ctx, id: &str, token: &FencingToken) -> Result<Next> {
                 .await?;
             Ok(Next::Again)
         }
-        Decision::IssueApplies(open) => issue_applies(ctx, token, &loaded, &view, &open, now).await,
+        // Boxed: with the configuration held across the agents' calls the
+        // future overflowed a worker's stack in debug builds.
+        Decision::IssueApplies(open) => Box::pin(issue_applies(ctx, token, &loaded, &view, &open, now)).await,
         Decision::HealthRound(checks) => health_round(ctx, token, &loaded, &view, &checks, now).await,
         Decision::StartApplies(starting) => {
             let starting: Vec<(usize, RolloutStep)> = starting
@@ -439,7 +442,17 @@ fn unreachable_status(s: &tonic::Status) -> bool {
     }
 }
 
-async fn apply_at(ctx: &Ctx, r: &Rollout, region: &str, revision: i64, token: i64) -> Result<AgentOutcome> {
+/// Applies `revision` of the roll-out's tile in `region` (0: removes it);
+/// `config` is the revision's configuration when the caller has it (one
+/// registry read for a whole batch), else it is read here.
+async fn apply_at(
+    ctx: &Ctx,
+    r: &Rollout,
+    region: &str,
+    revision: i64,
+    config: Option<&tilewave_proto::common::v1::PartnerConfig>,
+    token: i64,
+) -> Result<AgentOutcome> {
     let span = step_span(r, "rollout.apply", region, revision);
     async {
         let mut client = match ctx.agents.client(region).await {
@@ -459,7 +472,10 @@ async fn apply_at(ctx: &Ctx, r: &Rollout, region: &str, revision: i64, token: i6
                 .await
                 .map(|_| ())
         } else {
-            let config = config_of(ctx, &r.tile_id, revision).await?;
+            let config = match config {
+                Some(c) => c.clone(),
+                None => config_of(ctx, &r.tile_id, revision).await?,
+            };
             client
                 .apply_tile(request(
                     ApplyTileRequest {
@@ -582,12 +598,20 @@ async fn issue_applies(
     now: Timestamp,
 ) -> Result<Next> {
     let r = &loaded.rollout.value;
+    let revision = r.revision_to_apply();
+    // The configuration once for the batch, not once per region.
+    let config = if revision == 0 {
+        None
+    } else {
+        Some(Box::new(Box::pin(config_of(ctx, &r.tile_id, revision)).await?))
+    };
     let outcomes = futures::future::join_all(open.iter().map(|&i| {
         apply_at(
             ctx,
             r,
             &loaded.steps[i].value.region,
-            r.revision_to_apply(),
+            revision,
+            config.as_deref(),
             token.agent_token(),
         )
     }))
@@ -691,8 +715,15 @@ async fn health_round(
             let mut next = loaded.steps[check.step()].value.clone();
             match *check {
                 Check::Gate { bake_ends_at, .. } => {
-                    next.state = convert::step_state_to_wire(StepState::Baking);
                     next.bake_ends_at = Some(to_proto_timestamp(bake_ends_at));
+                    if bake_ends_at <= now {
+                        // No bake (or one already over): this check is
+                        // also its last, so one round instead of two.
+                        next.state = convert::step_state_to_wire(StepState::Verified);
+                        next.verified_at = Some(to_proto_timestamp(now));
+                    } else {
+                        next.state = convert::step_state_to_wire(StepState::Baking);
+                    }
                 }
                 Check::Bake { .. } => {}
                 Check::Verify { .. } => {
@@ -758,8 +789,10 @@ fn round_summary(
         ("verified", Vec::new()),
         ("healthy", Vec::new()),
     ];
-    for (i, _, check) in healthy {
+    let verified = convert::step_state_to_wire(StepState::Verified);
+    for (i, next, check) in healthy {
         let g = match check {
+            Check::Gate { .. } if next.state == verified => 1,
             Check::Gate { .. } => 0,
             Check::Verify { .. } => 1,
             Check::Bake { .. } => 2,
@@ -876,7 +909,7 @@ async fn restore(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, i: usize, now
         .get(&step.region)
         .copied()
         .unwrap_or(0);
-    match apply_at(ctx, r, &step.region, restore, token.agent_token()).await? {
+    match apply_at(ctx, r, &step.region, restore, None, token.agent_token()).await? {
         AgentOutcome::Ok => {
             let mut next = step.clone();
             next.state = convert::step_state_to_wire(StepState::RolledBack);

@@ -10,8 +10,8 @@ use super::{FailurePolicy, HEALTH_CHECK_EVERY, PauseCause, State, Step, StepStat
 /// A health check of one region, and what its step becomes when healthy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
-    /// The apply's time is over: the health gate; healthy, the step bakes
-    /// until `bake_ends_at`.
+    /// The agent acknowledged the apply: the health gate; healthy, the
+    /// step bakes until `bake_ends_at`.
     Gate {
         /// The step's index.
         step: usize,
@@ -107,8 +107,8 @@ fn plus(t: Timestamp, d: jiff::SignedDuration) -> Timestamp {
 ///
 /// For a RUNNING or PAUSED roll-out the order matters on a fast virtual
 /// clock, where one decision costs more domain time than a bake check's
-/// period: unacknowledged applies first, then the health gates of applies
-/// whose time is over, then the applies the re-plan starts now, then the
+/// period: unacknowledged applies first, then the health gates of
+/// acknowledged applies, then the applies the re-plan starts now, then the
 /// bake checks, each for every region it concerns at once. Bake checks that
 /// are always due must not hold new applies back.
 pub fn decide(view: &View, now: Timestamp, frozen: bool) -> Decision {
@@ -138,15 +138,16 @@ fn advance(view: &View, now: Timestamp, frozen: bool) -> Decision {
         return Decision::IssueApplies(open);
     }
 
-    // An apply whose time is over has its health gate (the start of its
-    // bake) before anything else starts: an unhealthy region stops the
-    // roll-out before more regions take the revision.
-    let gate_due = view.steps.iter().any(|s| {
-        s.state == StepState::Applying
-            && s.apply_started_at
-                .and_then(|t| t.checked_add(view.apply_time).ok())
-                .is_some_and(|end| now >= end)
-    });
+    // An acknowledged apply has its health gate (the start of its bake)
+    // before anything else starts: an unhealthy region stops the roll-out
+    // before more regions take the revision. The planned apply time is
+    // the planner's estimate, not a wait: the agent acknowledges an apply
+    // once the region has the revision (waiting out the estimate after
+    // that cost a second per wave with `--apply-time 1s`, issue 18).
+    let gate_due = view
+        .steps
+        .iter()
+        .any(|s| s.state == StepState::Applying && s.applied_at.is_some());
     if gate_due {
         let checks = health_checks(view, now, &mut wake);
         if !checks.is_empty() {
@@ -207,7 +208,7 @@ fn advance(view: &View, now: Timestamp, frozen: bool) -> Decision {
     Decision::WaitUntil(wake.or(plus(now, HEALTH_CHECK_EVERY)))
 }
 
-/// Every applied region whose apply time is over (its bake starts,
+/// Every region whose apply the agent acknowledged (its bake starts,
 /// health-checked) and every bake due a check (every
 /// [`HEALTH_CHECK_EVERY`] and at its end); `wake` learns when the next one
 /// will be due.
@@ -216,17 +217,13 @@ fn health_checks(view: &View, now: Timestamp, wake: &mut Wake) -> Vec<Check> {
     for (i, s) in view.steps.iter().enumerate() {
         match s.state {
             StepState::Applying => {
-                let Some(started) = s.apply_started_at else {
+                // Not acknowledged yet: the apply is (re)issued first.
+                let Some(applied) = s.applied_at else {
                     continue;
                 };
-                let slot_end = plus(started, view.apply_time);
-                if now < slot_end {
-                    wake.at(slot_end);
-                    continue;
-                }
                 due.push(Check::Gate {
                     step: i,
-                    bake_ends_at: plus(slot_end, view.bake_of(s.wave)),
+                    bake_ends_at: plus(applied, view.bake_of(s.wave)),
                 });
             }
             StepState::Baking => {

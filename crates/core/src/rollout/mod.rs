@@ -283,7 +283,8 @@ pub struct View {
     pub frozen: bool,
     /// When its plan was last computed.
     pub planned_at: Option<Timestamp>,
-    /// How long one apply holds its slot.
+    /// The planner's estimate of one apply (the owner does not wait it
+    /// out: an acknowledged apply's bake starts at once).
     pub apply_time: SignedDuration,
     /// The bake of each wave (the last one counts for later waves); at
     /// least one.

@@ -580,7 +580,7 @@ fn the_health_gate_of_a_finished_apply_comes_before_new_applies() {
         Decision::HealthRound(vec![
             Check::Gate {
                 step: 0,
-                bake_ends_at: at(-5 + 60)
+                bake_ends_at: at(-10 + 60)
             },
             Check::Bake { step: 2 },
         ])
@@ -609,10 +609,31 @@ fn bakes_are_checked_every_five_minutes_and_at_their_end() {
 }
 
 #[test]
-fn an_apply_in_its_slot_wakes_the_owner_when_the_slot_ends() {
+fn an_acknowledged_apply_is_gated_at_once_not_after_its_planned_apply_time() {
+    // Acknowledged 2 minutes into a 5-minute planned apply: its bake
+    // starts now, from the acknowledgement (issue 18: waiting out the
+    // estimate cost a second per wave at `--apply-time 1s`).
     let mut v = running(vec![applying("aws:a", 1, -2, true)]);
     v.frozen = true;
-    assert_eq!(decide(&v, T, true), Decision::WaitUntil(at(3)));
+    assert_eq!(
+        decide(&v, T, true),
+        Decision::HealthRound(vec![Check::Gate {
+            step: 0,
+            bake_ends_at: at(-2 + 60)
+        }])
+    );
+    // With no bake the gate's region is verified by the next round.
+    v.bakes = vec![SignedDuration::ZERO];
+    v.steps[0] = Step {
+        state: StepState::Baking,
+        bake_ends_at: Some(at(-2)),
+        last_health_at: Some(T),
+        ..v.steps[0].clone()
+    };
+    assert_eq!(
+        decide(&v, T, true),
+        Decision::HealthRound(vec![Check::Verify { step: 0 }])
+    );
 }
 
 #[test]
@@ -701,10 +722,10 @@ fn the_re_plan_starts_the_applies_of_the_current_wave() {
 fn the_concurrency_limit_holds_applies_back() {
     let mut v = planned(T);
     v.steps[1].wave = 1;
-    v.steps[0] = applying(&v.steps[0].region.clone(), 1, -1, true);
     v.concurrency = 1;
-    // The slot of the running apply ends in 4 minutes.
-    assert_eq!(decide(&v, T, false), Decision::WaitUntil(at(4)));
+    // Two pending regions of one wave, one at a time: one starts (the
+    // re-plan starts the other later).
+    assert_eq!(decide(&v, T, false), Decision::StartApplies(vec![0]));
 }
 
 #[test]
@@ -728,7 +749,7 @@ fn the_recorded_freeze_is_lifted_when_the_freeze_is() {
     // The re-plan may start wave 2 now; with the freeze lifted it does.
     assert_eq!(decide(&v, T, false), Decision::StartApplies(vec![1]));
     let mut idle = v.clone();
-    idle.steps[1] = applying(&idle.steps[1].region.clone(), 2, -1, true);
+    idle.steps[1] = baking(&idle.steps[1].region.clone(), 2, 30, Some(-1));
     assert_eq!(decide(&idle, T, false), Decision::Unfreeze);
     idle.frozen = false;
     assert_eq!(decide(&idle, T, false), Decision::WaitUntil(at(4)));

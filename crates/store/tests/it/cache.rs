@@ -262,3 +262,37 @@ async fn relists_after_etcd_is_restored_from_a_backup() -> anyhow::Result<()> {
     assert!(cache.get(&store.keys().event("later")).is_some());
     Ok(())
 }
+
+/// `with_prefix` answers a range of the cache: the keys under the prefix,
+/// in key order, also those written after the cache started, and nothing
+/// of a neighbour whose key merely starts the same way.
+#[tokio::test]
+async fn with_prefix_is_the_range_of_keys_under_a_prefix() -> anyhow::Result<()> {
+    let etcd = EtcdCluster::start(1).await?;
+    let store = connect(etcd.endpoints()).await?;
+    let prefix = store.keys().events();
+    for id in ["a/2", "a/1", "ab/1", "b/1"] {
+        put(&store, id, "before").await?;
+    }
+    let cache = WatchCache::<Event>::prefix(&store, &prefix).await?;
+    let rev = put(&store, "a/3", "after").await?;
+    cache
+        .wait_for_revision(rev, std::time::Duration::from_secs(10))
+        .await?;
+    let keys = |p: &str| -> Vec<String> {
+        cache
+            .with_prefix(&store.keys().event(p))
+            .into_iter()
+            .map(|v| v.key)
+            .collect()
+    };
+    let want: Vec<String> = ["a/1", "a/2", "a/3"]
+        .iter()
+        .map(|id| store.keys().event(id))
+        .collect();
+    assert_eq!(keys("a/"), want);
+    assert_eq!(keys("b/"), vec![store.keys().event("b/1")]);
+    assert!(keys("c/").is_empty());
+    assert_eq!(cache.with_prefix(&prefix).len(), 5);
+    Ok(())
+}

@@ -5,6 +5,7 @@
 //! registry, the roll-outs and the clock as a release engineer, the agents
 //! as the rollout service.
 
+mod apply_time;
 mod bad_input;
 mod bounded;
 mod calendar;

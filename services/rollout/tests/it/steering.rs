@@ -293,15 +293,15 @@ async fn retry_skip_and_resume_with_a_shorter_bake_after_apply_failures() -> any
         assert_eq!(s.state, StepState::Verified as i32, "{s:?}");
         assert_eq!(s.attempts, 2, "{s:?}");
     }
-    // What applied after the Resume baked 5 min, what applied before, 20.
-    let apply = SignedDuration::from_mins(5);
+    // What applied after the Resume baked 5 min, what applied before, 20
+    // (a bake starts when the agent acknowledges the apply).
     for s in done
         .steps
         .iter()
         .filter(|s| s.state == StepState::Verified as i32)
     {
         let started = from_ts(&s.apply_started_at);
-        let bake = from_ts(&s.bake_ends_at).duration_since(started + apply);
+        let bake = from_ts(&s.bake_ends_at).duration_since(from_ts(&s.applied_at));
         let want = SignedDuration::from_mins(if started >= resumed_at { 5 } else { 20 });
         assert_eq!(bake, want, "{s:?}");
     }
