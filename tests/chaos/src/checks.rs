@@ -342,8 +342,10 @@ async fn audit_records(dir: &Path) -> anyhow::Result<Vec<AuditRecord>> {
     )
     .await
     .context("connecting to etcd")?;
+    // The compose file's services use the default prefix.
+    let prefix = tilewave_store::Keys::new(tilewave_store::keys::DEFAULT_PREFIX)?.audit_prefix();
     let resp = client
-        .get("/tilewave/audit/", Some(GetOptions::new().with_prefix()))
+        .get(prefix, Some(GetOptions::new().with_prefix()))
         .await
         .context("reading the audit log")?;
     resp.kvs()
