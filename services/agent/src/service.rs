@@ -628,6 +628,7 @@ impl AgentService for Agent {
         req: Request<ApplyTileRequest>,
     ) -> Result<Response<ApplyTileResponse>, Status> {
         self.inner.faults.before_call("ApplyTile").await?;
+        let deadline = caller_deadline(req.metadata());
         let r = req.into_inner();
         if r.revision < 0 {
             return Err(Error::invalid("revision", format!("must be positive, got {}", r.revision)).into());
@@ -651,9 +652,19 @@ impl AgentService for Agent {
                 "tile applied"
             );
         }
+        // The health gate's probe, in the same call when asked for.
+        let health = if r.probe_after {
+            self.tile_health(std::slice::from_ref(&applied.entry.tile_id), true, deadline)
+                .await
+                .into_iter()
+                .next()
+        } else {
+            None
+        };
         Ok(Response::new(ApplyTileResponse {
             entry: Some(applied.entry),
             changed: applied.changed,
+            health,
         }))
     }
 

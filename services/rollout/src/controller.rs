@@ -26,7 +26,7 @@ use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
 use tilewave_core::rollout::{self, Check, Decision, State, StepState, View};
-use tilewave_proto::agent::v1::{ApplyTileRequest, HealthRequest, RemoveTileRequest};
+use tilewave_proto::agent::v1::{ApplyTileRequest, HealthRequest, RemoveTileRequest, TileHealth};
 use tilewave_proto::common::v1::{EventKind, HealthStatus, Severity, TileState, Timer};
 use tilewave_proto::registry::v1::MaintenanceState;
 use tilewave_proto::rollout::v1::{GaTimerPayload, Rollout, RolloutKind, RolloutStep};
@@ -128,9 +128,15 @@ pub async fn drive(ctx: Ctx, id: String, owned: Owned) -> Result<()> {
     loop {
         changes.borrow_and_update();
         freeze.borrow_and_update();
-        match decide(&ctx, &id, &token).await {
+        let next = decide(&ctx, &id, &token).await;
+        if !matches!(next, Ok(Next::Again)) {
+            // Waiting (or failing): the next decision reads etcd.
+            ctx.written.forget(&id);
+        }
+        match next {
             Ok(Next::Again) => continue,
             Ok(Next::Done) => {
+                ctx.written.forget(&id);
                 tracing::info!(rollout = %id, "roll-out needs no owner any more; releasing");
                 return Ok(());
             }
@@ -195,12 +201,20 @@ impl<'a> Write<'a> {
         }
     }
 
-    async fn commit(mut self, action: &str, summary: String) -> Result<()> {
-        let now = self.ctx.clock.now();
+    /// Every step as it will be once this write is committed.
+    fn staged(&self) -> Vec<RolloutStep> {
         let mut all: Vec<RolloutStep> = self.loaded.steps.iter().map(|s| s.value.clone()).collect();
         for (i, s) in &self.steps {
             all[*i] = s.clone();
         }
+        all
+    }
+
+    /// Commits the write (fenced, every read etag compared) and keeps
+    /// what it wrote for the owner's next decision ([`model::Written`]).
+    async fn commit(mut self, action: &str, summary: String) -> Result<()> {
+        let now = self.ctx.clock.now();
+        let all = self.staged();
         let re = model::replan_into(self.ctx, &mut self.rollout, &all, now);
         let keys = self.ctx.keys();
         let mut change = Change::new()
@@ -221,7 +235,20 @@ impl<'a> Write<'a> {
         }
         let change = change
             .audit(audit::record(action, "rollout", &self.rollout.id, summary).trace(&self.rollout.trace_id));
-        self.ctx.store.commit(change, &self.ctx.actor).await?;
+        let info = self.ctx.store.commit(change, &self.ctx.actor).await?;
+        let mut steps = self.loaded.steps.clone();
+        for (i, s) in self.steps {
+            steps[i].value = s;
+            steps[i].etag = info.revision;
+        }
+        model::sort_steps(&mut steps);
+        let rollout = tilewave_store::Versioned {
+            key: self.loaded.rollout.key.clone(),
+            value: stored(&self.rollout),
+            etag: info.revision,
+            create_revision: self.loaded.rollout.create_revision,
+        };
+        self.ctx.written.put(Loaded { rollout, steps });
         Ok(())
     }
 }
@@ -237,63 +264,27 @@ pub fn stored(r: &Rollout) -> Rollout {
 /// One decision of the owner: the rules of [`tilewave_core::rollout::decide`]
 /// on the roll-out as read now, carried out.
 async fn decide(ctx: &Ctx, id: &str, token: &FencingToken) -> Result<Next> {
-    let loaded = model::load(&ctx.store, id).await?;
+    let loaded = match ctx.written.take(id) {
+        Some(kept) => kept,
+        None => model::load(&ctx.store, id).await?,
+    };
     let r = &loaded.rollout.value;
     let now = ctx.clock.now();
-    let Some(state) = convert::state(r.state) else {
+    let steps: Vec<RolloutStep> = loaded.steps.iter().map(|s| s.value.clone()).collect();
+    let Some((view, decision)) = decide_on(ctx, r, &steps, now)? else {
         return Ok(Next::Done);
     };
-    let steps: Vec<RolloutStep> = loaded.steps.iter().map(|s| s.value.clone()).collect();
-    let plan = match state {
-        State::Running | State::Paused => model::resolved_of(ctx, r, now)
-            .map(|resolved| resolved.input)
-            .map_err(|e| e.to_string()),
-        State::Pending
-        | State::Succeeded
-        | State::Failed
-        | State::Aborted
-        | State::RollingBack
-        | State::RolledBack => Err(format!("roll-out {id} is {state}: no re-plan")),
-    };
-    let view = convert::view(r, &steps, plan)?;
     let w = || Write::new(ctx, token, &loaded);
-    match rollout::decide(&view, now, ctx.frozen()) {
+    match decision {
         Decision::Done => Ok(Next::Done),
         Decision::WaitUntil(t) => Ok(Next::Until(t)),
-        Decision::StartRunning => {
-            let mut w = w();
-            w.rollout.state = convert::state_to_wire(State::Running);
-            w.commit("StartApplying", "earliest start reached".into()).await?;
-            Ok(Next::Again)
-        }
-        Decision::MarkStarted => {
-            ensure_lifecycle_started(ctx, r).await?;
-            let mut w = w();
-            w.rollout.started_at = Some(to_proto_timestamp(now));
-            w.commit("Started", format!("roll-out {} started applying", r.id))
-                .await?;
-            Ok(Next::Again)
-        }
+        Decision::StartRunning | Decision::MarkStarted => Box::pin(start(w(), decision, now)).await,
         // Boxed: with the configuration held across the agents' calls the
         // future overflowed a worker's stack in debug builds.
-        Decision::IssueApplies(open) => Box::pin(issue_applies(ctx, token, &loaded, &view, &open, now)).await,
+        Decision::IssueApplies(open) => Box::pin(issue_applies(ctx, token, &loaded, &view, &open)).await,
         Decision::HealthRound(checks) => health_round(ctx, token, &loaded, &view, &checks, now).await,
         Decision::StartApplies(starting) => {
-            let starting: Vec<(usize, RolloutStep)> = starting
-                .into_iter()
-                .map(|i| {
-                    let mut next = loaded.steps[i].value.clone();
-                    next.state = convert::step_state_to_wire(StepState::Applying);
-                    next.attempts += 1;
-                    next.apply_started_at = Some(to_proto_timestamp(now));
-                    next.applied_at = None;
-                    next.bake_ends_at = None;
-                    next.last_error.clear();
-                    // A new attempt (a retried region) gets the whole bound.
-                    next.unreachable_attempts = 0;
-                    (i, next)
-                })
-                .collect();
+            let starting = starting_steps(&steps, starting, now);
             let regions = region_list(&loaded, &starting);
             let mut w = w();
             w.rollout.frozen = false;
@@ -357,6 +348,94 @@ async fn decide(ctx: &Ctx, id: &str, token: &FencingToken) -> Result<Next> {
     }
 }
 
+/// The start of a roll-out, in one transaction: RUNNING once its earliest
+/// start is reached, marked started (the registry shows the tile rolling
+/// out first), and the first applies the re-plan starts now.
+async fn start(mut w: Write<'_>, first: Decision, now: Timestamp) -> Result<Next> {
+    let (ctx, loaded) = (w.ctx, w.loaded);
+    let mut action = "StartApplying";
+    let mut summary = "earliest start reached".to_owned();
+    let mut decision = first;
+    // At most the three steps of a start; anything else waits for the
+    // next decision.
+    for _ in 0..3 {
+        match decision {
+            Decision::StartRunning => w.rollout.state = convert::state_to_wire(State::Running),
+            Decision::MarkStarted => {
+                ensure_lifecycle_started(ctx, &w.rollout).await?;
+                w.rollout.started_at = Some(to_proto_timestamp(now));
+                action = "Started";
+                summary = format!("roll-out {} started applying", w.rollout.id);
+            }
+            Decision::StartApplies(starting) => {
+                let starting = starting_steps(&w.staged(), starting, now);
+                let regions = region_list(loaded, &starting);
+                w.rollout.frozen = false;
+                w.steps(starting);
+                summary.push_str(&format!(
+                    "; applying {} r{} in {regions}",
+                    w.rollout.tile_id, w.rollout.revision
+                ));
+                break;
+            }
+            _ => break,
+        }
+        let rollout = w.rollout.clone();
+        match decide_on(ctx, &rollout, &w.staged(), now)? {
+            Some((_, next)) => decision = next,
+            None => break,
+        }
+    }
+    w.commit(action, summary).await?;
+    Ok(Next::Again)
+}
+
+/// The rules of [`rollout::decide`] on roll-out `r` with `steps` (as read,
+/// or as a write will leave them); `None` when its state is unknown.
+fn decide_on(
+    ctx: &Ctx,
+    r: &Rollout,
+    steps: &[RolloutStep],
+    now: Timestamp,
+) -> Result<Option<(View, Decision)>> {
+    let Some(state) = convert::state(r.state) else {
+        return Ok(None);
+    };
+    let plan = match state {
+        State::Running | State::Paused => model::resolved_of(ctx, r, now)
+            .map(|resolved| resolved.input)
+            .map_err(|e| e.to_string()),
+        State::Pending
+        | State::Succeeded
+        | State::Failed
+        | State::Aborted
+        | State::RollingBack
+        | State::RolledBack => Err(format!("roll-out {} is {state}: no re-plan", r.id)),
+    };
+    let view = convert::view(r, steps, plan)?;
+    let decision = rollout::decide(&view, now, ctx.frozen());
+    Ok(Some((view, decision)))
+}
+
+/// The steps `starting` as they start applying now.
+fn starting_steps(steps: &[RolloutStep], starting: Vec<usize>, now: Timestamp) -> Vec<(usize, RolloutStep)> {
+    starting
+        .into_iter()
+        .map(|i| {
+            let mut next = steps[i].clone();
+            next.state = convert::step_state_to_wire(StepState::Applying);
+            next.attempts += 1;
+            next.apply_started_at = Some(to_proto_timestamp(now));
+            next.applied_at = None;
+            next.bake_ends_at = None;
+            next.last_error.clear();
+            // A new attempt (a retried region) gets the whole bound.
+            next.unreachable_attempts = 0;
+            (i, next)
+        })
+        .collect()
+}
+
 /// Makes sure the registry shows the roll-out as started (idempotent: it
 /// looks at the tile first).
 async fn ensure_lifecycle_started(ctx: &Ctx, r: &Rollout) -> Result<()> {
@@ -381,17 +460,24 @@ async fn ensure_lifecycle_started(ctx: &Ctx, r: &Rollout) -> Result<()> {
     Ok(())
 }
 
+/// The configuration of `tile` at `revision` (asked of the registry once:
+/// a revision's document never changes).
 async fn config_of(
     ctx: &Ctx,
     tile: &str,
     revision: i64,
 ) -> Result<tilewave_proto::common::v1::PartnerConfig> {
-    Ok(ctx
+    if let Some(config) = ctx.configs.get(tile, revision) {
+        return Ok(config);
+    }
+    let config = ctx
         .registry
         .get_tile(tile, revision)
         .await?
         .config
-        .unwrap_or_default())
+        .unwrap_or_default();
+    ctx.configs.put(tile, revision, config.clone());
+    Ok(config)
 }
 
 /// The span of one step in one region: its own root (the step is its own
@@ -416,7 +502,9 @@ fn step_span(r: &Rollout, name: &str, region: &str, revision: i64) -> tracing::S
 
 /// The outcome of a call to an agent.
 enum AgentOutcome {
-    Ok,
+    /// Done; for an apply, the tile's health probed after it (the gate's
+    /// check, when the agent answered with one).
+    Ok(Option<Box<TileHealth>>),
     /// The agent refused our fencing token: someone newer owns the tile.
     Fenced(String),
     /// It failed; the message says how.
@@ -470,7 +558,7 @@ async fn apply_at(
                     ctx.agents.timeout(),
                 ))
                 .await
-                .map(|_| ())
+                .map(|_| None)
         } else {
             let config = match config {
                 Some(c) => c.clone(),
@@ -484,15 +572,16 @@ async fn apply_at(
                         config: Some(config),
                         fencing_token: token,
                         rollout_id: r.id.clone(),
+                        probe_after: true,
                         ..Default::default()
                     },
                     ctx.agents.timeout(),
                 ))
                 .await
-                .map(|_| ())
+                .map(|resp| resp.into_inner().health.map(Box::new))
         };
         Ok(match result {
-            Ok(()) => AgentOutcome::Ok,
+            Ok(health) => AgentOutcome::Ok(health),
             Err(s) if s.code() == tonic::Code::FailedPrecondition => {
                 AgentOutcome::Fenced(s.message().to_owned())
             }
@@ -523,25 +612,30 @@ async fn health_at(ctx: &Ctx, r: &Rollout, region: &str) -> Result<(HealthStatus
             .await
             .map_err(|s| Error::remote(format!("health in {region}"), s))?
             .into_inner();
-        let th = resp.tiles.into_iter().find(|t| t.tile_id == r.tile_id);
-        Ok(match th {
-            Some(t) if t.status() == HealthStatus::Unhealthy => (
-                HealthStatus::Unhealthy,
-                Some(if t.reason.is_empty() {
-                    format!("error rate {:.3}", t.error_rate)
-                } else {
-                    t.reason
-                }),
-            ),
-            Some(t) => (
-                HealthStatus::try_from(t.status).unwrap_or(HealthStatus::Unknown),
-                None,
-            ),
-            None => (HealthStatus::Unknown, None),
-        })
+        Ok(verdict(resp.tiles.into_iter().find(|t| t.tile_id == r.tile_id)))
     }
     .instrument(span)
     .await
+}
+
+/// An agent's health of the tile as a verdict: `(status, None)` healthy
+/// (or no verdict yet), `(UNHEALTHY, Some(reason))` unhealthy.
+fn verdict(th: Option<TileHealth>) -> (HealthStatus, Option<String>) {
+    match th {
+        Some(t) if t.status() == HealthStatus::Unhealthy => (
+            HealthStatus::Unhealthy,
+            Some(if t.reason.is_empty() {
+                format!("error rate {:.3}", t.error_rate)
+            } else {
+                t.reason
+            }),
+        ),
+        Some(t) => (
+            HealthStatus::try_from(t.status).unwrap_or(HealthStatus::Unknown),
+            None,
+        ),
+        None => (HealthStatus::Unknown, None),
+    }
 }
 
 /// Marks step `i` FAILED, pauses the roll-out or rolls the wave back (the
@@ -595,7 +689,6 @@ async fn issue_applies(
     loaded: &Loaded,
     view: &View,
     open: &[usize],
-    now: Timestamp,
 ) -> Result<Next> {
     let r = &loaded.rollout.value;
     let revision = r.revision_to_apply();
@@ -616,19 +709,25 @@ async fn issue_applies(
         )
     }))
     .await;
+    // The acknowledgements' time: their gates are due from it.
+    let now = ctx.clock.now();
     let mut done = Vec::new();
+    let mut probed = HashMap::new();
     let mut failed = None;
     let mut unreachable = Vec::new();
     let limit = ctx.unreachable.attempts;
     for (&i, outcome) in open.iter().zip(outcomes) {
         let step = &loaded.steps[i].value;
         match outcome? {
-            AgentOutcome::Ok => {
+            AgentOutcome::Ok(health) => {
                 let mut next = step.clone();
-                next.applied_at = Some(to_proto_timestamp(ctx.clock.now()));
+                next.applied_at = Some(to_proto_timestamp(now));
                 next.last_error.clear();
                 next.unreachable_attempts = 0;
                 done.push((i, next));
+                if let Some(h) = health.filter(|h| h.tile_id == r.tile_id) {
+                    probed.insert(i, *h);
+                }
             }
             AgentOutcome::Fenced(m) => return Err(agent_fenced(token, &step.region, &m)),
             AgentOutcome::Unreachable(why) => {
@@ -682,9 +781,64 @@ async fn issue_applies(
         w.commit("AgentUnreachable", summary).await?;
         return Ok(Next::Retry(wait));
     }
-    w.commit("Applied", format!("{} applied in {regions}", r.tile_id))
-        .await?;
+    let mut summary = format!("{} applied in {regions}", r.tile_id);
+    if let Some(next) = Box::pin(gate_with_applies(&mut w, view, &probed, &mut summary, now)).await? {
+        return Ok(next);
+    }
+    w.commit("Applied", summary).await?;
     Ok(Next::Again)
+}
+
+/// Folds into `w` (the applies just acknowledged) what the rules decide
+/// next when it needs no other call: the health gates of those regions,
+/// answered by the probes that came with the acknowledgements
+/// (`probed`, by step), and then the applies the re-plan starts now (the
+/// next wave after a zero bake). One transaction instead of three, and no
+/// second round of agent calls. Returns the outcome when a gate failed
+/// its step (committed there), else leaves `w` to be committed.
+async fn gate_with_applies(
+    w: &mut Write<'_>,
+    view: &View,
+    probed: &HashMap<usize, TileHealth>,
+    summary: &mut String,
+    now: Timestamp,
+) -> Result<Option<Next>> {
+    let (ctx, loaded, token) = (w.ctx, w.loaded, w.token);
+    let r = &loaded.rollout.value;
+    let staged = w.staged();
+    let Some((_, Decision::HealthRound(checks))) = decide_on(ctx, r, &staged, now)? else {
+        return Ok(None);
+    };
+    let answered = |c: &Check| matches!(c, Check::Gate { .. }) && probed.contains_key(&c.step());
+    if checks.is_empty() || !checks.iter().all(answered) {
+        return Ok(None);
+    }
+    let answers = checks
+        .iter()
+        .map(|c| verdict(probed.get(&c.step()).cloned()))
+        .collect();
+    let (healthy, unhealthy) = round_results(&staged, &checks, answers, now);
+    let (_, gates) = round_summary(r, loaded, &healthy);
+    w.steps(healthy.into_iter().map(|(i, next, _)| (i, next)));
+    if let Some((i, step, why)) = unhealthy {
+        let w = std::mem::replace(w, Write::new(ctx, token, loaded));
+        return Ok(Some(
+            fail_step(w, view, i, step, format!("health gate: {why}"), now).await?,
+        ));
+    }
+    if let Some(rest) = gates.strip_prefix(&r.tile_id) {
+        summary.push(';');
+        summary.push_str(rest);
+    }
+    let staged = w.staged();
+    if let Some((_, Decision::StartApplies(starting))) = decide_on(ctx, r, &staged, now)? {
+        let starting = starting_steps(&staged, starting, now);
+        let regions = region_list(loaded, &starting);
+        w.rollout.frozen = false;
+        w.steps(starting);
+        summary.push_str(&format!("; applying r{} in {regions}", r.revision));
+    }
+    Ok(None)
 }
 
 /// The error of an agent that refused our fencing token: someone newer
@@ -708,56 +862,16 @@ async fn health_round(
     now: Timestamp,
 ) -> Result<Next> {
     let r = &loaded.rollout.value;
-    // (step, the step after a healthy check)
-    let due: Vec<(usize, RolloutStep)> = checks
-        .iter()
-        .map(|check| {
-            let mut next = loaded.steps[check.step()].value.clone();
-            match *check {
-                Check::Gate { bake_ends_at, .. } => {
-                    next.bake_ends_at = Some(to_proto_timestamp(bake_ends_at));
-                    if bake_ends_at <= now {
-                        // No bake (or one already over): this check is
-                        // also its last, so one round instead of two.
-                        next.state = convert::step_state_to_wire(StepState::Verified);
-                        next.verified_at = Some(to_proto_timestamp(now));
-                    } else {
-                        next.state = convert::step_state_to_wire(StepState::Baking);
-                    }
-                }
-                Check::Bake { .. } => {}
-                Check::Verify { .. } => {
-                    next.state = convert::step_state_to_wire(StepState::Verified);
-                    next.verified_at = Some(to_proto_timestamp(now));
-                }
-            }
-            (check.step(), next)
-        })
-        .collect();
     let answers = futures::future::join_all(
-        due.iter()
-            .map(|(i, _)| health_at(ctx, r, &loaded.steps[*i].value.region)),
+        checks
+            .iter()
+            .map(|c| health_at(ctx, r, &loaded.steps[c.step()].value.region)),
     )
-    .await;
-    let mut healthy = Vec::new();
-    let mut unhealthy = None;
-    for (((i, mut next), answer), check) in due.into_iter().zip(answers).zip(checks) {
-        let (status, bad) = answer?;
-        next.last_health = status.into();
-        next.last_health_at = Some(to_proto_timestamp(now));
-        match bad {
-            Some(why) => {
-                if unhealthy.is_none() {
-                    // The step as it was, with the verdict: it fails where it stood.
-                    let mut failed = loaded.steps[i].value.clone();
-                    failed.last_health = next.last_health;
-                    failed.last_health_at = next.last_health_at;
-                    unhealthy = Some((i, failed, why));
-                }
-            }
-            None => healthy.push((i, next, *check)),
-        }
-    }
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?;
+    let steps: Vec<RolloutStep> = loaded.steps.iter().map(|s| s.value.clone()).collect();
+    let (healthy, unhealthy) = round_results(&steps, checks, answers, now);
     let (action, summary) = round_summary(r, loaded, &healthy);
     let mut w = Write::new(ctx, token, loaded);
     w.steps(healthy.into_iter().map(|(i, next, _)| (i, next)));
@@ -766,6 +880,64 @@ async fn health_round(
     }
     w.commit(action, summary).await?;
     Ok(Next::Again)
+}
+
+/// A healthy step after a round's check, and the first unhealthy one.
+type RoundResults = (
+    Vec<(usize, RolloutStep, Check)>,
+    Option<(usize, RolloutStep, String)>,
+);
+
+/// What a round of `checks` on `steps` with the agents' `answers` (in
+/// the checks' order) makes of them: each healthy step as it becomes (a
+/// gate starts its bake, or verifies it when there is none left; a last
+/// check verifies), and the first unhealthy one as it stood, with the
+/// verdict, to fail.
+fn round_results(
+    steps: &[RolloutStep],
+    checks: &[Check],
+    answers: Vec<(HealthStatus, Option<String>)>,
+    now: Timestamp,
+) -> RoundResults {
+    let mut healthy = Vec::new();
+    let mut unhealthy = None;
+    for (check, (status, bad)) in checks.iter().zip(answers) {
+        let i = check.step();
+        let mut next = steps[i].clone();
+        match *check {
+            Check::Gate { bake_ends_at, .. } => {
+                next.bake_ends_at = Some(to_proto_timestamp(bake_ends_at));
+                if bake_ends_at <= now {
+                    // No bake (or one already over): this check is
+                    // also its last, so one round instead of two.
+                    next.state = convert::step_state_to_wire(StepState::Verified);
+                    next.verified_at = Some(to_proto_timestamp(now));
+                } else {
+                    next.state = convert::step_state_to_wire(StepState::Baking);
+                }
+            }
+            Check::Bake { .. } => {}
+            Check::Verify { .. } => {
+                next.state = convert::step_state_to_wire(StepState::Verified);
+                next.verified_at = Some(to_proto_timestamp(now));
+            }
+        }
+        next.last_health = status.into();
+        next.last_health_at = Some(to_proto_timestamp(now));
+        match bad {
+            Some(why) => {
+                if unhealthy.is_none() {
+                    // The step as it was, with the verdict: it fails where it stood.
+                    let mut failed = steps[i].clone();
+                    failed.last_health = next.last_health;
+                    failed.last_health_at = next.last_health_at;
+                    unhealthy = Some((i, failed, why));
+                }
+            }
+            None => healthy.push((i, next, *check)),
+        }
+    }
+    (healthy, unhealthy)
 }
 
 /// The regions of some steps, for a summary ("aws:x, gcp:y").
@@ -910,7 +1082,7 @@ async fn restore(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, i: usize, now
         .copied()
         .unwrap_or(0);
     match apply_at(ctx, r, &step.region, restore, None, token.agent_token()).await? {
-        AgentOutcome::Ok => {
+        AgentOutcome::Ok(_) => {
             let mut next = step.clone();
             next.state = convert::step_state_to_wire(StepState::RolledBack);
             next.last_error.clear();

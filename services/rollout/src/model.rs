@@ -62,6 +62,66 @@ pub struct Ctx {
     pub actor: Actor,
     /// How calls to an unreachable agent are retried before its step fails.
     pub unreachable: Unreachable,
+    /// What this replica's owners last wrote of the roll-outs they drive.
+    pub written: Arc<Written>,
+    /// Revisions' configurations, read once from the registry.
+    pub configs: Arc<Configs>,
+}
+
+/// What an owner last committed of each roll-out it drives: the next
+/// decision starts from it instead of reading etcd again (the owner wrote
+/// it; the transaction compared every etag it read). A change made by
+/// anyone else since then makes the owner's next write conflict, and the
+/// owner reads etcd again; an owner that stops waiting or stops driving
+/// forgets its entry. Only the task driving a roll-out touches its entry.
+#[derive(Debug, Default)]
+pub struct Written(std::sync::Mutex<std::collections::HashMap<String, Loaded>>);
+
+impl Written {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Loaded>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps what was just committed of roll-out `loaded`.
+    pub fn put(&self, loaded: Loaded) {
+        self.lock().insert(loaded.rollout.value.id.clone(), loaded);
+    }
+
+    /// Takes what was last committed of roll-out `id`, if kept.
+    pub fn take(&self, id: &str) -> Option<Loaded> {
+        self.lock().remove(id)
+    }
+
+    /// Forgets roll-out `id`: its next decision reads etcd.
+    pub fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+}
+
+/// The configuration of each (tile, revision) the owners applied: a
+/// revision's document never changes, so the registry is asked once.
+/// Bounded: emptied when it holds [`Configs::MAX`] entries.
+#[derive(Debug, Default)]
+pub struct Configs(std::sync::Mutex<std::collections::HashMap<(String, i64), PartnerConfig>>);
+
+impl Configs {
+    /// The most configurations kept.
+    pub const MAX: usize = 1024;
+
+    /// The configuration of `tile` at `revision`, if kept.
+    pub fn get(&self, tile: &str, revision: i64) -> Option<PartnerConfig> {
+        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&(tile.to_owned(), revision)).cloned()
+    }
+
+    /// Keeps the configuration of `tile` at `revision`.
+    pub fn put(&self, tile: &str, revision: i64, config: PartnerConfig) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert((tile.to_owned(), revision), config);
+    }
 }
 
 /// How a step whose agent cannot be reached (UNAVAILABLE,
@@ -229,6 +289,12 @@ pub async fn load(store: &Store, id: &str) -> Result<Loaded> {
         .await?
         .ok_or_else(not_found)?;
     let mut steps = steps.items;
+    sort_steps(&mut steps);
+    Ok(Loaded { rollout, steps })
+}
+
+/// Steps in planned order: by wave, planned start, region.
+pub fn sort_steps(steps: &mut [Versioned<RolloutStep>]) {
     steps.sort_by_key(|s| {
         (
             s.value.wave,
@@ -236,7 +302,6 @@ pub async fn load(store: &Store, id: &str) -> Result<Loaded> {
             s.value.region.clone(),
         )
     });
-    Ok(Loaded { rollout, steps })
 }
 
 /// Where the planner should think each region stands.

@@ -124,6 +124,8 @@ pub async fn serve(
         ttl: config.lease_ttl(),
         actor,
         unreachable: config.unreachable(),
+        written: Arc::default(),
+        configs: Arc::default(),
     };
 
     // The background tasks, each with its own shutdown signal; stopped in

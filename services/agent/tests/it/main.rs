@@ -173,5 +173,6 @@ pub fn apply(tile: &str, revision: i64, token: i64) -> ApplyTileRequest {
         fencing_token: token,
         rollout_id: "r-1".into(),
         hidden: None,
+        probe_after: false,
     }
 }

@@ -127,6 +127,42 @@ async fn a_loopback_probe_reports_pass_and_fail() -> Result<()> {
     Ok(())
 }
 
+/// An apply asked to probe after it answers with the health Health would
+/// give (the roll-out's gate without a second call); without the ask,
+/// with none.
+#[tokio::test]
+async fn an_apply_can_answer_with_the_probe_after_it() -> Result<()> {
+    let partner = Partner::start().await?;
+    let stack = Stack::start().await?;
+    let mut c = stack.client().await?;
+    let with = |tile: &str, path: &str, probe_after: bool| ApplyTileRequest {
+        config: Some(config(&partner.base_url, path)),
+        probe_after,
+        ..apply(tile, 1, 1)
+    };
+    let plain = c.apply_tile(with("quiet", "/pass", false)).await?.into_inner();
+    assert!(plain.health.is_none(), "{plain:?}");
+    assert_eq!(partner.requests.load(Ordering::SeqCst), 0);
+
+    let good = c.apply_tile(with("passing", "/pass", true)).await?.into_inner();
+    let h = good.health.context("no health in the answer")?;
+    assert_eq!((h.tile_id.as_str(), h.revision), ("passing", 1));
+    assert_eq!(h.status(), HealthStatus::Healthy, "{}", h.reason);
+    assert_eq!(h.probe.context("no probe")?.status(), TestStatus::Pass);
+
+    let bad = c.apply_tile(with("failing", "/fail", true)).await?.into_inner();
+    let h = bad.health.context("no health in the answer")?;
+    assert_eq!(h.status(), HealthStatus::Unhealthy);
+    assert_eq!((h.request_count, h.error_rate), (1, 1.0));
+    // The same verdict as a Health call with a fresh probe.
+    assert_eq!(
+        probe_now(&stack, "failing").await?.status(),
+        HealthStatus::Unhealthy
+    );
+    assert_eq!(partner.requests.load(Ordering::SeqCst), 3);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_non_loopback_partner_is_never_contacted() -> Result<()> {
     let partner = Partner::start().await?;

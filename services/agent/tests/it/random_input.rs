@@ -118,18 +118,22 @@ fn typed(i: usize) -> BoxedStrategy<Vec<u8>> {
             int64(),
             text(ROLLOUT_IDS),
             proptest::option::of(any::<bool>()),
+            any::<bool>(),
         )
-            .prop_map(|(tile_id, revision, config, fencing_token, rollout_id, hidden)| {
-                ApplyTileRequest {
-                    tile_id,
-                    revision,
-                    config,
-                    fencing_token,
-                    rollout_id,
-                    hidden,
-                }
-                .encode_to_vec()
-            })
+            .prop_map(
+                |(tile_id, revision, config, fencing_token, rollout_id, hidden, probe_after)| {
+                    ApplyTileRequest {
+                        tile_id,
+                        revision,
+                        config,
+                        fencing_token,
+                        rollout_id,
+                        hidden,
+                        probe_after,
+                    }
+                    .encode_to_vec()
+                },
+            )
             .boxed(),
         "RemoveTile" => (text(TILES), int64(), text(ROLLOUT_IDS))
             .prop_map(|(tile_id, fencing_token, rollout_id)| {

@@ -12,7 +12,8 @@ use tokio::time::Instant;
 
 use anyhow::Context as _;
 use jiff::SignedDuration;
-use tilewave_proto::agent::v1::HealthRequest;
+use tilewave_proto::agent::v1::ApplyTileRequest;
+use tilewave_proto::registry::v1::GetTileRequest;
 use tilewave_proto::rollout::v1::{RolloutSpec, RolloutState, StepState};
 use tilewave_store::audit;
 use tilewave_store::{Actor, Change};
@@ -67,8 +68,9 @@ async fn a_zero_bake_roll_out_does_not_wait_out_its_planned_apply_time() -> anyh
 /// sees it (polling GetRollout every 5 ms), against a floor measured in the
 /// same process: per wave, two etcd transactions (the apply recorded
 /// before the call, the result after) and one agent call per region of
-/// the wave at once (a Health with a fresh probe). Prints one line per
-/// run.
+/// the wave at once (an ApplyTile of a new revision of a tile of its own,
+/// with the tile's configuration and the probe after it, as a step asks).
+/// Prints one line per run.
 ///
 /// `BENCH_RUNS=5 cargo nextest run -p tilewave-rollout --test it --run-ignored only -E 'test(measure_zero_bake_wall_time)' --no-capture`
 #[tokio::test]
@@ -91,6 +93,7 @@ async fn measure_zero_bake_wall_time() -> anyhow::Result<()> {
         let started = stack
             .start_rollout(zero_bake(&tile.id, now, SignedDuration::from_secs(1)))
             .await?;
+        let start_call = t0.elapsed();
         let done = eventually("SUCCEEDED", WAIT, || async {
             let r = stack.get(&started.id).await.ok()?;
             if r.state == RolloutState::Succeeded as i32 {
@@ -119,10 +122,25 @@ async fn measure_zero_bake_wall_time() -> anyhow::Result<()> {
                 last(|s| from_ts(&s.verified_at).as_millisecond() as f64),
             ));
         }
-        line.push_str(&format!("; finished {:.0}", ms(&done.finished_at)));
+        line.push_str(&format!(
+            "; finished {:.0}; StartRollout call {:.0}",
+            ms(&done.finished_at),
+            start_call.as_secs_f64() * 1e3
+        ));
         println!("run {run} timeline (ms): {line}");
 
         // The floor, in the same process, just after.
+        let config = stack
+            .registry()
+            .await?
+            .get_tile(GetTileRequest {
+                id: tile.id.clone(),
+                revision: 0,
+            })
+            .await?
+            .into_inner()
+            .tile
+            .and_then(|t| t.config);
         let t1 = Instant::now();
         let key = format!("{}bench-floor", PREFIX);
         for w in 1..=done.wave_count {
@@ -142,14 +160,21 @@ async fn measure_zero_bake_wall_time() -> anyhow::Result<()> {
                     )
                     .await?;
                 if n == 0 {
+                    // The apply each region needs: a new revision of a
+                    // tile of the floor's own, with the tile's
+                    // configuration, probed after (what a step asks).
                     let calls = regions.iter().map(|region| async {
                         let mut a = stack.agent(region).await?;
-                        a.health(HealthRequest {
-                            tile_ids: vec![tile.id.clone()],
-                            probe_now: true,
+                        a.apply_tile(ApplyTileRequest {
+                            tile_id: format!("bench-floor-{run}"),
+                            revision: i64::from(w),
+                            config: config.clone(),
+                            fencing_token: i64::MAX,
+                            probe_after: true,
+                            ..Default::default()
                         })
                         .await
-                        .context("health")?;
+                        .context("apply")?;
                         anyhow::Ok(())
                     });
                     futures::future::try_join_all(calls).await?;
