@@ -26,6 +26,7 @@ pub mod registration;
 pub mod server;
 pub mod service;
 pub mod window;
+pub mod writes;
 
 pub use config::AgentConfig;
 pub use server::{HEALTH_SERVICE, serve};

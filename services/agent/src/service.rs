@@ -39,6 +39,7 @@ use crate::faults::Faults;
 use crate::health::{HealthBook, verdict};
 use crate::persist::DataDir;
 use crate::probe::{self, ClientSettings, PartnerClient, Target};
+use crate::writes::Writes;
 
 /// Why InstallCredential is refused by an agent without a KEK.
 pub const NO_KEK: &str = "this agent has no key-encryption key to seal credentials with: start it \
@@ -72,7 +73,10 @@ pub struct Agent {
 
 struct Inner {
     settings: AgentSettings,
+    /// The durable catalog: what readers see.
     catalog: tokio::sync::Mutex<Catalog>,
+    /// Changes, written in groups ([`crate::writes`]).
+    writes: Writes,
     data: DataDir,
     clock: Arc<dyn Clock>,
     faults: Faults,
@@ -154,6 +158,7 @@ impl Agent {
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
+                writes: Writes::new(catalog.clone()),
                 catalog: tokio::sync::Mutex::new(catalog),
                 data,
                 clock,
@@ -186,28 +191,25 @@ impl Agent {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Writes `next` to disk and, once durable, makes it the catalog.
-    async fn commit(&self, current: &mut Catalog, next: Catalog) -> Result<()> {
-        if *current == next {
-            return Ok(());
-        }
-        let d = self.inner.data.clone();
-        let to_write = next.clone();
-        blocking(move || d.save(&to_write)).await?;
-        *current = next;
-        Ok(())
+    /// Makes `change` to the catalog and returns once it is durable
+    /// (written with whatever other changes came meanwhile: [`Writes`]).
+    async fn commit<R>(&self, change: impl FnOnce(&mut Catalog) -> Result<R>) -> Result<R> {
+        self.inner
+            .writes
+            .change(&self.inner.catalog, &self.inner.data, change)
+            .await
     }
 
     /// Applies a revision; see [`Catalog::apply`].
     pub async fn apply(&self, req: Apply) -> Result<crate::catalog::Applied> {
         let tile_id = req.tile_id.clone();
         let now = self.inner.clock.now();
-        let mut catalog = self.inner.catalog.lock().await;
-        let mut next = catalog.clone();
-        let before = catalog.entry(&tile_id).map(|e| e.revision);
-        let applied = next.apply(req, now)?;
-        self.commit(&mut catalog, next).await?;
-        drop(catalog);
+        let (before, applied) = self
+            .commit(|c| {
+                let before = c.entry(&tile_id).map(|e| e.revision);
+                Ok((before, c.apply(req, now)?))
+            })
+            .await?;
         if before != Some(applied.entry.revision) {
             self.health().new_revision(&tile_id);
         }
@@ -216,11 +218,7 @@ impl Agent {
 
     /// Removes a tile; see [`Catalog::remove`].
     pub async fn remove(&self, tile_id: &str, fencing_token: i64) -> Result<bool> {
-        let mut catalog = self.inner.catalog.lock().await;
-        let mut next = catalog.clone();
-        let removed = next.remove(tile_id, fencing_token)?;
-        self.commit(&mut catalog, next).await?;
-        drop(catalog);
+        let removed = self.commit(|c| c.remove(tile_id, fencing_token)).await?;
         if removed {
             self.health().forget(tile_id);
         }
@@ -231,11 +229,7 @@ impl Agent {
     /// [`Catalog::install_credential`]. Written before it is acknowledged.
     pub async fn install_credential(&self, req: &Install) -> Result<bool> {
         let now = self.inner.clock.now();
-        let mut catalog = self.inner.catalog.lock().await;
-        let mut next = catalog.clone();
-        let changed = next.install_credential(req, now)?;
-        self.commit(&mut catalog, next).await?;
-        Ok(changed)
+        self.commit(|c| c.install_credential(req, now)).await
     }
 
     /// Calls the tile's test-connection endpoint with an installed
@@ -371,23 +365,12 @@ impl Agent {
     /// with it, as they would with a real disk. Returns how many live
     /// entries were lost.
     pub async fn lose_catalog(&self) -> Result<usize> {
-        let mut catalog = self.inner.catalog.lock().await;
-        let lost = catalog.len();
-        let fresh = Catalog::new(catalog.region(), new_generation());
-        let d = self.inner.data.clone();
-        let to_write = fresh.clone();
-        blocking(move || {
-            d.remove_catalog()?;
-            d.save(&to_write)
-        })
-        .await?;
-        tracing::warn!(
-            lost,
-            generation = fresh.generation(),
-            "catalog lost (injected fault)"
-        );
-        *catalog = fresh;
-        drop(catalog);
+        let (lost, generation) = self
+            .inner
+            .writes
+            .lose(&self.inner.catalog, &self.inner.data)
+            .await?;
+        tracing::warn!(lost, generation, "catalog lost (injected fault)");
         self.health().clear();
         Ok(lost)
     }
@@ -568,7 +551,7 @@ impl Agent {
 }
 
 /// Runs blocking file I/O off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Persist {
         path: "catalog".to_owned(),
         source: std::io::Error::other(format!("file task failed: {e}")),

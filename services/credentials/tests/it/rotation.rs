@@ -142,6 +142,7 @@ pub async fn agents_in(
                 fencing_token: 1,
                 rollout_id: "r-1".into(),
                 hidden: None,
+                probe_after: false,
             })
             .await?;
     }
