@@ -108,8 +108,9 @@ pub async fn run(ctx: Ctx, shutdown: Shutdown) {
 enum Next {
     /// Decide again at once.
     Again,
-    /// Nothing to do before this domain time (or a change).
-    Until(Timestamp),
+    /// Nothing to do before this domain time, or before the roll-out (at
+    /// this etag) or the freeze changes.
+    Until(Timestamp, i64),
     /// The roll-out needs no owner any more.
     Done,
     /// An agent was unreachable: decide again after this real-time wait.
@@ -143,12 +144,26 @@ pub async fn drive(ctx: Ctx, id: String, owned: Owned) -> Result<()> {
             // The whole wait: other roll-outs' changes must not shorten
             // the back-off (they did: ten retries in a few seconds).
             Ok(Next::Retry(wait)) => tokio::time::sleep(wait).await,
-            Ok(Next::Until(t)) => {
-                tokio::select! {
-                    () = ctx.clock.sleep_until(t) => {}
-                    _ = changes.changed() => {}
-                    _ = freeze.changed() => {}
-                    () = tokio::time::sleep(MAX_IDLE) => {}
+            Ok(Next::Until(t, etag)) => {
+                // Woken by a change of this roll-out, not by every other
+                // one's (a thousand baking roll-outs would each read etcd
+                // on every step anywhere).
+                let key = ctx.keys().rollout(&id);
+                let due = ctx.clock.sleep_until(t);
+                let idle = tokio::time::sleep(MAX_IDLE);
+                tokio::pin!(due, idle);
+                loop {
+                    tokio::select! {
+                        () = &mut due => break,
+                        () = &mut idle => break,
+                        _ = freeze.changed() => break,
+                        changed = changes.changed() => {
+                            let current = ctx.rollouts.get(&key).map(|v| v.etag);
+                            if changed.is_err() || current != Some(etag) {
+                                break;
+                            }
+                        }
+                    }
                 }
             }
             Err(e @ Error::Store(tilewave_store::Error::Fenced { .. })) => {
@@ -277,7 +292,7 @@ async fn decide(ctx: &Ctx, id: &str, token: &FencingToken) -> Result<Next> {
     let w = || Write::new(ctx, token, &loaded);
     match decision {
         Decision::Done => Ok(Next::Done),
-        Decision::WaitUntil(t) => Ok(Next::Until(t)),
+        Decision::WaitUntil(t) => Ok(Next::Until(t, loaded.rollout.etag)),
         Decision::StartRunning | Decision::MarkStarted => Box::pin(start(w(), decision, now)).await,
         // Boxed: with the configuration held across the agents' calls the
         // future overflowed a worker's stack in debug builds.
@@ -1098,6 +1113,7 @@ async fn restore(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, i: usize, now
             tracing::warn!(rollout = %r.id, region = %step.region, %why, "rollback apply failed; retrying");
             Ok(Next::Until(
                 now.checked_add(SignedDuration::from_mins(1)).unwrap_or(now),
+                loaded.rollout.etag,
             ))
         }
     }
