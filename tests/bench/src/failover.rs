@@ -9,7 +9,8 @@
 //! 1. waits until one of the two replicas holds the work's owner key
 //!    (`owners/<work>`; its `holder` names the replica);
 //! 2. prepares the next step where it needs preparing (the scheduler gets
-//!    a new scheduled tile);
+//!    a new scheduled tile, the credential schedules a new tile with a
+//!    rotation schedule);
 //! 3. waits a random part of a keep-alive interval (TTL / 3), so that the
 //!    kill lands anywhere in the lease's renewal cycle;
 //! 4. opens a watch on every key of the stack from the current revision,
@@ -56,7 +57,7 @@ pub struct Args {
     #[arg(long, default_value_t = 2000)]
     pub recommended_ttl_ms: u64,
     /// The owners to kill, comma-separated.
-    #[arg(long, value_delimiter = ',', value_enum, default_values_t = [OwnerKind::Rollout, OwnerKind::Scheduler, OwnerKind::EscalationEvents])]
+    #[arg(long, value_delimiter = ',', value_enum, default_values_t = [OwnerKind::Rollout, OwnerKind::Scheduler, OwnerKind::CredentialSchedules, OwnerKind::EscalationEvents])]
     pub owners: Vec<OwnerKind>,
 }
 
@@ -86,6 +87,8 @@ struct RunTimes {
     acquired: f64,
     /// The other replica committed the work's next step.
     next_step: f64,
+    /// The key of that commit.
+    step_key: String,
 }
 
 /// Runs the measure and adds it to `report`.
@@ -264,6 +267,7 @@ async fn one_run(scenario: &mut Scenario, ttl: Duration, run: usize) -> anyhow::
                     expired,
                     acquired,
                     next_step,
+                    step_key: key.to_owned(),
                 });
             }
         }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use jiff::{SignedDuration, Timestamp};
 use rand::Rng as _;
-use tilewave_proto::common::v1::{Event, EventKind, Severity, SignOffRole};
+use tilewave_proto::common::v1::{Event, EventKind, LocalTime, Severity, SignOffRole};
+use tilewave_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
+use tilewave_proto::credentials::v1::{CredentialKind, RotationSchedule, SetRotationScheduleRequest};
 use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use tilewave_proto::registry::v1::{
     GtmStatus, ImportPartnerConfigRequest, RecordSignOffRequest, RecordValidationRequest, SetGaDateRequest,
@@ -33,6 +35,8 @@ const RIVERFLOW: &str =
 const REGION: &str = "aws:eu-west-1";
 /// How long set-up steps may take on a busy 2-core machine.
 const WAIT: Duration = Duration::from_secs(120);
+/// The credentials service's health service.
+const CREDENTIALS_HEALTH: &str = "tilewave.credentials.v1.CredentialsService";
 /// The escalation service's health service.
 const ESCALATION_HEALTH: &str = "tilewave.escalation.v1.EscalationService";
 /// The rollout service's health service.
@@ -47,6 +51,9 @@ pub enum OwnerKind {
     Scheduler,
     /// The escalation service's events consumer (`owners/escalation-events`).
     EscalationEvents,
+    /// The credentials service's rotation schedules
+    /// (`owners/credential-schedules`).
+    CredentialSchedules,
 }
 
 impl std::fmt::Display for OwnerKind {
@@ -62,6 +69,7 @@ impl OwnerKind {
             OwnerKind::Rollout => "rollout",
             OwnerKind::Scheduler => "scheduler",
             OwnerKind::EscalationEvents => "escalation-events",
+            OwnerKind::CredentialSchedules => "credential-schedules",
         }
     }
 
@@ -74,6 +82,9 @@ impl OwnerKind {
             OwnerKind::Scheduler => "owners/scheduler: the GA scheduler (rollout service)",
             OwnerKind::EscalationEvents => {
                 "owners/escalation-events: the escalation service's events consumer"
+            }
+            OwnerKind::CredentialSchedules => {
+                "owners/credential-schedules: the credentials service's rotation schedules"
             }
         }
     }
@@ -90,6 +101,9 @@ impl OwnerKind {
             OwnerKind::EscalationEvents => {
                 "at the kill an event is written: the next step is the new owner's fenced commit of the event cursor past it"
             }
+            OwnerKind::CredentialSchedules => {
+                "at the kill the virtual clock moves past a new tile's first scheduled rotation, for which no credential was handed in: the next step is the new owner's fenced rotation-due event for it"
+            }
         }
     }
 }
@@ -99,6 +113,8 @@ impl OwnerKind {
 pub enum Probe {
     /// A put of this key (the roll-out, the event cursor).
     Key(String),
+    /// A put of a key starting with this (the rotation-due event).
+    KeyPrefix(String),
     /// The scheduler's outcome for `tile`: its `launch-blocked` record or a
     /// roll-out of it.
     Launch {
@@ -173,13 +189,7 @@ impl Scenario {
         let dir = scenario._dir.path().to_path_buf();
         match kind {
             OwnerKind::Rollout | OwnerKind::Scheduler => {
-                let registry = ServiceProcess::start(
-                    ServiceSpec::new("registry", bin_path("tilewave-registry")?)
-                        .with_args(["--etcd", &endpoints, "--prefix", PREFIX])
-                        .with_health_service(Some("tilewave.registry.v1.RegistryService")),
-                    &dir,
-                )
-                .await?;
+                let registry = Box::pin(registry(&endpoints, &dir)).await?;
                 let registry_url = registry.endpoint();
                 scenario.registry = Some(registry);
                 if kind == OwnerKind::Rollout {
@@ -263,6 +273,31 @@ impl Scenario {
                 }
                 scenario.work = tilewave_store::keys::work::ESCALATION_EVENTS.to_owned();
             }
+            OwnerKind::CredentialSchedules => {
+                scenario.registry = Some(Box::pin(registry(&endpoints, &dir)).await?);
+                let kek = dir.join("kek");
+                std::fs::write(&kek, kek_text()).with_context(|| format!("writing {}", kek.display()))?;
+                scenario.holder_prefix = "credentials-";
+                for i in 0..2 {
+                    let name = format!("credentials-{i}");
+                    let spec = ServiceSpec::new(name.clone(), bin_path("tilewave-credentials")?)
+                        .with_args([
+                            "--etcd",
+                            &endpoints,
+                            "--prefix",
+                            PREFIX,
+                            "--kek-file",
+                            &kek.display().to_string(),
+                            "--lease-ttl-ms",
+                            &ttl_ms,
+                            "--replica",
+                            &name,
+                        ])
+                        .with_health_service(Some(CREDENTIALS_HEALTH));
+                    scenario.replicas.push(ServiceProcess::start(spec, &dir).await?);
+                }
+                scenario.work = tilewave_store::keys::work::CREDENTIAL_SCHEDULES.to_owned();
+            }
         }
         Ok(scenario)
     }
@@ -337,6 +372,12 @@ impl Scenario {
                 }
             }
             OwnerKind::EscalationEvents => Probe::Key(keys.escalation_cursor()),
+            OwnerKind::CredentialSchedules => {
+                // Its first rotation falls due a day from now.
+                let id = format!("tile-{run}");
+                Box::pin(self.scheduled_rotation(&id)).await?;
+                Probe::KeyPrefix(keys.event(&format!("rotation-due-{id}-")))
+            }
         })
     }
 
@@ -347,8 +388,8 @@ impl Scenario {
             OwnerKind::Rollout => {
                 self.clock.advance(SignedDuration::from_mins(6), &actor()).await?;
             }
-            // Past the scheduled tile's start.
-            OwnerKind::Scheduler => {
+            // Past the scheduled tile's start, past the tile's rotation.
+            OwnerKind::Scheduler | OwnerKind::CredentialSchedules => {
                 self.clock
                     .advance(
                         SignedDuration::from_hours(24) + SignedDuration::from_mins(1),
@@ -386,6 +427,7 @@ impl Scenario {
     pub fn is_next_step(&self, probe: &Probe, key: &str, value: &[u8]) -> bool {
         match probe {
             Probe::Key(k) => key == k,
+            Probe::KeyPrefix(p) => key.starts_with(p.as_str()),
             Probe::Launch {
                 blocked,
                 rollouts,
@@ -510,6 +552,51 @@ impl Scenario {
         Ok(tile)
     }
 
+    /// Imports riverflow as `id` and gives it a rotation schedule (daily,
+    /// any time of day, UTC): its first rotation falls due a day from now.
+    async fn scheduled_rotation(&self, id: &str) -> anyhow::Result<()> {
+        self.registry()
+            .await?
+            .import_partner_config(ImportPartnerConfigRequest {
+                config_json: RIVERFLOW.into(),
+                id: id.into(),
+                ..Default::default()
+            })
+            .await?;
+        let replica = self
+            .replicas
+            .iter()
+            .find(|r| r.pid().is_some())
+            .context("no live replica")?;
+        let channel = eventually("a connection to a credentials replica", WAIT, || {
+            replica.channel(RELEASE_ENGINEER)
+        })
+        .await?;
+        let c = CredentialsServiceClient::new(channel);
+        // The replica learns of the tile through its watch: retried.
+        eventually(&format!("a rotation schedule for {id}"), WAIT, || {
+            let mut c = c.clone();
+            async move {
+                c.set_rotation_schedule(SetRotationScheduleRequest {
+                    schedule: Some(RotationSchedule {
+                        tile_id: id.into(),
+                        kind: CredentialKind::PartnerBasicAuth as i32,
+                        every_days: 1,
+                        window_start: Some(LocalTime { hour: 0, minute: 0 }),
+                        window_end: Some(LocalTime { hour: 23, minute: 59 }),
+                        time_zone: "UTC".into(),
+                        ..Default::default()
+                    }),
+                    etag: 0,
+                })
+                .await
+                .map_err(|e| e.to_string())
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
     /// A one-region launch roll-out of a scheduled tile, with a 20-day
     /// bake, waited for until it bakes; its id.
     async fn baking_rollout(&self) -> anyhow::Result<String> {
@@ -560,6 +647,17 @@ impl Scenario {
         .await?;
         Ok(id)
     }
+}
+
+/// The registry of a stack.
+async fn registry(endpoints: &str, dir: &std::path::Path) -> anyhow::Result<ServiceProcess> {
+    ServiceProcess::start(
+        ServiceSpec::new("registry", bin_path("tilewave-registry")?)
+            .with_args(["--etcd", endpoints, "--prefix", PREFIX])
+            .with_health_service(Some("tilewave.registry.v1.RegistryService")),
+        dir,
+    )
+    .await
 }
 
 /// A fresh key-encryption key for the escalation replicas
