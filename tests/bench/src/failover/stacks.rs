@@ -361,9 +361,11 @@ impl Scenario {
                 Probe::Key(keys.rollout(id))
             }
             OwnerKind::Scheduler => {
-                // Its launch starts a day from now (GA - 7 days): not yet.
+                // Its launch starts (GA - 7 days) 2 min from now: not yet.
+                // The clock moves only minutes a run, so no earlier tile
+                // reaches its GA and makes the scheduler busy with it.
                 let id = format!("tile-{run}");
-                let ga = self.clock.now() + SignedDuration::from_hours(8 * 24);
+                let ga = self.clock.now() + SignedDuration::from_hours(7 * 24) + SignedDuration::from_mins(2);
                 Box::pin(self.scheduled_tile(&id, ga)).await?;
                 Probe::Launch {
                     blocked: keys.launch_blocked(&id),
@@ -388,8 +390,12 @@ impl Scenario {
             OwnerKind::Rollout => {
                 self.clock.advance(SignedDuration::from_mins(6), &actor()).await?;
             }
-            // Past the scheduled tile's start, past the tile's rotation.
-            OwnerKind::Scheduler | OwnerKind::CredentialSchedules => {
+            // Past the scheduled tile's start.
+            OwnerKind::Scheduler => {
+                self.clock.advance(SignedDuration::from_mins(3), &actor()).await?;
+            }
+            // Past the tile's first scheduled rotation.
+            OwnerKind::CredentialSchedules => {
                 self.clock
                     .advance(
                         SignedDuration::from_hours(24) + SignedDuration::from_mins(1),
