@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use crate::change::FencingToken;
 use crate::error::Result;
-use crate::ownership::{Ownership, current_owner};
+use crate::ownership::{Ownership, current_owner, wait_for_delete};
 use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
@@ -162,6 +162,20 @@ impl OwnerLoop {
             return Ok(None);
         };
         Ok(Some(self.drive(own, shutdown, work).await))
+    }
+
+    /// Waits until the work may be free: completes when its owner key is
+    /// absent or gets deleted (released, or its lease expired), after one
+    /// TTL at most, or on shutdown. For a caller of [`OwnerLoop::run_once`]
+    /// that found the work owned elsewhere: trying again when this returns
+    /// takes a dead owner's work as soon as etcd expires its lease, where a
+    /// poll would add up to its interval (BENCHMARKS.md, "Failover").
+    pub async fn wait_free(&self, shutdown: &Shutdown) {
+        let key = self.store.keys().owner(&self.work);
+        tokio::select! {
+            () = wait_for_delete(&self.store, &key, self.ttl) => {}
+            () = shutdown.requested() => {}
+        }
     }
 
     /// Runs the work once under `own`; releases the key unless it was lost.

@@ -270,8 +270,9 @@ async fn revoke(store: &Store, key: &str, lease_id: i64) {
     }
 }
 
-/// Waits (at most `limit`) for the owner key to be deleted.
-async fn wait_for_delete(store: &Store, key: &str, limit: Duration) {
+/// Waits (at most `limit`) for the owner key to be deleted; returns at once
+/// when it is absent (or cannot be read).
+pub(crate) async fn wait_for_delete(store: &Store, key: &str, limit: Duration) {
     let wait = async {
         let current = match store.get_raw(key).await {
             Ok(Some(kv)) => kv,

@@ -167,6 +167,35 @@ async fn the_owner_loop_stops_the_work_at_once_on_loss_takes_it_again_and_releas
     Ok(())
 }
 
+/// `wait_free` returns at once for work nobody owns, waits while another
+/// replica owns it, and returns as soon as the owner key goes: well before
+/// its one-TTL bound (30 s here, longer than the test waits).
+#[tokio::test]
+async fn wait_free_returns_as_soon_as_the_owner_key_goes() -> anyhow::Result<()> {
+    let etcd = EtcdCluster::start(1).await?;
+    let store = connect(etcd.endpoints()).await?;
+    let (_stop, shutdown) = Shutdown::new();
+    let ttl = Duration::from_secs(30);
+    let waiter = OwnerLoop::new(&store, "free-work", "replica-b", ttl);
+    tokio::time::timeout(CONVERGE, waiter.wait_free(&shutdown)).await?;
+
+    let held = Ownership::try_acquire(&store, "free-work", "replica-a", ttl)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the work was not free"))?;
+    let mut waiting = Box::pin(waiter.wait_free(&shutdown));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut waiting)
+            .await
+            .is_err(),
+        "wait_free returned while another replica owned the work"
+    );
+    held.release().await?;
+    tokio::time::timeout(CONVERGE, waiting).await?;
+    let taken = waiter.run_once(&shutdown, |_| async {}).await?;
+    assert!(taken.is_some(), "the freed work was not taken");
+    Ok(())
+}
+
 /// The fencing epoch is read with the owner key: 0 until bumped, then the
 /// bumped value, above the revision in the agent token. Bumps are audited,
 /// and a value that is not a decimal epoch refuses ownership rather than

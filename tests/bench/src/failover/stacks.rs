@@ -1,0 +1,709 @@
+//! The failover measure's stacks: per owner, real etcd, the services it
+//! needs and two replicas of the owning service as processes (the test
+//! kit's shared PKI, mutual TLS), on a virtual clock standing still; and,
+//! per owner, what "the next step" is, how it is made due at the kill and
+//! how its commit is recognised in etcd.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use jiff::{SignedDuration, Timestamp};
+use rand::Rng as _;
+use tilewave_proto::common::v1::{Event, EventKind, LocalTime, Severity, SignOffRole};
+use tilewave_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
+use tilewave_proto::credentials::v1::{CredentialKind, RotationSchedule, SetRotationScheduleRequest};
+use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use tilewave_proto::registry::v1::{
+    GtmStatus, ImportPartnerConfigRequest, RecordSignOffRequest, RecordValidationRequest, SetGaDateRequest,
+    SetGtmItemRequest, SetTestWorkspaceRequest, Tile, ValidationOutcome,
+};
+use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
+use tilewave_proto::rollout::v1::{GetRolloutRequest, Rollout, RolloutSpec, StartRolloutRequest, StepState};
+use tilewave_store::clock::to_proto_timestamp;
+use tilewave_store::{Actor, Change, Clock as _, Store, StoreConfig, VirtualClock, audit};
+use tilewave_testkit::pki::RELEASE_ENGINEER;
+use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path, eventually};
+use tonic::transport::Channel;
+
+/// The key prefix of every stack.
+const PREFIX: &str = "/tilewave-bench-failover/";
+/// The partner configuration the roll-out and scheduler stacks import.
+const RIVERFLOW: &str =
+    include_str!("../../../../crates/core/tests/fixtures/partner-connect/riverflow-ingest.json");
+/// The one region of the roll-out stack (one agent).
+const REGION: &str = "aws:eu-west-1";
+/// How long set-up steps may take on a busy 2-core machine.
+const WAIT: Duration = Duration::from_secs(120);
+/// The credentials service's health service.
+const CREDENTIALS_HEALTH: &str = "tilewave.credentials.v1.CredentialsService";
+/// The escalation service's health service.
+const ESCALATION_HEALTH: &str = "tilewave.escalation.v1.EscalationService";
+/// The rollout service's health service.
+const ROLLOUT_HEALTH: &str = "tilewave.rollout.v1.RolloutService";
+
+/// An owner the measure kills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OwnerKind {
+    /// The owner of one roll-out (`owners/rollout-<id>`, rollout service).
+    Rollout,
+    /// The GA scheduler (`owners/scheduler`, rollout service).
+    Scheduler,
+    /// The escalation service's events consumer (`owners/escalation-events`).
+    EscalationEvents,
+    /// The credentials service's rotation schedules
+    /// (`owners/credential-schedules`).
+    CredentialSchedules,
+}
+
+impl std::fmt::Display for OwnerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl OwnerKind {
+    /// Its name in figures (and on the command line).
+    pub fn name(self) -> &'static str {
+        match self {
+            OwnerKind::Rollout => "rollout",
+            OwnerKind::Scheduler => "scheduler",
+            OwnerKind::EscalationEvents => "escalation-events",
+            OwnerKind::CredentialSchedules => "credential-schedules",
+        }
+    }
+
+    /// The owned work, in words (the JSON details).
+    pub fn work_description(self) -> &'static str {
+        match self {
+            OwnerKind::Rollout => {
+                "owners/rollout-<id>: a one-region launch roll-out baking (health checks every 5 min of domain time)"
+            }
+            OwnerKind::Scheduler => "owners/scheduler: the GA scheduler (rollout service)",
+            OwnerKind::EscalationEvents => {
+                "owners/escalation-events: the escalation service's events consumer"
+            }
+            OwnerKind::CredentialSchedules => {
+                "owners/credential-schedules: the credentials service's rotation schedules"
+            }
+        }
+    }
+
+    /// What "the next step" is, in words (the JSON details).
+    pub fn next_step_description(self) -> &'static str {
+        match self {
+            OwnerKind::Rollout => {
+                "at the kill the virtual clock moves 6 min, so a bake health check is due: the next step is the new owner's fenced commit of the roll-out (its health round)"
+            }
+            OwnerKind::Scheduler => {
+                "at the kill the virtual clock moves past a scheduled tile's launch start: the next step is the new owner's fenced commit for that launch (the roll-out started, or launch-blocked/<tile> recorded)"
+            }
+            OwnerKind::EscalationEvents => {
+                "at the kill an event is written: the next step is the new owner's fenced commit of the event cursor past it"
+            }
+            OwnerKind::CredentialSchedules => {
+                "at the kill the virtual clock moves past a new tile's first scheduled rotation, for which no credential was handed in: the next step is the new owner's fenced rotation-due event for it"
+            }
+        }
+    }
+}
+
+/// What marks a run's next step.
+#[derive(Debug, Clone)]
+pub enum Probe {
+    /// A put of this key (the roll-out, the event cursor).
+    Key(String),
+    /// A put of a key starting with this (the rotation-due event).
+    KeyPrefix(String),
+    /// The scheduler's outcome for `tile`: its `launch-blocked` record or a
+    /// roll-out of it.
+    Launch {
+        blocked: String,
+        rollouts: String,
+        tile: String,
+    },
+}
+
+/// One owner's stack. Fields drop in order: the processes before etcd,
+/// the directory last.
+#[allow(missing_debug_implementations)]
+pub struct Scenario {
+    kind: OwnerKind,
+    replicas: Vec<ServiceProcess>,
+    holder_prefix: &'static str,
+    down: Option<usize>,
+    work: String,
+    _agents: Vec<ServiceProcess>,
+    registry: Option<ServiceProcess>,
+    store: Store,
+    clock: Arc<VirtualClock>,
+    _etcd: EtcdCluster,
+    _dir: TestDir,
+}
+
+/// The virtual clock's start (a Tuesday).
+fn t0() -> Timestamp {
+    "2026-12-01T00:00:00Z".parse().unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn proto_duration(d: SignedDuration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.as_secs(),
+        nanos: d.subsec_nanos(),
+    }
+}
+
+/// The actor of the bench's own writes.
+fn actor() -> Actor {
+    Actor::new("bench")
+}
+
+impl Scenario {
+    /// Starts `kind`'s stack with leases of `ttl` and waits until its work
+    /// is owned (the roll-out stack: until the roll-out bakes).
+    pub async fn start(kind: OwnerKind, ttl: Duration) -> anyhow::Result<Self> {
+        let dir = TestDir::new("bench-failover")?;
+        let etcd = EtcdCluster::start(1).await?;
+        let store = Store::connect(
+            StoreConfig::new(etcd.endpoints())
+                .with_prefix(PREFIX)
+                .with_tls(etcd.client_tls().map(tilewave_tls::Tls::client_config)),
+        )
+        .await?;
+        let clock = VirtualClock::start(&store, t0(), 0.0, &actor()).await?;
+        let endpoints = etcd.endpoints().join(",");
+        let ttl_ms = ttl.as_millis().to_string();
+        let mut scenario = Self {
+            kind,
+            replicas: Vec::new(),
+            holder_prefix: "replica-",
+            down: None,
+            work: String::new(),
+            _agents: Vec::new(),
+            registry: None,
+            store,
+            clock,
+            _etcd: etcd,
+            _dir: dir,
+        };
+        let dir = scenario._dir.path().to_path_buf();
+        match kind {
+            OwnerKind::Rollout | OwnerKind::Scheduler => {
+                let registry = Box::pin(registry(&endpoints, &dir)).await?;
+                let registry_url = registry.endpoint();
+                scenario.registry = Some(registry);
+                if kind == OwnerKind::Rollout {
+                    let data = dir.join("agent");
+                    let agent = ServiceProcess::start(
+                        ServiceSpec::new("agent", bin_path("tilewave-agent")?)
+                            .with_args([
+                                "--region",
+                                REGION,
+                                "--data-dir",
+                                &data.to_string_lossy(),
+                                "--etcd",
+                                &endpoints,
+                                "--prefix",
+                                PREFIX,
+                            ])
+                            .with_health_service(Some("tilewave.agent.v1.AgentService")),
+                        &dir,
+                    )
+                    .await?;
+                    scenario._agents.push(agent);
+                }
+                let scheduler = if kind == OwnerKind::Scheduler {
+                    "true"
+                } else {
+                    "false"
+                };
+                for i in 0..2 {
+                    let spec = ServiceSpec::new(format!("rollout-{i}"), bin_path("tilewave-rollout")?)
+                        .with_args([
+                            "--etcd",
+                            &endpoints,
+                            "--prefix",
+                            PREFIX,
+                            "--registry",
+                            &registry_url,
+                            "--lease-ttl-ms",
+                            &ttl_ms,
+                            "--rpc-timeout-ms",
+                            "10000",
+                            "--ga-scheduler",
+                            scheduler,
+                            "--preflight-credentials",
+                            "false",
+                            "--preflight-oncall",
+                            "false",
+                            "--replica",
+                            &format!("replica-{i}"),
+                        ])
+                        .with_health_service(Some(ROLLOUT_HEALTH));
+                    scenario.replicas.push(ServiceProcess::start(spec, &dir).await?);
+                }
+                if kind == OwnerKind::Rollout {
+                    let id = Box::pin(scenario.baking_rollout()).await?;
+                    scenario.work = tilewave_store::keys::work::rollout(&id);
+                } else {
+                    scenario.work = tilewave_store::keys::work::SCHEDULER.to_owned();
+                }
+            }
+            OwnerKind::EscalationEvents => {
+                let kek = dir.join("kek");
+                std::fs::write(&kek, kek_text()).with_context(|| format!("writing {}", kek.display()))?;
+                scenario.holder_prefix = "escalation-";
+                for i in 0..2 {
+                    let name = format!("escalation-{i}");
+                    let spec = ServiceSpec::new(name.clone(), bin_path("tilewave-escalation")?)
+                        .with_args([
+                            "--etcd",
+                            &endpoints,
+                            "--prefix",
+                            PREFIX,
+                            "--kek-file",
+                            &kek.display().to_string(),
+                            "--lease-ttl-ms",
+                            &ttl_ms,
+                            "--replica",
+                            &name,
+                        ])
+                        .with_health_service(Some(ESCALATION_HEALTH));
+                    scenario.replicas.push(ServiceProcess::start(spec, &dir).await?);
+                }
+                scenario.work = tilewave_store::keys::work::ESCALATION_EVENTS.to_owned();
+            }
+            OwnerKind::CredentialSchedules => {
+                scenario.registry = Some(Box::pin(registry(&endpoints, &dir)).await?);
+                let kek = dir.join("kek");
+                std::fs::write(&kek, kek_text()).with_context(|| format!("writing {}", kek.display()))?;
+                scenario.holder_prefix = "credentials-";
+                for i in 0..2 {
+                    let name = format!("credentials-{i}");
+                    let spec = ServiceSpec::new(name.clone(), bin_path("tilewave-credentials")?)
+                        .with_args([
+                            "--etcd",
+                            &endpoints,
+                            "--prefix",
+                            PREFIX,
+                            "--kek-file",
+                            &kek.display().to_string(),
+                            "--lease-ttl-ms",
+                            &ttl_ms,
+                            "--replica",
+                            &name,
+                        ])
+                        .with_health_service(Some(CREDENTIALS_HEALTH));
+                    scenario.replicas.push(ServiceProcess::start(spec, &dir).await?);
+                }
+                scenario.work = tilewave_store::keys::work::CREDENTIAL_SCHEDULES.to_owned();
+            }
+        }
+        Ok(scenario)
+    }
+
+    pub fn kind(&self) -> OwnerKind {
+        self.kind
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The owned work (`owners/<work>`).
+    pub fn work(&self) -> &str {
+        &self.work
+    }
+
+    /// Waits until a live replica owns the work: its index and holder name.
+    pub async fn wait_for_owner(&self) -> anyhow::Result<(usize, String)> {
+        let what = format!("an owner of {} among the live replicas", self.work);
+        eventually(&what, WAIT, || async {
+            let owner = tilewave_store::ownership::current_owner(&self.store, &self.work)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "no owner".to_owned())?;
+            let holder = owner.value.holder;
+            let i: usize = holder
+                .strip_prefix(self.holder_prefix)
+                .and_then(|n| n.parse().ok())
+                .filter(|i| *i < self.replicas.len() && Some(*i) != self.down)
+                .ok_or_else(|| format!("held by {holder:?}, not a live replica"))?;
+            Ok::<_, String>((i, holder))
+        })
+        .await
+    }
+
+    /// SIGKILL of replica `i`.
+    pub fn kill(&mut self, i: usize) -> anyhow::Result<()> {
+        let replica = self.replicas.get_mut(i).context("no such replica")?;
+        replica.kill()?;
+        self.down = Some(i);
+        Ok(())
+    }
+
+    /// Starts the killed replica again (same port and arguments).
+    pub async fn restart_down(&mut self) -> anyhow::Result<()> {
+        if let Some(i) = self.down {
+            let replica = self.replicas.get_mut(i).context("no such replica")?;
+            replica.restart().await?;
+            self.down = None;
+        }
+        Ok(())
+    }
+
+    /// What run `run`'s next step will be (before the kill).
+    pub async fn prepare(&mut self, run: usize) -> anyhow::Result<Probe> {
+        let keys = self.store.keys().clone();
+        Ok(match self.kind {
+            OwnerKind::Rollout => {
+                let id = self.work.strip_prefix("rollout-").unwrap_or_default();
+                Probe::Key(keys.rollout(id))
+            }
+            OwnerKind::Scheduler => {
+                // Its launch starts (GA - 7 days) 2 min from now: not yet.
+                // The clock moves only minutes a run, so no earlier tile
+                // reaches its GA and makes the scheduler busy with it.
+                let id = format!("tile-{run}");
+                let ga = self.clock.now() + SignedDuration::from_hours(7 * 24) + SignedDuration::from_mins(2);
+                Box::pin(self.scheduled_tile(&id, ga)).await?;
+                Probe::Launch {
+                    blocked: keys.launch_blocked(&id),
+                    rollouts: keys.rollouts(),
+                    tile: id,
+                }
+            }
+            OwnerKind::EscalationEvents => Probe::Key(keys.escalation_cursor()),
+            OwnerKind::CredentialSchedules => {
+                // Its first rotation falls due a day from now.
+                let id = format!("tile-{run}");
+                Box::pin(self.scheduled_rotation(&id)).await?;
+                Probe::KeyPrefix(keys.event(&format!("rotation-due-{id}-")))
+            }
+        })
+    }
+
+    /// Makes the next step due (just after the kill).
+    pub async fn arm(&self, _probe: &Probe) -> anyhow::Result<()> {
+        match self.kind {
+            // A bake health check is due every 5 min of domain time.
+            OwnerKind::Rollout => {
+                self.clock.advance(SignedDuration::from_mins(6), &actor()).await?;
+            }
+            // Past the scheduled tile's start.
+            OwnerKind::Scheduler => {
+                self.clock.advance(SignedDuration::from_mins(3), &actor()).await?;
+            }
+            // Past the tile's first scheduled rotation.
+            OwnerKind::CredentialSchedules => {
+                self.clock
+                    .advance(
+                        SignedDuration::from_hours(24) + SignedDuration::from_mins(1),
+                        &actor(),
+                    )
+                    .await?;
+            }
+            // An event the consumer moves its cursor past.
+            OwnerKind::EscalationEvents => {
+                let id = format!("bench-failover-{}", rand::rng().random::<u64>());
+                let event = Event {
+                    id: id.clone(),
+                    kind: EventKind::RolloutSucceeded as i32,
+                    severity: Severity::Sev3 as i32,
+                    at: Some(to_proto_timestamp(self.clock.now())),
+                    tile_id: "riverflow".into(),
+                    message: "failover bench: an event while the consumer has no owner".into(),
+                    ..Default::default()
+                };
+                let change = Change::new()
+                    .create(self.store.keys().event(&id), &event)
+                    .audit(audit::record(
+                        "RolloutSucceeded",
+                        "event",
+                        &id,
+                        "failover bench event",
+                    ));
+                self.store.commit(change, &actor()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a put of `key` with `value` is `probe`'s next step.
+    pub fn is_next_step(&self, probe: &Probe, key: &str, value: &[u8]) -> bool {
+        match probe {
+            Probe::Key(k) => key == k,
+            Probe::KeyPrefix(p) => key.starts_with(p.as_str()),
+            Probe::Launch {
+                blocked,
+                rollouts,
+                tile,
+            } => {
+                if key == blocked {
+                    return true;
+                }
+                let is_rollout = key
+                    .strip_prefix(rollouts.as_str())
+                    .is_some_and(|rest| !rest.is_empty() && !rest.trim_start_matches('/').contains('/'));
+                is_rollout && <Rollout as prost::Message>::decode(value).is_ok_and(|r| r.tile_id == *tile)
+            }
+        }
+    }
+
+    async fn registry(&self) -> anyhow::Result<RegistryServiceClient<Channel>> {
+        let registry = self.registry.as_ref().context("this stack has no registry")?;
+        let channel = eventually("a connection to the registry", WAIT, || {
+            registry.channel(RELEASE_ENGINEER)
+        })
+        .await?;
+        Ok(RegistryServiceClient::new(channel))
+    }
+
+    async fn rollout_client(&self, i: usize) -> anyhow::Result<RolloutServiceClient<Channel>> {
+        let replica = self.replicas.get(i).context("no such replica")?;
+        let what = format!("a connection to rollout replica {i}");
+        let channel = eventually(&what, WAIT, || replica.channel(RELEASE_ENGINEER)).await?;
+        Ok(RolloutServiceClient::new(channel))
+    }
+
+    /// Imports riverflow as `id`, makes it ready for a launch (test
+    /// workspace, validation, the five sign-offs, go-to-market) and sets
+    /// its GA to `ga`: a SCHEDULED tile.
+    async fn scheduled_tile(&self, id: &str, ga: Timestamp) -> anyhow::Result<Tile> {
+        let mut c = self.registry().await?;
+        let mut tile = c
+            .import_partner_config(ImportPartnerConfigRequest {
+                config_json: RIVERFLOW.into(),
+                id: id.into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .tile
+            .context("no tile in ImportPartnerConfig's answer")?;
+        tile = c
+            .set_test_workspace(SetTestWorkspaceRequest {
+                id: tile.id.clone(),
+                workspace_id: "6051921418418893".into(),
+                etag: tile.etag,
+            })
+            .await?
+            .into_inner()
+            .tile
+            .context("no tile in SetTestWorkspace's answer")?;
+        if tile.validation.as_ref().is_some_and(|v| !v.open_cases.is_empty()) {
+            tile = c
+                .record_validation(RecordValidationRequest {
+                    id: tile.id.clone(),
+                    revision: tile.revision,
+                    all_open: true,
+                    outcome: ValidationOutcome::Pass as i32,
+                    note: "failover bench".into(),
+                    etag: tile.etag,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner()
+                .tile
+                .context("no tile in RecordValidation's answer")?;
+        }
+        for role in [
+            SignOffRole::Engineering,
+            SignOffRole::PartnerSolutionArchitect,
+            SignOffRole::Product,
+            SignOffRole::Partner,
+            SignOffRole::Legal,
+        ] {
+            tile = c
+                .record_sign_off(RecordSignOffRequest {
+                    id: tile.id.clone(),
+                    role: role as i32,
+                    revision: tile.revision,
+                    note: String::new(),
+                    etag: tile.etag,
+                })
+                .await?
+                .into_inner()
+                .tile
+                .context("no tile in RecordSignOff's answer")?;
+        }
+        for item in ["mini-site", "logo", "blog", "docs"] {
+            tile = c
+                .set_gtm_item(SetGtmItemRequest {
+                    id: tile.id.clone(),
+                    item: item.into(),
+                    status: GtmStatus::Done as i32,
+                    owner: "partner-marketing".into(),
+                    due: "2026-12-01".into(),
+                    link: format!("https://partner.example/{item}"),
+                    etag: tile.etag,
+                })
+                .await?
+                .into_inner()
+                .tile
+                .context("no tile in SetGtmItem's answer")?;
+        }
+        tile = c
+            .set_ga_date(SetGaDateRequest {
+                id: tile.id.clone(),
+                ga_time: Some(to_proto_timestamp(ga)),
+                etag: tile.etag,
+                reason: "failover bench".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .tile
+            .context("no tile in SetGaDate's answer")?;
+        Ok(tile)
+    }
+
+    /// Imports riverflow as `id` and gives it a rotation schedule (daily,
+    /// any time of day, UTC): its first rotation falls due a day from now.
+    async fn scheduled_rotation(&self, id: &str) -> anyhow::Result<()> {
+        self.registry()
+            .await?
+            .import_partner_config(ImportPartnerConfigRequest {
+                config_json: RIVERFLOW.into(),
+                id: id.into(),
+                ..Default::default()
+            })
+            .await?;
+        let replica = self
+            .replicas
+            .iter()
+            .find(|r| r.pid().is_some())
+            .context("no live replica")?;
+        let channel = eventually("a connection to a credentials replica", WAIT, || {
+            replica.channel(RELEASE_ENGINEER)
+        })
+        .await?;
+        let c = CredentialsServiceClient::new(channel);
+        // The replica learns of the tile through its watch: retried.
+        eventually(&format!("a rotation schedule for {id}"), WAIT, || {
+            let mut c = c.clone();
+            async move {
+                c.set_rotation_schedule(SetRotationScheduleRequest {
+                    schedule: Some(RotationSchedule {
+                        tile_id: id.into(),
+                        kind: CredentialKind::PartnerBasicAuth as i32,
+                        every_days: 1,
+                        window_start: Some(LocalTime { hour: 0, minute: 0 }),
+                        window_end: Some(LocalTime { hour: 23, minute: 59 }),
+                        time_zone: "UTC".into(),
+                        ..Default::default()
+                    }),
+                    etag: 0,
+                })
+                .await
+                .map_err(|e| e.to_string())
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// A one-region launch roll-out of a scheduled tile, with a 20-day
+    /// bake, waited for until it bakes; its id.
+    async fn baking_rollout(&self) -> anyhow::Result<String> {
+        let now = self.clock.now();
+        let tile = self
+            .scheduled_tile("riverflow", now + SignedDuration::from_hours(60 * 24))
+            .await?;
+        let spec = RolloutSpec {
+            tile_id: tile.id.clone(),
+            regions: vec![REGION.into()],
+            apply_time: Some(proto_duration(SignedDuration::from_mins(5))),
+            bake: Some(proto_duration(SignedDuration::from_hours(20 * 24))),
+            concurrency: 1,
+            wave_growth: 1,
+            earliest_start: Some(to_proto_timestamp(now)),
+            ..Default::default()
+        };
+        let mut c = self.rollout_client(0).await?;
+        let r = c
+            .start_rollout(StartRolloutRequest {
+                spec: Some(spec),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .rollout
+            .context("no roll-out in StartRollout's answer")?;
+        let id = r.id;
+        eventually(&format!("roll-out {id} baking"), WAIT, || async {
+            let r = c
+                .clone()
+                .get_rollout(GetRolloutRequest {
+                    id: id.clone(),
+                    tile_id: String::new(),
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner()
+                .rollout
+                .ok_or_else(|| "no roll-out".to_owned())?;
+            let states: Vec<i32> = r.steps.iter().map(|s| s.state).collect();
+            if !states.is_empty() && states.iter().all(|s| *s == StepState::Baking as i32) {
+                Ok(())
+            } else {
+                Err(format!("steps {states:?}, state {}", r.state))
+            }
+        })
+        .await?;
+        Ok(id)
+    }
+}
+
+/// The registry of a stack.
+async fn registry(endpoints: &str, dir: &std::path::Path) -> anyhow::Result<ServiceProcess> {
+    ServiceProcess::start(
+        ServiceSpec::new("registry", bin_path("tilewave-registry")?)
+            .with_args(["--etcd", endpoints, "--prefix", PREFIX])
+            .with_health_service(Some("tilewave.registry.v1.RegistryService")),
+        dir,
+    )
+    .await
+}
+
+/// A fresh key-encryption key for the escalation replicas
+/// (`id:base64(32 random bytes)`, the keyring's file format).
+fn kek_text() -> String {
+    let mut key = [0u8; 32];
+    rand::rng().fill(&mut key[..]);
+    format!("k1:{}", base64(&key))
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_the_standard_alphabet() {
+        assert_eq!(super::base64(b""), "");
+        assert_eq!(super::base64(b"f"), "Zg==");
+        assert_eq!(super::base64(b"fo"), "Zm8=");
+        assert_eq!(super::base64(b"foo"), "Zm9v");
+        assert_eq!(super::base64(b"foobar"), "Zm9vYmFy");
+    }
+}
