@@ -164,6 +164,33 @@ impl OwnerLoop {
         Ok(Some(self.drive(own, shutdown, work).await))
     }
 
+    /// [`OwnerLoop::run_once`] for work that one replica of several must
+    /// take (a roll-out, a rotation): owned elsewhere, it waits for the
+    /// owner key to go ([`OwnerLoop::wait_free`]) and tries again while
+    /// `needed()` holds, so a dead owner's work is taken as soon as etcd
+    /// expires its lease. `None` once it is no longer needed (or on
+    /// shutdown) without having run here.
+    pub async fn run_once_when_free<F, Fut, T>(
+        &self,
+        shutdown: &Shutdown,
+        needed: impl Fn() -> bool,
+        mut work: F,
+    ) -> Result<Option<Ended<T>>>
+    where
+        F: FnMut(Owned) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        loop {
+            if let Some(ended) = self.run_once(shutdown, &mut work).await? {
+                return Ok(Some(ended));
+            }
+            self.wait_free(shutdown).await;
+            if shutdown.is_requested() || !needed() {
+                return Ok(None);
+            }
+        }
+    }
+
     /// Waits until the work may be free: completes when its owner key is
     /// absent or gets deleted (released, or its lease expired), after one
     /// TTL at most, or on shutdown. For a caller of [`OwnerLoop::run_once`]

@@ -156,13 +156,19 @@ pub async fn run(ctx: Ctx, shutdown: Shutdown) {
             let origin = r.value.origin.clone().unwrap_or_default();
             let (ctx, shutdown, rid) = (ctx.clone(), shutdown.clone(), id.clone());
             let task = async move {
+                let key = ctx.keys().credential_rotation(&rid);
+                let needed = || {
+                    ctx.rotations
+                        .get(&key)
+                        .is_some_and(|r| !finished(&r.value, ctx.clock.now()))
+                };
                 let work = |owned| {
                     let span = tilewave_telemetry::span_linked_to(&origin, "credentials.rotate");
                     // Boxed: the driving future is large (debug builds
                     // overflowed a worker's stack with it inline).
-                    Box::pin(drive(ctx, rid.clone(), owned)).instrument(span)
+                    Box::pin(drive(ctx.clone(), rid.clone(), owned)).instrument(span)
                 };
-                match owner.run_once(&shutdown, work).await {
+                match owner.run_once_when_free(&shutdown, needed, work).await {
                     Ok(Some(tilewave_store::Ended::Finished(Err(e)))) => {
                         tracing::warn!(rotation = %rid, error = %e, "stopped driving the rotation");
                     }

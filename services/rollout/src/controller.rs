@@ -77,11 +77,13 @@ pub async fn run(ctx: Ctx, shutdown: Shutdown) {
             let origin = r.value.origin.clone().unwrap_or_default();
             let (ctx, shutdown, rid) = (ctx.clone(), shutdown.clone(), id.clone());
             let task = async move {
+                let key = ctx.keys().rollout(&rid);
+                let needed = || ctx.rollouts.get(&key).is_some_and(|r| needs_owner(r.value.state));
                 let work = |owned| {
                     let span = tilewave_telemetry::span_linked_to(&origin, "rollout.drive");
-                    drive(ctx, rid.clone(), owned).instrument(span)
+                    drive(ctx.clone(), rid.clone(), owned).instrument(span)
                 };
-                match owner.run_once(&shutdown, work).await {
+                match owner.run_once_when_free(&shutdown, needed, work).await {
                     Ok(Some(Ended::Finished(Err(e)))) => {
                         tracing::warn!(rollout = %rid, error = %e, "stopped driving the roll-out");
                     }
