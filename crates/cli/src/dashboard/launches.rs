@@ -58,18 +58,18 @@ fn row(l: &Launch, tile: Option<&Tile>) -> Markup {
     let class = ["risk", "attention", "ready"][usize::from(rank.min(2))];
     html! {
         tr class=(class) {
-            td { a href=(format!("/tiles/{}", l.tile_id)) { (l.tile_id) } br; span.muted { (l.tile_name) } }
-            td { (time(from_proto_time(l.ga_time.as_ref()))) }
-            td { (state_name(l.tile_state).to_ascii_lowercase()) }
-            td {
+            td data-label="Tile" { a href=(format!("/tiles/{}", l.tile_id)) { (l.tile_id) } br; span.muted { (l.tile_name) } }
+            td data-label="GA" { (time(from_proto_time(l.ga_time.as_ref()))) }
+            td data-label="State" { (state_name(l.tile_state).to_ascii_lowercase()) }
+            td data-label="Roll-out" {
                 @if l.rollout_id.is_empty() { span.muted { "starts " (time(from_proto_time(l.start_at.as_ref()))) } }
                 @else { a href=(format!("/rollouts/{}", l.rollout_id)) { (l.rollout_id) } " " (rollout_state(l.rollout_state).to_ascii_lowercase()) }
             }
-            td { @if l.open_cases.is_empty() { span.ok { "done" } } @else { span.tight { (l.open_cases.len()) " open" } } }
-            td { (sign_offs(tile)) }
-            td { @if l.gtm_pending.is_empty() { span.ok { "done" } } @else { span.tight { (l.gtm_pending.join(", ")) } } }
-            td { (slack(l.slack.as_ref().map(from_proto_duration))) }
-            td.note { (readiness(l)) }
+            td data-label="Checklist" { @if l.open_cases.is_empty() { span.ok { "done" } } @else { span.tight { (l.open_cases.len()) " open" } } }
+            td data-label="Sign-offs" { (sign_offs(tile)) }
+            td data-label="GTM" { @if l.gtm_pending.is_empty() { span.ok { "done" } } @else { span.tight { (l.gtm_pending.join(", ")) } } }
+            td data-label="Slack" { (slack(l.slack.as_ref().map(from_proto_duration))) }
+            td.note data-label="Needs" { (readiness(l)) }
         }
     }
 }

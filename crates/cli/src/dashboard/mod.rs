@@ -105,7 +105,7 @@ pub async fn run(args: DashboardArgs, ctx: Ctx) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let app = Arc::new(App {
         ctx,
-        token: token::Token::generate()?,
+        token: token::Token::generate(addr.port())?,
         trace_url: args.trace_url,
     });
     out(&format!(

@@ -19,13 +19,16 @@ use subtle::ConstantTimeEq as _;
 
 use super::Shared;
 
-/// The cookie that carries the token.
+/// The cookie that carries the token: this prefix and the port (cookies
+/// do not tell ports apart, and two dashboards may run side by side, e.g.
+/// with two certificates).
 pub const COOKIE: &str = "tilewave_dashboard";
 
 /// This start's secrets.
 pub struct Token {
     secret: String,
     csrf: String,
+    cookie: String,
 }
 
 impl std::fmt::Debug for Token {
@@ -45,12 +48,18 @@ fn random_hex() -> anyhow::Result<String> {
 }
 
 impl Token {
-    /// New random values.
-    pub fn generate() -> anyhow::Result<Self> {
+    /// New random values, for a dashboard on `port`.
+    pub fn generate(port: u16) -> anyhow::Result<Self> {
         Ok(Self {
             secret: random_hex()?,
             csrf: random_hex()?,
+            cookie: format!("{COOKIE}_{port}"),
         })
+    }
+
+    /// The cookie's name.
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie
     }
 
     /// The token (for the URL printed at start).
@@ -157,7 +166,8 @@ pub async fn guard(State(app): State<Shared>, req: Request, next: Next) -> Respo
                     (
                         header::SET_COOKIE,
                         format!(
-                            "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+                            "{}={}; Path=/; HttpOnly; SameSite=Strict",
+                            app.token.cookie_name(),
                             app.token.secret()
                         ),
                     ),
@@ -165,7 +175,7 @@ pub async fn guard(State(app): State<Shared>, req: Request, next: Next) -> Respo
             )
                 .into_response();
         }
-    } else if !cookie(req.headers(), COOKIE).is_some_and(|c| app.token.is_token(c)) {
+    } else if !cookie(req.headers(), app.token.cookie_name()).is_some_and(|c| app.token.is_token(c)) {
         return refuse(
             StatusCode::UNAUTHORIZED,
             "no token: open the URL `tilewave dashboard` printed at its start (it carries ?token=...)",
@@ -186,8 +196,9 @@ mod tests {
 
     #[test]
     fn tokens_are_random_hex_and_compared_whole() {
-        let a = Token::generate().unwrap();
-        let b = Token::generate().unwrap();
+        let a = Token::generate(3100).unwrap();
+        let b = Token::generate(3100).unwrap();
+        assert_eq!(a.cookie_name(), "tilewave_dashboard_3100");
         assert_eq!(a.secret().len(), 64);
         assert!(a.secret().chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a.secret(), b.secret());
@@ -205,9 +216,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(
             header::COOKIE,
-            "a=1; tilewave_dashboard=abc; b=2".parse().unwrap(),
+            "a=1; tilewave_dashboard_3100=abc; b=2".parse().unwrap(),
         );
-        assert_eq!(cookie(&h, COOKIE), Some("abc"));
+        assert_eq!(cookie(&h, "tilewave_dashboard_3100"), Some("abc"));
+        assert_eq!(cookie(&h, COOKIE), None);
         assert_eq!(cookie(&h, "c"), None);
         assert_eq!(split_query("token=x&at=now"), (Some("x"), "at=now".to_owned()));
         assert_eq!(split_query("at=now"), (None, "at=now".to_owned()));

@@ -9,6 +9,9 @@
 //! the viewer's POST of the pause form is refused by the rollout service
 //! (403 with its message). Requests without the token are refused (401),
 //! and so are POSTs without the form's CSRF value or from another origin.
+//! At the hold, the release engineer approves through the confirmation
+//! page and wave 2's cell changes live; when the dashboard goes away, the
+//! page shows its "reconnecting" banner.
 //! A screenshot of each page at desktop (1280x900) and phone (390x844)
 //! width is saved in the test's directory (kept with
 //! TILEWAVE_KEEP_TEST_DIRS=1 or on failure).
@@ -150,14 +153,29 @@ impl Browser {
         .await
     }
 
+    /// Makes the viewport `width` x `height` (a phone's under 700 px):
+    /// Chromium's device emulation through chromedriver's CDP command, as a
+    /// window cannot be made narrower than 500 px.
     async fn size(&self, width: u32, height: u32) -> anyhow::Result<()> {
+        let params =
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 700 });
         self.call(
             "POST",
-            "/window/rect",
-            Some(json!({ "width": width, "height": height })),
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": "Emulation.setDeviceMetricsOverride", "params": params })),
         )
         .await
         .map(drop)
+    }
+
+    /// Waits until `script` returns true.
+    async fn until(&self, what: &str, script: &str, limit: Duration) -> anyhow::Result<()> {
+        eventually(what, limit, || async {
+            let v = self.js(script).await?;
+            anyhow::ensure!(v == json!(true), "not yet: {v}");
+            Ok(())
+        })
+        .await
     }
 
     /// A PNG of the viewport.
@@ -268,7 +286,7 @@ async fn the_dashboard_shows_a_live_rollout_in_chromium_and_guards_its_buttons()
         ("TILEWAVE_TLS_CA", certs.join("ca.crt").display().to_string()),
     ];
 
-    let (_engineer, url) = dashboard(&cli, &[]);
+    let (engineer, url) = dashboard(&cli, &[]);
     let (_viewer, viewer_url) = dashboard(&cli, &viewer);
     let base = origin(&url);
     let rollout_page = format!("{base}/rollouts/riverflow");
@@ -345,7 +363,9 @@ async fn the_dashboard_shows_a_live_rollout_in_chromium_and_guards_its_buttons()
         .unwrap();
     assert_eq!(lines, json!([1, 1]), "the deadline and GA lines");
     b.size(1280, 900).await.unwrap();
-    b.screenshot(&shots.join("rollout-desktop.png")).await.unwrap();
+    b.screenshot(&shots.join("rollout-live-desktop.png"))
+        .await
+        .unwrap();
 
     // Cells change state live: no reload (the marker stays), updates arrive.
     b.js("window.stayed = true; return null;").await.unwrap();
@@ -435,6 +455,11 @@ async fn the_dashboard_shows_a_live_rollout_in_chromium_and_guards_its_buttons()
                 .unwrap();
         }
     }
+    let phone = b
+        .js("return [window.innerWidth, window.innerHeight];")
+        .await
+        .unwrap();
+    assert_eq!(phone, json!([390, 844]), "the phone viewport");
     for path in ["/", "/rollouts/riverflow", "/tiles/riverflow"] {
         let r = http
             .get(format!("{base}{path}"))
@@ -444,12 +469,76 @@ async fn the_dashboard_shows_a_live_rollout_in_chromium_and_guards_its_buttons()
             .unwrap();
         assert_eq!(r.status().as_u16(), 200, "{path}");
     }
+
+    // At the hold, the release engineer approves through the confirmation
+    // page; wave 2's cell then changes live.
+    b.size(1280, 900).await.unwrap();
+    b.goto(&rollout_page).await.unwrap();
+    b.until(
+        "the hold after wave 1 offers Approve",
+        "return document.querySelector('#head a.button.approve') !== null;",
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    b.js("document.querySelector('#head a.button.approve').click(); return null;")
+        .await
+        .unwrap();
+    b.until(
+        "the confirmation page",
+        "return location.pathname.endsWith('/confirm/approve') && document.querySelector('form button[type=submit]') !== null;",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    b.js("document.querySelector('form button[type=submit]').click(); return null;")
+        .await
+        .unwrap();
+    b.until(
+        "back on the roll-out page",
+        "return location.pathname === '/rollouts/riverflow-r1' && document.querySelector('#grid') !== null;",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    b.js("window.stayed = true; return null;").await.unwrap();
+    let wave2 = "return window.stayed === true ? document.querySelector('#grid .cell[data-wave=\"2\"]').className : 'RELOADED';";
+    let before = b.js(wave2).await.unwrap();
+    eprintln!("wave 2 after approving: {before}");
+    eventually(
+        "wave 2's cell changes without a reload",
+        Duration::from_secs(40),
+        || async {
+            let now = b.js(wave2).await?;
+            anyhow::ensure!(now != json!("RELOADED"), "the page was reloaded");
+            anyhow::ensure!(now != before, "still {now}");
+            Ok(())
+        },
+    )
+    .await
+    .unwrap();
+    b.screenshot(&shots.join("rollout-wave2-desktop.png"))
+        .await
+        .unwrap();
+
+    // The dashboard goes away: the page says so instead of showing stale data as live.
+    drop(engineer);
+    b.until(
+        "the reconnecting banner",
+        "return document.getElementById('banner').hidden === false;",
+        Duration::from_secs(15),
+    )
+    .await
+    .unwrap();
+    b.screenshot(&shots.join("rollout-reconnecting-desktop.png"))
+        .await
+        .unwrap();
     b.close().await;
     let saved: Vec<String> = std::fs::read_dir(&shots)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect();
-    assert_eq!(saved.len(), 11, "{saved:?}");
+    assert_eq!(saved.len(), 13, "{saved:?}");
     eprintln!("screenshots in {}", shots.display());
     let status = stdout(&cli.run(&["rollout", "status", "riverflow"]));
     eprintln!("{status}");
