@@ -260,6 +260,29 @@ pub fn x(range: Span, t: Timestamp) -> f64 {
     LABEL + f * (WIDTH - LABEL - 10.0)
 }
 
+/// Midnights (UTC) inside `range`, for the axis; every day up to 16 of
+/// them, else every `n`th so that at most 16 are drawn.
+pub fn ticks(range: Span) -> Vec<Timestamp> {
+    let day = SignedDuration::from_hours(24);
+    let days = range.end.duration_since(range.start).as_hours() / 24 + 1;
+    let step = (days / 16 + 1).max(1);
+    let Ok(first) = range.start.to_zoned(jiff::tz::TimeZone::UTC).date().tomorrow() else {
+        return Vec::new();
+    };
+    let Ok(mut t) = first.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    while t < range.end {
+        out.push(t);
+        match t.checked_add(day * i32::try_from(step).unwrap_or(1)) {
+            Ok(next) => t = next,
+            Err(_) => break,
+        }
+    }
+    out
+}
+
 /// `x` rounded for the SVG text.
 fn px(v: f64) -> String {
     format!("{v:.1}")
@@ -270,7 +293,8 @@ pub fn svg(c: &Chart) -> Markup {
     let Some(range) = range(c) else {
         return html! { p.muted { "No timing yet: the chart appears once the roll-out is planned." } };
     };
-    let height = TOP + ROW * c.rows.len() as f64 + 8.0;
+    let axis = TOP + ROW * c.rows.len() as f64 + 4.0;
+    let height = axis + 16.0;
     let bar = |s: Span, y: f64, h: f64, class: &str| {
         let x0 = x(range, s.start);
         let w = (x(range, s.end) - x0).max(1.5);
@@ -294,6 +318,12 @@ pub fn svg(c: &Chart) -> Markup {
                 g.blackout {
                     title { "blackout " (name) }
                     rect x=(px(x(range, s.start))) y=(px(TOP - 4.0)) width=(px((x(range, s.end) - x(range, s.start)).max(1.0))) height=(px(height - TOP)) {}
+                }
+            }
+            @for t in ticks(range) {
+                g.tick {
+                    line x1=(px(x(range, t))) x2=(px(x(range, t))) y1=(px(TOP - 4.0)) y2=(px(axis)) {}
+                    text x=(px(x(range, t) + 2.0)) y=(px(axis + 12.0)) { (t.strftime("%a %-d").to_string()) }
                 }
             }
             @for (i, row) in c.rows.iter().enumerate() {
@@ -364,6 +394,16 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("wave 1 (3)"), "{text}");
+        // Day ticks at the midnights between 1 Dec and 3 Dec.
+        assert_eq!(
+            ticks(r),
+            [
+                t("2026-12-01T00:00:00Z"),
+                t("2026-12-02T00:00:00Z"),
+                t("2026-12-03T00:00:00Z")
+            ]
+        );
+        assert!(text.contains(">Wed 2<"), "{text}");
         let empty = Chart {
             rows: Vec::new(),
             deadline: None,
