@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
 use tilewave_proto::registry::v1::{GetTileRequest, Tile};
-use tilewave_proto::rollout::v1::{Launch, ListRolloutsRequest, Rollout, RolloutState};
+use tilewave_proto::rollout::v1::{Launch, LaunchSlot, ListRolloutsRequest, Rollout, RolloutState};
 
 use super::Shared;
 use super::layout::{Nav, page as shell, respond, slack, time};
@@ -38,6 +38,46 @@ pub fn ordered(launches: &[Launch]) -> Vec<&Launch> {
     let mut v: Vec<&Launch> = launches.iter().collect();
     v.sort_by_key(|l| (risk_rank(l), l.ga_time.as_ref().map_or(i64::MAX, |t| t.seconds)));
     v
+}
+
+/// A launch day: a calendar slot, or a GA moment outside the slots, with
+/// the tiles going GA then (at risk first).
+#[derive(Debug)]
+pub struct Day<'a> {
+    /// The moment.
+    pub at: prost_types::Timestamp,
+    /// The calendar slot, when it is one.
+    pub slot: Option<&'a LaunchSlot>,
+    /// Its tiles.
+    pub launches: Vec<&'a Launch>,
+}
+
+/// The launch days in time order: every slot, and every GA moment that
+/// is not a slot, each with its tiles.
+pub fn days<'a>(slots: &'a [LaunchSlot], launches: &'a [Launch]) -> Vec<Day<'a>> {
+    let mut out: Vec<Day<'a>> = slots
+        .iter()
+        .filter_map(|s| {
+            Some(Day {
+                at: s.at?,
+                slot: Some(s),
+                launches: Vec::new(),
+            })
+        })
+        .collect();
+    for l in ordered(launches) {
+        let Some(at) = l.ga_time else { continue };
+        match out.iter_mut().find(|d| d.at.seconds == at.seconds) {
+            Some(d) => d.launches.push(l),
+            None => out.push(Day {
+                at,
+                slot: None,
+                launches: vec![l],
+            }),
+        }
+    }
+    out.sort_by_key(|d| (d.at.seconds, d.at.nanos));
+    out
 }
 
 /// The sign-off part of readiness: "3/5 (missing legal, partner)".
@@ -170,19 +210,26 @@ pub async fn page_handler(app: &Shared) -> anyhow::Result<Markup> {
             @if resp.slots.is_empty() && resp.launches.is_empty() {
                 p.muted { "No launch day ahead: add a launch rule with `tilewave calendar add-rule`." }
             }
-            @for s in &resp.slots {
-                @let day: Vec<&Launch> = ordered(&resp.launches).into_iter().filter(|l| l.ga_time.as_ref().map(|t| t.seconds) == s.at.as_ref().map(|t| t.seconds)).collect();
-                div.day {
-                    h3 { (time(from_proto_time(s.at.as_ref()))) " " span.muted { (s.booked) "/" (s.capacity) " booked · " (s.source) } }
-                    @if day.is_empty() { p.muted { "No tile yet." } }
-                    @else { (table(html! { @for l in &day { (row(l, tile_of(&l.tile_id))) } })) }
-                }
-            }
-            @let loose: Vec<&Launch> = ordered(&resp.launches).into_iter().filter(|l| !resp.slots.iter().any(|s| s.at.as_ref().map(|t| t.seconds) == l.ga_time.as_ref().map(|t| t.seconds))).collect();
-            @if !loose.is_empty() {
-                div.day {
-                    h3 { "Other GA dates" }
-                    (table(html! { @for l in &loose { (row(l, tile_of(&l.tile_id))) } }))
+            @for d in days(&resp.slots, &resp.launches) {
+                @if d.launches.is_empty() {
+                    p.day-empty {
+                        (time(from_proto_time(Some(&d.at)))) " " span.muted {
+                            @if let Some(s) = d.slot { (s.booked) "/" (s.capacity) " booked · " (s.source) " · open" }
+                        }
+                    }
+                } @else {
+                    div.day {
+                        h3 {
+                            (time(from_proto_time(Some(&d.at)))) " "
+                            span.muted {
+                                @match d.slot {
+                                    Some(s) => { (s.booked) "/" (s.capacity) " booked · " (s.source) }
+                                    None => { "a GA date outside the launch days" }
+                                }
+                            }
+                        }
+                        (table(html! { @for l in &d.launches { (row(l, tile_of(&l.tile_id))) } }))
+                    }
                 }
             }
         }
@@ -226,6 +273,47 @@ mod tests {
         ];
         let order: Vec<&str> = ordered(&list).iter().map(|l| l.tile_id.as_str()).collect();
         assert_eq!(order, ["late", "c", "b", "a"]);
+        let slots = [
+            LaunchSlot {
+                at: Some(prost_types::Timestamp {
+                    seconds: 100,
+                    nanos: 0,
+                }),
+                capacity: 5,
+                booked: 1,
+                source: "tue".into(),
+            },
+            LaunchSlot {
+                at: Some(prost_types::Timestamp {
+                    seconds: 250,
+                    nanos: 0,
+                }),
+                capacity: 5,
+                booked: 0,
+                source: "tue".into(),
+            },
+        ];
+        let d = days(&slots, &list);
+        let shape: Vec<(i64, bool, Vec<&str>)> = d
+            .iter()
+            .map(|d| {
+                (
+                    d.at.seconds,
+                    d.slot.is_some(),
+                    d.launches.iter().map(|l| l.tile_id.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (50, false, vec!["b"]),
+                (100, true, vec!["a"]),
+                (250, true, vec![]),
+                (300, false, vec!["c"]),
+                (400, false, vec!["late"]),
+            ]
+        );
         let html = row(&list[1], None).into_string();
         assert!(
             html.contains("class=\"risk\"") && html.contains("late by 2h"),
