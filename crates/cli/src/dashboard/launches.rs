@@ -234,7 +234,13 @@ pub async fn page_handler(app: &Shared) -> anyhow::Result<Markup> {
             }
         }
     };
-    Ok(shell("Launches", Nav::Launches, app.token.csrf(), None, body))
+    Ok(shell(
+        "Launches",
+        Nav::Launches,
+        app.token.csrf(),
+        Some("/events/changes?feed=tiles"),
+        body,
+    ))
 }
 
 /// `GET /`.

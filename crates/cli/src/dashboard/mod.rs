@@ -74,6 +74,7 @@ pub fn router(app: Shared) -> Router {
         .route("/", get(launches::page))
         .route("/rollouts/{id}", get(rollout::page))
         .route("/rollouts/{id}/events", get(sse::rollout_events))
+        .route("/events/changes", get(sse::changes))
         .route("/rollouts/{id}/confirm/{action}", get(actions::confirm))
         .route("/rollouts/{id}/{action}", post(actions::rollout_action))
         .route("/tiles/{id}", get(tile::page))

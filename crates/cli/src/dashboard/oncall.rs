@@ -103,7 +103,13 @@ async fn page_fn(app: &Shared) -> anyhow::Result<maud::Markup> {
             }
         }
     };
-    Ok(shell("On-call", Nav::Oncall, app.token.csrf(), None, body))
+    Ok(shell(
+        "On-call",
+        Nav::Oncall,
+        app.token.csrf(),
+        Some("/events/changes?feed=incidents"),
+        body,
+    ))
 }
 
 /// `GET /oncall`.

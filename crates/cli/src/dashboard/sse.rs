@@ -9,11 +9,13 @@
 
 use std::convert::Infallible;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use serde::Serialize;
 use tilewave_core::regions::RegionCatalog;
+use tilewave_proto::escalation::v1::{IncidentEventType, WatchIncidentsRequest};
+use tilewave_proto::registry::v1::{TileEventType, WatchTilesRequest};
 use tilewave_proto::rollout::v1::{Rollout, RolloutEventType};
 use tokio::sync::mpsc;
 
@@ -124,7 +126,7 @@ async fn follow(app: Shared, id: String, tx: mpsc::Sender<Event>) {
             }
             Err(status) => status,
         };
-        let text = format!("{}: {}", failure.code(), failure.message());
+        let text = format!("{:?}: {}", failure.code(), failure.message());
         match on_error(failure.code()) {
             OnError::Fail => {
                 let _ = tx.send(event("failed", &text)).await;
@@ -137,6 +139,107 @@ async fn follow(app: Shared, id: String, tx: mpsc::Sender<Event>) {
         if tx.send(event("reconnecting", &text)).await.is_err() {
             return;
         }
+        tokio::select! {
+            () = tx.closed() => return,
+            () = tokio::time::sleep(backoff.next_delay()) => {}
+        }
+    }
+}
+
+/// What a page's `changed` stream follows.
+#[derive(Debug, serde::Deserialize)]
+pub struct ChangesQuery {
+    /// `tiles` (WatchTiles) or `incidents` (WatchIncidents).
+    pub feed: String,
+    /// Only this tile.
+    #[serde(default)]
+    pub tile: String,
+}
+
+/// `GET /events/changes?feed=tiles|incidents[&tile=ID]`: a `changed` event
+/// whenever a tile (or an incident) changes, after the watch's snapshot;
+/// the script then fetches the page again and swaps its content. Pages
+/// whose data has no list watch (credentials) have no stream.
+pub async fn changes(
+    State(app): State<Shared>,
+    Query(q): Query<ChangesQuery>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let (tx, rx) = mpsc::channel::<Event>(16);
+    tokio::spawn(Box::pin(follow_changes(app, q, tx)));
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// One watch of a feed until it fails: `Ok` never (it runs while the page
+/// is open), `Err` with the status when the stream drops.
+async fn watch_once(app: &Shared, q: &ChangesQuery, tx: &mpsc::Sender<Event>) -> Result<(), tonic::Status> {
+    let ctx = &app.ctx;
+    let bad = |e: crate::error::CliError| tonic::Status::invalid_argument(e.to_string());
+    if q.feed == "incidents" {
+        let mut client = ctx.escalation_streaming().map_err(bad)?;
+        let req = ctx
+            .request(WatchIncidentsRequest {
+                tile_id: q.tile.clone(),
+            })
+            .map_err(bad)?;
+        let mut stream = client.watch_incidents(req).await?.into_inner();
+        while let Some(ev) = stream.message().await? {
+            let kind = IncidentEventType::try_from(ev.r#type).unwrap_or(IncidentEventType::Unspecified);
+            if matches!(kind, IncidentEventType::Put | IncidentEventType::Delete) {
+                let what = ev.incident.map(|i| i.id).unwrap_or_default();
+                if tx.send(event("changed", &what)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    } else {
+        let mut client = ctx.registry_streaming().map_err(bad)?;
+        let req = ctx
+            .request(WatchTilesRequest {
+                start_revision: 0,
+                tile_id: q.tile.clone(),
+                include_raw_config: false,
+            })
+            .map_err(bad)?;
+        let mut stream = client.watch_tiles(req).await?.into_inner();
+        while let Some(ev) = stream.message().await? {
+            let kind = TileEventType::try_from(ev.r#type).unwrap_or(TileEventType::Unspecified);
+            if matches!(kind, TileEventType::Put | TileEventType::Delete) {
+                let what = ev.tile.map(|t| t.id).unwrap_or_default();
+                if tx.send(event("changed", &what)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Err(tonic::Status::unavailable("the service closed the stream"))
+}
+
+/// Follows a feed into `tx` until the page goes away, reconnecting with
+/// back-off (and a `changed` after each reconnection: a change may have
+/// been missed in between).
+async fn follow_changes(app: Shared, q: ChangesQuery, tx: mpsc::Sender<Event>) {
+    let mut backoff = Backoff::default();
+    let mut dropped = false;
+    loop {
+        if dropped && tx.send(event("changed", "reconnected")).await.is_err() {
+            return;
+        }
+        let result = tokio::select! {
+            () = tx.closed() => return,
+            r = watch_once(&app, &q, &tx) => r,
+        };
+        let Err(failure) = result else { return };
+        let text = format!("{:?}: {}", failure.code(), failure.message());
+        if on_error(failure.code()) == OnError::Fail {
+            let _ = tx.send(event("failed", &text)).await;
+            tx.closed().await;
+            return;
+        }
+        if tx.send(event("reconnecting", &text)).await.is_err() {
+            return;
+        }
+        dropped = true;
         tokio::select! {
             () = tx.closed() => return,
             () = tokio::time::sleep(backoff.next_delay()) => {}

@@ -93,7 +93,8 @@ pub async fn page_fn(app: &Shared, id: &str) -> anyhow::Result<maud::Markup> {
         section { h2 { "Details" } pre { (get::render(&resp)) } }
         section { h2 { "History" } pre { (history::render(&hist.records)) } }
     };
-    Ok(shell(&tile.id, Nav::Tile, app.token.csrf(), None, body))
+    let events = format!("/events/changes?feed=tiles&tile={}", tile.id);
+    Ok(shell(&tile.id, Nav::Tile, app.token.csrf(), Some(&events), body))
 }
 
 /// `GET /tiles/{id}`.

@@ -10,8 +10,9 @@
 //! (403 with its message). Requests without the token are refused (401),
 //! and so are POSTs without the form's CSRF value or from another origin.
 //! At the hold, the release engineer approves through the confirmation
-//! page and wave 2's cell changes live; when the dashboard goes away, the
-//! page shows its "reconnecting" banner.
+//! page and wave 2's cell changes live; the launches page takes a tile
+//! change in place; when the rollout service goes away, and then the
+//! dashboard, the page shows its "reconnecting" banner.
 //! A screenshot of each page at desktop (1280x900) and phone (390x844)
 //! width is saved in the test's directory (kept with
 //! TILEWAVE_KEEP_TEST_DIRS=1 or on failure).
@@ -438,6 +439,35 @@ async fn the_dashboard_shows_a_live_rollout_in_chromium_and_guards_its_buttons()
         "the viewer did not pause it: {r}"
     );
 
+    // The launches page follows WatchTiles: a change to the tile reaches it
+    // without a reload.
+    b.goto(&url).await.unwrap();
+    b.js("window.stayed = true; window.tilewaveUpdates = 0; return null;")
+        .await
+        .unwrap();
+    let gtm = cli.run(&[
+        "tile",
+        "gtm",
+        "riverflow",
+        "set",
+        "docs",
+        "--done",
+        "--owner",
+        "bob",
+        "--due",
+        "2026-12-02",
+        "--link",
+        "https://riverflow.example/docs-v2",
+    ]);
+    assert_eq!(code(&gtm), 0);
+    b.until(
+        "the launches page updated in place",
+        "return window.stayed === true && window.tilewaveUpdates >= 1;",
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+
     // Screenshots of each page, desktop and phone.
     b.goto(&url).await.unwrap();
     for (name, path) in [
@@ -521,18 +551,35 @@ async fn the_dashboard_shows_a_live_rollout_in_chromium_and_guards_its_buttons()
         .await
         .unwrap();
 
-    // The dashboard goes away: the page says so instead of showing stale data as live.
-    drop(engineer);
+    // The rollout service goes away: the dashboard's watch drops and the
+    // page shows the banner rather than passing the figures off as live.
+    let pid: i32 = std::fs::read_to_string(cli.dev_dir().join("rollout.pid"))
+        .expect("the rollout service's pid file")
+        .trim()
+        .parse()
+        .expect("a pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+        .expect("stopping the rollout service the test's stack started");
     b.until(
-        "the reconnecting banner",
-        "return document.getElementById('banner').hidden === false;",
-        Duration::from_secs(15),
+        "the reconnecting banner after the watch dropped",
+        "const b = document.getElementById('banner'); return !b.hidden && b.textContent.includes('Unavailable');",
+        Duration::from_secs(20),
     )
     .await
     .unwrap();
     b.screenshot(&shots.join("rollout-reconnecting-desktop.png"))
         .await
         .unwrap();
+
+    // The dashboard itself goes away: the browser's stream fails, the banner says so.
+    drop(engineer);
+    b.until(
+        "the banner after the dashboard went away",
+        "const b = document.getElementById('banner'); return !b.hidden && b.textContent.includes('does not answer');",
+        Duration::from_secs(15),
+    )
+    .await
+    .unwrap();
     b.close().await;
     let saved: Vec<String> = std::fs::read_dir(&shots)
         .unwrap()

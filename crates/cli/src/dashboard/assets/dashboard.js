@@ -36,6 +36,23 @@
       banner(null);
       try { apply(JSON.parse(e.data)); } catch (err) { banner("a bad update: " + err); }
     });
+    var pending = null;
+    es.addEventListener("changed", function () {
+      banner(null);
+      if (pending) { return; }
+      pending = setTimeout(function () {
+        pending = null;
+        fetch(location.href, { credentials: "same-origin" }).then(function (r) {
+          if (!r.ok) { throw new Error("status " + r.status); }
+          return r.text();
+        }).then(function (text) {
+          var doc = new DOMParser().parseFromString(text, "text/html");
+          var fresh = doc.querySelector("main"), here = document.querySelector("main");
+          if (fresh && here) { here.innerHTML = fresh.innerHTML; localTimes(here); }
+          window.tilewaveUpdates = (window.tilewaveUpdates || 0) + 1;
+        }).catch(function (err) { banner("reading the page again failed: " + err); });
+      }, 400);
+    });
     es.addEventListener("reconnecting", function (e) { banner(e.data); });
     es.addEventListener("failed", function (e) { banner("the live feed stopped: " + e.data + " (refresh)"); });
     es.onerror = function () { banner("the dashboard does not answer"); };
