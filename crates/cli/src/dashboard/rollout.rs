@@ -245,6 +245,53 @@ mod tests {
     }
 
     #[test]
+    fn an_at_risk_rollout_shows_the_banner_with_its_fixes() {
+        use tilewave_proto::rollout::v1::{PlanProblem, PlanProblemKind, PlanSuggestion, plan_suggestion};
+
+        use crate::names::to_proto_duration;
+        let mut r = sample_rollout();
+        let html = head(&r, None, &BTreeSet::new(), None).into_string();
+        assert!(!html.contains("At risk"), "{html}");
+        r.at_risk_by = Some(to_proto_duration(jiff::SignedDuration::from_hours(2)));
+        if let Some(p) = r.plan.as_mut() {
+            p.problems = vec![PlanProblem {
+                kind: PlanProblemKind::DeadlineMissed as i32,
+                message: "the plan ends 2h after the deadline".into(),
+                suggestions: vec![PlanSuggestion {
+                    message: "bake 2h for the remaining waves would fit".into(),
+                    change: Some(plan_suggestion::Change::Bake(to_proto_duration(
+                        jiff::SignedDuration::from_hours(2),
+                    ))),
+                }],
+                ..Default::default()
+            }];
+        }
+        let html = head(&r, None, &BTreeSet::new(), Some("http://j/trace/{trace_id}")).into_string();
+        assert!(html.contains("At risk: the ETA is 2h"), "{html}");
+        assert!(
+            html.contains("bake 2h for the remaining waves would fit (--bake 2h)"),
+            "{html}"
+        );
+        assert!(
+            html.contains("href=\"http://j/trace/4bf92f3577b34da6a3ce929d0e0e4736\""),
+            "{html}"
+        );
+        assert!(html.contains("id=\"slack\""), "{html}");
+    }
+
+    #[test]
+    fn an_update_carries_every_cell_the_summary_and_the_chart() {
+        let r = sample_rollout();
+        let u = crate::dashboard::sse::update(&r, None, &BTreeSet::new(), None, &RegionCatalog::builtin());
+        assert_eq!(u.cells.len(), r.steps.len());
+        assert!(u.head.starts_with("<div id=\"head\">"), "{}", u.head);
+        assert!(u.gantt.contains("<svg id=\"gantt\""), "{}", u.gantt);
+        assert!(!u.finished);
+        let json = serde_json::to_value(&u).unwrap();
+        assert_eq!(json["cells"][0]["state"], u.cells[0].state.as_str());
+    }
+
+    #[test]
     fn the_trace_id_links_only_with_a_backend() {
         assert_eq!(trace_link(None, "abc"), None);
         assert_eq!(
