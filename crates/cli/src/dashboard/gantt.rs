@@ -6,7 +6,7 @@
 
 use jiff::{SignedDuration, Timestamp, ToSpan as _};
 use maud::{Markup, html};
-use tilewave_proto::rollout::v1::{BlackoutWindow, Rollout, StepState, blackout_window};
+use tilewave_proto::rollout::v1::{BlackoutWindow, LaunchBlackout, Rollout, StepState, blackout_window};
 
 use crate::names::{from_proto_duration, from_proto_time};
 
@@ -64,8 +64,21 @@ fn bake_of(r: &Rollout, wave: i32) -> SignedDuration {
         .map_or(BAKE, from_proto_duration)
 }
 
-/// The chart of a roll-out at `now`.
-pub fn chart(r: &Rollout, now: Option<Timestamp>) -> Chart {
+/// The launch calendar's blackouts (every plan's global blackouts) as
+/// windows with their reasons.
+pub fn calendar_windows(blackouts: &[LaunchBlackout]) -> Vec<(Span, String)> {
+    blackouts
+        .iter()
+        .filter_map(|b| {
+            let start = from_proto_time(b.start.as_ref())?;
+            let end = from_proto_time(b.end.as_ref())?;
+            (end > start).then(|| (Span { start, end }, b.reason.clone()))
+        })
+        .collect()
+}
+
+/// The chart of a roll-out at `now`, with the calendar's blackout windows.
+pub fn chart(r: &Rollout, now: Option<Timestamp>, calendar: &[(Span, String)]) -> Chart {
     let apply = r
         .spec
         .as_ref()
@@ -145,7 +158,16 @@ pub fn chart(r: &Rollout, now: Option<Timestamp>) -> Chart {
             .as_ref()
             .map(|s| s.blackouts.as_slice())
             .unwrap_or_default();
-        c.blackouts = windows.iter().flat_map(|w| occurrences(w, range)).collect();
+        c.blackouts = windows
+            .iter()
+            .flat_map(|w| occurrences(w, range))
+            .chain(
+                calendar
+                    .iter()
+                    .filter(|(s, _)| s.end > range.start && s.start < range.end)
+                    .cloned(),
+            )
+            .collect();
     }
     c
 }
@@ -466,7 +488,31 @@ mod tests {
             .plan
             .as_ref()
             .and_then(|p| from_proto_time(p.computed_at.as_ref()));
-        let c = chart(&r, now);
+        let start = from_proto_time(r.plan.as_ref().and_then(|p| p.planned_start.as_ref())).unwrap();
+        let calendar = calendar_windows(&[
+            LaunchBlackout {
+                start: Some(crate::names::to_proto_time(start + SignedDuration::from_hours(1))),
+                end: Some(crate::names::to_proto_time(start + SignedDuration::from_hours(3))),
+                reason: "year-end freeze".into(),
+            },
+            LaunchBlackout {
+                start: Some(crate::names::to_proto_time(
+                    start - SignedDuration::from_hours(900),
+                )),
+                end: Some(crate::names::to_proto_time(
+                    start - SignedDuration::from_hours(800),
+                )),
+                reason: "long ago".into(),
+            },
+        ]);
+        assert_eq!(calendar.len(), 2);
+        let c = chart(&r, now, &calendar);
+        assert_eq!(
+            c.blackouts.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>(),
+            ["year-end freeze"],
+            "only the calendar's blackouts in the chart's range"
+        );
+        assert!(svg(&c).into_string().contains("blackout year-end freeze"));
         assert_eq!(c.rows.len(), usize::try_from(r.wave_count).unwrap());
         assert_eq!(
             c.rows.iter().map(|w| w.regions).sum::<usize>(),

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use maud::{Markup, html};
 use tilewave_core::regions::RegionCatalog;
 use tilewave_proto::auth::v1::WhoAmIRequest;
-use tilewave_proto::rollout::v1::{PauseCause, Rollout, RolloutState};
+use tilewave_proto::rollout::v1::{GetLaunchCalendarRequest, PauseCause, Rollout, RolloutState};
 
 use super::layout::{Nav, page as shell, respond, slack, time};
 use super::{Shared, gantt, grid};
@@ -168,24 +168,48 @@ pub fn head(r: &Rollout, now: Option<Timestamp>, may: &BTreeSet<String>, trace_u
     }
 }
 
+/// The launch calendar's blackouts (every plan's global blackouts, so the
+/// chart shades them); none when the calendar cannot be read.
+pub async fn calendar_blackouts(app: &Shared) -> Vec<(gantt::Span, String)> {
+    let read = async {
+        let mut client = app.ctx.rollouts()?;
+        let req = app.ctx.request(GetLaunchCalendarRequest { upcoming: 0 })?;
+        anyhow::Ok(rpc("GetLaunchCalendar", client.get_launch_calendar(req).await)?)
+    };
+    match read.await {
+        Ok(resp) => gantt::calendar_windows(&resp.calendar.map(|c| c.blackouts).unwrap_or_default()),
+        Err(e) => {
+            tracing::warn!(error = %e, "GetLaunchCalendar failed: no calendar blackouts in the chart");
+            Vec::new()
+        }
+    }
+}
+
+/// What every rendering of a roll-out page needs besides the roll-out.
+#[derive(Debug)]
+pub struct Context<'a> {
+    /// The RPCs the user may call.
+    pub may: &'a BTreeSet<String>,
+    /// The trace backend's URL template.
+    pub trace_url: Option<&'a str>,
+    /// Region time zones.
+    pub catalog: &'a RegionCatalog,
+    /// The calendar's blackout windows.
+    pub calendar: &'a [(gantt::Span, String)],
+}
+
 /// The parts of the page the live updates replace, with the cells.
-pub fn body(
-    r: &Rollout,
-    now: Option<Timestamp>,
-    may: &BTreeSet<String>,
-    trace_url: Option<&str>,
-    catalog: &RegionCatalog,
-) -> Markup {
-    let cells = grid::cells(r, catalog);
+pub fn body(r: &Rollout, now: Option<Timestamp>, cx: &Context<'_>) -> Markup {
+    let cells = grid::cells(r, cx.catalog);
     html! {
-        (head(r, now, may, trace_url))
+        (head(r, now, cx.may, cx.trace_url))
         section {
             h2 { "Regions " span.muted { "by cloud, in wave order" } }
             (grid::render(&cells))
         }
         section {
             h2 { "Planned against actual" }
-            div #gantt-box { (gantt::svg(&gantt::chart(r, now))) }
+            div #gantt-box { (gantt::svg(&gantt::chart(r, now, cx.calendar))) }
         }
     }
 }
@@ -197,7 +221,15 @@ pub async fn page(State(app): State<Shared>, Path(id): Path<String>) -> Response
         let now = DomainNow::read(&app.ctx).await.map(|c| c.now());
         let may = callable(&app).await;
         let events = format!("/rollouts/{}/events", r.id);
-        let content = body(&r, now, &may, app.trace_url.as_deref(), &RegionCatalog::builtin());
+        let calendar = calendar_blackouts(&app).await;
+        let catalog = RegionCatalog::builtin();
+        let cx = Context {
+            may: &may,
+            trace_url: app.trace_url.as_deref(),
+            catalog: &catalog,
+            calendar: &calendar,
+        };
+        let content = body(&r, now, &cx);
         anyhow::Ok(shell(
             &format!("{} roll-out", r.tile_id),
             Nav::Rollout,
@@ -282,7 +314,15 @@ mod tests {
     #[test]
     fn an_update_carries_every_cell_the_summary_and_the_chart() {
         let r = sample_rollout();
-        let u = crate::dashboard::sse::update(&r, None, &BTreeSet::new(), None, &RegionCatalog::builtin());
+        let catalog = RegionCatalog::builtin();
+        let none = BTreeSet::new();
+        let cx = Context {
+            may: &none,
+            trace_url: None,
+            catalog: &catalog,
+            calendar: &[],
+        };
+        let u = crate::dashboard::sse::update(&r, None, &cx);
         assert_eq!(u.cells.len(), r.steps.len());
         assert!(u.head.starts_with("<div id=\"head\">"), "{}", u.head);
         assert!(u.gantt.contains("<svg id=\"gantt\""), "{}", u.gantt);

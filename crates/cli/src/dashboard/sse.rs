@@ -19,7 +19,7 @@ use tilewave_proto::registry::v1::{TileEventType, WatchTilesRequest};
 use tilewave_proto::rollout::v1::{Rollout, RolloutEventType};
 use tokio::sync::mpsc;
 
-use super::rollout::{callable, head};
+use super::rollout::{Context, calendar_blackouts, callable, head};
 use super::{Shared, gantt, grid};
 use crate::rollout::render::is_terminal;
 use crate::rollout::status::{DomainNow, watch_request};
@@ -39,17 +39,11 @@ pub struct Update {
 }
 
 /// The update for a roll-out state.
-pub fn update(
-    r: &Rollout,
-    now: Option<jiff::Timestamp>,
-    may: &std::collections::BTreeSet<String>,
-    trace_url: Option<&str>,
-    catalog: &RegionCatalog,
-) -> Update {
+pub fn update(r: &Rollout, now: Option<jiff::Timestamp>, cx: &Context<'_>) -> Update {
     Update {
-        head: head(r, now, may, trace_url).into_string(),
-        gantt: gantt::svg(&gantt::chart(r, now)).into_string(),
-        cells: grid::cells(r, catalog),
+        head: head(r, now, cx.may, cx.trace_url).into_string(),
+        gantt: gantt::svg(&gantt::chart(r, now, cx.calendar)).into_string(),
+        cells: grid::cells(r, cx.catalog),
         finished: is_terminal(r),
     }
 }
@@ -75,6 +69,13 @@ async fn follow(app: Shared, id: String, tx: mpsc::Sender<Event>) {
     let catalog = RegionCatalog::builtin();
     let clock = DomainNow::read(&app.ctx).await;
     let may = callable(&app).await;
+    let calendar = calendar_blackouts(&app).await;
+    let cx = Context {
+        may: &may,
+        trace_url: app.trace_url.as_deref(),
+        catalog: &catalog,
+        calendar: &calendar,
+    };
     let mut client = match app.ctx.rollouts_streaming() {
         Ok(c) => c,
         Err(e) => {
@@ -106,7 +107,7 @@ async fn follow(app: Shared, id: String, tx: mpsc::Sender<Event>) {
                                 start_revision = ev.revision + 1;
                                 let finished = ev.r#type == RolloutEventType::Finished as i32;
                                 if let Some(r) = ev.rollout {
-                                    let u = update(&r, clock.map(|c| c.now()), &may, app.trace_url.as_deref(), &catalog);
+                                    let u = update(&r, clock.map(|c| c.now()), &cx);
                                     let data = serde_json::to_string(&u).unwrap_or_default();
                                     if tx.send(event("update", &data)).await.is_err() {
                                         return;

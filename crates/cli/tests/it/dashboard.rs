@@ -4,7 +4,8 @@
 //! (release-engineer) and, in a second process, with a viewer's; headless
 //! Chromium, driven over WebDriver (Debian's chromedriver), checks that the
 //! grid has one cell per planned region and that cells change state live
-//! without a reload, that the Gantt chart draws the deadline line, that the
+//! without a reload, that the Gantt chart draws the deadline and GA lines
+//! and shades the launch calendar's blackout, that the
 //! release engineer sees the pause button and the viewer does not, and that
 //! the viewer's POST of the pause form is refused by the rollout service
 //! (403 with its message). Requests without the token are refused (401),
@@ -254,6 +255,29 @@ async fn the_dashboard_shows_a_live_rollout_in_chromium_and_guards_its_buttons()
     assert_eq!(code(&up), 0);
     let regions = tilewave_core::regions::RegionCatalog::builtin().representative(4);
     prepare_launch(&cli, "riverflow");
+    // A blackout on the launch calendar two days on: the chart shades it.
+    let clock = cli.run(&["clock", "show", "-o", "json"]);
+    let now: jiff::Timestamp = serde_json::from_slice::<Value>(&clock.stdout).unwrap()["now"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let at = |h: i64| {
+        (now + jiff::SignedDuration::from_hours(h))
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let blackout = cli.run(&[
+        "calendar",
+        "add-blackout",
+        "--from",
+        &at(48),
+        "--to",
+        &at(60),
+        "--reason",
+        "year-end freeze",
+    ]);
+    assert_eq!(code(&blackout), 0);
     let start = cli.run(&[
         "rollout",
         "start",
@@ -363,6 +387,15 @@ async fn the_dashboard_shows_a_live_rollout_in_chromium_and_guards_its_buttons()
         .await
         .unwrap();
     assert_eq!(lines, json!([1, 1]), "the deadline and GA lines");
+    let shaded = b
+        .js("return [...document.querySelectorAll('svg.gantt .blackout title')].map(t => t.textContent);")
+        .await
+        .unwrap();
+    assert_eq!(
+        shaded,
+        json!(["blackout year-end freeze"]),
+        "the calendar's blackout is shaded"
+    );
     b.size(1280, 900).await.unwrap();
     b.screenshot(&shots.join("rollout-live-desktop.png"))
         .await
