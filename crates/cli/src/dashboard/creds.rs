@@ -12,6 +12,7 @@ use crate::creds::render::{is_terminal, kind_name, phase, region_state_name, rot
 use crate::creds::{RotationsArgs, rotations_request};
 use crate::error::rpc;
 use crate::names::from_proto_time;
+use tilewave_proto::credentials::v1::Rotation;
 
 async fn page_fn(app: &Shared) -> anyhow::Result<maud::Markup> {
     let ctx = &app.ctx;
@@ -21,8 +22,20 @@ async fn page_fn(app: &Shared) -> anyhow::Result<maud::Markup> {
             .list_rotations(ctx.request(rotations_request(&RotationsArgs { tile: None }, ""))?)
             .await,
     )?;
-    let (open, ended): (Vec<_>, Vec<_>) = resp.rotations.iter().partition(|r| !is_terminal(r));
-    let body = html! {
+    Ok(shell(
+        "Credentials",
+        Nav::Credentials,
+        app.token.csrf(),
+        None,
+        body(&resp.rotations),
+    ))
+}
+
+/// The page's content: rotations in progress with a cell per region (its
+/// distribution and verification state), then the recently ended ones.
+pub fn body(rotations: &[Rotation]) -> maud::Markup {
+    let (open, ended): (Vec<_>, Vec<_>) = rotations.iter().partition(|r| !is_terminal(r));
+    html! {
         h1 { "Credentials" }
         section {
             h2 { "Rotations in progress" }
@@ -33,7 +46,7 @@ async fn page_fn(app: &Shared) -> anyhow::Result<maud::Markup> {
                     p { (phase(r)) " · " (r.regions_distributed) "/" (r.regions_total) " distributed · " (r.regions_verified) "/" (r.regions_total) " verified" }
                     div.cells {
                         @for g in &r.regions {
-                            div class=(format!("cell cr-{}", region_state_name(g.state))) title=(format!("{} · wave {} · {}{}", g.region, g.wave, region_state_name(g.state), if g.last_error.is_empty() { String::new() } else { format!(" · {}", g.last_error) })) {
+                            div class=(format!("cell cr-{}", region_state_name(g.state).to_ascii_lowercase())) title=(format!("{} · wave {} · {}{}", g.region, g.wave, region_state_name(g.state), if g.last_error.is_empty() { String::new() } else { format!(" · {}", g.last_error) })) {
                                 span.name { (g.region) }
                             }
                         }
@@ -51,17 +64,52 @@ async fn page_fn(app: &Shared) -> anyhow::Result<maud::Markup> {
                 }
             }
         }
-    };
-    Ok(shell(
-        "Credentials",
-        Nav::Credentials,
-        app.token.csrf(),
-        None,
-        body,
-    ))
+    }
 }
 
 /// `GET /credentials`.
 pub async fn page(State(app): State<Shared>) -> Response {
     respond(Box::pin(page_fn(&app)).await, app.token.csrf())
+}
+
+#[cfg(test)]
+mod tests {
+    use tilewave_proto::credentials::v1::{RegionRotation, RegionRotationState, RotationState};
+
+    use super::*;
+
+    #[test]
+    fn a_rotation_in_progress_shows_a_cell_per_region_by_state() {
+        let region = |name: &str, state: RegionRotationState| RegionRotation {
+            region: name.into(),
+            wave: 1,
+            state: state as i32,
+            ..Default::default()
+        };
+        let r = Rotation {
+            id: "rot-1".into(),
+            tile_id: "riverflow".into(),
+            state: RotationState::Distributing as i32,
+            regions_total: 3,
+            regions_distributed: 2,
+            regions_verified: 1,
+            regions: vec![
+                region("aws:us-east-1", RegionRotationState::Verified),
+                region("gcp:us-central1", RegionRotationState::Installing),
+                region("azure:eastus", RegionRotationState::Pending),
+            ],
+            ..Default::default()
+        };
+        let html = body(&[r]).into_string();
+        for want in [
+            "cell cr-verified",
+            "cell cr-installing",
+            "cell cr-pending",
+            "2/3 distributed",
+            "1/3 verified",
+        ] {
+            assert!(html.contains(want), "{want} in {html}");
+        }
+        assert!(body(&[]).into_string().contains("No rotation is in progress."));
+    }
 }
