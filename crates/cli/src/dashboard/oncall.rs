@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::response::Response;
 use maud::html;
 use tilewave_proto::auth::v1::WhoAmIRequest;
-use tilewave_proto::escalation::v1::IncidentState;
+use tilewave_proto::escalation::v1::{Incident, IncidentState, OnCallShift};
 
 use super::Shared;
 use super::layout::{Nav, page as shell, respond, time};
@@ -68,12 +68,40 @@ async fn page_fn(app: &Shared) -> anyhow::Result<maud::Markup> {
         None => None,
     };
     let may_ack = may_acknowledge(app).await;
-    let body = html! {
+    let next_shifts = next.map(|n| n.shifts).unwrap_or_default();
+    let body = body(
+        &incidents,
+        &now.shifts,
+        next_at,
+        &next_shifts,
+        may_ack,
+        app.token.csrf(),
+    );
+    Ok(shell(
+        "On-call",
+        Nav::Oncall,
+        app.token.csrf(),
+        Some("/events/changes?feed=incidents"),
+        body,
+    ))
+}
+
+/// The page's content: open incidents (with an acknowledge button on the
+/// triggered ones when `may_ack`), who is on call now, and from `next_at`.
+pub fn body(
+    incidents: &[Incident],
+    now: &[OnCallShift],
+    next_at: Option<jiff::Timestamp>,
+    next: &[OnCallShift],
+    may_ack: bool,
+    csrf: &str,
+) -> maud::Markup {
+    html! {
         h1 { "On-call" }
         section {
             h2 { "Open incidents" }
             @if incidents.is_empty() { p.ok { "No open incident." } }
-            @for i in &incidents {
+            @for i in incidents {
                 div class=(format!("incident sev-{}", severity_name(i.severity).to_ascii_lowercase())) {
                     h3 { (i.id) " " span.badge { (severity_name(i.severity)) } " " span.muted { (state_name(i.state)) } }
                     p { (i.title) }
@@ -86,7 +114,7 @@ async fn page_fn(app: &Shared) -> anyhow::Result<maud::Markup> {
                     }
                     @if may_ack && i.state == IncidentState::Triggered as i32 {
                         form method="post" action=(format!("/incidents/{}/ack", i.id)) onsubmit=(format!("return confirm('Acknowledge {}? You own it from now.')", i.id)) {
-                            input type="hidden" name="csrf" value=(app.token.csrf());
+                            input type="hidden" name="csrf" value=(csrf);
                             button.button.ack type="submit" { "Acknowledge" }
                         }
                     }
@@ -95,24 +123,46 @@ async fn page_fn(app: &Shared) -> anyhow::Result<maud::Markup> {
         }
         section {
             h2 { "On call now" }
-            @if now.shifts.is_empty() { p.muted { "Nobody is on call." } } @else { pre { (shifts_table(&now.shifts)) } }
+            @if now.is_empty() { p.muted { "Nobody is on call." } } @else { pre { (shifts_table(now)) } }
             h2 { "Next " @if let Some(at) = next_at { span.muted { "from " (time(Some(at))) } } }
-            @match &next {
-                Some(n) if !n.shifts.is_empty() => { pre { (shifts_table(&n.shifts)) } }
-                _ => { p.muted { "No later shift is known." } }
-            }
+            @if next.is_empty() { p.muted { "No later shift is known." } } @else { pre { (shifts_table(next)) } }
         }
-    };
-    Ok(shell(
-        "On-call",
-        Nav::Oncall,
-        app.token.csrf(),
-        Some("/events/changes?feed=incidents"),
-        body,
-    ))
+    }
 }
 
 /// `GET /oncall`.
 pub async fn page(State(app): State<Shared>) -> Response {
     respond(Box::pin(page_fn(&app)).await, app.token.csrf())
+}
+
+#[cfg(test)]
+mod tests {
+    use tilewave_proto::common::v1::Severity;
+
+    use super::*;
+
+    #[test]
+    fn a_triggered_incident_offers_acknowledge_only_to_a_role_that_may() {
+        let incident = |id: &str, state: IncidentState| Incident {
+            id: id.into(),
+            title: "partner /connect returns 500".into(),
+            severity: Severity::Sev1 as i32,
+            state: state as i32,
+            ..Default::default()
+        };
+        let list = [
+            incident("INC-1", IncidentState::Triggered),
+            incident("INC-2", IncidentState::Acknowledged),
+        ];
+        let html = body(&list, &[], None, &[], true, "c5rf").into_string();
+        assert!(html.contains("action=\"/incidents/INC-1/ack\""), "{html}");
+        assert!(
+            !html.contains("/incidents/INC-2/ack"),
+            "only triggered ones: {html}"
+        );
+        assert!(html.contains("value=\"c5rf\""), "{html}");
+        let viewer = body(&list, &[], None, &[], false, "c5rf").into_string();
+        assert!(!viewer.contains("/ack\""), "{viewer}");
+        assert!(viewer.contains("Nobody is on call."));
+    }
 }
