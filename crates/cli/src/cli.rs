@@ -118,6 +118,7 @@ pub enum Command {
     /// Run a demo launch on the local stack: import, sign off, plan, roll out.
     Demo(DemoArgs),
     /// Serve a live web dashboard on loopback: launches, roll-outs, on-call.
+    #[command(long_about = crate::dashboard::ABOUT)]
     Dashboard(DashboardArgs),
     /// Who may call what: the role table every service checks calls against.
     #[command(subcommand)]

@@ -39,6 +39,18 @@ Examples:
   tilewave dashboard --trace-url 'http://127.0.0.1:16686/trace/{trace_id}'
   TILEWAVE_TLS_CERT=~/.tilewave/viewer.crt TILEWAVE_TLS_KEY=~/.tilewave/viewer.key tilewave dashboard";
 
+/// What `dashboard --help` says first.
+pub const ABOUT: &str = "\
+Serve a live web dashboard: the launch calendar with each tile's readiness and slack (at-risk
+first), a roll-out's regions as a grid by cloud and wave and its Gantt chart (planned against
+actual, deadline and GA), a tile, on-call, credentials. Pages update live; they also work
+without JavaScript and on a phone.
+
+It reads the services with your own settings and certificate, so it shows what you may see;
+its pause, resume, approve and acknowledge buttons appear only when your role may use them,
+each behind a confirmation. The URL it prints carries a token that is new at every start:
+without it every request is refused.";
+
 /// Arguments of `dashboard`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
