@@ -42,6 +42,41 @@ impl Drop for Killed {
     }
 }
 
+/// The processes below `pid` (children first found, then theirs), from
+/// /proc: the browser chromedriver started, which would outlive it.
+fn descendants(pid: u32) -> Vec<i32> {
+    let mut found = Vec::new();
+    let mut queue = vec![pid.to_string()];
+    while let Some(p) = queue.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for c in children.split_whitespace() {
+                if let Ok(n) = c.parse::<i32>() {
+                    found.push(n);
+                    queue.push(c.to_owned());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// chromedriver, and the browser it started: both killed by id when
+/// dropped, also when the test fails before closing the session.
+struct Driver(Killed);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        for pid in descendants(self.0.0.id()) {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
 /// The path of `name` on PATH, if any.
 fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -65,7 +100,7 @@ fn browser() -> Result<(PathBuf, PathBuf), String> {
 struct Browser {
     http: reqwest::Client,
     base: String,
-    _driver: Killed,
+    _driver: Driver,
 }
 
 impl Browser {
@@ -77,7 +112,7 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let driver = Killed(child);
+        let driver = Driver(Killed(child));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?;
