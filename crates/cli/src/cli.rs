@@ -11,6 +11,7 @@ use crate::calendar::CalendarCommand;
 use crate::certs::CertsCommand;
 use crate::clock::ClockCommand;
 use crate::creds::CredsCommand;
+use crate::dashboard::DashboardArgs;
 use crate::demo::DemoArgs;
 use crate::dev::DevCommand;
 use crate::freeze::FreezeCommand;
@@ -55,6 +56,7 @@ Examples:
   tilewave policy set -f docs/examples/escalation/policy.yaml
   tilewave auth table
   tilewave auth whoami
+  tilewave dashboard
   tilewave admin bump-epoch --etcd http://127.0.0.1:2379
   tilewave dev down";
 
@@ -115,6 +117,9 @@ pub enum Command {
     Certs(CertsCommand),
     /// Run a demo launch on the local stack: import, sign off, plan, roll out.
     Demo(DemoArgs),
+    /// Serve a live web dashboard on loopback: launches, roll-outs, on-call.
+    #[command(long_about = crate::dashboard::ABOUT)]
+    Dashboard(DashboardArgs),
     /// Who may call what: the role table every service checks calls against.
     #[command(subcommand)]
     Auth(AuthCommand),
@@ -143,6 +148,7 @@ impl Command {
             Self::Dev(d) => d.name(),
             Self::Certs(c) => c.name(),
             Self::Demo(_) => "demo",
+            Self::Dashboard(_) => "dashboard",
             Self::Auth(a) => a.name(),
             Self::Admin(a) => a.name(),
             Self::Completions(_) => "completions",

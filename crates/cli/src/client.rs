@@ -143,6 +143,18 @@ impl Ctx {
         )))
     }
 
+    /// A client of the registry for a stream that may outlive the
+    /// per-call timeout (the dashboard's live pages): connecting is still
+    /// bounded.
+    pub fn registry_streaming(&self) -> Result<Registry, CliError> {
+        let url = &self.settings.url(REGISTRY);
+        let endpoint =
+            tilewave_service::transport::configure_streaming(self.endpoint(url)?, self.settings.timeout);
+        Ok(tilewave_service::sized!(RegistryServiceClient::new(
+            traced_channel(endpoint.connect_lazy())
+        )))
+    }
+
     /// A client of the rollout service.
     pub fn rollouts(&self) -> Result<Rollouts, CliError> {
         Ok(tilewave_service::sized!(RolloutServiceClient::new(

@@ -295,7 +295,7 @@ fn launch_view(l: &Launch) -> LaunchView {
 }
 
 /// What a launch still needs, in a few words.
-fn readiness(l: &Launch) -> String {
+pub fn readiness(l: &Launch) -> String {
     let mut parts = Vec::new();
     if l.held {
         parts.push(format!("HELD: {}", l.hold_reason));
@@ -381,6 +381,18 @@ pub fn render_list(resp: &ListLaunchesResponse) -> String {
     out
 }
 
+/// The ListLaunches request of `ga list` and the dashboard: GA moments in
+/// `range` (from now on when absent), one page of up to 1000.
+pub fn list_request(range: Option<TimeRange>) -> ListLaunchesRequest {
+    ListLaunchesRequest {
+        range,
+        page: Some(tilewave_proto::common::v1::PageRequest {
+            page_size: 1000,
+            page_token: String::new(),
+        }),
+    }
+}
+
 /// Runs a GA command.
 pub async fn run(cmd: GaCommand, ctx: &Ctx) -> anyhow::Result<()> {
     let mut client = ctx.rollouts()?;
@@ -400,15 +412,7 @@ pub async fn run(cmd: GaCommand, ctx: &Ctx) -> anyhow::Result<()> {
             });
             let resp = rpc(
                 "ListLaunches",
-                client
-                    .list_launches(ctx.request(ListLaunchesRequest {
-                        range,
-                        page: Some(tilewave_proto::common::v1::PageRequest {
-                            page_size: 1000,
-                            page_token: String::new(),
-                        }),
-                    })?)
-                    .await,
+                client.list_launches(ctx.request(list_request(range))?).await,
             )?;
             let views: Vec<LaunchView> = resp.launches.iter().map(launch_view).collect();
             if let Some(text) = structured(ctx.format, &views)? {

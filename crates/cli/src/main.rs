@@ -16,6 +16,7 @@ mod cli;
 mod client;
 mod clock;
 mod creds;
+mod dashboard;
 mod demo;
 mod demo_oncall;
 mod demo_partner;
@@ -128,6 +129,7 @@ async fn execute(cli: Cli, resolved: &mut Option<Settings>) -> anyhow::Result<()
         Command::Sop(cmd) => oncall::run_sop(cmd, &ctx()?).await,
         Command::Clock(cmd) => clock::run(cmd, &ctx()?).await,
         Command::Demo(args) => demo::run(args, &ctx()?).await,
+        Command::Dashboard(args) => dashboard::run(args, ctx()?).await,
         Command::Dev(cmd) => dev::run(cmd, &cli.global).await,
         Command::Auth(cmd) => auth::run(&cmd, cli.global.output, ctx).await,
         Command::Admin(cmd) => admin::run(cmd, cli.global.output, ctx).await,

@@ -21,6 +21,7 @@
     reason = "test code: a failure to run the binary should fail the test"
 )]
 
+mod dashboard;
 mod deploy_certs;
 mod roles;
 mod tls;
