@@ -11,6 +11,7 @@ mod lifecycle;
 mod no_certificate;
 mod random_input;
 mod readiness;
+mod retention;
 mod revisions;
 mod tls;
 mod watch;
