@@ -88,7 +88,7 @@ async fn old_audit_records_become_daily_summaries_and_recent_ones_stay() -> Resu
     // Day 0: the import (the registry's clock); day 2: two edits; day 40:
     // one more (written as another service's records would be, at their
     // own times, so that no write races the registry's view of the clock).
-    import(&mut c, RIVERFLOW, "1234").await?;
+    import(&mut c, RIVERFLOW, "").await?;
     let edit = |item: &str, at: Timestamp| {
         Change::new().audit(
             audit::record("SetGtmItem", "tile", "riverflow", format!("{item} in progress"))
