@@ -158,7 +158,11 @@ pub fn batches(records: &[(Timestamp, &AuditRecord)], max_ops: usize) -> Vec<Bat
     let mut current = Batch::default();
     for (i, (at, record)) in records.iter().enumerate() {
         let bucket = bucket_of(record, *at);
-        let cost = if current.summaries.contains_key(&bucket) { 1 } else { 2 };
+        let cost = if current.summaries.contains_key(&bucket) {
+            1
+        } else {
+            2
+        };
         if current.ops() + cost > max_ops && !current.records.is_empty() {
             out.push(std::mem::take(&mut current));
         }
@@ -301,7 +305,10 @@ mod tests {
     fn actors_are_bounded() {
         let mut s = summarise(&rec("tile", "x", "Edit", "actor-000", 0), at(1));
         for i in 1..40 {
-            s = merge(s, &summarise(&rec("tile", "x", "Edit", &format!("actor-{i:03}"), 0), at(1)));
+            s = merge(
+                s,
+                &summarise(&rec("tile", "x", "Edit", &format!("actor-{i:03}"), 0), at(1)),
+            );
         }
         assert_eq!(s.actors.len(), MAX_ACTORS);
         assert!(s.actors_truncated);
@@ -311,11 +318,23 @@ mod tests {
     #[test]
     fn batches_respect_the_operation_bound() {
         // (records as (day, object), max ops) -> records per batch, summaries per batch
-        type Case = (&'static str, Vec<(i64, &'static str)>, usize, Vec<usize>, Vec<usize>);
+        type Case = (
+            &'static str,
+            Vec<(i64, &'static str)>,
+            usize,
+            Vec<usize>,
+            Vec<usize>,
+        );
         let cases: Vec<Case> = vec![
             ("nothing", vec![], 10, vec![], vec![]),
             ("one object, one day", vec![(0, "a"); 5], 10, vec![5], vec![1]),
-            ("split: the bucket goes on in the next batch", vec![(0, "a"); 12], 10, vec![9, 3], vec![1, 1]),
+            (
+                "split: the bucket goes on in the next batch",
+                vec![(0, "a"); 12],
+                10,
+                vec![9, 3],
+                vec![1, 1],
+            ),
             (
                 "every record its own bucket",
                 vec![(0, "a"), (0, "b"), (0, "c"), (0, "d"), (0, "e")],
@@ -323,21 +342,51 @@ mod tests {
                 vec![2, 2, 1],
                 vec![2, 2, 1],
             ),
-            ("two days", vec![(0, "a"), (0, "a"), (D, "a")], 10, vec![3], vec![2]),
-            ("a bound below 2 is 2", vec![(0, "a"), (0, "a")], 0, vec![1, 1], vec![1, 1]),
+            (
+                "two days",
+                vec![(0, "a"), (0, "a"), (D, "a")],
+                10,
+                vec![3],
+                vec![2],
+            ),
+            (
+                "a bound below 2 is 2",
+                vec![(0, "a"), (0, "a")],
+                0,
+                vec![1, 1],
+                vec![1, 1],
+            ),
         ];
         for (name, input, max, sizes, summaries) in cases {
-            let records: Vec<AuditRecord> = input.iter().map(|(_, id)| rec("tile", id, "Edit", "ada", 1)).collect();
-            let run: Vec<(Timestamp, &AuditRecord)> =
-                input.iter().zip(&records).map(|((t, _), r)| (at(*t + 1), r)).collect();
+            let records: Vec<AuditRecord> = input
+                .iter()
+                .map(|(_, id)| rec("tile", id, "Edit", "ada", 1))
+                .collect();
+            let run: Vec<(Timestamp, &AuditRecord)> = input
+                .iter()
+                .zip(&records)
+                .map(|((t, _), r)| (at(*t + 1), r))
+                .collect();
             let got = batches(&run, max);
-            assert_eq!(got.iter().map(|b| b.records.len()).collect::<Vec<_>>(), sizes, "{name}");
-            assert_eq!(got.iter().map(|b| b.summaries.len()).collect::<Vec<_>>(), summaries, "{name}");
+            assert_eq!(
+                got.iter().map(|b| b.records.len()).collect::<Vec<_>>(),
+                sizes,
+                "{name}"
+            );
+            assert_eq!(
+                got.iter().map(|b| b.summaries.len()).collect::<Vec<_>>(),
+                summaries,
+                "{name}"
+            );
             assert!(got.iter().all(|b| b.ops() <= max.max(2)), "{name}");
             // Every record exactly once, in order; the counts add up.
             let all: Vec<usize> = got.iter().flat_map(|b| b.records.clone()).collect();
             assert_eq!(all, (0..input.len()).collect::<Vec<_>>(), "{name}");
-            let counted: i64 = got.iter().flat_map(|b| b.summaries.values()).map(|s| s.record_count).sum();
+            let counted: i64 = got
+                .iter()
+                .flat_map(|b| b.summaries.values())
+                .map(|s| s.record_count)
+                .sum();
             assert_eq!(counted, input.len() as i64, "{name}");
         }
     }
@@ -345,9 +394,21 @@ mod tests {
     #[test]
     fn folding_in_pieces_equals_folding_at_once() {
         let records: Vec<AuditRecord> = (0..30)
-            .map(|i| rec("tile", "x", if i % 3 == 0 { "Import" } else { "Edit" }, &format!("u{}", i % 4), i))
+            .map(|i| {
+                rec(
+                    "tile",
+                    "x",
+                    if i % 3 == 0 { "Import" } else { "Edit" },
+                    &format!("u{}", i % 4),
+                    i,
+                )
+            })
             .collect();
-        let run: Vec<(Timestamp, &AuditRecord)> = records.iter().enumerate().map(|(i, r)| (at(i as i64), r)).collect();
+        let run: Vec<(Timestamp, &AuditRecord)> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (at(i as i64), r))
+            .collect();
         let whole = batches(&run, 1000);
         let pieces = batches(&run, 7);
         let fold = |bs: &[Batch]| {

@@ -378,7 +378,13 @@ impl Keys {
     /// kind and id are escaped (`%` as `%25`, `/` as `%2F`, empty as `%`) so
     /// that one object's prefix never holds another's.
     pub fn audit_summaries_of(&self, kind: &str, id: &str) -> String {
-        self.join(&["audit-summaries/", &escape_segment(kind), "/", &escape_segment(id), "/"])
+        self.join(&[
+            "audit-summaries/",
+            &escape_segment(kind),
+            "/",
+            &escape_segment(id),
+            "/",
+        ])
     }
 
     /// `audit-summaries/<kind>/<id>/<YYYY-MM-DD>`: the summary of one
@@ -633,10 +639,7 @@ mod tests {
             k.owner(work::ESCALATION_SENDER),
             "/tilewave/owners/escalation-sender"
         );
-        assert_eq!(
-            k.owner(work::AUDIT_RETENTION),
-            "/tilewave/owners/audit-retention"
-        );
+        assert_eq!(k.owner(work::AUDIT_RETENTION), "/tilewave/owners/audit-retention");
         let day = Timestamp::from_second(1_767_225_600 + 3600).unwrap();
         assert_eq!(
             k.audit_summary("tile", "riverflow", day),
@@ -646,12 +649,18 @@ mod tests {
             k.audit_summary("tile", "riverflow", day)
                 .starts_with(&k.audit_summaries_of("tile", "riverflow"))
         );
-        assert!(k.audit_summaries_of("tile", "x").starts_with(&k.audit_summaries()));
+        assert!(
+            k.audit_summaries_of("tile", "x")
+                .starts_with(&k.audit_summaries())
+        );
         assert_eq!(
             k.audit_summaries_of("timer", "ga/riverflow"),
             "/tilewave/audit-summaries/timer/ga%2Friverflow/"
         );
-        assert_eq!(k.audit_summaries_of("", "a%b"), "/tilewave/audit-summaries/%/a%25b/");
+        assert_eq!(
+            k.audit_summaries_of("", "a%b"),
+            "/tilewave/audit-summaries/%/a%25b/"
+        );
         assert!(
             !k.audit_summaries_of("timer", "ga/x")
                 .starts_with(&k.audit_summaries_of("timer", "ga"))

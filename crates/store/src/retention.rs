@@ -116,7 +116,12 @@ fn key_time(store: &Store, key: &str) -> Option<Timestamp> {
 /// `keep` before the store clock's now, a fenced transaction at a time.
 /// A transaction that a concurrent change beat (a record or summary moved)
 /// ends the pass early without error: the next pass reads afresh.
-pub async fn pass(store: &Store, actor: &Actor, keep: SignedDuration, token: &FencingToken) -> Result<PassOutcome> {
+pub async fn pass(
+    store: &Store,
+    actor: &Actor,
+    keep: SignedDuration,
+    token: &FencingToken,
+) -> Result<PassOutcome> {
     let Ok(before) = store.clock().now().checked_sub(keep) else {
         return Ok(PassOutcome::default());
     };
@@ -127,7 +132,12 @@ pub async fn pass(store: &Store, actor: &Actor, keep: SignedDuration, token: &Fe
     let records = listing.items;
     let run: Vec<(Timestamp, &AuditRecord)> = records
         .iter()
-        .map(|r| (time_of(&r.value, key_time(store, &r.key).unwrap_or(before)), &r.value))
+        .map(|r| {
+            (
+                time_of(&r.value, key_time(store, &r.key).unwrap_or(before)),
+                &r.value,
+            )
+        })
         .collect();
     let mut done = PassOutcome {
         full: records.len() >= PASS_RECORDS,

@@ -247,7 +247,11 @@ impl Store {
 
     /// Reads and decodes every key in `[start, end)`, in key order, at one
     /// revision (paged like [`Store::list`]).
-    pub async fn list_range<T: prost::Message + Default>(&self, start: &str, end: &str) -> Result<Listing<T>> {
+    pub async fn list_range<T: prost::Message + Default>(
+        &self,
+        start: &str,
+        end: &str,
+    ) -> Result<Listing<T>> {
         let (kvs, revision) = self.list_raw(start, Some(end.as_bytes().to_vec())).await?;
         let items = kvs.iter().map(decode).collect::<Result<Vec<_>>>()?;
         Ok(Listing { items, revision })
@@ -267,7 +271,9 @@ impl Store {
             start,
             retry::idempotent("list", self.op_timeout(), || {
                 let mut c = self.client.clone();
-                let opts = GetOptions::new().with_range(end.as_bytes().to_vec()).with_limit(limit);
+                let opts = GetOptions::new()
+                    .with_range(end.as_bytes().to_vec())
+                    .with_limit(limit);
                 let start = start.to_owned();
                 async move { c.get(start, Some(opts)).await }
             }),

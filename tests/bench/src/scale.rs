@@ -42,7 +42,8 @@ use crate::report::{Measure, Report, Target};
 
 /// The partner configuration every tile is made from (its name is
 /// replaced per tile).
-const CONFIG: &str = include_str!("../../../crates/core/tests/fixtures/partner-connect/riverflow-ingest.json");
+const CONFIG: &str =
+    include_str!("../../../crates/core/tests/fixtures/partner-connect/riverflow-ingest.json");
 
 /// The key prefix of the measure.
 const PREFIX: &str = "/tilewave-bench-scale/";
@@ -185,7 +186,10 @@ async fn load_tile(mut c: RegistryServiceClient<Channel>, i: usize, revisions: u
 }
 
 /// Every page of ListTiles: the latency of each page (ms) and the count.
-async fn list_all(c: &mut RegistryServiceClient<Channel>, page_size: i32) -> anyhow::Result<(Vec<f64>, usize)> {
+async fn list_all(
+    c: &mut RegistryServiceClient<Channel>,
+    page_size: i32,
+) -> anyhow::Result<(Vec<f64>, usize)> {
     let (mut pages, mut tiles) = (Vec::new(), 0);
     let mut token = String::new();
     loop {
@@ -232,7 +236,10 @@ async fn watch_start(c: &mut RegistryServiceClient<Channel>) -> anyhow::Result<(
 
 /// GetHistory of `id`, every page: ms, records and summaries (and the
 /// records the summaries stand for).
-async fn history(c: &mut RegistryServiceClient<Channel>, id: &str) -> anyhow::Result<(f64, usize, usize, i64)> {
+async fn history(
+    c: &mut RegistryServiceClient<Channel>,
+    id: &str,
+) -> anyhow::Result<(f64, usize, usize, i64)> {
     let start = Instant::now();
     let (mut records, mut summaries, mut folded) = (0, 0, 0);
     let mut token = String::new();
@@ -317,7 +324,11 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         let start = Instant::now();
         let (p, n) = list_all(&mut c, args.page_size).await?;
         listings.push(ms(start));
-        anyhow::ensure!(n == args.tiles, "ListTiles listed {n} tiles, {} loaded", args.tiles);
+        anyhow::ensure!(
+            n == args.tiles,
+            "ListTiles listed {n} tiles, {} loaded",
+            args.tiles
+        );
         pages.extend(p);
     }
 
@@ -325,7 +336,11 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     let (mut firsts, mut ends) = (Vec::new(), Vec::new());
     for _ in 0..args.runs {
         let (first, end, n) = watch_start(&mut c).await?;
-        anyhow::ensure!(n == args.tiles, "the snapshot held {n} tiles, {} loaded", args.tiles);
+        anyhow::ensure!(
+            n == args.tiles,
+            "the snapshot held {n} tiles, {} loaded",
+            args.tiles
+        );
         firsts.push(first);
         ends.push(end);
     }
@@ -373,12 +388,20 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     let start = Instant::now();
     clock.set(end, &actor).await?;
     let fold_timeout = Duration::from_secs(60) + Duration::from_millis(total.max(0) as u64 * 2);
-    tilewave_testkit::eventually("every audit record older than the retention folded", fold_timeout, || async {
-        let old = count(&store, &keys.audit_prefix(), &keys.audit_before(boundary))
-            .await
-            .map_err(|e| e.to_string())?;
-        if old == 0 { Ok(()) } else { Err(format!("{old} record(s) left to fold")) }
-    })
+    tilewave_testkit::eventually(
+        "every audit record older than the retention folded",
+        fold_timeout,
+        || async {
+            let old = count(&store, &keys.audit_prefix(), &keys.audit_before(boundary))
+                .await
+                .map_err(|e| e.to_string())?;
+            if old == 0 {
+                Ok(())
+            } else {
+                Err(format!("{old} record(s) left to fold"))
+            }
+        },
+    )
     .await?;
     let fold_secs = start.elapsed().as_secs_f64();
     let audit_after = count(&store, &keys.audit_prefix(), &keys.audit_end()).await?;
@@ -401,26 +424,66 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         before_entries.0 as i64 + before_entries.2 == after_entries.0 as i64 + after_entries.2,
         "GetHistory of {watched}: {before_entries:?} (records, summaries, folded) before, {after_entries:?} after"
     );
-    anyhow::ensure!(after_entries.1 > 0, "GetHistory of {watched} returned no summaries after the fold");
+    anyhow::ensure!(
+        after_entries.1 > 0,
+        "GetHistory of {watched} returned no summaries after the fold"
+    );
 
     let mut m = Measure::new("scale");
-    m.figure("load: registry writes per second", "writes/s", &[writes / load_secs], None)?;
-    let page_p99 = crate::report::Summary::of(&pages).map(|s| s.percentile(99.0)).unwrap_or(f64::NAN);
+    m.figure(
+        "load: registry writes per second",
+        "writes/s",
+        &[writes / load_secs],
+        None,
+    )?;
+    let page_p99 = crate::report::Summary::of(&pages)
+        .map(|s| s.percentile(99.0))
+        .unwrap_or(f64::NAN);
     m.figure("ListTiles page (median = p50)", "ms", &pages, None)?;
     m.figure("ListTiles page p99", "ms", &[page_p99], None)?;
     m.figure("ListTiles full listing", "ms", &listings, None)?;
     m.figure("WatchTiles: first event", "ms", &firsts, None)?;
     m.figure("WatchTiles: snapshot end", "ms", &ends, None)?;
-    m.figure("registry RSS idle", "MiB", &[idle], Some(Target::AtMost(IDLE_MIB)))?;
-    m.figure("registry RSS loaded", "MiB", &[loaded], Some(Target::AtMost(LOADED_MIB)))?;
-    m.figure("registry RSS per tile", "KiB", &[(loaded - idle) * 1024.0 / args.tiles as f64], None)?;
-    m.figure("audit keys before retention", "keys", &[audit_before as f64], None)?;
+    m.figure(
+        "registry RSS idle",
+        "MiB",
+        &[idle],
+        Some(Target::AtMost(IDLE_MIB)),
+    )?;
+    m.figure(
+        "registry RSS loaded",
+        "MiB",
+        &[loaded],
+        Some(Target::AtMost(LOADED_MIB)),
+    )?;
+    m.figure(
+        "registry RSS per tile",
+        "KiB",
+        &[(loaded - idle) * 1024.0 / args.tiles as f64],
+        None,
+    )?;
+    m.figure(
+        "audit keys before retention",
+        "keys",
+        &[audit_before as f64],
+        None,
+    )?;
     m.figure("audit keys after retention", "keys", &[audit_after as f64], None)?;
-    m.figure("audit summaries after retention", "keys", &[summaries_after as f64], None)?;
+    m.figure(
+        "audit summaries after retention",
+        "keys",
+        &[summaries_after as f64],
+        None,
+    )?;
     m.figure("GetHistory of one tile, before retention", "ms", &before, None)?;
     m.figure("GetHistory of one tile, after retention", "ms", &after, None)?;
     let ratio = median(&before) / median(&after).max(f64::MIN_POSITIVE);
-    m.figure("GetHistory before / after", "x", &[ratio], Some(Target::AtLeast(1.0)))?;
+    m.figure(
+        "GetHistory before / after",
+        "x",
+        &[ratio],
+        Some(Target::AtLeast(1.0)),
+    )?;
     let m = m.details(serde_json::json!({
         "tiles": args.tiles,
         "revisions": args.revisions,

@@ -201,14 +201,17 @@ mod tests {
 
     #[test]
     fn renders_records() {
-        let text = render(&[], &[AuditRecord {
-            actor: "ada".into(),
-            action: "RecordSignOff".into(),
-            object_revision: 2,
-            summary: "signed off as ENGINEERING on revision 2".into(),
-            at: Some(prost_types::Timestamp { seconds: 0, nanos: 0 }),
-            ..AuditRecord::default()
-        }]);
+        let text = render(
+            &[],
+            &[AuditRecord {
+                actor: "ada".into(),
+                action: "RecordSignOff".into(),
+                object_revision: 2,
+                summary: "signed off as ENGINEERING on revision 2".into(),
+                at: Some(prost_types::Timestamp { seconds: 0, nanos: 0 }),
+                ..AuditRecord::default()
+            }],
+        );
         assert_eq!(
             text,
             "AT                    ACTOR  ACTION         REV  SUMMARY\n\
@@ -225,15 +228,18 @@ mod tests {
         let summary = AuditSummary {
             period_start: Some(day),
             record_count: 3,
-            actions: [("RecordSignOff".to_owned(), 2), ("ImportPartnerConfig".to_owned(), 1)]
-                .into_iter()
-                .collect(),
+            actions: [
+                ("RecordSignOff".to_owned(), 2),
+                ("ImportPartnerConfig".to_owned(), 1),
+            ]
+            .into_iter()
+            .collect(),
             actors: vec!["ada".into(), "bob".into()],
             min_revision: 1,
             max_revision: 2,
             ..AuditSummary::default()
         };
-        let text = render(&[summary.clone()], &[]);
+        let text = render(std::slice::from_ref(&summary), &[]);
         assert_eq!(
             text,
             "AT          ACTOR    ACTION     REV  SUMMARY\n\

@@ -28,7 +28,10 @@ async fn audit_space(stack: &Stack) -> Result<BTreeMap<String, (Vec<u8>, i64)>> 
     Ok(all)
 }
 
-async fn history(c: &mut RegistryServiceClient<Channel>, page_size: i32) -> Result<(Vec<AuditSummary>, Vec<AuditRecord>, usize)> {
+async fn history(
+    c: &mut RegistryServiceClient<Channel>,
+    page_size: i32,
+) -> Result<(Vec<AuditSummary>, Vec<AuditRecord>, usize)> {
     let (mut summaries, mut records, mut pages) = (Vec::new(), Vec::new(), 0);
     let mut token = String::new();
     loop {
@@ -98,7 +101,9 @@ async fn old_audit_records_become_daily_summaries_and_recent_ones_stay() -> Resu
         )
     };
     store.commit(edit("logo", t0() + DAY * 2), &test).await?;
-    store.commit(edit("blog", t0() + DAY * 2 + SignedDuration::from_mins(1)), &test).await?;
+    store
+        .commit(edit("blog", t0() + DAY * 2 + SignedDuration::from_mins(1)), &test)
+        .await?;
     store.commit(edit("docs", t0() + DAY * 40), &test).await?;
     // 150 records of another object on day 2: more than one transaction
     // (at most 100 operations) holds, so its summary is merged.
@@ -146,7 +151,8 @@ async fn old_audit_records_become_daily_summaries_and_recent_ones_stay() -> Resu
         .items
         .iter()
         .map(|s| {
-            let mut actions: Vec<(String, i64)> = s.value.actions.iter().map(|(a, n)| (a.clone(), *n)).collect();
+            let mut actions: Vec<(String, i64)> =
+                s.value.actions.iter().map(|(a, n)| (a.clone(), *n)).collect();
             actions.sort();
             (s.value.record_count, actions)
         })
@@ -158,8 +164,16 @@ async fn old_audit_records_become_daily_summaries_and_recent_ones_stay() -> Resu
             (2, vec![("SetGtmItem".to_owned(), 2)]),
         ]
     );
-    assert!(tile_days.items[0].key.ends_with("/2026-01-01"), "{}", tile_days.items[0].key);
-    assert!(tile_days.items[1].key.ends_with("/2026-01-03"), "{}", tile_days.items[1].key);
+    assert!(
+        tile_days.items[0].key.ends_with("/2026-01-01"),
+        "{}",
+        tile_days.items[0].key
+    );
+    assert!(
+        tile_days.items[1].key.ends_with("/2026-01-03"),
+        "{}",
+        tile_days.items[1].key
+    );
     // The bulk day: 150 records over two transactions, one summary.
     let bulk = store
         .get_required::<AuditSummary>(&k.audit_summary("probe", "bulk", bulk_at))
@@ -198,6 +212,10 @@ async fn old_audit_records_become_daily_summaries_and_recent_ones_stay() -> Resu
     // intervals later (absence cannot be polled for; five passes at least).
     let settled = audit_space(&stack).await?;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(audit_space(&stack).await?, settled, "a second pass changed nothing");
+    assert_eq!(
+        audit_space(&stack).await?,
+        settled,
+        "a second pass changed nothing"
+    );
     Ok(())
 }
