@@ -25,13 +25,14 @@ use anyhow::Context as _;
 use etcd_client::GetOptions;
 use futures::StreamExt as _;
 use jiff::{SignedDuration, Timestamp};
-use tilewave_proto::common::v1::PageRequest;
+use tilewave_proto::common::v1::{PageRequest, TimeRange};
 use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use tilewave_proto::registry::v1::{
     GetHistoryRequest, ImportPartnerConfigRequest, ListTilesRequest, TileEventType, UpdateTileRequest,
     WatchTilesRequest, update_tile_request,
 };
 use tilewave_store::audit::{self, AuditRecordExt};
+use tilewave_store::clock::to_proto_timestamp;
 use tilewave_store::{Actor, Change, Store, StoreConfig, VirtualClock};
 use tilewave_testkit::pki::RELEASE_ENGINEER;
 use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path};
@@ -240,6 +241,15 @@ async fn history(
     c: &mut RegistryServiceClient<Channel>,
     id: &str,
 ) -> anyhow::Result<(f64, usize, usize, i64)> {
+    history_in(c, id, None).await
+}
+
+/// GetHistory of `id` within `range` (all when `None`), every page.
+async fn history_in(
+    c: &mut RegistryServiceClient<Channel>,
+    id: &str,
+    range: Option<TimeRange>,
+) -> anyhow::Result<(f64, usize, usize, i64)> {
     let start = Instant::now();
     let (mut records, mut summaries, mut folded) = (0, 0, 0);
     let mut token = String::new();
@@ -247,6 +257,7 @@ async fn history(
         let resp = c
             .get_history(GetHistoryRequest {
                 id: id.to_owned(),
+                range,
                 page: Some(PageRequest {
                     page_size: 1000,
                     page_token: token.clone(),
@@ -381,13 +392,29 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         before_entries = (records, summaries, folded);
     }
 
+    // The last week of the history only: a range read of the audit keys.
+    let end = t0 + day * (args.history_days as i32);
+    let week = TimeRange {
+        start: Some(to_proto_timestamp(end - day * 7)),
+        end: Some(to_proto_timestamp(end)),
+    };
+    let mut ranged = Vec::new();
+    for _ in 0..args.runs {
+        let (t, records, _, _) = history_in(&mut c, &watched, Some(week)).await?;
+        anyhow::ensure!(
+            records > 0,
+            "GetHistory of {watched} over the last week returned nothing"
+        );
+        ranged.push(t);
+    }
+
     // Move to the end of the history: everything older than the retention
     // is folded.
-    let end = t0 + day * (args.history_days as i32);
     let boundary = end - day * (args.retention_days as i32);
     let start = Instant::now();
     clock.set(end, &actor).await?;
-    let fold_timeout = Duration::from_secs(60) + Duration::from_millis(total.max(0) as u64 * 2);
+    let folding = (args.tiles * args.revisions) as u64 + total.max(0) as u64;
+    let fold_timeout = Duration::from_secs(60) + Duration::from_millis(folding * 10);
     tilewave_testkit::eventually(
         "every audit record older than the retention folded",
         fold_timeout,
@@ -476,6 +503,12 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         None,
     )?;
     m.figure("GetHistory of one tile, before retention", "ms", &before, None)?;
+    m.figure(
+        "GetHistory of one tile, last 7 days, before retention",
+        "ms",
+        &ranged,
+        None,
+    )?;
     m.figure("GetHistory of one tile, after retention", "ms", &after, None)?;
     let ratio = median(&before) / median(&after).max(f64::MIN_POSITIVE);
     m.figure(
