@@ -329,6 +329,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     );
 
     // 2. ListTiles.
+    println!("scale: listing");
     let mut c = client.clone();
     let (mut pages, mut listings) = (Vec::new(), Vec::new());
     for _ in 0..args.runs {
@@ -344,6 +345,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     }
 
     // 3. WatchTiles start-up.
+    println!("scale: watching");
     let (mut firsts, mut ends) = (Vec::new(), Vec::new());
     for _ in 0..args.runs {
         let (first, end, n) = watch_start(&mut c).await?;
@@ -357,6 +359,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     }
 
     // 5. A year (or --history-days) of audit history.
+    println!("scale: writing audit history");
     let day = SignedDuration::from_hours(24);
     let per_day = args.records_per_day;
     let total = args.history_days * per_day;
@@ -410,6 +413,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
 
     // Move to the end of the history: everything older than the retention
     // is folded.
+    println!("scale: folding");
     let boundary = end - day * (args.retention_days as i32);
     let start = Instant::now();
     clock.set(end, &actor).await?;
