@@ -13,6 +13,7 @@ mod random_input;
 mod readiness;
 mod retention;
 mod revisions;
+mod snapshot_size;
 mod tls;
 mod watch;
 
