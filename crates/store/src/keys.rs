@@ -4,7 +4,8 @@
 //! `tiles/<id>`, `tiles/<id>/rev/<n>`, `self-test-workspaces/<workspace>`,
 //! `rollouts/<id>`, `rollouts/<id>/steps/<region>`, `rollout-active/<tile>`,
 //! `agents/<region>`, `events/<id>`, `credentials/<id>`, `incidents/<id>`,
-//! `timers/<kind>/<due>/<id>`, `audit/<at>-<random>`, `owners/<work>`,
+//! `timers/<kind>/<due>/<id>`, `audit/<at>-<random>`,
+//! `audit-summaries/<kind>/<id>/<day>`, `owners/<work>`,
 //! `launch-slots/<at>`, `freeze`, `calendar`, `clock` and `epoch`
 //! (docs/design.md, "etcd: the coordination store"). Every service and test
 //! builds its keys here, and the names of owner work in [`work`]. Builders are infallible where the parts cannot be wrong; ids
@@ -34,6 +35,9 @@ pub mod work {
     pub const ESCALATION_SENDER: &str = "escalation-sender";
     /// The escalation service's events consumer (`owners/escalation-events`).
     pub const ESCALATION_EVENTS: &str = "escalation-events";
+    /// The registry's audit retention: old audit records folded into
+    /// summaries (`owners/audit-retention`).
+    pub const AUDIT_RETENTION: &str = "audit-retention";
 
     /// One roll-out (`owners/rollout-<id>`).
     pub fn rollout(id: &str) -> String {
@@ -351,6 +355,47 @@ impl Keys {
         Ok(self.join(&["audit/", &format!("{nanos:0NUM_WIDTH$}-{random:016x}")]))
     }
 
+    /// The exclusive end of the audit keys of records before `at`: with
+    /// [`Keys::audit_prefix`] (or the bound of an earlier moment) the range of
+    /// the records in a span of domain time. A moment before 1970 gives the
+    /// start of the audit keys (an empty range).
+    pub fn audit_before(&self, at: Timestamp) -> String {
+        let nanos = i64::try_from(at.as_nanosecond()).unwrap_or(i64::MAX).max(0);
+        self.join(&["audit/", &format!("{nanos:0NUM_WIDTH$}")])
+    }
+
+    /// The exclusive end of every audit key (`audit0`, after `audit/`).
+    pub fn audit_end(&self) -> String {
+        self.join(&["audit0"])
+    }
+
+    /// `audit-summaries/`: what audit retention kept of old records.
+    pub fn audit_summaries(&self) -> String {
+        self.join(&["audit-summaries/"])
+    }
+
+    /// `audit-summaries/<kind>/<id>/`: the summaries of one object. The
+    /// kind and id are escaped (`%` as `%25`, `/` as `%2F`, empty as `%`) so
+    /// that one object's prefix never holds another's.
+    pub fn audit_summaries_of(&self, kind: &str, id: &str) -> String {
+        self.join(&[
+            "audit-summaries/",
+            &escape_segment(kind),
+            "/",
+            &escape_segment(id),
+            "/",
+        ])
+    }
+
+    /// `audit-summaries/<kind>/<id>/<YYYY-MM-DD>`: the summary of one
+    /// object's records of one UTC day (`day` is any moment in it).
+    pub fn audit_summary(&self, kind: &str, id: &str, day: Timestamp) -> String {
+        let date = day.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let mut k = self.audit_summaries_of(kind, id);
+        k.push_str(&date.to_string());
+        k
+    }
+
     /// `timers/`: every kind's timers.
     pub fn timers(&self) -> String {
         self.join(&["timers/"])
@@ -416,6 +461,15 @@ impl Keys {
         key.strip_prefix(prefix)
             .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
     }
+}
+
+/// One key segment from any text: `%` as `%25`, `/` as `%2F`, the empty
+/// text as `%` (which no escaped text is).
+fn escape_segment(text: &str) -> String {
+    if text.is_empty() {
+        return "%".to_owned();
+    }
+    text.replace('%', "%25").replace('/', "%2F")
 }
 
 /// Checks one id used as a key segment: not empty, no `/`, no control
@@ -585,6 +639,32 @@ mod tests {
             k.owner(work::ESCALATION_SENDER),
             "/tilewave/owners/escalation-sender"
         );
+        assert_eq!(k.owner(work::AUDIT_RETENTION), "/tilewave/owners/audit-retention");
+        let day = Timestamp::from_second(1_767_225_600 + 3600).unwrap();
+        assert_eq!(
+            k.audit_summary("tile", "riverflow", day),
+            "/tilewave/audit-summaries/tile/riverflow/2026-01-01"
+        );
+        assert!(
+            k.audit_summary("tile", "riverflow", day)
+                .starts_with(&k.audit_summaries_of("tile", "riverflow"))
+        );
+        assert!(
+            k.audit_summaries_of("tile", "x")
+                .starts_with(&k.audit_summaries())
+        );
+        assert_eq!(
+            k.audit_summaries_of("timer", "ga/riverflow"),
+            "/tilewave/audit-summaries/timer/ga%2Friverflow/"
+        );
+        assert_eq!(
+            k.audit_summaries_of("", "a%b"),
+            "/tilewave/audit-summaries/%/a%25b/"
+        );
+        assert!(
+            !k.audit_summaries_of("timer", "ga/x")
+                .starts_with(&k.audit_summaries_of("timer", "ga"))
+        );
     }
 
     #[test]
@@ -593,6 +673,19 @@ mod tests {
         let a = k.audit(Timestamp::from_second(9).unwrap(), u64::MAX).unwrap();
         let b = k.audit(Timestamp::from_second(10).unwrap(), 0).unwrap();
         assert!(a < b);
+        // The range of records before a moment.
+        let end = k.audit_before(Timestamp::from_second(10).unwrap());
+        assert!(a < end && end < b);
+        assert!(k.audit_prefix() < end && b < k.audit_end());
+        let summaries = k.audit_summaries();
+        assert!(
+            !(k.audit_prefix() <= summaries && summaries < k.audit_end()),
+            "summaries are not audit records"
+        );
+        assert_eq!(
+            k.audit_before(Timestamp::from_second(-5).unwrap()),
+            "/tilewave/audit/0000000000000000000"
+        );
     }
 
     #[test]

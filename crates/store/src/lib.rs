@@ -19,6 +19,9 @@
 //! - `epoch`: the fencing epoch a restore from a backup bumps
 //!   ([`Store::bump_epoch`], [`FencingToken::agent_token`]).
 //! - [`audit`]: the one constructor of audit records.
+//! - [`audit_summary`], [`retention`]: audit records older than a
+//!   retention period folded into daily summaries per object (pure logic,
+//!   and the owned loop that commits it).
 //! - [`actor`], [`trace`]: who made a change and which request started it.
 //! - [`error`]: the errors and their gRPC status codes.
 //! - [`retry`]: deadlines and back-off for etcd calls.
@@ -32,6 +35,7 @@
 
 pub mod actor;
 pub mod audit;
+pub mod audit_summary;
 pub mod cache;
 pub mod change;
 pub mod clock;
@@ -41,6 +45,7 @@ pub mod keys;
 mod observe;
 pub mod owner_loop;
 pub mod ownership;
+pub mod retention;
 pub mod retry;
 pub mod shutdown;
 pub mod store;

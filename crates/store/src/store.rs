@@ -245,6 +245,45 @@ impl Store {
         Ok(Listing { items, revision })
     }
 
+    /// Reads and decodes every key in `[start, end)`, in key order, at one
+    /// revision (paged like [`Store::list`]).
+    pub async fn list_range<T: prost::Message + Default>(
+        &self,
+        start: &str,
+        end: &str,
+    ) -> Result<Listing<T>> {
+        let (kvs, revision) = self.list_raw(start, Some(end.as_bytes().to_vec())).await?;
+        let items = kvs.iter().map(decode).collect::<Result<Vec<_>>>()?;
+        Ok(Listing { items, revision })
+    }
+
+    /// The first `limit` keys in `[start, end)`, in key order, in one read
+    /// (for work done a bounded batch at a time).
+    pub async fn list_first<T: prost::Message + Default>(
+        &self,
+        start: &str,
+        end: &str,
+        limit: usize,
+    ) -> Result<Listing<T>> {
+        let limit = i64::try_from(limit.max(1)).unwrap_or(LIST_PAGE);
+        let resp = observe(
+            EtcdOp::List,
+            start,
+            retry::idempotent("list", self.op_timeout(), || {
+                let mut c = self.client.clone();
+                let opts = GetOptions::new()
+                    .with_range(end.as_bytes().to_vec())
+                    .with_limit(limit);
+                let start = start.to_owned();
+                async move { c.get(start, Some(opts)).await }
+            }),
+        )
+        .await?;
+        let revision = resp.header().map(|h| h.revision()).unwrap_or_default();
+        let items = resp.kvs().iter().map(decode).collect::<Result<Vec<_>>>()?;
+        Ok(Listing { items, revision })
+    }
+
     /// Every audit record, in key order: by domain time, oldest first
     /// (records of the same instant in no particular order).
     pub async fn audit_records(&self) -> Result<Vec<tilewave_proto::common::v1::AuditRecord>> {

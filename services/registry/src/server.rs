@@ -1,9 +1,11 @@
 //! Serving the registry: `serve(listener, config, shutdown)` connects to
 //! etcd, follows the domain clock, starts the tile cache and serves the
 //! registry with gRPC health checking and server reflection, every RPC
-//! traced by the telemetry layer, until `shutdown` is requested. Its only
-//! background task re-reads the access policy file when one is given (its
-//! watch streams end with their clients).
+//! traced by the telemetry layer, until `shutdown` is requested. Its
+//! background tasks: re-reading the access policy file when one is given,
+//! and audit retention (owned by one replica, `owners/audit-retention`:
+//! old audit records folded into daily summaries, docs/design.md
+//! "Housekeeping"). Its watch streams end with their clients.
 
 use std::sync::Arc;
 
@@ -65,7 +67,7 @@ pub async fn serve(
     let clock = tilewave_store::clock::domain_clock(&store).await?;
     tracing::info!(virtual_clock = clock.is_virtual(), "domain clock ready");
     let store = store.with_clock(Arc::clone(&clock));
-    let registry = Registry::new(store, clock).await?;
+    let registry = Registry::new(store.clone(), clock).await?;
     tracing::info!("tile cache ready");
 
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -77,9 +79,27 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tilewave_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
-    // The one background task: re-reading the access policy file.
+    // Background tasks: re-reading the access policy file; audit retention.
     let mut tasks = Tasks::new();
     tilewave_service::watch_policy(&mut tasks, &mut auth);
+    if let Some(retention) = config.audit_retention() {
+        let holder = config
+            .replica
+            .clone()
+            .unwrap_or_else(|| format!("registry-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+        let ttl = config.lease_ttl();
+        tracing::info!(keep = %retention.keep, %holder, "audit retention on");
+        tasks.spawn("audit-retention", move |shutdown| {
+            tilewave_store::retention::run(
+                store,
+                holder,
+                ttl,
+                tilewave_store::Actor::system("registry"),
+                retention,
+                shutdown,
+            )
+        });
+    }
 
     tracing::info!(addr = ?listener.local_addr().ok(), "tilewave-registry serving");
     let result = tilewave_tls::server("tilewave-registry", tls.as_ref())?

@@ -17,12 +17,13 @@ use jiff::Timestamp;
 use tilewave_auth::Scope;
 use tilewave_core::quote::quote;
 use tilewave_proto::ShortName;
-use tilewave_proto::common::v1::{AuditRecord, Cloud, PageRequest, PartnerCategory, TileState};
+use tilewave_proto::common::v1::{AuditRecord, AuditSummary, Cloud, PageRequest, PartnerCategory, TileState};
 use tilewave_proto::registry::v1::registry_service_server::RegistryService;
 use tilewave_proto::registry::v1::*;
 use tilewave_service::limits;
 use tilewave_service::paging::{Page, PageError};
 use tilewave_store::audit::{self, AuditRecordExt};
+use tilewave_store::audit_summary;
 use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
 use tilewave_store::{Actor, Change, Clock, Store, Versioned, WatchCache};
 use tonic::{Request, Response, Status};
@@ -508,6 +509,12 @@ fn check_maintenance(m: Option<&MaintenanceInfo>) -> Result<()> {
     Ok(())
 }
 
+/// One entry of a tile's history: a summary of an old day, or a record.
+enum HistoryEntry {
+    Summary(AuditSummary),
+    Record(AuditRecord),
+}
+
 /// A checked page request.
 fn page_of(page: Option<&PageRequest>) -> Result<Page> {
     Page::parse(page).map_err(page_error)
@@ -798,26 +805,56 @@ impl RegistryService for Registry {
             ),
             None => (None, None),
         };
-        let mut records: Vec<AuditRecord> = self
+        // Only the audit keys of the requested span are read (they sort by
+        // domain time); days older than the audit retention are summaries,
+        // read from the tile's own prefix.
+        let keys = self.store().keys();
+        let start = from.map_or_else(|| keys.audit_prefix(), |f| keys.audit_before(f));
+        let end = to.map_or_else(|| keys.audit_end(), |t| keys.audit_before(t));
+        let mut records: Vec<AuditRecord> = if start < end {
+            self.store()
+                .list_range::<AuditRecord>(&start, &end)
+                .await
+                .map_err(Error::from)?
+                .items
+                .into_iter()
+                .map(|v| v.value)
+                .filter(|a| a.object_kind == "tile" && a.object_id == r.id)
+                .filter(|a| r.revision == 0 || a.object_revision == r.revision)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        records.sort_by_key(|a| a.at.as_ref().map(|t| (t.seconds, t.nanos)));
+        let summaries: Vec<AuditSummary> = self
             .store()
-            .audit_records()
+            .list::<AuditSummary>(&keys.audit_summaries_of("tile", &r.id))
             .await
             .map_err(Error::from)?
+            .items
             .into_iter()
-            .filter(|a| a.object_kind == "tile" && a.object_id == r.id)
-            .filter(|a| r.revision == 0 || a.object_revision == r.revision)
-            .filter(|a| {
-                let at = a.at.as_ref().and_then(|t| from_proto_timestamp(t).ok());
-                from.is_none_or(|f| at.is_some_and(|t| t >= f))
-                    && to.is_none_or(|e| at.is_some_and(|t| t < e))
-            })
+            .map(|v| v.value)
+            .filter(|s| audit_summary::overlaps(s, from, to))
+            .filter(|s| audit_summary::may_name_revision(s, r.revision))
             .collect();
-        records.sort_by_key(|a| a.at.as_ref().map(|t| (t.seconds, t.nanos)));
-        let (records, next_page_token) = page.by_offset(records).map_err(page_error)?;
-        Ok(Response::new(GetHistoryResponse {
-            records,
+        // One sequence, summaries (older) first, paged together.
+        let entries: Vec<HistoryEntry> = summaries
+            .into_iter()
+            .map(HistoryEntry::Summary)
+            .chain(records.into_iter().map(HistoryEntry::Record))
+            .collect();
+        let (entries, next_page_token) = page.by_offset(entries).map_err(page_error)?;
+        let mut resp = GetHistoryResponse {
             next_page_token,
-        }))
+            ..Default::default()
+        };
+        for e in entries {
+            match e {
+                HistoryEntry::Summary(s) => resp.summaries.push(s),
+                HistoryEntry::Record(a) => resp.records.push(a),
+            }
+        }
+        Ok(Response::new(resp))
     }
 
     #[instrument(skip_all, fields(tile = %req.get_ref().id))]

@@ -8,7 +8,7 @@
 use std::pin::Pin;
 
 use etcd_client::{EventType, WatchOptions};
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use tilewave_auth::Scope;
 use tilewave_proto::registry::v1::{Tile, TileEvent, TileEventType, WatchTilesRequest};
 use tilewave_store::Store;
@@ -42,25 +42,20 @@ pub async fn watch_tiles(
         return Err(Status::invalid_argument("start_revision: must not be negative"));
     }
     let (tx, rx) = mpsc::channel(BUFFER);
+    // The snapshot goes ahead of the channel, not through it: sent into the
+    // channel before the stream is returned, a snapshot larger than the
+    // buffer would wait forever for a reader that does not exist yet.
+    let mut snapshot_events = Vec::new();
     let start_from = if req.start_revision == 0 {
         let (revision, tiles) = snapshot;
+        snapshot_events.reserve(tiles.len() + 1);
         for mut tile in tiles {
             if !req.include_raw_config {
                 tile.raw_config.clear();
             }
-            // The channel is fresh and large enough for a first batch; a
-            // full buffer means the client is gone or very slow.
-            if tx
-                .send(Ok(event(TileEventType::Snapshot, Some(tile), revision)))
-                .await
-                .is_err()
-            {
-                return Err(Status::cancelled("client went away"));
-            }
+            snapshot_events.push(Ok(event(TileEventType::Snapshot, Some(tile), revision)));
         }
-        let _ = tx
-            .send(Ok(event(TileEventType::SnapshotEnd, None, revision)))
-            .await;
+        snapshot_events.push(Ok(event(TileEventType::SnapshotEnd, None, revision)));
         revision + 1
     } else {
         req.start_revision
@@ -176,5 +171,7 @@ pub async fn watch_tiles(
         // Dropping the stream ends the watch at etcd.
         drop(events);
     });
-    Ok(Box::pin(ReceiverStream::new(rx)))
+    Ok(Box::pin(
+        futures::stream::iter(snapshot_events).chain(ReceiverStream::new(rx)),
+    ))
 }

@@ -11,7 +11,9 @@ mod lifecycle;
 mod no_certificate;
 mod random_input;
 mod readiness;
+mod retention;
 mod revisions;
+mod snapshot_size;
 mod tls;
 mod watch;
 
