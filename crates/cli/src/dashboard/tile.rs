@@ -91,7 +91,7 @@ pub async fn page_fn(app: &Shared, id: &str) -> anyhow::Result<maud::Markup> {
         section { h2 { "Go-to-market" } pre { (gtm::render(&tile)) } }
         section { h2 { "Where it is live" } pre { (where_is::render(&placements, false)) } }
         section { h2 { "Details" } pre { (get::render(&resp)) } }
-        section { h2 { "History" } pre { (history::render(&hist.records)) } }
+        section { h2 { "History" } pre { (history::render(&hist.summaries, &hist.records)) } }
     };
     let events = format!("/events/changes?feed=tiles&tile={}", tile.id);
     Ok(shell(&tile.id, Nav::Tile, app.token.csrf(), Some(&events), body))
