@@ -23,6 +23,7 @@ mod overhead;
 mod reads;
 mod report;
 mod scale;
+mod stack;
 mod throughput;
 
 use std::path::PathBuf;

@@ -51,7 +51,11 @@ impl Summary {
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.3} (min {:.3}, max {:.3}, {} runs)", self.median, self.min, self.max, self.runs)
+        write!(
+            f,
+            "{:.3} (min {:.3}, max {:.3}, {} runs)",
+            self.median, self.min, self.max, self.runs
+        )
     }
 }
 
@@ -103,15 +107,32 @@ pub struct Measure {
 impl Measure {
     /// An empty measure named `name`.
     pub fn new(name: &str) -> Self {
-        Self { name: name.to_owned(), figures: Vec::new(), details: serde_json::Value::Null }
+        Self {
+            name: name.to_owned(),
+            figures: Vec::new(),
+            details: serde_json::Value::Null,
+        }
     }
 
     /// Adds a figure from its runs; an empty or NaN run list is an error
     /// naming the figure.
-    pub fn figure(&mut self, name: &str, unit: &str, values: &[f64], target: Option<Target>) -> anyhow::Result<&Figure> {
-        let summary = Summary::of(values).with_context(|| format!("{}: no runs (or a NaN) for {name:?}", self.name))?;
+    pub fn figure(
+        &mut self,
+        name: &str,
+        unit: &str,
+        values: &[f64],
+        target: Option<Target>,
+    ) -> anyhow::Result<&Figure> {
+        let summary =
+            Summary::of(values).with_context(|| format!("{}: no runs (or a NaN) for {name:?}", self.name))?;
         let met = target.map(|t| t.met_by(summary.median));
-        self.figures.push(Figure { name: name.to_owned(), unit: unit.to_owned(), summary, target, met });
+        self.figures.push(Figure {
+            name: name.to_owned(),
+            unit: unit.to_owned(),
+            summary,
+            target,
+            met,
+        });
         let last = self.figures.len() - 1;
         Ok(&self.figures[last])
     }
@@ -133,7 +154,10 @@ pub struct Report {
 impl Report {
     /// Results to be written under `out`.
     pub fn new(out: &Path) -> Self {
-        Self { out: out.to_owned(), measures: Vec::new() }
+        Self {
+            out: out.to_owned(),
+            measures: Vec::new(),
+        }
     }
 
     /// Records (and prints) one measure.
@@ -141,8 +165,12 @@ impl Report {
         println!("== {}", measure.name);
         for f in &measure.figures {
             let target = match (f.target, f.met) {
-                (Some(Target::AtMost(t)), Some(m)) => format!(" target <= {t} {}", if m { "met" } else { "MISSED" }),
-                (Some(Target::AtLeast(t)), Some(m)) => format!(" target >= {t} {}", if m { "met" } else { "MISSED" }),
+                (Some(Target::AtMost(t)), Some(m)) => {
+                    format!(" target <= {t} {}", if m { "met" } else { "MISSED" })
+                }
+                (Some(Target::AtLeast(t)), Some(m)) => {
+                    format!(" target >= {t} {}", if m { "met" } else { "MISSED" })
+                }
                 _ => String::new(),
             };
             println!("  {}: {} {}{target}", f.name, f.summary, f.unit);
