@@ -93,7 +93,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             apply_time: Some(dur(SignedDuration::from_secs(1))),
             bake: Some(dur(SignedDuration::from_hours(1))),
             concurrency: i32::try_from(regions.len()).unwrap_or(i32::MAX),
-            wave_growth: 1,
+            wave_growth: 0,
             earliest_start: Some(ts(now)),
             ..Default::default()
         });

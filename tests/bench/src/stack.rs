@@ -27,7 +27,7 @@ use tilewave_proto::registry::v1::{
 use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
 use tilewave_proto::rollout::v1::{
     GetRolloutRequest, ListRolloutsRequest, Rollout, RolloutSpec, RolloutState, StartRolloutRequest,
-    StepState,
+    StepState, WatchRolloutRequest,
 };
 use tilewave_store::{Actor, Store, StoreConfig, VirtualClock};
 use tilewave_testkit::pki::RELEASE_ENGINEER;
@@ -401,6 +401,47 @@ impl Stack {
             .into_inner()
             .rollout
             .context("GetRollout answered without a roll-out")
+    }
+
+    /// Watches the roll-out (WatchRollout: its state, then every change,
+    /// pushed by the service) until it SUCCEEDED; an error when it ends
+    /// otherwise, pauses (a failed step), or is still going after
+    /// `deadline`.
+    pub async fn watch_succeeded(&self, id: &str, deadline: Duration) -> anyhow::Result<Rollout> {
+        let end = tokio::time::Instant::now() + deadline;
+        let mut stream = self
+            .rollouts()
+            .await?
+            .watch_rollout(WatchRolloutRequest {
+                id: id.into(),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("watching roll-out {id}"))?
+            .into_inner();
+        loop {
+            let event = tokio::time::timeout_at(end, stream.message())
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "roll-out {id} not SUCCEEDED after {deadline:?}; {}",
+                        logs_of(self.dir.path())
+                    )
+                })?
+                .with_context(|| format!("the watch of roll-out {id}"))?
+                .with_context(|| format!("the watch of roll-out {id} ended before it SUCCEEDED"))?;
+            let Some(r) = event.rollout else { continue };
+            match RolloutState::try_from(r.state).unwrap_or(RolloutState::Unspecified) {
+                RolloutState::Succeeded => return Ok(r),
+                RolloutState::Pending | RolloutState::Running => {}
+                other => anyhow::bail!(
+                    "roll-out {id} is {} instead of SUCCEEDED (steps: {}); {}",
+                    other.as_str_name(),
+                    step_summary(&r),
+                    logs_of(self.dir.path())
+                ),
+            }
+        }
     }
 
     /// Polls GetRollout every `poll` until the roll-out SUCCEEDED; an
