@@ -97,11 +97,12 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             earliest_start: Some(ts(now)),
             ..Default::default()
         });
-        let started: Vec<_> =
-            futures::stream::iter(specs.map(|s| async move { stack_ref.start_rollout(s).await }))
-                .buffer_unordered(32)
-                .try_collect()
-                .await?;
+        let started: Vec<_> = futures::stream::iter(
+            specs.map(|s| async move { stack_ref.start_rollout_retrying(s).await.map(|(r, _)| r) }),
+        )
+        .buffer_unordered(8)
+        .try_collect()
+        .await?;
         let active = stack.active_rollouts().await?;
         anyhow::ensure!(
             usize::try_from(active).unwrap_or(0) == started.len(),

@@ -388,6 +388,67 @@ impl Stack {
             .context("StartRollout answered without a roll-out")
     }
 
+    /// [`Stack::start_rollout`] as a client that retries what the service
+    /// answers UNAVAILABLE (an etcd read or write that timed out under
+    /// load): up to 20 tries, 250 ms apart. When a try that looked failed
+    /// did start the roll-out, the next one finds it active: the tile's
+    /// current roll-out is taken. Returns the roll-out and how many tries
+    /// were retried.
+    pub async fn start_rollout_retrying(&self, spec: RolloutSpec) -> anyhow::Result<(Rollout, usize)> {
+        let tile = spec.tile_id.clone();
+        let mut retried = 0;
+        loop {
+            let answer = self
+                .rollouts()
+                .await?
+                .start_rollout(StartRolloutRequest {
+                    spec: Some(spec.clone()),
+                    ..Default::default()
+                })
+                .await;
+            match answer {
+                Ok(r) => {
+                    let r = r
+                        .into_inner()
+                        .rollout
+                        .context("StartRollout answered without a roll-out")?;
+                    return Ok((r, retried));
+                }
+                Err(e) if e.code() == tonic::Code::Unavailable && retried < 20 => {
+                    retried += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e)
+                    if retried > 0
+                        && matches!(
+                            e.code(),
+                            tonic::Code::AlreadyExists | tonic::Code::FailedPrecondition
+                        ) =>
+                {
+                    let r = self
+                        .rollouts()
+                        .await?
+                        .get_rollout(GetRolloutRequest {
+                            id: String::new(),
+                            tile_id: tile.clone(),
+                        })
+                        .await
+                        .with_context(|| {
+                            format!("getting the roll-out of {tile} after a retried start ({e})")
+                        })?
+                        .into_inner()
+                        .rollout
+                        .context("GetRollout answered without a roll-out")?;
+                    return Ok((r, retried));
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("starting a roll-out of {tile} (after {retried} retries)")));
+                }
+            }
+        }
+    }
+
     /// GetRollout.
     pub async fn get(&self, id: &str) -> anyhow::Result<Rollout> {
         self.rollouts()
