@@ -195,8 +195,10 @@ impl Stack {
         Ok(stack)
     }
 
-    /// Starts the rollout replica: the defaults of a deployment but for a
-    /// 3 s lease (as the process tests) and a 10 s deadline per agent call
+    /// Starts the rollout replica: the defaults of a deployment (a 5 s
+    /// ownership lease, not the process tests' 3 s, which under load
+    /// expire and hand roll-outs back and forth) but for a 10 s deadline
+    /// per agent call
     /// (an agent's apply fsyncs its catalog, which a busy disk stretches);
     /// its catalog narrowed to the stack's regions (`tilewave dev up
     /// --regions`), metrics on a port of its own.
@@ -220,8 +222,6 @@ impl Stack {
                     &self.registry.endpoint(),
                     "--regions",
                     &regions,
-                    "--lease-ttl-ms",
-                    "3000",
                     "--rpc-timeout-ms",
                     "10000",
                     "--replica",
