@@ -624,6 +624,49 @@ pub fn rss_mib(pid: u32) -> anyhow::Result<f64> {
     Ok(kib / 1024.0)
 }
 
+/// The CPU time a process has used so far (user and system), in seconds:
+/// fields 14 and 15 of `/proc/<pid>/stat`, in clock ticks of 1/100 s
+/// (Linux's `USER_HZ` on every architecture it exports to user space).
+pub fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // The command name (field 2) may hold spaces: count from after it.
+    let rest = text
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .with_context(|| format!("{path}: no command name"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (the state): utime is field 14, stime 15.
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        fields
+            .get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .with_context(|| format!("{path}: no field {i}"))
+    };
+    Ok((ticks(14)? + ticks(15)?) / 100.0)
+}
+
+impl Stack {
+    /// CPU seconds used so far by each kind of process of the stack
+    /// (`agents`: all of them together).
+    pub fn cpu(&self) -> anyhow::Result<BTreeMap<&'static str, f64>> {
+        let mut out = BTreeMap::new();
+        let mut add = |name: &'static str, pid: Option<u32>| -> anyhow::Result<()> {
+            if let Some(pid) = pid {
+                *out.entry(name).or_insert(0.0) += cpu_secs(pid)?;
+            }
+            Ok(())
+        };
+        add("etcd", self.etcd.member_pid(0))?;
+        add("registry", self.registry.pid())?;
+        add("rollout", self.rollout.as_ref().and_then(ServiceProcess::pid))?;
+        for a in self.agents.values() {
+            add("agents", a.pid())?;
+        }
+        Ok(out)
+    }
+}
+
 /// One scrape of a Prometheus text endpoint: every sample by its name
 /// with labels (`name{a="b"}`) as written.
 #[derive(Debug, Clone, Default)]
@@ -733,6 +776,13 @@ mod tests {
         let d = later.since(&m);
         assert_eq!(d.sum("x_total", &[]), 5.0);
         assert_eq!(d.sum("y", &[]), 0.0);
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu() {
+        let pid = std::process::id();
+        let a = cpu_secs(pid).unwrap_or(-1.0);
+        assert!(a >= 0.0, "{a}");
     }
 
     #[test]

@@ -114,6 +114,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         }
         let etcd_before = stack.etcd_metrics().await?;
         let svc_before = stack.rollout_metrics().await?;
+        let cpu_before = stack.cpu()?;
         let now = stack.now();
         let t0 = Instant::now();
         let specs = tiles.iter().map(|tile| RolloutSpec {
@@ -167,6 +168,11 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         let elapsed = t0.elapsed();
         let etcd = stack.etcd_metrics().await?.since(&etcd_before);
         let svc = stack.rollout_metrics().await?.since(&svc_before);
+        let cpu_after = stack.cpu()?;
+        let cpu: std::collections::BTreeMap<&str, f64> = cpu_after
+            .iter()
+            .map(|(k, v)| (*k, v - cpu_before.get(k).copied().unwrap_or(0.0)))
+            .collect();
         // When complete, every roll-out must have succeeded, every region
         // verified; otherwise the verified regions count.
         let mut steps = 0usize;
@@ -225,6 +231,15 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             ranges / steps_f,
             per_step.join(", ")
         );
+        let cpu_line: Vec<String> = cpu
+            .iter()
+            .map(|(k, v)| format!("{k} {:.1} s ({:.2} ms a step)", v, v * 1e3 / steps_f))
+            .collect();
+        println!(
+            "  CPU during the roll-outs ({:.1} s of wall time on this machine's cores): {}",
+            elapsed.as_secs_f64(),
+            cpu_line.join(", ")
+        );
         figures[0].push(ratio);
         figures[1].push(steps_per_sec);
         figures[2].push(raw);
@@ -246,6 +261,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             "etcd_writes_per_step": proposals / steps_f,
             "etcd_ranges_per_step": ranges / steps_f,
             "complete": complete,
+            "cpu_seconds": cpu,
             "start_retries": retries,
             "rollout_service_calls": work.json,
         }));
