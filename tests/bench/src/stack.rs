@@ -537,39 +537,36 @@ impl Stack {
         }
     }
 
-    /// An error naming a roll-out that paused, failed or was aborted
-    /// (a step failed: the measure cannot finish).
-    pub async fn ensure_none_stuck(&self) -> anyhow::Result<()> {
-        let stuck = self
-            .rollouts()
-            .await?
-            .list_rollouts(ListRolloutsRequest {
-                states: vec![
-                    RolloutState::Paused as i32,
-                    RolloutState::Failed as i32,
-                    RolloutState::Aborted as i32,
-                ],
-                page: Some(PageRequest {
-                    page_size: 1,
-                    page_token: String::new(),
-                }),
-                ..Default::default()
-            })
-            .await
-            .context("listing stuck roll-outs")?
-            .into_inner()
-            .rollouts;
-        if let Some(r) = stuck.first() {
-            let r = self.get(&r.id).await?;
-            anyhow::bail!(
-                "roll-out {} is {} (steps: {}); {}",
-                r.id,
-                RolloutState::try_from(r.state).map_or("?", |s| s.as_str_name()),
-                step_summary(&r),
-                logs_of(self.dir.path())
-            );
+    /// The ids of the roll-outs that paused, failed or were aborted (a
+    /// step failed: they will not finish by themselves).
+    pub async fn stuck_rollouts(&self) -> anyhow::Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .rollouts()
+                .await?
+                .list_rollouts(ListRolloutsRequest {
+                    states: vec![
+                        RolloutState::Paused as i32,
+                        RolloutState::Failed as i32,
+                        RolloutState::Aborted as i32,
+                    ],
+                    page: Some(PageRequest {
+                        page_size: 1000,
+                        page_token: token,
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .context("listing stuck roll-outs")?
+                .into_inner();
+            ids.extend(page.rollouts.into_iter().map(|r| r.id));
+            if page.next_page_token.is_empty() {
+                return Ok(ids);
+            }
+            token = page.next_page_token;
         }
-        Ok(())
     }
 
     /// How many roll-outs are active (`rollout-active/` keys).
