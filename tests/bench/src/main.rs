@@ -24,6 +24,7 @@ mod reads;
 #[allow(dead_code)] // until every measure uses it (issue 18)
 mod report;
 mod scale;
+mod stack;
 mod throughput;
 
 use std::path::PathBuf;

@@ -1,23 +1,311 @@
-//! Measure: overhead (issue 18). Not built yet.
+//! Measure 1, orchestration overhead (issue 18): one tile over every
+//! region (70), no bake, agents that answer at once (the real agent
+//! binary, one process per region, its catalog in a temporary directory);
+//! the wall time from StartRollout until the client sees SUCCEEDED
+//! (WatchRollout; `--poll`: GetRollout every 5 ms), divided by the floor measured right
+//! after in the same run: a plain loop that, per wave of the roll-out,
+//! commits an audited etcd transaction (the applies recorded), calls
+//! ApplyTile on every agent of the wave at once (the same concurrency;
+//! a tile of its own, so each call is a real change that writes the
+//! agent's catalog), and commits a second transaction (the results).
+//! Target: at most 1.3x.
+//!
+//! Also reported, per run: the roll-out's own timeline (milliseconds of
+//! domain time, rate 1, after it was created: when each wave's applies
+//! started, were acknowledged and verified), etcd's transactions and
+//! ranges during the roll-out (its metrics), and what the rollout service
+//! spent them on (its `tilewave_etcd_op_duration_seconds` and
+//! `tilewave_rpc_duration_seconds`).
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use jiff::SignedDuration;
+use tilewave_proto::agent::v1::ApplyTileRequest;
+use tilewave_proto::rollout::v1::{Rollout, RolloutSpec};
+use tilewave_store::{Actor, Change, audit};
+use tokio::time::Instant;
+
+use crate::report::{Measure, Report, Target};
+use crate::stack::{self, Metrics, Stack, dur, from_ts, ts};
 
 /// Options of `tilewave-bench overhead`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// How many runs.
+    /// How many runs (a new tile and roll-out each).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// How many regions (of the 70 in the catalog, canaries first); one
+    /// agent process each.
+    #[arg(long, default_value_t = 70)]
+    pub regions: usize,
+    /// Size ratio of consecutive waves (the spec's `wave_growth`); 0 is
+    /// the service's default shape (2: five waves for 70 regions).
+    #[arg(long, default_value_t = 0)]
+    pub wave_growth: i32,
+    /// See SUCCEEDED by polling GetRollout every 5 ms (as the earlier
+    /// ad-hoc measure did) instead of WatchRollout; the polls load the
+    /// service being measured.
+    #[arg(long)]
+    pub poll: bool,
 }
 
 impl Args {
     /// Tiny sizes for the smoke run.
     pub fn smoke() -> Self {
-        Self { runs: 1 }
+        Self {
+            runs: 1,
+            regions: 3,
+            wave_growth: 0,
+            poll: false,
+        }
     }
 }
 
+/// The target on wall / floor.
+const TARGET: f64 = 1.3;
+
 /// Runs the measure and adds it to `report`.
-pub async fn run(args: &Args, report: &mut crate::report::Report) -> anyhow::Result<()> {
-    let _ = (args, report);
-    println!("overhead: not built yet");
+pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
+    anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
+    anyhow::ensure!(
+        (1..=70).contains(&args.regions),
+        "--regions must be 1 to 70, not {}",
+        args.regions
+    );
+    let regions = stack::regions(args.regions);
+    let started = Instant::now();
+    let stack = Box::pin(Stack::start(&regions, true)).await?;
+    println!(
+        "overhead: stack of {} agents up in {:.1} s",
+        regions.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let (mut walls, mut floors, mut ratios, mut txns, mut runs) = (vec![], vec![], vec![], vec![], vec![]);
+    for run in 0..args.runs {
+        let id = format!("overhead-{run}");
+        let tile = Box::pin(stack.scheduled_tile(&id, stack.now())).await?;
+        let etcd_before = stack.etcd_metrics().await?;
+        let svc_before = stack.rollout_metrics().await?;
+        let spec = RolloutSpec {
+            tile_id: tile.id.clone(),
+            regions: regions.clone(),
+            apply_time: Some(dur(SignedDuration::from_secs(1))),
+            bake: Some(dur(SignedDuration::ZERO)),
+            concurrency: i32::try_from(regions.len())?,
+            wave_growth: args.wave_growth,
+            earliest_start: Some(ts(stack.now())),
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let r = stack.start_rollout(spec).await?;
+        let done = if args.poll {
+            stack
+                .wait_succeeded(&r.id, Duration::from_millis(5), Duration::from_secs(300))
+                .await?
+        } else {
+            stack.watch_succeeded(&r.id, Duration::from_secs(300)).await?
+        };
+        let wall = t0.elapsed();
+        let etcd = stack.etcd_metrics().await?.since(&etcd_before);
+        let svc = stack.rollout_metrics().await?.since(&svc_before);
+        let timeline = timeline(&done);
+        let floor = Box::pin(floor(&stack, &done, &tile, run)).await?;
+        let ratio = wall.as_secs_f64() / floor.as_secs_f64();
+        let etcd_txns = etcd_txns(&etcd);
+        let work = where_the_time_went(&svc);
+        println!(
+            "overhead run {run}: {} regions in {} waves: wall {:.1} ms, floor {:.1} ms, ratio {ratio:.2}; etcd during the roll-out: {etcd_txns:.0} txns, {:.0} writes (raft proposals)",
+            regions.len(),
+            done.wave_count,
+            wall.as_secs_f64() * 1e3,
+            floor.as_secs_f64() * 1e3,
+            etcd.sum("etcd_server_proposals_committed_total", &[]),
+        );
+        println!("  timeline (ms of domain time after creation): {timeline}");
+        println!("  the rollout service's calls: {}", work.line);
+        walls.push(wall.as_secs_f64() * 1e3);
+        floors.push(floor.as_secs_f64() * 1e3);
+        ratios.push(ratio);
+        txns.push(etcd_txns);
+        runs.push(serde_json::json!({
+            "run": run,
+            "waves": done.wave_count,
+            "wall_ms": wall.as_secs_f64() * 1e3,
+            "floor_ms": floor.as_secs_f64() * 1e3,
+            "timeline_ms": timeline,
+            "etcd_txns": etcd_txns,
+            "etcd_proposals": etcd.sum("etcd_server_proposals_committed_total", &[]),
+            "etcd_ranges": etcd.sum("etcd_mvcc_range_total", &[]) + etcd.sum("etcd_debugging_mvcc_range_total", &[]),
+            "rollout_service_calls": work.json,
+        }));
+    }
+    let mut m = Measure::new("overhead");
+    m.figure("wall / floor", "x", &ratios, Some(Target::AtMost(TARGET)))?;
+    m.figure("wall time", "ms", &walls, None)?;
+    m.figure("floor", "ms", &floors, None)?;
+    m.figure("etcd transactions per roll-out", "txns", &txns, None)?;
+    report.add(m.details(serde_json::json!({ "regions": regions.len(), "runs": runs })));
     Ok(())
+}
+
+/// When each wave's applies started, were acknowledged and verified (the
+/// latest of its regions), in milliseconds of domain time after the
+/// roll-out was created.
+fn timeline(r: &Rollout) -> String {
+    let base = from_ts(&r.created_at);
+    let ms = |t: &Option<prost_types::Timestamp>| from_ts(t).duration_since(base).as_secs_f64() * 1e3;
+    let mut line = format!("started {:.0}", ms(&r.started_at));
+    for w in 1..=r.wave_count {
+        let steps: Vec<_> = r.steps.iter().filter(|s| s.wave == w).collect();
+        let last = |f: fn(&tilewave_proto::rollout::v1::RolloutStep) -> &Option<prost_types::Timestamp>| {
+            steps.iter().map(|s| ms(f(s))).fold(0.0, f64::max)
+        };
+        line.push_str(&format!(
+            "; wave {w} ({} regions): applies started {:.0}, acknowledged {:.0}, verified {:.0}",
+            steps.len(),
+            last(|s| &s.apply_started_at),
+            last(|s| &s.applied_at),
+            last(|s| &s.verified_at),
+        ));
+    }
+    line.push_str(&format!("; finished {:.0}", ms(&r.finished_at)));
+    line
+}
+
+/// The floor of roll-out `done`: per wave, an audited transaction, every
+/// agent of the wave's ApplyTile at once, a second transaction; each
+/// transaction writes the finished roll-out (its size) to a key of its
+/// own. The agents apply a tile of their own (`floor-<run>`), new to
+/// them, so each call writes the catalog as the roll-out's did.
+async fn floor(
+    stack: &Stack,
+    done: &Rollout,
+    tile: &tilewave_proto::registry::v1::Tile,
+    run: usize,
+) -> anyhow::Result<Duration> {
+    let key = format!("{PREFIX}bench-floor/{run}", PREFIX = stack::PREFIX);
+    let actor = Actor::new("bench");
+    let floor_tile = format!("floor-{run}");
+    // Connections are made before the clock starts (the roll-out's were
+    // made by its earlier runs or its start-up too).
+    for region in &stack.regions {
+        stack.agent(region).await?;
+    }
+    let t = Instant::now();
+    for w in 1..=done.wave_count {
+        let regions: Vec<&str> = done
+            .steps
+            .iter()
+            .filter(|s| s.wave == w)
+            .map(|s| s.region.as_str())
+            .collect();
+        for n in 0..2 {
+            let change = Change::new()
+                .put_unchecked(key.clone(), done)
+                .audit(audit::record("Bench", "bench", "floor", format!("wave {w} {n}")));
+            stack
+                .store
+                .commit(change, &actor)
+                .await
+                .context("the floor's transaction")?;
+            if n == 0 {
+                let calls = regions.iter().map(|region| {
+                    let request = ApplyTileRequest {
+                        tile_id: floor_tile.clone(),
+                        revision: tile.revision,
+                        config: tile.config.clone(),
+                        fencing_token: 1,
+                        rollout_id: format!("bench-floor-{run}"),
+                        ..Default::default()
+                    };
+                    async move {
+                        let mut a = stack.agent(region).await?;
+                        a.apply_tile(request)
+                            .await
+                            .with_context(|| format!("the floor's ApplyTile in {region}"))?;
+                        anyhow::Ok(())
+                    }
+                });
+                futures::future::try_join_all(calls).await?;
+            }
+        }
+    }
+    Ok(t.elapsed())
+}
+
+/// etcd's transactions in a metrics delta: its `Txn` RPCs, as counted by
+/// its gRPC metrics.
+pub fn etcd_txns(etcd: &Metrics) -> f64 {
+    etcd.sum("grpc_server_handled_total", &["grpc_method=\"Txn\""])
+}
+
+/// What a service's calls cost in a metrics delta: count and seconds per
+/// etcd operation and per RPC method it made or served.
+pub struct Work {
+    /// One line, largest total time first.
+    pub line: String,
+    /// The same as JSON.
+    pub json: serde_json::Value,
+    /// (what, count, seconds), largest total time first.
+    pub rows: Vec<(String, f64, f64)>,
+}
+
+/// The rows of [`Work`] from a delta of a service's metrics.
+pub fn where_the_time_went(svc: &Metrics) -> Work {
+    let mut rows: Vec<(String, f64, f64)> = Vec::new();
+    for (k, count) in &svc.0 {
+        let Some((name, labels)) = k.split_once('{') else {
+            continue;
+        };
+        let what = match name {
+            "tilewave_etcd_op_duration_seconds_count" => format!("etcd {}", label(labels, "op")),
+            "tilewave_rpc_duration_seconds_count" => {
+                format!("served {}/{}", label(labels, "service"), label(labels, "method"))
+            }
+            _ => continue,
+        };
+        let sum_key = format!("{}_sum{{{labels}", name.trim_end_matches("_count"));
+        let secs = svc.0.get(&sum_key).copied().unwrap_or(0.0);
+        rows.push((what, *count, secs));
+    }
+    rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let line = rows
+        .iter()
+        .map(|(w, n, s)| format!("{w} {n:.0} calls {:.0} ms", s * 1e3))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let json = rows
+        .iter()
+        .map(|(w, n, s)| serde_json::json!({ "what": w, "calls": n, "seconds": s }))
+        .collect();
+    Work { line, json, rows }
+}
+
+/// The value of `key="..."` in a label set (empty when absent).
+fn label<'a>(labels: &'a str, key: &str) -> &'a str {
+    let pat = format!("{key}=\"");
+    labels
+        .split(',')
+        .find_map(|l| l.trim().trim_start_matches('{').strip_prefix(pat.as_str()))
+        .map_or("", |v| v.split('"').next().unwrap_or(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_service_work_is_read_from_its_metrics() {
+        let m = Metrics::parse(concat!(
+            "tilewave_etcd_op_duration_seconds_count{op=\"txn\"} 4\n",
+            "tilewave_etcd_op_duration_seconds_sum{op=\"txn\"} 0.2\n",
+            "tilewave_etcd_op_duration_seconds_count{op=\"get\"} 10\n",
+            "tilewave_etcd_op_duration_seconds_sum{op=\"get\"} 0.05\n",
+        ));
+        let w = where_the_time_went(&m);
+        assert_eq!(w.rows[0], ("etcd txn".to_owned(), 4.0, 0.2));
+        assert_eq!(w.rows[1].0, "etcd get");
+        assert_eq!(label("{op=\"txn\",x=\"y\"}", "x"), "y");
+    }
 }
