@@ -21,7 +21,6 @@ mod failover;
 mod memory;
 mod overhead;
 mod reads;
-#[allow(dead_code)] // until every measure uses it (issue 18)
 mod report;
 mod scale;
 mod stack;
