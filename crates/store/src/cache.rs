@@ -190,6 +190,13 @@ where
         self.snapshot().1
     }
 
+    /// What `pick` makes of each cached value it wants, in key order,
+    /// without copying the others (the cache is read-locked meanwhile:
+    /// keep `pick` short).
+    pub fn scan<R>(&self, pick: impl FnMut(&Versioned<T>) -> Option<R>) -> Vec<R> {
+        self.shared.read().items.values().filter_map(pick).collect()
+    }
+
     /// The cached values whose keys start with `prefix`, in key order (a
     /// range of the map: the other keys are not visited).
     pub fn with_prefix(&self, prefix: &str) -> Vec<Versioned<T>> {

@@ -63,18 +63,19 @@ pub async fn run(ctx: Ctx, shutdown: Shutdown) {
     let mut driving: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         driving.retain(|_, h| !h.is_finished());
-        for r in ctx.rollouts.list() {
-            let id = r.value.id.clone();
-            if !needs_owner(r.value.state) || driving.contains_key(&id) {
-                continue;
-            }
+        // Only the roll-outs to claim are copied out of the cache (a
+        // thousand active ones changed many times a second).
+        let claim = ctx.rollouts.scan(|r| {
+            (needs_owner(r.value.state) && !driving.contains_key(&r.value.id))
+                .then(|| (r.value.id.clone(), r.value.origin.clone().unwrap_or_default()))
+        });
+        for (id, origin) in claim {
             let owner = OwnerLoop::new(
                 &ctx.store,
                 tilewave_store::keys::work::rollout(&id),
                 &ctx.holder,
                 ctx.ttl,
             );
-            let origin = r.value.origin.clone().unwrap_or_default();
             let (ctx, shutdown, rid) = (ctx.clone(), shutdown.clone(), id.clone());
             let task = async move {
                 let key = ctx.keys().rollout(&rid);

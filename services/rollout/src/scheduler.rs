@@ -69,6 +69,9 @@ pub struct Settings {
 
 /// How often a pass runs when nothing changes (real time), besides the
 /// wake-ups on changes and on the next due moment.
+/// How long a pass waits after a change for the changes that come with
+/// it (real time).
+const CHANGE_DEBOUNCE: Duration = Duration::from_millis(100);
 const IDLE_PASS: Duration = Duration::from_secs(2);
 
 /// Runs the scheduler whenever this replica owns it, until `shutdown`.
@@ -114,13 +117,24 @@ async fn work(ctx: Ctx, settings: Settings, owned: Owned) -> tilewave_store::Res
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let changed = tokio::select! {
             () = owned.stopping() => return Ok(()),
-            _ = tiles.changed() => {}
-            _ = rollouts.changed() => {}
-            _ = calendar.changed() => {}
-            () = due => {}
-            () = tokio::time::sleep(IDLE_PASS) => {}
+            _ = tiles.changed() => true,
+            _ = rollouts.changed() => true,
+            _ = calendar.changed() => true,
+            () = due => false,
+            () = tokio::time::sleep(IDLE_PASS) => false,
+        };
+        if changed {
+            // Changes come in bursts (every step of every running
+            // roll-out is one): one pass for a burst, not one per change.
+            tokio::select! {
+                () = owned.stopping() => return Ok(()),
+                () = tokio::time::sleep(CHANGE_DEBOUNCE) => {}
+            }
+            tiles.borrow_and_update();
+            rollouts.borrow_and_update();
+            calendar.borrow_and_update();
         }
     }
 }
