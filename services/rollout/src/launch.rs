@@ -510,16 +510,14 @@ pub async fn schedule(ctx: &Ctx, actor: &Actor, req: &ScheduleGaRequest) -> Resu
 /// The launch roll-out of a tile's current revision, if one was ever
 /// created (in any state).
 pub fn launch_rollout(ctx: &Ctx, tile: &Tile) -> Option<Rollout> {
-    let mut of_tile: Vec<_> = ctx
-        .rollouts
-        .list()
-        .into_iter()
-        .filter(|r| {
-            r.value.tile_id == tile.id
-                && r.value.revision == tile.revision
-                && RolloutKind::try_from(r.value.kind).unwrap_or(RolloutKind::Launch) == RolloutKind::Launch
-        })
-        .collect();
+    // Only the tile's roll-outs are copied (the scheduler asks for every
+    // scheduled tile on each pass).
+    let mut of_tile = ctx.rollouts.scan(|r| {
+        (r.value.tile_id == tile.id
+            && r.value.revision == tile.revision
+            && RolloutKind::try_from(r.value.kind).unwrap_or(RolloutKind::Launch) == RolloutKind::Launch)
+            .then(|| r.clone())
+    });
     of_tile.sort_by_key(|r| (!is_terminal(r.value.state), r.create_revision));
     of_tile.pop().map(|r| r.value)
 }

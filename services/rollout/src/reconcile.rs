@@ -62,12 +62,9 @@ async fn desired_among(
     tile: Option<&str>,
     before: i64,
 ) -> Result<BTreeMap<(String, String), Desired>> {
-    let mut rollouts: Vec<_> = ctx
-        .rollouts
-        .list()
-        .into_iter()
-        .filter(|r| tile.is_none_or(|t| r.value.tile_id == t) && r.create_revision < before)
-        .collect();
+    let mut rollouts = ctx.rollouts.scan(|r| {
+        (tile.is_none_or(|t| r.value.tile_id == t) && r.create_revision < before).then(|| r.clone())
+    });
     rollouts.sort_by_key(|r| r.create_revision);
     let mut out: BTreeMap<(String, String), Desired> = BTreeMap::new();
     for r in rollouts {

@@ -103,13 +103,10 @@ impl Rollouts {
             return Err(Error::invalid("id", "give a roll-out id or a tile_id"));
         }
         let visible = self.sees_tile(scope, tile_id);
-        let mut of_tile: Vec<_> = self
+        let mut of_tile = self
             .ctx
             .rollouts
-            .list()
-            .into_iter()
-            .filter(|r| visible && r.value.tile_id == tile_id)
-            .collect();
+            .scan(|r| (visible && r.value.tile_id == tile_id).then(|| r.clone()));
         of_tile.sort_by_key(|r| (!is_terminal(r.value.state), r.create_revision));
         let latest = of_tile
             .last()
@@ -255,9 +252,9 @@ impl Rollouts {
         if let Some(active) = self
             .ctx
             .rollouts
-            .list()
+            .scan(|x| (x.value.tile_id == tile.id && !is_terminal(x.value.state)).then(|| x.clone()))
             .into_iter()
-            .find(|x| x.value.tile_id == tile.id && !is_terminal(x.value.state))
+            .next()
         {
             return Err(Error::FailedPrecondition(format!(
                 "roll-out {} of tile {} (revision {}) is already {}: exactly one roll-out of a tile runs at a time",
