@@ -62,23 +62,35 @@ impl Page {
     /// This page of `items` (in the same order on every call), with the
     /// token of the next page ("" after the last).
     pub fn by_offset<T>(&self, items: Vec<T>) -> Result<(Vec<T>, String), PageError> {
-        let offset = if self.token.is_empty() {
-            0
-        } else {
-            self.token.parse::<usize>().map_err(|_| PageError {
-                field: "page.page_token",
-                message: "not a token this server issued: start again without one",
-            })?
-        };
+        let offset = self.offset()?;
         let total = items.len();
         let page: Vec<T> = items.into_iter().skip(offset).take(self.size).collect();
+        Ok((page, self.next_after(offset, total)))
+    }
+
+    /// The position of this page's first item in a list sorted the same
+    /// way on every call (0 for the first page): for a caller that walks
+    /// the list itself and copies only the page ([`Page::next_after`]
+    /// gives the next token).
+    pub fn offset(&self) -> Result<usize, PageError> {
+        if self.token.is_empty() {
+            return Ok(0);
+        }
+        self.token.parse::<usize>().map_err(|_| PageError {
+            field: "page.page_token",
+            message: "not a token this server issued: start again without one",
+        })
+    }
+
+    /// The token of the page after the one at `offset` in a list of
+    /// `total` items ("" after the last).
+    pub fn next_after(&self, offset: usize, total: usize) -> String {
         let end = offset.saturating_add(self.size);
-        let next = if end < total {
+        if end < total {
             end.to_string()
         } else {
             String::new()
-        };
-        Ok((page, next))
+        }
     }
 
     /// This page of `items`, sorted by `key`: the items after the token's
