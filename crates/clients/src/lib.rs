@@ -114,7 +114,7 @@ impl Agents {
     /// registered.
     pub async fn client(&self, region: &str) -> Result<AgentClient, AgentError> {
         let key = self.store.keys().agent(region);
-        let mut etcd = self.store.etcd();
+        let mut etcd = self.store.kv();
         let resp = tokio::time::timeout(self.timeout, etcd.get(key.clone(), None))
             .await
             .map_err(|_| tilewave_store::Error::DeadlineExceeded { op: "get agent" })?
@@ -135,7 +135,7 @@ impl Agents {
     /// Every registered agent: (region, client).
     pub async fn all(&self) -> Result<Vec<(String, AgentClient)>, AgentError> {
         let prefix = self.store.keys().agents();
-        let mut etcd = self.store.etcd();
+        let mut etcd = self.store.kv();
         let resp = tokio::time::timeout(
             self.timeout,
             etcd.get(prefix.clone(), Some(etcd_client::GetOptions::new().with_prefix())),

@@ -291,7 +291,7 @@ where
             .with_range(shared.end.clone())
             .with_start_revision(from)
             .with_progress_notify();
-        let mut client = store.etcd();
+        let mut client = store.watcher();
         let observed = Observed::start(EtcdOp::Watch, &shared.start);
         let opened =
             tokio::time::timeout(store.op_timeout(), client.watch(shared.start.clone(), Some(opts))).await;

@@ -324,7 +324,7 @@ impl Store {
             return observe(EtcdOp::Txn, key, self.commit_once(&plan, txn)).await;
         }
         let committing = retry::with_retries("commit", deadline, |attempt| {
-            let mut c = self.etcd();
+            let mut c = self.kv();
             let txn = txn.clone();
             let plan = &plan;
             async move {
@@ -345,7 +345,7 @@ impl Store {
         let mut backoff = retry::Backoff::default();
         loop {
             let remaining = end.saturating_duration_since(tokio::time::Instant::now());
-            let mut c = self.etcd();
+            let mut c = self.kv();
             match tokio::time::timeout(remaining, c.txn(txn.clone())).await {
                 Err(_) => return Err(Error::DeadlineExceeded { op: "commit" }),
                 Ok(Ok(resp)) => return outcome(plan, &resp, false),

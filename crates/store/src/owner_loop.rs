@@ -121,7 +121,7 @@ impl OwnerLoop {
         let mut backoff = self.backoff();
         while !shutdown.is_requested() {
             let acquired = tokio::select! {
-                r = Ownership::acquire(&self.store, &self.work, &self.holder, self.ttl) => r,
+                r = Box::pin(Ownership::acquire(&self.store, &self.work, &self.holder, self.ttl)) => r,
                 () = shutdown.requested() => return,
             };
             let own = match acquired {
@@ -155,10 +155,17 @@ impl OwnerLoop {
         if shutdown.is_requested() {
             return Ok(Some(Ended::Shutdown));
         }
-        if current_owner(&self.store, &self.work).await?.is_some() {
+        if Box::pin(current_owner(&self.store, &self.work)).await?.is_some() {
             return Ok(None);
         }
-        let Some(own) = Ownership::try_acquire(&self.store, &self.work, &self.holder, self.ttl).await? else {
+        let Some(own) = Box::pin(Ownership::try_acquire(
+            &self.store,
+            &self.work,
+            &self.holder,
+            self.ttl,
+        ))
+        .await?
+        else {
             return Ok(None);
         };
         Ok(Some(self.drive(own, shutdown, work).await))
@@ -200,12 +207,16 @@ impl OwnerLoop {
     pub async fn wait_free(&self, shutdown: &Shutdown) {
         let key = self.store.keys().owner(&self.work);
         tokio::select! {
-            () = wait_for_delete(&self.store, &key, self.ttl) => {}
+            () = Box::pin(wait_for_delete(&self.store, &key, self.ttl)) => {}
             () = shutdown.requested() => {}
         }
     }
 
     /// Runs the work once under `own`; releases the key unless it was lost.
+    ///
+    /// The etcd calls and the work are boxed here and above: a task that
+    /// runs an owner loop is as large as its largest state, and a replica
+    /// keeps one such task per owned roll-out or rotation, mostly waiting.
     async fn drive<F, Fut, T>(&self, own: Ownership, shutdown: &Shutdown, work: F) -> Ended<T>
     where
         F: FnOnce(Owned) -> Fut,
@@ -220,14 +231,14 @@ impl OwnerLoop {
             biased;
             () = own.lost() => Ended::Lost,
             () = shutdown.requested() => Ended::Shutdown,
-            t = work(owned) => Ended::Finished(t),
+            t = Box::pin(work(owned)) => Ended::Finished(t),
         };
         if matches!(ended, Ended::Lost) || own.is_lost() {
             // The key is gone (or going): nothing to release.
             tracing::warn!(work = %self.work, token = own.token().revision, "ownership lost: the work stopped at once");
             return ended;
         }
-        if let Err(e) = own.release().await {
+        if let Err(e) = Box::pin(own.release()).await {
             tracing::debug!(work = %self.work, error = %e, "release failed; the lease will expire");
         }
         ended

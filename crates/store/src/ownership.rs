@@ -78,8 +78,8 @@ impl Ownership {
         // Infrastructure time: when the lease began, for diagnostics.
         owner.since = Some(to_proto_timestamp(SystemClock.now()));
         let granting = retry::idempotent("lease grant", store.op_timeout(), || {
-            let mut c = store.etcd();
-            async move { c.lease_grant(ttl_secs, None).await }
+            let mut c = store.lease();
+            async move { c.grant(ttl_secs, None).await }
         });
         let lease_id = observe(EtcdOp::LeaseGrant, &key, granting).await?.id();
         let value = prost::Message::encode_to_vec(&owner);
@@ -99,7 +99,7 @@ impl Ownership {
         // Retrying is safe: if a lost answer hid our success, the key now
         // carries our lease, which the else branch shows.
         let claiming = retry::with_retries("acquire", store.op_timeout(), |_| {
-            let mut c = store.etcd();
+            let mut c = store.kv();
             let txn = txn.clone();
             async move {
                 match c.txn(txn).await {
@@ -224,9 +224,9 @@ impl Ownership {
         self.keeper.abort();
         let id = self.lease_id;
         let revoking = retry::idempotent("lease revoke", self.store.op_timeout(), || {
-            let mut c = self.store.etcd();
+            let mut c = self.store.lease();
             async move {
-                match c.lease_revoke(id).await {
+                match c.revoke(id).await {
                     Ok(_) => Ok(()),
                     // Already expired: released all the same.
                     Err(etcd_client::Error::GRpcStatus(s)) if s.code() == tonic::Code::NotFound => Ok(()),
@@ -256,8 +256,8 @@ impl Drop for Ownership {
 /// Best-effort revoke; the lease expires by itself otherwise.
 async fn revoke(store: &Store, key: &str, lease_id: i64) {
     let observed = Observed::start(EtcdOp::LeaseRevoke, key);
-    let mut c = store.etcd();
-    match tokio::time::timeout(store.op_timeout(), c.lease_revoke(lease_id)).await {
+    let mut c = store.lease();
+    match tokio::time::timeout(store.op_timeout(), c.revoke(lease_id)).await {
         Ok(Ok(_)) => observed.ok(),
         Ok(Err(e)) => {
             tracing::debug!(lease_id, error = %e, "lease revoke failed; it will expire");
@@ -279,7 +279,7 @@ pub(crate) async fn wait_for_delete(store: &Store, key: &str, limit: Duration) {
             Ok(None) | Err(_) => return,
         };
         let opts = etcd_client::WatchOptions::new().with_start_revision(current.mod_revision() + 1);
-        let mut c = store.etcd();
+        let mut c = store.watcher();
         let observed = Observed::start(EtcdOp::Watch, key);
         let mut stream = match c.watch(key, Some(opts)).await {
             Ok(stream) => {
@@ -321,8 +321,8 @@ async fn keep_alive(
         // Open a keep-alive stream (a new one after any failure).
         let observed = Observed::start(EtcdOp::LeaseKeepAlive, &key);
         let opened = tokio::time::timeout(interval, async {
-            let mut c = store.etcd();
-            c.lease_keep_alive(lease_id).await
+            let mut c = store.lease();
+            c.keep_alive(lease_id).await
         })
         .await;
         match &opened {

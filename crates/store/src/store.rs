@@ -10,7 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, CompactionOptions, ConnectOptions, GetOptions, KeyValue};
+use etcd_client::{
+    Client, CompactionOptions, ConnectOptions, GetOptions, KeyValue, KvClient, LeaseClient, WatchClient,
+};
 
 use crate::error::{Error, Result};
 use crate::keys::{DEFAULT_PREFIX, Keys, prefix_end};
@@ -104,7 +106,11 @@ pub struct Listing<T> {
 /// The handle services use to talk to etcd.
 #[derive(Clone)]
 pub struct Store {
-    client: Client,
+    /// Shared, and never cloned per call: a `Client` carries its connect
+    /// options (the TLS identity among them), which a clone copies; each
+    /// call clones only the sub-client it needs ([`Store::kv`] and the
+    /// like), a channel handle.
+    client: Arc<Client>,
     keys: Keys,
     cfg: Arc<StoreConfig>,
     clock: Arc<dyn Clock>,
@@ -155,7 +161,7 @@ impl Store {
             source: Box::new(e),
         })?;
         let store = Self {
-            client,
+            client: Arc::new(client),
             keys,
             cfg: Arc::new(cfg),
             clock: Arc::new(SystemClock),
@@ -165,7 +171,7 @@ impl Store {
             EtcdOp::Get,
             &probe_key,
             retry::idempotent("connect", store.cfg.connect_timeout, || {
-                let mut c = store.client.clone();
+                let mut c = store.kv();
                 let key = probe_key.clone();
                 async move { c.get(key, Some(GetOptions::new().with_count_only())).await }
             }),
@@ -201,7 +207,22 @@ impl Store {
     /// The raw etcd client, for what the store does not wrap (tests,
     /// diagnostics). Prefer the typed calls: they carry deadlines.
     pub fn etcd(&self) -> Client {
-        self.client.clone()
+        Client::clone(&self.client)
+    }
+
+    /// The key-value client of the connection (a cheap handle).
+    pub fn kv(&self) -> KvClient {
+        self.client.kv_client()
+    }
+
+    /// The lease client of the connection (a cheap handle).
+    pub fn lease(&self) -> LeaseClient {
+        self.client.lease_client()
+    }
+
+    /// The watch client of the connection (a cheap handle).
+    pub fn watcher(&self) -> WatchClient {
+        self.client.watch_client()
     }
 
     pub(crate) fn op_timeout(&self) -> Duration {
@@ -228,7 +249,7 @@ impl Store {
             EtcdOp::Get,
             key,
             retry::idempotent("get", self.op_timeout(), || {
-                let mut c = self.client.clone();
+                let mut c = self.kv();
                 let key = key.to_owned();
                 async move { c.get(key, None).await }
             }),
@@ -270,7 +291,7 @@ impl Store {
             EtcdOp::List,
             start,
             retry::idempotent("list", self.op_timeout(), || {
-                let mut c = self.client.clone();
+                let mut c = self.kv();
                 let opts = GetOptions::new()
                     .with_range(end.as_bytes().to_vec())
                     .with_limit(limit);
@@ -348,7 +369,7 @@ impl Store {
                     opts
                 };
                 let result = retry::idempotent("list", self.op_timeout(), || {
-                    let mut c = self.client.clone();
+                    let mut c = self.kv();
                     let (from, opts) = (from.clone(), opts.clone());
                     async move { c.get(from, Some(opts)).await }
                 })
@@ -391,7 +412,7 @@ impl Store {
             EtcdOp::Get,
             &key,
             retry::idempotent("revision", self.op_timeout(), || {
-                let mut c = self.client.clone();
+                let mut c = self.kv();
                 let key = key.clone();
                 async move { c.get(key, Some(GetOptions::new().with_count_only())).await }
             }),
@@ -404,7 +425,7 @@ impl Store {
     /// behind it are cancelled and caches resync).
     pub async fn compact(&self, revision: i64) -> Result<()> {
         let compacting = retry::idempotent("compact", self.op_timeout(), || {
-            let mut c = self.client.clone();
+            let mut c = self.kv();
             async move {
                 match c
                     .compact(revision, Some(CompactionOptions::new().with_physical()))

@@ -108,15 +108,15 @@ async fn keep_registered(
 async fn register(store: &Store, key: &str, info: &AgentInfo, ttl: Duration) -> Result<i64, String> {
     let op_timeout = store.config().op_timeout;
     let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
-    let mut client = store.etcd();
-    let lease = tokio::time::timeout(op_timeout, client.lease_grant(ttl_secs, None))
+    let mut client = store.lease();
+    let lease = tokio::time::timeout(op_timeout, client.grant(ttl_secs, None))
         .await
         .map_err(|_| "lease grant timed out".to_owned())?
         .map_err(|e| format!("lease grant: {e}"))?
         .id();
     let put = tokio::time::timeout(
         op_timeout,
-        client.put(
+        store.kv().put(
             key,
             info.encode_to_vec(),
             Some(PutOptions::new().with_lease(lease)),
@@ -146,8 +146,8 @@ async fn keep_alive(store: &Store, lease_id: i64, ttl: Duration) -> String {
             return "no renewal for a whole TTL".to_owned();
         }
         let opened = tokio::time::timeout(interval, async {
-            let mut c = store.etcd();
-            c.lease_keep_alive(lease_id).await
+            let mut c = store.lease();
+            c.keep_alive(lease_id).await
         })
         .await;
         let (mut keeper, mut stream) = match opened {
@@ -189,8 +189,8 @@ async fn keep_alive(store: &Store, lease_id: i64, ttl: Duration) -> String {
 
 /// Best-effort revoke; the lease expires by itself otherwise.
 async fn revoke(store: &Store, lease_id: i64) {
-    let mut c = store.etcd();
-    match tokio::time::timeout(store.config().op_timeout, c.lease_revoke(lease_id)).await {
+    let mut c = store.lease();
+    match tokio::time::timeout(store.config().op_timeout, c.revoke(lease_id)).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::debug!(lease_id, error = %e, "lease revoke failed; it will expire"),
         Err(_) => tracing::debug!(lease_id, "lease revoke timed out; it will expire"),

@@ -62,7 +62,7 @@ pub async fn watch_tiles(
     };
 
     let prefix = store.keys().tiles();
-    let mut client = store.etcd();
+    let mut client = store.watcher();
     let options = WatchOptions::new()
         .with_prefix()
         .with_start_revision(start_from)

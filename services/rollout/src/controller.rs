@@ -132,7 +132,10 @@ pub async fn drive(ctx: Ctx, id: String, owned: Owned) -> Result<()> {
     loop {
         changes.borrow_and_update();
         freeze.borrow_and_update();
-        let next = decide(&ctx, &id, &token).await;
+        // Boxed: a decision's future (etcd and agent calls) is large, and
+        // an owner spends most of its life waiting; unboxed, every waiting
+        // owner's task would keep room for it (about 70 KiB each).
+        let next = Box::pin(decide(&ctx, &id, &token)).await;
         if !matches!(next, Ok(Next::Again)) {
             // Waiting (or failing): the next decision reads etcd.
             ctx.written.forget(&id);

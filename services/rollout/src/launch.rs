@@ -108,19 +108,19 @@ pub fn gtm_of(tile: &Tile, overridden: bool) -> Gtm {
 /// keeps them), leaving out `except`.
 pub fn reservations(ctx: &Ctx, except: &str) -> Reservations {
     let mut counts: HashMap<Timestamp, u32> = HashMap::new();
-    for t in ctx.tiles.list() {
+    // Only the booked moments are copied out of the cache.
+    let booked = ctx.tiles.scan(|t| {
         if t.value.id == except {
-            continue;
+            return None;
         }
-        if let Some(at) = t
-            .value
+        t.value
             .ga_slot
             .as_ref()
             .and_then(|s| s.at.as_ref())
             .and_then(|a| from_proto_timestamp(a).ok())
-        {
-            *counts.entry(at).or_default() += 1;
-        }
+    });
+    for at in booked {
+        *counts.entry(at).or_default() += 1;
     }
     let mut r = Reservations::new();
     for (at, n) in counts {
@@ -457,13 +457,9 @@ pub async fn schedule(ctx: &Ctx, actor: &Actor, req: &ScheduleGaRequest) -> Resu
         if !req.tile_id.is_empty() {
             return Err(Error::invalid("tile_id", "give a tile_id or all_ready, not both"));
         }
-        let mut ready: Vec<Tile> = ctx
-            .tiles
-            .list()
-            .into_iter()
-            .map(|t| t.value)
-            .filter(|t| !t.self_test && t.state() == TileState::SignedOff)
-            .collect();
+        let mut ready: Vec<Tile> = ctx.tiles.scan(|t| {
+            (!t.value.self_test && t.value.state() == TileState::SignedOff).then(|| t.value.clone())
+        });
         ready.sort_by(|a, b| ready_at(a).cmp(&ready_at(b)).then_with(|| a.id.cmp(&b.id)));
         let mut reservations = reservations(ctx, "");
         let mut batch = Vec::with_capacity(ready.len());
@@ -578,20 +574,16 @@ pub async fn list(ctx: &Ctx, req: &ListLaunchesRequest) -> Result<ListLaunchesRe
         .into_iter()
         .map(|h| (h.value.tile_id.clone(), h.value))
         .collect();
-    let mut tiles: Vec<(Timestamp, Tile)> = ctx
-        .tiles
-        .list()
-        .into_iter()
-        .filter_map(|t| ga_of(&t.value).map(|g| (g, t.value)))
-        .filter(|(g, t)| {
-            *g >= from
-                && to.is_none_or(|to| *g < to)
-                && matches!(
-                    t.state(),
-                    TileState::Scheduled | TileState::RollingOut | TileState::RolledOut | TileState::Ga
-                )
-        })
-        .collect();
+    let mut tiles: Vec<(Timestamp, Tile)> = ctx.tiles.scan(|t| {
+        let g = ga_of(&t.value)?;
+        (g >= from
+            && to.is_none_or(|to| g < to)
+            && matches!(
+                t.value.state(),
+                TileState::Scheduled | TileState::RollingOut | TileState::RolledOut | TileState::Ga
+            ))
+        .then(|| (g, t.value.clone()))
+    });
     tiles.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
     let mut launches = Vec::with_capacity(tiles.len());
     for (ga, tile) in tiles {

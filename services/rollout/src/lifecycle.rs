@@ -19,7 +19,7 @@
 //!   AdvanceLifecycle is called only after a fresh read of the tile, so
 //!   repeating it is harmless.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use jiff::SignedDuration;
 use tilewave_core::rollout::State;
@@ -65,25 +65,58 @@ async fn owned_loop(
         tiles.borrow_and_update();
         rollouts.borrow_and_update();
         pass(ctx, service, removal_bake).await;
-        tokio::select! {
-            _ = tiles.changed() => {}
-            _ = rollouts.changed() => {}
-            () = tokio::time::sleep(ctx.ttl / 3) => {}
+        let changed = tokio::select! {
+            _ = tiles.changed() => true,
+            _ = rollouts.changed() => true,
+            () = tokio::time::sleep(ctx.ttl / 3) => false,
+        };
+        if changed {
+            // One pass for a burst of changes (every step of every running
+            // roll-out is one), as the GA scheduler does.
+            tokio::time::sleep(crate::model::CHANGE_DEBOUNCE).await;
         }
     }
 }
 
-/// One look at every tile.
+/// One look at every tile that may need something: a tile marked for
+/// withdrawal, or one whose latest roll-out ended unfinished. Only those
+/// tiles and their roll-outs are copied out of the caches (a pass runs on
+/// every burst of changes, with a thousand roll-outs under way).
 async fn pass(ctx: &Ctx, service: &Rollouts, removal_bake: SignedDuration) {
+    // Each tile's latest roll-out (by creation): whether it ended unfinished.
+    let mut latest: HashMap<String, (i64, bool)> = HashMap::new();
+    for (tile_id, created, unfinished) in ctx.rollouts.scan(|r| {
+        Some((
+            r.value.tile_id.clone(),
+            r.create_revision,
+            ended_unfinished(&r.value),
+        ))
+    }) {
+        let e = latest.entry(tile_id).or_insert((created, unfinished));
+        if created >= e.0 {
+            *e = (created, unfinished);
+        }
+    }
+    let tiles = ctx.tiles.scan(|t| {
+        let tile = &t.value;
+        let settle = latest.get(&tile.id).is_some_and(|(_, unfinished)| *unfinished);
+        (tile.withdraw_requested_at.is_some() || settle).then(|| tile.clone())
+    });
+    if tiles.is_empty() {
+        return;
+    }
+    let wanted: HashSet<&str> = tiles.iter().map(|t| t.id.as_str()).collect();
     let mut by_tile: HashMap<String, Vec<Versioned<Rollout>>> = HashMap::new();
-    for r in ctx.rollouts.list() {
+    for r in ctx
+        .rollouts
+        .scan(|r| wanted.contains(r.value.tile_id.as_str()).then(|| r.clone()))
+    {
         by_tile.entry(r.value.tile_id.clone()).or_default().push(r);
     }
     for list in by_tile.values_mut() {
         list.sort_by_key(|r| r.create_revision);
     }
-    for t in ctx.tiles.list() {
-        let tile = &t.value;
+    for tile in &tiles {
         let of_tile = by_tile.get(&tile.id).map(Vec::as_slice).unwrap_or_default();
         let result = if tile.withdraw_requested_at.is_some() {
             remove(ctx, service, tile, of_tile, removal_bake).await

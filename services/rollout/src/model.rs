@@ -265,6 +265,11 @@ impl Loaded {
     }
 }
 
+/// How long a loop that follows the caches (the GA scheduler, the
+/// lifecycle loop) waits after a change for the changes that come with it,
+/// so that a burst of changes makes one pass (real time).
+pub const CHANGE_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// No roll-out id is longer (a tile id, its revision and a counter): a
 /// longer one is not looked up in etcd, whose request limit it may break.
 const MAX_ROLLOUT_ID_LEN: usize = 256;

@@ -69,9 +69,6 @@ pub struct Settings {
 
 /// How often a pass runs when nothing changes (real time), besides the
 /// wake-ups on changes and on the next due moment.
-/// How long a pass waits after a change for the changes that come with
-/// it (real time).
-const CHANGE_DEBOUNCE: Duration = Duration::from_millis(100);
 const IDLE_PASS: Duration = Duration::from_secs(2);
 
 /// Runs the scheduler whenever this replica owns it, until `shutdown`.
@@ -130,7 +127,7 @@ async fn work(ctx: Ctx, settings: Settings, owned: Owned) -> tilewave_store::Res
             // roll-out is one): one pass for a burst, not one per change.
             tokio::select! {
                 () = owned.stopping() => return Ok(()),
-                () = tokio::time::sleep(CHANGE_DEBOUNCE) => {}
+                () = tokio::time::sleep(crate::model::CHANGE_DEBOUNCE) => {}
             }
             tiles.borrow_and_update();
             rollouts.borrow_and_update();
@@ -165,11 +162,10 @@ async fn pass(
         .map(|h| (h.value.tile_id.clone(), h))
         .collect();
     let mut next: Option<Timestamp> = None;
-    for t in ctx.tiles.list() {
-        let tile = t.value;
-        if tile.self_test || tile.state() != TileState::Scheduled {
-            continue;
-        }
+    let scheduled = ctx
+        .tiles
+        .scan(|t| (!t.value.self_test && t.value.state() == TileState::Scheduled).then(|| t.value.clone()));
+    for tile in scheduled {
         let Some(ga) = launch::ga_of(&tile) else { continue };
         if launch::launch_rollout(ctx, &tile).is_some() {
             continue;

@@ -314,13 +314,12 @@ impl Rollouts {
                 ""
             }
         );
+        let numbered = format!("{base}-");
         let taken = self
             .ctx
             .rollouts
-            .list()
-            .into_iter()
-            .filter(|x| x.value.id == base || x.value.id.starts_with(&format!("{base}-")))
-            .count();
+            .scan(|x| (x.value.id == base || x.value.id.starts_with(&numbered)).then_some(()))
+            .len();
         let id = if taken == 0 {
             base
         } else {
@@ -568,23 +567,25 @@ impl RolloutService for Rollouts {
         let r = req.into_inner();
         limits::id("tile_id", &r.tile_id).map_err(Error::from)?;
         limits::count("states", r.states.len(), limits::MAX_LIST_ITEMS).map_err(Error::from)?;
-        let mut all = self.ctx.rollouts.list();
-        all.sort_by_key(|x| std::cmp::Reverse(x.create_revision));
         let start = r.created.as_ref().and_then(|c| c.start);
         let end = r.created.as_ref().and_then(|c| c.end);
         let key = |t: &prost_types::Timestamp| (t.seconds, t.nanos);
+        // Only the matching roll-outs are copied out of the cache.
+        let mut all = self.ctx.rollouts.scan(|x| {
+            let c = x.value.created_at.as_ref().map(key).unwrap_or_default();
+            ((r.tile_id.is_empty() || x.value.tile_id == r.tile_id)
+                // Before paging: neither a page token nor a count tells of
+                // another partner's roll-outs.
+                && self.sees_tile(&scope, &x.value.tile_id)
+                && (r.states.is_empty() || r.states.contains(&x.value.state))
+                && (r.kind == 0 || x.value.kind == r.kind)
+                && start.as_ref().is_none_or(|s| c >= key(s))
+                && end.as_ref().is_none_or(|e| c < key(e)))
+            .then(|| x.clone())
+        });
+        all.sort_by_key(|x| std::cmp::Reverse(x.create_revision));
         let items: Vec<Rollout> = all
             .into_iter()
-            .filter(|x| r.tile_id.is_empty() || x.value.tile_id == r.tile_id)
-            // Before paging: neither a page token nor a count tells of
-            // another partner's roll-outs.
-            .filter(|x| self.sees_tile(&scope, &x.value.tile_id))
-            .filter(|x| r.states.is_empty() || r.states.contains(&x.value.state))
-            .filter(|x| r.kind == 0 || x.value.kind == r.kind)
-            .filter(|x| {
-                let c = x.value.created_at.as_ref().map(key).unwrap_or_default();
-                start.as_ref().is_none_or(|s| c >= key(s)) && end.as_ref().is_none_or(|e| c < key(e))
-            })
             .map(|x| {
                 let mut v = x.value;
                 v.etag = x.etag;
