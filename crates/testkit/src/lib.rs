@@ -10,7 +10,9 @@
 //!   the access policy, shared by the tests of a machine ([`Pki::shared`]).
 //! - [`TestDir`]: a temporary directory kept (and its logs listed) when
 //!   the test fails.
-//! - [`eventually`]: polling against a deadline instead of sleeping.
+//! - [`eventually`]: polling against a deadline instead of sleeping,
+//!   stopped early by an [`Outcome::Abort`] when waiting longer is
+//!   pointless.
 //! - [`PartnerDouble`]: a partner's HTTP API (`test-connection`, `connect`)
 //!   on loopback, with Basic auth against credentials a test changes while
 //!   it runs, a log of every request and injected 500s.
@@ -21,6 +23,10 @@
 //! - [`secret_scan`]: looks for secrets (in every form they could take)
 //!   in logs, spans, command output, etcd and files; a leak names the
 //!   place and the secret's label, never the secret.
+//! - `journeys` (feature `journeys`): the client side the process tests
+//!   and the benchmark harness share: fixtures, protobuf time, a
+//!   connection as an identity, a tile made SCHEDULED, StartRollout
+//!   retried.
 //! - [`ratios`]: benchmark variants timed in interleaved rounds, as ratios
 //!   to a baseline measured in the same minutes.
 //!
@@ -42,6 +48,8 @@
 mod bins;
 mod etcd;
 mod eventually;
+#[cfg(feature = "journeys")]
+pub mod journeys;
 mod kit_runtime;
 pub mod partner;
 pub mod pki;
@@ -60,7 +68,7 @@ pub use etcd::{
     DEFAULT_START_TIMEOUT, ETCD_BIN_ENV, ETCDCTL_BIN_ENV, EtcdCluster, EtcdMember, EtcdOptions, MemberState,
     connect_options, etcd_binary, etcd_launch, etcdctl_binary, member_health, member_health_with,
 };
-pub use eventually::{Attempt, POLL_INTERVAL, eventually};
+pub use eventually::{Attempt, Outcome, POLL_INTERVAL, eventually, eventually_every};
 pub use partner::{PartnerDouble, PartnerPaths, PartnerRequest, PartnerTest};
 pub use pki::Pki;
 pub use ports::{free_port, free_ports};

@@ -20,7 +20,7 @@ use std::time::Duration;
 use futures::{StreamExt as _, TryStreamExt as _};
 use jiff::SignedDuration;
 use tilewave_proto::rollout::v1::{RolloutSpec, RolloutState};
-use tilewave_testkit::{ServiceProcess, ServiceSpec, bin_path};
+use tilewave_testkit::{Outcome, ServiceProcess, ServiceSpec, bin_path, eventually_every};
 use tokio::time::Instant;
 
 use crate::report::{Measure, Report, Target};
@@ -113,27 +113,28 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         // Every roll-out running (its first wave applying or baking).
         let deadline = Instant::now() + Duration::from_secs(600);
         for r in &started {
-            loop {
-                let got = stack.get(&r.id).await?;
-                if got.state == RolloutState::Running as i32
-                    && got.steps.iter().any(|s| s.applied_at.is_some())
-                {
-                    break;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let what = format!("an applied region of roll-out {} (10 min for all)", r.id);
+            eventually_every(&what, left, Duration::from_millis(200), || async {
+                let got = match stack.get(&r.id).await {
+                    Ok(got) => got,
+                    Err(e) => return Outcome::Abort(format!("{e:#}")),
+                };
+                let running = got.state == RolloutState::Running as i32;
+                if running && got.steps.iter().any(|s| s.applied_at.is_some()) {
+                    Outcome::Done(())
+                } else if running || got.state == RolloutState::Pending as i32 {
+                    Outcome::Retry(format!("steps: {}", stack::step_summary(&got)))
+                } else {
+                    Outcome::Abort(format!(
+                        "roll-out {} is {:?} (steps: {})",
+                        r.id,
+                        RolloutState::try_from(got.state).map_or("?", |s| s.as_str_name()),
+                        stack::step_summary(&got)
+                    ))
                 }
-                anyhow::ensure!(
-                    got.state == RolloutState::Running as i32 || got.state == RolloutState::Pending as i32,
-                    "roll-out {} is {:?} (steps: {})",
-                    r.id,
-                    RolloutState::try_from(got.state).map_or("?", |s| s.as_str_name()),
-                    stack::step_summary(&got)
-                );
-                anyhow::ensure!(
-                    Instant::now() < deadline,
-                    "roll-out {} has no applied region after 10 min",
-                    r.id
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            })
+            .await?;
         }
         let loaded = sample(&stack, &others, settle).await?;
         for (service, mib) in &loaded {

@@ -62,10 +62,11 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         "--runs, --rounds and --block must be at least 1"
     );
     let stack = Box::pin(Stack::start(&[], false)).await?;
-    let channel = stack::connect(
+    let channel = tilewave_testkit::journeys::connect(
         "the registry",
         &stack.registry,
         tilewave_testkit::pki::RELEASE_ENGINEER,
+        stack::CONNECT,
     )
     .await?;
     let mut c =

@@ -4,9 +4,9 @@
 //! all as child processes of this one (`tilewave_testkit`), the binaries
 //! of this harness's own profile (`target/debug` or `target/release`).
 //!
-//! Also: tiles made SCHEDULED through the registry's RPCs (import, a test
-//! workspace, validation, five sign-offs, go-to-market, a GA date), many
-//! at once; scraping Prometheus text; a process's resident memory.
+//! Also: tiles made SCHEDULED through the registry's RPCs (the test kit's
+//! `journeys`: import, a test workspace, validation, five sign-offs,
+//! go-to-market, a GA date), many at once; scraping Prometheus text; a process's resident memory.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,40 +18,25 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use jiff::{SignedDuration, Timestamp};
 use tilewave_proto::agent::v1::agent_service_client::AgentServiceClient;
 use tilewave_proto::common::v1::PageRequest;
-use tilewave_proto::common::v1::SignOffRole;
+use tilewave_proto::registry::v1::Tile;
 use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
-use tilewave_proto::registry::v1::{
-    GtmStatus, ImportPartnerConfigRequest, RecordSignOffRequest, RecordValidationRequest, SetGaDateRequest,
-    SetGtmItemRequest, SetTestWorkspaceRequest, Tile, ValidationOutcome,
-};
 use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
 use tilewave_proto::rollout::v1::{
     GetRolloutRequest, ListRolloutsRequest, Rollout, RolloutSpec, RolloutState, StartRolloutRequest,
     StepState, WatchRolloutRequest,
 };
 use tilewave_store::{Actor, Store, StoreConfig, VirtualClock};
+use tilewave_testkit::journeys::{self, Release};
+pub use tilewave_testkit::journeys::{AGENT_CALLER, RIVERFLOW, dur, from_ts, t0, ts};
 use tilewave_testkit::pki::RELEASE_ENGINEER;
 use tilewave_testkit::{
-    EtcdCluster, EtcdOptions, ServiceProcess, ServiceSpec, TestDir, bin_path, eventually, free_port,
+    EtcdCluster, EtcdOptions, Outcome, ServiceProcess, ServiceSpec, TestDir, bin_path, eventually_every,
+    free_port,
 };
 use tonic::transport::Channel;
 
 /// The key prefix of everything the harness writes.
 pub const PREFIX: &str = "/tilewave-bench/";
-
-/// A partner configuration supported on all three clouds (the fixture of
-/// the process tests).
-pub const RIVERFLOW: &str =
-    include_str!("../../../crates/core/tests/fixtures/partner-connect/riverflow-ingest.json");
-
-/// The five sign-off roles a GA date needs.
-const ROLES: [SignOffRole; 5] = [
-    SignOffRole::Engineering,
-    SignOffRole::PartnerSolutionArchitect,
-    SignOffRole::Product,
-    SignOffRole::Partner,
-    SignOffRole::Legal,
-];
 
 /// How far ahead of virtual now a tile's GA date is set: past the 7 days
 /// a GA date needs, and never reached during a run (the clock runs at
@@ -59,40 +44,12 @@ const ROLES: [SignOffRole; 5] = [
 pub const GA_AHEAD: SignedDuration = SignedDuration::from_hours(24 * 10);
 
 /// How long a client keeps trying to connect on a busy machine.
-const CONNECT: Duration = Duration::from_secs(20);
-
-/// Agents answer only the rollout service's identity.
-pub const AGENT_CALLER: &str = "rollout";
-
-/// Virtual time when the stack starts.
-pub fn t0() -> Timestamp {
-    "2026-12-01T00:00:00Z".parse().unwrap_or(Timestamp::UNIX_EPOCH)
-}
+pub const CONNECT: Duration = Duration::from_secs(20);
 
 /// `n` regions of the built-in catalog (70): every cloud's canary first,
 /// then the others round-robin over the clouds.
 pub fn regions(n: usize) -> Vec<String> {
     tilewave_core::regions::RegionCatalog::builtin().representative(n)
-}
-
-/// A protobuf duration.
-pub fn dur(d: SignedDuration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: d.as_secs(),
-        nanos: d.subsec_nanos(),
-    }
-}
-
-/// A protobuf timestamp.
-pub fn ts(t: Timestamp) -> prost_types::Timestamp {
-    tilewave_store::clock::to_proto_timestamp(t)
-}
-
-/// A protobuf timestamp as a jiff one (the epoch when absent or invalid).
-pub fn from_ts(t: &Option<prost_types::Timestamp>) -> Timestamp {
-    t.as_ref()
-        .and_then(|t| tilewave_store::clock::from_proto_timestamp(t).ok())
-        .unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// etcd, the registry, the rollout service (once started) and the agents.
@@ -141,33 +98,16 @@ impl Stack {
         .await?;
         let clock = VirtualClock::start(&store, t0(), 1.0, &Actor::new("bench")).await?;
         let endpoints = etcd.endpoints().join(",");
-        let registry = ServiceProcess::start(
-            ServiceSpec::new("registry", bin_path("tilewave-registry")?)
-                .with_args(["--etcd", &endpoints, "--prefix", PREFIX])
-                .with_health_service(Some("tilewave.registry.v1.RegistryService")),
-            dir.path(),
-        )
-        .await?;
-        let agent_bin = bin_path("tilewave-agent")?;
+        let registry =
+            ServiceProcess::start(journeys::registry_spec(&endpoints, PREFIX)?, dir.path()).await?;
         let starts = regions.iter().map(|region| {
             let name = format!("agent-{}", region.replace(':', "-"));
             let data = dir.path().join(&name);
-            let spec = ServiceSpec::new(name, agent_bin.clone())
-                .with_args([
-                    "--region",
-                    region,
-                    "--data-dir",
-                    &data.to_string_lossy(),
-                    "--etcd",
-                    &endpoints,
-                    "--prefix",
-                    PREFIX,
-                ])
-                .with_health_service(Some("tilewave.agent.v1.AgentService"))
-                .with_ready_timeout(Duration::from_secs(120));
+            let spec = journeys::agent_spec(name, region, &data, &endpoints, PREFIX)
+                .map(|s| s.with_ready_timeout(Duration::from_secs(120)));
             let path = dir.path().to_path_buf();
             async move {
-                ServiceProcess::start(spec, &path)
+                ServiceProcess::start(spec?, &path)
                     .await
                     .map(|p| (region.clone(), p))
             }
@@ -242,7 +182,7 @@ impl Stack {
     /// A client of the registry as a release engineer.
     pub async fn registry(&self) -> anyhow::Result<RegistryServiceClient<Channel>> {
         Ok(RegistryServiceClient::new(
-            connect("the registry", &self.registry, RELEASE_ENGINEER).await?,
+            journeys::connect("the registry", &self.registry, RELEASE_ENGINEER, CONNECT).await?,
         ))
     }
 
@@ -253,7 +193,7 @@ impl Stack {
             .as_ref()
             .context("the rollout service is not started")?;
         Ok(RolloutServiceClient::new(
-            connect("the rollout service", p, RELEASE_ENGINEER).await?,
+            journeys::connect("the rollout service", p, RELEASE_ENGINEER, CONNECT).await?,
         ))
     }
 
@@ -264,7 +204,7 @@ impl Stack {
             .get(region)
             .with_context(|| format!("no agent for {region}"))?;
         Ok(AgentServiceClient::new(
-            connect(&format!("the agent of {region}"), p, AGENT_CALLER).await?,
+            journeys::connect(&format!("the agent of {region}"), p, AGENT_CALLER, CONNECT).await?,
         ))
     }
 
@@ -277,86 +217,13 @@ impl Stack {
     /// RPCs: import, test workspace, every validation case passed, five
     /// sign-offs, the four go-to-market items done, GA [`GA_AHEAD`] ahead.
     pub async fn scheduled_tile(&self, id: &str, now: Timestamp) -> anyhow::Result<Tile> {
-        let mut c = self.registry().await?;
-        let tile_of = |t: Option<Tile>| t.with_context(|| format!("the registry answered without tile {id}"));
-        let mut tile = tile_of(
-            c.import_partner_config(ImportPartnerConfigRequest {
-                config_json: RIVERFLOW.into(),
-                id: id.into(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .tile,
-        )?;
-        tile = tile_of(
-            c.set_test_workspace(SetTestWorkspaceRequest {
-                id: tile.id.clone(),
-                workspace_id: "6051921418418893".into(),
-                etag: tile.etag,
-            })
-            .await?
-            .into_inner()
-            .tile,
-        )?;
-        if tile.validation.as_ref().is_some_and(|v| !v.open_cases.is_empty()) {
-            tile = tile_of(
-                c.record_validation(RecordValidationRequest {
-                    id: tile.id.clone(),
-                    revision: tile.revision,
-                    all_open: true,
-                    outcome: ValidationOutcome::Pass as i32,
-                    note: "bench".into(),
-                    etag: tile.etag,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner()
-                .tile,
-            )?;
-        }
-        for role in ROLES {
-            tile = tile_of(
-                c.record_sign_off(RecordSignOffRequest {
-                    id: tile.id.clone(),
-                    role: role as i32,
-                    revision: tile.revision,
-                    note: String::new(),
-                    etag: tile.etag,
-                })
-                .await?
-                .into_inner()
-                .tile,
-            )?;
-        }
-        for item in ["mini-site", "logo", "blog", "docs"] {
-            tile = tile_of(
-                c.set_gtm_item(SetGtmItemRequest {
-                    id: tile.id.clone(),
-                    item: item.into(),
-                    status: GtmStatus::Done as i32,
-                    owner: "partner-marketing".into(),
-                    due: "2026-12-01".into(),
-                    link: format!("https://partner.example/{item}"),
-                    etag: tile.etag,
-                })
-                .await?
-                .into_inner()
-                .tile,
-            )?;
-        }
-        tile_of(
-            c.set_ga_date(SetGaDateRequest {
-                id: tile.id.clone(),
-                ga_time: Some(ts(now + GA_AHEAD)),
-                etag: tile.etag,
-                reason: "bench".into(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .tile,
-        )
+        let release = Release {
+            id,
+            note: "bench",
+            reason: "bench",
+            ..Release::default()
+        };
+        journeys::scheduled_tile(&mut self.registry().await?, &release, now + GA_AHEAD).await
     }
 
     /// [`Stack::scheduled_tile`] for every id, `concurrency` tiles at once.
@@ -388,65 +255,11 @@ impl Stack {
             .context("StartRollout answered without a roll-out")
     }
 
-    /// [`Stack::start_rollout`] as a client that retries what the service
-    /// answers UNAVAILABLE (an etcd read or write that timed out under
-    /// load): up to 20 tries, 250 ms apart. When a try that looked failed
-    /// did start the roll-out, the next one finds it active: the tile's
-    /// current roll-out is taken. Returns the roll-out and how many tries
-    /// were retried.
+    /// [`Stack::start_rollout`] retried while the service answers
+    /// UNAVAILABLE ([`journeys::start_rollout_retrying`]): the roll-out and
+    /// how many tries were retried.
     pub async fn start_rollout_retrying(&self, spec: RolloutSpec) -> anyhow::Result<(Rollout, usize)> {
-        let tile = spec.tile_id.clone();
-        let mut retried = 0;
-        loop {
-            let answer = self
-                .rollouts()
-                .await?
-                .start_rollout(StartRolloutRequest {
-                    spec: Some(spec.clone()),
-                    ..Default::default()
-                })
-                .await;
-            match answer {
-                Ok(r) => {
-                    let r = r
-                        .into_inner()
-                        .rollout
-                        .context("StartRollout answered without a roll-out")?;
-                    return Ok((r, retried));
-                }
-                Err(e) if e.code() == tonic::Code::Unavailable && retried < 20 => {
-                    retried += 1;
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                Err(e)
-                    if retried > 0
-                        && matches!(
-                            e.code(),
-                            tonic::Code::AlreadyExists | tonic::Code::FailedPrecondition
-                        ) =>
-                {
-                    let r = self
-                        .rollouts()
-                        .await?
-                        .get_rollout(GetRolloutRequest {
-                            id: String::new(),
-                            tile_id: tile.clone(),
-                        })
-                        .await
-                        .with_context(|| {
-                            format!("getting the roll-out of {tile} after a retried start ({e})")
-                        })?
-                        .into_inner()
-                        .rollout
-                        .context("GetRollout answered without a roll-out")?;
-                    return Ok((r, retried));
-                }
-                Err(e) => {
-                    return Err(anyhow::Error::new(e)
-                        .context(format!("starting a roll-out of {tile} (after {retried} retries)")));
-                }
-            }
-        }
+        journeys::start_rollout_retrying(&mut self.rollouts().await?, spec).await
     }
 
     /// GetRollout.
@@ -492,16 +305,30 @@ impl Stack {
                 .with_context(|| format!("the watch of roll-out {id}"))?
                 .with_context(|| format!("the watch of roll-out {id} ended before it SUCCEEDED"))?;
             let Some(r) = event.rollout else { continue };
-            match RolloutState::try_from(r.state).unwrap_or(RolloutState::Unspecified) {
-                RolloutState::Succeeded => return Ok(r),
-                RolloutState::Pending | RolloutState::Running => {}
-                other => anyhow::bail!(
-                    "roll-out {id} is {} instead of SUCCEEDED (steps: {}); {}",
-                    other.as_str_name(),
-                    step_summary(&r),
-                    logs_of(self.dir.path())
-                ),
+            match self.until_succeeded(r) {
+                Outcome::Done(r) => return Ok(r),
+                Outcome::Retry(_) => {}
+                Outcome::Abort(e) => anyhow::bail!(e),
             }
+        }
+    }
+
+    /// A roll-out awaited until SUCCEEDED: done; not yet (PENDING,
+    /// RUNNING); or never (any other state: it ended otherwise or paused
+    /// on a failed step).
+    fn until_succeeded(&self, r: Rollout) -> Outcome<Rollout> {
+        match RolloutState::try_from(r.state).unwrap_or(RolloutState::Unspecified) {
+            RolloutState::Succeeded => Outcome::Done(r),
+            RolloutState::Pending | RolloutState::Running => {
+                Outcome::Retry(format!("steps: {}", step_summary(&r)))
+            }
+            other => Outcome::Abort(format!(
+                "roll-out {} is {} instead of SUCCEEDED (steps: {}); {}",
+                r.id,
+                other.as_str_name(),
+                step_summary(&r),
+                logs_of(self.dir.path())
+            )),
         }
     }
 
@@ -514,27 +341,15 @@ impl Stack {
         poll: Duration,
         deadline: Duration,
     ) -> anyhow::Result<Rollout> {
-        let end = tokio::time::Instant::now() + deadline;
-        loop {
-            let r = self.get(id).await?;
-            match RolloutState::try_from(r.state).unwrap_or(RolloutState::Unspecified) {
-                RolloutState::Succeeded => return Ok(r),
-                RolloutState::Pending | RolloutState::Running => {}
-                other => anyhow::bail!(
-                    "roll-out {id} is {} instead of SUCCEEDED (steps: {}); {}",
-                    other.as_str_name(),
-                    step_summary(&r),
-                    logs_of(self.dir.path())
-                ),
+        let what = format!("roll-out {id} SUCCEEDED ({})", logs_of(self.dir.path()));
+        eventually_every(&what, deadline, poll, || async {
+            match self.get(id).await {
+                Ok(r) => self.until_succeeded(r),
+                // A GetRollout that fails ends the wait.
+                Err(e) => Outcome::Abort(format!("{e:#}")),
             }
-            anyhow::ensure!(
-                tokio::time::Instant::now() < end,
-                "roll-out {id} not SUCCEEDED after {deadline:?} (steps: {}); {}",
-                step_summary(&r),
-                logs_of(self.dir.path())
-            );
-            tokio::time::sleep(poll).await;
-        }
+        })
+        .await
     }
 
     /// The ids of the roll-outs that paused, failed or were aborted (a
@@ -596,16 +411,6 @@ impl Stack {
             .await
             .context("scraping the rollout service's metrics")
     }
-}
-
-/// A channel to `process` as `identity` (reused), retrying for up to
-/// [`CONNECT`].
-pub async fn connect(what: &str, process: &ServiceProcess, identity: &str) -> anyhow::Result<Channel> {
-    eventually(&format!("a connection to {what}"), CONNECT, || {
-        process.channel(identity)
-    })
-    .await
-    .with_context(|| format!("connecting {what} at {} as {identity}", process.endpoint()))
 }
 
 /// The resident memory of a process in MiB (`VmRSS` of

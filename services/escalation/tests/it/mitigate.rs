@@ -4,115 +4,30 @@
 //! PAUSE_ROLLOUT through the rollout service.
 
 use jiff::SignedDuration;
-use tilewave_proto::common::v1::{Severity, SignOffRole};
+use tilewave_proto::common::v1::Severity;
 use tilewave_proto::escalation::v1::*;
 use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use tilewave_proto::registry::v1::*;
 use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
 use tilewave_proto::rollout::v1::{GetRolloutRequest, RolloutSpec, RolloutState, StartRolloutRequest};
+use tilewave_testkit::journeys::{self, Release, ts};
 use tilewave_testkit::pki::{ONCALL, RELEASE_ENGINEER};
 use tilewave_testkit::{ServiceProcess, ServiceSpec, bin_path, eventually};
 use tonic::Code;
 
 use crate::*;
 
-const RIVERFLOW: &str =
-    include_str!("../../../../crates/core/tests/fixtures/partner-connect/riverflow-ingest.json");
 const REGION: &str = "aws:us-east-1";
-const ROLES: [SignOffRole; 5] = [
-    SignOffRole::Engineering,
-    SignOffRole::PartnerSolutionArchitect,
-    SignOffRole::Product,
-    SignOffRole::Partner,
-    SignOffRole::Legal,
-];
-
-fn ts(t: jiff::Timestamp) -> prost_types::Timestamp {
-    tilewave_store::clock::to_proto_timestamp(t)
-}
 
 /// Imports riverflow, gives it a workspace, passes its validation, signs
 /// it off, finishes its go-to-market items and sets GA a week ahead.
 async fn scheduled_tile(c: &mut RegistryServiceClient<tonic::transport::Channel>) -> anyhow::Result<Tile> {
-    let mut tile = c
-        .import_partner_config(ImportPartnerConfigRequest {
-            config_json: RIVERFLOW.into(),
-            id: "riverflow".into(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .tile
-        .context("tile")?;
-    tile = c
-        .set_test_workspace(SetTestWorkspaceRequest {
-            id: tile.id.clone(),
-            workspace_id: "6051921418418893".into(),
-            etag: tile.etag,
-        })
-        .await?
-        .into_inner()
-        .tile
-        .context("tile")?;
-    if tile.validation.as_ref().is_some_and(|v| !v.open_cases.is_empty()) {
-        tile = c
-            .record_validation(RecordValidationRequest {
-                id: tile.id.clone(),
-                revision: tile.revision,
-                all_open: true,
-                outcome: ValidationOutcome::Pass as i32,
-                note: "ran in the test workspace".into(),
-                etag: tile.etag,
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .tile
-            .context("tile")?;
-    }
-    for role in ROLES {
-        tile = c
-            .record_sign_off(RecordSignOffRequest {
-                id: tile.id.clone(),
-                role: role as i32,
-                revision: tile.revision,
-                note: String::new(),
-                etag: tile.etag,
-            })
-            .await?
-            .into_inner()
-            .tile
-            .context("tile")?;
-    }
-    for item in ["mini-site", "logo", "blog", "docs"] {
-        tile = c
-            .set_gtm_item(SetGtmItemRequest {
-                id: tile.id.clone(),
-                item: item.into(),
-                status: GtmStatus::Done as i32,
-                owner: "partner-marketing".into(),
-                due: "2026-03-01".into(),
-                link: format!("https://partner.example/{item}"),
-                etag: tile.etag,
-            })
-            .await?
-            .into_inner()
-            .tile
-            .context("tile")?;
-    }
-    tile = c
-        .set_ga_date(SetGaDateRequest {
-            id: tile.id.clone(),
-            ga_time: Some(ts(t0() + SignedDuration::from_hours(24 * 7))),
-            etag: tile.etag,
-            reason: "test".into(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .tile
-        .context("tile")?;
-    Ok(tile)
+    let release = Release {
+        id: "riverflow",
+        gtm_due: "2026-03-01",
+        ..Release::default()
+    };
+    journeys::scheduled_tile(c, &release, t0() + SignedDuration::from_hours(24 * 7)).await
 }
 
 /// The stack with a roll-out service beside it.
@@ -134,27 +49,11 @@ impl WithRollouts {
         // service, and an escalation replica pointed at it.
         let mut stack = Stack::start(0).await?;
         let endpoints = stack.etcd.endpoints().join(",");
-        let registry = ServiceProcess::start(
-            ServiceSpec::new("registry", bin_path("tilewave-registry")?)
-                .with_args(["--etcd", &endpoints, "--prefix", PREFIX])
-                .with_health_service(Some("tilewave.registry.v1.RegistryService")),
-            stack.dir.path(),
-        )
-        .await?;
+        let registry =
+            ServiceProcess::start(journeys::registry_spec(&endpoints, PREFIX)?, stack.dir.path()).await?;
         let data = stack.dir.path().join("agent");
         let agent = ServiceProcess::start(
-            ServiceSpec::new("agent", bin_path("tilewave-agent")?)
-                .with_args([
-                    "--region",
-                    REGION,
-                    "--data-dir",
-                    &data.to_string_lossy(),
-                    "--etcd",
-                    &endpoints,
-                    "--prefix",
-                    PREFIX,
-                ])
-                .with_health_service(Some("tilewave.agent.v1.AgentService")),
+            journeys::agent_spec("agent", REGION, &data, &endpoints, PREFIX)?,
             stack.dir.path(),
         )
         .await?;
@@ -426,13 +325,8 @@ async fn mitigating_with_rotate_credential_starts_an_emergency_rotation() -> any
     // it.
     let mut stack = Stack::start(0).await?;
     let endpoints = stack.etcd.endpoints().join(",");
-    let registry = ServiceProcess::start(
-        ServiceSpec::new("registry", bin_path("tilewave-registry")?)
-            .with_args(["--etcd", &endpoints, "--prefix", PREFIX])
-            .with_health_service(Some("tilewave.registry.v1.RegistryService")),
-        stack.dir.path(),
-    )
-    .await?;
+    let registry =
+        ServiceProcess::start(journeys::registry_spec(&endpoints, PREFIX)?, stack.dir.path()).await?;
     let kek = stack.dir.path().join("kek");
     let credentials = ServiceProcess::start(
         ServiceSpec::new("credentials", bin_path("tilewave-credentials")?)

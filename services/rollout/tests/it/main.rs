@@ -45,14 +45,13 @@ use tilewave_proto::rollout::v1::{
     GetRolloutRequest, Rollout, RolloutSpec, RolloutState, StartRolloutRequest,
 };
 use tilewave_store::{Actor, Store, StoreConfig, VirtualClock};
+use tilewave_testkit::journeys::{self, Release};
+pub use tilewave_testkit::journeys::{
+    AGENT_CALLER, LUMEN, RIVERFLOW, SIGN_OFF_ROLES as ROLES, dur, from_ts, t0, ts,
+};
 use tilewave_testkit::pki::RELEASE_ENGINEER;
 use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path, eventually};
 use tonic::transport::Channel;
-
-pub const RIVERFLOW: &str =
-    include_str!("../../../../crates/core/tests/fixtures/partner-connect/riverflow-ingest.json");
-/// Azure only: a later revision adds GCP (journey 2).
-pub const LUMEN: &str = include_str!("../../../../crates/core/tests/fixtures/partner-connect/lumen-bi.json");
 
 /// Eight regions across the three clouds; the canaries first.
 pub const REGIONS: [&str; 8] = [
@@ -66,42 +65,12 @@ pub const REGIONS: [&str; 8] = [
     "gcp:us-central1",
 ];
 
-pub const ROLES: [SignOffRole; 5] = [
-    SignOffRole::Engineering,
-    SignOffRole::PartnerSolutionArchitect,
-    SignOffRole::Product,
-    SignOffRole::Partner,
-    SignOffRole::Legal,
-];
-
 pub const PREFIX: &str = "/tilewave-rollout-it/";
 /// Generous: the whole binary shares two cores with other builds.
 pub const WAIT: Duration = Duration::from_secs(90);
 /// For what converges within a few passes of a loop (reconciliation every
 /// 500 ms): still generous, because a busy machine stretches every pass.
 pub const SHORT: Duration = Duration::from_secs(30);
-
-/// Virtual time when every test starts.
-pub fn t0() -> Timestamp {
-    "2026-12-01T00:00:00Z".parse().unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
-pub fn ts(t: Timestamp) -> prost_types::Timestamp {
-    tilewave_store::clock::to_proto_timestamp(t)
-}
-
-pub fn from_ts(t: &Option<prost_types::Timestamp>) -> Timestamp {
-    t.as_ref()
-        .and_then(|t| tilewave_store::clock::from_proto_timestamp(t).ok())
-        .unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
-pub fn dur(d: SignedDuration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: d.as_secs(),
-        nanos: d.subsec_nanos(),
-    }
-}
 
 /// etcd, the registry, the agents and the rollout replicas.
 #[allow(missing_debug_implementations)]
@@ -130,35 +99,20 @@ impl Stack {
         // The virtual clock exists before any service starts, frozen.
         VirtualClock::start(&store, t0(), 0.0, &Actor::new("test")).await?;
         let registry = ServiceProcess::start(
-            ServiceSpec::new("registry", bin_path("tilewave-registry")?)
-                .with_args(["--etcd", &endpoints, "--prefix", PREFIX])
-                .with_health_service(Some("tilewave.registry.v1.RegistryService"))
-                .with_envs(env),
+            journeys::registry_spec(&endpoints, PREFIX)?.with_envs(env),
             dir.path(),
         )
         .await?;
-        let agent_bin = bin_path("tilewave-agent")?;
         let starts = REGIONS.iter().map(|region| {
-            let data = dir.path().join(format!("agent-{}", region.replace(':', "-")));
-            let spec = ServiceSpec::new(format!("agent-{}", region.replace(':', "-")), agent_bin.clone())
-                .with_args([
-                    "--region",
-                    region,
-                    "--data-dir",
-                    &data.to_string_lossy(),
-                    "--etcd",
-                    &endpoints,
-                    "--prefix",
-                    PREFIX,
-                    "--lease-ttl-secs",
-                    "3",
-                    "--enable-fault-injection",
-                ])
-                .with_health_service(Some("tilewave.agent.v1.AgentService"))
-                .with_envs(env);
+            let name = format!("agent-{}", region.replace(':', "-"));
+            let data = dir.path().join(&name);
+            let spec = journeys::agent_spec(name, region, &data, &endpoints, PREFIX).map(|s| {
+                s.with_args(["--lease-ttl-secs", "3", "--enable-fault-injection"])
+                    .with_envs(env)
+            });
             let path = dir.path().to_path_buf();
             async move {
-                ServiceProcess::start(spec, &path)
+                ServiceProcess::start(spec?, &path)
                     .await
                     .map(|p| (region.to_string(), p))
             }
@@ -253,69 +207,17 @@ impl Stack {
     /// test workspace, signs it off (five roles) and sets GA `ga_in` ahead
     /// of virtual now.
     pub async fn scheduled(&self, config_json: &str, id: &str, ga_in: SignedDuration) -> Result<Tile> {
-        let mut c = self.registry().await?;
-        let mut tile = c
-            .import_partner_config(ImportPartnerConfigRequest {
-                config_json: config_json.into(),
-                id: id.into(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .tile
-            .context("tile")?;
-        tile = c
-            .set_test_workspace(SetTestWorkspaceRequest {
-                id: tile.id.clone(),
-                workspace_id: "6051921418418893".into(),
-                etag: tile.etag,
-            })
-            .await?
-            .into_inner()
-            .tile
-            .context("tile")?;
-        tile = self.sign_off(&tile, &ROLES).await?;
-        tile = self.gtm_done(&tile).await?;
+        let tile = self.signed_off(config_json, id).await?;
+        let tile = self.gtm_done(&tile).await?;
         let now = self.now().await?;
-        tile = c
-            .set_ga_date(SetGaDateRequest {
-                id: tile.id.clone(),
-                ga_time: Some(ts(now + ga_in)),
-                etag: tile.etag,
-                reason: "test".into(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .tile
-            .context("tile")?;
-        Ok(tile)
+        let reason = Release::default().reason;
+        journeys::set_ga(&mut self.registry().await?, &tile, now + ga_in, reason).await
     }
 
     /// Imports `config_json` as `id`, gives it a test workspace and signs
     /// it off (five roles): SIGNED_OFF, ready for a GA date.
     pub async fn signed_off(&self, config_json: &str, id: &str) -> Result<Tile> {
-        let mut c = self.registry().await?;
-        let tile = c
-            .import_partner_config(ImportPartnerConfigRequest {
-                config_json: config_json.into(),
-                id: id.into(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .tile
-            .context("tile")?;
-        let tile = c
-            .set_test_workspace(SetTestWorkspaceRequest {
-                id: tile.id.clone(),
-                workspace_id: "6051921418418893".into(),
-                etag: tile.etag,
-            })
-            .await?
-            .into_inner()
-            .tile
-            .context("tile")?;
+        let tile = journeys::imported(&mut self.registry().await?, config_json, id).await?;
         self.sign_off(&tile, &ROLES).await
     }
 
@@ -323,64 +225,15 @@ impl Stack {
     /// engineering sign-off, passes every validation case still open (its
     /// gate).
     pub async fn sign_off(&self, tile: &Tile, roles: &[SignOffRole]) -> Result<Tile> {
-        let mut c = self.registry().await?;
-        let mut tile = tile.clone();
-        let open = tile.validation.as_ref().is_some_and(|v| !v.open_cases.is_empty());
-        if roles.contains(&SignOffRole::Engineering) && open {
-            tile = c
-                .record_validation(RecordValidationRequest {
-                    id: tile.id.clone(),
-                    revision: tile.revision,
-                    all_open: true,
-                    outcome: ValidationOutcome::Pass as i32,
-                    note: "ran in the test workspace".into(),
-                    etag: tile.etag,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner()
-                .tile
-                .context("tile")?;
-        }
-        for role in roles {
-            tile = c
-                .record_sign_off(RecordSignOffRequest {
-                    id: tile.id.clone(),
-                    role: *role as i32,
-                    revision: tile.revision,
-                    note: String::new(),
-                    etag: tile.etag,
-                })
-                .await?
-                .into_inner()
-                .tile
-                .context("tile")?;
-        }
-        Ok(tile)
+        let note = Release::default().note;
+        journeys::sign_off(&mut self.registry().await?, tile, roles, note).await
     }
 
     /// Every go-to-market item a release engineer sets (all but the
     /// agreement, legal's sign-off) done: the gate of a GA date.
     pub async fn gtm_done(&self, tile: &Tile) -> Result<Tile> {
-        let mut c = self.registry().await?;
-        let mut tile = tile.clone();
-        for item in ["mini-site", "logo", "blog", "docs"] {
-            tile = c
-                .set_gtm_item(SetGtmItemRequest {
-                    id: tile.id.clone(),
-                    item: item.into(),
-                    status: GtmStatus::Done as i32,
-                    owner: "partner-marketing".into(),
-                    due: "2026-12-01".into(),
-                    link: format!("https://partner.example/{item}"),
-                    etag: tile.etag,
-                })
-                .await?
-                .into_inner()
-                .tile
-                .context("tile")?;
-        }
-        Ok(tile)
+        let due = Release::default().gtm_due;
+        journeys::gtm_done(&mut self.registry().await?, tile, due).await
     }
 
     /// The tile as the registry has it now.
@@ -521,18 +374,10 @@ impl Stack {
 /// accepted connection can take seconds.
 pub const CONNECT: Duration = Duration::from_secs(10);
 
-/// Agents answer only the `service` role: the tests call them with the
-/// rollout service's certificate.
-pub const AGENT_CALLER: &str = "rollout";
-
 /// A channel to `process` as `identity` (reused), retrying for up to
-/// [`CONNECT`]; the error names `what` was being connected and where.
+/// [`CONNECT`].
 pub async fn connect(what: &str, process: &ServiceProcess, identity: &str) -> Result<Channel> {
-    eventually(&format!("a connection to {what}"), CONNECT, || {
-        process.channel(identity)
-    })
-    .await
-    .with_context(|| format!("connecting {what} at {} as {identity}", process.endpoint()))
+    journeys::connect(what, process, identity, CONNECT).await
 }
 
 /// A store on the cluster under [`PREFIX`], with the cluster's TLS.

@@ -10,27 +10,21 @@ use std::time::Duration;
 use anyhow::Context as _;
 use jiff::{SignedDuration, Timestamp};
 use rand::Rng as _;
-use tilewave_proto::common::v1::{Event, EventKind, LocalTime, Severity, SignOffRole};
+use tilewave_proto::common::v1::{Event, EventKind, LocalTime, Severity};
 use tilewave_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
 use tilewave_proto::credentials::v1::{CredentialKind, RotationSchedule, SetRotationScheduleRequest};
 use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
-use tilewave_proto::registry::v1::{
-    GtmStatus, ImportPartnerConfigRequest, RecordSignOffRequest, RecordValidationRequest, SetGaDateRequest,
-    SetGtmItemRequest, SetTestWorkspaceRequest, Tile, ValidationOutcome,
-};
+use tilewave_proto::registry::v1::{ImportPartnerConfigRequest, Tile};
 use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
 use tilewave_proto::rollout::v1::{GetRolloutRequest, Rollout, RolloutSpec, StartRolloutRequest, StepState};
-use tilewave_store::clock::to_proto_timestamp;
 use tilewave_store::{Actor, Change, Clock as _, Store, StoreConfig, VirtualClock, audit};
+use tilewave_testkit::journeys::{self, RIVERFLOW, Release, dur, t0, ts};
 use tilewave_testkit::pki::RELEASE_ENGINEER;
 use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path, eventually};
 use tonic::transport::Channel;
 
 /// The key prefix of every stack.
 const PREFIX: &str = "/tilewave-bench-failover/";
-/// The partner configuration the roll-out and scheduler stacks import.
-const RIVERFLOW: &str =
-    include_str!("../../../../crates/core/tests/fixtures/partner-connect/riverflow-ingest.json");
 /// The one region of the roll-out stack (one agent).
 const REGION: &str = "aws:eu-west-1";
 /// How long set-up steps may take on a busy 2-core machine.
@@ -141,18 +135,6 @@ pub struct Scenario {
     _dir: TestDir,
 }
 
-/// The virtual clock's start (a Tuesday).
-fn t0() -> Timestamp {
-    "2026-12-01T00:00:00Z".parse().unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
-fn proto_duration(d: SignedDuration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: d.as_secs(),
-        nanos: d.subsec_nanos(),
-    }
-}
-
 /// The actor of the bench's own writes.
 fn actor() -> Actor {
     Actor::new("bench")
@@ -194,22 +176,8 @@ impl Scenario {
                 scenario.registry = Some(registry);
                 if kind == OwnerKind::Rollout {
                     let data = dir.join("agent");
-                    let agent = ServiceProcess::start(
-                        ServiceSpec::new("agent", bin_path("tilewave-agent")?)
-                            .with_args([
-                                "--region",
-                                REGION,
-                                "--data-dir",
-                                &data.to_string_lossy(),
-                                "--etcd",
-                                &endpoints,
-                                "--prefix",
-                                PREFIX,
-                            ])
-                            .with_health_service(Some("tilewave.agent.v1.AgentService")),
-                        &dir,
-                    )
-                    .await?;
+                    let spec = journeys::agent_spec("agent", REGION, &data, &endpoints, PREFIX)?;
+                    let agent = ServiceProcess::start(spec, &dir).await?;
                     scenario._agents.push(agent);
                 }
                 let scheduler = if kind == OwnerKind::Scheduler {
@@ -410,7 +378,7 @@ impl Scenario {
                     id: id.clone(),
                     kind: EventKind::RolloutSucceeded as i32,
                     severity: Severity::Sev3 as i32,
-                    at: Some(to_proto_timestamp(self.clock.now())),
+                    at: Some(ts(self.clock.now())),
                     tile_id: "riverflow".into(),
                     message: "failover bench: an event while the consumer has no owner".into(),
                     ..Default::default()
@@ -452,17 +420,14 @@ impl Scenario {
 
     async fn registry(&self) -> anyhow::Result<RegistryServiceClient<Channel>> {
         let registry = self.registry.as_ref().context("this stack has no registry")?;
-        let channel = eventually("a connection to the registry", WAIT, || {
-            registry.channel(RELEASE_ENGINEER)
-        })
-        .await?;
+        let channel = journeys::connect("the registry", registry, RELEASE_ENGINEER, WAIT).await?;
         Ok(RegistryServiceClient::new(channel))
     }
 
     async fn rollout_client(&self, i: usize) -> anyhow::Result<RolloutServiceClient<Channel>> {
         let replica = self.replicas.get(i).context("no such replica")?;
-        let what = format!("a connection to rollout replica {i}");
-        let channel = eventually(&what, WAIT, || replica.channel(RELEASE_ENGINEER)).await?;
+        let what = format!("rollout replica {i}");
+        let channel = journeys::connect(&what, replica, RELEASE_ENGINEER, WAIT).await?;
         Ok(RolloutServiceClient::new(channel))
     }
 
@@ -470,92 +435,13 @@ impl Scenario {
     /// workspace, validation, the five sign-offs, go-to-market) and sets
     /// its GA to `ga`: a SCHEDULED tile.
     async fn scheduled_tile(&self, id: &str, ga: Timestamp) -> anyhow::Result<Tile> {
-        let mut c = self.registry().await?;
-        let mut tile = c
-            .import_partner_config(ImportPartnerConfigRequest {
-                config_json: RIVERFLOW.into(),
-                id: id.into(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .tile
-            .context("no tile in ImportPartnerConfig's answer")?;
-        tile = c
-            .set_test_workspace(SetTestWorkspaceRequest {
-                id: tile.id.clone(),
-                workspace_id: "6051921418418893".into(),
-                etag: tile.etag,
-            })
-            .await?
-            .into_inner()
-            .tile
-            .context("no tile in SetTestWorkspace's answer")?;
-        if tile.validation.as_ref().is_some_and(|v| !v.open_cases.is_empty()) {
-            tile = c
-                .record_validation(RecordValidationRequest {
-                    id: tile.id.clone(),
-                    revision: tile.revision,
-                    all_open: true,
-                    outcome: ValidationOutcome::Pass as i32,
-                    note: "failover bench".into(),
-                    etag: tile.etag,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner()
-                .tile
-                .context("no tile in RecordValidation's answer")?;
-        }
-        for role in [
-            SignOffRole::Engineering,
-            SignOffRole::PartnerSolutionArchitect,
-            SignOffRole::Product,
-            SignOffRole::Partner,
-            SignOffRole::Legal,
-        ] {
-            tile = c
-                .record_sign_off(RecordSignOffRequest {
-                    id: tile.id.clone(),
-                    role: role as i32,
-                    revision: tile.revision,
-                    note: String::new(),
-                    etag: tile.etag,
-                })
-                .await?
-                .into_inner()
-                .tile
-                .context("no tile in RecordSignOff's answer")?;
-        }
-        for item in ["mini-site", "logo", "blog", "docs"] {
-            tile = c
-                .set_gtm_item(SetGtmItemRequest {
-                    id: tile.id.clone(),
-                    item: item.into(),
-                    status: GtmStatus::Done as i32,
-                    owner: "partner-marketing".into(),
-                    due: "2026-12-01".into(),
-                    link: format!("https://partner.example/{item}"),
-                    etag: tile.etag,
-                })
-                .await?
-                .into_inner()
-                .tile
-                .context("no tile in SetGtmItem's answer")?;
-        }
-        tile = c
-            .set_ga_date(SetGaDateRequest {
-                id: tile.id.clone(),
-                ga_time: Some(to_proto_timestamp(ga)),
-                etag: tile.etag,
-                reason: "failover bench".into(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .tile
-            .context("no tile in SetGaDate's answer")?;
-        Ok(tile)
+        let release = Release {
+            id,
+            note: "failover bench",
+            reason: "failover bench",
+            ..Release::default()
+        };
+        journeys::scheduled_tile(&mut self.registry().await?, &release, ga).await
     }
 
     /// Imports riverflow as `id` and gives it a rotation schedule (daily,
@@ -574,10 +460,7 @@ impl Scenario {
             .iter()
             .find(|r| r.pid().is_some())
             .context("no live replica")?;
-        let channel = eventually("a connection to a credentials replica", WAIT, || {
-            replica.channel(RELEASE_ENGINEER)
-        })
-        .await?;
+        let channel = journeys::connect("a credentials replica", replica, RELEASE_ENGINEER, WAIT).await?;
         let c = CredentialsServiceClient::new(channel);
         // The replica learns of the tile through its watch: retried.
         eventually(&format!("a rotation schedule for {id}"), WAIT, || {
@@ -613,11 +496,11 @@ impl Scenario {
         let spec = RolloutSpec {
             tile_id: tile.id.clone(),
             regions: vec![REGION.into()],
-            apply_time: Some(proto_duration(SignedDuration::from_mins(5))),
-            bake: Some(proto_duration(SignedDuration::from_hours(20 * 24))),
+            apply_time: Some(dur(SignedDuration::from_mins(5))),
+            bake: Some(dur(SignedDuration::from_hours(20 * 24))),
             concurrency: 1,
             wave_growth: 1,
-            earliest_start: Some(to_proto_timestamp(now)),
+            earliest_start: Some(ts(now)),
             ..Default::default()
         };
         let mut c = self.rollout_client(0).await?;
@@ -657,13 +540,7 @@ impl Scenario {
 
 /// The registry of a stack.
 async fn registry(endpoints: &str, dir: &std::path::Path) -> anyhow::Result<ServiceProcess> {
-    ServiceProcess::start(
-        ServiceSpec::new("registry", bin_path("tilewave-registry")?)
-            .with_args(["--etcd", endpoints, "--prefix", PREFIX])
-            .with_health_service(Some("tilewave.registry.v1.RegistryService")),
-        dir,
-    )
-    .await
+    ServiceProcess::start(journeys::registry_spec(endpoints, PREFIX)?, dir).await
 }
 
 /// A fresh key-encryption key for the escalation replicas
