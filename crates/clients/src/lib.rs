@@ -25,7 +25,7 @@ use std::time::Duration;
 use tilewave_core::quote::quoted;
 use tilewave_proto::agent::v1::AgentInfo;
 use tilewave_proto::agent::v1::agent_service_client::AgentServiceClient;
-use tilewave_store::Store;
+use tilewave_store::{Keys, Store, WatchCache};
 use tilewave_telemetry::{TracedChannel, traced_channel};
 use tilewave_tls::Tls;
 use tonic::transport::Channel;
@@ -71,6 +71,9 @@ pub struct Agents {
     timeout: Duration,
     tls: Option<Tls>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// The registrations, kept by a watch ([`Agents::watching`]): a call
+    /// to an agent then needs no etcd read first.
+    registrations: Option<Arc<WatchCache<AgentInfo>>>,
 }
 
 /// An agent client.
@@ -78,13 +81,39 @@ pub type AgentClient = AgentServiceClient<TracedChannel>;
 
 impl Agents {
     /// Agents registered in `store`, called over TLS when `tls` is given.
+    /// Each call reads the region's registration from etcd first.
     pub fn new(store: Store, timeout: Duration, tls: Option<Tls>) -> Self {
         Self {
             store,
             timeout,
             tls,
             channels: Arc::default(),
+            registrations: None,
         }
+    }
+
+    /// [`Agents::new`] with the registrations kept in a watch cache, for a
+    /// service that calls agents all the time (the rollout service: one
+    /// call per region and wave, which read etcd first, an extra round trip
+    /// per apply in issue 18's overhead run). A region the cache does not
+    /// hold yet (an agent that registered a moment ago) is still read from
+    /// etcd; a cached address that went stale (an agent restarted on
+    /// another port, for the milliseconds the watch lags) fails its call
+    /// as an unreachable agent does, and the caller's retry finds the new
+    /// one.
+    pub async fn watching(store: Store, timeout: Duration, tls: Option<Tls>) -> tilewave_store::Result<Self> {
+        let prefix = store.keys().agents();
+        let filter_prefix = prefix.clone();
+        let cache = WatchCache::<AgentInfo>::prefix_filtered(
+            &store,
+            &prefix,
+            Arc::new(move |k: &str| Keys::is_direct_child(&filter_prefix, k)),
+        )
+        .await?;
+        Ok(Self {
+            registrations: Some(Arc::new(cache)),
+            ..Self::new(store, timeout, tls)
+        })
     }
 
     /// The deadline of one agent call.
@@ -114,6 +143,15 @@ impl Agents {
     /// registered.
     pub async fn client(&self, region: &str) -> Result<AgentClient, AgentError> {
         let key = self.store.keys().agent(region);
+        let cached = self
+            .registrations
+            .as_ref()
+            .and_then(|c| c.get(&key))
+            .map(|v| v.value.address)
+            .filter(|a| !a.is_empty());
+        if let Some(address) = cached {
+            return self.client_for(&address);
+        }
         let mut etcd = self.store.kv();
         let resp = tokio::time::timeout(self.timeout, etcd.get(key.clone(), None))
             .await

@@ -112,7 +112,7 @@ pub async fn serve(
         .unwrap_or_else(|| format!("rollout-{}-{:08x}", std::process::id(), rand::random::<u32>()));
     let ctx = Ctx {
         registry: Registry::new(&config.registry, config.rpc_timeout(), tls.as_ref())?,
-        agents: Agents::new(store.clone(), config.rpc_timeout(), tls.clone()),
+        agents: Agents::watching(store.clone(), config.rpc_timeout(), tls.clone()).await?,
         store: store.clone(),
         clock: Arc::clone(&clock),
         catalog: Arc::new(catalog),
