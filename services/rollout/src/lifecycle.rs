@@ -79,27 +79,40 @@ async fn owned_loop(
 }
 
 /// One look at every tile that may need something: a tile marked for
-/// withdrawal, or one whose latest roll-out ended unfinished. Only those
-/// tiles and their roll-outs are copied out of the caches (a pass runs on
-/// every burst of changes, with a thousand roll-outs under way).
+/// withdrawal, or one still rolling out whose latest roll-out ended
+/// unfinished. Only those tiles and their roll-outs are copied out of the
+/// caches (a pass runs on every burst of changes, with a thousand
+/// roll-outs under way).
 async fn pass(ctx: &Ctx, service: &Rollouts, removal_bake: SignedDuration) {
-    // Each tile's latest roll-out (by creation): whether it ended unfinished.
-    let mut latest: HashMap<String, (i64, bool)> = HashMap::new();
-    for (tile_id, created, unfinished) in ctx.rollouts.scan(|r| {
+    // Each tile's latest roll-out (by creation): whether it ended
+    // unfinished, and its kind and revision.
+    let mut latest: HashMap<String, (i64, bool, RolloutKind, i64)> = HashMap::new();
+    for (tile_id, now) in ctx.rollouts.scan(|r| {
+        let kind = RolloutKind::try_from(r.value.kind).unwrap_or(RolloutKind::Launch);
         Some((
             r.value.tile_id.clone(),
-            r.create_revision,
-            ended_unfinished(&r.value),
+            (
+                r.create_revision,
+                ended_unfinished(&r.value),
+                kind,
+                r.value.revision,
+            ),
         ))
     }) {
-        let e = latest.entry(tile_id).or_insert((created, unfinished));
-        if created >= e.0 {
-            *e = (created, unfinished);
+        let e = latest.entry(tile_id).or_insert(now);
+        if now.0 >= e.0 {
+            *e = now;
         }
     }
+    // What `remove` and `settle_finished` act on; the rest is left alone
+    // without being copied.
     let tiles = ctx.tiles.scan(|t| {
         let tile = &t.value;
-        let settle = latest.get(&tile.id).is_some_and(|(_, unfinished)| *unfinished);
+        let settle = latest
+            .get(&tile.id)
+            .is_some_and(|(_, unfinished, kind, revision)| {
+                *unfinished && rolling_out(tile, *kind, *revision)
+            });
         (tile.withdraw_requested_at.is_some() || settle).then(|| tile.clone())
     });
     if tiles.is_empty() {
