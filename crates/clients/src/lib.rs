@@ -25,7 +25,7 @@ use std::time::Duration;
 use tilewave_core::quote::quoted;
 use tilewave_proto::agent::v1::AgentInfo;
 use tilewave_proto::agent::v1::agent_service_client::AgentServiceClient;
-use tilewave_store::{Keys, Store, WatchCache};
+use tilewave_store::{Store, WatchCache};
 use tilewave_telemetry::{TracedChannel, traced_channel};
 use tilewave_tls::Tls;
 use tonic::transport::Channel;
@@ -102,14 +102,7 @@ impl Agents {
     /// as an unreachable agent does, and the caller's retry finds the new
     /// one.
     pub async fn watching(store: Store, timeout: Duration, tls: Option<Tls>) -> tilewave_store::Result<Self> {
-        let prefix = store.keys().agents();
-        let filter_prefix = prefix.clone();
-        let cache = WatchCache::<AgentInfo>::prefix_filtered(
-            &store,
-            &prefix,
-            Arc::new(move |k: &str| Keys::is_direct_child(&filter_prefix, k)),
-        )
-        .await?;
+        let cache = WatchCache::<AgentInfo>::children(&store, &store.keys().agents()).await?;
         Ok(Self {
             registrations: Some(Arc::new(cache)),
             ..Self::new(store, timeout, tls)

@@ -152,6 +152,19 @@ where
         .await
     }
 
+    /// Caches the keys directly under `prefix`, not those further down
+    /// (roll-outs but not their steps, agents' registrations, tiles but not
+    /// their revisions: [`crate::Keys::is_direct_child`]).
+    pub async fn children(store: &Store, prefix: &str) -> Result<Self> {
+        let filter_prefix = prefix.to_owned();
+        Self::prefix_filtered(
+            store,
+            prefix,
+            Arc::new(move |k: &str| crate::Keys::is_direct_child(&filter_prefix, k)),
+        )
+        .await
+    }
+
     /// Caches one key.
     pub async fn key(store: &Store, key: &str) -> Result<Self> {
         let mut end = key.as_bytes().to_vec();

@@ -11,7 +11,7 @@ use tilewave_proto::credentials::v1::credentials_service_server::CredentialsServ
 use tilewave_proto::credentials::v1::{CredentialVersions, Rotation};
 use tilewave_proto::registry::v1::Tile;
 use tilewave_store::{
-    Actor, Clock, Keys, Shutdown, Store, StoreConfig, SystemClock, Tasks, VirtualClock, WatchCache,
+    Actor, Clock, Shutdown, Store, StoreConfig, SystemClock, Tasks, VirtualClock, WatchCache,
 };
 use tokio::net::TcpListener;
 
@@ -77,22 +77,8 @@ pub async fn serve(
     };
     let store = store.with_clock(Arc::clone(&clock));
     let catalog = config.catalog().map_err(ServeError::Regions)?;
-    let tiles_prefix = store.keys().tiles();
-    let tiles_filter = tiles_prefix.clone();
-    let tiles = WatchCache::<Tile>::prefix_filtered(
-        &store,
-        &tiles_prefix,
-        Arc::new(move |k: &str| Keys::is_direct_child(&tiles_filter, k)),
-    )
-    .await?;
-    let rotations_prefix = store.keys().credential_rotations();
-    let rotations_filter = rotations_prefix.clone();
-    let rotations = WatchCache::<Rotation>::prefix_filtered(
-        &store,
-        &rotations_prefix,
-        Arc::new(move |k: &str| Keys::is_direct_child(&rotations_filter, k)),
-    )
-    .await?;
+    let tiles = WatchCache::<Tile>::children(&store, &store.keys().tiles()).await?;
+    let rotations = WatchCache::<Rotation>::children(&store, &store.keys().credential_rotations()).await?;
     let versions = WatchCache::<CredentialVersions>::prefix_filtered(
         &store,
         &store.keys().credentials(),

@@ -12,7 +12,7 @@ use tilewave_clients::webhook::{SenderSettings, WebhookSender};
 use tilewave_proto::escalation::v1::Incident;
 use tilewave_proto::escalation::v1::escalation_service_server::EscalationServiceServer;
 use tilewave_store::{
-    Actor, Clock, Keys, Shutdown, Store, StoreConfig, SystemClock, Tasks, VirtualClock, WatchCache,
+    Actor, Clock, Shutdown, Store, StoreConfig, SystemClock, Tasks, VirtualClock, WatchCache,
 };
 use tokio::net::TcpListener;
 
@@ -83,14 +83,7 @@ pub async fn serve(
         Err(e) => return Err(e.into()),
     };
     let store = store.with_clock(Arc::clone(&clock));
-    let incidents_prefix = store.keys().incidents();
-    let incidents_filter = incidents_prefix.clone();
-    let incidents = WatchCache::<Incident>::prefix_filtered(
-        &store,
-        &incidents_prefix,
-        Arc::new(move |k: &str| Keys::is_direct_child(&incidents_filter, k)),
-    )
-    .await?;
+    let incidents = WatchCache::<Incident>::children(&store, &store.keys().incidents()).await?;
     let sender = WebhookSender::new(
         EgressPolicy::new(&config.webhook_hosts).with_networks(&config.egress_networks),
         &SenderSettings::default(),

@@ -14,7 +14,7 @@ use tilewave_proto::registry::v1::Tile;
 use tilewave_proto::rollout::v1::rollout_service_server::RolloutServiceServer;
 use tilewave_proto::rollout::v1::{Freeze, LaunchCalendar, Rollout};
 use tilewave_store::{
-    Actor, Clock, Keys, Shutdown, Store, StoreConfig, SystemClock, Tasks, VirtualClock, WatchCache,
+    Actor, Clock, Shutdown, Store, StoreConfig, SystemClock, Tasks, VirtualClock, WatchCache,
 };
 use tokio::net::TcpListener;
 
@@ -88,23 +88,9 @@ pub async fn serve(
     };
     let store = store.with_clock(Arc::clone(&clock));
     let catalog = config.catalog().map_err(ServeError::Regions)?;
-    let rollouts_prefix = store.keys().rollouts();
-    let filter_prefix = rollouts_prefix.clone();
-    let rollouts = WatchCache::<Rollout>::prefix_filtered(
-        &store,
-        &rollouts_prefix,
-        Arc::new(move |k: &str| Keys::is_direct_child(&filter_prefix, k)),
-    )
-    .await?;
+    let rollouts = WatchCache::<Rollout>::children(&store, &store.keys().rollouts()).await?;
     let freeze = WatchCache::<Freeze>::key(&store, &store.keys().freeze()).await?;
-    let tiles_prefix = store.keys().tiles();
-    let tiles_filter = tiles_prefix.clone();
-    let tiles = WatchCache::<Tile>::prefix_filtered(
-        &store,
-        &tiles_prefix,
-        Arc::new(move |k: &str| Keys::is_direct_child(&tiles_filter, k)),
-    )
-    .await?;
+    let tiles = WatchCache::<Tile>::children(&store, &store.keys().tiles()).await?;
     let calendar = WatchCache::<LaunchCalendar>::key(&store, &store.keys().calendar()).await?;
     let holder = config
         .replica
