@@ -218,52 +218,30 @@ impl Scenario {
                 }
             }
             OwnerKind::EscalationEvents => {
-                let kek = dir.join("kek");
-                std::fs::write(&kek, kek_text()).with_context(|| format!("writing {}", kek.display()))?;
                 scenario.holder_prefix = "escalation-";
-                for i in 0..2 {
-                    let name = format!("escalation-{i}");
-                    let spec = ServiceSpec::new(name.clone(), bin_path("tilewave-escalation")?)
-                        .with_args([
-                            "--etcd",
-                            &endpoints,
-                            "--prefix",
-                            PREFIX,
-                            "--kek-file",
-                            &kek.display().to_string(),
-                            "--lease-ttl-ms",
-                            &ttl_ms,
-                            "--replica",
-                            &name,
-                        ])
-                        .with_health_service(Some(ESCALATION_HEALTH));
-                    scenario.replicas.push(ServiceProcess::start(spec, &dir).await?);
-                }
+                kek_replicas(
+                    &mut scenario,
+                    &dir,
+                    &endpoints,
+                    &ttl_ms,
+                    "escalation",
+                    ESCALATION_HEALTH,
+                )
+                .await?;
                 scenario.work = tilewave_store::keys::work::ESCALATION_EVENTS.to_owned();
             }
             OwnerKind::CredentialSchedules => {
                 scenario.registry = Some(Box::pin(registry(&endpoints, &dir)).await?);
-                let kek = dir.join("kek");
-                std::fs::write(&kek, kek_text()).with_context(|| format!("writing {}", kek.display()))?;
                 scenario.holder_prefix = "credentials-";
-                for i in 0..2 {
-                    let name = format!("credentials-{i}");
-                    let spec = ServiceSpec::new(name.clone(), bin_path("tilewave-credentials")?)
-                        .with_args([
-                            "--etcd",
-                            &endpoints,
-                            "--prefix",
-                            PREFIX,
-                            "--kek-file",
-                            &kek.display().to_string(),
-                            "--lease-ttl-ms",
-                            &ttl_ms,
-                            "--replica",
-                            &name,
-                        ])
-                        .with_health_service(Some(CREDENTIALS_HEALTH));
-                    scenario.replicas.push(ServiceProcess::start(spec, &dir).await?);
-                }
+                kek_replicas(
+                    &mut scenario,
+                    &dir,
+                    &endpoints,
+                    &ttl_ms,
+                    "credentials",
+                    CREDENTIALS_HEALTH,
+                )
+                .await?;
                 scenario.work = tilewave_store::keys::work::CREDENTIAL_SCHEDULES.to_owned();
             }
         }
@@ -536,6 +514,41 @@ impl Scenario {
         .await?;
         Ok(id)
     }
+}
+
+/// Two replicas of `tilewave-<service>` (the escalation or credentials
+/// service), each with the key-encryption key written to `dir/kek`, the
+/// lease TTL under test and a replica name `<service>-<i>` (the holder
+/// prefix the caller sets).
+async fn kek_replicas(
+    scenario: &mut Scenario,
+    dir: &std::path::Path,
+    endpoints: &str,
+    ttl_ms: &str,
+    service: &'static str,
+    health: &'static str,
+) -> anyhow::Result<()> {
+    let kek = dir.join("kek");
+    std::fs::write(&kek, kek_text()).with_context(|| format!("writing {}", kek.display()))?;
+    for i in 0..2 {
+        let name = format!("{service}-{i}");
+        let spec = ServiceSpec::new(name.clone(), bin_path(&format!("tilewave-{service}"))?)
+            .with_args([
+                "--etcd",
+                endpoints,
+                "--prefix",
+                PREFIX,
+                "--kek-file",
+                &kek.display().to_string(),
+                "--lease-ttl-ms",
+                ttl_ms,
+                "--replica",
+                &name,
+            ])
+            .with_health_service(Some(health));
+        scenario.replicas.push(ServiceProcess::start(spec, dir).await?);
+    }
+    Ok(())
 }
 
 /// The registry of a stack.
