@@ -30,8 +30,12 @@ use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
 use crate::credentials::{self, Credentials, Install, Installed};
 use crate::error::{Error, Result};
 
-/// The catalog file format this agent writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The catalog file format this agent writes: 2, a snapshot with the
+/// sequence of its last change and a change log beside it
+/// ([`crate::persist`]).
+pub const FORMAT_VERSION: u32 = 2;
+/// The formats it reads: 1 (the whole catalog in the file, no log) too.
+pub const READ_FORMAT_VERSIONS: [u32; 2] = [1, 2];
 
 /// A fresh, random catalog generation: it changes every time a catalog is
 /// created anew, so that reconciliation notices a reset catalog.
@@ -101,17 +105,22 @@ pub struct Applied {
 /// One region's catalog.
 ///
 /// Its records are shared (`Arc`) and copied on write
-/// ([`Arc::make_mut`]): the group commit ([`crate::writes`]) makes each
-/// change on a copy of the whole catalog and compares it with the staged
-/// one, which with a thousand tiles, each with its configuration, cost
-/// more than the rest of an apply (issue 18's throughput run). A copy now
-/// shares every record the change does not touch, and the comparison skips
-/// the shared ones.
+/// ([`Arc::make_mut`]): the durable copy readers see
+/// ([`crate::writes`]) shares every record with the staged one but those
+/// changed since the last write. A change is made in place through
+/// [`Catalog::change`], which remembers the records it touches as they
+/// were, so that a refused change is undone and the group commit learns
+/// which tiles changed without comparing or copying the whole catalog
+/// (issue 18's throughput run: a thousand tiles, each with its
+/// configuration).
 #[derive(Debug, Clone)]
 pub struct Catalog {
     region: String,
     generation: String,
     tiles: BTreeMap<String, Arc<TileRecord>>,
+    /// While [`Catalog::change`] runs: every tile it touched, with its
+    /// record as it was before (`None`: there was none).
+    journal: Option<Vec<(String, Option<Arc<TileRecord>>)>>,
 }
 
 impl PartialEq for Catalog {
@@ -134,7 +143,100 @@ impl Catalog {
             region: region.to_owned(),
             generation,
             tiles: BTreeMap::new(),
+            journal: None,
         }
+    }
+
+    /// Makes `change` in place: on an error, every record it touched is
+    /// put back as it was; otherwise returns its result and the tiles
+    /// whose records it changed, sorted (a record it touched but left
+    /// equal is put back shared, so the durable copy keeps sharing it).
+    /// Costs the records touched, not the catalog. `change` must not call
+    /// `change` again.
+    pub fn change<R>(&mut self, change: impl FnOnce(&mut Catalog) -> Result<R>) -> Result<(R, Vec<String>)> {
+        self.journal = Some(Vec::new());
+        let result = change(self);
+        let touched = self.journal.take().unwrap_or_default();
+        match result {
+            Err(e) => {
+                for (id, before) in touched {
+                    self.put_back(id, before);
+                }
+                Err(e)
+            }
+            Ok(r) => {
+                let mut changed = Vec::new();
+                for (id, before) in touched {
+                    let same = match (&before, self.tiles.get(&id)) {
+                        (Some(b), Some(now)) => Arc::ptr_eq(b, now) || b == now,
+                        (None, None) => true,
+                        _ => false,
+                    };
+                    if same {
+                        self.put_back(id, before);
+                    } else {
+                        changed.push(id);
+                    }
+                }
+                changed.sort();
+                changed.dedup();
+                Ok((r, changed))
+            }
+        }
+    }
+
+    fn put_back(&mut self, id: String, before: Option<Arc<TileRecord>>) {
+        match before {
+            Some(record) => {
+                self.tiles.insert(id, record);
+            }
+            None => {
+                self.tiles.remove(&id);
+            }
+        }
+    }
+
+    /// The record of `tile_id` to change (a new one if there is none),
+    /// remembered in the journal first (see [`Catalog::change`]).
+    fn record_mut(&mut self, tile_id: &str) -> &mut TileRecord {
+        if let Some(journal) = &mut self.journal
+            && !journal.iter().any(|(id, _)| id == tile_id)
+        {
+            journal.push((tile_id.to_owned(), self.tiles.get(tile_id).cloned()));
+        }
+        Arc::make_mut(self.tiles.entry(tile_id.to_owned()).or_default())
+    }
+
+    /// The shared record of a tile, for the group commit to write and
+    /// install in the durable copy.
+    pub fn shared_record(&self, tile_id: &str) -> Option<Arc<TileRecord>> {
+        self.tiles.get(tile_id).cloned()
+    }
+
+    /// Puts records taken with [`Catalog::shared_record`] (from a catalog of
+    /// the same region) in this one, and its generation if given: the
+    /// durable copy after a write.
+    pub fn install_records(&mut self, generation: Option<&str>, records: &[(String, Arc<TileRecord>)]) {
+        if let Some(g) = generation {
+            g.clone_into(&mut self.generation);
+        }
+        for (id, record) in records {
+            self.tiles.insert(id.clone(), Arc::clone(record));
+        }
+    }
+
+    /// Applies a log record's changes (see [`crate::persist`]): the new
+    /// generation when not empty, and each tile's full record in place of
+    /// the one it had. The error says what is wrong.
+    pub fn replay(&mut self, generation: &str, tiles: Vec<CatalogRecord>) -> std::result::Result<(), String> {
+        if !generation.is_empty() {
+            generation.clone_into(&mut self.generation);
+        }
+        for rec in tiles {
+            let (id, record) = record_from_file(rec)?;
+            self.tiles.insert(id, Arc::new(record));
+        }
+        Ok(())
     }
 
     /// The region it belongs to.
@@ -197,7 +299,7 @@ impl Catalog {
                 return Err(Error::NotFound(req.tile_id));
             }
         }
-        let record = Arc::make_mut(self.tiles.entry(req.tile_id.clone()).or_default());
+        let record = self.record_mut(&req.tile_id);
         record.newest_token = record.newest_token.max(req.fencing_token);
         let changed = match &mut record.live {
             Some(live) if req.revision == 0 || live.revision == req.revision => match req.hidden {
@@ -220,6 +322,7 @@ impl Catalog {
                 true
             }
         };
+        // Live by now: the revision was kept or made live above.
         let entry = entry_of(&req.tile_id, record).ok_or(Error::NotFound(req.tile_id))?;
         Ok(Applied { entry, changed })
     }
@@ -228,7 +331,7 @@ impl Catalog {
     /// [`Catalog::apply`].
     pub fn remove(&mut self, tile_id: &str, fencing_token: i64) -> Result<bool> {
         self.check_token(tile_id, fencing_token)?;
-        let record = Arc::make_mut(self.tiles.entry(tile_id.to_owned()).or_default());
+        let record = self.record_mut(tile_id);
         record.newest_token = record.newest_token.max(fencing_token);
         Ok(record.live.take().is_some())
     }
@@ -257,8 +360,16 @@ impl Catalog {
         if !known && req.partner.is_none() {
             return Err(not_installed(&req.tile_id));
         }
-        let record = Arc::make_mut(self.tiles.entry(req.tile_id.clone()).or_default());
-        let changed = credentials::set_slot(&mut record.credentials, req, now)?;
+        // Checked on a copy of the tile's credentials first: a refused
+        // install leaves no record behind.
+        let mut creds = self
+            .tiles
+            .get(&req.tile_id)
+            .map(|r| r.credentials.clone())
+            .unwrap_or_default();
+        let changed = credentials::set_slot(&mut creds, req, now)?;
+        let record = self.record_mut(&req.tile_id);
+        record.credentials = creds;
         record.newest_credential_token = record.newest_credential_token.max(req.fencing_token);
         if let Some(p) = &req.partner {
             record.credential_partner = Some(p.clone());
@@ -304,6 +415,14 @@ impl Catalog {
             moved += credentials::rewrap(tile_id, &mut Arc::make_mut(record).credentials, ring)?;
         }
         if moved > 0 {
+            if let Some(journal) = &mut self.journal {
+                for (id, record) in &self.tiles {
+                    let same = tiles.get(id).is_some_and(|r| Arc::ptr_eq(r, record));
+                    if !same && !journal.iter().any(|(j, _)| j == id) {
+                        journal.push((id.clone(), Some(Arc::clone(record))));
+                    }
+                }
+            }
             self.tiles = tiles;
         }
         Ok(moved)
@@ -324,76 +443,84 @@ impl Catalog {
         self.tiles.get(tile_id).and_then(|r| entry_of(tile_id, r))
     }
 
-    /// The file form.
+    /// The file form (sequence 0: [`crate::persist`] sets it).
     pub fn to_file(&self) -> CatalogFile {
         CatalogFile {
             format_version: FORMAT_VERSION,
             region: self.region.clone(),
             generation: self.generation.clone(),
-            tiles: self
-                .tiles
-                .iter()
-                .map(|(id, r)| CatalogRecord {
-                    tile_id: id.clone(),
-                    entry: entry_of(id, r),
-                    config: r.live.as_ref().and_then(|l| l.config.clone()),
-                    newest_fencing_token: r.newest_token,
-                    newest_credential_token: r.newest_credential_token,
-                    apply_count: r.apply_count,
-                    applies_by_revision: r.applies_by_revision.iter().map(|(k, v)| (*k, *v)).collect(),
-                    credentials: credentials::to_file(&r.credentials),
-                    credential_partner: r.credential_partner.clone(),
-                })
-                .collect(),
+            tiles: self.tiles.iter().map(|(id, r)| record_to_file(id, r)).collect(),
+            sequence: 0,
         }
     }
 
     /// From the file form; the error says what is wrong.
     pub fn from_file(file: CatalogFile) -> std::result::Result<Self, String> {
-        if file.format_version != FORMAT_VERSION {
+        if !READ_FORMAT_VERSIONS.contains(&file.format_version) {
             return Err(format!(
-                "format version {} (this agent reads {FORMAT_VERSION})",
+                "format version {} (this agent reads {READ_FORMAT_VERSIONS:?})",
                 file.format_version
             ));
         }
         let mut tiles = BTreeMap::new();
         for rec in file.tiles {
-            let live = match rec.entry {
-                None => None,
-                Some(e) => {
-                    let applied_at = match &e.applied_at {
-                        Some(t) => {
-                            from_proto_timestamp(t).map_err(|err| format!("tile {}: {err}", rec.tile_id))?
-                        }
-                        None => return Err(format!("tile {}: entry without applied_at", rec.tile_id)),
-                    };
-                    Some(Live {
-                        revision: e.revision,
-                        applied_at,
-                        hidden: e.hidden,
-                        config: rec.config,
-                    })
-                }
-            };
-            let record = TileRecord {
-                live,
-                newest_token: rec.newest_fencing_token,
-                newest_credential_token: rec.newest_credential_token,
-                apply_count: rec.apply_count,
-                applies_by_revision: rec.applies_by_revision.into_iter().collect(),
-                credentials: credentials::from_file(&rec.tile_id, rec.credentials)?,
-                credential_partner: rec.credential_partner,
-            };
-            if tiles.insert(rec.tile_id.clone(), Arc::new(record)).is_some() {
-                return Err(format!("tile {} appears twice", rec.tile_id));
+            let (id, record) = record_from_file(rec)?;
+            if tiles.contains_key(&id) {
+                return Err(format!("tile {id} appears twice"));
             }
+            tiles.insert(id, Arc::new(record));
         }
         Ok(Self {
             region: file.region,
             generation: file.generation,
             tiles,
+            journal: None,
         })
     }
+}
+
+/// A tile's record in the file form (the snapshot's and the log's).
+pub fn record_to_file(id: &str, r: &TileRecord) -> CatalogRecord {
+    CatalogRecord {
+        tile_id: id.to_owned(),
+        entry: entry_of(id, r),
+        config: r.live.as_ref().and_then(|l| l.config.clone()),
+        newest_fencing_token: r.newest_token,
+        newest_credential_token: r.newest_credential_token,
+        apply_count: r.apply_count,
+        applies_by_revision: r.applies_by_revision.iter().map(|(k, v)| (*k, *v)).collect(),
+        credentials: credentials::to_file(&r.credentials),
+        credential_partner: r.credential_partner.clone(),
+    }
+}
+
+/// A tile's record from the file form; the error says what is wrong.
+fn record_from_file(rec: CatalogRecord) -> std::result::Result<(String, TileRecord), String> {
+    let live = match rec.entry {
+        None => None,
+        Some(e) => {
+            let applied_at = match &e.applied_at {
+                Some(t) => from_proto_timestamp(t).map_err(|err| format!("tile {}: {err}", rec.tile_id))?,
+                None => return Err(format!("tile {}: entry without applied_at", rec.tile_id)),
+            };
+            Some(Live {
+                revision: e.revision,
+                applied_at,
+                hidden: e.hidden,
+                config: rec.config,
+            })
+        }
+    };
+    let record = TileRecord {
+        live,
+        newest_token: rec.newest_fencing_token,
+        newest_credential_token: rec.newest_credential_token,
+        apply_count: rec.apply_count,
+        applies_by_revision: rec.applies_by_revision.into_iter().collect(),
+        credentials: credentials::from_file(&rec.tile_id, rec.credentials)?,
+        credential_partner: rec.credential_partner,
+    };
+    Ok((rec.tile_id, record))
 }
 
 /// The wire entry of a live tile.
@@ -487,6 +614,42 @@ mod tests {
             Some(1)
         );
         assert!(Arc::ptr_eq(&c.tiles["lumen"], &copy.tiles["lumen"]));
+    }
+
+    #[test]
+    fn a_change_in_place_names_what_it_changed_and_a_refused_one_is_undone() {
+        let mut c = catalog();
+        let (applied, changed) = c
+            .change(|c| {
+                c.apply(apply("riverflow", 1, 7), t(100))?;
+                c.apply(apply("lumen", 1, 7), t(100))
+            })
+            .unwrap();
+        assert!(applied.changed);
+        assert_eq!(changed, ["lumen", "riverflow"]);
+        let durable = c.clone();
+        // A no-op changes nothing and keeps the record shared.
+        let (_, changed) = c.change(|c| c.apply(apply("riverflow", 1, 7), t(200))).unwrap();
+        assert!(changed.is_empty());
+        assert!(Arc::ptr_eq(&c.tiles["riverflow"], &durable.tiles["riverflow"]));
+        // A change refused half-way is undone: the first tile it touched
+        // and the new record it made are put back as they were.
+        let e = c.change(|c| {
+            c.apply(apply("riverflow", 2, 8), t(300))?;
+            c.remove("new-tile", 1)?;
+            c.apply(apply("lumen", 2, 1), t(300))
+        });
+        assert!(matches!(e, Err(Error::StaleToken { .. })), "{e:?}");
+        assert_eq!(c, durable);
+        assert!(c.record("new-tile").is_none());
+        assert!(Arc::ptr_eq(&c.tiles["riverflow"], &durable.tiles["riverflow"]));
+        // A refused credential install leaves no record behind either.
+        let mut req = install("ghost", "fp", CredentialSlot::Unspecified, 1);
+        req.partner = Some(partner("http://localhost:9"));
+        assert!(c.change(|c| c.install_credential(&req, t(1))).is_err());
+        assert!(c.install_credential(&req, t(1)).is_err());
+        assert!(c.record("ghost").is_none());
+        assert_eq!(c, durable);
     }
 
     #[test]

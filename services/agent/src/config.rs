@@ -54,8 +54,9 @@ pub struct AgentConfig {
     /// Key prefix in etcd.
     #[arg(long, env = "TILEWAVE_PREFIX", default_value = DEFAULT_PREFIX)]
     pub prefix: String,
-    /// Directory of the agent's own state: the catalog file
-    /// (`catalog.pb`) and the refuse-to-start flag.
+    /// Directory of the agent's own state: the catalog (the snapshot
+    /// `catalog.pb` and its change log `catalog.log`) and the
+    /// refuse-to-start flag.
     #[arg(long, env = "TILEWAVE_AGENT_DATA_DIR")]
     pub data_dir: PathBuf,
     /// TTL of the registration lease, in seconds.

@@ -27,8 +27,8 @@ pub enum Error {
     /// The tile is not in the region's catalog.
     #[error("tile {0} is not in this region's catalog")]
     NotFound(String),
-    /// The catalog file could not be read or written: the change was not
-    /// made (and not acknowledged).
+    /// A catalog file (the snapshot or the log) could not be read or
+    /// written: the change was not made (and not acknowledged).
     #[error("catalog file {path}: {source}")]
     Persist {
         /// The file.
@@ -37,7 +37,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The catalog file exists but does not decode, or belongs elsewhere.
+    /// A catalog file exists but does not decode, belongs elsewhere, or
+    /// (the log) is damaged before its last record; `problem` names the
+    /// record's offset.
     #[error("catalog file {path}: {problem}")]
     Corrupt {
         /// The file.

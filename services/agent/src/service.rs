@@ -1,10 +1,11 @@
 //! The `AgentService` RPCs over one region's catalog.
 //!
-//! Changes are serialised by one async mutex around the catalog. A change
-//! is made on a copy, the copy is written to the catalog file (atomically,
-//! durably) and only then replaces the catalog in memory and is
-//! acknowledged: a change the caller saw acknowledged survives a crash, and
-//! a change that could not be written is not made. Requests are converted
+//! Changes are staged and written in groups ([`crate::writes`]): a change
+//! is made on the staged catalog, written durably (a record appended to
+//! the catalog's log, or a new snapshot: [`crate::persist`]) and only then
+//! installed in the catalog readers see and acknowledged: a change the
+//! caller saw acknowledged survives a crash, and a change whose write
+//! failed is not made. Requests are converted
 //! and checked at this edge (`INVALID_ARGUMENT` naming the field).
 //!
 //! Credentials (InstallCredential, VerifyCredential; [`crate::credentials`]):
@@ -112,14 +113,14 @@ impl Agent {
         let region = settings.region.clone();
         let d = data.clone();
         let ring = settings.keyring.clone();
-        let catalog = blocking(move || {
-            let mut catalog = match d.load(&region)? {
-                Some(c) => c,
-                None => {
+        let (catalog, log) = blocking(move || {
+            let (mut catalog, mut log) = match d.open(&region)? {
+                (Some(c), log) => (c, log),
+                (None, mut log) => {
                     let c = Catalog::new(&region, new_generation());
-                    d.save(&c)?;
+                    log.compact(&c)?;
                     tracing::info!(generation = c.generation(), "created a new catalog");
-                    c
+                    (c, log)
                 }
             };
             let stored = catalog.credential_count();
@@ -127,7 +128,7 @@ impl Agent {
                 Some(ring) => {
                     let moved = catalog.rewrap_credentials(&ring)?;
                     if moved > 0 {
-                        d.save(&catalog)?;
+                        log.compact(&catalog)?;
                         tracing::info!(
                             moved,
                             stored,
@@ -143,7 +144,7 @@ impl Agent {
                 ),
                 None => {}
             }
-            Ok(catalog)
+            Ok((catalog, log))
         })
         .await?;
         tracing::info!(
@@ -158,7 +159,7 @@ impl Agent {
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
-                writes: Writes::new(catalog.clone()),
+                writes: Writes::new(catalog.clone(), log),
                 catalog: tokio::sync::Mutex::new(catalog),
                 data,
                 clock,
@@ -194,10 +195,7 @@ impl Agent {
     /// Makes `change` to the catalog and returns once it is durable
     /// (written with whatever other changes came meanwhile: [`Writes`]).
     async fn commit<R>(&self, change: impl FnOnce(&mut Catalog) -> Result<R>) -> Result<R> {
-        self.inner
-            .writes
-            .change(&self.inner.catalog, &self.inner.data, change)
-            .await
+        self.inner.writes.change(&self.inner.catalog, change).await
     }
 
     /// Applies a revision; see [`Catalog::apply`].
@@ -365,11 +363,7 @@ impl Agent {
     /// with it, as they would with a real disk. Returns how many live
     /// entries were lost.
     pub async fn lose_catalog(&self) -> Result<usize> {
-        let (lost, generation) = self
-            .inner
-            .writes
-            .lose(&self.inner.catalog, &self.inner.data)
-            .await?;
+        let (lost, generation) = self.inner.writes.lose(&self.inner.catalog).await?;
         tracing::warn!(lost, generation, "catalog lost (injected fault)");
         self.health().clear();
         Ok(lost)

@@ -32,6 +32,8 @@ async fn a_stale_token_is_refused_and_nothing_changes() -> Result<()> {
     let before = stack.list().await?;
     let file = stack.data_dir().join("catalog.pb");
     let bytes_before = std::fs::read(&file)?;
+    let log = stack.data_dir().join("catalog.log");
+    let log_before = std::fs::read(&log)?;
 
     let status = c.apply_tile(apply("riverflow-ingest", 2, 9)).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
@@ -56,6 +58,7 @@ async fn a_stale_token_is_refused_and_nothing_changes() -> Result<()> {
         bytes_before,
         "the catalog file was rewritten"
     );
+    assert_eq!(std::fs::read(&log)?, log_before, "the catalog log was written");
 
     // A newer token goes through, and removal is idempotent.
     let r2 = c.apply_tile(apply("riverflow-ingest", 2, 11)).await?.into_inner();

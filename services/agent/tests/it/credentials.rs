@@ -258,15 +258,22 @@ async fn a_rotation_from_install_to_retire() -> Result<()> {
     assert_eq!(partner.auth_failures(), 0, "{seen:?}");
     assert_ne!(old_id, new_id);
 
-    // A restart keeps them, sealed: no plaintext in the catalog file.
+    // A restart keeps them, sealed: no plaintext in the catalog's files
+    // (the snapshot and the change log).
     stack.agent.restart().await?;
     assert_eq!(slots(&stack).await?.1, fp_new);
-    let file = std::fs::read(stack.data_dir().join("catalog.pb"))?;
-    for secret in [OLD, NEW] {
-        assert!(
-            !file.windows(secret.len()).any(|w| w == secret.as_bytes()),
-            "the catalog file holds a plaintext secret"
-        );
+    for name in ["catalog.pb", "catalog.log"] {
+        let file = match std::fs::read(stack.data_dir().join(name)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for secret in [OLD, NEW] {
+            assert!(
+                !file.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{name} holds a plaintext secret"
+            );
+        }
     }
     let after = verify(&stack, "").await?;
     assert!(after.ok && after.fingerprint == fp_new, "{after:?}");
@@ -512,12 +519,13 @@ async fn without_a_kek_install_is_refused_naming_the_flag() -> Result<()> {
     Ok(())
 }
 
-/// The KEK id of every credential in the agent's catalog file, with its
-/// ciphertext, by fingerprint.
+/// The KEK id of every credential in the agent's catalog files (the
+/// snapshot and the change log), with its ciphertext, by fingerprint.
 fn stored_keks(stack: &Stack) -> Result<BTreeMap<String, (String, Vec<u8>)>> {
-    use prost::Message as _;
-    let bytes = std::fs::read(stack.data_dir().join("catalog.pb"))?;
-    let file = CatalogFile::decode(bytes.as_slice())?;
+    let file = tilewave_agent::persist::DataDir::new(stack.data_dir())
+        .load(REGION)?
+        .context("no catalog on disk")?
+        .to_file();
     let mut out = BTreeMap::new();
     for record in file.tiles {
         for c in record.credentials {
