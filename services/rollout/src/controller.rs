@@ -28,7 +28,7 @@ use jiff::{SignedDuration, Timestamp};
 use tilewave_core::rollout::{self, Check, Decision, State, StepState, View};
 use tilewave_proto::agent::v1::{ApplyTileRequest, HealthRequest, RemoveTileRequest, TileHealth};
 use tilewave_proto::common::v1::{EventKind, HealthStatus, Severity, TileState, Timer};
-use tilewave_proto::registry::v1::MaintenanceState;
+use tilewave_proto::registry::v1::{MaintenanceState, Tile};
 use tilewave_proto::rollout::v1::{GaTimerPayload, Rollout, RolloutKind, RolloutStep};
 use tilewave_store::audit::{self, AuditRecordExt as _};
 use tilewave_store::clock::to_proto_timestamp;
@@ -91,6 +91,8 @@ pub async fn run(ctx: Ctx, shutdown: Shutdown) {
                     Ok(_) => {}
                     Err(e) => tracing::debug!(rollout = %rid, error = %e, "cannot take ownership"),
                 }
+                // Driven elsewhere, or no more: nothing kept here is current.
+                ctx.written.forget(&rid);
             };
             driving.insert(id, tokio::spawn(task));
         }
@@ -457,28 +459,40 @@ fn starting_steps(steps: &[RolloutStep], starting: Vec<usize>, now: Timestamp) -
         .collect()
 }
 
-/// Makes sure the registry shows the roll-out as started (idempotent: it
-/// looks at the tile first).
+/// Makes sure the registry shows the roll-out as started (idempotent: the
+/// move is asked for only while the tile, as cached or as the registry
+/// has it, still needs it).
 async fn ensure_lifecycle_started(ctx: &Ctx, r: &Rollout) -> Result<()> {
-    let tile = ctx.registry.get_tile(&r.tile_id, 0).await?;
     let kind = RolloutKind::try_from(r.kind).unwrap_or(RolloutKind::Launch);
-    let needed = match kind {
+    let needed = |tile: &Tile| match kind {
         RolloutKind::Launch | RolloutKind::Unspecified => tile.state() == TileState::Scheduled,
         RolloutKind::Maintenance => tile.maintenance_state() != MaintenanceState::RollingOut,
         RolloutKind::Withdraw => false,
     };
-    if needed {
+    let reason = format!("roll-out {} started", r.id);
+    let advance = || {
         ctx.registry
-            .advance(
-                &r.tile_id,
-                TileState::RollingOut,
-                r.revision,
-                &format!("roll-out {} started", r.id),
-                &r.id,
-            )
-            .await?;
+            .advance(&r.tile_id, TileState::RollingOut, r.revision, &reason, &r.id)
+    };
+    // The usual case without a read of the registry: the replica's tile
+    // cache shows the tile still to be moved, and the registry checks the
+    // move anyway. Anything else (the cache says it moved, or the move is
+    // refused because a cache a few milliseconds behind was wrong) asks
+    // the registry first, as before.
+    if cached_tile(ctx, &r.tile_id).is_some_and(|t| needed(&t)) && advance().await.is_ok() {
+        return Ok(());
+    }
+    let tile = ctx.registry.get_tile(&r.tile_id, 0).await?;
+    if needed(&tile) {
+        advance().await?;
     }
     Ok(())
+}
+
+/// The tile as this replica's tile cache has it (a few milliseconds behind
+/// the registry at most): only for a first guess the registry checks.
+fn cached_tile(ctx: &Ctx, id: &str) -> Option<Tile> {
+    ctx.tiles.get(&ctx.keys().tile(id)).map(|v| v.value)
 }
 
 /// The configuration of `tile` at `revision` (asked of the registry once:
@@ -1022,33 +1036,41 @@ impl RevisionToApply for Rollout {
 async fn finish(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp) -> Result<Next> {
     let r = &loaded.rollout.value;
     let kind = RolloutKind::try_from(r.kind).unwrap_or(RolloutKind::Launch);
-    let tile = ctx.registry.get_tile(&r.tile_id, 0).await?;
     let reason = format!("roll-out {} verified everywhere", r.id);
-    match kind {
+    // The registry's move of the tile this roll-out completes, when `tile`
+    // still needs it (a finish decided again after a crash finds it done).
+    let (target, needed): (TileState, fn(&Tile) -> bool) = match kind {
         RolloutKind::Launch | RolloutKind::Unspecified => {
-            if tile.state() == TileState::RollingOut {
-                ctx.registry
-                    .advance(&r.tile_id, TileState::RolledOut, r.revision, &reason, &r.id)
-                    .await?;
-            }
+            (TileState::RolledOut, |t| t.state() == TileState::RollingOut)
         }
-        RolloutKind::Maintenance => {
-            if tile.maintenance_state() == MaintenanceState::RollingOut {
-                ctx.registry
-                    .advance(&r.tile_id, TileState::Ga, r.revision, &reason, &r.id)
-                    .await?;
-            }
+        RolloutKind::Maintenance => (TileState::Ga, |t| {
+            t.maintenance_state() == MaintenanceState::RollingOut
+        }),
+        // Also on a WITHDRAWN tile: confirming clears its
+        // withdraw_requested_at mark.
+        RolloutKind::Withdraw => (TileState::Withdrawn, |t| {
+            t.state() != TileState::Withdrawn || t.withdraw_requested_at.is_some()
+        }),
+    };
+    let expected = if kind == RolloutKind::Withdraw {
+        0
+    } else {
+        r.revision
+    };
+    let advance = || ctx.registry.advance(&r.tile_id, target, expected, &reason, &r.id);
+    // As at the start: the cache's guess first, the registry's word when
+    // the guess is "done already" or the move is refused.
+    let advanced = match cached_tile(ctx, &r.tile_id).filter(|t| needed(t)) {
+        Some(_) => advance().await.ok(),
+        None => None,
+    };
+    let tile = match advanced {
+        Some(tile) => tile,
+        None => {
+            let tile = ctx.registry.get_tile(&r.tile_id, 0).await?;
+            if needed(&tile) { advance().await? } else { tile }
         }
-        RolloutKind::Withdraw => {
-            // Also on a WITHDRAWN tile: confirming clears its
-            // withdraw_requested_at mark.
-            if tile.state() != TileState::Withdrawn || tile.withdraw_requested_at.is_some() {
-                ctx.registry
-                    .advance(&r.tile_id, TileState::Withdrawn, 0, &reason, &r.id)
-                    .await?;
-            }
-        }
-    }
+    };
     let mut w = Write::new(ctx, token, loaded);
     w.rollout.state = convert::state_to_wire(State::Succeeded);
     w.rollout.finished_at = Some(to_proto_timestamp(now));

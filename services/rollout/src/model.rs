@@ -87,6 +87,16 @@ impl Written {
         self.lock().insert(loaded.rollout.value.id.clone(), loaded);
     }
 
+    /// Keeps a roll-out just created here, unless its owner already keeps
+    /// a newer state of it (an owner on this replica may have claimed,
+    /// read and written it before the creating call got its answer). If
+    /// another replica owns it, the controller forgets it.
+    pub fn put_created(&self, loaded: Loaded) {
+        self.lock()
+            .entry(loaded.rollout.value.id.clone())
+            .or_insert(loaded);
+    }
+
     /// Takes what was last committed of roll-out `id`, if kept.
     pub fn take(&self, id: &str) -> Option<Loaded> {
         self.lock().remove(id)

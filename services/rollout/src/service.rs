@@ -401,8 +401,8 @@ impl Rollouts {
                 rollout.wave_count
             ),
         ));
-        match self.ctx.store.commit(change, actor).await {
-            Ok(_) => {}
+        let created = match self.ctx.store.commit(change, actor).await {
+            Ok(info) => info.revision,
             Err(tilewave_store::Error::AlreadyExists { key }) if key == keys.rollout(&id) => {
                 return Err(Error::FailedPrecondition(format!(
                     "roll-out {id} of tile {} revision {} already exists: another StartRollout won",
@@ -434,8 +434,37 @@ impl Rollouts {
                 ));
             }
             Err(e) => return Err(Error::from(e)),
-        }
-        Ok(model::load(&self.ctx.store, &id).await?.assemble())
+        };
+        // What was just written, as a read would return it: the answer, and
+        // the owner's first decision when this replica owns the roll-out
+        // (no read of etcd for either).
+        let version = |key: String| (key, created, created);
+        let (key, etag, create_revision) = version(keys.rollout(&id));
+        let mut steps: Vec<_> = steps
+            .into_iter()
+            .map(|s| {
+                let (key, etag, create_revision) = version(keys.rollout_step(&id, &s.region));
+                tilewave_store::Versioned {
+                    key,
+                    value: s,
+                    etag,
+                    create_revision,
+                }
+            })
+            .collect();
+        model::sort_steps(&mut steps);
+        let loaded = model::Loaded {
+            rollout: tilewave_store::Versioned {
+                key,
+                value: stored(&rollout),
+                etag,
+                create_revision,
+            },
+            steps,
+        };
+        let answer = loaded.assemble();
+        self.ctx.written.put_created(loaded);
+        Ok(answer)
     }
 
     /// Aborts a pending, running or paused roll-out (AbortRollout, and the

@@ -519,14 +519,22 @@ async fn no_secret_in_any_log_span_cli_output_or_etcd_value() -> anyhow::Result<
         dump.keys()
     );
     scan.etcd(&dump);
+    // The agents' catalogs: the snapshot and the change log beside it (the
+    // credentials installed since the last compaction are only there).
+    let mut logs_scanned = 0;
     for region in REGIONS {
-        let catalog = stack
+        let dir = stack
             .dir
             .path()
-            .join(format!("agent-{}", region.replace(':', "-")))
-            .join("catalog.pb");
-        scan.file(&catalog)?;
+            .join(format!("agent-{}", region.replace(':', "-")));
+        scan.file(&dir.join("catalog.pb"))?;
+        let log = dir.join("catalog.log");
+        if log.exists() {
+            scan.file(&log)?;
+            logs_scanned += 1;
+        }
     }
+    assert!(logs_scanned > 0, "no agent's catalog.log was scanned");
     let with_events = spans.iter().filter(|s| !s.events.is_empty()).count();
     match scan.finish() {
         Ok(scanned) => {
