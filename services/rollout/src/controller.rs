@@ -1060,9 +1060,10 @@ async fn finish(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp
     let advance = || ctx.registry.advance(&r.tile_id, target, expected, &reason, &r.id);
     // As at the start: the cache's guess first, the registry's word when
     // the guess is "done already" or the move is refused.
-    let advanced = match cached_tile(ctx, &r.tile_id).filter(|t| needed(t)) {
-        Some(_) => advance().await.ok(),
-        None => None,
+    let advanced = if cached_tile(ctx, &r.tile_id).is_some_and(|t| needed(&t)) {
+        advance().await.ok()
+    } else {
+        None
     };
     let tile = match advanced {
         Some(tile) => tile,
