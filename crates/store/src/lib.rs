@@ -60,7 +60,7 @@ pub use clock::{Clock, ClockState, SystemClock, VirtualClock};
 pub use error::{Error, Result};
 pub use keys::Keys;
 pub use owner_loop::{Ended, Owned, OwnerLoop};
-pub use ownership::Ownership;
+pub use ownership::{Ownership, ReplicaLease};
 pub use shutdown::{Shutdown, Tasks, Trigger};
 pub use store::{Listing, Store, StoreConfig, Versioned};
 pub use timers::{Fired, TimerKinds, run_timer_loop};

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use crate::change::FencingToken;
 use crate::error::Result;
-use crate::ownership::{Ownership, current_owner, wait_for_delete};
+use crate::ownership::{Ownership, ReplicaLease, current_owner, wait_for_delete};
 use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
@@ -85,6 +85,8 @@ pub struct OwnerLoop {
     work: String,
     holder: String,
     ttl: Duration,
+    /// The replica's shared lease, if the work is claimed on it.
+    lease: Option<ReplicaLease>,
 }
 
 impl OwnerLoop {
@@ -96,7 +98,21 @@ impl OwnerLoop {
             work: work.into(),
             holder: holder.into(),
             ttl,
+            lease: None,
         }
+    }
+
+    /// Claims the work in [`OwnerLoop::run_once`] and
+    /// [`OwnerLoop::run_once_when_free`] on the replica's shared lease
+    /// instead of a lease of its own (its TTL replaces the loop's; `run`
+    /// keeps a lease of its own): a claim is then one
+    /// transaction, without the read of the owner key first (a refused
+    /// claim leaves no lease to revoke).
+    #[must_use]
+    pub fn on_lease(mut self, lease: &ReplicaLease) -> Self {
+        self.ttl = lease.ttl();
+        self.lease = Some(lease.clone());
+        self
     }
 
     /// The work's name.
@@ -155,17 +171,32 @@ impl OwnerLoop {
         if shutdown.is_requested() {
             return Ok(Some(Ended::Shutdown));
         }
-        if Box::pin(current_owner(&self.store, &self.work)).await?.is_some() {
-            return Ok(None);
-        }
-        let Some(own) = Box::pin(Ownership::try_acquire(
-            &self.store,
-            &self.work,
-            &self.holder,
-            self.ttl,
-        ))
-        .await?
-        else {
+        let claimed = match &self.lease {
+            Some(lease) => {
+                Box::pin(Ownership::try_acquire_on(
+                    &self.store,
+                    &self.work,
+                    &self.holder,
+                    lease,
+                ))
+                .await?
+            }
+            None => {
+                // Read first: a claim on a lease of its own grants one,
+                // which a refused claim would have to revoke.
+                if Box::pin(current_owner(&self.store, &self.work)).await?.is_some() {
+                    return Ok(None);
+                }
+                Box::pin(Ownership::try_acquire(
+                    &self.store,
+                    &self.work,
+                    &self.holder,
+                    self.ttl,
+                ))
+                .await?
+            }
+        };
+        let Some(own) = claimed else {
             return Ok(None);
         };
         Ok(Some(self.drive(own, shutdown, work).await))

@@ -42,8 +42,19 @@ pub struct Ownership {
     token: FencingToken,
     lease_id: i64,
     lost: watch::Receiver<bool>,
-    keeper: tokio::task::JoinHandle<()>,
+    /// The keeper of this ownership's own lease; `None` on a
+    /// [`ReplicaLease`] (which keeps it).
+    keeper: Option<tokio::task::JoinHandle<()>>,
     released: bool,
+}
+
+/// Where a claim's lease comes from.
+#[derive(Clone, Copy)]
+enum LeaseFrom<'a> {
+    /// A lease of its own, granted for the claim (released by revoking it).
+    Own(Duration),
+    /// The replica's shared lease (released by deleting the owner key).
+    Replica(&'a ReplicaLease),
 }
 
 impl Ownership {
@@ -66,22 +77,40 @@ impl Ownership {
     pub async fn try_acquire_with(
         store: &Store,
         work: &str,
-        mut owner: Owner,
+        owner: Owner,
         ttl: Duration,
     ) -> Result<Option<Self>> {
+        Self::claim(store, work, owner, LeaseFrom::Own(ttl)).await
+    }
+
+    /// Like [`Ownership::try_acquire`], on the replica's shared lease: one
+    /// transaction, no lease granted (unless the shared one must be first)
+    /// and none to revoke when the work is owned elsewhere.
+    pub async fn try_acquire_on(
+        store: &Store,
+        work: &str,
+        holder: &str,
+        lease: &ReplicaLease,
+    ) -> Result<Option<Self>> {
+        let owner = Owner {
+            holder: holder.to_owned(),
+            ..Default::default()
+        };
+        Self::claim(store, work, owner, LeaseFrom::Replica(lease)).await
+    }
+
+    async fn claim(store: &Store, work: &str, mut owner: Owner, from: LeaseFrom<'_>) -> Result<Option<Self>> {
         check_segment("work name", work)?;
-        if ttl < MIN_TTL {
-            return Err(Error::invalid(format!("lease TTL must be at least {MIN_TTL:?}")));
-        }
-        let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
         let key = store.keys().owner(work);
+        let (lease_id, shared_lost) = match from {
+            LeaseFrom::Own(ttl) => (grant(store, &key, ttl).await?, None),
+            LeaseFrom::Replica(lease) => {
+                let (id, lost) = lease.current().await?;
+                (id, Some(lost))
+            }
+        };
         // Infrastructure time: when the lease began, for diagnostics.
         owner.since = Some(to_proto_timestamp(SystemClock.now()));
-        let granting = retry::idempotent("lease grant", store.op_timeout(), || {
-            let mut c = store.lease();
-            async move { c.grant(ttl_secs, None).await }
-        });
-        let lease_id = observe(EtcdOp::LeaseGrant, &key, granting).await?.id();
         let value = prost::Message::encode_to_vec(&owner);
         // The fencing epoch is read in the same transaction: the token's
         // revision and epoch belong together (crate::epoch).
@@ -97,7 +126,9 @@ impl Ownership {
                 TxnOp::get(epoch_key.clone(), None),
             ]);
         // Retrying is safe: if a lost answer hid our success, the key now
-        // carries our lease, which the else branch shows.
+        // carries our lease, which the else branch shows. (On a shared
+        // lease, another claim of this replica's for the same work would
+        // look like ours too; a replica runs one owner loop per work.)
         let claiming = retry::with_retries("acquire", store.op_timeout(), |_| {
             let mut c = store.kv();
             let txn = txn.clone();
@@ -134,27 +165,37 @@ impl Ownership {
             won.map(|(rev, epoch)| Ok((rev, crate::epoch::parse(&epoch_key, epoch.as_ref())?)))
                 .transpose()
         });
-        let (revision, epoch) = match result {
-            Ok(Some(won)) => won,
-            Ok(None) => {
-                revoke(store, &key, lease_id).await;
-                return Ok(None);
-            }
+        let won = match result {
+            Ok(won) => won,
             Err(e) => {
-                revoke(store, &key, lease_id).await;
+                if shared_lost.is_none() {
+                    revoke(store, &key, lease_id).await;
+                }
                 return Err(e);
             }
         };
-        let (tx, lost) = watch::channel(false);
-        let keeper = tokio::spawn(keep_alive(
-            store.clone(),
-            key.clone(),
-            work.to_owned(),
-            lease_id,
-            ttl,
-            tx,
-        ));
-        tracing::info!(owner_key = %key, token = revision, epoch, lease_id, "ownership acquired");
+        let Some((revision, epoch)) = won else {
+            if shared_lost.is_none() {
+                revoke(store, &key, lease_id).await;
+            }
+            return Ok(None);
+        };
+        let (keeper, lost) = match (from, shared_lost) {
+            (LeaseFrom::Own(ttl), _) => {
+                let (tx, lost) = watch::channel(false);
+                let keeper = tokio::spawn(keep_alive(
+                    store.clone(),
+                    key.clone(),
+                    work.to_owned(),
+                    lease_id,
+                    ttl,
+                    tx,
+                ));
+                (Some(keeper), lost)
+            }
+            (LeaseFrom::Replica(_), lost) => (None, lost.unwrap_or_else(|| watch::channel(true).1)),
+        };
+        tracing::info!(owner_key = %key, token = revision, epoch, lease_id, shared = keeper.is_none(), "ownership acquired");
         Ok(Some(Self {
             store: store.clone(),
             token: FencingToken {
@@ -218,10 +259,15 @@ impl Ownership {
         self.lost.clone()
     }
 
-    /// Gives the work up: revokes the lease, deleting the owner key.
+    /// Gives the work up: revokes the lease, deleting the owner key (on a
+    /// [`ReplicaLease`]: deletes the owner key if it is still this
+    /// ownership's, and the shared lease lives on).
     pub async fn release(mut self) -> Result<()> {
         self.released = true;
-        self.keeper.abort();
+        let Some(keeper) = self.keeper.take() else {
+            return delete_owner_key(&self.store, &self.token).await;
+        };
+        keeper.abort();
         let id = self.lease_id;
         let revoking = retry::idempotent("lease revoke", self.store.op_timeout(), || {
             let mut c = self.store.lease();
@@ -240,15 +286,164 @@ impl Ownership {
 
 impl Drop for Ownership {
     fn drop(&mut self) {
-        self.keeper.abort();
+        let keeper = self.keeper.take();
+        if let Some(k) = &keeper {
+            k.abort();
+        }
         if self.released {
             return;
         }
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let store = self.store.clone();
-            let id = self.lease_id;
-            let key = self.token.owner_key.clone();
-            rt.spawn(async move { revoke(&store, &key, id).await });
+            if keeper.is_some() {
+                let id = self.lease_id;
+                let key = self.token.owner_key.clone();
+                rt.spawn(async move { revoke(&store, &key, id).await });
+            } else {
+                let token = self.token.clone();
+                rt.spawn(async move {
+                    if let Err(e) = delete_owner_key(&store, &token).await {
+                        tracing::debug!(owner_key = %token.owner_key, error = %e, "owner key not deleted; it goes with the replica's lease");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Deletes the owner key of `token` if it is still that ownership's (its
+/// create revision is the token's): releasing work held on a shared lease.
+async fn delete_owner_key(store: &Store, token: &FencingToken) -> Result<()> {
+    let key = token.owner_key.clone();
+    let txn = Txn::new()
+        .when(vec![Compare::create_revision(
+            key.clone(),
+            CompareOp::Equal,
+            token.revision,
+        )])
+        .and_then(vec![TxnOp::delete(key.clone(), None)]);
+    let deleting = retry::idempotent("release", store.op_timeout(), || {
+        let mut c = store.kv();
+        let txn = txn.clone();
+        async move { c.txn(txn).await.map(|_| ()) }
+    });
+    observe(EtcdOp::Txn, &key, deleting).await
+}
+
+/// Grants a lease of `ttl` (for the owner key `key`, named in its span).
+async fn grant(store: &Store, key: &str, ttl: Duration) -> Result<i64> {
+    if ttl < MIN_TTL {
+        return Err(Error::invalid(format!("lease TTL must be at least {MIN_TTL:?}")));
+    }
+    let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+    let granting = retry::idempotent("lease grant", store.op_timeout(), || {
+        let mut c = store.lease();
+        async move { c.grant(ttl_secs, None).await }
+    });
+    Ok(observe(EtcdOp::LeaseGrant, key, granting).await?.id())
+}
+
+/// One lease for all the work a replica owns (roll-outs: a thousand at
+/// once), kept alive by one task: a claim is one transaction, and the
+/// renewals do not grow with the work owned (one lease per roll-out renewed
+/// 1,500 times a second at a thousand roll-outs and the 2 s TTL).
+///
+/// Losing it loses every ownership on it at once, as a dead replica would
+/// (each [`Ownership::lost`] fires); the next claim grants a new one.
+/// Dropping the last handle revokes it, deleting every owner key still on
+/// it.
+#[derive(Debug, Clone)]
+pub struct ReplicaLease {
+    inner: std::sync::Arc<LeaseInner>,
+}
+
+#[derive(Debug)]
+struct LeaseInner {
+    store: Store,
+    /// The replica's name (in spans, logs and the lease-loss metric).
+    name: String,
+    ttl: Duration,
+    held: tokio::sync::Mutex<Option<Held>>,
+}
+
+#[derive(Debug)]
+struct Held {
+    id: i64,
+    lost: watch::Receiver<bool>,
+    keeper: tokio::task::JoinHandle<()>,
+}
+
+impl ReplicaLease {
+    /// The lease of replica `name`, with `ttl` (granted at the first claim).
+    pub fn new(store: &Store, name: impl Into<String>, ttl: Duration) -> Result<Self> {
+        if ttl < MIN_TTL {
+            return Err(Error::invalid(format!("lease TTL must be at least {MIN_TTL:?}")));
+        }
+        Ok(Self {
+            inner: std::sync::Arc::new(LeaseInner {
+                store: store.clone(),
+                name: name.into(),
+                ttl,
+                held: tokio::sync::Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The lease's TTL.
+    pub fn ttl(&self) -> Duration {
+        self.inner.ttl
+    }
+
+    /// The lease's id now, if one is held and not lost (for tests and
+    /// diagnostics).
+    pub async fn id(&self) -> Option<i64> {
+        let held = self.inner.held.lock().await;
+        held.as_ref().filter(|h| !*h.lost.borrow()).map(|h| h.id)
+    }
+
+    /// The live lease and its loss signal: the held one, or a new grant
+    /// when there is none or it was lost.
+    async fn current(&self) -> Result<(i64, watch::Receiver<bool>)> {
+        let mut held = self.inner.held.lock().await;
+        if let Some(h) = held.as_ref()
+            && !*h.lost.borrow()
+        {
+            return Ok((h.id, h.lost.clone()));
+        }
+        if let Some(old) = held.take() {
+            old.keeper.abort();
+        }
+        let inner = &self.inner;
+        let label = format!("lease of {}", inner.name);
+        let id = grant(&inner.store, &label, inner.ttl).await?;
+        let (tx, lost) = watch::channel(false);
+        let keeper = tokio::spawn(keep_alive(
+            inner.store.clone(),
+            label,
+            format!("replica-{}", inner.name),
+            id,
+            inner.ttl,
+            tx,
+        ));
+        tracing::info!(replica = %inner.name, lease_id = id, ttl = ?inner.ttl, "replica lease granted");
+        *held = Some(Held {
+            id,
+            lost: lost.clone(),
+            keeper,
+        });
+        Ok((id, lost))
+    }
+}
+
+impl Drop for LeaseInner {
+    fn drop(&mut self) {
+        if let Some(h) = self.held.get_mut().take() {
+            h.keeper.abort();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let store = self.store.clone();
+                let label = format!("lease of {}", self.name);
+                rt.spawn(async move { revoke(&store, &label, h.id).await });
+            }
         }
     }
 }

@@ -75,7 +75,8 @@ pub async fn run(ctx: Ctx, shutdown: Shutdown) {
                 tilewave_store::keys::work::rollout(&id),
                 &ctx.holder,
                 ctx.ttl,
-            );
+            )
+            .on_lease(&ctx.lease);
             let (ctx, shutdown, rid) = (ctx.clone(), shutdown.clone(), id.clone());
             let task = async move {
                 let key = ctx.keys().rollout(&rid);

@@ -58,6 +58,9 @@ pub struct Ctx {
     pub holder: String,
     /// Lease TTL of owned work.
     pub ttl: Duration,
+    /// The lease every roll-out this replica owns is held on (one
+    /// keep-alive for all of them).
+    pub lease: tilewave_store::ReplicaLease,
     /// The actor of automatic changes.
     pub actor: Actor,
     /// How calls to an unreachable agent are retried before its step fails.

@@ -96,6 +96,7 @@ pub async fn serve(
         .replica
         .clone()
         .unwrap_or_else(|| format!("rollout-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+    let lease = tilewave_store::ReplicaLease::new(&store, holder.clone(), config.lease_ttl())?;
     let ctx = Ctx {
         registry: Registry::new(&config.registry, config.rpc_timeout(), tls.as_ref())?,
         agents: Agents::watching(store.clone(), config.rpc_timeout(), tls.clone()).await?,
@@ -108,6 +109,7 @@ pub async fn serve(
         calendar: Arc::new(calendar),
         holder,
         ttl: config.lease_ttl(),
+        lease,
         actor,
         unreachable: config.unreachable(),
         written: Arc::default(),

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tilewave_proto::common::v1::Event;
-use tilewave_store::{Actor, Change, OwnerLoop, Ownership, Shutdown};
+use tilewave_store::{Actor, Change, OwnerLoop, Ownership, ReplicaLease, Shutdown};
 use tilewave_testkit::{EtcdCluster, Signal, TestDir, eventually};
 
 use crate::support::{CONVERGE, Probe, audit, audits_for, connect, event};
@@ -248,5 +248,78 @@ async fn owners_carry_the_fencing_epoch_and_bumps_raise_it() -> anyhow::Result<(
             .await?
             .is_none()
     );
+    Ok(())
+}
+
+/// Work claimed on a replica's shared lease: one lease for all of it, a
+/// claim of work owned elsewhere is refused and leaves the owner's key
+/// alone, a release deletes only its own owner key, and losing the lease
+/// loses every ownership on it at once; the next claim gets a new lease.
+#[tokio::test]
+async fn work_on_a_replica_lease_shares_it_and_is_lost_with_it() -> anyhow::Result<()> {
+    let etcd = EtcdCluster::start(1).await?;
+    let store = connect(etcd.endpoints()).await?;
+    let ttl = Duration::from_secs(3);
+    let lease_a = ReplicaLease::new(&store, "replica-a", ttl)?;
+    let lease_b = ReplicaLease::new(&store, "replica-b", ttl)?;
+    assert!(
+        ReplicaLease::new(&store, "short", Duration::from_secs(1)).is_err(),
+        "a TTL under the minimum was accepted"
+    );
+    let claim = |work: &'static str, holder: &'static str, lease: &ReplicaLease| {
+        let (store, lease) = (store.clone(), lease.clone());
+        async move { Ownership::try_acquire_on(&store, work, holder, &lease).await }
+    };
+    let one = claim("work-1", "replica-a", &lease_a)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("work-1 was not free"))?;
+    let two = claim("work-2", "replica-a", &lease_a)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("work-2 was not free"))?;
+    assert_eq!(one.lease_id(), two.lease_id(), "two claims, two leases");
+    assert_eq!(lease_a.id().await, Some(one.lease_id()));
+    assert_ne!(one.token().revision, two.token().revision);
+
+    // Owned by a: b's claim is refused, and the owner record stays a's.
+    assert!(claim("work-1", "replica-b", &lease_b).await?.is_none());
+    let owner = tilewave_store::ownership::current_owner(&store, "work-1")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("work-1 has no owner"))?;
+    assert_eq!(owner.value.holder, "replica-a");
+    assert_eq!(owner.create_revision, one.token().revision);
+
+    // Releasing one deletes its key only; the lease lives on for the other.
+    one.release().await?;
+    assert!(
+        tilewave_store::ownership::current_owner(&store, "work-1")
+            .await?
+            .is_none()
+    );
+    assert!(
+        tilewave_store::ownership::current_owner(&store, "work-2")
+            .await?
+            .is_some()
+    );
+    assert!(!two.is_lost());
+    let taken = claim("work-1", "replica-b", &lease_b)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("released work-1 was not free"))?;
+    assert_ne!(taken.lease_id(), two.lease_id());
+
+    // The shared lease goes (as when its replica stops renewing): every
+    // ownership on it is lost, and a new claim holds a new lease.
+    let old = two.lease_id();
+    store.etcd().lease_revoke(old).await?;
+    tokio::time::timeout(CONVERGE, two.lost()).await?;
+    assert!(
+        tilewave_store::ownership::current_owner(&store, "work-2")
+            .await?
+            .is_none()
+    );
+    let again = claim("work-2", "replica-a", &lease_a)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("work-2 was not free after the lease went"))?;
+    assert_ne!(again.lease_id(), old, "the lost lease was used again");
+    assert!(!taken.is_lost(), "b's ownership went with a's lease");
     Ok(())
 }
