@@ -102,11 +102,17 @@ impl Ownership {
     async fn claim(store: &Store, work: &str, mut owner: Owner, from: LeaseFrom<'_>) -> Result<Option<Self>> {
         check_segment("work name", work)?;
         let key = store.keys().owner(work);
-        let (lease_id, shared_lost) = match from {
-            LeaseFrom::Own(ttl) => (grant(store, &key, ttl).await?, None),
+        // The lease, and who keeps it alive: this ownership (its TTL) or
+        // the replica (its loss signal).
+        enum Kept {
+            Here(Duration),
+            ByReplica(watch::Receiver<bool>),
+        }
+        let (lease_id, kept) = match from {
+            LeaseFrom::Own(ttl) => (grant(store, &key, ttl).await?, Kept::Here(ttl)),
             LeaseFrom::Replica(lease) => {
                 let (id, lost) = lease.current().await?;
-                (id, Some(lost))
+                (id, Kept::ByReplica(lost))
             }
         };
         // Infrastructure time: when the lease began, for diagnostics.
@@ -168,20 +174,21 @@ impl Ownership {
         let won = match result {
             Ok(won) => won,
             Err(e) => {
-                if shared_lost.is_none() {
+                if matches!(kept, Kept::Here(_)) {
                     revoke(store, &key, lease_id).await;
                 }
                 return Err(e);
             }
         };
         let Some((revision, epoch)) = won else {
-            if shared_lost.is_none() {
+            if matches!(kept, Kept::Here(_)) {
                 revoke(store, &key, lease_id).await;
             }
             return Ok(None);
         };
-        let (keeper, lost) = match (from, shared_lost) {
-            (LeaseFrom::Own(ttl), _) => {
+        let (keeper, lost) = match kept {
+            Kept::ByReplica(lost) => (None, lost),
+            Kept::Here(ttl) => {
                 let (tx, lost) = watch::channel(false);
                 let keeper = tokio::spawn(keep_alive(
                     store.clone(),
@@ -193,7 +200,6 @@ impl Ownership {
                 ));
                 (Some(keeper), lost)
             }
-            (LeaseFrom::Replica(_), lost) => (None, lost.unwrap_or_else(|| watch::channel(true).1)),
         };
         tracing::info!(owner_key = %key, token = revision, epoch, lease_id, shared = keeper.is_none(), "ownership acquired");
         Ok(Some(Self {

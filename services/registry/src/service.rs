@@ -72,24 +72,13 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// Keys of the latest tiles are direct children of `tiles/`; revision
-/// snapshots live below them (`tiles/<id>/rev/<n>`) and stay out of the cache.
-fn is_tile_key(prefix: &str, key: &str) -> bool {
-    key.strip_prefix(prefix)
-        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
-}
-
 impl Registry {
     /// Starts the tile cache and returns the service state.
     pub async fn new(store: Store, clock: Arc<dyn Clock>) -> Result<Self> {
         let prefix = store.keys().tiles();
-        let filter_prefix = prefix.clone();
-        let tiles = WatchCache::prefix_filtered(
-            &store,
-            &prefix,
-            Arc::new(move |key: &str| is_tile_key(&filter_prefix, key)),
-        )
-        .await?;
+        // The latest tiles only: revision snapshots (`tiles/<id>/rev/<n>`)
+        // stay out of this cache.
+        let tiles = WatchCache::children(&store, &prefix).await?;
         let revisions = WatchCache::prefix(&store, &prefix).await?;
         Ok(Self {
             inner: Arc::new(Inner {

@@ -438,27 +438,23 @@ impl Rollouts {
         // What was just written, as a read would return it: the answer, and
         // the owner's first decision when this replica owns the roll-out
         // (no read of etcd for either).
-        let version = |key: String| (key, created, created);
-        let (key, etag, create_revision) = version(keys.rollout(&id));
+        let written = |key: String, value| tilewave_store::Versioned {
+            key,
+            value,
+            etag: created,
+            create_revision: created,
+        };
         let mut steps: Vec<_> = steps
             .into_iter()
-            .map(|s| {
-                let (key, etag, create_revision) = version(keys.rollout_step(&id, &s.region));
-                tilewave_store::Versioned {
-                    key,
-                    value: s,
-                    etag,
-                    create_revision,
-                }
-            })
+            .map(|s| written(keys.rollout_step(&id, &s.region), s))
             .collect();
         model::sort_steps(&mut steps);
         let loaded = model::Loaded {
             rollout: tilewave_store::Versioned {
-                key,
+                key: keys.rollout(&id),
                 value: stored(&rollout),
-                etag,
-                create_revision,
+                etag: created,
+                create_revision: created,
             },
             steps,
         };
