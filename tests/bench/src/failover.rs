@@ -7,12 +7,16 @@
 //! still; see [`stacks`]). One run:
 //!
 //! 1. waits until one of the two replicas holds the work's owner key
-//!    (`owners/<work>`; its `holder` names the replica);
+//!    (`owners/<work>`; its `holder` names the replica), except where the
+//!    next step's preparation makes the work (a credential rotation);
 //! 2. prepares the next step where it needs preparing (the scheduler gets
 //!    a new scheduled tile, the credential schedules a new tile with a
-//!    rotation schedule);
+//!    rotation schedule, the credential-rotation stack a new rotation
+//!    PROMOTED and waiting for its grace period, the ladder's timers a new
+//!    SEV1 incident paged at level 1);
 //! 3. waits a random part of a keep-alive interval (TTL / 3), so that the
-//!    kill lands anywhere in the lease's renewal cycle;
+//!    kill lands anywhere in the lease's renewal cycle, then (again) until
+//!    a live replica owns the work;
 //! 4. opens a watch on every key of the stack from the current revision,
 //!    notes the instant and sends SIGKILL to the owner;
 //! 5. makes the next step due at once (moves the virtual clock, or writes
@@ -57,7 +61,7 @@ pub struct Args {
     #[arg(long, default_value_t = 2000)]
     pub recommended_ttl_ms: u64,
     /// The owners to kill, comma-separated.
-    #[arg(long, value_delimiter = ',', value_enum, default_values_t = [OwnerKind::Rollout, OwnerKind::Scheduler, OwnerKind::CredentialSchedules, OwnerKind::EscalationEvents])]
+    #[arg(long, value_delimiter = ',', value_enum, default_values_t = [OwnerKind::Rollout, OwnerKind::Scheduler, OwnerKind::CredentialSchedules, OwnerKind::CredentialRotation, OwnerKind::EscalationEvents, OwnerKind::EscalationTimers])]
     pub owners: Vec<OwnerKind>,
 }
 
@@ -192,7 +196,11 @@ fn run_limit(ttl: Duration) -> Duration {
 
 /// One kill; see the module's documentation.
 async fn one_run(scenario: &mut Scenario, ttl: Duration, run: usize) -> anyhow::Result<RunTimes> {
-    scenario.wait_for_owner().await?;
+    // A credential rotation is made by `prepare`: before it, nothing owns
+    // the run's work (the owner is awaited below, after the phase wait).
+    if !scenario.kind().work_made_by_prepare() {
+        scenario.wait_for_owner().await?;
+    }
     let probe = scenario.prepare(run).await?;
     // Anywhere in the keep-alive cycle (renewals every TTL / 3).
     let phase_ms = u64::try_from((ttl / 3).as_millis()).unwrap_or(u64::MAX).max(1);

@@ -10,17 +10,29 @@ use std::time::Duration;
 use anyhow::Context as _;
 use jiff::{SignedDuration, Timestamp};
 use rand::Rng as _;
-use tilewave_proto::common::v1::{Event, EventKind, LocalTime, Severity};
+use tilewave_proto::agent::v1::ApplyTileRequest;
+use tilewave_proto::agent::v1::agent_service_client::AgentServiceClient;
+use tilewave_proto::common::v1::{Event, EventKind, LocalTime, PartnerConfig, PartnerEndpoints, Severity};
 use tilewave_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
-use tilewave_proto::credentials::v1::{CredentialKind, RotationSchedule, SetRotationScheduleRequest};
+use tilewave_proto::credentials::v1::{
+    CredentialKind, GetRotationRequest, Retirement, Rotation, RotationSchedule, RotationState,
+    SetRotationScheduleRequest, StartRotationRequest, SubmitCredentialRequest,
+};
+use tilewave_proto::escalation::v1::escalation_service_client::EscalationServiceClient;
+use tilewave_proto::escalation::v1::{
+    Incident, Level, OpenIncidentRequest, Policy, SetPolicyRequest, Target as PolicyTarget, TimelineKind,
+};
 use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use tilewave_proto::registry::v1::{ImportPartnerConfigRequest, Tile};
 use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
 use tilewave_proto::rollout::v1::{GetRolloutRequest, Rollout, RolloutSpec, StartRolloutRequest, StepState};
 use tilewave_store::{Actor, Change, Clock as _, Store, StoreConfig, VirtualClock, audit};
 use tilewave_testkit::journeys::{self, RIVERFLOW, Release, dur, t0, ts};
-use tilewave_testkit::pki::RELEASE_ENGINEER;
-use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path, eventually};
+use tilewave_testkit::partner::{CONNECT_PATH, TEST_CONNECTION_PATH};
+use tilewave_testkit::pki::{ONCALL, RELEASE_ENGINEER};
+use tilewave_testkit::{
+    EtcdCluster, PartnerDouble, ServiceProcess, ServiceSpec, TestDir, WebhookReceiver, bin_path, eventually,
+};
 use tonic::transport::Channel;
 
 /// The key prefix of every stack.
@@ -35,6 +47,20 @@ const CREDENTIALS_HEALTH: &str = "tilewave.credentials.v1.CredentialsService";
 const ESCALATION_HEALTH: &str = "tilewave.escalation.v1.EscalationService";
 /// The rollout service's health service.
 const ROLLOUT_HEALTH: &str = "tilewave.rollout.v1.RolloutService";
+/// The tile whose credential the credential-rotation stack rotates, one
+/// rotation a run (each run's ends before the next starts).
+const ROTATION_TILE: &str = "riverflow";
+/// The user name of its credentials.
+const ROTATION_USER: &str = "tilewave";
+/// How long a promoted rotation keeps the old credential (`AFTER_GRACE`);
+/// the clock moves past it at the kill.
+const ROTATION_GRACE: SignedDuration = SignedDuration::from_hours(1);
+/// The escalation policy's first level: its delay is the wait before the
+/// timers owner pages level 2, the clock moves past it at the kill.
+const LEVEL_1_DELAY: SignedDuration = SignedDuration::from_mins(5);
+/// The second level's delay: long enough that no earlier run's incident
+/// steps its ladder again while the clock moves a few minutes a run.
+const LEVEL_2_DELAY: SignedDuration = SignedDuration::from_hours(30 * 24);
 
 /// An owner the measure kills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -48,6 +74,11 @@ pub enum OwnerKind {
     /// The credentials service's rotation schedules
     /// (`owners/credential-schedules`).
     CredentialSchedules,
+    /// The credentials service's driver of one rotation
+    /// (`owners/credential-rotation-<id>`).
+    CredentialRotation,
+    /// The escalation ladder's timers (`owners/escalation-timers`).
+    EscalationTimers,
 }
 
 impl std::fmt::Display for OwnerKind {
@@ -64,6 +95,8 @@ impl OwnerKind {
             OwnerKind::Scheduler => "scheduler",
             OwnerKind::EscalationEvents => "escalation-events",
             OwnerKind::CredentialSchedules => "credential-schedules",
+            OwnerKind::CredentialRotation => "credential-rotation",
+            OwnerKind::EscalationTimers => "escalation-timers",
         }
     }
 
@@ -79,6 +112,12 @@ impl OwnerKind {
             }
             OwnerKind::CredentialSchedules => {
                 "owners/credential-schedules: the credentials service's rotation schedules"
+            }
+            OwnerKind::CredentialRotation => {
+                "owners/credential-rotation-<id>: one credential rotation (one region, one agent), PROMOTED and waiting for the old credential's 1 h grace period to end"
+            }
+            OwnerKind::EscalationTimers => {
+                "owners/escalation-timers: the escalation ladder's timers (escalation service)"
             }
         }
     }
@@ -98,7 +137,19 @@ impl OwnerKind {
             OwnerKind::CredentialSchedules => {
                 "at the kill the virtual clock moves past a new tile's first scheduled rotation, for which no credential was handed in: the next step is the new owner's fenced rotation-due event for it"
             }
+            OwnerKind::CredentialRotation => {
+                "at the kill the virtual clock moves past the grace period: the next step is the new owner's fenced commit of the rotation as COMPLETED (the old credential retired on the agent)"
+            }
+            OwnerKind::EscalationTimers => {
+                "at the kill the virtual clock moves past a new SEV1 incident's level-1 delay (5 min): the next step is the new owner's fenced commit of the incident with its level-2 page (a second PAGED/ESCALATED timeline entry)"
+            }
         }
+    }
+
+    /// Whether the run's `prepare` makes the owned work (a new rotation
+    /// each run), so that nothing owns it before.
+    pub fn work_made_by_prepare(self) -> bool {
+        self == OwnerKind::CredentialRotation
     }
 }
 
@@ -116,6 +167,11 @@ pub enum Probe {
         rollouts: String,
         tile: String,
     },
+    /// A put of the rotation at `key` in `state`.
+    RotationState { key: String, state: RotationState },
+    /// A put of the incident at `key` whose timeline has at least `pages`
+    /// PAGED or ESCALATED entries.
+    IncidentPages { key: String, pages: usize },
 }
 
 /// One owner's stack. Fields drop in order: the processes before etcd,
@@ -127,8 +183,13 @@ pub struct Scenario {
     holder_prefix: &'static str,
     down: Option<usize>,
     work: String,
-    _agents: Vec<ServiceProcess>,
+    agents: Vec<ServiceProcess>,
     registry: Option<ServiceProcess>,
+    /// The partner's API the credential-rotation stack's agent verifies
+    /// credentials against.
+    partner: Option<PartnerDouble>,
+    /// The escalation-timers stack's webhook targets (accepts every page).
+    _receiver: Option<WebhookReceiver>,
     store: Store,
     clock: Arc<VirtualClock>,
     _etcd: EtcdCluster,
@@ -142,7 +203,9 @@ fn actor() -> Actor {
 
 impl Scenario {
     /// Starts `kind`'s stack with leases of `ttl` and waits until its work
-    /// is owned (the roll-out stack: until the roll-out bakes).
+    /// is owned (the roll-out stack: until the roll-out bakes; the
+    /// credential-rotation stack: until the tile's first credential is
+    /// rotated in, each run's rotation being made by `prepare`).
     pub async fn start(kind: OwnerKind, ttl: Duration) -> anyhow::Result<Self> {
         let dir = TestDir::new("bench-failover")?;
         let etcd = EtcdCluster::start(1).await?;
@@ -161,8 +224,10 @@ impl Scenario {
             holder_prefix: "replica-",
             down: None,
             work: String::new(),
-            _agents: Vec::new(),
+            agents: Vec::new(),
             registry: None,
+            partner: None,
+            _receiver: None,
             store,
             clock,
             _etcd: etcd,
@@ -178,7 +243,7 @@ impl Scenario {
                     let data = dir.join("agent");
                     let spec = journeys::agent_spec("agent", REGION, &data, &endpoints, PREFIX)?;
                     let agent = ServiceProcess::start(spec, &dir).await?;
-                    scenario._agents.push(agent);
+                    scenario.agents.push(agent);
                 }
                 let scheduler = if kind == OwnerKind::Scheduler {
                     "true"
@@ -243,6 +308,51 @@ impl Scenario {
                 )
                 .await?;
                 scenario.work = tilewave_store::keys::work::CREDENTIAL_SCHEDULES.to_owned();
+            }
+            OwnerKind::CredentialRotation => {
+                scenario.registry = Some(Box::pin(registry(&endpoints, &dir)).await?);
+                let agent_kek = dir.join("agent-kek");
+                std::fs::write(&agent_kek, kek_text())
+                    .with_context(|| format!("writing {}", agent_kek.display()))?;
+                let data = dir.join("agent");
+                let spec = journeys::agent_spec("agent", REGION, &data, &endpoints, PREFIX)?.with_args([
+                    "--kek-file".to_owned(),
+                    agent_kek.display().to_string(),
+                    // The tile is live on the agent: no probes of it
+                    // during the measure.
+                    "--probe-interval".to_owned(),
+                    "1h".to_owned(),
+                ]);
+                scenario.agents.push(ServiceProcess::start(spec, &dir).await?);
+                scenario.partner = Some(PartnerDouble::start().await?);
+                scenario.holder_prefix = "credentials-";
+                kek_replicas(
+                    &mut scenario,
+                    &dir,
+                    &endpoints,
+                    &ttl_ms,
+                    "credentials",
+                    CREDENTIALS_HEALTH,
+                )
+                .await?;
+                Box::pin(scenario.rotation_tile()).await?;
+                // `work` is each run's rotation, set by `prepare`.
+            }
+            OwnerKind::EscalationTimers => {
+                scenario.holder_prefix = "escalation-";
+                kek_replicas(
+                    &mut scenario,
+                    &dir,
+                    &endpoints,
+                    &ttl_ms,
+                    "escalation",
+                    ESCALATION_HEALTH,
+                )
+                .await?;
+                let receiver = WebhookReceiver::start().await?;
+                Box::pin(scenario.ladder_policy(&receiver)).await?;
+                scenario._receiver = Some(receiver);
+                scenario.work = tilewave_store::keys::work::ESCALATION_TIMERS.to_owned();
             }
         }
         Ok(scenario)
@@ -320,6 +430,26 @@ impl Scenario {
                 }
             }
             OwnerKind::EscalationEvents => Probe::Key(keys.escalation_cursor()),
+            OwnerKind::CredentialRotation => {
+                // Credential 0 was rotated in at the start; run `run`
+                // rotates to credential `run + 1`, which waits PROMOTED for
+                // the grace period to end, owned by the replica driving it.
+                let r = Box::pin(self.promoted_rotation(run + 1)).await?;
+                self.work = tilewave_store::keys::work::credential_rotation(&r.id);
+                Probe::RotationState {
+                    key: keys.credential_rotation(&r.id),
+                    state: RotationState::Completed,
+                }
+            }
+            OwnerKind::EscalationTimers => {
+                // Level 1 is paged at the opening; the timers owner pages
+                // level 2 when its delay has passed.
+                let incident = Box::pin(self.open_sev1(run)).await?;
+                Probe::IncidentPages {
+                    key: keys.incident(&incident.id),
+                    pages: 2,
+                }
+            }
             OwnerKind::CredentialSchedules => {
                 // Its first rotation falls due a day from now.
                 let id = format!("tile-{run}");
@@ -339,6 +469,18 @@ impl Scenario {
             // Past the scheduled tile's start.
             OwnerKind::Scheduler => {
                 self.clock.advance(SignedDuration::from_mins(3), &actor()).await?;
+            }
+            // Past the promoted rotation's grace period.
+            OwnerKind::CredentialRotation => {
+                self.clock
+                    .advance(ROTATION_GRACE + SignedDuration::from_mins(1), &actor())
+                    .await?;
+            }
+            // Past the incident's level-1 delay.
+            OwnerKind::EscalationTimers => {
+                self.clock
+                    .advance(LEVEL_1_DELAY + SignedDuration::from_secs(10), &actor())
+                    .await?;
             }
             // Past the tile's first scheduled rotation.
             OwnerKind::CredentialSchedules => {
@@ -392,6 +534,14 @@ impl Scenario {
                     .strip_prefix(rollouts.as_str())
                     .is_some_and(|rest| !rest.is_empty() && !rest.trim_start_matches('/').contains('/'));
                 is_rollout && <Rollout as prost::Message>::decode(value).is_ok_and(|r| r.tile_id == *tile)
+            }
+            Probe::RotationState { key: k, state } => {
+                key == k
+                    && <Rotation as prost::Message>::decode(value).is_ok_and(|r| r.state == *state as i32)
+            }
+            Probe::IncidentPages { key: k, pages } => {
+                key == k
+                    && <Incident as prost::Message>::decode(value).is_ok_and(|i| page_count(&i) >= *pages)
             }
         }
     }
@@ -464,6 +614,222 @@ impl Scenario {
         Ok(())
     }
 
+    /// A channel as `identity` to a live replica of the owning service.
+    async fn live_replica(&self, identity: &str) -> anyhow::Result<Channel> {
+        let (i, replica) = self
+            .replicas
+            .iter()
+            .enumerate()
+            .find(|(i, r)| Some(*i) != self.down && r.pid().is_some())
+            .context("no live replica")?;
+        journeys::connect(&format!("replica {i}"), replica, identity, WAIT).await
+    }
+
+    /// Imports riverflow as [`ROTATION_TILE`], makes it live on the agent
+    /// with the partner double as its API (what the agent verifies a new
+    /// credential against), and rotates its first credential in (with no
+    /// old credential, that rotation completes when it is promoted).
+    async fn rotation_tile(&self) -> anyhow::Result<()> {
+        self.registry()
+            .await?
+            .import_partner_config(ImportPartnerConfigRequest {
+                config_json: RIVERFLOW.into(),
+                id: ROTATION_TILE.into(),
+                ..Default::default()
+            })
+            .await?;
+        let partner = self
+            .partner
+            .as_ref()
+            .context("this stack has no partner double")?;
+        let agent = self.agents.first().context("this stack has no agent")?;
+        let channel = journeys::connect("the agent", agent, journeys::AGENT_CALLER, WAIT).await?;
+        AgentServiceClient::new(channel)
+            .apply_tile(ApplyTileRequest {
+                tile_id: ROTATION_TILE.into(),
+                revision: 1,
+                config: Some(PartnerConfig {
+                    name: "Riverflow".into(),
+                    base_url: partner.base_url(),
+                    endpoints: Some(PartnerEndpoints {
+                        connect_path: CONNECT_PATH.into(),
+                        test_connection_path: TEST_CONNECTION_PATH.into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                fencing_token: 1,
+                rollout_id: "bench-failover".into(),
+                hidden: None,
+                probe_after: false,
+            })
+            .await?;
+        let first = self.rotation_to(0).await?;
+        self.rotation_until(&first.id, "COMPLETED", |r| {
+            r.state == RotationState::Completed as i32
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Hands in credential `n` of [`ROTATION_TILE`] (the partner double
+    /// accepts it from now on) and starts a rotation to it in the one
+    /// region: no bake, the old credential retired after
+    /// [`ROTATION_GRACE`].
+    async fn rotation_to(&self, n: usize) -> anyhow::Result<Rotation> {
+        let partner = self
+            .partner
+            .as_ref()
+            .context("this stack has no partner double")?;
+        let password = format!("bench-failover-credential-{n}");
+        partner.accept(ROTATION_USER, &password);
+        let c = CredentialsServiceClient::new(self.live_replica(RELEASE_ENGINEER).await?);
+        // The replica learns of the tile, and of the previous rotation's
+        // end, through its watches: both calls are retried, made
+        // idempotent by their request ids.
+        eventually(
+            &format!("credential {n} of {ROTATION_TILE} handed in"),
+            WAIT,
+            || {
+                let (mut c, password) = (c.clone(), password.clone());
+                async move {
+                    c.submit_credential(SubmitCredentialRequest {
+                        tile_id: ROTATION_TILE.into(),
+                        username: ROTATION_USER.into(),
+                        plaintext: password,
+                        request_id: format!("bench-failover-submit-{n}"),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+                }
+            },
+        )
+        .await?;
+        eventually(
+            &format!("a rotation of {ROTATION_TILE} to credential {n}"),
+            WAIT,
+            || {
+                let mut c = c.clone();
+                async move {
+                    c.start_rotation(StartRotationRequest {
+                        tile_id: ROTATION_TILE.into(),
+                        regions: vec![REGION.into()],
+                        bake: Some(dur(SignedDuration::ZERO)),
+                        retirement: Retirement::AfterGrace as i32,
+                        grace: Some(dur(ROTATION_GRACE)),
+                        request_id: format!("bench-failover-rotation-{n}"),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_inner()
+                    .rotation
+                    .ok_or_else(|| "no rotation in StartRotation's answer".to_owned())
+                }
+            },
+        )
+        .await
+    }
+
+    /// Rotation `id` once `done` holds for it (`what`, in words).
+    async fn rotation_until(
+        &self,
+        id: &str,
+        what: &str,
+        done: impl Fn(&Rotation) -> bool,
+    ) -> anyhow::Result<Rotation> {
+        let c = CredentialsServiceClient::new(self.live_replica(RELEASE_ENGINEER).await?);
+        let done = &done;
+        eventually(&format!("rotation {id} {what}"), WAIT, || {
+            let mut c = c.clone();
+            async move {
+                let r = c
+                    .get_rotation(GetRotationRequest {
+                        id: id.into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_inner()
+                    .rotation
+                    .ok_or_else(|| "no rotation in GetRotation's answer".to_owned())?;
+                if done(&r) {
+                    Ok(r)
+                } else {
+                    let state = RotationState::try_from(r.state).map_or("?", |s| s.as_str_name());
+                    Err(format!("{state}, {}", r.progress))
+                }
+            }
+        })
+        .await
+    }
+
+    /// A rotation to credential `n`, PROMOTED with the partner told, so
+    /// that it waits for the grace period to end (owned by the replica
+    /// driving it: `Decision::WaitUntil` keeps the owner).
+    async fn promoted_rotation(&self, n: usize) -> anyhow::Result<Rotation> {
+        let r = self.rotation_to(n).await?;
+        self.rotation_until(&r.id, "PROMOTED with the partner told", |r| {
+            r.state == RotationState::Promoted as i32 && r.partner_notified
+        })
+        .await
+    }
+
+    /// Sets the SEV1 policy of the escalation-timers stack: level 1 pages
+    /// `receiver`'s `/primary` and waits [`LEVEL_1_DELAY`], level 2 pages
+    /// `/secondary` and waits [`LEVEL_2_DELAY`]; no repeat.
+    async fn ladder_policy(&self, receiver: &WebhookReceiver) -> anyhow::Result<()> {
+        let webhook = |name: &str| PolicyTarget {
+            kind: "webhook".into(),
+            name: name.into(),
+            url: receiver.url(&format!("/{name}")),
+        };
+        let policy = Policy {
+            name: "bench-sev1".into(),
+            severities: vec![Severity::Sev1 as i32],
+            levels: vec![
+                Level {
+                    targets: vec![webhook("primary")],
+                    delay: Some(dur(LEVEL_1_DELAY)),
+                },
+                Level {
+                    targets: vec![webhook("secondary")],
+                    delay: Some(dur(LEVEL_2_DELAY)),
+                },
+            ],
+            repeat: 0,
+            ..Default::default()
+        };
+        EscalationServiceClient::new(self.live_replica(RELEASE_ENGINEER).await?)
+            .set_policy(SetPolicyRequest {
+                policy: Some(policy),
+                etag: 0,
+                ..Default::default()
+            })
+            .await
+            .context("setting the SEV1 policy")?;
+        Ok(())
+    }
+
+    /// Opens run `run`'s SEV1 incident by hand (level 1 is paged at once).
+    async fn open_sev1(&self, run: usize) -> anyhow::Result<Incident> {
+        EscalationServiceClient::new(self.live_replica(ONCALL).await?)
+            .open_incident(OpenIncidentRequest {
+                title: format!("failover bench, run {}: health gate failed", run + 1),
+                severity: Severity::Sev1 as i32,
+                tile_id: "riverflow".into(),
+                regions: vec![REGION.into()],
+                ..Default::default()
+            })
+            .await
+            .context("opening a SEV1 incident")?
+            .into_inner()
+            .incident
+            .context("no incident in OpenIncident's answer")
+    }
+
     /// A one-region launch roll-out of a scheduled tile, with a 20-day
     /// bake, waited for until it bakes; its id.
     async fn baking_rollout(&self) -> anyhow::Result<String> {
@@ -514,6 +880,15 @@ impl Scenario {
         .await?;
         Ok(id)
     }
+}
+
+/// How many times the incident's ladder paged: its PAGED and ESCALATED
+/// timeline entries (level 1 at the opening, level 2 by the timers).
+fn page_count(i: &Incident) -> usize {
+    i.timeline
+        .iter()
+        .filter(|e| e.kind == TimelineKind::Paged as i32 || e.kind == TimelineKind::Escalated as i32)
+        .count()
 }
 
 /// Two replicas of `tilewave-<service>` (the escalation or credentials
