@@ -312,7 +312,7 @@ impl Scenario {
             OwnerKind::CredentialRotation => {
                 scenario.registry = Some(Box::pin(registry(&endpoints, &dir)).await?);
                 let agent_kek = dir.join("agent-kek");
-                std::fs::write(&agent_kek, kek_text())
+                std::fs::write(&agent_kek, kek_text()?)
                     .with_context(|| format!("writing {}", agent_kek.display()))?;
                 let data = dir.join("agent");
                 let spec = journeys::agent_spec("agent", REGION, &data, &endpoints, PREFIX)?.with_args([
@@ -575,21 +575,8 @@ impl Scenario {
     /// Imports riverflow as `id` and gives it a rotation schedule (daily,
     /// any time of day, UTC): its first rotation falls due a day from now.
     async fn scheduled_rotation(&self, id: &str) -> anyhow::Result<()> {
-        self.registry()
-            .await?
-            .import_partner_config(ImportPartnerConfigRequest {
-                config_json: RIVERFLOW.into(),
-                id: id.into(),
-                ..Default::default()
-            })
-            .await?;
-        let replica = self
-            .replicas
-            .iter()
-            .find(|r| r.pid().is_some())
-            .context("no live replica")?;
-        let channel = journeys::connect("a credentials replica", replica, RELEASE_ENGINEER, WAIT).await?;
-        let c = CredentialsServiceClient::new(channel);
+        self.import_riverflow(id).await?;
+        let c = CredentialsServiceClient::new(self.live_replica(RELEASE_ENGINEER).await?);
         // The replica learns of the tile through its watch: retried.
         eventually(&format!("a rotation schedule for {id}"), WAIT, || {
             let mut c = c.clone();
@@ -614,6 +601,19 @@ impl Scenario {
         Ok(())
     }
 
+    /// Imports riverflow's Partner Connect file as tile `id`.
+    async fn import_riverflow(&self, id: &str) -> anyhow::Result<()> {
+        self.registry()
+            .await?
+            .import_partner_config(ImportPartnerConfigRequest {
+                config_json: RIVERFLOW.into(),
+                id: id.into(),
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
     /// A channel as `identity` to a live replica of the owning service.
     async fn live_replica(&self, identity: &str) -> anyhow::Result<Channel> {
         let (i, replica) = self
@@ -630,14 +630,7 @@ impl Scenario {
     /// credential against), and rotates its first credential in (with no
     /// old credential, that rotation completes when it is promoted).
     async fn rotation_tile(&self) -> anyhow::Result<()> {
-        self.registry()
-            .await?
-            .import_partner_config(ImportPartnerConfigRequest {
-                config_json: RIVERFLOW.into(),
-                id: ROTATION_TILE.into(),
-                ..Default::default()
-            })
-            .await?;
+        self.import_riverflow(ROTATION_TILE).await?;
         let partner = self
             .partner
             .as_ref()
@@ -904,7 +897,7 @@ async fn kek_replicas(
     health: &'static str,
 ) -> anyhow::Result<()> {
     let kek = dir.join("kek");
-    std::fs::write(&kek, kek_text()).with_context(|| format!("writing {}", kek.display()))?;
+    std::fs::write(&kek, kek_text()?).with_context(|| format!("writing {}", kek.display()))?;
     for i in 0..2 {
         let name = format!("{service}-{i}");
         let spec = ServiceSpec::new(name.clone(), bin_path(&format!("tilewave-{service}"))?)
@@ -931,44 +924,9 @@ async fn registry(endpoints: &str, dir: &std::path::Path) -> anyhow::Result<Serv
     ServiceProcess::start(journeys::registry_spec(endpoints, PREFIX)?, dir).await
 }
 
-/// A fresh key-encryption key for the escalation replicas
-/// (`id:base64(32 random bytes)`, the keyring's file format).
-fn kek_text() -> String {
-    let mut key = [0u8; 32];
-    rand::rng().fill(&mut key[..]);
-    format!("k1:{}", base64(&key))
-}
-
-/// Standard base64 with padding.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_matches_the_standard_alphabet() {
-        assert_eq!(super::base64(b""), "");
-        assert_eq!(super::base64(b"f"), "Zg==");
-        assert_eq!(super::base64(b"fo"), "Zm8=");
-        assert_eq!(super::base64(b"foo"), "Zm9v");
-        assert_eq!(super::base64(b"foobar"), "Zm9vYmFy");
-    }
+/// A fresh key-encryption key file's text (`k1:<base64 of 32 random
+/// bytes>`, the keyring's format), made by the keyring itself.
+fn kek_text() -> anyhow::Result<String> {
+    let kek = tilewave_secrets::Kek::generate("k1").context("generating a key-encryption key")?;
+    Ok(kek.to_text().to_string())
 }
