@@ -5,8 +5,10 @@
 //! never verified: the TLS handshake has verified it (chain, expiry, key)
 //! before any request reaches the role check.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use tilewave_core::quote::quoted;
 use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
@@ -191,6 +193,74 @@ pub fn identity_from_der(der: &[u8]) -> Result<CertIdentity, CertError> {
     })
 }
 
+/// How many certificates [`identity_of`] remembers. Past that it forgets
+/// them all and starts again: a deployment has tens of client certificates
+/// (one per person and service), each about a kilobyte.
+pub const REMEMBERED_CERTIFICATES: usize = 256;
+
+/// Identities already read, by the certificate's DER bytes: reading one
+/// parses the X.509 structure (about a tenth of a small RPC's CPU in the
+/// registry's read benchmark), and a connection presents the same
+/// certificate on every call. What is remembered is a pure function of the
+/// bytes (name and serial; revocation is decided per call on the policy in
+/// force), so a remembered answer is always the one a new reading would give.
+#[derive(Debug)]
+pub struct IdentityMemo {
+    capacity: usize,
+    read: Mutex<Readings>,
+}
+
+/// Each certificate's DER bytes and what reading it gave.
+type Readings = HashMap<Box<[u8]>, Result<CertIdentity, CertError>>;
+
+impl IdentityMemo {
+    /// A memo of at most `capacity` certificates (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            read: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// [`identity_from_der`] of `der`, read once.
+    pub fn identity(&self, der: &[u8]) -> Result<CertIdentity, CertError> {
+        if let Some(known) = self.lock().get(der) {
+            return known.clone();
+        }
+        let read = identity_from_der(der);
+        let mut memo = self.lock();
+        if memo.len() >= self.capacity {
+            memo.clear();
+        }
+        memo.insert(der.into(), read.clone());
+        read
+    }
+
+    /// How many certificates it holds.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Readings> {
+        // Nothing panics while the lock is held; a poisoned map is still whole.
+        self.read.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The process's memo, of [`REMEMBERED_CERTIFICATES`].
+static MEMO: LazyLock<IdentityMemo> = LazyLock::new(|| IdentityMemo::new(REMEMBERED_CERTIFICATES));
+
+/// [`identity_from_der`], remembered for the process ([`IdentityMemo`]):
+/// what the role check reads each call's certificate with.
+pub fn identity_of(der: &[u8]) -> Result<CertIdentity, CertError> {
+    MEMO.identity(der)
+}
+
 /// The first DNS name among the certificate's subject alternative names.
 fn first_dns_san<'a>(cert: &'a X509Certificate<'a>) -> Result<Option<&'a str>, CertError> {
     let san = cert.subject_alternative_name().map_err(|e| {
@@ -227,6 +297,28 @@ pub(crate) mod tests {
         params.serial_number = Some(SerialNumber::from_slice(serial));
         let key = KeyPair::generate().expect("key");
         params.self_signed(&key).expect("certificate").der().to_vec()
+    }
+
+    #[test]
+    fn the_memo_answers_as_a_new_reading_and_stays_bounded() {
+        let memo = IdentityMemo::new(3);
+        let ada = cert(Some("ada"), &["ada.example"], &[0x01, 0x02]);
+        let nameless = cert(None, &[], &[1]);
+        for der in [&ada, &nameless, &b"not a certificate".to_vec()] {
+            assert_eq!(memo.identity(der), identity_from_der(der));
+            assert_eq!(memo.identity(der), identity_from_der(der), "remembered");
+        }
+        assert_eq!(memo.len(), 3, "each certificate read once");
+        let viv = cert(Some("viv"), &[], &[0x07]);
+        assert_eq!(
+            memo.identity(&viv).map(|c| c.identity.to_string()),
+            Ok("viv".to_owned())
+        );
+        assert_eq!(memo.len(), 1, "full: forgotten, then the new one remembered");
+        assert_eq!(
+            identity_of(&ada).map(|c| (c.identity.to_string(), c.serial.to_string())),
+            Ok(("ada".to_owned(), "102".to_owned()))
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use futures::future::Either;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use crate::decide::{Caller, Peer, Refusal, RefusalCode, decide};
-use crate::identity::identity_from_der;
+use crate::identity::identity_of;
 use crate::watch::PolicyHandle;
 
 /// A DER client certificate put in a request's extensions by a transport
@@ -82,7 +82,7 @@ pub struct Authorize<S> {
 
 /// The peer of a request, from its extensions.
 pub fn peer_of(extensions: &http::Extensions) -> Peer {
-    let read = |der: &[u8]| match identity_from_der(der) {
+    let read = |der: &[u8]| match identity_of(der) {
         Ok(c) => Peer::Certificate(c),
         Err(e) => Peer::Unreadable(e),
     };

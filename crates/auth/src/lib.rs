@@ -33,7 +33,7 @@ pub mod watch;
 pub mod whoami;
 
 pub use decide::{Caller, Peer, Refusal, RefusalCode, decide};
-pub use identity::{CertError, CertIdentity, Identity, Serial, identity_from_der};
+pub use identity::{CertError, CertIdentity, Identity, IdentityMemo, Serial, identity_from_der, identity_of};
 pub use layer::{Authorize, AuthorizeLayer, PeerCertificate, caller, peer_of};
 pub use policy::{LoadError, Policy, PolicyError};
 pub use role::{Role, RoleError, RoleKind};
