@@ -19,6 +19,9 @@ pub const DEFAULT_ETCD_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_LEASE_TTL_MS: u64 = 5_000;
 /// Deadline of one call to an agent.
 pub const DEFAULT_RPC_TIMEOUT_MS: u64 = 10_000;
+/// The wait before a failed region's second attempt, when a rotation's
+/// request names none.
+pub const DEFAULT_ROTATION_RETRY_DELAY_MS: u64 = 10_000;
 
 /// `tilewave-credentials`: partners' credentials and their rotation.
 #[derive(Debug, Clone, clap::Parser)]
@@ -61,6 +64,11 @@ pub struct CredentialsConfig {
     /// Deadline of one call to an agent, in milliseconds.
     #[arg(long, env = "TILEWAVE_RPC_TIMEOUT_MS", default_value_t = DEFAULT_RPC_TIMEOUT_MS)]
     pub rpc_timeout_ms: u64,
+    /// The wait before a failed region's second attempt in a rotation that
+    /// names none, in milliseconds; doubled for each later attempt, up to
+    /// 5 minutes (0: at once).
+    #[arg(long, env = "TILEWAVE_ROTATION_RETRY_DELAY_MS", default_value_t = DEFAULT_ROTATION_RETRY_DELAY_MS)]
+    pub rotation_retry_delay_ms: u64,
     /// Test only: exit at once (no clean-up, the owner's lease left to
     /// expire, as after kill -9) when the driver reaches this step
     /// boundary: `after-install-intent`, `mid-distribution`,
@@ -115,6 +123,11 @@ impl CredentialsConfig {
     /// The deadline of one agent call.
     pub fn rpc_timeout(&self) -> Duration {
         Duration::from_millis(self.rpc_timeout_ms)
+    }
+
+    /// The default wait before a failed region's second attempt.
+    pub fn rotation_retry_delay(&self) -> jiff::SignedDuration {
+        jiff::SignedDuration::from_millis(i64::try_from(self.rotation_retry_delay_ms).unwrap_or(i64::MAX))
     }
 }
 

@@ -205,6 +205,7 @@ pub fn rotation_to_wire(r: &CoreRotation, base: &wire::Rotation) -> wire::Rotati
                 last_error: p.last_error.clone(),
                 verified_at: pts(p.verified_at),
                 last_probe: probes.get(region.as_str()).map(|p| (*p).clone()),
+                retry_at: pts(p.retry_at),
             });
         }
     }
@@ -285,6 +286,7 @@ pub fn rotation_to_wire(r: &CoreRotation, base: &wire::Rotation) -> wire::Rotati
         concurrency: i32::try_from(r.concurrency).unwrap_or(i32::MAX),
         max_attempts: i32::try_from(r.policy.max_attempts).unwrap_or(i32::MAX),
         bake: Some(dur(r.policy.bake)),
+        retry_delay: Some(dur(r.policy.retry_delay)),
         retirement: retirement as i32,
         grace,
         emergency: r.emergency,
@@ -339,6 +341,7 @@ pub fn rotation(w: &wire::Rotation) -> Result<CoreRotation> {
                 failures,
                 last_error: g.last_error.clone(),
                 verified_at: ts(g.verified_at.as_ref()),
+                retry_at: ts(g.retry_at.as_ref()),
             },
         );
     }
@@ -373,6 +376,8 @@ pub fn rotation(w: &wire::Rotation) -> Result<CoreRotation> {
             max_attempts: u32::try_from(w.max_attempts).unwrap_or(1),
             bake: from_dur(w.bake.as_ref()).unwrap_or(SignedDuration::ZERO),
             retirement: retirement(w.retirement, w.grace.as_ref())?,
+            // A rotation stored before retries waited has none: at once.
+            retry_delay: from_dur(w.retry_delay.as_ref()).unwrap_or(SignedDuration::ZERO),
         },
         emergency: w.emergency,
         started_at: ts(w.started_at.as_ref()).unwrap_or(Timestamp::UNIX_EPOCH),

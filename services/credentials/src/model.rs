@@ -51,6 +51,9 @@ pub struct Ctx {
     pub actor: Actor,
     /// Test only: the step boundary to crash at (`--crash-at`).
     pub crash_at: Option<crate::driver::CrashPoint>,
+    /// The wait before a failed region's second attempt when a rotation's
+    /// request names none (`--rotation-retry-delay-ms`).
+    pub retry_delay: jiff::SignedDuration,
 }
 
 impl Ctx {

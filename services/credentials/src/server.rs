@@ -103,6 +103,7 @@ pub async fn serve(
         ttl: config.lease_ttl(),
         actor: Actor::system("credentials"),
         crash_at: config.crash_at,
+        retry_delay: config.rotation_retry_delay(),
     };
     if let Some(p) = config.crash_at {
         tracing::warn!(at = ?p, "crash injection is on: this replica exits at that step boundary (tests only)");

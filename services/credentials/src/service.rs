@@ -270,10 +270,21 @@ pub async fn start_rotation(
         }
         None => rotation::DEFAULT_BAKE,
     };
+    let retry_delay = match &r.retry_delay {
+        Some(d) => {
+            let d = SignedDuration::new(d.seconds, d.nanos);
+            if d < SignedDuration::ZERO {
+                return Err(Error::invalid("retry_delay", "must not be negative"));
+            }
+            d
+        }
+        None => ctx.retry_delay,
+    };
     let policy = Policy {
         max_attempts: rotation::DEFAULT_MAX_ATTEMPTS,
         bake,
         retirement: convert::retirement(r.retirement, r.grace.as_ref())?,
+        retry_delay,
     };
     let base_id = format!("{}-{kind_s}-v{}", tile.id, to.id);
     let taken = ctx

@@ -267,6 +267,10 @@ pub struct RotateArgs {
     /// The wait after each wave verified [default: 30m; none for --emergency].
     #[arg(long, value_name = "DURATION", value_parser = duration_arg, conflicts_with = "emergency")]
     pub bake: Option<jiff::SignedDuration>,
+    /// The wait before a failed region's second attempt, doubled for each
+    /// later one up to 5m; 0s retries at once [default: the service's, 10s].
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    pub retry_delay: Option<jiff::SignedDuration>,
     /// How long the old credential stays accepted after promotion [default: 7d].
     #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
     pub grace: Option<jiff::SignedDuration>,
@@ -426,6 +430,7 @@ pub fn rotate_request(args: &RotateArgs) -> Result<StartRotationRequest, CliErro
         retirement: args.retire.map_or(Retirement::Unspecified, RetireArg::proto) as i32,
         grace: args.grace.map(to_proto_duration),
         request_id: args.request_id.clone().unwrap_or_default(),
+        retry_delay: args.retry_delay.map(to_proto_duration),
     })
 }
 
@@ -947,9 +952,12 @@ mod tests {
             "aws:us-east-1,gcp:us-central1",
             "--request-id",
             "k1",
+            "--retry-delay",
+            "30s",
         ])
         .unwrap();
         assert_eq!(r.concurrency, 10);
+        assert_eq!(r.retry_delay.map(|d| d.seconds), Some(30));
         assert_eq!(r.bake.map(|d| d.seconds), Some(3600));
         assert_eq!(r.grace.map(|d| d.seconds), Some(3 * 86_400));
         assert_eq!(r.retirement, Retirement::AfterGrace as i32);

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 use super::command::{Refusal, refused};
 use super::{Effect, RegionStep, Rotation, State, Transition};
@@ -242,9 +242,14 @@ fn distributing(r: &Rotation, w: usize, now: Timestamp) -> Decision {
     let installed = in_step(r, wave, &RegionStep::Installed);
     let room = cap.saturating_sub(installing.len() + verifying.len());
     let ready = r.wave_ready_at.is_none_or(|t| t <= now);
+    // A region that failed under budget waits for its retry time.
+    let retry_at = |name: &String| r.regions.get(name).and_then(|p| p.retry_at).filter(|t| *t > now);
+    let due = |names: &[String]| -> Vec<String> {
+        names.iter().filter(|n| retry_at(n).is_none()).cloned().collect()
+    };
 
     let fresh: Vec<String> = if ready {
-        pending.iter().take(room).cloned().collect()
+        due(&pending).into_iter().take(room).collect()
     } else {
         Vec::new()
     };
@@ -256,12 +261,15 @@ fn distributing(r: &Rotation, w: usize, now: Timestamp) -> Decision {
     if let (false, false, Some(t)) = (pending.is_empty(), ready, r.wave_ready_at) {
         return Decision::WaitUntil(t);
     }
-    let fresh: Vec<String> = installed.iter().take(room).cloned().collect();
+    let fresh: Vec<String> = due(&installed).into_iter().take(room).collect();
     if !verifying.is_empty() || (pending.is_empty() && !fresh.is_empty()) {
         let fresh = if pending.is_empty() { fresh } else { Vec::new() };
         return Decision::Verify {
             regions: in_wave_order(wave, &verifying, &fresh),
         };
+    }
+    if let Some(t) = pending.iter().chain(&installed).filter_map(retry_at).min() {
+        return Decision::WaitUntil(t);
     }
     if pending.is_empty() && installed.is_empty() {
         return Decision::Inconsistent(format!(
@@ -336,6 +344,7 @@ pub fn apply(r: &Rotation, outcome: Outcome, now: Timestamp) -> Result<Transitio
                         until,
                     });
                 }
+                p.retry_at = None;
                 p.step = match (intent, &p.step) {
                     (super::Intent::Install, RegionStep::Pending | RegionStep::Installing) => {
                         RegionStep::Installing
@@ -599,6 +608,7 @@ fn failure(
     effects: &mut Vec<Effect>,
 ) -> String {
     let max = r.max_attempts();
+    let policy = r.policy;
     let Some(p) = r.regions.get_mut(region) else {
         return String::new();
     };
@@ -607,6 +617,8 @@ fn failure(
     let attempts = p.failures;
     if attempts < max {
         p.step = retry;
+        let delay = policy.retry_after(attempts);
+        p.retry_at = (delay > SignedDuration::ZERO).then(|| now.saturating_add(delay).unwrap_or(now));
         return format!(
             "{what} of v{} failed in {region} (attempt {attempts} of {max}, retrying): {}",
             r.to,

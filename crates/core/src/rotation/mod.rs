@@ -56,6 +56,15 @@ pub use versions::{Stage, Version, VersionError, Versions};
 /// The default retry budget of a region: three attempts.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
+/// The default wait before a failed region's next attempt; it doubles
+/// with each failure, up to [`MAX_RETRY_DELAY`]. A region whose agent is
+/// briefly unreachable (a restart) would otherwise spend its whole budget
+/// in milliseconds.
+pub const DEFAULT_RETRY_DELAY: SignedDuration = SignedDuration::from_secs(10);
+
+/// The longest wait before a failed region's next attempt.
+pub const MAX_RETRY_DELAY: SignedDuration = SignedDuration::from_mins(5);
+
 /// The default bake between waves (not for an emergency).
 pub const DEFAULT_BAKE: SignedDuration = SignedDuration::from_mins(30);
 
@@ -109,6 +118,10 @@ pub struct Policy {
     pub bake: SignedDuration,
     /// When the old credential is retired.
     pub retirement: Retirement,
+    /// The wait before a region's second attempt, doubled for each later
+    /// one up to [`MAX_RETRY_DELAY`] ([`DEFAULT_RETRY_DELAY`]; zero: at
+    /// once).
+    pub retry_delay: SignedDuration,
 }
 
 impl Default for Policy {
@@ -117,7 +130,24 @@ impl Default for Policy {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             bake: DEFAULT_BAKE,
             retirement: Retirement::default(),
+            retry_delay: DEFAULT_RETRY_DELAY,
         }
+    }
+}
+
+impl Policy {
+    /// The wait after a region's `failures`-th failed attempt (1-based):
+    /// [`Policy::retry_delay`] doubled `failures - 1` times, at most
+    /// [`MAX_RETRY_DELAY`] (or the delay itself when that is longer).
+    pub fn retry_after(&self, failures: u32) -> SignedDuration {
+        let mut delay = self.retry_delay.max(SignedDuration::ZERO);
+        for _ in 1..failures.min(32) {
+            if delay >= MAX_RETRY_DELAY {
+                break;
+            }
+            delay = delay.saturating_mul(2).min(MAX_RETRY_DELAY);
+        }
+        delay
     }
 }
 
@@ -196,6 +226,8 @@ pub struct RegionProgress {
     pub last_error: String,
     /// When it verified.
     pub verified_at: Option<Timestamp>,
+    /// After a failed attempt under budget: not issued again before this.
+    pub retry_at: Option<Timestamp>,
 }
 
 impl RegionProgress {
@@ -206,6 +238,7 @@ impl RegionProgress {
             failures: 0,
             last_error: String::new(),
             verified_at: None,
+            retry_at: None,
         }
     }
 }

@@ -460,6 +460,104 @@ fn a_failed_verify_goes_back_to_installed() {
 }
 
 #[test]
+fn retry_delays_double_up_to_their_bound() {
+    let table = [
+        (SignedDuration::from_secs(10), 1, 10),
+        (SignedDuration::from_secs(10), 2, 20),
+        (SignedDuration::from_secs(10), 3, 40),
+        (SignedDuration::from_secs(10), 6, 300),
+        (SignedDuration::from_secs(10), 99, 300),
+        (SignedDuration::ZERO, 3, 0),
+        (SignedDuration::from_mins(9), 2, 540),
+        (SignedDuration::from_secs(-5), 2, 0),
+    ];
+    for (retry_delay, failures, secs) in table {
+        let policy = Policy {
+            retry_delay,
+            ..Policy::default()
+        };
+        assert_eq!(
+            policy.retry_after(failures),
+            SignedDuration::from_secs(secs),
+            "{retry_delay} after {failures} failures"
+        );
+    }
+}
+
+#[test]
+fn a_failed_region_waits_for_its_retry_and_is_then_issued_again() {
+    let secs = |n: i64| T.checked_add(SignedDuration::from_secs(n)).unwrap();
+    // Wave 1 is aws:a1 and gcp:a2 (concurrency 2); aws:a1's install fails.
+    let mut r = rotation();
+    for region in ["aws:a1", "gcp:a2"] {
+        r.regions.get_mut(region).unwrap().step = RegionStep::Installing;
+    }
+    let failed = |r: &Rotation, now| {
+        apply(
+            r,
+            Outcome::InstallFailed {
+                region: "aws:a1".into(),
+                error: "connection refused".into(),
+            },
+            now,
+        )
+        .unwrap()
+        .rotation
+    };
+    let r = failed(&r, T);
+    let a1 = &r.regions["aws:a1"];
+    assert_eq!((a1.step.clone(), a1.failures), (RegionStep::Pending, 1));
+    assert_eq!(a1.retry_at, Some(secs(10)));
+    // gcp:a2 is still in flight: re-issued alone, aws:a1 is not due.
+    assert_eq!(
+        decide(&r, T),
+        Decision::Install {
+            regions: vec!["gcp:a2".into()]
+        }
+    );
+    let mut r = r;
+    r.regions.get_mut("gcp:a2").unwrap().step = RegionStep::Installed;
+    assert_eq!(
+        decide(&r, secs(9)),
+        Decision::WaitUntil(secs(10)),
+        "nothing else to do"
+    );
+    assert_eq!(
+        decide(&r, secs(10)),
+        Decision::Install {
+            regions: vec!["aws:a1".into()]
+        }
+    );
+    // Issued again: the wait is over; a second failure waits twice as long.
+    let issued = apply(
+        &r,
+        Outcome::IntentRecorded {
+            regions: vec!["aws:a1".into()],
+            intent: Intent::Install,
+        },
+        secs(10),
+    )
+    .unwrap()
+    .rotation;
+    assert_eq!(issued.regions["aws:a1"].retry_at, None);
+    let r = failed(&issued, secs(11));
+    assert_eq!(r.regions["aws:a1"].retry_at, Some(secs(31)));
+    assert_eq!(decide(&r, secs(30)), Decision::WaitUntil(secs(31)));
+    // With no delay the retry is at once, as before.
+    let mut quick = rotation();
+    quick.policy.retry_delay = SignedDuration::ZERO;
+    quick.regions.get_mut("aws:a1").unwrap().step = RegionStep::Installing;
+    let quick = failed(&quick, T);
+    assert_eq!(quick.regions["aws:a1"].retry_at, None);
+    assert_eq!(
+        decide(&quick, T),
+        Decision::Install {
+            regions: vec!["aws:a1".into(), "gcp:a2".into()]
+        }
+    );
+}
+
+#[test]
 fn exhausted_budget_fails_without_promotion() {
     let mut sim = Sim::new(rotation());
     sim.run(&mut |region, intent| {

@@ -57,6 +57,11 @@ pub fn credentials_spec(etcd: &EtcdCluster, name: &str, kek_file: &Path) -> Serv
         "2000",
         "--rpc-timeout-ms",
         "1000",
+        // Failed regions are retried at once here, so that a rotation that
+        // cannot succeed fails in real time; the retries' waits have a test
+        // of their own on the virtual clock.
+        "--rotation-retry-delay-ms",
+        "0",
     ])
     .with_health_service(Some(tilewave_credentials::server::HEALTH_SERVICE))
 }
