@@ -98,6 +98,8 @@ pub struct RegionView {
     pub failures: i32,
     pub last_error: String,
     pub verified_at: Option<String>,
+    /// After a failed attempt: not tried again before this.
+    pub retry_at: Option<String>,
 }
 
 impl From<&RegionRotation> for RegionView {
@@ -109,6 +111,7 @@ impl From<&RegionRotation> for RegionView {
             failures: r.failures,
             last_error: r.last_error.clone(),
             verified_at: format_time(r.verified_at.as_ref()),
+            retry_at: format_time(r.retry_at.as_ref()),
         }
     }
 }
@@ -377,6 +380,10 @@ pub fn rotation_block(r: &Rotation) -> String {
         "{} waves, {} at once, bake {bake}, {} attempts a region",
         r.wave_count, r.concurrency, r.max_attempts
     );
+    if let Some(d) = r.retry_delay.as_ref().map(from_proto_duration) {
+        // Seconds matter here (human_duration counts minutes): "10s".
+        how.push_str(&format!(", retried after {d:#}"));
+    }
     if r.emergency {
         how.push_str(", emergency");
     }
@@ -405,10 +412,14 @@ pub fn rotation_block(r: &Rotation) -> String {
     if !r.regions.is_empty() {
         let mut t = Table::new(&["REGION", "WAVE", "STATE", "FAILURES", "LAST ERROR"]);
         for g in &r.regions {
+            let state = match short_time(g.retry_at.as_ref()) {
+                Some(at) => format!("{}, retry at {at}", region_state_name(g.state)),
+                None => region_state_name(g.state).to_owned(),
+            };
             t.row(vec![
                 g.region.clone(),
                 g.wave.to_string(),
-                region_state_name(g.state).to_owned(),
+                state,
                 g.failures.to_string(),
                 g.last_error.clone(),
             ]);
@@ -538,6 +549,35 @@ pub(crate) mod tests {
             etag: 42,
             ..Rotation::default()
         }
+    }
+
+    #[test]
+    fn a_region_waiting_to_be_retried_says_until_when() {
+        let mut r = rotation(RotationState::Distributing);
+        r.retry_delay = Some(prost_types::Duration {
+            seconds: 10,
+            nanos: 0,
+        });
+        r.regions[2].failures = 1;
+        r.regions[2].last_error = "agent unreachable".into();
+        r.regions[2].retry_at = Some(prost_types::Timestamp {
+            seconds: 1_796_000_010,
+            nanos: 0,
+        });
+        let text = rotation_block(&r);
+        assert!(text.contains("5 attempts a region, retried after 10s"), "{text}");
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("azure:westeurope"))
+            .unwrap_or_default();
+        assert!(row.contains("PENDING, retry at "), "{row}");
+        assert!(row.contains("agent unreachable"), "{row}");
+        let view = RegionView::from(&r.regions[2]);
+        assert!(
+            view.retry_at.as_deref().is_some_and(|t| t.starts_with("2026-")),
+            "{view:?}"
+        );
+        assert_eq!(RegionView::from(&r.regions[0]).retry_at, None);
     }
 
     #[test]
