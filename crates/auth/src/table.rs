@@ -212,6 +212,7 @@ pub static TABLE: &[Rule] = &[
     rule(ESCALATION, "GetPerson", READ),
     rule(ESCALATION, "ListPeople", READ),
     rule(ESCALATION, "SetPartnerContacts", RE),
+    rule(ESCALATION, "Rewrap", RE),
     // Every server's WhoAmI: who the caller is and what it may call.
     open(AUTH, "WhoAmI"),
     // Every server's health and reflection.

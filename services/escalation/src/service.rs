@@ -1007,6 +1007,68 @@ impl EscalationService for Escalation {
         }))
     }
 
+    async fn rewrap(
+        &self,
+        req: Request<tilewave_proto::credentials::v1::RewrapRequest>,
+    ) -> Result<Response<tilewave_proto::credentials::v1::RewrapResponse>, Status> {
+        use tilewave_proto::credentials::v1::{RewrapResponse, StoredSecret};
+        let actor = Actor::from_request(&req);
+        let r = req.into_inner();
+        let prefix = self.ctx.keys().escalation_secret("");
+        let listing = self
+            .ctx
+            .store
+            .list::<StoredSecret>(&prefix)
+            .await
+            .map_err(Error::from)?;
+        let (mut rewrapped, mut already) = (0i32, 0i32);
+        for v in listing.items {
+            // The target (`webhook/ops`) is the key below the prefix and the
+            // secret's associated data.
+            let target = v.key.strip_prefix(prefix.as_str()).unwrap_or_default().to_owned();
+            let sealed = crate::model::sealed(&v.value.encrypted.clone().unwrap_or_default());
+            if !sealed.needs_rewrap(&self.ctx.keyring) {
+                already = already.saturating_add(1);
+                continue;
+            }
+            rewrapped = rewrapped.saturating_add(1);
+            if r.dry_run {
+                continue;
+            }
+            let moved = self
+                .ctx
+                .keyring
+                .rewrap(&sealed, target.as_bytes())
+                .map_err(Error::from)?;
+            // One transaction a secret, guarded by its etag: a secret set
+            // again meanwhile is sealed under the primary already.
+            let change = Change::new()
+                .update(v.key.clone(), &stored(&moved), v.etag)
+                .audit(audit::record(
+                    "Rewrap",
+                    "escalation-secret",
+                    &target,
+                    format!("data key re-wrapped ({} -> {})", sealed.kek_id, moved.kek_id),
+                ));
+            match self.ctx.store.commit(change, &actor).await {
+                Ok(_) => {}
+                Err(tilewave_store::Error::Conflict { .. }) => {
+                    return Err(Error::Conflict(format!(
+                        "the signing secret of {} changed during the rewrap: run it again (what moved stays moved)",
+                        quoted(&target)
+                    ))
+                    .into());
+                }
+                Err(e) => return Err(Error::from(e).into()),
+            }
+        }
+        Ok(Response::new(RewrapResponse {
+            primary_kek_id: self.ctx.keyring.primary().id().to_owned(),
+            rewrapped,
+            already_primary: already,
+        }))
+    }
+
     async fn set_partner_contacts(
         &self,
         req: Request<SetPartnerContactsRequest>,

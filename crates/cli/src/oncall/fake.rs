@@ -357,6 +357,13 @@ impl EscalationService for Fake {
         c.etag = 1;
         Ok(Response::new(SetPartnerContactsResponse { contacts: Some(c) }))
     }
+
+    async fn rewrap(
+        &self,
+        _: Request<tilewave_proto::credentials::v1::RewrapRequest>,
+    ) -> Result<Response<tilewave_proto::credentials::v1::RewrapResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
 }
 
 /// Serves a fake on a free loopback port and returns a context whose

@@ -40,6 +40,15 @@ Examples:
   tilewave oncall now --at \"2026-12-24 18:00\"
   tilewave oncall now --at 2026-03-08T08:30:00Z -o json";
 
+const REWRAP_EXAMPLES: &str = "\
+After a new key-encryption key was put first in the escalation service's key file (the old one
+kept after it): every stored signing secret's data key is wrapped under the new one, so that the
+old one can then leave the file. Re-running it moves nothing twice.
+
+Examples:
+  tilewave oncall rewrap --dry-run
+  tilewave oncall rewrap";
+
 const SCHEDULE_GET_EXAMPLES: &str = "\
 `-o yaml` prints the file `tilewave oncall schedule set -f` reads back.
 
@@ -130,6 +139,9 @@ pub enum OncallCommand {
     /// Partners' contacts, paged for partner-side incidents.
     #[command(subcommand)]
     Partner(PartnerCommand),
+    /// Re-wrap the stored signing secrets under the primary key-encryption key.
+    #[command(after_long_help = REWRAP_EXAMPLES)]
+    Rewrap(crate::creds::RewrapArgs),
 }
 
 impl OncallCommand {
@@ -143,6 +155,7 @@ impl OncallCommand {
             Self::Person(PersonCommand::Set(_)) => "oncall person set",
             Self::Person(PersonCommand::List(_)) => "oncall person list",
             Self::Partner(PartnerCommand::Set(_)) => "oncall partner set",
+            Self::Rewrap(_) => "oncall rewrap",
         }
     }
 }
@@ -357,6 +370,22 @@ fn dry_run<T: Serialize>(ctx: &Ctx, name: &str, def: &T) -> anyhow::Result<()> {
 /// Runs `tilewave oncall ...`.
 pub async fn run_oncall(cmd: OncallCommand, ctx: &Ctx) -> anyhow::Result<()> {
     match cmd {
+        OncallCommand::Rewrap(a) => {
+            use crate::creds::render::{RewrapView, rewrap_text};
+            let resp = rpc(
+                "Rewrap",
+                ctx.escalation()?
+                    .rewrap(
+                        ctx.request(tilewave_proto::credentials::v1::RewrapRequest { dry_run: a.dry_run })?,
+                    )
+                    .await,
+            )?;
+            let view = RewrapView::new(&resp, a.dry_run);
+            if let Some(text) = structured(ctx.format, &view)? {
+                return out(&text);
+            }
+            out(&rewrap_text(&view))
+        }
         OncallCommand::Now(a) => {
             let resp = rpc(
                 "WhoIsOnCall",

@@ -364,6 +364,20 @@ fn oncall_now_asks_for_a_moment_and_a_schedule() {
 }
 
 #[test]
+fn oncall_rewrap_takes_dry_run() {
+    for (argv, dry_run) in [
+        (&["oncall", "rewrap"][..], false),
+        (&["oncall", "rewrap", "--dry-run"][..], true),
+    ] {
+        let Command::Oncall(OncallCommand::Rewrap(a)) = parse(argv).unwrap() else {
+            panic!("{argv:?}")
+        };
+        assert_eq!(a.dry_run, dry_run, "{argv:?}");
+    }
+    assert!(parse(&["oncall", "rewrap", "--force"]).is_err());
+}
+
+#[test]
 fn the_shipped_examples_parse_validate_and_round_trip() {
     let p = defs::load_policy("policy.yaml", POLICY).unwrap();
     assert_eq!(p.levels.len(), 2);

@@ -19,6 +19,7 @@ mod failover;
 mod ladder;
 mod mitigate;
 mod oncall;
+mod rewrap;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
