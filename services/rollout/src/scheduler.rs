@@ -23,7 +23,8 @@
 //! start one launch twice: the roll-out id and the tile's active marker
 //! are created only if absent, in the transaction that creates it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -71,6 +72,93 @@ pub struct Settings {
 /// wake-ups on changes and on the next due moment.
 const IDLE_PASS: Duration = Duration::from_secs(2);
 
+/// How long (domain time) a scheduled tile's plan serves later passes while
+/// its launch is not yet due and neither the tile nor the calendar changed.
+/// A pass runs after every burst of changes (100 ms apart while roll-outs
+/// run), and planning every scheduled tile in each was most of the
+/// scheduler's cost (BENCHMARKS.md, throughput). The deadline watch sees a
+/// plan at most this old; a due launch is always planned afresh.
+const PLAN_REUSE: SignedDuration = SignedDuration::from_mins(1);
+
+/// A scheduled launch's plan from now: `Ok` when it fits.
+type PlanResult = std::result::Result<planner::Plan, Box<PlanFailure>>;
+
+/// A plan and what it was made from.
+#[derive(Debug)]
+struct Planned {
+    /// The tile's etag.
+    tile: i64,
+    /// The launch calendar's etag (0: none).
+    calendar: i64,
+    /// The domain time it was made at.
+    at: Timestamp,
+    plan: Arc<PlanResult>,
+}
+
+impl Planned {
+    /// Whether it may serve a pass at `now` for the tile and calendar at
+    /// these etags, its launch `due` or not.
+    fn serves(&self, tile: i64, calendar: i64, now: Timestamp, due: bool) -> bool {
+        !due && self.tile == tile
+            && self.calendar == calendar
+            && self.at <= now
+            && now.duration_since(self.at) < PLAN_REUSE
+    }
+}
+
+/// The scheduler's plans of scheduled tiles, by tile id, kept between
+/// passes while it owns the work.
+#[derive(Debug, Default)]
+struct Plans(HashMap<String, Planned>);
+
+impl Plans {
+    /// `tile`'s plan at `now`: the kept one when it serves, else a new one.
+    fn plan(
+        &mut self,
+        ctx: &Ctx,
+        tile: &Tile,
+        etags: (i64, i64),
+        now: Timestamp,
+        due: bool,
+    ) -> Arc<PlanResult> {
+        let (tile_etag, calendar) = etags;
+        if let Some(p) = self.0.get(&tile.id)
+            && p.serves(tile_etag, calendar, now, due)
+        {
+            return Arc::clone(&p.plan);
+        }
+        let plan = Arc::new(plan_of(ctx, tile, now));
+        self.0.insert(
+            tile.id.clone(),
+            Planned {
+                tile: tile_etag,
+                calendar,
+                at: now,
+                plan: Arc::clone(&plan),
+            },
+        );
+        plan
+    }
+
+    /// Forgets the plans of tiles not in `ids` (no longer scheduled).
+    fn keep_only(&mut self, ids: &HashSet<&str>) {
+        self.0.retain(|id, _| ids.contains(id.as_str()));
+    }
+}
+
+/// A scheduled tile's launch plan from `now`.
+fn plan_of(ctx: &Ctx, tile: &Tile, now: Timestamp) -> PlanResult {
+    match launch::scheduled_plan(ctx, tile, now) {
+        Ok(p) => p.map_err(|i| Box::new(PlanFailure::Late(i))),
+        Err(e) => {
+            // No plan at all (every apply blacked out, no region...): the
+            // miss is certain.
+            tracing::warn!(tile = %tile.id, error = %e, "cannot plan the scheduled launch");
+            Err(Box::new(PlanFailure::None(e.to_string())))
+        }
+    }
+}
+
 /// Runs the scheduler whenever this replica owns it, until `shutdown`.
 pub async fn run(ctx: Ctx, settings: Settings, shutdown: Shutdown) {
     if !settings.enabled {
@@ -99,8 +187,9 @@ async fn work(ctx: Ctx, settings: Settings, owned: Owned) -> tilewave_store::Res
     let mut rollouts = ctx.rollouts.revision_watch();
     let mut calendar = ctx.calendar.revision_watch();
     let mut seen: HashMap<String, String> = HashMap::new();
+    let mut plans = Plans::default();
     loop {
-        let next = match pass(&ctx, &settings, &owned.token(), &mut seen).await {
+        let next = match pass(&ctx, &settings, &owned.token(), &mut seen, &mut plans).await {
             Ok(next) => next,
             Err(e) => {
                 tracing::warn!(error = %e, "GA scheduler pass failed; trying again");
@@ -143,8 +232,10 @@ async fn pass(
     settings: &Settings,
     token: &FencingToken,
     seen: &mut HashMap<String, String>,
+    plans: &mut Plans,
 ) -> Result<Option<Timestamp>> {
     let now = ctx.clock.now();
+    let calendar = ctx.calendar.get(&ctx.keys().calendar()).map_or(0, |c| c.etag);
     let holds: HashMap<String, LaunchHold> = ctx
         .store
         .list::<LaunchHold>(&ctx.keys().launch_holds())
@@ -162,25 +253,20 @@ async fn pass(
         .map(|h| (h.value.tile_id.clone(), h))
         .collect();
     let mut next: Option<Timestamp> = None;
-    let scheduled = ctx
-        .tiles
-        .scan(|t| (!t.value.self_test && t.value.state() == TileState::Scheduled).then(|| t.value.clone()));
-    for tile in scheduled {
-        let Some(ga) = launch::ga_of(&tile) else { continue };
-        if launch::launch_rollout(ctx, &tile).is_some() {
+    let scheduled = ctx.tiles.scan(|t| {
+        (!t.value.self_test && t.value.state() == TileState::Scheduled).then(|| (t.etag, t.value.clone()))
+    });
+    let ids: HashSet<&str> = scheduled.iter().map(|(_, t)| t.id.as_str()).collect();
+    plans.keep_only(&ids);
+    for (etag, tile) in &scheduled {
+        let Some(ga) = launch::ga_of(tile) else { continue };
+        if launch::launch_rollout(ctx, tile).is_some() {
             continue;
         }
         let start_at = ga.checked_sub(LAUNCH_LEAD).unwrap_or(ga);
-        let plan = match launch::scheduled_plan(ctx, &tile, now) {
-            Ok(p) => p.map_err(|i| Box::new(PlanFailure::Late(i))),
-            Err(e) => {
-                // No plan at all (every apply blacked out, no region...):
-                // the miss is certain.
-                tracing::warn!(tile = %tile.id, error = %e, "cannot plan the scheduled launch");
-                Err(Box::new(PlanFailure::None(e.to_string())))
-            }
-        };
-        watch_deadline(ctx, settings, token, &tile, ga, &plan, now).await;
+        let plan = plans.plan(ctx, tile, (*etag, calendar), now, now >= start_at);
+        let plan = plan.as_ref();
+        watch_deadline(ctx, settings, token, tile, ga, plan, now).await;
         if now < start_at {
             next = Some(next.map_or(start_at, |n| n.min(start_at)));
             continue;
@@ -213,7 +299,7 @@ async fn pass(
         };
         let outcome = match reason {
             Some(r) => Err(r),
-            None => start(ctx, token, &tile).await,
+            None => start(ctx, token, tile).await,
         };
         let current = blocked.get(&tile.id);
         match outcome {
@@ -236,7 +322,7 @@ async fn pass(
                 let recorded = record_blocked(
                     ctx,
                     token,
-                    &tile,
+                    tile,
                     current,
                     &reason,
                     now,
@@ -586,5 +672,39 @@ fn event(
         message,
         origin: Some(SpanOrigin::default()),
         attributes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_plan_serves_only_an_unchanged_tile_and_calendar_for_a_minute_and_never_a_due_launch() {
+        let at: Timestamp = "2026-12-01T09:00:00Z".parse().unwrap();
+        let kept = Planned {
+            tile: 7,
+            calendar: 3,
+            at,
+            plan: Arc::new(Err(Box::new(PlanFailure::None("test".into())))),
+        };
+        let secs = |n: i64| at + SignedDuration::from_secs(n);
+        let table = [
+            // (tile etag, calendar etag, now, due) -> serves
+            ((7, 3, secs(0), false), true),
+            ((7, 3, secs(59), false), true),
+            ((7, 3, secs(60), false), false),
+            ((7, 3, secs(-1), false), false),
+            ((8, 3, secs(1), false), false),
+            ((7, 4, secs(1), false), false),
+            ((7, 3, secs(1), true), false),
+        ];
+        for ((tile, calendar, now, due), want) in table {
+            assert_eq!(
+                kept.serves(tile, calendar, now, due),
+                want,
+                "tile {tile}, calendar {calendar}, {now}, due {due}"
+            );
+        }
     }
 }
