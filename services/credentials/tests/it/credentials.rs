@@ -2,9 +2,10 @@ use std::time::Duration;
 
 use tilewave_proto::common::v1::{Event, EventKind};
 use tilewave_proto::credentials::v1::*;
-use tilewave_testkit::{ServiceProcess, eventually};
+use tilewave_testkit::ServiceProcess;
 use tonic::Code;
 
+use crate::rotation::until_rotation;
 use crate::*;
 
 const SECRET: &str = "platform:correct-horse-battery-staple-17";
@@ -189,29 +190,13 @@ async fn an_unreachable_region_is_retried_after_a_doubling_wait_then_the_rotatio
         .rotation
         .context("rotation")?;
     assert_eq!(r.retry_delay.as_ref().map(|d| d.seconds), Some(10));
-    let region_after = |failures: i32| {
-        let c = c.clone();
-        let id = r.id.clone();
-        async move {
-            eventually(&format!("{failures} failed attempts"), WAIT, || {
-                let mut c = c.clone();
-                let id = id.clone();
-                async move {
-                    let got = c
-                        .get_rotation(GetRotationRequest {
-                            id,
-                            ..Default::default()
-                        })
-                        .await
-                        .ok()?
-                        .into_inner()
-                        .rotation?;
-                    let region = got.regions.first()?.clone();
-                    (region.failures == failures).then_some((got, region))
-                }
-            })
-            .await
-        }
+    let region_after = async |failures: i32| {
+        let what = format!("{failures} failed attempts");
+        until_rotation(&c, &r.id, &what, WAIT, |got| {
+            let region = got.regions.first()?.clone();
+            (region.failures == failures).then(|| (got.clone(), region))
+        })
+        .await
     };
     let at = |secs: i64| Some(t0.as_second() + secs);
     let (got, region) = region_after(1).await?;
@@ -230,22 +215,13 @@ async fn an_unreachable_region_is_retried_after_a_doubling_wait_then_the_rotatio
     let (_, region) = region_after(2).await?;
     assert_eq!(region.retry_at.as_ref().map(|t| t.seconds), at(30), "{region:?}");
     clock.advance(jiff::SignedDuration::from_secs(20), &actor).await?;
-    let failed = eventually("the rotation fails on its third attempt", WAIT, || {
-        let mut c = c.clone();
-        let id = r.id.clone();
-        async move {
-            let got = c
-                .get_rotation(GetRotationRequest {
-                    id,
-                    ..Default::default()
-                })
-                .await
-                .ok()?
-                .into_inner()
-                .rotation?;
-            (got.state == RotationState::Failed as i32).then_some(got)
-        }
-    })
+    let failed = until_rotation(
+        &c,
+        &r.id,
+        "the rotation fails on its third attempt",
+        WAIT,
+        |got| (got.state == RotationState::Failed as i32).then(|| got.clone()),
+    )
     .await?;
     assert_eq!(failed.failed_region, "aws:us-east-1");
     assert!(
@@ -315,21 +291,8 @@ async fn a_rotation_that_cannot_reach_a_region_fails_with_current_untouched() ->
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     assert!(e.message().contains(&r.id), "{}", e.message());
 
-    let failed = eventually("the rotation fails", WAIT, || {
-        let mut c = c.clone();
-        let id = r.id.clone();
-        async move {
-            let got = c
-                .get_rotation(GetRotationRequest {
-                    id,
-                    ..Default::default()
-                })
-                .await
-                .ok()?
-                .into_inner()
-                .rotation?;
-            (got.state == RotationState::Failed as i32).then_some(got)
-        }
+    let failed = until_rotation(&c, &r.id, "the rotation fails", WAIT, |got| {
+        (got.state == RotationState::Failed as i32).then(|| got.clone())
     })
     .await?;
     assert_eq!(failed.failed_region, "aws:us-east-1");

@@ -193,7 +193,24 @@ pub async fn until_state(
     id: &str,
     state: RotationState,
 ) -> Result<Rotation> {
-    eventually(&format!("rotation {id} {}", state.as_str_name()), WAIT, || {
+    let what = format!("rotation {id} {}", state.as_str_name());
+    until_rotation(c, id, &what, WAIT, |r| {
+        (r.state == state as i32).then(|| r.clone())
+    })
+    .await
+}
+
+/// Reads rotation `id` until `seen` finds in it what is waited for (at most
+/// `wait`).
+pub async fn until_rotation<T>(
+    c: &CredentialsServiceClient<Channel>,
+    id: &str,
+    what: &str,
+    wait: Duration,
+    seen: impl Fn(&Rotation) -> Option<T>,
+) -> Result<T> {
+    let seen = &seen;
+    eventually(what, wait, || {
         let mut c = c.clone();
         let id = id.to_owned();
         async move {
@@ -206,7 +223,7 @@ pub async fn until_state(
                 .ok()?
                 .into_inner()
                 .rotation?;
-            (r.state == state as i32).then_some(r)
+            seen(&r)
         }
     })
     .await
