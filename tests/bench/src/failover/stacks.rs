@@ -180,7 +180,7 @@ pub enum Probe {
 pub struct Scenario {
     kind: OwnerKind,
     replicas: Vec<ServiceProcess>,
-    holder_prefix: &'static str,
+    holder_prefix: String,
     down: Option<usize>,
     work: String,
     agents: Vec<ServiceProcess>,
@@ -221,7 +221,7 @@ impl Scenario {
         let mut scenario = Self {
             kind,
             replicas: Vec::new(),
-            holder_prefix: "replica-",
+            holder_prefix: "replica-".to_owned(),
             down: None,
             work: String::new(),
             agents: Vec::new(),
@@ -283,7 +283,6 @@ impl Scenario {
                 }
             }
             OwnerKind::EscalationEvents => {
-                scenario.holder_prefix = "escalation-";
                 kek_replicas(
                     &mut scenario,
                     &dir,
@@ -297,7 +296,6 @@ impl Scenario {
             }
             OwnerKind::CredentialSchedules => {
                 scenario.registry = Some(Box::pin(registry(&endpoints, &dir)).await?);
-                scenario.holder_prefix = "credentials-";
                 kek_replicas(
                     &mut scenario,
                     &dir,
@@ -312,8 +310,7 @@ impl Scenario {
             OwnerKind::CredentialRotation => {
                 scenario.registry = Some(Box::pin(registry(&endpoints, &dir)).await?);
                 let agent_kek = dir.join("agent-kek");
-                std::fs::write(&agent_kek, kek_text()?)
-                    .with_context(|| format!("writing {}", agent_kek.display()))?;
+                write_kek(&agent_kek)?;
                 let data = dir.join("agent");
                 let spec = journeys::agent_spec("agent", REGION, &data, &endpoints, PREFIX)?.with_args([
                     "--kek-file".to_owned(),
@@ -325,7 +322,6 @@ impl Scenario {
                 ]);
                 scenario.agents.push(ServiceProcess::start(spec, &dir).await?);
                 scenario.partner = Some(PartnerDouble::start().await?);
-                scenario.holder_prefix = "credentials-";
                 kek_replicas(
                     &mut scenario,
                     &dir,
@@ -339,7 +335,6 @@ impl Scenario {
                 // `work` is each run's rotation, set by `prepare`.
             }
             OwnerKind::EscalationTimers => {
-                scenario.holder_prefix = "escalation-";
                 kek_replicas(
                     &mut scenario,
                     &dir,
@@ -381,7 +376,7 @@ impl Scenario {
                 .ok_or_else(|| "no owner".to_owned())?;
             let holder = owner.value.holder;
             let i: usize = holder
-                .strip_prefix(self.holder_prefix)
+                .strip_prefix(self.holder_prefix.as_str())
                 .and_then(|n| n.parse().ok())
                 .filter(|i| *i < self.replicas.len() && Some(*i) != self.down)
                 .ok_or_else(|| format!("held by {holder:?}, not a live replica"))?;
@@ -886,8 +881,8 @@ fn page_count(i: &Incident) -> usize {
 
 /// Two replicas of `tilewave-<service>` (the escalation or credentials
 /// service), each with the key-encryption key written to `dir/kek`, the
-/// lease TTL under test and a replica name `<service>-<i>` (the holder
-/// prefix the caller sets).
+/// lease TTL under test and a replica name `<service>-<i>`, which
+/// becomes the scenario's holder prefix.
 async fn kek_replicas(
     scenario: &mut Scenario,
     dir: &std::path::Path,
@@ -897,7 +892,8 @@ async fn kek_replicas(
     health: &'static str,
 ) -> anyhow::Result<()> {
     let kek = dir.join("kek");
-    std::fs::write(&kek, kek_text()?).with_context(|| format!("writing {}", kek.display()))?;
+    write_kek(&kek)?;
+    scenario.holder_prefix = format!("{service}-");
     for i in 0..2 {
         let name = format!("{service}-{i}");
         let spec = ServiceSpec::new(name.clone(), bin_path(&format!("tilewave-{service}"))?)
@@ -924,9 +920,9 @@ async fn registry(endpoints: &str, dir: &std::path::Path) -> anyhow::Result<Serv
     ServiceProcess::start(journeys::registry_spec(endpoints, PREFIX)?, dir).await
 }
 
-/// A fresh key-encryption key file's text (`k1:<base64 of 32 random
-/// bytes>`, the keyring's format), made by the keyring itself.
-fn kek_text() -> anyhow::Result<String> {
+/// Writes a fresh key-encryption key file (`k1:<base64 of 32 random
+/// bytes>`, the keyring's format, made by the keyring itself) to `path`.
+fn write_kek(path: &std::path::Path) -> anyhow::Result<()> {
     let kek = tilewave_secrets::Kek::generate("k1").context("generating a key-encryption key")?;
-    Ok(kek.to_text().to_string())
+    std::fs::write(path, kek.to_text().as_str()).with_context(|| format!("writing {}", path.display()))
 }
