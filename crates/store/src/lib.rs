@@ -12,6 +12,8 @@
 //!   and the named tasks a service stops in order.
 //! - [`cache`]: watch-backed caches that resync after compaction and
 //!   reconnect after a lost connection.
+//! - [`family`]: one object and its children (a roll-out and its steps)
+//!   followed by one watch, never torn ([`Store::follow_with_children`]).
 //! - [`timers`]: durable timers that fire exactly once.
 //! - [`time`]: the [`Clock`] trait, the system clock (the only reader of
 //!   the wall clock) and timestamp conversions, at the bottom.
@@ -41,6 +43,7 @@ pub mod change;
 pub mod clock;
 mod epoch;
 pub mod error;
+pub mod family;
 pub mod keys;
 mod observe;
 pub mod owner_loop;
@@ -58,6 +61,7 @@ pub use cache::{CacheEvent, ResyncReason, WatchCache};
 pub use change::{Change, CommitInfo, EPOCH_SHIFT, FencingToken, MAX_EPOCH, MAX_TOKEN_REVISION};
 pub use clock::{Clock, ClockState, SystemClock, VirtualClock};
 pub use error::{Error, Result};
+pub use family::{Family, FamilyChange};
 pub use keys::Keys;
 pub use owner_loop::{Ended, Owned, OwnerLoop};
 pub use ownership::{Ownership, ReplicaLease};

@@ -213,10 +213,26 @@ impl Registry {
     {
         let Who { actor, scope } = who;
         let slots = self.store().keys().launch_slots();
+        let tile_key = self.tile_key(id);
         let mut attempt = 0;
+        // The first try edits the tile cache's copy, saving a read of
+        // etcd: the transaction compares the tile's etag, so a copy a
+        // moment behind is refused (CONFLICT on the tile's key) and the
+        // next try reads etcd. A copy whose etag is not the caller's is
+        // not used (it may be the one behind).
+        let mut from_cache = true;
         loop {
             attempt += 1;
-            let current = self.read_fresh(id, scope).await?;
+            domain::check_id("id", id)?;
+            let cached = from_cache
+                .then(|| self.inner.tiles.get(&tile_key))
+                .flatten()
+                .filter(|t| scope.sees(Some(&t.value.partner_id)) && (etag == 0 || etag == t.etag));
+            let used_cache = cached.is_some();
+            let current = match cached {
+                Some(c) => c,
+                None => self.read_fresh(id, scope).await?,
+            };
             check_etag(id, etag, current.etag)?;
             let now = self.now();
             let mut tile = current.value.clone();
@@ -243,6 +259,11 @@ impl Registry {
                     self.wait_for(info.revision).await;
                     tile.etag = info.revision;
                     return Ok(tile);
+                }
+                Err(tilewave_store::Error::Conflict { key }) if used_cache && key == tile_key => {
+                    tracing::debug!(key, "the tile cache's copy was behind; reading etcd");
+                    from_cache = false;
+                    attempt -= 1;
                 }
                 Err(
                     tilewave_store::Error::Conflict { key } | tilewave_store::Error::AlreadyExists { key },

@@ -311,6 +311,33 @@ pub async fn load(store: &Store, id: &str) -> Result<Loaded> {
     Ok(Loaded { rollout, steps })
 }
 
+/// Reads a roll-out and its steps at one revision, to follow them with
+/// one watch ([`tilewave_store::Family`]); NOT_FOUND naming the id (bounded).
+pub async fn follow(store: &Store, id: &str) -> Result<tilewave_store::Family<Rollout, RolloutStep>> {
+    if id.len() > MAX_ROLLOUT_ID_LEN {
+        return Err(no_rollout(id));
+    }
+    store
+        .follow_with_children::<Rollout, RolloutStep>(
+            &store.keys().rollout(id),
+            &store.keys().rollout_steps(id),
+        )
+        .await?
+        .ok_or_else(|| no_rollout(id))
+}
+
+impl Loaded {
+    /// The state a followed roll-out is at, its steps in planned order.
+    pub fn of(family: &tilewave_store::Family<Rollout, RolloutStep>) -> Self {
+        let mut steps: Vec<_> = family.children().cloned().collect();
+        sort_steps(&mut steps);
+        Self {
+            rollout: family.parent().clone(),
+            steps,
+        }
+    }
+}
+
 /// Steps in planned order: by wave, planned start, region.
 pub fn sort_steps(steps: &mut [Versioned<RolloutStep>]) {
     steps.sort_by_key(|s| {

@@ -21,7 +21,7 @@ use tilewave_proto::rollout::v1::*;
 use tilewave_service::limits;
 use tilewave_store::audit;
 use tilewave_store::clock::to_proto_timestamp;
-use tilewave_store::{Actor, Change, Versioned};
+use tilewave_store::{Actor, Change, FamilyChange, Versioned};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
@@ -92,26 +92,33 @@ impl Rollouts {
     /// it: one of another partner's tile is answered exactly as a missing
     /// one.
     async fn load_for(&self, id: &str, tile_id: &str, scope: &Scope) -> Result<Loaded> {
+        let id = self.id_for(id, tile_id, scope)?;
+        let loaded = model::load(&self.ctx.store, &id).await?;
+        if !self.sees_tile(scope, &loaded.rollout.value.tile_id) {
+            return Err(model::no_rollout(&id));
+        }
+        Ok(loaded)
+    }
+
+    /// The roll-out a request names: its `id`, or the latest of `tile_id`
+    /// (an active one before finished ones) that the caller may see.
+    fn id_for(&self, id: &str, tile_id: &str, scope: &Scope) -> Result<String> {
         if !id.is_empty() {
-            let loaded = model::load(&self.ctx.store, id).await?;
-            if !self.sees_tile(scope, &loaded.rollout.value.tile_id) {
-                return Err(model::no_rollout(id));
-            }
-            return Ok(loaded);
+            return Ok(id.to_owned());
         }
         if tile_id.is_empty() {
             return Err(Error::invalid("id", "give a roll-out id or a tile_id"));
         }
         let visible = self.sees_tile(scope, tile_id);
-        let mut of_tile = self
-            .ctx
-            .rollouts
-            .scan(|r| (visible && r.value.tile_id == tile_id).then(|| r.clone()));
-        of_tile.sort_by_key(|r| (!is_terminal(r.value.state), r.create_revision));
-        let latest = of_tile
-            .last()
-            .ok_or_else(|| Error::NotFound(format!("tile {tile_id} has no roll-out")))?;
-        model::load(&self.ctx.store, &latest.value.id).await
+        let mut of_tile = self.ctx.rollouts.scan(|r| {
+            (visible && r.value.tile_id == tile_id)
+                .then(|| (r.create_revision, r.value.state, r.value.id.clone()))
+        });
+        of_tile.sort_by_key(|(created, state, _)| (!is_terminal(*state), *created));
+        of_tile
+            .pop()
+            .map(|(_, _, id)| id)
+            .ok_or_else(|| Error::NotFound(format!("tile {tile_id} has no roll-out")))
     }
 
     /// Answers `command` on a roll-out as `loaded` holds it, at `now`: the
@@ -635,21 +642,17 @@ impl RolloutService for Rollouts {
     ) -> Result<Response<Self::WatchRolloutStream>, Status> {
         let scope = Scope::of_request(&req);
         let r = req.into_inner();
-        let first = self.load_for(&r.id, &r.tile_id, &scope).await?;
-        let id = first.rollout.value.id.clone();
-        let store = self.ctx.store.clone();
-        // Two change signals: the roll-out itself comes from the controller's
-        // cache of roll-outs, its steps from a cache of this roll-out's steps
-        // (a cache typed as steps must not hold the roll-out's key too).
-        let steps =
-            tilewave_store::WatchCache::<RolloutStep>::prefix(&store, &store.keys().rollout_steps(&id))
-                .await
-                .map_err(Error::from)?;
-        let mut rollout_changes = self.ctx.rollouts.revision_watch();
+        let id = self.id_for(&r.id, &r.tile_id, &scope)?;
+        // One read, then one watch over the roll-out and its steps: each
+        // change arrives whole (a transaction of the owner's), with no read
+        // of etcd per change.
+        let mut family = model::follow(&self.ctx.store, &id).await?;
+        if !self.sees_tile(&scope, &family.parent().value.tile_id) {
+            return Err(model::no_rollout(&id).into());
+        }
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
-            let cache = steps;
-            let mut changes = cache.revision_watch();
+            let first = Loaded::of(&family);
             let first_revision = first.revision();
             let mut last = first.assemble();
             let ty = if is_terminal(last.state) {
@@ -668,17 +671,21 @@ impl RolloutService for Rollouts {
                 return;
             }
             loop {
-                tokio::select! {
+                let change = tokio::select! {
                     () = tx.closed() => return,
-                    c = changes.changed() => if c.is_err() { return },
-                    c = rollout_changes.changed() => if c.is_err() { return },
-                }
-                changes.borrow_and_update();
-                rollout_changes.borrow_and_update();
-                let (now, revision) = match model::load(&store, &id).await {
-                    Ok(l) => (l.assemble(), l.revision()),
+                    c = family.changed() => c,
+                };
+                let (now, revision) = match change {
+                    Ok(FamilyChange::Changed) => {
+                        let l = Loaded::of(&family);
+                        (l.assemble(), l.revision())
+                    }
+                    Ok(FamilyChange::Gone) => {
+                        let _ = tx.send(Err(Status::from(model::no_rollout(&id)))).await;
+                        return;
+                    }
                     Err(e) => {
-                        let _ = tx.send(Err(Status::from(e))).await;
+                        let _ = tx.send(Err(Status::from(Error::from(e)))).await;
                         return;
                     }
                 };

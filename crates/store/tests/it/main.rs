@@ -6,6 +6,7 @@ mod availability;
 mod cache;
 mod changes;
 mod clock;
+mod family;
 mod ownership;
 mod support;
 mod timer_kinds;

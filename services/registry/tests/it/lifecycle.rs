@@ -474,3 +474,93 @@ async fn the_fifth_sign_off_without_a_test_workspace_says_which_command_fixes_it
     assert_eq!(stack.dump().await?, before, "the refused sign-off changed etcd");
     Ok(())
 }
+
+/// A change is made on the replica's cached copy of the tile first (no read
+/// of etcd); a copy behind etcd is refused by the transaction's etag compare
+/// and the change is made again on what etcd holds, and a copy whose etag is
+/// not the caller's is not used. The replica's watch is put behind on
+/// purpose: a thousand tiles written straight to etcd, then a change of the
+/// tile itself, then at once a change through the replica.
+#[tokio::test]
+async fn a_change_made_while_the_replicas_cache_is_behind_builds_on_etcd() -> anyhow::Result<()> {
+    let stack = Stack::start(1).await?;
+    let mut a = stack.client(0).await?;
+    let tile = import(&mut a, LUMEN, "").await?;
+    let store = tilewave_store::Store::connect(
+        tilewave_store::StoreConfig::new(stack.etcd.endpoints())
+            .with_prefix(PREFIX)
+            .with_tls(stack.etcd.client_tls().map(|t| t.client_config())),
+    )
+    .await?;
+    let test = tilewave_store::Actor::new("test");
+    let key = store.keys().tile(&tile.id);
+    let filler = |round: usize| {
+        (0..100).fold(tilewave_store::Change::new(), |c, n| {
+            let id = format!("filler-{round}-{n}");
+            c.put_unchecked(
+                store.keys().tile(&id),
+                &Tile {
+                    id,
+                    raw_config: "x".repeat(2000),
+                    ..tile.clone()
+                },
+            )
+        })
+    };
+    for round in 0..3 {
+        for part in 0..10 {
+            store.commit(filler(round * 10 + part), &test).await?;
+        }
+        // The tile changed behind the replica's back, after the burst its
+        // watch is still working through.
+        let current = store.get_required::<Tile>(&key).await?;
+        let reason = format!("changed in etcd {round}");
+        let direct = store
+            .commit(
+                tilewave_store::Change::new().update(
+                    key.clone(),
+                    &Tile {
+                        state_reason: reason.clone(),
+                        ..current.value.clone()
+                    },
+                    current.etag,
+                ),
+                &test,
+            )
+            .await?;
+        // With etag 0: made on etcd's tile, whatever the cache held.
+        let changed = a
+            .set_test_workspace(SetTestWorkspaceRequest {
+                id: tile.id.clone(),
+                workspace_id: format!("{round}1"),
+                etag: 0,
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("round {round}: {s:?}"))?
+            .into_inner()
+            .tile
+            .unwrap_or_default();
+        assert!(changed.etag > direct.revision, "round {round}");
+        assert_eq!(
+            changed.state_reason, reason,
+            "round {round}: built on etcd's tile"
+        );
+        assert_eq!(changed.test_workspace_id, format!("{round}1"));
+        // With the etag just returned: accepted (a cache still behind it is
+        // not compared against the caller's etag).
+        let again = a
+            .set_test_workspace(SetTestWorkspaceRequest {
+                id: tile.id.clone(),
+                workspace_id: format!("{round}2"),
+                etag: changed.etag,
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("round {round}: {s:?}"))?
+            .into_inner()
+            .tile
+            .unwrap_or_default();
+        assert_eq!(again.state_reason, reason, "round {round}");
+        assert!(again.etag > changed.etag, "round {round}");
+    }
+    Ok(())
+}

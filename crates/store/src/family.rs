@@ -1,0 +1,213 @@
+//! An object and its children (a roll-out and its steps) kept current by
+//! one watch: [`Store::get_with_children`] followed.
+//!
+//! The object and its children are read at one revision R, then one watch
+//! over their range runs from R + 1. etcd never splits one revision's
+//! events across watch responses, so applying a response whole never shows
+//! part of a transaction: every state [`Family`] holds between two calls of
+//! [`Family::changed`] is one etcd revision's. No change costs a read; a
+//! lost watch or a compacted history costs one read of the family again.
+
+use std::collections::BTreeMap;
+
+use etcd_client::{EventType, WatchOptions, WatchStream};
+
+use crate::error::{Error, Result};
+use crate::keys::prefix_end;
+use crate::observe::{EtcdOp, Observed};
+use crate::store::{Store, Versioned, decode};
+
+/// What [`Family::changed`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyChange {
+    /// The object or one of its children changed (or the family was read
+    /// again after a lost watch): the new state is in place.
+    Changed,
+    /// The object was deleted.
+    Gone,
+}
+
+/// An object (`P`) and the objects stored under it (`C`), kept current by
+/// one watch; see the module docs.
+pub struct Family<P, C> {
+    store: Store,
+    key: String,
+    children: String,
+    parent: Versioned<P>,
+    items: BTreeMap<String, Versioned<C>>,
+    revision: i64,
+    stream: Option<WatchStream>,
+}
+
+impl<P, C> std::fmt::Debug for Family<P, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Family")
+            .field("key", &self.key)
+            .field("children", &self.items.len())
+            .field("revision", &self.revision)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Reads the object at `key` and its children (keys starting with
+    /// `children`, which must start with `key` followed by `/`) at one
+    /// revision, to follow them with [`Family::changed`]. `None` when the
+    /// object is absent.
+    pub async fn follow_with_children<P, C>(&self, key: &str, children: &str) -> Result<Option<Family<P, C>>>
+    where
+        P: prost::Message + Default,
+        C: prost::Message + Default,
+    {
+        let Some((parent, listing)) = self.get_with_children::<P, C>(key, children).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Family {
+            store: self.clone(),
+            key: key.to_owned(),
+            children: children.to_owned(),
+            parent,
+            items: listing.items.into_iter().map(|c| (c.key.clone(), c)).collect(),
+            revision: listing.revision,
+            stream: None,
+        }))
+    }
+}
+
+impl<P, C> Family<P, C>
+where
+    P: prost::Message + Default,
+    C: prost::Message + Default,
+{
+    /// The object.
+    pub fn parent(&self) -> &Versioned<P> {
+        &self.parent
+    }
+
+    /// Its children, in key order.
+    pub fn children(&self) -> impl Iterator<Item = &Versioned<C>> {
+        self.items.values()
+    }
+
+    /// The etcd revision this state is at (at least).
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// Waits for the next change of the object or its children and applies
+    /// it whole. When the watch is lost, cancelled or compacted, reads the
+    /// family again instead (`Changed`, whether or not anything did); an
+    /// error only when that read fails.
+    pub async fn changed(&mut self) -> Result<FamilyChange> {
+        loop {
+            if self.stream.is_none() {
+                match self.open().await {
+                    Ok(stream) => self.stream = Some(stream),
+                    Err(e) => {
+                        tracing::debug!(key = %self.key, error = %e, "cannot watch; reading again");
+                        return self.reread().await;
+                    }
+                }
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                continue;
+            };
+            let resp = match stream.message().await {
+                Ok(Some(resp)) => resp,
+                Ok(None) => return self.lost("the watch stream ended").await,
+                Err(e) => return self.lost(&e.to_string()).await,
+            };
+            if resp.canceled() {
+                return self
+                    .lost(&format!("watch cancelled: {:?}", resp.cancel_reason()))
+                    .await;
+            }
+            if let Some(change) = self.apply(resp.events())? {
+                return Ok(change);
+            }
+        }
+    }
+
+    async fn open(&self) -> Result<WatchStream> {
+        let below = format!("{}/", self.key);
+        let opts = WatchOptions::new()
+            .with_range(prefix_end(below.as_bytes()))
+            .with_start_revision(self.revision + 1);
+        let mut client = self.store.watcher();
+        let observed = Observed::start(EtcdOp::Watch, &self.key);
+        match tokio::time::timeout(
+            self.store.op_timeout(),
+            client.watch(self.key.clone(), Some(opts)),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => {
+                observed.ok();
+                Ok(stream)
+            }
+            Ok(Err(source)) => {
+                observed.failed(true, "etcd", &source);
+                Err(Error::Etcd { op: "watch", source })
+            }
+            Err(_) => {
+                observed.failed(true, "deadline_exceeded", &"no answer to the watch request");
+                Err(Error::DeadlineExceeded { op: "watch" })
+            }
+        }
+    }
+
+    async fn lost(&mut self, why: &str) -> Result<FamilyChange> {
+        tracing::debug!(key = %self.key, revision = self.revision, why, "watch lost; reading again");
+        self.reread().await
+    }
+
+    /// Reads the family again and watches from there.
+    async fn reread(&mut self) -> Result<FamilyChange> {
+        self.stream = None;
+        match self
+            .store
+            .get_with_children::<P, C>(&self.key, &self.children)
+            .await?
+        {
+            None => Ok(FamilyChange::Gone),
+            Some((parent, listing)) => {
+                self.parent = parent;
+                self.items = listing.items.into_iter().map(|c| (c.key.clone(), c)).collect();
+                self.revision = listing.revision;
+                Ok(FamilyChange::Changed)
+            }
+        }
+    }
+
+    /// Applies one watch response (whole revisions); what changed, `None`
+    /// when nothing of the family did (a sibling's keys share the range).
+    fn apply(&mut self, events: &[etcd_client::Event]) -> Result<Option<FamilyChange>> {
+        let mut changed = None;
+        for ev in events {
+            let Some(kv) = ev.kv() else { continue };
+            self.revision = self.revision.max(kv.mod_revision());
+            let key = kv.key();
+            let deleted = ev.event_type() == EventType::Delete;
+            if key == self.key.as_bytes() {
+                if deleted {
+                    return Ok(Some(FamilyChange::Gone));
+                }
+                if kv.mod_revision() > self.parent.etag {
+                    self.parent = decode::<P>(kv)?;
+                    changed = Some(FamilyChange::Changed);
+                }
+            } else if key.starts_with(self.children.as_bytes()) {
+                let name = String::from_utf8_lossy(key).into_owned();
+                if deleted {
+                    if self.items.remove(&name).is_some() {
+                        changed = Some(FamilyChange::Changed);
+                    }
+                } else if self.items.get(&name).is_none_or(|c| kv.mod_revision() > c.etag) {
+                    self.items.insert(name, decode::<C>(kv)?);
+                    changed = Some(FamilyChange::Changed);
+                }
+            }
+        }
+        Ok(changed)
+    }
+}
