@@ -57,9 +57,9 @@ pub struct Registry {
 struct Inner {
     store: Store,
     tiles: WatchCache<Tile>,
-    /// Every key under `tiles/` as a [`RevisionRecord`]: the revision
-    /// summaries GetTile lists (the latest tiles' keys are in it too, so its
-    /// revision follows every tile write).
+    /// The revision snapshots under `tiles/` as [`RevisionRecord`]s: the
+    /// summaries GetTile lists. Its watch covers the latest tiles' keys too
+    /// (not kept), so its revision follows every tile write.
     revisions: WatchCache<RevisionRecord>,
     clock: Arc<dyn Clock>,
 }
@@ -79,7 +79,15 @@ impl Registry {
         // The latest tiles only: revision snapshots (`tiles/<id>/rev/<n>`)
         // stay out of this cache.
         let tiles = WatchCache::children(&store, &prefix).await?;
-        let revisions = WatchCache::prefix(&store, &prefix).await?;
+        // Only the revision snapshots are kept; the latest tiles' writes
+        // still move its revision (a filtered key's event does).
+        let under = prefix.clone();
+        let revisions = WatchCache::prefix_filtered(
+            &store,
+            &prefix,
+            Arc::new(move |key: &str| !tilewave_store::keys::Keys::is_direct_child(&under, key)),
+        )
+        .await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,

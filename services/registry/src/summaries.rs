@@ -2,8 +2,9 @@
 //! cache over `tiles/` whose values are [`RevisionRecord`]s, the few fields
 //! of a stored tile a summary needs, decoded from the same bytes (protobuf
 //! skips the others, so the configurations and raw documents of the
-//! revisions are never held). It covers the latest tiles' keys too, so its
-//! revision moves with every write to a tile and GetTile can wait for it
+//! revisions are never held). Its watch covers the latest tiles' keys too
+//! (it does not keep them), so its revision moves with every write to a
+//! tile and GetTile can wait for it
 //! to reach the tile it read from the tile cache (usually at once) without
 //! making it relist.
 
