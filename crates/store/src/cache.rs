@@ -233,8 +233,14 @@ where
 
     /// The revision and every cached value, consistently.
     pub fn snapshot(&self) -> (i64, Vec<Versioned<T>>) {
+        self.snapshot_scan(|v| Some(v.clone()))
+    }
+
+    /// [`WatchCache::scan`] with the revision it saw, consistently: a
+    /// snapshot of only what `pick` wants (read-locked meanwhile).
+    pub fn snapshot_scan<R>(&self, mut pick: impl FnMut(&Versioned<T>) -> Option<R>) -> (i64, Vec<R>) {
         let s = self.shared.read();
-        (s.revision, s.items.values().map(|v| (**v).clone()).collect())
+        (s.revision, s.items.values().filter_map(|v| pick(v)).collect())
     }
 
     /// The first cached value in key order (the next timer, for the timer

@@ -30,7 +30,8 @@ fn event(kind: TileEventType, tile: Option<Tile>, revision: i64) -> TileEvent {
 }
 
 /// Starts the stream. `snapshot` is the cache's `(revision, tiles)` the
-/// caller may see, used only when the request starts from revision 0;
+/// caller may see (raw documents left out unless asked for), used only when
+/// the request starts from revision 0;
 /// `scope` filters the changes that follow.
 pub async fn watch_tiles(
     store: Store,
@@ -49,10 +50,8 @@ pub async fn watch_tiles(
     let start_from = if req.start_revision == 0 {
         let (revision, tiles) = snapshot;
         snapshot_events.reserve(tiles.len() + 1);
-        for mut tile in tiles {
-            if !req.include_raw_config {
-                tile.raw_config.clear();
-            }
+        // Without raw documents unless asked for (`snapshot_for_watch`).
+        for tile in tiles {
             snapshot_events.push(Ok(event(TileEventType::Snapshot, Some(tile), revision)));
         }
         snapshot_events.push(Ok(event(TileEventType::SnapshotEnd, None, revision)));

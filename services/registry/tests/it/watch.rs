@@ -146,3 +146,50 @@ async fn a_write_on_one_replica_is_visible_on_the_other_within_the_bound() -> an
     assert!(worst < Duration::from_secs(2), "visibility took {worst:?}");
     Ok(())
 }
+
+/// The tiles of a WatchTiles snapshot up to SNAPSHOT_END, as (id, whether
+/// its raw document came along).
+async fn snapshot_of(
+    c: &mut RegistryServiceClient<tonic::transport::Channel>,
+    req: WatchTilesRequest,
+) -> anyhow::Result<Vec<(String, bool)>> {
+    let mut stream = c.watch_tiles(req).await?.into_inner();
+    let mut out = Vec::new();
+    loop {
+        let ev = tokio::time::timeout(WAIT, stream.next())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("stream ended"))??;
+        if ev.r#type == TileEventType::SnapshotEnd as i32 {
+            return Ok(out);
+        }
+        let t = ev.tile.unwrap_or_default();
+        out.push((t.id, !t.raw_config.is_empty()));
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_holds_the_tiles_asked_for_and_raw_documents_only_when_asked() -> anyhow::Result<()> {
+    let stack = Stack::start(1).await?;
+    let mut a = stack.client(0).await?;
+    import(&mut a, RIVERFLOW, "").await?;
+    import(&mut a, LUMEN, "").await?;
+    let all = snapshot_of(&mut a, WatchTilesRequest::default()).await?;
+    assert_eq!(
+        all,
+        [
+            ("lumen-dashboards".to_owned(), false),
+            ("riverflow".to_owned(), false)
+        ]
+    );
+    let one = snapshot_of(
+        &mut a,
+        WatchTilesRequest {
+            tile_id: "riverflow".into(),
+            include_raw_config: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    assert_eq!(one, [("riverflow".to_owned(), true)]);
+    Ok(())
+}
