@@ -240,11 +240,15 @@ impl<'a> Write<'a> {
         let now = self.ctx.clock.now();
         let all = self.staged();
         let re = model::replan_into(self.ctx, &mut self.rollout, &all, now);
+        // As stored (no steps, no etag), in place: the roll-out is encoded
+        // from here and then moved into what the owner keeps, not copied.
+        self.rollout.steps.clear();
+        self.rollout.etag = 0;
         let keys = self.ctx.keys();
         let mut change = Change::new()
             .update(
                 keys.rollout(&self.rollout.id),
-                &stored(&self.rollout),
+                &self.rollout,
                 self.loaded.rollout.etag,
             )
             .fence(self.token)
@@ -268,7 +272,7 @@ impl<'a> Write<'a> {
         model::sort_steps(&mut steps);
         let rollout = tilewave_store::Versioned {
             key: self.loaded.rollout.key.clone(),
-            value: stored(&self.rollout),
+            value: self.rollout,
             etag: info.revision,
             create_revision: self.loaded.rollout.create_revision,
         };

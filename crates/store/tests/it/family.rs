@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use tilewave_proto::common::v1::Event;
-use tilewave_store::{Actor, Change, Family, FamilyChange};
+use tilewave_store::{Actor, Change, Family, FamilyChange, Store};
 use tilewave_testkit::EtcdCluster;
 
 use crate::support::{connect, event};
@@ -14,6 +16,13 @@ const WAIT: Duration = Duration::from_secs(10);
 
 async fn next(family: &mut Family<Event, Event>) -> anyhow::Result<FamilyChange> {
     Ok(tokio::time::timeout(WAIT, family.changed()).await??)
+}
+
+async fn follow_r1(store: &Store) -> anyhow::Result<Option<Family<Event, Event>>> {
+    let keys = store.keys();
+    Ok(store
+        .follow_with_children::<Event, Event>(&keys.rollout("r1"), &keys.rollout_steps("r1"))
+        .await?)
 }
 
 fn messages(family: &Family<Event, Event>) -> (String, Vec<String>) {
@@ -36,10 +45,7 @@ async fn a_followed_family_changes_whole_without_siblings_and_ends_when_deleted(
     );
 
     assert!(
-        store
-            .follow_with_children::<Event, Event>(&r1, &keys.rollout_steps("r1"))
-            .await?
-            .is_none(),
+        follow_r1(&store).await?.is_none(),
         "an absent object cannot be followed"
     );
     store
@@ -51,10 +57,7 @@ async fn a_followed_family_changes_whole_without_siblings_and_ends_when_deleted(
             &alice,
         )
         .await?;
-    let mut family = store
-        .follow_with_children::<Event, Event>(&r1, &keys.rollout_steps("r1"))
-        .await?
-        .expect("present");
+    let mut family = follow_r1(&store).await?.context("r1 is there")?;
     assert_eq!(messages(&family), ("p1".into(), vec!["a1".into()]));
 
     // One transaction changes the object and adds a child: seen together.
@@ -117,10 +120,7 @@ async fn a_family_whose_history_was_compacted_is_read_again() -> anyhow::Result<
         )
         .await?;
     // Read at R; nothing watched yet.
-    let mut family = store
-        .follow_with_children::<Event, Event>(&r1, &keys.rollout_steps("r1"))
-        .await?
-        .expect("present");
+    let mut family = follow_r1(&store).await?.context("r1 is there")?;
     let read_at = family.revision();
     // Two changes after R, then the history up to the last compacted away:
     // the watch from R + 1 is refused and the family is read again.
