@@ -168,6 +168,15 @@ impl Change {
         self
     }
 
+    /// Releases the ownership of `token` in this transaction: deletes its
+    /// owner key if it is still that ownership's (compared on the token's
+    /// revision; else [`Error::Conflict`]). For work whose last write ends
+    /// it; tell the owner loop with [`crate::owner_loop::Owned::released`]
+    /// once committed.
+    pub fn release(self, token: &FencingToken) -> Self {
+        self.delete(token.owner_key.clone(), token.revision)
+    }
+
     /// [`Change::create`] of a raw value (the `epoch` key's decimal text).
     pub(crate) fn create_bytes(mut self, key: impl Into<String>, value: Vec<u8>) -> Self {
         self.ops.push(Op::Create {

@@ -17,6 +17,8 @@
 
 use std::fmt::Display;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -37,6 +39,9 @@ pub struct Owned {
     token: FencingToken,
     lost: watch::Receiver<bool>,
     shutdown: Shutdown,
+    /// Set by the work once a write of its released the owner key
+    /// ([`crate::Change::release`]): the loop then has nothing to release.
+    released: Arc<AtomicBool>,
 }
 
 impl Owned {
@@ -49,6 +54,14 @@ impl Owned {
     /// Whether the ownership is known lost (writes would be fenced).
     pub fn is_lost(&self) -> bool {
         *self.lost.borrow()
+    }
+
+    /// Tells the loop that a committed write of the work released the owner
+    /// key ([`crate::Change::release`], in the work's last write): when the
+    /// work returns, the loop does not release it again (one transaction
+    /// fewer per run of short work, a roll-out's among them).
+    pub fn released(&self) {
+        self.released.store(true, Ordering::Release);
     }
 
     /// The service's shutdown signal.
@@ -253,10 +266,12 @@ impl OwnerLoop {
         F: FnOnce(Owned) -> Fut,
         Fut: Future<Output = T>,
     {
+        let released = Arc::new(AtomicBool::new(false));
         let owned = Owned {
             token: own.token(),
             lost: own.lost_signal(),
             shutdown: shutdown.clone(),
+            released: released.clone(),
         };
         let ended = tokio::select! {
             biased;
@@ -267,6 +282,11 @@ impl OwnerLoop {
         if matches!(ended, Ended::Lost) || own.is_lost() {
             // The key is gone (or going): nothing to release.
             tracing::warn!(work = %self.work, token = own.token().revision, "ownership lost: the work stopped at once");
+            return ended;
+        }
+        if released.load(Ordering::Acquire) {
+            // The work's last write deleted the key.
+            own.forget();
             return ended;
         }
         if let Err(e) = Box::pin(own.release()).await {

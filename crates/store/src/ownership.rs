@@ -265,6 +265,15 @@ impl Ownership {
         self.lost.clone()
     }
 
+    /// Drops the ownership without releasing it: its owner key is already
+    /// gone (deleted by the work's own last write). On a lease of its own
+    /// the lease is still revoked (on drop), which deletes nothing more.
+    pub(crate) fn forget(mut self) {
+        if self.keeper.is_none() {
+            self.released = true;
+        }
+    }
+
     /// Gives the work up: revokes the lease, deleting the owner key (on a
     /// [`ReplicaLease`]: deletes the owner key if it is still this
     /// ownership's, and the shared lease lives on).

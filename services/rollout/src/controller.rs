@@ -119,6 +119,9 @@ enum Next {
     Until(Timestamp, i64),
     /// The roll-out needs no owner any more.
     Done,
+    /// The roll-out needs no owner any more, and the write that ended it
+    /// released the owner key too.
+    Released,
     /// An agent was unreachable: decide again after this real-time wait.
     Retry(std::time::Duration),
 }
@@ -148,6 +151,12 @@ pub async fn drive(ctx: Ctx, id: String, owned: Owned) -> Result<()> {
             Ok(Next::Done) => {
                 ctx.written.forget(&id);
                 tracing::info!(rollout = %id, "roll-out needs no owner any more; releasing");
+                return Ok(());
+            }
+            Ok(Next::Released) => {
+                ctx.written.forget(&id);
+                owned.released();
+                tracing::info!(rollout = %id, "roll-out needs no owner any more; released with its last write");
                 return Ok(());
             }
             // The whole wait: other roll-outs' changes must not shorten
@@ -1080,6 +1089,8 @@ async fn finish(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp
     let mut w = Write::new(ctx, token, loaded);
     w.rollout.state = convert::state_to_wire(State::Succeeded);
     w.rollout.finished_at = Some(to_proto_timestamp(now));
+    // The owner key goes with this last write: no release after it.
+    w.extra = Change::new().release(token);
     if kind == RolloutKind::Launch
         && let Some(ga) = tile
             .ga_time
@@ -1088,7 +1099,7 @@ async fn finish(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp
     {
         let timer = ga_timer(r, *ga);
         let key = ctx.keys().timer_of(&timer)?;
-        w.extra = Change::new().put_unchecked(key, &timer);
+        w.extra = Change::new().release(token).put_unchecked(key, &timer);
     }
     w.events.push(model::event(
         r,
@@ -1101,7 +1112,7 @@ async fn finish(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp
     ));
     w.commit("Succeeded", format!("roll-out {} succeeded", r.id))
         .await?;
-    Ok(Next::Done)
+    Ok(Next::Released)
 }
 
 /// The GA timer of a launch roll-out.

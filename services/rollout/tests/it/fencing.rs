@@ -189,3 +189,36 @@ async fn a_paused_owner_is_fenced_out_and_rollback_removes_the_launch() -> anyho
     assert_eq!(t.state, TileState::Scheduled as i32, "{t:?}");
     Ok(())
 }
+
+/// A roll-out that succeeds releases its owner key in the same transaction
+/// that marks it SUCCEEDED (no release transaction after it): the key is
+/// there at the revision before that write and gone at it.
+#[tokio::test]
+async fn a_succeeded_roll_out_releases_its_owner_key_with_its_last_write() -> anyhow::Result<()> {
+    let stack = Stack::start(1).await?;
+    let tile = stack.scheduled_tile(SignedDuration::from_hours(24 * 8)).await?;
+    let now = stack.now().await?;
+    let r = stack
+        .start_rollout(quick_spec(&tile.id, now, &REGIONS[..2], SignedDuration::ZERO, 2))
+        .await?;
+    stack.set_rate(600.0).await?;
+    let done = stack.wait_state(&r.id, RolloutState::Succeeded).await?;
+    let key = stack
+        .store
+        .keys()
+        .owner(&tilewave_store::keys::work::rollout(&r.id));
+    let at = |revision: i64| {
+        let key = key.clone();
+        let mut kv = stack.store.kv();
+        async move {
+            let got = kv
+                .get(key, Some(etcd_client::GetOptions::new().with_revision(revision)))
+                .await?;
+            anyhow::Ok(!got.kvs().is_empty())
+        }
+    };
+    assert!(at(done.etag - 1).await?, "owned right before the last write");
+    assert!(!at(done.etag).await?, "released by the last write itself");
+    assert_eq!(stack.owner_of(&r.id).await?, None);
+    Ok(())
+}
