@@ -15,6 +15,7 @@ use etcd_client::{EventType, WatchOptions, WatchStream};
 use crate::error::{Error, Result};
 use crate::keys::prefix_end;
 use crate::observe::{EtcdOp, Observed};
+use crate::retry::Backoff;
 use crate::store::{Store, Versioned, decode};
 
 /// What [`Family::changed`] found.
@@ -37,6 +38,10 @@ pub struct Family<P, C> {
     items: BTreeMap<String, Versioned<C>>,
     revision: i64,
     stream: Option<WatchStream>,
+    /// The wait before reading again after a failed or lost watch, doubling
+    /// while they keep failing (reset by a watch response): a watch that
+    /// cannot be kept must not turn into a loop of reads.
+    backoff: Backoff,
 }
 
 impl<P, C> std::fmt::Debug for Family<P, C> {
@@ -70,6 +75,7 @@ impl Store {
             items: listing.items.into_iter().map(|c| (c.key.clone(), c)).collect(),
             revision: listing.revision,
             stream: None,
+            backoff: Backoff::default(),
         }))
     }
 }
@@ -95,8 +101,9 @@ where
     }
 
     /// Waits for the next change of the object or its children and applies
-    /// it whole. When the watch is lost, cancelled or compacted, reads the
-    /// family again instead (`Changed`, whether or not anything did); an
+    /// it whole. When the watch cannot be opened, is lost, cancelled or
+    /// compacted, reads the family again instead, after a back-off while
+    /// that keeps happening (`Changed`, whether or not anything did); an
     /// error only when that read fails.
     pub async fn changed(&mut self) -> Result<FamilyChange> {
         loop {
@@ -113,7 +120,10 @@ where
                 continue;
             };
             let resp = match stream.message().await {
-                Ok(Some(resp)) => resp,
+                Ok(Some(resp)) => {
+                    self.backoff.reset();
+                    resp
+                }
                 Ok(None) => return self.lost("the watch stream ended").await,
                 Err(e) => return self.lost(&e.to_string()).await,
             };
@@ -161,9 +171,10 @@ where
         self.reread().await
     }
 
-    /// Reads the family again and watches from there.
+    /// Reads the family again (after the back-off) and watches from there.
     async fn reread(&mut self) -> Result<FamilyChange> {
         self.stream = None;
+        tokio::time::sleep(self.backoff.next_delay()).await;
         match self
             .store
             .get_with_children::<P, C>(&self.key, &self.children)
