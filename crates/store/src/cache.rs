@@ -301,6 +301,32 @@ where
     }
 }
 
+/// Opens a watch of `key` with `opts` within the store's deadline, timed
+/// and traced as an `etcd.watch` operation (the caches and
+/// [`crate::Family`]).
+pub(crate) async fn open_watch(
+    store: &Store,
+    key: &str,
+    opts: WatchOptions,
+) -> Result<etcd_client::WatchStream> {
+    let mut client = store.watcher();
+    let observed = Observed::start(EtcdOp::Watch, key);
+    match tokio::time::timeout(store.op_timeout(), client.watch(key.to_owned(), Some(opts))).await {
+        Ok(Ok(stream)) => {
+            observed.ok();
+            Ok(stream)
+        }
+        Ok(Err(source)) => {
+            observed.failed(true, "etcd", &source);
+            Err(Error::Etcd { op: "watch", source })
+        }
+        Err(_) => {
+            observed.failed(true, "deadline_exceeded", &"no answer to the watch request");
+            Err(Error::DeadlineExceeded { op: "watch" })
+        }
+    }
+}
+
 /// Why the watch loop left a watch.
 enum Next {
     Relist(ResyncReason),
@@ -318,19 +344,9 @@ where
             .with_range(shared.end.clone())
             .with_start_revision(from)
             .with_progress_notify();
-        let mut client = store.watcher();
-        let observed = Observed::start(EtcdOp::Watch, &shared.start);
-        let opened =
-            tokio::time::timeout(store.op_timeout(), client.watch(shared.start.clone(), Some(opts))).await;
-        match &opened {
-            Ok(Ok(_)) => observed.ok(),
-            Ok(Err(e)) => observed.failed(true, "etcd", e),
-            Err(_) => observed.failed(true, "deadline_exceeded", &"no answer to the watch request"),
-        }
-        let next = match opened {
-            Err(_) => Next::Reconnect("no answer to the watch request".to_owned()),
-            Ok(Err(e)) => Next::Reconnect(e.to_string()),
-            Ok(Ok(mut stream)) => loop {
+        let next = match open_watch(&store, &shared.start, opts).await {
+            Err(e) => Next::Reconnect(e.to_string()),
+            Ok(mut stream) => loop {
                 tokio::select! {
                     biased;
                     () = shared.relist.notified() => break Next::Relist(ResyncReason::CatchUp),

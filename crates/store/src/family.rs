@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 
 use etcd_client::{EventType, WatchOptions, WatchStream};
 
-use crate::error::{Error, Result};
+use crate::cache::open_watch;
+use crate::error::Result;
 use crate::keys::prefix_end;
-use crate::observe::{EtcdOp, Observed};
 use crate::retry::Backoff;
 use crate::store::{Store, Versioned, decode};
 
@@ -107,17 +107,21 @@ where
     /// error only when that read fails.
     pub async fn changed(&mut self) -> Result<FamilyChange> {
         loop {
-            if self.stream.is_none() {
-                match self.open().await {
-                    Ok(stream) => self.stream = Some(stream),
-                    Err(e) => {
-                        tracing::debug!(key = %self.key, error = %e, "cannot watch; reading again");
-                        return self.reread().await;
+            let stream = match &mut self.stream {
+                Some(stream) => stream,
+                slot @ None => {
+                    let below = format!("{}/", self.key);
+                    let opts = WatchOptions::new()
+                        .with_range(prefix_end(below.as_bytes()))
+                        .with_start_revision(self.revision + 1);
+                    match open_watch(&self.store, &self.key, opts).await {
+                        Ok(stream) => slot.insert(stream),
+                        Err(e) => {
+                            tracing::debug!(key = %self.key, error = %e, "cannot watch; reading again");
+                            return self.reread().await;
+                        }
                     }
                 }
-            }
-            let Some(stream) = self.stream.as_mut() else {
-                continue;
             };
             let resp = match stream.message().await {
                 Ok(Some(resp)) => {
@@ -134,34 +138,6 @@ where
             }
             if let Some(change) = self.apply(resp.events())? {
                 return Ok(change);
-            }
-        }
-    }
-
-    async fn open(&self) -> Result<WatchStream> {
-        let below = format!("{}/", self.key);
-        let opts = WatchOptions::new()
-            .with_range(prefix_end(below.as_bytes()))
-            .with_start_revision(self.revision + 1);
-        let mut client = self.store.watcher();
-        let observed = Observed::start(EtcdOp::Watch, &self.key);
-        match tokio::time::timeout(
-            self.store.op_timeout(),
-            client.watch(self.key.clone(), Some(opts)),
-        )
-        .await
-        {
-            Ok(Ok(stream)) => {
-                observed.ok();
-                Ok(stream)
-            }
-            Ok(Err(source)) => {
-                observed.failed(true, "etcd", &source);
-                Err(Error::Etcd { op: "watch", source })
-            }
-            Err(_) => {
-                observed.failed(true, "deadline_exceeded", &"no answer to the watch request");
-                Err(Error::DeadlineExceeded { op: "watch" })
             }
         }
     }

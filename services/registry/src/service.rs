@@ -229,9 +229,9 @@ impl Registry {
         // next try reads etcd. A copy whose etag is not the caller's is
         // not used (it may be the one behind).
         let mut from_cache = true;
+        domain::check_id("id", id)?;
         loop {
             attempt += 1;
-            domain::check_id("id", id)?;
             let cached = from_cache
                 .then(|| self.inner.tiles.get(&tile_key))
                 .flatten()

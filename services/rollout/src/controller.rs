@@ -1090,7 +1090,7 @@ async fn finish(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp
     w.rollout.state = convert::state_to_wire(State::Succeeded);
     w.rollout.finished_at = Some(to_proto_timestamp(now));
     // The owner key goes with this last write: no release after it.
-    w.extra = Change::new().release(token);
+    let mut extra = Change::new().release(token);
     if kind == RolloutKind::Launch
         && let Some(ga) = tile
             .ga_time
@@ -1099,8 +1099,9 @@ async fn finish(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp
     {
         let timer = ga_timer(r, *ga);
         let key = ctx.keys().timer_of(&timer)?;
-        w.extra = Change::new().release(token).put_unchecked(key, &timer);
+        extra = extra.put_unchecked(key, &timer);
     }
+    w.extra = extra;
     w.events.push(model::event(
         r,
         EventKind::RolloutSucceeded,
