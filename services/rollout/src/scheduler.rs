@@ -236,22 +236,10 @@ async fn pass(
 ) -> Result<Option<Timestamp>> {
     let now = ctx.clock.now();
     let calendar = ctx.calendar.get(&ctx.keys().calendar()).map_or(0, |c| c.etag);
-    let holds: HashMap<String, LaunchHold> = ctx
-        .store
-        .list::<LaunchHold>(&ctx.keys().launch_holds())
-        .await?
-        .items
-        .into_iter()
-        .map(|h| (h.value.tile_id.clone(), h.value))
-        .collect();
-    let blocked: HashMap<String, tilewave_store::Versioned<LaunchBlocked>> = ctx
-        .store
-        .list::<LaunchBlocked>(&ctx.keys().launch_blocked_all())
-        .await?
-        .items
-        .into_iter()
-        .map(|h| (h.value.tile_id.clone(), h))
-        .collect();
+    // The holds and blocked records matter only to a launch that is due:
+    // read once a pass finds one (a pass runs on every burst of changes,
+    // and most find none).
+    let mut due: Option<Due> = None;
     let mut next: Option<Timestamp> = None;
     let scheduled = ctx.tiles.scan(|t| {
         (!t.value.self_test && t.value.state() == TileState::Scheduled).then(|| (t.etag, t.value.clone()))
@@ -271,6 +259,11 @@ async fn pass(
             next = Some(next.map_or(start_at, |n| n.min(start_at)));
             continue;
         }
+        let due = match &mut due {
+            Some(d) => d,
+            None => due.insert(Due::read(ctx).await?),
+        };
+        let (holds, blocked) = (&due.holds, &due.blocked);
         let reason = if let Some(h) = holds.get(&tile.id) {
             Some(format!("held by {}: {}", h.by, h.reason))
         } else if ctx.frozen() {
@@ -336,6 +329,35 @@ async fn pass(
         }
     }
     Ok(next)
+}
+
+/// What a pass reads of etcd once a launch is due: the holds and the
+/// blocked records, by tile.
+struct Due {
+    holds: HashMap<String, LaunchHold>,
+    blocked: HashMap<String, tilewave_store::Versioned<LaunchBlocked>>,
+}
+
+impl Due {
+    async fn read(ctx: &Ctx) -> Result<Self> {
+        let holds = ctx
+            .store
+            .list::<LaunchHold>(&ctx.keys().launch_holds())
+            .await?
+            .items
+            .into_iter()
+            .map(|h| (h.value.tile_id.clone(), h.value))
+            .collect();
+        let blocked = ctx
+            .store
+            .list::<LaunchBlocked>(&ctx.keys().launch_blocked_all())
+            .await?
+            .items
+            .into_iter()
+            .map(|h| (h.value.tile_id.clone(), h))
+            .collect();
+        Ok(Self { holds, blocked })
+    }
 }
 
 /// Starts a due launch: the pre-flight's agent check, then the roll-out,

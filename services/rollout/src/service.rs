@@ -467,6 +467,12 @@ impl Rollouts {
         };
         let answer = loaded.assemble();
         self.ctx.written.put_created(loaded);
+        // The revision's configuration, as the registry answered it: the
+        // first applies need not ask again (a revision's document never
+        // changes).
+        if let Some(config) = tile.config {
+            self.ctx.configs.put(&tile.id, tile.revision, config);
+        }
         Ok(answer)
     }
 
