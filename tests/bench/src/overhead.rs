@@ -110,7 +110,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         let etcd = stack.etcd_metrics().await?.since(&etcd_before);
         let svc = stack.rollout_metrics().await?.since(&svc_before);
         let timeline = timeline(&done);
-        let floor = Box::pin(floor(&stack, &done, &tile, run)).await?;
+        let (floor, floor_timeline) = Box::pin(floor(&stack, &done, &tile, run)).await?;
         let ratio = wall.as_secs_f64() / floor.as_secs_f64();
         let etcd_txns = etcd_txns(&etcd);
         let work = where_the_time_went(&svc);
@@ -123,6 +123,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             etcd.sum("etcd_server_proposals_committed_total", &[]),
         );
         println!("  timeline (ms of domain time after creation): {timeline}");
+        println!("  the floor's timeline (ms after its start): {floor_timeline}");
         println!("  the rollout service's calls: {}", work.line);
         walls.push(wall.as_secs_f64() * 1e3);
         floors.push(floor.as_secs_f64() * 1e3);
@@ -134,6 +135,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             "wall_ms": wall.as_secs_f64() * 1e3,
             "floor_ms": floor.as_secs_f64() * 1e3,
             "timeline_ms": timeline,
+            "floor_timeline_ms": floor_timeline,
             "etcd_txns": etcd_txns,
             "etcd_proposals": etcd.sum("etcd_server_proposals_committed_total", &[]),
             "etcd_ranges": etcd.sum("etcd_mvcc_range_total", &[]) + etcd.sum("etcd_debugging_mvcc_range_total", &[]),
@@ -177,13 +179,14 @@ fn timeline(r: &Rollout) -> String {
 /// agent of the wave's ApplyTile at once, a second transaction; each
 /// transaction writes the finished roll-out (its size) to a key of its
 /// own. The agents apply a tile of their own (`floor-<run>`), new to
-/// them, so each call writes the catalog as the roll-out's did.
+/// them, so each call writes the catalog as the roll-out's did. Also its
+/// own timeline (ms after its start), to set beside the roll-out's.
 async fn floor(
     stack: &Stack,
     done: &Rollout,
     tile: &tilewave_proto::registry::v1::Tile,
     run: usize,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<(Duration, String)> {
     let key = format!("{PREFIX}bench-floor/{run}", PREFIX = stack::PREFIX);
     let actor = Actor::new("bench");
     let floor_tile = format!("floor-{run}");
@@ -193,6 +196,8 @@ async fn floor(
         stack.agent(region).await?;
     }
     let t = Instant::now();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mut marks = Vec::new();
     for w in 1..=done.wave_count {
         let regions: Vec<&str> = done
             .steps
@@ -227,11 +232,19 @@ async fn floor(
                         anyhow::Ok(())
                     }
                 });
+                let applies = t.elapsed();
                 futures::future::try_join_all(calls).await?;
+                marks.push(format!(
+                    "wave {w}: applies started {:.1}, acknowledged {:.1}",
+                    ms(applies),
+                    ms(t.elapsed())
+                ));
             }
         }
     }
-    Ok(t.elapsed())
+    let took = t.elapsed();
+    marks.push(format!("end {:.1}", ms(took)));
+    Ok((took, marks.join("; ")))
 }
 
 /// etcd's transactions in a metrics delta: its `Txn` RPCs, as counted by

@@ -386,15 +386,28 @@ impl Stack {
 
     /// How many roll-outs are active (`rollout-active/` keys).
     pub async fn active_rollouts(&self) -> anyhow::Result<i64> {
+        self.count(&self.store.keys().rollout_active(""))
+            .await
+            .context("counting the active roll-outs in etcd")
+    }
+
+    /// How many roll-outs have an owner (`owners/rollout-` in etcd).
+    pub async fn owned_rollouts(&self) -> anyhow::Result<i64> {
+        let prefix = self.store.keys().owner(&tilewave_store::keys::work::rollout(""));
+        self.count(&prefix)
+            .await
+            .context("counting the roll-outs' owner keys in etcd")
+    }
+
+    /// How many keys etcd holds under `prefix`.
+    async fn count(&self, prefix: &str) -> anyhow::Result<i64> {
         let mut c = self.etcd.client().await?;
-        let prefix = self.store.keys().rollout_active("");
         let r = c
             .get(
                 prefix,
                 Some(etcd_client::GetOptions::new().with_prefix().with_count_only()),
             )
-            .await
-            .context("counting the active roll-outs in etcd")?;
+            .await?;
         Ok(r.count())
     }
 

@@ -1,15 +1,20 @@
 //! Measure 2, throughput (issue 18): many roll-outs at once (1,000 of 20
 //! regions each by default) on one etcd member and one rollout replica,
 //! no bake, agents that answer at once (one agent process per region).
-//! Region-steps per second, from the first StartRollout until no roll-out
-//! is active (`rollout-active/` is empty, or holds only roll-outs that
-//! paused on a failed step: counted, their verified regions counted),
-//! divided by the raw etcd
-//! transaction rate measured right after in the same run: as many
-//! concurrent writers as roll-outs, each committing audited transactions
-//! of a roll-out decision's size (the roll-out record and one step) one
-//! after another through the same store code, for a fixed time. Target:
-//! at least 0.5.
+//!
+//! The roll-outs are started first, all with the same earliest start an
+//! hour of domain time ahead: each is PENDING, owned by the replica and
+//! waiting. Once every one has its owner key, the virtual clock is moved
+//! forward by that hour, so that all of them run at once. Region-steps
+//! per second, from the clock's move until no roll-out is active
+//! (`rollout-active/` is empty, or holds only roll-outs that paused on a
+//! failed step: counted, their verified regions counted), divided by the
+//! raw etcd transaction rate measured right after in the same run: as
+//! many concurrent writers as roll-outs, each committing audited
+//! transactions of a roll-out decision's size (the roll-out record and
+//! one step) one after another through the same store code, for a fixed
+//! time. Target: at least 0.5. The starts (StartRollout and the claims)
+//! are reported on their own, as roll-outs started per second.
 //!
 //! Also reported: etcd's transactions and writes (raft proposals) per
 //! region-step during the roll-outs (its metrics), and what the rollout
@@ -47,8 +52,9 @@ pub struct Args {
     /// agent process each, shared by every roll-out.
     #[arg(long, default_value_t = 20)]
     pub regions: usize,
-    /// StartRollout calls in flight at once.
-    #[arg(long, default_value_t = 8)]
+    /// StartRollout calls in flight at once (the starts are not part of
+    /// the timed run).
+    #[arg(long, default_value_t = 32)]
     pub start_concurrency: usize,
     /// How long the raw etcd loop runs, in seconds.
     #[arg(long, default_value_t = 10.0)]
@@ -60,6 +66,11 @@ pub struct Args {
     /// (`--ga-scheduler false`), to see what the scheduler costs.
     #[arg(long)]
     pub no_ga_scheduler: bool,
+    /// Time the starts too: each roll-out runs as soon as StartRollout
+    /// made it, and the run is timed from the first call (the measure as
+    /// it was before the roll-outs were started together).
+    #[arg(long)]
+    pub with_starts: bool,
 }
 
 impl Args {
@@ -73,12 +84,26 @@ impl Args {
             raw_secs: 0.5,
             timeout_secs: 120,
             no_ga_scheduler: false,
+            with_starts: false,
         }
     }
 }
 
 /// The target on region-steps per second / raw etcd transactions per second.
 const TARGET: f64 = 0.5;
+
+/// Domain time from the starts to the roll-outs' common earliest start:
+/// the clock is moved by it once all of them are owned.
+const LEAD: SignedDuration = SignedDuration::from_hours(1);
+
+/// How long the roll-outs may take to be owned after their starts.
+const CLAIM_WITHIN: Duration = Duration::from_secs(120);
+
+/// How often the end of a run is looked for.
+const POLL: Duration = Duration::from_millis(20);
+
+/// How often the roll-outs stopped on a failed step are listed.
+const STUCK_EVERY: Duration = Duration::from_millis(500);
 
 /// How many tiles are made SCHEDULED at once.
 const TILE_CONCURRENCY: usize = 16;
@@ -95,7 +120,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     anyhow::ensure!(args.raw_secs > 0.0, "--raw-secs must be positive");
     let regions = stack::regions(args.regions);
     let mut stack = Box::pin(Stack::start(&regions, false)).await?;
-    let mut figures: [Vec<f64>; 7] = Default::default();
+    let mut figures: [Vec<f64>; 8] = Default::default();
     let mut runs = Vec::new();
     for run in 0..args.runs {
         let ids: Vec<String> = (0..args.rollouts).map(|i| format!("tp{run}-{i}")).collect();
@@ -114,11 +139,21 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             };
             stack.start_rollout_service_with(extra).await?;
         }
-        let etcd_before = stack.etcd_metrics().await?;
-        let svc_before = stack.rollout_metrics().await?;
-        let cpu_before = stack.cpu()?;
-        let now = stack.now();
-        let t0 = Instant::now();
+        let start_at = if args.with_starts {
+            stack.now()
+        } else {
+            stack
+                .now()
+                .checked_add(LEAD)
+                .context("the roll-outs' earliest start")?
+        };
+        // With the starts timed, the counters are taken before them.
+        let mut before = if args.with_starts {
+            Some(Counters::take(&stack).await?)
+        } else {
+            None
+        };
+        let starting = Instant::now();
         let specs = tiles.iter().map(|tile| RolloutSpec {
             tile_id: tile.id.clone(),
             regions: regions.clone(),
@@ -126,7 +161,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             bake: Some(dur(SignedDuration::ZERO)),
             concurrency: i32::try_from(regions.len()).unwrap_or(i32::MAX),
             wave_growth: 0,
-            earliest_start: Some(ts(now)),
+            earliest_start: Some(ts(start_at)),
             ..Default::default()
         });
         let stack_ref = &stack;
@@ -137,25 +172,66 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
                 .await?;
         let retries: usize = started.iter().map(|(_, n)| n).sum();
         let started: Vec<Rollout> = started.into_iter().map(|(r, _)| r).collect();
-        let all_started = t0.elapsed();
+        // Every roll-out PENDING and owned: the starts are over.
+        let claim_deadline = Instant::now() + CLAIM_WITHIN;
+        while !args.with_starts {
+            let owned = stack.owned_rollouts().await?;
+            if usize::try_from(owned).unwrap_or(0) >= started.len() {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < claim_deadline,
+                "only {owned} of {} roll-outs were owned {CLAIM_WITHIN:?} after their starts",
+                started.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let all_started = starting.elapsed();
+        let starts_per_sec = started.len() as f64 / all_started.as_secs_f64();
         println!(
-            "throughput run {run}: {} roll-outs started after {:.1} s ({retries} StartRollout calls answered UNAVAILABLE and retried)",
+            "throughput run {run}: {} roll-outs {} in {:.1} s ({starts_per_sec:.0} a second, {} StartRollout calls in flight; {retries} answered UNAVAILABLE and retried)",
             started.len(),
-            all_started.as_secs_f64()
+            if args.with_starts {
+                "started"
+            } else {
+                "started and owned"
+            },
+            all_started.as_secs_f64(),
+            args.start_concurrency.max(1),
         );
+        let t0 = if before.is_some() {
+            starting
+        } else {
+            before = Some(Counters::take(&stack).await?);
+            let t0 = Instant::now();
+            stack
+                .clock
+                .advance(LEAD, &Actor::new("bench"))
+                .await
+                .context("moving the virtual clock to the roll-outs' earliest start")?;
+            t0
+        };
+        let before = before.context("the counters before the run")?;
         let deadline = Duration::from_secs(args.timeout_secs);
         let mut said = Instant::now();
         // Done when every roll-out that is still active has stopped on a
         // failed step (paused): those are counted, not waited for.
+        // The active count (one count-only read) is polled often, so that
+        // the end is seen within a few milliseconds; the stopped ones (a
+        // ListRollouts) twice a second.
         let mut stuck = Vec::new();
+        let mut stuck_checked: Option<Instant> = None;
         let complete = loop {
             let active = stack.active_rollouts().await?;
             if active == 0 {
                 break true;
             }
-            stuck = stack.stuck_rollouts().await?;
-            if usize::try_from(active).unwrap_or(usize::MAX) <= stuck.len() {
-                break true;
+            if stuck_checked.is_none_or(|t| t.elapsed() >= STUCK_EVERY) {
+                stuck = stack.stuck_rollouts().await?;
+                stuck_checked = Some(Instant::now());
+                if usize::try_from(active).unwrap_or(usize::MAX) <= stuck.len() {
+                    break true;
+                }
             }
             if t0.elapsed() >= deadline {
                 println!(
@@ -172,7 +248,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
                 );
                 said = Instant::now();
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(POLL).await;
         };
         if let Some(id) = stuck.first() {
             let r = stack.get(id).await?;
@@ -183,12 +259,12 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             );
         }
         let elapsed = t0.elapsed();
-        let etcd = stack.etcd_metrics().await?.since(&etcd_before);
-        let svc = stack.rollout_metrics().await?.since(&svc_before);
+        let etcd = stack.etcd_metrics().await?.since(&before.etcd);
+        let svc = stack.rollout_metrics().await?.since(&before.svc);
         let cpu_after = stack.cpu()?;
         let cpu: std::collections::BTreeMap<&str, f64> = cpu_after
             .iter()
-            .map(|(k, v)| (*k, v - cpu_before.get(k).copied().unwrap_or(0.0)))
+            .map(|(k, v)| (*k, v - before.cpu.get(k).copied().unwrap_or(0.0)))
             .collect();
         // When complete, every roll-out must have succeeded, every region
         // verified; otherwise the verified regions count.
@@ -235,11 +311,10 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             .map(|(w, n, s)| format!("{w} {:.2} calls {:.2} ms", n / steps_f, s * 1e3 / steps_f))
             .collect();
         println!(
-            "throughput run {run}: {} roll-outs x {} regions: {steps} region-steps in {:.1} s (all started after {:.1} s): {steps_per_sec:.1} steps/s; raw etcd {raw:.0} txns/s; ratio {ratio:.3}",
+            "throughput run {run}: {} roll-outs x {} regions: {steps} region-steps in {:.1} s: {steps_per_sec:.1} steps/s; raw etcd {raw:.0} txns/s; ratio {ratio:.3}",
             started.len(),
             regions.len(),
             elapsed.as_secs_f64(),
-            all_started.as_secs_f64()
         );
         println!(
             "  etcd per region-step: {:.2} txns, {:.2} writes (raft proposals), {:.2} ranges; the rollout service per region-step: {}",
@@ -264,13 +339,15 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         figures[4].push(proposals / steps_f);
         figures[5].push(elapsed.as_secs_f64());
         figures[6].push(ranges / steps_f);
+        figures[7].push(starts_per_sec);
         runs.push(serde_json::json!({
             "run": run,
             "rollouts": started.len(),
             "regions": regions.len(),
             "region_steps": steps,
             "seconds": elapsed.as_secs_f64(),
-            "all_started_after_seconds": all_started.as_secs_f64(),
+            "started_and_owned_seconds": all_started.as_secs_f64(),
+            "starts_per_second": starts_per_sec,
             "tiles_scheduled_seconds": tiles_secs,
             "steps_per_second": steps_per_sec,
             "raw_etcd_txns_per_second": raw,
@@ -302,13 +379,38 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     )?;
     m.figure("wall time", "s", &figures[5], None)?;
     m.figure("etcd ranges (reads) per region-step", "ranges", &figures[6], None)?;
+    m.figure(
+        "roll-outs started and owned per second (not timed above)",
+        "starts/s",
+        &figures[7],
+        None,
+    )?;
     report.add(m.details(serde_json::json!({
         "rollouts": args.rollouts,
         "regions": args.regions,
         "ga_scheduler": !args.no_ga_scheduler,
+        "with_starts": args.with_starts,
         "runs": runs,
     })));
     Ok(())
+}
+
+/// What a run's figures are taken as differences of: etcd's and the
+/// rollout service's metrics, and every process's CPU time.
+struct Counters {
+    etcd: crate::stack::Metrics,
+    svc: crate::stack::Metrics,
+    cpu: std::collections::BTreeMap<&'static str, f64>,
+}
+
+impl Counters {
+    async fn take(stack: &Stack) -> anyhow::Result<Self> {
+        Ok(Self {
+            etcd: stack.etcd_metrics().await?,
+            svc: stack.rollout_metrics().await?,
+            cpu: stack.cpu()?,
+        })
+    }
 }
 
 /// The raw etcd transaction rate: `writers` tasks, each committing, one
