@@ -172,19 +172,8 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
                 .await?;
         let retries: usize = started.iter().map(|(_, n)| n).sum();
         let started: Vec<Rollout> = started.into_iter().map(|(r, _)| r).collect();
-        // Every roll-out PENDING and owned: the starts are over.
-        let claim_deadline = Instant::now() + CLAIM_WITHIN;
-        while !args.with_starts {
-            let owned = stack.owned_rollouts().await?;
-            if usize::try_from(owned).unwrap_or(0) >= started.len() {
-                break;
-            }
-            anyhow::ensure!(
-                Instant::now() < claim_deadline,
-                "only {owned} of {} roll-outs were owned {CLAIM_WITHIN:?} after their starts",
-                started.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if !args.with_starts {
+            wait_owned(&stack, started.len()).await?;
         }
         let all_started = starting.elapsed();
         let starts_per_sec = started.len() as f64 / all_started.as_secs_f64();
@@ -393,6 +382,23 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         "runs": runs,
     })));
     Ok(())
+}
+
+/// Waits until `n` roll-outs are owned (PENDING and owned: their starts
+/// are over), for at most [`CLAIM_WITHIN`].
+async fn wait_owned(stack: &Stack, n: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + CLAIM_WITHIN;
+    loop {
+        let owned = stack.owned_rollouts().await?;
+        if usize::try_from(owned).unwrap_or(0) >= n {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {owned} of {n} roll-outs were owned {CLAIM_WITHIN:?} after their starts"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// What a run's figures are taken as differences of: etcd's and the
