@@ -25,7 +25,7 @@ use tilewave_proto::rollout::v1::*;
 use tilewave_service::limits;
 use tilewave_store::audit;
 use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
-use tilewave_store::{Actor, Change};
+use tilewave_store::{Actor, Change, Versioned};
 
 use crate::convert::{self, is_terminal};
 use crate::error::{Error, Result};
@@ -558,22 +558,7 @@ pub async fn list(ctx: &Ctx, req: &ListLaunchesRequest) -> Result<ListLaunchesRe
     if to.is_some_and(|t| t <= from) {
         return Err(Error::invalid("range.end", "must be after range.start"));
     }
-    let holds: HashMap<String, LaunchHold> = ctx
-        .store
-        .list::<LaunchHold>(&ctx.keys().launch_holds())
-        .await?
-        .items
-        .into_iter()
-        .map(|h| (h.value.tile_id.clone(), h.value))
-        .collect();
-    let blocked: HashMap<String, LaunchBlocked> = ctx
-        .store
-        .list::<LaunchBlocked>(&ctx.keys().launch_blocked_all())
-        .await?
-        .items
-        .into_iter()
-        .map(|h| (h.value.tile_id.clone(), h.value))
-        .collect();
+    let Records { holds, blocked } = Records::read(ctx).await?;
     let mut tiles: Vec<(Timestamp, Tile)> = ctx.tiles.scan(|t| {
         let g = ga_of(&t.value)?;
         (g >= from
@@ -593,7 +578,7 @@ pub async fn list(ctx: &Ctx, req: &ListLaunchesRequest) -> Result<ListLaunchesRe
             ga,
             now,
             holds.get(&tile.id),
-            blocked.get(&tile.id),
+            blocked.get(&tile.id).map(|b| &b.value),
         ));
     }
     let (launches, next_page_token) = page
@@ -752,5 +737,38 @@ async fn commit_hold(ctx: &Ctx, actor: &Actor, change: Change) -> Result<i64> {
             Error::Conflict("the launch's hold changed meanwhile: try again".into()),
         ),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The launch holds and the blocked pre-flights, by tile, as etcd has them
+/// now (two range reads).
+#[derive(Debug)]
+pub struct Records {
+    /// `launch-holds/`.
+    pub holds: HashMap<String, LaunchHold>,
+    /// `launch-blocked/`, with their etags (the scheduler updates them).
+    pub blocked: HashMap<String, Versioned<LaunchBlocked>>,
+}
+
+impl Records {
+    /// Reads both.
+    pub async fn read(ctx: &Ctx) -> Result<Self> {
+        let holds = ctx
+            .store
+            .list::<LaunchHold>(&ctx.keys().launch_holds())
+            .await?
+            .items
+            .into_iter()
+            .map(|h| (h.value.tile_id.clone(), h.value))
+            .collect();
+        let blocked = ctx
+            .store
+            .list::<LaunchBlocked>(&ctx.keys().launch_blocked_all())
+            .await?
+            .items
+            .into_iter()
+            .map(|h| (h.value.tile_id.clone(), h))
+            .collect();
+        Ok(Self { holds, blocked })
     }
 }

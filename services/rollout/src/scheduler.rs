@@ -32,7 +32,7 @@ use tilewave_core::calendar::{PLAN_MARGIN, format_instant};
 use tilewave_core::planner::{self, format_duration};
 use tilewave_proto::common::v1::{Event, EventKind, Severity, SpanOrigin, TileState};
 use tilewave_proto::registry::v1::Tile;
-use tilewave_proto::rollout::v1::{LaunchBlocked, LaunchHold, RolloutKind, RolloutSpec};
+use tilewave_proto::rollout::v1::{LaunchBlocked, RolloutKind, RolloutSpec};
 use tilewave_store::clock::to_proto_timestamp;
 use tilewave_store::{Actor, Change, FencingToken, Owned, OwnerLoop, Shutdown};
 use tracing::Instrument;
@@ -239,7 +239,7 @@ async fn pass(
     // The holds and blocked records matter only to a launch that is due:
     // read once a pass finds one (a pass runs on every burst of changes,
     // and most find none).
-    let mut due: Option<Due> = None;
+    let mut due: Option<launch::Records> = None;
     let mut next: Option<Timestamp> = None;
     let scheduled = ctx.tiles.scan(|t| {
         (!t.value.self_test && t.value.state() == TileState::Scheduled).then(|| (t.etag, t.value.clone()))
@@ -261,7 +261,7 @@ async fn pass(
         }
         let due = match &mut due {
             Some(d) => d,
-            None => due.insert(Due::read(ctx).await?),
+            None => due.insert(launch::Records::read(ctx).await?),
         };
         let (holds, blocked) = (&due.holds, &due.blocked);
         let reason = if let Some(h) = holds.get(&tile.id) {
@@ -329,35 +329,6 @@ async fn pass(
         }
     }
     Ok(next)
-}
-
-/// What a pass reads of etcd once a launch is due: the holds and the
-/// blocked records, by tile.
-struct Due {
-    holds: HashMap<String, LaunchHold>,
-    blocked: HashMap<String, tilewave_store::Versioned<LaunchBlocked>>,
-}
-
-impl Due {
-    async fn read(ctx: &Ctx) -> Result<Self> {
-        let holds = ctx
-            .store
-            .list::<LaunchHold>(&ctx.keys().launch_holds())
-            .await?
-            .items
-            .into_iter()
-            .map(|h| (h.value.tile_id.clone(), h.value))
-            .collect();
-        let blocked = ctx
-            .store
-            .list::<LaunchBlocked>(&ctx.keys().launch_blocked_all())
-            .await?
-            .items
-            .into_iter()
-            .map(|h| (h.value.tile_id.clone(), h))
-            .collect();
-        Ok(Self { holds, blocked })
-    }
 }
 
 /// Starts a due launch: the pre-flight's agent check, then the roll-out,
