@@ -506,16 +506,19 @@ pub async fn schedule(ctx: &Ctx, actor: &Actor, req: &ScheduleGaRequest) -> Resu
 /// The launch roll-out of a tile's current revision, if one was ever
 /// created (in any state).
 pub fn launch_rollout(ctx: &Ctx, tile: &Tile) -> Option<Rollout> {
-    // Only the tile's roll-outs are copied (the scheduler asks for every
-    // scheduled tile on each pass).
+    // Only the tile's roll-outs are copied.
     let mut of_tile = ctx.rollouts.scan(|r| {
-        (r.value.tile_id == tile.id
-            && r.value.revision == tile.revision
-            && RolloutKind::try_from(r.value.kind).unwrap_or(RolloutKind::Launch) == RolloutKind::Launch)
+        (r.value.tile_id == tile.id && r.value.revision == tile.revision && is_launch(&r.value))
             .then(|| r.clone())
     });
     of_tile.sort_by_key(|r| (!is_terminal(r.value.state), r.create_revision));
     of_tile.pop().map(|r| r.value)
+}
+
+/// Whether `r` is a launch roll-out (a kind this build does not know is
+/// taken for one).
+pub fn is_launch(r: &Rollout) -> bool {
+    RolloutKind::try_from(r.kind).unwrap_or(RolloutKind::Launch) == RolloutKind::Launch
 }
 
 /// The plan of a scheduled tile's launch roll-out from now, as the
