@@ -852,7 +852,7 @@ async fn gate_with_applies(
     summary: &mut String,
     now: Timestamp,
 ) -> Result<Option<Next>> {
-    let (ctx, loaded, token) = (w.ctx, w.loaded, w.token);
+    let (ctx, loaded) = (w.ctx, w.loaded);
     let r = &loaded.rollout.value;
     let staged = w.staged();
     let Some((_, Decision::HealthRound(checks))) = decide_on(ctx, r, &staged, now)? else {
@@ -866,15 +866,10 @@ async fn gate_with_applies(
         .iter()
         .map(|c| verdict(probed.get(&c.step()).cloned()))
         .collect();
-    let (healthy, unhealthy) = round_results(&staged, &checks, answers, now);
-    let (_, gates) = round_summary(r, loaded, &healthy);
-    w.steps(healthy.into_iter().map(|(i, next, _)| (i, next)));
-    if let Some((i, step, why)) = unhealthy {
-        let w = std::mem::replace(w, Write::new(ctx, token, loaded));
-        return Ok(Some(
-            fail_step(w, view, i, step, format!("health gate: {why}"), now).await?,
-        ));
-    }
+    let (_, gates) = match stage_round(w, view, &staged, &checks, answers, now).await? {
+        Ok(said) => said,
+        Err(failed) => return Ok(Some(failed)),
+    };
     if let Some(rest) = gates.strip_prefix(&r.tile_id) {
         summary.push(';');
         summary.push_str(rest);
@@ -920,15 +915,46 @@ async fn health_round(
     .into_iter()
     .collect::<Result<Vec<_>>>()?;
     let steps: Vec<RolloutStep> = loaded.steps.iter().map(|s| s.value.clone()).collect();
-    let (healthy, unhealthy) = round_results(&steps, checks, answers, now);
-    let (action, summary) = round_summary(r, loaded, &healthy);
     let mut w = Write::new(ctx, token, loaded);
-    w.steps(healthy.into_iter().map(|(i, next, _)| (i, next)));
-    if let Some((i, step, why)) = unhealthy {
-        return fail_step(w, view, i, step, format!("health gate: {why}"), now).await;
-    }
+    let (action, summary) = match stage_round(&mut w, view, &steps, checks, answers, now).await? {
+        Ok(said) => said,
+        Err(failed) => return Ok(failed),
+    };
     w.commit(action, summary).await?;
     Ok(Next::Again)
+}
+
+/// Stages in `w` what a round of `checks` on `steps` with the agents'
+/// `answers` makes of them ([`round_results`]): every healthy step as it
+/// becomes, with the round's audit action and summary
+/// ([`round_summary`]) for the caller's commit; or, when a step is
+/// unhealthy, fails it (committed here, with the healthy ones) and
+/// returns what the owner does next as the `Err`.
+async fn stage_round(
+    w: &mut Write<'_>,
+    view: &View,
+    steps: &[RolloutStep],
+    checks: &[Check],
+    answers: Vec<(HealthStatus, Option<String>)>,
+    now: Timestamp,
+) -> Result<std::result::Result<(&'static str, String), Next>> {
+    let (ctx, loaded, token) = (w.ctx, w.loaded, w.token);
+    let (healthy, unhealthy) = round_results(steps, checks, answers, now);
+    let said = round_summary(&loaded.rollout.value, loaded, &healthy);
+    w.steps(healthy.into_iter().map(|(i, next, _)| (i, next)));
+    if let Some((i, step, why)) = unhealthy {
+        let w = std::mem::replace(w, Write::new(ctx, token, loaded));
+        return Ok(Err(fail_step(
+            w,
+            view,
+            i,
+            step,
+            format!("health gate: {why}"),
+            now,
+        )
+        .await?));
+    }
+    Ok(Ok(said))
 }
 
 /// A healthy step after a round's check, and the first unhealthy one.
