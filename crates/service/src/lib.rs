@@ -29,6 +29,7 @@ pub mod escalation;
 pub mod limits;
 pub mod paging;
 pub mod regions;
+pub mod standard;
 pub mod transport;
 
 use std::future::Future;

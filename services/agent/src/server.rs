@@ -118,16 +118,12 @@ pub async fn serve(listener: TcpListener, config: AgentConfig, shutdown: Shutdow
     }
     let agent = Agent::open(settings, data, Arc::clone(&clock)).await?;
 
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status(HEALTH_SERVICE, tonic_health::ServingStatus::NotServing)
-        .await;
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::NotServing)
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tilewave_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // NOT_SERVING until the agent has registered (below).
+    let (reporter, health, reflection) = tilewave_service::standard::health_and_reflection(
+        &[HEALTH_SERVICE],
+        tonic_health::ServingStatus::NotServing,
+    )
+    .await?;
 
     let fault_injection = config.enable_fault_injection.then(|| {
         tilewave_service::sized!(FaultInjectionServiceServer::new(FaultInjector::new(

@@ -5,6 +5,7 @@
 //! the role check.
 
 use std::sync::Arc;
+use tonic::server::NamedService;
 
 use tilewave_clients::Agents;
 use tilewave_proto::credentials::v1::credentials_service_server::CredentialsServiceServer;
@@ -120,16 +121,11 @@ pub async fn serve(
         |shutdown| crate::schedule::run(ctx, shutdown)
     });
 
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_serving::<CredentialsServiceServer<Credentials>>()
-        .await;
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tilewave_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let (_reporter, health, reflection) = tilewave_service::standard::health_and_reflection(
+        &[<CredentialsServiceServer<Credentials> as NamedService>::NAME],
+        tonic_health::ServingStatus::Serving,
+    )
+    .await?;
     tracing::info!(addr = ?listener.local_addr().ok(), holder = %ctx.holder, "tilewave-credentials serving");
     let result = tilewave_tls::server("tilewave-credentials", tls.as_ref())?
         .layer(tilewave_telemetry::server_layer())

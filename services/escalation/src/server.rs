@@ -6,6 +6,7 @@
 //! check.
 
 use std::sync::Arc;
+use tonic::server::NamedService;
 
 use tilewave_clients::egress::EgressPolicy;
 use tilewave_clients::webhook::{SenderSettings, WebhookSender};
@@ -138,16 +139,11 @@ pub async fn serve(
         |shutdown| crate::events::run(ctx, shutdown)
     });
 
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_serving::<EscalationServiceServer<Escalation>>()
-        .await;
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tilewave_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let (_reporter, health, reflection) = tilewave_service::standard::health_and_reflection(
+        &[<EscalationServiceServer<Escalation> as NamedService>::NAME],
+        tonic_health::ServingStatus::Serving,
+    )
+    .await?;
     tracing::info!(addr = ?listener.local_addr().ok(), holder = %ctx.holder, "tilewave-escalation serving");
     let result = tilewave_tls::server("tilewave-escalation", tls.as_ref())?
         .layer(tilewave_telemetry::server_layer())

@@ -8,6 +8,7 @@
 //! "Housekeeping"). Its watch streams end with their clients.
 
 use std::sync::Arc;
+use tonic::server::NamedService;
 
 use tilewave_proto::registry::v1::registry_service_server::RegistryServiceServer;
 use tilewave_store::{Shutdown, Store, StoreConfig, Tasks};
@@ -70,14 +71,11 @@ pub async fn serve(
     let registry = Registry::new(store.clone(), clock).await?;
     tracing::info!("tile cache ready");
 
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_serving::<RegistryServiceServer<Registry>>().await;
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tilewave_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let (_reporter, health, reflection) = tilewave_service::standard::health_and_reflection(
+        &[<RegistryServiceServer<Registry> as NamedService>::NAME],
+        tonic_health::ServingStatus::Serving,
+    )
+    .await?;
 
     // Background tasks: re-reading the access policy file; audit retention.
     let mut tasks = Tasks::new();

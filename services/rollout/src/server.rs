@@ -8,6 +8,7 @@
 //! telemetry layer.
 
 use std::sync::Arc;
+use tonic::server::NamedService;
 
 use tilewave_proto::clock::v1::clock_service_server::ClockServiceServer;
 use tilewave_proto::registry::v1::Tile;
@@ -141,15 +142,14 @@ pub async fn serve(
         move |shutdown| crate::lifecycle::run(ctx, bake, shutdown)
     });
 
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_serving::<RolloutServiceServer<Rollouts>>().await;
-    reporter.set_serving::<ClockServiceServer<Clocks>>().await;
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tilewave_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let (_reporter, health, reflection) = tilewave_service::standard::health_and_reflection(
+        &[
+            <RolloutServiceServer<Rollouts> as NamedService>::NAME,
+            <ClockServiceServer<Clocks> as NamedService>::NAME,
+        ],
+        tonic_health::ServingStatus::Serving,
+    )
+    .await?;
 
     tracing::info!(addr = ?listener.local_addr().ok(), holder = %ctx.holder, "tilewave-rollout serving");
     let result = tilewave_tls::server("tilewave-rollout", tls.as_ref())?
