@@ -22,11 +22,17 @@ pub async fn health_and_reflection(
     tonic_reflection::server::Error,
 > {
     let (reporter, health) = tonic_health::server::health_reporter();
-    for service in services.iter().copied().chain([""]) {
-        reporter.set_service_status(service, status).await;
-    }
+    report(&reporter, services, status).await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tilewave_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     Ok((reporter, health, reflection))
+}
+
+/// Reports `services` and the whole server (`""`) as `status` (an agent
+/// turns SERVING once registered).
+pub async fn report(reporter: &HealthReporter, services: &[&str], status: ServingStatus) {
+    for service in services.iter().copied().chain([""]) {
+        reporter.set_service_status(service, status).await;
+    }
 }

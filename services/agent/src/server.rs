@@ -177,11 +177,7 @@ pub async fn serve(listener: TcpListener, config: AgentConfig, shutdown: Shutdow
         tasks.stop(TASK_GRACE).await;
         return Ok(result?);
     }
-    reporter
-        .set_service_status(HEALTH_SERVICE, tonic_health::ServingStatus::Serving)
-        .await;
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
+    tilewave_service::standard::report(&reporter, &[HEALTH_SERVICE], tonic_health::ServingStatus::Serving)
         .await;
 
     tasks.spawn("prober", {

@@ -5,7 +5,6 @@
 //! the role check.
 
 use std::sync::Arc;
-use tonic::server::NamedService;
 
 use tilewave_clients::Agents;
 use tilewave_proto::credentials::v1::credentials_service_server::CredentialsServiceServer;
@@ -15,6 +14,7 @@ use tilewave_store::{
     Actor, Clock, Shutdown, Store, StoreConfig, SystemClock, Tasks, VirtualClock, WatchCache,
 };
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
 
 use crate::config::CredentialsConfig;
 use crate::model::Ctx;

@@ -6,7 +6,6 @@
 //! check.
 
 use std::sync::Arc;
-use tonic::server::NamedService;
 
 use tilewave_clients::egress::EgressPolicy;
 use tilewave_clients::webhook::{SenderSettings, WebhookSender};
@@ -16,6 +15,7 @@ use tilewave_store::{
     Actor, Clock, Shutdown, Store, StoreConfig, SystemClock, Tasks, VirtualClock, WatchCache,
 };
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
 
 use crate::config::EscalationConfig;
 use crate::model::Ctx;

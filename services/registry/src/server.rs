@@ -8,11 +8,11 @@
 //! "Housekeeping"). Its watch streams end with their clients.
 
 use std::sync::Arc;
-use tonic::server::NamedService;
 
 use tilewave_proto::registry::v1::registry_service_server::RegistryServiceServer;
 use tilewave_store::{Shutdown, Store, StoreConfig, Tasks};
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
 
 use crate::config::RegistryConfig;
 use crate::service::Registry;

@@ -1163,10 +1163,9 @@ impl Registry {
     }
 
     /// The snapshot a watch from revision 0 starts with: the cache's tiles at
-    /// one revision, filtered to the request.
-    /// The tiles a new watcher starts from, at one cache revision: only the
-    /// ones it may see and asked for are copied, and their raw documents
-    /// are dropped at once unless asked for (10,000 tiles, 12 MB of them).
+    /// one revision, only those the watcher may see and asked for copied,
+    /// their raw documents dropped at once unless asked for (10,000 tiles,
+    /// 12 MB of them).
     fn snapshot_for_watch(&self, r: &WatchTilesRequest, scope: &Scope) -> (i64, Vec<Tile>) {
         self.inner.tiles.snapshot_scan(|v| {
             let wanted =

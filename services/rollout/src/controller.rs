@@ -249,10 +249,9 @@ impl<'a> Write<'a> {
         let now = self.ctx.clock.now();
         let all = self.staged();
         let re = model::replan_into(self.ctx, &mut self.rollout, &all, now);
-        // As stored (no steps, no etag), in place: the roll-out is encoded
-        // from here and then moved into what the owner keeps, not copied.
-        self.rollout.steps.clear();
-        self.rollout.etag = 0;
+        // As stored, in place: the roll-out is encoded from here and then
+        // moved into what the owner keeps, not copied.
+        strip_to_stored(&mut self.rollout);
         let keys = self.ctx.keys();
         let mut change = Change::new()
             .update(
@@ -293,9 +292,15 @@ impl<'a> Write<'a> {
 /// The roll-out as stored: without steps and etag.
 pub fn stored(r: &Rollout) -> Rollout {
     let mut r = r.clone();
+    strip_to_stored(&mut r);
+    r
+}
+
+/// Makes `r` what is stored of it: its steps (stored under keys of their
+/// own) and its etag (etcd's revision) dropped.
+fn strip_to_stored(r: &mut Rollout) {
     r.steps.clear();
     r.etag = 0;
-    r
 }
 
 /// One decision of the owner: the rules of [`tilewave_core::rollout::decide`]

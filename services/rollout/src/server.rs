@@ -8,7 +8,6 @@
 //! telemetry layer.
 
 use std::sync::Arc;
-use tonic::server::NamedService;
 
 use tilewave_proto::clock::v1::clock_service_server::ClockServiceServer;
 use tilewave_proto::registry::v1::Tile;
@@ -18,6 +17,7 @@ use tilewave_store::{
     Actor, Clock, Shutdown, Store, StoreConfig, SystemClock, Tasks, VirtualClock, WatchCache,
 };
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
 
 use crate::clients::{Agents, Registry};
 use crate::clock_service::Clocks;

@@ -376,15 +376,13 @@ impl Rollouts {
             .collect();
         let re = model::replan_into(&self.ctx, &mut rollout, &steps, now);
         let keys = self.ctx.keys();
-        let mut change = Change::new().create(keys.rollout(&id), &stored(&rollout)).expect(
-            keys.freeze(),
-            self.ctx.freeze.get(&keys.freeze()).map_or(0, |f| f.etag),
-        );
-        if self.ctx.freeze.get(&keys.freeze()).is_none() {
-            change = Change::new()
-                .create(keys.rollout(&id), &stored(&rollout))
-                .expect_absent(keys.freeze());
-        }
+        // Encoded once: the creating write, then the owner's first decision.
+        let record = stored(&rollout);
+        let mut change = Change::new().create(keys.rollout(&id), &record);
+        change = match self.ctx.freeze.get(&keys.freeze()) {
+            Some(freeze) => change.expect(keys.freeze(), freeze.etag),
+            None => change.expect_absent(keys.freeze()),
+        };
         change = change.create(keys.rollout_active(&tile.id), &model::active_marker(&rollout));
         for s in &steps {
             change = change.create(keys.rollout_step(&id, &s.region), s);
@@ -459,7 +457,7 @@ impl Rollouts {
         let loaded = model::Loaded {
             rollout: tilewave_store::Versioned {
                 key: keys.rollout(&id),
-                value: stored(&rollout),
+                value: record,
                 etag: created,
                 create_revision: created,
             },

@@ -33,6 +33,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use jiff::SignedDuration;
 use tilewave_proto::rollout::v1::{Rollout, RolloutSpec, RolloutState, StepState};
 use tilewave_store::{Actor, Change, audit};
+use tilewave_testkit::{Outcome, eventually_every};
 use tokio::time::Instant;
 
 use crate::overhead::{etcd_txns, where_the_time_went};
@@ -387,18 +388,16 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
 /// Waits until `n` roll-outs are owned (PENDING and owned: their starts
 /// are over), for at most [`CLAIM_WITHIN`].
 async fn wait_owned(stack: &Stack, n: usize) -> anyhow::Result<()> {
-    let deadline = Instant::now() + CLAIM_WITHIN;
-    loop {
-        let owned = stack.owned_rollouts().await?;
-        if usize::try_from(owned).unwrap_or(0) >= n {
-            return Ok(());
+    let what = format!("{n} roll-outs owned after their starts");
+    eventually_every(&what, CLAIM_WITHIN, Duration::from_millis(50), || async {
+        match stack.owned_rollouts().await {
+            Ok(owned) if usize::try_from(owned).unwrap_or(0) >= n => Outcome::Done(()),
+            Ok(owned) => Outcome::Retry(format!("{owned} of {n} owned")),
+            // A count that cannot be read ends the wait.
+            Err(e) => Outcome::Abort(format!("{e:#}")),
         }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "only {owned} of {n} roll-outs were owned {CLAIM_WITHIN:?} after their starts"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// What a run's figures are taken as differences of: etcd's and the
