@@ -163,6 +163,22 @@ impl Agents {
         self.client_for(&address)
     }
 
+    /// Whether the registrations cache shows an agent in every one of
+    /// `regions` (false without a cache): a pre-flight that needs no etcd
+    /// read when it holds. A region it does not show (an agent that
+    /// registered a moment ago, or none) is for [`Agents::all`] to answer.
+    pub fn cached_in_all<'a>(&self, regions: impl IntoIterator<Item = &'a str>) -> bool {
+        let Some(cache) = &self.registrations else {
+            return false;
+        };
+        let keys = self.store.keys();
+        regions.into_iter().all(|region| {
+            cache
+                .get(&keys.agent(region))
+                .is_some_and(|v| !v.value.address.is_empty())
+        })
+    }
+
     /// Every registered agent: (region, client).
     pub async fn all(&self) -> Result<Vec<(String, AgentClient)>, AgentError> {
         let prefix = self.store.keys().agents();

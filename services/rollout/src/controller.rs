@@ -60,9 +60,16 @@ pub fn needs_owner(state: i32) -> bool {
 /// owned, stops at once on loss or shutdown, and releases the key.
 pub async fn run(ctx: Ctx, shutdown: Shutdown) {
     let mut changes = ctx.rollouts.revision_watch();
+    let mut starts = ctx.starts.listen();
     let mut driving: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         driving.retain(|_, h| !h.is_finished());
+        // The roll-outs announced by this replica's starts first: each was
+        // announced before its creating transaction, so before the cache
+        // can show it to the scan below.
+        while let Some(start) = starts.as_mut().and_then(|rx| rx.try_recv().ok()) {
+            take_start(&ctx, &shutdown, &mut driving, start);
+        }
         // Only the roll-outs to claim are copied out of the cache (a
         // thousand active ones changed many times a second).
         let claim = ctx.rollouts.scan(|r| {
@@ -70,36 +77,19 @@ pub async fn run(ctx: Ctx, shutdown: Shutdown) {
                 .then(|| (r.value.id.clone(), r.value.origin.clone().unwrap_or_default()))
         });
         for (id, origin) in claim {
-            let owner = OwnerLoop::new(
-                &ctx.store,
-                tilewave_store::keys::work::rollout(&id),
-                &ctx.holder,
-                ctx.ttl,
-            )
-            .on_lease(&ctx.lease);
-            let (ctx, shutdown, rid) = (ctx.clone(), shutdown.clone(), id.clone());
-            let task = async move {
-                let key = ctx.keys().rollout(&rid);
-                let needed = || ctx.rollouts.get(&key).is_some_and(|r| needs_owner(r.value.state));
-                let work = |owned| {
-                    let span = tilewave_telemetry::span_linked_to(&origin, "rollout.drive");
-                    drive(ctx.clone(), rid.clone(), owned).instrument(span)
-                };
-                match owner.run_once_when_free(&shutdown, needed, work).await {
-                    Ok(Some(Ended::Finished(Err(e)))) => {
-                        tracing::warn!(rollout = %rid, error = %e, "stopped driving the roll-out");
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::debug!(rollout = %rid, error = %e, "cannot take ownership"),
-                }
-                // Driven elsewhere, or no more: nothing kept here is current.
-                ctx.written.forget(&rid);
-            };
-            driving.insert(id, tokio::spawn(task));
+            let task = own(&ctx, &shutdown, id.clone(), origin, None);
+            driving.insert(id, task);
         }
+        let announced = async {
+            match starts.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = shutdown.requested() => break,
             _ = changes.changed() => {}
+            Some(start) = announced => take_start(&ctx, &shutdown, &mut driving, start),
             () = tokio::time::sleep(ctx.ttl / 3) => {}
         }
     }
@@ -107,6 +97,72 @@ pub async fn run(ctx: Ctx, shutdown: Shutdown) {
     for (_, h) in driving {
         let _ = h.await;
     }
+}
+
+/// Owns a roll-out this replica is creating ([`own`]), unless one of this
+/// controller's owner loops already has it.
+fn take_start(
+    ctx: &Ctx,
+    shutdown: &Shutdown,
+    driving: &mut HashMap<String, tokio::task::JoinHandle<()>>,
+    start: model::Start,
+) {
+    if let std::collections::hash_map::Entry::Vacant(e) = driving.entry(start.id.clone()) {
+        e.insert(own(ctx, shutdown, start.id, start.origin, Some(start.created)));
+    }
+}
+
+/// Tries to own roll-out `id` through its owner loop and drives it while
+/// owned; when the owner key is held elsewhere, waits for it to go while
+/// the roll-out needs an owner. `created`: a roll-out this replica is
+/// creating ([`model::Starts`]), claimed while it is written; its owner
+/// starts driving once the creation is known, and lets the key go at once
+/// if the creation failed.
+fn own(
+    ctx: &Ctx,
+    shutdown: &Shutdown,
+    id: String,
+    origin: tilewave_proto::common::v1::SpanOrigin,
+    created: Option<tokio::sync::watch::Receiver<Option<bool>>>,
+) -> tokio::task::JoinHandle<()> {
+    let owner = OwnerLoop::new(
+        &ctx.store,
+        tilewave_store::keys::work::rollout(&id),
+        &ctx.holder,
+        ctx.ttl,
+    )
+    .on_lease(&ctx.lease);
+    let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let key = ctx.keys().rollout(&id);
+        let needed = || ctx.rollouts.get(&key).is_some_and(|r| needs_owner(r.value.state));
+        let work = |owned| {
+            let span = tilewave_telemetry::span_linked_to(&origin, "rollout.drive");
+            let (ctx, id, created) = (ctx.clone(), id.clone(), created.clone());
+            async move {
+                if let Some(mut created) = created {
+                    let made = created
+                        .wait_for(Option::is_some)
+                        .await
+                        .is_ok_and(|c| *c == Some(true));
+                    if !made {
+                        return Ok(());
+                    }
+                }
+                drive(ctx, id, owned).await
+            }
+            .instrument(span)
+        };
+        match owner.run_once_when_free(&shutdown, needed, work).await {
+            Ok(Some(Ended::Finished(Err(e)))) => {
+                tracing::warn!(rollout = %id, error = %e, "stopped driving the roll-out");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(rollout = %id, error = %e, "cannot take ownership"),
+        }
+        // Driven elsewhere, or no more: nothing kept here is current.
+        ctx.written.forget(&id);
+    })
 }
 
 /// What the owner does after one decision.
@@ -135,13 +191,16 @@ pub async fn drive(ctx: Ctx, id: String, owned: Owned) -> Result<()> {
     let mut changes = ctx.rollouts.revision_watch();
     let mut freeze = ctx.freeze.revision_watch();
     tracing::info!(rollout = %id, token = token.revision, holder = %ctx.holder, "driving roll-out");
+    // Whether this owner saw the registry show the roll-out started (see
+    // `start`: the move and the start's transaction run at once).
+    let mut shown_started = false;
     loop {
         changes.borrow_and_update();
         freeze.borrow_and_update();
         // Boxed: a decision's future (etcd and agent calls) is large, and
         // an owner spends most of its life waiting; unboxed, every waiting
         // owner's task would keep room for it (about 70 KiB each).
-        let next = Box::pin(decide(&ctx, &id, &token)).await;
+        let next = Box::pin(decide(&ctx, &id, &token, &mut shown_started)).await;
         if !matches!(next, Ok(Next::Again)) {
             // Waiting (or failing): the next decision reads etcd.
             ctx.written.forget(&id);
@@ -304,8 +363,10 @@ fn strip_to_stored(r: &mut Rollout) {
 }
 
 /// One decision of the owner: the rules of [`tilewave_core::rollout::decide`]
-/// on the roll-out as read now, carried out.
-async fn decide(ctx: &Ctx, id: &str, token: &FencingToken) -> Result<Next> {
+/// on the roll-out as read now, carried out. `shown_started`: whether this
+/// owner saw the registry show the roll-out started; until it has, no
+/// apply is made for a started roll-out before the registry is asked.
+async fn decide(ctx: &Ctx, id: &str, token: &FencingToken, shown_started: &mut bool) -> Result<Next> {
     let loaded = match ctx.written.take(id) {
         Some(kept) => kept,
         None => model::load(&ctx.store, id).await?,
@@ -320,10 +381,21 @@ async fn decide(ctx: &Ctx, id: &str, token: &FencingToken) -> Result<Next> {
     match decision {
         Decision::Done => Ok(Next::Done),
         Decision::WaitUntil(t) => Ok(Next::Until(t, loaded.rollout.etag)),
-        Decision::StartRunning | Decision::MarkStarted => Box::pin(start(w(), decision, now)).await,
+        Decision::StartRunning | Decision::MarkStarted => {
+            Box::pin(start(w(), decision, now, shown_started)).await
+        }
         // Boxed: with the configuration held across the agents' calls the
         // future overflowed a worker's stack in debug builds.
-        Decision::IssueApplies(open) => Box::pin(issue_applies(ctx, token, &loaded, &view, &open)).await,
+        Decision::IssueApplies(open) => {
+            if !*shown_started && r.started_at.is_some() {
+                // A start whose move failed after its transaction, or a
+                // roll-out taken over: the registry first (from the tile
+                // cache, without a call, when it shows the move made).
+                ensure_lifecycle_started(ctx, r).await?;
+                *shown_started = true;
+            }
+            Box::pin(issue_applies(ctx, token, &loaded, &view, &open)).await
+        }
         Decision::HealthRound(checks) => health_round(ctx, token, &loaded, &view, &checks, now).await,
         Decision::StartApplies(starting) => {
             let starting = starting_steps(&steps, starting, now);
@@ -391,10 +463,15 @@ async fn decide(ctx: &Ctx, id: &str, token: &FencingToken) -> Result<Next> {
 }
 
 /// The start of a roll-out, in one transaction: RUNNING once its earliest
-/// start is reached, marked started (the registry shows the tile rolling
-/// out first), and the first applies the re-plan starts now.
-async fn start(mut w: Write<'_>, first: Decision, now: Timestamp) -> Result<Next> {
+/// start is reached, marked started, and the first applies the re-plan
+/// starts now. The registry's move of the tile to ROLLING_OUT runs at the
+/// same time as that transaction (one round trip instead of two); the
+/// applies wait for both, and an owner that has not seen the move made
+/// asks the registry before any apply (`decide`), so no agent gets the
+/// tile before the registry shows it rolling out.
+async fn start(mut w: Write<'_>, first: Decision, now: Timestamp, shown_started: &mut bool) -> Result<Next> {
     let (ctx, loaded) = (w.ctx, w.loaded);
+    let mut marked_started = false;
     let mut action = "StartApplying";
     let mut summary = "earliest start reached".to_owned();
     let mut decision = first;
@@ -404,7 +481,7 @@ async fn start(mut w: Write<'_>, first: Decision, now: Timestamp) -> Result<Next
         match decision {
             Decision::StartRunning => w.rollout.state = convert::state_to_wire(State::Running),
             Decision::MarkStarted => {
-                ensure_lifecycle_started(ctx, &w.rollout).await?;
+                marked_started = true;
                 w.rollout.started_at = Some(to_proto_timestamp(now));
                 action = "Started";
                 summary = format!("roll-out {} started applying", w.rollout.id);
@@ -428,7 +505,16 @@ async fn start(mut w: Write<'_>, first: Decision, now: Timestamp) -> Result<Next
             None => break,
         }
     }
-    w.commit(action, summary).await?;
+    if marked_started {
+        let rollout = w.rollout.clone();
+        let (moved, committed) =
+            futures::join!(ensure_lifecycle_started(ctx, &rollout), w.commit(action, summary));
+        *shown_started = moved.is_ok();
+        committed?;
+        moved?;
+    } else {
+        w.commit(action, summary).await?;
+    }
     Ok(Next::Again)
 }
 
@@ -839,8 +925,36 @@ async fn issue_applies(
     if let Some(next) = Box::pin(gate_with_applies(&mut w, view, &probed, &mut summary, now)).await? {
         return Ok(next);
     }
+    // The last applies verified everywhere (a zero bake): the finish goes
+    // into the same write, one transaction instead of two.
+    if finishes(ctx, &w, now)? {
+        Box::pin(stage_finish(&mut w, now)).await?;
+        summary.push_str("; succeeded");
+        w.commit("Succeeded", summary).await?;
+        return Ok(Next::Released);
+    }
     w.commit("Applied", summary).await?;
     Ok(Next::Again)
+}
+
+/// Whether the rules finish the roll-out once `w` is committed: every
+/// region verified or skipped (checked first: the re-plan the rules make
+/// is not free).
+fn finishes(ctx: &Ctx, w: &Write<'_>, now: Timestamp) -> Result<bool> {
+    let staged = w.staged();
+    let done = |s: &RolloutStep| {
+        matches!(
+            convert::step_state(s.state),
+            StepState::Verified | StepState::Skipped
+        )
+    };
+    if !staged.iter().all(done) {
+        return Ok(false);
+    }
+    Ok(matches!(
+        decide_on(ctx, &w.rollout, &staged, now)?,
+        Some((_, Decision::Finish))
+    ))
 }
 
 /// Folds into `w` (the applies just acknowledged) what the rules decide
@@ -1079,6 +1193,20 @@ impl RevisionToApply for Rollout {
 /// Every region verified or skipped: the tile's lifecycle moves, then the
 /// roll-out succeeds (with the GA timer for a launch) in one transaction.
 async fn finish(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp) -> Result<Next> {
+    let mut w = Write::new(ctx, token, loaded);
+    stage_finish(&mut w, now).await?;
+    let id = &loaded.rollout.value.id;
+    w.commit("Succeeded", format!("roll-out {id} succeeded")).await?;
+    Ok(Next::Released)
+}
+
+/// Makes `w` the roll-out's last write: the registry's move of the tile
+/// first (ROLLED_OUT, GA or WITHDRAWN: the move is the registry's, and the
+/// roll-out is recorded succeeded only once it is made), then SUCCEEDED
+/// with the GA timer of a launch, the owner key released in the same
+/// write, and its event.
+async fn stage_finish(w: &mut Write<'_>, now: Timestamp) -> Result<()> {
+    let (ctx, token, loaded) = (w.ctx, w.token, w.loaded);
     let r = &loaded.rollout.value;
     let kind = RolloutKind::try_from(r.kind).unwrap_or(RolloutKind::Launch);
     let reason = format!("roll-out {} verified everywhere", r.id);
@@ -1117,7 +1245,6 @@ async fn finish(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp
             if needed(&tile) { advance().await? } else { tile }
         }
     };
-    let mut w = Write::new(ctx, token, loaded);
     w.rollout.state = convert::state_to_wire(State::Succeeded);
     w.rollout.finished_at = Some(to_proto_timestamp(now));
     // The owner key goes with this last write: no release after it.
@@ -1142,9 +1269,7 @@ async fn finish(ctx: &Ctx, token: &FencingToken, loaded: &Loaded, now: Timestamp
         now,
         HashMap::new(),
     ));
-    w.commit("Succeeded", format!("roll-out {} succeeded", r.id))
-        .await?;
-    Ok(Next::Released)
+    Ok(())
 }
 
 /// The GA timer of a launch roll-out.

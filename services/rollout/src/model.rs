@@ -69,6 +69,93 @@ pub struct Ctx {
     pub written: Arc<Written>,
     /// Revisions' configurations, read once from the registry.
     pub configs: Arc<Configs>,
+    /// Roll-outs being created here, handed to this replica's controller.
+    pub starts: Arc<Starts>,
+}
+
+/// Roll-outs this replica is creating, announced to its controller before
+/// the creating transaction: the controller claims the owner key while
+/// the roll-out is being written (the claim's transaction alongside the
+/// creating one, not after it), and its owner makes the first decision as
+/// soon as the creation is known here, not after the watch has brought
+/// the new roll-out to the controller (issue 18's overhead measure: the
+/// two were about 3 ms of a 40 ms roll-out).
+///
+/// Only a speed-up: an announcement the controller never sees, or sees
+/// after its scan of the cache found the roll-out, changes nothing (the
+/// controller's own claim takes the roll-out as before), and a claim made
+/// for a creation that failed is released at once.
+#[derive(Debug)]
+pub struct Starts {
+    tx: tokio::sync::mpsc::UnboundedSender<Start>,
+    rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Start>>>,
+    /// Whether a controller took the receiver (nobody listens otherwise).
+    listened: std::sync::atomic::AtomicBool,
+}
+
+/// One roll-out being created, as the controller receives it.
+#[derive(Debug)]
+pub struct Start {
+    /// The roll-out's id.
+    pub id: String,
+    /// Where the start came from (the owner's span links to it).
+    pub origin: SpanOrigin,
+    /// `Some(true)` once the roll-out is created and kept in
+    /// [`Written`]; `Some(false)`, or the sender gone, when it was not.
+    pub created: tokio::sync::watch::Receiver<Option<bool>>,
+}
+
+/// The creating side of a [`Start`]: dropped without
+/// [`Announced::created`], the creation counts as failed.
+#[derive(Debug)]
+pub struct Announced(tokio::sync::watch::Sender<Option<bool>>);
+
+impl Announced {
+    /// The roll-out is created (and kept in [`Written`]).
+    pub fn created(self) {
+        self.0.send_replace(Some(true));
+    }
+}
+
+impl Default for Starts {
+    fn default() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        Self {
+            tx,
+            rx: std::sync::Mutex::new(Some(rx)),
+            listened: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl Starts {
+    /// The receiving end, for the controller (`None` after the first take).
+    pub fn listen(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Start>> {
+        let rx = self
+            .rx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if rx.is_some() {
+            self.listened.store(true, std::sync::atomic::Ordering::Release);
+        }
+        rx
+    }
+
+    /// Announces roll-out `id` before its creating transaction; `None`
+    /// when no controller listens here.
+    pub fn announce(&self, id: &str, origin: SpanOrigin) -> Option<Announced> {
+        if !self.listened.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        let (tx, created) = tokio::sync::watch::channel(None);
+        let start = Start {
+            id: id.to_owned(),
+            origin,
+            created,
+        };
+        self.tx.send(start).ok().map(|()| Announced(tx))
+    }
 }
 
 /// What an owner last committed of each roll-out it drives: the next

@@ -115,6 +115,7 @@ pub async fn serve(
         unreachable: config.unreachable(),
         written: Arc::default(),
         configs: Arc::default(),
+        starts: Arc::default(),
     };
 
     // The background tasks, each with its own shutdown signal; stopped in

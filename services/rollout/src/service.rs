@@ -183,11 +183,15 @@ impl Rollouts {
     }
 
     /// The pre-flight check: the regions of `plan_regions` with no agent
-    /// registered under `agents/<region>`, in plan order.
+    /// registered under `agents/<region>`, in plan order. No etcd read
+    /// when the registrations cache shows every one (the usual start).
     async fn regions_without_agent<'a>(
         &self,
-        plan_regions: impl IntoIterator<Item = &'a str>,
+        plan_regions: impl IntoIterator<Item = &'a str> + Clone,
     ) -> Result<Vec<String>> {
+        if self.ctx.agents.cached_in_all(plan_regions.clone()) {
+            return Ok(Vec::new());
+        }
         let registered: std::collections::HashSet<String> = self
             .ctx
             .agents
@@ -406,6 +410,11 @@ impl Rollouts {
                 rollout.wave_count
             ),
         ));
+        // The controller claims the roll-out while it is written.
+        let announced = self
+            .ctx
+            .starts
+            .announce(&id, rollout.origin.clone().unwrap_or_default());
         let created = match self.ctx.store.commit(change, actor).await {
             Ok(info) => info.revision,
             Err(tilewave_store::Error::AlreadyExists { key }) if key == keys.rollout(&id) => {
@@ -470,6 +479,9 @@ impl Rollouts {
         // changes).
         if let Some(config) = tile.config {
             self.ctx.configs.put(&tile.id, tile.revision, config);
+        }
+        if let Some(a) = announced {
+            a.created();
         }
         Ok(answer)
     }

@@ -87,6 +87,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         let tile = Box::pin(stack.scheduled_tile(&id, stack.now())).await?;
         let etcd_before = stack.etcd_metrics().await?;
         let svc_before = stack.rollout_metrics().await?;
+        let registry_before = stack.registry_metrics().await?;
         let spec = RolloutSpec {
             tile_id: tile.id.clone(),
             regions: regions.clone(),
@@ -97,8 +98,9 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             earliest_start: Some(ts(stack.now())),
             ..Default::default()
         };
-        let t0 = Instant::now();
+        let (t0, domain0) = (Instant::now(), stack.now());
         let r = stack.start_rollout(spec).await?;
+        let answered = t0.elapsed();
         let done = if args.poll {
             stack
                 .wait_succeeded(&r.id, Duration::from_millis(5), Duration::from_secs(300))
@@ -109,7 +111,14 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         let wall = t0.elapsed();
         let etcd = stack.etcd_metrics().await?.since(&etcd_before);
         let svc = stack.rollout_metrics().await?.since(&svc_before);
-        let timeline = timeline(&done);
+        let registry = where_the_time_went(&stack.registry_metrics().await?.since(&registry_before));
+        let timeline = format!(
+            "created {:.1} and answered {:.1} after the call; {}; SUCCEEDED seen {:.1}",
+            from_ts(&done.created_at).duration_since(domain0).as_secs_f64() * 1e3,
+            answered.as_secs_f64() * 1e3,
+            timeline(&done),
+            wall.as_secs_f64() * 1e3,
+        );
         let (floor, floor_timeline) = Box::pin(floor(&stack, &done, &tile, run)).await?;
         let ratio = wall.as_secs_f64() / floor.as_secs_f64();
         let etcd_txns = etcd_txns(&etcd);
@@ -125,6 +134,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         println!("  timeline (ms of domain time after creation): {timeline}");
         println!("  the floor's timeline (ms after its start): {floor_timeline}");
         println!("  the rollout service's calls: {}", work.line);
+        println!("  the registry's calls: {}", registry.line);
         walls.push(wall.as_secs_f64() * 1e3);
         floors.push(floor.as_secs_f64() * 1e3);
         ratios.push(ratio);
@@ -140,6 +150,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             "etcd_proposals": etcd.sum("etcd_server_proposals_committed_total", &[]),
             "etcd_ranges": etcd.sum("etcd_mvcc_range_total", &[]) + etcd.sum("etcd_debugging_mvcc_range_total", &[]),
             "rollout_service_calls": work.json,
+            "registry_calls": registry.json,
         }));
     }
     let mut m = Measure::new("overhead");

@@ -67,6 +67,8 @@ pub struct Stack {
     pub rollout: Option<ServiceProcess>,
     /// Where the rollout replica serves `/metrics`.
     pub rollout_metrics: SocketAddr,
+    /// Where the registry serves `/metrics`.
+    pub registry_metrics: SocketAddr,
     /// One agent per region.
     pub agents: BTreeMap<String, ServiceProcess>,
     /// The regions, in the order given.
@@ -98,8 +100,13 @@ impl Stack {
         .await?;
         let clock = VirtualClock::start(&store, t0(), 1.0, &Actor::new("bench")).await?;
         let endpoints = etcd.endpoints().join(",");
-        let registry =
-            ServiceProcess::start(journeys::registry_spec(&endpoints, PREFIX)?, dir.path()).await?;
+        let registry_metrics = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let registry = ServiceProcess::start(
+            journeys::registry_spec(&endpoints, PREFIX)?
+                .with_args(["--metrics-listen".to_owned(), registry_metrics.to_string()]),
+            dir.path(),
+        )
+        .await?;
         let starts = regions.iter().map(|region| {
             let name = format!("agent-{}", region.replace(':', "-"));
             let data = dir.path().join(&name);
@@ -124,6 +131,7 @@ impl Stack {
             registry,
             rollout: None,
             rollout_metrics,
+            registry_metrics,
             agents,
             regions: regions.to_vec(),
             store,
@@ -416,6 +424,13 @@ impl Stack {
         Metrics::scrape(self.etcd_metrics)
             .await
             .context("scraping etcd's metrics")
+    }
+
+    /// The registry's metrics now.
+    pub async fn registry_metrics(&self) -> anyhow::Result<Metrics> {
+        Metrics::scrape(self.registry_metrics)
+            .await
+            .context("scraping the registry's metrics")
     }
 
     /// The rollout service's metrics now.

@@ -20,6 +20,7 @@ mod policy;
 mod random_input;
 mod restore;
 mod scheduler;
+mod start;
 mod steering;
 mod timer_kinds;
 mod trace;
