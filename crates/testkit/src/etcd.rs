@@ -531,6 +531,24 @@ impl EtcdCluster {
         self.tls.as_ref()
     }
 
+    /// A tilewave store client's configuration for this cluster: its
+    /// members, keys under `prefix`, the kit's client TLS.
+    #[cfg(feature = "store")]
+    pub fn store_config(&self, prefix: &str) -> tilewave_store::StoreConfig {
+        tilewave_store::StoreConfig::new(self.endpoints())
+            .with_prefix(prefix)
+            .with_tls(self.tls.as_ref().map(Tls::client_config))
+    }
+
+    /// A tilewave store client of this cluster under `prefix`, connected
+    /// ([`EtcdCluster::store_config`]).
+    #[cfg(feature = "store")]
+    pub async fn store(&self, prefix: &str) -> anyhow::Result<tilewave_store::Store> {
+        tilewave_store::Store::connect(self.store_config(prefix))
+            .await
+            .context("connecting a store client to the test cluster")
+    }
+
     /// Connect options for a client of this cluster: its TLS, if any.
     pub fn connect_options(&self) -> ConnectOptions {
         connect_options(self.tls.as_ref(), None)

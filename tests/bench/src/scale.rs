@@ -33,7 +33,7 @@ use tilewave_proto::registry::v1::{
 };
 use tilewave_store::audit::{self, AuditRecordExt};
 use tilewave_store::clock::to_proto_timestamp;
-use tilewave_store::{Actor, Change, Store, StoreConfig, VirtualClock};
+use tilewave_store::{Actor, Change, Store, VirtualClock};
 use tilewave_testkit::pki::RELEASE_ENGINEER;
 use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, bin_path};
 use tokio::time::Instant;
@@ -282,12 +282,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     args.check()?;
     let dir = TestDir::new("bench-scale")?;
     let etcd = EtcdCluster::start(1).await?;
-    let store = Store::connect(
-        StoreConfig::new(etcd.endpoints())
-            .with_prefix(PREFIX)
-            .with_tls(etcd.client_tls().map(|t| t.client_config())),
-    )
-    .await?;
+    let store = etcd.store(PREFIX).await?;
     let actor = Actor::new("bench");
     // 2026-01-01T00:00:00Z, frozen: the history is written ahead of it.
     let t0 = Timestamp::from_second(1_767_225_600)?;

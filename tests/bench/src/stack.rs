@@ -25,7 +25,7 @@ use tilewave_proto::rollout::v1::{
     GetRolloutRequest, ListRolloutsRequest, Rollout, RolloutSpec, RolloutState, StartRolloutRequest,
     StepState, WatchRolloutRequest,
 };
-use tilewave_store::{Actor, Store, StoreConfig, VirtualClock};
+use tilewave_store::{Actor, Store, VirtualClock};
 use tilewave_testkit::journeys::{self, Release};
 pub use tilewave_testkit::journeys::{AGENT_CALLER, RIVERFLOW, dur, from_ts, t0, ts};
 use tilewave_testkit::pki::RELEASE_ENGINEER;
@@ -92,12 +92,7 @@ impl Stack {
         }
         .with_shared_tls()?;
         let etcd = EtcdCluster::start_with(options).await.context("starting etcd")?;
-        let store = Store::connect(
-            StoreConfig::new(etcd.endpoints())
-                .with_prefix(PREFIX)
-                .with_tls(etcd.client_tls().map(tilewave_tls::Tls::client_config)),
-        )
-        .await?;
+        let store = etcd.store(PREFIX).await?;
         let clock = VirtualClock::start(&store, t0(), 1.0, &Actor::new("bench")).await?;
         let endpoints = etcd.endpoints().join(",");
         let registry_metrics = SocketAddr::from(([127, 0, 0, 1], free_port()?));

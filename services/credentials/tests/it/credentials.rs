@@ -208,7 +208,7 @@ async fn an_unreachable_region_is_retried_after_a_doubling_wait_then_the_rotatio
     // The clock stands still, so the region waits (that it is not issued
     // before its time is the core's table test). At its time: the second
     // attempt, then a wait twice as long.
-    let store = tilewave_store::Store::connect(store_config(&stack.etcd)).await?;
+    let store = stack.etcd.store(PREFIX).await?;
     let clock = tilewave_store::VirtualClock::attach(&store).await?;
     let actor = tilewave_store::Actor::new("test");
     clock.advance(jiff::SignedDuration::from_secs(10), &actor).await?;

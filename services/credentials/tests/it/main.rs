@@ -101,7 +101,7 @@ impl Stack {
         let dir = TestDir::new("credentials-it")?;
         let etcd = EtcdCluster::start(1).await?;
         if let Some(at) = clock_at {
-            let store = tilewave_store::Store::connect(store_config(&etcd)).await?;
+            let store = etcd.store(PREFIX).await?;
             tilewave_store::VirtualClock::start(&store, at, 0.0, &tilewave_store::Actor::new("test")).await?;
         }
         let registry = ServiceProcess::start(
@@ -178,13 +178,6 @@ impl Stack {
 /// The tests' key builder (every key as the services build it).
 pub fn keys() -> Result<tilewave_store::Keys> {
     Ok(tilewave_store::Keys::new(PREFIX)?)
-}
-
-/// A store client of the stack's etcd, under the tests' prefix.
-pub fn store_config(etcd: &EtcdCluster) -> tilewave_store::StoreConfig {
-    tilewave_store::StoreConfig::new(etcd.endpoints())
-        .with_prefix(PREFIX)
-        .with_tls(etcd.client_tls().map(|t| t.client_config()))
 }
 
 /// A keyring file's text with one fresh key per id, the first primary.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use tilewave_proto::common::v1::{Event, LocalTime};
 use tilewave_proto::credentials::v1::*;
-use tilewave_store::{Actor, Store, VirtualClock};
+use tilewave_store::{Actor, VirtualClock};
 use tilewave_testkit::eventually;
 use tonic::Code;
 
@@ -104,7 +104,7 @@ async fn a_due_schedule_starts_a_rotation_or_asks_for_a_credential() -> anyhow::
     .await?;
 
     // Not yet due: nothing starts.
-    let store = Store::connect(store_config(&stack.etcd)).await?;
+    let store = stack.etcd.store(PREFIX).await?;
     let clock = VirtualClock::attach(&store).await?;
     clock
         .advance(SignedDuration::from_hours(25), &Actor::new("test"))

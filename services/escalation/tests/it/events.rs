@@ -6,7 +6,7 @@ use serde_json::json;
 use tilewave_proto::common::v1::{Event, EventKind, Severity};
 use tilewave_proto::escalation::v1::*;
 use tilewave_store::audit;
-use tilewave_store::{Actor, Change, Store};
+use tilewave_store::{Actor, Change};
 
 use crate::*;
 
@@ -34,7 +34,7 @@ async fn three_failures_of_one_wave_make_one_incident_with_a_count_of_three() ->
         "/primary",
         json!({"incident": "INC-1", "level": 1, "source": "rollout-failure", "count": 1}),
     );
-    let store = Store::connect(store_config(&stack.etcd)).await?;
+    let store = stack.etcd.store(PREFIX).await?;
     let k = keys()?;
     for (i, region) in ["aws:us-east-1", "gcp:us-central1", "aws:us-east-1"]
         .iter()
@@ -177,7 +177,7 @@ async fn consumed_events_older_than_the_retention_are_removed() -> anyhow::Resul
         )
         .await?,
     );
-    let store = Store::connect(store_config(&stack.etcd)).await?;
+    let store = stack.etcd.store(PREFIX).await?;
     let k = keys()?;
     let event = |id: &str, at: jiff::Timestamp| Event {
         id: id.into(),

@@ -19,7 +19,7 @@ async fn the_ladder_owner_killed_between_levels_the_next_level_still_fires_once_
     r.wait_for_deliveries(1, WAIT).await?;
 
     // Kill (SIGKILL) whichever replica owns the ladder's timers.
-    let store = tilewave_store::Store::connect(store_config(&stack.etcd)).await?;
+    let store = stack.etcd.store(PREFIX).await?;
     let owner_key = keys()?.owner(tilewave_store::keys::work::ESCALATION_TIMERS);
     let owner = tilewave_testkit::eventually("an owner of the ladder's timers", WAIT, || async {
         store

@@ -29,7 +29,7 @@ use anyhow::{Context as _, Result};
 use jiff::{SignedDuration, Timestamp};
 use tilewave_proto::escalation::v1::escalation_service_client::EscalationServiceClient;
 use tilewave_proto::escalation::v1::*;
-use tilewave_store::{Actor, Store, VirtualClock};
+use tilewave_store::{Actor, VirtualClock};
 use tilewave_testkit::pki::ONCALL;
 use tilewave_testkit::pki::RELEASE_ENGINEER;
 use tilewave_testkit::{EtcdCluster, ServiceProcess, ServiceSpec, TestDir, WebhookReceiver, bin_path};
@@ -89,7 +89,7 @@ impl Stack {
     pub async fn start(n: usize) -> Result<Self> {
         let dir = TestDir::new("escalation-it")?;
         let etcd = EtcdCluster::start(1).await?;
-        let store = Store::connect(store_config(&etcd)).await?;
+        let store = etcd.store(PREFIX).await?;
         let clock = VirtualClock::start(&store, t0(), 0.0, &Actor::new("test")).await?;
         let kek = dir.path().join("kek");
         let key = tilewave_secrets::Kek::generate("k1")?;
@@ -160,13 +160,6 @@ impl Stack {
 /// The tests' key builder.
 pub fn keys() -> Result<tilewave_store::Keys> {
     Ok(tilewave_store::Keys::new(PREFIX)?)
-}
-
-/// A store client of the stack's etcd, under the tests' prefix.
-pub fn store_config(etcd: &EtcdCluster) -> tilewave_store::StoreConfig {
-    tilewave_store::StoreConfig::new(etcd.endpoints())
-        .with_prefix(PREFIX)
-        .with_tls(etcd.client_tls().map(|t| t.client_config()))
 }
 
 /// A wire duration of `mins` minutes.

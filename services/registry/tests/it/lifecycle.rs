@@ -486,12 +486,7 @@ async fn a_change_made_while_the_replicas_cache_is_behind_builds_on_etcd() -> an
     let stack = Stack::start(1).await?;
     let mut a = stack.client(0).await?;
     let tile = import(&mut a, LUMEN, "").await?;
-    let store = tilewave_store::Store::connect(
-        tilewave_store::StoreConfig::new(stack.etcd.endpoints())
-            .with_prefix(PREFIX)
-            .with_tls(stack.etcd.client_tls().map(|t| t.client_config())),
-    )
-    .await?;
+    let store = stack.etcd.store(PREFIX).await?;
     let test = tilewave_store::Actor::new("test");
     let key = store.keys().tile(&tile.id);
     let filler = |round: usize| {

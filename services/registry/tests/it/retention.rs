@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use tilewave_proto::common::v1::{AuditRecord, AuditSummary, PageRequest};
 use tilewave_store::audit::{self, AuditRecordExt};
-use tilewave_store::{Actor, Change, Store, StoreConfig, VirtualClock};
+use tilewave_store::{Actor, Change, VirtualClock};
 
 use crate::*;
 
@@ -60,12 +60,7 @@ async fn history(
 async fn old_audit_records_become_daily_summaries_and_recent_ones_stay() -> Result<()> {
     let dir = TestDir::new("registry-retention")?;
     let etcd = EtcdCluster::start(1).await?;
-    let store = Store::connect(
-        StoreConfig::new(etcd.endpoints())
-            .with_prefix(PREFIX)
-            .with_tls(etcd.client_tls().map(|t| t.client_config())),
-    )
-    .await?;
+    let store = etcd.store(PREFIX).await?;
     let test = Actor::new("test");
     let clock = VirtualClock::start(&store, t0(), 0.0, &test).await?;
     let spec = ServiceSpec::new("registry-0", bin_path("tilewave-registry")?)

@@ -45,7 +45,7 @@ use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
 use tilewave_proto::rollout::v1::{
     GetRolloutRequest, Rollout, RolloutSpec, RolloutState, StartRolloutRequest,
 };
-use tilewave_store::{Actor, Store, StoreConfig, VirtualClock};
+use tilewave_store::{Actor, Store, VirtualClock};
 use tilewave_testkit::journeys::{self, Release};
 pub use tilewave_testkit::journeys::{
     AGENT_CALLER, LUMEN, RIVERFLOW, SIGN_OFF_ROLES as ROLES, dur, from_ts, t0, ts,
@@ -96,7 +96,7 @@ impl Stack {
         let dir = TestDir::new("rollout-it")?;
         let etcd = EtcdCluster::start(1).await?;
         let endpoints = etcd.endpoints().join(",");
-        let store = Store::connect(store_config(&etcd)).await?;
+        let store = etcd.store(PREFIX).await?;
         // The virtual clock exists before any service starts, frozen.
         VirtualClock::start(&store, t0(), 0.0, &Actor::new("test")).await?;
         let registry = ServiceProcess::start(
@@ -379,13 +379,6 @@ pub const CONNECT: Duration = Duration::from_secs(10);
 /// [`CONNECT`].
 pub async fn connect(what: &str, process: &ServiceProcess, identity: &str) -> Result<Channel> {
     journeys::connect(what, process, identity, CONNECT).await
-}
-
-/// A store on the cluster under [`PREFIX`], with the cluster's TLS.
-pub fn store_config(etcd: &EtcdCluster) -> StoreConfig {
-    StoreConfig::new(etcd.endpoints())
-        .with_prefix(PREFIX)
-        .with_tls(etcd.client_tls().map(tilewave_tls::Tls::client_config))
 }
 
 pub async fn start_rollout_replica_with(

@@ -415,7 +415,7 @@ fn random_and_malformed_messages_to_every_rpc() -> Result<()> {
     let (etcd, registry, rollout) = rt.block_on(async {
         let etcd = EtcdCluster::start(1).await?;
         let endpoints = etcd.endpoints().join(",");
-        let store = Store::connect(store_config(&etcd)).await?;
+        let store = etcd.store(PREFIX).await?;
         VirtualClock::start(&store, t0(), 0.0, &Actor::new("test")).await?;
         let registry = ServiceProcess::start(
             ServiceSpec::new("registry", bin_path("tilewave-registry")?)

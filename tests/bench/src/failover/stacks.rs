@@ -26,7 +26,7 @@ use tilewave_proto::registry::v1::registry_service_client::RegistryServiceClient
 use tilewave_proto::registry::v1::{ImportPartnerConfigRequest, Tile};
 use tilewave_proto::rollout::v1::rollout_service_client::RolloutServiceClient;
 use tilewave_proto::rollout::v1::{GetRolloutRequest, Rollout, RolloutSpec, StartRolloutRequest, StepState};
-use tilewave_store::{Actor, Change, Clock as _, Store, StoreConfig, VirtualClock, audit};
+use tilewave_store::{Actor, Change, Clock as _, Store, VirtualClock, audit};
 use tilewave_testkit::journeys::{self, RIVERFLOW, Release, dur, t0, ts};
 use tilewave_testkit::partner::{CONNECT_PATH, TEST_CONNECTION_PATH};
 use tilewave_testkit::pki::{ONCALL, RELEASE_ENGINEER};
@@ -209,12 +209,7 @@ impl Scenario {
     pub async fn start(kind: OwnerKind, ttl: Duration) -> anyhow::Result<Self> {
         let dir = TestDir::new("bench-failover")?;
         let etcd = EtcdCluster::start(1).await?;
-        let store = Store::connect(
-            StoreConfig::new(etcd.endpoints())
-                .with_prefix(PREFIX)
-                .with_tls(etcd.client_tls().map(tilewave_tls::Tls::client_config)),
-        )
-        .await?;
+        let store = etcd.store(PREFIX).await?;
         let clock = VirtualClock::start(&store, t0(), 0.0, &actor()).await?;
         let endpoints = etcd.endpoints().join(",");
         let ttl_ms = ttl.as_millis().to_string();

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail, ensure};
 use tilewave_proto::common::v1::AuditRecord;
-use tilewave_store::{Store, StoreConfig};
+use tilewave_store::Store;
 use tilewave_telemetry::receiver::{ReceivedSpan, Receiver};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -209,10 +209,7 @@ pub fn tls_env(identity: &str) -> Result<Vec<(&'static str, PathBuf)>> {
 
 /// A store on `etcd` under [`PREFIX`], with the cluster's TLS.
 pub async fn store(etcd: &tilewave_testkit::EtcdCluster) -> Result<Store> {
-    let config = StoreConfig::new(etcd.endpoints())
-        .with_prefix(PREFIX)
-        .with_tls(etcd.client_tls().map(tilewave_tls::Tls::client_config));
-    Ok(Store::connect(config).await?)
+    etcd.store(PREFIX).await
 }
 
 /// The audit records of `action` under [`PREFIX`] in `etcd`, oldest first.
