@@ -2,13 +2,21 @@
 //! region (70), no bake, agents that answer at once (the real agent
 //! binary, one process per region, its catalog in a temporary directory);
 //! the wall time from StartRollout until the client sees SUCCEEDED
-//! (WatchRollout; `--poll`: GetRollout every 5 ms), divided by the floor measured right
-//! after in the same run: a plain loop that, per wave of the roll-out,
+//! (WatchRollout; `--poll`: GetRollout every 5 ms), divided by the floor
+//! measured in the same run, right before the roll-out and right after it
+//! (the mean of the two: drift over the run and which one goes first
+//! cancel out): a plain loop that, per wave of the roll-out,
 //! commits an audited etcd transaction (the applies recorded), calls
 //! ApplyTile on every agent of the wave at once (the same concurrency;
 //! a tile of its own, so each call is a real change that writes the
 //! agent's catalog), and commits a second transaction (the results).
 //! Target: at most 1.3x.
+//!
+//! The stack's first roll-out is a warm-up, printed but not counted: it
+//! pays what happens once per replica (its connections to every agent,
+//! its lease), where the floor makes its connections before its clock
+//! starts; it also gives the first run's floor before the roll-out its
+//! shape (a floor needs a finished roll-out's waves and size).
 //!
 //! Also reported, per run: the roll-out's own timeline (milliseconds of
 //! domain time, rate 1, after it was created: when each wave's applies
@@ -65,6 +73,16 @@ impl Args {
 /// The target on wall / floor.
 const TARGET: f64 = 1.3;
 
+/// The pause between the phases of a run (the tile's setup, the floor
+/// before, the roll-out, the floor after), so that the background passes
+/// a phase sets off run between phases, not inside the next one: the GA
+/// scheduler and the lifecycle loop debounce changes by 100 ms
+/// (`CHANGE_DEBOUNCE`), so the passes the tile's setup set off (its GA
+/// plan among them) fell inside the roll-out, and those the roll-out set
+/// off inside the floor after it. Not a readiness wait: nothing becomes
+/// ready, the pause only keeps the phases apart.
+const SETTLE: Duration = Duration::from_millis(250);
+
 /// Runs the measure and adds it to `report`.
 pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
@@ -82,12 +100,22 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let (mut walls, mut floors, mut ratios, mut txns, mut runs) = (vec![], vec![], vec![], vec![], vec![]);
-    for run in 0..args.runs {
+    // The shape of the floor before each counted roll-out: the previous
+    // roll-out (the same regions and waves).
+    let mut previous: Option<Rollout> = None;
+    // Run 0 is the warm-up.
+    for run in 0..=args.runs {
         let id = format!("overhead-{run}");
         let tile = Box::pin(stack.scheduled_tile(&id, stack.now())).await?;
+        tokio::time::sleep(SETTLE).await;
+        let before = match &previous {
+            Some(p) => Some(Box::pin(floor(&stack, p, &tile, &format!("{run}-before"))).await?),
+            None => None,
+        };
         let etcd_before = stack.etcd_metrics().await?;
         let svc_before = stack.rollout_metrics().await?;
         let registry_before = stack.registry_metrics().await?;
+        tokio::time::sleep(SETTLE).await;
         let spec = RolloutSpec {
             tile_id: tile.id.clone(),
             regions: regions.clone(),
@@ -119,20 +147,37 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             timeline(&done),
             wall.as_secs_f64() * 1e3,
         );
-        let (floor, floor_timeline) = Box::pin(floor(&stack, &done, &tile, run)).await?;
+        tokio::time::sleep(SETTLE).await;
+        let (after, floor_timeline) = Box::pin(floor(&stack, &done, &tile, &format!("{run}-after"))).await?;
+        let floor = match &before {
+            Some((b, _)) => (*b + after) / 2,
+            None => after,
+        };
         let ratio = wall.as_secs_f64() / floor.as_secs_f64();
+        let floor_before = before.as_ref().map(|(b, _)| b.as_secs_f64() * 1e3);
+        previous = Some(done.clone());
+        if run == 0 {
+            println!(
+                "overhead warm-up (not counted): wall {:.1} ms, floor {:.1} ms, ratio {ratio:.2}",
+                wall.as_secs_f64() * 1e3,
+                floor.as_secs_f64() * 1e3
+            );
+            continue;
+        }
         let etcd_txns = etcd_txns(&etcd);
         let work = where_the_time_went(&svc);
         println!(
-            "overhead run {run}: {} regions in {} waves: wall {:.1} ms, floor {:.1} ms, ratio {ratio:.2}; etcd during the roll-out: {etcd_txns:.0} txns, {:.0} writes (raft proposals)",
+            "overhead run {run}: {} regions in {} waves: wall {:.1} ms, floor {:.1} ms (before {:.1}, after {:.1}), ratio {ratio:.2}; etcd during the roll-out: {etcd_txns:.0} txns, {:.0} writes (raft proposals)",
             regions.len(),
             done.wave_count,
             wall.as_secs_f64() * 1e3,
             floor.as_secs_f64() * 1e3,
+            floor_before.unwrap_or(f64::NAN),
+            after.as_secs_f64() * 1e3,
             etcd.sum("etcd_server_proposals_committed_total", &[]),
         );
         println!("  timeline (ms of domain time after creation): {timeline}");
-        println!("  the floor's timeline (ms after its start): {floor_timeline}");
+        println!("  the floor's timeline after the roll-out (ms after its start): {floor_timeline}");
         println!("  the rollout service's calls: {}", work.line);
         println!("  the registry's calls: {}", registry.line);
         walls.push(wall.as_secs_f64() * 1e3);
@@ -144,6 +189,8 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             "waves": done.wave_count,
             "wall_ms": wall.as_secs_f64() * 1e3,
             "floor_ms": floor.as_secs_f64() * 1e3,
+            "floor_before_ms": floor_before,
+            "floor_after_ms": after.as_secs_f64() * 1e3,
             "timeline_ms": timeline,
             "floor_timeline_ms": floor_timeline,
             "etcd_txns": etcd_txns,
@@ -189,18 +236,18 @@ fn timeline(r: &Rollout) -> String {
 /// The floor of roll-out `done`: per wave, an audited transaction, every
 /// agent of the wave's ApplyTile at once, a second transaction; each
 /// transaction writes the finished roll-out (its size) to a key of its
-/// own. The agents apply a tile of their own (`floor-<run>`), new to
+/// own. The agents apply a tile of their own (`floor-<name>`), new to
 /// them, so each call writes the catalog as the roll-out's did. Also its
 /// own timeline (ms after its start), to set beside the roll-out's.
 async fn floor(
     stack: &Stack,
     done: &Rollout,
     tile: &tilewave_proto::registry::v1::Tile,
-    run: usize,
+    name: &str,
 ) -> anyhow::Result<(Duration, String)> {
-    let key = format!("{PREFIX}bench-floor/{run}", PREFIX = stack::PREFIX);
+    let key = format!("{PREFIX}bench-floor/{name}", PREFIX = stack::PREFIX);
     let actor = Actor::new("bench");
-    let floor_tile = format!("floor-{run}");
+    let floor_tile = format!("floor-{name}");
     // Connections are made before the clock starts (the roll-out's were
     // made by its earlier runs or its start-up too).
     for region in &stack.regions {
@@ -232,7 +279,7 @@ async fn floor(
                         revision: tile.revision,
                         config: tile.config.clone(),
                         fencing_token: 1,
-                        rollout_id: format!("bench-floor-{run}"),
+                        rollout_id: format!("bench-floor-{name}"),
                         ..Default::default()
                     };
                     async move {
