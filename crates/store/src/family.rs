@@ -1,12 +1,20 @@
 //! An object and its children (a roll-out and its steps) kept current by
 //! one watch: [`Store::get_with_children`] followed.
 //!
-//! The object and its children are read at one revision R, then one watch
-//! over their range runs from R + 1. etcd never splits one revision's
-//! events across watch responses, so applying a response whole never shows
-//! part of a transaction: every state [`Family`] holds between two calls of
-//! [`Family::changed`] is one etcd revision's. No change costs a read; a
-//! lost watch or a compacted history costs one read of the family again.
+//! One watch over the object's range is opened first, from etcd's current
+//! revision, and confirmed; then the object and its children are read at
+//! one revision R (at least the watch's start), and the watch's events of
+//! revisions up to R are dropped as already read. A watch opened *after*
+//! the read, from R + 1, was behind whenever a write landed between the
+//! two (a roll-out's first transactions always did): etcd serves such a
+//! watcher from its catch-up loop, every 100 ms, so the follower saw the
+//! changes up to 100 ms late (issue 18's overhead measure: up to 50 ms
+//! between a roll-out's last commit and WatchRollout's SUCCEEDED). etcd
+//! never splits one revision's events across watch responses, so applying
+//! a response whole never shows part of a transaction: every state
+//! [`Family`] holds between two calls of [`Family::changed`] is one etcd
+//! revision's. No change costs a read; a lost watch or a compacted history
+//! costs one read of the family again (and a watch from there).
 
 use std::collections::BTreeMap;
 
@@ -64,6 +72,10 @@ impl Store {
         P: prost::Message + Default,
         C: prost::Message + Default,
     {
+        // The watch first, from now (a watch etcd keeps current), then the
+        // read; without a watch (it could not be opened or confirmed) the
+        // first `changed` opens one from the read's revision.
+        let stream = watch_from_now(self, key).await;
         let Some((parent, listing)) = self.get_with_children::<P, C>(key, children).await? else {
             return Ok(None);
         };
@@ -74,9 +86,35 @@ impl Store {
             parent,
             items: listing.items.into_iter().map(|c| (c.key.clone(), c)).collect(),
             revision: listing.revision,
-            stream: None,
+            stream,
             backoff: Backoff::default(),
         }))
+    }
+}
+
+/// The range a family's watch covers: the object's key to the end of its
+/// children's (which starts `key/`).
+fn watch_range(key: &str) -> WatchOptions {
+    WatchOptions::new().with_range(prefix_end(format!("{key}/").as_bytes()))
+}
+
+/// A watch of `key`'s family from etcd's current revision, once etcd has
+/// confirmed it (so a read made after it sees everything before the
+/// watch's first event); `None` when it cannot be opened or confirmed.
+async fn watch_from_now(store: &Store, key: &str) -> Option<WatchStream> {
+    let mut stream = match open_watch(store, key, watch_range(key)).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::debug!(key, error = %e, "cannot watch before the read; watching after it");
+            return None;
+        }
+    };
+    match tokio::time::timeout(store.op_timeout(), stream.message()).await {
+        Ok(Ok(Some(resp))) if resp.created() && !resp.canceled() => Some(stream),
+        other => {
+            tracing::debug!(key, answer = ?other.map(|r| r.map(|m| m.map(|m| m.created()))), "the watch was not confirmed; watching after the read");
+            None
+        }
     }
 }
 
@@ -110,10 +148,7 @@ where
             let stream = match &mut self.stream {
                 Some(stream) => stream,
                 slot @ None => {
-                    let below = format!("{}/", self.key);
-                    let opts = WatchOptions::new()
-                        .with_range(prefix_end(below.as_bytes()))
-                        .with_start_revision(self.revision + 1);
+                    let opts = watch_range(&self.key).with_start_revision(self.revision + 1);
                     match open_watch(&self.store, &self.key, opts).await {
                         Ok(stream) => slot.insert(stream),
                         Err(e) => {
@@ -167,11 +202,17 @@ where
     }
 
     /// Applies one watch response (whole revisions); what changed, `None`
-    /// when nothing of the family did (a sibling's keys share the range).
+    /// when nothing of the family did (a sibling's keys share the range)
+    /// or every event is of a revision already held (a watch opened
+    /// before the read delivers the revisions between the two again).
     fn apply(&mut self, events: &[etcd_client::Event]) -> Result<Option<FamilyChange>> {
+        let held = self.revision;
         let mut changed = None;
         for ev in events {
             let Some(kv) = ev.kv() else { continue };
+            if kv.mod_revision() <= held {
+                continue;
+            }
             self.revision = self.revision.max(kv.mod_revision());
             let key = kv.key();
             let deleted = ev.event_type() == EventType::Delete;

@@ -1,6 +1,7 @@
 //! A followed object and its children (`Store::follow_with_children`): each
 //! change arrives whole, siblings in the key range are not part of it, a
-//! compacted history costs one read, and a deleted object ends it.
+//! lost watch over a compacted history costs one read, and a deleted
+//! object ends it.
 
 use std::time::Duration;
 
@@ -105,8 +106,8 @@ async fn a_followed_family_changes_whole_without_siblings_and_ends_when_deleted(
 }
 
 #[tokio::test]
-async fn a_family_whose_history_was_compacted_is_read_again() -> anyhow::Result<()> {
-    let etcd = EtcdCluster::start(1).await?;
+async fn a_family_whose_watch_was_lost_and_history_compacted_is_read_again() -> anyhow::Result<()> {
+    let mut etcd = EtcdCluster::start(1).await?;
     let store = connect(etcd.endpoints()).await?;
     let alice = Actor::new("alice");
     let keys = store.keys().clone();
@@ -119,11 +120,12 @@ async fn a_family_whose_history_was_compacted_is_read_again() -> anyhow::Result<
             &alice,
         )
         .await?;
-    // Read at R; nothing watched yet.
+    // Read at R, its watch open; then etcd restarts (the watch is lost),
+    // two changes land and the history up to the last is compacted away:
+    // the family is read again, whole, instead of watched from R + 1.
     let mut family = follow_r1(&store).await?.context("r1 is there")?;
     let read_at = family.revision();
-    // Two changes after R, then the history up to the last compacted away:
-    // the watch from R + 1 is refused and the family is read again.
+    etcd.restart(0).await?;
     store
         .commit(Change::new().put_unchecked(a.clone(), &event("r1", "a2")), &alice)
         .await?;
