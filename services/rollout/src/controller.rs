@@ -1259,7 +1259,8 @@ async fn stage_finish(w: &mut Write<'_>, now: Timestamp) -> Result<()> {
         let key = ctx.keys().timer_of(&timer)?;
         extra = extra.put_unchecked(key, &timer);
     }
-    w.extra = extra;
+    // Merged: the finish may go into a write that already carries extras.
+    w.extra = std::mem::replace(&mut w.extra, Change::new()).merge(extra);
     w.events.push(model::event(
         r,
         EventKind::RolloutSucceeded,
