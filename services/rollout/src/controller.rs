@@ -58,16 +58,21 @@ pub fn needs_owner(state: i32) -> bool {
 /// and is not driven here gets a try at its owner key
 /// (`owners/rollout-<id>`) through the owner loop, which drives it while
 /// owned, stops at once on loss or shutdown, and releases the key.
-pub async fn run(ctx: Ctx, shutdown: Shutdown) {
+/// `starts`: the roll-outs this replica's starts announce
+/// ([`model::Starts`]), owned before the scan of the cache.
+pub async fn run(
+    ctx: Ctx,
+    mut starts: tokio::sync::mpsc::UnboundedReceiver<model::Start>,
+    shutdown: Shutdown,
+) {
     let mut changes = ctx.rollouts.revision_watch();
-    let mut starts = ctx.starts.listen();
     let mut driving: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         driving.retain(|_, h| !h.is_finished());
         // The roll-outs announced by this replica's starts first: each was
         // announced before its creating transaction, so before the cache
         // can show it to the scan below.
-        while let Some(start) = starts.as_mut().and_then(|rx| rx.try_recv().ok()) {
+        while let Ok(start) = starts.try_recv() {
             take_start(&ctx, &shutdown, &mut driving, start);
         }
         // Only the roll-outs to claim are copied out of the cache (a
@@ -80,16 +85,10 @@ pub async fn run(ctx: Ctx, shutdown: Shutdown) {
             let task = own(&ctx, &shutdown, id.clone(), origin, None);
             driving.insert(id, task);
         }
-        let announced = async {
-            match starts.as_mut() {
-                Some(rx) => rx.recv().await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             () = shutdown.requested() => break,
             _ = changes.changed() => {}
-            Some(start) = announced => take_start(&ctx, &shutdown, &mut driving, start),
+            Some(start) = starts.recv() => take_start(&ctx, &shutdown, &mut driving, start),
             () = tokio::time::sleep(ctx.ttl / 3) => {}
         }
     }

@@ -70,7 +70,7 @@ pub struct Ctx {
     /// Revisions' configurations, read once from the registry.
     pub configs: Arc<Configs>,
     /// Roll-outs being created here, handed to this replica's controller.
-    pub starts: Arc<Starts>,
+    pub starts: Starts,
 }
 
 /// Roll-outs this replica is creating, announced to its controller before
@@ -85,13 +85,8 @@ pub struct Ctx {
 /// after its scan of the cache found the roll-out, changes nothing (the
 /// controller's own claim takes the roll-out as before), and a claim made
 /// for a creation that failed is released at once.
-#[derive(Debug)]
-pub struct Starts {
-    tx: tokio::sync::mpsc::UnboundedSender<Start>,
-    rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Start>>>,
-    /// Whether a controller took the receiver (nobody listens otherwise).
-    listened: std::sync::atomic::AtomicBool,
-}
+#[derive(Debug, Clone)]
+pub struct Starts(tokio::sync::mpsc::UnboundedSender<Start>);
 
 /// One roll-out being created, as the controller receives it.
 #[derive(Debug)]
@@ -117,44 +112,25 @@ impl Announced {
     }
 }
 
-impl Default for Starts {
-    fn default() -> Self {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        Self {
-            tx,
-            rx: std::sync::Mutex::new(Some(rx)),
-            listened: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-}
-
 impl Starts {
-    /// The receiving end, for the controller (`None` after the first take).
-    pub fn listen(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Start>> {
-        let rx = self
-            .rx
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if rx.is_some() {
-            self.listened.store(true, std::sync::atomic::Ordering::Release);
-        }
-        rx
+    /// The announcing side, and the receiving end for the controller
+    /// ([`crate::controller::run`]); once that end is gone (the controller
+    /// stopped), nothing is announced.
+    pub fn channel() -> (Self, tokio::sync::mpsc::UnboundedReceiver<Start>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Self(tx), rx)
     }
 
     /// Announces roll-out `id` before its creating transaction; `None`
     /// when no controller listens here.
     pub fn announce(&self, id: &str, origin: SpanOrigin) -> Option<Announced> {
-        if !self.listened.load(std::sync::atomic::Ordering::Acquire) {
-            return None;
-        }
         let (tx, created) = tokio::sync::watch::channel(None);
         let start = Start {
             id: id.to_owned(),
             origin,
             created,
         };
-        self.tx.send(start).ok().map(|()| Announced(tx))
+        self.0.send(start).ok().map(|()| Announced(tx))
     }
 }
 

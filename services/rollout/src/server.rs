@@ -98,6 +98,7 @@ pub async fn serve(
         .clone()
         .unwrap_or_else(|| format!("rollout-{}-{:08x}", std::process::id(), rand::random::<u32>()));
     let lease = tilewave_store::ReplicaLease::new(&store, holder.clone(), config.lease_ttl())?;
+    let (starts, announced) = crate::model::Starts::channel();
     let ctx = Ctx {
         registry: Registry::new(&config.registry, config.rpc_timeout(), tls.as_ref())?,
         agents: Agents::watching(store.clone(), config.rpc_timeout(), tls.clone()).await?,
@@ -115,7 +116,7 @@ pub async fn serve(
         unreachable: config.unreachable(),
         written: Arc::default(),
         configs: Arc::default(),
-        starts: Arc::default(),
+        starts,
     };
 
     // The background tasks, each with its own shutdown signal; stopped in
@@ -124,7 +125,7 @@ pub async fn serve(
     tilewave_service::watch_policy(&mut tasks, &mut auth);
     tasks.spawn("controller", {
         let ctx = ctx.clone();
-        |shutdown| crate::controller::run(ctx, shutdown)
+        |shutdown| crate::controller::run(ctx, announced, shutdown)
     });
     tasks.spawn("timers", {
         let ctx = ctx.clone();
