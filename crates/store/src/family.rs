@@ -14,7 +14,8 @@
 //! a response whole never shows part of a transaction: every state
 //! [`Family`] holds between two calls of [`Family::changed`] is one etcd
 //! revision's. No change costs a read; a lost watch or a compacted history
-//! costs one read of the family again (and a watch from there).
+//! costs one read of the family again, made the same way (a watch from
+//! now first).
 
 use std::collections::BTreeMap;
 
@@ -182,10 +183,13 @@ where
         self.reread().await
     }
 
-    /// Reads the family again (after the back-off) and watches from there.
+    /// Reads the family again (after the back-off), as
+    /// [`Store::follow_with_children`] does: a watch from now first, kept
+    /// only once the read succeeded.
     async fn reread(&mut self) -> Result<FamilyChange> {
         self.stream = None;
         tokio::time::sleep(self.backoff.next_delay()).await;
+        let stream = watch_from_now(&self.store, &self.key).await;
         match self
             .store
             .get_with_children::<P, C>(&self.key, &self.children)
@@ -196,6 +200,7 @@ where
                 self.parent = parent;
                 self.items = listing.items.into_iter().map(|c| (c.key.clone(), c)).collect();
                 self.revision = listing.revision;
+                self.stream = stream;
                 Ok(FamilyChange::Changed)
             }
         }
