@@ -320,10 +320,10 @@ impl<'a> Write<'a> {
             .fence(self.token)
             .merge(self.extra);
         change = model::with_active_marker(keys, change, self.loaded.rollout.value.state, &self.rollout);
-        for (i, s) in &self.steps {
-            let v = &self.loaded.steps[*i];
-            change = change.update(v.key.clone(), s, v.etag);
-        }
+        change = model::with_steps(
+            change,
+            self.steps.iter().map(|(i, s)| (&self.loaded.steps[*i], s)),
+        );
         for e in self.events.iter().chain(re.crossed.iter()) {
             change = model::with_event(keys, change, e);
         }

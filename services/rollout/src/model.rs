@@ -308,6 +308,24 @@ pub fn with_active_marker(keys: &Keys, change: Change, before: i32, r: &Rollout)
     }
 }
 
+/// Adds the changed steps of a roll-out to `change`, which must compare
+/// and write the roll-out's own key (`rollouts/<id>`) with the etag it was
+/// read at. The steps' own etags are not compared: every write of a step
+/// key (its creation, the owner's writes, the commands) is made in a
+/// transaction that also writes the roll-out's key, so a step written since
+/// the read has moved the roll-out's key too, and that one comparison
+/// refuses the write. One comparison instead of one per step: a wave's
+/// write changes up to twice the wave's regions (`tilewave-bench overhead`
+/// times a 49-step write at about 10 % more with the comparisons).
+pub fn with_steps<'a>(
+    change: Change,
+    steps: impl IntoIterator<Item = (&'a Versioned<RolloutStep>, &'a RolloutStep)>,
+) -> Change {
+    steps
+        .into_iter()
+        .fold(change, |c, (old, new)| c.put_unchecked(old.key.clone(), new))
+}
+
 /// A roll-out and its steps as read from etcd.
 #[derive(Debug, Clone)]
 pub struct Loaded {

@@ -159,11 +159,14 @@ impl Rollouts {
         let keys = self.ctx.keys();
         let mut change = Change::new().update(keys.rollout(id), &stored(&r), loaded.rollout.etag);
         change = model::with_active_marker(keys, change, loaded.rollout.value.state, &r);
-        for (old, new) in loaded.steps.iter().zip(&steps) {
-            if &old.value != new {
-                change = change.update(old.key.clone(), new, old.etag);
-            }
-        }
+        change = model::with_steps(
+            change,
+            loaded
+                .steps
+                .iter()
+                .zip(&steps)
+                .filter(|(old, new)| &old.value != *new),
+        );
         if let Some(e) = &re.crossed {
             change = model::with_event(keys, change, e);
         }

@@ -200,11 +200,27 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             "registry_calls": registry.json,
         }));
     }
+    // What a wave's transaction costs etcd against the floor's, on the
+    // last roll-out's shape.
+    let shapes = match &previous {
+        Some(done) => Some(Box::pin(txn_shapes(&stack, done, SHAPE_ROUNDS)).await?),
+        None => None,
+    };
     let mut m = Measure::new("overhead");
     m.figure("wall / floor", "x", &ratios, Some(Target::AtMost(TARGET)))?;
     m.figure("wall time", "ms", &walls, None)?;
     m.figure("floor", "ms", &floors, None)?;
     m.figure("etcd transactions per roll-out", "txns", &txns, None)?;
+    if let Some(s) = &shapes {
+        m.figure("floor-shaped transaction", "ms", &s.floor, None)?;
+        m.figure("wave-shaped transaction (steps compared)", "ms", &s.wave, None)?;
+        m.figure(
+            "wave-shaped transaction (steps not compared)",
+            "ms",
+            &s.unchecked,
+            None,
+        )?;
+    }
     report.add(m.details(serde_json::json!({ "regions": regions.len(), "runs": runs })));
     Ok(())
 }
@@ -303,6 +319,84 @@ async fn floor(
     let took = t.elapsed();
     marks.push(format!("end {:.1}", ms(took)));
     Ok((took, marks.join("; ")))
+}
+
+/// Rounds of [`txn_shapes`].
+const SHAPE_ROUNDS: usize = 31;
+
+/// Commit times (ms) of three transaction shapes, interleaved round by
+/// round so that drift hits them alike.
+struct Shapes {
+    /// The floor's: the finished roll-out under one key, audited.
+    floor: Vec<f64>,
+    /// A wave's (its largest): the roll-out's key and one key per step of
+    /// the two largest waves (their acknowledgements and the next
+    /// applies), each compared with its etag, audited.
+    wave: Vec<f64>,
+    /// The same keys written without comparing the steps' etags.
+    unchecked: Vec<f64>,
+}
+
+/// Times the three shapes of [`Shapes`] on roll-out `done`: how much of a
+/// wave's transaction is its number of keys rather than its bytes.
+async fn txn_shapes(stack: &Stack, done: &Rollout, rounds: usize) -> anyhow::Result<Shapes> {
+    let actor = Actor::new("bench");
+    let base = format!("{PREFIX}bench-shape/", PREFIX = stack::PREFIX);
+    let mut sizes: Vec<usize> = (1..=done.wave_count)
+        .map(|w| done.steps.iter().filter(|s| s.wave == w).count())
+        .collect();
+    sizes.sort_unstable();
+    let n = sizes.iter().rev().take(2).sum::<usize>().max(1);
+    let mut stored = done.clone();
+    stored.steps.clear();
+    let step_keys: Vec<(String, &tilewave_proto::rollout::v1::RolloutStep)> = done
+        .steps
+        .iter()
+        .cycle()
+        .take(n)
+        .enumerate()
+        .map(|(i, s)| (format!("{base}steps/{i:04}"), s))
+        .collect();
+    let audited = |what: &str| audit::record("Bench", "bench", "shape", what.to_owned());
+    // The keys exist first, so that the compared shape compares etags.
+    let mut seed = Change::new();
+    for (k, s) in &step_keys {
+        seed = seed.put_unchecked(k.clone(), *s);
+    }
+    let mut etag = stack.store.commit(seed, &actor).await?.revision;
+    let mut out = Shapes {
+        floor: vec![],
+        wave: vec![],
+        unchecked: vec![],
+    };
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
+    for _ in 0..rounds {
+        let change = Change::new()
+            .put_unchecked(format!("{base}floor"), done)
+            .audit(audited("floor"));
+        let t = Instant::now();
+        stack.store.commit(change, &actor).await?;
+        out.floor.push(ms(t));
+        let mut change = Change::new().put_unchecked(format!("{base}rollout"), &stored);
+        for (k, s) in &step_keys {
+            change = change.update(k.clone(), *s, etag);
+        }
+        let t = Instant::now();
+        stack.store.commit(change.audit(audited("wave")), &actor).await?;
+        out.wave.push(ms(t));
+        let mut change = Change::new().put_unchecked(format!("{base}rollout"), &stored);
+        for (k, s) in &step_keys {
+            change = change.put_unchecked(k.clone(), *s);
+        }
+        let t = Instant::now();
+        etag = stack
+            .store
+            .commit(change.audit(audited("unchecked")), &actor)
+            .await?
+            .revision;
+        out.unchecked.push(ms(t));
+    }
+    Ok(out)
 }
 
 /// etcd's transactions in a metrics delta: its `Txn` RPCs, as counted by
