@@ -2,7 +2,7 @@
 //! with its cloud and IANA time zone (for local blackout windows), read from
 //! a `regions.toml` (`crates/core/regions.toml` ships as the default).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -113,9 +113,25 @@ struct RegionEntry {
 
 /// The ordered catalog of regions. Order is the file's order; it decides the
 /// default canary of a cloud (the first of its regions when none is flagged).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RegionCatalog {
+///
+/// Shared: a clone is a reference count (every plan input carries the
+/// catalog, and the rollout service resolves a plan input several times per
+/// decision), and [`RegionCatalog::get`] is a hash lookup, not a scan.
+#[derive(Debug, Clone)]
+pub struct RegionCatalog(std::sync::Arc<Catalog>);
+
+/// What a [`RegionCatalog`] shares.
+#[derive(Debug)]
+struct Catalog {
     regions: Vec<Region>,
+    /// Position in `regions` by id.
+    index: HashMap<String, usize>,
+}
+
+impl PartialEq for RegionCatalog {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || self.0.regions == other.0.regions
+    }
 }
 
 impl RegionCatalog {
@@ -165,25 +181,36 @@ impl RegionCatalog {
         if regions.is_empty() {
             return Err(RegionError::Toml("no [[region]] entries".into()));
         }
-        Ok(Self { regions })
+        Ok(Self::of(regions))
+    }
+
+    /// The catalog of `regions` (checked: ids unique), indexed.
+    fn of(regions: Vec<Region>) -> Self {
+        let index = regions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
+        Self(std::sync::Arc::new(Catalog { regions, index }))
     }
 
     /// Every region, in file order.
     pub fn all(&self) -> &[Region] {
-        &self.regions
+        &self.0.regions
     }
 
     /// The region with this id.
     pub fn get(&self, id: &str) -> Result<&Region, RegionError> {
-        self.regions
-            .iter()
-            .find(|r| r.id == id)
+        self.0
+            .index
+            .get(id)
+            .and_then(|&i| self.0.regions.get(i))
             .ok_or_else(|| RegionError::UnknownRegion(id.to_string()))
     }
 
     /// The regions of one cloud, in file order.
     pub fn of_cloud(&self, cloud: Cloud) -> impl Iterator<Item = &Region> {
-        self.regions.iter().filter(move |r| r.cloud == cloud)
+        self.0.regions.iter().filter(move |r| r.cloud == cloud)
     }
 
     /// The canary of a cloud: the region flagged `canary`, else the first of
@@ -202,7 +229,7 @@ impl RegionCatalog {
             return Err(RegionError::UnknownRegion(unknown.clone()));
         }
         let regions: Vec<Region> = self
-            .regions
+            .all()
             .iter()
             .filter(|r| ids.contains(&r.id))
             .cloned()
@@ -210,7 +237,7 @@ impl RegionCatalog {
         if regions.is_empty() {
             return Err(RegionError::Toml("no region selected".into()));
         }
-        Ok(Self { regions })
+        Ok(Self::of(regions))
     }
 
     /// A representative set of `n` regions, for a stack that runs agents
@@ -368,6 +395,35 @@ mod tests {
             RegionError::UnknownRegion("aws:mars-1".into())
         );
         assert!(c.subset(&[]).is_err());
+    }
+
+    #[test]
+    fn lookups_use_each_catalogs_own_index_and_clones_share_it() {
+        let c = RegionCatalog::builtin();
+        for (i, r) in c.all().iter().enumerate() {
+            let found = c.get(&r.id).unwrap();
+            assert!(std::ptr::eq(found, &c.all()[i]), "{}", r.id);
+        }
+        for unknown in ["", "aws:", "aws:mars-1", "AWS:us-east-1", "aws:us-east-1 "] {
+            assert_eq!(
+                c.get(unknown).unwrap_err(),
+                RegionError::UnknownRegion(unknown.into())
+            );
+        }
+        // A subset knows only its own regions, at their new places.
+        let ids = vec!["gcp:us-central1".to_owned(), "aws:eu-west-1".to_owned()];
+        let s = c.subset(&ids).unwrap();
+        assert_eq!(s.get("aws:eu-west-1").unwrap().id, "aws:eu-west-1");
+        assert_eq!(s.get("gcp:us-central1").unwrap().cloud, Cloud::Gcp);
+        assert!(s.get("aws:us-east-1").is_err());
+        assert_ne!(s, c);
+        // A clone is the same catalog, not a copy; equal catalogs made
+        // apart compare equal.
+        let clone = c.clone();
+        assert!(std::ptr::eq(clone.all().as_ptr(), c.all().as_ptr()));
+        assert_eq!(clone, c);
+        assert_eq!(RegionCatalog::builtin(), c);
+        assert_eq!(c.subset(&ids).unwrap(), s);
     }
 
     #[test]

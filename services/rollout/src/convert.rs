@@ -153,7 +153,8 @@ pub fn view(
             r.state
         ))
     })?;
-    let spec = r.spec.clone().unwrap_or_default();
+    let unset = wire::RolloutSpec::default();
+    let spec = r.spec.as_ref().unwrap_or(&unset);
     let bakes = if spec.bake_per_wave.is_empty() {
         vec![dur(spec.bake.as_ref(), DEFAULT_BAKE)]
     } else {

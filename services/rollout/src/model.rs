@@ -20,7 +20,7 @@ use tilewave_core::rollout::{Deadline, State as RolloutState_};
 use tilewave_proto::ShortName;
 use tilewave_proto::common::v1::{Event, EventKind, PartnerConfig, Severity, SpanOrigin, TileState};
 use tilewave_proto::registry::v1::Tile;
-use tilewave_proto::rollout::v1::{Freeze, Rollout, RolloutKind, RolloutState, RolloutStep};
+use tilewave_proto::rollout::v1::{Freeze, Rollout, RolloutKind, RolloutSpec, RolloutState, RolloutStep};
 use tilewave_store::clock::{from_proto_timestamp, to_proto_timestamp};
 use tilewave_store::{Actor, Change, Clock, Keys, Store, Versioned, WatchCache};
 
@@ -442,7 +442,8 @@ pub fn progress(rollout: &Rollout, steps: &[RolloutStep]) -> Progress {
 /// The planner input of a stored roll-out, rebuilt from its spec (whose
 /// region list was made explicit at start).
 pub fn resolved_of(ctx: &Ctx, rollout: &Rollout, now: Timestamp) -> Result<Resolved> {
-    let spec = rollout.spec.clone().unwrap_or_default();
+    let unset = RolloutSpec::default();
+    let spec = rollout.spec.as_ref().unwrap_or(&unset);
     let mut clouds: Vec<i32> = spec
         .regions
         .iter()
@@ -467,7 +468,7 @@ pub fn resolved_of(ctx: &Ctx, rollout: &Rollout, now: Timestamp) -> Result<Resol
         ga_time: rollout.plan.as_ref().and_then(|p| p.ga_time),
         ..Default::default()
     };
-    let mut resolved = spec::resolve(&spec, &tile, &ctx.catalog, now, &[])?;
+    let mut resolved = spec::resolve(spec, &tile, &ctx.catalog, now, &[])?;
     ctx.with_calendar_blackouts(&mut resolved.input);
     Ok(resolved)
 }

@@ -100,6 +100,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let (mut walls, mut floors, mut ratios, mut txns, mut runs) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut rollout_cpu, mut registry_cpu) = (vec![], vec![]);
     // The shape of the floor before each counted roll-out: the previous
     // roll-out (the same regions and waves).
     let mut previous: Option<Rollout> = None;
@@ -126,6 +127,7 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             earliest_start: Some(ts(stack.now())),
             ..Default::default()
         };
+        let cpu_before = stack.service_cpu_ms()?;
         let (t0, domain0) = (Instant::now(), stack.now());
         let r = stack.start_rollout(spec).await?;
         let answered = t0.elapsed();
@@ -137,6 +139,8 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             stack.watch_succeeded(&r.id, Duration::from_secs(300)).await?
         };
         let wall = t0.elapsed();
+        let cpu_after = stack.service_cpu_ms()?;
+        let cpu = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
         let etcd = stack.etcd_metrics().await?.since(&etcd_before);
         let svc = stack.rollout_metrics().await?.since(&svc_before);
         let registry = where_the_time_went(&stack.registry_metrics().await?.since(&registry_before));
@@ -178,12 +182,18 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         );
         println!("  timeline (ms of domain time after creation): {timeline}");
         println!("  the floor's timeline after the roll-out (ms after its start): {floor_timeline}");
+        println!(
+            "  CPU during the roll-out: the rollout service {:.1} ms, the registry {:.1} ms",
+            cpu.0, cpu.1
+        );
         println!("  the rollout service's calls: {}", work.line);
         println!("  the registry's calls: {}", registry.line);
         walls.push(wall.as_secs_f64() * 1e3);
         floors.push(floor.as_secs_f64() * 1e3);
         ratios.push(ratio);
         txns.push(etcd_txns);
+        rollout_cpu.push(cpu.0);
+        registry_cpu.push(cpu.1);
         runs.push(serde_json::json!({
             "run": run,
             "waves": done.wave_count,
@@ -196,6 +206,8 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             "etcd_txns": etcd_txns,
             "etcd_proposals": etcd.sum("etcd_server_proposals_committed_total", &[]),
             "etcd_ranges": etcd.sum("etcd_mvcc_range_total", &[]) + etcd.sum("etcd_debugging_mvcc_range_total", &[]),
+            "rollout_service_cpu_ms": cpu.0,
+            "registry_cpu_ms": cpu.1,
             "rollout_service_calls": work.json,
             "registry_calls": registry.json,
         }));
@@ -211,6 +223,8 @@ pub async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     m.figure("wall time", "ms", &walls, None)?;
     m.figure("floor", "ms", &floors, None)?;
     m.figure("etcd transactions per roll-out", "txns", &txns, None)?;
+    m.figure("rollout service CPU per roll-out", "ms", &rollout_cpu, None)?;
+    m.figure("registry CPU per roll-out", "ms", &registry_cpu, None)?;
     if let Some(s) = &shapes {
         m.figure("floor-shaped transaction", "ms", &s.floor, None)?;
         m.figure("wave-shaped transaction (steps compared)", "ms", &s.wave, None)?;
