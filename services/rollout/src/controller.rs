@@ -1259,7 +1259,7 @@ async fn stage_finish(w: &mut Write<'_>, now: Timestamp) -> Result<()> {
         extra = extra.put_unchecked(key, &timer);
     }
     // Merged: the finish may go into a write that already carries extras.
-    w.extra = std::mem::replace(&mut w.extra, Change::new()).merge(extra);
+    w.extra = std::mem::take(&mut w.extra).merge(extra);
     w.events.push(model::event(
         r,
         EventKind::RolloutSucceeded,

@@ -372,12 +372,19 @@ async fn txn_shapes(stack: &Stack, done: &Rollout, rounds: usize) -> anyhow::Res
         .map(|(i, s)| (format!("{base}steps/{i:04}"), s))
         .collect();
     let audited = |what: &str| audit::record("Bench", "bench", "shape", what.to_owned());
+    // Every step key written, each compared with `etag` when given.
+    let with_steps = |change: Change, etag: Option<i64>| {
+        step_keys.iter().fold(change, |c, (k, s)| match etag {
+            Some(etag) => c.update(k.clone(), *s, etag),
+            None => c.put_unchecked(k.clone(), *s),
+        })
+    };
     // The keys exist first, so that the compared shape compares etags.
-    let mut seed = Change::new();
-    for (k, s) in &step_keys {
-        seed = seed.put_unchecked(k.clone(), *s);
-    }
-    let mut etag = stack.store.commit(seed, &actor).await?.revision;
+    let mut etag = stack
+        .store
+        .commit(with_steps(Change::new(), None), &actor)
+        .await?
+        .revision;
     let mut out = Shapes {
         floor: vec![],
         wave: vec![],
@@ -391,17 +398,17 @@ async fn txn_shapes(stack: &Stack, done: &Rollout, rounds: usize) -> anyhow::Res
         let t = Instant::now();
         stack.store.commit(change, &actor).await?;
         out.floor.push(ms(t));
-        let mut change = Change::new().put_unchecked(format!("{base}rollout"), &stored);
-        for (k, s) in &step_keys {
-            change = change.update(k.clone(), *s, etag);
-        }
+        let change = with_steps(
+            Change::new().put_unchecked(format!("{base}rollout"), &stored),
+            Some(etag),
+        );
         let t = Instant::now();
         stack.store.commit(change.audit(audited("wave")), &actor).await?;
         out.wave.push(ms(t));
-        let mut change = Change::new().put_unchecked(format!("{base}rollout"), &stored);
-        for (k, s) in &step_keys {
-            change = change.put_unchecked(k.clone(), *s);
-        }
+        let change = with_steps(
+            Change::new().put_unchecked(format!("{base}rollout"), &stored),
+            None,
+        );
         let t = Instant::now();
         etag = stack
             .store
