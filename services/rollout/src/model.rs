@@ -71,6 +71,8 @@ pub struct Ctx {
     pub configs: Arc<Configs>,
     /// Roll-outs being created here, handed to this replica's controller.
     pub starts: Starts,
+    /// The steps of each roll-out as the desired state last read them.
+    pub steps_seen: Arc<crate::reconcile::StepsSeen>,
 }
 
 /// Roll-outs this replica is creating, announced to its controller before
@@ -316,7 +318,9 @@ pub fn with_active_marker(keys: &Keys, change: Change, before: i32, r: &Rollout)
 /// the read has moved the roll-out's key too, and that one comparison
 /// refuses the write. One comparison instead of one per step: a wave's
 /// write changes up to twice the wave's regions (`tilewave-bench overhead`
-/// times a 49-step write at 12 to 14 % more with the comparisons).
+/// times a 49-step write at 12 to 14 % more with the comparisons). The
+/// reconciler's [`crate::reconcile::StepsSeen`] relies on the same rule: an
+/// unchanged roll-out etag means unchanged steps.
 pub fn with_steps<'a>(
     change: Change,
     steps: impl IntoIterator<Item = (&'a Versioned<RolloutStep>, &'a RolloutStep)>,

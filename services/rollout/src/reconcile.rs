@@ -9,6 +9,7 @@
 //! roll-out still under way are left to that roll-out's owner.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use tilewave_core::rollout::StepState;
@@ -56,6 +57,96 @@ pub async fn live_before(ctx: &Ctx, tile: &str, created: i64) -> Result<BTreeMap
         .collect())
 }
 
+/// What of one step the desired state is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenStep {
+    region: String,
+    state: StepState,
+    /// Applied (or, before that, started applying) at.
+    since: Option<prost_types::Timestamp>,
+}
+
+/// The steps of each roll-out as last read, under the etag the roll-out's
+/// key had in that same read (`get_with_children`: one revision). Every
+/// write of a step also writes the roll-out's key
+/// ([`crate::model::with_steps`]), so while the roll-out's etag is the
+/// same its steps are too: a reconciliation pass (every 10 s) and a start
+/// read only the roll-outs that changed since, not every roll-out's steps
+/// ever made (one etcd range each, as it was). Entries of roll-outs gone
+/// from the roll-out cache are dropped by the next pass over every tile.
+/// Kept small: the three fields the desired state needs per step.
+#[derive(Debug, Default)]
+pub struct StepsSeen(std::sync::Mutex<Kept>);
+
+/// Roll-out id -> (its etag when read, its steps).
+type Kept = std::collections::HashMap<String, (i64, Arc<[SeenStep]>)>;
+
+impl StepsSeen {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The steps of roll-out `id` as read at its etag `etag`, if kept.
+    fn get(&self, id: &str, etag: i64) -> Option<Arc<[SeenStep]>> {
+        self.lock()
+            .get(id)
+            .filter(|(seen, _)| *seen == etag)
+            .map(|(_, steps)| Arc::clone(steps))
+    }
+
+    /// How many roll-outs' steps are kept.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none are kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The steps of roll-out `id`, whose key the roll-out cache has at `etag`:
+/// kept ones when the etag is the same, else read (with the roll-out, at
+/// one revision) and kept under the etag of that read. `None` when the
+/// roll-out is gone.
+async fn steps_of(ctx: &Ctx, id: &str, etag: i64) -> Result<Option<Arc<[SeenStep]>>> {
+    if let Some(kept) = ctx.steps_seen.get(id, etag) {
+        return Ok(Some(kept));
+    }
+    let keys = ctx.keys();
+    let Some((rollout, steps)) = ctx
+        .store
+        .get_with_children::<Rollout, RolloutStep>(&keys.rollout(id), &keys.rollout_steps(id))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let seen: Arc<[SeenStep]> = steps
+        .items
+        .into_iter()
+        .map(|s| SeenStep {
+            state: convert::step_state(s.value.state),
+            since: s.value.applied_at.or(s.value.apply_started_at),
+            region: s.value.region,
+        })
+        .collect();
+    ctx.steps_seen
+        .lock()
+        .insert(id.to_owned(), (rollout.etag, Arc::clone(&seen)));
+    Ok(Some(seen))
+}
+
+/// The fields of a cached roll-out the desired state reads (not its
+/// spec and plan).
+struct Brief {
+    id: String,
+    tile_id: String,
+    target: i64,
+    in_flight: bool,
+    etag: i64,
+    create_revision: i64,
+}
+
 /// [`desired`] from the roll-outs created before etcd revision `before`.
 async fn desired_among(
     ctx: &Ctx,
@@ -63,33 +154,40 @@ async fn desired_among(
     before: i64,
 ) -> Result<BTreeMap<(String, String), Desired>> {
     let mut rollouts = ctx.rollouts.scan(|r| {
-        (tile.is_none_or(|t| r.value.tile_id == t) && r.create_revision < before).then(|| r.clone())
+        (tile.is_none_or(|t| r.value.tile_id == t) && r.create_revision < before).then(|| Brief {
+            id: r.value.id.clone(),
+            tile_id: r.value.tile_id.clone(),
+            target: if r.value.kind() == RolloutKind::Withdraw {
+                0
+            } else {
+                r.value.revision
+            },
+            in_flight: !is_terminal(r.value.state),
+            etag: r.etag,
+            create_revision: r.create_revision,
+        })
     });
     rollouts.sort_by_key(|r| r.create_revision);
+    if tile.is_none() && before == i64::MAX {
+        // Every roll-out is here: forget those gone.
+        let ids: HashSet<&str> = rollouts.iter().map(|r| r.id.as_str()).collect();
+        ctx.steps_seen.lock().retain(|id, _| ids.contains(id.as_str()));
+    }
     let mut out: BTreeMap<(String, String), Desired> = BTreeMap::new();
-    for r in rollouts {
-        let ro: &Rollout = &r.value;
-        let steps = ctx
-            .store
-            .list::<RolloutStep>(&ctx.keys().rollout_steps(&ro.id))
-            .await?
-            .items;
-        let target = if ro.kind() == RolloutKind::Withdraw {
-            0
-        } else {
-            ro.revision
+    for ro in rollouts {
+        let Some(steps) = steps_of(ctx, &ro.id, ro.etag).await? else {
+            continue;
         };
-        let in_flight = !is_terminal(ro.state);
-        for s in steps {
-            let s = s.value;
+        let (target, in_flight) = (ro.target, ro.in_flight);
+        for s in steps.iter() {
             let key = (ro.tile_id.clone(), s.region.clone());
             let entry = out.entry(key).or_default();
             entry.in_flight |= in_flight;
-            match convert::step_state(s.state) {
+            match s.state {
                 StepState::Verified | StepState::Baking => {
                     entry.revision = target;
                     entry.live_revision = target;
-                    entry.since = s.applied_at.or(s.apply_started_at);
+                    entry.since = s.since;
                     entry.rollout_id = ro.id.clone();
                 }
                 StepState::Applying if in_flight => {

@@ -117,6 +117,7 @@ pub async fn serve(
         written: Arc::default(),
         configs: Arc::default(),
         starts,
+        steps_seen: Arc::default(),
     };
 
     // The background tasks, each with its own shutdown signal; stopped in

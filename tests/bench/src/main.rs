@@ -21,6 +21,8 @@ mod failover;
 mod memory;
 mod overhead;
 mod reads;
+#[cfg(test)]
+mod reconciler_reads;
 mod report;
 mod scale;
 mod stack;
