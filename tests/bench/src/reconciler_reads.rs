@@ -1,13 +1,16 @@
-//! The reconciler reads only the roll-outs that changed since its last
-//! pass (the rollout service's `reconcile::StepsSeen`), not every
-//! roll-out's steps on every pass: a test through the service's own etcd
-//! metrics, which only the bench's stack scrapes.
+//! The reconciler's passes, through the service's own etcd metrics, which
+//! only the bench's stack scrapes: a pass reads only the roll-outs that
+//! changed since the last (the rollout service's `reconcile::StepsSeen`),
+//! not every roll-out's steps, and asks the agents for their tiles at
+//! once, not one after another.
 
 use std::time::Duration;
 
 use jiff::SignedDuration;
+use tilewave_proto::agent::v1::InjectLatencyRequest;
 use tilewave_proto::rollout::v1::RolloutSpec;
 use tilewave_testkit::eventually;
+use tokio::time::Instant;
 
 use crate::stack::{self, Metrics, Stack, dur, ts};
 
@@ -70,6 +73,44 @@ async fn reconciliation_passes_read_no_roll_out_that_did_not_change() -> anyhow:
     assert!(
         read <= passed,
         "{read} etcd reads in {passed} passes over unchanged roll-outs: more than the owner key's one a pass"
+    );
+    Ok(())
+}
+
+/// Every agent's ListTiles answers after this long in
+/// [`a_pass_asks_the_agents_at_once`].
+const SLOW_LISTING: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pass_asks_the_agents_at_once() -> anyhow::Result<()> {
+    let regions = stack::regions(3);
+    let mut stack = Box::pin(Stack::start_with_faults(&regions)).await?;
+    for region in &regions {
+        stack
+            .faults(region)
+            .await?
+            .inject_latency(InjectLatencyRequest {
+                latency: Some(dur(SignedDuration::try_from(SLOW_LISTING)?)),
+                methods: vec!["ListTiles".into()],
+            })
+            .await?;
+    }
+    stack
+        .start_rollout_service_with(&["--reconcile-interval-ms", "100"])
+        .await?;
+    // Four claims: three whole passes at least in between. Asking one
+    // agent after another, a pass lasts three slow listings at least, so
+    // three passes 9 s at least (the bound below is 7 s); asking them at
+    // once, one listing a pass: about 3.5 s.
+    let from = stack.rollout_metrics().await?;
+    let started = Instant::now();
+    passes(&stack, &from, 4.0).await?;
+    let took = started.elapsed();
+    println!("three passes over {} slow agents took {took:?}", regions.len());
+    assert!(
+        took < Duration::from_secs(7),
+        "three passes over {} agents whose listings take {SLOW_LISTING:?} each took {took:?}: the agents were asked one after another",
+        regions.len()
     );
     Ok(())
 }

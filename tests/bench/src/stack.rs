@@ -84,6 +84,23 @@ impl Stack {
     /// an agent per region (started eight at a time); the rollout service
     /// when `rollout` (else [`Stack::start_rollout_service`] later).
     pub async fn start(regions: &[String], rollout: bool) -> anyhow::Result<Self> {
+        Self::start_agents_with(regions, rollout, &[]).await
+    }
+
+    /// [`Stack::start`] without the rollout service and with the agents'
+    /// fault injection enabled ([`Stack::faults`]): for tests, not for
+    /// measures.
+    #[cfg(test)]
+    pub async fn start_with_faults(regions: &[String]) -> anyhow::Result<Self> {
+        Self::start_agents_with(regions, false, &["--enable-fault-injection"]).await
+    }
+
+    /// [`Stack::start`] with more flags for every agent.
+    async fn start_agents_with(
+        regions: &[String],
+        rollout: bool,
+        agent_flags: &[&str],
+    ) -> anyhow::Result<Self> {
         let dir = TestDir::new("bench")?;
         let etcd_metrics = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let options = EtcdOptions {
@@ -105,8 +122,10 @@ impl Stack {
         let starts = regions.iter().map(|region| {
             let name = format!("agent-{}", region.replace(':', "-"));
             let data = dir.path().join(&name);
-            let spec = journeys::agent_spec(name, region, &data, &endpoints, PREFIX)
-                .map(|s| s.with_ready_timeout(Duration::from_secs(120)));
+            let spec = journeys::agent_spec(name, region, &data, &endpoints, PREFIX).map(|s| {
+                s.with_args(agent_flags.iter().copied())
+                    .with_ready_timeout(Duration::from_secs(120))
+            });
             let path = dir.path().to_path_buf();
             async move {
                 ServiceProcess::start(spec?, &path)
@@ -209,6 +228,32 @@ impl Stack {
         Ok(AgentServiceClient::new(
             journeys::connect(&format!("the agent of {region}"), p, AGENT_CALLER, CONNECT).await?,
         ))
+    }
+
+    /// The fault injection of the agent of `region` (started by
+    /// [`Stack::start_with_faults`]).
+    #[cfg(test)]
+    pub async fn faults(
+        &self,
+        region: &str,
+    ) -> anyhow::Result<
+        tilewave_proto::agent::v1::fault_injection_service_client::FaultInjectionServiceClient<Channel>,
+    > {
+        let p = self
+            .agents
+            .get(region)
+            .with_context(|| format!("no agent for {region}"))?;
+        Ok(
+            tilewave_proto::agent::v1::fault_injection_service_client::FaultInjectionServiceClient::new(
+                journeys::connect(
+                    &format!("the faults of the agent of {region}"),
+                    p,
+                    AGENT_CALLER,
+                    CONNECT,
+                )
+                .await?,
+            ),
+        )
     }
 
     /// Virtual now, from the store's clock record.
