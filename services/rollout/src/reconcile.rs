@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use tilewave_core::rollout::StepState;
 use tilewave_proto::agent::v1::{ApplyTileRequest, ListTilesRequest, RemoveTileRequest};
 use tilewave_proto::common::v1::{Event, EventKind, Severity};
-use tilewave_proto::rollout::v1::{Rollout, RolloutKind, RolloutStep};
+use tilewave_proto::rollout::v1::{RolloutKind, RolloutStep};
 use tilewave_store::audit;
 use tilewave_store::clock::to_proto_timestamp;
 use tilewave_store::{Change, Ended, Owned, OwnerLoop, Shutdown};
@@ -95,16 +95,6 @@ impl StepsSeen {
             .filter(|(seen, _)| *seen == etag)
             .map(|(_, steps)| Arc::clone(steps))
     }
-
-    /// How many roll-outs' steps are kept.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether none are kept.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The steps of roll-out `id`, whose key the roll-out cache has at `etag`:
@@ -116,9 +106,10 @@ async fn steps_of(ctx: &Ctx, id: &str, etag: i64) -> Result<Option<Arc<[SeenStep
         return Ok(Some(kept));
     }
     let keys = ctx.keys();
+    // The roll-out's value is skipped (`()`): only its etag is needed.
     let Some((rollout, steps)) = ctx
         .store
-        .get_with_children::<Rollout, RolloutStep>(&keys.rollout(id), &keys.rollout_steps(id))
+        .get_with_children::<(), RolloutStep>(&keys.rollout(id), &keys.rollout_steps(id))
         .await?
     else {
         return Ok(None);
