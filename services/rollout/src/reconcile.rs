@@ -60,8 +60,8 @@ pub async fn live_before(ctx: &Ctx, tile: &str, created: i64) -> Result<BTreeMap
 }
 
 /// What of one step the desired state is made of.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SeenStep {
+#[derive(Debug)]
+struct SeenStep {
     region: String,
     state: StepState,
     /// Applied (or, before that, started applying) at.

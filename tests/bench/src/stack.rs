@@ -221,13 +221,16 @@ impl Stack {
 
     /// A client of the agent of `region` as the rollout service.
     pub async fn agent(&self, region: &str) -> anyhow::Result<AgentServiceClient<Channel>> {
+        Ok(AgentServiceClient::new(self.agent_channel(region).await?))
+    }
+
+    /// A connection to the agent of `region` as the rollout service.
+    async fn agent_channel(&self, region: &str) -> anyhow::Result<Channel> {
         let p = self
             .agents
             .get(region)
             .with_context(|| format!("no agent for {region}"))?;
-        Ok(AgentServiceClient::new(
-            journeys::connect(&format!("the agent of {region}"), p, AGENT_CALLER, CONNECT).await?,
-        ))
+        journeys::connect(&format!("the agent of {region}"), p, AGENT_CALLER, CONNECT).await
     }
 
     /// The fault injection of the agent of `region` (started by
@@ -239,19 +242,9 @@ impl Stack {
     ) -> anyhow::Result<
         tilewave_proto::agent::v1::fault_injection_service_client::FaultInjectionServiceClient<Channel>,
     > {
-        let p = self
-            .agents
-            .get(region)
-            .with_context(|| format!("no agent for {region}"))?;
         Ok(
             tilewave_proto::agent::v1::fault_injection_service_client::FaultInjectionServiceClient::new(
-                journeys::connect(
-                    &format!("the faults of the agent of {region}"),
-                    p,
-                    AGENT_CALLER,
-                    CONNECT,
-                )
-                .await?,
+                self.agent_channel(region).await?,
             ),
         )
     }
