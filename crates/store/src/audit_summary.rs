@@ -142,26 +142,28 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Operations the batch costs: a deletion per record, a write per summary.
+    /// Operations the batch costs: two deletions per record (the record
+    /// and its index entry), a write per summary.
     pub fn ops(&self) -> usize {
-        self.records.len() + self.summaries.len()
+        2 * self.records.len() + self.summaries.len()
     }
 }
 
 /// Cuts `records` (each with its domain time) into batches of at most
-/// `max_ops` operations (at least 2: one record and its summary), keeping
+/// `max_ops` operations (at least 3: one record, its index entry and its
+/// summary), keeping
 /// their order. A bucket split over two batches gets a summary in each: the
 /// second batch merges into what the first stored.
 pub fn batches(records: &[(Timestamp, &AuditRecord)], max_ops: usize) -> Vec<Batch> {
-    let max_ops = max_ops.max(2);
+    let max_ops = max_ops.max(3);
     let mut out = Vec::new();
     let mut current = Batch::default();
     for (i, (at, record)) in records.iter().enumerate() {
         let bucket = bucket_of(record, *at);
         let cost = if current.summaries.contains_key(&bucket) {
-            1
-        } else {
             2
+        } else {
+            3
         };
         if current.ops() + cost > max_ops && !current.records.is_empty() {
             out.push(std::mem::take(&mut current));
@@ -327,18 +329,18 @@ mod tests {
         );
         let cases: Vec<Case> = vec![
             ("nothing", vec![], 10, vec![], vec![]),
-            ("one object, one day", vec![(0, "a"); 5], 10, vec![5], vec![1]),
+            ("one object, one day", vec![(0, "a"); 5], 11, vec![5], vec![1]),
             (
                 "split: the bucket goes on in the next batch",
                 vec![(0, "a"); 12],
                 10,
-                vec![9, 3],
-                vec![1, 1],
+                vec![4, 4, 4],
+                vec![1, 1, 1],
             ),
             (
                 "every record its own bucket",
                 vec![(0, "a"), (0, "b"), (0, "c"), (0, "d"), (0, "e")],
-                4,
+                6,
                 vec![2, 2, 1],
                 vec![2, 2, 1],
             ),
@@ -350,7 +352,7 @@ mod tests {
                 vec![2],
             ),
             (
-                "a bound below 2 is 2",
+                "a bound below 3 is 3",
                 vec![(0, "a"), (0, "a")],
                 0,
                 vec![1, 1],
@@ -378,7 +380,7 @@ mod tests {
                 summaries,
                 "{name}"
             );
-            assert!(got.iter().all(|b| b.ops() <= max.max(2)), "{name}");
+            assert!(got.iter().all(|b| b.ops() <= max.max(3)), "{name}");
             // Every record exactly once, in order; the counts add up.
             let all: Vec<usize> = got.iter().flat_map(|b| b.records.clone()).collect();
             assert_eq!(all, (0..input.len()).collect::<Vec<_>>(), "{name}");

@@ -469,6 +469,12 @@ impl Store {
                 return Err(Error::invalid("the change writes its own audit key"));
             }
             compares.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0));
+            // The record's entry in its object's index, in the same
+            // transaction ([`Keys::audit_index_of`]): empty, the key is the
+            // pointer.
+            if let Some(entry) = keys.audit_index_entry(&record.object_kind, &record.object_id, &key) {
+                success.push(TxnOp::put(entry, Vec::new(), None));
+            }
             success.push(TxnOp::put(
                 key.clone(),
                 prost::Message::encode_to_vec(&record),

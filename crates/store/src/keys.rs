@@ -369,6 +369,63 @@ impl Keys {
         self.join(&["audit0"])
     }
 
+    /// `audit-index/<kind>/<id>/`: one object's entries of the audit index
+    /// (kind and id escaped as in [`Keys::audit_summaries_of`]). Each entry
+    /// is `audit-index/<kind>/<id>/<nanos>-<random>`, empty, beside the
+    /// record `audit/<nanos>-<random>` it points to: the store writes it in
+    /// the record's own transaction and retention deletes it with the
+    /// record, so one object's history is one range read however long the
+    /// whole log is.
+    pub fn audit_index_of(&self, kind: &str, id: &str) -> String {
+        self.join(&[
+            "audit-index/",
+            &escape_segment(kind),
+            "/",
+            &escape_segment(id),
+            "/",
+        ])
+    }
+
+    /// The audit index entry of the record stored under `audit_key`
+    /// (about the `kind` object `id`); `None` when `audit_key` is not an
+    /// audit key.
+    pub fn audit_index_entry(&self, kind: &str, id: &str, audit_key: &str) -> Option<String> {
+        let suffix = audit_key.strip_prefix(&self.audit_prefix())?;
+        let mut k = self.audit_index_of(kind, id);
+        k.push_str(suffix);
+        Some(k)
+    }
+
+    /// The bound of one object's index entries of records before `at`
+    /// (like [`Keys::audit_before`]).
+    pub fn audit_index_before(&self, kind: &str, id: &str, at: Timestamp) -> String {
+        let nanos = i64::try_from(at.as_nanosecond()).unwrap_or(i64::MAX).max(0);
+        let mut k = self.audit_index_of(kind, id);
+        k.push_str(&format!("{nanos:0NUM_WIDTH$}"));
+        k
+    }
+
+    /// The exclusive end of one object's index entries.
+    pub fn audit_index_end(&self, kind: &str, id: &str) -> String {
+        let mut k = self.audit_index_of(kind, id);
+        k.pop();
+        k.push('0');
+        k
+    }
+
+    /// The audit record an index entry of `kind`/`id` points to.
+    pub fn audit_of_index_entry(&self, kind: &str, id: &str, entry: &str) -> Option<String> {
+        let suffix = entry.strip_prefix(&self.audit_index_of(kind, id))?;
+        Some(self.join(&["audit/", suffix]))
+    }
+
+    /// `audit-index-ready`: present once every audit record written before
+    /// the index existed has its entry ([`crate::retention::backfill_index`]);
+    /// until then a reader of one object's history scans the whole log.
+    pub fn audit_index_ready(&self) -> String {
+        self.join(&["audit-index-ready"])
+    }
+
     /// `audit-summaries/`: what audit retention kept of old records.
     pub fn audit_summaries(&self) -> String {
         self.join(&["audit-summaries/"])
@@ -686,6 +743,40 @@ mod tests {
             k.audit_before(Timestamp::from_second(-5).unwrap()),
             "/tilewave/audit/0000000000000000000"
         );
+    }
+
+    #[test]
+    fn an_objects_audit_index_sorts_in_time_order_and_points_to_its_records() {
+        let k = Keys::default();
+        let at = Timestamp::from_second(10).unwrap();
+        let record = k.audit(at, 0xab).unwrap();
+        let entry = k.audit_index_entry("tile", "riverflow", &record).unwrap();
+        assert_eq!(
+            entry,
+            "/tilewave/audit-index/tile/riverflow/0000000010000000000-00000000000000ab"
+        );
+        assert_eq!(
+            k.audit_of_index_entry("tile", "riverflow", &entry).as_deref(),
+            Some(record.as_str())
+        );
+        // Another object's entry does not map, nor does a non-audit key.
+        assert_eq!(k.audit_of_index_entry("tile", "river", &entry), None);
+        assert_eq!(k.audit_index_entry("tile", "x", &k.clock()), None);
+        // The span bounds of one object.
+        let (from, to) = (
+            k.audit_index_before("tile", "riverflow", at),
+            k.audit_index_before("tile", "riverflow", Timestamp::from_second(11).unwrap()),
+        );
+        assert!(k.audit_index_of("tile", "riverflow") < from && from <= entry && entry < to);
+        assert!(to < k.audit_index_end("tile", "riverflow"));
+        // One object's range never holds another's (escaped like summaries).
+        let slash = k.audit_index_entry("timer", "ga/x", &record).unwrap();
+        assert!(!slash.starts_with(&k.audit_index_of("timer", "ga")));
+        assert!(!(k.audit_index_of("timer", "ga") <= slash && slash < k.audit_index_end("timer", "ga")));
+        // Neither the index nor its marker is in the records' range.
+        for other in [entry, k.audit_index_ready()] {
+            assert!(!(k.audit_prefix() <= other && other < k.audit_end()), "{other}");
+        }
     }
 
     #[test]

@@ -66,5 +66,5 @@ pub use keys::Keys;
 pub use owner_loop::{Ended, Owned, OwnerLoop};
 pub use ownership::{Ownership, ReplicaLease};
 pub use shutdown::{Shutdown, Tasks, Trigger};
-pub use store::{Listing, Store, StoreConfig, Versioned};
+pub use store::{GET_MANY_CHUNK, Listing, Store, StoreConfig, Versioned};
 pub use timers::{Fired, TimerKinds, run_timer_loop};

@@ -12,6 +12,10 @@
 //! whole transactions behind; the next pass goes on from the records still
 //! there. A pass that read a full batch is followed at once by the next;
 //! otherwise the loop waits for its interval.
+//!
+//! The same owner first completes the audit index ([`backfill_index`]):
+//! every record written before the store wrote index entries gets its
+//! entry, once, whether or not retention is on.
 
 use std::time::Duration;
 
@@ -27,9 +31,9 @@ use crate::owner_loop::{Owned, OwnerLoop};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, Versioned};
 
-/// The most operations one transaction of a pass holds: record deletions
-/// plus summary writes. The fence and the pass's own audit record add two;
-/// etcd's default `--max-txn-ops` is 128.
+/// The most operations one transaction of a pass holds: record and index
+/// entry deletions plus summary writes. The pass's own audit record and its
+/// index entry add two; etcd's default `--max-txn-ops` is 128.
 pub const MAX_TXN_OPS: usize = 100;
 
 /// The most records one pass reads (and folds).
@@ -57,13 +61,14 @@ pub struct PassOutcome {
     pub full: bool,
 }
 
-/// Runs audit retention whenever this replica owns it, until `shutdown`.
+/// Runs audit housekeeping whenever this replica owns it, until
+/// `shutdown`: the index's backfill, then retention when it is on.
 pub async fn run(
     store: Store,
     holder: String,
     ttl: Duration,
     actor: Actor,
-    retention: AuditRetention,
+    retention: Option<AuditRetention>,
     shutdown: Shutdown,
 ) {
     let owner = OwnerLoop::new(&store, work::AUDIT_RETENTION, holder, ttl);
@@ -75,7 +80,37 @@ pub async fn run(
         .await;
 }
 
-async fn work_loop(store: Store, actor: Actor, retention: AuditRetention, owned: Owned) -> Result<()> {
+/// How long a failed backfill of the index waits before it tries again.
+const BACKFILL_RETRY: Duration = Duration::from_secs(5);
+
+async fn work_loop(
+    store: Store,
+    actor: Actor,
+    retention: Option<AuditRetention>,
+    owned: Owned,
+) -> Result<()> {
+    loop {
+        match backfill_index(&store, &actor, &owned.token()).await {
+            Ok(0) => break,
+            Ok(indexed) => {
+                tracing::info!(
+                    indexed,
+                    "audit records written before the index now have their entries"
+                );
+                break;
+            }
+            Err(e @ Error::Fenced { .. }) => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "backfilling the audit index failed; trying again"),
+        }
+        tokio::select! {
+            () = owned.stopping() => return Ok(()),
+            () = tokio::time::sleep(BACKFILL_RETRY) => {}
+        }
+    }
+    let Some(retention) = retention else {
+        owned.stopping().await;
+        return Ok(());
+    };
     loop {
         let more = match pass(&store, &actor, retention.keep, &owned.token()).await {
             Ok(done) => {
@@ -187,6 +222,9 @@ async fn batch_change(
     for &i in &batch.records {
         if let Some(r) = records.get(i) {
             change = change.delete(r.key.clone(), r.etag);
+            if let Some(entry) = keys.audit_index_entry(&r.value.object_kind, &r.value.object_id, &r.key) {
+                change = change.delete_unchecked(entry);
+            }
         }
     }
     let day = first_day.map_or_else(String::new, |d| {
@@ -202,4 +240,57 @@ async fn batch_change(
             batch.summaries.len()
         ),
     )))
+}
+
+/// Gives every audit record written before the store wrote index entries
+/// its entry ([`crate::keys::Keys::audit_index_of`]), then marks the index
+/// complete (`audit-index-ready`, with an audit record). Nothing to do once
+/// the mark exists. Records are read a page of [`PASS_RECORDS`] at a time
+/// and their entries written [`MAX_TXN_OPS`] to a fenced transaction; the
+/// writes are idempotent, so a backfill cut short starts again from the
+/// first record. Returns how many entries it wrote.
+pub async fn backfill_index(store: &Store, actor: &Actor, token: &FencingToken) -> Result<usize> {
+    let keys = store.keys();
+    let ready = keys.audit_index_ready();
+    if store.get::<()>(&ready).await?.is_some() {
+        return Ok(0);
+    }
+    let end = keys.audit_end();
+    let mut start = keys.audit_prefix();
+    let mut indexed = 0;
+    loop {
+        let page = store
+            .list_first::<AuditRecord>(&start, &end, PASS_RECORDS)
+            .await?
+            .items;
+        for chunk in page.chunks(MAX_TXN_OPS) {
+            let change = chunk.iter().fold(Change::new(), |change, r| {
+                match keys.audit_index_entry(&r.value.object_kind, &r.value.object_id, &r.key) {
+                    Some(entry) => change.put_unchecked(entry, &()),
+                    None => change,
+                }
+            });
+            if !change.is_empty() {
+                store.commit(change.fence(token), actor).await?;
+            }
+            indexed += chunk.len();
+        }
+        match page.last() {
+            Some(last) if page.len() >= PASS_RECORDS => start = format!("{}\0", last.key),
+            _ => break,
+        }
+    }
+    let mark = Change::new()
+        .create(ready.clone(), &())
+        .fence(token)
+        .audit(crate::audit::record(
+            "IndexAudit",
+            "audit",
+            "index",
+            format!("audit index complete: {indexed} record(s) written before it indexed"),
+        ));
+    match store.commit(mark, actor).await {
+        Ok(_) | Err(Error::AlreadyExists { .. }) => Ok(indexed),
+        Err(e) => Err(e),
+    }
 }

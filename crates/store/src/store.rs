@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, CompactionOptions, ConnectOptions, GetOptions, KeyValue, KvClient, LeaseClient, WatchClient,
+    Client, CompactionOptions, ConnectOptions, GetOptions, KeyValue, KvClient, LeaseClient, Txn, TxnOp,
+    TxnOpResponse, WatchClient,
 };
 
 use crate::error::{Error, Result};
@@ -30,6 +31,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
 /// Page size of prefix listings.
 const LIST_PAGE: i64 = 500;
+
+/// Keys read per transaction by [`Store::get_many`].
+pub const GET_MANY_CHUNK: usize = 100;
 
 /// How to reach etcd.
 #[derive(Debug, Clone)]
@@ -303,6 +307,35 @@ impl Store {
         let revision = resp.header().map(|h| h.revision()).unwrap_or_default();
         let items = resp.kvs().iter().map(decode).collect::<Result<Vec<_>>>()?;
         Ok(Listing { items, revision })
+    }
+
+    /// Reads and decodes the keys named, in their order, skipping those
+    /// absent: a transaction of reads per [`GET_MANY_CHUNK`] keys (etcd
+    /// refuses more than 128 operations a transaction by default), each
+    /// chunk at its own revision.
+    pub async fn get_many<T: prost::Message + Default>(&self, keys: &[String]) -> Result<Vec<Versioned<T>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(GET_MANY_CHUNK) {
+            let Some(first) = chunk.first() else { continue };
+            let resp = observe(
+                EtcdOp::Txn,
+                first,
+                retry::idempotent("get", self.op_timeout(), || {
+                    let mut c = self.kv();
+                    let reads: Vec<TxnOp> = chunk.iter().map(|k| TxnOp::get(k.as_str(), None)).collect();
+                    async move { c.txn(Txn::new().and_then(reads)).await }
+                }),
+            )
+            .await?;
+            for r in resp.op_responses() {
+                if let TxnOpResponse::Get(g) = r
+                    && let Some(kv) = g.kvs().first()
+                {
+                    out.push(decode(kv)?);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Every audit record, in key order: by domain time, oldest first

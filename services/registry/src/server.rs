@@ -77,16 +77,21 @@ pub async fn serve(
     )
     .await?;
 
-    // Background tasks: re-reading the access policy file; audit retention.
+    // Background tasks: re-reading the access policy file; audit
+    // housekeeping (the audit index's backfill, retention when on).
     let mut tasks = Tasks::new();
     tilewave_service::watch_policy(&mut tasks, &mut auth);
-    if let Some(retention) = config.audit_retention() {
+    {
+        let retention = config.audit_retention();
         let holder = config
             .replica
             .clone()
             .unwrap_or_else(|| format!("registry-{}-{:08x}", std::process::id(), rand::random::<u32>()));
         let ttl = config.lease_ttl();
-        tracing::info!(keep = %retention.keep, %holder, "audit retention on");
+        match &retention {
+            Some(r) => tracing::info!(keep = %r.keep, %holder, "audit retention on"),
+            None => tracing::info!(%holder, "audit retention off: records are kept"),
+        }
         tasks.spawn("audit-retention", move |shutdown| {
             tilewave_store::retention::run(
                 store,

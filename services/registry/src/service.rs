@@ -8,6 +8,7 @@
 //! etag. After a commit the handler waits (briefly) until its own cache has
 //! caught up, so a caller reads its own writes on the same replica.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +63,9 @@ struct Inner {
     /// (not kept), so its revision follows every tile write.
     revisions: WatchCache<RevisionRecord>,
     clock: Arc<dyn Clock>,
+    /// Whether the audit index is known complete (`audit-index-ready`
+    /// seen; it is never removed).
+    audit_indexed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Registry {
@@ -94,8 +98,58 @@ impl Registry {
                 tiles,
                 revisions,
                 clock,
+                audit_indexed: std::sync::atomic::AtomicBool::new(false),
             }),
         })
+    }
+
+    /// Whether one object's history can be read from the audit index: once
+    /// its backfill marked it complete (read from etcd until seen).
+    async fn audit_indexed(&self) -> Result<bool> {
+        use std::sync::atomic::Ordering;
+        if self.inner.audit_indexed.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let ready = self
+            .store()
+            .get::<()>(&self.store().keys().audit_index_ready())
+            .await?
+            .is_some();
+        if ready {
+            self.inner.audit_indexed.store(true, Ordering::Relaxed);
+        }
+        Ok(ready)
+    }
+
+    /// The history entries with their records read (in one read per
+    /// [`tilewave_store::GET_MANY_CHUNK`] records), in order; a record
+    /// gone since its index entry was listed (folded by retention) is
+    /// left out.
+    async fn read_records(
+        &self,
+        entries: Vec<HistoryEntry<String>>,
+    ) -> Result<Vec<HistoryEntry<AuditRecord>>> {
+        let wanted: Vec<String> = entries
+            .iter()
+            .filter_map(|e| match e {
+                HistoryEntry::Record(k) => Some(k.clone()),
+                HistoryEntry::Summary(_) => None,
+            })
+            .collect();
+        let mut found: HashMap<String, AuditRecord> = self
+            .store()
+            .get_many::<AuditRecord>(&wanted)
+            .await?
+            .into_iter()
+            .map(|v| (v.key, v.value))
+            .collect();
+        Ok(entries
+            .into_iter()
+            .filter_map(|e| match e {
+                HistoryEntry::Summary(s) => Some(HistoryEntry::Summary(s)),
+                HistoryEntry::Record(k) => found.remove(&k).map(HistoryEntry::Record),
+            })
+            .collect())
     }
 
     fn store(&self) -> &Store {
@@ -540,10 +594,11 @@ fn check_maintenance(m: Option<&MaintenanceInfo>) -> Result<()> {
     Ok(())
 }
 
-/// One entry of a tile's history: a summary of an old day, or a record.
-enum HistoryEntry {
-    Summary(AuditSummary),
-    Record(AuditRecord),
+/// One entry of a tile's history: a summary of an old day, or a record
+/// (`R`: the record, or its key before it is read).
+enum HistoryEntry<R> {
+    Summary(Box<AuditSummary>),
+    Record(R),
 }
 
 /// A checked page request.
@@ -836,27 +891,7 @@ impl RegistryService for Registry {
             ),
             None => (None, None),
         };
-        // Only the audit keys of the requested span are read (they sort by
-        // domain time); days older than the audit retention are summaries,
-        // read from the tile's own prefix.
         let keys = self.store().keys();
-        let start = from.map_or_else(|| keys.audit_prefix(), |f| keys.audit_before(f));
-        let end = to.map_or_else(|| keys.audit_end(), |t| keys.audit_before(t));
-        let mut records: Vec<AuditRecord> = if start < end {
-            self.store()
-                .list_range::<AuditRecord>(&start, &end)
-                .await
-                .map_err(Error::from)?
-                .items
-                .into_iter()
-                .map(|v| v.value)
-                .filter(|a| a.object_kind == "tile" && a.object_id == r.id)
-                .filter(|a| r.revision == 0 || a.object_revision == r.revision)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        records.sort_by_key(|a| a.at.as_ref().map(|t| (t.seconds, t.nanos)));
         let summaries: Vec<AuditSummary> = self
             .store()
             .list::<AuditSummary>(&keys.audit_summaries_of("tile", &r.id))
@@ -868,20 +903,91 @@ impl RegistryService for Registry {
             .filter(|s| audit_summary::overlaps(s, from, to))
             .filter(|s| audit_summary::may_name_revision(s, r.revision))
             .collect();
-        // One sequence, summaries (older) first, paged together.
-        let entries: Vec<HistoryEntry> = summaries
-            .into_iter()
-            .map(HistoryEntry::Summary)
-            .chain(records.into_iter().map(HistoryEntry::Record))
-            .collect();
-        let (entries, next_page_token) = page.by_offset(entries).map_err(page_error)?;
+        // One sequence, summaries (older) first, then the records of the
+        // requested span in time order, paged together.
+        let (entries, next_page_token) = if self.audit_indexed().await? {
+            // The tile's own index entries of the span; only the records
+            // of the page are read (all of the span's when filtered by
+            // revision, which only the records tell).
+            let (start, end) = (
+                from.map_or_else(
+                    || keys.audit_index_of("tile", &r.id),
+                    |f| keys.audit_index_before("tile", &r.id, f),
+                ),
+                to.map_or_else(
+                    || keys.audit_index_end("tile", &r.id),
+                    |t| keys.audit_index_before("tile", &r.id, t),
+                ),
+            );
+            let record_keys: Vec<String> = if start < end {
+                self.store()
+                    .list_range::<()>(&start, &end)
+                    .await
+                    .map_err(Error::from)?
+                    .items
+                    .into_iter()
+                    .filter_map(|v| keys.audit_of_index_entry("tile", &r.id, &v.key))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if r.revision == 0 {
+                let sequence: Vec<HistoryEntry<String>> = summaries
+                    .into_iter()
+                    .map(|s| HistoryEntry::Summary(Box::new(s)))
+                    .chain(record_keys.into_iter().map(HistoryEntry::Record))
+                    .collect();
+                let (entries, token) = page.by_offset(sequence).map_err(page_error)?;
+                (self.read_records(entries).await?, token)
+            } else {
+                let records = self
+                    .read_records(record_keys.into_iter().map(HistoryEntry::Record).collect())
+                    .await?;
+                let sequence: Vec<HistoryEntry<AuditRecord>> = summaries
+                    .into_iter()
+                    .map(|s| HistoryEntry::Summary(Box::new(s)))
+                    .chain(records.into_iter().filter(|e| match e {
+                        HistoryEntry::Record(a) => a.object_revision == r.revision,
+                        HistoryEntry::Summary(_) => false,
+                    }))
+                    .collect();
+                page.by_offset(sequence).map_err(page_error)?
+            }
+        } else {
+            // Until the index is complete (records from before it are
+            // being given entries): the audit keys of the requested span
+            // (they sort by domain time), every object's, filtered.
+            let start = from.map_or_else(|| keys.audit_prefix(), |f| keys.audit_before(f));
+            let end = to.map_or_else(|| keys.audit_end(), |t| keys.audit_before(t));
+            let mut records: Vec<AuditRecord> = if start < end {
+                self.store()
+                    .list_range::<AuditRecord>(&start, &end)
+                    .await
+                    .map_err(Error::from)?
+                    .items
+                    .into_iter()
+                    .map(|v| v.value)
+                    .filter(|a| a.object_kind == "tile" && a.object_id == r.id)
+                    .filter(|a| r.revision == 0 || a.object_revision == r.revision)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            records.sort_by_key(|a| a.at.as_ref().map(|t| (t.seconds, t.nanos)));
+            let sequence: Vec<HistoryEntry<AuditRecord>> = summaries
+                .into_iter()
+                .map(|s| HistoryEntry::Summary(Box::new(s)))
+                .chain(records.into_iter().map(HistoryEntry::Record))
+                .collect();
+            page.by_offset(sequence).map_err(page_error)?
+        };
         let mut resp = GetHistoryResponse {
             next_page_token,
             ..Default::default()
         };
         for e in entries {
             match e {
-                HistoryEntry::Summary(s) => resp.summaries.push(s),
+                HistoryEntry::Summary(s) => resp.summaries.push(*s),
                 HistoryEntry::Record(a) => resp.records.push(a),
             }
         }

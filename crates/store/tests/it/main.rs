@@ -2,6 +2,7 @@
 //! (`tilewave-testkit`), and against real owner processes
 //! (`tilewave-store-probe`) where a pause or a kill -9 must be real.
 
+mod audit_index;
 mod availability;
 mod cache;
 mod changes;

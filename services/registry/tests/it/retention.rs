@@ -56,6 +56,16 @@ async fn history(
     }
 }
 
+/// How many entries one object has in the audit index.
+async fn index_entries(store: &tilewave_store::Store, kind: &str, id: &str) -> Result<usize> {
+    let k = store.keys();
+    Ok(store
+        .list_range::<()>(&k.audit_index_of(kind, id), &k.audit_index_end(kind, id))
+        .await?
+        .items
+        .len())
+}
+
 #[tokio::test]
 async fn old_audit_records_become_daily_summaries_and_recent_ones_stay() -> Result<()> {
     let dir = TestDir::new("registry-retention")?;
@@ -188,6 +198,17 @@ async fn old_audit_records_become_daily_summaries_and_recent_ones_stay() -> Resu
         .count();
     assert!(folds >= 2, "at least two fold transactions, got {folds}");
 
+    // The folded records' index entries went with them: every entry left
+    // points to a record, and every record has its entry.
+    assert_eq!(index_entries(&store, "probe", "bulk").await?, 0);
+    assert_eq!(index_entries(&store, "tile", "riverflow").await?, 1);
+    let entries = store
+        .list_range::<()>(&format!("{PREFIX}audit-index/"), &format!("{PREFIX}audit-index0"))
+        .await?
+        .items
+        .len();
+    assert_eq!(entries, store.audit_records().await?.len());
+
     // GetHistory: the two summarised days, then the recent record.
     let (summaries, records, _) = history(&mut c, 100).await?;
     assert_eq!(
@@ -212,5 +233,76 @@ async fn old_audit_records_become_daily_summaries_and_recent_ones_stay() -> Resu
         settled,
         "a second pass changed nothing"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_history_written_before_the_audit_index_is_whole_before_and_after_its_backfill() -> Result<()> {
+    let mut stack = Stack::start(1).await?;
+    let store = stack.etcd.store(PREFIX).await?;
+    let test = Actor::new("test");
+    let k = store.keys().clone();
+    let mut c0 = stack.client(0).await?;
+    import(&mut c0, RIVERFLOW, "").await?;
+    for item in ["logo", "blog", "docs"] {
+        let record =
+            audit::record("SetGtmItem", "tile", "riverflow", format!("{item} in progress")).revision(1);
+        store.commit(Change::new().audit(record), &test).await?;
+    }
+    let (summaries, expected, _) = history(&mut c0, 100).await?;
+    assert!(summaries.is_empty());
+    assert_eq!(
+        expected.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(),
+        ["ImportPartnerConfig", "SetGtmItem", "SetGtmItem", "SetGtmItem"]
+    );
+    assert_eq!(index_entries(&store, "tile", "riverflow").await?, 4);
+    tilewave_testkit::eventually("the audit index marked complete", WAIT, || async {
+        match store.get::<()>(&k.audit_index_ready()).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err("not yet".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await?;
+
+    // As an earlier version left it: records without index entries, no mark.
+    let mut kv = store.kv();
+    kv.delete(
+        k.audit_index_of("tile", "riverflow"),
+        Some(etcd_client::DeleteOptions::new().with_prefix()),
+    )
+    .await?;
+    kv.delete(k.audit_index_ready(), None).await?;
+
+    // A replica started now (replica 0 keeps the housekeeping, so nothing
+    // backfills) reads the whole log: the same history.
+    let spec = ServiceSpec::new("registry-1", bin_path("tilewave-registry")?)
+        .with_args(["--etcd", &stack.etcd.endpoints().join(","), "--prefix", PREFIX])
+        .with_health_service(Some(tilewave_registry::HEALTH_SERVICE));
+    stack
+        .replicas
+        .push(ServiceProcess::start(spec, stack.dir.path()).await?);
+    let mut c1 = stack.client(1).await?;
+    assert_eq!(history(&mut c1, 100).await?, (Vec::new(), expected.clone(), 1));
+    assert_eq!(
+        index_entries(&store, "tile", "riverflow").await?,
+        0,
+        "not backfilled yet"
+    );
+
+    // Replica 0 stops; replica 1 takes the housekeeping over and backfills:
+    // the same history again, now from the index, whole and paged.
+    stack.replicas[0].terminate(Duration::from_secs(5)).await?;
+    tilewave_testkit::eventually("the audit index backfilled and marked", WAIT * 2, || async {
+        match store.get::<()>(&k.audit_index_ready()).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err("not yet".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await?;
+    assert_eq!(index_entries(&store, "tile", "riverflow").await?, 4);
+    assert_eq!(history(&mut c1, 100).await?, (Vec::new(), expected.clone(), 1));
+    assert_eq!(history(&mut c1, 1).await?, (Vec::new(), expected, 4));
     Ok(())
 }
