@@ -420,8 +420,8 @@ impl Keys {
     }
 
     /// `audit-index-ready`: present once every audit record written before
-    /// the index existed has its entry ([`crate::retention::backfill_index`]);
-    /// until then a reader of one object's history scans the whole log.
+    /// the index existed has its entry ([`crate::retention::backfill_index`],
+    /// which finds it and does nothing more).
     pub fn audit_index_ready(&self) -> String {
         self.join(&["audit-index-ready"])
     }

@@ -13,9 +13,8 @@
 //! there. A pass that read a full batch is followed at once by the next;
 //! otherwise the loop waits for its interval.
 //!
-//! The same owner first completes the audit index ([`backfill_index`]):
-//! every record written before the store wrote index entries gets its
-//! entry, once, whether or not retention is on.
+//! [`backfill_index`] gives the records written before the store wrote
+//! index entries theirs, once (the registry runs it as it starts).
 
 use std::time::Duration;
 
@@ -61,14 +60,13 @@ pub struct PassOutcome {
     pub full: bool,
 }
 
-/// Runs audit housekeeping whenever this replica owns it, until
-/// `shutdown`: the index's backfill, then retention when it is on.
+/// Runs audit retention whenever this replica owns it, until `shutdown`.
 pub async fn run(
     store: Store,
     holder: String,
     ttl: Duration,
     actor: Actor,
-    retention: Option<AuditRetention>,
+    retention: AuditRetention,
     shutdown: Shutdown,
 ) {
     let owner = OwnerLoop::new(&store, work::AUDIT_RETENTION, holder, ttl);
@@ -80,37 +78,7 @@ pub async fn run(
         .await;
 }
 
-/// How long a failed backfill of the index waits before it tries again.
-const BACKFILL_RETRY: Duration = Duration::from_secs(5);
-
-async fn work_loop(
-    store: Store,
-    actor: Actor,
-    retention: Option<AuditRetention>,
-    owned: Owned,
-) -> Result<()> {
-    loop {
-        match backfill_index(&store, &actor, &owned.token()).await {
-            Ok(0) => break,
-            Ok(indexed) => {
-                tracing::info!(
-                    indexed,
-                    "audit records written before the index now have their entries"
-                );
-                break;
-            }
-            Err(e @ Error::Fenced { .. }) => return Err(e),
-            Err(e) => tracing::warn!(error = %e, "backfilling the audit index failed; trying again"),
-        }
-        tokio::select! {
-            () = owned.stopping() => return Ok(()),
-            () = tokio::time::sleep(BACKFILL_RETRY) => {}
-        }
-    }
-    let Some(retention) = retention else {
-        owned.stopping().await;
-        return Ok(());
-    };
+async fn work_loop(store: Store, actor: Actor, retention: AuditRetention, owned: Owned) -> Result<()> {
     loop {
         let more = match pass(&store, &actor, retention.keep, &owned.token()).await {
             Ok(done) => {
@@ -245,11 +213,14 @@ async fn batch_change(
 /// Gives every audit record written before the store wrote index entries
 /// its entry ([`crate::keys::Keys::audit_index_of`]), then marks the index
 /// complete (`audit-index-ready`, with an audit record). Nothing to do once
-/// the mark exists. Records are read a page of [`PASS_RECORDS`] at a time
-/// and their entries written [`MAX_TXN_OPS`] to a fenced transaction; the
-/// writes are idempotent, so a backfill cut short starts again from the
-/// first record. Returns how many entries it wrote.
-pub async fn backfill_index(store: &Store, actor: &Actor, token: &FencingToken) -> Result<usize> {
+/// the mark exists. Records are read a page of [`PASS_RECORDS`] at a time;
+/// each transaction writes the entries of [`MAX_TXN_OPS`]` / 2` records,
+/// each under the record's etag, so that a record that retention folds
+/// meanwhile gets no entry (the page is read again). Needs no ownership:
+/// the writes are idempotent, so replicas starting together, or a backfill
+/// cut short and started again, only repeat them. Returns how many entries
+/// it wrote.
+pub async fn backfill_index(store: &Store, actor: &Actor) -> Result<usize> {
     let keys = store.keys();
     let ready = keys.audit_index_ready();
     if store.get::<()>(&ready).await?.is_some() {
@@ -258,37 +229,45 @@ pub async fn backfill_index(store: &Store, actor: &Actor, token: &FencingToken) 
     let end = keys.audit_end();
     let mut start = keys.audit_prefix();
     let mut indexed = 0;
-    loop {
+    'pages: loop {
         let page = store
             .list_first::<AuditRecord>(&start, &end, PASS_RECORDS)
             .await?
             .items;
-        for chunk in page.chunks(MAX_TXN_OPS) {
+        for chunk in page.chunks(MAX_TXN_OPS / 2) {
             let change = chunk.iter().fold(Change::new(), |change, r| {
                 match keys.audit_index_entry(&r.value.object_kind, &r.value.object_id, &r.key) {
-                    Some(entry) => change.put_unchecked(entry, &()),
+                    Some(entry) => change.expect(r.key.clone(), r.etag).put_unchecked(entry, &()),
                     None => change,
                 }
             });
-            if !change.is_empty() {
-                store.commit(change.fence(token), actor).await?;
+            if change.is_empty() {
+                continue;
             }
-            indexed += chunk.len();
+            match store.commit(change, actor).await {
+                Ok(_) => indexed += chunk.len(),
+                Err(Error::Conflict { .. }) => {
+                    // A record folded since the page was read: read the
+                    // rest of the page again, without it.
+                    if let Some(first) = chunk.first() {
+                        start.clone_from(&first.key);
+                    }
+                    continue 'pages;
+                }
+                Err(e) => return Err(e),
+            }
         }
         match page.last() {
             Some(last) if page.len() >= PASS_RECORDS => start = format!("{}\0", last.key),
             _ => break,
         }
     }
-    let mark = Change::new()
-        .create(ready.clone(), &())
-        .fence(token)
-        .audit(crate::audit::record(
-            "IndexAudit",
-            "audit",
-            "index",
-            format!("audit index complete: {indexed} record(s) written before it indexed"),
-        ));
+    let mark = Change::new().create(ready, &()).audit(crate::audit::record(
+        "IndexAudit",
+        "audit",
+        "index",
+        format!("audit index complete: {indexed} record(s) written before it indexed"),
+    ));
     match store.commit(mark, actor).await {
         Ok(_) | Err(Error::AlreadyExists { .. }) => Ok(indexed),
         Err(e) => Err(e),

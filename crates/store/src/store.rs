@@ -317,8 +317,9 @@ impl Store {
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(GET_MANY_CHUNK) {
             let Some(first) = chunk.first() else { continue };
+            // Observed as a read (a transaction of reads only).
             let resp = observe(
-                EtcdOp::Txn,
+                EtcdOp::Get,
                 first,
                 retry::idempotent("get", self.op_timeout(), || {
                     let mut c = self.kv();

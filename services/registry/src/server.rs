@@ -70,6 +70,17 @@ pub async fn serve(
     let store = store.with_clock(Arc::clone(&clock));
     let registry = Registry::new(store.clone(), clock).await?;
     tracing::info!("tile cache ready");
+    // GetHistory reads the audit index: records from before it get their
+    // entries before this replica serves (once per store; later starts
+    // find the mark).
+    let indexed =
+        tilewave_store::retention::backfill_index(&store, &tilewave_store::Actor::system("registry")).await?;
+    if indexed > 0 {
+        tracing::info!(
+            indexed,
+            "audit records written before the audit index now have their entries"
+        );
+    }
 
     let (_reporter, health, reflection) = tilewave_service::standard::health_and_reflection(
         &[<RegistryServiceServer<Registry> as NamedService>::NAME],
@@ -77,21 +88,16 @@ pub async fn serve(
     )
     .await?;
 
-    // Background tasks: re-reading the access policy file; audit
-    // housekeeping (the audit index's backfill, retention when on).
+    // Background tasks: re-reading the access policy file; audit retention.
     let mut tasks = Tasks::new();
     tilewave_service::watch_policy(&mut tasks, &mut auth);
-    {
-        let retention = config.audit_retention();
+    if let Some(retention) = config.audit_retention() {
         let holder = config
             .replica
             .clone()
             .unwrap_or_else(|| format!("registry-{}-{:08x}", std::process::id(), rand::random::<u32>()));
         let ttl = config.lease_ttl();
-        match &retention {
-            Some(r) => tracing::info!(keep = %r.keep, %holder, "audit retention on"),
-            None => tracing::info!(%holder, "audit retention off: records are kept"),
-        }
+        tracing::info!(keep = %retention.keep, %holder, "audit retention on");
         tasks.spawn("audit-retention", move |shutdown| {
             tilewave_store::retention::run(
                 store,

@@ -63,9 +63,6 @@ struct Inner {
     /// (not kept), so its revision follows every tile write.
     revisions: WatchCache<RevisionRecord>,
     clock: Arc<dyn Clock>,
-    /// Whether the audit index is known complete (`audit-index-ready`
-    /// seen; it is never removed).
-    audit_indexed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Registry {
@@ -98,27 +95,8 @@ impl Registry {
                 tiles,
                 revisions,
                 clock,
-                audit_indexed: std::sync::atomic::AtomicBool::new(false),
             }),
         })
-    }
-
-    /// Whether one object's history can be read from the audit index: once
-    /// its backfill marked it complete (read from etcd until seen).
-    async fn audit_indexed(&self) -> Result<bool> {
-        use std::sync::atomic::Ordering;
-        if self.inner.audit_indexed.load(Ordering::Relaxed) {
-            return Ok(true);
-        }
-        let ready = self
-            .store()
-            .get::<()>(&self.store().keys().audit_index_ready())
-            .await?
-            .is_some();
-        if ready {
-            self.inner.audit_indexed.store(true, Ordering::Relaxed);
-        }
-        Ok(ready)
     }
 
     /// The history entries with their records read (in one read per
@@ -601,6 +579,12 @@ enum HistoryEntry<R> {
     Record(R),
 }
 
+impl<R> HistoryEntry<R> {
+    fn summary(s: AuditSummary) -> Self {
+        Self::Summary(Box::new(s))
+    }
+}
+
 /// A checked page request.
 fn page_of(page: Option<&PageRequest>) -> Result<Page> {
     Page::parse(page).map_err(page_error)
@@ -904,80 +888,50 @@ impl RegistryService for Registry {
             .filter(|s| audit_summary::may_name_revision(s, r.revision))
             .collect();
         // One sequence, summaries (older) first, then the records of the
-        // requested span in time order, paged together.
-        let (entries, next_page_token) = if self.audit_indexed().await? {
-            // The tile's own index entries of the span; only the records
-            // of the page are read (all of the span's when filtered by
-            // revision, which only the records tell).
-            let (start, end) = (
-                from.map_or_else(
-                    || keys.audit_index_of("tile", &r.id),
-                    |f| keys.audit_index_before("tile", &r.id, f),
-                ),
-                to.map_or_else(
-                    || keys.audit_index_end("tile", &r.id),
-                    |t| keys.audit_index_before("tile", &r.id, t),
-                ),
-            );
-            let record_keys: Vec<String> = if start < end {
-                self.store()
-                    .list_range::<()>(&start, &end)
-                    .await
-                    .map_err(Error::from)?
-                    .items
-                    .into_iter()
-                    .filter_map(|v| keys.audit_of_index_entry("tile", &r.id, &v.key))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            if r.revision == 0 {
-                let sequence: Vec<HistoryEntry<String>> = summaries
-                    .into_iter()
-                    .map(|s| HistoryEntry::Summary(Box::new(s)))
-                    .chain(record_keys.into_iter().map(HistoryEntry::Record))
-                    .collect();
-                let (entries, token) = page.by_offset(sequence).map_err(page_error)?;
-                (self.read_records(entries).await?, token)
-            } else {
-                let records = self
-                    .read_records(record_keys.into_iter().map(HistoryEntry::Record).collect())
-                    .await?;
-                let sequence: Vec<HistoryEntry<AuditRecord>> = summaries
-                    .into_iter()
-                    .map(|s| HistoryEntry::Summary(Box::new(s)))
-                    .chain(records.into_iter().filter(|e| match e {
-                        HistoryEntry::Record(a) => a.object_revision == r.revision,
-                        HistoryEntry::Summary(_) => false,
-                    }))
-                    .collect();
-                page.by_offset(sequence).map_err(page_error)?
-            }
-        } else {
-            // Until the index is complete (records from before it are
-            // being given entries): the audit keys of the requested span
-            // (they sort by domain time), every object's, filtered.
-            let start = from.map_or_else(|| keys.audit_prefix(), |f| keys.audit_before(f));
-            let end = to.map_or_else(|| keys.audit_end(), |t| keys.audit_before(t));
-            let mut records: Vec<AuditRecord> = if start < end {
-                self.store()
-                    .list_range::<AuditRecord>(&start, &end)
-                    .await
-                    .map_err(Error::from)?
-                    .items
-                    .into_iter()
-                    .map(|v| v.value)
-                    .filter(|a| a.object_kind == "tile" && a.object_id == r.id)
-                    .filter(|a| r.revision == 0 || a.object_revision == r.revision)
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            records.sort_by_key(|a| a.at.as_ref().map(|t| (t.seconds, t.nanos)));
-            let sequence: Vec<HistoryEntry<AuditRecord>> = summaries
+        // requested span in time order, paged together. The tile's own index entries of the span (the registry completed
+        // the index as it started); only the records of the page are read
+        // (all of the span's when filtered by revision, which only the
+        // records tell).
+        let (start, end) = (
+            from.map_or_else(
+                || keys.audit_index_of("tile", &r.id),
+                |f| keys.audit_index_before("tile", &r.id, f),
+            ),
+            to.map_or_else(
+                || keys.audit_index_end("tile", &r.id),
+                |t| keys.audit_index_before("tile", &r.id, t),
+            ),
+        );
+        let record_keys: Vec<String> = if start < end {
+            self.store()
+                .list_range::<()>(&start, &end)
+                .await
+                .map_err(Error::from)?
+                .items
                 .into_iter()
-                .map(|s| HistoryEntry::Summary(Box::new(s)))
-                .chain(records.into_iter().map(HistoryEntry::Record))
+                .filter_map(|v| keys.audit_of_index_entry("tile", &r.id, &v.key))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let (entries, next_page_token) = if r.revision == 0 {
+            let sequence: Vec<HistoryEntry<String>> = summaries
+                .into_iter()
+                .map(HistoryEntry::summary)
+                .chain(record_keys.into_iter().map(HistoryEntry::Record))
+                .collect();
+            let (entries, token) = page.by_offset(sequence).map_err(page_error)?;
+            (self.read_records(entries).await?, token)
+        } else {
+            let records = self
+                .read_records(record_keys.into_iter().map(HistoryEntry::Record).collect())
+                .await?
+                .into_iter()
+                .filter(|e| matches!(e, HistoryEntry::Record(a) if a.object_revision == r.revision));
+            let sequence = summaries
+                .into_iter()
+                .map(HistoryEntry::summary)
+                .chain(records)
                 .collect();
             page.by_offset(sequence).map_err(page_error)?
         };
