@@ -151,9 +151,8 @@ impl Batch {
 
 /// Cuts `records` (each with its domain time) into batches of at most
 /// `max_ops` operations (at least 3: one record, its index entry and its
-/// summary), keeping
-/// their order. A bucket split over two batches gets a summary in each: the
-/// second batch merges into what the first stored.
+/// summary), keeping their order. A bucket split over two batches gets a
+/// summary in each: the second batch merges into what the first stored.
 pub fn batches(records: &[(Timestamp, &AuditRecord)], max_ops: usize) -> Vec<Batch> {
     let max_ops = max_ops.max(3);
     let mut out = Vec::new();

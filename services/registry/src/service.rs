@@ -888,8 +888,9 @@ impl RegistryService for Registry {
             .filter(|s| audit_summary::may_name_revision(s, r.revision))
             .collect();
         // One sequence, summaries (older) first, then the records of the
-        // requested span in time order, paged together. The tile's own index entries of the span (the registry completed
-        // the index as it started); only the records of the page are read
+        // requested span in time order, paged together. The records are
+        // found through the tile's own entries of the audit index (complete
+        // since the registry started); only the page's records are read
         // (all of the span's when filtered by revision, which only the
         // records tell).
         let (start, end) = (

@@ -285,6 +285,22 @@ async fn a_history_written_before_the_audit_index_is_whole_once_a_replica_starts
     let mut c1 = stack.client(1).await?;
     assert_eq!(history(&mut c1, 100).await?, (Vec::new(), expected.clone(), 1));
     assert_eq!(history(&mut c1, 1).await?, (Vec::new(), expected.clone(), 4));
-    assert_eq!(history(&mut c0, 100).await?, (Vec::new(), expected, 1));
+    assert_eq!(history(&mut c0, 100).await?, (Vec::new(), expected.clone(), 1));
+
+    // Filtered by revision: only that revision's records.
+    let record = audit::record("SetGtmItem", "tile", "riverflow", "revision two").revision(2);
+    store.commit(Change::new().audit(record), &test).await?;
+    let of_revision = |revision| GetHistoryRequest {
+        id: "riverflow".into(),
+        revision,
+        ..Default::default()
+    };
+    let two = c1.get_history(of_revision(2)).await?.into_inner().records;
+    assert_eq!(
+        two.iter().map(|r| r.summary.as_str()).collect::<Vec<_>>(),
+        ["revision two"]
+    );
+    let one = c1.get_history(of_revision(1)).await?.into_inner().records;
+    assert_eq!(one, expected);
     Ok(())
 }
