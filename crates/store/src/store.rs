@@ -34,6 +34,8 @@ const LIST_PAGE: i64 = 500;
 
 /// Keys read per transaction by [`Store::get_many`].
 pub const GET_MANY_CHUNK: usize = 100;
+/// Transactions of [`Store::get_many`] in flight at once.
+pub const GET_MANY_AT_ONCE: usize = 4;
 
 /// How to reach etcd.
 #[derive(Debug, Clone)]
@@ -311,29 +313,43 @@ impl Store {
 
     /// Reads and decodes the keys named, in their order, skipping those
     /// absent: a transaction of reads per [`GET_MANY_CHUNK`] keys (etcd
-    /// refuses more than 128 operations a transaction by default), each
-    /// chunk at its own revision.
+    /// refuses more than 128 operations a transaction by default), up to
+    /// [`GET_MANY_AT_ONCE`] of them in flight, each at its own revision.
     pub async fn get_many<T: prost::Message + Default>(&self, keys: &[String]) -> Result<Vec<Versioned<T>>> {
-        let mut out = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(GET_MANY_CHUNK) {
-            let Some(first) = chunk.first() else { continue };
-            // Observed as a read (a transaction of reads only).
-            let resp = observe(
-                EtcdOp::Get,
-                first,
-                retry::idempotent("get", self.op_timeout(), || {
-                    let mut c = self.kv();
-                    let reads: Vec<TxnOp> = chunk.iter().map(|k| TxnOp::get(k.as_str(), None)).collect();
-                    async move { c.txn(Txn::new().and_then(reads)).await }
-                }),
-            )
-            .await?;
-            for r in resp.op_responses() {
-                if let TxnOpResponse::Get(g) = r
-                    && let Some(kv) = g.kvs().first()
-                {
-                    out.push(decode(kv)?);
-                }
+        use futures::{StreamExt as _, TryStreamExt as _};
+        // Owned chunks: a future borrowing the caller's slice per chunk is
+        // not `Send` for every lifetime, which a tonic handler needs.
+        let chunks: Vec<Vec<Versioned<T>>> =
+            futures::stream::iter(keys.chunks(GET_MANY_CHUNK).map(<[String]>::to_vec))
+                .map(|chunk| self.get_chunk(chunk))
+                .buffered(GET_MANY_AT_ONCE)
+                .try_collect()
+                .await?;
+        Ok(chunks.into_iter().flatten().collect())
+    }
+
+    /// One transaction of [`Store::get_many`].
+    async fn get_chunk<T: prost::Message + Default>(&self, chunk: Vec<String>) -> Result<Vec<Versioned<T>>> {
+        let Some(first) = chunk.first() else {
+            return Ok(Vec::new());
+        };
+        // Observed as a read (a transaction of reads only).
+        let resp = observe(
+            EtcdOp::Get,
+            first,
+            retry::idempotent("get", self.op_timeout(), || {
+                let mut c = self.kv();
+                let reads: Vec<TxnOp> = chunk.iter().map(|k| TxnOp::get(k.as_str(), None)).collect();
+                async move { c.txn(Txn::new().and_then(reads)).await }
+            }),
+        )
+        .await?;
+        let mut out = Vec::with_capacity(chunk.len());
+        for r in resp.op_responses() {
+            if let TxnOpResponse::Get(g) = r
+                && let Some(kv) = g.kvs().first()
+            {
+                out.push(decode(kv)?);
             }
         }
         Ok(out)
