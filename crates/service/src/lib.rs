@@ -86,11 +86,11 @@ where
     let server = serve(listener, shutdown);
     tokio::pin!(server);
     let result = tokio::select! {
-        result = &mut server => result.with_context(|| name.to_string()),
+        result = &mut server => result.map_err(|e| stopped(name, &e)),
         () = shutdown_signal() => {
             trigger.request();
             match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
-                Ok(result) => result.with_context(|| name.to_string()),
+                Ok(result) => result.map_err(|e| stopped(name, &e)),
                 Err(_) => {
                     tracing::warn!(grace = ?SHUTDOWN_GRACE, "open calls outlived the shutdown grace; exiting");
                     Ok(())
@@ -104,6 +104,29 @@ where
         eprintln!("{name}: flushing spans: {e}");
     }
     result
+}
+
+/// The error a service stopped with, as one line: `name: ` and the error's
+/// chain joined by `: `, each cause left out where the text before already
+/// says it. The services' errors wrap their causes both in their text and as
+/// their source (`#[error("TLS: {0}")]`), so anyhow's `Caused by:` list would
+/// repeat each message.
+fn stopped(name: &str, error: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+    anyhow::Error::msg(format!("{name}: {}", one_line(error)))
+}
+
+fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let more = e.to_string();
+        if !more.is_empty() && !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = e.source();
+    }
+    text
 }
 
 /// The connections a gRPC server accepts on `listener`, with `TCP_NODELAY`
@@ -196,6 +219,41 @@ mod tests {
     use futures::StreamExt as _;
 
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("TLS: {0}")]
+        Repeats(#[source] Inner),
+        #[error("etcd")]
+        Adds(#[source] Inner),
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Inner(String, #[source] Option<std::io::Error>);
+
+    #[test]
+    fn a_stopped_service_says_each_cause_once() {
+        let io = || Some(std::io::Error::other("connection refused"));
+        let cases = [
+            (
+                Outer::Repeats(Inner("no certificates".into(), None)),
+                "registry: TLS: no certificates",
+            ),
+            (
+                Outer::Adds(Inner("unreachable".into(), io())),
+                "registry: etcd: unreachable: connection refused",
+            ),
+            (
+                Outer::Repeats(Inner("unreachable: connection refused".into(), io())),
+                "registry: TLS: unreachable: connection refused",
+            ),
+            (Outer::Adds(Inner(String::new(), None)), "registry: etcd"),
+        ];
+        for (error, want) in cases {
+            assert_eq!(stopped("registry", &error).to_string(), want);
+        }
+    }
 
     #[tokio::test]
     async fn accepted_connections_have_nodelay_set() -> anyhow::Result<()> {

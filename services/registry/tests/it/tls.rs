@@ -37,6 +37,12 @@ async fn without_tls_files_or_insecure_the_service_does_not_start_and_says_how_t
     ] {
         assert!(text.contains(needle), "{needle} missing from {text}");
     }
+    // One line that says it once, not a `Caused by:` list repeating it.
+    assert_eq!(text.matches("TLS certificates are needed").count(), 1, "{text}");
+    assert!(
+        text.contains("tilewave-registry: TLS: TLS certificates are needed"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
