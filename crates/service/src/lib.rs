@@ -25,6 +25,7 @@
 
 pub mod bounded;
 pub mod connections;
+pub mod encoded;
 pub mod escalation;
 pub mod limits;
 pub mod paging;

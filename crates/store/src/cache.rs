@@ -79,10 +79,12 @@ pub enum ResyncReason {
 }
 
 struct State<T> {
-    /// Boxed: a map node holds eleven values inline, and a large value (a
-    /// tile is about 1.5 KB) left half-filled nodes holding more memory
-    /// than the values (issue 18: the registry with 10,000 tiles).
-    items: BTreeMap<String, Box<Versioned<T>>>,
+    /// Behind a pointer: a map node holds eleven values inline, and a
+    /// large value (a tile is about 1.5 KB) left half-filled nodes holding
+    /// more memory than the values (issue 18: the registry with 10,000
+    /// tiles). Shared, so that a reader can keep one without copying it
+    /// ([`WatchCache::get_shared`]).
+    items: BTreeMap<String, Arc<Versioned<T>>>,
     revision: i64,
 }
 
@@ -199,6 +201,13 @@ where
     /// The cached value at `key`.
     pub fn get(&self, key: &str) -> Option<Versioned<T>> {
         self.shared.read().items.get(key).map(|v| (**v).clone())
+    }
+
+    /// The cached value under `key`, shared with the cache rather than
+    /// copied (a reader that needs a field or two, or the etag, of a large
+    /// value).
+    pub fn get_shared(&self, key: &str) -> Option<Arc<Versioned<T>>> {
+        self.shared.read().items.get(key).cloned()
     }
 
     /// Every cached value, in key order.
@@ -430,7 +439,7 @@ where
                         // strings and lists are exactly their size, where
                         // decoding leaves room to grow (measured: 188
                         // against 163 MiB at 10,000 tiles).
-                        state.items.insert(key, Box::new(v.clone()));
+                        state.items.insert(key, Arc::new(v.clone()));
                         if subscribed {
                             out.push(CacheEvent::Put(v));
                         }
@@ -486,7 +495,7 @@ where
         }
         match decode::<T>(kv) {
             Ok(v) => {
-                fresh.insert(v.key.clone(), Box::new(v.clone()));
+                fresh.insert(v.key.clone(), Arc::new(v.clone()));
             }
             Err(e) => tracing::warn!(error = %e, "skipping an undecodable value"),
         }

@@ -13,6 +13,7 @@
 pub mod config;
 mod config_edge;
 pub mod domain;
+pub mod encoded;
 pub mod error;
 mod readiness_edge;
 pub mod server;

@@ -120,7 +120,11 @@ pub async fn serve(
         .add_service(tilewave_service::sized!(
             auth.whoami(&[tilewave_auth::table::REGISTRY])
         ))
-        .add_service(tilewave_service::sized!(RegistryServiceServer::new(registry)))
+        .add_service(tilewave_service::encoded::WithEncoded::new(
+            tilewave_service::sized!(RegistryServiceServer::new(registry.clone())),
+            crate::encoded::GET_TILE_PATH,
+            crate::encoded::EncodedGetTile(registry),
+        ))
         .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown.requested())
         .await;
     tasks.stop(TASK_GRACE).await;

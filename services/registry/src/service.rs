@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use futures::Stream;
 use jiff::Timestamp;
+use prost::bytes::Bytes;
 use tilewave_auth::Scope;
 use tilewave_core::quote::quote;
 use tilewave_proto::ShortName;
@@ -31,6 +32,7 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use crate::domain;
+use crate::encoded::EncodedAnswers;
 use crate::error::{Error, Result};
 use crate::summaries::RevisionRecord;
 
@@ -63,6 +65,8 @@ struct Inner {
     /// (not kept), so its revision follows every tile write.
     revisions: WatchCache<RevisionRecord>,
     clock: Arc<dyn Clock>,
+    /// GetTile's encoded answers of the latest revisions.
+    encoded: EncodedAnswers,
 }
 
 impl std::fmt::Debug for Registry {
@@ -95,8 +99,90 @@ impl Registry {
                 tiles,
                 revisions,
                 clock,
+                encoded: EncodedAnswers::default(),
             }),
         })
+    }
+
+    /// GetTile's answer: the tile from the cache (or, for an older
+    /// revision, its snapshot) and its revisions' summaries.
+    async fn get_tile_answer(&self, scope: &Scope, r: GetTileRequest) -> Result<GetTileResponse> {
+        domain::check_id("id", &r.id)?;
+        let latest = self.cached(&r.id, scope).ok_or_else(|| no_tile(&r.id))?;
+        if r.revision < 0 || r.revision > latest.revision {
+            return Err(Error::NotFound(format!(
+                "tile {} has revisions 1 to {}, not {}",
+                quote(&r.id),
+                latest.revision,
+                r.revision
+            )));
+        }
+        let revisions = self
+            .revision_records(&r.id, &latest)
+            .await?
+            .into_iter()
+            .map(|v| RevisionSummary {
+                revision: v.revision,
+                created_at: v.created_at,
+                signed_off: latest
+                    .sign_offs
+                    .iter()
+                    .filter(|s| s.revision == v.revision)
+                    .map(|s| s.role)
+                    .collect(),
+                created_by: v.created_by,
+                note: v.maintenance.map(|m| m.summary).unwrap_or_default(),
+            })
+            .collect();
+        let tile = if r.revision == 0 || r.revision == latest.revision {
+            latest
+        } else {
+            let snap = self.read_revision(&r.id, r.revision).await?;
+            Tile {
+                name: snap.name,
+                revision: snap.revision,
+                config: snap.config,
+                raw_config: snap.raw_config,
+                config_format: snap.config_format,
+                maintenance: snap.maintenance,
+                warnings: snap.warnings,
+                ..latest
+            }
+        };
+        Ok(GetTileResponse {
+            tile: Some(tile),
+            revisions,
+        })
+    }
+
+    /// GetTile as the server answers it ([`EncodedGetTile`]): the latest
+    /// revision's answer is encoded once per tile version and kept
+    /// ([`EncodedAnswers`]), so a tile read again and again is neither
+    /// copied out of the cache nor encoded again. Any other revision, and
+    /// a miss, is answered by [`Registry::get_tile_answer`].
+    #[instrument(name = "get_tile", skip_all, fields(tile = %req.get_ref().id))]
+    pub(crate) async fn get_tile_encoded(
+        &self,
+        req: Request<GetTileRequest>,
+    ) -> Result<Response<Bytes>, Status> {
+        let scope = Scope::of_request(&req);
+        let r = req.into_inner();
+        let latest = r.revision == 0;
+        if latest
+            && domain::check_id("id", &r.id).is_ok()
+            && let Some(current) = self.inner.tiles.get_shared(&self.tile_key(&r.id))
+            && scope.sees(Some(&current.value.partner_id))
+            && let Some(kept) = self.inner.encoded.get(&r.id, current.etag)
+        {
+            return Ok(Response::new(kept));
+        }
+        let id = r.id.clone();
+        let answer = self.get_tile_answer(&scope, r).await?;
+        let bytes = Bytes::from(prost::Message::encode_to_vec(&answer));
+        if latest && let Some(tile) = &answer.tile {
+            self.inner.encoded.put(id, tile.etag, bytes.clone());
+        }
+        Ok(Response::new(bytes))
     }
 
     /// The history entries with their records read (in one read per
@@ -758,54 +844,9 @@ impl RegistryService for Registry {
     #[instrument(skip_all, fields(tile = %req.get_ref().id))]
     async fn get_tile(&self, req: Request<GetTileRequest>) -> Result<Response<GetTileResponse>, Status> {
         let scope = Scope::of_request(&req);
-        let r = req.into_inner();
-        domain::check_id("id", &r.id)?;
-        let latest = self.cached(&r.id, &scope).ok_or_else(|| no_tile(&r.id))?;
-        if r.revision < 0 || r.revision > latest.revision {
-            return Err(Error::NotFound(format!(
-                "tile {} has revisions 1 to {}, not {}",
-                quote(&r.id),
-                latest.revision,
-                r.revision
-            ))
-            .into());
-        }
-        let revisions = self
-            .revision_records(&r.id, &latest)
-            .await?
-            .into_iter()
-            .map(|v| RevisionSummary {
-                revision: v.revision,
-                created_at: v.created_at,
-                signed_off: latest
-                    .sign_offs
-                    .iter()
-                    .filter(|s| s.revision == v.revision)
-                    .map(|s| s.role)
-                    .collect(),
-                created_by: v.created_by,
-                note: v.maintenance.map(|m| m.summary).unwrap_or_default(),
-            })
-            .collect();
-        let tile = if r.revision == 0 || r.revision == latest.revision {
-            latest
-        } else {
-            let snap = self.read_revision(&r.id, r.revision).await?;
-            Tile {
-                name: snap.name,
-                revision: snap.revision,
-                config: snap.config,
-                raw_config: snap.raw_config,
-                config_format: snap.config_format,
-                maintenance: snap.maintenance,
-                warnings: snap.warnings,
-                ..latest
-            }
-        };
-        Ok(Response::new(GetTileResponse {
-            tile: Some(tile),
-            revisions,
-        }))
+        Ok(Response::new(
+            self.get_tile_answer(&scope, req.into_inner()).await?,
+        ))
     }
 
     #[instrument(skip_all)]

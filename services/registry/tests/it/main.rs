@@ -7,6 +7,7 @@
 
 mod bounded;
 mod connections;
+mod encoded;
 mod lifecycle;
 mod no_certificate;
 mod random_input;
