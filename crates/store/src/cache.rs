@@ -79,12 +79,10 @@ pub enum ResyncReason {
 }
 
 struct State<T> {
-    /// Behind a pointer: a map node holds eleven values inline, and a
-    /// large value (a tile is about 1.5 KB) left half-filled nodes holding
-    /// more memory than the values (issue 18: the registry with 10,000
-    /// tiles). Shared, so that a reader can keep one without copying it
-    /// ([`WatchCache::get_shared`]).
-    items: BTreeMap<String, Arc<Versioned<T>>>,
+    /// Boxed: a map node holds eleven values inline, and a large value (a
+    /// tile is about 1.5 KB) left half-filled nodes holding more memory
+    /// than the values (issue 18: the registry with 10,000 tiles).
+    items: BTreeMap<String, Box<Versioned<T>>>,
     revision: i64,
 }
 
@@ -203,11 +201,11 @@ where
         self.shared.read().items.get(key).map(|v| (**v).clone())
     }
 
-    /// The cached value under `key`, shared with the cache rather than
-    /// copied (a reader that needs a field or two, or the etag, of a large
-    /// value).
-    pub fn get_shared(&self, key: &str) -> Option<Arc<Versioned<T>>> {
-        self.shared.read().items.get(key).cloned()
+    /// What `look` makes of the cached value under `key`, without copying
+    /// the value (a reader that needs its etag or a field of a large
+    /// value; the cache is read-locked meanwhile: keep `look` short).
+    pub fn inspect<R>(&self, key: &str, look: impl FnOnce(&Versioned<T>) -> R) -> Option<R> {
+        self.shared.read().items.get(key).map(|v| look(v))
     }
 
     /// Every cached value, in key order.
@@ -439,7 +437,7 @@ where
                         // strings and lists are exactly their size, where
                         // decoding leaves room to grow (measured: 188
                         // against 163 MiB at 10,000 tiles).
-                        state.items.insert(key, Arc::new(v.clone()));
+                        state.items.insert(key, Box::new(v.clone()));
                         if subscribed {
                             out.push(CacheEvent::Put(v));
                         }
@@ -495,7 +493,7 @@ where
         }
         match decode::<T>(kv) {
             Ok(v) => {
-                fresh.insert(v.key.clone(), Arc::new(v.clone()));
+                fresh.insert(v.key.clone(), Box::new(v.clone()));
             }
             Err(e) => tracing::warn!(error = %e, "skipping an undecodable value"),
         }

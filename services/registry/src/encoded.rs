@@ -16,9 +16,9 @@ use tonic::{Request, Response, Status};
 
 use crate::service::Registry;
 
-/// How many tiles' answers are kept (the most recently used; an answer is
-/// about 3 KB, so at most about 3 MB).
-pub const KEPT_ANSWERS: NonZeroUsize = match NonZeroUsize::new(1024) {
+/// How many tiles' answers are kept (the most recently read; an answer is
+/// about 3 KB, so at most about 1.5 MB).
+pub const KEPT_ANSWERS: NonZeroUsize = match NonZeroUsize::new(512) {
     Some(n) => n,
     None => NonZeroUsize::MIN,
 };

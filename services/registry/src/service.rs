@@ -170,9 +170,10 @@ impl Registry {
         let latest = r.revision == 0;
         if latest
             && domain::check_id("id", &r.id).is_ok()
-            && let Some(current) = self.inner.tiles.get_shared(&self.tile_key(&r.id))
-            && scope.sees(Some(&current.value.partner_id))
-            && let Some(kept) = self.inner.encoded.get(&r.id, current.etag)
+            && let Some(Some(etag)) = self.inner.tiles.inspect(&self.tile_key(&r.id), |v| {
+                scope.sees(Some(&v.value.partner_id)).then_some(v.etag)
+            })
+            && let Some(kept) = self.inner.encoded.get(&r.id, etag)
         {
             return Ok(Response::new(kept));
         }

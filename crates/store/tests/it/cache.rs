@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use anyhow::Context as _;
 use tilewave_proto::common::v1::Event;
 use tilewave_store::{Actor, CacheEvent, Change, ResyncReason, Store, WatchCache};
 use tilewave_testkit::{EtcdCluster, eventually};
@@ -294,5 +295,31 @@ async fn with_prefix_is_the_range_of_keys_under_a_prefix() -> anyhow::Result<()>
     assert_eq!(keys("b/"), vec![store.keys().event("b/1")]);
     assert!(keys("c/").is_empty());
     assert_eq!(cache.with_prefix(&prefix).len(), 5);
+    Ok(())
+}
+
+/// `inspect` looks at the value under a key as `get` would return it
+/// (its etag moves with every write), and finds nothing under a key
+/// that is not cached.
+#[tokio::test]
+async fn inspect_sees_what_get_returns_without_a_copy() -> anyhow::Result<()> {
+    let etcd = EtcdCluster::start(1).await?;
+    let store = connect(etcd.endpoints()).await?;
+    let prefix = store.keys().events();
+    put(&store, "x", "first").await?;
+    let cache = WatchCache::<Event>::prefix(&store, &prefix).await?;
+    let key = store.keys().event("x");
+    let look = |v: &tilewave_store::Versioned<Event>| (v.etag, v.value.clone());
+    let first = cache.inspect(&key, look).context("cached")?;
+    let got = cache.get(&key).context("cached")?;
+    assert_eq!(first, (got.etag, got.value));
+    let rev = put(&store, "x", "second").await?;
+    cache
+        .wait_for_revision(rev, std::time::Duration::from_secs(10))
+        .await?;
+    let second = cache.inspect(&key, look).context("cached")?;
+    assert_eq!(second.0, rev);
+    assert_ne!(second.1, first.1);
+    assert_eq!(cache.inspect(&store.keys().event("y"), look), None);
     Ok(())
 }
