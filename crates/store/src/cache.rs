@@ -225,6 +225,15 @@ where
             .collect()
     }
 
+    /// [`WatchCache::scan`], and the revision the cache shows these values
+    /// at, read under the same lock: what `pick` saw is the cache's state
+    /// at exactly that revision.
+    pub fn scan_at<R>(&self, mut pick: impl FnMut(&Versioned<T>) -> Option<R>) -> (i64, Vec<R>) {
+        let state = self.shared.read();
+        let picked = state.items.values().filter_map(|v| pick(v)).collect();
+        (state.revision, picked)
+    }
+
     /// The cached values whose keys start with `prefix`, in key order (a
     /// range of the map: the other keys are not visited).
     pub fn with_prefix(&self, prefix: &str) -> Vec<Versioned<T>> {

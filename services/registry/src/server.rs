@@ -121,9 +121,13 @@ pub async fn serve(
             auth.whoami(&[tilewave_auth::table::REGISTRY])
         ))
         .add_service(tilewave_service::encoded::WithEncoded::new(
-            tilewave_service::sized!(RegistryServiceServer::new(registry.clone())),
-            crate::encoded::GET_TILE_PATH,
-            crate::encoded::EncodedGetTile(registry),
+            tilewave_service::encoded::WithEncoded::new(
+                tilewave_service::sized!(RegistryServiceServer::new(registry.clone())),
+                crate::encoded::GET_TILE_PATH,
+                crate::encoded::EncodedGetTile(registry.clone()),
+            ),
+            crate::encoded::LIST_TILES_PATH,
+            crate::encoded::EncodedListTiles(registry),
         ))
         .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown.requested())
         .await;

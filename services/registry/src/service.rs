@@ -32,7 +32,7 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use crate::domain;
-use crate::encoded::EncodedAnswers;
+use crate::encoded::{EncodedAnswers, KeptLists, ListKey};
 use crate::error::{Error, Result};
 use crate::summaries::RevisionRecord;
 
@@ -67,6 +67,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// GetTile's encoded answers of the latest revisions.
     encoded: EncodedAnswers,
+    /// ListTiles' recent encoded answers.
+    lists: KeptLists,
 }
 
 impl std::fmt::Debug for Registry {
@@ -100,6 +102,7 @@ impl Registry {
                 revisions,
                 clock,
                 encoded: EncodedAnswers::default(),
+                lists: KeptLists::default(),
             }),
         })
     }
@@ -558,19 +561,20 @@ impl Registry {
             && (req.include_self_test || !t.self_test)
     }
 
-    /// One page of the tiles ListTiles answers, in key order, and how many
-    /// it answers in all: only the page's tiles are copied out of the
-    /// cache (a page of 500 of 10,000 tiles copied all 10,000, with their
-    /// raw configurations).
+    /// One page of the tiles ListTiles answers, in key order, how many it
+    /// answers in all, and the cache's revision they are read at (under
+    /// the same lock): only the page's tiles are copied out of the cache
+    /// (a page of 500 of 10,000 tiles copied all 10,000, with their raw
+    /// configurations).
     fn list_page(
         &self,
         req: &ListTilesRequest,
         scope: &Scope,
         offset: usize,
         size: usize,
-    ) -> (Vec<Tile>, usize) {
+    ) -> (Vec<Tile>, usize, i64) {
         let mut total = 0usize;
-        let tiles = self.inner.tiles.scan(|v| {
+        let (revision, tiles) = self.inner.tiles.scan_at(|v| {
             if !Self::lists(req, scope, &v.value) {
                 return None;
             }
@@ -584,7 +588,44 @@ impl Registry {
                 t
             })
         });
-        (tiles, total)
+        (tiles, total, revision)
+    }
+
+    /// ListTiles' answer: a page of the tile cache, read at one revision.
+    fn list_tiles_answer(&self, scope: &Scope, r: &ListTilesRequest) -> Result<ListTilesResponse> {
+        limits::count("states", r.states.len(), limits::MAX_LIST_ITEMS)?;
+        limits::id("partner_id", &r.partner_id)?;
+        let page = page_of(r.page.as_ref())?;
+        let offset = page.offset().map_err(page_error)?;
+        let (tiles, total, read_revision) = self.list_page(r, scope, offset, page.size);
+        let next_page_token = page.next_after(offset, total);
+        Ok(ListTilesResponse {
+            tiles,
+            next_page_token,
+            read_revision,
+        })
+    }
+
+    /// ListTiles as the server answers it ([`crate::encoded::EncodedListTiles`]):
+    /// the answer is a function of the tile cache's revision, the request
+    /// and what the caller may see, so a few recent answers are kept
+    /// encoded ([`KeptLists`]) and the same listing asked again before any
+    /// tile changed is answered with those bytes.
+    #[instrument(name = "list_tiles", skip_all)]
+    pub(crate) async fn list_tiles_encoded(
+        &self,
+        req: Request<ListTilesRequest>,
+    ) -> Result<Response<Bytes>, Status> {
+        let scope = Scope::of_request(&req);
+        let r = req.into_inner();
+        let asked = ListKey::new(&scope, &r);
+        if let Some(kept) = self.inner.lists.get(self.inner.tiles.revision(), &asked) {
+            return Ok(Response::new(kept));
+        }
+        let answer = self.list_tiles_answer(&scope, &r)?;
+        let bytes = Bytes::from(prost::Message::encode_to_vec(&answer));
+        self.inner.lists.put(answer.read_revision, asked, bytes.clone());
+        Ok(Response::new(bytes))
     }
 }
 
@@ -856,19 +897,7 @@ impl RegistryService for Registry {
         req: Request<ListTilesRequest>,
     ) -> Result<Response<ListTilesResponse>, Status> {
         let scope = Scope::of_request(&req);
-        let r = req.into_inner();
-        limits::count("states", r.states.len(), limits::MAX_LIST_ITEMS).map_err(Error::from)?;
-        limits::id("partner_id", &r.partner_id).map_err(Error::from)?;
-        let page = page_of(r.page.as_ref())?;
-        let read_revision = self.inner.tiles.revision();
-        let offset = page.offset().map_err(page_error)?;
-        let (tiles, total) = self.list_page(&r, &scope, offset, page.size);
-        let next_page_token = page.next_after(offset, total);
-        Ok(Response::new(ListTilesResponse {
-            tiles,
-            next_page_token,
-            read_revision,
-        }))
+        Ok(Response::new(self.list_tiles_answer(&scope, req.get_ref())?))
     }
 
     type WatchTilesStream = TileEventStream;
