@@ -17,15 +17,6 @@ use tilewave_testkit::pki::PARTNER_GLOBEX;
 
 use crate::*;
 
-async fn get_at(c: &mut RegistryServiceClient<Channel>, id: &str, revision: i64) -> Result<GetTileResponse> {
-    Ok(c.get_tile(GetTileRequest {
-        id: id.into(),
-        revision,
-    })
-    .await?
-    .into_inner())
-}
-
 /// GetTile of the latest revision (the kept encoding), twice, against
 /// GetTile of that revision by number (built afresh); returns the answer.
 async fn same_as_built(c: &mut RegistryServiceClient<Channel>, id: &str) -> Result<GetTileResponse> {

@@ -173,6 +173,20 @@ pub async fn get(c: &mut RegistryServiceClient<Channel>, id: &str) -> Result<Til
     resp.into_inner().tile.context("no tile")
 }
 
+/// GetTile of `revision` (0: the latest), the whole answer.
+pub async fn get_at(
+    c: &mut RegistryServiceClient<Channel>,
+    id: &str,
+    revision: i64,
+) -> Result<GetTileResponse> {
+    Ok(c.get_tile(GetTileRequest {
+        id: id.into(),
+        revision,
+    })
+    .await?
+    .into_inner())
+}
+
 pub fn ts(t: jiff::Timestamp) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: t.as_second(),

@@ -35,15 +35,6 @@ fn summaries(r: &GetTileResponse) -> Vec<(i64, String, String)> {
         .collect()
 }
 
-async fn get_at(c: &mut RegistryServiceClient<Channel>, id: &str, revision: i64) -> Result<GetTileResponse> {
-    Ok(c.get_tile(GetTileRequest {
-        id: id.into(),
-        revision,
-    })
-    .await?
-    .into_inner())
-}
-
 #[tokio::test]
 async fn get_tile_lists_every_revision_on_every_replica_after_updates() -> Result<()> {
     let stack = Stack::start(2).await?;
