@@ -216,13 +216,8 @@ where
     /// What `pick` makes of each cached value it wants, in key order,
     /// without copying the others (the cache is read-locked meanwhile:
     /// keep `pick` short).
-    pub fn scan<R>(&self, mut pick: impl FnMut(&Versioned<T>) -> Option<R>) -> Vec<R> {
-        self.shared
-            .read()
-            .items
-            .values()
-            .filter_map(|v| pick(v))
-            .collect()
+    pub fn scan<R>(&self, pick: impl FnMut(&Versioned<T>) -> Option<R>) -> Vec<R> {
+        self.scan_at(pick).1
     }
 
     /// [`WatchCache::scan`], and the revision the cache shows these values

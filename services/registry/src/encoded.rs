@@ -14,15 +14,14 @@
 //! a lookup. Any change of a tile moves the revision, and the kept
 //! answers stop matching.
 
+use std::borrow::Borrow;
+use std::hash::Hash;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
 use prost::bytes::Bytes;
 use tilewave_auth::Scope;
-use tilewave_proto::registry::v1::{GetTileRequest, ListTilesRequest};
-use tonic::{Request, Response, Status};
-
-use crate::service::Registry;
+use tilewave_proto::registry::v1::ListTilesRequest;
 
 /// How many tiles' answers are kept (the most recently read; an answer is
 /// about 3 KB, so at most about 1.5 MB).
@@ -48,60 +47,77 @@ pub const KEPT_LISTS: NonZeroUsize = match NonZeroUsize::new(16) {
 /// about 4 MB.
 pub const KEPT_LIST_BYTES: usize = 256 * 1024;
 
-/// Encoded GetTile answers by tile id, each with the etag of the tile it
-/// shows; bounded to [`KEPT_ANSWERS`], least recently used first out.
+/// Encoded answers under a key, each with the version it shows (a tile's
+/// etag, or the tile cache's revision); bounded to a number of answers
+/// (least recently used first out) and to a size for each.
 #[derive(Debug)]
-pub struct EncodedAnswers {
-    kept: Mutex<lru::LruCache<String, (i64, Bytes)>>,
+pub struct Kept<K: Hash + Eq> {
+    kept: Mutex<lru::LruCache<K, (i64, Bytes)>>,
+    largest: usize,
 }
 
-impl Default for EncodedAnswers {
-    fn default() -> Self {
-        Self::with_capacity(KEPT_ANSWERS)
-    }
-}
-
-impl EncodedAnswers {
-    /// Keeps at most `capacity` answers.
-    pub fn with_capacity(capacity: NonZeroUsize) -> Self {
+impl<K: Hash + Eq> Kept<K> {
+    /// Keeps at most `capacity` answers, none larger than `largest` bytes.
+    pub fn new(capacity: NonZeroUsize, largest: usize) -> Self {
         Self {
             kept: Mutex::new(lru::LruCache::new(capacity)),
+            largest,
         }
     }
 
-    /// The answer kept for tile `id` when it shows etag `etag`.
-    pub fn get(&self, id: &str, etag: i64) -> Option<Bytes> {
-        let mut kept = self
-            .kept
+    fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<K, (i64, Bytes)>> {
+        self.kept
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        kept.get(id).filter(|(e, _)| *e == etag).map(|(_, b)| b.clone())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Keeps `answer`, the encoded answer showing tile `id` at `etag`
-    /// (replacing an older one; a newer one kept meanwhile stays).
-    pub fn put(&self, id: String, etag: i64, answer: Bytes) {
-        let mut kept = self
-            .kept
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if kept.peek(&id).is_none_or(|(e, _)| *e < etag) {
-            kept.put(id, (etag, answer));
+    /// The answer kept under `key` when it shows `version`.
+    pub fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q, version: i64) -> Option<Bytes>
+    where
+        K: Borrow<Q>,
+    {
+        self.lock()
+            .get(key)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, b)| b.clone())
+    }
+
+    /// Keeps `answer`, showing `version`, under `key` (replacing an older
+    /// one; a newer one kept meanwhile stays; one larger than the bound is
+    /// not kept).
+    pub fn put(&self, key: K, version: i64, answer: Bytes) {
+        if answer.len() > self.largest {
+            return;
+        }
+        let mut kept = self.lock();
+        if kept.peek(&key).is_none_or(|(v, _)| *v < version) {
+            kept.put(key, (version, answer));
         }
     }
 
     /// How many answers are kept.
     pub fn len(&self) -> usize {
-        self.kept
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
+        self.lock().len()
     }
 
     /// Whether none is kept.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// GetTile's encoded answers by tile id, under the etag of the tile they
+/// show: [`KEPT_ANSWERS`] of them (an answer's size is bounded by the
+/// message limit).
+pub fn tile_answers() -> Kept<String> {
+    Kept::new(KEPT_ANSWERS, usize::MAX)
+}
+
+/// ListTiles' recent encoded answers under their [`ListKey`], at the tile
+/// cache's revision they were read at: [`KEPT_LISTS`] of them, of at most
+/// [`KEPT_LIST_BYTES`] each.
+pub fn list_answers() -> Kept<ListKey> {
+    Kept::new(KEPT_LISTS, KEPT_LIST_BYTES)
 }
 
 /// What a ListTiles answer depends on besides the tile cache's revision:
@@ -126,85 +142,13 @@ impl ListKey {
     }
 }
 
-/// Recent encoded ListTiles answers, each under the tile cache's revision
-/// it was read at and its [`ListKey`]; bounded to [`KEPT_LISTS`] answers
-/// of at most [`KEPT_LIST_BYTES`] each.
-#[derive(Debug)]
-pub struct KeptLists {
-    kept: Mutex<lru::LruCache<ListKey, (i64, Bytes)>>,
-}
-
-impl Default for KeptLists {
-    fn default() -> Self {
-        Self {
-            kept: Mutex::new(lru::LruCache::new(KEPT_LISTS)),
-        }
-    }
-}
-
-impl KeptLists {
-    /// The answer kept for `key` when the tile cache is at `revision`.
-    pub fn get(&self, revision: i64, key: &ListKey) -> Option<Bytes> {
-        let mut kept = self
-            .kept
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        kept.get(key)
-            .filter(|(r, _)| *r == revision)
-            .map(|(_, b)| b.clone())
-    }
-
-    /// Keeps `answer`, read at `revision`, for `key` (unless it is larger
-    /// than [`KEPT_LIST_BYTES`], or a newer one is kept).
-    pub fn put(&self, revision: i64, key: ListKey, answer: Bytes) {
-        if answer.len() > KEPT_LIST_BYTES {
-            return;
-        }
-        let mut kept = self
-            .kept
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if kept.peek(&key).is_none_or(|(r, _)| *r < revision) {
-            kept.put(key, (revision, answer));
-        }
-    }
-}
-
-/// ListTiles as the registry's server answers it.
-#[derive(Debug, Clone)]
-pub struct EncodedListTiles(pub Registry);
-
-impl tonic::server::UnaryService<ListTilesRequest> for EncodedListTiles {
-    type Response = Bytes;
-    type Future = futures::future::BoxFuture<'static, Result<Response<Bytes>, Status>>;
-
-    fn call(&mut self, req: Request<ListTilesRequest>) -> Self::Future {
-        let registry = self.0.clone();
-        Box::pin(async move { registry.list_tiles_encoded(req).await })
-    }
-}
-
-/// GetTile as the registry's server answers it (see
-/// [`tilewave_service::encoded::WithEncoded`]).
-#[derive(Debug, Clone)]
-pub struct EncodedGetTile(pub Registry);
-
-impl tonic::server::UnaryService<GetTileRequest> for EncodedGetTile {
-    type Response = Bytes;
-    type Future = futures::future::BoxFuture<'static, Result<Response<Bytes>, Status>>;
-
-    fn call(&mut self, req: Request<GetTileRequest>) -> Self::Future {
-        let registry = self.0.clone();
-        Box::pin(async move { registry.get_tile_encoded(req).await })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use tilewave_proto::registry::v1::registry_service_server::RegistryServiceServer;
     use tonic::server::NamedService as _;
 
     use super::*;
+    use crate::service::Registry;
 
     #[test]
     fn the_paths_are_the_generated_servers() {
@@ -215,7 +159,7 @@ mod tests {
 
     #[test]
     fn a_listing_is_kept_for_its_revision_request_and_caller() -> Result<(), Box<dyn std::error::Error>> {
-        let lists = KeptLists::default();
+        let lists = list_answers();
         let all = ListTilesRequest::default();
         let filtered = ListTilesRequest {
             partner_id: "acme".into(),
@@ -223,26 +167,26 @@ mod tests {
         };
         let acme = Scope::Partner(tilewave_core::slug::TileId::parse("acme")?);
         let everyone = ListKey::new(&Scope::All, &all);
-        lists.put(7, everyone.clone(), Bytes::from_static(b"all@7"));
-        assert_eq!(lists.get(7, &everyone).as_deref(), Some(&b"all@7"[..]));
+        lists.put(everyone.clone(), 7, Bytes::from_static(b"all@7"));
+        assert_eq!(lists.get(&everyone, 7).as_deref(), Some(&b"all@7"[..]));
         // Another revision, request or caller: not this answer.
-        assert_eq!(lists.get(8, &everyone), None);
-        assert_eq!(lists.get(7, &ListKey::new(&Scope::All, &filtered)), None);
-        assert_eq!(lists.get(7, &ListKey::new(&acme, &all)), None);
+        assert_eq!(lists.get(&everyone, 8), None);
+        assert_eq!(lists.get(&ListKey::new(&Scope::All, &filtered), 7), None);
+        assert_eq!(lists.get(&ListKey::new(&acme, &all), 7), None);
         // An older answer does not replace a newer one.
-        lists.put(6, everyone.clone(), Bytes::from_static(b"all@6"));
-        assert_eq!(lists.get(7, &everyone).as_deref(), Some(&b"all@7"[..]));
+        lists.put(everyone.clone(), 6, Bytes::from_static(b"all@6"));
+        assert_eq!(lists.get(&everyone, 7).as_deref(), Some(&b"all@7"[..]));
         // Too large to keep.
         let big = Bytes::from(vec![0u8; KEPT_LIST_BYTES + 1]);
         let key = ListKey::new(&acme, &all);
-        lists.put(9, key.clone(), big);
-        assert_eq!(lists.get(9, &key), None);
+        lists.put(key.clone(), 9, big);
+        assert_eq!(lists.get(&key, 9), None);
         Ok(())
     }
 
     #[test]
     fn an_answer_is_kept_for_its_etag_and_the_least_recently_used_goes_first() {
-        let answers = EncodedAnswers::with_capacity(NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN));
+        let answers = Kept::<String>::new(NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN), usize::MAX);
         answers.put("a".into(), 5, Bytes::from_static(b"a5"));
         answers.put("b".into(), 7, Bytes::from_static(b"b7"));
         assert_eq!(answers.get("a", 5).as_deref(), Some(&b"a5"[..]));

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use tilewave_proto::registry::v1::registry_service_server::RegistryServiceServer;
+use tilewave_service::encoded::WithEncoded;
 use tilewave_store::{Shutdown, Store, StoreConfig, Tasks};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
@@ -111,6 +112,7 @@ pub async fn serve(
     }
 
     tracing::info!(addr = ?listener.local_addr().ok(), "tilewave-registry serving");
+    let (tiles, lists) = (registry.clone(), registry.clone());
     let result = tilewave_tls::server("tilewave-registry", tls.as_ref())?
         .layer(tilewave_telemetry::server_layer())
         .layer(tilewave_service::bounded::BoundedMessages)
@@ -120,14 +122,22 @@ pub async fn serve(
         .add_service(tilewave_service::sized!(
             auth.whoami(&[tilewave_auth::table::REGISTRY])
         ))
-        .add_service(tilewave_service::encoded::WithEncoded::new(
-            tilewave_service::encoded::WithEncoded::new(
+        // GetTile and ListTiles answer with kept encodings when they can
+        // (`encoded.rs`); every other call goes to the generated server.
+        .add_service(WithEncoded::new(
+            WithEncoded::new(
                 tilewave_service::sized!(RegistryServiceServer::new(registry.clone())),
                 crate::encoded::GET_TILE_PATH,
-                crate::encoded::EncodedGetTile(registry.clone()),
+                tower::service_fn(move |req| {
+                    let registry = tiles.clone();
+                    async move { registry.get_tile_encoded(req).await }
+                }),
             ),
             crate::encoded::LIST_TILES_PATH,
-            crate::encoded::EncodedListTiles(registry),
+            tower::service_fn(move |req| {
+                let registry = lists.clone();
+                async move { registry.list_tiles_encoded(req).await }
+            }),
         ))
         .serve_with_incoming_shutdown(tilewave_service::incoming(listener), shutdown.requested())
         .await;

@@ -32,7 +32,7 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use crate::domain;
-use crate::encoded::{EncodedAnswers, KeptLists, ListKey};
+use crate::encoded::{Kept, ListKey};
 use crate::error::{Error, Result};
 use crate::summaries::RevisionRecord;
 
@@ -66,9 +66,9 @@ struct Inner {
     revisions: WatchCache<RevisionRecord>,
     clock: Arc<dyn Clock>,
     /// GetTile's encoded answers of the latest revisions.
-    encoded: EncodedAnswers,
+    encoded: Kept<String>,
     /// ListTiles' recent encoded answers.
-    lists: KeptLists,
+    lists: Kept<ListKey>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -101,8 +101,8 @@ impl Registry {
                 tiles,
                 revisions,
                 clock,
-                encoded: EncodedAnswers::default(),
-                lists: KeptLists::default(),
+                encoded: crate::encoded::tile_answers(),
+                lists: crate::encoded::list_answers(),
             }),
         })
     }
@@ -158,9 +158,9 @@ impl Registry {
         })
     }
 
-    /// GetTile as the server answers it ([`EncodedGetTile`]): the latest
+    /// GetTile as the server answers it (see `server.rs`): the latest
     /// revision's answer is encoded once per tile version and kept
-    /// ([`EncodedAnswers`]), so a tile read again and again is neither
+    /// ([`Kept`]), so a tile read again and again is neither
     /// copied out of the cache nor encoded again. Any other revision, and
     /// a miss, is answered by [`Registry::get_tile_answer`].
     #[instrument(name = "get_tile", skip_all, fields(tile = %req.get_ref().id))]
@@ -606,10 +606,10 @@ impl Registry {
         })
     }
 
-    /// ListTiles as the server answers it ([`crate::encoded::EncodedListTiles`]):
+    /// ListTiles as the server answers it (see `server.rs`):
     /// the answer is a function of the tile cache's revision, the request
     /// and what the caller may see, so a few recent answers are kept
-    /// encoded ([`KeptLists`]) and the same listing asked again before any
+    /// encoded ([`Kept`]) and the same listing asked again before any
     /// tile changed is answered with those bytes.
     #[instrument(name = "list_tiles", skip_all)]
     pub(crate) async fn list_tiles_encoded(
@@ -619,12 +619,12 @@ impl Registry {
         let scope = Scope::of_request(&req);
         let r = req.into_inner();
         let asked = ListKey::new(&scope, &r);
-        if let Some(kept) = self.inner.lists.get(self.inner.tiles.revision(), &asked) {
+        if let Some(kept) = self.inner.lists.get(&asked, self.inner.tiles.revision()) {
             return Ok(Response::new(kept));
         }
         let answer = self.list_tiles_answer(&scope, &r)?;
         let bytes = Bytes::from(prost::Message::encode_to_vec(&answer));
-        self.inner.lists.put(answer.read_revision, asked, bytes.clone());
+        self.inner.lists.put(asked, answer.read_revision, bytes.clone());
         Ok(Response::new(bytes))
     }
 }
